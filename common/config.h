@@ -1,0 +1,44 @@
+// Loading Protobuf text configs (configs/*.pbtxt).
+//
+// Every error names the file and, where the problem has one, the line: a misspelt field, a
+// wrong type, an unknown enum value, or a value that parses but is invalid (dim 0, duplicate
+// table name). A config never falls back to a silent default.
+//
+// Thread-safe: pure functions of their arguments and the file system.
+#ifndef GRANARY_COMMON_CONFIG_H_
+#define GRANARY_COMMON_CONFIG_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/proto/config.pb.h"
+#include "google/protobuf/message.h"
+#include "google/protobuf/text_format.h"
+
+namespace granary {
+
+// Parses `text` (named `source_name` in errors) into `message`, recording where each field
+// stood in `tree` if it is non-null. Returns InvalidArgument "source:line:column: reason" on
+// the first syntax or schema error.
+absl::Status ParseTextProto(const std::string& text, const std::string& source_name,
+                            google::protobuf::Message* message,
+                            google::protobuf::TextFormat::ParseInfoTree* tree = nullptr);
+
+// Reads `path` and parses it as above. NotFound if the file cannot be read.
+absl::Status ParseTextProtoFile(const std::string& path, google::protobuf::Message* message,
+                                google::protobuf::TextFormat::ParseInfoTree* tree = nullptr);
+
+// Checks the semantic rules of a cluster config (non-empty unique table names, dim >= 1,
+// an optimizer with a positive learning rate, a non-negative initializer scale). `tree` may
+// be null; when given, errors carry the line of the offending field.
+absl::Status ValidateClusterConfig(const proto::ClusterConfig& config,
+                                   const std::string& source_name,
+                                   const google::protobuf::TextFormat::ParseInfoTree* tree);
+
+// ParseTextProtoFile + ValidateClusterConfig.
+absl::StatusOr<proto::ClusterConfig> LoadClusterConfig(const std::string& path);
+
+}  // namespace granary
+
+#endif  // GRANARY_COMMON_CONFIG_H_

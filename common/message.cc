@@ -1,0 +1,118 @@
+#include "common/message.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/node_name.h"
+
+namespace granary {
+
+bool IsDataCommand(proto::Command command) {
+  switch (command) {
+    case proto::PULL:
+    case proto::PULL_REPLY:
+    case proto::PUSH:
+    case proto::PUSH_REPLY:
+      return true;
+    default:
+      return false;
+  }
+}
+
+absl::Status SendMessage(zmq::socket_t& socket, Message&& message, zmq::message_t* routing_id) {
+  bool data = IsDataCommand(message.header.command());
+  if (data) {
+    message.header.set_key_bytes(message.keys.size());
+    message.header.set_value_bytes(message.values.size());
+  }
+  std::string header_bytes;
+  message.header.SerializeToString(&header_bytes);
+  try {
+    if (routing_id != nullptr) socket.send(*routing_id, zmq::send_flags::sndmore);
+    socket.send(zmq::buffer(header_bytes), data ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    if (data) {
+      socket.send(message.keys, zmq::send_flags::sndmore);
+      socket.send(message.values, zmq::send_flags::none);
+    }
+  } catch (const zmq::error_t& e) {
+    return absl::UnavailableError(absl::StrCat("send failed: ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
+std::string PeerAddress(zmq::message_t& frame) {
+  const char* address = nullptr;
+  try {
+    address = frame.gets("Peer-Address");
+  } catch (const zmq::error_t&) {
+    // Not every transport knows its peer (inproc); fall through.
+  }
+  return address != nullptr ? std::string(address) : std::string("unknown peer");
+}
+
+std::string DescribeSender(const proto::Header& header, const std::string& peer) {
+  if (header.sender_role() == proto::ROLE_UNKNOWN) return absl::StrCat("peer ", peer);
+  return absl::StrCat(RoleName(header.sender_role()), " ", header.sender_rank(), " at ", peer,
+                      " (request ", header.request_id(), ")");
+}
+
+absl::Status DecodeMessage(std::vector<zmq::message_t>&& frames, const std::string& cluster_id,
+                           const std::string& peer, Message* message) {
+  message->header.Clear();
+  if (frames.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("empty message from peer ", peer));
+  }
+  if (!message->header.ParseFromArray(frames[0].data(), static_cast<int>(frames[0].size()))) {
+    message->header.Clear();
+    return absl::InvalidArgumentError(
+        absl::StrCat("unparsable header (", frames[0].size(), " bytes) from peer ", peer));
+  }
+  const proto::Header& header = message->header;
+  std::string sender = DescribeSender(header, peer);
+  if (header.cluster_id() != cluster_id) {
+    return absl::InvalidArgumentError(absl::StrCat("wrong cluster id '", header.cluster_id(),
+                                                   "' (expected '", cluster_id, "') from ",
+                                                   sender));
+  }
+  if (!proto::Command_IsValid(header.command()) || header.command() == proto::COMMAND_UNKNOWN) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown command ", static_cast<int>(header.command()), " from ", sender));
+  }
+  size_t expected_frames = IsDataCommand(header.command()) ? 3 : 1;
+  if (frames.size() != expected_frames) {
+    return absl::InvalidArgumentError(absl::StrCat(proto::Command_Name(header.command()), " with ",
+                                                   frames.size(), " frames (expected ",
+                                                   expected_frames, ") from ", sender));
+  }
+  if (expected_frames == 3) {
+    if (frames[1].size() != header.key_bytes() || frames[2].size() != header.value_bytes()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          proto::Command_Name(header.command()), " frames of ", frames[1].size(), " key bytes and ",
+          frames[2].size(), " value bytes do not match the header's ", header.key_bytes(), " and ",
+          header.value_bytes(), " (truncated or corrupt) from ", sender));
+    }
+    if (header.key_bytes() % sizeof(uint64_t) != 0 || header.value_bytes() % sizeof(float) != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(proto::Command_Name(header.command()), " key bytes ", header.key_bytes(),
+                       " or value bytes ", header.value_bytes(),
+                       " not a whole number of elements from ", sender));
+    }
+    message->keys = std::move(frames[1]);
+    message->values = std::move(frames[2]);
+  }
+  return absl::OkStatus();
+}
+
+proto::Header MakeReplyHeader(const proto::Header& request, proto::Command command,
+                              const std::string& cluster_id, proto::Role role, int rank) {
+  proto::Header reply;
+  reply.set_cluster_id(cluster_id);
+  reply.set_sender_role(role);
+  reply.set_sender_rank(rank);
+  reply.set_request_id(request.request_id());
+  reply.set_command(command);
+  reply.set_table(request.table());
+  reply.set_shard_map_version(request.shard_map_version());
+  reply.set_part(request.part());
+  return reply;
+}
+
+}  // namespace granary

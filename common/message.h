@@ -1,0 +1,102 @@
+// Message: the unit of every exchange between Granary nodes.
+//
+// On the wire a message is one multi-part ZeroMQ message:
+//   control plane: [header]
+//   data plane:    [header][keys: uint64_t[n]][values: float[m]]
+// (preceded by a routing-id frame on ROUTER sockets). The header is a proto::Header; the key
+// and value frames are raw little-endian arrays whose exact byte sizes the header declares
+// (key_bytes, value_bytes), so bulk data never passes through Protobuf.
+//
+// DecodeMessage is the single gate every received message passes: a frame count that does not
+// match the command, a frame whose size differs from the header, an unknown command or a wrong
+// cluster id is an InvalidArgument naming the sender, and the receiver goes on serving.
+//
+// Thread-compatible: a Message is a value; sockets passed in must not be shared across threads.
+#ifndef GRANARY_COMMON_MESSAGE_H_
+#define GRANARY_COMMON_MESSAGE_H_
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/types/span.h"
+#include "common/proto/message.pb.h"
+#include "zmq.hpp"
+#include "zmq_addon.hpp"
+
+namespace granary {
+
+struct Message {
+  proto::Header header;
+  zmq::message_t keys;    // uint64_t[header.key_bytes / 8]; empty on control messages
+  zmq::message_t values;  // float[header.value_bytes / 4]; empty on control messages
+};
+
+// True for commands that carry key and value frames (PULL, PUSH and their replies).
+bool IsDataCommand(proto::Command command);
+
+// Sets header.key_bytes / value_bytes from the frames and sends the message. If `routing_id`
+// is non-null (ROUTER sockets) it is sent first and consumed. Frames are moved into ZeroMQ,
+// never copied. Returns Unavailable if ZeroMQ refuses the message (e.g. context terminated).
+absl::Status SendMessage(zmq::socket_t& socket, Message&& message,
+                         zmq::message_t* routing_id = nullptr);
+
+// Parses and validates `frames` (routing id already removed) into `message`.
+// `peer` describes where the frames came from (used in errors when the header cannot be
+// parsed). `cluster_id` is the receiver's: a different one is rejected.
+// On error `message->header` holds whatever could be parsed, so the caller can reply.
+absl::Status DecodeMessage(std::vector<zmq::message_t>&& frames, const std::string& cluster_id,
+                           const std::string& peer, Message* message);
+
+// "worker 3 (request 17)" or the peer description for a header that did not parse.
+std::string DescribeSender(const proto::Header& header, const std::string& peer);
+
+// The ZeroMQ peer address of a received frame ("127.0.0.1" for TCP), or "unknown peer".
+std::string PeerAddress(zmq::message_t& frame);
+
+// Builds the reply skeleton for `request`: same request id and table, `command`, and the
+// replier's identity.
+proto::Header MakeReplyHeader(const proto::Header& request, proto::Command command,
+                              const std::string& cluster_id, proto::Role role, int rank);
+
+// Moves `data` into a ZeroMQ frame without copying the array.
+template <typename T>
+zmq::message_t FrameFromVector(std::vector<T>&& data) {
+  if (data.empty()) return zmq::message_t();
+  auto* owned = new std::vector<T>(std::move(data));
+  return zmq::message_t(
+      owned->data(), owned->size() * sizeof(T),
+      [](void*, void* hint) { delete static_cast<std::vector<T>*>(hint); }, owned);
+}
+
+// A typed read-only view of a frame. Large ZeroMQ frames are heap-allocated and thus
+// aligned; a small frame stored inside zmq_msg_t may not be, and is copied.
+template <typename T>
+class FrameArray {
+ public:
+  explicit FrameArray(const zmq::message_t& frame) {
+    size_t count = frame.size() / sizeof(T);
+    if (reinterpret_cast<uintptr_t>(frame.data()) % alignof(T) == 0) {
+      span_ = absl::Span<const T>(static_cast<const T*>(frame.data()), count);
+    } else {
+      copy_.resize(count);
+      if (count > 0) std::memcpy(copy_.data(), frame.data(), count * sizeof(T));
+      span_ = absl::Span<const T>(copy_);
+    }
+  }
+  FrameArray(const FrameArray&) = delete;
+  FrameArray& operator=(const FrameArray&) = delete;
+
+  absl::Span<const T> span() const { return span_; }
+  size_t size() const { return span_.size(); }
+
+ private:
+  std::vector<T> copy_;
+  absl::Span<const T> span_;
+};
+
+}  // namespace granary
+
+#endif  // GRANARY_COMMON_MESSAGE_H_

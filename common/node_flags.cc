@@ -1,0 +1,27 @@
+#include "common/node_flags.h"
+
+#include "absl/time/time.h"
+
+DEFINE_string(scheduler, "", "host:port of the scheduler (required).");
+DEFINE_string(cluster_id, "granary", "Must match the scheduler's --cluster_id.");
+DEFINE_string(host, "127.0.0.1", "Address this node listens on and advertises.");
+DEFINE_double(heartbeat_interval, 1.0, "Seconds between heartbeats to the scheduler.");
+DEFINE_double(heartbeat_timeout, 5.0, "Seconds of scheduler silence after which it is lost.");
+DEFINE_double(register_timeout, 60.0, "Seconds to wait for the cluster to form.");
+
+namespace granary {
+
+SchedulerClientOptions SchedulerClientOptionsFromFlags(proto::Role role, int port) {
+  SchedulerClientOptions options;
+  options.scheduler_address = FLAGS_scheduler;
+  options.cluster_id = FLAGS_cluster_id;
+  options.role = role;
+  options.host = FLAGS_host;
+  options.port = port;
+  options.heartbeat_interval = absl::Seconds(FLAGS_heartbeat_interval);
+  options.heartbeat_timeout = absl::Seconds(FLAGS_heartbeat_timeout);
+  options.register_timeout = absl::Seconds(FLAGS_register_timeout);
+  return options;
+}
+
+}  // namespace granary

@@ -1,0 +1,23 @@
+// Command-line flags shared by every cluster member (servers and workers), and their
+// translation into SchedulerClientOptions. Only role main.cc files include this.
+#ifndef GRANARY_COMMON_NODE_FLAGS_H_
+#define GRANARY_COMMON_NODE_FLAGS_H_
+
+#include "common/scheduler_client.h"
+#include "gflags/gflags.h"
+
+DECLARE_string(scheduler);
+DECLARE_string(cluster_id);
+DECLARE_string(host);
+DECLARE_double(heartbeat_interval);
+DECLARE_double(heartbeat_timeout);
+DECLARE_double(register_timeout);
+
+namespace granary {
+
+// Options for a node of `role` serving on `port` (0 for nodes that do not listen).
+SchedulerClientOptions SchedulerClientOptionsFromFlags(proto::Role role, int port);
+
+}  // namespace granary
+
+#endif  // GRANARY_COMMON_NODE_FLAGS_H_

@@ -1,0 +1,265 @@
+#include "common/scheduler_client.h"
+
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/node_name.h"
+#include "common/socket_options.h"
+#include "glog/logging.h"
+
+namespace granary {
+namespace {
+
+std::string UniqueInprocEndpoint(const void* owner) {
+  return absl::StrCat("inproc://scheduler-client-", reinterpret_cast<uintptr_t>(owner));
+}
+
+// Receives one message from `socket` if one is ready within `timeout`. Returns false on
+// timeout. Decode errors are logged and dropped: the scheduler is the only peer.
+bool ReceiveWithin(zmq::socket_t& socket, absl::Duration timeout, const std::string& cluster_id,
+                   const std::string& scheduler, Message* message, absl::Status* status) {
+  zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
+  long timeout_ms = std::max<long>(0, absl::ToInt64Milliseconds(timeout));
+  if (zmq::poll(&item, 1, std::chrono::milliseconds(timeout_ms)) <= 0) return false;
+  std::vector<zmq::message_t> frames;
+  zmq::recv_result_t received = zmq::recv_multipart(socket, std::back_inserter(frames));
+  if (!received) return false;
+  *status = DecodeMessage(std::move(frames), cluster_id, scheduler, message);
+  return true;
+}
+
+}  // namespace
+
+SchedulerClient::SchedulerClient(zmq::context_t* context, SchedulerClientOptions options)
+    : context_(context),
+      options_(std::move(options)),
+      wakeup_endpoint_(UniqueInprocEndpoint(this)),
+      dealer_(*context, zmq::socket_type::dealer),
+      wakeup_sender_(*context, zmq::socket_type::pair) {
+  ConfigureSocket(dealer_);
+  wakeup_sender_.set(zmq::sockopt::linger, 0);
+}
+
+SchedulerClient::~SchedulerClient() {
+  stop_ = true;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (thread_.joinable()) wakeup_sender_.send(zmq::str_buffer("x"), zmq::send_flags::dontwait);
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+proto::Header SchedulerClient::NewHeader(proto::Command command) const {
+  proto::Header header;
+  header.set_cluster_id(options_.cluster_id);
+  header.set_sender_role(options_.role);
+  header.set_sender_rank(view_.you().rank());
+  header.set_command(command);
+  return header;
+}
+
+absl::Status SchedulerClient::Register() {
+  std::string endpoint = absl::StrCat("tcp://", options_.scheduler_address);
+  try {
+    dealer_.connect(endpoint);
+  } catch (const zmq::error_t& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot connect to scheduler ", endpoint, ": ", e.what()));
+  }
+  proto::Header header = NewHeader(proto::REGISTER);
+  header.set_sender_rank(-1);
+  proto::NodeInfo* node = header.mutable_node();
+  node->set_role(options_.role);
+  node->set_rank(-1);
+  node->set_host(options_.host);
+  node->set_port(options_.port);
+  node->set_pid(getpid());
+  absl::Status status = SendMessage(dealer_, Message{header, {}, {}});
+  if (!status.ok()) return status;
+
+  absl::Time deadline = absl::Now() + options_.register_timeout;
+  while (absl::Now() < deadline) {
+    Message reply;
+    absl::Status decoded;
+    if (!ReceiveWithin(dealer_, deadline - absl::Now(), options_.cluster_id,
+                       options_.scheduler_address, &reply, &decoded)) {
+      continue;
+    }
+    if (!decoded.ok()) {
+      LOG(ERROR) << "ignoring bad message from scheduler " << options_.scheduler_address << ": "
+                 << decoded.message();
+      continue;
+    }
+    if (reply.header.command() == proto::ERROR_REPLY) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("scheduler ", options_.scheduler_address,
+                       " refused registration: ", reply.header.error()));
+    }
+    if (reply.header.command() == proto::SHUTDOWN) {
+      return absl::AbortedError(
+          absl::StrCat("scheduler ", options_.scheduler_address,
+                       " shut down before the cluster formed: ", reply.header.error()));
+    }
+    if (reply.header.command() != proto::CLUSTER_VIEW) continue;
+    view_ = reply.header.view();
+    wakeup_sender_.connect(wakeup_endpoint_);  // inproc connect before bind is allowed
+    thread_ = std::thread([this] { Run(); });
+    LOG(INFO) << "registered as " << NodeName(view_.you()) << " with scheduler "
+              << options_.scheduler_address << "; " << view_.nodes_size() << " nodes";
+    return absl::OkStatus();
+  }
+  return absl::DeadlineExceededError(
+      absl::StrCat("no cluster view from scheduler ", options_.scheduler_address, " within ",
+                   absl::FormatDuration(options_.register_timeout),
+                   " (is it running, and are all servers and workers started?)"));
+}
+
+void SchedulerClient::Enqueue(proto::Header header) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  outbox_.push_back(std::move(header));
+  wakeup_sender_.send(zmq::str_buffer("x"), zmq::send_flags::dontwait);
+}
+
+absl::Status SchedulerClient::Barrier(const std::string& name, const std::string& group,
+                                      absl::Duration timeout) {
+  proto::Header header = NewHeader(proto::BARRIER);
+  header.set_barrier_name(name);
+  header.set_barrier_group(group);
+  Enqueue(std::move(header));
+  std::unique_lock<std::mutex> lock(mutex_);
+  auto deadline = std::chrono::steady_clock::now() + absl::ToChronoMilliseconds(timeout);
+  bool done = changed_.wait_until(lock, deadline, [&] {
+    return barrier_done_.count(name) > 0 || shutdown_requested_ || scheduler_lost_;
+  });
+  if (!done) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("barrier '", name, "' (", group, "): scheduler ", options_.scheduler_address,
+                     " did not release it within ", absl::FormatDuration(timeout)));
+  }
+  auto it = barrier_done_.find(name);
+  if (it == barrier_done_.end()) {
+    return absl::AbortedError(absl::StrCat(
+        "barrier '", name, "': ", scheduler_lost_ ? "scheduler lost" : "shutting down"));
+  }
+  std::string error = it->second;
+  barrier_done_.erase(it);
+  if (!error.empty()) return absl::AbortedError(absl::StrCat("barrier '", name, "': ", error));
+  return absl::OkStatus();
+}
+
+void SchedulerClient::ReportJobDone() { Enqueue(NewHeader(proto::JOB_DONE)); }
+
+absl::Status SchedulerClient::WaitForShutdown(absl::Duration timeout) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  auto deadline = std::chrono::steady_clock::now() + absl::ToChronoMilliseconds(timeout);
+  changed_.wait_until(lock, deadline, [&] { return shutdown_requested_ || scheduler_lost_; });
+  if (shutdown_requested_) return absl::OkStatus();
+  if (scheduler_lost_) {
+    return absl::UnavailableError(absl::StrCat("scheduler ", options_.scheduler_address,
+                                               " silent for more than ",
+                                               absl::FormatDuration(options_.heartbeat_timeout)));
+  }
+  return absl::DeadlineExceededError("no shutdown order yet");
+}
+
+void SchedulerClient::SetNodeDeadCallback(
+    std::function<void(const proto::NodeInfo& node)> callback) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  node_dead_callback_ = std::move(callback);
+}
+
+void SchedulerClient::HandleIncoming(Message&& message) {
+  const proto::Header& header = message.header;
+  switch (header.command()) {
+    case proto::HEARTBEAT_ACK:
+      break;
+    case proto::NODE_DEAD: {
+      LOG(ERROR) << "scheduler reports " << NodeName(header.node()) << " dead";
+      std::function<void(const proto::NodeInfo&)> callback;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        callback = node_dead_callback_;
+      }
+      if (callback) callback(header.node());
+      break;
+    }
+    case proto::BARRIER_RELEASE: {
+      std::lock_guard<std::mutex> lock(mutex_);
+      barrier_done_[header.barrier_name()] = header.error();
+      changed_.notify_all();
+      break;
+    }
+    case proto::SHUTDOWN: {
+      LOG(INFO) << "scheduler orders shutdown" << (header.error().empty() ? "" : ": ")
+                << header.error();
+      SendMessage(dealer_, Message{NewHeader(proto::SHUTDOWN_ACK), {}, {}}).IgnoreError();
+      std::lock_guard<std::mutex> lock(mutex_);
+      shutdown_requested_ = true;
+      changed_.notify_all();
+      break;
+    }
+    default:
+      LOG(WARNING) << "unexpected " << proto::Command_Name(header.command()) << " from scheduler "
+                   << options_.scheduler_address;
+  }
+}
+
+void SchedulerClient::Run() {
+  zmq::socket_t wakeup(*context_, zmq::socket_type::pair);
+  wakeup.set(zmq::sockopt::linger, 0);
+  wakeup.bind(wakeup_endpoint_);
+  absl::Time last_heard = absl::Now();
+  absl::Time next_heartbeat = absl::Now();
+  while (!stop_) {
+    absl::Time now = absl::Now();
+    if (now >= next_heartbeat) {
+      SendMessage(dealer_, Message{NewHeader(proto::HEARTBEAT), {}, {}}).IgnoreError();
+      next_heartbeat = now + options_.heartbeat_interval;
+    }
+    if (!scheduler_lost_ && now - last_heard > options_.heartbeat_timeout) {
+      LOG(ERROR) << "scheduler " << options_.scheduler_address << " silent for "
+                 << absl::FormatDuration(now - last_heard) << " (timeout "
+                 << absl::FormatDuration(options_.heartbeat_timeout) << ")";
+      std::lock_guard<std::mutex> lock(mutex_);
+      scheduler_lost_ = true;
+      changed_.notify_all();
+    }
+    zmq::pollitem_t items[] = {{dealer_.handle(), 0, ZMQ_POLLIN, 0},
+                               {wakeup.handle(), 0, ZMQ_POLLIN, 0}};
+    long wait_ms = std::max<long>(1, absl::ToInt64Milliseconds(next_heartbeat - absl::Now()));
+    zmq::poll(items, 2, std::chrono::milliseconds(wait_ms));
+    if (items[1].revents & ZMQ_POLLIN) {
+      zmq::message_t ignored;
+      while (wakeup.recv(ignored, zmq::recv_flags::dontwait)) {
+      }
+    }
+    std::deque<proto::Header> outgoing;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      outgoing.swap(outbox_);
+    }
+    for (proto::Header& header : outgoing) {
+      SendMessage(dealer_, Message{std::move(header), {}, {}}).IgnoreError();
+    }
+    while (items[0].revents & ZMQ_POLLIN) {
+      Message message;
+      absl::Status decoded;
+      if (!ReceiveWithin(dealer_, absl::ZeroDuration(), options_.cluster_id,
+                         options_.scheduler_address, &message, &decoded)) {
+        break;
+      }
+      if (!decoded.ok()) {
+        LOG(ERROR) << "ignoring bad message from scheduler: " << decoded.message();
+        continue;
+      }
+      last_heard = absl::Now();
+      if (scheduler_lost_) {
+        LOG(INFO) << "scheduler " << options_.scheduler_address << " is back";
+        scheduler_lost_ = false;
+      }
+      HandleIncoming(std::move(message));
+    }
+  }
+}
+
+}  // namespace granary

@@ -1,0 +1,49 @@
+// granary_server: a parameter server. Parses flags, binds, registers with the scheduler,
+// serves until the scheduler orders shutdown.
+#include <cstdlib>
+
+#include "common/node_flags.h"
+#include "glog/logging.h"
+#include "ps/server.h"
+
+DEFINE_int32(port, 0, "Port to serve on; 0 picks a free one (reported to the scheduler).");
+DEFINE_int32(threads, 2, "Request handler threads.");
+
+int main(int argc, char** argv) {
+  gflags::SetUsageMessage("granary_server --scheduler=HOST:PORT");
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  google::InitGoogleLogging(argv[0]);
+  FLAGS_logtostderr = true;
+  if (FLAGS_scheduler.empty()) {
+    LOG(ERROR) << "--scheduler is required";
+    return EXIT_FAILURE;
+  }
+  zmq::context_t context(1);
+  granary::ServerOptions options;
+  options.host = FLAGS_host;
+  options.port = FLAGS_port;
+  options.cluster_id = FLAGS_cluster_id;
+  options.num_threads = FLAGS_threads;
+  granary::ParameterServer server(&context, options);
+  absl::StatusOr<int> port = server.Bind();
+  if (!port.ok()) {
+    LOG(ERROR) << "server: " << port.status().message();
+    return EXIT_FAILURE;
+  }
+  granary::SchedulerClient client(
+      &context, granary::SchedulerClientOptionsFromFlags(granary::proto::SERVER, *port));
+  absl::Status status = client.Register();
+  if (status.ok()) status = server.Start(client.view());
+  while (status.ok()) {
+    status = client.WaitForShutdown(absl::Seconds(1));
+    if (status.ok()) break;
+    if (absl::IsDeadlineExceeded(status)) status = absl::OkStatus();
+  }
+  server.Stop();
+  if (!status.ok()) {
+    LOG(ERROR) << "server: " << status.message();
+    return EXIT_FAILURE;
+  }
+  LOG(INFO) << "server " << client.rank() << " stopped";
+  return EXIT_SUCCESS;
+}

@@ -1,0 +1,185 @@
+#include "ps/server.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/socket_options.h"
+#include "glog/logging.h"
+
+namespace granary {
+namespace {
+
+// How often an idle handler thread wakes to check for Stop(); bounds shutdown latency.
+constexpr std::chrono::milliseconds kHandlerStopCheck(200);
+
+std::string InprocEndpoint(const char* what, const void* owner) {
+  return absl::StrCat("inproc://server-", what, "-", reinterpret_cast<uintptr_t>(owner));
+}
+
+}  // namespace
+
+ParameterServer::ParameterServer(zmq::context_t* context, ServerOptions options)
+    : context_(context),
+      options_(std::move(options)),
+      backend_endpoint_(InprocEndpoint("backend", this)),
+      control_endpoint_(InprocEndpoint("control", this)),
+      frontend_(*context, zmq::socket_type::router) {
+  ConfigureSocket(frontend_);
+}
+
+ParameterServer::~ParameterServer() { Stop(); }
+
+absl::StatusOr<int> ParameterServer::Bind() {
+  return BindTcp(frontend_, options_.host, options_.port);
+}
+
+absl::Status ParameterServer::Start(const proto::ClusterView& view) {
+  absl::StatusOr<ShardMap> shard_map = ShardMap::FromProto(view.shard_map());
+  if (!shard_map.ok()) return shard_map.status();
+  rank_ = view.you().rank();
+  shard_map_version_ = shard_map->version();
+  ranges_ = shard_map->RangesOf(rank_);
+  for (const proto::TableConfig& table : view.config().tables()) {
+    tables_[table.name()] = std::make_unique<MemoryTable>(table);
+  }
+  // The proxy moves requests from the TCP frontend to handler threads and replies back; it
+  // exits when told TERMINATE on the control socket.
+  proxy_thread_ = std::thread([this] {
+    zmq::socket_t backend(*context_, zmq::socket_type::dealer);
+    ConfigureSocket(backend);
+    backend.bind(backend_endpoint_);
+    zmq::socket_t control(*context_, zmq::socket_type::pair);
+    control.set(zmq::sockopt::linger, 0);
+    control.bind(control_endpoint_);
+    try {
+      zmq::proxy_steerable(frontend_, backend, zmq::socket_ref(), control);
+    } catch (const zmq::error_t& e) {
+      LOG(ERROR) << "server " << rank_ << " proxy stopped: " << e.what();
+    }
+  });
+  for (int i = 0; i < options_.num_threads; ++i) {
+    handler_threads_.emplace_back([this] { HandlerLoop(); });
+  }
+  LOG(INFO) << "server " << rank_ << " serving " << tables_.size() << " tables, " << ranges_.size()
+            << " key ranges, with " << options_.num_threads << " handler threads";
+  return absl::OkStatus();
+}
+
+void ParameterServer::Stop() {
+  if (stop_.exchange(true)) return;
+  if (proxy_thread_.joinable()) {
+    zmq::socket_t control(*context_, zmq::socket_type::pair);
+    control.set(zmq::sockopt::linger, 0);
+    control.connect(control_endpoint_);
+    control.send(zmq::str_buffer("TERMINATE"), zmq::send_flags::none);
+    proxy_thread_.join();
+  }
+  for (std::thread& thread : handler_threads_) thread.join();
+  handler_threads_.clear();
+}
+
+MemoryTable* ParameterServer::FindTable(const std::string& name) const {
+  auto it = tables_.find(name);
+  return it == tables_.end() ? nullptr : it->second.get();
+}
+
+void ParameterServer::HandlerLoop() {
+  zmq::socket_t socket(*context_, zmq::socket_type::dealer);
+  ConfigureSocket(socket);
+  socket.connect(backend_endpoint_);
+  while (!stop_) {
+    zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&item, 1, kHandlerStopCheck) <= 0) continue;
+    std::vector<zmq::message_t> frames;
+    if (!zmq::recv_multipart(socket, std::back_inserter(frames))) continue;
+    if (frames.size() < 2) continue;  // a routing id alone: nothing to answer
+    zmq::message_t routing_id = std::move(frames[0]);
+    std::string peer = PeerAddress(frames[1]);
+    frames.erase(frames.begin());
+    Message request;
+    absl::Status decoded = DecodeMessage(std::move(frames), options_.cluster_id, peer, &request);
+    Message reply;
+    if (!decoded.ok()) {
+      LOG(ERROR) << "server " << rank_ << " rejected a message: " << decoded.message();
+      reply = ErrorReply(request.header, absl::StrCat("server ", rank_, ": ", decoded.message()));
+    } else {
+      reply = Handle(std::move(request), peer);
+    }
+    absl::Status sent = SendMessage(socket, std::move(reply), &routing_id);
+    if (!sent.ok()) LOG(ERROR) << "server " << rank_ << ": reply to " << peer << " failed";
+  }
+}
+
+Message ParameterServer::ErrorReply(const proto::Header& request, const std::string& error) const {
+  Message reply;
+  reply.header =
+      MakeReplyHeader(request, proto::ERROR_REPLY, options_.cluster_id, proto::SERVER, rank_);
+  reply.header.set_error(error);
+  return reply;
+}
+
+absl::Status ParameterServer::CheckRequest(const Message& request, const std::string& sender,
+                                           MemoryTable** table) const {
+  const proto::Header& header = request.header;
+  if (header.command() != proto::PULL && header.command() != proto::PUSH) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "server does not serve ", proto::Command_Name(header.command()), " from ", sender));
+  }
+  if (header.shard_map_version() != shard_map_version_) {
+    return absl::FailedPreconditionError(absl::StrCat("shard map version ",
+                                                      header.shard_map_version(), " from ", sender,
+                                                      " is not the server's ", shard_map_version_));
+  }
+  *table = FindTable(header.table());
+  if (*table == nullptr) {
+    return absl::NotFoundError(absl::StrCat("unknown table '", header.table(), "' from ", sender));
+  }
+  size_t num_keys = request.keys.size() / sizeof(uint64_t);
+  size_t expected_values =
+      header.command() == proto::PUSH ? num_keys * (*table)->dim() * sizeof(float) : 0;
+  if (request.values.size() != expected_values) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        proto::Command_Name(header.command()), " of ", num_keys, " keys to table '", header.table(),
+        "' (dim ", (*table)->dim(), ") carries ", request.values.size(), " value bytes, expected ",
+        expected_values, ", from ", sender));
+  }
+  FrameArray<uint64_t> keys(request.keys);
+  for (uint64_t key : keys.span()) {
+    bool owned = false;
+    for (const KeyRange& range : ranges_) owned |= range.Contains(key);
+    if (!owned) {
+      return absl::OutOfRangeError(
+          absl::StrFormat("key %#018x in table '%s' from %s is outside the ranges of server %d",
+                          key, header.table(), sender, rank_));
+    }
+  }
+  return absl::OkStatus();
+}
+
+Message ParameterServer::Handle(Message&& request, const std::string& peer) {
+  std::string sender = DescribeSender(request.header, peer);
+  MemoryTable* table = nullptr;
+  absl::Status status = CheckRequest(request, sender, &table);
+  if (!status.ok()) {
+    LOG(ERROR) << "server " << rank_ << ": " << status.message();
+    return ErrorReply(request.header, absl::StrCat("server ", rank_, ": ", status.message()));
+  }
+  FrameArray<uint64_t> keys(request.keys);
+  Message reply;
+  if (request.header.command() == proto::PULL) {
+    std::vector<float> values(keys.size() * table->dim());
+    if (options_.apply_updates) table->Pull(keys.span(), values.data());
+    reply.header = MakeReplyHeader(request.header, proto::PULL_REPLY, options_.cluster_id,
+                                   proto::SERVER, rank_);
+    reply.values = FrameFromVector(std::move(values));
+  } else {
+    if (options_.apply_updates) {
+      FrameArray<float> grads(request.values);
+      table->Push(keys.span(), grads.span().data());
+    }
+    reply.header = MakeReplyHeader(request.header, proto::PUSH_REPLY, options_.cluster_id,
+                                   proto::SERVER, rank_);
+  }
+  return reply;
+}
+
+}  // namespace granary

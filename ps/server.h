@@ -1,0 +1,85 @@
+// ParameterServer: serves PULL and PUSH for the key ranges the shard map gives it.
+//
+// A ROUTER socket receives requests from every worker; a proxy hands them to
+// `num_threads` handler threads, so requests from many workers are served concurrently.
+// Every request passes DecodeMessage and then the server's own checks (known table, current
+// shard-map version, value size = keys x dim, every key inside this server's ranges); a
+// request that fails any check gets an ERROR_REPLY naming the sender and the reason, and the
+// server keeps serving.
+//
+// Thread-safe: Bind/Start/Stop from one controlling thread; handlers run internally.
+#ifndef GRANARY_PS_SERVER_H_
+#define GRANARY_PS_SERVER_H_
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/message.h"
+#include "common/proto/message.pb.h"
+#include "common/shard_map.h"
+#include "ps/memory_table.h"
+#include "zmq.hpp"
+
+namespace granary {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 0;  // 0 picks a free port
+  std::string cluster_id = "granary";
+  int num_threads = 2;
+  // false: validate and acknowledge requests without touching tables (pulls return zeros).
+  // Only for measuring the transport, as ps-lite's benchmark does with its empty handler.
+  bool apply_updates = true;
+};
+
+class ParameterServer {
+ public:
+  ParameterServer(zmq::context_t* context, ServerOptions options);
+  ~ParameterServer();  // Stops if running.
+  ParameterServer(const ParameterServer&) = delete;
+  ParameterServer& operator=(const ParameterServer&) = delete;
+
+  // Binds the request socket; returns the bound port or Unavailable naming the endpoint.
+  absl::StatusOr<int> Bind();
+
+  // Creates the tables of view.config(), takes this server's ranges from view.shard_map()
+  // (rank view.you().rank()) and starts the handler threads. REQUIRES: Bind() succeeded.
+  absl::Status Start(const proto::ClusterView& view);
+
+  // Stops the proxy and handler threads. Idempotent.
+  void Stop();
+
+  // The table named `name`, or null. For tests and diagnostics.
+  MemoryTable* FindTable(const std::string& name) const;
+
+ private:
+  void HandlerLoop();
+  // Validates and executes one request; returns the reply (an ERROR_REPLY on failure).
+  Message Handle(Message&& request, const std::string& peer);
+  absl::Status CheckRequest(const Message& request, const std::string& sender,
+                            MemoryTable** table) const;
+  Message ErrorReply(const proto::Header& request, const std::string& error) const;
+
+  zmq::context_t* const context_;
+  const ServerOptions options_;
+  const std::string backend_endpoint_;
+  const std::string control_endpoint_;
+  zmq::socket_t frontend_;
+  int rank_ = -1;
+  uint64_t shard_map_version_ = 0;
+  std::vector<KeyRange> ranges_;
+  std::map<std::string, std::unique_ptr<MemoryTable>> tables_;
+  std::atomic<bool> stop_{false};
+  std::thread proxy_thread_;
+  std::vector<std::thread> handler_threads_;
+};
+
+}  // namespace granary
+
+#endif  // GRANARY_PS_SERVER_H_

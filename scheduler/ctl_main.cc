@@ -1,0 +1,57 @@
+// granary_ctl: operator commands sent to a running scheduler.
+//   granary_ctl --scheduler=HOST:PORT shutdown   orderly shutdown of the whole cluster
+#include <cstdlib>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "common/message.h"
+#include "common/socket_options.h"
+#include "gflags/gflags.h"
+#include "glog/logging.h"
+
+DEFINE_string(scheduler, "", "host:port of the scheduler.");
+DEFINE_string(cluster_id, "granary", "The cluster's id.");
+DEFINE_double(timeout, 30.0, "Seconds to wait for the scheduler's acknowledgement.");
+
+int main(int argc, char** argv) {
+  gflags::SetUsageMessage("granary_ctl --scheduler=HOST:PORT shutdown");
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  google::InitGoogleLogging(argv[0]);
+  FLAGS_logtostderr = true;
+  if (argc != 2 || std::string(argv[1]) != "shutdown" || FLAGS_scheduler.empty()) {
+    LOG(ERROR) << "usage: granary_ctl --scheduler=HOST:PORT shutdown";
+    return EXIT_FAILURE;
+  }
+  zmq::context_t context(1);
+  zmq::socket_t socket(context, zmq::socket_type::dealer);
+  granary::ConfigureSocket(socket);
+  socket.connect(absl::StrCat("tcp://", FLAGS_scheduler));
+  granary::proto::Header header;
+  header.set_cluster_id(FLAGS_cluster_id);
+  header.set_sender_role(granary::proto::CONTROL);
+  header.set_command(granary::proto::SHUTDOWN);
+  absl::Status sent = granary::SendMessage(socket, granary::Message{header, {}, {}});
+  if (!sent.ok()) {
+    LOG(ERROR) << sent.message();
+    return EXIT_FAILURE;
+  }
+  zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
+  if (zmq::poll(&item, 1, std::chrono::milliseconds(static_cast<long>(FLAGS_timeout * 1000))) <=
+      0) {
+    LOG(ERROR) << "scheduler " << FLAGS_scheduler << " did not acknowledge shutdown within "
+               << FLAGS_timeout << " s";
+    return EXIT_FAILURE;
+  }
+  std::vector<zmq::message_t> frames;
+  (void)zmq::recv_multipart(socket, std::back_inserter(frames));
+  granary::Message reply;
+  absl::Status decoded =
+      granary::DecodeMessage(std::move(frames), FLAGS_cluster_id, FLAGS_scheduler, &reply);
+  if (!decoded.ok() || reply.header.command() != granary::proto::SHUTDOWN_ACK) {
+    LOG(ERROR) << "scheduler " << FLAGS_scheduler << " answered: "
+               << (decoded.ok() ? reply.header.error() : std::string(decoded.message()));
+    return EXIT_FAILURE;
+  }
+  LOG(INFO) << "cluster at " << FLAGS_scheduler << " shut down";
+  return EXIT_SUCCESS;
+}

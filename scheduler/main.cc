@@ -1,0 +1,58 @@
+// granary_scheduler: parses flags, loads the cluster config and runs the Scheduler.
+#include <cstdlib>
+
+#include "absl/time/time.h"
+#include "common/config.h"
+#include "gflags/gflags.h"
+#include "glog/logging.h"
+#include "scheduler/scheduler.h"
+
+DEFINE_string(host, "127.0.0.1", "Address to listen on.");
+DEFINE_int32(port, 0, "Port to listen on; 0 picks a free one (see --address_file).");
+DEFINE_string(address_file, "", "If set, host:port is written here once bound.");
+DEFINE_string(cluster_id, "granary", "Messages carrying another cluster id are rejected.");
+DEFINE_int32(num_servers, 1, "Parameter servers the cluster waits for.");
+DEFINE_int32(num_workers, 1, "Workers the cluster waits for.");
+DEFINE_string(config, "", "Cluster config (Protobuf text, configs/*.pbtxt). Required.");
+DEFINE_double(heartbeat_timeout, 5.0, "Seconds of silence after which a node is dead.");
+DEFINE_double(register_timeout, 60.0, "Seconds the whole cluster has to register.");
+
+int main(int argc, char** argv) {
+  gflags::SetUsageMessage("granary_scheduler --config=FILE --num_servers=N --num_workers=M");
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  google::InitGoogleLogging(argv[0]);
+  FLAGS_logtostderr = true;
+
+  if (FLAGS_config.empty()) {
+    LOG(ERROR) << "--config is required";
+    return EXIT_FAILURE;
+  }
+  absl::StatusOr<granary::proto::ClusterConfig> config = granary::LoadClusterConfig(FLAGS_config);
+  if (!config.ok()) {
+    LOG(ERROR) << config.status().message();
+    return EXIT_FAILURE;
+  }
+  if (FLAGS_num_servers < 1 || FLAGS_num_workers < 1) {
+    LOG(ERROR) << "--num_servers and --num_workers must be >= 1";
+    return EXIT_FAILURE;
+  }
+  granary::SchedulerOptions options;
+  options.host = FLAGS_host;
+  options.port = FLAGS_port;
+  options.address_file = FLAGS_address_file;
+  options.cluster_id = FLAGS_cluster_id;
+  options.num_servers = FLAGS_num_servers;
+  options.num_workers = FLAGS_num_workers;
+  options.config = *config;
+  options.heartbeat_timeout = absl::Seconds(FLAGS_heartbeat_timeout);
+  options.register_timeout = absl::Seconds(FLAGS_register_timeout);
+
+  zmq::context_t context(1);
+  granary::Scheduler scheduler(&context, std::move(options));
+  absl::Status status = scheduler.Run();
+  if (!status.ok()) {
+    LOG(ERROR) << "scheduler: " << status.message();
+    return EXIT_FAILURE;
+  }
+  return EXIT_SUCCESS;
+}

@@ -1,0 +1,320 @@
+#include "scheduler/scheduler.h"
+
+#include <cstdio>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/node_name.h"
+#include "common/shard_map.h"
+#include "common/socket_options.h"
+#include "glog/logging.h"
+
+namespace granary {
+
+Scheduler::Scheduler(zmq::context_t* context, SchedulerOptions options)
+    : context_(context), options_(std::move(options)), router_(*context, zmq::socket_type::router) {
+  ConfigureSocket(router_);
+}
+
+proto::Header Scheduler::NewHeader(proto::Command command) const {
+  proto::Header header;
+  header.set_cluster_id(options_.cluster_id);
+  header.set_sender_role(proto::SCHEDULER);
+  header.set_sender_rank(0);
+  header.set_command(command);
+  return header;
+}
+
+void Scheduler::Send(const std::string& routing_id, proto::Header header) {
+  zmq::message_t id(routing_id.data(), routing_id.size());
+  absl::Status status = SendMessage(router_, Message{std::move(header), {}, {}}, &id);
+  if (!status.ok()) LOG(ERROR) << "scheduler: " << status.message();
+}
+
+void Scheduler::SendError(const std::string& routing_id, const proto::Header& request,
+                          const std::string& error) {
+  proto::Header reply =
+      MakeReplyHeader(request, proto::ERROR_REPLY, options_.cluster_id, proto::SCHEDULER, 0);
+  reply.set_error(error);
+  Send(routing_id, std::move(reply));
+}
+
+absl::Status Scheduler::WriteAddressFile() const {
+  if (options_.address_file.empty()) return absl::OkStatus();
+  std::string temp = options_.address_file + ".tmp";
+  {
+    std::ofstream out(temp);
+    out << options_.host << ":" << port_.load() << "\n";
+    if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", temp));
+  }
+  if (std::rename(temp.c_str(), options_.address_file.c_str()) != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot rename ", temp, " to ", options_.address_file));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Scheduler::Run() {
+  absl::StatusOr<int> port = BindTcp(router_, options_.host, options_.port);
+  if (!port.ok()) return port.status();
+  port_ = *port;
+  absl::Status status = WriteAddressFile();
+  if (!status.ok()) return status;
+  LOG(INFO) << "scheduler listening on " << options_.host << ":" << port_ << ", waiting for "
+            << options_.num_servers << " servers and " << options_.num_workers << " workers";
+  absl::Time start = absl::Now();
+  while (true) {
+    absl::Time now = absl::Now();
+    if (stop_requested_ && !shutting_down_) StartShutdown("stop requested");
+    if (!formed_ && !shutting_down_ && now - start > options_.register_timeout) {
+      std::string missing = DescribeMissing();
+      LOG(ERROR) << "cluster did not form within "
+                 << absl::FormatDuration(options_.register_timeout) << ": " << missing;
+      for (const Member& member : pending_) {
+        proto::Header header = NewHeader(proto::SHUTDOWN);
+        header.set_error(absl::StrCat("cluster did not form: ", missing));
+        Send(member.routing_id, std::move(header));
+      }
+      return absl::DeadlineExceededError(
+          absl::StrCat("cluster did not form within ",
+                       absl::FormatDuration(options_.register_timeout), ": ", missing));
+    }
+    if (shutting_down_) {
+      bool all_acked = true;
+      for (const auto& [id, member] : members_) {
+        if (member.alive && shutdown_acked_.count(id) == 0) all_acked = false;
+      }
+      if (all_acked || now > shutdown_deadline_) {
+        if (!all_acked) LOG(ERROR) << "shutdown: some nodes did not acknowledge in time";
+        for (const std::string& waiter : control_waiters_) {
+          Send(waiter, NewHeader(proto::SHUTDOWN_ACK));
+        }
+        LOG(INFO) << "cluster shut down";
+        return absl::OkStatus();
+      }
+    }
+    zmq::pollitem_t item{router_.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, absl::ToChronoMilliseconds(options_.check_interval));
+    while (true) {
+      std::vector<zmq::message_t> frames;
+      zmq::recv_result_t received =
+          zmq::recv_multipart(router_, std::back_inserter(frames), zmq::recv_flags::dontwait);
+      if (!received) break;
+      std::string routing_id = frames[0].to_string();
+      std::string peer = frames.size() > 1 ? PeerAddress(frames[1]) : "unknown peer";
+      frames.erase(frames.begin());
+      Message message;
+      absl::Status decoded = DecodeMessage(std::move(frames), options_.cluster_id, peer, &message);
+      if (!decoded.ok()) {
+        LOG(ERROR) << "scheduler rejected a message: " << decoded.message();
+        SendError(routing_id, message.header, std::string(decoded.message()));
+        continue;
+      }
+      HandleMessage(routing_id, std::move(message));
+    }
+    if (formed_) CheckHeartbeats();
+  }
+}
+
+void Scheduler::HandleMessage(const std::string& routing_id, Message&& message) {
+  const proto::Header& header = message.header;
+  auto member = members_.find(routing_id);
+  if (member != members_.end()) member->second.last_seen = absl::Now();
+  switch (header.command()) {
+    case proto::REGISTER:
+      HandleRegister(routing_id, header);
+      return;
+    case proto::HEARTBEAT:
+      if (member != members_.end()) Send(routing_id, NewHeader(proto::HEARTBEAT_ACK));
+      return;
+    case proto::BARRIER:
+      HandleBarrier(routing_id, header);
+      return;
+    case proto::JOB_DONE: {
+      if (member == members_.end()) break;
+      member->second.job_done = true;
+      LOG(INFO) << NodeName(member->second.info) << " finished its job";
+      bool all_done = true;
+      for (const auto& [id, m] : members_) {
+        if (m.info.role() == proto::WORKER && m.alive && !m.job_done) all_done = false;
+      }
+      if (all_done) StartShutdown("all workers finished their jobs");
+      return;
+    }
+    case proto::SHUTDOWN:
+      control_waiters_.push_back(routing_id);
+      StartShutdown(absl::StrCat("requested by ", DescribeSender(header, "control client")));
+      return;
+    case proto::SHUTDOWN_ACK:
+      shutdown_acked_.insert(routing_id);
+      return;
+    default:
+      break;
+  }
+  SendError(routing_id, header,
+            absl::StrCat("scheduler does not serve ", proto::Command_Name(header.command()),
+                         " from ", DescribeSender(header, "this sender")));
+}
+
+void Scheduler::HandleRegister(const std::string& routing_id, const proto::Header& header) {
+  const proto::NodeInfo& node = header.node();
+  if (formed_ || shutting_down_) {
+    SendError(routing_id, header,
+              absl::StrCat("cluster already formed with ", options_.num_servers, " servers and ",
+                           options_.num_workers, " workers"));
+    return;
+  }
+  int servers = 0, workers = 0;
+  for (const Member& m : pending_) {
+    if (m.routing_id == routing_id) return;  // duplicate REGISTER
+    (m.info.role() == proto::SERVER ? servers : workers)++;
+  }
+  bool is_server = node.role() == proto::SERVER;
+  if (!is_server && node.role() != proto::WORKER) {
+    SendError(routing_id, header, "only servers and workers register");
+    return;
+  }
+  if ((is_server && servers >= options_.num_servers) ||
+      (!is_server && workers >= options_.num_workers)) {
+    SendError(routing_id, header,
+              absl::StrCat("cluster expects only ",
+                           is_server ? options_.num_servers : options_.num_workers, " ",
+                           RoleName(node.role()), "s"));
+    return;
+  }
+  pending_.push_back(Member{routing_id, node, absl::Now()});
+  LOG(INFO) << "registered " << RoleName(node.role()) << " pid " << node.pid() << " from "
+            << node.host() << (node.port() > 0 ? absl::StrCat(":", node.port()) : "");
+  if (servers + workers + 1 == options_.num_servers + options_.num_workers) FormCluster();
+}
+
+void Scheduler::FormCluster() {
+  int next_rank[2] = {0, 0};
+  ShardMap shard_map = ShardMap::EvenSplit(options_.num_servers, /*version=*/1);
+  *view_.mutable_shard_map() = shard_map.ToProto();
+  *view_.mutable_config() = options_.config;
+  for (Member& member : pending_) {
+    member.info.set_rank(next_rank[member.info.role() == proto::SERVER ? 0 : 1]++);
+    member.last_seen = absl::Now();
+    *view_.add_nodes() = member.info;
+  }
+  for (Member& member : pending_) {
+    proto::Header header = NewHeader(proto::CLUSTER_VIEW);
+    *header.mutable_view() = view_;
+    *header.mutable_view()->mutable_you() = member.info;
+    Send(member.routing_id, std::move(header));
+    members_[member.routing_id] = member;
+  }
+  pending_.clear();
+  formed_ = true;
+  LOG(INFO) << "cluster formed: " << options_.num_servers << " servers, " << options_.num_workers
+            << " workers; " << shard_map.DebugString();
+}
+
+bool Scheduler::InGroup(const Member& member, const std::string& group) const {
+  if (group == "all") return true;
+  if (group == "servers") return member.info.role() == proto::SERVER;
+  return member.info.role() == proto::WORKER;
+}
+
+void Scheduler::HandleBarrier(const std::string& routing_id, const proto::Header& header) {
+  const std::string& group = header.barrier_group();
+  if (members_.count(routing_id) == 0) {
+    SendError(routing_id, header, "barrier from a node that is not a cluster member");
+    return;
+  }
+  if (group != "all" && group != "servers" && group != "workers") {
+    proto::Header release = NewHeader(proto::BARRIER_RELEASE);
+    release.set_barrier_name(header.barrier_name());
+    release.set_error(
+        absl::StrCat("unknown barrier group '", group, "' (use all, servers or workers)"));
+    Send(routing_id, std::move(release));
+    return;
+  }
+  PendingBarrier& barrier = barriers_[header.barrier_name()];
+  barrier.group = group;
+  barrier.arrived.insert(routing_id);
+  MaybeReleaseBarriers();
+}
+
+void Scheduler::MaybeReleaseBarriers() {
+  for (auto it = barriers_.begin(); it != barriers_.end();) {
+    bool complete = true;
+    for (const auto& [id, member] : members_) {
+      if (member.alive && InGroup(member, it->second.group) && it->second.arrived.count(id) == 0) {
+        complete = false;
+      }
+    }
+    if (!complete) {
+      ++it;
+      continue;
+    }
+    for (const std::string& id : it->second.arrived) {
+      proto::Header release = NewHeader(proto::BARRIER_RELEASE);
+      release.set_barrier_name(it->first);
+      Send(id, std::move(release));
+    }
+    VLOG(1) << "released barrier '" << it->first << "'";
+    it = barriers_.erase(it);
+  }
+}
+
+void Scheduler::CheckHeartbeats() {
+  absl::Time now = absl::Now();
+  for (auto& [id, member] : members_) {
+    if (!member.alive || now - member.last_seen <= options_.heartbeat_timeout) continue;
+    member.alive = false;
+    std::string name = NodeName(member.info);
+    LOG(ERROR) << name << " is dead: no heartbeat for "
+               << absl::FormatDuration(absl::Trunc(now - member.last_seen, absl::Milliseconds(1)))
+               << " (timeout " << absl::FormatDuration(options_.heartbeat_timeout) << ")";
+    for (const auto& [other_id, other] : members_) {
+      if (!other.alive) continue;
+      proto::Header notice = NewHeader(proto::NODE_DEAD);
+      *notice.mutable_node() = member.info;
+      Send(other_id, std::move(notice));
+    }
+    // A barrier that waited for the dead node can never complete as asked: fail it loudly.
+    for (auto it = barriers_.begin(); it != barriers_.end();) {
+      if (!InGroup(member, it->second.group)) {
+        ++it;
+        continue;
+      }
+      for (const std::string& waiting : it->second.arrived) {
+        proto::Header release = NewHeader(proto::BARRIER_RELEASE);
+        release.set_barrier_name(it->first);
+        release.set_error(absl::StrCat(name, " died"));
+        Send(waiting, std::move(release));
+      }
+      it = barriers_.erase(it);
+    }
+  }
+}
+
+void Scheduler::StartShutdown(const std::string& reason) {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  shutdown_deadline_ = absl::Now() + options_.shutdown_timeout;
+  LOG(INFO) << "shutting down the cluster: " << reason;
+  for (const auto& [id, member] : members_) {
+    if (!member.alive) continue;
+    proto::Header header = NewHeader(proto::SHUTDOWN);
+    header.set_error(reason);
+    Send(id, std::move(header));
+  }
+  for (const Member& member : pending_) {
+    proto::Header header = NewHeader(proto::SHUTDOWN);
+    header.set_error(reason);
+    Send(member.routing_id, std::move(header));
+  }
+}
+
+std::string Scheduler::DescribeMissing() const {
+  int servers = 0, workers = 0;
+  for (const Member& m : pending_) (m.info.role() == proto::SERVER ? servers : workers)++;
+  return absl::StrCat("have ", servers, " of ", options_.num_servers, " servers and ", workers,
+                      " of ", options_.num_workers, " workers");
+}
+
+}  // namespace granary

@@ -1,0 +1,111 @@
+// Scheduler: the one coordinator of a Granary cluster.
+//
+// It waits for the configured number of servers and workers to register, assigns ranks
+// (servers 0..N-1 and workers 0..M-1, in order of arrival), cuts the key space into a shard
+// map and publishes a ClusterView (ranks, addresses, shard map, table configs) to every node.
+// Then it watches heartbeats — a node silent for heartbeat_timeout is logged dead and reported
+// to every other node — runs barriers, and shuts the whole cluster down when every worker
+// reported its job done or a control client (granary_ctl) asks for it.
+//
+// Thread-compatible: Run() owns the object's sockets and runs on the caller's thread;
+// RequestStop() may be called from any thread.
+#ifndef GRANARY_SCHEDULER_SCHEDULER_H_
+#define GRANARY_SCHEDULER_SCHEDULER_H_
+
+#include <atomic>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "common/message.h"
+#include "common/proto/config.pb.h"
+#include "common/proto/message.pb.h"
+#include "zmq.hpp"
+
+namespace granary {
+
+struct SchedulerOptions {
+  std::string host = "127.0.0.1";
+  int port = 0;  // 0 picks a free port; see address_file.
+  std::string cluster_id = "granary";
+  int num_servers = 1;
+  int num_workers = 1;
+  proto::ClusterConfig config;
+  absl::Duration heartbeat_timeout = absl::Seconds(5);
+  // How often liveness is checked; also bounds how late a death is noticed.
+  absl::Duration check_interval = absl::Milliseconds(200);
+  // The cluster must form within this long, or Run() fails naming who is missing.
+  absl::Duration register_timeout = absl::Seconds(60);
+  // How long shutdown waits for nodes to acknowledge before giving up on them.
+  absl::Duration shutdown_timeout = absl::Seconds(5);
+  // If non-empty, "host:port" is written here (atomically) once the socket is bound.
+  std::string address_file;
+};
+
+class Scheduler {
+ public:
+  Scheduler(zmq::context_t* context, SchedulerOptions options);
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Binds, then serves until the cluster has shut down. Returns OK after an orderly shutdown;
+  // Unavailable if the port cannot be bound; DeadlineExceeded if the cluster did not form.
+  absl::Status Run();
+
+  // Asks Run() to shut the cluster down and return. Thread-safe.
+  void RequestStop() { stop_requested_ = true; }
+
+  // The bound port; valid once address_file was written (or Run() has bound).
+  int port() const { return port_.load(); }
+
+ private:
+  struct Member {
+    std::string routing_id;
+    proto::NodeInfo info;
+    absl::Time last_seen;
+    bool alive = true;
+    bool job_done = false;
+  };
+  struct PendingBarrier {
+    std::string group;
+    std::set<std::string> arrived;  // routing ids
+  };
+
+  void HandleMessage(const std::string& routing_id, Message&& message);
+  void HandleRegister(const std::string& routing_id, const proto::Header& header);
+  void FormCluster();
+  void HandleBarrier(const std::string& routing_id, const proto::Header& header);
+  void MaybeReleaseBarriers();
+  void CheckHeartbeats();
+  void StartShutdown(const std::string& reason);
+  void Send(const std::string& routing_id, proto::Header header);
+  void SendError(const std::string& routing_id, const proto::Header& request,
+                 const std::string& error);
+  proto::Header NewHeader(proto::Command command) const;
+  bool InGroup(const Member& member, const std::string& group) const;
+  std::string DescribeMissing() const;
+  absl::Status WriteAddressFile() const;
+
+  zmq::context_t* const context_;
+  const SchedulerOptions options_;
+  zmq::socket_t router_;
+  std::atomic<int> port_{0};
+  std::atomic<bool> stop_requested_{false};
+
+  std::vector<Member> pending_;            // registered, cluster not yet formed
+  std::map<std::string, Member> members_;  // by routing id, after formation
+  bool formed_ = false;
+  proto::ClusterView view_;
+  std::map<std::string, PendingBarrier> barriers_;  // by barrier name
+  bool shutting_down_ = false;
+  absl::Time shutdown_deadline_;
+  std::set<std::string> shutdown_acked_;
+  std::vector<std::string> control_waiters_;  // control clients waiting for SHUTDOWN_ACK
+};
+
+}  // namespace granary
+
+#endif  // GRANARY_SCHEDULER_SCHEDULER_H_

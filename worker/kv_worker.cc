@@ -1,0 +1,379 @@
+#include "worker/kv_worker.h"
+
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+
+#include "absl/strings/str_cat.h"
+#include "common/node_name.h"
+#include "common/socket_options.h"
+#include "glog/logging.h"
+
+namespace granary {
+namespace {
+
+// Longest the I/O thread sleeps without checking deadlines.
+constexpr absl::Duration kMaxIoSleep = absl::Seconds(1);
+
+bool IsSortedUnique(absl::Span<const uint64_t> keys) {
+  for (size_t i = 1; i < keys.size(); ++i) {
+    if (keys[i - 1] >= keys[i]) return false;
+  }
+  return true;
+}
+
+std::string DescribeRequest(proto::Command command, int64_t id, const std::string& table) {
+  return absl::StrCat(command == proto::PULL ? "pull" : "push", " request ", id, " (table '", table,
+                      "')");
+}
+
+}  // namespace
+
+KVWorker::KVWorker(zmq::context_t* context, const proto::ClusterView& view, KVWorkerOptions options)
+    : context_(context),
+      view_(view),
+      options_(std::move(options)),
+      wakeup_endpoint_(absl::StrCat("inproc://kv-worker-", reinterpret_cast<uintptr_t>(this))),
+      wakeup_sender_(*context, zmq::socket_type::pair) {
+  wakeup_sender_.set(zmq::sockopt::linger, 0);
+  for (const proto::TableConfig& table : view_.config().tables()) {
+    dim_of_table_[table.name()] = static_cast<int>(table.dim());
+  }
+}
+
+KVWorker::~KVWorker() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+    if (io_thread_.joinable()) wakeup_sender_.send(zmq::str_buffer("x"), zmq::send_flags::dontwait);
+  }
+  if (io_thread_.joinable()) io_thread_.join();
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto& [id, request] : requests_) {
+    FailLocked(*request, absl::AbortedError(
+                             absl::StrCat(DescribeRequest(request->command, id, request->table),
+                                          ": worker shutting down")));
+  }
+}
+
+absl::Status KVWorker::Start() {
+  absl::StatusOr<ShardMap> shard_map = ShardMap::FromProto(view_.shard_map());
+  if (!shard_map.ok()) return shard_map.status();
+  shard_map_ = *std::move(shard_map);
+  servers_.resize(shard_map_.num_servers());
+  std::vector<bool> seen(servers_.size(), false);
+  for (const proto::NodeInfo& node : view_.nodes()) {
+    if (node.role() != proto::SERVER) continue;
+    if (node.rank() < 0 || node.rank() >= static_cast<int>(servers_.size()) || node.port() <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cluster view has a bad server entry: ", NodeName(node)));
+    }
+    servers_[node.rank()] = node;
+    seen[node.rank()] = true;
+  }
+  for (size_t rank = 0; rank < seen.size(); ++rank) {
+    if (!seen[rank]) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("shard map names server ", rank, " but the view has no such server"));
+    }
+  }
+  wakeup_sender_.connect(wakeup_endpoint_);
+  io_thread_ = std::thread([this] { IoLoop(); });
+  return absl::OkStatus();
+}
+
+int KVWorker::DimOf(const std::string& table) const {
+  auto it = dim_of_table_.find(table);
+  return it == dim_of_table_.end() ? 0 : it->second;
+}
+
+std::string KVWorker::ServerName(int server_rank) const { return NodeName(servers_[server_rank]); }
+
+int64_t KVWorker::Pull(const std::string& table, absl::Span<const uint64_t> keys,
+                       std::vector<float>* values) {
+  return Submit(proto::PULL, table, keys, {}, values);
+}
+
+int64_t KVWorker::Push(const std::string& table, absl::Span<const uint64_t> keys,
+                       absl::Span<const float> grads) {
+  return Submit(proto::PUSH, table, keys, grads, nullptr);
+}
+
+int64_t KVWorker::Submit(proto::Command command, const std::string& table,
+                         absl::Span<const uint64_t> keys, absl::Span<const float> grads,
+                         std::vector<float>* output) {
+  auto request = std::make_unique<Request>();
+  const int64_t id = next_id_++;
+  request->id = id;
+  request->command = command;
+  request->table = table;
+  request->dim = DimOf(table);
+  request->output = output;
+  request->deadline = absl::Now() + options_.request_timeout;
+  const size_t dim = request->dim;
+  std::deque<Outgoing> outgoing;
+
+  if (dim == 0) {
+    request->status = absl::NotFoundError(
+        absl::StrCat(DescribeRequest(command, id, table), ": the cluster has no such table"));
+    request->done = true;
+  } else if (command == proto::PUSH && grads.size() != keys.size() * dim) {
+    request->status = absl::InvalidArgumentError(
+        absl::StrCat(DescribeRequest(command, id, table), ": ", grads.size(),
+                     " gradient floats for ", keys.size(), " keys of dim ", dim));
+    request->done = true;
+  } else {
+    // Deduplicate into ascending unique keys (and summed gradients), unless already so.
+    absl::Span<const uint64_t> unique_keys = keys;
+    absl::Span<const float> unique_grads = grads;
+    std::vector<uint64_t> unique_key_storage;
+    std::vector<float> unique_grad_storage;
+    if (!IsSortedUnique(keys)) {
+      std::vector<uint32_t> order(keys.size());
+      std::iota(order.begin(), order.end(), 0);
+      std::sort(order.begin(), order.end(),
+                [&](uint32_t a, uint32_t b) { return keys[a] < keys[b]; });
+      request->unique_of.resize(keys.size());
+      for (uint32_t position : order) {
+        if (unique_key_storage.empty() || unique_key_storage.back() != keys[position]) {
+          unique_key_storage.push_back(keys[position]);
+        }
+        request->unique_of[position] = static_cast<uint32_t>(unique_key_storage.size() - 1);
+      }
+      if (command == proto::PUSH) {
+        unique_grad_storage.assign(unique_key_storage.size() * dim, 0.0f);
+        for (size_t i = 0; i < keys.size(); ++i) {
+          float* sum = &unique_grad_storage[request->unique_of[i] * dim];
+          const float* grad = &grads[i * dim];
+          for (size_t d = 0; d < dim; ++d) sum[d] += grad[d];
+        }
+        unique_grads = unique_grad_storage;
+      } else {
+        request->unique_rows.resize(unique_key_storage.size() * dim);
+      }
+      unique_keys = unique_key_storage;
+    }
+    if (output != nullptr) output->resize(keys.size() * dim);
+
+    std::vector<KeySlice> slices = shard_map_.SliceSortedKeys(unique_keys);
+    for (size_t p = 0; p < slices.size(); ++p) {
+      const KeySlice& slice = slices[p];
+      request->parts.push_back(Part{slice.server_rank, slice.begin, slice.end, false});
+      Message message;
+      proto::Header& header = message.header;
+      header.set_cluster_id(options_.cluster_id);
+      header.set_sender_role(proto::WORKER);
+      header.set_sender_rank(rank());
+      header.set_request_id(static_cast<uint64_t>(id));
+      header.set_command(command);
+      header.set_table(table);
+      header.set_shard_map_version(shard_map_.version());
+      header.set_part(static_cast<uint32_t>(p));
+      size_t count = slice.end - slice.begin;
+      message.keys = zmq::message_t(unique_keys.data() + slice.begin, count * sizeof(uint64_t));
+      if (command == proto::PUSH) {
+        message.values =
+            zmq::message_t(unique_grads.data() + slice.begin * dim, count * dim * sizeof(float));
+      }
+      outgoing.push_back(Outgoing{slice.server_rank, std::move(message)});
+    }
+    request->parts_left = request->parts.size();
+    if (request->parts.empty()) request->done = true;  // no keys: nothing to do
+  }
+
+  std::lock_guard<std::mutex> lock(mutex_);
+  Request& registered = *request;
+  requests_[id] = std::move(request);
+  for (const Outgoing& out : outgoing) {
+    auto dead = dead_servers_.find(out.server_rank);
+    if (dead != dead_servers_.end()) {
+      FailLocked(registered, absl::UnavailableError(absl::StrCat(
+                                 DescribeRequest(command, id, table), ": ",
+                                 ServerName(out.server_rank), " is dead: ", dead->second)));
+      return id;
+    }
+  }
+  if (!outgoing.empty()) {
+    for (Outgoing& out : outgoing) outbox_.push_back(std::move(out));
+    wakeup_sender_.send(zmq::str_buffer("x"), zmq::send_flags::dontwait);
+  }
+  return id;
+}
+
+absl::Status KVWorker::Wait(int64_t id) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  auto it = requests_.find(id);
+  if (it == requests_.end()) {
+    return absl::NotFoundError(absl::StrCat("no outstanding request ", id));
+  }
+  Request* request = it->second.get();
+  request_done_.wait(lock, [request] { return request->done; });
+  absl::Status status = request->status;
+  requests_.erase(id);
+  return status;
+}
+
+void KVWorker::FailLocked(Request& request, absl::Status status) {
+  if (request.done) return;
+  request.status = std::move(status);
+  request.done = true;
+  request_done_.notify_all();
+}
+
+void KVWorker::FinishPartLocked(Request& request, size_t part_index) {
+  Part& part = request.parts[part_index];
+  if (part.done) return;
+  part.done = true;
+  if (--request.parts_left > 0 || request.done) return;
+  if (request.command == proto::PULL && !request.unique_of.empty()) {
+    const size_t dim = request.dim;
+    float* out = request.output->data();
+    for (size_t i = 0; i < request.unique_of.size(); ++i) {
+      std::memcpy(out + i * dim, &request.unique_rows[request.unique_of[i] * dim],
+                  dim * sizeof(float));
+    }
+  }
+  request.done = true;
+  request_done_.notify_all();
+}
+
+void KVWorker::MarkServerDead(int server_rank, const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  dead_servers_[server_rank] = reason;
+  for (auto& [id, request] : requests_) {
+    for (const Part& part : request->parts) {
+      if (part.server_rank == server_rank && !part.done) {
+        FailLocked(*request, absl::UnavailableError(absl::StrCat(
+                                 DescribeRequest(request->command, id, request->table), ": ",
+                                 ServerName(server_rank), " is dead: ", reason)));
+        break;
+      }
+    }
+  }
+}
+
+void KVWorker::HandleReply(Message&& reply, int server_rank) {
+  const proto::Header& header = reply.header;
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = requests_.find(static_cast<int64_t>(header.request_id()));
+  if (it == requests_.end() || it->second->done) {
+    VLOG(1) << "dropping late reply to request " << header.request_id() << " from "
+            << ServerName(server_rank);
+    return;
+  }
+  Request& request = *it->second;
+  std::string what = DescribeRequest(request.command, request.id, request.table);
+  if (header.part() >= request.parts.size() ||
+      request.parts[header.part()].server_rank != server_rank) {
+    FailLocked(request, absl::InternalError(absl::StrCat(what, ": ", ServerName(server_rank),
+                                                         " answered for part ", header.part(),
+                                                         " it was not sent")));
+    return;
+  }
+  if (header.command() == proto::ERROR_REPLY) {
+    FailLocked(request, absl::FailedPreconditionError(absl::StrCat(
+                            what, " rejected by ", ServerName(server_rank), ": ", header.error())));
+    return;
+  }
+  proto::Command expected = request.command == proto::PULL ? proto::PULL_REPLY : proto::PUSH_REPLY;
+  if (header.command() != expected) {
+    FailLocked(request,
+               absl::InternalError(absl::StrCat(what, ": ", ServerName(server_rank), " replied ",
+                                                proto::Command_Name(header.command()))));
+    return;
+  }
+  const Part& part = request.parts[header.part()];
+  if (request.command == proto::PULL) {
+    size_t expected_bytes = (part.end - part.begin) * request.dim * sizeof(float);
+    if (reply.values.size() != expected_bytes) {
+      FailLocked(request, absl::DataLossError(absl::StrCat(
+                              what, ": ", ServerName(server_rank), " sent ", reply.values.size(),
+                              " value bytes, expected ", expected_bytes)));
+      return;
+    }
+    float* destination =
+        request.unique_of.empty() ? request.output->data() : request.unique_rows.data();
+    std::memcpy(destination + part.begin * request.dim, reply.values.data(), expected_bytes);
+  }
+  FinishPartLocked(request, header.part());
+}
+
+void KVWorker::ExpireLocked(absl::Time now) {
+  for (auto& [id, request] : requests_) {
+    if (request->done || now < request->deadline) continue;
+    std::string missing;
+    for (const Part& part : request->parts) {
+      if (!part.done)
+        absl::StrAppend(&missing, missing.empty() ? "" : ", ", ServerName(part.server_rank));
+    }
+    FailLocked(*request,
+               absl::DeadlineExceededError(absl::StrCat(
+                   DescribeRequest(request->command, id, request->table), ": no reply within ",
+                   absl::FormatDuration(options_.request_timeout), " from ", missing)));
+  }
+}
+
+void KVWorker::IoLoop() {
+  zmq::socket_t wakeup(*context_, zmq::socket_type::pair);
+  wakeup.set(zmq::sockopt::linger, 0);
+  wakeup.bind(wakeup_endpoint_);
+  std::vector<zmq::socket_t> dealers;
+  std::vector<zmq::pollitem_t> items;
+  items.push_back({wakeup.handle(), 0, ZMQ_POLLIN, 0});
+  for (const proto::NodeInfo& server : servers_) {
+    dealers.emplace_back(*context_, zmq::socket_type::dealer);
+    ConfigureSocket(dealers.back());
+    dealers.back().connect(TcpEndpoint(server.host(), server.port()));
+  }
+  for (zmq::socket_t& dealer : dealers) items.push_back({dealer.handle(), 0, ZMQ_POLLIN, 0});
+
+  while (true) {
+    std::deque<Outgoing> outgoing;
+    absl::Duration sleep = kMaxIoSleep;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stop_) break;
+      outgoing.swap(outbox_);
+      absl::Time now = absl::Now();
+      ExpireLocked(now);
+      for (const auto& [id, request] : requests_) {
+        if (!request->done) sleep = std::min(sleep, request->deadline - now);
+      }
+    }
+    for (Outgoing& out : outgoing) {
+      absl::Status sent = SendMessage(dealers[out.server_rank], std::move(out.message));
+      if (!sent.ok()) LOG(ERROR) << "send to " << ServerName(out.server_rank) << ": " << sent;
+    }
+    if (!outgoing.empty()) continue;  // more may have been queued meanwhile
+    long sleep_ms = std::max<long>(1, absl::ToInt64Milliseconds(sleep));
+    zmq::poll(items.data(), items.size(), std::chrono::milliseconds(sleep_ms));
+    if (items[0].revents & ZMQ_POLLIN) {
+      zmq::message_t ignored;
+      while (wakeup.recv(ignored, zmq::recv_flags::dontwait)) {
+      }
+    }
+    for (size_t s = 0; s < dealers.size(); ++s) {
+      if (!(items[s + 1].revents & ZMQ_POLLIN)) continue;
+      while (true) {
+        std::vector<zmq::message_t> frames;
+        if (!zmq::recv_multipart(dealers[s], std::back_inserter(frames),
+                                 zmq::recv_flags::dontwait)) {
+          break;
+        }
+        Message reply;
+        absl::Status decoded = DecodeMessage(std::move(frames), options_.cluster_id,
+                                             ServerName(static_cast<int>(s)), &reply);
+        if (!decoded.ok()) {
+          LOG(ERROR) << "worker " << rank() << ": bad reply: " << decoded.message();
+          if (reply.header.request_id() == 0) continue;
+          // Fail the request it names rather than leave it to time out.
+          reply.header.set_command(proto::ERROR_REPLY);
+          reply.header.set_error(std::string(decoded.message()));
+        }
+        HandleReply(std::move(reply), static_cast<int>(s));
+      }
+    }
+  }
+}
+
+}  // namespace granary

@@ -1,0 +1,141 @@
+// KVWorker: a worker's client of the parameter servers, in ps-lite's shape.
+//
+//   int64_t id = worker.Pull("item_emb", keys, &rows);   // returns at once
+//   ...compute...
+//   absl::Status s = worker.Wait(id);                     // blocks until rows are filled
+//
+// Keys may come in any order and repeat. A request deduplicates them (summing the gradients
+// of repeated keys on Push), slices them by the shard map, sends one part to each owning
+// server in parallel, and reassembles the replies in the caller's order (repeated keys get
+// the same row). Each request has a deadline; a server that times out, answers with an error,
+// or is reported dead makes Wait return an error naming the request, the table and the
+// server — never a hang.
+//
+// Thread-safe: Pull, Push and Wait may be called from any threads concurrently. One I/O
+// thread owns the sockets.
+#ifndef GRANARY_WORKER_KV_WORKER_H_
+#define GRANARY_WORKER_KV_WORKER_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "common/message.h"
+#include "common/proto/message.pb.h"
+#include "common/shard_map.h"
+#include "zmq.hpp"
+
+namespace granary {
+
+struct KVWorkerOptions {
+  std::string cluster_id = "granary";
+  // A request not fully answered within this long fails with DeadlineExceeded.
+  absl::Duration request_timeout = absl::Seconds(60);
+};
+
+class KVWorker {
+ public:
+  // `view` is the ClusterView from SchedulerClient::Register().
+  KVWorker(zmq::context_t* context, const proto::ClusterView& view, KVWorkerOptions options);
+  ~KVWorker();  // Fails outstanding requests and stops the I/O thread.
+  KVWorker(const KVWorker&) = delete;
+  KVWorker& operator=(const KVWorker&) = delete;
+
+  // Connects to every server and starts the I/O thread. InvalidArgument if the view is
+  // inconsistent (bad shard map, a server without an address).
+  absl::Status Start();
+
+  // Fills *values with keys.size() * dim floats, row i for keys[i]. `values` must stay alive
+  // and untouched until Wait(id) returns. `keys` may be reused as soon as Pull returns.
+  int64_t Pull(const std::string& table, absl::Span<const uint64_t> keys,
+               std::vector<float>* values);
+
+  // Sends gradients (keys.size() * dim floats, row-major) to be applied by the servers. Both
+  // spans may be reused as soon as Push returns.
+  int64_t Push(const std::string& table, absl::Span<const uint64_t> keys,
+               absl::Span<const float> grads);
+
+  // Blocks until request `id` completes; returns its outcome. Each id may be waited once;
+  // NotFound for an unknown or already-waited id.
+  absl::Status Wait(int64_t id);
+
+  // Fails every outstanding and future request that needs server `server_rank`.
+  void MarkServerDead(int server_rank, const std::string& reason);
+
+  // Row width of `table`, or 0 if the cluster has no such table.
+  int DimOf(const std::string& table) const;
+
+  int rank() const { return view_.you().rank(); }
+
+ private:
+  struct Part {
+    int server_rank = 0;
+    size_t begin = 0;  // range of unique keys [begin, end)
+    size_t end = 0;
+    bool done = false;
+  };
+  struct Request {
+    int64_t id = 0;
+    proto::Command command = proto::PULL;
+    std::string table;
+    int dim = 0;
+    std::vector<Part> parts;
+    size_t parts_left = 0;
+    absl::Status status;
+    bool done = false;
+    absl::Time deadline;
+    std::vector<float>* output = nullptr;  // Pull only
+    // Empty when the caller's keys were already sorted and unique: rows then land directly
+    // in *output. Otherwise position i of the caller's keys has unique key unique_of[i], and
+    // rows land in unique_rows before being scattered.
+    std::vector<uint32_t> unique_of;
+    std::vector<float> unique_rows;
+  };
+  struct Outgoing {
+    int server_rank;
+    Message message;
+  };
+
+  int64_t Submit(proto::Command command, const std::string& table, absl::Span<const uint64_t> keys,
+                 absl::Span<const float> grads, std::vector<float>* output);
+  // Marks `request` finished with `status` (the first error wins). REQUIRES: mutex_ held.
+  void FailLocked(Request& request, absl::Status status);
+  void FinishPartLocked(Request& request, size_t part_index);
+  void HandleReply(Message&& reply, int server_rank);
+  void ExpireLocked(absl::Time now);
+  void IoLoop();
+  std::string ServerName(int server_rank) const;
+
+  zmq::context_t* const context_;
+  const proto::ClusterView view_;
+  const KVWorkerOptions options_;
+  const std::string wakeup_endpoint_;
+  ShardMap shard_map_;
+  std::map<std::string, int> dim_of_table_;
+  std::vector<proto::NodeInfo> servers_;  // by rank
+
+  std::atomic<int64_t> next_id_{1};
+  mutable std::mutex mutex_;
+  std::condition_variable request_done_;
+  absl::flat_hash_map<int64_t, std::unique_ptr<Request>> requests_;  // guarded by mutex_
+  std::deque<Outgoing> outbox_;                                      // guarded by mutex_
+  std::map<int, std::string> dead_servers_;                          // guarded by mutex_
+  zmq::socket_t wakeup_sender_;                                      // guarded by mutex_
+  bool stop_ = false;                                                // guarded by mutex_
+  std::thread io_thread_;
+};
+
+}  // namespace granary
+
+#endif  // GRANARY_WORKER_KV_WORKER_H_
