@@ -41,21 +41,7 @@ absl::Status ParameterServer::Start(const proto::ClusterView& view) {
   for (const proto::TableConfig& table : view.config().tables()) {
     tables_[table.name()] = std::make_unique<MemoryTable>(table);
   }
-  // The proxy moves requests from the TCP frontend to handler threads and replies back; it
-  // exits when told TERMINATE on the control socket.
-  proxy_thread_ = std::thread([this] {
-    zmq::socket_t backend(*context_, zmq::socket_type::dealer);
-    ConfigureSocket(backend);
-    backend.bind(backend_endpoint_);
-    zmq::socket_t control(*context_, zmq::socket_type::pair);
-    control.set(zmq::sockopt::linger, 0);
-    control.bind(control_endpoint_);
-    try {
-      zmq::proxy_steerable(frontend_, backend, zmq::socket_ref(), control);
-    } catch (const zmq::error_t& e) {
-      LOG(ERROR) << "server " << rank_ << " proxy stopped: " << e.what();
-    }
-  });
+  proxy_thread_ = std::thread([this] { ForwardLoop(); });
   for (int i = 0; i < options_.num_threads; ++i) {
     handler_threads_.emplace_back([this] { HandlerLoop(); });
   }
@@ -82,6 +68,41 @@ MemoryTable* ParameterServer::FindTable(const std::string& name) const {
   return it == tables_.end() ? nullptr : it->second.get();
 }
 
+void ParameterServer::ForwardLoop() {
+  zmq::socket_t backend(*context_, zmq::socket_type::dealer);
+  ConfigureSocket(backend);
+  backend.bind(backend_endpoint_);
+  zmq::socket_t control(*context_, zmq::socket_type::pair);
+  control.set(zmq::sockopt::linger, 0);
+  control.bind(control_endpoint_);
+  zmq::pollitem_t items[] = {{frontend_.handle(), 0, ZMQ_POLLIN, 0},
+                             {backend.handle(), 0, ZMQ_POLLIN, 0},
+                             {control.handle(), 0, ZMQ_POLLIN, 0}};
+  while (true) {
+    zmq::poll(items, 3, std::chrono::milliseconds(-1));
+    if (items[2].revents & ZMQ_POLLIN) return;  // Stop()
+    // Requests: [routing id][frames...] -> [routing id][peer address][frames...]. The peer's
+    // TCP address is only known on the frontend, and errors must name it.
+    while (items[0].revents & ZMQ_POLLIN) {
+      std::vector<zmq::message_t> frames;
+      if (!zmq::recv_multipart(frontend_, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
+        break;
+      }
+      std::string peer = frames.size() > 1 ? PeerAddress(frames[1]) : "unknown peer";
+      frames.insert(frames.begin() + 1, zmq::message_t(peer));
+      zmq::send_multipart(backend, frames);
+    }
+    // Replies go back unchanged: the routing id leads them to their worker.
+    while (items[1].revents & ZMQ_POLLIN) {
+      std::vector<zmq::message_t> frames;
+      if (!zmq::recv_multipart(backend, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
+        break;
+      }
+      zmq::send_multipart(frontend_, frames);
+    }
+  }
+}
+
 void ParameterServer::HandlerLoop() {
   zmq::socket_t socket(*context_, zmq::socket_type::dealer);
   ConfigureSocket(socket);
@@ -91,10 +112,10 @@ void ParameterServer::HandlerLoop() {
     if (zmq::poll(&item, 1, kHandlerStopCheck) <= 0) continue;
     std::vector<zmq::message_t> frames;
     if (!zmq::recv_multipart(socket, std::back_inserter(frames))) continue;
-    if (frames.size() < 2) continue;  // a routing id alone: nothing to answer
+    if (frames.size() < 3) continue;  // routing id and peer alone: nothing to answer
     zmq::message_t routing_id = std::move(frames[0]);
-    std::string peer = PeerAddress(frames[1]);
-    frames.erase(frames.begin());
+    std::string peer = frames[1].to_string();
+    frames.erase(frames.begin(), frames.begin() + 2);
     Message request;
     absl::Status decoded = DecodeMessage(std::move(frames), options_.cluster_id, peer, &request);
     Message reply;

@@ -1,6 +1,6 @@
 // ParameterServer: serves PULL and PUSH for the key ranges the shard map gives it.
 //
-// A ROUTER socket receives requests from every worker; a proxy hands them to
+// A ROUTER socket receives requests from every worker; a forwarding thread hands them to
 // `num_threads` handler threads, so requests from many workers are served concurrently.
 // Every request passes DecodeMessage and then the server's own checks (known table, current
 // shard-map version, value size = keys x dim, every key inside this server's ranges); a
@@ -59,6 +59,9 @@ class ParameterServer {
   MemoryTable* FindTable(const std::string& name) const;
 
  private:
+  // Moves requests from the TCP frontend to the handler threads and replies back, until
+  // Stop() signals the control socket.
+  void ForwardLoop();
   void HandlerLoop();
   // Validates and executes one request; returns the reply (an ERROR_REPLY on failure).
   Message Handle(Message&& request, const std::string& peer);

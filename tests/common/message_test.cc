@@ -1,0 +1,150 @@
+#include "common/message.h"
+
+#include <string>
+#include <vector>
+
+#include "common/socket_options.h"
+#include "gtest/gtest.h"
+
+namespace granary {
+namespace {
+
+constexpr char kCluster[] = "test-cluster";
+
+proto::Header PushHeader(uint64_t key_bytes, uint64_t value_bytes) {
+  proto::Header header;
+  header.set_cluster_id(kCluster);
+  header.set_sender_role(proto::WORKER);
+  header.set_sender_rank(3);
+  header.set_request_id(17);
+  header.set_command(proto::PUSH);
+  header.set_table("emb");
+  header.set_key_bytes(key_bytes);
+  header.set_value_bytes(value_bytes);
+  return header;
+}
+
+std::vector<zmq::message_t> Frames(const proto::Header& header, size_t key_bytes,
+                                   size_t value_bytes) {
+  std::vector<zmq::message_t> frames;
+  frames.emplace_back(header.SerializeAsString());
+  frames.emplace_back(key_bytes);
+  frames.emplace_back(value_bytes);
+  return frames;
+}
+
+TEST(MessageTest, DecodesAWellFormedPush) {
+  Message message;
+  absl::Status status = DecodeMessage(Frames(PushHeader(16, 8), 16, 8), kCluster, "peer", &message);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(message.header.request_id(), 17u);
+  EXPECT_EQ(message.keys.size(), 16u);
+  EXPECT_EQ(message.values.size(), 8u);
+}
+
+TEST(MessageTest, RejectsUnparsableHeaderNamingThePeer) {
+  std::vector<zmq::message_t> frames;
+  frames.emplace_back(std::string("\xff\xff\xff garbage"));
+  Message message;
+  absl::Status status = DecodeMessage(std::move(frames), kCluster, "10.1.2.3", &message);
+  ASSERT_TRUE(absl::IsInvalidArgument(status));
+  EXPECT_NE(status.message().find("unparsable header"), std::string::npos);
+  EXPECT_NE(status.message().find("10.1.2.3"), std::string::npos);
+}
+
+TEST(MessageTest, RejectsWrongClusterIdNamingTheSender) {
+  proto::Header header = PushHeader(8, 4);
+  header.set_cluster_id("other");
+  Message message;
+  absl::Status status = DecodeMessage(Frames(header, 8, 4), kCluster, "peer", &message);
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("wrong cluster id 'other'"), std::string::npos);
+  EXPECT_NE(status.message().find("worker 3"), std::string::npos);
+  EXPECT_NE(status.message().find("request 17"), std::string::npos);
+}
+
+TEST(MessageTest, RejectsUnknownCommand) {
+  proto::Header header = PushHeader(8, 4);
+  header.set_command(static_cast<proto::Command>(999));
+  Message message;
+  absl::Status status = DecodeMessage(Frames(header, 8, 4), kCluster, "peer", &message);
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("unknown command 999"), std::string::npos);
+}
+
+TEST(MessageTest, RejectsMissingFrames) {
+  std::vector<zmq::message_t> frames = Frames(PushHeader(8, 4), 8, 4);
+  frames.pop_back();
+  Message message;
+  absl::Status status = DecodeMessage(std::move(frames), kCluster, "peer", &message);
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("2 frames (expected 3)"), std::string::npos);
+}
+
+TEST(MessageTest, RejectsTruncatedFrame) {
+  Message message;
+  absl::Status status = DecodeMessage(Frames(PushHeader(16, 8), 16, 5), kCluster, "peer", &message);
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("truncated"), std::string::npos);
+  EXPECT_NE(status.message().find("worker 3"), std::string::npos);
+}
+
+TEST(MessageTest, RejectsPartialElements) {
+  Message message;
+  absl::Status status = DecodeMessage(Frames(PushHeader(12, 8), 12, 8), kCluster, "peer", &message);
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("whole number"), std::string::npos);
+}
+
+TEST(MessageTest, ControlMessagesHaveOneFrame) {
+  proto::Header header;
+  header.set_cluster_id(kCluster);
+  header.set_command(proto::HEARTBEAT);
+  std::vector<zmq::message_t> frames;
+  frames.emplace_back(header.SerializeAsString());
+  Message message;
+  EXPECT_TRUE(DecodeMessage(std::move(frames), kCluster, "peer", &message).ok());
+  EXPECT_FALSE(DecodeMessage(Frames(header, 0, 0), kCluster, "peer", &message).ok());
+}
+
+TEST(MessageTest, SendThenDecodeRoundTripsOverASocketPair) {
+  zmq::context_t context(1);
+  zmq::socket_t sender(context, zmq::socket_type::pair);
+  zmq::socket_t receiver(context, zmq::socket_type::pair);
+  ConfigureSocket(sender);
+  ConfigureSocket(receiver);
+  receiver.bind("inproc://message-test");
+  sender.connect("inproc://message-test");
+
+  Message out;
+  out.header = PushHeader(0, 0);  // sizes are filled in by SendMessage
+  out.keys = FrameFromVector(std::vector<uint64_t>{1, 2, 3});
+  out.values = FrameFromVector(std::vector<float>{0.5f, 1.5f, 2.5f});
+  ASSERT_TRUE(SendMessage(sender, std::move(out)).ok());
+
+  std::vector<zmq::message_t> frames;
+  ASSERT_TRUE(zmq::recv_multipart(receiver, std::back_inserter(frames)));
+  Message in;
+  absl::Status status = DecodeMessage(std::move(frames), kCluster, "inproc", &in);
+  ASSERT_TRUE(status.ok()) << status;
+  FrameArray<uint64_t> keys(in.keys);
+  FrameArray<float> values(in.values);
+  EXPECT_EQ(std::vector<uint64_t>(keys.span().begin(), keys.span().end()),
+            (std::vector<uint64_t>{1, 2, 3}));
+  EXPECT_EQ(std::vector<float>(values.span().begin(), values.span().end()),
+            (std::vector<float>{0.5f, 1.5f, 2.5f}));
+}
+
+TEST(MessageTest, ReplyHeaderEchoesTheRequest) {
+  proto::Header request = PushHeader(8, 4);
+  request.set_part(2);
+  proto::Header reply = MakeReplyHeader(request, proto::PUSH_REPLY, kCluster, proto::SERVER, 1);
+  EXPECT_EQ(reply.request_id(), 17u);
+  EXPECT_EQ(reply.part(), 2u);
+  EXPECT_EQ(reply.table(), "emb");
+  EXPECT_EQ(reply.sender_role(), proto::SERVER);
+  EXPECT_EQ(reply.sender_rank(), 1);
+}
+
+}  // namespace
+}  // namespace granary

@@ -1,0 +1,149 @@
+#include "ps/server.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/socket_options.h"
+#include "gtest/gtest.h"
+#include "tests/testing/in_process_cluster.h"
+
+namespace granary {
+namespace {
+
+constexpr char kCluster[] = "server-test";
+
+// Talks to server 0 of an in-process cluster over a raw DEALER socket, as a buggy or hostile
+// peer would.
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    InProcessClusterOptions options;
+    options.num_servers = 2;
+    options.num_workers = 1;
+    options.cluster_id = kCluster;
+    options.config = SgdTablesConfig({{"emb", 2}}, 1.0f);
+    cluster_ = std::make_unique<InProcessCluster>(options);
+    ASSERT_TRUE(cluster_->Start().ok());
+    for (const proto::NodeInfo& node : cluster_->worker_client(0).view().nodes()) {
+      if (node.role() == proto::SERVER && node.rank() == 0) server0_ = node;
+    }
+    raw_ = std::make_unique<zmq::socket_t>(cluster_->context(), zmq::socket_type::dealer);
+    ConfigureSocket(*raw_);
+    raw_->connect(TcpEndpoint(server0_.host(), server0_.port()));
+  }
+
+  // Sends raw frames and returns the decoded reply; fails the test after 10 s.
+  Message RoundTrip(std::vector<zmq::message_t> frames) {
+    zmq::send_multipart(*raw_, frames);
+    zmq::pollitem_t item{raw_->handle(), 0, ZMQ_POLLIN, 0};
+    Message reply;
+    if (zmq::poll(&item, 1, std::chrono::seconds(10)) <= 0) {
+      ADD_FAILURE() << "no reply within 10 s";
+      return reply;
+    }
+    std::vector<zmq::message_t> received;
+    EXPECT_TRUE(zmq::recv_multipart(*raw_, std::back_inserter(received)));
+    absl::Status status = DecodeMessage(std::move(received), kCluster, "server 0", &reply);
+    EXPECT_TRUE(status.ok()) << status;
+    return reply;
+  }
+
+  proto::Header Request(proto::Command command) {
+    proto::Header header;
+    header.set_cluster_id(kCluster);
+    header.set_sender_role(proto::WORKER);
+    header.set_sender_rank(5);
+    header.set_request_id(99);
+    header.set_command(command);
+    header.set_table("emb");
+    header.set_shard_map_version(1);
+    return header;
+  }
+
+  static std::vector<zmq::message_t> DataFrames(proto::Header header,
+                                                const std::vector<uint64_t>& keys,
+                                                const std::vector<float>& values) {
+    header.set_key_bytes(keys.size() * 8);
+    header.set_value_bytes(values.size() * 4);
+    std::vector<zmq::message_t> frames;
+    frames.emplace_back(header.SerializeAsString());
+    frames.emplace_back(keys.data(), keys.size() * 8);
+    frames.emplace_back(values.data(), values.size() * 4);
+    return frames;
+  }
+
+  // The server still serves a correct pull of key 1 (owned by server 0).
+  void ExpectStillServing() {
+    Message reply = RoundTrip(DataFrames(Request(proto::PULL), {1}, {}));
+    EXPECT_EQ(reply.header.command(), proto::PULL_REPLY) << reply.header.error();
+    EXPECT_EQ(reply.values.size(), 2 * sizeof(float));
+  }
+
+  std::unique_ptr<InProcessCluster> cluster_;
+  proto::NodeInfo server0_;
+  std::unique_ptr<zmq::socket_t> raw_;
+};
+
+TEST_F(ServerTest, GarbageGetsAnErrorReplyAndServingContinues) {
+  std::vector<zmq::message_t> frames;
+  frames.emplace_back(std::string("not a protobuf \xff\xfe"));
+  frames.emplace_back(std::string("junk"));
+  Message reply = RoundTrip(std::move(frames));
+  EXPECT_EQ(reply.header.command(), proto::ERROR_REPLY);
+  EXPECT_NE(reply.header.error().find("unparsable header"), std::string::npos)
+      << reply.header.error();
+  EXPECT_NE(reply.header.error().find("127.0.0.1"), std::string::npos) << reply.header.error();
+  ExpectStillServing();
+}
+
+TEST_F(ServerTest, TruncatedValuesAreRejectedNamingTheSender) {
+  std::vector<zmq::message_t> frames = DataFrames(Request(proto::PUSH), {1, 2}, {1, 2, 3, 4});
+  frames[2] = zmq::message_t(std::string("abc"));  // header still says 16 bytes
+  Message reply = RoundTrip(std::move(frames));
+  EXPECT_EQ(reply.header.command(), proto::ERROR_REPLY);
+  EXPECT_EQ(reply.header.request_id(), 99u);
+  EXPECT_NE(reply.header.error().find("worker 5"), std::string::npos) << reply.header.error();
+  ExpectStillServing();
+}
+
+TEST_F(ServerTest, WrongDimKeyOutsideRangeStaleMapAndUnknownTableAreRejected) {
+  Message wrong_dim = RoundTrip(DataFrames(Request(proto::PUSH), {1, 2}, {1, 2, 3}));
+  EXPECT_EQ(wrong_dim.header.command(), proto::ERROR_REPLY);
+  EXPECT_NE(wrong_dim.header.error().find("expected 16"), std::string::npos)
+      << wrong_dim.header.error();
+
+  Message outside = RoundTrip(DataFrames(Request(proto::PULL), {1, ~0ULL}, {}));
+  EXPECT_EQ(outside.header.command(), proto::ERROR_REPLY);
+  EXPECT_NE(outside.header.error().find("0xffffffffffffffff"), std::string::npos)
+      << outside.header.error();
+  EXPECT_NE(outside.header.error().find("outside the ranges of server 0"), std::string::npos);
+
+  proto::Header stale = Request(proto::PULL);
+  stale.set_shard_map_version(7);
+  Message stale_reply = RoundTrip(DataFrames(stale, {1}, {}));
+  EXPECT_EQ(stale_reply.header.command(), proto::ERROR_REPLY);
+  EXPECT_NE(stale_reply.header.error().find("shard map version 7"), std::string::npos);
+
+  proto::Header unknown = Request(proto::PULL);
+  unknown.set_table("missing");
+  Message unknown_reply = RoundTrip(DataFrames(unknown, {1}, {}));
+  EXPECT_EQ(unknown_reply.header.command(), proto::ERROR_REPLY);
+  EXPECT_NE(unknown_reply.header.error().find("unknown table 'missing'"), std::string::npos);
+
+  proto::Header wrong_cluster = Request(proto::PULL);
+  wrong_cluster.set_cluster_id("intruder");
+  std::vector<zmq::message_t> frames = DataFrames(wrong_cluster, {1}, {});
+  zmq::send_multipart(*raw_, frames);
+  zmq::pollitem_t item{raw_->handle(), 0, ZMQ_POLLIN, 0};
+  ASSERT_GT(zmq::poll(&item, 1, std::chrono::seconds(10)), 0);
+  std::vector<zmq::message_t> received;
+  ASSERT_TRUE(zmq::recv_multipart(*raw_, std::back_inserter(received)));
+  proto::Header error;
+  ASSERT_TRUE(error.ParseFromArray(received[0].data(), static_cast<int>(received[0].size())));
+  EXPECT_EQ(error.command(), proto::ERROR_REPLY);
+  EXPECT_NE(error.error().find("wrong cluster id 'intruder'"), std::string::npos);
+
+  ExpectStillServing();
+  EXPECT_EQ(cluster_->server(0).FindTable("emb")->size(), 1u);  // only ExpectStillServing's row
+}
+
+}  // namespace
+}  // namespace granary

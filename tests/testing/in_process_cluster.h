@@ -1,0 +1,70 @@
+// InProcessCluster: a whole Granary cluster (scheduler, servers, worker-side clients) inside
+// one process, talking over real TCP sockets on 127.0.0.1 with free ports. For tests and
+// benchmarks that need the real transport without managing processes.
+//
+// Thread-compatible: Start/Stop from one thread; the KVWorkers it hands out are thread-safe.
+#ifndef GRANARY_TESTS_TESTING_IN_PROCESS_CLUSTER_H_
+#define GRANARY_TESTS_TESTING_IN_PROCESS_CLUSTER_H_
+
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "common/proto/config.pb.h"
+#include "common/scheduler_client.h"
+#include "ps/server.h"
+#include "scheduler/scheduler.h"
+#include "worker/kv_worker.h"
+
+namespace granary {
+
+struct InProcessClusterOptions {
+  int num_servers = 2;
+  int num_workers = 1;
+  proto::ClusterConfig config;
+  std::string cluster_id = "in-process";
+  // Passed to every server (see ServerOptions::apply_updates).
+  bool apply_updates = true;
+  int server_threads = 2;
+  absl::Duration request_timeout = absl::Seconds(30);
+};
+
+class InProcessCluster {
+ public:
+  explicit InProcessCluster(InProcessClusterOptions options);
+  ~InProcessCluster();  // Stop()
+  InProcessCluster(const InProcessCluster&) = delete;
+  InProcessCluster& operator=(const InProcessCluster&) = delete;
+
+  // Starts the scheduler, binds and registers every server and worker client concurrently,
+  // starts servers and KVWorkers. Fails if the cluster does not form within 30 s.
+  absl::Status Start();
+
+  // Shuts the cluster down through the scheduler and joins every thread. Idempotent.
+  void Stop();
+
+  KVWorker& worker(int i) { return *workers_[i]; }
+  SchedulerClient& worker_client(int i) { return *worker_clients_[i]; }
+  ParameterServer& server(int i) { return *servers_[i]; }
+  zmq::context_t& context() { return context_; }
+
+ private:
+  const InProcessClusterOptions options_;
+  zmq::context_t context_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::thread scheduler_thread_;
+  std::vector<std::unique_ptr<ParameterServer>> servers_;
+  std::vector<std::unique_ptr<SchedulerClient>> server_clients_;
+  std::vector<std::unique_ptr<SchedulerClient>> worker_clients_;
+  std::vector<std::unique_ptr<KVWorker>> workers_;
+  bool stopped_ = false;
+};
+
+// A config with one SGD table per (name, dim), zero initial rows and learning rate `lr`.
+proto::ClusterConfig SgdTablesConfig(const std::vector<std::pair<std::string, int>>& tables,
+                                     float lr);
+
+}  // namespace granary
+
+#endif  // GRANARY_TESTS_TESTING_IN_PROCESS_CLUSTER_H_

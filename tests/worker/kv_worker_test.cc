@@ -1,0 +1,162 @@
+#include "worker/kv_worker.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "absl/strings/str_cat.h"
+#include "common/feature_key.h"
+#include "common/socket_options.h"
+#include "gtest/gtest.h"
+#include "tests/testing/in_process_cluster.h"
+
+namespace granary {
+namespace {
+
+std::vector<uint64_t> HashedKeys(int n, const char* field) {
+  std::vector<uint64_t> keys(n);
+  uint64_t seed = FieldSeed(field);
+  for (int i = 0; i < n; ++i) keys[i] = FeatureKey(seed, std::to_string(i));
+  return keys;
+}
+
+class KVWorkerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    InProcessClusterOptions options;
+    options.num_servers = 2;
+    options.num_workers = 2;
+    options.config = SgdTablesConfig({{"emb", 4}, {"bias", 1}}, 0.5f);
+    cluster_ = std::make_unique<InProcessCluster>(options);
+    ASSERT_TRUE(cluster_->Start().ok());
+  }
+  std::unique_ptr<InProcessCluster> cluster_;
+};
+
+TEST_F(KVWorkerTest, PullReturnsRowsInCallerOrderWithRepeats) {
+  KVWorker& worker = cluster_->worker(0);
+  std::vector<uint64_t> keys = HashedKeys(100, "a");
+  // Give each key a distinct row: row of key i = -0.5 * (i, i+1, i+2, i+3).
+  std::vector<float> grads(keys.size() * 4);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    for (int d = 0; d < 4; ++d) grads[i * 4 + d] = static_cast<float>(i + d);
+  }
+  ASSERT_TRUE(worker.Wait(worker.Push("emb", keys, grads)).ok());
+
+  std::vector<size_t> order = {99, 3, 3, 0, 57, 99, 12};
+  std::vector<uint64_t> asked;
+  for (size_t i : order) asked.push_back(keys[i]);
+  std::vector<float> rows;
+  absl::Status status = worker.Wait(worker.Pull("emb", asked, &rows));
+  ASSERT_TRUE(status.ok()) << status;
+  ASSERT_EQ(rows.size(), order.size() * 4);
+  for (size_t j = 0; j < order.size(); ++j) {
+    for (int d = 0; d < 4; ++d) EXPECT_EQ(rows[j * 4 + d], -0.5f * (order[j] + d));
+  }
+}
+
+TEST_F(KVWorkerTest, PushSumsGradientsOfRepeatedKeys) {
+  KVWorker& worker = cluster_->worker(0);
+  std::vector<uint64_t> keys = {7, 7, 3};
+  std::vector<float> grads = {1, 2, 4};
+  ASSERT_TRUE(worker.Wait(worker.Push("bias", keys, grads)).ok());
+  std::vector<float> rows;
+  std::vector<uint64_t> pulled = {3, 7};
+  ASSERT_TRUE(worker.Wait(worker.Pull("bias", pulled, &rows)).ok());
+  EXPECT_EQ(rows, (std::vector<float>{-2.0f, -1.5f}));
+}
+
+TEST_F(KVWorkerTest, KeysAreSplitAcrossBothServers) {
+  KVWorker& worker = cluster_->worker(1);
+  std::vector<uint64_t> keys = HashedKeys(1000, "split");
+  std::vector<float> grads(keys.size() * 4, 1.0f);
+  ASSERT_TRUE(worker.Wait(worker.Push("emb", keys, grads)).ok());
+  size_t on_server_0 = cluster_->server(0).FindTable("emb")->size();
+  size_t on_server_1 = cluster_->server(1).FindTable("emb")->size();
+  EXPECT_EQ(on_server_0 + on_server_1, keys.size());
+  EXPECT_GT(on_server_0, 400u);
+  EXPECT_GT(on_server_1, 400u);
+}
+
+TEST_F(KVWorkerTest, ConcurrentWorkersGiveExactSums) {
+  std::vector<uint64_t> keys = HashedKeys(2000, "concurrent");
+  constexpr int kRounds = 10;
+  std::vector<std::thread> threads;
+  std::vector<absl::Status> statuses(2);
+  for (int w = 0; w < 2; ++w) {
+    threads.emplace_back([&, w] {
+      std::vector<float> grads(keys.size() * 4, static_cast<float>(w + 1));
+      std::vector<int64_t> ids;
+      for (int r = 0; r < kRounds; ++r) ids.push_back(cluster_->worker(w).Push("emb", keys, grads));
+      for (int64_t id : ids) {
+        absl::Status status = cluster_->worker(w).Wait(id);
+        if (!status.ok()) statuses[w] = status;
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (const absl::Status& status : statuses) ASSERT_TRUE(status.ok()) << status;
+  std::vector<float> rows;
+  ASSERT_TRUE(cluster_->worker(0).Wait(cluster_->worker(0).Pull("emb", keys, &rows)).ok());
+  for (float v : rows) ASSERT_EQ(v, -0.5f * kRounds * (1 + 2));
+}
+
+TEST_F(KVWorkerTest, BadRequestsFailWithoutReachingServers) {
+  KVWorker& worker = cluster_->worker(0);
+  std::vector<uint64_t> keys = {1, 2};
+  std::vector<float> rows;
+  absl::Status unknown = worker.Wait(worker.Pull("nope", keys, &rows));
+  EXPECT_TRUE(absl::IsNotFound(unknown));
+  EXPECT_NE(unknown.message().find("table 'nope'"), std::string::npos);
+  std::vector<float> short_grads = {1.0f};
+  absl::Status wrong_size = worker.Wait(worker.Push("emb", keys, short_grads));
+  EXPECT_TRUE(absl::IsInvalidArgument(wrong_size));
+  EXPECT_TRUE(absl::IsNotFound(worker.Wait(12345)));
+  // An empty request completes at once.
+  EXPECT_TRUE(worker.Wait(worker.Pull("emb", {}, &rows)).ok());
+  EXPECT_TRUE(rows.empty());
+}
+
+TEST_F(KVWorkerTest, DeadServerFailsOutstandingAndLaterRequests) {
+  KVWorker& worker = cluster_->worker(0);
+  worker.MarkServerDead(1, "killed in a test");
+  std::vector<uint64_t> keys = HashedKeys(100, "dead");
+  std::vector<float> rows;
+  absl::Status status = worker.Wait(worker.Pull("emb", keys, &rows));
+  ASSERT_TRUE(absl::IsUnavailable(status)) << status;
+  EXPECT_NE(status.message().find("server 1"), std::string::npos);
+  EXPECT_NE(status.message().find("killed in a test"), std::string::npos);
+}
+
+// A "server" that accepts requests and never answers: requests must time out, naming it.
+TEST(KVWorkerTimeoutTest, SilentServerTimesOutNamingTheServer) {
+  zmq::context_t context(1);
+  zmq::socket_t silent(context, zmq::socket_type::router);
+  ConfigureSocket(silent);
+  absl::StatusOr<int> port = BindTcp(silent, "127.0.0.1", 0);
+  ASSERT_TRUE(port.ok());
+  proto::ClusterView view;
+  proto::NodeInfo* server = view.add_nodes();
+  server->set_role(proto::SERVER);
+  server->set_rank(0);
+  server->set_host("127.0.0.1");
+  server->set_port(*port);
+  *view.mutable_shard_map() = ShardMap::EvenSplit(1, 1).ToProto();
+  *view.mutable_config() = SgdTablesConfig({{"emb", 2}}, 1.0f);
+  view.mutable_you()->set_role(proto::WORKER);
+  KVWorkerOptions options;
+  options.request_timeout = absl::Milliseconds(300);
+  KVWorker worker(&context, view, options);
+  ASSERT_TRUE(worker.Start().ok());
+  std::vector<uint64_t> keys = {1, 2, 3};
+  std::vector<float> rows;
+  absl::Time start = absl::Now();
+  absl::Status status = worker.Wait(worker.Pull("emb", keys, &rows));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  ASSERT_TRUE(absl::IsDeadlineExceeded(status)) << status;
+  EXPECT_NE(status.message().find("pull request"), std::string::npos);
+  EXPECT_NE(status.message().find(absl::StrCat("server 0 (127.0.0.1:", *port)), std::string::npos)
+      << status;
+}
+
+}  // namespace
+}  // namespace granary
