@@ -13,8 +13,8 @@ TEST(FeatureKeyTest, IsStableAcrossRunsAndReleases) {
   // deliberate, migrated decision.
   EXPECT_EQ(FeatureKey("movie_id", "1193"), FeatureKey(FieldSeed("movie_id"), "1193"));
   EXPECT_EQ(FieldSeed(""), 0x2d06800538d394c2ULL);  // XXH3-64 of the empty input
-  const uint64_t pinned = FeatureKey("user_id", "42");
-  EXPECT_EQ(pinned, FeatureKey("user_id", std::string("42")));
+  EXPECT_EQ(FieldSeed("user_id"), 0xd55549748fdc4fa1ULL);
+  EXPECT_EQ(FeatureKey("user_id", "42"), 0xcb1d6b3c8bb7e92dULL);
 }
 
 TEST(FeatureKeyTest, SameTokenInTwoFieldsGivesTwoKeys) {

@@ -1,0 +1,227 @@
+// End-to-end tests of real granary_* processes on 127.0.0.1. Every port is picked free by the
+// processes themselves (port 0; the scheduler publishes its address in a file), every wait is
+// bounded, and every process is killed by pid when a test ends.
+#include <signal.h>
+#include <stdlib.h>
+
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "common/feature_key.h"
+#include "common/message.h"
+#include "common/scheduler_client.h"
+#include "common/socket_options.h"
+#include "gtest/gtest.h"
+#include "tests/testing/child_process.h"
+#include "worker/kv_worker.h"
+
+namespace granary {
+namespace {
+
+const std::string kBin = GRANARY_BINARY_DIR;
+const std::string kDemoConfig = std::string(GRANARY_SOURCE_DIR) + "/configs/demo.pbtxt";
+constexpr absl::Duration kStartTimeout = absl::Seconds(20);
+constexpr absl::Duration kExitTimeout = absl::Seconds(60);
+
+class ClusterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = ::testing::TempDir() + "/granary-cluster-XXXXXX";
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    run_dir_ = pattern;
+    cluster_id_ = absl::StrCat("test-", getpid(), "-",
+                               ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  }
+
+  // Starts the scheduler and waits until it published its address.
+  void StartScheduler(int servers, int workers, std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {kBin + "/granary_scheduler",
+                                     "--config=" + kDemoConfig,
+                                     "--port=0",
+                                     "--address_file=" + run_dir_ + "/scheduler.addr",
+                                     "--cluster_id=" + cluster_id_,
+                                     absl::StrCat("--num_servers=", servers),
+                                     absl::StrCat("--num_workers=", workers)};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    scheduler_ = Start(argv, "scheduler");
+    ASSERT_TRUE(WaitUntil(
+        [&] {
+          std::ifstream in(run_dir_ + "/scheduler.addr");
+          return static_cast<bool>(std::getline(in, address_)) && !address_.empty();
+        },
+        kStartTimeout))
+        << "scheduler did not publish its address:\n"
+        << scheduler_->ReadLog();
+  }
+
+  std::unique_ptr<ChildProcess> StartNode(const std::string& binary, const std::string& name,
+                                          std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {kBin + "/" + binary, "--scheduler=" + address_,
+                                     "--cluster_id=" + cluster_id_};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return Start(argv, name);
+  }
+
+  std::unique_ptr<ChildProcess> Start(const std::vector<std::string>& argv,
+                                      const std::string& name) {
+    absl::StatusOr<ChildProcess> child =
+        ChildProcess::Start(argv, absl::StrCat(run_dir_, "/", name, ".log"));
+    EXPECT_TRUE(child.ok()) << child.status();
+    return child.ok() ? std::make_unique<ChildProcess>(*std::move(child)) : nullptr;
+  }
+
+  static void ExpectExitsWith(ChildProcess& child, int code) {
+    std::optional<int> exit = child.WaitForExit(kExitTimeout);
+    ASSERT_TRUE(exit.has_value()) << child.log_path() << " still running:\n" << child.ReadLog();
+    EXPECT_EQ(*exit, code) << child.log_path() << ":\n" << child.ReadLog();
+  }
+
+  SchedulerClientOptions ClientOptions(proto::Role role) const {
+    SchedulerClientOptions options;
+    options.scheduler_address = address_;
+    options.cluster_id = cluster_id_;
+    options.role = role;
+    options.register_timeout = kStartTimeout;
+    return options;
+  }
+
+  std::string run_dir_;
+  std::string cluster_id_;
+  std::string address_;
+  std::unique_ptr<ChildProcess> scheduler_;
+};
+
+TEST_F(ClusterTest, TwoServersTwoWorkersPushingConcurrentlyGiveExactRows) {
+  StartScheduler(2, 2);
+  std::vector<std::unique_ptr<ChildProcess>> servers, workers;
+  for (int i = 0; i < 2; ++i)
+    servers.push_back(StartNode("granary_server", absl::StrCat("server-", i)));
+  for (int i = 0; i < 2; ++i) {
+    workers.push_back(StartNode("granary_worker", absl::StrCat("worker-", i),
+                                {"--job=demo", "--demo_keys=3000", "--demo_rounds=10"}));
+  }
+  for (auto& worker : workers) ExpectExitsWith(*worker, 0);
+  for (auto& worker : workers) {
+    EXPECT_NE(worker->ReadLog().find("2 workers x 10 rounds: rows match (max abs error 0)"),
+              std::string::npos)
+        << worker->ReadLog();
+  }
+  // The scheduler shuts everyone down once both workers are done.
+  for (auto& server : servers) ExpectExitsWith(*server, 0);
+  ExpectExitsWith(*scheduler_, 0);
+  EXPECT_NE(scheduler_->ReadLog().find("all workers finished their jobs"), std::string::npos);
+}
+
+TEST_F(ClusterTest, KilledServerIsReportedDeadWithinTheTimeout) {
+  const std::vector<std::string> fast_heartbeats = {"--heartbeat_interval=0.2",
+                                                    "--heartbeat_timeout=3"};
+  StartScheduler(2, 1, {"--heartbeat_timeout=1"});
+  auto server0 = StartNode("granary_server", "server-a", fast_heartbeats);
+  auto server1 = StartNode("granary_server", "server-b", fast_heartbeats);
+  auto worker = StartNode("granary_worker", "worker", {"--job=idle", "--heartbeat_interval=0.2"});
+  ASSERT_TRUE(
+      WaitUntil([&] { return scheduler_->ReadLog().find("cluster formed") != std::string::npos; },
+                kStartTimeout))
+      << scheduler_->ReadLog();
+
+  absl::Time killed_at = absl::Now();
+  server1->Signal(SIGKILL);
+  std::string dead_line = absl::StrCat("pid ", server1->pid(), ") is dead: no heartbeat for");
+  ASSERT_TRUE(WaitUntil([&] { return scheduler_->ReadLog().find(dead_line) != std::string::npos; },
+                        absl::Seconds(10)))
+      << scheduler_->ReadLog();
+  // Reported within the 1 s timeout plus a heartbeat interval, a 0.2 s liveness check and
+  // generous slack for a loaded CI machine.
+  EXPECT_LT(absl::Now() - killed_at, absl::Seconds(4));
+  // The other nodes are told.
+  std::string notice = absl::StrCat("scheduler reports server");
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        std::string log = worker->ReadLog();
+        return log.find(notice) != std::string::npos &&
+               log.find(absl::StrCat("pid ", server1->pid(), ") dead")) != std::string::npos;
+      },
+      absl::Seconds(5)))
+      << worker->ReadLog();
+
+  // One command shuts the rest of the cluster down in order.
+  auto ctl = Start({kBin + "/granary_ctl", "--scheduler=" + address_, "--cluster_id=" + cluster_id_,
+                    "--timeout=20", "shutdown"},
+                   "ctl");
+  ExpectExitsWith(*ctl, 0);
+  ExpectExitsWith(*server0, 0);
+  ExpectExitsWith(*worker, 0);
+  ExpectExitsWith(*scheduler_, 0);
+}
+
+TEST_F(ClusterTest, GarbageToAServerProcessGetsAnErrorAndItKeepsServing) {
+  StartScheduler(1, 1);
+  auto server = StartNode("granary_server", "server");
+  // This test process is the cluster's worker.
+  zmq::context_t context(1);
+  SchedulerClient client(&context, ClientOptions(proto::WORKER));
+  ASSERT_TRUE(client.Register().ok());
+  proto::NodeInfo server_info;
+  for (const proto::NodeInfo& node : client.view().nodes()) {
+    if (node.role() == proto::SERVER) server_info = node;
+  }
+  zmq::socket_t raw(context, zmq::socket_type::dealer);
+  ConfigureSocket(raw);
+  raw.connect(TcpEndpoint(server_info.host(), server_info.port()));
+  std::vector<zmq::message_t> garbage;
+  garbage.emplace_back(std::string("\x08\x96\x01 definitely not a header"));
+  zmq::send_multipart(raw, garbage);
+  zmq::pollitem_t item{raw.handle(), 0, ZMQ_POLLIN, 0};
+  ASSERT_GT(zmq::poll(&item, 1, std::chrono::seconds(10)), 0) << server->ReadLog();
+  std::vector<zmq::message_t> frames;
+  ASSERT_TRUE(zmq::recv_multipart(raw, std::back_inserter(frames)));
+  proto::Header error;
+  ASSERT_TRUE(error.ParseFromArray(frames[0].data(), static_cast<int>(frames[0].size())));
+  EXPECT_EQ(error.command(), proto::ERROR_REPLY);
+  EXPECT_NE(error.error().find("server 0"), std::string::npos) << error.error();
+  EXPECT_NE(error.error().find("127.0.0.1"), std::string::npos) << error.error();
+
+  KVWorkerOptions options;
+  options.cluster_id = cluster_id_;
+  options.request_timeout = absl::Seconds(20);
+  KVWorker worker(&context, client.view(), options);
+  ASSERT_TRUE(worker.Start().ok());
+  std::vector<uint64_t> keys = {FeatureKey("f", "a"), FeatureKey("f", "b")};
+  std::vector<float> grads(keys.size() * 8, 2.0f);
+  ASSERT_TRUE(worker.Wait(worker.Push("demo", keys, grads)).ok());
+  std::vector<float> rows;
+  ASSERT_TRUE(worker.Wait(worker.Pull("demo", keys, &rows)).ok());
+  for (float v : rows) EXPECT_EQ(v, -1.0f);  // lr 0.5 x grad 2
+
+  client.ReportJobDone();
+  EXPECT_TRUE(client.WaitForShutdown(absl::Seconds(20)).ok());
+  ExpectExitsWith(*server, 0);
+  ExpectExitsWith(*scheduler_, 0);
+  EXPECT_NE(server->ReadLog().find("unparsable header"), std::string::npos);
+}
+
+TEST_F(ClusterTest, ClusterThatNeverFormsFailsNamingWhoIsMissing) {
+  StartScheduler(2, 1, {"--register_timeout=1"});
+  auto server = StartNode("granary_server", "server", {"--register_timeout=20"});
+  ExpectExitsWith(*scheduler_, 1);
+  EXPECT_NE(scheduler_->ReadLog().find("have 1 of 2 servers and 0 of 1 workers"), std::string::npos)
+      << scheduler_->ReadLog();
+  // The server that did come is told, and fails instead of waiting forever.
+  ExpectExitsWith(*server, 1);
+  EXPECT_NE(server->ReadLog().find("cluster did not form"), std::string::npos) << server->ReadLog();
+}
+
+TEST_F(ClusterTest, BadConfigIsReportedWithFileAndLine) {
+  std::string config = run_dir_ + "/bad.pbtxt";
+  std::ofstream(config) << "tables {\n  name: \"x\"\n  dim: 4\n  optimiser { }\n}\n";
+  auto scheduler = Start({kBin + "/granary_scheduler", "--config=" + config}, "scheduler");
+  ExpectExitsWith(*scheduler, 1);
+  EXPECT_NE(scheduler->ReadLog().find(config + ":4:"), std::string::npos) << scheduler->ReadLog();
+}
+
+}  // namespace
+}  // namespace granary
