@@ -158,6 +158,24 @@ TEST_F(ClusterTest, KilledServerIsReportedDeadWithinTheTimeout) {
   ExpectExitsWith(*scheduler_, 0);
 }
 
+TEST_F(ClusterTest, NodesExitWithAnErrorWhenTheSchedulerDies) {
+  StartScheduler(1, 1);
+  const std::vector<std::string> fast = {"--heartbeat_interval=0.2", "--heartbeat_timeout=1"};
+  auto server = StartNode("granary_server", "server", fast);
+  std::vector<std::string> worker_flags = fast;
+  worker_flags.push_back("--job=idle");
+  auto worker = StartNode("granary_worker", "worker", worker_flags);
+  ASSERT_TRUE(
+      WaitUntil([&] { return scheduler_->ReadLog().find("cluster formed") != std::string::npos; },
+                kStartTimeout));
+  scheduler_->Signal(SIGKILL);
+  ExpectExitsWith(*server, 1);
+  ExpectExitsWith(*worker, 1);
+  std::string lost = absl::StrCat("scheduler ", address_, " silent for");
+  EXPECT_NE(server->ReadLog().find(lost), std::string::npos) << server->ReadLog();
+  EXPECT_NE(worker->ReadLog().find(lost), std::string::npos) << worker->ReadLog();
+}
+
 TEST_F(ClusterTest, GarbageToAServerProcessGetsAnErrorAndItKeepsServing) {
   StartScheduler(1, 1);
   auto server = StartNode("granary_server", "server");
