@@ -20,7 +20,7 @@ bool ReceiveWithin(zmq::socket_t& socket, absl::Duration timeout, const std::str
                    const std::string& scheduler, Message* message, absl::Status* status) {
   zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
   long timeout_ms = std::max<long>(0, absl::ToInt64Milliseconds(timeout));
-  if (zmq::poll(&item, 1, std::chrono::milliseconds(timeout_ms)) <= 0) return false;
+  if (PollSockets(&item, 1, std::chrono::milliseconds(timeout_ms)) <= 0) return false;
   std::vector<zmq::message_t> frames;
   zmq::recv_result_t received = zmq::recv_multipart(socket, std::back_inserter(frames));
   if (!received) return false;
@@ -227,7 +227,7 @@ void SchedulerClient::Run() {
     zmq::pollitem_t items[] = {{dealer_.handle(), 0, ZMQ_POLLIN, 0},
                                {wakeup.handle(), 0, ZMQ_POLLIN, 0}};
     long wait_ms = std::max<long>(1, absl::ToInt64Milliseconds(next_heartbeat - absl::Now()));
-    zmq::poll(items, 2, std::chrono::milliseconds(wait_ms));
+    PollSockets(items, 2, std::chrono::milliseconds(wait_ms));
     if (items[1].revents & ZMQ_POLLIN) {
       zmq::message_t ignored;
       while (wakeup.recv(ignored, zmq::recv_flags::dontwait)) {

@@ -1,5 +1,7 @@
 #include "common/socket_options.h"
 
+#include <cerrno>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
@@ -35,6 +37,15 @@ absl::StatusOr<int> BindTcp(zmq::socket_t& socket, const std::string& host, int 
     return absl::InternalError(absl::StrCat("cannot read bound port from ", bound));
   }
   return bound_port;
+}
+
+int PollSockets(zmq::pollitem_t* items, size_t count, std::chrono::milliseconds timeout) {
+  try {
+    return zmq::poll(items, count, timeout);
+  } catch (const zmq::error_t& e) {
+    if (e.num() == EINTR) return 0;
+    throw;
+  }
 }
 
 absl::Status ParseHostPort(const std::string& address, std::string* host, int* port) {

@@ -3,6 +3,7 @@
 #ifndef GRANARY_COMMON_SOCKET_OPTIONS_H_
 #define GRANARY_COMMON_SOCKET_OPTIONS_H_
 
+#include <chrono>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -21,6 +22,11 @@ std::string TcpEndpoint(const std::string& host, int port);
 // Binds `socket` to tcp://host:port; port 0 picks a free port. Returns the bound port, or
 // Unavailable naming the endpoint (e.g. port in use).
 absl::StatusOr<int> BindTcp(zmq::socket_t& socket, const std::string& host, int port);
+
+// zmq::poll that treats an interrupted call (EINTR: a signal arrived) as a timeout instead
+// of throwing, so that signal handlers never crash a node. Returns the number of ready
+// items; a negative timeout waits indefinitely.
+int PollSockets(zmq::pollitem_t* items, size_t count, std::chrono::milliseconds timeout);
 
 // Splits "host:port". InvalidArgument naming `address` if it is not of that form.
 absl::Status ParseHostPort(const std::string& address, std::string* host, int* port);

@@ -79,7 +79,7 @@ void ParameterServer::ForwardLoop() {
                              {backend.handle(), 0, ZMQ_POLLIN, 0},
                              {control.handle(), 0, ZMQ_POLLIN, 0}};
   while (true) {
-    zmq::poll(items, 3, std::chrono::milliseconds(-1));
+    PollSockets(items, 3, std::chrono::milliseconds(-1));
     if (items[2].revents & ZMQ_POLLIN) return;  // Stop()
     // Requests: [routing id][frames...] -> [routing id][peer address][frames...]. The peer's
     // TCP address is only known on the frontend, and errors must name it.
@@ -109,7 +109,7 @@ void ParameterServer::HandlerLoop() {
   socket.connect(backend_endpoint_);
   while (!stop_) {
     zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
-    if (zmq::poll(&item, 1, kHandlerStopCheck) <= 0) continue;
+    if (PollSockets(&item, 1, kHandlerStopCheck) <= 0) continue;
     std::vector<zmq::message_t> frames;
     if (!zmq::recv_multipart(socket, std::back_inserter(frames))) continue;
     if (frames.size() < 3) continue;  // routing id and peer alone: nothing to answer

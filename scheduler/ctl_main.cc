@@ -36,8 +36,8 @@ int main(int argc, char** argv) {
     return EXIT_FAILURE;
   }
   zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
-  if (zmq::poll(&item, 1, std::chrono::milliseconds(static_cast<long>(FLAGS_timeout * 1000))) <=
-      0) {
+  if (granary::PollSockets(
+          &item, 1, std::chrono::milliseconds(static_cast<long>(FLAGS_timeout * 1000))) <= 0) {
     LOG(ERROR) << "scheduler " << FLAGS_scheduler << " did not acknowledge shutdown within "
                << FLAGS_timeout << " s";
     return EXIT_FAILURE;

@@ -1,4 +1,5 @@
 // granary_scheduler: parses flags, loads the cluster config and runs the Scheduler.
+#include <csignal>
 #include <cstdlib>
 
 #include "absl/time/time.h"
@@ -16,6 +17,15 @@ DEFINE_int32(num_workers, 1, "Workers the cluster waits for.");
 DEFINE_string(config, "", "Cluster config (Protobuf text, configs/*.pbtxt). Required.");
 DEFINE_double(heartbeat_timeout, 5.0, "Seconds of silence after which a node is dead.");
 DEFINE_double(register_timeout, 60.0, "Seconds the whole cluster has to register.");
+
+namespace {
+// SIGTERM/SIGINT ask the running scheduler to shut the whole cluster down in order. A signal
+// handler can only reach it through a global; RequestStop() is a lock-free atomic store.
+granary::Scheduler* running_scheduler = nullptr;
+void RequestClusterStop(int) {
+  if (running_scheduler != nullptr) running_scheduler->RequestStop();
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   gflags::SetUsageMessage("granary_scheduler --config=FILE --num_servers=N --num_workers=M");
@@ -49,6 +59,9 @@ int main(int argc, char** argv) {
 
   zmq::context_t context(1);
   granary::Scheduler scheduler(&context, std::move(options));
+  running_scheduler = &scheduler;
+  std::signal(SIGTERM, RequestClusterStop);
+  std::signal(SIGINT, RequestClusterStop);
   absl::Status status = scheduler.Run();
   if (!status.ok()) {
     LOG(ERROR) << "scheduler: " << status.message();

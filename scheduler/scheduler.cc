@@ -95,7 +95,7 @@ absl::Status Scheduler::Run() {
       }
     }
     zmq::pollitem_t item{router_.handle(), 0, ZMQ_POLLIN, 0};
-    zmq::poll(&item, 1, absl::ToChronoMilliseconds(options_.check_interval));
+    PollSockets(&item, 1, absl::ToChronoMilliseconds(options_.check_interval));
     while (true) {
       std::vector<zmq::message_t> frames;
       zmq::recv_result_t received =

@@ -346,7 +346,7 @@ void KVWorker::IoLoop() {
     }
     if (!outgoing.empty()) continue;  // more may have been queued meanwhile
     long sleep_ms = std::max<long>(1, absl::ToInt64Milliseconds(sleep));
-    zmq::poll(items.data(), items.size(), std::chrono::milliseconds(sleep_ms));
+    PollSockets(items.data(), items.size(), std::chrono::milliseconds(sleep_ms));
     if (items[0].revents & ZMQ_POLLIN) {
       zmq::message_t ignored;
       while (wakeup.recv(ignored, zmq::recv_flags::dontwait)) {

@@ -233,6 +233,20 @@ TEST_F(ClusterTest, ClusterThatNeverFormsFailsNamingWhoIsMissing) {
   EXPECT_NE(server->ReadLog().find("cluster did not form"), std::string::npos) << server->ReadLog();
 }
 
+TEST_F(ClusterTest, SigtermToTheSchedulerShutsTheClusterDownInOrder) {
+  StartScheduler(1, 1);
+  auto server = StartNode("granary_server", "server");
+  auto worker = StartNode("granary_worker", "worker", {"--job=idle"});
+  ASSERT_TRUE(
+      WaitUntil([&] { return scheduler_->ReadLog().find("cluster formed") != std::string::npos; },
+                kStartTimeout));
+  scheduler_->Signal(SIGTERM);
+  ExpectExitsWith(*scheduler_, 0);
+  ExpectExitsWith(*server, 0);
+  ExpectExitsWith(*worker, 0);
+  EXPECT_NE(scheduler_->ReadLog().find("stop requested"), std::string::npos);
+}
+
 TEST_F(ClusterTest, BadConfigIsReportedWithFileAndLine) {
   std::string config = run_dir_ + "/bad.pbtxt";
   std::ofstream(config) << "tables {\n  name: \"x\"\n  dim: 4\n  optimiser { }\n}\n";
