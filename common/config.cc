@@ -5,6 +5,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/types/span.h"
 #include "google/protobuf/io/tokenizer.h"
 
 namespace granary {
@@ -56,6 +57,75 @@ const TextFormat::ParseInfoTree* Nested(const TextFormat::ParseInfoTree* tree,
   return field == nullptr ? nullptr : tree->GetTreeForNested(field, index);
 }
 
+// One numeric rule of an optimizer field: the field must satisfy `ok` when it is set (or,
+// for non-optional fields, always).
+struct FieldRule {
+  const char* field;
+  bool (*ok)(float);
+  const char* requirement;
+};
+
+constexpr bool Positive(float v) { return v > 0; }
+constexpr bool NonNegative(float v) { return v >= 0; }
+constexpr bool UnitInterval(float v) { return v >= 0 && v < 1; }
+
+absl::Status ValidateOptimizer(const proto::TableConfig& table, const std::string& where_table,
+                               const std::string& source,
+                               const TextFormat::ParseInfoTree* optimizer_tree) {
+  const proto::OptimizerConfig& optimizer = table.optimizer();
+  const google::protobuf::Message* settings = nullptr;
+  static constexpr FieldRule kSgdRules[] = {{"learning_rate", Positive, "> 0"}};
+  static constexpr FieldRule kAdagradRules[] = {{"learning_rate", Positive, "> 0"},
+                                                {"initial_accumulator", NonNegative, ">= 0"},
+                                                {"epsilon", Positive, "> 0"}};
+  static constexpr FieldRule kAdamRules[] = {{"learning_rate", Positive, "> 0"},
+                                             {"beta1", UnitInterval, "in [0, 1)"},
+                                             {"beta2", UnitInterval, "in [0, 1)"},
+                                             {"epsilon", Positive, "> 0"}};
+  static constexpr FieldRule kFtrlRules[] = {{"alpha", Positive, "> 0"},
+                                             {"beta", NonNegative, ">= 0"},
+                                             {"l1", NonNegative, ">= 0"},
+                                             {"l2", NonNegative, ">= 0"}};
+  absl::Span<const FieldRule> rules;
+  switch (optimizer.kind_case()) {
+    case proto::OptimizerConfig::kSgd:
+      settings = &optimizer.sgd();
+      rules = kSgdRules;
+      break;
+    case proto::OptimizerConfig::kAdagrad:
+      settings = &optimizer.adagrad();
+      rules = kAdagradRules;
+      break;
+    case proto::OptimizerConfig::kAdam:
+      settings = &optimizer.adam();
+      rules = kAdamRules;
+      break;
+    case proto::OptimizerConfig::kFtrl:
+      settings = &optimizer.ftrl();
+      rules = kFtrlRules;
+      break;
+    case proto::OptimizerConfig::KIND_NOT_SET:
+      return absl::InvalidArgumentError(
+          absl::StrCat(where_table, ": table '", table.name(), "' has no optimizer"));
+  }
+  const google::protobuf::Descriptor* descriptor = settings->GetDescriptor();
+  const google::protobuf::Reflection* reflection = settings->GetReflection();
+  const google::protobuf::FieldDescriptor* kind =
+      optimizer.GetDescriptor()->FindFieldByNumber(static_cast<int>(optimizer.kind_case()));
+  const TextFormat::ParseInfoTree* settings_tree =
+      optimizer_tree == nullptr ? nullptr : optimizer_tree->GetTreeForNested(kind, -1);
+  for (const FieldRule& rule : rules) {
+    const google::protobuf::FieldDescriptor* field = descriptor->FindFieldByName(rule.field);
+    bool set = !field->has_presence() || reflection->HasField(*settings, field);
+    if (set && !rule.ok(reflection->GetFloat(*settings, field))) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          Where(source, settings_tree, *settings, rule.field), ": table '", table.name(),
+          "' needs ", kind->name(), " ", rule.field, " ", rule.requirement));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateTable(const proto::TableConfig& table, const std::string& where_table,
                            const std::string& source, const TextFormat::ParseInfoTree* tree) {
   if (table.name().empty()) {
@@ -71,22 +141,7 @@ absl::Status ValidateTable(const proto::TableConfig& table, const std::string& w
         absl::StrCat(Where(source, init_tree, table.initializer(), "scale"), ": table '",
                      table.name(), "' has a negative initializer scale"));
   }
-  switch (table.optimizer().kind_case()) {
-    case proto::OptimizerConfig::kSgd: {
-      if (!(table.optimizer().sgd().learning_rate() > 0)) {
-        const TextFormat::ParseInfoTree* sgd_tree =
-            Nested(Nested(tree, table, "optimizer"), table.optimizer(), "sgd");
-        return absl::InvalidArgumentError(
-            absl::StrCat(Where(source, sgd_tree, table.optimizer().sgd(), "learning_rate"),
-                         ": table '", table.name(), "' needs learning_rate > 0"));
-      }
-      break;
-    }
-    case proto::OptimizerConfig::KIND_NOT_SET:
-      return absl::InvalidArgumentError(
-          absl::StrCat(where_table, ": table '", table.name(), "' has no optimizer"));
-  }
-  return absl::OkStatus();
+  return ValidateOptimizer(table, where_table, source, Nested(tree, table, "optimizer"));
 }
 
 }  // namespace

@@ -83,6 +83,35 @@ TEST_F(ConfigTest, NonPositiveLearningRateNamesItsLine) {
   EXPECT_NE(config.status().message().find("learning_rate"), std::string::npos);
 }
 
+TEST_F(ConfigTest, EveryOptimizerIsValidatedWithTheLineOfTheBadField) {
+  std::string path = Write(
+      "tables {\n"
+      "  name: \"emb\"\n"
+      "  dim: 4\n"
+      "  optimizer { adam {\n"
+      "    learning_rate: 0.01\n"
+      "    beta1: 1.0\n"
+      "  } }\n"
+      "}\n");
+  absl::StatusOr<proto::ClusterConfig> config = LoadClusterConfig(path);
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find(path + ":6: table 'emb' needs adam beta1 in [0, 1)"),
+            std::string::npos)
+      << config.status();
+
+  path = Write("tables { name: \"f\" dim: 1 optimizer { ftrl { alpha: 0.1 l1: -1 } } }\n");
+  config = LoadClusterConfig(path);
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find("needs ftrl l1 >= 0"), std::string::npos);
+
+  path = Write(
+      "tables { name: \"a\" dim: 1 optimizer { adagrad { learning_rate: 0.1 } } }\n"
+      "tables { name: \"b\" dim: 1 optimizer { adam { learning_rate: 0.1 } } }\n"
+      "tables { name: \"c\" dim: 1 optimizer { ftrl { alpha: 0.1 } } }\n");
+  config = LoadClusterConfig(path);
+  EXPECT_TRUE(config.ok()) << config.status();
+}
+
 TEST_F(ConfigTest, MissingOptimizerAndDuplicateNamesAreErrors) {
   std::string path = Write("tables { name: \"a\" dim: 2 }\n");
   absl::StatusOr<proto::ClusterConfig> config = LoadClusterConfig(path);
