@@ -2,7 +2,9 @@
 //
 // A row's initial value is a pure function of (initializer config, key): the same key gets
 // the same row on every server, every run and after every restart, which makes tests exact
-// and lets a pull of a never-pushed key be answered without storing it.
+// and lets a pull of a never-pushed key be answered without storing it. ZEROS and UNIFORM
+// use only integer and basic IEEE float arithmetic, so they are bit-identical on every
+// platform; NORMAL goes through libm's log, sin and cos in double before rounding to float.
 //
 // Thread-safe: pure function.
 #ifndef GRANARY_PS_INITIALIZER_H_

@@ -17,35 +17,6 @@ proto::TableConfig SgdTable(int dim, float lr) {
   return config;
 }
 
-TEST(InitializerTest, UniformIsDeterministicPerKeyAndSeedAndWithinScale) {
-  proto::InitializerConfig config;
-  config.set_kind(proto::InitializerConfig::UNIFORM);
-  config.set_scale(0.25f);
-  config.set_seed(7);
-  float a[16], b[16], c[16], other_seed[16];
-  InitializeRow(config, 42, 16, a);
-  InitializeRow(config, 42, 16, b);
-  InitializeRow(config, 43, 16, c);
-  config.set_seed(8);
-  InitializeRow(config, 42, 16, other_seed);
-  bool differs_by_key = false, differs_by_seed = false;
-  for (int i = 0; i < 16; ++i) {
-    EXPECT_EQ(a[i], b[i]);
-    EXPECT_LE(std::abs(a[i]), 0.25f);
-    differs_by_key |= a[i] != c[i];
-    differs_by_seed |= a[i] != other_seed[i];
-  }
-  EXPECT_TRUE(differs_by_key);
-  EXPECT_TRUE(differs_by_seed);
-}
-
-TEST(InitializerTest, ZerosIsZero) {
-  proto::InitializerConfig config;
-  float row[4] = {1, 2, 3, 4};
-  InitializeRow(config, 5, 4, row);
-  for (float v : row) EXPECT_EQ(v, 0.0f);
-}
-
 TEST(MemoryTableTest, PullCreatesRowsWithTheInitializer) {
   proto::TableConfig config = SgdTable(3, 0.1f);
   config.mutable_initializer()->set_kind(proto::InitializerConfig::UNIFORM);

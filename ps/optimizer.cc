@@ -1,0 +1,224 @@
+#include "ps/optimizer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "absl/status/status.h"
+
+namespace granary {
+namespace {
+
+// Defaults of the optional fields, as documented in config.proto.
+constexpr float kDefaultInitialAccumulator = 0.1f;
+constexpr float kDefaultEpsilon = 1e-8f;
+constexpr float kDefaultBeta1 = 0.9f;
+constexpr float kDefaultBeta2 = 0.999f;
+constexpr float kDefaultFtrlBeta = 1.0f;
+
+// Each Apply below runs one loop over rows around a plain, branch-free loop over dimensions:
+// no virtual call, no branch on the config and no allocation per row.
+
+// w -= lr g
+class Sgd final : public Optimizer {
+ public:
+  explicit Sgd(const proto::SgdConfig& config) : learning_rate_(config.learning_rate()) {}
+
+  int num_slots() const override { return 0; }
+  void InitSlots(const float*, float*, int) const override {}
+
+  void Apply(absl::Span<const RowUpdate> updates, int dim) const override {
+    const float lr = learning_rate_;
+    for (const RowUpdate& update : updates) {
+      float* w = update.values;
+      const float* g = update.grad;
+      for (int d = 0; d < dim; ++d) w[d] -= lr * g[d];
+    }
+  }
+
+ private:
+  const float learning_rate_;
+};
+
+// acc += g^2; w -= lr g / (sqrt(acc) + eps). Slot 0: acc.
+class Adagrad final : public Optimizer {
+ public:
+  explicit Adagrad(const proto::AdagradConfig& config)
+      : learning_rate_(config.learning_rate()),
+        initial_accumulator_(config.has_initial_accumulator() ? config.initial_accumulator()
+                                                              : kDefaultInitialAccumulator),
+        epsilon_(config.has_epsilon() ? config.epsilon() : kDefaultEpsilon) {}
+
+  int num_slots() const override { return 1; }
+
+  void InitSlots(const float*, float* slots, int dim) const override {
+    std::fill(slots, slots + dim, initial_accumulator_);
+  }
+
+  void Apply(absl::Span<const RowUpdate> updates, int dim) const override {
+    const float lr = learning_rate_;
+    const float eps = epsilon_;
+    for (const RowUpdate& update : updates) {
+      float* w = update.values;
+      float* acc = update.slots;
+      const float* g = update.grad;
+      for (int d = 0; d < dim; ++d) {
+        const float a = acc[d] + g[d] * g[d];
+        acc[d] = a;
+        w[d] -= lr * g[d] / (std::sqrt(a) + eps);
+      }
+    }
+  }
+
+ private:
+  const float learning_rate_;
+  const float initial_accumulator_;
+  const float epsilon_;
+};
+
+// m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+// w -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps), t = the row's meta->step after
+// this update. Slot 0: m, slot 1: v.
+class Adam final : public Optimizer {
+ public:
+  explicit Adam(const proto::AdamConfig& config)
+      : learning_rate_(config.learning_rate()),
+        beta1_(config.has_beta1() ? config.beta1() : kDefaultBeta1),
+        beta2_(config.has_beta2() ? config.beta2() : kDefaultBeta2),
+        epsilon_(config.has_epsilon() ? config.epsilon() : kDefaultEpsilon),
+        one_minus_beta1_(1.0f - beta1_),
+        one_minus_beta2_(1.0f - beta2_),
+        log_beta1_(std::log(beta1_)),
+        log_beta2_(std::log(beta2_)) {}
+
+  int num_slots() const override { return 2; }
+
+  void InitSlots(const float*, float* slots, int dim) const override {
+    std::fill(slots, slots + 2 * dim, 0.0f);
+  }
+
+  void Apply(absl::Span<const RowUpdate> updates, int dim) const override {
+    const float b1 = beta1_, b2 = beta2_, c1 = one_minus_beta1_, c2 = one_minus_beta2_;
+    const float eps = epsilon_;
+    for (const RowUpdate& update : updates) {
+      // Saturates rather than wrapping to 0 (a bias correction of 0); far below the maximum
+      // b^t is already 0 in float.
+      uint32_t& step = update.meta->step;
+      step += step < std::numeric_limits<uint32_t>::max();
+      const float t = static_cast<float>(step);
+      // 1 - b^t as -expm1(t log b): no cancellation when b^t is close to 1 (b2 = 0.999, small
+      // t), where 1 - powf(b, t) would lose most digits. b = 0 gives log b = -inf and 1 - 0.
+      const float bias1 = -std::expm1(t * log_beta1_);
+      const float bias2 = -std::expm1(t * log_beta2_);
+      const float step_size = learning_rate_ / bias1;
+      const float inv_bias2 = 1.0f / bias2;
+      float* w = update.values;
+      float* m = update.slots;
+      float* v = update.slots + dim;
+      const float* g = update.grad;
+      for (int d = 0; d < dim; ++d) {
+        const float md = b1 * m[d] + c1 * g[d];
+        const float vd = b2 * v[d] + c2 * g[d] * g[d];
+        m[d] = md;
+        v[d] = vd;
+        w[d] -= step_size * md / (std::sqrt(vd * inv_bias2) + eps);
+      }
+    }
+  }
+
+ private:
+  const float learning_rate_;
+  const float beta1_;
+  const float beta2_;
+  const float epsilon_;
+  const float one_minus_beta1_;
+  const float one_minus_beta2_;
+  const float log_beta1_;
+  const float log_beta2_;
+};
+
+// FTRL-Proximal, McMahan et al. 2013, Algorithm 1, per coordinate:
+//   sigma = (sqrt(n + g^2) - sqrt(n)) / alpha;  z += g - sigma w;  n += g^2;
+//   w = 0 if |z| <= l1, else -(z - sgn(z) l1) / ((beta + sqrt(n)) / alpha + l2).
+// Slot 0: z, slot 1: n. The stored values are always the weights the formula gives for the
+// stored z and n, so Apply uses them as the paper's w_t without recomputing them.
+//
+// Initial state: the paper starts at z = n = 0, which encodes weight 0, not the initializer's
+// w0 that pulls return before the first push; the first update would then land near 0 however
+// small its gradient. InitSlots instead starts at n = 0 and the z whose weight is w0:
+//   z = -(w0 (beta / alpha + l2)) - sgn(w0) l1 for w0 != 0, z = 0 for w0 = 0,
+// so |z| > l1 and -(z - sgn(z) l1) / (beta / alpha + l2) = w0, up to the float rounding of
+// z (absolute error about 6e-8 (|w0| + l1 / (beta / alpha + l2))). With beta = l2 = 0 no z
+// gives w0 at n = 0, where the rate alpha / sqrt(n) is infinite: this z then gives |z| = l1
+// and weight 0 while n = 0, but the first non-zero gradient still continues from w0,
+// because sigma w carries w0 into z.
+class Ftrl final : public Optimizer {
+ public:
+  explicit Ftrl(const proto::FtrlConfig& config)
+      : inv_alpha_(1.0f / config.alpha()),
+        l1_(config.l1()),
+        // The denominator at n = 0, (beta + 0) / alpha + l2.
+        base_denominator_((config.has_beta() ? config.beta() : kDefaultFtrlBeta) / config.alpha() +
+                          config.l2()) {}
+
+  int num_slots() const override { return 2; }
+
+  void InitSlots(const float* values, float* slots, int dim) const override {
+    float* z = slots;
+    float* n = slots + dim;
+    for (int d = 0; d < dim; ++d) {
+      const float w = values[d];
+      z[d] = w == 0.0f ? 0.0f : -(w * base_denominator_) - std::copysign(l1_, w);
+      n[d] = 0.0f;
+    }
+  }
+
+  void Apply(absl::Span<const RowUpdate> updates, int dim) const override {
+    const float inv_alpha = inv_alpha_, l1 = l1_, base = base_denominator_;
+    for (const RowUpdate& update : updates) {
+      float* w = update.values;
+      float* z = update.slots;
+      float* n = update.slots + dim;
+      const float* g = update.grad;
+      for (int d = 0; d < dim; ++d) {
+        const float nd = n[d] + g[d] * g[d];
+        const float sqrt_nd = std::sqrt(nd);
+        const float sigma = (sqrt_nd - std::sqrt(n[d])) * inv_alpha;
+        const float zd = z[d] + (g[d] - sigma * w[d]);
+        z[d] = zd;
+        n[d] = nd;
+        // A select, not a branch, so the loop can vectorize. The quotient is 0 / 0 only when
+        // beta = l2 = n = 0, and then |z| = l1 and the select discards it.
+        const float shrunk = (std::copysign(l1, zd) - zd) / (sqrt_nd * inv_alpha + base);
+        w[d] = std::abs(zd) <= l1 ? 0.0f : shrunk;
+      }
+    }
+  }
+
+ private:
+  const float inv_alpha_;
+  const float l1_;
+  const float base_denominator_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Optimizer>> MakeOptimizer(const proto::OptimizerConfig& config) {
+  switch (config.kind_case()) {
+    case proto::OptimizerConfig::kSgd:
+      return std::make_unique<Sgd>(config.sgd());
+    case proto::OptimizerConfig::kAdagrad:
+      return std::make_unique<Adagrad>(config.adagrad());
+    case proto::OptimizerConfig::kAdam:
+      return std::make_unique<Adam>(config.adam());
+    case proto::OptimizerConfig::kFtrl:
+      return std::make_unique<Ftrl>(config.ftrl());
+    case proto::OptimizerConfig::KIND_NOT_SET:
+      break;
+  }
+  return absl::InvalidArgumentError(
+      "optimizer config selects no optimizer: set one of sgd, adagrad, adam, ftrl");
+}
+
+}  // namespace granary

@@ -1,0 +1,69 @@
+// Optimizer: the update rule a server applies to an embedding row when a gradient is pushed
+// (SGD, Adagrad, Adam or FTRL-Proximal, chosen per table by proto::OptimizerConfig).
+//
+// A row is a RowLayout record: its values, num_slots() floats of optimizer state per
+// dimension (slot s of dimension d at slots[s * dim + d]) and its RowMeta. The optimizer
+// reads and writes only values, slots and meta->step; every other metadata field (counts,
+// days, versions) is the caller's to maintain.
+//
+// Thread-safe: an Optimizer is immutable after construction, so one instance may serve any
+// number of threads at once. The rows it updates are the caller's: the caller must ensure
+// that no other thread reads or writes a row while Apply or InitSlots works on it.
+#ifndef GRANARY_PS_OPTIMIZER_H_
+#define GRANARY_PS_OPTIMIZER_H_
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "common/proto/config.pb.h"
+#include "ps/row_layout.h"
+
+namespace granary {
+
+// One gradient for one row. The pointers belong to the caller and stay valid for the call.
+struct RowUpdate {
+  float* values;      // dim floats
+  float* slots;       // num_slots() * dim floats; may be null when num_slots() is 0
+  RowMeta* meta;      // meta->step is advanced by optimizers that count steps (Adam)
+  const float* grad;  // dim floats; must not overlap values or slots
+};
+
+// The update rule of one table. Immutable, so thread-safe; rows are the caller's to guard.
+class Optimizer {
+ public:
+  Optimizer() = default;
+  Optimizer(const Optimizer&) = delete;
+  Optimizer& operator=(const Optimizer&) = delete;
+  virtual ~Optimizer() = default;
+
+  // Float slots per dimension a row keeps: SGD 0, Adagrad 1 (accumulator), Adam 2 (m, v),
+  // FTRL 2 (z, n). A table's RowLayout is RowLayout(dim, num_slots()).
+  virtual int num_slots() const = 0;
+
+  // Writes the num_slots() * dim slots of a new row whose initial values are `values`, so
+  // that the first Apply continues from those values. Adagrad's accumulator starts at
+  // initial_accumulator; Adam's m and v at 0. FTRL starts with n = 0 and the z whose weight
+  // is `values` (to float precision; see ps/optimizer.cc) rather than the paper's z = 0,
+  // which encodes weight 0: the first update would then land near 0 however small its
+  // gradient. Does nothing when num_slots() is 0.
+  virtual void InitSlots(const float* values, float* slots, int dim) const = 0;
+
+  // Applies each update's gradient to its row, in order: two updates of the same row in one
+  // batch are applied one after the other. Writes the row's values and slots, and increments
+  // meta->step (saturating) where the rule uses a step count: Adam's bias correction counts
+  // the row's own updates, not global batches. Allocates nothing.
+  // REQUIRES: each row's slots were written by InitSlots (or a previous Apply) of an optimizer
+  // built from the same config, and dim is the row's dim.
+  virtual void Apply(absl::Span<const RowUpdate> updates, int dim) const = 0;
+};
+
+// Returns the optimizer `config` selects, with each unset optional field at the default
+// documented in config.proto. InvalidArgument if `config` selects no optimizer.
+// REQUIRES: the numeric fields satisfy ValidateClusterConfig (common/config.h), e.g. Adam's
+// betas in [0, 1) and positive learning rates.
+absl::StatusOr<std::unique_ptr<Optimizer>> MakeOptimizer(const proto::OptimizerConfig& config);
+
+}  // namespace granary
+
+#endif  // GRANARY_PS_OPTIMIZER_H_
