@@ -2,6 +2,8 @@
 
 #include <xxhash.h>
 
+#include <string>
+
 namespace granary {
 
 uint64_t FieldSeed(std::string_view field_name) {
@@ -14,6 +16,12 @@ uint64_t FeatureKey(uint64_t field_seed, std::string_view token) {
 
 uint64_t FeatureKey(std::string_view field_name, std::string_view token) {
   return FeatureKey(FieldSeed(field_name), token);
+}
+
+uint64_t DenseBlockKey(std::string_view table, uint64_t block) {
+  std::string field = "dense/";
+  field.append(table);
+  return FeatureKey(field, std::to_string(block));
 }
 
 }  // namespace granary

@@ -23,6 +23,10 @@ uint64_t FeatureKey(uint64_t field_seed, std::string_view token);
 // Convenience for one-off lookups; hashes the field name on every call.
 uint64_t FeatureKey(std::string_view field_name, std::string_view token);
 
+// Key of block `block` of dense table `table`: FeatureKey("dense/" + table, decimal block).
+// Hashing spreads a large dense vector's blocks over all servers.
+uint64_t DenseBlockKey(std::string_view table, uint64_t block);
+
 }  // namespace granary
 
 #endif  // GRANARY_COMMON_FEATURE_KEY_H_

@@ -4,7 +4,11 @@
 # the scheduler to shut the cluster down, and exits 0 only if every process exited 0.
 #
 #   launch/local.sh --servers N --workers M --config FILE [--job demo|idle] [--run_dir DIR]
-#                   [--bin_dir DIR] [--timeout SECONDS] [-- FLAGS passed to every role]
+#                   [--bin_dir DIR] [--timeout SECONDS] [--server_flags "FLAGS"]
+#                   [--worker_flags "FLAGS"] [-- FLAGS passed to every role]
+#
+# Servers keep their RocksDB tables in DIR/data/server-<rank> unless --server_flags sets
+# --data_dir.
 #
 # Writes DIR/{scheduler,server-I,worker-I}.log, DIR/pids ("name pid" per line),
 # DIR/scheduler.addr and DIR/cluster_id. Ctrl-C (or SIGTERM) shuts the cluster down through the
@@ -12,7 +16,8 @@
 set -euo pipefail
 
 readonly USAGE="usage: launch/local.sh --servers N --workers M --config FILE [--job demo|idle]
-       [--run_dir DIR] [--bin_dir DIR] [--timeout SECONDS] [-- FLAGS for every role]"
+       [--run_dir DIR] [--bin_dir DIR] [--timeout SECONDS] [--server_flags \"FLAGS\"]
+       [--worker_flags \"FLAGS\"] [-- FLAGS for every role]"
 
 # How long the scheduler may take to bind and write its address file.
 readonly ADDRESS_WAIT_SECONDS=30
@@ -50,13 +55,17 @@ run_dir=""
 bin_dir="$repo/build"
 timeout_seconds=600
 extra_flags=()
+server_flags=()
+worker_flags=()
 while (($# > 0)); do
   case "$1" in
     --) shift; extra_flags=("$@"); break ;;
     --help | -h) echo "$USAGE"; exit 0 ;;
-    --servers=* | --workers=* | --config=* | --job=* | --run_dir=* | --bin_dir=* | --timeout=*)
+    --servers=* | --workers=* | --config=* | --job=* | --run_dir=* | --bin_dir=* | --timeout=* | \
+      --server_flags=* | --worker_flags=*)
       option="${1%%=*}"; value="${1#*=}"; shift; set -- "$option" "$value" "$@"; continue ;;
-    --servers | --workers | --config | --job | --run_dir | --bin_dir | --timeout)
+    --servers | --workers | --config | --job | --run_dir | --bin_dir | --timeout | \
+      --server_flags | --worker_flags)
       (($# >= 2)) || die "$1 needs a value"$'\n'"$USAGE"
       case "$1" in
         --servers) servers="$2" ;;
@@ -66,6 +75,8 @@ while (($# > 0)); do
         --run_dir) run_dir="$2" ;;
         --bin_dir) bin_dir="$2" ;;
         --timeout) timeout_seconds="$2" ;;
+        --server_flags) read -ra server_flags <<<"$2" ;;
+        --worker_flags) read -ra worker_flags <<<"$2" ;;
       esac
       shift 2 ;;
     *) die "unknown argument '$1' (role flags go after --)"$'\n'"$USAGE" ;;
@@ -344,11 +355,13 @@ fi
 
 for ((i = 0; i < servers; i++)); do
   start_role "server-$i" "$bin_dir/granary_server" --host=127.0.0.1 --port=0 \
-    --scheduler="$scheduler_address" --cluster_id="$cluster_id" "${extra_flags[@]}"
+    --scheduler="$scheduler_address" --cluster_id="$cluster_id" --data_dir="$run_dir/data" \
+    "${extra_flags[@]}" "${server_flags[@]}"
 done
 for ((i = 0; i < workers; i++)); do
   start_role "worker-$i" "$bin_dir/granary_worker" --host=127.0.0.1 --job="$job" \
-    --scheduler="$scheduler_address" --cluster_id="$cluster_id" "${extra_flags[@]}"
+    --scheduler="$scheduler_address" --cluster_id="$cluster_id" "${extra_flags[@]}" \
+    "${worker_flags[@]}"
   worker_pids+=("$last_pid")
 done
 say "scheduler at $scheduler_address; server(s): $servers, worker(s): $workers, job: $job"

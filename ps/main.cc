@@ -8,6 +8,9 @@
 
 DEFINE_int32(port, 0, "Port to serve on; 0 picks a free one (reported to the scheduler).");
 DEFINE_int32(threads, 2, "Request handler threads.");
+DEFINE_string(data_dir, "granary-data", "Rows live in RocksDB under DATA_DIR/server-<rank>.");
+DEFINE_uint64(cache_bytes, uint64_t{1} << 30, "Row cache budget of this server, in bytes.");
+DEFINE_string(restore_from, "", "Start from the checkpoint folder DIR/server-<rank>.");
 
 int main(int argc, char** argv) {
   gflags::SetUsageMessage("granary_server --scheduler=HOST:PORT");
@@ -24,6 +27,9 @@ int main(int argc, char** argv) {
   options.port = FLAGS_port;
   options.cluster_id = FLAGS_cluster_id;
   options.num_threads = FLAGS_threads;
+  options.data_dir = FLAGS_data_dir;
+  options.cache_bytes = FLAGS_cache_bytes;
+  options.restore_from = FLAGS_restore_from;
   granary::ParameterServer server(&context, options);
   absl::StatusOr<int> port = server.Bind();
   if (!port.ok()) {

@@ -38,15 +38,26 @@ absl::Status ParameterServer::Start(const proto::ClusterView& view) {
   rank_ = view.you().rank();
   shard_map_version_ = shard_map->version();
   ranges_ = shard_map->RangesOf(rank_);
-  for (const proto::TableConfig& table : view.config().tables()) {
-    tables_[table.name()] = std::make_unique<MemoryTable>(table);
+  TableCatalogOptions catalog_options;
+  catalog_options.path = absl::StrCat(options_.data_dir, "/server-", rank_);
+  catalog_options.cache_bytes = options_.cache_bytes;
+  if (!options_.restore_from.empty()) {
+    catalog_options.restore_from = absl::StrCat(options_.restore_from, "/server-", rank_);
   }
+  absl::StatusOr<std::unique_ptr<TableCatalog>> catalog =
+      TableCatalog::Open(view.config(), catalog_options);
+  if (!catalog.ok()) {
+    return absl::Status(catalog.status().code(),
+                        absl::StrCat("server ", rank_, ": ", catalog.status().message()));
+  }
+  catalog_ = *std::move(catalog);
   proxy_thread_ = std::thread([this] { ForwardLoop(); });
   for (int i = 0; i < options_.num_threads; ++i) {
     handler_threads_.emplace_back([this] { HandlerLoop(); });
   }
-  LOG(INFO) << "server " << rank_ << " serving " << tables_.size() << " tables, " << ranges_.size()
-            << " key ranges, with " << options_.num_threads << " handler threads";
+  LOG(INFO) << "server " << rank_ << " serving " << catalog_->tables().size() << " tables from "
+            << catalog_->path() << ", " << ranges_.size() << " key ranges, with "
+            << options_.num_threads << " handler threads";
   return absl::OkStatus();
 }
 
@@ -61,11 +72,6 @@ void ParameterServer::Stop() {
   }
   for (std::thread& thread : handler_threads_) thread.join();
   handler_threads_.clear();
-}
-
-MemoryTable* ParameterServer::FindTable(const std::string& name) const {
-  auto it = tables_.find(name);
-  return it == tables_.end() ? nullptr : it->second.get();
 }
 
 void ParameterServer::ForwardLoop() {
@@ -139,7 +145,7 @@ Message ParameterServer::ErrorReply(const proto::Header& request, const std::str
 }
 
 absl::Status ParameterServer::CheckRequest(const Message& request, const std::string& sender,
-                                           MemoryTable** table) const {
+                                           EmbeddingTable** table) const {
   const proto::Header& header = request.header;
   if (header.command() != proto::PULL && header.command() != proto::PUSH) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -150,13 +156,17 @@ absl::Status ParameterServer::CheckRequest(const Message& request, const std::st
                                                       header.shard_map_version(), " from ", sender,
                                                       " is not the server's ", shard_map_version_));
   }
-  *table = FindTable(header.table());
+  *table = catalog_->Find(header.table());
   if (*table == nullptr) {
     return absl::NotFoundError(absl::StrCat("unknown table '", header.table(), "' from ", sender));
   }
   size_t num_keys = request.keys.size() / sizeof(uint64_t);
   size_t expected_values =
       header.command() == proto::PUSH ? num_keys * (*table)->dim() * sizeof(float) : 0;
+  if (header.read_only() && header.command() != proto::PULL) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "read_only is only for PULL; ", proto::Command_Name(header.command()), " from ", sender));
+  }
   if (request.values.size() != expected_values) {
     return absl::InvalidArgumentError(absl::StrCat(
         proto::Command_Name(header.command()), " of ", num_keys, " keys to table '", header.table(),
@@ -178,27 +188,31 @@ absl::Status ParameterServer::CheckRequest(const Message& request, const std::st
 
 Message ParameterServer::Handle(Message&& request, const std::string& peer) {
   std::string sender = DescribeSender(request.header, peer);
-  MemoryTable* table = nullptr;
+  EmbeddingTable* table = nullptr;
   absl::Status status = CheckRequest(request, sender, &table);
-  if (!status.ok()) {
-    LOG(ERROR) << "server " << rank_ << ": " << status.message();
-    return ErrorReply(request.header, absl::StrCat("server ", rank_, ": ", status.message()));
-  }
   FrameArray<uint64_t> keys(request.keys);
   Message reply;
-  if (request.header.command() == proto::PULL) {
+  if (status.ok() && request.header.command() == proto::PULL) {
     std::vector<float> values(keys.size() * table->dim());
-    if (options_.apply_updates) table->Pull(keys.span(), values.data());
+    if (options_.apply_updates) {
+      auto cut = catalog_->LockForRequest();
+      status = table->Pull(keys.span(), values.data(), request.header.read_only());
+    }
     reply.header = MakeReplyHeader(request.header, proto::PULL_REPLY, options_.cluster_id,
                                    proto::SERVER, rank_);
     reply.values = FrameFromVector(std::move(values));
-  } else {
+  } else if (status.ok()) {
     if (options_.apply_updates) {
       FrameArray<float> grads(request.values);
-      table->Push(keys.span(), grads.span().data());
+      auto cut = catalog_->LockForRequest();
+      status = table->Push(keys.span(), grads.span().data());
     }
     reply.header = MakeReplyHeader(request.header, proto::PUSH_REPLY, options_.cluster_id,
                                    proto::SERVER, rank_);
+  }
+  if (!status.ok()) {
+    LOG(ERROR) << "server " << rank_ << ": " << status.message();
+    return ErrorReply(request.header, absl::StrCat("server ", rank_, ": ", status.message()));
   }
   return reply;
 }

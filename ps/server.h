@@ -23,7 +23,7 @@
 #include "common/message.h"
 #include "common/proto/message.pb.h"
 #include "common/shard_map.h"
-#include "ps/memory_table.h"
+#include "ps/table_catalog.h"
 #include "zmq.hpp"
 
 namespace granary {
@@ -33,6 +33,12 @@ struct ServerOptions {
   int port = 0;  // 0 picks a free port
   std::string cluster_id = "granary";
   int num_threads = 2;
+  // Rows live in RocksDB under <data_dir>/server-<rank>.
+  std::string data_dir = "granary-data";
+  // RowCache budget of the whole server (see TableCatalogOptions).
+  size_t cache_bytes = size_t{1} << 30;
+  // If non-empty, the server starts from the checkpoint <restore_from>/server-<rank>.
+  std::string restore_from;
   // false: validate and acknowledge requests without touching tables (pulls return zeros).
   // Only for measuring the transport, as ps-lite's benchmark does with its empty handler.
   bool apply_updates = true;
@@ -48,15 +54,16 @@ class ParameterServer {
   // Binds the request socket; returns the bound port or Unavailable naming the endpoint.
   absl::StatusOr<int> Bind();
 
-  // Creates the tables of view.config(), takes this server's ranges from view.shard_map()
-  // (rank view.you().rank()) and starts the handler threads. REQUIRES: Bind() succeeded.
+  // Opens (or restores) this server's store and the tables of view.config(), takes its ranges
+  // from view.shard_map() (rank view.you().rank()) and starts the handler threads. Errors
+  // name the store path and table. REQUIRES: Bind() succeeded.
   absl::Status Start(const proto::ClusterView& view);
 
   // Stops the proxy and handler threads. Idempotent.
   void Stop();
 
-  // The table named `name`, or null. For tests and diagnostics.
-  MemoryTable* FindTable(const std::string& name) const;
+  // The server's tables. REQUIRES: Start() succeeded.
+  TableCatalog* catalog() const { return catalog_.get(); }
 
  private:
   // Moves requests from the TCP frontend to the handler threads and replies back, until
@@ -66,7 +73,7 @@ class ParameterServer {
   // Validates and executes one request; returns the reply (an ERROR_REPLY on failure).
   Message Handle(Message&& request, const std::string& peer);
   absl::Status CheckRequest(const Message& request, const std::string& sender,
-                            MemoryTable** table) const;
+                            EmbeddingTable** table) const;
   Message ErrorReply(const proto::Header& request, const std::string& error) const;
 
   zmq::context_t* const context_;
@@ -77,7 +84,7 @@ class ParameterServer {
   int rank_ = -1;
   uint64_t shard_map_version_ = 0;
   std::vector<KeyRange> ranges_;
-  std::map<std::string, std::unique_ptr<MemoryTable>> tables_;
+  std::unique_ptr<TableCatalog> catalog_;
   std::atomic<bool> stop_{false};
   std::thread proxy_thread_;
   std::vector<std::thread> handler_threads_;

@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
+#include "common/feature_key.h"
 #include "common/node_name.h"
 #include "common/socket_options.h"
 #include "glog/logging.h"
@@ -38,6 +39,12 @@ KVWorker::KVWorker(zmq::context_t* context, const proto::ClusterView& view, KVWo
   wakeup_sender_.set(zmq::sockopt::linger, 0);
   for (const proto::TableConfig& table : view_.config().tables()) {
     dim_of_table_[table.name()] = static_cast<int>(table.dim());
+    if (table.dense_size() == 0) continue;
+    dense_size_of_table_[table.name()] = table.dense_size();
+    std::vector<uint64_t>& keys = dense_keys_of_table_[table.name()];
+    for (uint64_t block = 0; block * table.dim() < table.dense_size(); ++block) {
+      keys.push_back(DenseBlockKey(table.name(), block));
+    }
   }
 }
 
@@ -90,18 +97,61 @@ int KVWorker::DimOf(const std::string& table) const {
 std::string KVWorker::ServerName(int server_rank) const { return NodeName(servers_[server_rank]); }
 
 int64_t KVWorker::Pull(const std::string& table, absl::Span<const uint64_t> keys,
-                       std::vector<float>* values) {
-  return Submit(proto::PULL, table, keys, {}, values);
+                       std::vector<float>* values, PullMode mode) {
+  return Submit(proto::PULL, table, keys, {}, values, mode);
 }
 
 int64_t KVWorker::Push(const std::string& table, absl::Span<const uint64_t> keys,
                        absl::Span<const float> grads) {
-  return Submit(proto::PUSH, table, keys, grads, nullptr);
+  return Submit(proto::PUSH, table, keys, grads, nullptr, PullMode::kTrain);
+}
+
+size_t KVWorker::DensePaddedSize(const std::string& table) const {
+  auto keys = dense_keys_of_table_.find(table);
+  return keys == dense_keys_of_table_.end() ? 0 : keys->second.size() * DimOf(table);
+}
+
+int64_t KVWorker::PullDense(const std::string& table, std::vector<float>* values, PullMode mode) {
+  auto keys = dense_keys_of_table_.find(table);
+  if (keys == dense_keys_of_table_.end()) {
+    return Reject(
+        proto::PULL, table,
+        absl::NotFoundError(absl::StrCat("no dense table '", table, "' in the cluster config")));
+  }
+  return Submit(proto::PULL, table, keys->second, {}, values, mode);
+}
+
+int64_t KVWorker::PushDense(const std::string& table, absl::Span<const float> grads) {
+  auto keys = dense_keys_of_table_.find(table);
+  if (keys == dense_keys_of_table_.end() || grads.size() != dense_size_of_table_[table]) {
+    return Reject(
+        proto::PUSH, table,
+        absl::InvalidArgumentError(absl::StrCat("push of ", grads.size(), " floats to '", table,
+                                                "', which is not a dense table of that size")));
+  }
+  // Zero gradients for the padding of the last block.
+  std::vector<float> padded(DensePaddedSize(table), 0.0f);
+  std::copy(grads.begin(), grads.end(), padded.begin());
+  return Submit(proto::PUSH, table, keys->second, padded, nullptr, PullMode::kTrain);
+}
+
+int64_t KVWorker::Reject(proto::Command command, const std::string& table, absl::Status status) {
+  auto request = std::make_unique<Request>();
+  const int64_t id = next_id_++;
+  request->id = id;
+  request->command = command;
+  request->table = table;
+  request->status = absl::Status(
+      status.code(), absl::StrCat(DescribeRequest(command, id, table), ": ", status.message()));
+  request->done = true;
+  std::lock_guard<std::mutex> lock(mutex_);
+  requests_[id] = std::move(request);
+  return id;
 }
 
 int64_t KVWorker::Submit(proto::Command command, const std::string& table,
                          absl::Span<const uint64_t> keys, absl::Span<const float> grads,
-                         std::vector<float>* output) {
+                         std::vector<float>* output, PullMode mode) {
   auto request = std::make_unique<Request>();
   const int64_t id = next_id_++;
   request->id = id;
@@ -169,6 +219,7 @@ int64_t KVWorker::Submit(proto::Command command, const std::string& table,
       header.set_table(table);
       header.set_shard_map_version(shard_map_.version());
       header.set_part(static_cast<uint32_t>(p));
+      header.set_read_only(mode == PullMode::kEvaluate);
       size_t count = slice.end - slice.begin;
       message.keys = zmq::message_t(unique_keys.data() + slice.begin, count * sizeof(uint64_t));
       if (command == proto::PUSH) {

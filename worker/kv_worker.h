@@ -38,6 +38,10 @@
 
 namespace granary {
 
+// kTrain pulls may create rows on the servers; kEvaluate pulls read the model without
+// changing it (no rows created, no admission counts, no "last seen" stamps).
+enum class PullMode { kTrain, kEvaluate };
+
 struct KVWorkerOptions {
   std::string cluster_id = "granary";
   // A request not fully answered within this long fails with DeadlineExceeded.
@@ -59,12 +63,21 @@ class KVWorker {
   // Fills *values with keys.size() * dim floats, row i for keys[i]. `values` must stay alive
   // and untouched until Wait(id) returns. `keys` may be reused as soon as Pull returns.
   int64_t Pull(const std::string& table, absl::Span<const uint64_t> keys,
-               std::vector<float>* values);
+               std::vector<float>* values, PullMode mode = PullMode::kTrain);
 
   // Sends gradients (keys.size() * dim floats, row-major) to be applied by the servers. Both
   // spans may be reused as soon as Push returns.
   int64_t Push(const std::string& table, absl::Span<const uint64_t> keys,
                absl::Span<const float> grads);
+
+  // Dense tables (TableConfig.dense_size > 0): the whole vector, stored as blocks of dim
+  // floats spread over the servers. PullDense fills *values with DensePaddedSize(table)
+  // floats: the vector, then zero padding up to a whole block.
+  int64_t PullDense(const std::string& table, std::vector<float>* values,
+                    PullMode mode = PullMode::kTrain);
+  // `grads` holds dense_size floats.
+  int64_t PushDense(const std::string& table, absl::Span<const float> grads);
+  size_t DensePaddedSize(const std::string& table) const;
 
   // Blocks until request `id` completes; returns its outcome. Each id may be waited once;
   // NotFound for an unknown or already-waited id.
@@ -108,7 +121,9 @@ class KVWorker {
   };
 
   int64_t Submit(proto::Command command, const std::string& table, absl::Span<const uint64_t> keys,
-                 absl::Span<const float> grads, std::vector<float>* output);
+                 absl::Span<const float> grads, std::vector<float>* output, PullMode mode);
+  // A request that failed before it was sent.
+  int64_t Reject(proto::Command command, const std::string& table, absl::Status status);
   // Marks `request` finished with `status` (the first error wins). REQUIRES: mutex_ held.
   void FailLocked(Request& request, absl::Status status);
   void FinishPartLocked(Request& request, size_t part_index);
@@ -123,7 +138,9 @@ class KVWorker {
   const std::string wakeup_endpoint_;
   ShardMap shard_map_;
   std::map<std::string, int> dim_of_table_;
-  std::vector<proto::NodeInfo> servers_;  // by rank
+  std::map<std::string, uint64_t> dense_size_of_table_;
+  std::map<std::string, std::vector<uint64_t>> dense_keys_of_table_;  // block keys
+  std::vector<proto::NodeInfo> servers_;                              // by rank
 
   std::atomic<int64_t> next_id_{1};
   mutable std::mutex mutex_;

@@ -62,6 +62,7 @@ class ClusterTest : public ::testing::Test {
                                           std::vector<std::string> extra = {}) {
     std::vector<std::string> argv = {kBin + "/" + binary, "--scheduler=" + address_,
                                      "--cluster_id=" + cluster_id_};
+    if (binary == "granary_server") argv.push_back("--data_dir=" + run_dir_ + "/data");
     argv.insert(argv.end(), extra.begin(), extra.end());
     return Start(argv, name);
   }

@@ -142,7 +142,8 @@ TEST_F(ServerTest, WrongDimKeyOutsideRangeStaleMapAndUnknownTableAreRejected) {
   EXPECT_NE(error.error().find("wrong cluster id 'intruder'"), std::string::npos);
 
   ExpectStillServing();
-  EXPECT_EQ(cluster_->server(0).FindTable("emb")->size(), 1u);  // only ExpectStillServing's row
+  EXPECT_EQ(cluster_->server(0).catalog()->Find("emb")->stats().cached_rows,
+            1u);  // only ExpectStillServing's row
 }
 
 }  // namespace

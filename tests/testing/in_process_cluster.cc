@@ -1,5 +1,9 @@
 #include "tests/testing/in_process_cluster.h"
 
+#include <stdlib.h>
+
+#include <filesystem>
+
 #include "absl/strings/str_cat.h"
 
 namespace granary {
@@ -29,7 +33,17 @@ absl::Status InProcessCluster::Start() {
   client_options.scheduler_address = absl::StrCat("127.0.0.1:", scheduler_->port());
   client_options.cluster_id = options_.cluster_id;
   client_options.register_timeout = kFormTimeout;
+  data_dir_ = options_.data_dir;
+  if (data_dir_.empty()) {
+    std::string pattern =
+        absl::StrCat(std::filesystem::temp_directory_path().string(), "/granary-in-process-XXXXXX");
+    if (mkdtemp(pattern.data()) == nullptr) return absl::UnavailableError("mkdtemp failed");
+    data_dir_ = pattern;
+    owns_data_dir_ = true;
+  }
   ServerOptions server_options;
+  server_options.data_dir = data_dir_;
+  server_options.cache_bytes = options_.cache_bytes;
   server_options.cluster_id = options_.cluster_id;
   server_options.apply_updates = options_.apply_updates;
   server_options.num_threads = options_.server_threads;
@@ -98,6 +112,10 @@ void InProcessCluster::Stop() {
   worker_clients_.clear();
   server_clients_.clear();
   servers_.clear();
+  if (owns_data_dir_) {
+    std::error_code ignored;
+    std::filesystem::remove_all(data_dir_, ignored);
+  }
 }
 
 proto::ClusterConfig SgdTablesConfig(const std::vector<std::pair<std::string, int>>& tables,

@@ -27,6 +27,9 @@ struct InProcessClusterOptions {
   // Passed to every server (see ServerOptions::apply_updates).
   bool apply_updates = true;
   int server_threads = 2;
+  // Servers keep RocksDB under this folder; empty: a fresh temporary folder, removed by Stop().
+  std::string data_dir;
+  size_t cache_bytes = size_t{64} << 20;
   absl::Duration request_timeout = absl::Seconds(30);
 };
 
@@ -48,6 +51,7 @@ class InProcessCluster {
   SchedulerClient& worker_client(int i) { return *worker_clients_[i]; }
   ParameterServer& server(int i) { return *servers_[i]; }
   zmq::context_t& context() { return context_; }
+  const std::string& data_dir() const { return data_dir_; }
 
  private:
   const InProcessClusterOptions options_;
@@ -59,6 +63,8 @@ class InProcessCluster {
   std::vector<std::unique_ptr<SchedulerClient>> worker_clients_;
   std::vector<std::unique_ptr<KVWorker>> workers_;
   bool stopped_ = false;
+  std::string data_dir_;
+  bool owns_data_dir_ = false;
 };
 
 // A config with one SGD table per (name, dim), zero initial rows and learning rate `lr`.

@@ -70,8 +70,8 @@ TEST_F(KVWorkerTest, KeysAreSplitAcrossBothServers) {
   std::vector<uint64_t> keys = HashedKeys(1000, "split");
   std::vector<float> grads(keys.size() * 4, 1.0f);
   ASSERT_TRUE(worker.Wait(worker.Push("emb", keys, grads)).ok());
-  size_t on_server_0 = cluster_->server(0).FindTable("emb")->size();
-  size_t on_server_1 = cluster_->server(1).FindTable("emb")->size();
+  size_t on_server_0 = cluster_->server(0).catalog()->Find("emb")->stats().cached_rows;
+  size_t on_server_1 = cluster_->server(1).catalog()->Find("emb")->stats().cached_rows;
   EXPECT_EQ(on_server_0 + on_server_1, keys.size());
   EXPECT_GT(on_server_0, 400u);
   EXPECT_GT(on_server_1, 400u);

@@ -1,0 +1,404 @@
+#include "ps/embedding_table.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "ps/initializer.h"
+
+namespace granary {
+namespace {
+
+constexpr uint32_t kDefaultSketchWidth = 1 << 18;
+// Rows per WriteBatch when whole tables are rewritten (Shrink): bounds the batch's memory.
+constexpr size_t kRowsPerScanBatch = 4096;
+
+size_t RoundUpTo8(size_t bytes) { return (bytes + 7) & ~size_t{7}; }
+
+uint64_t NextRandom(uint64_t* state) {  // SplitMix64
+  uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+}  // namespace
+
+absl::Status EmbeddingTable::CheckRecordSize(uint64_t key, size_t bytes) const {
+  if (bytes == layout_.row_bytes()) return absl::OkStatus();
+  return absl::DataLossError(absl::StrFormat(
+      "table '%s' key %#018x in RocksDB at %s: stored record has %d bytes, expected %d "
+      "(dim %d, %d optimizer slots)",
+      name(), key, store_->path(), bytes, layout_.row_bytes(), layout_.dim(), layout_.num_slots()));
+}
+
+absl::StatusOr<std::unique_ptr<EmbeddingTable>> EmbeddingTable::Create(
+    const proto::TableConfig& config, RowStore* store, int store_index, size_t cache_bytes,
+    const UpdateStamp* stamp, int num_shards) {
+  if (num_shards < 1 || (num_shards & (num_shards - 1)) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("table '", config.name(), "': shard count ",
+                                                   num_shards, " is not a power of two"));
+  }
+  absl::StatusOr<std::unique_ptr<Optimizer>> optimizer = MakeOptimizer(config.optimizer());
+  if (!optimizer.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("table '", config.name(), "': ", optimizer.status().message()));
+  }
+  std::unique_ptr<EmbeddingTable> table(
+      new EmbeddingTable(config, store, store_index, stamp, *std::move(optimizer)));
+  size_t stride = RoundUpTo8(table->layout_.row_bytes());
+  size_t rows = cache_bytes / (stride + RowCache::kMaxOverheadBytesPerRow);
+  uint32_t per_shard = static_cast<uint32_t>(std::max<size_t>(1, rows / num_shards));
+  for (int s = 0; s < num_shards; ++s) {
+    table->shards_.push_back(std::make_unique<Shard>(stride, per_shard));
+    table->shards_.back()->rng_state = config.initializer().seed() ^ (0x5851f42d4c957f2dULL * s);
+  }
+  return table;
+}
+
+EmbeddingTable::EmbeddingTable(const proto::TableConfig& config, RowStore* store, int store_index,
+                               const UpdateStamp* stamp, std::unique_ptr<Optimizer> optimizer)
+    : config_(config),
+      store_(store),
+      store_index_(store_index),
+      stamp_(stamp),
+      optimizer_(std::move(optimizer)),
+      layout_(static_cast<int>(config.dim()), optimizer_->num_slots()),
+      admission_enabled_(config.admission().min_count() > 0 ||
+                         config.admission().admit_probability() > 0),
+      may_have_stored_rows_(!store->TableWasEmptyAtOpen(store_index)) {
+  if (config.admission().min_count() > 0) {
+    uint32_t width = config.admission().sketch_width();
+    sketch_ = std::make_unique<CountMinSketch>(width > 0 ? width : kDefaultSketchWidth);
+  }
+}
+
+template <typename Fn>
+absl::Status EmbeddingTable::ForEachShard(absl::Span<const uint64_t> keys, Fn fn) {
+  // Counting sort of positions by shard; buffers are reused across calls of a thread.
+  thread_local std::vector<uint32_t> order;
+  thread_local std::vector<size_t> begin_of;
+  const size_t num_shards = shards_.size();
+  const uint64_t mask = num_shards - 1;
+  begin_of.assign(num_shards + 1, 0);
+  for (uint64_t key : keys) ++begin_of[(key & mask) + 1];
+  for (size_t s = 0; s < num_shards; ++s) begin_of[s + 1] += begin_of[s];
+  order.resize(keys.size());
+  std::vector<size_t> next(begin_of.begin(), begin_of.end() - 1);
+  for (size_t i = 0; i < keys.size(); ++i) order[next[keys[i] & mask]++] = static_cast<uint32_t>(i);
+  for (size_t s = 0; s < num_shards; ++s) {
+    if (begin_of[s] == begin_of[s + 1]) continue;
+    Shard& shard = *shards_[s];
+    std::lock_guard<std::mutex> lock(shard.mutex);
+    absl::Status status = fn(shard, absl::Span<const uint32_t>(order.data() + begin_of[s],
+                                                               begin_of[s + 1] - begin_of[s]));
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+void EmbeddingTable::InitializeRecord(uint64_t key, char* record) const {
+  *layout_.meta(record) = RowMeta();
+  InitializeRow(config_.initializer(), key, layout_.dim(), layout_.values(record));
+  optimizer_->InitSlots(layout_.values(record), layout_.slots(record), layout_.dim());
+}
+
+absl::Status EmbeddingTable::Fetch(absl::Span<const uint64_t> keys, std::vector<char>* records,
+                                   std::vector<bool>* found) {
+  if (!may_have_stored_rows_.load(std::memory_order_acquire)) {
+    found->assign(keys.size(), false);
+    return absl::OkStatus();
+  }
+  // Not thread_local: a PinnableSlice pins RocksDB blocks, which must be released before the
+  // call returns (and before the store could be closed).
+  std::vector<rocksdb::PinnableSlice> slices;
+  absl::Status status = store_->MultiGet(store_index_, keys, &slices, found);
+  if (!status.ok()) return status;
+  const size_t row_bytes = layout_.row_bytes();
+  records->resize(keys.size() * row_bytes);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (!(*found)[i]) continue;
+    status = CheckRecordSize(keys[i], slices[i].size());
+    if (!status.ok()) return status;
+    std::memcpy(records->data() + i * row_bytes, slices[i].data(), row_bytes);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status EmbeddingTable::WriteBack(Shard& shard, const std::vector<uint32_t>& slots) {
+  RowStore::Batch batch = store_->NewBatch();
+  for (uint32_t slot : slots) {
+    if (shard.cache.dirty(slot)) {
+      batch.PutRow(store_index_, shard.cache.key(slot), shard.cache.row(slot), layout_.row_bytes());
+    }
+  }
+  if (batch.empty()) return absl::OkStatus();
+  may_have_stored_rows_.store(true, std::memory_order_release);
+  absl::Status status = store_->Write(batch);
+  if (!status.ok()) {
+    return absl::Status(status.code(),
+                        absl::StrCat("table '", name(), "': writing back ", batch.count(),
+                                     " dirty rows: ", status.message()));
+  }
+  for (uint32_t slot : slots) shard.cache.set_dirty(slot, false);
+  shard.stats.rows_written += batch.count();
+  return absl::OkStatus();
+}
+
+absl::Status EmbeddingTable::MakeRoom(Shard& shard, uint32_t count) {
+  if (shard.cache.free_slots() >= count) return absl::OkStatus();
+  thread_local std::vector<uint32_t> victims;
+  victims.clear();
+  shard.cache.SelectVictims(count - shard.cache.free_slots(), &victims);
+  absl::Status status = WriteBack(shard, victims);
+  if (!status.ok()) return status;  // victims stay cached: nothing is lost
+  shard.cache.Evict(victims);
+  return absl::OkStatus();
+}
+
+absl::Status EmbeddingTable::LoadMisses(Shard& shard, absl::Span<const uint64_t> keys,
+                                        std::vector<uint32_t>* slots) {
+  thread_local std::vector<char> records;
+  thread_local std::vector<bool> found;
+  absl::Status status = Fetch(keys, &records, &found);
+  if (!status.ok()) return status;
+  shard.stats.misses += keys.size();
+  status = MakeRoom(shard, static_cast<uint32_t>(keys.size()));
+  if (!status.ok()) return status;
+  const size_t row_bytes = layout_.row_bytes();
+  slots->clear();
+  for (size_t j = 0; j < keys.size(); ++j) {
+    uint32_t slot = shard.cache.Find(keys[j]);  // a repeated key was inserted just before
+    if (slot == RowCache::kNoSlot) {
+      slot = shard.cache.Insert(keys[j]);
+      char* row = shard.cache.row(slot);
+      if (found[j]) {
+        std::memcpy(row, records.data() + j * row_bytes, row_bytes);
+      } else {
+        InitializeRecord(keys[j], row);
+      }
+      shard.cache.set_live(slot, found[j] || !admission_enabled_);
+    }
+    slots->push_back(slot);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status EmbeddingTable::Pull(absl::Span<const uint64_t> keys, float* values, bool read_only) {
+  const size_t dim = layout_.dim();
+  return ForEachShard(keys, [&](Shard& shard, absl::Span<const uint32_t> positions) {
+    thread_local std::vector<uint32_t> misses;
+    thread_local std::vector<uint64_t> miss_keys;
+    misses.clear();
+    for (uint32_t i : positions) {
+      uint32_t slot = shard.cache.Find(keys[i]);
+      if (slot == RowCache::kNoSlot) {
+        misses.push_back(i);
+        continue;
+      }
+      std::memcpy(values + i * dim, layout_.values(shard.cache.row(slot)), dim * sizeof(float));
+    }
+    shard.stats.hits += positions.size() - misses.size();
+    if (misses.empty()) return absl::OkStatus();
+    // Chunks no larger than the shard, so one chunk's rows can all be cached at once.
+    const size_t chunk = shard.cache.capacity();
+    for (size_t begin = 0; begin < misses.size(); begin += chunk) {
+      size_t end = std::min(misses.size(), begin + chunk);
+      miss_keys.clear();
+      for (size_t m = begin; m < end; ++m) miss_keys.push_back(keys[misses[m]]);
+      if (read_only) {
+        // Evaluation: read what is stored, otherwise the initial value; cache nothing.
+        thread_local std::vector<char> records;
+        thread_local std::vector<bool> found;
+        absl::Status status = Fetch(miss_keys, &records, &found);
+        if (!status.ok()) return status;
+        for (size_t j = 0; j < miss_keys.size(); ++j) {
+          float* out = values + misses[begin + j] * dim;
+          if (found[j]) {
+            const char* record = records.data() + j * layout_.row_bytes();
+            std::memcpy(out, record + sizeof(RowMeta), dim * sizeof(float));
+          } else {
+            InitializeRow(config_.initializer(), miss_keys[j], layout_.dim(), out);
+          }
+        }
+        continue;
+      }
+      thread_local std::vector<uint32_t> slots;
+      absl::Status status = LoadMisses(shard, miss_keys, &slots);
+      if (!status.ok()) return status;
+      for (size_t j = 0; j < slots.size(); ++j) {
+        std::memcpy(values + misses[begin + j] * dim, layout_.values(shard.cache.row(slots[j])),
+                    dim * sizeof(float));
+      }
+    }
+    return absl::OkStatus();
+  });
+}
+
+bool EmbeddingTable::Admit(Shard& shard, uint64_t key) {
+  const proto::AdmissionConfig& admission = config_.admission();
+  if (sketch_ != nullptr && sketch_->Increment(key) >= admission.min_count()) return true;
+  if (admission.admit_probability() > 0) {
+    double draw = static_cast<double>(NextRandom(&shard.rng_state) >> 11) * 0x1.0p-53;
+    if (draw < admission.admit_probability()) return true;
+  }
+  return false;
+}
+
+void EmbeddingTable::AddUpdate(Shard& shard, uint32_t slot, const float* grad,
+                               std::vector<RowUpdate>* updates) {
+  if (!shard.cache.live(slot)) {
+    if (!Admit(shard, shard.cache.key(slot))) {
+      ++shard.stats.pushes_not_admitted;
+      return;
+    }
+    shard.cache.set_live(slot, true);
+  }
+  char* row = shard.cache.row(slot);
+  RowMeta* meta = layout_.meta(row);
+  meta->show_count += 1;
+  meta->last_day = stamp_->day.load(std::memory_order_relaxed);
+  meta->update_count += 1;
+  meta->version = stamp_->version.load(std::memory_order_relaxed);
+  shard.cache.set_dirty(slot, true);
+  updates->push_back(RowUpdate{layout_.values(row), layout_.slots(row), meta, grad});
+}
+
+absl::Status EmbeddingTable::Push(absl::Span<const uint64_t> keys, const float* grads) {
+  const size_t dim = layout_.dim();
+  return ForEachShard(keys, [&](Shard& shard, absl::Span<const uint32_t> positions) {
+    thread_local std::vector<uint32_t> misses;
+    thread_local std::vector<uint64_t> miss_keys;
+    thread_local std::vector<RowUpdate> updates;
+    thread_local std::vector<uint32_t> slots;
+    misses.clear();
+    updates.clear();
+    for (uint32_t i : positions) {
+      uint32_t slot = shard.cache.Find(keys[i]);
+      if (slot == RowCache::kNoSlot) {
+        misses.push_back(i);
+      } else {
+        AddUpdate(shard, slot, grads + i * dim, &updates);
+      }
+    }
+    shard.stats.hits += positions.size() - misses.size();
+    // Applied before loading misses: loading may evict (write back) these very rows.
+    optimizer_->Apply(updates, layout_.dim());
+    const size_t chunk = shard.cache.capacity();
+    for (size_t begin = 0; begin < misses.size(); begin += chunk) {
+      size_t end = std::min(misses.size(), begin + chunk);
+      miss_keys.clear();
+      for (size_t m = begin; m < end; ++m) miss_keys.push_back(keys[misses[m]]);
+      absl::Status status = LoadMisses(shard, miss_keys, &slots);
+      if (!status.ok()) return status;
+      updates.clear();
+      for (size_t j = 0; j < slots.size(); ++j) {
+        AddUpdate(shard, slots[j], grads + misses[begin + j] * dim, &updates);
+      }
+      optimizer_->Apply(updates, layout_.dim());
+    }
+    return absl::OkStatus();
+  });
+}
+
+std::vector<std::unique_lock<std::mutex>> EmbeddingTable::LockAllShards() {
+  std::vector<std::unique_lock<std::mutex>> locks;
+  for (auto& shard : shards_) locks.emplace_back(shard->mutex);
+  return locks;
+}
+
+absl::Status EmbeddingTable::FlushLocked() {
+  for (auto& shard : shards_) {
+    std::vector<uint32_t> dirty;
+    shard->cache.ForEachDirty([&](uint32_t slot) { dirty.push_back(slot); });
+    absl::Status status = WriteBack(*shard, dirty);
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status EmbeddingTable::FlushDirtyRows() {
+  auto locks = LockAllShards();
+  return FlushLocked();
+}
+
+absl::Status EmbeddingTable::ScanStoredRowsLocked(
+    const std::function<absl::Status(uint64_t key, char* record)>& fn) {
+  absl::Status status = FlushLocked();
+  if (!status.ok()) return status;
+  const size_t row_bytes = layout_.row_bytes();
+  std::vector<char> record(RoundUpTo8(row_bytes));  // aligned copy: RocksDB's bytes may not be
+  std::unique_ptr<rocksdb::Iterator> it = store_->NewRowIterator(store_index_);
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    uint64_t key = RowStore::DecodeKey(it->key());
+    status = CheckRecordSize(key, it->value().size());
+    if (!status.ok()) return status;
+    std::memcpy(record.data(), it->value().data(), row_bytes);
+    status = fn(key, record.data());
+    if (!status.ok()) return status;
+  }
+  if (!it->status().ok()) {
+    return absl::UnavailableError(absl::StrCat("table '", name(), "' in RocksDB at ",
+                                               store_->path(),
+                                               ": scan failed: ", it->status().ToString()));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ShrinkReport> EmbeddingTable::Shrink() {
+  auto locks = LockAllShards();
+  const proto::EvictionConfig& eviction = config_.eviction();
+  const float decay = eviction.has_show_decay() ? eviction.show_decay() : 1.0f;
+  const uint32_t today = stamp_->day.load();
+  const uint64_t version = stamp_->version.load();
+  ShrinkReport report;
+  report.table = name();
+  RowStore::Batch batch = store_->NewBatch();
+  absl::Status status = ScanStoredRowsLocked([&](uint64_t key, char* record) {
+    RowMeta* meta = layout_.meta(record);
+    meta->show_count *= decay;
+    bool too_old = eviction.ttl_days() > 0 && today > meta->last_day &&
+                   today - meta->last_day > eviction.ttl_days();
+    bool too_rare =
+        eviction.min_decayed_count() > 0 && meta->show_count < eviction.min_decayed_count();
+    if (too_old || too_rare) {
+      batch.DeleteRow(store_index_, key);
+      batch.PutTombstone(store_index_, key, version);
+      ++report.dropped;
+    } else {
+      if (decay != 1.0f) batch.PutRow(store_index_, key, record, layout_.row_bytes());
+      ++report.kept;
+    }
+    if (batch.count() < kRowsPerScanBatch) return absl::OkStatus();
+    absl::Status written = store_->Write(batch);
+    batch = store_->NewBatch();
+    return written;
+  });
+  if (status.ok() && !batch.empty()) status = store_->Write(batch);
+  if (!status.ok()) return status;
+  for (auto& shard : shards_) shard->cache.Clear();  // every row was flushed by the scan
+  return report;
+}
+
+absl::Status EmbeddingTable::ForEachStoredRow(
+    const std::function<absl::Status(uint64_t key, const char* record)>& fn) {
+  auto locks = LockAllShards();
+  return ScanStoredRowsLocked([&](uint64_t key, char* record) { return fn(key, record); });
+}
+
+CacheStats EmbeddingTable::stats() const {
+  CacheStats total;
+  for (const auto& shard : shards_) {
+    std::lock_guard<std::mutex> lock(shard->mutex);
+    total.hits += shard->stats.hits;
+    total.misses += shard->stats.misses;
+    total.rows_written += shard->stats.rows_written;
+    total.pushes_not_admitted += shard->stats.pushes_not_admitted;
+    total.cached_rows += shard->cache.size();
+    total.memory_bytes += shard->cache.memory_bytes();
+  }
+  return total;
+}
+
+}  // namespace granary

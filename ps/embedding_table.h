@@ -1,0 +1,162 @@
+// EmbeddingTable: one named table on one server — rows in RocksDB behind a write-back
+// RowCache, the table's optimizer applied on push, feature admission, and eviction (Shrink).
+//
+// A row (ps/row_layout.h) is created on first touch with the table's deterministic
+// initializer but only *stored* once a push admits it: until then it is the key's initial
+// value, which needs no storage because it can always be recomputed. Evaluation pulls
+// (read_only) create nothing, count nothing and touch no metadata; training pulls may cache
+// rows; only pushes change rows and their metadata (show count, last day, update count,
+// version).
+//
+// The cache is split into shards by key; a request locks each shard it touches once, fetches
+// that shard's misses in one MultiGet and writes that shard's dirty victims in one WriteBatch
+// while holding the lock, so no reader can see a row older than one being written back.
+//
+// Thread-safe: Pull and Push may run concurrently from any threads. FlushDirtyRows, Shrink and
+// ForEachStoredRow lock every shard and may run concurrently with them too, but the caller must
+// exclude pushes when it needs a consistent cut across tables (see TableCatalog).
+#ifndef GRANARY_PS_EMBEDDING_TABLE_H_
+#define GRANARY_PS_EMBEDDING_TABLE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "common/proto/config.pb.h"
+#include "ps/count_min_sketch.h"
+#include "ps/optimizer.h"
+#include "ps/row_cache.h"
+#include "ps/row_layout.h"
+#include "ps/row_store.h"
+
+namespace granary {
+
+// The day and data version stamped on rows a push changes; shared by a server's tables.
+struct UpdateStamp {
+  std::atomic<uint32_t> day{0};
+  std::atomic<uint64_t> version{1};
+};
+
+struct CacheStats {
+  uint64_t hits = 0;
+  uint64_t misses = 0;        // keys looked up in RocksDB
+  uint64_t rows_written = 0;  // dirty rows written back (eviction or flush)
+  uint64_t pushes_not_admitted = 0;
+  uint64_t cached_rows = 0;
+  uint64_t memory_bytes = 0;  // allocated by the cache shards
+};
+
+struct ShrinkReport {
+  std::string table;
+  uint64_t kept = 0;
+  uint64_t dropped = 0;
+};
+
+class EmbeddingTable {
+ public:
+  static constexpr int kDefaultShards = 16;
+
+  // `store_index` is this table's index in `store`. `cache_bytes` bounds the cache (at least
+  // one row per shard is always kept). InvalidArgument if the config has no optimizer.
+  static absl::StatusOr<std::unique_ptr<EmbeddingTable>> Create(const proto::TableConfig& config,
+                                                                RowStore* store, int store_index,
+                                                                size_t cache_bytes,
+                                                                const UpdateStamp* stamp,
+                                                                int num_shards = kDefaultShards);
+  EmbeddingTable(const EmbeddingTable&) = delete;
+  EmbeddingTable& operator=(const EmbeddingTable&) = delete;
+
+  const std::string& name() const { return config_.name(); }
+  int dim() const { return layout_.dim(); }
+  const RowLayout& layout() const { return layout_; }
+  const proto::TableConfig& config() const { return config_; }
+
+  // Writes keys.size() * dim floats into `values`. `read_only` (evaluation): rows are read
+  // but never created, cached, counted or stamped. Errors name the table, key and RocksDB
+  // path; on error `values` is unspecified.
+  absl::Status Pull(absl::Span<const uint64_t> keys, float* values, bool read_only);
+
+  // Applies one gradient row per key (keys.size() * dim floats). Repeated keys are applied in
+  // order. A key not yet admitted is only counted.
+  absl::Status Push(absl::Span<const uint64_t> keys, const float* grads);
+
+  // Writes every dirty cached row to RocksDB (rows stay cached, now clean).
+  absl::Status FlushDirtyRows();
+
+  // Day close: flushes, then decays every stored row's show count and deletes rows older
+  // than ttl_days or below min_decayed_count, leaving a tombstone at `stamp->version`.
+  // Empties the cache. Returns what was kept and dropped.
+  absl::StatusOr<ShrinkReport> Shrink();
+
+  // Flushes, then calls fn(key, record) for every stored row in key order. Stops at and
+  // returns the first error of fn or RocksDB.
+  absl::Status ForEachStoredRow(
+      const std::function<absl::Status(uint64_t key, const char* record)>& fn);
+
+  CacheStats stats() const;
+
+ private:
+  struct Shard {
+    explicit Shard(size_t row_bytes, uint32_t capacity) : cache(row_bytes, capacity) {}
+    std::mutex mutex;
+    RowCache cache;
+    uint64_t rng_state = 0;  // admit_probability draws
+    CacheStats stats;
+  };
+  EmbeddingTable(const proto::TableConfig& config, RowStore* store, int store_index,
+                 const UpdateStamp* stamp, std::unique_ptr<Optimizer> optimizer);
+
+  // Groups key positions by shard and calls fn(shard, positions) with the shard locked;
+  // stops at the first error.
+  template <typename Fn>
+  absl::Status ForEachShard(absl::Span<const uint64_t> keys, Fn fn);
+  // Locks every shard (in index order) for whole-table work.
+  std::vector<std::unique_lock<std::mutex>> LockAllShards();
+  absl::Status FlushLocked();
+  // Flushes, then calls fn(key, record) with an aligned, writable copy of every stored row,
+  // in key order. REQUIRES: all shards locked.
+  absl::Status ScanStoredRowsLocked(
+      const std::function<absl::Status(uint64_t key, char* record)>& fn);
+  // DataLoss naming the table, key and path unless `bytes` is this table's record size.
+  absl::Status CheckRecordSize(uint64_t key, size_t bytes) const;
+  // Looks up `keys` in RocksDB (skipped while the table has never stored a row); found rows'
+  // records are copied to `records` (row_bytes each). Errors name table, key and path.
+  absl::Status Fetch(absl::Span<const uint64_t> keys, std::vector<char>* records,
+                     std::vector<bool>* found);
+  // Stamps `slot` as pushed and queues its update, unless the key is not admitted.
+  void AddUpdate(Shard& shard, uint32_t slot, const float* grad, std::vector<RowUpdate>* updates);
+  // Makes `count` free slots in `shard`, writing dirty victims first.
+  absl::Status MakeRoom(Shard& shard, uint32_t count);
+  // Writes the dirty slots in `slots` of `shard` and marks them clean.
+  absl::Status WriteBack(Shard& shard, const std::vector<uint32_t>& slots);
+  // Fills a new row: initializer values, optimizer slots, zero metadata.
+  void InitializeRecord(uint64_t key, char* record) const;
+  // Caches the rows of `keys` (misses of `shard`) and returns their slots in `slots`.
+  absl::Status LoadMisses(Shard& shard, absl::Span<const uint64_t> keys,
+                          std::vector<uint32_t>* slots);
+  bool Admit(Shard& shard, uint64_t key);
+
+  const proto::TableConfig config_;
+  RowStore* const store_;
+  const int store_index_;
+  const UpdateStamp* const stamp_;
+  const std::unique_ptr<Optimizer> optimizer_;
+  const RowLayout layout_;
+  const bool admission_enabled_;
+  std::unique_ptr<CountMinSketch> sketch_;
+  // False until this table writes its first row, if RocksDB held none at open: lets misses
+  // skip RocksDB for keys that cannot be there.
+  std::atomic<bool> may_have_stored_rows_;
+  std::vector<std::unique_ptr<Shard>> shards_;
+};
+
+}  // namespace granary
+
+#endif  // GRANARY_PS_EMBEDDING_TABLE_H_

@@ -1,0 +1,250 @@
+#include "ps/row_store.h"
+
+#include <filesystem>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "rocksdb/cache.h"
+#include "rocksdb/filter_policy.h"
+#include "rocksdb/table.h"
+#include "rocksdb/utilities/checkpoint.h"
+#include "rocksdb/write_buffer_manager.h"
+
+namespace granary {
+namespace {
+
+constexpr char kTombstoneSuffix[] = "@tombstones";
+// A bloom filter makes the common "this key was never written" lookup nearly free.
+constexpr double kBloomBitsPerKey = 10;
+
+absl::Status ToStatus(const rocksdb::Status& status, const std::string& message) {
+  if (status.IsNoSpace()) return absl::ResourceExhaustedError(message);
+  if (status.IsCorruption()) return absl::DataLossError(message);
+  if (status.IsNotFound()) return absl::NotFoundError(message);
+  if (status.IsInvalidArgument()) return absl::FailedPreconditionError(message);
+  return absl::UnavailableError(message);
+}
+
+// How long a failed write waits for RocksDB's background error recovery, and how often it
+// checks; RocksDB retries every kRecoveryRetryMicros.
+constexpr absl::Duration kRecoveryWait = absl::Milliseconds(500);
+constexpr absl::Duration kRecoveryPoll = absl::Milliseconds(20);
+constexpr uint64_t kRecoveryRetryMicros = 100 * 1000;
+
+// Memtables per column family before a flush; with the WriteBufferManager bounding the sum.
+constexpr int kMemtablesPerTable = 4;
+
+rocksdb::ColumnFamilyOptions TableOptions(const std::shared_ptr<rocksdb::Cache>& cache,
+                                          size_t memtable_bytes) {
+  rocksdb::ColumnFamilyOptions options;
+  options.write_buffer_size = memtable_bytes / kMemtablesPerTable;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(kBloomBitsPerKey));
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  options.compression = rocksdb::kNoCompression;  // float rows barely compress
+  return options;
+}
+
+}  // namespace
+
+void RowStore::Batch::PutRow(int table, uint64_t key, const char* record, size_t bytes) {
+  batch_.Put(store_->row_handles_[table], EncodeKey(key), rocksdb::Slice(record, bytes));
+}
+
+void RowStore::Batch::DeleteRow(int table, uint64_t key) {
+  batch_.Delete(store_->row_handles_[table], EncodeKey(key));
+}
+
+void RowStore::Batch::PutTombstone(int table, uint64_t key, uint64_t version) {
+  batch_.Put(store_->tombstone_handles_[table], EncodeKey(key),
+             rocksdb::Slice(reinterpret_cast<const char*>(&version), sizeof(version)));
+}
+
+std::string RowStore::EncodeKey(uint64_t key) {
+  std::string bytes(8, '\0');
+  for (int i = 7; i >= 0; --i, key >>= 8) bytes[i] = static_cast<char>(key & 0xff);
+  return bytes;
+}
+
+uint64_t RowStore::DecodeKey(const rocksdb::Slice& bytes) {
+  uint64_t key = 0;
+  for (size_t i = 0; i < 8 && i < bytes.size(); ++i) {
+    key = (key << 8) | static_cast<uint8_t>(bytes[i]);
+  }
+  return key;
+}
+
+absl::Status RowStore::Error(const rocksdb::Status& status, const std::string& what,
+                             int table) const {
+  std::string where = table >= 0 ? absl::StrCat("table '", table_names_[table], "' in ") : "";
+  return ToStatus(status,
+                  absl::StrCat(where, "RocksDB at ", path_, ": ", what, ": ", status.ToString()));
+}
+
+absl::StatusOr<std::unique_ptr<RowStore>> RowStore::Open(const RowStoreOptions& options,
+                                                         const std::vector<std::string>& tables) {
+  std::unique_ptr<RowStore> store(new RowStore());
+  store->path_ = options.path;
+  store->table_names_ = tables;
+  std::error_code error;
+  std::filesystem::create_directories(options.path, error);
+  if (error) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("RocksDB at ", options.path, ": cannot create folder: ", error.message()));
+  }
+  std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.paranoid_checks = true;
+  if (options.env != nullptr) db_options.env = options.env;
+  db_options.bgerror_resume_retry_interval = kRecoveryRetryMicros;
+  db_options.write_buffer_manager =
+      std::make_shared<rocksdb::WriteBufferManager>(options.memtable_bytes);
+  store->statistics_ = rocksdb::CreateDBStatistics();
+  db_options.statistics = store->statistics_;
+
+  // Open every column family on disk, plus the ones the config asks for.
+  std::vector<std::string> existing;
+  rocksdb::Status listed = rocksdb::DB::ListColumnFamilies(db_options, options.path, &existing);
+  std::map<std::string, bool> names = {{rocksdb::kDefaultColumnFamilyName, true}};
+  if (listed.ok()) {
+    for (const std::string& name : existing) names[name] = true;
+  }
+  for (const std::string& table : tables) {
+    names[table] = true;
+    names[table + kTombstoneSuffix] = true;
+  }
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const auto& [name, unused] : names) {
+    descriptors.emplace_back(name, TableOptions(cache, options.memtable_bytes));
+  }
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status status =
+      rocksdb::DB::Open(db_options, options.path, descriptors, &store->all_handles_, &db);
+  if (!status.ok()) return store->Error(status, "open failed", -1);
+  store->db_.reset(db);
+  std::map<std::string, rocksdb::ColumnFamilyHandle*> by_name;
+  for (rocksdb::ColumnFamilyHandle* handle : store->all_handles_)
+    by_name[handle->GetName()] = handle;
+  for (size_t t = 0; t < tables.size(); ++t) {
+    store->row_handles_.push_back(by_name[tables[t]]);
+    store->tombstone_handles_.push_back(by_name[tables[t] + kTombstoneSuffix]);
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}, store->row_handles_.back()));
+    it->SeekToFirst();
+    if (!it->status().ok())
+      return store->Error(it->status(), "first read failed", static_cast<int>(t));
+    store->empty_at_open_.push_back(!it->Valid());
+  }
+  store->write_options_.disableWAL = true;
+  return store;
+}
+
+RowStore::~RowStore() {
+  if (db_ == nullptr) return;
+  // Without a WAL, unflushed memtables would be lost on close; a clean close keeps them.
+  db_->Flush(rocksdb::FlushOptions(), all_handles_).PermitUncheckedError();
+  for (rocksdb::ColumnFamilyHandle* handle : all_handles_) {
+    db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+  }
+  db_->Close().PermitUncheckedError();
+}
+
+absl::Status RowStore::Write(Batch& batch) {
+  rocksdb::Status status = db_->Write(write_options_, &batch.batch_);
+  if (!status.ok()) {
+    // RocksDB stops accepting writes after a failed flush and retries in the background;
+    // give that recovery a bounded moment (a freed disk heals within one retry interval).
+    absl::Time deadline = absl::Now() + kRecoveryWait;
+    while (!status.ok() && absl::Now() < deadline) {
+      rocksdb::Status resumed = db_->Resume();
+      if (resumed.ok()) {
+        status = db_->Write(write_options_, &batch.batch_);
+      } else if (resumed.IsBusy()) {
+        absl::SleepFor(kRecoveryPoll);  // background recovery under way
+      } else {
+        break;
+      }
+    }
+  }
+  if (!status.ok()) {
+    return Error(status, absl::StrCat("write of ", batch.count(), " records failed"), -1);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RowStore::MultiGet(int table, absl::Span<const uint64_t> keys,
+                                std::vector<rocksdb::PinnableSlice>* records,
+                                std::vector<bool>* found) {
+  std::vector<std::string> encoded(keys.size());
+  std::vector<rocksdb::Slice> slices(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    encoded[i] = EncodeKey(keys[i]);
+    slices[i] = encoded[i];
+  }
+  records->clear();
+  records->resize(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  db_->MultiGet(rocksdb::ReadOptions(), row_handles_[table], keys.size(), slices.data(),
+                records->data(), statuses.data());
+  found->assign(keys.size(), false);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (statuses[i].ok()) {
+      (*found)[i] = true;
+    } else if (!statuses[i].IsNotFound()) {
+      return Error(statuses[i], absl::StrCat("read of key ", keys[i], " failed"), table);
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::unique_ptr<rocksdb::Iterator> RowStore::NewRowIterator(int table) const {
+  return std::unique_ptr<rocksdb::Iterator>(db_->NewIterator({}, row_handles_[table]));
+}
+
+std::unique_ptr<rocksdb::Iterator> RowStore::NewTombstoneIterator(int table) const {
+  return std::unique_ptr<rocksdb::Iterator>(db_->NewIterator({}, tombstone_handles_[table]));
+}
+
+absl::Status RowStore::PutMetadata(const std::string& name, const std::string& value) {
+  rocksdb::Status status = db_->Put(write_options_, name, value);
+  if (!status.ok()) return Error(status, absl::StrCat("write of '", name, "' failed"), -1);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> RowStore::GetMetadata(const std::string& name) const {
+  std::string value;
+  rocksdb::Status status = db_->Get(rocksdb::ReadOptions(), name, &value);
+  if (!status.ok()) return Error(status, absl::StrCat("read of '", name, "' failed"), -1);
+  return value;
+}
+
+absl::Status RowStore::Checkpoint(const std::string& dir) {
+  rocksdb::Checkpoint* raw = nullptr;
+  rocksdb::Status status = rocksdb::Checkpoint::Create(db_.get(), &raw);
+  std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+  // log_size_for_flush = 0: always flush memtables, which hold everything since the WAL is off.
+  if (status.ok()) status = checkpoint->CreateCheckpoint(dir, /*log_size_for_flush=*/0);
+  if (!status.ok() && db_->Resume().ok()) {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir, ignored);
+    status = checkpoint->CreateCheckpoint(dir, /*log_size_for_flush=*/0);
+  }
+  if (!status.ok()) {
+    // A half-written checkpoint must not be mistaken for one: remove it.
+    std::error_code ignored;
+    std::filesystem::remove_all(dir, ignored);
+    return Error(status, absl::StrCat("checkpoint to ", dir, " failed"), -1);
+  }
+  return absl::OkStatus();
+}
+
+uint64_t RowStore::BytesWritten() const {
+  return statistics_->getTickerCount(rocksdb::FLUSH_WRITE_BYTES) +
+         statistics_->getTickerCount(rocksdb::COMPACT_WRITE_BYTES);
+}
+
+}  // namespace granary

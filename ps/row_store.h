@@ -1,0 +1,123 @@
+// RowStore: a server's durable rows, in one RocksDB instance with one column family per
+// table (and one per table for eviction tombstones).
+//
+// Keys are the 8-byte big-endian feature key, so a column family iterates in key order.
+// Values are row records (ps/row_layout.h). Writes skip RocksDB's write-ahead log: durability
+// comes from consistent checkpoints (DESIGN.md "Durability and recovery"), and between
+// checkpoints the WAL would only cost bandwidth.
+//
+// Every error names the table (where there is one), the database path and RocksDB's reason.
+//
+// Thread-safe: RocksDB serializes what needs it; Batch objects are thread-compatible.
+#ifndef GRANARY_PS_ROW_STORE_H_
+#define GRANARY_PS_ROW_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "rocksdb/db.h"
+#include "rocksdb/statistics.h"
+#include "rocksdb/write_batch.h"
+
+namespace granary {
+
+struct RowStoreOptions {
+  // Folder of the database; created if missing (with its parents).
+  std::string path;
+  // RocksDB's block cache; the RowCache in front is the main cache, so this stays small.
+  size_t block_cache_bytes = 32 << 20;
+  // Bound on all memtables together (RocksDB's WriteBufferManager).
+  size_t memtable_bytes = 64 << 20;
+  // If non-null, RocksDB does all file I/O through it (tests inject disk-full faults). Not
+  // owned; must outlive the store.
+  rocksdb::Env* env = nullptr;
+};
+
+class RowStore {
+ public:
+  // A set of writes applied atomically by Write().
+  class Batch {
+   public:
+    void PutRow(int table, uint64_t key, const char* record, size_t bytes);
+    void DeleteRow(int table, uint64_t key);
+    // Records that `key` was evicted at data version `version` (for delta exports).
+    void PutTombstone(int table, uint64_t key, uint64_t version);
+    size_t count() const { return static_cast<size_t>(batch_.Count()); }
+    bool empty() const { return batch_.Count() == 0; }
+
+   private:
+    friend class RowStore;
+    explicit Batch(const RowStore* store) : store_(store) {}
+    const RowStore* store_;
+    rocksdb::WriteBatch batch_;
+  };
+
+  // Opens or creates the database with a column family per name in `tables` (column families
+  // of other tables found on disk are kept, untouched). FailedPrecondition / DataLoss /
+  // Unavailable naming the path if it cannot be opened (not a folder, corrupt, no space).
+  static absl::StatusOr<std::unique_ptr<RowStore>> Open(const RowStoreOptions& options,
+                                                        const std::vector<std::string>& tables);
+  ~RowStore();
+  RowStore(const RowStore&) = delete;
+  RowStore& operator=(const RowStore&) = delete;
+
+  const std::string& path() const { return path_; }
+  const std::string& table_name(int table) const { return table_names_[table]; }
+
+  // True if the table had no rows when the store was opened; lets a table skip RocksDB reads
+  // for keys it has never written.
+  bool TableWasEmptyAtOpen(int table) const { return empty_at_open_[table]; }
+
+  Batch NewBatch() const { return Batch(this); }
+  // Applies `batch`. After a failed background flush (e.g. disk full) RocksDB refuses writes
+  // until resumed; Write tries to resume once, so a freed disk heals without a restart.
+  absl::Status Write(Batch& batch);
+
+  // Looks up `keys` of `table`. On success found[i] says whether keys[i] exists and, if so,
+  // records[i] holds its record.
+  absl::Status MultiGet(int table, absl::Span<const uint64_t> keys,
+                        std::vector<rocksdb::PinnableSlice>* records, std::vector<bool>* found);
+
+  // Iterator over the rows (or tombstones) of `table`, in key order. Check status() after.
+  std::unique_ptr<rocksdb::Iterator> NewRowIterator(int table) const;
+  std::unique_ptr<rocksdb::Iterator> NewTombstoneIterator(int table) const;
+
+  // Small named values of the server (e.g. its data version), in the default column family.
+  absl::Status PutMetadata(const std::string& name, const std::string& value);
+  // NotFound if absent.
+  absl::StatusOr<std::string> GetMetadata(const std::string& name) const;
+
+  // Writes a consistent, openable copy of the database to `dir` (which must not exist),
+  // flushing memtables first since writes skip the WAL.
+  absl::Status Checkpoint(const std::string& dir);
+
+  // Bytes RocksDB has written to disk so far: flushes and compactions (the WAL is off).
+  uint64_t BytesWritten() const;
+
+  // Key encoding: big-endian, so that byte order equals numeric order.
+  static std::string EncodeKey(uint64_t key);
+  static uint64_t DecodeKey(const rocksdb::Slice& bytes);
+
+ private:
+  RowStore() = default;
+  absl::Status Error(const rocksdb::Status& status, const std::string& what, int table) const;
+
+  std::string path_;
+  std::vector<std::string> table_names_;
+  std::vector<bool> empty_at_open_;
+  std::shared_ptr<rocksdb::Statistics> statistics_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> all_handles_;  // owned; destroyed before db_
+  std::vector<rocksdb::ColumnFamilyHandle*> row_handles_;  // by table index
+  std::vector<rocksdb::ColumnFamilyHandle*> tombstone_handles_;
+  rocksdb::WriteOptions write_options_;
+};
+
+}  // namespace granary
+
+#endif  // GRANARY_PS_ROW_STORE_H_

@@ -1,0 +1,373 @@
+#include "ps/embedding_table.h"
+
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "common/feature_key.h"
+#include "gtest/gtest.h"
+#include "ps/initializer.h"
+#include "tests/testing/faulty_file_system.h"
+
+namespace granary {
+namespace {
+
+std::string NewTempDir() {
+  std::string pattern = ::testing::TempDir() + "/embedding-table-XXXXXX";
+  EXPECT_NE(mkdtemp(pattern.data()), nullptr);
+  return pattern;
+}
+
+proto::TableConfig SgdTable(const std::string& name, int dim, float lr) {
+  proto::TableConfig config;
+  config.set_name(name);
+  config.set_dim(dim);
+  config.mutable_optimizer()->mutable_sgd()->set_learning_rate(lr);
+  return config;
+}
+
+std::vector<uint64_t> Keys(int n, const char* field) {
+  std::vector<uint64_t> keys(n);
+  for (int i = 0; i < n; ++i) keys[i] = FeatureKey(field, std::to_string(i));
+  return keys;
+}
+
+class EmbeddingTableTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    table_.reset();
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  void Open(const proto::TableConfig& config, size_t cache_bytes, rocksdb::Env* env = nullptr) {
+    table_.reset();
+    store_.reset();
+    RowStoreOptions options;
+    options.path = dir_;
+    options.env = env;
+    absl::StatusOr<std::unique_ptr<RowStore>> store = RowStore::Open(options, {config.name()});
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+    absl::StatusOr<std::unique_ptr<EmbeddingTable>> table =
+        EmbeddingTable::Create(config, store_.get(), 0, cache_bytes, &stamp_);
+    ASSERT_TRUE(table.ok()) << table.status();
+    table_ = *std::move(table);
+  }
+
+  size_t StoredRows() {
+    size_t rows = 0;
+    EXPECT_TRUE(table_
+                    ->ForEachStoredRow([&](uint64_t, const char*) {
+                      ++rows;
+                      return absl::OkStatus();
+                    })
+                    .ok());
+    return rows;
+  }
+
+  std::string dir_ = NewTempDir();
+  UpdateStamp stamp_;
+  // Declared before the store: RocksDB's background threads use it until the store closes.
+  std::unique_ptr<rocksdb::Env> env_;
+  std::unique_ptr<RowStore> store_;
+  std::unique_ptr<EmbeddingTable> table_;
+};
+
+TEST_F(EmbeddingTableTest, TableTenTimesLargerThanTheCacheTrainsExactly) {
+  constexpr int kDim = 4, kKeys = 20000, kRounds = 3;
+  proto::TableConfig config = SgdTable("big", kDim, 1.0f);
+  // Rows of 24 + 16 bytes: a 200 KB cache holds about 2,000 of the 20,000 rows.
+  const size_t cache_bytes = 200 << 10;
+  Open(config, cache_bytes);
+  std::vector<uint64_t> keys = Keys(kKeys, "big");
+  std::mt19937 rng(7);
+  std::vector<double> expected(kKeys * kDim, 0.0);
+  for (int round = 0; round < kRounds; ++round) {
+    std::vector<int> order(kKeys);
+    for (int i = 0; i < kKeys; ++i) order[i] = i;
+    std::shuffle(order.begin(), order.end(), rng);
+    // Batches of 500 random keys, as workers would push them.
+    for (int begin = 0; begin < kKeys; begin += 500) {
+      std::vector<uint64_t> batch;
+      std::vector<float> grads;
+      for (int j = begin; j < begin + 500; ++j) {
+        int i = order[j];
+        batch.push_back(keys[i]);
+        for (int d = 0; d < kDim; ++d) {
+          float g = static_cast<float>((i + d + round) % 5);
+          grads.push_back(g);
+          expected[i * kDim + d] -= g;
+        }
+      }
+      ASSERT_TRUE(table_->Push(batch, grads.data()).ok());
+    }
+  }
+  CacheStats stats = table_->stats();
+  EXPECT_LE(stats.memory_bytes, cache_bytes);
+  EXPECT_LT(stats.cached_rows, static_cast<uint64_t>(kKeys / 5));
+  EXPECT_GT(stats.rows_written, static_cast<uint64_t>(kKeys));  // evictions wrote back
+  std::vector<float> values(kKeys * kDim);
+  ASSERT_TRUE(table_->Pull(keys, values.data(), /*read_only=*/false).ok());
+  for (int i = 0; i < kKeys * kDim; ++i) ASSERT_EQ(values[i], expected[i]) << "at " << i;
+  EXPECT_EQ(StoredRows(), static_cast<size_t>(kKeys));
+}
+
+TEST_F(EmbeddingTableTest, PullGivesInitialRowsAndPushAppliesRepeatedKeysInOrder) {
+  proto::TableConfig config = SgdTable("t", 3, 0.5f);
+  config.mutable_initializer()->set_kind(proto::InitializerConfig::UNIFORM);
+  config.mutable_initializer()->set_scale(1.0f);
+  Open(config, 1 << 20);
+  std::vector<uint64_t> keys = {9, 1, 9};
+  std::vector<float> values(9);
+  ASSERT_TRUE(table_->Pull(keys, values.data(), false).ok());
+  float initial9[3], initial1[3];
+  InitializeRow(config.initializer(), 9, 3, initial9);
+  InitializeRow(config.initializer(), 1, 3, initial1);
+  for (int d = 0; d < 3; ++d) {
+    EXPECT_EQ(values[d], initial9[d]);
+    EXPECT_EQ(values[3 + d], initial1[d]);
+    EXPECT_EQ(values[6 + d], initial9[d]);
+  }
+  std::vector<float> grads = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+  ASSERT_TRUE(table_->Push(keys, grads.data()).ok());
+  ASSERT_TRUE(table_->Pull(keys, values.data(), false).ok());
+  for (int d = 0; d < 3; ++d) {
+    EXPECT_FLOAT_EQ(values[d], initial9[d] - 0.5f * (grads[d] + grads[6 + d]));
+    EXPECT_FLOAT_EQ(values[3 + d], initial1[d] - 0.5f * grads[3 + d]);
+  }
+  EXPECT_EQ(StoredRows(), 2u);
+}
+
+TEST_F(EmbeddingTableTest, ConcurrentPushesAreAllApplied) {
+  Open(SgdTable("t", 4, 1.0f), 256 << 10);  // smaller than the rows: evictions race too
+  constexpr int kThreads = 4, kRounds = 50, kKeys = 5000;
+  std::vector<uint64_t> keys = Keys(kKeys, "concurrent");
+  std::vector<float> ones(kKeys * 4, 1.0f);
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int r = 0; r < kRounds; ++r) failures += !table_->Push(keys, ones.data()).ok();
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(failures.load(), 0);
+  std::vector<float> values(kKeys * 4);
+  ASSERT_TRUE(table_->Pull(keys, values.data(), false).ok());
+  for (float v : values) ASSERT_EQ(v, -static_cast<float>(kThreads * kRounds));
+}
+
+TEST_F(EmbeddingTableTest, RowsSurviveReopening) {
+  proto::TableConfig config = SgdTable("t", 2, 0.5f);
+  Open(config, 1 << 20);
+  std::vector<uint64_t> keys = Keys(100, "t");
+  std::vector<float> grads(200, 2.0f);
+  ASSERT_TRUE(table_->Push(keys, grads.data()).ok());
+  ASSERT_TRUE(table_->FlushDirtyRows().ok());
+  Open(config, 1 << 20);
+  std::vector<float> values(200);
+  ASSERT_TRUE(table_->Pull(keys, values.data(), false).ok());
+  for (float v : values) EXPECT_EQ(v, -1.0f);
+}
+
+TEST_F(EmbeddingTableTest, ReadOnlyPullsCreateCountAndStampNothing) {
+  proto::TableConfig config = SgdTable("t", 3, 1.0f);
+  config.mutable_initializer()->set_kind(proto::InitializerConfig::UNIFORM);
+  config.mutable_initializer()->set_scale(0.1f);
+  Open(config, 1 << 20);
+  std::vector<uint64_t> trained = Keys(10, "trained");
+  std::vector<float> grads(30, 1.0f);
+  stamp_.day = 3;
+  ASSERT_TRUE(table_->Push(trained, grads.data()).ok());
+  ASSERT_TRUE(table_->FlushDirtyRows().ok());
+  uint64_t cached_before = table_->stats().cached_rows;
+
+  stamp_.day = 9;
+  std::vector<uint64_t> fresh = Keys(50, "fresh");
+  std::vector<float> values(150);
+  ASSERT_TRUE(table_->Pull(fresh, values.data(), /*read_only=*/true).ok());
+  for (int i = 0; i < 50; ++i) {  // initial values, computed not stored
+    float expected[3];
+    InitializeRow(config.initializer(), fresh[i], 3, expected);
+    for (int d = 0; d < 3; ++d) EXPECT_EQ(values[i * 3 + d], expected[d]);
+  }
+  std::vector<float> trained_values(30);
+  ASSERT_TRUE(table_->Pull(trained, trained_values.data(), /*read_only=*/true).ok());
+  EXPECT_EQ(table_->stats().cached_rows, cached_before);
+  EXPECT_EQ(StoredRows(), 10u);
+  // Metadata untouched: every stored row still says day 3, one update.
+  ASSERT_TRUE(table_
+                  ->ForEachStoredRow([&](uint64_t, const char* record) {
+                    const RowMeta* meta = table_->layout().meta(record);
+                    EXPECT_EQ(meta->last_day, 3u);
+                    EXPECT_EQ(meta->update_count, 1u);
+                    return absl::OkStatus();
+                  })
+                  .ok());
+}
+
+TEST_F(EmbeddingTableTest, MinCountAdmissionCountsPushesUntilAdmitted) {
+  proto::TableConfig config = SgdTable("t", 2, 1.0f);
+  config.mutable_admission()->set_min_count(3);
+  config.mutable_admission()->set_sketch_width(1024);
+  Open(config, 1 << 20);
+  std::vector<uint64_t> key = {FeatureKey("f", "rare")};
+  std::vector<float> grad = {1.0f, 1.0f};
+  std::vector<float> values(2);
+  for (int push = 1; push <= 2; ++push) {
+    ASSERT_TRUE(table_->Push(key, grad.data()).ok());
+    ASSERT_TRUE(table_->Pull(key, values.data(), false).ok());
+    EXPECT_EQ(values, (std::vector<float>{0, 0})) << "push " << push << " must only count";
+  }
+  EXPECT_EQ(StoredRows(), 0u);
+  ASSERT_TRUE(table_->Push(key, grad.data()).ok());  // the third push admits and applies
+  ASSERT_TRUE(table_->Pull(key, values.data(), false).ok());
+  EXPECT_EQ(values, (std::vector<float>{-1, -1}));
+  EXPECT_EQ(StoredRows(), 1u);
+  EXPECT_EQ(table_->stats().pushes_not_admitted, 2u);
+}
+
+TEST_F(EmbeddingTableTest, ProbabilisticAdmissionAdmitsAboutThatFraction) {
+  proto::TableConfig config = SgdTable("t", 1, 1.0f);
+  config.mutable_admission()->set_admit_probability(0.25f);
+  Open(config, 1 << 20);
+  std::vector<uint64_t> keys = Keys(4000, "p");
+  std::vector<float> grads(4000, 1.0f);
+  ASSERT_TRUE(table_->Push(keys, grads.data()).ok());
+  size_t admitted = StoredRows();
+  EXPECT_GT(admitted, 800u);
+  EXPECT_LT(admitted, 1200u);
+}
+
+TEST_F(EmbeddingTableTest, ShrinkEvictsByAgeAndDecayedCountWithTombstones) {
+  proto::TableConfig config = SgdTable("t", 1, 1.0f);
+  config.mutable_eviction()->set_ttl_days(2);
+  config.mutable_eviction()->set_show_decay(0.5f);
+  config.mutable_eviction()->set_min_decayed_count(1.0f);
+  Open(config, 1 << 20);
+  std::vector<uint64_t> old_keys = Keys(10, "old"), rare = Keys(5, "rare"), hot = Keys(7, "hot");
+  std::vector<float> ones(10, 1.0f);
+  stamp_.day = 1;
+  ASSERT_TRUE(table_->Push(old_keys, ones.data()).ok());
+  stamp_.day = 5;
+  ASSERT_TRUE(table_->Push(rare, ones.data()).ok());  // show 1 -> 0.5 after decay: too rare
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(table_->Push(hot, ones.data()).ok());  // 4 -> 2
+  absl::StatusOr<ShrinkReport> report = table_->Shrink();
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->dropped, 15u);
+  EXPECT_EQ(report->kept, 7u);
+  EXPECT_EQ(StoredRows(), 7u);
+  size_t tombstones = 0;
+  std::unique_ptr<rocksdb::Iterator> it = store_->NewTombstoneIterator(0);
+  for (it->SeekToFirst(); it->Valid(); it->Next()) ++tombstones;
+  EXPECT_EQ(tombstones, 15u);
+  // Survivors kept their values and carry the decayed count.
+  ASSERT_TRUE(table_
+                  ->ForEachStoredRow([&](uint64_t, const char* record) {
+                    EXPECT_EQ(table_->layout().meta(record)->show_count, 2.0f);
+                    EXPECT_EQ(table_->layout().values(record)[0], -4.0f);
+                    return absl::OkStatus();
+                  })
+                  .ok());
+}
+
+TEST_F(EmbeddingTableTest, CorruptStoredRecordIsAnErrorNamingTableKeyAndPath) {
+  proto::TableConfig config = SgdTable("emb", 4, 1.0f);
+  Open(config, 1 << 20);
+  std::vector<uint64_t> key = {0x1234};
+  RowStore::Batch batch = store_->NewBatch();
+  batch.PutRow(0, key[0], "short", 5);
+  ASSERT_TRUE(store_->Write(batch).ok());
+  Open(config, 1 << 20);  // reopen: the table now knows rows are stored
+  std::vector<float> values(4);
+  absl::Status status = table_->Pull(key, values.data(), false);
+  ASSERT_TRUE(absl::IsDataLoss(status)) << status;
+  EXPECT_NE(status.message().find("table 'emb'"), std::string::npos);
+  EXPECT_NE(status.message().find("0x0000000000001234"), std::string::npos);
+  EXPECT_NE(status.message().find(dir_), std::string::npos);
+}
+
+TEST_F(EmbeddingTableTest, FullDiskFailsLoudlyLosesNothingAndHealsWhenFreed) {
+  auto fs = std::make_shared<FaultyFileSystem>();
+  env_ = NewEnvWithFileSystem(fs);
+  proto::TableConfig config = SgdTable("emb", 8, 1.0f);
+  Open(config, 64 << 10, env_.get());  // about 500 rows cached
+  std::vector<uint64_t> keys = Keys(5000, "disk");
+  std::vector<float> grads(5000 * 8, 1.0f);
+  ASSERT_TRUE(table_->Push(keys, grads.data()).ok());
+  ASSERT_TRUE(table_->FlushDirtyRows().ok());
+
+  fs->set_disk_full(true);
+  // Memtables absorb writes until a flush must reach the disk: a checkpoint forces one.
+  absl::Status status = store_->Checkpoint(dir_ + "-checkpoint");
+  ASSERT_FALSE(status.ok());
+  EXPECT_TRUE(absl::IsResourceExhausted(status)) << status;
+  EXPECT_NE(status.message().find(dir_), std::string::npos) << status;
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "-checkpoint"));
+  // Pushes that must evict dirty rows now fail, naming the table and path...
+  status = table_->Push(keys, grads.data());
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("table 'emb'"), std::string::npos) << status;
+  EXPECT_NE(status.message().find(dir_), std::string::npos) << status;
+
+  // ...and once space is back, RocksDB's background recovery (it polls free space every few
+  // seconds) lets training go on, and no applied update was lost.
+  fs->set_disk_full(false);
+  std::vector<float> values(5000 * 8);
+  absl::Time deadline = absl::Now() + absl::Seconds(60);
+  do {
+    status = table_->Pull(keys, values.data(), false);
+  } while (!status.ok() && absl::Now() < deadline);
+  ASSERT_TRUE(status.ok()) << status;
+  std::map<float, int> histogram;
+  for (float v : values) ++histogram[v];
+  // Every row is -1 (first push) or -2 (the failed push reached it before the disk error);
+  // never anything else.
+  for (const auto& [value, count] : histogram) {
+    EXPECT_TRUE(value == -1.0f || value == -2.0f) << value << " x " << count;
+  }
+  ASSERT_TRUE(table_->FlushDirtyRows().ok());
+  ASSERT_TRUE(store_->Checkpoint(dir_ + "-checkpoint").ok());
+  std::filesystem::remove_all(dir_ + "-checkpoint");
+}
+
+TEST(RowStoreTest, OpenErrorsNameThePath) {
+  std::string dir = NewTempDir();
+  std::string file = dir + "/not-a-folder";
+  { std::ofstream(file) << "x"; }
+  RowStoreOptions options;
+  options.path = file;
+  absl::StatusOr<std::unique_ptr<RowStore>> store = RowStore::Open(options, {"t"});
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.status().message().find(file), std::string::npos) << store.status();
+
+  // Corrupt metadata files: RocksDB refuses, and so do we, naming the path.
+  options.path = dir + "/db";
+  {
+    auto opened = RowStore::Open(options, {"t"});
+    ASSERT_TRUE(opened.ok());
+  }
+  for (const auto& entry : std::filesystem::directory_iterator(options.path)) {
+    if (entry.path().filename().string().rfind("MANIFEST", 0) == 0) {
+      std::ofstream(entry.path(), std::ios::trunc) << "garbage garbage garbage";
+    }
+  }
+  store = RowStore::Open(options, {"t"});
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.status().message().find(options.path), std::string::npos) << store.status();
+  std::filesystem::remove_all(dir);
+}
+
+TEST(RowStoreTest, KeysEncodeInNumericOrder) {
+  EXPECT_LT(RowStore::EncodeKey(1), RowStore::EncodeKey(256));
+  EXPECT_LT(RowStore::EncodeKey(0x7fffffffffffffffULL), RowStore::EncodeKey(1ULL << 63));
+  EXPECT_EQ(RowStore::DecodeKey(RowStore::EncodeKey(0x0123456789abcdefULL)), 0x0123456789abcdefULL);
+}
+
+}  // namespace
+}  // namespace granary
