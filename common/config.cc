@@ -141,6 +141,29 @@ absl::Status ValidateTable(const proto::TableConfig& table, const std::string& w
         absl::StrCat(Where(source, init_tree, table.initializer(), "scale"), ": table '",
                      table.name(), "' has a negative initializer scale"));
   }
+  const proto::AdmissionConfig& admission = table.admission();
+  if (admission.admit_probability() < 0 || admission.admit_probability() > 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        Where(source, Nested(tree, table, "admission"), admission, "admit_probability"),
+        ": table '", table.name(), "' needs admit_probability in [0, 1]"));
+  }
+  const proto::EvictionConfig& eviction = table.eviction();
+  if (eviction.has_show_decay() && !(eviction.show_decay() > 0 && eviction.show_decay() <= 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(Where(source, Nested(tree, table, "eviction"), eviction, "show_decay"),
+                     ": table '", table.name(), "' needs show_decay in (0, 1]"));
+  }
+  if (eviction.min_decayed_count() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(Where(source, Nested(tree, table, "eviction"), eviction, "min_decayed_count"),
+                     ": table '", table.name(), "' needs min_decayed_count >= 0"));
+  }
+  // A dense vector must never lose a block to admission or eviction.
+  if (table.dense_size() > 0 && (table.has_admission() || table.has_eviction())) {
+    return absl::InvalidArgumentError(absl::StrCat(Where(source, tree, table, "dense_size"),
+                                                   ": dense table '", table.name(),
+                                                   "' cannot have admission or eviction"));
+  }
   return ValidateOptimizer(table, where_table, source, Nested(tree, table, "optimizer"));
 }
 

@@ -223,6 +223,12 @@ absl::StatusOr<std::string> RowStore::GetMetadata(const std::string& name) const
 }
 
 absl::Status RowStore::Checkpoint(const std::string& dir) {
+  std::error_code error;
+  if (std::filesystem::exists(dir, error)) {
+    // Never mix a new checkpoint into an old one's folder.
+    return absl::FailedPreconditionError(
+        absl::StrCat("RocksDB at ", path_, ": checkpoint folder ", dir, " already exists"));
+  }
   rocksdb::Checkpoint* raw = nullptr;
   rocksdb::Status status = rocksdb::Checkpoint::Create(db_.get(), &raw);
   std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);

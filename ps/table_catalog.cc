@@ -65,6 +65,7 @@ absl::StatusOr<std::unique_ptr<TableCatalog>> TableCatalog::Open(
   RowStoreOptions store_options;
   store_options.path = options.path;
   store_options.env = options.env;
+  store_options.memtable_bytes = options.memtable_bytes;
   absl::StatusOr<std::unique_ptr<RowStore>> store = RowStore::Open(store_options, names);
   if (!store.ok()) return store.status();
   catalog->store_ = *std::move(store);

@@ -28,7 +28,10 @@ struct TableCatalogOptions {
   // The server's own RocksDB folder (e.g. <data_dir>/server-<rank>).
   std::string path;
   // RowCache budget shared by all tables (see TableConfig.cache_bytes); default 1 GiB.
+  // A server's memory is about cache_bytes + memtable_bytes + RocksDB's 32 MiB block cache.
   size_t cache_bytes = size_t{1} << 30;
+  // Bound on RocksDB's memtables (RowStoreOptions::memtable_bytes).
+  size_t memtable_bytes = 64 << 20;
   // If non-empty: replace `path` with a copy of this checkpoint folder before opening.
   std::string restore_from;
   int shards_per_table = EmbeddingTable::kDefaultShards;

@@ -112,6 +112,42 @@ TEST_F(ConfigTest, EveryOptimizerIsValidatedWithTheLineOfTheBadField) {
   EXPECT_TRUE(config.ok()) << config.status();
 }
 
+TEST_F(ConfigTest, AdmissionEvictionAndDenseRulesNameTheLine) {
+  std::string path = Write(
+      "tables {\n"
+      "  name: \"e\" dim: 4 optimizer { sgd { learning_rate: 1 } }\n"
+      "  admission {\n"
+      "    admit_probability: 1.5\n"
+      "  }\n"
+      "}\n");
+  absl::StatusOr<proto::ClusterConfig> config = LoadClusterConfig(path);
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find(path + ":4: table 'e' needs admit_probability"),
+            std::string::npos)
+      << config.status();
+
+  path = Write(
+      "tables { name: \"e\" dim: 4 optimizer { sgd { learning_rate: 1 } }\n"
+      "  eviction { show_decay: 0 } }\n");
+  config = LoadClusterConfig(path);
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find(path + ":2: table 'e' needs show_decay"),
+            std::string::npos)
+      << config.status();
+
+  path = Write(
+      "tables {\n"
+      "  name: \"mlp\" dim: 64 optimizer { adam { learning_rate: 0.001 } }\n"
+      "  dense_size: 1000\n"
+      "  eviction { ttl_days: 3 }\n"
+      "}\n");
+  config = LoadClusterConfig(path);
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find(path + ":3: dense table 'mlp' cannot have"),
+            std::string::npos)
+      << config.status();
+}
+
 TEST_F(ConfigTest, MissingOptimizerAndDuplicateNamesAreErrors) {
   std::string path = Write("tables { name: \"a\" dim: 2 }\n");
   absl::StatusOr<proto::ClusterConfig> config = LoadClusterConfig(path);

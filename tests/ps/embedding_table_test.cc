@@ -1,7 +1,9 @@
 #include "ps/embedding_table.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -160,6 +162,65 @@ TEST_F(EmbeddingTableTest, ConcurrentPushesAreAllApplied) {
   std::vector<float> values(kKeys * 4);
   ASSERT_TRUE(table_->Pull(keys, values.data(), false).ok());
   for (float v : values) ASSERT_EQ(v, -static_cast<float>(kThreads * kRounds));
+}
+
+// Resident memory of this process, in bytes.
+size_t ResidentBytes() {
+  std::ifstream statm("/proc/self/statm");
+  size_t pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return resident * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+}
+
+TEST_F(EmbeddingTableTest, MemoryStaysUnderBudgetWhileTrainingATableTenTimesLarger) {
+  constexpr size_t kCacheBytes = 8 << 20;
+  constexpr size_t kRocksDbBytes = 8 << 20;  // memtables + block cache below
+  proto::TableConfig config;
+  config.set_name("big");
+  config.set_dim(16);
+  config.mutable_optimizer()->mutable_adagrad()->set_learning_rate(0.1f);
+  RowStoreOptions store_options;
+  store_options.path = dir_;
+  store_options.memtable_bytes = kRocksDbBytes / 2;
+  store_options.block_cache_bytes = kRocksDbBytes / 2;
+  absl::StatusOr<std::unique_ptr<RowStore>> store = RowStore::Open(store_options, {"big"});
+  ASSERT_TRUE(store.ok());
+  store_ = *std::move(store);
+  const size_t before = ResidentBytes();
+  absl::StatusOr<std::unique_ptr<EmbeddingTable>> table =
+      EmbeddingTable::Create(config, store_.get(), 0, kCacheBytes, &stamp_);
+  ASSERT_TRUE(table.ok());
+  table_ = *std::move(table);
+  // 152-byte records: 8 MB caches ~40 K rows (with overhead); the table gets 10x as many.
+  const size_t rows =
+      10 * kCacheBytes / (table_->layout().row_bytes() + RowCache::kMaxOverheadBytesPerRow);
+  constexpr size_t kBatch = 4096;
+  std::vector<uint64_t> batch;
+  std::vector<float> grads(kBatch * 16, 1.0f);
+  for (int round = 0; round < 2; ++round) {
+    for (size_t begin = 0; begin < rows; begin += kBatch) {
+      batch.clear();
+      for (size_t i = begin; i < std::min(rows, begin + kBatch); ++i) {
+        batch.push_back(FeatureKey("rss", std::to_string(i)));
+      }
+      ASSERT_TRUE(table_->Push(batch, grads.data()).ok());
+    }
+  }
+  const size_t growth = ResidentBytes() - before;
+  // Budget: the cache, RocksDB's memtables and block cache, plus 10 MB for RocksDB's index
+  // and filter blocks, thread stacks and allocator slack. Unbounded, the rows alone would
+  // take over 60 MB.
+  EXPECT_LT(growth, kCacheBytes + kRocksDbBytes + (10 << 20))
+      << "grew " << (growth >> 20) << " MB";
+  EXPECT_LE(table_->stats().memory_bytes, kCacheBytes);
+  // And the rows are right: Adagrad after two gradients of 1 from 0 with accumulator 0.1.
+  std::vector<uint64_t> probe = {FeatureKey("rss", "0"),
+                                 FeatureKey("rss", std::to_string(rows / 2))};
+  std::vector<float> values(32);
+  ASSERT_TRUE(table_->Pull(probe, values.data(), false).ok());
+  float expected = -0.1f / (std::sqrt(1.1f) + 1e-8f);
+  expected -= 0.1f / (std::sqrt(2.1f) + 1e-8f);
+  for (float v : values) EXPECT_NEAR(v, expected, 1e-6f);
 }
 
 TEST_F(EmbeddingTableTest, RowsSurviveReopening) {

@@ -127,6 +127,49 @@ TEST_F(KVWorkerTest, DeadServerFailsOutstandingAndLaterRequests) {
   EXPECT_NE(status.message().find("killed in a test"), std::string::npos);
 }
 
+TEST(KVWorkerDenseTest, DenseVectorIsSlicedAcrossServersAndRoundTrips) {
+  InProcessClusterOptions options;
+  options.num_servers = 2;
+  options.num_workers = 1;
+  options.config = SgdTablesConfig({{"mlp", 4}}, 0.5f);
+  options.config.mutable_tables(0)->set_dense_size(1001);  // 251 blocks, the last padded
+  InProcessCluster cluster(options);
+  ASSERT_TRUE(cluster.Start().ok());
+  KVWorker& worker = cluster.worker(0);
+  ASSERT_EQ(worker.DensePaddedSize("mlp"), 1004u);
+  std::vector<float> grads(1001);
+  for (int i = 0; i < 1001; ++i) grads[i] = static_cast<float>(i);
+  ASSERT_TRUE(worker.Wait(worker.PushDense("mlp", grads)).ok());
+  std::vector<float> values;
+  ASSERT_TRUE(worker.Wait(worker.PullDense("mlp", &values)).ok());
+  ASSERT_EQ(values.size(), 1004u);
+  for (int i = 0; i < 1001; ++i) ASSERT_EQ(values[i], -0.5f * i);
+  for (int i = 1001; i < 1004; ++i) EXPECT_EQ(values[i], 0.0f);
+  // Both servers hold blocks.
+  EXPECT_GT(cluster.server(0).catalog()->Find("mlp")->stats().cached_rows, 50u);
+  EXPECT_GT(cluster.server(1).catalog()->Find("mlp")->stats().cached_rows, 50u);
+  std::vector<float> wrong_size(10);
+  EXPECT_TRUE(absl::IsInvalidArgument(worker.Wait(worker.PushDense("mlp", wrong_size))));
+  EXPECT_TRUE(absl::IsNotFound(worker.Wait(worker.PullDense("nope", &values))));
+}
+
+TEST_F(KVWorkerTest, EvaluationPullsLeaveTheModelUntouched) {
+  KVWorker& worker = cluster_->worker(0);
+  std::vector<uint64_t> keys = HashedKeys(300, "eval");
+  std::vector<float> rows;
+  ASSERT_TRUE(worker.Wait(worker.Pull("emb", keys, &rows, PullMode::kEvaluate)).ok());
+  for (float v : rows) EXPECT_EQ(v, 0.0f);
+  for (int s = 0; s < 2; ++s) {
+    EXPECT_EQ(cluster_->server(s).catalog()->Find("emb")->stats().cached_rows, 0u);
+  }
+  ASSERT_TRUE(worker.Wait(worker.Pull("emb", keys, &rows, PullMode::kTrain)).ok());
+  uint64_t cached = 0;
+  for (int s = 0; s < 2; ++s) {
+    cached += cluster_->server(s).catalog()->Find("emb")->stats().cached_rows;
+  }
+  EXPECT_EQ(cached, keys.size());
+}
+
 // A "server" that accepts requests and never answers: requests must time out, naming it.
 TEST(KVWorkerTimeoutTest, SilentServerTimesOutNamingTheServer) {
   zmq::context_t context(1);
