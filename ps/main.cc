@@ -10,6 +10,7 @@ DEFINE_int32(port, 0, "Port to serve on; 0 picks a free one (reported to the sch
 DEFINE_int32(threads, 2, "Request handler threads.");
 DEFINE_string(data_dir, "granary-data", "Rows live in RocksDB under DATA_DIR/server-<rank>.");
 DEFINE_uint64(cache_bytes, uint64_t{1} << 30, "Row cache budget of this server, in bytes.");
+DEFINE_double(stats_interval, 60, "Seconds between load lines in the log; 0 disables.");
 DEFINE_string(restore_from, "", "Start from the checkpoint folder DIR/server-<rank>.");
 
 int main(int argc, char** argv) {
@@ -30,6 +31,7 @@ int main(int argc, char** argv) {
   options.data_dir = FLAGS_data_dir;
   options.cache_bytes = FLAGS_cache_bytes;
   options.restore_from = FLAGS_restore_from;
+  options.stats_interval = absl::Seconds(FLAGS_stats_interval);
   granary::ParameterServer server(&context, options);
   absl::StatusOr<int> port = server.Bind();
   if (!port.ok()) {

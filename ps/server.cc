@@ -72,6 +72,7 @@ void ParameterServer::Stop() {
   }
   for (std::thread& thread : handler_threads_) thread.join();
   handler_threads_.clear();
+  MaybeLogLoad(/*final_report=*/true);
 }
 
 void ParameterServer::ForwardLoop() {
@@ -114,6 +115,7 @@ void ParameterServer::HandlerLoop() {
   ConfigureSocket(socket);
   socket.connect(backend_endpoint_);
   while (!stop_) {
+    MaybeLogLoad(/*final_report=*/false);
     zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
     if (PollSockets(&item, 1, kHandlerStopCheck) <= 0) continue;
     std::vector<zmq::message_t> frames;
@@ -134,6 +136,34 @@ void ParameterServer::HandlerLoop() {
     absl::Status sent = SendMessage(socket, std::move(reply), &routing_id);
     if (!sent.ok()) LOG(ERROR) << "server " << rank_ << ": reply to " << peer << " failed";
   }
+}
+
+void ParameterServer::MaybeLogLoad(bool final_report) {
+  if (options_.stats_interval <= absl::ZeroDuration() || catalog_ == nullptr) return;
+  std::unique_lock<std::mutex> lock(stats_mutex_, std::defer_lock);
+  if (final_report) {
+    lock.lock();
+  } else if (!lock.try_lock()) {
+    return;
+  }
+  absl::Time now = absl::Now();
+  if (!final_report && now - last_stats_ < options_.stats_interval) return;
+  double seconds = absl::ToDoubleSeconds(now - last_stats_);
+  last_stats_ = now;
+  std::string tables;
+  for (const auto& table : catalog_->tables()) {
+    CacheStats stats = table->stats();
+    uint64_t lookups = stats.hits + stats.misses;
+    absl::StrAppendFormat(
+        &tables, "; '%s' %d rows cached, hit rate since start %.3f, %d rows written", table->name(),
+        stats.cached_rows, lookups == 0 ? 1.0 : static_cast<double>(stats.hits) / lookups,
+        stats.rows_written);
+  }
+  LOG(INFO) << absl::StrFormat(
+      "server %d load over %.1f s: %d pulls (%d keys), %d pushes (%d keys), %d errors, RocksDB "
+      "wrote %d MB%s",
+      rank_, seconds, pulls_.exchange(0), pulled_keys_.exchange(0), pushes_.exchange(0),
+      pushed_keys_.exchange(0), errors_.exchange(0), catalog_->RocksDbBytesWritten() >> 20, tables);
 }
 
 Message ParameterServer::ErrorReply(const proto::Header& request, const std::string& error) const {
@@ -193,6 +223,8 @@ Message ParameterServer::Handle(Message&& request, const std::string& peer) {
   FrameArray<uint64_t> keys(request.keys);
   Message reply;
   if (status.ok() && request.header.command() == proto::PULL) {
+    ++pulls_;
+    pulled_keys_ += keys.size();
     std::vector<float> values(keys.size() * table->dim());
     if (options_.apply_updates) {
       auto cut = catalog_->LockForRequest();
@@ -202,6 +234,8 @@ Message ParameterServer::Handle(Message&& request, const std::string& peer) {
                                    proto::SERVER, rank_);
     reply.values = FrameFromVector(std::move(values));
   } else if (status.ok()) {
+    ++pushes_;
+    pushed_keys_ += keys.size();
     if (options_.apply_updates) {
       FrameArray<float> grads(request.values);
       auto cut = catalog_->LockForRequest();
@@ -211,6 +245,7 @@ Message ParameterServer::Handle(Message&& request, const std::string& peer) {
                                    proto::SERVER, rank_);
   }
   if (!status.ok()) {
+    ++errors_;
     LOG(ERROR) << "server " << rank_ << ": " << status.message();
     return ErrorReply(request.header, absl::StrCat("server ", rank_, ": ", status.message()));
   }

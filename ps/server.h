@@ -14,12 +14,14 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "common/message.h"
 #include "common/proto/message.pb.h"
 #include "common/shard_map.h"
@@ -42,6 +44,9 @@ struct ServerOptions {
   // false: validate and acknowledge requests without touching tables (pulls return zeros).
   // Only for measuring the transport, as ps-lite's benchmark does with its empty handler.
   bool apply_updates = true;
+  // How often the server logs its load (requests, keys, cache hit rate, RocksDB writes), so
+  // an overloaded shard is visible in the logs. Zero disables.
+  absl::Duration stats_interval = absl::Seconds(60);
 };
 
 class ParameterServer {
@@ -85,7 +90,15 @@ class ParameterServer {
   uint64_t shard_map_version_ = 0;
   std::vector<KeyRange> ranges_;
   std::unique_ptr<TableCatalog> catalog_;
+  // Logs and resets the load counters once stats_interval has passed, or now if
+  // `final_report` (at Stop). Any thread.
+  void MaybeLogLoad(bool final_report);
+
   std::atomic<bool> stop_{false};
+  // Load since the last stats line.
+  std::atomic<uint64_t> pulls_{0}, pushes_{0}, pulled_keys_{0}, pushed_keys_{0}, errors_{0};
+  std::mutex stats_mutex_;
+  absl::Time last_stats_ = absl::Now();
   std::thread proxy_thread_;
   std::vector<std::thread> handler_threads_;
 };

@@ -99,8 +99,10 @@ class ClusterTest : public ::testing::Test {
 TEST_F(ClusterTest, TwoServersTwoWorkersPushingConcurrentlyGiveExactRows) {
   StartScheduler(2, 2);
   std::vector<std::unique_ptr<ChildProcess>> servers, workers;
-  for (int i = 0; i < 2; ++i)
-    servers.push_back(StartNode("granary_server", absl::StrCat("server-", i)));
+  for (int i = 0; i < 2; ++i) {
+    servers.push_back(
+        StartNode("granary_server", absl::StrCat("server-", i), {"--stats_interval=0.05"}));
+  }
   for (int i = 0; i < 2; ++i) {
     workers.push_back(StartNode("granary_worker", absl::StrCat("worker-", i),
                                 {"--job=demo", "--demo_keys=3000", "--demo_rounds=10"}));
@@ -115,6 +117,10 @@ TEST_F(ClusterTest, TwoServersTwoWorkersPushingConcurrentlyGiveExactRows) {
   for (auto& server : servers) ExpectExitsWith(*server, 0);
   ExpectExitsWith(*scheduler_, 0);
   EXPECT_NE(scheduler_->ReadLog().find("all workers finished their jobs"), std::string::npos);
+  // Each server reports its load, so a hot shard is visible.
+  for (auto& server : servers) {
+    EXPECT_NE(server->ReadLog().find("pushes ("), std::string::npos) << server->ReadLog();
+  }
 }
 
 TEST_F(ClusterTest, KilledServerIsReportedDeadWithinTheTimeout) {
