@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/random.h"
 #include "ps/initializer.h"
 
 namespace granary {
@@ -15,13 +16,6 @@ constexpr uint32_t kDefaultSketchWidth = 1 << 18;
 constexpr size_t kRowsPerScanBatch = 4096;
 
 size_t RoundUpTo8(size_t bytes) { return (bytes + 7) & ~size_t{7}; }
-
-uint64_t NextRandom(uint64_t* state) {  // SplitMix64
-  uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
 
 }  // namespace
 
@@ -240,7 +234,7 @@ bool EmbeddingTable::Admit(Shard& shard, uint64_t key) {
   const proto::AdmissionConfig& admission = config_.admission();
   if (sketch_ != nullptr && sketch_->Increment(key) >= admission.min_count()) return true;
   if (admission.admit_probability() > 0) {
-    double draw = static_cast<double>(NextRandom(&shard.rng_state) >> 11) * 0x1.0p-53;
+    double draw = UnitDouble(SplitMix64(&shard.rng_state));
     if (draw < admission.admit_probability()) return true;
   }
   return false;

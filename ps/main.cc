@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "common/node_flags.h"
+#include "common/process_init.h"
 #include "glog/logging.h"
 #include "ps/server.h"
 
@@ -14,10 +15,7 @@ DEFINE_double(stats_interval, 60, "Seconds between load lines in the log; 0 disa
 DEFINE_string(restore_from, "", "Start from the checkpoint folder DIR/server-<rank>.");
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage("granary_server --scheduler=HOST:PORT");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
-  google::InitGoogleLogging(argv[0]);
-  FLAGS_logtostderr = true;
+  granary::InitProcess("granary_server --scheduler=HOST:PORT", &argc, &argv);
   if (FLAGS_scheduler.empty()) {
     LOG(ERROR) << "--scheduler is required";
     return EXIT_FAILURE;

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/message.h"
+#include "common/process_init.h"
 #include "common/socket_options.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
@@ -14,10 +15,7 @@ DEFINE_string(cluster_id, "granary", "The cluster's id.");
 DEFINE_double(timeout, 30.0, "Seconds to wait for the scheduler's acknowledgement.");
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage("granary_ctl --scheduler=HOST:PORT shutdown");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
-  google::InitGoogleLogging(argv[0]);
-  FLAGS_logtostderr = true;
+  granary::InitProcess("granary_ctl --scheduler=HOST:PORT shutdown", &argc, &argv);
   if (argc != 2 || std::string(argv[1]) != "shutdown" || FLAGS_scheduler.empty()) {
     LOG(ERROR) << "usage: granary_ctl --scheduler=HOST:PORT shutdown";
     return EXIT_FAILURE;

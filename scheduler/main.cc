@@ -4,6 +4,7 @@
 
 #include "absl/time/time.h"
 #include "common/config.h"
+#include "common/process_init.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 #include "scheduler/scheduler.h"
@@ -28,10 +29,8 @@ void RequestClusterStop(int) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage("granary_scheduler --config=FILE --num_servers=N --num_workers=M");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
-  google::InitGoogleLogging(argv[0]);
-  FLAGS_logtostderr = true;
+  granary::InitProcess("granary_scheduler --config=FILE --num_servers=N --num_workers=M", &argc,
+                       &argv);
 
   if (FLAGS_config.empty()) {
     LOG(ERROR) << "--config is required";

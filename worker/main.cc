@@ -5,6 +5,7 @@
 
 #include "common/node_flags.h"
 #include "common/node_name.h"
+#include "common/process_init.h"
 #include "glog/logging.h"
 #include "worker/demo_job.h"
 #include "worker/kv_worker.h"
@@ -15,10 +16,7 @@ DEFINE_int32(demo_keys, 10000, "Keys the demo pushes and pulls.");
 DEFINE_int32(demo_rounds, 20, "Push rounds of the demo.");
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage("granary_worker --scheduler=HOST:PORT [--job=demo]");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
-  google::InitGoogleLogging(argv[0]);
-  FLAGS_logtostderr = true;
+  granary::InitProcess("granary_worker --scheduler=HOST:PORT [--job=demo]", &argc, &argv);
   if (FLAGS_scheduler.empty()) {
     LOG(ERROR) << "--scheduler is required";
     return EXIT_FAILURE;
