@@ -167,6 +167,99 @@ absl::Status ValidateTable(const proto::TableConfig& table, const std::string& w
   return ValidateOptimizer(table, where_table, source, Nested(tree, table, "optimizer"));
 }
 
+bool IsCategorical(proto::ColumnConfig::Role role) {
+  return role == proto::ColumnConfig::CATEGORICAL || role == proto::ColumnConfig::MULTI_CATEGORICAL;
+}
+
+absl::Status ValidateStepFields(const proto::ColumnConfig& column, const std::string& where_column,
+                                const std::string& source, const TextFormat::ParseInfoTree* tree) {
+  if (column.step_fields_size() == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(where_column, ": sequence column '",
+                                                   column.name(), "' declares no step_fields"));
+  }
+  absl::flat_hash_set<std::string> names;
+  for (int i = 0; i < column.step_fields_size(); ++i) {
+    const proto::StepFieldConfig& step = column.step_fields(i);
+    std::string where_step = Where(source, tree, column, "step_fields", i);
+    if (step.name().empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where_step, ": a step field of column '", column.name(), "' has no name"));
+    }
+    if (step.kind() == proto::StepFieldConfig::KIND_UNSPECIFIED) {
+      return absl::InvalidArgumentError(absl::StrCat(where_step, ": step field '", step.name(),
+                                                     "' of column '", column.name(),
+                                                     "' has no kind (CATEGORICAL or NUMERIC)"));
+    }
+    if (step.kind() != proto::StepFieldConfig::CATEGORICAL && !step.hash_space().empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(Where(source, Nested(tree, column, "step_fields", i), step, "hash_space"),
+                       ": step field '", step.name(), "' of column '", column.name(),
+                       "' is not CATEGORICAL and cannot have a hash_space"));
+    }
+    if (!names.insert(step.name()).second) {
+      return absl::InvalidArgumentError(absl::StrCat(where_step, ": duplicate step field '",
+                                                     step.name(), "' in column '", column.name(),
+                                                     "'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateColumn(const proto::ColumnConfig& column, const std::string& where_column,
+                            const std::string& source, const TextFormat::ParseInfoTree* tree) {
+  if (column.name().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(where_column, ": column has no name"));
+  }
+  // The header line is split on tabs and lines on newlines; such a name could never match.
+  if (column.name().find_first_of("\t\r\n") != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(where_column, ": column name '", column.name(),
+                                                   "' contains a tab or a line break"));
+  }
+  const std::string role = proto::ColumnConfig::Role_Name(column.role());
+  if (column.role() == proto::ColumnConfig::ROLE_UNSPECIFIED) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where_column, ": column '", column.name(), "' has no role"));
+  }
+  if (!IsCategorical(column.role()) && !column.hash_space().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        Where(source, tree, column, "hash_space"), ": column '", column.name(), "' is ", role,
+        "; hash_space applies only to CATEGORICAL and MULTI_CATEGORICAL columns"));
+  }
+  if (column.role() != proto::ColumnConfig::SEQUENCE) {
+    if (column.step_fields_size() > 0) {
+      return absl::InvalidArgumentError(absl::StrCat(Where(source, tree, column, "step_fields", 0),
+                                                     ": column '", column.name(), "' is ", role,
+                                                     "; only a SEQUENCE has step_fields"));
+    }
+    if (column.has_max_sequence_length()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(Where(source, tree, column, "max_sequence_length"), ": column '",
+                       column.name(), "' is ", role, "; only a SEQUENCE has max_sequence_length"));
+    }
+    return absl::OkStatus();
+  }
+  if (column.has_max_sequence_length() && column.max_sequence_length() == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(Where(source, tree, column, "max_sequence_length"), ": column '",
+                     column.name(), "' needs max_sequence_length >= 1 (unset keeps every step)"));
+  }
+  return ValidateStepFields(column, where_column, source, tree);
+}
+
+// ParseTextProtoFile, then `validate` with the parse locations.
+template <typename Config>
+absl::StatusOr<Config> LoadValidated(const std::string& path,
+                                     absl::Status (*validate)(const Config&, const std::string&,
+                                                              const TextFormat::ParseInfoTree*)) {
+  Config config;
+  TextFormat::ParseInfoTree tree;
+  absl::Status status = ParseTextProtoFile(path, &config, &tree);
+  if (!status.ok()) return status;
+  status = validate(config, path, &tree);
+  if (!status.ok()) return status;
+  return config;
+}
+
 }  // namespace
 
 absl::Status ParseTextProto(const std::string& text, const std::string& source_name,
@@ -211,13 +304,38 @@ absl::Status ValidateClusterConfig(const proto::ClusterConfig& config,
 }
 
 absl::StatusOr<proto::ClusterConfig> LoadClusterConfig(const std::string& path) {
-  proto::ClusterConfig config;
-  TextFormat::ParseInfoTree tree;
-  absl::Status status = ParseTextProtoFile(path, &config, &tree);
-  if (!status.ok()) return status;
-  status = ValidateClusterConfig(config, path, &tree);
-  if (!status.ok()) return status;
-  return config;
+  return LoadValidated<proto::ClusterConfig>(path, ValidateClusterConfig);
+}
+
+absl::Status ValidateDatasetConfig(const proto::DatasetConfig& config,
+                                   const std::string& source_name,
+                                   const TextFormat::ParseInfoTree* tree) {
+  if (config.columns_size() == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(source_name, ": dataset has no columns"));
+  }
+  absl::flat_hash_set<std::string> names;
+  for (int i = 0; i < config.columns_size(); ++i) {
+    const proto::ColumnConfig& column = config.columns(i);
+    std::string where_column = Where(source_name, tree, config, "columns", i);
+    absl::Status status =
+        ValidateColumn(column, where_column, source_name, Nested(tree, config, "columns", i));
+    if (!status.ok()) return status;
+    if (!names.insert(column.name()).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where_column, ": duplicate column name '", column.name(), "'"));
+    }
+  }
+  if (config.has_max_bad_line_fraction() &&
+      !(config.max_bad_line_fraction() >= 0 && config.max_bad_line_fraction() <= 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(Where(source_name, tree, config, "max_bad_line_fraction"),
+                     ": max_bad_line_fraction must be in [0, 1]"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<proto::DatasetConfig> LoadDatasetConfig(const std::string& path) {
+  return LoadValidated<proto::DatasetConfig>(path, ValidateDatasetConfig);
 }
 
 }  // namespace granary

@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/proto/config.pb.h"
+#include "common/proto/dataset.pb.h"
 #include "google/protobuf/message.h"
 #include "google/protobuf/text_format.h"
 
@@ -38,6 +39,18 @@ absl::Status ValidateClusterConfig(const proto::ClusterConfig& config,
 
 // ParseTextProtoFile + ValidateClusterConfig.
 absl::StatusOr<proto::ClusterConfig> LoadClusterConfig(const std::string& path);
+
+// Checks the semantic rules of a dataset config (common/proto/dataset.proto): at least one
+// column; every column named, unique and with a role; hash_space only on categorical fields;
+// a SEQUENCE column with >= 1 uniquely named step field, each with a kind;
+// max_sequence_length >= 1 and only on SEQUENCE; max_bad_line_fraction in [0, 1]. `tree` as
+// for ValidateClusterConfig.
+absl::Status ValidateDatasetConfig(const proto::DatasetConfig& config,
+                                   const std::string& source_name,
+                                   const google::protobuf::TextFormat::ParseInfoTree* tree);
+
+// ParseTextProtoFile + ValidateDatasetConfig.
+absl::StatusOr<proto::DatasetConfig> LoadDatasetConfig(const std::string& path);
 
 }  // namespace granary
 

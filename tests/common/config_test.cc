@@ -167,5 +167,82 @@ TEST_F(ConfigTest, ShippedConfigsLoad) {
   EXPECT_TRUE(config.ok()) << config.status();
 }
 
+constexpr char kGoodDataset[] = R"(
+columns { name: "click" role: LABEL }
+columns { name: "item" role: CATEGORICAL hash_space: "item" }
+columns {
+  name: "history"
+  role: SEQUENCE
+  max_sequence_length: 5
+  step_fields { name: "item" kind: CATEGORICAL hash_space: "item" }
+  step_fields { name: "rating" kind: NUMERIC }
+}
+columns { name: "note" role: IGNORED }
+)";
+
+TEST_F(ConfigTest, LoadsAValidDatasetConfig) {
+  absl::StatusOr<proto::DatasetConfig> config = LoadDatasetConfig(Write(kGoodDataset));
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_EQ(config->columns_size(), 4);
+  EXPECT_EQ(config->columns(2).step_fields_size(), 2);
+  EXPECT_EQ(config->columns(2).max_sequence_length(), 5u);
+  EXPECT_FALSE(config->has_max_bad_line_fraction());
+}
+
+// Each bad dataset config and the "line: message" its error must contain.
+struct BadDataset {
+  const char* text;
+  const char* error;
+};
+
+TEST_F(ConfigTest, InvalidDatasetConfigsNameFileLineAndReason) {
+  const BadDataset cases[] = {
+      {"", ": dataset has no columns"},
+      {"columns { role: LABEL }\n", ":1: column has no name"},
+      {"columns { name: \"a\" role: LABEL }\ncolumns { name: \"b\" }\n",
+       ":2: column 'b' has no role"},
+      {"columns { name: \"a\" role: LABEL }\n\ncolumns { name: \"a\" role: NUMERIC }\n",
+       ":3: duplicate column name 'a'"},
+      {"columns { name: \"a\tb\" role: LABEL }\n", ":1: column name"},
+      {"columns {\n  name: \"s\"\n  role: SEQUENCE\n}\n",
+       ":1: sequence column 's' declares no step_fields"},
+      {"columns {\n  name: \"s\" role: SEQUENCE\n  step_fields { name: \"x\" }\n}\n",
+       ":3: step field 'x' of column 's' has no kind"},
+      {"columns { name: \"s\" role: SEQUENCE\n"
+       "  step_fields { name: \"x\" kind: NUMERIC }\n"
+       "  step_fields { name: \"x\" kind: CATEGORICAL }\n}\n",
+       ":3: duplicate step field 'x' in column 's'"},
+      {"columns { name: \"s\" role: SEQUENCE\n"
+       "  step_fields {\n    name: \"r\" kind: NUMERIC\n    hash_space: \"r\"\n  }\n}\n",
+       ":4: step field 'r' of column 's' is not CATEGORICAL and cannot have a hash_space"},
+      {"columns { name: \"s\" role: SEQUENCE\n  max_sequence_length: 0\n"
+       "  step_fields { name: \"x\" kind: NUMERIC }\n}\n",
+       ":2: column 's' needs max_sequence_length >= 1"},
+      {"columns {\n  name: \"n\" role: NUMERIC\n  max_sequence_length: 3\n}\n",
+       ":3: column 'n' is NUMERIC; only a SEQUENCE has max_sequence_length"},
+      {"columns {\n  name: \"n\" role: NUMERIC\n  step_fields { name: \"x\" kind: NUMERIC }\n}\n",
+       ":3: column 'n' is NUMERIC; only a SEQUENCE has step_fields"},
+      {"columns {\n  name: \"l\" role: LABEL\n  hash_space: \"l\"\n}\n",
+       ":3: column 'l' is LABEL; hash_space applies only to CATEGORICAL"},
+      {"columns { name: \"l\" role: LABEL }\nmax_bad_line_fraction: 1.5\n",
+       ":2: max_bad_line_fraction must be in [0, 1]"},
+      {"columns { name: \"l\" role: LABLE }\n", ":1:"},
+  };
+  for (const BadDataset& bad : cases) {
+    std::string path = Write(bad.text);
+    absl::StatusOr<proto::DatasetConfig> config = LoadDatasetConfig(path);
+    ASSERT_TRUE(absl::IsInvalidArgument(config.status())) << bad.text;
+    EXPECT_NE(config.status().message().find(path + bad.error), std::string::npos)
+        << "config:\n"
+        << bad.text << "\nerror: " << config.status();
+  }
+}
+
+TEST_F(ConfigTest, ShippedDatasetConfigsLoad) {
+  absl::StatusOr<proto::DatasetConfig> config =
+      LoadDatasetConfig(std::string(GRANARY_SOURCE_DIR) + "/configs/movielens_dataset.pbtxt");
+  EXPECT_TRUE(config.ok()) << config.status();
+}
+
 }  // namespace
 }  // namespace granary

@@ -1,0 +1,401 @@
+// granary_movielens_convert: turns MovieLens-100K (u.data, u.user, u.item, u.genre) into the
+// Granary input format (DESIGN.md "Input format") described by configs/movielens_dataset.pbtxt.
+//
+//   granary_movielens_convert --input_dir=../shared/data/movielens-100k --output_dir=/tmp/ml
+//
+// writes <output_dir>/train.tsv.gz and <output_dir>/eval.tsv.gz: one line per rating, in time
+// order (timestamp, then user id, then movie id), with the columns
+//   click         label: 1 if rating >= 4, else 0
+//   rating_class  label: rating - 1, in 0..4
+//   above_mean    label (auxiliary task, "rating above the user's running mean"): 1 if the
+//                 rating is above the mean of the user's strictly earlier ratings, else 0;
+//                 empty (missing) for a user's first rating second, which has no earlier one
+//   user_id, gender, occupation   tokens as in u.user
+//   age           bucket: under18, 18-24, 25-34, 35-44, 45-49, 50-55, 56plus
+//   zip3          first 3 characters of the zip code
+//   movie_id      token as in u.data
+//   genres        the movie's genre names joined by ',' (empty if it has none)
+//   year          release year; years before 1990 (sparse in this data) as their decade
+//                 ("1970s"); empty if unknown
+//   history       the user's last --history ratings strictly earlier in time (a rating in the
+//                 same second as the current one is never included, nor any later one),
+//                 oldest first, steps joined by ';' as "movie_id,genre,rating": genre is the
+//                 movie's first genre in u.genre order ("none" if it has none), rating 1..5
+//   timestamp     unix seconds of the rating (IGNORED by the dataset config; for inspection)
+//
+// Split: a global time cut, like daily training (train on the past, evaluate on the future;
+// the protocol ReChorus calls "leave by time"). The cut is the timestamp of the rating at rank
+// floor((1 - eval_fraction) * n) in time order; ratings before the cut are training data,
+// ratings at or after it evaluation data, so no second is split between the two and the eval
+// share may exceed eval_fraction slightly. Histories of eval ratings include earlier eval
+// ratings: by then they are known behaviour.
+//
+// Files are written under a temporary name and renamed when complete. Malformed input stops
+// the conversion with an error naming the file and line.
+#include <zlib.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "gflags/gflags.h"
+#include "glog/logging.h"
+
+DEFINE_string(input_dir, "", "Folder with u.data, u.user, u.item and u.genre (required).");
+DEFINE_string(output_dir, "", "Folder for train.tsv.gz and eval.tsv.gz; created if missing.");
+DEFINE_int32(history, 20, "Most recent earlier ratings in each behaviour sequence.");
+DEFINE_double(eval_fraction, 0.1,
+              "Share of ratings, by time, after the global cut that become eval data; [0, 1).");
+
+namespace granary {
+namespace {
+
+// The columns of the output, in order; configs/movielens_dataset.pbtxt names the same.
+constexpr const char* kColumns[] = {"click", "rating_class", "above_mean", "user_id",  "gender",
+                                    "age",   "occupation",   "zip3",       "movie_id", "genres",
+                                    "year",  "history",      "timestamp"};
+constexpr int kClickMinRating = 4;
+constexpr int kFirstBucketedYear = 1990;  // earlier release years become decades
+constexpr size_t kZipPrefixChars = 3;
+constexpr const char* kNoGenre = "none";
+constexpr size_t kWriteChunkBytes = 1 << 20;
+
+struct User {
+  std::string gender, age, occupation, zip3;
+};
+
+struct Movie {
+  std::string genres;       // joined by ','
+  std::string first_genre;  // kNoGenre if none
+  std::string year;         // empty if unknown
+};
+
+struct Rating {
+  int user = 0;
+  int movie = 0;
+  int rating = 0;
+  int64_t timestamp = 0;
+};
+
+// Calls `line_fn(line, where)` for each line of `path`, where = "path:line". Stops at the first
+// error line_fn returns.
+template <typename LineFn>
+absl::Status ForEachLine(const std::string& path, LineFn line_fn) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    absl::Status status = line_fn(line, absl::StrCat(path, ":", number));
+    if (!status.ok()) return status;
+  }
+  if (in.bad()) return absl::DataLossError(absl::StrCat(path, ": read failed"));
+  return absl::OkStatus();
+}
+
+absl::Status BadLine(const std::string& where, const std::string& reason) {
+  return absl::InvalidArgumentError(absl::StrCat(where, ": ", reason));
+}
+
+// A token of the output must not contain the format's separators.
+bool IsCleanToken(const std::string& token) {
+  return !token.empty() && token.find_first_of("\t,;") == std::string::npos;
+}
+
+std::string AgeBucket(int age) {
+  if (age < 18) return "under18";
+  if (age < 25) return "18-24";
+  if (age < 35) return "25-34";
+  if (age < 45) return "35-44";
+  if (age < 50) return "45-49";
+  if (age < 56) return "50-55";
+  return "56plus";
+}
+
+absl::Status ReadGenres(const std::string& path, std::vector<std::string>* genres) {
+  return ForEachLine(path, [genres](const std::string& line, const std::string& where) {
+    std::vector<std::string> parts = absl::StrSplit(line, '|');
+    int index = 0;
+    if (parts.size() != 2 || !absl::SimpleAtoi(parts[1], &index) || index < 0 ||
+        !IsCleanToken(parts[0])) {
+      return BadLine(where, "expected 'name|index' with a name free of tabs, ',' and ';'");
+    }
+    if (static_cast<size_t>(index) >= genres->size()) genres->resize(index + 1);
+    (*genres)[index] = parts[0];
+    return absl::OkStatus();
+  });
+}
+
+absl::Status ReadUsers(const std::string& path, absl::flat_hash_map<int, User>* users) {
+  return ForEachLine(path, [users](const std::string& line, const std::string& where) {
+    std::vector<std::string> parts = absl::StrSplit(line, '|');
+    int id = 0;
+    int age = 0;
+    if (parts.size() != 5 || !absl::SimpleAtoi(parts[0], &id) ||
+        !absl::SimpleAtoi(parts[1], &age) || !IsCleanToken(parts[2]) || !IsCleanToken(parts[3]) ||
+        !IsCleanToken(parts[4])) {
+      return BadLine(where, "expected 'user id|age|gender|occupation|zip code'");
+    }
+    User& user = (*users)[id];
+    user.gender = parts[2];
+    user.age = AgeBucket(age);
+    user.occupation = parts[3];
+    user.zip3 = parts[4].substr(0, kZipPrefixChars);
+    return absl::OkStatus();
+  });
+}
+
+absl::Status ReadMovies(const std::string& path, const std::vector<std::string>& genre_names,
+                        absl::flat_hash_map<int, Movie>* movies) {
+  return ForEachLine(path, [&](const std::string& line, const std::string& where) {
+    std::vector<std::string> parts = absl::StrSplit(line, '|');
+    int id = 0;
+    if (parts.size() != 5 + genre_names.size() || !absl::SimpleAtoi(parts[0], &id)) {
+      return BadLine(where, absl::StrCat("expected 'movie id|title|release date|video release "
+                                         "date|IMDb URL' and ",
+                                         genre_names.size(), " genre flags"));
+    }
+    Movie& movie = (*movies)[id];
+    std::vector<std::string> genres;
+    for (size_t g = 0; g < genre_names.size(); ++g) {
+      const std::string& flag = parts[5 + g];
+      if (flag != "0" && flag != "1") return BadLine(where, "genre flags must be 0 or 1");
+      if (flag == "1") genres.push_back(genre_names[g]);
+    }
+    movie.genres = absl::StrJoin(genres, ",");
+    movie.first_genre = genres.empty() ? kNoGenre : genres.front();
+    // Release dates look like "01-Jan-1995".
+    const std::string& date = parts[2];
+    int year = 0;
+    if (date.size() >= 4 && absl::SimpleAtoi(date.substr(date.size() - 4), &year)) {
+      movie.year =
+          year >= kFirstBucketedYear ? absl::StrCat(year) : absl::StrCat(year / 10 * 10, "s");
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::Status ReadRatings(const std::string& path, const absl::flat_hash_map<int, User>& users,
+                         const absl::flat_hash_map<int, Movie>& movies,
+                         std::vector<Rating>* ratings) {
+  return ForEachLine(path, [&](const std::string& line, const std::string& where) {
+    std::vector<std::string> parts = absl::StrSplit(line, '\t');
+    Rating r;
+    if (parts.size() != 4 || !absl::SimpleAtoi(parts[0], &r.user) ||
+        !absl::SimpleAtoi(parts[1], &r.movie) || !absl::SimpleAtoi(parts[2], &r.rating) ||
+        !absl::SimpleAtoi(parts[3], &r.timestamp)) {
+      return BadLine(where, "expected 'user id<TAB>item id<TAB>rating<TAB>timestamp'");
+    }
+    if (r.rating < 1 || r.rating > 5) return BadLine(where, "rating must be in 1..5");
+    if (!users.contains(r.user)) return BadLine(where, absl::StrCat("unknown user ", r.user));
+    if (!movies.contains(r.movie)) return BadLine(where, absl::StrCat("unknown movie ", r.movie));
+    ratings->push_back(r);
+    return absl::OkStatus();
+  });
+}
+
+// A gzip file written under "<path>.tmp" and renamed to `path` by Close().
+class GzipWriter {
+ public:
+  absl::Status Open(const std::string& path) {
+    path_ = path;
+    file_ = gzopen((path + ".tmp").c_str(), "wb");
+    if (file_ == nullptr) return absl::UnavailableError(absl::StrCat(path, ".tmp: cannot create"));
+    return absl::OkStatus();
+  }
+  ~GzipWriter() {
+    if (file_ != nullptr) gzclose(file_);
+  }
+
+  absl::Status Append(const std::string& text) {
+    buffer_.append(text);
+    return buffer_.size() >= kWriteChunkBytes ? Flush() : absl::OkStatus();
+  }
+
+  absl::Status Close() {
+    absl::Status status = Flush();
+    int result = gzclose(file_);
+    file_ = nullptr;
+    if (!status.ok()) return status;
+    if (result != Z_OK) return absl::DataLossError(absl::StrCat(path_, ".tmp: close failed"));
+    std::error_code error;
+    std::filesystem::rename(path_ + ".tmp", path_, error);
+    if (error) return absl::UnavailableError(absl::StrCat(path_, ": rename: ", error.message()));
+    return absl::OkStatus();
+  }
+
+ private:
+  absl::Status Flush() {
+    if (!buffer_.empty() &&
+        gzwrite(file_, buffer_.data(), static_cast<unsigned>(buffer_.size())) <= 0) {
+      int error = 0;
+      return absl::DataLossError(
+          absl::StrCat(path_, ".tmp: write failed: ", gzerror(file_, &error)));
+    }
+    buffer_.clear();
+    return absl::OkStatus();
+  }
+
+  std::string path_;
+  gzFile file_ = nullptr;
+  std::string buffer_;
+};
+
+struct SplitCounts {
+  uint64_t rows = 0;
+  uint64_t clicks = 0;
+  absl::flat_hash_set<int> users;
+  absl::flat_hash_set<int> movies;
+
+  void Add(const Rating& r) {
+    ++rows;
+    clicks += r.rating >= kClickMinRating;
+    users.insert(r.user);
+    movies.insert(r.movie);
+  }
+  double ClickRate() const { return rows == 0 ? 0.0 : static_cast<double>(clicks) / rows; }
+};
+
+// One of a user's ratings, as a behaviour of later ones.
+struct Behaviour {
+  int64_t timestamp;
+  int movie;
+  int rating;
+  int64_t rating_sum;  // of this and every earlier behaviour of the user
+};
+
+absl::Status Convert() {
+  const auto start = std::chrono::steady_clock::now();
+  if (FLAGS_input_dir.empty() || FLAGS_output_dir.empty()) {
+    return absl::InvalidArgumentError("--input_dir and --output_dir are required");
+  }
+  if (!(FLAGS_eval_fraction >= 0 && FLAGS_eval_fraction < 1) || FLAGS_history < 0) {
+    return absl::InvalidArgumentError("need --eval_fraction in [0, 1) and --history >= 0");
+  }
+  const std::string in = FLAGS_input_dir + "/";
+  std::vector<std::string> genre_names;
+  absl::flat_hash_map<int, User> users;
+  absl::flat_hash_map<int, Movie> movies;
+  std::vector<Rating> ratings;
+  absl::Status status = ReadGenres(in + "u.genre", &genre_names);
+  if (status.ok()) status = ReadUsers(in + "u.user", &users);
+  if (status.ok()) status = ReadMovies(in + "u.item", genre_names, &movies);
+  if (status.ok()) status = ReadRatings(in + "u.data", users, movies, &ratings);
+  if (!status.ok()) return status;
+  if (ratings.empty()) return absl::InvalidArgumentError(absl::StrCat(in, "u.data: no ratings"));
+
+  std::sort(ratings.begin(), ratings.end(), [](const Rating& a, const Rating& b) {
+    return std::tie(a.timestamp, a.user, a.movie) < std::tie(b.timestamp, b.user, b.movie);
+  });
+  const size_t cut_rank = static_cast<size_t>((1 - FLAGS_eval_fraction) * ratings.size());
+  const int64_t cut = cut_rank < ratings.size() ? ratings[cut_rank].timestamp : INT64_MAX;
+
+  std::error_code error;
+  std::filesystem::create_directories(FLAGS_output_dir, error);
+  if (error) {
+    return absl::UnavailableError(absl::StrCat(FLAGS_output_dir, ": ", error.message()));
+  }
+  GzipWriter train_file;
+  GzipWriter eval_file;
+  status = train_file.Open(FLAGS_output_dir + "/train.tsv.gz");
+  if (status.ok()) status = eval_file.Open(FLAGS_output_dir + "/eval.tsv.gz");
+  const std::string header = absl::StrCat(absl::StrJoin(kColumns, "\t"), "\n");
+  if (status.ok()) status = train_file.Append(header);
+  if (status.ok()) status = eval_file.Append(header);
+  if (!status.ok()) return status;
+
+  absl::flat_hash_map<int, std::vector<Behaviour>> behaviours;  // by user, in time order
+  SplitCounts train_counts;
+  SplitCounts eval_counts;
+  std::string line;
+  std::string history;
+  for (const Rating& r : ratings) {
+    std::vector<Behaviour>& past = behaviours[r.user];
+    // Behaviours in the same second as r (already appended, ratings being in time order) are
+    // not earlier than r.
+    size_t earlier = past.size();
+    while (earlier > 0 && past[earlier - 1].timestamp >= r.timestamp) --earlier;
+    history.clear();
+    for (size_t i = earlier - std::min<size_t>(earlier, FLAGS_history); i < earlier; ++i) {
+      if (!history.empty()) history.push_back(';');
+      absl::StrAppend(&history, past[i].movie, ",", movies.at(past[i].movie).first_genre, ",",
+                      past[i].rating);
+    }
+    std::string above_mean;
+    if (earlier > 0) {
+      // rating > sum / earlier, in integers.
+      above_mean =
+          r.rating * static_cast<int64_t>(earlier) > past[earlier - 1].rating_sum ? "1" : "0";
+    }
+    const User& user = users.at(r.user);
+    const Movie& movie = movies.at(r.movie);
+    line = absl::StrCat(r.rating >= kClickMinRating ? "1" : "0", "\t", r.rating - 1, "\t",
+                        above_mean, "\t", r.user, "\t", user.gender, "\t", user.age, "\t",
+                        user.occupation, "\t", user.zip3, "\t", r.movie, "\t", movie.genres, "\t",
+                        movie.year, "\t", history, "\t", r.timestamp, "\n");
+    const bool is_eval = r.timestamp >= cut;
+    status = (is_eval ? eval_file : train_file).Append(line);
+    if (!status.ok()) return status;
+    (is_eval ? eval_counts : train_counts).Add(r);
+    past.push_back(
+        {r.timestamp, r.movie, r.rating, (past.empty() ? 0 : past.back().rating_sum) + r.rating});
+  }
+  status = train_file.Close();
+  if (status.ok()) status = eval_file.Close();
+  if (!status.ok()) return status;
+
+  uint64_t cold_movies = 0;
+  for (int movie : eval_counts.movies) cold_movies += !train_counts.movies.contains(movie);
+  uint64_t cold_users = 0;
+  for (int user : eval_counts.users) cold_users += !train_counts.users.contains(user);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  absl::PrintF("read %d ratings, %d users, %d movies, %d genres from %s\n", ratings.size(),
+               users.size(), movies.size(), genre_names.size(), FLAGS_input_dir);
+  absl::PrintF("time cut at %d (eval = ratings at or after it; eval share %.4f)\n", cut,
+               static_cast<double>(eval_counts.rows) / ratings.size());
+  auto print_split = [](const char* name, const SplitCounts& counts) {
+    absl::PrintF("%-5s rows %d, click positive rate %.4f, users %d, movies %d\n", name, counts.rows,
+                 counts.ClickRate(), counts.users.size(), counts.movies.size());
+  };
+  print_split("train", train_counts);
+  print_split("eval", eval_counts);
+  absl::PrintF("eval cold start: %d movies and %d users never seen in train\n", cold_movies,
+               cold_users);
+  absl::PrintF("wrote %s/{train,eval}.tsv.gz in %.2f s\n", FLAGS_output_dir, seconds);
+  return absl::OkStatus();
+}
+
+}  // namespace
+}  // namespace granary
+
+int main(int argc, char** argv) {
+  gflags::SetUsageMessage(
+      "granary_movielens_convert --input_dir=DIR --output_dir=DIR [--history=20] "
+      "[--eval_fraction=0.1]");
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  google::InitGoogleLogging(argv[0]);
+  FLAGS_logtostderr = true;
+  absl::Status status = granary::Convert();
+  if (!status.ok()) {
+    LOG(ERROR) << status.message();
+    return EXIT_FAILURE;
+  }
+  return EXIT_SUCCESS;
+}
