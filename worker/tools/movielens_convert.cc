@@ -53,6 +53,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/process_init.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 
@@ -386,12 +387,10 @@ absl::Status Convert() {
 }  // namespace granary
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage(
+  granary::InitProcess(
       "granary_movielens_convert --input_dir=DIR --output_dir=DIR [--history=20] "
-      "[--eval_fraction=0.1]");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
-  google::InitGoogleLogging(argv[0]);
-  FLAGS_logtostderr = true;
+      "[--eval_fraction=0.1]",
+      &argc, &argv);
   absl::Status status = granary::Convert();
   if (!status.ok()) {
     LOG(ERROR) << status.message();
