@@ -1,5 +1,6 @@
 // granary_worker: registers with the scheduler, connects to the servers and runs a job.
 //   --job=demo  the push/pull demo (worker/demo_job.h)
+//   --job=train train and evaluate the model of --job_config (worker/trainer.h)
 //   --job=idle  no work: stay a cluster member until shutdown (for tests and debugging)
 #include <cstdlib>
 
@@ -9,8 +10,12 @@
 #include "glog/logging.h"
 #include "worker/demo_job.h"
 #include "worker/kv_worker.h"
+#include "worker/trainer.h"
 
-DEFINE_string(job, "demo", "What to run: demo or idle.");
+DEFINE_string(job, "demo", "What to run: demo, train or idle.");
+DEFINE_string(job_config, "", "--job=train: the job config (common/proto/job.proto).");
+DEFINE_string(data_dir, ".", "--job=train: folder of the job's relative train/eval patterns.");
+DEFINE_string(output_dir, ".", "--job=train: folder of the job's relative metrics file.");
 DEFINE_double(request_timeout, 60.0, "Seconds before an unanswered pull/push fails.");
 DEFINE_int32(demo_keys, 10000, "Keys the demo pushes and pulls.");
 DEFINE_int32(demo_rounds, 20, "Push rounds of the demo.");
@@ -21,9 +26,18 @@ int main(int argc, char** argv) {
     LOG(ERROR) << "--scheduler is required";
     return EXIT_FAILURE;
   }
-  if (FLAGS_job != "demo" && FLAGS_job != "idle") {
-    LOG(ERROR) << "unknown --job=" << FLAGS_job << " (use demo or idle)";
+  if (FLAGS_job != "demo" && FLAGS_job != "train" && FLAGS_job != "idle") {
+    LOG(ERROR) << "unknown --job=" << FLAGS_job << " (use demo, train or idle)";
     return EXIT_FAILURE;
+  }
+  // A bad job config is reported before joining the cluster.
+  absl::StatusOr<granary::JobSpec> job_spec;
+  if (FLAGS_job == "train") {
+    job_spec = granary::LoadJobConfig(FLAGS_job_config);
+    if (!job_spec.ok()) {
+      LOG(ERROR) << "--job_config: " << job_spec.status().message();
+      return EXIT_FAILURE;
+    }
   }
   zmq::context_t context(1);
   granary::SchedulerClient client(
@@ -49,6 +63,13 @@ int main(int argc, char** argv) {
     demo.rounds = FLAGS_demo_rounds;
     granary::DemoJobResult result;
     status = granary::RunPushPullDemo(worker, client, demo, &result);
+  } else if (status.ok() && FLAGS_job == "train") {
+    granary::TrainerOptions train;
+    train.data_dir = FLAGS_data_dir;
+    train.output_dir = FLAGS_output_dir;
+    granary::Trainer trainer(*std::move(job_spec), &worker, &client, train);
+    std::vector<granary::EpochReport> reports;
+    status = trainer.Run(&reports);
   }
   if (!status.ok()) LOG(ERROR) << "worker " << client.rank() << ": " << status.message();
   if (FLAGS_job != "idle") client.ReportJobDone();

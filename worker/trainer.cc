@@ -1,0 +1,401 @@
+#include "worker/trainer.h"
+
+#include <glob.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/feature_key.h"
+#include "glog/logging.h"
+#include "worker/model/metrics.h"
+
+namespace granary {
+namespace {
+
+using model::Matrix;
+
+// Files matching `patterns` (relative ones under `dir`), sorted within each pattern. NotFound
+// naming a pattern that matches nothing.
+absl::StatusOr<std::vector<std::string>> ExpandPatterns(
+    const google::protobuf::RepeatedPtrField<std::string>& patterns, const std::string& dir) {
+  std::vector<std::string> files;
+  for (const std::string& pattern : patterns) {
+    std::filesystem::path path(pattern);
+    if (path.is_relative()) path = std::filesystem::path(dir) / path;
+    glob_t matches;
+    const int result = glob(path.c_str(), 0, nullptr, &matches);
+    if (result == 0) {
+      for (size_t i = 0; i < matches.gl_pathc; ++i) files.push_back(matches.gl_pathv[i]);
+    }
+    globfree(&matches);
+    if (result != 0) {
+      return absl::NotFoundError(absl::StrCat("no file matches '", path.string(), "'"));
+    }
+  }
+  return files;
+}
+
+std::string FormatOptional(const std::optional<double>& value) {
+  return value.has_value() ? absl::StrFormat("%.6f", *value) : "null";
+}
+
+double Sigmoid(float x) { return 1.0 / (1.0 + std::exp(-static_cast<double>(x))); }
+
+}  // namespace
+
+Trainer::Trainer(JobSpec spec, KVWorker* kv, SchedulerClient* scheduler, TrainerOptions options)
+    : spec_(std::move(spec)), kv_(kv), scheduler_(scheduler), options_(std::move(options)) {}
+
+absl::Status Trainer::Barrier(const std::string& name) {
+  return scheduler_->Barrier(name, "workers",
+                             absl::Seconds(spec_.job.training().barrier_timeout_seconds()));
+}
+
+std::string Trainer::EvalPath(int epoch, int worker) const {
+  return (std::filesystem::path(metrics_path_).parent_path() /
+          absl::StrCat("eval-epoch", epoch, "-worker", worker, ".tsv"))
+      .string();
+}
+
+absl::Status Trainer::Run(std::vector<EpochReport>* reports) {
+  const proto::ModelConfig& config = spec_.job.model();
+  rank_ = kv_->rank();
+  num_workers_ = 0;
+  for (const proto::NodeInfo& node : scheduler_->view().nodes()) {
+    num_workers_ += node.role() == proto::WORKER;
+  }
+  num_workers_ = std::max(num_workers_, 1);
+  if (kv_->DimOf(config.sparse_table()) != static_cast<int>(config.embedding_dim())) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the cluster has no table '", config.sparse_table(), "' of dim ",
+                     config.embedding_dim(), " (the job's embedding_dim)"));
+  }
+  const int dense_dim = kv_->DimOf(config.dense_table());
+  if (dense_dim < 1) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the cluster has no table '", config.dense_table(), "' for dense blocks"));
+  }
+  absl::StatusOr<std::vector<std::string>> files =
+      ExpandPatterns(spec_.job.training().train_files(), options_.data_dir);
+  if (!files.ok()) return files.status();
+  train_files_ = *std::move(files);
+  files = ExpandPatterns(spec_.job.training().eval_files(), options_.data_dir);
+  if (!files.ok()) return files.status();
+  eval_files_ = *std::move(files);
+  std::filesystem::path metrics(spec_.job.training().metrics_file());
+  if (metrics.is_relative()) metrics = std::filesystem::path(options_.output_dir) / metrics;
+  metrics_path_ = metrics.string();
+  std::error_code error;
+  std::filesystem::create_directories(metrics.parent_path(), error);
+
+  absl::StatusOr<std::unique_ptr<DupnModel>> model = DupnModel::Create(config, spec_.dataset);
+  if (!model.ok()) return model.status();
+  model_ = *std::move(model);
+  model_->params().Initialize(spec_.job.training().seed());
+  model_->params().FlattenValues(&initial_values_);
+  const size_t num_values = initial_values_.size();
+  const size_t blocks = (num_values + dense_dim - 1) / dense_dim;
+  dense_keys_.clear();
+  for (size_t b = 0; b < blocks; ++b) dense_keys_.push_back(DenseBlockKey(config.dense_table(), b));
+  grads_.assign(blocks * dense_dim, 0.0f);
+  LOG(INFO) << "worker " << rank_ << " of " << num_workers_ << ": DUPN with " << num_values
+            << " dense parameters in " << blocks << " blocks of '" << config.dense_table() << "'; "
+            << train_files_.size() << " train and " << eval_files_.size()
+            << " eval files; metrics to " << metrics_path_;
+
+  for (int epoch = 1; epoch <= static_cast<int>(spec_.job.training().epochs()); ++epoch) {
+    EpochReport report;
+    report.epoch = epoch;
+    absl::Status status = TrainEpoch(epoch, &report);
+    if (status.ok()) status = Barrier(absl::StrCat("train-epoch-", epoch));
+    if (status.ok() && !eval_files_.empty()) status = Evaluate(epoch, &report);
+    if (!status.ok()) return status;
+    reports->push_back(std::move(report));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> Trainer::StartBatch(Reader& reader, PullMode mode, int64_t* batch_index,
+                                         Batch* batch, Slot* slot) {
+  while (reader.Next(batch)) {
+    if ((*batch_index)++ % num_workers_ != rank_) continue;
+    absl::Status status = model_->Prepare(*batch, &slot->input);
+    if (!status.ok()) return status;
+    const proto::ModelConfig& config = spec_.job.model();
+    slot->rows_request = kv_->Pull(config.sparse_table(), slot->input.keys, &slot->rows, mode);
+    slot->dense_request = kv_->Pull(config.dense_table(), dense_keys_, &slot->dense, mode);
+    slot->pulling = true;
+    return true;
+  }
+  if (!reader.status().ok()) return reader.status();
+  return false;
+}
+
+absl::Status Trainer::FinishPulls(Slot* slot) {
+  if (!slot->pulling) return absl::OkStatus();
+  slot->pulling = false;
+  absl::Status rows = kv_->Wait(slot->rows_request);
+  absl::Status dense = kv_->Wait(slot->dense_request);
+  return rows.ok() ? dense : rows;
+}
+
+absl::Status Trainer::WaitPushes() {
+  absl::Status status;
+  for (int64_t id : pushes_) {
+    absl::Status push = kv_->Wait(id);
+    if (status.ok()) status = push;
+  }
+  pushes_.clear();
+  return status;
+}
+
+absl::Status Trainer::ForEachBatch(const std::vector<std::string>& files, PullMode mode,
+                                   const std::function<absl::Status(Slot&)>& step) {
+  ReaderOptions reader_options;
+  reader_options.batch_size = static_cast<int>(spec_.job.training().batch_size());
+  reader_options.prefetch_batches = options_.prefetch_batches;
+  absl::StatusOr<std::unique_ptr<Reader>> reader =
+      Reader::Open(spec_.dataset, files, reader_options);
+  if (!reader.ok()) return reader.status();
+  Slot slots[2];
+  Batch batch;
+  int64_t batch_index = 0;
+  absl::StatusOr<bool> have = StartBatch(**reader, mode, &batch_index, &batch, &slots[0]);
+  absl::Status status = have.status();
+  for (int current = 0; status.ok() && *have; current = 1 - current) {
+    have = StartBatch(**reader, mode, &batch_index, &batch, &slots[1 - current]);
+    status = FinishPulls(&slots[current]);
+    if (status.ok()) status = step(slots[current]);
+    if (status.ok()) status = have.status();
+  }
+  // Every request must finish before the slots it writes into go away.
+  for (Slot& slot : slots) FinishPulls(&slot).IgnoreError();
+  absl::Status pushed = WaitPushes();
+  return status.ok() ? pushed : status;
+}
+
+absl::Status Trainer::Forward(Slot& slot) {
+  const size_t num_values = initial_values_.size();
+  if (slot.dense.size() < num_values) {
+    return absl::InternalError(
+        absl::StrCat("pulled ", slot.dense.size(), " dense floats, need ", num_values));
+  }
+  values_.resize(num_values);
+  for (size_t i = 0; i < num_values; ++i) values_[i] = initial_values_[i] + slot.dense[i];
+  absl::Status status = model_->params().LoadValues(values_);
+  if (!status.ok()) return status;
+  const int dim = model_->embedding_dim();
+  model_->Forward(slot.input,
+                  model::ConstMatrixMap(slot.rows.data(),
+                                        static_cast<Eigen::Index>(slot.input.keys.size()), dim));
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::TrainEpoch(int epoch, EpochReport* report) {
+  const proto::ModelConfig& config = spec_.job.model();
+  const size_t num_tasks = model_->tasks().size();
+  std::vector<model::LossValue> epoch_loss(num_tasks), recent_loss(num_tasks);
+  const absl::Duration progress_interval =
+      absl::Seconds(spec_.job.training().progress_interval_seconds());
+  const absl::Time start = absl::Now();
+  absl::Time last_progress = start;
+  int64_t recent_samples = 0;
+  std::vector<float> dense_grads;
+
+  absl::Status status = ForEachBatch(train_files_, PullMode::kTrain, [&](Slot& slot) {
+    absl::Status forward = Forward(slot);
+    if (!forward.ok()) return forward;
+    model_->Backward(slot.input, &losses_, &d_rows_);
+    model_->params().FlattenGrads(&dense_grads);
+    std::copy(dense_grads.begin(), dense_grads.end(), grads_.begin());
+    // Pushes of the previous batch had this batch's compute time to finish.
+    absl::Status pushed = WaitPushes();
+    if (!pushed.ok()) return pushed;
+    pushes_.push_back(kv_->Push(config.sparse_table(), slot.input.keys,
+                                absl::MakeConstSpan(d_rows_.data(), d_rows_.size())));
+    pushes_.push_back(kv_->Push(config.dense_table(), dense_keys_, grads_));
+
+    for (size_t k = 0; k < num_tasks; ++k) {
+      epoch_loss[k].total += losses_[k].total;
+      epoch_loss[k].count += losses_[k].count;
+      recent_loss[k].total += losses_[k].total;
+      recent_loss[k].count += losses_[k].count;
+    }
+    report->train_samples += slot.input.batch_size;
+    recent_samples += slot.input.batch_size;
+    const absl::Time now = absl::Now();
+    if (now - last_progress >= progress_interval) {
+      std::vector<std::string> parts;
+      for (size_t k = 0; k < num_tasks; ++k) {
+        parts.push_back(
+            absl::StrFormat("%s %.4f", model_->tasks()[k].name(), recent_loss[k].mean()));
+        recent_loss[k] = {};
+      }
+      LOG(INFO) << absl::StrFormat(
+          "worker %d epoch %d: %d samples, %.0f samples/s, loss %s", rank_, epoch,
+          report->train_samples,
+          static_cast<double>(recent_samples) / absl::ToDoubleSeconds(now - last_progress),
+          absl::StrJoin(parts, ", "));
+      recent_samples = 0;
+      last_progress = now;
+    }
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  report->train_seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  report->samples_per_second =
+      report->train_seconds > 0 ? static_cast<double>(report->train_samples) / report->train_seconds
+                                : 0;
+  std::vector<std::string> parts;
+  for (const model::LossValue& loss : epoch_loss) {
+    report->train_loss.push_back(loss.mean());
+  }
+  for (size_t k = 0; k < num_tasks; ++k) {
+    parts.push_back(absl::StrFormat("%s %.4f", model_->tasks()[k].name(), report->train_loss[k]));
+  }
+  LOG(INFO) << absl::StrFormat(
+      "worker %d epoch %d trained: %d samples in %.1f s, %.0f samples/s, mean loss %s", rank_,
+      epoch, report->train_samples, report->train_seconds, report->samples_per_second,
+      absl::StrJoin(parts, ", "));
+  return absl::OkStatus();
+}
+
+// Prediction lines: "<task index>\t<score>\t<label>\t<log loss>". score is the probability
+// (BINARY), the predicted class (MULTICLASS) or the prediction (REGRESSION); log loss is the
+// sample's cross-entropy (0 for REGRESSION).
+absl::Status Trainer::Evaluate(int epoch, EpochReport* report) {
+  const std::string path = EvalPath(epoch, rank_);
+  const std::string temporary = path + ".tmp";
+  std::ofstream out(temporary, std::ios::trunc);
+  if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", temporary));
+  const std::vector<proto::TaskConfig>& tasks = model_->tasks();
+  std::string lines;
+  absl::Status status = ForEachBatch(eval_files_, PullMode::kEvaluate, [&](Slot& slot) {
+    absl::Status forward = Forward(slot);
+    if (!forward.ok()) return forward;
+    lines.clear();
+    for (size_t k = 0; k < tasks.size(); ++k) {
+      const Matrix& output = model_->output(static_cast<int>(k));
+      for (int b = 0; b < slot.input.batch_size; ++b) {
+        if (!slot.input.has_label[k][b]) continue;
+        const float label = slot.input.labels[k][b];
+        switch (tasks[k].head()) {
+          case proto::TaskConfig::MULTICLASS: {
+            Eigen::Index predicted = 0;
+            const float top = output.row(b).maxCoeff(&predicted);
+            const double log_sum =
+                top + std::log((output.row(b).array() - top).exp().cast<double>().sum());
+            const double loss = log_sum - output(b, slot.input.classes[k][b]);
+            absl::StrAppendFormat(&lines, "%d\t%d\t%g\t%.9g\n", k, predicted, label, loss);
+            break;
+          }
+          case proto::TaskConfig::REGRESSION:
+            absl::StrAppendFormat(&lines, "%d\t%.9g\t%g\t0\n", k, output(b, 0), label);
+            break;
+          default: {
+            const double p = std::clamp(Sigmoid(output(b, 0)), model::kLogLossEpsilon,
+                                        1 - model::kLogLossEpsilon);
+            const double loss = -(label * std::log(p) + (1 - label) * std::log(1 - p));
+            absl::StrAppendFormat(&lines, "%d\t%.9g\t%g\t%.9g\n", k, p, label, loss);
+            break;
+          }
+        }
+      }
+    }
+    out << lines;
+    return absl::OkStatus();
+  });
+  out.close();
+  if (status.ok() && !out) status = absl::DataLossError(absl::StrCat("cannot write ", temporary));
+  if (status.ok()) {
+    std::error_code error;
+    std::filesystem::rename(temporary, path, error);
+    if (error) {
+      status =
+          absl::DataLossError(absl::StrCat("cannot rename ", temporary, ": ", error.message()));
+    }
+  }
+  if (status.ok()) status = Barrier(absl::StrCat("eval-epoch-", epoch));
+  if (status.ok() && rank_ == 0) status = MergeEvaluation(epoch, report);
+  return status;
+}
+
+absl::Status Trainer::MergeEvaluation(int epoch, EpochReport* report) {
+  const std::vector<proto::TaskConfig>& tasks = model_->tasks();
+  std::vector<std::vector<model::ScoredLabel>> scored(tasks.size());
+  std::vector<double> loss_sum(tasks.size(), 0.0);
+  std::vector<int64_t> correct(tasks.size(), 0);
+  for (int worker = 0; worker < num_workers_; ++worker) {
+    const std::string path = EvalPath(epoch, worker);
+    std::ifstream in(path);
+    if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+    std::string line;
+    for (int64_t number = 1; std::getline(in, line); ++number) {
+      std::vector<absl::string_view> cells = absl::StrSplit(line, '\t');
+      int task = -1;
+      float score = 0, label = 0;
+      double loss = 0;
+      if (cells.size() != 4 || !absl::SimpleAtoi(cells[0], &task) || task < 0 ||
+          task >= static_cast<int>(tasks.size()) || !absl::SimpleAtof(cells[1], &score) ||
+          !absl::SimpleAtof(cells[2], &label) || !absl::SimpleAtod(cells[3], &loss)) {
+        return absl::DataLossError(absl::StrCat(path, ":", number, ": bad prediction line"));
+      }
+      scored[task].push_back({score, label});
+      loss_sum[task] += loss;
+      correct[task] += score == label;
+    }
+  }
+  std::vector<std::string> json;
+  for (size_t k = 0; k < tasks.size(); ++k) {
+    TaskMetrics metrics;
+    metrics.task = tasks[k].name();
+    metrics.count = static_cast<int64_t>(scored[k].size());
+    const double n = static_cast<double>(metrics.count);
+    switch (tasks[k].head()) {
+      case proto::TaskConfig::MULTICLASS:
+        if (metrics.count > 0) {
+          metrics.accuracy = static_cast<double>(correct[k]) / n;
+          metrics.log_loss = loss_sum[k] / n;
+        }
+        break;
+      case proto::TaskConfig::REGRESSION:
+        metrics.rmse = model::Rmse(scored[k]);
+        break;
+      default:
+        metrics.log_loss = model::LogLoss(scored[k]);
+        metrics.auc = model::Auc(std::move(scored[k]));
+        break;
+    }
+    LOG(INFO) << absl::StrFormat(
+        "epoch %d eval %s: %d samples, auc %s, log loss %s, accuracy %s, rmse %s", epoch,
+        metrics.task, metrics.count, FormatOptional(metrics.auc), FormatOptional(metrics.log_loss),
+        FormatOptional(metrics.accuracy), FormatOptional(metrics.rmse));
+    json.push_back(absl::StrFormat(
+        "\"%s\": {\"count\": %d, \"auc\": %s, \"log_loss\": %s, \"accuracy\": %s, \"rmse\": %s}",
+        metrics.task, metrics.count, FormatOptional(metrics.auc), FormatOptional(metrics.log_loss),
+        FormatOptional(metrics.accuracy), FormatOptional(metrics.rmse)));
+    report->eval.push_back(std::move(metrics));
+  }
+  std::vector<std::string> train_loss;
+  for (size_t k = 0; k < tasks.size(); ++k) {
+    train_loss.push_back(absl::StrFormat("\"%s\": %.6f", tasks[k].name(), report->train_loss[k]));
+  }
+  std::ofstream out(metrics_path_, std::ios::app);
+  out << absl::StrFormat(
+      "{\"epoch\": %d, \"workers\": %d, \"worker0_train_samples\": %d, "
+      "\"worker0_samples_per_second\": %.1f, \"worker0_train_loss\": {%s}, \"eval\": {%s}}\n",
+      epoch, num_workers_, report->train_samples, report->samples_per_second,
+      absl::StrJoin(train_loss, ", "), absl::StrJoin(json, ", "));
+  out.close();
+  if (!out) return absl::DataLossError(absl::StrCat("cannot append to ", metrics_path_));
+  return absl::OkStatus();
+}
+
+}  // namespace granary
