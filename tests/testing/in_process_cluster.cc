@@ -12,7 +12,7 @@ constexpr absl::Duration kFormTimeout = absl::Seconds(30);
 }  // namespace
 
 InProcessCluster::InProcessCluster(InProcessClusterOptions options)
-    : options_(std::move(options)), context_(2) {}
+    : options_(std::move(options)), context_(options_.io_threads) {}
 
 InProcessCluster::~InProcessCluster() { Stop(); }
 

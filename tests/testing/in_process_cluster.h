@@ -24,6 +24,8 @@ struct InProcessClusterOptions {
   int num_workers = 1;
   proto::ClusterConfig config;
   std::string cluster_id = "in-process";
+  // I/O threads of the one ZeroMQ context every node shares.
+  int io_threads = 2;
   // Passed to every server (see ServerOptions::apply_updates).
   bool apply_updates = true;
   int server_threads = 2;

@@ -1,0 +1,814 @@
+// ps_bench: push, pull and push+pull round-trip throughput of Granary's data plane, in
+// ps-lite's terms, beside a raw ZeroMQ transfer of the same bytes.
+//
+// The whole cluster runs inside this process — a scheduler, --servers parameter servers and
+// --workers workers — but every node talks TCP over 127.0.0.1 exactly as separate processes
+// would (tests/testing/in_process_cluster.h), so what is timed is the real path: KVWorker
+// slicing and framing, the worker's I/O thread, loopback TCP, the server's forwarding and
+// handler threads, and back.
+//
+// Each workload (keys per request x floats per key) is timed for three ops, each a blocking
+// round trip: push (Push + Wait), pull (Pull + Wait) and push+pull (both, one after the
+// other). Two server modes run side by side:
+//   transport  ServerOptions::apply_updates = false: requests are validated and acknowledged
+//              without touching tables. ps-lite's benchmark uses an empty server handler, so
+//              this is the apples-to-apples comparison with it.
+//   table      a real SGD table (ZEROS initializer) applies every push and serves every pull.
+// One cluster per mode stays up for the whole run, with a table per row width; the keys of
+// the suite's dim-1 workloads nest (1K in 160K in ...), so a table-mode row times updates of
+// rows that exist (created by warmup or by earlier workloads), not their creation.
+// The raw pair and both modes are timed in interleaved slices (kSlices), so that load from
+// elsewhere on the machine hits all of them alike and the ratios between them stay meaningful.
+//
+// Columns:
+//   bytes/op   keys x (8 + 4 x dim): the keys and values one request carries (BENCHMARKS.md's
+//              "num x 12 bytes" for one float per key). A push+pull round trip counts twice.
+//   median_ms  median latency of one op, all workers' samples pooled.
+//   ops/s      ops completed by all workers together per wall-clock second.
+//   GB/s       goodput: ops/s x bytes/op / 1e9.
+//   raw GB/s   the same exchange over a bare ZeroMQ DEALER->ROUTER pair (RawZmqPair below),
+//              measured in this run (push+pull derived from push and pull, see
+//              RawPushPullGbps); vs_raw = GB/s / raw GB/s. One ROUTER thread serves all
+//              --workers clients, so the ratio is cleanest with one server and one worker.
+//   ps-lite    published figures from /work/shared/docs/BENCHMARKS.md (not measured here);
+//              vs_ps = GB/s / ps-lite. Only rows BENCHMARKS.md has; "-" elsewhere.
+//
+// Usage:
+//   ps_bench                        the standard suite (ps-lite's rows, 10K x 16, 4 and 16 MB)
+//   ps_bench --quick                a smoke test: 1K x 1 and 10K x 16, 0.2 s per op
+//   ps_bench --keys=N --dim=D       one custom workload
+//   [--servers=N --workers=M --mode=transport|table|both --min_seconds=S --json=PATH]
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "common/feature_key.h"
+#include "common/process_init.h"
+#include "common/socket_options.h"
+#include "gflags/gflags.h"
+#include "glog/logging.h"
+#include "ps/server.h"
+#include "tests/testing/in_process_cluster.h"
+#include "worker/kv_worker.h"
+#include "zmq.hpp"
+
+DEFINE_int64(keys, 0, "Keys per request of one custom workload; 0 runs the standard suite.");
+DEFINE_int32(dim, 1, "Floats per key of the custom workload (--keys).");
+DEFINE_int32(servers, 1, "Parameter servers.");
+DEFINE_int32(workers, 1, "Workers; each runs its loop on its own thread, concurrently.");
+DEFINE_string(mode, "both", "Server mode: transport (no table work), table (SGD), or both.");
+DEFINE_double(min_seconds, 1.0, "Timed seconds per workload x op x mode (after warmup).");
+DEFINE_int64(max_iters, 2000,
+             "At most this many timed ops per worker per workload x op x mode: fast rows need "
+             "no more for a stable median, and the default suite stays near a minute.");
+DEFINE_int32(warmup_iters, 3,
+             "Untimed ops per worker first (connects, creates table rows); fewer (at least one) "
+             "if they take over a quarter of --min_seconds.");
+DEFINE_bool(quick, false,
+            "Smoke test: 1K x 1 and 10K x 16 for 0.2 s per op (unless --min_seconds is given).");
+DEFINE_string(json, "", "If set, the result rows are also written here as a JSON array.");
+DEFINE_int32(io_threads, 1,
+             "ZeroMQ I/O threads of the context all nodes share (and of the raw pair's). On 2 "
+             "cores 1 was as fast as 2 or faster, and as fast as a context per node.");
+DEFINE_int32(server_threads, 2, "Request handler threads per server.");
+DEFINE_bool(raw, true, "Also time a raw ZeroMQ transfer of the same bytes.");
+
+namespace granary {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr char kHost[] = "127.0.0.1";  // where InProcessCluster's nodes listen too
+constexpr float kLearningRate = 0.01f;
+// Positive, so every row a push reached is strictly negative afterwards (CheckPulledRows).
+constexpr float kGradient = 1.0f;
+constexpr size_t kKeyBytes = sizeof(uint64_t);
+constexpr size_t kValueBytes = sizeof(float);
+// Decimal units, as BENCHMARKS.md uses them (12 KB = 12,000 bytes).
+constexpr double kBytesPerMB = 1e6;
+constexpr double kBytesPerGB = 1e9;
+// Rows of the "~4 MB" and "~16 MB per request" workloads.
+constexpr int kLargeRequestDim = 16;
+constexpr double kQuickMinSeconds = 0.2;
+// Warmup stops early (after at least one op) once it took this share of min_seconds, so slow
+// rows (4M keys through a real table) do not spend longer warming up than being timed.
+constexpr double kMaxWarmupShare = 0.25;
+// Each op is timed in this many slices, taking turns between the raw pair and the server
+// modes: the machine's other load then weighs on all of them alike, and a burst of it cannot
+// land on one figure only. More slices would cost a slow row (~0.5 s per op) more time.
+constexpr int kSlices = 4;
+// How often the raw ROUTER wakes to check for shutdown while idle.
+constexpr std::chrono::milliseconds kRawStopCheck(100);
+// Longest a raw exchange may wait for its reply: every wait is bounded, even here.
+constexpr std::chrono::milliseconds kRawReplyTimeout(60000);
+
+// ---- Workloads ------------------------------------------------------------------------------
+
+enum class Op { kPush, kPull, kPushPull };
+constexpr Op kOps[] = {Op::kPush, Op::kPull, Op::kPushPull};
+
+const char* OpName(Op op) {
+  switch (op) {
+    case Op::kPush:
+      return "push";
+    case Op::kPull:
+      return "pull";
+    case Op::kPushPull:
+      return "push+pull";
+  }
+  return "?";
+}
+
+struct Workload {
+  std::string name;
+  size_t keys = 0;
+  int dim = 1;
+};
+
+// The bytes one request of `keys` keys x `dim` floats carries: keys plus values.
+size_t RequestBytes(size_t keys, int dim) { return keys * (kKeyBytes + kValueBytes * dim); }
+
+size_t BytesPerOp(const Workload& workload, Op op) {
+  size_t bytes = RequestBytes(workload.keys, workload.dim);
+  return op == Op::kPushPull ? 2 * bytes : bytes;
+}
+
+// ps-lite's figures as published in /work/shared/docs/BENCHMARKS.md: dmlc/ps-lite 15b8adf,
+// tests/test_kv_app_benchmark.cc, 1 server + 1 worker on 127.0.0.1, empty server handler,
+// median of 3 runs, measured on a machine of the same kind as ours (2 cores, Debian 12).
+// They are not measured in this run.
+struct PsliteReference {
+  size_t keys;
+  int dim;
+  double push_gbps;
+  double pull_gbps;
+};
+constexpr PsliteReference kPsliteReferences[] = {
+    {1000, 1, 0.073, 0.068},
+    {160000, 1, 1.50, 1.47},
+    {1000000, 1, 0.69, 1.03},
+    {4000000, 1, 0.72, 1.01},
+};
+
+// ps-lite's goodput for this workload and op, or 0 if BENCHMARKS.md has none.
+double PsliteGbps(const Workload& workload, Op op) {
+  for (const PsliteReference& ref : kPsliteReferences) {
+    if (ref.keys != workload.keys || ref.dim != workload.dim) continue;
+    if (op == Op::kPush) return ref.push_gbps;
+    if (op == Op::kPull) return ref.pull_gbps;
+  }
+  return 0;
+}
+
+size_t KeysForRequestBytes(double bytes, int dim) {
+  return static_cast<size_t>(bytes / RequestBytes(1, dim));
+}
+
+std::string HumanCount(size_t n) {
+  if (n >= 1000000 && n % 1000000 == 0) return absl::StrCat(n / 1000000, "M");
+  if (n >= 1000 && n % 1000 == 0) return absl::StrCat(n / 1000, "K");
+  return absl::StrCat(n);
+}
+
+Workload MakeWorkload(size_t keys, int dim) {
+  return Workload{absl::StrCat(HumanCount(keys), " x ", dim), keys, dim};
+}
+
+std::vector<Workload> StandardSuite() {
+  std::vector<Workload> suite;
+  for (const PsliteReference& ref : kPsliteReferences) {
+    suite.push_back(MakeWorkload(ref.keys, ref.dim));
+  }
+  suite.push_back(MakeWorkload(10000, kLargeRequestDim));
+  for (double megabytes : {4.0, 16.0}) {
+    Workload workload = MakeWorkload(KeysForRequestBytes(megabytes * kBytesPerMB, kLargeRequestDim),
+                                     kLargeRequestDim);
+    workload.name = absl::StrCat(megabytes, "MB: ", workload.name);
+    suite.push_back(workload);
+  }
+  return suite;
+}
+
+std::vector<Workload> QuickSuite() { return {MakeWorkload(1000, 1), MakeWorkload(10000, 16)}; }
+
+// Hashed like real feature keys, so they spread evenly over every server's range; sorted and
+// unique, the shape KVWorker sends without a dedup pass.
+std::vector<uint64_t> BenchKeys(size_t count) {
+  const uint64_t seed = FieldSeed("ps_bench");
+  std::vector<uint64_t> keys;
+  keys.reserve(count);
+  for (uint64_t i = 0; i < count; ++i) {
+    keys.push_back(FeatureKey(seed, std::string_view(reinterpret_cast<const char*>(&i), sizeof i)));
+  }
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  return keys;
+}
+
+// ---- Timing ---------------------------------------------------------------------------------
+
+// Holds every timing thread until all have finished their warmup, so the timed loops overlap.
+class StartLine {
+ public:
+  explicit StartLine(int threads) : waiting_(threads) {}
+
+  void ArriveAndWait() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (--waiting_ == 0) released_.notify_all();
+    released_.wait(lock, [this] { return waiting_ == 0; });
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable released_;
+  int waiting_;  // guarded by mutex_
+};
+
+struct LoopOptions {
+  double seconds = 1.0;           // time ops until this long has passed,
+  int64_t max_iters = 1;          // or this many ops per thread were timed
+  int warmup_iters = 0;           // untimed ops per thread first; fewer (at least one)
+  double max_warmup_seconds = 0;  // once they took this long
+};
+
+// What timing one thing measured. The timings of its slices add up.
+struct Timing {
+  int64_t ops = 0;                   // timed ops of all threads
+  double wall_seconds = 0;           // per slice: first thread's start to last thread's end
+  std::vector<double> latencies_ms;  // one per op
+
+  void Add(const Timing& slice) {
+    ops += slice.ops;
+    wall_seconds += slice.wall_seconds;
+    latencies_ms.insert(latencies_ms.end(), slice.latencies_ms.begin(), slice.latencies_ms.end());
+  }
+  double ops_per_second() const { return wall_seconds > 0 ? ops / wall_seconds : 0; }
+  double MedianMs() const {
+    if (latencies_ms.empty()) return 0;
+    std::vector<double> samples = latencies_ms;
+    auto middle = samples.begin() + samples.size() / 2;
+    std::nth_element(samples.begin(), middle, samples.end());
+    return *middle;
+  }
+};
+
+// One op on behalf of thread `thread`; called only from that thread.
+using TimedOp = std::function<absl::Status(int thread)>;
+
+Clock::duration ToClockDuration(double seconds) {
+  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+}
+
+// Runs `op` on `threads` threads at once: each first does its warmup ops (see LoopOptions),
+// then all start together and repeat until options.seconds passed or options.max_iters ops
+// were timed. Returns the first error any op returned.
+absl::StatusOr<Timing> TimeConcurrently(int threads, const LoopOptions& options,
+                                        const TimedOp& op) {
+  struct ThreadRun {
+    std::vector<double> latencies_ms;
+    Clock::time_point start;
+    Clock::time_point end;
+    absl::Status status;
+  };
+  std::vector<ThreadRun> runs(threads);
+  StartLine start_line(threads);
+  const Clock::duration max_warmup = ToClockDuration(options.max_warmup_seconds);
+  const Clock::duration duration = ToClockDuration(options.seconds);
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      ThreadRun& run = runs[t];
+      const Clock::time_point warmup_start = Clock::now();
+      for (int i = 0; i < options.warmup_iters && run.status.ok(); ++i) {
+        if (i > 0 && Clock::now() - warmup_start > max_warmup) break;
+        run.status = op(t);
+      }
+      start_line.ArriveAndWait();  // even after a failure, or the others would wait forever
+      run.start = Clock::now();
+      const Clock::time_point stop_at = run.start + duration;
+      Clock::time_point now = run.start;
+      while (run.status.ok() && static_cast<int64_t>(run.latencies_ms.size()) < options.max_iters &&
+             (run.latencies_ms.empty() || now < stop_at)) {
+        Clock::time_point before = now;
+        run.status = op(t);
+        now = Clock::now();
+        run.latencies_ms.push_back(std::chrono::duration<double, std::milli>(now - before).count());
+      }
+      run.end = now;
+    });
+  }
+  for (std::thread& thread : pool) thread.join();
+
+  Timing timing;
+  Clock::time_point first_start = runs[0].start, last_end = runs[0].end;
+  for (const ThreadRun& run : runs) {
+    if (!run.status.ok()) return run.status;
+    timing.ops += static_cast<int64_t>(run.latencies_ms.size());
+    timing.latencies_ms.insert(timing.latencies_ms.end(), run.latencies_ms.begin(),
+                               run.latencies_ms.end());
+    first_start = std::min(first_start, run.start);
+    last_end = std::max(last_end, run.end);
+  }
+  timing.wall_seconds = std::chrono::duration<double>(last_end - first_start).count();
+  return timing;
+}
+
+// ---- The Granary cluster --------------------------------------------------------------------
+
+// The clusters have one SGD table (ZEROS initializer) per row width the workloads use.
+std::string TableOfDim(int dim) { return absl::StrCat("bench_dim", dim); }
+
+// One round trip of `op` on `worker`. `rows` receives the pulled rows.
+absl::Status RunGranaryOp(KVWorker& worker, Op op, const std::string& table,
+                          absl::Span<const uint64_t> keys, absl::Span<const float> grads,
+                          std::vector<float>* rows) {
+  if (op != Op::kPull) {
+    absl::Status status = worker.Wait(worker.Push(table, keys, grads));
+    if (!status.ok()) return status;
+  }
+  if (op != Op::kPush) return worker.Wait(worker.Pull(table, keys, rows));
+  return absl::OkStatus();
+}
+
+// A cheap check that what was timed did what it claims: with updates applied every row was
+// pushed a positive gradient at least once, so it must be finite and negative; without them
+// the server must have answered zeros.
+absl::Status CheckPulledRows(KVWorker& worker, absl::Span<const uint64_t> keys, int dim,
+                             bool apply_updates) {
+  std::vector<float> rows;
+  absl::Status status = worker.Wait(worker.Pull(TableOfDim(dim), keys, &rows));
+  if (!status.ok()) return status;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    float value = rows[i];
+    bool expected = apply_updates ? std::isfinite(value) && value < 0 : value == 0;
+    if (!expected) {
+      return absl::DataLossError(absl::StrFormat(
+          "after the run, key %#018x element %d is %g; expected %s", keys[i / dim], i % dim, value,
+          apply_updates ? "a finite negative value" : "0 (transport mode)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// ---- Raw ZeroMQ baseline --------------------------------------------------------------------
+
+// What moving the same bytes over loopback costs with no Granary code in the way: each client
+// is a DEALER that sends [reply size: uint64][payload frames] with copying sends (as ps-lite's
+// raw figure in BENCHMARKS.md does) and waits for the reply; one ROUTER thread answers each
+// request with a copying send of the asked number of bytes. A raw push sends a key frame and a
+// value frame and gets a 1-byte ack; a raw pull sends the key frame and gets the values back.
+// Keys and values travel as separate frames, as in Granary and ps-lite: one 48 MB frame would
+// be slower for a reason of its own (glibc serves allocations over 32 MB with a fresh mmap, so
+// every such frame page-faults in anew: 4M keys x 1 float measured 0.55 GB/s as one frame).
+// Sockets get ConfigureSocket's options, so the kernel buffers equal Granary's and only
+// Granary's own software path differs.
+//
+// Thread-compatible: Exchange(client, ...) must be called from one thread per client.
+class RawZmqPair {
+ public:
+  // `max_request_bytes` and `max_reply_bytes` bound what Exchange may move.
+  RawZmqPair(int clients, size_t max_request_bytes, size_t max_reply_bytes, int io_threads);
+  ~RawZmqPair();
+  RawZmqPair(const RawZmqPair&) = delete;
+  RawZmqPair& operator=(const RawZmqPair&) = delete;
+
+  // Binds the ROUTER on a free port, connects the clients and starts the ROUTER thread.
+  absl::Status Start();
+
+  // Sends frames of `frame_bytes` (in total at most max_request_bytes) from client `client`
+  // and waits for `reply_bytes` back.
+  absl::Status Exchange(int client, std::initializer_list<size_t> frame_bytes, size_t reply_bytes);
+
+ private:
+  void Serve();
+
+  zmq::context_t context_;
+  zmq::socket_t router_;
+  std::vector<zmq::socket_t> dealers_;
+  std::vector<std::vector<char>> payloads_;  // one per client
+  std::vector<char> reply_payload_;          // the ROUTER thread's
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+RawZmqPair::RawZmqPair(int clients, size_t max_request_bytes, size_t max_reply_bytes,
+                       int io_threads)
+    : context_(io_threads),
+      router_(context_, zmq::socket_type::router),
+      payloads_(clients, std::vector<char>(max_request_bytes, 1)),
+      reply_payload_(max_reply_bytes, 1) {
+  ConfigureSocket(router_);
+  for (int c = 0; c < clients; ++c) {
+    dealers_.emplace_back(context_, zmq::socket_type::dealer);
+    ConfigureSocket(dealers_.back());
+    dealers_.back().set(zmq::sockopt::rcvtimeo, static_cast<int>(kRawReplyTimeout.count()));
+  }
+}
+
+RawZmqPair::~RawZmqPair() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+absl::Status RawZmqPair::Start() {
+  absl::StatusOr<int> port = BindTcp(router_, kHost, 0);
+  if (!port.ok()) return port.status();
+  for (zmq::socket_t& dealer : dealers_) dealer.connect(TcpEndpoint(kHost, *port));
+  thread_ = std::thread([this] { Serve(); });
+  return absl::OkStatus();
+}
+
+void RawZmqPair::Serve() {
+  constexpr size_t kMinFrames = 3;  // routing id, reply size, payload frames
+  while (!stop_) {
+    zmq::pollitem_t item{router_.handle(), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&item, 1, kRawStopCheck) <= 0) continue;
+    std::vector<zmq::message_t> frames;
+    if (!zmq::recv_multipart(router_, std::back_inserter(frames))) continue;
+    uint64_t reply_bytes = 0;
+    if (frames.size() < kMinFrames || frames[1].size() != sizeof reply_bytes) {
+      LOG(ERROR) << "raw router: malformed request of " << frames.size() << " frames";
+      continue;
+    }
+    std::memcpy(&reply_bytes, frames[1].data(), sizeof reply_bytes);
+    reply_bytes = std::min<uint64_t>(reply_bytes, reply_payload_.size());
+    router_.send(frames[0], zmq::send_flags::sndmore);
+    router_.send(zmq::buffer(reply_payload_.data(), reply_bytes), zmq::send_flags::none);
+  }
+}
+
+absl::Status RawZmqPair::Exchange(int client, std::initializer_list<size_t> frame_bytes,
+                                  size_t reply_bytes) {
+  zmq::socket_t& dealer = dealers_[client];
+  const uint64_t reply_size = reply_bytes;
+  try {
+    dealer.send(zmq::buffer(&reply_size, sizeof reply_size), zmq::send_flags::sndmore);
+    const char* frame = payloads_[client].data();
+    size_t frames_left = frame_bytes.size();
+    for (size_t bytes : frame_bytes) {
+      dealer.send(zmq::buffer(frame, bytes),
+                  --frames_left > 0 ? zmq::send_flags::sndmore : zmq::send_flags::none);
+      frame += bytes;
+    }
+    zmq::message_t reply;
+    if (!dealer.recv(reply)) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("raw exchange: no reply within ", kRawReplyTimeout.count(), " ms"));
+    }
+    if (reply.size() != reply_bytes) {
+      return absl::DataLossError(
+          absl::StrCat("raw exchange: ", reply.size(), " reply bytes, expected ", reply_bytes));
+    }
+  } catch (const zmq::error_t& e) {
+    return absl::UnavailableError(absl::StrCat("raw exchange: ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
+// The raw counterpart of a Granary push (keys and values out, an ack back) or pull (keys out,
+// values back). REQUIRES: op is kPush or kPull.
+absl::Status RunRawOp(RawZmqPair& pair, int client, Op op, const Workload& workload) {
+  constexpr size_t kAckBytes = 1;
+  const size_t key_bytes = workload.keys * kKeyBytes;
+  const size_t value_bytes = workload.keys * workload.dim * kValueBytes;
+  if (op == Op::kPush) return pair.Exchange(client, {key_bytes, value_bytes}, kAckBytes);
+  return pair.Exchange(client, {key_bytes}, value_bytes);
+}
+
+// ---- Results --------------------------------------------------------------------------------
+
+struct Row {
+  std::string workload;
+  std::string op;
+  std::string mode;
+  size_t keys = 0;
+  int dim = 0;
+  size_t bytes_per_op = 0;
+  Timing timing;
+  double gbps = 0;
+  double raw_gbps = 0;     // 0: not measured
+  double pslite_gbps = 0;  // 0: BENCHMARKS.md has no figure
+};
+
+double Goodput(const Timing& timing, size_t bytes_per_op) {
+  return timing.ops_per_second() * static_cast<double>(bytes_per_op) / kBytesPerGB;
+}
+
+std::string FormatRatio(double numerator, double denominator) {
+  return denominator > 0 ? absl::StrFormat("%.2fx", numerator / denominator) : "-";
+}
+
+std::string FormatOptional(double value) {
+  return value > 0 ? absl::StrFormat("%.3f", value) : "-";
+}
+
+constexpr char kRowFormat[] = "%-22s %-9s %-9s %10s %6s %9s %9s %7s %8s %7s %7s %6s\n";
+
+void PrintHeader() {
+  absl::PrintF(kRowFormat, "workload", "op", "mode", "bytes/op", "iters", "median_ms", "ops/s",
+               "GB/s", "raw_GB/s", "vs_raw", "ps-lite", "vs_ps");
+}
+
+void PrintRow(const Row& row) {
+  absl::PrintF(kRowFormat, row.workload, row.op, row.mode, absl::StrCat(row.bytes_per_op),
+               absl::StrCat(row.timing.ops), absl::StrFormat("%.3f", row.timing.MedianMs()),
+               absl::StrFormat("%.1f", row.timing.ops_per_second()),
+               absl::StrFormat("%.3f", row.gbps), FormatOptional(row.raw_gbps),
+               FormatRatio(row.gbps, row.raw_gbps), FormatOptional(row.pslite_gbps),
+               FormatRatio(row.gbps, row.pslite_gbps));
+  std::fflush(stdout);
+}
+
+std::string JsonNumberOrNull(double value) {
+  return value > 0 ? absl::StrFormat("%.6g", value) : "null";
+}
+
+std::string RowJson(const Row& row, const InProcessClusterOptions& cluster) {
+  return absl::StrFormat(
+      "  {\"workload\": \"%s\", \"op\": \"%s\", \"mode\": \"%s\", \"keys\": %d, \"dim\": %d, "
+      "\"servers\": %d, \"workers\": %d, \"bytes_per_op\": %d, \"iters\": %d, "
+      "\"wall_seconds\": %.6g, \"median_ms\": %.6g, \"ops_per_s\": %.6g, \"goodput_gbps\": %.6g, "
+      "\"raw_gbps\": %s, \"vs_raw\": %s, \"pslite_gbps\": %s, \"vs_pslite\": %s}",
+      row.workload, row.op, row.mode, row.keys, row.dim, cluster.num_servers, cluster.num_workers,
+      row.bytes_per_op, row.timing.ops, row.timing.wall_seconds, row.timing.MedianMs(),
+      row.timing.ops_per_second(), row.gbps, JsonNumberOrNull(row.raw_gbps),
+      row.raw_gbps > 0 ? JsonNumberOrNull(row.gbps / row.raw_gbps) : "null",
+      JsonNumberOrNull(row.pslite_gbps),
+      row.pslite_gbps > 0 ? JsonNumberOrNull(row.gbps / row.pslite_gbps) : "null");
+}
+
+absl::Status WriteJson(const std::string& path, const std::vector<Row>& rows,
+                       const InProcessClusterOptions& cluster) {
+  std::vector<std::string> objects;
+  for (const Row& row : rows) objects.push_back(RowJson(row, cluster));
+  std::ofstream out(path);
+  out << "[\n" << absl::StrJoin(objects, ",\n") << "\n]\n";
+  out.close();
+  if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", path));
+  return absl::OkStatus();
+}
+
+// ---- The benchmark --------------------------------------------------------------------------
+
+struct Mode {
+  const char* name;
+  bool apply_updates;
+};
+
+// A Granary cluster in one server mode, up for the whole run: starting and stopping one per
+// workload would add about half a second each.
+struct ModeCluster {
+  Mode mode;
+  std::unique_ptr<InProcessCluster> cluster;
+  std::vector<std::vector<float>> pulled;  // the rows each worker pulls into
+};
+
+std::vector<Mode> SelectedModes() {
+  std::vector<Mode> modes;
+  if (FLAGS_mode != "table") modes.push_back(Mode{"transport", false});
+  if (FLAGS_mode != "transport") modes.push_back(Mode{"table", true});
+  return modes;
+}
+
+// Something the benchmark times: the raw pair, or a Granary cluster in one server mode.
+struct Contender {
+  std::string name;
+  bool raw = false;
+  std::function<absl::Status(Op op, int thread)> run;
+};
+
+// A raw push+pull would be a raw push and a raw pull back to back, so its goodput is derived
+// from theirs instead of timed again (which keeps the default suite near a minute): it moves
+// twice the bytes of one request in the sum of their times.
+double RawPushPullGbps(double push_gbps, double pull_gbps) {
+  return push_gbps > 0 && pull_gbps > 0 ? 2 / (1 / push_gbps + 1 / pull_gbps) : 0;
+}
+
+// Slice `slice` of `loop`: its share of the time and ops; warmup in the first slice only.
+LoopOptions SliceOf(const LoopOptions& loop, int slice) {
+  LoopOptions part = loop;
+  part.seconds = loop.seconds / kSlices;
+  part.max_iters = std::max<int64_t>(1, (loop.max_iters + kSlices - 1) / kSlices);
+  if (slice > 0) part.warmup_iters = 0;
+  return part;
+}
+
+// Times `op` for every contender, in kSlices turns; returns their timings in order. A
+// contender already timed for loop.seconds sits out the remaining turns: an op slower than a
+// slice (4M keys through a table) would otherwise run kSlices times.
+absl::StatusOr<std::vector<Timing>> TimeInTurns(const std::vector<Contender>& contenders, Op op,
+                                                int threads, const LoopOptions& loop) {
+  std::vector<Timing> timings(contenders.size());
+  for (int slice = 0; slice < kSlices; ++slice) {
+    for (size_t c = 0; c < contenders.size(); ++c) {
+      if (contenders[c].raw && op == Op::kPushPull) continue;  // see RawPushPullGbps
+      if (timings[c].wall_seconds >= loop.seconds) continue;
+      absl::StatusOr<Timing> timing = TimeConcurrently(
+          threads, SliceOf(loop, slice), [&](int t) { return contenders[c].run(op, t); });
+      if (!timing.ok()) {
+        return absl::Status(
+            timing.status().code(),
+            absl::StrCat(OpName(op), " (", contenders[c].name, "): ", timing.status().message()));
+      }
+      timings[c].Add(*timing);
+    }
+  }
+  return timings;
+}
+
+// Times every op of `workload` on a raw pair and on every cluster, and appends (and prints)
+// one row per op and mode.
+absl::Status MeasureWorkload(const Workload& workload, std::vector<ModeCluster>& clusters,
+                             const InProcessClusterOptions& cluster, const LoopOptions& loop,
+                             std::vector<Row>* rows) {
+  const std::vector<uint64_t> keys = BenchKeys(workload.keys);
+  const std::vector<float> grads(keys.size() * workload.dim, kGradient);
+  const std::string table = TableOfDim(workload.dim);
+  const int threads = cluster.num_workers;
+  std::vector<Contender> contenders;
+
+  std::unique_ptr<RawZmqPair> raw;
+  if (FLAGS_raw) {
+    raw =
+        std::make_unique<RawZmqPair>(threads, RequestBytes(keys.size(), workload.dim),
+                                     keys.size() * workload.dim * kValueBytes, cluster.io_threads);
+    absl::Status status = raw->Start();
+    if (!status.ok()) return status;
+    contenders.push_back(
+        Contender{"raw", true, [&](Op op, int t) { return RunRawOp(*raw, t, op, workload); }});
+  }
+  for (ModeCluster& granary : clusters) {
+    contenders.push_back(Contender{granary.mode.name, false, [&](Op op, int t) {
+                                     return RunGranaryOp(granary.cluster->worker(t), op, table,
+                                                         keys, grads, &granary.pulled[t]);
+                                   }});
+  }
+
+  std::vector<double> raw_gbps;  // by op, as kOps
+  for (Op op : kOps) {
+    absl::StatusOr<std::vector<Timing>> timings = TimeInTurns(contenders, op, threads, loop);
+    if (!timings.ok()) {
+      return absl::Status(timings.status().code(),
+                          absl::StrCat(workload.name, ": ", timings.status().message()));
+    }
+    const size_t bytes_per_op = BytesPerOp(workload, op);
+    if (raw != nullptr) {
+      raw_gbps.push_back(op == Op::kPushPull ? RawPushPullGbps(raw_gbps[0], raw_gbps[1])
+                                             : Goodput((*timings)[0], bytes_per_op));
+    }
+    for (size_t c = 0; c < contenders.size(); ++c) {
+      if (contenders[c].raw) continue;
+      Row row;
+      row.workload = workload.name;
+      row.op = OpName(op);
+      row.mode = contenders[c].name;
+      row.keys = keys.size();
+      row.dim = workload.dim;
+      row.bytes_per_op = bytes_per_op;
+      row.timing = std::move((*timings)[c]);
+      row.gbps = Goodput(row.timing, bytes_per_op);
+      row.raw_gbps = raw_gbps.empty() ? 0 : raw_gbps.back();
+      row.pslite_gbps = PsliteGbps(workload, op);
+      PrintRow(row);
+      rows->push_back(std::move(row));
+    }
+  }
+  for (ModeCluster& granary : clusters) {
+    absl::Status status =
+        CheckPulledRows(granary.cluster->worker(0), keys, workload.dim, granary.mode.apply_updates);
+    if (!status.ok()) {
+      return absl::Status(status.code(), absl::StrCat(workload.name, " (", granary.mode.name,
+                                                      "): ", status.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckFlags() {
+  if (FLAGS_servers < 1 || FLAGS_workers < 1 || FLAGS_io_threads < 1 || FLAGS_server_threads < 1) {
+    return absl::InvalidArgumentError(
+        "--servers, --workers, --io_threads and --server_threads must be >= 1");
+  }
+  if (FLAGS_keys < 0 || FLAGS_dim < 1) {
+    return absl::InvalidArgumentError("--keys must be >= 0 and --dim >= 1");
+  }
+  if (FLAGS_min_seconds <= 0 || FLAGS_max_iters < 1 || FLAGS_warmup_iters < 0) {
+    return absl::InvalidArgumentError(
+        "--min_seconds must be > 0, --max_iters >= 1 and --warmup_iters >= 0");
+  }
+  if (FLAGS_mode != "transport" && FLAGS_mode != "table" && FLAGS_mode != "both") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown --mode=", FLAGS_mode, " (use transport, table or both)"));
+  }
+  return absl::OkStatus();
+}
+
+std::vector<Workload> SelectedWorkloads() {
+  if (FLAGS_keys > 0) return {MakeWorkload(static_cast<size_t>(FLAGS_keys), FLAGS_dim)};
+  return FLAGS_quick ? QuickSuite() : StandardSuite();
+}
+
+absl::Status RunBenchmark(const InProcessClusterOptions& cluster, std::vector<Row>* rows) {
+  LoopOptions loop;
+  loop.seconds = FLAGS_min_seconds;
+  if (FLAGS_quick && gflags::GetCommandLineFlagInfoOrDie("min_seconds").is_default) {
+    loop.seconds = kQuickMinSeconds;
+  }
+  loop.max_iters = FLAGS_max_iters;
+  loop.warmup_iters = FLAGS_warmup_iters;
+  loop.max_warmup_seconds = loop.seconds * kMaxWarmupShare;
+  absl::PrintF(
+      "ps_bench: %d server(s) x %d handler threads, %d worker(s), one ZeroMQ context with %d "
+      "I/O thread(s), >= %.2f s or %d ops per row in %d slices, TCP on %s\n\n",
+      cluster.num_servers, cluster.server_threads, cluster.num_workers, cluster.io_threads,
+      loop.seconds, loop.max_iters, kSlices, kHost);
+  const std::vector<Workload> workloads = SelectedWorkloads();
+  std::vector<std::pair<std::string, int>> tables;
+  for (const Workload& workload : workloads) {
+    std::pair<std::string, int> table(TableOfDim(workload.dim), workload.dim);
+    if (std::find(tables.begin(), tables.end(), table) == tables.end()) tables.push_back(table);
+  }
+  std::vector<ModeCluster> clusters;
+  for (const Mode& mode : SelectedModes()) {
+    InProcessClusterOptions options = cluster;
+    options.config = SgdTablesConfig(tables, kLearningRate);
+    options.apply_updates = mode.apply_updates;
+    clusters.push_back(ModeCluster{mode, std::make_unique<InProcessCluster>(options),
+                                   std::vector<std::vector<float>>(cluster.num_workers)});
+    absl::Status status = clusters.back().cluster->Start();
+    if (!status.ok()) return status;
+  }
+  PrintHeader();
+  for (const Workload& workload : workloads) {
+    absl::Status status = MeasureWorkload(workload, clusters, cluster, loop, rows);
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+}  // namespace granary
+
+int main(int argc, char** argv) {
+  // Lifecycle logs of the in-process nodes would bury the table; warnings and errors remain
+  // (--minloglevel=0 brings the rest back).
+  FLAGS_minloglevel = google::GLOG_WARNING;
+  granary::InitProcess(
+      "ps_bench [--quick] [--keys=N --dim=D] [--servers=N] [--workers=M] "
+      "[--mode=transport|table|both] [--min_seconds=S] [--json=PATH]",
+      &argc, &argv);
+
+  absl::Status status = granary::CheckFlags();
+  if (!status.ok()) {
+    LOG(ERROR) << status.message();
+    return EXIT_FAILURE;
+  }
+  granary::InProcessClusterOptions cluster;
+  cluster.num_servers = FLAGS_servers;
+  cluster.num_workers = FLAGS_workers;
+  cluster.server_threads = FLAGS_server_threads;
+  cluster.io_threads = FLAGS_io_threads;
+  // The servers' default budget, so that table mode measures rows served from memory as a
+  // production server would, not the test default of a small cache over RocksDB.
+  cluster.cache_bytes = granary::ServerOptions().cache_bytes;
+
+  const absl::Time start = absl::Now();
+  std::vector<granary::Row> rows;
+  status = granary::RunBenchmark(cluster, &rows);
+  if (!status.ok()) {
+    LOG(ERROR) << "ps_bench failed: " << status.message();
+    return EXIT_FAILURE;
+  }
+  absl::PrintF("\n%zu rows in %.1f s\n", rows.size(), absl::ToDoubleSeconds(absl::Now() - start));
+  if (!FLAGS_json.empty()) {
+    status = granary::WriteJson(FLAGS_json, rows, cluster);
+    if (!status.ok()) {
+      LOG(ERROR) << status.message();
+      return EXIT_FAILURE;
+    }
+  }
+  return EXIT_SUCCESS;
+}
