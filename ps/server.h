@@ -1,7 +1,8 @@
 // ParameterServer: serves PULL and PUSH for the key ranges the shard map gives it.
 //
-// A ROUTER socket receives requests from every worker; a forwarding thread hands them to
-// `num_threads` handler threads, so requests from many workers are served concurrently.
+// A ROUTER socket receives requests from every worker; a forwarding thread serves small
+// requests itself (handing them over would cost more than serving them) and hands larger ones
+// to `num_threads` handler threads, so requests from many workers are served concurrently.
 // Every request passes DecodeMessage and then the server's own checks (known table, current
 // shard-map version, value size = keys x dim, every key inside this server's ranges); a
 // request that fails any check gets an ERROR_REPLY naming the sender and the reason, and the
@@ -75,6 +76,13 @@ class ParameterServer {
   // Stop() signals the control socket.
   void ForwardLoop();
   void HandlerLoop();
+  // True if the request in `frames` ([routing id][header][keys][values]) moves so few bytes
+  // that serving it on the forwarding thread is cheaper than handing it to a handler thread.
+  bool CheapToServeInline(const std::vector<zmq::message_t>& frames) const;
+  // Decodes the request in `frames` (routing id and peer removed), serves it and sends the
+  // reply to `routing_id` on `socket`.
+  void Serve(std::vector<zmq::message_t>&& frames, const std::string& peer,
+             zmq::message_t& routing_id, zmq::socket_t& socket);
   // Validates and executes one request; returns the reply (an ERROR_REPLY on failure).
   Message Handle(Message&& request, const std::string& peer);
   absl::Status CheckRequest(const Message& request, const std::string& sender,

@@ -1,5 +1,7 @@
 #include "ps/server.h"
 
+#include <numeric>
+
 #include "absl/strings/str_cat.h"
 #include "common/socket_options.h"
 #include "gtest/gtest.h"
@@ -144,6 +146,25 @@ TEST_F(ServerTest, WrongDimKeyOutsideRangeStaleMapAndUnknownTableAreRejected) {
   ExpectStillServing();
   EXPECT_EQ(cluster_->server(0).catalog()->Find("emb")->stats().cached_rows,
             1u);  // only ExpectStillServing's row
+}
+
+// The forwarding thread serves requests of up to 64 KiB itself and hands larger ones to the
+// handler threads: both kinds must be served alike.
+TEST_F(ServerTest, SmallAndLargeRequestsAreServedAlike) {
+  constexpr int kDim = 2;
+  constexpr float kGrad = 0.5f;
+  for (size_t num_keys : {size_t{4}, size_t{20000}}) {  // 48 bytes and 320 KB
+    std::vector<uint64_t> keys(num_keys);
+    std::iota(keys.begin(), keys.end(), 1000000 * num_keys);  // owned by server 0, never pushed
+    std::vector<float> grads(keys.size() * kDim, kGrad);
+    Message pushed = RoundTrip(DataFrames(Request(proto::PUSH), keys, grads));
+    EXPECT_EQ(pushed.header.command(), proto::PUSH_REPLY) << pushed.header.error();
+    Message pulled = RoundTrip(DataFrames(Request(proto::PULL), keys, {}));
+    ASSERT_EQ(pulled.header.command(), proto::PULL_REPLY) << pulled.header.error();
+    FrameArray<float> rows(pulled.values);
+    ASSERT_EQ(rows.size(), grads.size());
+    for (float row : rows.span()) ASSERT_EQ(row, -kGrad);  // zero initial row, learning rate 1
+  }
 }
 
 }  // namespace
