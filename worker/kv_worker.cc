@@ -52,9 +52,11 @@ KVWorker::~KVWorker() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stop_ = true;
-    if (io_thread_.joinable()) wakeup_sender_.send(zmq::str_buffer("x"), zmq::send_flags::dontwait);
   }
-  if (io_thread_.joinable()) io_thread_.join();
+  if (io_thread_.joinable()) {
+    WakeIoThread();
+    io_thread_.join();
+  }
   std::lock_guard<std::mutex> lock(mutex_);
   for (auto& [id, request] : requests_) {
     FailLocked(*request, absl::AbortedError(
@@ -232,23 +234,30 @@ int64_t KVWorker::Submit(proto::Command command, const std::string& table,
     if (request->parts.empty()) request->done = true;  // no keys: nothing to do
   }
 
-  std::lock_guard<std::mutex> lock(mutex_);
-  Request& registered = *request;
-  requests_[id] = std::move(request);
-  for (const Outgoing& out : outgoing) {
-    auto dead = dead_servers_.find(out.server_rank);
-    if (dead != dead_servers_.end()) {
-      FailLocked(registered, absl::UnavailableError(absl::StrCat(
-                                 DescribeRequest(command, id, table), ": ",
-                                 ServerName(out.server_rank), " is dead: ", dead->second)));
-      return id;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    Request& registered = *request;
+    requests_[id] = std::move(request);
+    for (const Outgoing& out : outgoing) {
+      auto dead = dead_servers_.find(out.server_rank);
+      if (dead != dead_servers_.end()) {
+        FailLocked(registered, absl::UnavailableError(absl::StrCat(
+                                   DescribeRequest(command, id, table), ": ",
+                                   ServerName(out.server_rank), " is dead: ", dead->second)));
+        return id;
+      }
     }
-  }
-  if (!outgoing.empty()) {
+    if (outgoing.empty()) return id;
     for (Outgoing& out : outgoing) outbox_.push_back(std::move(out));
-    wakeup_sender_.send(zmq::str_buffer("x"), zmq::send_flags::dontwait);
   }
+  // Outside mutex_: woken while we still held it, the I/O thread would only block on it.
+  WakeIoThread();
   return id;
+}
+
+void KVWorker::WakeIoThread() {
+  std::lock_guard<std::mutex> lock(wakeup_mutex_);
+  wakeup_sender_.send(zmq::str_buffer("x"), zmq::send_flags::dontwait);
 }
 
 absl::Status KVWorker::Wait(int64_t id) {
@@ -285,7 +294,6 @@ void KVWorker::FinishPartLocked(Request& request, size_t part_index) {
     }
   }
   request.done = true;
-  request_done_.notify_all();
 }
 
 void KVWorker::MarkServerDead(int server_rank, const std::string& reason) {
@@ -305,7 +313,7 @@ void KVWorker::MarkServerDead(int server_rank, const std::string& reason) {
 
 void KVWorker::HandleReply(Message&& reply, int server_rank) {
   const proto::Header& header = reply.header;
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::unique_lock<std::mutex> lock(mutex_);
   auto it = requests_.find(static_cast<int64_t>(header.request_id()));
   if (it == requests_.end() || it->second->done) {
     VLOG(1) << "dropping late reply to request " << header.request_id() << " from "
@@ -347,6 +355,10 @@ void KVWorker::HandleReply(Message&& reply, int server_rank) {
     std::memcpy(destination + part.begin * request.dim, reply.values.data(), expected_bytes);
   }
   FinishPartLocked(request, header.part());
+  const bool finished = request.done;
+  lock.unlock();
+  // Outside mutex_: a waiter woken while we still held it would only block on it again.
+  if (finished) request_done_.notify_all();
 }
 
 void KVWorker::ExpireLocked(absl::Time now) {

@@ -126,7 +126,12 @@ class KVWorker {
   int64_t Reject(proto::Command command, const std::string& table, absl::Status status);
   // Marks `request` finished with `status` (the first error wins). REQUIRES: mutex_ held.
   void FailLocked(Request& request, absl::Status status);
+  // Marks part `part_index` of `request` answered, and the request done once all are.
+  // Does not notify request_done_: the caller does, after releasing mutex_.
+  // REQUIRES: mutex_ held.
   void FinishPartLocked(Request& request, size_t part_index);
+  // Makes the I/O thread look at outbox_ and stop_. REQUIRES: mutex_ not held.
+  void WakeIoThread();
   void HandleReply(Message&& reply, int server_rank);
   void ExpireLocked(absl::Time now);
   void IoLoop();
@@ -148,8 +153,9 @@ class KVWorker {
   absl::flat_hash_map<int64_t, std::unique_ptr<Request>> requests_;  // guarded by mutex_
   std::deque<Outgoing> outbox_;                                      // guarded by mutex_
   std::map<int, std::string> dead_servers_;                          // guarded by mutex_
-  zmq::socket_t wakeup_sender_;                                      // guarded by mutex_
   bool stop_ = false;                                                // guarded by mutex_
+  std::mutex wakeup_mutex_;
+  zmq::socket_t wakeup_sender_;  // guarded by wakeup_mutex_
   std::thread io_thread_;
 };
 
