@@ -4,20 +4,13 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "worker/job_config.h"
 #include "worker/model/embedding_pooling.h"
 
 namespace granary {
 namespace {
 
 using model::Matrix;
-
-const proto::ColumnConfig* FindDatasetColumn(const proto::DatasetConfig& dataset,
-                                             const std::string& name) {
-  for (const proto::ColumnConfig& column : dataset.columns()) {
-    if (column.name() == name) return &column;
-  }
-  return nullptr;
-}
 
 int32_t RowOf(uint64_t key, DupnInput* input) {
   auto [it, inserted] =

@@ -41,14 +41,6 @@ absl::Status Invalid(const std::string& where, const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat(where, ": ", what));
 }
 
-const proto::ColumnConfig* FindDatasetColumn(const proto::DatasetConfig& dataset,
-                                             const std::string& name) {
-  for (const proto::ColumnConfig& column : dataset.columns()) {
-    if (column.name() == name) return &column;
-  }
-  return nullptr;
-}
-
 absl::Status ValidateEmbeddedFields(const google::protobuf::RepeatedPtrField<std::string>& fields,
                                     const std::string& field_name, const Located& at,
                                     const proto::DatasetConfig& dataset) {
@@ -139,6 +131,14 @@ void FillDefaults(proto::JobConfig* job) {
 }
 
 }  // namespace
+
+const proto::ColumnConfig* FindDatasetColumn(const proto::DatasetConfig& dataset,
+                                             const std::string& name) {
+  for (const proto::ColumnConfig& column : dataset.columns()) {
+    if (column.name() == name) return &column;
+  }
+  return nullptr;
+}
 
 absl::Status ValidateJobConfig(const proto::JobConfig& job, const proto::DatasetConfig& dataset,
                                const std::string& source_name,

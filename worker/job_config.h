@@ -44,6 +44,10 @@ absl::Status ValidateJobConfig(const proto::JobConfig& job, const proto::Dataset
                                const std::string& source_name,
                                const google::protobuf::TextFormat::ParseInfoTree* tree);
 
+// The column of `dataset` named `name`, or null.
+const proto::ColumnConfig* FindDatasetColumn(const proto::DatasetConfig& dataset,
+                                             const std::string& name);
+
 // Parses `path`, loads the dataset config it names (relative to the folder of `path`) with
 // LoadDatasetConfig, or validates the inline one, validates the job and fills in defaults.
 // NotFound if a file cannot be read; InvalidArgument naming the file and line otherwise.

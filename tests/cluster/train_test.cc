@@ -182,5 +182,36 @@ TEST(TrainTest, TwoWorkersLearnTheSyntheticClickModel) {
   EXPECT_EQ(lines, 12);
 }
 
+TEST(TrainTest, MissingTablesAndFilesAreNamedErrors) {
+  const std::string dir = ::testing::TempDir() + "/train_test_errors";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  InProcessClusterOptions options;
+  options.num_servers = 1;
+  options.num_workers = 1;
+  options.config = SgdTablesConfig({{"emb", 4}, {"dense", 16}}, 0.1f);
+  InProcessCluster cluster(options);
+  ASSERT_TRUE(cluster.Start().ok());
+  TrainerOptions trainer_options;
+  trainer_options.data_dir = dir;
+  trainer_options.output_dir = dir;
+  std::vector<EpochReport> reports;
+
+  // The job wants "emb" of dim 8.
+  Trainer wrong_dim(TrainJob(), &cluster.worker(0), &cluster.worker_client(0), trainer_options);
+  absl::Status status = wrong_dim.Run(&reports);
+  EXPECT_TRUE(absl::IsFailedPrecondition(status)) << status;
+  EXPECT_NE(status.message().find("'emb' of dim 8"), std::string::npos) << status;
+
+  JobSpec no_files = TrainJob();
+  no_files.job.mutable_model()->set_embedding_dim(4);
+  Trainer missing(no_files, &cluster.worker(0), &cluster.worker_client(0), trainer_options);
+  status = missing.Run(&reports);
+  EXPECT_TRUE(absl::IsNotFound(status)) << status;
+  EXPECT_NE(status.message().find(dir + "/train.tsv"), std::string::npos) << status;
+  EXPECT_TRUE(reports.empty());
+  cluster.Stop();
+}
+
 }  // namespace
 }  // namespace granary
