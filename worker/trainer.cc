@@ -171,7 +171,9 @@ absl::Status Trainer::ForEachBatch(const std::vector<std::string>& files, PullMo
   absl::Status status = have.status();
   for (int current = 0; status.ok() && *have; current = 1 - current) {
     have = StartBatch(**reader, mode, &batch_index, &batch, &slots[1 - current]);
+    const absl::Time waiting = absl::Now();
     status = FinishPulls(&slots[current]);
+    pull_wait_ += absl::Now() - waiting;
     if (status.ok()) status = step(slots[current]);
     if (status.ok()) status = have.status();
   }
@@ -207,6 +209,8 @@ absl::Status Trainer::TrainEpoch(int epoch, EpochReport* report) {
   const absl::Time start = absl::Now();
   absl::Time last_progress = start;
   int64_t recent_samples = 0;
+  absl::Duration push_wait;
+  pull_wait_ = absl::ZeroDuration();
   std::vector<float> dense_grads;
 
   absl::Status status = ForEachBatch(train_files_, PullMode::kTrain, [&](Slot& slot) {
@@ -216,7 +220,9 @@ absl::Status Trainer::TrainEpoch(int epoch, EpochReport* report) {
     model_->params().FlattenGrads(&dense_grads);
     std::copy(dense_grads.begin(), dense_grads.end(), grads_.begin());
     // Pushes of the previous batch had this batch's compute time to finish.
+    const absl::Time computed = absl::Now();
     absl::Status pushed = WaitPushes();
+    push_wait += absl::Now() - computed;
     if (!pushed.ok()) return pushed;
     pushes_.push_back(kv_->Push(config.sparse_table(), slot.input.keys,
                                 absl::MakeConstSpan(d_rows_.data(), d_rows_.size())));
@@ -250,6 +256,10 @@ absl::Status Trainer::TrainEpoch(int epoch, EpochReport* report) {
   });
   if (!status.ok()) return status;
   report->train_seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  report->pull_wait_seconds = absl::ToDoubleSeconds(pull_wait_);
+  report->push_wait_seconds = absl::ToDoubleSeconds(push_wait);
+  report->compute_seconds =
+      report->train_seconds - report->pull_wait_seconds - report->push_wait_seconds;
   report->samples_per_second =
       report->train_seconds > 0 ? static_cast<double>(report->train_samples) / report->train_seconds
                                 : 0;
@@ -261,9 +271,10 @@ absl::Status Trainer::TrainEpoch(int epoch, EpochReport* report) {
     parts.push_back(absl::StrFormat("%s %.4f", model_->tasks()[k].name(), report->train_loss[k]));
   }
   LOG(INFO) << absl::StrFormat(
-      "worker %d epoch %d trained: %d samples in %.1f s, %.0f samples/s, mean loss %s", rank_,
-      epoch, report->train_samples, report->train_seconds, report->samples_per_second,
-      absl::StrJoin(parts, ", "));
+      "worker %d epoch %d trained: %d samples in %.1f s, %.0f samples/s (%.1f s waiting for "
+      "pulls, %.1f s for pushes), mean loss %s",
+      rank_, epoch, report->train_samples, report->train_seconds, report->samples_per_second,
+      report->pull_wait_seconds, report->push_wait_seconds, absl::StrJoin(parts, ", "));
   return absl::OkStatus();
 }
 

@@ -77,6 +77,12 @@ struct EpochReport {
   int64_t train_samples = 0;
   double train_seconds = 0;
   double samples_per_second = 0;
+  // Where the epoch's time went on this worker: blocked on pulls (the next batch's rows were
+  // not back yet), blocked on the previous batch's pushes, and the rest (taking batches from
+  // the reader, preparing them, forward and backward).
+  double pull_wait_seconds = 0;
+  double push_wait_seconds = 0;
+  double compute_seconds = 0;
   // This worker's mean training loss per task over the epoch, in task order.
   std::vector<double> train_loss;
   // Worker 0 only: the evaluation over all workers' predictions, in task order.
@@ -141,6 +147,7 @@ class Trainer {
   std::vector<float> initial_values_;  // w0
   std::vector<float> values_;          // w0 + offsets, loaded into the model
   std::vector<float> grads_;           // padded to whole blocks of the dense table
+  absl::Duration pull_wait_;           // time blocked in FinishPulls, for the epoch report
   std::vector<uint64_t> dense_keys_;   // block keys of the dense table
   std::vector<int64_t> pushes_;        // push requests not yet waited
   model::Matrix d_rows_;
