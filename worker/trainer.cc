@@ -1,9 +1,11 @@
 #include "worker/trainer.h"
 
 #include <glob.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -209,6 +211,7 @@ absl::Status Trainer::TrainEpoch(int epoch, EpochReport* report) {
   const absl::Time start = absl::Now();
   absl::Time last_progress = start;
   int64_t recent_samples = 0;
+  const bool progress_on_terminal = isatty(STDERR_FILENO) == 1;
   absl::Duration push_wait;
   pull_wait_ = absl::ZeroDuration();
   std::vector<float> dense_grads;
@@ -244,17 +247,24 @@ absl::Status Trainer::TrainEpoch(int epoch, EpochReport* report) {
             absl::StrFormat("%s %.4f", model_->tasks()[k].name(), recent_loss[k].mean()));
         recent_loss[k] = {};
       }
-      LOG(INFO) << absl::StrFormat(
+      const std::string progress = absl::StrFormat(
           "worker %d epoch %d: %d samples, %.0f samples/s, loss %s", rank_, epoch,
           report->train_samples,
           static_cast<double>(recent_samples) / absl::ToDoubleSeconds(now - last_progress),
           absl::StrJoin(parts, ", "));
+      // On a terminal one line is rewritten in place; logs get one line per interval.
+      if (progress_on_terminal) {
+        std::fprintf(stderr, "\r%s\x1b[K", progress.c_str());
+      } else {
+        LOG(INFO) << progress;
+      }
       recent_samples = 0;
       last_progress = now;
     }
     return absl::OkStatus();
   });
   if (!status.ok()) return status;
+  if (progress_on_terminal) std::fprintf(stderr, "\r\x1b[K");
   report->train_seconds = absl::ToDoubleSeconds(absl::Now() - start);
   report->pull_wait_seconds = absl::ToDoubleSeconds(pull_wait_);
   report->push_wait_seconds = absl::ToDoubleSeconds(push_wait);
