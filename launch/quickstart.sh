@@ -84,7 +84,7 @@ echo "quickstart.sh: training DUPN on $SERVERS servers + $WORKERS workers, logs 
 
 echo
 # Worker rank 0 (whichever log it is) merges the evaluation and logs the metrics.
-if ! grep -h "samples/s, mean loss" "$run_dir"/worker-*.log | sed 's/^.*\] /  /'; then
+if ! grep -h "\] worker [0-9]* epoch [0-9]* trained: " "$run_dir"/worker-*.log | sed 's/^.*\] /  /'; then
   echo "quickstart.sh: FAILED: no training summary in $run_dir/worker-*.log" >&2
   exit 1
 fi
