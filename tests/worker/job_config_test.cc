@@ -22,8 +22,10 @@ dataset {
 }
 )";
 
+// One file per test: ctest runs the tests of this file as parallel processes.
 std::string Write(const std::string& text) {
-  std::string path = ::testing::TempDir() + "/job_config_test.pbtxt";
+  std::string path = ::testing::TempDir() + "/job_config_test." +
+                     ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".pbtxt";
   std::ofstream(path) << kDataset << text;
   return path;
 }
