@@ -1,8 +1,11 @@
 #include "common/config.h"
 
+#include <unistd.h>
+
 #include <fstream>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace granary {
@@ -10,8 +13,11 @@ namespace {
 
 class ConfigTest : public ::testing::Test {
  protected:
+  // ctest runs each test in its own process, in parallel: every test gets its own file.
   std::string Write(const std::string& text) {
-    std::string path = ::testing::TempDir() + "/config_test.pbtxt";
+    std::string path =
+        absl::StrCat(::testing::TempDir(), "/config_test-", getpid(), "-",
+                     ::testing::UnitTest::GetInstance()->current_test_info()->name(), ".pbtxt");
     std::ofstream(path) << text;
     return path;
   }
