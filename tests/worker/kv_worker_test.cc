@@ -54,6 +54,24 @@ TEST_F(KVWorkerTest, PullReturnsRowsInCallerOrderWithRepeats) {
   }
 }
 
+// IsSortedUnique checks blocks of 1,024 keys: a list out of order only far past the first
+// block must still be sorted before slicing, or a key would be routed to the wrong server.
+TEST_F(KVWorkerTest, KeysOutOfOrderLateInALongListAreRoutedRight) {
+  KVWorker& worker = cluster_->worker(0);
+  std::vector<uint64_t> keys = HashedKeys(12000, "late");
+  std::sort(keys.begin(), keys.end());
+  std::swap(keys[4000], keys.back());  // a key of server 0 and one of server 1 trade places
+  std::vector<float> grads(keys.size() * 4);
+  for (size_t i = 0; i < grads.size(); ++i) grads[i] = static_cast<float>(i / 4);
+  absl::Status pushed = worker.Wait(worker.Push("emb", keys, grads));
+  ASSERT_TRUE(pushed.ok()) << pushed;
+  std::vector<float> rows;
+  absl::Status pulled = worker.Wait(worker.Pull("emb", keys, &rows));
+  ASSERT_TRUE(pulled.ok()) << pulled;
+  ASSERT_EQ(rows.size(), grads.size());
+  for (size_t i = 0; i < rows.size(); ++i) ASSERT_EQ(rows[i], -0.5f * grads[i]) << i;
+}
+
 TEST_F(KVWorkerTest, PushSumsGradientsOfRepeatedKeys) {
   KVWorker& worker = cluster_->worker(0);
   std::vector<uint64_t> keys = {7, 7, 3};
