@@ -3,7 +3,7 @@
 # workers on 127.0.0.1, each with a port the kernel picks. Waits for the workers' job, then for
 # the scheduler to shut the cluster down, and exits 0 only if every process exited 0.
 #
-#   launch/local.sh --servers N --workers M --config FILE [--job demo|idle] [--run_dir DIR]
+#   launch/local.sh --servers N --workers M --config FILE [--job demo|idle|train] [--run_dir DIR]
 #                   [--bin_dir DIR] [--timeout SECONDS] [--server_flags "FLAGS"]
 #                   [--worker_flags "FLAGS"] [-- FLAGS passed to every role]
 #
@@ -15,7 +15,7 @@
 # scheduler, then stops what is left by pid.
 set -euo pipefail
 
-readonly USAGE="usage: launch/local.sh --servers N --workers M --config FILE [--job demo|idle]
+readonly USAGE="usage: launch/local.sh --servers N --workers M --config FILE [--job demo|idle|train]
        [--run_dir DIR] [--bin_dir DIR] [--timeout SECONDS] [--server_flags \"FLAGS\"]
        [--worker_flags \"FLAGS\"] [-- FLAGS for every role]"
 
