@@ -43,6 +43,18 @@ class RowCache {
   // The slot holding `key`, marked recently used; kNoSlot if absent.
   uint32_t Find(uint64_t key);
 
+  // Starts loading the hash-map memory Find(key) will read, so that a caller looking up many
+  // keys overlaps their cache misses. No effect on contents.
+  void PrefetchKey(uint64_t key) const { slot_of_key_.prefetch(key); }
+  // Starts loading the row bytes of `slot` for writing.
+  void PrefetchRow(uint32_t slot) const {
+    const char* row = rows_.get() + static_cast<size_t>(slot) * row_bytes_;
+    for (size_t offset = 0; offset < row_bytes_; offset += kCacheLineBytes) {
+      __builtin_prefetch(row + offset, /*rw=*/1);
+    }
+    __builtin_prefetch(row + row_bytes_ - 1, /*rw=*/1);  // a row need not start on a line
+  }
+
   // Takes a free slot for `key` and marks it recently used; its row bytes are uninitialized.
   // REQUIRES: free_slots() > 0 and `key` not cached.
   uint32_t Insert(uint64_t key);
@@ -77,6 +89,7 @@ class RowCache {
 
  private:
   static constexpr uint8_t kInUse = 1, kReferenced = 2, kDirty = 4, kLive = 8;
+  static constexpr size_t kCacheLineBytes = 64;
   void SetFlag(uint32_t slot, uint8_t flag, bool on) {
     flags_[slot] = on ? (flags_[slot] | flag) : (flags_[slot] & ~flag);
   }
