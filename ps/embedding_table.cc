@@ -182,28 +182,36 @@ absl::Status EmbeddingTable::LoadMisses(Shard& shard, absl::Span<const uint64_t>
   return absl::OkStatus();
 }
 
+void EmbeddingTable::LookUp(Shard& shard, absl::Span<const uint64_t> keys,
+                            absl::Span<const uint32_t> positions,
+                            std::vector<std::pair<uint32_t, uint32_t>>* hits,
+                            std::vector<uint32_t>* misses) {
+  hits->clear();
+  misses->clear();
+  // All lookups first, prefetching hash-map entries ahead and each hit's row, so that the
+  // callers' row copies and updates find their cache lines loaded: DRAM misses overlap.
+  for (size_t p = 0; p < positions.size(); ++p) {
+    if (p + kPrefetchDistance < positions.size()) {
+      shard.cache.PrefetchKey(keys[positions[p + kPrefetchDistance]]);
+    }
+    uint32_t i = positions[p];
+    uint32_t slot = shard.cache.Find(keys[i]);
+    if (slot == RowCache::kNoSlot) {
+      misses->push_back(i);
+    } else {
+      shard.cache.PrefetchRow(slot);
+      hits->emplace_back(i, slot);
+    }
+  }
+}
+
 absl::Status EmbeddingTable::Pull(absl::Span<const uint64_t> keys, float* values, bool read_only) {
   const size_t dim = layout_.dim();
   return ForEachShard(keys, [&](Shard& shard, absl::Span<const uint32_t> positions) {
     thread_local std::vector<uint32_t> misses;
     thread_local std::vector<uint64_t> miss_keys;
-    thread_local std::vector<std::pair<uint32_t, uint32_t>> hits;  // (position, slot)
-    misses.clear();
-    hits.clear();
-    // Look up every key first, prefetching ahead, then copy: the rows' cache misses overlap.
-    for (size_t p = 0; p < positions.size(); ++p) {
-      if (p + kPrefetchDistance < positions.size()) {
-        shard.cache.PrefetchKey(keys[positions[p + kPrefetchDistance]]);
-      }
-      uint32_t i = positions[p];
-      uint32_t slot = shard.cache.Find(keys[i]);
-      if (slot == RowCache::kNoSlot) {
-        misses.push_back(i);
-        continue;
-      }
-      shard.cache.PrefetchRow(slot);
-      hits.emplace_back(i, slot);
-    }
+    thread_local std::vector<std::pair<uint32_t, uint32_t>> hits;
+    LookUp(shard, keys, positions, &hits, &misses);
     for (auto [i, slot] : hits) {
       std::memcpy(values + i * dim, layout_.values(shard.cache.row(slot)), dim * sizeof(float));
     }
@@ -280,24 +288,9 @@ absl::Status EmbeddingTable::Push(absl::Span<const uint64_t> keys, const float* 
     thread_local std::vector<uint64_t> miss_keys;
     thread_local std::vector<RowUpdate> updates;
     thread_local std::vector<uint32_t> slots;
-    thread_local std::vector<std::pair<uint32_t, uint32_t>> hits;  // (position, slot)
-    misses.clear();
+    thread_local std::vector<std::pair<uint32_t, uint32_t>> hits;
     updates.clear();
-    hits.clear();
-    // As in Pull: all lookups (prefetching ahead) first, then the row updates.
-    for (size_t p = 0; p < positions.size(); ++p) {
-      if (p + kPrefetchDistance < positions.size()) {
-        shard.cache.PrefetchKey(keys[positions[p + kPrefetchDistance]]);
-      }
-      uint32_t i = positions[p];
-      uint32_t slot = shard.cache.Find(keys[i]);
-      if (slot == RowCache::kNoSlot) {
-        misses.push_back(i);
-      } else {
-        shard.cache.PrefetchRow(slot);
-        hits.emplace_back(i, slot);
-      }
-    }
+    LookUp(shard, keys, positions, &hits, &misses);
     for (auto [i, slot] : hits) AddUpdate(shard, slot, grads + i * dim, &updates);
     shard.stats.hits += positions.size() - misses.size();
     // Applied before loading misses: loading may evict (write back) these very rows.

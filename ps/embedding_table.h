@@ -130,6 +130,10 @@ class EmbeddingTable {
   // records are copied to `records` (row_bytes each). Errors name table, key and path.
   absl::Status Fetch(absl::Span<const uint64_t> keys, std::vector<char>* records,
                      std::vector<bool>* found);
+  // Splits `positions` (indexes into keys) of `shard` into hits, as (position, slot), and
+  // misses. REQUIRES: shard.mutex held.
+  void LookUp(Shard& shard, absl::Span<const uint64_t> keys, absl::Span<const uint32_t> positions,
+              std::vector<std::pair<uint32_t, uint32_t>>* hits, std::vector<uint32_t>* misses);
   // Stamps `slot` as pushed and queues its update, unless the key is not admitted.
   void AddUpdate(Shard& shard, uint32_t slot, const float* grad, std::vector<RowUpdate>* updates);
   // Makes `count` free slots in `shard`, writing dirty victims first.
