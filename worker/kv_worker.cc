@@ -161,27 +161,25 @@ int64_t KVWorker::Reject(proto::Command command, const std::string& table, absl:
 int64_t KVWorker::Submit(proto::Command command, const std::string& table,
                          absl::Span<const uint64_t> keys, absl::Span<const float> grads,
                          std::vector<float>* output, PullMode mode) {
+  const size_t dim = DimOf(table);
+  if (dim == 0) {
+    return Reject(command, table, absl::NotFoundError("the cluster has no such table"));
+  }
+  if (command == proto::PUSH && grads.size() != keys.size() * dim) {
+    return Reject(command, table,
+                  absl::InvalidArgumentError(absl::StrCat(grads.size(), " gradient floats for ",
+                                                          keys.size(), " keys of dim ", dim)));
+  }
   auto request = std::make_unique<Request>();
   const int64_t id = next_id_++;
   request->id = id;
   request->command = command;
   request->table = table;
-  request->dim = DimOf(table);
+  request->dim = static_cast<int>(dim);
   request->output = output;
   request->deadline = absl::Now() + options_.request_timeout;
-  const size_t dim = request->dim;
   std::deque<Outgoing> outgoing;
-
-  if (dim == 0) {
-    request->status = absl::NotFoundError(
-        absl::StrCat(DescribeRequest(command, id, table), ": the cluster has no such table"));
-    request->done = true;
-  } else if (command == proto::PUSH && grads.size() != keys.size() * dim) {
-    request->status = absl::InvalidArgumentError(
-        absl::StrCat(DescribeRequest(command, id, table), ": ", grads.size(),
-                     " gradient floats for ", keys.size(), " keys of dim ", dim));
-    request->done = true;
-  } else {
+  {  // The deduplicated copies live only until the messages own their bytes.
     // Deduplicate into ascending unique keys (and summed gradients), unless already so.
     absl::Span<const uint64_t> unique_keys = keys;
     absl::Span<const float> unique_grads = grads;
