@@ -71,6 +71,7 @@
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 #include "ps/server.h"
+#include "tests/bench/bench_json.h"
 #include "tests/testing/in_process_cluster.h"
 #include "worker/kv_worker.h"
 #include "zmq.hpp"
@@ -542,10 +543,6 @@ void PrintRow(const Row& row) {
   std::fflush(stdout);
 }
 
-std::string JsonNumberOrNull(double value) {
-  return value > 0 ? absl::StrFormat("%.6g", value) : "null";
-}
-
 std::string RowJson(const Row& row, const InProcessClusterOptions& cluster) {
   return absl::StrFormat(
       "  {\"workload\": \"%s\", \"op\": \"%s\", \"mode\": \"%s\", \"keys\": %d, \"dim\": %d, "
@@ -564,11 +561,7 @@ absl::Status WriteJson(const std::string& path, const std::vector<Row>& rows,
                        const InProcessClusterOptions& cluster) {
   std::vector<std::string> objects;
   for (const Row& row : rows) objects.push_back(RowJson(row, cluster));
-  std::ofstream out(path);
-  out << "[\n" << absl::StrJoin(objects, ",\n") << "\n]\n";
-  out.close();
-  if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", path));
-  return absl::OkStatus();
+  return WriteJsonArray(path, objects);
 }
 
 // ---- The benchmark --------------------------------------------------------------------------

@@ -103,6 +103,7 @@
 #include "ps/row_cache.h"
 #include "ps/row_layout.h"
 #include "ps/row_store.h"
+#include "tests/bench/bench_json.h"
 
 DEFINE_int64(keys, 10000000, "Key space: ranks 1..keys, each a distinct feature key.");
 DEFINE_double(zipf, 1.1, "Zipf exponent s of the access distribution over key ranks (> 0).");
@@ -574,10 +575,6 @@ void PrintRow(const Row& row) {
   std::fflush(stdout);
 }
 
-std::string JsonNumberOrNull(double value) {
-  return value > 0 ? absl::StrFormat("%.6g", value) : "null";
-}
-
 std::string PhaseJson(const char* name, const Phase& phase) {
   return absl::StrFormat(
       "\"%s_rows_per_s\": %.6g, \"%s_rows_per_cpu_s\": %.6g, \"%s_hit_rate\": %.6g, "
@@ -609,11 +606,7 @@ absl::Status WriteJson(const std::string& path, const std::vector<Row>& rows,
                        const Workload& workload) {
   std::vector<std::string> objects;
   for (const Row& row : rows) objects.push_back(RowJson(row, workload));
-  std::ofstream out(path);
-  out << "[\n" << absl::StrJoin(objects, ",\n") << "\n]\n";
-  out.close();
-  if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", path));
-  return absl::OkStatus();
+  return WriteJsonArray(path, objects);
 }
 
 double SecondsSince(Clock::time_point start) {
