@@ -13,13 +13,18 @@ namespace {
 // How often an idle handler thread wakes to check for Stop(); bounds shutdown latency.
 constexpr std::chrono::milliseconds kHandlerStopCheck(200);
 
-// A request that moves at most this many bytes (keys and values in; for a pull, rows out) is
-// served on the forwarding thread itself. Handing it to a handler thread and its reply back
-// costs two thread wake-ups, more than serving it: for 1,000 keys x 1 float, serving inline
-// cut context switches per request from 12 to 8.6 and CPU per request by a quarter
-// (tests/bench/ps_bench). Larger requests still go to the handler threads, where they run in
-// parallel and never hold up the forwarding of others for long.
-constexpr size_t kMaxInlineRequestBytes = 64 << 10;
+// A request predicted to take at most this long is served on the forwarding thread itself.
+// Handing a request to a handler thread and its reply back costs two thread wake-ups, more
+// than serving a small one: for 1,000 keys x 1 float, serving inline cut context switches per
+// request from 12 to 8.6 and CPU per request by a quarter (tests/bench/ps_bench). Longer
+// requests go to the handler threads, where they run in parallel; the bound also bounds how
+// long an inline request holds up the forwarding of others.
+constexpr absl::Duration kMaxInlineServeTime = absl::Microseconds(200);
+// The cost per key assumed for a table before any request to it was timed: about that of an
+// Adagrad push at dim 16 (tests/bench/table_bench).
+constexpr double kInitialNanosPerKey = 200;
+// Weight of the newest request in the smoothed cost per key.
+constexpr double kCostSmoothing = 1.0 / 8;
 
 // True if all `keys` lie in one of `ranges`, as a worker's request normally does (it sends one
 // part per range). One min/max pass proves it, and unlike a range search per key that pass
@@ -78,6 +83,7 @@ absl::Status ParameterServer::Start(const proto::ClusterView& view) {
                         absl::StrCat("server ", rank_, ": ", catalog.status().message()));
   }
   catalog_ = *std::move(catalog);
+  for (const auto& table : catalog_->tables()) nanos_per_key_[table->name()] = kInitialNanosPerKey;
   proxy_thread_ = std::thread([this] { ForwardLoop(); });
   for (int i = 0; i < options_.num_threads; ++i) {
     handler_threads_.emplace_back([this] { HandlerLoop(); });
@@ -167,13 +173,11 @@ bool ParameterServer::CheapToServeInline(const std::vector<zmq::message_t>& fram
   if (frames.size() != kDataRequestFrames) return false;
   proto::Header header;
   if (!header.ParseFromArray(frames[1].data(), static_cast<int>(frames[1].size()))) return false;
-  size_t bytes = frames[2].size() + frames[3].size();
-  if (header.command() == proto::PULL) {
-    const EmbeddingTable* table = catalog_->Find(header.table());
-    if (table == nullptr) return false;
-    bytes += frames[2].size() / sizeof(uint64_t) * table->dim() * sizeof(float);
-  }
-  return bytes <= kMaxInlineRequestBytes;
+  auto cost = nanos_per_key_.find(header.table());
+  if (cost == nanos_per_key_.end()) return false;
+  const double keys = static_cast<double>(frames[2].size() / sizeof(uint64_t));
+  return keys * cost->second.load(std::memory_order_relaxed) <=
+         absl::ToDoubleNanoseconds(kMaxInlineServeTime);
 }
 
 void ParameterServer::Serve(std::vector<zmq::message_t>&& frames, const std::string& peer,
@@ -271,6 +275,7 @@ absl::Status ParameterServer::CheckRequest(const Message& request, const std::st
 }
 
 Message ParameterServer::Handle(Message&& request, const std::string& peer) {
+  const absl::Time start = absl::Now();
   std::string sender = DescribeSender(request.header, peer);
   EmbeddingTable* table = nullptr;
   absl::Status status = CheckRequest(request, sender, &table);
@@ -302,6 +307,13 @@ Message ParameterServer::Handle(Message&& request, const std::string& peer) {
     ++errors_;
     LOG(ERROR) << "server " << rank_ << ": " << status.message();
     return ErrorReply(request.header, absl::StrCat("server ", rank_, ": ", status.message()));
+  }
+  if (keys.size() > 0) {
+    // Lost updates between racing handlers only make the estimate a little staler.
+    std::atomic<double>& cost = nanos_per_key_.find(table->name())->second;
+    const double nanos = absl::ToDoubleNanoseconds(absl::Now() - start) / keys.size();
+    cost.store(cost.load(std::memory_order_relaxed) * (1 - kCostSmoothing) + nanos * kCostSmoothing,
+               std::memory_order_relaxed);
   }
   return reply;
 }

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -76,8 +77,9 @@ class ParameterServer {
   // Stop() signals the control socket.
   void ForwardLoop();
   void HandlerLoop();
-  // True if the request in `frames` ([routing id][header][keys][values]) moves so few bytes
-  // that serving it on the forwarding thread is cheaper than handing it to a handler thread.
+  // True if the request in `frames` ([routing id][header][keys][values]) is predicted, from
+  // the recent cost per key of its table, to take so little time that serving it on the
+  // forwarding thread is cheaper than handing it to a handler thread.
   bool CheapToServeInline(const std::vector<zmq::message_t>& frames) const;
   // Decodes the request in `frames` (routing id and peer removed), serves it and sends the
   // reply to `routing_id` on `socket`.
@@ -98,6 +100,9 @@ class ParameterServer {
   uint64_t shard_map_version_ = 0;
   std::vector<KeyRange> ranges_;
   std::unique_ptr<TableCatalog> catalog_;
+  // Per table: the smoothed time Handle took per key, in ns. Filled at Start; only the
+  // values change afterwards.
+  absl::node_hash_map<std::string, std::atomic<double>> nanos_per_key_;
   // Logs and resets the load counters once stats_interval has passed, or now if
   // `final_report` (at Stop). Any thread.
   void MaybeLogLoad(bool final_report);

@@ -13,8 +13,9 @@
 namespace granary {
 namespace {
 
-// Longest the I/O thread sleeps without checking deadlines.
-constexpr absl::Duration kMaxIoSleep = absl::Seconds(1);
+// Longest a waiter holds a channel in one poll. It bounds how late a waiter sees a request
+// failed by MarkServerDead, and how long a thread sharing the channel waits to send on it.
+constexpr absl::Duration kReceiveSlice = absl::Milliseconds(10);
 
 // Runs over every key of every request, so it is written to vectorize: no early exit inside a
 // block of kSortCheckBlock keys (an early-exit loop took ~3 ms for 4M keys; this, under 1 ms).
@@ -38,12 +39,7 @@ std::string DescribeRequest(proto::Command command, int64_t id, const std::strin
 }  // namespace
 
 KVWorker::KVWorker(zmq::context_t* context, const proto::ClusterView& view, KVWorkerOptions options)
-    : context_(context),
-      view_(view),
-      options_(std::move(options)),
-      wakeup_endpoint_(absl::StrCat("inproc://kv-worker-", reinterpret_cast<uintptr_t>(this))),
-      wakeup_sender_(*context, zmq::socket_type::pair) {
-  wakeup_sender_.set(zmq::sockopt::linger, 0);
+    : context_(context), view_(view), options_(std::move(options)) {
   for (const proto::TableConfig& table : view_.config().tables()) {
     dim_of_table_[table.name()] = static_cast<int>(table.dim());
     if (table.dense_size() == 0) continue;
@@ -56,14 +52,6 @@ KVWorker::KVWorker(zmq::context_t* context, const proto::ClusterView& view, KVWo
 }
 
 KVWorker::~KVWorker() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stop_ = true;
-  }
-  if (io_thread_.joinable()) {
-    WakeIoThread();
-    io_thread_.join();
-  }
   std::lock_guard<std::mutex> lock(mutex_);
   for (auto& [id, request] : requests_) {
     FailLocked(*request, absl::AbortedError(
@@ -93,9 +81,30 @@ absl::Status KVWorker::Start() {
           absl::StrCat("shard map names server ", rank, " but the view has no such server"));
     }
   }
-  wakeup_sender_.connect(wakeup_endpoint_);
-  io_thread_ = std::thread([this] { IoLoop(); });
+  ChannelOfThisThread();  // connecting takes a while: start before the first request
   return absl::OkStatus();
+}
+
+KVWorker::Channel* KVWorker::ChannelOfThisThread() {
+  std::lock_guard<std::mutex> lock(channels_mutex_);
+  auto [it, added] = channel_of_thread_.try_emplace(std::this_thread::get_id(), nullptr);
+  if (!added) return it->second;
+  if (static_cast<int>(channels_.size()) >= std::max(1, options_.max_channels)) {
+    it->second = channels_[channel_of_thread_.size() % channels_.size()].get();
+    return it->second;
+  }
+  auto channel = std::make_unique<Channel>();
+  for (const proto::NodeInfo& server : servers_) {
+    channel->dealers.emplace_back(*context_, zmq::socket_type::dealer);
+    ConfigureSocket(channel->dealers.back());
+    channel->dealers.back().connect(TcpEndpoint(server.host(), server.port()));
+  }
+  for (zmq::socket_t& dealer : channel->dealers) {
+    channel->items.push_back({dealer.handle(), 0, ZMQ_POLLIN, 0});
+  }
+  it->second = channel.get();
+  channels_.push_back(std::move(channel));
+  return it->second;
 }
 
 int KVWorker::DimOf(const std::string& table) const {
@@ -178,7 +187,7 @@ int64_t KVWorker::Submit(proto::Command command, const std::string& table,
   request->dim = static_cast<int>(dim);
   request->output = output;
   request->deadline = absl::Now() + options_.request_timeout;
-  std::deque<Outgoing> outgoing;
+  std::vector<std::pair<int, Message>> outgoing;  // server rank, message
   {  // The deduplicated copies live only until the messages own their bytes.
     // Deduplicate into ascending unique keys (and summed gradients), unless already so.
     absl::Span<const uint64_t> unique_keys = keys;
@@ -233,36 +242,43 @@ int64_t KVWorker::Submit(proto::Command command, const std::string& table,
         message.values =
             zmq::message_t(unique_grads.data() + slice.begin * dim, count * dim * sizeof(float));
       }
-      outgoing.push_back(Outgoing{slice.server_rank, std::move(message)});
+      outgoing.emplace_back(slice.server_rank, std::move(message));
     }
     request->parts_left = request->parts.size();
     if (request->parts.empty()) request->done = true;  // no keys: nothing to do
   }
 
-  {
+  Channel& channel = *ChannelOfThisThread();
+  request->channel = &channel;
+  {  // Registered before it is sent: whoever receives on the channel may see the reply first.
     std::lock_guard<std::mutex> lock(mutex_);
     Request& registered = *request;
     requests_[id] = std::move(request);
-    for (const Outgoing& out : outgoing) {
-      auto dead = dead_servers_.find(out.server_rank);
+    for (const auto& [server_rank, message] : outgoing) {
+      auto dead = dead_servers_.find(server_rank);
       if (dead != dead_servers_.end()) {
         FailLocked(registered, absl::UnavailableError(absl::StrCat(
                                    DescribeRequest(command, id, table), ": ",
-                                   ServerName(out.server_rank), " is dead: ", dead->second)));
+                                   ServerName(server_rank), " is dead: ", dead->second)));
         return id;
       }
     }
-    if (outgoing.empty()) return id;
-    for (Outgoing& out : outgoing) outbox_.push_back(std::move(out));
   }
-  // Outside mutex_: woken while we still held it, the I/O thread would only block on it.
-  WakeIoThread();
+  std::lock_guard<std::mutex> sending(channel.mutex);
+  for (auto& [server_rank, message] : outgoing) {
+    absl::Status sent = SendMessage(channel.dealers[server_rank], std::move(message));
+    if (!sent.ok()) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = requests_.find(id);
+      if (it != requests_.end()) {
+        FailLocked(*it->second, absl::UnavailableError(absl::StrCat(
+                                    DescribeRequest(command, id, table), ": send to ",
+                                    ServerName(server_rank), " failed: ", sent.message())));
+      }
+      break;
+    }
+  }
   return id;
-}
-
-void KVWorker::WakeIoThread() {
-  std::lock_guard<std::mutex> lock(wakeup_mutex_);
-  wakeup_sender_.send(zmq::str_buffer("x"), zmq::send_flags::dontwait);
 }
 
 absl::Status KVWorker::Wait(int64_t id) {
@@ -272,7 +288,31 @@ absl::Status KVWorker::Wait(int64_t id) {
     return absl::NotFoundError(absl::StrCat("no outstanding request ", id));
   }
   Request* request = it->second.get();
-  request_done_.wait(lock, [request] { return request->done; });
+  while (!request->done || request->copies_in_flight > 0) {
+    if (request->done) {  // failed while another thread copies a reply into its output
+      request_done_.wait(lock);
+      continue;
+    }
+    const absl::Time now = absl::Now();
+    if (now >= request->deadline) {
+      ExpireLocked(*request);
+      continue;
+    }
+    Channel& channel = *request->channel;
+    std::unique_lock<std::mutex> receiving(channel.mutex, std::try_to_lock);
+    if (!receiving.owns_lock()) {
+      // Another thread receives on this channel and signals when it finishes our request or
+      // lets go of the channel.
+      request_done_.wait_for(lock, absl::ToChronoMilliseconds(kReceiveSlice));
+      continue;
+    }
+    lock.unlock();
+    ReceiveReplies(channel, std::min(kReceiveSlice, request->deadline - now));
+    receiving.unlock();
+    lock.lock();
+    // A waiter that found the channel taken may now take it.
+    request_done_.notify_all();
+  }
   absl::Status status = request->status;
   requests_.erase(id);
   return status;
@@ -357,89 +397,57 @@ void KVWorker::HandleReply(Message&& reply, int server_rank) {
     }
     float* destination =
         request.unique_of.empty() ? request.output->data() : request.unique_rows.data();
+    // Outside mutex_, so that threads receiving on other channels copy in parallel; the
+    // request stays registered (its output alive) while copies_in_flight > 0.
+    ++request.copies_in_flight;
+    lock.unlock();
     std::memcpy(destination + part.begin * request.dim, reply.values.data(), expected_bytes);
+    lock.lock();
+    --request.copies_in_flight;
   }
   FinishPartLocked(request, header.part());
-  const bool finished = request.done;
   lock.unlock();
   // Outside mutex_: a waiter woken while we still held it would only block on it again.
-  if (finished) request_done_.notify_all();
+  request_done_.notify_all();
 }
 
-void KVWorker::ExpireLocked(absl::Time now) {
-  for (auto& [id, request] : requests_) {
-    if (request->done || now < request->deadline) continue;
-    std::string missing;
-    for (const Part& part : request->parts) {
-      if (!part.done)
-        absl::StrAppend(&missing, missing.empty() ? "" : ", ", ServerName(part.server_rank));
-    }
-    FailLocked(*request,
-               absl::DeadlineExceededError(absl::StrCat(
-                   DescribeRequest(request->command, id, request->table), ": no reply within ",
-                   absl::FormatDuration(options_.request_timeout), " from ", missing)));
+void KVWorker::ExpireLocked(Request& request) {
+  std::string missing;
+  for (const Part& part : request.parts) {
+    if (!part.done)
+      absl::StrAppend(&missing, missing.empty() ? "" : ", ", ServerName(part.server_rank));
   }
+  FailLocked(request,
+             absl::DeadlineExceededError(absl::StrCat(
+                 DescribeRequest(request.command, request.id, request.table), ": no reply within ",
+                 absl::FormatDuration(options_.request_timeout), " from ", missing)));
 }
 
-void KVWorker::IoLoop() {
-  zmq::socket_t wakeup(*context_, zmq::socket_type::pair);
-  wakeup.set(zmq::sockopt::linger, 0);
-  wakeup.bind(wakeup_endpoint_);
-  std::vector<zmq::socket_t> dealers;
-  std::vector<zmq::pollitem_t> items;
-  items.push_back({wakeup.handle(), 0, ZMQ_POLLIN, 0});
-  for (const proto::NodeInfo& server : servers_) {
-    dealers.emplace_back(*context_, zmq::socket_type::dealer);
-    ConfigureSocket(dealers.back());
-    dealers.back().connect(TcpEndpoint(server.host(), server.port()));
+void KVWorker::ReceiveReplies(Channel& channel, absl::Duration timeout) {
+  const long timeout_ms = std::max<long>(0, absl::ToInt64Milliseconds(timeout));
+  if (PollSockets(channel.items.data(), channel.items.size(),
+                  std::chrono::milliseconds(timeout_ms)) <= 0) {
+    return;
   }
-  for (zmq::socket_t& dealer : dealers) items.push_back({dealer.handle(), 0, ZMQ_POLLIN, 0});
-
-  while (true) {
-    std::deque<Outgoing> outgoing;
-    absl::Duration sleep = kMaxIoSleep;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (stop_) break;
-      outgoing.swap(outbox_);
-      absl::Time now = absl::Now();
-      ExpireLocked(now);
-      for (const auto& [id, request] : requests_) {
-        if (!request->done) sleep = std::min(sleep, request->deadline - now);
+  for (size_t s = 0; s < channel.dealers.size(); ++s) {
+    if (!(channel.items[s].revents & ZMQ_POLLIN)) continue;
+    while (true) {
+      std::vector<zmq::message_t> frames;
+      if (!zmq::recv_multipart(channel.dealers[s], std::back_inserter(frames),
+                               zmq::recv_flags::dontwait)) {
+        break;
       }
-    }
-    for (Outgoing& out : outgoing) {
-      absl::Status sent = SendMessage(dealers[out.server_rank], std::move(out.message));
-      if (!sent.ok()) LOG(ERROR) << "send to " << ServerName(out.server_rank) << ": " << sent;
-    }
-    if (!outgoing.empty()) continue;  // more may have been queued meanwhile
-    long sleep_ms = std::max<long>(1, absl::ToInt64Milliseconds(sleep));
-    PollSockets(items.data(), items.size(), std::chrono::milliseconds(sleep_ms));
-    if (items[0].revents & ZMQ_POLLIN) {
-      zmq::message_t ignored;
-      while (wakeup.recv(ignored, zmq::recv_flags::dontwait)) {
+      Message reply;
+      absl::Status decoded = DecodeMessage(std::move(frames), options_.cluster_id,
+                                           ServerName(static_cast<int>(s)), &reply);
+      if (!decoded.ok()) {
+        LOG(ERROR) << "worker " << rank() << ": bad reply: " << decoded.message();
+        if (reply.header.request_id() == 0) continue;
+        // Fail the request it names rather than leave it to time out.
+        reply.header.set_command(proto::ERROR_REPLY);
+        reply.header.set_error(std::string(decoded.message()));
       }
-    }
-    for (size_t s = 0; s < dealers.size(); ++s) {
-      if (!(items[s + 1].revents & ZMQ_POLLIN)) continue;
-      while (true) {
-        std::vector<zmq::message_t> frames;
-        if (!zmq::recv_multipart(dealers[s], std::back_inserter(frames),
-                                 zmq::recv_flags::dontwait)) {
-          break;
-        }
-        Message reply;
-        absl::Status decoded = DecodeMessage(std::move(frames), options_.cluster_id,
-                                             ServerName(static_cast<int>(s)), &reply);
-        if (!decoded.ok()) {
-          LOG(ERROR) << "worker " << rank() << ": bad reply: " << decoded.message();
-          if (reply.header.request_id() == 0) continue;
-          // Fail the request it names rather than leave it to time out.
-          reply.header.set_command(proto::ERROR_REPLY);
-          reply.header.set_error(std::string(decoded.message()));
-        }
-        HandleReply(std::move(reply), static_cast<int>(s));
-      }
+      HandleReply(std::move(reply), static_cast<int>(s));
     }
   }
 }

@@ -11,15 +11,20 @@
 // or is reported dead makes Wait return an error naming the request, the table and the
 // server — never a hang.
 //
-// Thread-safe: Pull, Push and Wait may be called from any threads concurrently. One I/O
-// thread owns the sockets.
+// Thread-safe: Pull, Push and Wait may be called from any threads concurrently.
+//
+// There is no I/O thread between the caller and ZeroMQ: each calling thread gets its own
+// channel (a DEALER socket per server), sends its requests on it itself, and Wait receives
+// the replies on the channel the request went out on, so a round trip costs the same thread
+// wake-ups as a bare ZeroMQ exchange. Whoever waits receives every reply that arrives on that
+// channel, completing other requests too; Wait on a request sent by another thread takes
+// turns on that thread's channel. Threads beyond `max_channels` share channels.
 #ifndef GRANARY_WORKER_KV_WORKER_H_
 #define GRANARY_WORKER_KV_WORKER_H_
 
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -46,18 +51,23 @@ struct KVWorkerOptions {
   std::string cluster_id = "granary";
   // A request not fully answered within this long fails with DeadlineExceeded.
   absl::Duration request_timeout = absl::Seconds(60);
+  // Channels (a connection to every server each) at most; threads beyond this many share
+  // them, which is correct but makes them take turns. Bounds sockets and file descriptors to
+  // max_channels x servers.
+  int max_channels = 32;
 };
 
 class KVWorker {
  public:
   // `view` is the ClusterView from SchedulerClient::Register().
   KVWorker(zmq::context_t* context, const proto::ClusterView& view, KVWorkerOptions options);
-  ~KVWorker();  // Fails outstanding requests and stops the I/O thread.
+  // Fails outstanding requests. REQUIRES: no Pull, Push or Wait is running.
+  ~KVWorker();
   KVWorker(const KVWorker&) = delete;
   KVWorker& operator=(const KVWorker&) = delete;
 
-  // Connects to every server and starts the I/O thread. InvalidArgument if the view is
-  // inconsistent (bad shard map, a server without an address).
+  // Checks the view and connects the calling thread's channel to every server.
+  // InvalidArgument if the view is inconsistent (bad shard map, a server without an address).
   absl::Status Start();
 
   // Fills *values with keys.size() * dim floats, row i for keys[i]. `values` must stay alive
@@ -92,6 +102,13 @@ class KVWorker {
   int rank() const { return view_.you().rank(); }
 
  private:
+  // A DEALER socket per server, used by one thread at a time: the thread sending on it, or
+  // the thread receiving replies from it.
+  struct Channel {
+    std::mutex mutex;                    // held while sending or receiving
+    std::vector<zmq::socket_t> dealers;  // by server rank
+    std::vector<zmq::pollitem_t> items;  // one per dealer
+  };
   struct Part {
     int server_rank = 0;
     size_t begin = 0;  // range of unique keys [begin, end)
@@ -103,10 +120,14 @@ class KVWorker {
     proto::Command command = proto::PULL;
     std::string table;
     int dim = 0;
+    Channel* channel = nullptr;  // the replies arrive here
     std::vector<Part> parts;
     size_t parts_left = 0;
     absl::Status status;
     bool done = false;
+    // Replies being copied into the output outside mutex_; the request may not be handed
+    // back (and its output freed) until they finish.
+    int copies_in_flight = 0;
     absl::Time deadline;
     std::vector<float>* output = nullptr;  // Pull only
     // Empty when the caller's keys were already sorted and unique: rows then land directly
@@ -115,32 +136,30 @@ class KVWorker {
     std::vector<uint32_t> unique_of;
     std::vector<float> unique_rows;
   };
-  struct Outgoing {
-    int server_rank;
-    Message message;
-  };
 
   int64_t Submit(proto::Command command, const std::string& table, absl::Span<const uint64_t> keys,
                  absl::Span<const float> grads, std::vector<float>* output, PullMode mode);
   // A request that failed before it was sent.
   int64_t Reject(proto::Command command, const std::string& table, absl::Status status);
+  // The calling thread's channel, connected on first use.
+  Channel* ChannelOfThisThread();
   // Marks `request` finished with `status` (the first error wins). REQUIRES: mutex_ held.
   void FailLocked(Request& request, absl::Status status);
   // Marks part `part_index` of `request` answered, and the request done once all are.
-  // Does not notify request_done_: the caller does, after releasing mutex_.
   // REQUIRES: mutex_ held.
   void FinishPartLocked(Request& request, size_t part_index);
-  // Makes the I/O thread look at outbox_ and stop_. REQUIRES: mutex_ not held.
-  void WakeIoThread();
+  // Waits up to `timeout` for replies on `channel` and handles all that arrived.
+  // REQUIRES: channel.mutex held, mutex_ not held.
+  void ReceiveReplies(Channel& channel, absl::Duration timeout);
   void HandleReply(Message&& reply, int server_rank);
-  void ExpireLocked(absl::Time now);
-  void IoLoop();
+  // Fails `request` for its deadline, naming the servers that did not answer.
+  // REQUIRES: mutex_ held.
+  void ExpireLocked(Request& request);
   std::string ServerName(int server_rank) const;
 
   zmq::context_t* const context_;
   const proto::ClusterView view_;
   const KVWorkerOptions options_;
-  const std::string wakeup_endpoint_;
   ShardMap shard_map_;
   std::map<std::string, int> dim_of_table_;
   std::map<std::string, uint64_t> dense_size_of_table_;
@@ -148,15 +167,14 @@ class KVWorker {
   std::vector<proto::NodeInfo> servers_;                              // by rank
 
   std::atomic<int64_t> next_id_{1};
+  std::mutex channels_mutex_;
+  std::vector<std::unique_ptr<Channel>> channels_;         // guarded by channels_mutex_
+  std::map<std::thread::id, Channel*> channel_of_thread_;  // guarded by channels_mutex_
   mutable std::mutex mutex_;
+  // Signalled when a request finishes, a copy into an output ends, or a channel is released.
   std::condition_variable request_done_;
   absl::flat_hash_map<int64_t, std::unique_ptr<Request>> requests_;  // guarded by mutex_
-  std::deque<Outgoing> outbox_;                                      // guarded by mutex_
   std::map<int, std::string> dead_servers_;                          // guarded by mutex_
-  bool stop_ = false;                                                // guarded by mutex_
-  std::mutex wakeup_mutex_;
-  zmq::socket_t wakeup_sender_;  // guarded by wakeup_mutex_
-  std::thread io_thread_;
 };
 
 }  // namespace granary

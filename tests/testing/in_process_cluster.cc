@@ -92,6 +92,7 @@ absl::Status InProcessCluster::Start() {
   KVWorkerOptions worker_options;
   worker_options.cluster_id = options_.cluster_id;
   worker_options.request_timeout = options_.request_timeout;
+  worker_options.max_channels = options_.max_channels;
   for (auto& client : worker_clients_) {
     workers_.push_back(std::make_unique<KVWorker>(&context_, client->view(), worker_options));
     absl::Status status = workers_.back()->Start();

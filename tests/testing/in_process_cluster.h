@@ -33,6 +33,7 @@ struct InProcessClusterOptions {
   std::string data_dir;
   size_t cache_bytes = size_t{64} << 20;
   absl::Duration request_timeout = absl::Seconds(30);
+  int max_channels = 32;  // KVWorkerOptions::max_channels
 };
 
 class InProcessCluster {

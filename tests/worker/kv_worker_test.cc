@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "common/feature_key.h"
@@ -118,6 +119,67 @@ TEST_F(KVWorkerTest, ConcurrentWorkersGiveExactSums) {
   for (float v : rows) ASSERT_EQ(v, -0.5f * kRounds * (1 + 2));
 }
 
+// Requests are answered on the channel of the thread that sent them; whoever waits receives
+// there. Waiting in another order, or on another thread, must still give every request its
+// own rows.
+TEST_F(KVWorkerTest, RequestsMayBeWaitedInAnyOrderAndOnAnyThread) {
+  KVWorker& worker = cluster_->worker(0);
+  std::vector<uint64_t> keys = HashedKeys(300, "any-thread");
+  std::vector<float> grads(keys.size() * 4);
+  for (size_t i = 0; i < grads.size(); ++i) grads[i] = static_cast<float>(i % 7);
+  ASSERT_TRUE(worker.Wait(worker.Push("emb", keys, grads)).ok());
+
+  std::vector<float> first, second, third;
+  int64_t first_id = worker.Pull("emb", keys, &first);
+  int64_t second_id = worker.Pull("emb", keys, &second);
+  int64_t third_id = worker.Pull("emb", keys, &third);
+  ASSERT_TRUE(worker.Wait(third_id).ok());  // receives the others' replies on the way
+  absl::Status on_other_thread;
+  std::thread([&] { on_other_thread = worker.Wait(first_id); }).join();
+  ASSERT_TRUE(on_other_thread.ok()) << on_other_thread;
+  ASSERT_TRUE(worker.Wait(second_id).ok());
+  for (size_t i = 0; i < grads.size(); ++i) {
+    ASSERT_EQ(first[i], -0.5f * grads[i]) << i;
+    ASSERT_EQ(second[i], first[i]) << i;
+    ASSERT_EQ(third[i], first[i]) << i;
+  }
+  EXPECT_TRUE(absl::IsNotFound(worker.Wait(first_id)));  // each id is waited once
+}
+
+// More threads than channels: threads share channels, send and receive in turns, and one
+// waiting on a shared channel also completes the other threads' requests.
+TEST(KVWorkerChannelTest, ThreadsSharingOneChannelGiveExactSums) {
+  InProcessClusterOptions options;
+  options.num_servers = 2;
+  options.config = SgdTablesConfig({{"emb", 4}}, 0.5f);
+  options.max_channels = 1;
+  InProcessCluster cluster(options);
+  ASSERT_TRUE(cluster.Start().ok());
+  KVWorker& worker = cluster.worker(0);
+  std::vector<uint64_t> keys = HashedKeys(1000, "shared");
+  constexpr int kThreads = 4;
+  constexpr int kRounds = 20;
+  std::vector<absl::Status> statuses(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<float> grads(keys.size() * 4, 1.0f);
+      std::vector<float> rows;
+      for (int r = 0; r < kRounds && statuses[t].ok(); ++r) {
+        int64_t push = worker.Push("emb", keys, grads);
+        int64_t pull = worker.Pull("emb", keys, &rows);
+        statuses[t] = worker.Wait(push);
+        if (statuses[t].ok()) statuses[t] = worker.Wait(pull);
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (const absl::Status& status : statuses) ASSERT_TRUE(status.ok()) << status;
+  std::vector<float> rows;
+  ASSERT_TRUE(worker.Wait(worker.Pull("emb", keys, &rows)).ok());
+  for (float v : rows) ASSERT_EQ(v, -0.5f * kThreads * kRounds);
+}
+
 TEST_F(KVWorkerTest, BadRequestsFailWithoutReachingServers) {
   KVWorker& worker = cluster_->worker(0);
   std::vector<uint64_t> keys = {1, 2};
@@ -217,6 +279,42 @@ TEST(KVWorkerTimeoutTest, SilentServerTimesOutNamingTheServer) {
   EXPECT_NE(status.message().find("pull request"), std::string::npos);
   EXPECT_NE(status.message().find(absl::StrCat("server 0 (127.0.0.1:", *port)), std::string::npos)
       << status;
+}
+
+// MarkServerDead must end a Wait already blocked on the dead server's reply, long before the
+// request's own deadline.
+TEST(KVWorkerTimeoutTest, ServerReportedDeadEndsAWaitInProgress) {
+  zmq::context_t context(1);
+  zmq::socket_t silent(context, zmq::socket_type::router);
+  ConfigureSocket(silent);
+  absl::StatusOr<int> port = BindTcp(silent, "127.0.0.1", 0);
+  ASSERT_TRUE(port.ok());
+  proto::ClusterView view;
+  proto::NodeInfo* server = view.add_nodes();
+  server->set_role(proto::SERVER);
+  server->set_rank(0);
+  server->set_host("127.0.0.1");
+  server->set_port(*port);
+  *view.mutable_shard_map() = ShardMap::EvenSplit(1, 1).ToProto();
+  *view.mutable_config() = SgdTablesConfig({{"emb", 2}}, 1.0f);
+  view.mutable_you()->set_role(proto::WORKER);
+  KVWorkerOptions options;
+  options.request_timeout = absl::Seconds(60);
+  KVWorker worker(&context, view, options);
+  ASSERT_TRUE(worker.Start().ok());
+  std::vector<uint64_t> keys = {1, 2, 3};
+  std::vector<float> rows;
+  int64_t id = worker.Pull("emb", keys, &rows);
+  absl::Time start = absl::Now();
+  std::thread reporter([&] {
+    absl::SleepFor(absl::Milliseconds(100));
+    worker.MarkServerDead(0, "missed its heartbeats");
+  });
+  absl::Status status = worker.Wait(id);
+  reporter.join();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  ASSERT_TRUE(absl::IsUnavailable(status)) << status;
+  EXPECT_NE(status.message().find("missed its heartbeats"), std::string::npos) << status;
 }
 
 }  // namespace
