@@ -149,6 +149,108 @@ absl::Status SchedulerClient::Barrier(const std::string& name, const std::string
 
 void SchedulerClient::ReportJobDone() { Enqueue(NewHeader(proto::JOB_DONE)); }
 
+absl::StatusOr<proto::Header> SchedulerClient::Call(proto::Header request, absl::Duration timeout) {
+  absl::StatusOr<std::optional<proto::Header>> reply =
+      CallUnless(std::move(request), timeout, [] { return false; });
+  if (!reply.ok()) return reply.status();
+  return **std::move(reply);
+}
+
+absl::StatusOr<std::optional<proto::Header>> SchedulerClient::CallUnless(
+    proto::Header request, absl::Duration timeout, const std::function<bool()>& stop_waiting) {
+  const std::string what = absl::StrCat(proto::Command_Name(request.command()), " '",
+                                        request.queue_name(), request.queue().name(), "'");
+  std::unique_lock<std::mutex> lock(mutex_);
+  const uint64_t id = next_request_id_++;
+  request.set_request_id(id);
+  calls_[id];
+  outbox_.push_back(std::move(request));
+  wakeup_sender_.send(zmq::str_buffer("x"), zmq::send_flags::dontwait);
+  auto deadline = std::chrono::steady_clock::now() + absl::ToChronoMilliseconds(timeout);
+  changed_.wait_until(lock, deadline, [&] {
+    return calls_[id].has_value() || shutdown_requested_ || scheduler_lost_ || stop_waiting();
+  });
+  std::optional<proto::Header> reply = std::move(calls_[id]);
+  calls_.erase(id);
+  if (!reply.has_value()) {
+    if (stop_waiting()) return std::nullopt;
+    if (scheduler_lost_) {
+      return absl::UnavailableError(
+          absl::StrCat(what, ": scheduler ", options_.scheduler_address, " lost"));
+    }
+    if (shutdown_requested_) return absl::AbortedError(absl::StrCat(what, ": shutting down"));
+    return absl::DeadlineExceededError(
+        absl::StrCat(what, ": scheduler ", options_.scheduler_address, " did not answer within ",
+                     absl::FormatDuration(timeout)));
+  }
+  if (reply->command() == proto::ERROR_REPLY) {
+    return absl::FailedPreconditionError(absl::StrCat(what, ": ", reply->error()));
+  }
+  return reply;
+}
+
+void SchedulerClient::DeliverReplyLocked(proto::Header reply) {
+  auto call = calls_.find(reply.request_id());
+  if (call != calls_.end()) {
+    call->second = std::move(reply);
+    changed_.notify_all();
+  } else if (reply.command() == proto::CHUNK && reply.has_chunk()) {
+    // Its call gave up; the scheduler counts the chunk as ours, so the next call takes it.
+    unclaimed_chunks_[reply.queue_name()].push_back(reply.chunk());
+  } else if (reply.command() == proto::CHUNK) {
+    VLOG(1) << "queue '" << reply.queue_name() << "' drained (answer to an abandoned call)";
+  } else {
+    LOG(WARNING) << "late " << proto::Command_Name(reply.command()) << " from scheduler "
+                 << options_.scheduler_address << " for request " << reply.request_id();
+  }
+}
+
+absl::Status SchedulerClient::OpenQueue(const proto::WorkQueueSpec& spec, absl::Duration timeout) {
+  proto::Header request = NewHeader(proto::OPEN_QUEUE);
+  *request.mutable_queue() = spec;
+  return Call(std::move(request), timeout).status();
+}
+
+absl::StatusOr<std::optional<proto::Chunk>> SchedulerClient::NextChunk(const std::string& name,
+                                                                       absl::Duration timeout) {
+  // REQUIRES: mutex_ held.
+  auto take_unclaimed = [this, &name]() -> std::optional<proto::Chunk> {
+    auto unclaimed = unclaimed_chunks_.find(name);
+    if (unclaimed == unclaimed_chunks_.end() || unclaimed->second.empty()) return std::nullopt;
+    proto::Chunk chunk = std::move(unclaimed->second.front());
+    unclaimed->second.pop_front();
+    return chunk;
+  };
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (std::optional<proto::Chunk> chunk = take_unclaimed()) return chunk;
+  }
+  proto::Header request = NewHeader(proto::NEXT_CHUNK);
+  request.set_queue_name(name);
+  // An earlier call's chunk arriving while we wait serves this call; our own request then
+  // stays with the scheduler, and its answer serves the next call.
+  absl::StatusOr<std::optional<proto::Header>> reply =
+      CallUnless(std::move(request), timeout, [this, &name] {
+        auto unclaimed = unclaimed_chunks_.find(name);
+        return unclaimed != unclaimed_chunks_.end() && !unclaimed->second.empty();
+      });
+  if (!reply.ok()) return reply.status();
+  if (!reply->has_value()) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return take_unclaimed();
+  }
+  if ((*reply)->queue_drained()) return std::nullopt;
+  return (*reply)->chunk();
+}
+
+absl::Status SchedulerClient::FinishChunk(const std::string& name, uint64_t chunk_id,
+                                          absl::Duration timeout) {
+  proto::Header request = NewHeader(proto::CHUNK_DONE);
+  request.set_queue_name(name);
+  request.mutable_chunk()->set_id(chunk_id);
+  return Call(std::move(request), timeout).status();
+}
+
 absl::Status SchedulerClient::WaitForShutdown(absl::Duration timeout) {
   std::unique_lock<std::mutex> lock(mutex_);
   auto deadline = std::chrono::steady_clock::now() + absl::ToChronoMilliseconds(timeout);
@@ -187,6 +289,13 @@ void SchedulerClient::HandleIncoming(Message&& message) {
       std::lock_guard<std::mutex> lock(mutex_);
       barrier_done_[header.barrier_name()] = header.error();
       changed_.notify_all();
+      break;
+    }
+    case proto::ACK:
+    case proto::CHUNK:
+    case proto::ERROR_REPLY: {
+      std::lock_guard<std::mutex> lock(mutex_);
+      DeliverReplyLocked(header);
       break;
     }
     case proto::SHUTDOWN: {

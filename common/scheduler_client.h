@@ -18,10 +18,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/message.h"
 #include "common/proto/message.pb.h"
@@ -69,6 +71,21 @@ class SchedulerClient {
   // once every worker did).
   void ReportJobDone();
 
+  // Work queues (scheduler/work_queue.h). Each call blocks until the scheduler answers; it
+  // fails with DeadlineExceeded after `timeout`, Unavailable if the scheduler is lost, Aborted
+  // once shutdown started, and with the scheduler's error (FailedPrecondition) if it refused.
+
+  // Defines queue spec.name() (idempotent; every worker must give the same chunks).
+  absl::Status OpenQueue(const proto::WorkQueueSpec& spec, absl::Duration timeout);
+  // The next chunk of queue `name` for this worker, or nullopt once every chunk of the queue
+  // is finished. While the remaining chunks are with other workers it waits, since one of
+  // them may die and its chunks come back. A chunk whose answer arrives after its call timed
+  // out is not lost: the next call for the queue returns it.
+  absl::StatusOr<std::optional<proto::Chunk>> NextChunk(const std::string& name,
+                                                        absl::Duration timeout);
+  // Reports chunk `chunk_id` of queue `name` trained.
+  absl::Status FinishChunk(const std::string& name, uint64_t chunk_id, absl::Duration timeout);
+
   // Blocks until the scheduler orders shutdown (returns OK) or is lost (Unavailable), or
   // `timeout` passes (DeadlineExceeded).
   absl::Status WaitForShutdown(absl::Duration timeout);
@@ -82,6 +99,15 @@ class SchedulerClient {
   void HandleIncoming(Message&& message);
   proto::Header NewHeader(proto::Command command) const;
   void Enqueue(proto::Header header);
+  // Sends `request` with a fresh request id and waits for its reply (see OpenQueue).
+  absl::StatusOr<proto::Header> Call(proto::Header request, absl::Duration timeout);
+  // Call that also returns nullopt as soon as `stop_waiting` (evaluated with mutex_ held)
+  // is true; the reply then counts as late.
+  absl::StatusOr<std::optional<proto::Header>> CallUnless(
+      proto::Header request, absl::Duration timeout, const std::function<bool()>& stop_waiting);
+  // Delivers a reply to its Call; a CHUNK nobody waits for any more goes to unclaimed_chunks_.
+  // REQUIRES: mutex_ held.
+  void DeliverReplyLocked(proto::Header reply);
 
   zmq::context_t* const context_;
   const SchedulerClientOptions options_;
@@ -93,6 +119,11 @@ class SchedulerClient {
   std::condition_variable changed_;
   std::deque<proto::Header> outbox_;                 // guarded by mutex_
   std::map<std::string, std::string> barrier_done_;  // name -> error ("" = released)
+  uint64_t next_request_id_ = 1;
+  // Calls waiting for their reply, by request id: the reply once it came.
+  std::map<uint64_t, std::optional<proto::Header>> calls_;
+  // Chunks handed to this worker whose NEXT_CHUNK call had given up, by queue name.
+  std::map<std::string, std::deque<proto::Chunk>> unclaimed_chunks_;
   std::function<void(const proto::NodeInfo&)> node_dead_callback_;
   zmq::socket_t wakeup_sender_;  // guarded by mutex_
 

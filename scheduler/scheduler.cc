@@ -149,12 +149,99 @@ void Scheduler::HandleMessage(const std::string& routing_id, Message&& message) 
     case proto::SHUTDOWN_ACK:
       shutdown_acked_.insert(routing_id);
       return;
+    case proto::OPEN_QUEUE:
+    case proto::NEXT_CHUNK:
+    case proto::CHUNK_DONE:
+      if (member == members_.end() || member->second.info.role() != proto::WORKER) break;
+      HandleQueueRequest(member->second, header);
+      return;
     default:
       break;
   }
   SendError(routing_id, header,
             absl::StrCat("scheduler does not serve ", proto::Command_Name(header.command()),
                          " from ", DescribeSender(header, "this sender")));
+}
+
+void Scheduler::HandleQueueRequest(const Member& member, const proto::Header& header) {
+  const std::string& routing_id = member.routing_id;
+  const std::string who = NodeName(member.info);
+  if (header.command() == proto::OPEN_QUEUE) {
+    auto existing = queues_.find(header.queue().name());
+    if (existing != queues_.end()) {
+      // Every worker opens the same queue; only the first definition counts.
+      if (existing->second.spec().SerializeAsString() != header.queue().SerializeAsString()) {
+        SendError(routing_id, header,
+                  absl::StrCat("work queue '", header.queue().name(), "' from ", who, " has ",
+                               header.queue().chunks_size(), " chunks; it was opened with ",
+                               existing->second.size(), " other chunks"));
+        return;
+      }
+    } else {
+      absl::StatusOr<WorkQueue> queue = WorkQueue::Create(header.queue());
+      if (!queue.ok()) {
+        SendError(routing_id, header, absl::StrCat(queue.status().message(), " (from ", who, ")"));
+        return;
+      }
+      LOG(INFO) << "work queue '" << queue->name() << "' opened by " << who << ": " << queue->size()
+                << " chunks";
+      queues_.emplace(queue->name(), *std::move(queue));
+    }
+    Send(routing_id, MakeReplyHeader(header, proto::ACK, options_.cluster_id, proto::SCHEDULER, 0));
+    return;
+  }
+  auto queue = queues_.find(header.queue_name());
+  if (queue == queues_.end()) {
+    SendError(routing_id, header,
+              absl::StrCat("no work queue '", header.queue_name(), "' (asked by ", who, ")"));
+    return;
+  }
+  if (header.command() == proto::NEXT_CHUNK) {
+    if (!TryAnswerNextChunk(queue->second, member, header)) {
+      held_requests_[queue->first].push_back(HeldRequest{routing_id, header});
+    }
+    return;
+  }
+  absl::Status finished = queue->second.Finish(member.info.rank(), header.chunk().id());
+  if (!finished.ok()) {
+    SendError(routing_id, header, std::string(finished.message()));
+    return;
+  }
+  Send(routing_id, MakeReplyHeader(header, proto::ACK, options_.cluster_id, proto::SCHEDULER, 0));
+  if (queue->second.drained()) {
+    LOG(INFO) << "work queue '" << queue->first << "': all " << queue->second.size()
+              << " chunks finished";
+    AnswerHeldRequests(queue->second);
+  }
+}
+
+bool Scheduler::TryAnswerNextChunk(WorkQueue& queue, const Member& member,
+                                   const proto::Header& request) {
+  proto::Header reply =
+      MakeReplyHeader(request, proto::CHUNK, options_.cluster_id, proto::SCHEDULER, 0);
+  reply.set_queue_name(queue.name());
+  if (std::optional<proto::Chunk> chunk = queue.Take(member.info.rank())) {
+    *reply.mutable_chunk() = *std::move(chunk);
+  } else if (queue.drained()) {
+    reply.set_queue_drained(true);
+  } else {
+    return false;  // chunks are out with other workers, or the queue is paused
+  }
+  Send(member.routing_id, std::move(reply));
+  return true;
+}
+
+void Scheduler::AnswerHeldRequests(WorkQueue& queue) {
+  std::vector<HeldRequest>& held = held_requests_[queue.name()];
+  std::vector<HeldRequest> still_held;
+  for (HeldRequest& request : held) {
+    auto member = members_.find(request.routing_id);
+    if (member == members_.end() || !member->second.alive) continue;
+    if (!TryAnswerNextChunk(queue, member->second, request.header)) {
+      still_held.push_back(std::move(request));
+    }
+  }
+  held = std::move(still_held);
 }
 
 void Scheduler::HandleRegister(const std::string& routing_id, const proto::Header& header) {
@@ -288,6 +375,16 @@ void Scheduler::CheckHeartbeats() {
         Send(waiting, std::move(release));
       }
       it = barriers_.erase(it);
+    }
+    if (member.info.role() != proto::WORKER) continue;
+    // Its chunks were not finished: they go to whichever worker asks next.
+    for (auto& [queue_name, queue] : queues_) {
+      int requeued = queue.Requeue(member.info.rank());
+      if (requeued > 0) {
+        LOG(WARNING) << "work queue '" << queue_name << "': " << requeued << " chunks of " << name
+                     << " handed out again";
+      }
+      AnswerHeldRequests(queue);
     }
   }
 }

@@ -7,6 +7,11 @@
 // to every other node — runs barriers, and shuts the whole cluster down when every worker
 // reported its job done or a control client (granary_ctl) asks for it.
 //
+// It also keeps the work queues (scheduler/work_queue.h): workers define a queue (OPEN_QUEUE,
+// every worker the same definition), ask for chunks (NEXT_CHUNK: answered at once with a
+// chunk or "drained", or held until a chunk comes free, e.g. one requeued from a worker that
+// died) and report them finished (CHUNK_DONE).
+//
 // Thread-compatible: Run() owns the object's sockets and runs on the caller's thread;
 // RequestStop() may be called from any thread.
 #ifndef GRANARY_SCHEDULER_SCHEDULER_H_
@@ -23,6 +28,7 @@
 #include "common/message.h"
 #include "common/proto/config.pb.h"
 #include "common/proto/message.pb.h"
+#include "scheduler/work_queue.h"
 #include "zmq.hpp"
 
 namespace granary {
@@ -78,6 +84,11 @@ class Scheduler {
   void HandleRegister(const std::string& routing_id, const proto::Header& header);
   void FormCluster();
   void HandleBarrier(const std::string& routing_id, const proto::Header& header);
+  void HandleQueueRequest(const Member& member, const proto::Header& header);
+  // Answers the held NEXT_CHUNK requests of `queue` that can be answered now.
+  void AnswerHeldRequests(WorkQueue& queue);
+  // Answers a NEXT_CHUNK request with a chunk or "drained"; false if neither is possible yet.
+  bool TryAnswerNextChunk(WorkQueue& queue, const Member& member, const proto::Header& request);
   void MaybeReleaseBarriers();
   void CheckHeartbeats();
   void StartShutdown(const std::string& reason);
@@ -104,6 +115,12 @@ class Scheduler {
   absl::Time shutdown_deadline_;
   std::set<std::string> shutdown_acked_;
   std::vector<std::string> control_waiters_;  // control clients waiting for SHUTDOWN_ACK
+  std::map<std::string, WorkQueue> queues_;   // by name
+  struct HeldRequest {
+    std::string routing_id;
+    proto::Header header;
+  };
+  std::map<std::string, std::vector<HeldRequest>> held_requests_;  // NEXT_CHUNK, by queue
 };
 
 }  // namespace granary

@@ -1,5 +1,6 @@
 #include "scheduler/scheduler.h"
 
+#include <algorithm>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -188,6 +189,121 @@ TEST_F(SchedulerTest, ShutsDownWhenAllWorkersAreDone) {
   EXPECT_TRUE(w0->WaitForShutdown(absl::Seconds(20)).ok());
   scheduler_thread_.join();
   EXPECT_TRUE(run_status_.ok()) << run_status_;
+}
+
+proto::WorkQueueSpec ChunkSpec(const std::string& name, int chunks) {
+  proto::WorkQueueSpec spec;
+  spec.set_name(name);
+  for (int i = 0; i < chunks; ++i) {
+    proto::Chunk* chunk = spec.add_chunks();
+    chunk->set_id(i);
+    chunk->set_file(absl::StrCat("part-", i));
+  }
+  return spec;
+}
+
+TEST_F(SchedulerTest, WorkQueueHandsEveryChunkToExactlyOneWorker) {
+  StartScheduler(1, 2);
+  auto server = NewClient(proto::SERVER, 1);
+  auto w0 = NewClient(proto::WORKER);
+  auto w1 = NewClient(proto::WORKER);
+  RegisterAll({server.get(), w0.get(), w1.get()});
+  const absl::Duration timeout = absl::Seconds(20);
+  ASSERT_TRUE(w0->OpenQueue(ChunkSpec("day-1", 6), timeout).ok());
+  ASSERT_TRUE(w1->OpenQueue(ChunkSpec("day-1", 6), timeout).ok());  // same definition: fine
+
+  // Both workers drain the queue concurrently; every chunk is trained exactly once.
+  std::vector<std::vector<uint64_t>> trained(2);
+  std::vector<absl::Status> statuses(2);
+  std::vector<std::thread> threads;
+  for (int w = 0; w < 2; ++w) {
+    threads.emplace_back([&, w] {
+      SchedulerClient& client = w == 0 ? *w0 : *w1;
+      for (int i = 0; i < 10; ++i) {  // bounded: 6 chunks, then "drained"
+        absl::StatusOr<std::optional<proto::Chunk>> chunk = client.NextChunk("day-1", timeout);
+        if (!chunk.ok()) {
+          statuses[w] = chunk.status();
+          return;
+        }
+        if (!chunk->has_value()) return;
+        trained[w].push_back((*chunk)->id());
+        statuses[w] = client.FinishChunk("day-1", (*chunk)->id(), timeout);
+        if (!statuses[w].ok()) return;
+      }
+      statuses[w] = absl::InternalError("never drained");
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (const absl::Status& status : statuses) ASSERT_TRUE(status.ok()) << status;
+  std::vector<uint64_t> all = trained[0];
+  all.insert(all.end(), trained[1].begin(), trained[1].end());
+  std::sort(all.begin(), all.end());
+  EXPECT_EQ(all, (std::vector<uint64_t>{0, 1, 2, 3, 4, 5}));
+}
+
+TEST_F(SchedulerTest, WorkQueueErrorsNameTheQueueAndTheWorker) {
+  StartScheduler(1, 1);
+  auto server = NewClient(proto::SERVER, 1);
+  auto w0 = NewClient(proto::WORKER);
+  RegisterAll({server.get(), w0.get()});
+  const absl::Duration timeout = absl::Seconds(20);
+  absl::StatusOr<std::optional<proto::Chunk>> unknown = w0->NextChunk("nope", timeout);
+  ASSERT_TRUE(absl::IsFailedPrecondition(unknown.status())) << unknown.status();
+  EXPECT_NE(unknown.status().message().find("no work queue 'nope'"), std::string::npos);
+  ASSERT_TRUE(w0->OpenQueue(ChunkSpec("q", 2), timeout).ok());
+  absl::Status redefined = w0->OpenQueue(ChunkSpec("q", 3), timeout);
+  ASSERT_TRUE(absl::IsFailedPrecondition(redefined));
+  EXPECT_NE(redefined.message().find("work queue 'q' from worker 0"), std::string::npos)
+      << redefined;
+  absl::Status not_held = w0->FinishChunk("q", 1, timeout);
+  ASSERT_TRUE(absl::IsFailedPrecondition(not_held));
+  EXPECT_NE(not_held.message().find("worker 0 finished chunk 1, which is not handed out"),
+            std::string::npos)
+      << not_held;
+}
+
+// A worker that asks while the last chunks are with another worker waits; when that worker
+// dies, its chunks come back to the one waiting.
+TEST_F(SchedulerTest, ChunksOfADeadWorkerGoToAWaitingWorker) {
+  StartScheduler(1, 2);
+  auto server = NewClient(proto::SERVER, 1);
+  auto w0 = NewClient(proto::WORKER);
+  auto w1 = NewClient(proto::WORKER);
+  RegisterAll({server.get(), w0.get(), w1.get()});
+  const absl::Duration timeout = absl::Seconds(20);
+  ASSERT_TRUE(w0->OpenQueue(ChunkSpec("q", 1), timeout).ok());
+  absl::StatusOr<std::optional<proto::Chunk>> taken = w1->NextChunk("q", timeout);
+  ASSERT_TRUE(taken.ok() && taken->has_value()) << taken.status();
+  w1.reset();  // dies holding chunk 0
+  absl::StatusOr<std::optional<proto::Chunk>> again = w0->NextChunk("q", timeout);
+  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_TRUE(again->has_value());
+  EXPECT_EQ((*again)->id(), 0u);
+  ASSERT_TRUE(w0->FinishChunk("q", 0, timeout).ok());
+  absl::StatusOr<std::optional<proto::Chunk>> drained = w0->NextChunk("q", timeout);
+  ASSERT_TRUE(drained.ok()) << drained.status();
+  EXPECT_FALSE(drained->has_value());
+}
+
+// A chunk handed out after its NextChunk call gave up is not lost: the next call returns it.
+TEST_F(SchedulerTest, ChunkAnsweredAfterTheCallGaveUpIsReturnedByTheNextCall) {
+  StartScheduler(1, 2);
+  auto server = NewClient(proto::SERVER, 1);
+  auto w0 = NewClient(proto::WORKER);
+  auto w1 = NewClient(proto::WORKER);
+  RegisterAll({server.get(), w0.get(), w1.get()});
+  const absl::Duration timeout = absl::Seconds(20);
+  ASSERT_TRUE(w0->OpenQueue(ChunkSpec("q", 1), timeout).ok());
+  ASSERT_TRUE(w1->NextChunk("q", timeout).ok());
+  // w0 gives up waiting while w1 holds the only chunk...
+  absl::StatusOr<std::optional<proto::Chunk>> gave_up = w0->NextChunk("q", absl::Milliseconds(100));
+  ASSERT_TRUE(absl::IsDeadlineExceeded(gave_up.status())) << gave_up.status();
+  w1.reset();  // ...then w1 dies and the scheduler answers w0's held request
+  absl::StatusOr<std::optional<proto::Chunk>> later = w0->NextChunk("q", timeout);
+  ASSERT_TRUE(later.ok()) << later.status();
+  ASSERT_TRUE(later->has_value());
+  EXPECT_EQ((*later)->id(), 0u);
+  EXPECT_TRUE(w0->FinishChunk("q", 0, timeout).ok());
 }
 
 }  // namespace

@@ -1,0 +1,98 @@
+#include "scheduler/work_queue.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+
+namespace granary {
+
+absl::StatusOr<WorkQueue> WorkQueue::Create(proto::WorkQueueSpec spec) {
+  if (spec.name().empty()) return absl::InvalidArgumentError("work queue without a name");
+  for (int i = 0; i < spec.chunks_size(); ++i) {
+    const proto::Chunk& chunk = spec.chunks(i);
+    if (chunk.id() != static_cast<uint64_t>(i)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("work queue '", spec.name(), "': chunk ", i, " has id ", chunk.id()));
+    }
+    if (chunk.file().empty() || (chunk.end() != 0 && chunk.end() <= chunk.begin())) {
+      return absl::InvalidArgumentError(absl::StrCat("work queue '", spec.name(), "': chunk ", i,
+                                                     " ('", chunk.file(), "' bytes ", chunk.begin(),
+                                                     "..", chunk.end(), ") is empty or unnamed"));
+    }
+  }
+  return WorkQueue(std::move(spec));
+}
+
+WorkQueue::WorkQueue(proto::WorkQueueSpec spec)
+    : spec_(std::move(spec)), owner_(spec_.chunks_size(), kPending) {
+  for (int i = 0; i < spec_.chunks_size(); ++i) pending_.push_back(i);
+}
+
+std::optional<proto::Chunk> WorkQueue::Take(int worker) {
+  if (paused_ || pending_.empty()) return std::nullopt;
+  uint64_t id = pending_.front();
+  pending_.pop_front();
+  owner_[id] = worker;
+  ++in_flight_;
+  return spec_.chunks(static_cast<int>(id));
+}
+
+absl::Status WorkQueue::Finish(int worker, uint64_t chunk_id) {
+  if (chunk_id >= owner_.size() || owner_[chunk_id] != worker) {
+    std::string state = chunk_id >= owner_.size()       ? "does not exist"
+                        : owner_[chunk_id] == kFinished ? "is already finished"
+                        : owner_[chunk_id] == kPending
+                            ? "is not handed out"
+                            : absl::StrCat("is handed to worker ", owner_[chunk_id]);
+    return absl::FailedPreconditionError(absl::StrCat("work queue '", name(), "': worker ", worker,
+                                                      " finished chunk ", chunk_id, ", which ",
+                                                      state));
+  }
+  owner_[chunk_id] = kFinished;
+  --in_flight_;
+  ++finished_;
+  return absl::OkStatus();
+}
+
+int WorkQueue::Requeue(int worker) {
+  std::vector<uint64_t> taken;
+  for (uint64_t id = 0; id < owner_.size(); ++id) {
+    if (owner_[id] == worker) taken.push_back(id);
+  }
+  // Back at the front, in their original order: they are the oldest work.
+  for (auto it = taken.rbegin(); it != taken.rend(); ++it) {
+    owner_[*it] = kPending;
+    pending_.push_front(*it);
+  }
+  in_flight_ -= taken.size();
+  return static_cast<int>(taken.size());
+}
+
+absl::Status WorkQueue::RestoreFinished(const std::vector<uint64_t>& chunk_ids) {
+  for (uint64_t id : chunk_ids) {
+    if (id >= owner_.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("work queue '", name(), "' has ", owner_.size(), " chunks, no chunk ", id));
+    }
+  }
+  for (uint64_t id : chunk_ids) {
+    if (owner_[id] == kFinished) continue;
+    if (owner_[id] != kPending) --in_flight_;
+    owner_[id] = kFinished;
+    ++finished_;
+  }
+  pending_.erase(std::remove_if(pending_.begin(), pending_.end(),
+                                [&](uint64_t id) { return owner_[id] == kFinished; }),
+                 pending_.end());
+  return absl::OkStatus();
+}
+
+std::vector<uint64_t> WorkQueue::FinishedIds() const {
+  std::vector<uint64_t> ids;
+  for (uint64_t id = 0; id < owner_.size(); ++id) {
+    if (owner_[id] == kFinished) ids.push_back(id);
+  }
+  return ids;
+}
+
+}  // namespace granary

@@ -1,0 +1,82 @@
+// WorkQueue: one named list of input chunks, handed out to workers as they ask for them.
+//
+// An idle worker takes the next pending chunk, so a slow worker holds back only the chunks
+// it has, never the whole epoch. A chunk is pending, handed to one worker, or finished.
+// Chunks of a worker that died go back to the front of the queue (Requeue) and are handed to
+// the next worker that asks; a finished chunk is never handed out again. While paused (for a
+// consistent checkpoint) nothing is handed out, but handed-out chunks may still finish.
+//
+//   WorkQueue queue(spec);
+//   std::optional<proto::Chunk> chunk = queue.Take(/*worker=*/0);   // nullopt: none pending
+//   ...train it...
+//   absl::Status status = queue.Finish(0, chunk->id);
+//
+// Thread-compatible: the scheduler's single thread owns its queues.
+#ifndef GRANARY_SCHEDULER_WORK_QUEUE_H_
+#define GRANARY_SCHEDULER_WORK_QUEUE_H_
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/proto/message.pb.h"
+
+namespace granary {
+
+class WorkQueue {
+ public:
+  // InvalidArgument, naming the queue, unless the chunk ids are 0..n-1 in order and every
+  // chunk names a file and a valid byte range.
+  static absl::StatusOr<WorkQueue> Create(proto::WorkQueueSpec spec);
+
+  const proto::WorkQueueSpec& spec() const { return spec_; }
+  const std::string& name() const { return spec_.name(); }
+
+  // The next pending chunk, now handed to `worker`; nullopt if none is pending or the queue is
+  // paused.
+  std::optional<proto::Chunk> Take(int worker);
+
+  // Records chunk `chunk_id` finished by `worker`. FailedPrecondition, naming the queue, the
+  // chunk and the worker, unless the chunk is currently handed to that worker (a chunk taken
+  // back from a worker presumed dead, or finished twice, must not count twice).
+  absl::Status Finish(int worker, uint64_t chunk_id);
+
+  // Puts every chunk handed to `worker` back at the front of the queue; returns how many.
+  int Requeue(int worker);
+
+  // Marks chunks finished without handing them out (restoring from a checkpoint manifest).
+  // InvalidArgument for an unknown id.
+  absl::Status RestoreFinished(const std::vector<uint64_t>& chunk_ids);
+
+  void set_paused(bool paused) { paused_ = paused; }
+  bool paused() const { return paused_; }
+
+  size_t size() const { return owner_.size(); }
+  size_t num_pending() const { return pending_.size(); }
+  size_t num_in_flight() const { return in_flight_; }
+  size_t num_finished() const { return finished_; }
+  // Every chunk is finished.
+  bool drained() const { return finished_ == owner_.size(); }
+  // Ids of the finished chunks, ascending.
+  std::vector<uint64_t> FinishedIds() const;
+
+ private:
+  static constexpr int kPending = -1;
+  static constexpr int kFinished = -2;
+
+  explicit WorkQueue(proto::WorkQueueSpec spec);
+
+  proto::WorkQueueSpec spec_;
+  std::vector<int> owner_;        // per chunk: the worker it is handed to, or kPending/kFinished
+  std::deque<uint64_t> pending_;  // ids, in hand-out order
+  size_t in_flight_ = 0;
+  size_t finished_ = 0;
+  bool paused_ = false;
+};
+
+}  // namespace granary
+
+#endif  // GRANARY_SCHEDULER_WORK_QUEUE_H_

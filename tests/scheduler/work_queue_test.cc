@@ -1,0 +1,116 @@
+#include "scheduler/work_queue.h"
+
+#include "gtest/gtest.h"
+
+namespace granary {
+namespace {
+
+proto::WorkQueueSpec Spec(const std::string& name, int chunks) {
+  proto::WorkQueueSpec spec;
+  spec.set_name(name);
+  for (int i = 0; i < chunks; ++i) {
+    proto::Chunk* chunk = spec.add_chunks();
+    chunk->set_id(i);
+    chunk->set_file("part-" + std::to_string(i));
+  }
+  return spec;
+}
+
+WorkQueue MakeQueue(int chunks) {
+  absl::StatusOr<WorkQueue> queue = WorkQueue::Create(Spec("day", chunks));
+  EXPECT_TRUE(queue.ok()) << queue.status();
+  return *std::move(queue);
+}
+
+TEST(WorkQueueTest, HandsOutEachChunkOnceInOrderUntilDrained) {
+  WorkQueue queue = MakeQueue(3);
+  std::optional<proto::Chunk> a = queue.Take(0);
+  std::optional<proto::Chunk> b = queue.Take(1);
+  std::optional<proto::Chunk> c = queue.Take(0);
+  ASSERT_TRUE(a && b && c);
+  EXPECT_EQ(a->id(), 0u);
+  EXPECT_EQ(b->id(), 1u);
+  EXPECT_EQ(c->id(), 2u);
+  EXPECT_EQ(c->file(), "part-2");
+  EXPECT_FALSE(queue.Take(1).has_value());
+  EXPECT_EQ(queue.num_in_flight(), 3u);
+  EXPECT_FALSE(queue.drained());
+  ASSERT_TRUE(queue.Finish(0, 0).ok());
+  ASSERT_TRUE(queue.Finish(1, 1).ok());
+  ASSERT_TRUE(queue.Finish(0, 2).ok());
+  EXPECT_TRUE(queue.drained());
+  EXPECT_EQ(queue.FinishedIds(), (std::vector<uint64_t>{0, 1, 2}));
+}
+
+TEST(WorkQueueTest, FinishingAChunkNotHeldIsRefusedNamingIt) {
+  WorkQueue queue = MakeQueue(2);
+  ASSERT_TRUE(queue.Take(0).has_value());
+  absl::Status other = queue.Finish(1, 0);
+  EXPECT_TRUE(absl::IsFailedPrecondition(other));
+  EXPECT_NE(other.message().find("work queue 'day': worker 1 finished chunk 0, which is handed "
+                                 "to worker 0"),
+            std::string::npos)
+      << other;
+  EXPECT_TRUE(absl::IsFailedPrecondition(queue.Finish(0, 1)));  // not handed out
+  EXPECT_TRUE(absl::IsFailedPrecondition(queue.Finish(0, 7)));  // no such chunk
+  ASSERT_TRUE(queue.Finish(0, 0).ok());
+  absl::Status twice = queue.Finish(0, 0);
+  EXPECT_NE(twice.message().find("already finished"), std::string::npos) << twice;
+  EXPECT_EQ(queue.num_finished(), 1u);
+}
+
+TEST(WorkQueueTest, ChunksOfADeadWorkerGoBackToTheFrontInOrder) {
+  WorkQueue queue = MakeQueue(5);
+  ASSERT_EQ(queue.Take(0)->id(), 0u);
+  ASSERT_EQ(queue.Take(1)->id(), 1u);
+  ASSERT_EQ(queue.Take(0)->id(), 2u);
+  ASSERT_TRUE(queue.Finish(0, 0).ok());
+  EXPECT_EQ(queue.Requeue(0), 1);  // chunk 2; chunk 0 is finished and stays so
+  EXPECT_EQ(queue.Requeue(0), 0);
+  EXPECT_EQ(queue.Take(1)->id(), 2u);
+  EXPECT_EQ(queue.Take(1)->id(), 3u);
+  // The dead worker's late report must not count.
+  EXPECT_TRUE(absl::IsFailedPrecondition(queue.Finish(0, 2)));
+  EXPECT_EQ(queue.num_in_flight(), 3u);
+  EXPECT_EQ(queue.num_pending(), 1u);
+}
+
+TEST(WorkQueueTest, PausedQueueHandsOutNothingButFinishesWhatIsOut) {
+  WorkQueue queue = MakeQueue(2);
+  ASSERT_TRUE(queue.Take(0).has_value());
+  queue.set_paused(true);
+  EXPECT_FALSE(queue.Take(1).has_value());
+  EXPECT_TRUE(queue.Finish(0, 0).ok());
+  queue.set_paused(false);
+  EXPECT_EQ(queue.Take(1)->id(), 1u);
+}
+
+TEST(WorkQueueTest, RestoredFinishedChunksAreNeverHandedOut) {
+  WorkQueue queue = MakeQueue(4);
+  ASSERT_TRUE(queue.RestoreFinished({0, 2}).ok());
+  EXPECT_EQ(queue.num_finished(), 2u);
+  EXPECT_EQ(queue.Take(0)->id(), 1u);
+  EXPECT_EQ(queue.Take(0)->id(), 3u);
+  EXPECT_FALSE(queue.Take(0).has_value());
+  absl::Status unknown = queue.RestoreFinished({9});
+  EXPECT_TRUE(absl::IsInvalidArgument(unknown));
+  EXPECT_NE(unknown.message().find("no chunk 9"), std::string::npos) << unknown;
+}
+
+TEST(WorkQueueTest, MalformedSpecsAreRejectedNamingTheQueue) {
+  proto::WorkQueueSpec unnamed = Spec("", 1);
+  EXPECT_TRUE(absl::IsInvalidArgument(WorkQueue::Create(unnamed).status()));
+  proto::WorkQueueSpec gap = Spec("gap", 2);
+  gap.mutable_chunks(1)->set_id(5);
+  absl::Status status = WorkQueue::Create(gap).status();
+  EXPECT_NE(status.message().find("work queue 'gap': chunk 1 has id 5"), std::string::npos)
+      << status;
+  proto::WorkQueueSpec empty_range = Spec("range", 1);
+  empty_range.mutable_chunks(0)->set_begin(100);
+  empty_range.mutable_chunks(0)->set_end(100);
+  EXPECT_TRUE(absl::IsInvalidArgument(WorkQueue::Create(empty_range).status()));
+  EXPECT_TRUE(WorkQueue::Create(Spec("empty", 0))->drained());
+}
+
+}  // namespace
+}  // namespace granary
