@@ -251,6 +251,28 @@ absl::Status SchedulerClient::FinishChunk(const std::string& name, uint64_t chun
   return Call(std::move(request), timeout).status();
 }
 
+absl::StatusOr<proto::Header> SchedulerClient::WaitForOrder(absl::Duration timeout) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  auto deadline = std::chrono::steady_clock::now() + absl::ToChronoMilliseconds(timeout);
+  changed_.wait_until(lock, deadline,
+                      [&] { return !orders_.empty() || shutdown_requested_ || scheduler_lost_; });
+  if (shutdown_requested_) return absl::AbortedError("shutdown ordered");
+  if (scheduler_lost_) {
+    return absl::UnavailableError(absl::StrCat("scheduler ", options_.scheduler_address, " lost"));
+  }
+  if (orders_.empty()) return absl::DeadlineExceededError("no order");
+  proto::Header order = std::move(orders_.front());
+  orders_.pop_front();
+  return order;
+}
+
+void SchedulerClient::AnswerOrder(const proto::Header& order, const absl::Status& outcome) {
+  proto::Header reply = MakeReplyHeader(order, outcome.ok() ? proto::ACK : proto::ERROR_REPLY,
+                                        options_.cluster_id, options_.role, view_.you().rank());
+  if (!outcome.ok()) reply.set_error(std::string(outcome.message()));
+  Enqueue(std::move(reply));
+}
+
 absl::Status SchedulerClient::WaitForShutdown(absl::Duration timeout) {
   std::unique_lock<std::mutex> lock(mutex_);
   auto deadline = std::chrono::steady_clock::now() + absl::ToChronoMilliseconds(timeout);
@@ -296,6 +318,12 @@ void SchedulerClient::HandleIncoming(Message&& message) {
     case proto::ERROR_REPLY: {
       std::lock_guard<std::mutex> lock(mutex_);
       DeliverReplyLocked(header);
+      break;
+    }
+    case proto::CHECKPOINT: {
+      std::lock_guard<std::mutex> lock(mutex_);
+      orders_.push_back(header);
+      changed_.notify_all();
       break;
     }
     case proto::SHUTDOWN: {

@@ -86,6 +86,14 @@ class SchedulerClient {
   // Reports chunk `chunk_id` of queue `name` trained.
   absl::Status FinishChunk(const std::string& name, uint64_t chunk_id, absl::Duration timeout);
 
+  // The next order of the scheduler to this node (CHECKPOINT), in arrival order. Blocks until
+  // one arrives; Aborted once shutdown is ordered, Unavailable if the scheduler is lost,
+  // DeadlineExceeded after `timeout`. Orders may take long: they are carried out on the
+  // caller's thread while this object's thread keeps heartbeating.
+  absl::StatusOr<proto::Header> WaitForOrder(absl::Duration timeout);
+  // Answers `order` with ACK, or with ERROR_REPLY carrying `outcome`'s message.
+  void AnswerOrder(const proto::Header& order, const absl::Status& outcome);
+
   // Blocks until the scheduler orders shutdown (returns OK) or is lost (Unavailable), or
   // `timeout` passes (DeadlineExceeded).
   absl::Status WaitForShutdown(absl::Duration timeout);
@@ -124,6 +132,7 @@ class SchedulerClient {
   std::map<uint64_t, std::optional<proto::Header>> calls_;
   // Chunks handed to this worker whose NEXT_CHUNK call had given up, by queue name.
   std::map<std::string, std::deque<proto::Chunk>> unclaimed_chunks_;
+  std::deque<proto::Header> orders_;  // from the scheduler, not yet taken
   std::function<void(const proto::NodeInfo&)> node_dead_callback_;
   zmq::socket_t wakeup_sender_;  // guarded by mutex_
 

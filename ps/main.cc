@@ -40,11 +40,7 @@ int main(int argc, char** argv) {
       &context, granary::SchedulerClientOptionsFromFlags(granary::proto::SERVER, *port));
   absl::Status status = client.Register();
   if (status.ok()) status = server.Start(client.view());
-  while (status.ok()) {
-    status = client.WaitForShutdown(absl::Seconds(1));
-    if (status.ok()) break;
-    if (absl::IsDeadlineExceeded(status)) status = absl::OkStatus();
-  }
+  if (status.ok()) status = granary::FollowScheduler(client, server);
   server.Stop();
   if (!status.ok()) {
     LOG(ERROR) << "server: " << status.message();

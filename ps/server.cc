@@ -1,6 +1,7 @@
 #include "ps/server.h"
 
 #include <algorithm>
+#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -73,8 +74,21 @@ absl::Status ParameterServer::Start(const proto::ClusterView& view) {
   TableCatalogOptions catalog_options;
   catalog_options.path = absl::StrCat(options_.data_dir, "/server-", rank_);
   catalog_options.cache_bytes = options_.cache_bytes;
-  if (!options_.restore_from.empty()) {
-    catalog_options.restore_from = absl::StrCat(options_.restore_from, "/server-", rank_);
+  const std::string& restore_from =
+      options_.restore_from.empty() ? view.restore_from() : options_.restore_from;
+  if (!restore_from.empty()) {
+    catalog_options.restore_from = absl::StrCat(restore_from, "/server-", rank_);
+  } else if (view.start_empty()) {
+    // Rows a crashed attempt left behind were never checkpointed: they must not count.
+    std::error_code error;
+    if (std::filesystem::remove_all(catalog_options.path, error) > 0) {
+      LOG(INFO) << "server " << rank_ << ": run starts without a checkpoint; removed "
+                << catalog_options.path;
+    }
+    if (error) {
+      return absl::UnavailableError(absl::StrCat("server ", rank_, ": cannot empty ",
+                                                 catalog_options.path, ": ", error.message()));
+    }
   }
   absl::StatusOr<std::unique_ptr<TableCatalog>> catalog =
       TableCatalog::Open(view.config(), catalog_options);
@@ -223,6 +237,23 @@ void ParameterServer::MaybeLogLoad(bool final_report) {
       pushed_keys_.exchange(0), errors_.exchange(0), catalog_->RocksDbBytesWritten() >> 20, tables);
 }
 
+absl::Status ParameterServer::CarryOut(const proto::Header& order) {
+  if (order.command() != proto::CHECKPOINT || order.checkpoint_dir().empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("server ", rank_, " cannot carry out ", proto::Command_Name(order.command())));
+  }
+  const std::string dir = absl::StrCat(order.checkpoint_dir(), "/server-", rank_);
+  absl::Time start = absl::Now();
+  absl::Status status = catalog_->Checkpoint(dir);
+  if (!status.ok()) {
+    LOG(ERROR) << "server " << rank_ << ": checkpoint " << dir << ": " << status.message();
+    return absl::Status(status.code(), absl::StrCat("server ", rank_, ": ", status.message()));
+  }
+  LOG(INFO) << "server " << rank_ << ": checkpoint " << dir << " written in "
+            << absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Milliseconds(1)));
+  return absl::OkStatus();
+}
+
 Message ParameterServer::ErrorReply(const proto::Header& request, const std::string& error) const {
   Message reply;
   reply.header =
@@ -316,6 +347,20 @@ Message ParameterServer::Handle(Message&& request, const std::string& peer) {
                std::memory_order_relaxed);
   }
   return reply;
+}
+
+absl::Status FollowScheduler(SchedulerClient& client, ParameterServer& server,
+                             const std::atomic<bool>* stop) {
+  // Short waits, so that *stop is seen soon; an idle server still sleeps on its condition.
+  constexpr absl::Duration kOrderWait = absl::Milliseconds(200);
+  while (stop == nullptr || !stop->load()) {
+    absl::StatusOr<proto::Header> order = client.WaitForOrder(kOrderWait);
+    if (absl::IsAborted(order.status())) return absl::OkStatus();  // shutdown ordered
+    if (absl::IsDeadlineExceeded(order.status())) continue;
+    if (!order.ok()) return order.status();
+    client.AnswerOrder(*order, server.CarryOut(*order));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace granary

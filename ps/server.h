@@ -26,6 +26,7 @@
 #include "absl/time/time.h"
 #include "common/message.h"
 #include "common/proto/message.pb.h"
+#include "common/scheduler_client.h"
 #include "common/shard_map.h"
 #include "ps/table_catalog.h"
 #include "zmq.hpp"
@@ -41,7 +42,8 @@ struct ServerOptions {
   std::string data_dir = "granary-data";
   // RowCache budget of the whole server (see TableCatalogOptions).
   size_t cache_bytes = size_t{1} << 30;
-  // If non-empty, the server starts from the checkpoint <restore_from>/server-<rank>.
+  // If non-empty, the server starts from the checkpoint <restore_from>/server-<rank>;
+  // otherwise from the one the cluster view names, if any (see ClusterView.restore_from).
   std::string restore_from;
   // false: validate and acknowledge requests without touching tables (pulls return zeros).
   // Only for measuring the transport, as ps-lite's benchmark does with its empty handler.
@@ -65,6 +67,10 @@ class ParameterServer {
   // from view.shard_map() (rank view.you().rank()) and starts the handler threads. Errors
   // name the store path and table. REQUIRES: Bind() succeeded.
   absl::Status Start(const proto::ClusterView& view);
+
+  // Carries out an order of the scheduler: CHECKPOINT writes every table (flushed, consistent
+  // across tables) into <order.checkpoint_dir>/server-<rank>. Errors name the server and path.
+  absl::Status CarryOut(const proto::Header& order);
 
   // Stops the proxy and handler threads. Idempotent.
   void Stop();
@@ -115,6 +121,11 @@ class ParameterServer {
   std::thread proxy_thread_;
   std::vector<std::thread> handler_threads_;
 };
+
+// Carries out the scheduler's orders to `server` (ParameterServer::CarryOut) and answers
+// them, until the scheduler orders shutdown (OK), is lost (Unavailable) or *stop is set (OK).
+absl::Status FollowScheduler(SchedulerClient& client, ParameterServer& server,
+                             const std::atomic<bool>* stop = nullptr);
 
 }  // namespace granary
 

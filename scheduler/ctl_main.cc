@@ -1,5 +1,8 @@
 // granary_ctl: operator commands sent to a running scheduler.
-//   granary_ctl --scheduler=HOST:PORT shutdown   orderly shutdown of the whole cluster
+//   granary_ctl --scheduler=HOST:PORT shutdown     orderly shutdown of the whole cluster
+//   granary_ctl --scheduler=HOST:PORT checkpoint   a consistent checkpoint now; prints its
+//                                                  folder once the manifest is written
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -15,11 +18,13 @@ DEFINE_string(cluster_id, "granary", "The cluster's id.");
 DEFINE_double(timeout, 30.0, "Seconds to wait for the scheduler's acknowledgement.");
 
 int main(int argc, char** argv) {
-  granary::InitProcess("granary_ctl --scheduler=HOST:PORT shutdown", &argc, &argv);
-  if (argc != 2 || std::string(argv[1]) != "shutdown" || FLAGS_scheduler.empty()) {
-    LOG(ERROR) << "usage: granary_ctl --scheduler=HOST:PORT shutdown";
+  granary::InitProcess("granary_ctl --scheduler=HOST:PORT shutdown|checkpoint", &argc, &argv);
+  const std::string verb = argc == 2 ? argv[1] : "";
+  if ((verb != "shutdown" && verb != "checkpoint") || FLAGS_scheduler.empty()) {
+    LOG(ERROR) << "usage: granary_ctl --scheduler=HOST:PORT shutdown|checkpoint";
     return EXIT_FAILURE;
   }
+  const bool shutdown = verb == "shutdown";
   zmq::context_t context(1);
   zmq::socket_t socket(context, zmq::socket_type::dealer);
   granary::ConfigureSocket(socket);
@@ -27,7 +32,8 @@ int main(int argc, char** argv) {
   granary::proto::Header header;
   header.set_cluster_id(FLAGS_cluster_id);
   header.set_sender_role(granary::proto::CONTROL);
-  header.set_command(granary::proto::SHUTDOWN);
+  header.set_command(shutdown ? granary::proto::SHUTDOWN : granary::proto::CHECKPOINT_NOW);
+  header.set_request_id(1);
   absl::Status sent = granary::SendMessage(socket, granary::Message{header, {}, {}});
   if (!sent.ok()) {
     LOG(ERROR) << sent.message();
@@ -36,7 +42,7 @@ int main(int argc, char** argv) {
   zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
   if (granary::PollSockets(
           &item, 1, std::chrono::milliseconds(static_cast<long>(FLAGS_timeout * 1000))) <= 0) {
-    LOG(ERROR) << "scheduler " << FLAGS_scheduler << " did not acknowledge shutdown within "
+    LOG(ERROR) << "scheduler " << FLAGS_scheduler << " did not acknowledge " << verb << " within "
                << FLAGS_timeout << " s";
     return EXIT_FAILURE;
   }
@@ -45,10 +51,17 @@ int main(int argc, char** argv) {
   granary::Message reply;
   absl::Status decoded =
       granary::DecodeMessage(std::move(frames), FLAGS_cluster_id, FLAGS_scheduler, &reply);
-  if (!decoded.ok() || reply.header.command() != granary::proto::SHUTDOWN_ACK) {
+  const granary::proto::Command expected =
+      shutdown ? granary::proto::SHUTDOWN_ACK : granary::proto::ACK;
+  if (!decoded.ok() || reply.header.command() != expected) {
     LOG(ERROR) << "scheduler " << FLAGS_scheduler << " answered: "
                << (decoded.ok() ? reply.header.error() : std::string(decoded.message()));
     return EXIT_FAILURE;
+  }
+  if (!shutdown) {
+    std::printf("%s\n", reply.header.checkpoint_dir().c_str());
+    LOG(INFO) << "checkpoint " << reply.header.checkpoint_dir() << " written";
+    return EXIT_SUCCESS;
   }
   LOG(INFO) << "cluster at " << FLAGS_scheduler << " shut down";
   return EXIT_SUCCESS;

@@ -18,6 +18,13 @@ DEFINE_int32(num_workers, 1, "Workers the cluster waits for.");
 DEFINE_string(config, "", "Cluster config (Protobuf text, configs/*.pbtxt). Required.");
 DEFINE_double(heartbeat_timeout, 5.0, "Seconds of silence after which a node is dead.");
 DEFINE_double(register_timeout, 60.0, "Seconds the whole cluster has to register.");
+DEFINE_string(checkpoint_dir, "",
+              "Consistent checkpoints go here; on start the run rolls back to the newest one. "
+              "Empty: no checkpoints.");
+DEFINE_int32(checkpoint_every_chunks, 0, "Checkpoint after this many finished chunks; 0: never.");
+DEFINE_double(checkpoint_every_minutes, 0, "Checkpoint after this many minutes; 0: never.");
+DEFINE_int32(keep_checkpoints, 2, "Newest complete checkpoints kept; older ones are removed.");
+DEFINE_double(checkpoint_timeout, 600, "Seconds a checkpoint may take before it fails.");
 
 namespace {
 // SIGTERM/SIGINT ask the running scheduler to shut the whole cluster down in order. A signal
@@ -55,6 +62,11 @@ int main(int argc, char** argv) {
   options.config = *config;
   options.heartbeat_timeout = absl::Seconds(FLAGS_heartbeat_timeout);
   options.register_timeout = absl::Seconds(FLAGS_register_timeout);
+  options.checkpoint_dir = FLAGS_checkpoint_dir;
+  options.checkpoint_every_chunks = FLAGS_checkpoint_every_chunks;
+  options.checkpoint_every = absl::Minutes(FLAGS_checkpoint_every_minutes);
+  options.keep_checkpoints = FLAGS_keep_checkpoints;
+  options.checkpoint_timeout = absl::Seconds(FLAGS_checkpoint_timeout);
 
   zmq::context_t context(1);
   granary::Scheduler scheduler(&context, std::move(options));

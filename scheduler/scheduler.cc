@@ -59,7 +59,9 @@ absl::Status Scheduler::Run() {
   absl::StatusOr<int> port = BindTcp(router_, options_.host, options_.port);
   if (!port.ok()) return port.status();
   port_ = *port;
-  absl::Status status = WriteAddressFile();
+  absl::Status status = RestoreNewestCheckpoint();
+  if (!status.ok()) return status;
+  status = WriteAddressFile();
   if (!status.ok()) return status;
   LOG(INFO) << "scheduler listening on " << options_.host << ":" << port_ << ", waiting for "
             << options_.num_servers << " servers and " << options_.num_workers << " workers";
@@ -114,6 +116,7 @@ absl::Status Scheduler::Run() {
       HandleMessage(routing_id, std::move(message));
     }
     if (formed_) CheckHeartbeats();
+    AdvanceCheckpoint();
   }
 }
 
@@ -139,7 +142,13 @@ void Scheduler::HandleMessage(const std::string& routing_id, Message&& message) 
       for (const auto& [id, m] : members_) {
         if (m.info.role() == proto::WORKER && m.alive && !m.job_done) all_done = false;
       }
-      if (all_done) StartShutdown("all workers finished their jobs");
+      if (!all_done) return;
+      if (checkpoint_.has_value() || !checkpoint_wanted_.empty()) {
+        LOG(INFO) << "all workers finished their jobs; shutting down after the checkpoint";
+        shutdown_after_checkpoint_ = "all workers finished their jobs";
+        return;
+      }
+      StartShutdown("all workers finished their jobs");
       return;
     }
     case proto::SHUTDOWN:
@@ -148,6 +157,22 @@ void Scheduler::HandleMessage(const std::string& routing_id, Message&& message) 
       return;
     case proto::SHUTDOWN_ACK:
       shutdown_acked_.insert(routing_id);
+      return;
+    case proto::ACK:
+    case proto::ERROR_REPLY:
+      if (member == members_.end() || member->second.info.role() != proto::SERVER) return;
+      HandleCheckpointReply(member->second, header);
+      return;
+    case proto::CHECKPOINT_NOW:
+      if (checkpoints_ == nullptr) {
+        SendError(routing_id, header, "this run keeps no checkpoints (no --checkpoint_dir)");
+        return;
+      }
+      checkpoint_waiters_.push_back(HeldRequest{routing_id, header});
+      // A checkpoint already under way serves the request: no chunk finishes after it began.
+      if (!checkpoint_.has_value()) {
+        RequestCheckpoint(absl::StrCat("requested by ", DescribeSender(header, "control client")));
+      }
       return;
     case proto::OPEN_QUEUE:
     case proto::NEXT_CHUNK:
@@ -183,8 +208,14 @@ void Scheduler::HandleQueueRequest(const Member& member, const proto::Header& he
         SendError(routing_id, header, absl::StrCat(queue.status().message(), " (from ", who, ")"));
         return;
       }
+      absl::Status restored = RestoreQueueProgress(*queue);
+      if (!restored.ok()) {
+        SendError(routing_id, header, absl::StrCat(restored.message(), " (opened by ", who, ")"));
+        return;
+      }
       LOG(INFO) << "work queue '" << queue->name() << "' opened by " << who << ": " << queue->size()
-                << " chunks";
+                << " chunks, " << queue->num_finished() << " already finished";
+      queue->set_paused(checkpoint_.has_value());
       queues_.emplace(queue->name(), *std::move(queue));
     }
     Send(routing_id, MakeReplyHeader(header, proto::ACK, options_.cluster_id, proto::SCHEDULER, 0));
@@ -208,10 +239,12 @@ void Scheduler::HandleQueueRequest(const Member& member, const proto::Header& he
     return;
   }
   Send(routing_id, MakeReplyHeader(header, proto::ACK, options_.cluster_id, proto::SCHEDULER, 0));
+  ++chunks_since_checkpoint_;
   if (queue->second.drained()) {
     LOG(INFO) << "work queue '" << queue->first << "': all " << queue->second.size()
               << " chunks finished";
     AnswerHeldRequests(queue->second);
+    RequestCheckpoint(absl::StrCat("work queue '", queue->first, "' finished"));
   }
 }
 
@@ -375,6 +408,9 @@ void Scheduler::CheckHeartbeats() {
         Send(waiting, std::move(release));
       }
       it = barriers_.erase(it);
+    }
+    if (member.info.role() == proto::SERVER && checkpoint_.has_value()) {
+      FinishCheckpoint(absl::UnavailableError(absl::StrCat(name, " died")));
     }
     if (member.info.role() != proto::WORKER) continue;
     // Its chunks were not finished: they go to whichever worker asks next.

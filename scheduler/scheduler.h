@@ -12,6 +12,16 @@
 // chunk or "drained", or held until a chunk comes free, e.g. one requeued from a worker that
 // died) and report them finished (CHUNK_DONE).
 //
+// With a checkpoint_dir it takes consistent checkpoints (DESIGN.md "Durability and
+// recovery"): every checkpoint_every_chunks finished chunks, every checkpoint_every, whenever
+// a queue drains (an epoch or a day ends) and on CHECKPOINT_NOW (granary_ctl checkpoint). It
+// pauses every queue, waits until no chunk is out (a chunk is reported finished only after its
+// pushes were acknowledged, so the servers then hold exactly the finished chunks), orders every
+// server to write <checkpoint>/server-<rank>, and writes the manifest (finished chunks of every
+// queue) last. On start it rolls back to the newest manifest: servers restore their
+// checkpoint, and a queue opened again gets its finished chunks back; without a manifest the
+// servers start empty.
+//
 // Thread-compatible: Run() owns the object's sockets and runs on the caller's thread;
 // RequestStop() may be called from any thread.
 #ifndef GRANARY_SCHEDULER_SCHEDULER_H_
@@ -19,6 +29,8 @@
 
 #include <atomic>
 #include <map>
+#include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -28,6 +40,7 @@
 #include "common/message.h"
 #include "common/proto/config.pb.h"
 #include "common/proto/message.pb.h"
+#include "scheduler/checkpoint_store.h"
 #include "scheduler/work_queue.h"
 #include "zmq.hpp"
 
@@ -49,6 +62,13 @@ struct SchedulerOptions {
   absl::Duration shutdown_timeout = absl::Seconds(5);
   // If non-empty, "host:port" is written here (atomically) once the socket is bound.
   std::string address_file;
+  // Consistent checkpoints go here (scheduler/checkpoint_store.h); empty: none.
+  std::string checkpoint_dir;
+  int checkpoint_every_chunks = 0;                         // 0: not by chunks
+  absl::Duration checkpoint_every = absl::ZeroDuration();  // zero: not by time
+  int keep_checkpoints = 2;
+  // Servers must have written their part within this long, or the checkpoint fails.
+  absl::Duration checkpoint_timeout = absl::Minutes(10);
 };
 
 class Scheduler {
@@ -85,6 +105,17 @@ class Scheduler {
   void FormCluster();
   void HandleBarrier(const std::string& routing_id, const proto::Header& header);
   void HandleQueueRequest(const Member& member, const proto::Header& header);
+  // Checkpoints (scheduler_checkpoint.cc).
+  absl::Status RestoreNewestCheckpoint();
+  // Marks the chunks the restored manifest records for `queue` finished. FailedPrecondition
+  // if the manifest has the queue with other chunks.
+  absl::Status RestoreQueueProgress(WorkQueue& queue) const;
+  void RequestCheckpoint(const std::string& reason);
+  // Moves the checkpoint in progress on; called after every round of messages.
+  void AdvanceCheckpoint();
+  void HandleCheckpointReply(const Member& server, const proto::Header& reply);
+  void FinishCheckpoint(const absl::Status& outcome);
+  void PauseQueues(bool paused);
   // Answers the held NEXT_CHUNK requests of `queue` that can be answered now.
   void AnswerHeldRequests(WorkQueue& queue);
   // Answers a NEXT_CHUNK request with a chunk or "drained"; false if neither is possible yet.
@@ -121,6 +152,24 @@ class Scheduler {
     proto::Header header;
   };
   std::map<std::string, std::vector<HeldRequest>> held_requests_;  // NEXT_CHUNK, by queue
+
+  std::unique_ptr<CheckpointStore> checkpoints_;  // null without checkpoint_dir
+  // The manifest the run restored, if any: queues opened again take their progress from it.
+  std::optional<proto::CheckpointManifest> restored_;
+  uint64_t next_checkpoint_id_ = 1;
+  int chunks_since_checkpoint_ = 0;
+  absl::Time last_checkpoint_;
+  std::string checkpoint_wanted_;  // reason of a requested checkpoint not yet begun
+  struct CheckpointInProgress {
+    uint64_t id = 0;
+    std::string reason;
+    bool ordered = false;        // CHECKPOINT orders sent to the servers
+    std::set<int> done_servers;  // ranks that acknowledged
+    absl::Time deadline;
+  };
+  std::optional<CheckpointInProgress> checkpoint_;
+  std::vector<HeldRequest> checkpoint_waiters_;  // CHECKPOINT_NOW requests
+  std::string shutdown_after_checkpoint_;        // reason, if shutdown waits for it
 };
 
 }  // namespace granary

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "glog/logging.h"
 
 namespace granary {
 namespace {
@@ -23,6 +24,8 @@ absl::Status InProcessCluster::Start() {
   scheduler_options.num_workers = options_.num_workers;
   scheduler_options.config = options_.config;
   scheduler_options.register_timeout = kFormTimeout;
+  scheduler_options.checkpoint_dir = options_.checkpoint_dir;
+  scheduler_options.checkpoint_every_chunks = options_.checkpoint_every_chunks;
   scheduler_ = std::make_unique<Scheduler>(&context_, scheduler_options);
   scheduler_thread_ = std::thread([this] { scheduler_->Run().IgnoreError(); });
   absl::Time deadline = absl::Now() + kFormTimeout;
@@ -86,6 +89,12 @@ absl::Status InProcessCluster::Start() {
   }
   servers_ = std::move(servers_by_rank);
   server_clients_ = std::move(clients_by_rank);
+  for (size_t rank = 0; rank < servers_.size(); ++rank) {
+    order_threads_.emplace_back([this, rank] {
+      absl::Status status = FollowScheduler(*server_clients_[rank], *servers_[rank], &stopping_);
+      if (!status.ok()) LOG(ERROR) << "server " << rank << ": " << status.message();
+    });
+  }
   std::vector<std::unique_ptr<SchedulerClient>> workers_by_rank(worker_clients_.size());
   for (auto& client : worker_clients_) workers_by_rank[client->rank()] = std::move(client);
   worker_clients_ = std::move(workers_by_rank);
@@ -104,6 +113,8 @@ absl::Status InProcessCluster::Start() {
 void InProcessCluster::Stop() {
   if (stopped_) return;
   stopped_ = true;
+  stopping_ = true;
+  for (std::thread& thread : order_threads_) thread.join();
   if (scheduler_ != nullptr) scheduler_->RequestStop();
   if (scheduler_thread_.joinable()) scheduler_thread_.join();
   workers_.clear();

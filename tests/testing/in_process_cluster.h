@@ -6,6 +6,7 @@
 #ifndef GRANARY_TESTS_TESTING_IN_PROCESS_CLUSTER_H_
 #define GRANARY_TESTS_TESTING_IN_PROCESS_CLUSTER_H_
 
+#include <atomic>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -34,6 +35,10 @@ struct InProcessClusterOptions {
   size_t cache_bytes = size_t{64} << 20;
   absl::Duration request_timeout = absl::Seconds(30);
   int max_channels = 32;  // KVWorkerOptions::max_channels
+  // SchedulerOptions::checkpoint_dir and checkpoint_every_chunks; servers follow the
+  // scheduler's orders (FollowScheduler) on a thread each.
+  std::string checkpoint_dir;
+  int checkpoint_every_chunks = 0;
 };
 
 class InProcessCluster {
@@ -65,6 +70,8 @@ class InProcessCluster {
   std::vector<std::unique_ptr<SchedulerClient>> server_clients_;
   std::vector<std::unique_ptr<SchedulerClient>> worker_clients_;
   std::vector<std::unique_ptr<KVWorker>> workers_;
+  std::vector<std::thread> order_threads_;  // FollowScheduler, one per server
+  std::atomic<bool> stopping_{false};
   bool stopped_ = false;
   std::string data_dir_;
   bool owns_data_dir_ = false;
