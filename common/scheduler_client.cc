@@ -266,9 +266,11 @@ absl::StatusOr<proto::Header> SchedulerClient::WaitForOrder(absl::Duration timeo
   return order;
 }
 
-void SchedulerClient::AnswerOrder(const proto::Header& order, const absl::Status& outcome) {
-  proto::Header reply = MakeReplyHeader(order, outcome.ok() ? proto::ACK : proto::ERROR_REPLY,
-                                        options_.cluster_id, options_.role, view_.you().rank());
+void SchedulerClient::AnswerOrder(const proto::Header& order, const absl::Status& outcome,
+                                  const proto::Header& results) {
+  proto::Header reply = results;
+  reply.MergeFrom(MakeReplyHeader(order, outcome.ok() ? proto::ACK : proto::ERROR_REPLY,
+                                  options_.cluster_id, options_.role, view_.you().rank()));
   if (!outcome.ok()) reply.set_error(std::string(outcome.message()));
   Enqueue(std::move(reply));
 }
@@ -320,7 +322,9 @@ void SchedulerClient::HandleIncoming(Message&& message) {
       DeliverReplyLocked(header);
       break;
     }
-    case proto::CHECKPOINT: {
+    case proto::CHECKPOINT:
+    case proto::SHRINK:
+    case proto::EXPORT_DELTA: {
       std::lock_guard<std::mutex> lock(mutex_);
       orders_.push_back(header);
       changed_.notify_all();

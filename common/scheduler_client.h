@@ -91,8 +91,10 @@ class SchedulerClient {
   // DeadlineExceeded after `timeout`. Orders may take long: they are carried out on the
   // caller's thread while this object's thread keeps heartbeating.
   absl::StatusOr<proto::Header> WaitForOrder(absl::Duration timeout);
-  // Answers `order` with ACK, or with ERROR_REPLY carrying `outcome`'s message.
-  void AnswerOrder(const proto::Header& order, const absl::Status& outcome);
+  // Answers `order` with ACK and the order's results (fields of `results`, e.g. shrink), or
+  // with ERROR_REPLY carrying `outcome`'s message.
+  void AnswerOrder(const proto::Header& order, const absl::Status& outcome,
+                   const proto::Header& results = proto::Header());
 
   // Blocks until the scheduler orders shutdown (returns OK) or is lost (Unavailable), or
   // `timeout` passes (DeadlineExceeded).

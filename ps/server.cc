@@ -97,6 +97,7 @@ absl::Status ParameterServer::Start(const proto::ClusterView& view) {
                         absl::StrCat("server ", rank_, ": ", catalog.status().message()));
   }
   catalog_ = *std::move(catalog);
+  if (view.day() > 0) catalog_->SetDay(view.day());
   for (const auto& table : catalog_->tables()) nanos_per_key_[table->name()] = kInitialNanosPerKey;
   proxy_thread_ = std::thread([this] { ForwardLoop(); });
   for (int i = 0; i < options_.num_threads; ++i) {
@@ -237,19 +238,61 @@ void ParameterServer::MaybeLogLoad(bool final_report) {
       pushed_keys_.exchange(0), errors_.exchange(0), catalog_->RocksDbBytesWritten() >> 20, tables);
 }
 
-absl::Status ParameterServer::CarryOut(const proto::Header& order) {
-  if (order.command() != proto::CHECKPOINT || order.checkpoint_dir().empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("server ", rank_, " cannot carry out ", proto::Command_Name(order.command())));
+absl::Status ParameterServer::CarryOut(const proto::Header& order, proto::Header* results) {
+  const absl::Time start = absl::Now();
+  std::string what;
+  absl::Status status;
+  switch (order.command()) {
+    case proto::CHECKPOINT:
+      what = absl::StrCat("checkpoint ", order.checkpoint_dir(), "/server-", rank_);
+      status = order.checkpoint_dir().empty()
+                   ? absl::InvalidArgumentError("no checkpoint_dir")
+                   : catalog_->Checkpoint(absl::StrCat(order.checkpoint_dir(), "/server-", rank_));
+      break;
+    case proto::SHRINK: {
+      what = absl::StrCat("shrink of day ", catalog_->day());
+      absl::StatusOr<std::vector<ShrinkReport>> reports = catalog_->Shrink();
+      status = reports.status();
+      for (const ShrinkReport& report : reports.value_or(std::vector<ShrinkReport>{})) {
+        proto::TableShrink* shrink = results->add_shrink();
+        shrink->set_table(report.table);
+        shrink->set_kept(report.kept);
+        shrink->set_dropped(report.dropped);
+      }
+      break;
+    }
+    case proto::EXPORT_DELTA: {
+      const std::string path = absl::StrCat(order.export_dir(), "/server-", rank_, ".delta");
+      what = absl::StrCat("delta export to ", path);
+      std::error_code error;
+      std::filesystem::create_directories(order.export_dir(), error);
+      if (order.export_dir().empty() || error) {
+        status = absl::UnavailableError(
+            absl::StrCat("cannot create '", order.export_dir(), "': ", error.message()));
+        break;
+      }
+      absl::StatusOr<DeltaSummary> summary = catalog_->ExportNextDelta(path, rank_);
+      status = summary.status();
+      if (summary.ok()) {
+        proto::DeltaExport* delta = results->mutable_delta();
+        delta->set_path(path);
+        delta->set_since_version(summary->since_version);
+        delta->set_until_version(summary->until_version);
+        delta->set_rows(summary->rows);
+        delta->set_tombstones(summary->tombstones);
+      }
+      break;
+    }
+    default:
+      status = absl::InvalidArgumentError(
+          absl::StrCat("unknown order ", proto::Command_Name(order.command())));
   }
-  const std::string dir = absl::StrCat(order.checkpoint_dir(), "/server-", rank_);
-  absl::Time start = absl::Now();
-  absl::Status status = catalog_->Checkpoint(dir);
   if (!status.ok()) {
-    LOG(ERROR) << "server " << rank_ << ": checkpoint " << dir << ": " << status.message();
-    return absl::Status(status.code(), absl::StrCat("server ", rank_, ": ", status.message()));
+    LOG(ERROR) << "server " << rank_ << ": " << what << ": " << status.message();
+    return absl::Status(status.code(),
+                        absl::StrCat("server ", rank_, ": ", what, ": ", status.message()));
   }
-  LOG(INFO) << "server " << rank_ << ": checkpoint " << dir << " written in "
+  LOG(INFO) << "server " << rank_ << ": " << what << " done in "
             << absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Milliseconds(1)));
   return absl::OkStatus();
 }
@@ -358,7 +401,9 @@ absl::Status FollowScheduler(SchedulerClient& client, ParameterServer& server,
     if (absl::IsAborted(order.status())) return absl::OkStatus();  // shutdown ordered
     if (absl::IsDeadlineExceeded(order.status())) continue;
     if (!order.ok()) return order.status();
-    client.AnswerOrder(*order, server.CarryOut(*order));
+    proto::Header results;
+    absl::Status outcome = server.CarryOut(*order, &results);
+    client.AnswerOrder(*order, outcome, results);
   }
   return absl::OkStatus();
 }

@@ -68,9 +68,14 @@ class ParameterServer {
   // name the store path and table. REQUIRES: Bind() succeeded.
   absl::Status Start(const proto::ClusterView& view);
 
-  // Carries out an order of the scheduler: CHECKPOINT writes every table (flushed, consistent
-  // across tables) into <order.checkpoint_dir>/server-<rank>. Errors name the server and path.
-  absl::Status CarryOut(const proto::Header& order);
+  // Carries out an order of the scheduler and puts what it reports into *results:
+  //   CHECKPOINT    every table (flushed, consistent across tables) into
+  //                 <order.checkpoint_dir>/server-<rank>;
+  //   SHRINK        day close: evicts stale rows (results->shrink, per table);
+  //   EXPORT_DELTA  the rows changed since the last export (TableCatalog::ExportNextDelta) to
+  //                 <order.export_dir>/server-<rank>.delta (results->delta).
+  // Errors name the server and the path.
+  absl::Status CarryOut(const proto::Header& order, proto::Header* results);
 
   // Stops the proxy and handler threads. Idempotent.
   void Stop();

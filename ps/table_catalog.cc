@@ -12,6 +12,8 @@ namespace granary {
 namespace {
 
 constexpr char kVersionKey[] = "granary.data_version";
+// The until_version of the last ExportNextDelta.
+constexpr char kExportedVersionKey[] = "granary.exported_version";
 
 absl::Status ReplaceWithCheckpoint(const std::string& checkpoint, const std::string& path) {
   namespace fs = std::filesystem;
@@ -182,6 +184,26 @@ absl::StatusOr<DeltaSummary> TableCatalog::ExportDelta(uint64_t since_version,
   LOG(INFO) << "exported delta (" << summary.since_version << ", " << summary.until_version
             << "] to " << path << ": " << summary.rows << " rows, " << summary.tombstones
             << " tombstones";
+  return summary;
+}
+
+absl::StatusOr<DeltaSummary> TableCatalog::ExportNextDelta(const std::string& path,
+                                                           int server_rank) {
+  uint64_t since = 0;
+  absl::StatusOr<std::string> exported = store_->GetMetadata(kExportedVersionKey);
+  if (exported.ok()) {
+    if (!absl::SimpleAtoi(*exported, &since)) {
+      return absl::DataLossError(absl::StrCat("RocksDB at ", store_->path(), ": metadata ",
+                                              kExportedVersionKey, " is '", *exported, "'"));
+    }
+  } else if (!absl::IsNotFound(exported.status())) {
+    return exported.status();
+  }
+  absl::StatusOr<DeltaSummary> summary = ExportDelta(since, path, server_rank);
+  if (!summary.ok()) return summary;
+  absl::Status recorded =
+      store_->PutMetadata(kExportedVersionKey, absl::StrCat(summary->until_version));
+  if (!recorded.ok()) return recorded;
   return summary;
 }
 

@@ -82,6 +82,11 @@ class TableCatalog {
   absl::StatusOr<DeltaSummary> ExportDelta(uint64_t since_version, const std::string& path,
                                            int server_rank);
 
+  // ExportDelta since the until_version of the previous ExportNextDelta of this store (0 at
+  // first), which the store records, so that consecutive days' deltas chain: a checkpoint
+  // taken after a day's export, plus the next days' deltas in order, equals the live tables.
+  absl::StatusOr<DeltaSummary> ExportNextDelta(const std::string& path, int server_rank);
+
   uint64_t RocksDbBytesWritten() const { return store_->BytesWritten(); }
 
  private:

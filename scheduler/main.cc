@@ -24,7 +24,13 @@ DEFINE_string(checkpoint_dir, "",
 DEFINE_int32(checkpoint_every_chunks, 0, "Checkpoint after this many finished chunks; 0: never.");
 DEFINE_double(checkpoint_every_minutes, 0, "Checkpoint after this many minutes; 0: never.");
 DEFINE_int32(keep_checkpoints, 2, "Newest complete checkpoints kept; older ones are removed.");
-DEFINE_double(checkpoint_timeout, 600, "Seconds a checkpoint may take before it fails.");
+DEFINE_double(checkpoint_timeout, 600, "Seconds a checkpoint (or a day-close step) may take.");
+DEFINE_string(day, "", "Training day YYYYMMDD, stamped on the rows trained (ttl_days).");
+DEFINE_string(base_dir, "",
+              "Without a checkpoint in --checkpoint_dir, start from this closed day's base.");
+DEFINE_string(close_day_into, "",
+              "Model folder: once every worker is done, close --day into it (Shrink, delta "
+              "export to deltas/DAY, base bases/DAY, report reports/DAY.close.json).");
 
 namespace {
 // SIGTERM/SIGINT ask the running scheduler to shut the whole cluster down in order. A signal
@@ -67,6 +73,9 @@ int main(int argc, char** argv) {
   options.checkpoint_every = absl::Minutes(FLAGS_checkpoint_every_minutes);
   options.keep_checkpoints = FLAGS_keep_checkpoints;
   options.checkpoint_timeout = absl::Seconds(FLAGS_checkpoint_timeout);
+  options.day = FLAGS_day;
+  options.base_dir = FLAGS_base_dir;
+  options.close_day_into = FLAGS_close_day_into;
 
   zmq::context_t context(1);
   granary::Scheduler scheduler(&context, std::move(options));

@@ -93,7 +93,7 @@ absl::Status Scheduler::Run() {
           Send(waiter, NewHeader(proto::SHUTDOWN_ACK));
         }
         LOG(INFO) << "cluster shut down";
-        return absl::OkStatus();
+        return run_outcome_;
       }
     }
     zmq::pollitem_t item{router_.handle(), 0, ZMQ_POLLIN, 0};
@@ -117,6 +117,7 @@ absl::Status Scheduler::Run() {
     }
     if (formed_) CheckHeartbeats();
     AdvanceCheckpoint();
+    AdvanceDayClose();
   }
 }
 
@@ -143,6 +144,12 @@ void Scheduler::HandleMessage(const std::string& routing_id, Message&& message) 
         if (m.info.role() == proto::WORKER && m.alive && !m.job_done) all_done = false;
       }
       if (!all_done) return;
+      if (!options_.close_day_into.empty() && day_close_ == DayClose::kNotYet) {
+        LOG(INFO) << "all workers finished their jobs: closing day " << options_.day;
+        day_close_ = DayClose::kShrink;
+        day_close_started_ = absl::Now();
+        return;
+      }
       if (checkpoint_.has_value() || !checkpoint_wanted_.empty()) {
         LOG(INFO) << "all workers finished their jobs; shutting down after the checkpoint";
         shutdown_after_checkpoint_ = "all workers finished their jobs";
@@ -161,7 +168,7 @@ void Scheduler::HandleMessage(const std::string& routing_id, Message&& message) 
     case proto::ACK:
     case proto::ERROR_REPLY:
       if (member == members_.end() || member->second.info.role() != proto::SERVER) return;
-      HandleCheckpointReply(member->second, header);
+      HandleOrderAnswer(member->second, header);
       return;
     case proto::CHECKPOINT_NOW:
       if (checkpoints_ == nullptr) {
@@ -408,9 +415,6 @@ void Scheduler::CheckHeartbeats() {
         Send(waiting, std::move(release));
       }
       it = barriers_.erase(it);
-    }
-    if (member.info.role() == proto::SERVER && checkpoint_.has_value()) {
-      FinishCheckpoint(absl::UnavailableError(absl::StrCat(name, " died")));
     }
     if (member.info.role() != proto::WORKER) continue;
     // Its chunks were not finished: they go to whichever worker asks next.

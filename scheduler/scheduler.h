@@ -67,8 +67,21 @@ struct SchedulerOptions {
   int checkpoint_every_chunks = 0;                         // 0: not by chunks
   absl::Duration checkpoint_every = absl::ZeroDuration();  // zero: not by time
   int keep_checkpoints = 2;
-  // Servers must have written their part within this long, or the checkpoint fails.
+  // Servers must have written their part within this long, or the checkpoint fails; also the
+  // bound on each day-close order.
   absl::Duration checkpoint_timeout = absl::Minutes(10);
+
+  // Daily training (DESIGN.md "Daily incremental training"). The day, YYYYMMDD, is stamped on
+  // the rows trained (ttl_days counts in days).
+  std::string day;
+  // Without a checkpoint of its own in checkpoint_dir, the run starts from this checkpoint
+  // folder (the base the previous day closed) instead of empty tables.
+  std::string base_dir;
+  // If set (REQUIRES: day and checkpoint_dir), once every worker finished, the scheduler
+  // closes the day: servers Shrink, export the day's delta to <close_day_into>/deltas/<day>/,
+  // a checkpoint is taken and moved to <close_day_into>/bases/<day>, and
+  // <close_day_into>/reports/<day>.close.json is written; then the cluster shuts down.
+  std::string close_day_into;
 };
 
 class Scheduler {
@@ -78,7 +91,8 @@ class Scheduler {
   Scheduler& operator=(const Scheduler&) = delete;
 
   // Binds, then serves until the cluster has shut down. Returns OK after an orderly shutdown;
-  // Unavailable if the port cannot be bound; DeadlineExceeded if the cluster did not form.
+  // Unavailable if the port cannot be bound; DeadlineExceeded if the cluster did not form; the
+  // error if the checkpoint to roll back to is unusable or closing the day failed.
   absl::Status Run();
 
   // Asks Run() to shut the cluster down and return. Thread-safe.
@@ -113,8 +127,16 @@ class Scheduler {
   void RequestCheckpoint(const std::string& reason);
   // Moves the checkpoint in progress on; called after every round of messages.
   void AdvanceCheckpoint();
-  void HandleCheckpointReply(const Member& server, const proto::Header& reply);
   void FinishCheckpoint(const absl::Status& outcome);
+  // Orders to every server (checkpoint and day close): one round out at a time.
+  void SendOrderToServers(proto::Header order);
+  void HandleOrderAnswer(const Member& server, const proto::Header& answer);
+  // The round's error (a server refused, died or timed out), or OK. REQUIRES: round_.
+  absl::Status RoundError() const;
+  bool RoundComplete() const;
+  // Day close (scheduler_day.cc).
+  void AdvanceDayClose();
+  absl::Status PublishDay(const std::string& checkpoint_dir);
   void PauseQueues(bool paused);
   // Answers the held NEXT_CHUNK requests of `queue` that can be answered now.
   void AnswerHeldRequests(WorkQueue& queue);
@@ -163,10 +185,23 @@ class Scheduler {
   struct CheckpointInProgress {
     uint64_t id = 0;
     std::string reason;
-    bool ordered = false;        // CHECKPOINT orders sent to the servers
-    std::set<int> done_servers;  // ranks that acknowledged
+    bool ordered = false;  // CHECKPOINT orders sent to the servers (round_)
     absl::Time deadline;
   };
+  struct OrderRound {
+    proto::Command command = proto::COMMAND_UNKNOWN;
+    uint64_t request_id = 0;
+    std::map<int, proto::Header> answers;  // by server rank
+    std::string error;                     // the first failure, naming the server
+    absl::Time deadline;
+  };
+  std::optional<OrderRound> round_;
+  uint64_t next_order_id_ = 1;
+  enum class DayClose { kNotYet, kShrink, kExport, kCheckpoint, kDone };
+  DayClose day_close_ = DayClose::kNotYet;
+  absl::Time day_close_started_;
+  std::vector<proto::Header> day_close_answers_;  // SHRINK and EXPORT_DELTA answers
+  absl::Status run_outcome_;                      // what Run() returns after the shutdown
   std::optional<CheckpointInProgress> checkpoint_;
   std::vector<HeldRequest> checkpoint_waiters_;  // CHECKPOINT_NOW requests
   std::string shutdown_after_checkpoint_;        // reason, if shutdown waits for it

@@ -1,4 +1,6 @@
 // Scheduler: consistent checkpoints and the roll-back to the newest one (see scheduler.h).
+#include <filesystem>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/node_name.h"
@@ -10,6 +12,22 @@ namespace granary {
 
 absl::Status Scheduler::RestoreNewestCheckpoint() {
   last_checkpoint_ = absl::Now();
+  if (!options_.day.empty()) {
+    absl::CivilDay day;
+    if (options_.day.size() != 8 ||
+        !absl::ParseCivilTime(
+            absl::StrCat(options_.day.substr(0, 4), "-", options_.day.substr(4, 2), "-",
+                         options_.day.substr(6, 2)),
+            &day)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("day '", options_.day, "' is not a date YYYYMMDD"));
+    }
+    view_.set_day(static_cast<uint32_t>(day - absl::CivilDay(1970, 1, 1)));
+  }
+  if (!options_.close_day_into.empty() &&
+      (options_.day.empty() || options_.checkpoint_dir.empty())) {
+    return absl::InvalidArgumentError("closing a day needs the day and a checkpoint_dir");
+  }
   if (options_.checkpoint_dir.empty()) return absl::OkStatus();
   checkpoints_ = std::make_unique<CheckpointStore>(options_.checkpoint_dir);
   absl::StatusOr<std::optional<proto::CheckpointManifest>> newest = checkpoints_->Newest();
@@ -18,6 +36,17 @@ absl::Status Scheduler::RestoreNewestCheckpoint() {
   if (!next_id.ok()) return next_id.status();
   next_checkpoint_id_ = *next_id;
   if (!newest->has_value()) {
+    if (!options_.base_dir.empty()) {
+      // The base must be a whole checkpoint: never start a day from half a model.
+      if (!std::filesystem::exists(options_.base_dir + "/MANIFEST")) {
+        return absl::NotFoundError(absl::StrCat("base ", options_.base_dir,
+                                                " is not a closed day's checkpoint (no MANIFEST)"));
+      }
+      LOG(INFO) << "no checkpoint in " << options_.checkpoint_dir << ": servers start from base "
+                << options_.base_dir;
+      view_.set_restore_from(options_.base_dir);
+      return absl::OkStatus();
+    }
     LOG(INFO) << "no checkpoint in " << options_.checkpoint_dir << ": servers start empty";
     view_.set_start_empty(true);
     return absl::OkStatus();
@@ -94,40 +123,34 @@ void Scheduler::AdvanceCheckpoint() {
               << "): pausing the work queues until the chunks out are finished";
     PauseQueues(true);
   }
-  if (now > checkpoint_->deadline) {
-    std::vector<std::string> missing;
-    for (const auto& [id, member] : members_) {
-      if (member.info.role() == proto::SERVER &&
-          checkpoint_->done_servers.count(member.info.rank()) == 0) {
-        missing.push_back(NodeName(member.info));
-      }
-    }
-    FinishCheckpoint(absl::DeadlineExceededError(absl::StrCat(
-        "not done within ", absl::FormatDuration(options_.checkpoint_timeout),
-        checkpoint_->ordered ? "; no answer from " : " (chunks still out with workers)",
-        checkpoint_->ordered ? absl::StrJoin(missing, ", ") : "")));
-    return;
-  }
   if (!checkpoint_->ordered) {
+    if (now > checkpoint_->deadline) {
+      FinishCheckpoint(absl::DeadlineExceededError(
+          absl::StrCat("chunks still out with workers after ",
+                       absl::FormatDuration(options_.checkpoint_timeout))));
+      return;
+    }
     for (const auto& [name, queue] : queues_) {
       if (queue.num_in_flight() > 0) return;  // workers are still training chunks
     }
+    if (round_.has_value()) return;  // a day-close order is out; ours follows
     absl::Status prepared = checkpoints_->Prepare(checkpoint_->id);
     if (!prepared.ok()) {
       FinishCheckpoint(prepared);
       return;
     }
-    for (const auto& [id, member] : members_) {
-      if (member.info.role() != proto::SERVER) continue;
-      proto::Header order = NewHeader(proto::CHECKPOINT);
-      order.set_request_id(checkpoint_->id);
-      order.set_checkpoint_dir(checkpoints_->DirOf(checkpoint_->id));
-      Send(id, std::move(order));
-    }
+    proto::Header order = NewHeader(proto::CHECKPOINT);
+    order.set_checkpoint_dir(checkpoints_->DirOf(checkpoint_->id));
+    SendOrderToServers(std::move(order));
     checkpoint_->ordered = true;
     return;
   }
-  if (static_cast<int>(checkpoint_->done_servers.size()) < options_.num_servers) return;
+  if (absl::Status error = RoundError(); !error.ok()) {
+    FinishCheckpoint(error);
+    return;
+  }
+  if (!RoundComplete()) return;
+  round_.reset();
 
   proto::CheckpointManifest manifest;
   manifest.set_id(checkpoint_->id);
@@ -151,17 +174,51 @@ void Scheduler::AdvanceCheckpoint() {
   FinishCheckpoint(written);
 }
 
-void Scheduler::HandleCheckpointReply(const Member& server, const proto::Header& reply) {
-  if (!checkpoint_.has_value() || !checkpoint_->ordered || reply.request_id() != checkpoint_->id) {
-    LOG(WARNING) << "ignoring a late checkpoint answer from " << NodeName(server.info);
+void Scheduler::SendOrderToServers(proto::Header order) {
+  round_.emplace();
+  round_->command = order.command();
+  round_->request_id = next_order_id_++;
+  round_->deadline = absl::Now() + options_.checkpoint_timeout;
+  order.set_request_id(round_->request_id);
+  for (const auto& [id, member] : members_) {
+    if (member.info.role() == proto::SERVER) Send(id, order);
+  }
+}
+
+void Scheduler::HandleOrderAnswer(const Member& server, const proto::Header& answer) {
+  if (!round_.has_value() || answer.request_id() != round_->request_id) {
+    LOG(WARNING) << "ignoring a late answer from " << NodeName(server.info);
     return;
   }
-  if (reply.command() == proto::ERROR_REPLY) {
-    FinishCheckpoint(
-        absl::UnavailableError(absl::StrCat(NodeName(server.info), " failed: ", reply.error())));
+  if (answer.command() == proto::ERROR_REPLY) {
+    if (round_->error.empty()) round_->error = answer.error();
     return;
   }
-  checkpoint_->done_servers.insert(server.info.rank());
+  round_->answers[server.info.rank()] = answer;
+}
+
+absl::Status Scheduler::RoundError() const {
+  if (!round_->error.empty()) return absl::UnavailableError(round_->error);
+  std::vector<std::string> missing;
+  for (const auto& [id, member] : members_) {
+    if (member.info.role() != proto::SERVER || round_->answers.count(member.info.rank()) > 0) {
+      continue;
+    }
+    if (!member.alive) {
+      return absl::UnavailableError(absl::StrCat(NodeName(member.info), " died"));
+    }
+    missing.push_back(NodeName(member.info));
+  }
+  if (absl::Now() > round_->deadline) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        proto::Command_Name(round_->command), ": no answer within ",
+        absl::FormatDuration(options_.checkpoint_timeout), " from ", absl::StrJoin(missing, ", ")));
+  }
+  return absl::OkStatus();
+}
+
+bool Scheduler::RoundComplete() const {
+  return static_cast<int>(round_->answers.size()) == options_.num_servers;
 }
 
 void Scheduler::FinishCheckpoint(const absl::Status& outcome) {
@@ -189,8 +246,21 @@ void Scheduler::FinishCheckpoint(const absl::Status& outcome) {
     }
   }
   checkpoint_waiters_.clear();
+  if (checkpoint_->ordered) round_.reset();
   checkpoint_.reset();
   PauseQueues(false);
+  if (day_close_ == DayClose::kCheckpoint) {
+    absl::Status published = outcome.ok() ? PublishDay(dir) : outcome;
+    day_close_ = DayClose::kDone;
+    if (!published.ok()) {
+      run_outcome_ = absl::Status(published.code(), absl::StrCat("closing day ", options_.day,
+                                                                 " failed: ", published.message()));
+      LOG(ERROR) << run_outcome_.message();
+    }
+    StartShutdown(published.ok() ? absl::StrCat("day ", options_.day, " closed")
+                                 : std::string(run_outcome_.message()));
+    return;
+  }
   if (!shutdown_after_checkpoint_.empty()) StartShutdown(shutdown_after_checkpoint_);
 }
 

@@ -26,8 +26,14 @@ absl::Status InProcessCluster::Start() {
   scheduler_options.register_timeout = kFormTimeout;
   scheduler_options.checkpoint_dir = options_.checkpoint_dir;
   scheduler_options.checkpoint_every_chunks = options_.checkpoint_every_chunks;
+  scheduler_options.day = options_.day;
+  scheduler_options.base_dir = options_.base_dir;
+  scheduler_options.close_day_into = options_.close_day_into;
   scheduler_ = std::make_unique<Scheduler>(&context_, scheduler_options);
-  scheduler_thread_ = std::thread([this] { scheduler_->Run().IgnoreError(); });
+  scheduler_thread_ = std::thread([this] {
+    scheduler_status_ = scheduler_->Run();
+    scheduler_exited_ = true;
+  });
   absl::Time deadline = absl::Now() + kFormTimeout;
   while (scheduler_->port() == 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
   if (scheduler_->port() == 0) return absl::DeadlineExceededError("scheduler did not bind");
@@ -108,6 +114,14 @@ absl::Status InProcessCluster::Start() {
     if (!status.ok()) return status;
   }
   return absl::OkStatus();
+}
+
+absl::Status InProcessCluster::WaitForSchedulerExit(absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (!scheduler_exited_ && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
+  if (!scheduler_exited_) return absl::DeadlineExceededError("scheduler still running");
+  scheduler_thread_.join();
+  return scheduler_status_;
 }
 
 void InProcessCluster::Stop() {

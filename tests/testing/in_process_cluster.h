@@ -39,6 +39,10 @@ struct InProcessClusterOptions {
   // scheduler's orders (FollowScheduler) on a thread each.
   std::string checkpoint_dir;
   int checkpoint_every_chunks = 0;
+  // SchedulerOptions::day, base_dir and close_day_into.
+  std::string day;
+  std::string base_dir;
+  std::string close_day_into;
 };
 
 class InProcessCluster {
@@ -55,6 +59,10 @@ class InProcessCluster {
   // Shuts the cluster down through the scheduler and joins every thread. Idempotent.
   void Stop();
 
+  // Waits up to `timeout` for the scheduler to end the run by itself (e.g. after closing the
+  // day) and returns what its Run() returned; DeadlineExceeded if it is still running.
+  absl::Status WaitForSchedulerExit(absl::Duration timeout);
+
   KVWorker& worker(int i) { return *workers_[i]; }
   SchedulerClient& worker_client(int i) { return *worker_clients_[i]; }
   ParameterServer& server(int i) { return *servers_[i]; }
@@ -66,6 +74,8 @@ class InProcessCluster {
   zmq::context_t context_;
   std::unique_ptr<Scheduler> scheduler_;
   std::thread scheduler_thread_;
+  std::atomic<bool> scheduler_exited_{false};
+  absl::Status scheduler_status_;  // valid once scheduler_exited_
   std::vector<std::unique_ptr<ParameterServer>> servers_;
   std::vector<std::unique_ptr<SchedulerClient>> server_clients_;
   std::vector<std::unique_ptr<SchedulerClient>> worker_clients_;
