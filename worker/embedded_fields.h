@@ -35,6 +35,12 @@ struct SlotRows {
   std::vector<int32_t> row_ids;
 };
 
+// The input of a model that reads only embedded fields (shared bottom, MMoE): the keys and
+// labels, and each slot's rows.
+struct EmbeddedFieldsInput : ModelInput {
+  std::vector<SlotRows> slots;
+};
+
 class EmbeddedFields {
  public:
   // The fields named `columns` of `dataset`. InvalidArgument naming a column that does not
