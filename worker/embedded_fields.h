@@ -21,6 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/proto/dataset.pb.h"
+#include "common/proto/job.pb.h"
 #include "google/protobuf/repeated_ptr_field.h"
 #include "worker/model.h"
 #include "worker/model/tensor.h"
@@ -75,6 +76,13 @@ class EmbeddedFields {
 
   std::vector<Slot> slots_;
 };
+
+// The whole Model::Prepare of a model that reads only `fields`: starts the batch, fills
+// input->slots and the labels of `tasks`. Errors as EmbeddedFields::Prepare and
+// PrepareTaskLabels.
+absl::Status PrepareEmbeddedFieldsInput(const EmbeddedFields& fields,
+                                        const std::vector<proto::TaskConfig>& tasks,
+                                        const Batch& batch, EmbeddedFieldsInput* input);
 
 }  // namespace granary
 

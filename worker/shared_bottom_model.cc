@@ -24,12 +24,9 @@ SharedBottomModel::SharedBottomModel(const proto::ModelConfig& model, EmbeddedFi
   }
 }
 
-absl::Status SharedBottomModel::Prepare(const Batch& batch, ModelInput* model_input) const {
-  EmbeddedFieldsInput* input = static_cast<EmbeddedFieldsInput*>(model_input);
-  input->StartBatch(batch.size);
-  absl::Status status = fields_.Prepare(batch, input, &input->slots);
-  if (!status.ok()) return status;
-  return PrepareTaskLabels(batch, tasks_, input);
+absl::Status SharedBottomModel::Prepare(const Batch& batch, ModelInput* input) const {
+  return PrepareEmbeddedFieldsInput(fields_, tasks_, batch,
+                                    static_cast<EmbeddedFieldsInput*>(input));
 }
 
 void SharedBottomModel::Forward(const ModelInput& model_input, model::ConstMatrixRef rows) {
