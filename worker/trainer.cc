@@ -144,16 +144,22 @@ class Trainer::BatchSource {
   BatchSource(Reader* reader, int rank, int num_workers)
       : reader_(reader), rank_(rank), num_workers_(num_workers) {}
 
-  // Takes the next batch of this worker into *batch; false at the end of the input or after
-  // a read error (reader status says which).
+  // Takes the next batch of this worker into *batch; false at the end of the input, after a
+  // read error (reader status says which) or after Stop.
   bool Next(Batch* batch) {
     absl::MutexLock lock(&mutex_);
-    while (reader_->Next(batch)) {
+    while (!stopped_ && reader_->Next(batch)) {
       if (index_++ % num_workers_ == rank_) return true;
     }
     return false;
   }
   absl::Status status() const { return reader_->status(); }
+  // Ends the input for every thread: one thread's error ends the epoch without the others
+  // reading the rest of it.
+  void Stop() {
+    absl::MutexLock lock(&mutex_);
+    stopped_ = true;
+  }
 
  private:
   Reader* const reader_;
@@ -161,6 +167,7 @@ class Trainer::BatchSource {
   const int num_workers_;
   absl::Mutex mutex_;
   int64_t index_ ABSL_GUARDED_BY(mutex_) = 0;
+  bool stopped_ ABSL_GUARDED_BY(mutex_) = false;
 };
 
 absl::StatusOr<bool> Trainer::StartBatch(Replica& replica, BatchSource& source, PullMode mode,
@@ -226,6 +233,7 @@ absl::Status Trainer::ForEachBatch(Replica& replica, BatchSource& source, PullMo
     if (status.ok()) status = step(replica, slots[current]);
     if (status.ok()) status = have.status();
   }
+  if (!status.ok()) source.Stop();
   // Every request must finish before the slots it writes into are reused.
   for (int i = 0; i < 2; ++i) FinishPulls(&slots[i]).IgnoreError();
   absl::Status pushed = WaitPushes(replica);

@@ -248,6 +248,23 @@ TEST(TrainTest, MissingTablesAndFilesAreNamedErrors) {
   status = no_threads.Run(&reports);
   EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
   EXPECT_NE(status.message().find("threads must be >= 1"), std::string::npos) << status;
+
+  // A label that is no class id fails Prepare in whichever thread meets it first; every
+  // thread stops and Run names the task.
+  WriteSyntheticData(dir);
+  JobSpec bad_label = good;
+  proto::TaskConfig* classes = bad_label.job.mutable_model()->add_tasks();
+  classes->set_name("classes");
+  classes->set_head(proto::TaskConfig::MULTICLASS);
+  classes->set_label_column("score");
+  classes->set_num_classes(2);
+  classes->set_loss_weight(1);
+  trainer_options.threads = 2;
+  Trainer bad(bad_label, &cluster.worker(0), &cluster.worker_client(0), trainer_options);
+  status = bad.Run(&reports);
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_NE(status.message().find("task 'classes'"), std::string::npos) << status;
+  EXPECT_TRUE(reports.empty());
   cluster.Stop();
 }
 
