@@ -374,7 +374,7 @@ absl::Status Trainer::TrainEpoch(int epoch, EpochReport* report) {
     parts.push_back(absl::StrFormat("%s %.4f", tasks[k].name(), report->train_loss[k]));
   }
   LOG(INFO) << absl::StrFormat(
-      "worker %d epoch %d trained: %d samples in %.1f s, %.0f samples/s on %d threads (%.1f s "
+      "worker %d epoch %d trained: %d samples in %.1f s, %.0f samples/s, %d threads (%.1f s "
       "waiting for pulls, %.1f s for pushes, summed over threads), %.0f bytes sent and %.0f "
       "received per sample, mean loss %s",
       rank_, epoch, report->train_samples, report->train_seconds, report->samples_per_second,
