@@ -1,0 +1,39 @@
+#include "worker/model_factory.h"
+
+#include "worker/dupn_model.h"
+#include "worker/mmoe_model.h"
+#include "worker/shared_bottom_model.h"
+
+namespace granary {
+
+absl::StatusOr<std::unique_ptr<Model>> CreateModel(const proto::ModelConfig& model,
+                                                   const proto::DatasetConfig& dataset) {
+  switch (model.architecture_case()) {
+    case proto::ModelConfig::kDupn: {
+      absl::StatusOr<std::unique_ptr<DupnModel>> dupn = DupnModel::Create(model, dataset);
+      if (!dupn.ok()) return dupn.status();
+      return std::unique_ptr<Model>(*std::move(dupn));
+    }
+    case proto::ModelConfig::kSharedBottom: {
+      absl::StatusOr<std::unique_ptr<SharedBottomModel>> shared_bottom =
+          SharedBottomModel::Create(model, dataset);
+      if (!shared_bottom.ok()) return shared_bottom.status();
+      return std::unique_ptr<Model>(*std::move(shared_bottom));
+    }
+    case proto::ModelConfig::kMmoe: {
+      absl::StatusOr<std::unique_ptr<MmoeModel>> mmoe = MmoeModel::Create(model, dataset);
+      if (!mmoe.ok()) return mmoe.status();
+      return std::unique_ptr<Model>(*std::move(mmoe));
+    }
+    default:
+      return absl::InvalidArgumentError("the model config has no supported architecture");
+  }
+}
+
+std::string ArchitectureName(const proto::ModelConfig& model) {
+  const google::protobuf::FieldDescriptor* field =
+      model.GetDescriptor()->FindFieldByNumber(model.architecture_case());
+  return field == nullptr ? "none" : field->name();
+}
+
+}  // namespace granary
