@@ -197,6 +197,7 @@ void SchedulerClient::DeliverReplyLocked(proto::Header reply) {
   } else if (reply.command() == proto::CHUNK && reply.has_chunk()) {
     // Its call gave up; the scheduler counts the chunk as ours, so the next call takes it.
     unclaimed_chunks_[reply.queue_name()].push_back(reply.chunk());
+    changed_.notify_all();  // a NextChunk call of that queue may be waiting
   } else if (reply.command() == proto::CHUNK) {
     VLOG(1) << "queue '" << reply.queue_name() << "' drained (answer to an abandoned call)";
   } else {
