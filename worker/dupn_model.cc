@@ -8,56 +8,29 @@
 #include "worker/model/embedding_pooling.h"
 
 namespace granary {
-namespace {
 
 using model::Matrix;
-
-int32_t RowOf(uint64_t key, DupnInput* input) {
-  auto [it, inserted] =
-      input->row_of_key.try_emplace(key, static_cast<int32_t>(input->keys.size()));
-  if (inserted) input->keys.push_back(key);
-  return it->second;
-}
-
-model::MultiValuedField AsField(const DupnInput::FieldRows& rows) {
-  return model::MultiValuedField{rows.offsets, rows.row_ids, {}};
-}
-
-int OutputWidth(const proto::TaskConfig& task) {
-  return task.head() == proto::TaskConfig::MULTICLASS ? static_cast<int>(task.num_classes()) : 1;
-}
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<DupnModel>> DupnModel::Create(const proto::ModelConfig& model,
                                                              const proto::DatasetConfig& dataset) {
   if (!model.has_dupn()) return absl::InvalidArgumentError("the model is not a DUPN model");
-  auto embedded = [&dataset](const auto& names,
-                             std::vector<EmbeddedField>* fields) -> absl::Status {
-    for (const std::string& name : names) {
-      const proto::ColumnConfig* column = FindDatasetColumn(dataset, name);
-      if (column == nullptr) {
-        return absl::InvalidArgumentError(absl::StrCat("no column '", name, "' in the dataset"));
-      }
-      fields->push_back({name, column->role() == proto::ColumnConfig::MULTI_CATEGORICAL});
-    }
-    return absl::OkStatus();
-  };
-  std::vector<EmbeddedField> user_fields, item_fields;
-  absl::Status status = embedded(model.dupn().user_fields(), &user_fields);
-  if (status.ok()) status = embedded(model.dupn().item_fields(), &item_fields);
-  if (!status.ok()) return status;
+  absl::StatusOr<EmbeddedFields> user_fields =
+      EmbeddedFields::Create(model.dupn().user_fields(), dataset);
+  if (!user_fields.ok()) return user_fields.status();
+  absl::StatusOr<EmbeddedFields> item_fields =
+      EmbeddedFields::Create(model.dupn().item_fields(), dataset);
+  if (!item_fields.ok()) return item_fields.status();
   const proto::ColumnConfig* behavior = FindDatasetColumn(dataset, model.dupn().behavior_column());
   if (behavior == nullptr || behavior->role() != proto::ColumnConfig::SEQUENCE) {
     return absl::InvalidArgumentError(
         absl::StrCat("no SEQUENCE column '", model.dupn().behavior_column(), "' in the dataset"));
   }
   return std::unique_ptr<DupnModel>(
-      new DupnModel(model, std::move(user_fields), std::move(item_fields), *behavior));
+      new DupnModel(model, *std::move(user_fields), *std::move(item_fields), *behavior));
 }
 
-DupnModel::DupnModel(const proto::ModelConfig& model, std::vector<EmbeddedField> user_fields,
-                     std::vector<EmbeddedField> item_fields, const proto::ColumnConfig& behavior)
+DupnModel::DupnModel(const proto::ModelConfig& model, EmbeddedFields user_fields,
+                     EmbeddedFields item_fields, const proto::ColumnConfig& behavior)
     : dim_(static_cast<int>(model.embedding_dim())),
       user_fields_(std::move(user_fields)),
       item_fields_(std::move(item_fields)),
@@ -71,99 +44,26 @@ DupnModel::DupnModel(const proto::ModelConfig& model, std::vector<EmbeddedField>
   const int step_width =
       static_cast<int>(categorical_steps_.size()) * dim_ + static_cast<int>(numeric_steps_.size());
   const int hidden = static_cast<int>(dupn.lstm_hidden());
-  const int item_width = static_cast<int>(item_fields_.size()) * dim_;
+  const int item_width = item_fields_.num_slots() * dim_;
   lstm_ = std::make_unique<model::Lstm>(&params_, "behavior_lstm", step_width, hidden);
   attention_ =
       std::make_unique<model::AttentionPooling>(&params_, "behavior_attention", hidden, item_width,
                                                 static_cast<int>(dupn.attention_hidden()));
-  const int user_width = BuildMlp("user_mlp", static_cast<int>(user_fields_.size()) * dim_ + hidden,
-                                  dupn.user_mlp(), &user_mlp_);
-  heads_.resize(tasks_.size());
-  for (size_t k = 0; k < tasks_.size(); ++k) {
-    const std::string name = absl::StrCat("task.", tasks_[k].name());
-    int width =
-        BuildMlp(name, user_width + item_width, tasks_[k].hidden_sizes(), &heads_[k].hidden);
-    heads_[k].out =
-        std::make_unique<model::Dense>(&params_, name + ".out", width, OutputWidth(tasks_[k]));
+  user_mlp_ = std::make_unique<model::Mlp>(
+      &params_, "user_mlp", user_fields_.num_slots() * dim_ + hidden, dupn.user_mlp());
+  for (const proto::TaskConfig& task : tasks_) {
+    heads_.push_back(
+        std::make_unique<TaskHead>(&params_, task, user_mlp_->output_dim() + item_width));
   }
 }
 
-int DupnModel::BuildMlp(const std::string& name, int input_dim,
-                        const google::protobuf::RepeatedField<uint32_t>& widths, Mlp* mlp) {
-  int width = input_dim;
-  for (int i = 0; i < widths.size(); ++i) {
-    const int next = static_cast<int>(widths[i]);
-    mlp->layers.push_back(
-        std::make_unique<model::Dense>(&params_, absl::StrCat(name, ".", i), width, next));
-    mlp->activations.push_back(std::make_unique<model::Activation>(model::ActivationKind::kRelu));
-    width = next;
-  }
-  return width;
-}
-
-const Matrix& DupnModel::MlpForward(Mlp& mlp, const Matrix& input) {
-  const Matrix* x = &input;
-  for (size_t i = 0; i < mlp.layers.size(); ++i) {
-    x = &mlp.activations[i]->Forward(mlp.layers[i]->Forward(*x));
-  }
-  return *x;
-}
-
-const Matrix& DupnModel::MlpBackward(Mlp& mlp, const Matrix& d_output) {
-  const Matrix* d = &d_output;
-  for (size_t i = mlp.layers.size(); i-- > 0;) {
-    d = &mlp.layers[i]->Backward(mlp.activations[i]->Backward(*d));
-  }
-  return *d;
-}
-
-absl::Status DupnModel::PrepareField(const Batch& batch, const EmbeddedField& field,
-                                     DupnInput* input, DupnInput::FieldRows* rows) {
-  rows->offsets.assign(1, 0);
-  rows->row_ids.clear();
-  if (field.multi) {
-    int index = FindColumn(batch.multi_categoricals, field.column);
-    if (index < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("batch has no MULTI_CATEGORICAL column '", field.column, "'"));
-    }
-    const MultiCategoricalColumn& column = batch.multi_categoricals[index];
-    for (int b = 0; b < batch.size; ++b) {
-      for (uint32_t i = column.offsets[b]; i < column.offsets[b + 1]; ++i) {
-        rows->row_ids.push_back(RowOf(column.keys[i], input));
-      }
-      rows->offsets.push_back(static_cast<int32_t>(rows->row_ids.size()));
-    }
-    return absl::OkStatus();
-  }
-  int index = FindColumn(batch.categoricals, field.column);
-  if (index < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("batch has no CATEGORICAL column '", field.column, "'"));
-  }
-  const CategoricalColumn& column = batch.categoricals[index];
-  for (int b = 0; b < batch.size; ++b) {
-    if (column.present[b]) rows->row_ids.push_back(RowOf(column.keys[b], input));
-    rows->offsets.push_back(static_cast<int32_t>(rows->row_ids.size()));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status DupnModel::Prepare(const Batch& batch, DupnInput* input) const {
+absl::Status DupnModel::Prepare(const Batch& batch, ModelInput* model_input) const {
+  DupnInput* input = static_cast<DupnInput*>(model_input);
   const int n = batch.size;
-  input->batch_size = n;
-  input->keys.clear();
-  input->row_of_key.clear();
-  input->user_fields.resize(user_fields_.size());
-  input->item_fields.resize(item_fields_.size());
-  for (size_t f = 0; f < user_fields_.size(); ++f) {
-    absl::Status status = PrepareField(batch, user_fields_[f], input, &input->user_fields[f]);
-    if (!status.ok()) return status;
-  }
-  for (size_t f = 0; f < item_fields_.size(); ++f) {
-    absl::Status status = PrepareField(batch, item_fields_[f], input, &input->item_fields[f]);
-    if (!status.ok()) return status;
-  }
+  input->StartBatch(n);
+  absl::Status status = user_fields_.Prepare(batch, input, &input->user_fields);
+  if (status.ok()) status = item_fields_.Prepare(batch, input, &input->item_fields);
+  if (!status.ok()) return status;
 
   int index = FindColumn(batch.sequences, behavior_column_);
   if (index < 0) {
@@ -192,7 +92,7 @@ absl::Status DupnModel::Prepare(const Batch& batch, DupnInput* input) const {
     ids.assign(static_cast<size_t>(n) * steps, model::kPaddingRow);
     for (int b = 0; b < n; ++b) {
       for (int t = 0; t < input->lengths[b]; ++t) {
-        ids[static_cast<size_t>(b) * steps + t] = RowOf(keys[sequence.offsets[b] + t], input);
+        ids[static_cast<size_t>(b) * steps + t] = input->RowOf(keys[sequence.offsets[b] + t]);
       }
     }
   }
@@ -212,37 +112,11 @@ absl::Status DupnModel::Prepare(const Batch& batch, DupnInput* input) const {
       }
     }
   }
-
-  input->labels.resize(tasks_.size());
-  input->has_label.resize(tasks_.size());
-  input->classes.resize(tasks_.size());
-  for (size_t k = 0; k < tasks_.size(); ++k) {
-    const proto::TaskConfig& task = tasks_[k];
-    int label = FindColumn(batch.labels, task.label_column());
-    if (label < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("batch has no LABEL column '", task.label_column(), "'"));
-    }
-    input->labels[k] = batch.labels[label].values;
-    input->has_label[k] = batch.labels[label].present;
-    if (task.head() != proto::TaskConfig::MULTICLASS) continue;
-    input->classes[k].resize(n);
-    for (int b = 0; b < n; ++b) {
-      const float value = input->labels[k][b];
-      const int32_t id = static_cast<int32_t>(value);
-      if (input->has_label[k][b] &&
-          (id != value || id < 0 || id >= static_cast<int32_t>(task.num_classes()))) {
-        return absl::InvalidArgumentError(absl::StrCat("task '", task.name(), "': label ", value,
-                                                       " is not a class id in [0, ",
-                                                       task.num_classes(), ")"));
-      }
-      input->classes[k][b] = input->has_label[k][b] ? id : 0;
-    }
-  }
-  return absl::OkStatus();
+  return PrepareTaskLabels(batch, tasks_, input);
 }
 
-void DupnModel::Forward(const DupnInput& input, model::ConstMatrixRef rows) {
+void DupnModel::Forward(const ModelInput& model_input, model::ConstMatrixRef rows) {
+  const DupnInput& input = static_cast<const DupnInput&>(model_input);
   const int n = input.batch_size;
   const int steps = input.num_steps;
   const int hidden = lstm_->hidden_dim();
@@ -262,58 +136,36 @@ void DupnModel::Forward(const DupnInput& input, model::ConstMatrixRef rows) {
       }
     }
   }
-  item_.resize(n, static_cast<Eigen::Index>(item_fields_.size()) * dim_);
-  for (size_t f = 0; f < item_fields_.size(); ++f) {
-    model::PoolEmbeddings(rows, AsField(input.item_fields[f]), model::Pooling::kMean,
-                          item_.middleCols(f * dim_, dim_));
-  }
-  const int profile_width = static_cast<int>(user_fields_.size()) * dim_;
+  item_.resize(n, static_cast<Eigen::Index>(item_fields_.num_slots()) * dim_);
+  item_fields_.Pool(rows, input.item_fields, item_);
+  const int profile_width = user_fields_.num_slots() * dim_;
   user_input_.resize(n, profile_width + hidden);
-  for (size_t f = 0; f < user_fields_.size(); ++f) {
-    model::PoolEmbeddings(rows, AsField(input.user_fields[f]), model::Pooling::kMean,
-                          user_input_.middleCols(f * dim_, dim_));
-  }
+  user_fields_.Pool(rows, input.user_fields, user_input_.leftCols(profile_width));
 
   const Matrix& states = lstm_->Forward(step_inputs_, input.lengths);
   user_input_.rightCols(hidden) = attention_->Forward(states, item_, input.lengths);
-  const Matrix& user_vector = MlpForward(user_mlp_, user_input_);
+  const Matrix& user_vector = user_mlp_->Forward(user_input_);
 
   head_input_.resize(n, user_vector.cols() + item_.cols());
   head_input_.leftCols(user_vector.cols()) = user_vector;
   head_input_.rightCols(item_.cols()) = item_;
-  for (Head& head : heads_) head.output = &head.out->Forward(MlpForward(head.hidden, head_input_));
+  for (std::unique_ptr<TaskHead>& head : heads_) head->Forward(head_input_);
 }
 
-void DupnModel::Backward(const DupnInput& input, std::vector<model::LossValue>* losses,
+void DupnModel::Backward(const ModelInput& model_input, std::vector<model::LossValue>* losses,
                          Matrix* d_rows) {
+  const DupnInput& input = static_cast<const DupnInput&>(model_input);
   const int n = input.batch_size;
   params_.ZeroGrads();
   losses->resize(tasks_.size());
   d_head_input_.setZero(n, head_input_.cols());
   for (size_t k = 0; k < tasks_.size(); ++k) {
-    Head& head = heads_[k];
-    const model::SampleWeighting weighting{{}, input.has_label[k]};
-    switch (tasks_[k].head()) {
-      case proto::TaskConfig::MULTICLASS:
-        (*losses)[k] =
-            model::SoftmaxCrossEntropy(*head.output, input.classes[k], weighting, &head.d_output);
-        break;
-      case proto::TaskConfig::REGRESSION:
-        (*losses)[k] =
-            model::MeanSquaredError(*head.output, input.labels[k], weighting, &head.d_output);
-        break;
-      default:
-        (*losses)[k] = model::SigmoidBinaryCrossEntropy(*head.output, input.labels[k], weighting,
-                                                        &head.d_output);
-        break;
-    }
-    head.d_output *= tasks_[k].loss_weight();
-    d_head_input_ += MlpBackward(head.hidden, head.out->Backward(head.d_output));
+    d_head_input_ += heads_[k]->Backward(input, static_cast<int>(k), &(*losses)[k]);
   }
 
   const int user_width = static_cast<int>(d_head_input_.cols() - item_.cols());
   d_user_vector_ = d_head_input_.leftCols(user_width);
-  const Matrix& d_user_input = MlpBackward(user_mlp_, d_user_vector_);
+  const Matrix& d_user_input = user_mlp_->Backward(d_user_vector_);
   const int hidden = lstm_->hidden_dim();
   d_pooled_ = d_user_input.rightCols(hidden);
   attention_->Backward(d_pooled_);
@@ -321,14 +173,9 @@ void DupnModel::Backward(const DupnInput& input, std::vector<model::LossValue>* 
   const Matrix& d_steps = lstm_->Backward(&attention_->d_states(), nullptr);
 
   d_rows->setZero(static_cast<Eigen::Index>(input.keys.size()), dim_);
-  for (size_t f = 0; f < user_fields_.size(); ++f) {
-    model::PoolEmbeddingsBackward(d_user_input.middleCols(f * dim_, dim_),
-                                  AsField(input.user_fields[f]), model::Pooling::kMean, *d_rows);
-  }
-  for (size_t f = 0; f < item_fields_.size(); ++f) {
-    model::PoolEmbeddingsBackward(d_item_.middleCols(f * dim_, dim_), AsField(input.item_fields[f]),
-                                  model::Pooling::kMean, *d_rows);
-  }
+  user_fields_.PoolBackward(d_user_input.leftCols(user_fields_.num_slots() * dim_),
+                            input.user_fields, *d_rows);
+  item_fields_.PoolBackward(d_item_, input.item_fields, *d_rows);
   for (size_t j = 0; j < categorical_steps_.size(); ++j) {
     model::GatherSequenceBackward(d_steps.middleCols(j * dim_, dim_), input.step_row_ids[j],
                                   input.num_steps, *d_rows);

@@ -25,54 +25,37 @@
 #include <string>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/proto/dataset.pb.h"
 #include "common/proto/job.pb.h"
-#include "worker/model/activation.h"
+#include "worker/embedded_fields.h"
+#include "worker/model.h"
 #include "worker/model/attention_pooling.h"
-#include "worker/model/dense.h"
 #include "worker/model/loss.h"
 #include "worker/model/lstm.h"
+#include "worker/model/mlp.h"
 #include "worker/model/parameter_set.h"
 #include "worker/model/tensor.h"
 #include "worker/reader.h"
+#include "worker/task_head.h"
 
 namespace granary {
 
-// The model's view of one batch: the unique keys to pull and where each field finds its rows
-// among them, the behaviour sequence and the labels. Built by DupnModel::Prepare; reusing one
-// DupnInput across batches reuses its memory.
-struct DupnInput {
-  // CSR over samples: sample b's values are row_ids[offsets[b], offsets[b + 1]).
-  struct FieldRows {
-    std::vector<int32_t> offsets;  // [B + 1]
-    std::vector<int32_t> row_ids;  // rows of `keys`
-  };
-
-  int batch_size = 0;
-  // Unique keys of every sparse field of the batch, in first-seen order; row i of the pulled
-  // matrix is the embedding of keys[i].
-  std::vector<uint64_t> keys;
-  std::vector<FieldRows> user_fields;  // in DupnConfig.user_fields order
-  std::vector<FieldRows> item_fields;  // in DupnConfig.item_fields order
+// DUPN's view of one batch: beside the keys and labels, where each field finds its rows among
+// the keys and the behaviour sequence. Built by DupnModel::Prepare.
+struct DupnInput : ModelInput {
+  std::vector<SlotRows> user_fields;  // in DupnConfig.user_fields order
+  std::vector<SlotRows> item_fields;  // in DupnConfig.item_fields order
   // The behaviour sequence, padded to num_steps = max(1, longest length).
   int num_steps = 1;
   std::vector<int32_t> lengths;                    // [B]
   std::vector<std::vector<int32_t>> step_row_ids;  // per CATEGORICAL step field: [B * T]
                                                    // sample-major, kPaddingRow past the length
   std::vector<std::vector<float>> step_values;     // per NUMERIC step field: [B * T]
-  // Per task, [B] each: the float label, whether it is present, and (MULTICLASS) the class.
-  std::vector<std::vector<float>> labels;
-  std::vector<std::vector<uint8_t>> has_label;
-  std::vector<std::vector<int32_t>> classes;
-
-  // Scratch of Prepare: row of each key seen so far.
-  absl::flat_hash_map<uint64_t, int32_t> row_of_key;
 };
 
-class DupnModel {
+class DupnModel : public Model {
  public:
   // Builds the network of `model` (REQUIRES: validated with ValidateJobConfig against
   // `dataset`, so every named column exists with the right role). The dense parameters are
@@ -82,59 +65,24 @@ class DupnModel {
   DupnModel(const DupnModel&) = delete;
   DupnModel& operator=(const DupnModel&) = delete;
 
-  // Fills *input from `batch`. InvalidArgument if the batch lacks a configured column (it
-  // was read with another dataset config) or a MULTICLASS label is not a class id in
-  // [0, num_classes), naming the task and the value.
-  absl::Status Prepare(const Batch& batch, DupnInput* input) const;
-
-  // Runs the network. REQUIRES: `rows` is [input.keys.size(), embedding_dim()] and stays
-  // alive and unchanged until Backward returns; `input` likewise.
-  void Forward(const DupnInput& input, model::ConstMatrixRef rows);
-
-  // Task k's output of the last Forward: BINARY [B, 1] logits, MULTICLASS [B, K] logits,
-  // REGRESSION [B, 1] predictions. REQUIRES: Forward ran.
-  const model::Matrix& output(int task) const { return *heads_[task].output; }
-
-  // Computes every task's loss over its labelled samples (*losses[k], without the task's
-  // loss weight) and the gradients of sum_k loss_weight_k * mean loss_k: the dense ones into
-  // params()' grads (zeroed first) and the embedding rows' into *d_rows
-  // [input.keys.size(), embedding_dim()] (resized and zeroed first).
-  void Backward(const DupnInput& input, std::vector<model::LossValue>* losses,
-                model::Matrix* d_rows);
-
-  model::ParameterSet& params() { return params_; }
-  int embedding_dim() const { return dim_; }
-  const std::vector<proto::TaskConfig>& tasks() const { return tasks_; }
+  // Model; Prepare and Forward take a DupnInput (from NewInput).
+  std::unique_ptr<ModelInput> NewInput() const override { return std::make_unique<DupnInput>(); }
+  absl::Status Prepare(const Batch& batch, ModelInput* input) const override;
+  void Forward(const ModelInput& input, model::ConstMatrixRef rows) override;
+  const model::Matrix& output(int task) const override { return heads_[task]->output(); }
+  void Backward(const ModelInput& input, std::vector<model::LossValue>* losses,
+                model::Matrix* d_rows) override;
+  model::ParameterSet& params() override { return params_; }
+  int embedding_dim() const override { return dim_; }
+  const std::vector<proto::TaskConfig>& tasks() const override { return tasks_; }
 
  private:
-  struct EmbeddedField {
-    std::string column;
-    bool multi = false;  // MULTI_CATEGORICAL, else CATEGORICAL
-  };
-  struct Mlp {
-    std::vector<std::unique_ptr<model::Dense>> layers;
-    std::vector<std::unique_ptr<model::Activation>> activations;  // ReLU after each hidden
-  };
-  struct Head {
-    Mlp hidden;
-    std::unique_ptr<model::Dense> out;
-    const model::Matrix* output = nullptr;
-    model::Matrix d_output;
-  };
-
-  DupnModel(const proto::ModelConfig& model, std::vector<EmbeddedField> user_fields,
-            std::vector<EmbeddedField> item_fields, const proto::ColumnConfig& behavior);
-  // Adds ReLU Dense layers of `widths` on top of `input_dim` to *mlp; returns the output width.
-  int BuildMlp(const std::string& name, int input_dim,
-               const google::protobuf::RepeatedField<uint32_t>& widths, Mlp* mlp);
-  static const model::Matrix& MlpForward(Mlp& mlp, const model::Matrix& input);
-  static const model::Matrix& MlpBackward(Mlp& mlp, const model::Matrix& d_output);
-  static absl::Status PrepareField(const Batch& batch, const EmbeddedField& field, DupnInput* input,
-                                   DupnInput::FieldRows* rows);
+  DupnModel(const proto::ModelConfig& model, EmbeddedFields user_fields, EmbeddedFields item_fields,
+            const proto::ColumnConfig& behavior);
 
   const int dim_;
-  const std::vector<EmbeddedField> user_fields_;
-  const std::vector<EmbeddedField> item_fields_;
+  const EmbeddedFields user_fields_;
+  const EmbeddedFields item_fields_;
   const std::string behavior_column_;
   std::vector<std::string> categorical_steps_;  // step field names, in step order
   std::vector<std::string> numeric_steps_;
@@ -143,8 +91,8 @@ class DupnModel {
   model::ParameterSet params_;  // before the layers, which point into it
   std::unique_ptr<model::Lstm> lstm_;
   std::unique_ptr<model::AttentionPooling> attention_;
-  Mlp user_mlp_;
-  std::vector<Head> heads_;
+  std::unique_ptr<model::Mlp> user_mlp_;
+  std::vector<std::unique_ptr<TaskHead>> heads_;
 
   // Forward activations and backward scratch, reused across batches.
   model::Matrix step_inputs_;  // [T * B, step width]

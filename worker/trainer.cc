@@ -17,6 +17,7 @@
 #include "common/feature_key.h"
 #include "glog/logging.h"
 #include "worker/model/metrics.h"
+#include "worker/model_factory.h"
 
 namespace granary {
 namespace {
@@ -97,7 +98,7 @@ absl::Status Trainer::Run(std::vector<EpochReport>* reports) {
   std::error_code error;
   std::filesystem::create_directories(metrics.parent_path(), error);
 
-  absl::StatusOr<std::unique_ptr<DupnModel>> model = DupnModel::Create(config, spec_.dataset);
+  absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(config, spec_.dataset);
   if (!model.ok()) return model.status();
   model_ = *std::move(model);
   model_->params().Initialize(spec_.job.training().seed());
@@ -107,10 +108,10 @@ absl::Status Trainer::Run(std::vector<EpochReport>* reports) {
   dense_keys_.clear();
   for (size_t b = 0; b < blocks; ++b) dense_keys_.push_back(DenseBlockKey(config.dense_table(), b));
   grads_.assign(blocks * dense_dim, 0.0f);
-  LOG(INFO) << "worker " << rank_ << " of " << num_workers_ << ": DUPN with " << num_values
-            << " dense parameters in " << blocks << " blocks of '" << config.dense_table() << "'; "
-            << train_files_.size() << " train and " << eval_files_.size()
-            << " eval files; metrics to " << metrics_path_;
+  LOG(INFO) << "worker " << rank_ << " of " << num_workers_ << ": " << ArchitectureName(config)
+            << " with " << num_values << " dense parameters in " << blocks << " blocks of '"
+            << config.dense_table() << "'; " << train_files_.size() << " train and "
+            << eval_files_.size() << " eval files; metrics to " << metrics_path_;
 
   for (int epoch = 1; epoch <= static_cast<int>(spec_.job.training().epochs()); ++epoch) {
     EpochReport report;
@@ -128,10 +129,10 @@ absl::StatusOr<bool> Trainer::StartBatch(Reader& reader, PullMode mode, int64_t*
                                          Batch* batch, Slot* slot) {
   while (reader.Next(batch)) {
     if ((*batch_index)++ % num_workers_ != rank_) continue;
-    absl::Status status = model_->Prepare(*batch, &slot->input);
+    absl::Status status = model_->Prepare(*batch, slot->input.get());
     if (!status.ok()) return status;
     const proto::ModelConfig& config = spec_.job.model();
-    slot->rows_request = kv_->Pull(config.sparse_table(), slot->input.keys, &slot->rows, mode);
+    slot->rows_request = kv_->Pull(config.sparse_table(), slot->input->keys, &slot->rows, mode);
     slot->dense_request = kv_->Pull(config.dense_table(), dense_keys_, &slot->dense, mode);
     slot->pulling = true;
     return true;
@@ -167,6 +168,7 @@ absl::Status Trainer::ForEachBatch(const std::vector<std::string>& files, PullMo
       Reader::Open(spec_.dataset, files, reader_options);
   if (!reader.ok()) return reader.status();
   Slot slots[2];
+  for (Slot& slot : slots) slot.input = model_->NewInput();
   Batch batch;
   int64_t batch_index = 0;
   absl::StatusOr<bool> have = StartBatch(**reader, mode, &batch_index, &batch, &slots[0]);
@@ -196,9 +198,9 @@ absl::Status Trainer::Forward(Slot& slot) {
   absl::Status status = model_->params().LoadValues(values_);
   if (!status.ok()) return status;
   const int dim = model_->embedding_dim();
-  model_->Forward(slot.input,
+  model_->Forward(*slot.input,
                   model::ConstMatrixMap(slot.rows.data(),
-                                        static_cast<Eigen::Index>(slot.input.keys.size()), dim));
+                                        static_cast<Eigen::Index>(slot.input->keys.size()), dim));
   return absl::OkStatus();
 }
 
@@ -219,7 +221,7 @@ absl::Status Trainer::TrainEpoch(int epoch, EpochReport* report) {
   absl::Status status = ForEachBatch(train_files_, PullMode::kTrain, [&](Slot& slot) {
     absl::Status forward = Forward(slot);
     if (!forward.ok()) return forward;
-    model_->Backward(slot.input, &losses_, &d_rows_);
+    model_->Backward(*slot.input, &losses_, &d_rows_);
     model_->params().FlattenGrads(&dense_grads);
     std::copy(dense_grads.begin(), dense_grads.end(), grads_.begin());
     // Pushes of the previous batch had this batch's compute time to finish.
@@ -227,7 +229,7 @@ absl::Status Trainer::TrainEpoch(int epoch, EpochReport* report) {
     absl::Status pushed = WaitPushes();
     push_wait += absl::Now() - computed;
     if (!pushed.ok()) return pushed;
-    pushes_.push_back(kv_->Push(config.sparse_table(), slot.input.keys,
+    pushes_.push_back(kv_->Push(config.sparse_table(), slot.input->keys,
                                 absl::MakeConstSpan(d_rows_.data(), d_rows_.size())));
     pushes_.push_back(kv_->Push(config.dense_table(), dense_keys_, grads_));
 
@@ -237,8 +239,8 @@ absl::Status Trainer::TrainEpoch(int epoch, EpochReport* report) {
       recent_loss[k].total += losses_[k].total;
       recent_loss[k].count += losses_[k].count;
     }
-    report->train_samples += slot.input.batch_size;
-    recent_samples += slot.input.batch_size;
+    report->train_samples += slot.input->batch_size;
+    recent_samples += slot.input->batch_size;
     const absl::Time now = absl::Now();
     if (now - last_progress >= progress_interval) {
       std::vector<std::string> parts;
@@ -304,16 +306,16 @@ absl::Status Trainer::Evaluate(int epoch, EpochReport* report) {
     lines.clear();
     for (size_t k = 0; k < tasks.size(); ++k) {
       const Matrix& output = model_->output(static_cast<int>(k));
-      for (int b = 0; b < slot.input.batch_size; ++b) {
-        if (!slot.input.has_label[k][b]) continue;
-        const float label = slot.input.labels[k][b];
+      for (int b = 0; b < slot.input->batch_size; ++b) {
+        if (!slot.input->has_label[k][b]) continue;
+        const float label = slot.input->labels[k][b];
         switch (tasks[k].head()) {
           case proto::TaskConfig::MULTICLASS: {
             Eigen::Index predicted = 0;
             const float top = output.row(b).maxCoeff(&predicted);
             const double log_sum =
                 top + std::log((output.row(b).array() - top).exp().cast<double>().sum());
-            const double loss = log_sum - output(b, slot.input.classes[k][b]);
+            const double loss = log_sum - output(b, slot.input->classes[k][b]);
             absl::StrAppendFormat(&lines, "%d\t%d\t%g\t%.9g\n", k, predicted, label, loss);
             break;
           }

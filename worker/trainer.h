@@ -2,7 +2,8 @@
 // data-parallel training against the parameter servers, each followed by an evaluation whose
 // metrics are computed over every worker's predictions together.
 //
-// Per batch: the model lists the batch's unique embedding keys (DupnModel::Prepare); the
+// Per batch: the model (worker/model.h, built by CreateModel from the job's architecture)
+// lists the batch's unique embedding keys (Model::Prepare); the
 // trainer pulls their rows from the sparse table and the dense parameters from the dense
 // table, runs forward and backward, and pushes the row gradients and the dense gradient; the
 // servers apply the optimizers. The pulls of batch t + 1 are issued before batch t is
@@ -44,9 +45,9 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/scheduler_client.h"
-#include "worker/dupn_model.h"
 #include "worker/job_config.h"
 #include "worker/kv_worker.h"
+#include "worker/model.h"
 #include "worker/reader.h"
 
 namespace granary {
@@ -106,7 +107,7 @@ class Trainer {
  private:
   // One batch in the pipeline: its model input and the rows pulled for it.
   struct Slot {
-    DupnInput input;
+    std::unique_ptr<ModelInput> input;
     std::vector<float> rows;   // [keys, embedding dim]
     std::vector<float> dense;  // the dense table's blocks: offsets from the initial values
     int64_t rows_request = 0;
@@ -143,7 +144,7 @@ class Trainer {
   std::vector<std::string> train_files_;
   std::vector<std::string> eval_files_;
   std::string metrics_path_;
-  std::unique_ptr<DupnModel> model_;
+  std::unique_ptr<Model> model_;
   std::vector<float> initial_values_;  // w0
   std::vector<float> values_;          // w0 + offsets, loaded into the model
   std::vector<float> grads_;           // padded to whole blocks of the dense table

@@ -1,0 +1,26 @@
+#include "worker/model_factory.h"
+
+#include "worker/dupn_model.h"
+
+namespace granary {
+
+absl::StatusOr<std::unique_ptr<Model>> CreateModel(const proto::ModelConfig& model,
+                                                   const proto::DatasetConfig& dataset) {
+  switch (model.architecture_case()) {
+    case proto::ModelConfig::kDupn: {
+      absl::StatusOr<std::unique_ptr<DupnModel>> dupn = DupnModel::Create(model, dataset);
+      if (!dupn.ok()) return dupn.status();
+      return std::unique_ptr<Model>(*std::move(dupn));
+    }
+    default:
+      return absl::InvalidArgumentError("the model config has no supported architecture");
+  }
+}
+
+std::string ArchitectureName(const proto::ModelConfig& model) {
+  const google::protobuf::FieldDescriptor* field =
+      model.GetDescriptor()->FindFieldByNumber(model.architecture_case());
+  return field == nullptr ? "none" : field->name();
+}
+
+}  // namespace granary
