@@ -5,6 +5,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/config.h"
+#include "worker/retrieval_model.h"
 
 namespace granary {
 namespace {
@@ -150,8 +151,20 @@ absl::Status ValidateJobConfig(const proto::JobConfig& job, const proto::Dataset
   if (model.embedding_dim() < 1) {
     return Invalid(model_at.At("embedding_dim"), "embedding_dim must be >= 1");
   }
-  if (!model.has_dupn()) return Invalid(at.At("model"), "model has no architecture (dupn)");
-  absl::Status status = ValidateDupn(model.dupn(), model_at.Nested(model.dupn(), "dupn"), dataset);
+  absl::Status status;
+  switch (model.architecture_case()) {
+    case proto::ModelConfig::kDupn:
+      status = ValidateDupn(model.dupn(), model_at.Nested(model.dupn(), "dupn"), dataset);
+      break;
+    case proto::ModelConfig::kTwoTower:
+    case proto::ModelConfig::kDat:
+    case proto::ModelConfig::kAtnn:
+      status = ValidateRetrievalModel(model, dataset);
+      if (!status.ok()) status = Invalid(at.At("model"), std::string(status.message()));
+      break;
+    default:
+      return Invalid(at.At("model"), "model has no architecture (dupn, two_tower, dat, atnn)");
+  }
   if (!status.ok()) return status;
   if (model.tasks().empty()) return Invalid(at.At("model"), "model has no tasks");
   absl::flat_hash_set<std::string> names;
