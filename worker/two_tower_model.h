@@ -75,6 +75,9 @@ class TwoTowerModel : public RetrievalModel {
   const model::Matrix& item_vectors() const override { return *item_vectors_; }
 
   const AuxiliaryLosses& auxiliary_losses() const { return auxiliary_; }
+  // Restarts the negative sampling of RANDOM_NEGATIVE_BCE from `seed`, so that a Backward can
+  // be replayed with the same negatives (gradient checks).
+  void set_negative_seed(uint64_t seed) { negative_rng_.seed(seed); }
   // DAT: the augmented vectors a_u, a_v [B, dim] of the last Forward (zero rows where the id
   // is missing).
   const model::Matrix& user_augmented() const { return user_augmented_; }
