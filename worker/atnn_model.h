@@ -60,6 +60,8 @@ class AtnnModel : public RetrievalModel {
   const std::vector<proto::TaskConfig>& tasks() const override { return tasks_; }
   const model::Matrix& user_vectors() const override { return *user_vectors_; }
   const model::Matrix& item_vectors() const override { return item_vectors_; }
+  // New arrivals are scored by the generator.
+  const model::Matrix* cold_item_vectors() const override { return generator_vectors_; }
 
   // [B, d] of the last Forward.
   const model::Matrix& encoder_vectors() const { return *encoder_vectors_; }

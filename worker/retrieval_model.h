@@ -47,6 +47,9 @@ class RetrievalModel : public Model {
   // model scores the sample's item with).
   virtual const model::Matrix& user_vectors() const = 0;
   virtual const model::Matrix& item_vectors() const = 0;
+  // [B, d]: the vectors the model gives items it has never seen (new arrivals), or null when
+  // it has no special path for them (they get item_vectors()).
+  virtual const model::Matrix* cold_item_vectors() const { return nullptr; }
 };
 
 // Checks the parts every retrieval architecture shares: one BINARY task; the id columns are

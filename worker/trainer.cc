@@ -119,6 +119,10 @@ absl::Status Trainer::Run(std::vector<EpochReport>* reports) {
     absl::Status status = TrainEpoch(epoch, &report);
     if (status.ok()) status = Barrier(absl::StrCat("train-epoch-", epoch));
     if (status.ok() && !eval_files_.empty()) status = Evaluate(epoch, &report);
+    if (status.ok() && epoch == static_cast<int>(spec_.job.training().epochs()) &&
+        !eval_files_.empty() && dynamic_cast<RetrievalModel*>(model_.get()) != nullptr) {
+      status = EvaluateRetrieval(epoch, &report);
+    }
     if (!status.ok()) return status;
     reports->push_back(std::move(report));
   }
@@ -128,7 +132,7 @@ absl::Status Trainer::Run(std::vector<EpochReport>* reports) {
 absl::StatusOr<bool> Trainer::StartBatch(Reader& reader, PullMode mode, int64_t* batch_index,
                                          Batch* batch, Slot* slot) {
   while (reader.Next(batch)) {
-    if ((*batch_index)++ % num_workers_ != rank_) continue;
+    if ((*batch_index)++ % num_workers_ != rank_ && !every_batch_) continue;
     absl::Status status = model_->Prepare(*batch, slot->input.get());
     if (!status.ok()) return status;
     const proto::ModelConfig& config = spec_.job.model();
@@ -419,6 +423,62 @@ absl::Status Trainer::MergeEvaluation(int epoch, EpochReport* report) {
   out.close();
   if (!out) return absl::DataLossError(absl::StrCat("cannot append to ", metrics_path_));
   return absl::OkStatus();
+}
+
+absl::Status Trainer::EvaluateRetrieval(int epoch, EpochReport* report) {
+  if (rank_ != 0) return Barrier("retrieval-eval");
+  const absl::Time start = absl::Now();
+  auto* model = static_cast<RetrievalModel*>(model_.get());
+  RetrievalEvaluator evaluator;
+  every_batch_ = true;
+  absl::Status status = ForEachBatch(train_files_, PullMode::kEvaluate, [&](Slot& slot) {
+    absl::Status forward = Forward(slot);
+    if (forward.ok()) evaluator.AddTrainBatch(static_cast<RetrievalInput&>(*slot.input), *model);
+    return forward;
+  });
+  if (status.ok()) {
+    status = ForEachBatch(eval_files_, PullMode::kEvaluate, [&](Slot& slot) {
+      absl::Status forward = Forward(slot);
+      if (forward.ok()) evaluator.AddEvalBatch(static_cast<RetrievalInput&>(*slot.input), *model);
+      return forward;
+    });
+  }
+  every_batch_ = false;
+  if (!status.ok()) return status;
+  constexpr int kCutoffs[] = {10, 50, 100};
+  const RetrievalEvaluation evaluation = evaluator.Evaluate(kCutoffs);
+  auto metrics_json = [](const model::RetrievalMetrics& metrics) {
+    std::vector<std::string> parts = {absl::StrFormat("\"queries\": %d", metrics.queries)};
+    for (size_t i = 0; i < metrics.ks.size(); ++i) {
+      parts.push_back(absl::StrFormat("\"hr@%d\": %.6f", metrics.ks[i], metrics.hit_rates[i]));
+    }
+    parts.push_back(absl::StrFormat("\"mrr\": %.6f", metrics.mrr));
+    return absl::StrCat("{", absl::StrJoin(parts, ", "), "}");
+  };
+  const std::string overall = metrics_json(evaluation.overall);
+  const std::string cold = metrics_json(evaluation.cold);
+  LOG(INFO) << absl::StrFormat(
+      "epoch %d retrieval over %d items (%d cold) in %.1f s: overall %s; cold %s; auc warm %s "
+      "(%d samples), cold %s (%d samples)",
+      epoch, evaluation.corpus_items, evaluation.cold_items,
+      absl::ToDoubleSeconds(absl::Now() - start), overall, cold,
+      FormatOptional(evaluation.warm_auc), evaluation.warm_samples,
+      FormatOptional(evaluation.cold_auc), evaluation.cold_samples);
+  const std::filesystem::path dir = std::filesystem::path(metrics_path_).parent_path();
+  status = evaluator.ExportVectors(
+      (dir / "user_vectors.vec").string(), (dir / "item_vectors.vec").string(),
+      absl::StrCat(ArchitectureName(spec_.job.model()), " epoch ", epoch));
+  if (!status.ok()) return status;
+  std::ofstream out(metrics_path_, std::ios::app);
+  out << absl::StrFormat(
+      "{\"epoch\": %d, \"retrieval\": {\"corpus_items\": %d, \"cold_items\": %d, \"overall\": %s, "
+      "\"cold\": %s, \"warm_auc\": %s, \"cold_auc\": %s}}\n",
+      epoch, evaluation.corpus_items, evaluation.cold_items, overall, cold,
+      FormatOptional(evaluation.warm_auc), FormatOptional(evaluation.cold_auc));
+  out.close();
+  if (!out) return absl::DataLossError(absl::StrCat("cannot append to ", metrics_path_));
+  report->retrieval = evaluation;
+  return Barrier("retrieval-eval");
 }
 
 }  // namespace granary
