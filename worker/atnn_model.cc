@@ -10,10 +10,6 @@ using model::Matrix;
 
 constexpr float kDefaultSimilarityWeight = 1.0f;
 
-std::vector<uint32_t> Widths(const proto::TowerConfig& tower) {
-  return {tower.mlp().begin(), tower.mlp().end()};
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<AtnnModel>> AtnnModel::Create(const proto::ModelConfig& model,
@@ -37,11 +33,11 @@ AtnnModel::AtnnModel(const proto::ModelConfig& model, EmbeddedFields user_fields
       temperature_(TemperatureOf(config_.retrieval())),
       tasks_(model.tasks().begin(), model.tasks().end()),
       user_tower_(&params_, "user_tower", std::move(user_fields), dim_, 0,
-                  Widths(config_.user_tower())),
+                  config_.user_tower().mlp()),
       encoder_(&params_, "item_encoder", item_fields, dim_, config_.statistics_columns_size(),
-               Widths(config_.item_tower())),
+               config_.item_tower().mlp()),
       generator_(&params_, "item_generator", std::move(item_fields), dim_, 0,
-                 Widths(config_.item_tower())),
+                 config_.item_tower().mlp()),
       user_vector_sum_(Eigen::VectorXd::Zero(user_tower_.output_dim())) {}
 
 std::unique_ptr<ModelInput> AtnnModel::NewInput() const { return std::make_unique<AtnnInput>(); }

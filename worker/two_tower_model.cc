@@ -23,10 +23,6 @@ const proto::TwoTowerConfig& TowersOf(const proto::ModelConfig& model) {
   return model.has_dat() ? model.dat().towers() : model.two_tower();
 }
 
-std::vector<uint32_t> Widths(const proto::TowerConfig& tower) {
-  return {tower.mlp().begin(), tower.mlp().end()};
-}
-
 // Gathers rows `rows[b]` of `source` into target [B, dim]; -1 gives a zero row.
 void GatherRows(model::ConstMatrixRef source, const std::vector<int32_t>& rows, int dim,
                 Matrix* target) {
@@ -90,9 +86,9 @@ TwoTowerModel::TwoTowerModel(const proto::ModelConfig& model, EmbeddedFields use
       tasks_(model.tasks().begin(), model.tasks().end()),
       negative_rng_(towers_.negative_seed() != 0 ? towers_.negative_seed() : 1),
       user_tower_(&params_, "user_tower", std::move(user_fields), dim_, dat_ ? dim_ : 0,
-                  Widths(towers_.user_tower())),
+                  towers_.user_tower().mlp()),
       item_tower_(&params_, "item_tower", std::move(item_fields), dim_, dat_ ? dim_ : 0,
-                  Widths(towers_.item_tower())) {
+                  towers_.item_tower().mlp()) {
   if (towers_.loss() == proto::TwoTowerConfig::IN_BATCH_SOFTMAX &&
       towers_.sampling_bias_correction()) {
     model::FrequencyEstimatorOptions options;

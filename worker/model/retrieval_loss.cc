@@ -8,32 +8,6 @@
 
 namespace granary {
 namespace model {
-namespace {
-
-bool HasLabel(const SampleWeighting& weighting, int64_t i) {
-  return weighting.has_label.empty() || weighting.has_label[i] != 0;
-}
-
-float WeightOf(const SampleWeighting& weighting, int64_t i) {
-  return weighting.weights.empty() ? 1.0f : weighting.weights[i];
-}
-
-int64_t CountLabelled(const SampleWeighting& weighting, Eigen::Index batch) {
-  if (weighting.has_label.empty()) return batch;
-  int64_t count = 0;
-  for (uint8_t present : weighting.has_label) count += present != 0;
-  return count;
-}
-
-// log(1 + exp(x)) and the logistic function, stable for large |x| (as in loss.cc).
-double Softplus(double x) { return std::max(x, 0.0) + std::log1p(std::exp(-std::abs(x))); }
-double Sigmoid(double x) {
-  if (x >= 0) return 1.0 / (1.0 + std::exp(-x));
-  const double e = std::exp(x);
-  return e / (1.0 + e);
-}
-
-}  // namespace
 
 LossValue InBatchSoftmax::Compute(const Matrix& users, const Matrix& items,
                                   const InBatchSoftmaxOptions& options,
@@ -68,12 +42,12 @@ LossValue InBatchSoftmax::Compute(const Matrix& users, const Matrix& items,
   }
 
   LossValue loss;
-  loss.count = CountLabelled(weighting, batch);
+  loss.count = weighting.CountLabelled(batch);
   const double scale = loss.count > 0 ? 1.0 / static_cast<double>(loss.count) : 0.0;
   d_logits_.resize(batch, batch);
   for (Eigen::Index i = 0; i < batch; ++i) {
     auto d_row = d_logits_.row(i);
-    if (!HasLabel(weighting, i)) {
+    if (!weighting.HasLabel(i)) {
       d_row.setZero();
       continue;
     }
@@ -81,7 +55,7 @@ LossValue InBatchSoftmax::Compute(const Matrix& users, const Matrix& items,
     const float max_logit = row.maxCoeff();  // finite: the diagonal is never left out
     d_row = (row.array() - max_logit).exp().matrix();
     const double sum_exp = d_row.cast<double>().sum();
-    const double weight = WeightOf(weighting, i);
+    const double weight = weighting.WeightOf(i);
     loss.total += weight * (max_logit + std::log(sum_exp) - row(i));
     d_row *= static_cast<float>(weight * scale / sum_exp);
     d_row(i) -= static_cast<float>(weight * scale);
@@ -129,15 +103,15 @@ LossValue SquaredDistanceToTarget(const Matrix& vectors, const Matrix& targets,
   DCHECK_EQ(targets.rows(), batch);
   DCHECK_EQ(targets.cols(), vectors.cols());
   LossValue loss;
-  loss.count = CountLabelled(weighting, batch);
+  loss.count = weighting.CountLabelled(batch);
   const double scale = loss.count > 0 ? 1.0 / static_cast<double>(loss.count) : 0.0;
   d_vectors->resize(batch, vectors.cols());
   for (Eigen::Index b = 0; b < batch; ++b) {
-    if (!HasLabel(weighting, b)) {
+    if (!weighting.HasLabel(b)) {
       d_vectors->row(b).setZero();
       continue;
     }
-    const double weight = WeightOf(weighting, b);
+    const double weight = weighting.WeightOf(b);
     d_vectors->row(b) = vectors.row(b) - targets.row(b);
     loss.total += weight * d_vectors->row(b).cast<double>().squaredNorm();
     d_vectors->row(b) *= static_cast<float>(2.0 * weight * scale);
