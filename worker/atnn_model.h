@@ -62,6 +62,11 @@ class AtnnModel : public RetrievalModel {
   const model::Matrix& item_vectors() const override { return item_vectors_; }
   // New arrivals are scored by the generator.
   const model::Matrix* cold_item_vectors() const override { return generator_vectors_; }
+  // PopularityScores.
+  bool NewItemPopularity(const model::Matrix& items, absl::Span<float> scores) const override {
+    PopularityScores(items, scores);
+    return true;
+  }
 
   // [B, d] of the last Forward.
   const model::Matrix& encoder_vectors() const { return *encoder_vectors_; }

@@ -1,5 +1,7 @@
 #include "worker/retrieval_evaluator.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -28,6 +30,42 @@ absl::Status WriteVectors(const std::string& path, proto::VectorFileHeader::Kind
   return (*writer)->Finish();
 }
 
+// Ranks of values (1-based, ties get their mean rank).
+std::vector<double> MidRanks(const std::vector<double>& values) {
+  std::vector<size_t> order(values.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return values[a] < values[b]; });
+  std::vector<double> ranks(values.size());
+  for (size_t begin = 0; begin < order.size();) {
+    size_t end = begin + 1;
+    while (end < order.size() && values[order[end]] == values[order[begin]]) ++end;
+    for (size_t i = begin; i < end; ++i)
+      ranks[order[i]] = 0.5 * static_cast<double>(begin + 1 + end);
+    begin = end;
+  }
+  return ranks;
+}
+
+// The Pearson correlation of the mid-ranks; nullopt when either side is constant.
+std::optional<double> Spearman(const std::vector<double>& x, const std::vector<double>& y) {
+  if (x.size() < 2) return std::nullopt;
+  const std::vector<double> rx = MidRanks(x), ry = MidRanks(y);
+  const double n = static_cast<double>(x.size());
+  double mx = 0, my = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    mx += rx[i] / n;
+    my += ry[i] / n;
+  }
+  double sxy = 0, sxx = 0, syy = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    sxy += (rx[i] - mx) * (ry[i] - my);
+    sxx += (rx[i] - mx) * (rx[i] - mx);
+    syy += (ry[i] - my) * (ry[i] - my);
+  }
+  if (sxx == 0 || syy == 0) return std::nullopt;
+  return sxy / std::sqrt(sxx * syy);
+}
+
 }  // namespace
 
 void RetrievalEvaluator::Store(const float* vector, int dim, std::vector<float>* values,
@@ -48,7 +86,10 @@ void RetrievalEvaluator::AddTrainBatch(const RetrievalInput& input, const Retrie
     const uint64_t key = input.item_ids[b];
     train_items_.insert(key);
     auto [it, inserted] = item_row_.try_emplace(key, -1);
-    if (inserted) item_keys_.push_back(key);
+    if (inserted) {
+      item_keys_.push_back(key);
+      item_positives_.push_back(0);
+    }
     Store(items.row(b).data(), dim_, &item_values_, &it->second);
   }
 }
@@ -72,8 +113,10 @@ void RetrievalEvaluator::AddEvalBatch(const RetrievalInput& input, const Retriev
     auto [it, inserted] = item_row_.try_emplace(key, -1);
     if (inserted) {
       item_keys_.push_back(key);
+      item_positives_.push_back(0);
       Store(vectors.row(b).data(), dim_, &item_values_, &it->second);
     }
+    item_positives_[it->second] += input.positive[b];
     if (input.has_label[0][b]) {
       const float score =
           cold && cold_items != nullptr ? users.row(b).dot(vectors.row(b)) : logits(b, 0);
@@ -86,7 +129,8 @@ void RetrievalEvaluator::AddEvalBatch(const RetrievalInput& input, const Retriev
   }
 }
 
-RetrievalEvaluation RetrievalEvaluator::Evaluate(absl::Span<const int> ks) const {
+RetrievalEvaluation RetrievalEvaluator::Evaluate(absl::Span<const int> ks,
+                                                 const RetrievalModel& model) const {
   RetrievalEvaluation evaluation;
   evaluation.corpus_items = static_cast<int64_t>(item_keys_.size());
   for (uint64_t key : item_keys_) evaluation.cold_items += !train_items_.contains(key);
@@ -109,6 +153,23 @@ RetrievalEvaluation RetrievalEvaluator::Evaluate(absl::Span<const int> ks) const
   evaluation.cold_samples = static_cast<int64_t>(cold_scores_.size());
   evaluation.warm_auc = model::Auc(warm_scores_);
   evaluation.cold_auc = model::Auc(cold_scores_);
+
+  std::vector<int32_t> cold_rows;
+  for (size_t row = 0; row < item_keys_.size(); ++row) {
+    if (!train_items_.contains(item_keys_[row])) cold_rows.push_back(static_cast<int32_t>(row));
+  }
+  Matrix cold_vectors(static_cast<Eigen::Index>(cold_rows.size()), dim_);
+  for (size_t i = 0; i < cold_rows.size(); ++i) {
+    cold_vectors.row(i) = model::ConstMatrixMap(item_values_.data(),
+                                                static_cast<Eigen::Index>(item_keys_.size()), dim_)
+                              .row(cold_rows[i]);
+  }
+  std::vector<float> predicted(cold_rows.size());
+  if (!cold_rows.empty() && model.NewItemPopularity(cold_vectors, absl::MakeSpan(predicted))) {
+    std::vector<double> x(predicted.begin(), predicted.end()), y;
+    for (int32_t row : cold_rows) y.push_back(static_cast<double>(item_positives_[row]));
+    evaluation.new_item_popularity_spearman = Spearman(x, y);
+  }
   return evaluation;
 }
 

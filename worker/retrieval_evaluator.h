@@ -11,6 +11,9 @@
 //   - each positive evaluation sample is a query: its user vector against the whole corpus,
 //     its item the target (model::RankTargets; ties count against the target). The cold split
 //     is the queries whose target is cold.
+//   - the popularity of new arrivals: when the model predicts it (NewItemPopularity, from the
+//     cold items' corpus vectors), its Spearman rank correlation with the number of positive
+//     evaluation samples of each cold item;
 //   - AUC of the model's score against the task label over the evaluation samples, split into
 //     warm and cold items (cold ones scored with cold_item_vectors() when the model has them).
 //
@@ -43,6 +46,9 @@ struct RetrievalEvaluation {
   int64_t cold_samples = 0;
   std::optional<double> warm_auc;
   std::optional<double> cold_auc;
+  // Spearman correlation of predicted and observed popularity over the cold items; nullopt if
+  // the model predicts none or there are fewer than 2 cold items.
+  std::optional<double> new_item_popularity_spearman;
 };
 
 class RetrievalEvaluator {
@@ -55,8 +61,9 @@ class RetrievalEvaluator {
   void AddTrainBatch(const RetrievalInput& input, const RetrievalModel& model);
   void AddEvalBatch(const RetrievalInput& input, const RetrievalModel& model);
 
-  // Ranks every query; HitRate at each of `ks`.
-  RetrievalEvaluation Evaluate(absl::Span<const int> ks) const;
+  // Ranks every query; HitRate at each of `ks`. `model` is the one of the batches added (for
+  // its popularity prediction).
+  RetrievalEvaluation Evaluate(absl::Span<const int> ks, const RetrievalModel& model) const;
 
   // Writes the corpus (ITEM) and the user vector of each evaluation user's last sample (USER)
   // as vector files (common/vector_file.h). The first error, naming the file.
@@ -72,6 +79,7 @@ class RetrievalEvaluator {
   absl::flat_hash_map<uint64_t, int32_t> item_row_;  // item key -> corpus row
   std::vector<uint64_t> item_keys_;                  // corpus row -> item key
   std::vector<float> item_values_;                   // corpus rows [items, dim]
+  std::vector<int64_t> item_positives_;              // corpus row -> positive eval samples
   absl::flat_hash_map<uint64_t, int32_t> user_row_;
   std::vector<uint64_t> user_keys_;
   std::vector<float> user_values_;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/types/span.h"
 #include "common/proto/dataset.pb.h"
 #include "common/proto/job.pb.h"
 #include "worker/embedded_fields.h"
@@ -50,6 +51,13 @@ class RetrievalModel : public Model {
   // [B, d]: the vectors the model gives items it has never seen (new arrivals), or null when
   // it has no special path for them (they get item_vectors()).
   virtual const model::Matrix* cold_item_vectors() const { return nullptr; }
+  // Writes the predicted popularity of each row of items [N, d] (vectors of new items, as from
+  // cold_item_vectors()) into scores [N] and returns true, or returns false when the model
+  // makes no such prediction.
+  virtual bool NewItemPopularity(const model::Matrix& /*items*/,
+                                 absl::Span<float> /*scores*/) const {
+    return false;
+  }
 };
 
 // Checks the parts every retrieval architecture shares: one BINARY task; the id columns are

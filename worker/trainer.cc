@@ -446,7 +446,7 @@ absl::Status Trainer::EvaluateRetrieval(int epoch, EpochReport* report) {
   every_batch_ = false;
   if (!status.ok()) return status;
   constexpr int kCutoffs[] = {10, 50, 100};
-  const RetrievalEvaluation evaluation = evaluator.Evaluate(kCutoffs);
+  const RetrievalEvaluation evaluation = evaluator.Evaluate(kCutoffs, *model);
   auto metrics_json = [](const model::RetrievalMetrics& metrics) {
     std::vector<std::string> parts = {absl::StrFormat("\"queries\": %d", metrics.queries)};
     for (size_t i = 0; i < metrics.ks.size(); ++i) {
@@ -459,11 +459,12 @@ absl::Status Trainer::EvaluateRetrieval(int epoch, EpochReport* report) {
   const std::string cold = metrics_json(evaluation.cold);
   LOG(INFO) << absl::StrFormat(
       "epoch %d retrieval over %d items (%d cold) in %.1f s: overall %s; cold %s; auc warm %s "
-      "(%d samples), cold %s (%d samples)",
+      "(%d samples), cold %s (%d samples); new-item popularity spearman %s",
       epoch, evaluation.corpus_items, evaluation.cold_items,
       absl::ToDoubleSeconds(absl::Now() - start), overall, cold,
       FormatOptional(evaluation.warm_auc), evaluation.warm_samples,
-      FormatOptional(evaluation.cold_auc), evaluation.cold_samples);
+      FormatOptional(evaluation.cold_auc), evaluation.cold_samples,
+      FormatOptional(evaluation.new_item_popularity_spearman));
   const std::filesystem::path dir = std::filesystem::path(metrics_path_).parent_path();
   status = evaluator.ExportVectors(
       (dir / "user_vectors.vec").string(), (dir / "item_vectors.vec").string(),
@@ -472,9 +473,11 @@ absl::Status Trainer::EvaluateRetrieval(int epoch, EpochReport* report) {
   std::ofstream out(metrics_path_, std::ios::app);
   out << absl::StrFormat(
       "{\"epoch\": %d, \"retrieval\": {\"corpus_items\": %d, \"cold_items\": %d, \"overall\": %s, "
-      "\"cold\": %s, \"warm_auc\": %s, \"cold_auc\": %s}}\n",
+      "\"cold\": %s, \"warm_auc\": %s, \"cold_auc\": %s, "
+      "\"new_item_popularity_spearman\": %s}}\n",
       epoch, evaluation.corpus_items, evaluation.cold_items, overall, cold,
-      FormatOptional(evaluation.warm_auc), FormatOptional(evaluation.cold_auc));
+      FormatOptional(evaluation.warm_auc), FormatOptional(evaluation.cold_auc),
+      FormatOptional(evaluation.new_item_popularity_spearman));
   out.close();
   if (!out) return absl::DataLossError(absl::StrCat("cannot append to ", metrics_path_));
   report->retrieval = evaluation;

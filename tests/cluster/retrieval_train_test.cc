@@ -2,6 +2,7 @@
 // servers (in-process cluster, real TCP) on synthetic data with a known structure must
 // retrieve the held-out positives far above chance, score new items (first seen in the eval
 // file) through their features, and export its vectors.
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -27,7 +28,7 @@ constexpr int kItemsPerTopic = 20;
 constexpr int kColdItemsPerTopic = 2;  // the last items of each topic appear only in eval
 constexpr int kUsers = 150;
 constexpr int kTrainEventsPerUser = 40;
-constexpr int kEvalEventsPerUser = 6;
+constexpr int kEvalEventsPerUser = 10;
 constexpr double kPositiveShare = 0.6;
 
 constexpr char kDataset[] = R"(
@@ -39,15 +40,22 @@ columns { name: "item_count" role: NUMERIC }
 )";
 
 // Each user likes one topic: a positive (click 1) is an item of that topic, a negative one of
-// another topic. Items carry their topic as a feature, so an item never trained on can still
-// be placed by it. item_count is log(1 + the item's earlier events): ATNN's statistics.
+// another topic. Topic t is liked by a share of the users proportional to t + 1, so items are
+// the more popular the higher their topic. Items
+// carry their topic as a feature, so an item never trained on can still be placed by it. item_count
+// is log(1 + the item's earlier events): ATNN's statistics.
 void WriteSyntheticData(const std::string& dir) {
   std::mt19937 rng(23);
   std::bernoulli_distribution positive(kPositiveShare);
   std::uniform_int_distribution<int> any_topic(0, kTopics - 1);
   absl::flat_hash_map<int, int> seen;
   auto write = [&](std::ofstream& out, int user, bool eval) {
-    const int liked = user % kTopics;
+    int liked = 0;  // topic t owns t + 1 of every kTopics (kTopics + 1) / 2 users
+    int slot = user % (kTopics * (kTopics + 1) / 2);
+    while (slot > liked) {
+      slot -= liked + 1;
+      ++liked;
+    }
     const bool click = positive(rng);
     int topic = liked;
     while (!click && topic == liked) topic = any_topic(rng);
@@ -166,6 +174,15 @@ TEST_P(RetrievalTrainTest, TwoWorkersRetrieveHeldOutPositives) {
   EXPECT_GE(*evaluation.warm_auc, 0.8);
   ASSERT_TRUE(evaluation.cold_auc.has_value());
   EXPECT_GE(*evaluation.cold_auc, 0.7);
+
+  // Only ATNN predicts the popularity of new arrivals (from its mean user vector): new items of
+  // the more popular topics must come first.
+  if (test_case.name == "atnn") {
+    ASSERT_TRUE(evaluation.new_item_popularity_spearman.has_value());
+    EXPECT_GE(*evaluation.new_item_popularity_spearman, 0.5);
+  } else {
+    EXPECT_FALSE(evaluation.new_item_popularity_spearman.has_value());
+  }
 
   absl::StatusOr<VectorSet> items = ReadVectorFile(dir + "/out/item_vectors.vec");
   ASSERT_TRUE(items.ok()) << items.status();
