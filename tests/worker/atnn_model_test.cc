@@ -141,6 +141,14 @@ TEST_F(AtnnModelTest, PopularityFromTheMeanUserVectorEqualsTheMeanScore) {
   }
 }
 
+TEST_F(AtnnModelTest, PrepareNamesAMissingStatisticsColumn) {
+  Batch batch = SmallBatch();
+  batch.numerics.pop_back();  // no item_mean
+  absl::Status status = model_->Prepare(batch, input_.get());
+  EXPECT_TRUE(absl::IsInvalidArgument(status));
+  EXPECT_NE(status.message().find("'item_mean'"), std::string::npos) << status;
+}
+
 TEST_F(AtnnModelTest, RejectsAStatisticsColumnThatIsNotNumeric) {
   std::string text = kAtnn;
   text.replace(text.find("\"item_mean\""), 11, "\"genres\"");

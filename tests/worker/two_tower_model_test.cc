@@ -192,6 +192,25 @@ TEST_F(TwoTowerModelTest, DatGradientsMatchFiniteDifferencesWithStopGradient) {
   EXPECT_GT(alignment_seen, 0);
 }
 
+TEST_F(TwoTowerModelTest, DatPrepareNamesAMissingColumn) {
+  Build(kDat);
+  Batch batch = SmallBatch();
+  batch.multi_categoricals[0].name = "tags";  // the item tower's genres and the category
+  absl::Status status = model_->Prepare(batch, input_.get());
+  EXPECT_TRUE(absl::IsInvalidArgument(status));
+  EXPECT_NE(status.message().find("'genres'"), std::string::npos) << status;
+}
+
+TEST_F(TwoTowerModelTest, DatRejectsTowersNarrowerThanTheEmbeddings) {
+  std::string text = kDat;
+  text.replace(text.find("embedding_dim: 3"), 16, "embedding_dim: 4");
+  ASSERT_TRUE(ParseTextProto(kDataset, "dataset", &dataset_).ok());
+  ASSERT_TRUE(ParseTextProto(text, "model", &config_).ok());
+  absl::Status status = CreateModel(config_, dataset_).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(status));
+  EXPECT_NE(status.message().find("must equal embedding_dim 4"), std::string::npos) << status;
+}
+
 TEST_F(TwoTowerModelTest, RejectsTowersOfDifferentWidths) {
   std::string text = kTwoTower;
   text.replace(text.find("mlp: [3] }"), 10, "mlp: [5] }");
