@@ -132,4 +132,13 @@ void EmbeddedFields::PoolBackward(model::ConstMatrixRef d_pooled,
   }
 }
 
+absl::Status PrepareEmbeddedFieldsInput(const EmbeddedFields& fields,
+                                        const std::vector<proto::TaskConfig>& tasks,
+                                        const Batch& batch, EmbeddedFieldsInput* input) {
+  input->StartBatch(batch.size);
+  absl::Status status = fields.Prepare(batch, input, &input->slots);
+  if (!status.ok()) return status;
+  return PrepareTaskLabels(batch, tasks, input);
+}
+
 }  // namespace granary

@@ -21,6 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/proto/dataset.pb.h"
+#include "common/proto/job.pb.h"
 #include "google/protobuf/repeated_ptr_field.h"
 #include "worker/model.h"
 #include "worker/model/tensor.h"
@@ -33,6 +34,12 @@ namespace granary {
 struct SlotRows {
   std::vector<int32_t> offsets;  // [B + 1]
   std::vector<int32_t> row_ids;
+};
+
+// The input of a model that reads only embedded fields (shared bottom, MMoE): the keys and
+// labels, and each slot's rows.
+struct EmbeddedFieldsInput : ModelInput {
+  std::vector<SlotRows> slots;
 };
 
 class EmbeddedFields {
@@ -69,6 +76,13 @@ class EmbeddedFields {
 
   std::vector<Slot> slots_;
 };
+
+// The whole Model::Prepare of a model that reads only `fields`: starts the batch, fills
+// input->slots and the labels of `tasks`. Errors as EmbeddedFields::Prepare and
+// PrepareTaskLabels.
+absl::Status PrepareEmbeddedFieldsInput(const EmbeddedFields& fields,
+                                        const std::vector<proto::TaskConfig>& tasks,
+                                        const Batch& batch, EmbeddedFieldsInput* input);
 
 }  // namespace granary
 

@@ -23,7 +23,10 @@ struct Located {
   std::string At(const std::string& field, int index = -1) const {
     const google::protobuf::FieldDescriptor* descriptor =
         message.GetDescriptor()->FindFieldByName(field);
-    if (tree == nullptr || descriptor == nullptr) return source;
+    // A repeated field has locations only per element (protobuf aborts on index -1).
+    if (tree == nullptr || descriptor == nullptr || (descriptor->is_repeated() && index < 0)) {
+      return source;
+    }
     TextFormat::ParseLocation location = tree->GetLocation(descriptor, index);
     if (location.line < 0) return source;
     return absl::StrCat(source, ":", location.line + 1);
@@ -82,6 +85,59 @@ absl::Status ValidateDupn(const proto::DupnConfig& dupn, const Located& at,
     if (dupn.user_mlp(i) < 1) return Invalid(at.At("user_mlp", i), "layer widths must be >= 1");
   }
   return absl::OkStatus();
+}
+
+// A layer list that must have >= 1 layer, each >= 1 wide.
+absl::Status ValidateWidths(const google::protobuf::RepeatedField<uint32_t>& widths,
+                            const std::string& field_name, const Located& at) {
+  if (widths.empty())
+    return Invalid(at.At(field_name), absl::StrCat(field_name, " needs >= 1 layer"));
+  for (int i = 0; i < widths.size(); ++i) {
+    if (widths[i] < 1) return Invalid(at.At(field_name, i), "layer widths must be >= 1");
+  }
+  return absl::OkStatus();
+}
+
+// The input fields of shared bottom and MMoE: CATEGORICAL, MULTI_CATEGORICAL or SEQUENCE
+// columns (a sequence needs a CATEGORICAL step field to embed).
+absl::Status ValidatePooledFields(const google::protobuf::RepeatedPtrField<std::string>& fields,
+                                  const Located& at, const proto::DatasetConfig& dataset) {
+  if (fields.empty()) return Invalid(at.At("fields"), "fields is empty");
+  for (int i = 0; i < fields.size(); ++i) {
+    const proto::ColumnConfig* column = FindDatasetColumn(dataset, fields[i]);
+    if (column == nullptr) {
+      return Invalid(at.At("fields", i),
+                     absl::StrCat("no column '", fields[i], "' in the dataset config"));
+    }
+    bool embeddable = column->role() == proto::ColumnConfig::CATEGORICAL ||
+                      column->role() == proto::ColumnConfig::MULTI_CATEGORICAL;
+    for (const proto::StepFieldConfig& step : column->step_fields()) {
+      embeddable |= column->role() == proto::ColumnConfig::SEQUENCE &&
+                    step.kind() == proto::StepFieldConfig::CATEGORICAL;
+    }
+    if (!embeddable) {
+      return Invalid(at.At("fields", i),
+                     absl::StrCat("column '", fields[i],
+                                  "' is not CATEGORICAL, MULTI_CATEGORICAL or a SEQUENCE with a "
+                                  "CATEGORICAL step field"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateSharedBottom(const proto::SharedBottomConfig& config, const Located& at,
+                                  const proto::DatasetConfig& dataset) {
+  absl::Status status = ValidatePooledFields(config.fields(), at, dataset);
+  if (!status.ok()) return status;
+  return ValidateWidths(config.bottom_mlp(), "bottom_mlp", at);
+}
+
+absl::Status ValidateMmoe(const proto::MmoeConfig& config, const Located& at,
+                          const proto::DatasetConfig& dataset) {
+  absl::Status status = ValidatePooledFields(config.fields(), at, dataset);
+  if (!status.ok()) return status;
+  if (config.num_experts() < 1) return Invalid(at.At("num_experts"), "num_experts must be >= 1");
+  return ValidateWidths(config.expert_mlp(), "expert_mlp", at);
 }
 
 absl::Status ValidateTask(const proto::TaskConfig& task, const Located& at,
@@ -156,6 +212,13 @@ absl::Status ValidateJobConfig(const proto::JobConfig& job, const proto::Dataset
     case proto::ModelConfig::kDupn:
       status = ValidateDupn(model.dupn(), model_at.Nested(model.dupn(), "dupn"), dataset);
       break;
+    case proto::ModelConfig::kSharedBottom:
+      status = ValidateSharedBottom(
+          model.shared_bottom(), model_at.Nested(model.shared_bottom(), "shared_bottom"), dataset);
+      break;
+    case proto::ModelConfig::kMmoe:
+      status = ValidateMmoe(model.mmoe(), model_at.Nested(model.mmoe(), "mmoe"), dataset);
+      break;
     case proto::ModelConfig::kTwoTower:
     case proto::ModelConfig::kDat:
     case proto::ModelConfig::kAtnn:
@@ -163,7 +226,9 @@ absl::Status ValidateJobConfig(const proto::JobConfig& job, const proto::Dataset
       if (!status.ok()) status = Invalid(at.At("model"), std::string(status.message()));
       break;
     default:
-      return Invalid(at.At("model"), "model has no architecture (dupn, two_tower, dat, atnn)");
+      return Invalid(
+          at.At("model"),
+          "model has no architecture (dupn, shared_bottom, mmoe, two_tower, dat or atnn)");
   }
   if (!status.ok()) return status;
   if (model.tasks().empty()) return Invalid(at.At("model"), "model has no tasks");

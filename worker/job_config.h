@@ -34,12 +34,16 @@ struct JobSpec {
   proto::DatasetConfig dataset;
 };
 
-// Checks `job` against `dataset`: a DUPN model with embedding_dim, lstm_hidden and
-// attention_hidden >= 1, >= 1 user and item field, each a CATEGORICAL or MULTI_CATEGORICAL
-// column; a SEQUENCE behaviour column; >= 1 user_mlp layer; all widths >= 1; >= 1 task, each
-// uniquely named with a head kind and a LABEL column, num_classes >= 2 exactly for
-// MULTICLASS, loss_weight >= 0; batch_size and epochs >= 1; >= 1 train file pattern.
-// InvalidArgument "source:line: reason" (line when `tree` is given) for the first violation.
+// Checks `job` against `dataset`: embedding_dim >= 1 and one architecture:
+//   dupn: lstm_hidden and attention_hidden >= 1, >= 1 user and item field, each a
+//         CATEGORICAL or MULTI_CATEGORICAL column; a SEQUENCE behaviour column; >= 1 user_mlp
+//         layer;
+//   shared_bottom / mmoe: >= 1 field, each CATEGORICAL, MULTI_CATEGORICAL or a SEQUENCE with a
+//         CATEGORICAL step field; >= 1 bottom_mlp / expert_mlp layer; num_experts >= 1;
+// all widths >= 1; >= 1 task, each uniquely named with a head kind and a LABEL column,
+// num_classes >= 2 exactly for MULTICLASS, loss_weight >= 0; batch_size and epochs >= 1; >= 1
+// train file pattern. InvalidArgument "source:line: reason" (line when `tree` is given) for
+// the first violation.
 absl::Status ValidateJobConfig(const proto::JobConfig& job, const proto::DatasetConfig& dataset,
                                const std::string& source_name,
                                const google::protobuf::TextFormat::ParseInfoTree* tree);

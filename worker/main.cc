@@ -16,6 +16,9 @@ DEFINE_string(job, "demo", "What to run: demo, train or idle.");
 DEFINE_string(job_config, "", "--job=train: the job config (common/proto/job.proto).");
 DEFINE_string(data_dir, ".", "--job=train: folder of the job's relative train/eval patterns.");
 DEFINE_string(output_dir, ".", "--job=train: folder of the job's relative metrics file.");
+DEFINE_int32(threads, 1,
+             "--job=train: compute threads, each training its own model replica on its own "
+             "batches.");
 DEFINE_double(request_timeout, 60.0, "Seconds before an unanswered pull/push fails.");
 DEFINE_int32(demo_keys, 10000, "Keys the demo pushes and pulls.");
 DEFINE_int32(demo_rounds, 20, "Push rounds of the demo.");
@@ -67,6 +70,7 @@ int main(int argc, char** argv) {
     granary::TrainerOptions train;
     train.data_dir = FLAGS_data_dir;
     train.output_dir = FLAGS_output_dir;
+    train.threads = FLAGS_threads;
     granary::Trainer trainer(*std::move(job_spec), &worker, &client, train);
     std::vector<granary::EpochReport> reports;
     status = trainer.Run(&reports);

@@ -2,6 +2,8 @@
 
 #include "worker/atnn_model.h"
 #include "worker/dupn_model.h"
+#include "worker/mmoe_model.h"
+#include "worker/shared_bottom_model.h"
 #include "worker/two_tower_model.h"
 
 namespace granary {
@@ -13,6 +15,17 @@ absl::StatusOr<std::unique_ptr<Model>> CreateModel(const proto::ModelConfig& mod
       absl::StatusOr<std::unique_ptr<DupnModel>> dupn = DupnModel::Create(model, dataset);
       if (!dupn.ok()) return dupn.status();
       return std::unique_ptr<Model>(*std::move(dupn));
+    }
+    case proto::ModelConfig::kSharedBottom: {
+      absl::StatusOr<std::unique_ptr<SharedBottomModel>> shared_bottom =
+          SharedBottomModel::Create(model, dataset);
+      if (!shared_bottom.ok()) return shared_bottom.status();
+      return std::unique_ptr<Model>(*std::move(shared_bottom));
+    }
+    case proto::ModelConfig::kMmoe: {
+      absl::StatusOr<std::unique_ptr<MmoeModel>> mmoe = MmoeModel::Create(model, dataset);
+      if (!mmoe.ok()) return mmoe.status();
+      return std::unique_ptr<Model>(*std::move(mmoe));
     }
     case proto::ModelConfig::kTwoTower:
     case proto::ModelConfig::kDat: {

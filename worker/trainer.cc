@@ -8,12 +8,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "common/feature_key.h"
 #include "glog/logging.h"
 #include "worker/model/metrics.h"
@@ -68,6 +70,9 @@ std::string Trainer::EvalPath(int epoch, int worker) const {
 }
 
 absl::Status Trainer::Run(std::vector<EpochReport>* reports) {
+  if (options_.threads < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("threads must be >= 1, not ", options_.threads));
+  }
   const proto::ModelConfig& config = spec_.job.model();
   rank_ = kv_->rank();
   num_workers_ = 0;
@@ -98,20 +103,27 @@ absl::Status Trainer::Run(std::vector<EpochReport>* reports) {
   std::error_code error;
   std::filesystem::create_directories(metrics.parent_path(), error);
 
-  absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(config, spec_.dataset);
-  if (!model.ok()) return model.status();
-  model_ = *std::move(model);
-  model_->params().Initialize(spec_.job.training().seed());
-  model_->params().FlattenValues(&initial_values_);
+  replicas_.clear();
+  for (int t = 0; t < options_.threads; ++t) {
+    absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(config, spec_.dataset);
+    if (!model.ok()) return model.status();
+    auto replica = std::make_unique<Replica>();
+    replica->model = *std::move(model);
+    replica->model->params().Initialize(spec_.job.training().seed());
+    for (Slot& slot : replica->slots) slot.input = replica->model->NewInput();
+    replicas_.push_back(std::move(replica));
+  }
+  replicas_[0]->model->params().FlattenValues(&initial_values_);
   const size_t num_values = initial_values_.size();
   const size_t blocks = (num_values + dense_dim - 1) / dense_dim;
   dense_keys_.clear();
   for (size_t b = 0; b < blocks; ++b) dense_keys_.push_back(DenseBlockKey(config.dense_table(), b));
-  grads_.assign(blocks * dense_dim, 0.0f);
+  for (auto& replica : replicas_) replica->grads.assign(blocks * dense_dim, 0.0f);
   LOG(INFO) << "worker " << rank_ << " of " << num_workers_ << ": " << ArchitectureName(config)
             << " with " << num_values << " dense parameters in " << blocks << " blocks of '"
             << config.dense_table() << "'; " << train_files_.size() << " train and "
-            << eval_files_.size() << " eval files; metrics to " << metrics_path_;
+            << eval_files_.size() << " eval files; " << options_.threads
+            << " compute threads; metrics to " << metrics_path_;
 
   for (int epoch = 1; epoch <= static_cast<int>(spec_.job.training().epochs()); ++epoch) {
     EpochReport report;
@@ -120,7 +132,8 @@ absl::Status Trainer::Run(std::vector<EpochReport>* reports) {
     if (status.ok()) status = Barrier(absl::StrCat("train-epoch-", epoch));
     if (status.ok() && !eval_files_.empty()) status = Evaluate(epoch, &report);
     if (status.ok() && epoch == static_cast<int>(spec_.job.training().epochs()) &&
-        !eval_files_.empty() && dynamic_cast<RetrievalModel*>(model_.get()) != nullptr) {
+        !eval_files_.empty() &&
+        dynamic_cast<RetrievalModel*>(replicas_[0]->model.get()) != nullptr) {
       status = EvaluateRetrieval(epoch, &report);
     }
     if (!status.ok()) return status;
@@ -129,20 +142,60 @@ absl::Status Trainer::Run(std::vector<EpochReport>* reports) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<bool> Trainer::StartBatch(Reader& reader, PullMode mode, int64_t* batch_index,
-                                         Batch* batch, Slot* slot) {
-  while (reader.Next(batch)) {
-    if ((*batch_index)++ % num_workers_ != rank_ && !every_batch_) continue;
-    absl::Status status = model_->Prepare(*batch, slot->input.get());
-    if (!status.ok()) return status;
-    const proto::ModelConfig& config = spec_.job.model();
-    slot->rows_request = kv_->Pull(config.sparse_table(), slot->input->keys, &slot->rows, mode);
-    slot->dense_request = kv_->Pull(config.dense_table(), dense_keys_, &slot->dense, mode);
-    slot->pulling = true;
-    return true;
+// Hands out this worker's share of the batches of a reader to the compute threads: batch i
+// of the input belongs to worker i % num_workers. Thread-safe.
+class Trainer::BatchSource {
+ public:
+  BatchSource(Reader* reader, int rank, int num_workers)
+      : reader_(reader), rank_(rank), num_workers_(num_workers) {}
+
+  // Takes the next batch of this worker into *batch; false at the end of the input, after a
+  // read error (reader status says which) or after Stop.
+  bool Next(Batch* batch) {
+    absl::MutexLock lock(&mutex_);
+    while (!stopped_ && reader_->Next(batch)) {
+      if (index_++ % num_workers_ == rank_) return true;
+    }
+    return false;
   }
-  if (!reader.status().ok()) return reader.status();
-  return false;
+  absl::Status status() const { return reader_->status(); }
+  // Ends the input for every thread: one thread's error ends the epoch without the others
+  // reading the rest of it.
+  void Stop() {
+    absl::MutexLock lock(&mutex_);
+    stopped_ = true;
+  }
+
+ private:
+  Reader* const reader_;
+  const int rank_;
+  const int num_workers_;
+  absl::Mutex mutex_;
+  int64_t index_ ABSL_GUARDED_BY(mutex_) = 0;
+  bool stopped_ ABSL_GUARDED_BY(mutex_) = false;
+};
+
+absl::StatusOr<bool> Trainer::StartBatch(Replica& replica, BatchSource& source, PullMode mode,
+                                         Batch* batch, Slot* slot) {
+  if (!source.Next(batch)) {
+    if (!source.status().ok()) return source.status();
+    return false;
+  }
+  absl::Status status = replica.model->Prepare(*batch, slot->input.get());
+  if (!status.ok()) return status;
+  const proto::ModelConfig& config = spec_.job.model();
+  slot->rows_request = kv_->Pull(config.sparse_table(), slot->input->keys, &slot->rows, mode);
+  slot->dense_request = kv_->Pull(config.dense_table(), dense_keys_, &slot->dense, mode);
+  slot->pulling = true;
+  if (mode == PullMode::kTrain) {
+    const int64_t keys = static_cast<int64_t>(slot->input->keys.size() + dense_keys_.size());
+    replica.bytes_sent += keys * static_cast<int64_t>(sizeof(uint64_t));
+    replica.bytes_received +=
+        (static_cast<int64_t>(slot->input->keys.size()) * replica.model->embedding_dim() +
+         static_cast<int64_t>(replica.grads.size())) *
+        static_cast<int64_t>(sizeof(float));
+  }
+  return true;
 }
 
 absl::Status Trainer::FinishPulls(Slot* slot) {
@@ -153,64 +206,90 @@ absl::Status Trainer::FinishPulls(Slot* slot) {
   return rows.ok() ? dense : rows;
 }
 
-absl::Status Trainer::WaitPushes() {
+absl::Status Trainer::WaitPushes(Replica& replica) {
   absl::Status status;
-  for (int64_t id : pushes_) {
+  for (int64_t id : replica.pushes) {
     absl::Status push = kv_->Wait(id);
     if (status.ok()) status = push;
   }
-  pushes_.clear();
+  replica.pushes.clear();
   return status;
 }
 
-absl::Status Trainer::ForEachBatch(const std::vector<std::string>& files, PullMode mode,
-                                   const std::function<absl::Status(Slot&)>& step) {
+absl::StatusOr<std::unique_ptr<Reader>> Trainer::OpenReader(
+    const std::vector<std::string>& files) const {
   ReaderOptions reader_options;
   reader_options.batch_size = static_cast<int>(spec_.job.training().batch_size());
   reader_options.prefetch_batches = options_.prefetch_batches;
-  absl::StatusOr<std::unique_ptr<Reader>> reader =
-      Reader::Open(spec_.dataset, files, reader_options);
-  if (!reader.ok()) return reader.status();
-  Slot slots[2];
-  for (Slot& slot : slots) slot.input = model_->NewInput();
+  return Reader::Open(spec_.dataset, files, reader_options);
+}
+
+absl::Status Trainer::ForEachBatch(Replica& replica, BatchSource& source, PullMode mode,
+                                   const std::function<absl::Status(Replica&, Slot&)>& step) {
+  Slot* slots = replica.slots;
   Batch batch;
-  int64_t batch_index = 0;
-  absl::StatusOr<bool> have = StartBatch(**reader, mode, &batch_index, &batch, &slots[0]);
+  absl::StatusOr<bool> have = StartBatch(replica, source, mode, &batch, &slots[0]);
   absl::Status status = have.status();
   for (int current = 0; status.ok() && *have; current = 1 - current) {
-    have = StartBatch(**reader, mode, &batch_index, &batch, &slots[1 - current]);
+    have = StartBatch(replica, source, mode, &batch, &slots[1 - current]);
     const absl::Time waiting = absl::Now();
     status = FinishPulls(&slots[current]);
-    pull_wait_ += absl::Now() - waiting;
-    if (status.ok()) status = step(slots[current]);
+    replica.pull_wait += absl::Now() - waiting;
+    if (status.ok()) status = step(replica, slots[current]);
     if (status.ok()) status = have.status();
   }
-  // Every request must finish before the slots it writes into go away.
-  for (Slot& slot : slots) FinishPulls(&slot).IgnoreError();
-  absl::Status pushed = WaitPushes();
+  if (!status.ok()) source.Stop();
+  // Every request must finish before the slots it writes into are reused.
+  for (int i = 0; i < 2; ++i) FinishPulls(&slots[i]).IgnoreError();
+  absl::Status pushed = WaitPushes(replica);
   return status.ok() ? pushed : status;
 }
 
-absl::Status Trainer::Forward(Slot& slot) {
+absl::Status Trainer::Forward(Replica& replica, Slot& slot) {
   const size_t num_values = initial_values_.size();
   if (slot.dense.size() < num_values) {
     return absl::InternalError(
         absl::StrCat("pulled ", slot.dense.size(), " dense floats, need ", num_values));
   }
-  values_.resize(num_values);
-  for (size_t i = 0; i < num_values; ++i) values_[i] = initial_values_[i] + slot.dense[i];
-  absl::Status status = model_->params().LoadValues(values_);
+  replica.values.resize(num_values);
+  for (size_t i = 0; i < num_values; ++i) {
+    replica.values[i] = initial_values_[i] + slot.dense[i];
+  }
+  absl::Status status = replica.model->params().LoadValues(replica.values);
   if (!status.ok()) return status;
-  const int dim = model_->embedding_dim();
-  model_->Forward(*slot.input,
-                  model::ConstMatrixMap(slot.rows.data(),
-                                        static_cast<Eigen::Index>(slot.input->keys.size()), dim));
+  const int dim = replica.model->embedding_dim();
+  replica.model->Forward(
+      *slot.input, model::ConstMatrixMap(slot.rows.data(),
+                                         static_cast<Eigen::Index>(slot.input->keys.size()), dim));
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::TrainStep(Replica& replica, Slot& slot) {
+  absl::Status status = Forward(replica, slot);
+  if (!status.ok()) return status;
+  replica.model->Backward(*slot.input, &replica.losses, &replica.d_rows);
+  replica.model->params().FlattenGrads(&replica.flat_grads);
+  std::copy(replica.flat_grads.begin(), replica.flat_grads.end(), replica.grads.begin());
+  // Pushes of the previous batch had this batch's compute time to finish.
+  const absl::Time computed = absl::Now();
+  status = WaitPushes(replica);
+  replica.push_wait += absl::Now() - computed;
+  if (!status.ok()) return status;
+  const proto::ModelConfig& config = spec_.job.model();
+  replica.pushes.push_back(
+      kv_->Push(config.sparse_table(), slot.input->keys,
+                absl::MakeConstSpan(replica.d_rows.data(), replica.d_rows.size())));
+  replica.pushes.push_back(kv_->Push(config.dense_table(), dense_keys_, replica.grads));
+  replica.bytes_sent += static_cast<int64_t>(slot.input->keys.size() + dense_keys_.size()) *
+                            static_cast<int64_t>(sizeof(uint64_t)) +
+                        static_cast<int64_t>(replica.d_rows.size() + replica.grads.size()) *
+                            static_cast<int64_t>(sizeof(float));
   return absl::OkStatus();
 }
 
 absl::Status Trainer::TrainEpoch(int epoch, EpochReport* report) {
-  const proto::ModelConfig& config = spec_.job.model();
-  const size_t num_tasks = model_->tasks().size();
+  const std::vector<proto::TaskConfig>& tasks = replicas_[0]->model->tasks();
+  const size_t num_tasks = tasks.size();
   std::vector<model::LossValue> epoch_loss(num_tasks), recent_loss(num_tasks);
   const absl::Duration progress_interval =
       absl::Seconds(spec_.job.training().progress_interval_seconds());
@@ -218,30 +297,25 @@ absl::Status Trainer::TrainEpoch(int epoch, EpochReport* report) {
   absl::Time last_progress = start;
   int64_t recent_samples = 0;
   const bool progress_on_terminal = isatty(STDERR_FILENO) == 1;
-  absl::Duration push_wait;
-  pull_wait_ = absl::ZeroDuration();
-  std::vector<float> dense_grads;
+  for (auto& replica : replicas_) {
+    replica->pull_wait = replica->push_wait = absl::ZeroDuration();
+    replica->bytes_sent = replica->bytes_received = 0;
+  }
+  absl::StatusOr<std::unique_ptr<Reader>> reader = OpenReader(train_files_);
+  if (!reader.ok()) return reader.status();
+  BatchSource source(reader->get(), rank_, num_workers_);
+  // Guards the epoch's loss sums, sample counts and the progress line across threads.
+  absl::Mutex progress_mutex;
 
-  absl::Status status = ForEachBatch(train_files_, PullMode::kTrain, [&](Slot& slot) {
-    absl::Status forward = Forward(slot);
-    if (!forward.ok()) return forward;
-    model_->Backward(*slot.input, &losses_, &d_rows_);
-    model_->params().FlattenGrads(&dense_grads);
-    std::copy(dense_grads.begin(), dense_grads.end(), grads_.begin());
-    // Pushes of the previous batch had this batch's compute time to finish.
-    const absl::Time computed = absl::Now();
-    absl::Status pushed = WaitPushes();
-    push_wait += absl::Now() - computed;
-    if (!pushed.ok()) return pushed;
-    pushes_.push_back(kv_->Push(config.sparse_table(), slot.input->keys,
-                                absl::MakeConstSpan(d_rows_.data(), d_rows_.size())));
-    pushes_.push_back(kv_->Push(config.dense_table(), dense_keys_, grads_));
-
+  auto step = [&](Replica& replica, Slot& slot) -> absl::Status {
+    absl::Status trained = TrainStep(replica, slot);
+    if (!trained.ok()) return trained;
+    absl::MutexLock lock(&progress_mutex);
     for (size_t k = 0; k < num_tasks; ++k) {
-      epoch_loss[k].total += losses_[k].total;
-      epoch_loss[k].count += losses_[k].count;
-      recent_loss[k].total += losses_[k].total;
-      recent_loss[k].count += losses_[k].count;
+      epoch_loss[k].total += replica.losses[k].total;
+      epoch_loss[k].count += replica.losses[k].count;
+      recent_loss[k].total += replica.losses[k].total;
+      recent_loss[k].count += replica.losses[k].count;
     }
     report->train_samples += slot.input->batch_size;
     recent_samples += slot.input->batch_size;
@@ -249,8 +323,7 @@ absl::Status Trainer::TrainEpoch(int epoch, EpochReport* report) {
     if (now - last_progress >= progress_interval) {
       std::vector<std::string> parts;
       for (size_t k = 0; k < num_tasks; ++k) {
-        parts.push_back(
-            absl::StrFormat("%s %.4f", model_->tasks()[k].name(), recent_loss[k].mean()));
+        parts.push_back(absl::StrFormat("%s %.4f", tasks[k].name(), recent_loss[k].mean()));
         recent_loss[k] = {};
       }
       const std::string progress = absl::StrFormat(
@@ -268,14 +341,33 @@ absl::Status Trainer::TrainEpoch(int epoch, EpochReport* report) {
       last_progress = now;
     }
     return absl::OkStatus();
-  });
-  if (!status.ok()) return status;
+  };
+
+  std::vector<absl::Status> statuses(replicas_.size());
+  std::vector<std::thread> threads;
+  for (size_t t = 1; t < replicas_.size(); ++t) {
+    threads.emplace_back(
+        [&, t] { statuses[t] = ForEachBatch(*replicas_[t], source, PullMode::kTrain, step); });
+  }
+  statuses[0] = ForEachBatch(*replicas_[0], source, PullMode::kTrain, step);
+  for (std::thread& thread : threads) thread.join();
+  for (const absl::Status& status : statuses) {
+    if (!status.ok()) return status;
+  }
   if (progress_on_terminal) std::fprintf(stderr, "\r\x1b[K");
+  report->threads = static_cast<int>(replicas_.size());
   report->train_seconds = absl::ToDoubleSeconds(absl::Now() - start);
-  report->pull_wait_seconds = absl::ToDoubleSeconds(pull_wait_);
+  absl::Duration pull_wait, push_wait;
+  for (const auto& replica : replicas_) {
+    pull_wait += replica->pull_wait;
+    push_wait += replica->push_wait;
+    report->bytes_sent += replica->bytes_sent;
+    report->bytes_received += replica->bytes_received;
+  }
+  report->pull_wait_seconds = absl::ToDoubleSeconds(pull_wait);
   report->push_wait_seconds = absl::ToDoubleSeconds(push_wait);
-  report->compute_seconds =
-      report->train_seconds - report->pull_wait_seconds - report->push_wait_seconds;
+  report->compute_seconds = report->train_seconds * report->threads - report->pull_wait_seconds -
+                            report->push_wait_seconds;
   report->samples_per_second =
       report->train_seconds > 0 ? static_cast<double>(report->train_samples) / report->train_seconds
                                 : 0;
@@ -284,13 +376,20 @@ absl::Status Trainer::TrainEpoch(int epoch, EpochReport* report) {
     report->train_loss.push_back(loss.mean());
   }
   for (size_t k = 0; k < num_tasks; ++k) {
-    parts.push_back(absl::StrFormat("%s %.4f", model_->tasks()[k].name(), report->train_loss[k]));
+    parts.push_back(absl::StrFormat("%s %.4f", tasks[k].name(), report->train_loss[k]));
   }
   LOG(INFO) << absl::StrFormat(
-      "worker %d epoch %d trained: %d samples in %.1f s, %.0f samples/s (%.1f s waiting for "
-      "pulls, %.1f s for pushes), mean loss %s",
+      "worker %d epoch %d trained: %d samples in %.1f s, %.0f samples/s, %d threads (%.1f s "
+      "waiting for pulls, %.1f s for pushes, summed over threads), %.0f bytes sent and %.0f "
+      "received per sample, mean loss %s",
       rank_, epoch, report->train_samples, report->train_seconds, report->samples_per_second,
-      report->pull_wait_seconds, report->push_wait_seconds, absl::StrJoin(parts, ", "));
+      report->threads, report->pull_wait_seconds, report->push_wait_seconds,
+      report->train_samples > 0 ? static_cast<double>(report->bytes_sent) / report->train_samples
+                                : 0.0,
+      report->train_samples > 0
+          ? static_cast<double>(report->bytes_received) / report->train_samples
+          : 0.0,
+      absl::StrJoin(parts, ", "));
   return absl::OkStatus();
 }
 
@@ -302,14 +401,18 @@ absl::Status Trainer::Evaluate(int epoch, EpochReport* report) {
   const std::string temporary = path + ".tmp";
   std::ofstream out(temporary, std::ios::trunc);
   if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", temporary));
-  const std::vector<proto::TaskConfig>& tasks = model_->tasks();
+  Replica& replica = *replicas_[0];
+  const std::vector<proto::TaskConfig>& tasks = replica.model->tasks();
   std::string lines;
-  absl::Status status = ForEachBatch(eval_files_, PullMode::kEvaluate, [&](Slot& slot) {
-    absl::Status forward = Forward(slot);
+  absl::StatusOr<std::unique_ptr<Reader>> reader = OpenReader(eval_files_);
+  if (!reader.ok()) return reader.status();
+  BatchSource source(reader->get(), rank_, num_workers_);
+  auto step = [&](Replica& replica, Slot& slot) -> absl::Status {
+    absl::Status forward = Forward(replica, slot);
     if (!forward.ok()) return forward;
     lines.clear();
     for (size_t k = 0; k < tasks.size(); ++k) {
-      const Matrix& output = model_->output(static_cast<int>(k));
+      const Matrix& output = replica.model->output(static_cast<int>(k));
       for (int b = 0; b < slot.input->batch_size; ++b) {
         if (!slot.input->has_label[k][b]) continue;
         const float label = slot.input->labels[k][b];
@@ -338,7 +441,8 @@ absl::Status Trainer::Evaluate(int epoch, EpochReport* report) {
     }
     out << lines;
     return absl::OkStatus();
-  });
+  };
+  absl::Status status = ForEachBatch(replica, source, PullMode::kEvaluate, step);
   out.close();
   if (status.ok() && !out) status = absl::DataLossError(absl::StrCat("cannot write ", temporary));
   if (status.ok()) {
@@ -355,7 +459,7 @@ absl::Status Trainer::Evaluate(int epoch, EpochReport* report) {
 }
 
 absl::Status Trainer::MergeEvaluation(int epoch, EpochReport* report) {
-  const std::vector<proto::TaskConfig>& tasks = model_->tasks();
+  const std::vector<proto::TaskConfig>& tasks = replicas_[0]->model->tasks();
   std::vector<std::vector<model::ScoredLabel>> scored(tasks.size());
   std::vector<double> loss_sum(tasks.size(), 0.0);
   std::vector<int64_t> correct(tasks.size(), 0);
@@ -416,9 +520,9 @@ absl::Status Trainer::MergeEvaluation(int epoch, EpochReport* report) {
   }
   std::ofstream out(metrics_path_, std::ios::app);
   out << absl::StrFormat(
-      "{\"epoch\": %d, \"workers\": %d, \"worker0_train_samples\": %d, "
+      "{\"epoch\": %d, \"workers\": %d, \"threads\": %d, \"worker0_train_samples\": %d, "
       "\"worker0_samples_per_second\": %.1f, \"worker0_train_loss\": {%s}, \"eval\": {%s}}\n",
-      epoch, num_workers_, report->train_samples, report->samples_per_second,
+      epoch, num_workers_, report->threads, report->train_samples, report->samples_per_second,
       absl::StrJoin(train_loss, ", "), absl::StrJoin(json, ", "));
   out.close();
   if (!out) return absl::DataLossError(absl::StrCat("cannot append to ", metrics_path_));
@@ -428,22 +532,28 @@ absl::Status Trainer::MergeEvaluation(int epoch, EpochReport* report) {
 absl::Status Trainer::EvaluateRetrieval(int epoch, EpochReport* report) {
   if (rank_ != 0) return Barrier("retrieval-eval");
   const absl::Time start = absl::Now();
-  auto* model = static_cast<RetrievalModel*>(model_.get());
+  Replica& replica = *replicas_[0];
+  auto* model = static_cast<RetrievalModel*>(replica.model.get());
   RetrievalEvaluator evaluator;
-  every_batch_ = true;
-  absl::Status status = ForEachBatch(train_files_, PullMode::kEvaluate, [&](Slot& slot) {
-    absl::Status forward = Forward(slot);
-    if (forward.ok()) evaluator.AddTrainBatch(static_cast<RetrievalInput&>(*slot.input), *model);
-    return forward;
-  });
-  if (status.ok()) {
-    status = ForEachBatch(eval_files_, PullMode::kEvaluate, [&](Slot& slot) {
-      absl::Status forward = Forward(slot);
-      if (forward.ok()) evaluator.AddEvalBatch(static_cast<RetrievalInput&>(*slot.input), *model);
-      return forward;
+  // Every batch of both inputs, not this worker's share: a source for rank 0 of 1 worker.
+  auto pass = [&](const std::vector<std::string>& files, bool train) -> absl::Status {
+    absl::StatusOr<std::unique_ptr<Reader>> reader = OpenReader(files);
+    if (!reader.ok()) return reader.status();
+    BatchSource source(reader->get(), 0, 1);
+    return ForEachBatch(replica, source, PullMode::kEvaluate, [&](Replica& r, Slot& slot) {
+      absl::Status forward = Forward(r, slot);
+      if (!forward.ok()) return forward;
+      const auto& input = static_cast<const RetrievalInput&>(*slot.input);
+      if (train) {
+        evaluator.AddTrainBatch(input, *model);
+      } else {
+        evaluator.AddEvalBatch(input, *model);
+      }
+      return absl::OkStatus();
     });
-  }
-  every_batch_ = false;
+  };
+  absl::Status status = pass(train_files_, true);
+  if (status.ok()) status = pass(eval_files_, false);
   if (!status.ok()) return status;
   constexpr int kCutoffs[] = {10, 50, 100};
   const RetrievalEvaluation evaluation = evaluator.Evaluate(kCutoffs, *model);

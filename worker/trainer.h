@@ -37,8 +37,20 @@
 // metrics file, and exports user_vectors.vec and item_vectors.vec (common/vector_file.h)
 // beside it; the other workers wait at a barrier.
 //
-// Thread-compatible: Run uses the calling thread (the Reader and KVWorker add their own).
-// That thread needs a few MiB of stack for Eigen (see CMakeLists.txt); the default suffices.
+// Compute threads (TrainerOptions::threads): each thread has its own model replica (built
+// from the same config and seed, so all share w0) and its own pipeline of two batches: it
+// takes the next batch of this worker's share from the one reader, pulls, computes and pushes
+// exactly as a single thread does, so threads overlap each other's network waits and compute.
+// The replicas do not share dense values: each pulls the dense table per batch, like another
+// worker would. Evaluation runs on one thread, so its prediction files keep the input order.
+//
+// Traffic: the report counts the payload bytes this worker's pulls and pushes carry (8 per
+// key, 4 per float; message headers excluded), from the sizes of the arrays handed to the
+// KVWorker.
+//
+// Thread-compatible: Run uses the calling thread plus threads - 1 of its own while training
+// (the Reader and KVWorker add theirs). Every compute thread needs a few MiB of stack for
+// Eigen (see CMakeLists.txt); the default of std::thread and of the main thread suffices.
 #ifndef GRANARY_WORKER_TRAINER_H_
 #define GRANARY_WORKER_TRAINER_H_
 
@@ -68,6 +80,8 @@ struct TrainerOptions {
   std::string output_dir = ".";
   // Finished batches the reader may parse ahead.
   int prefetch_batches = 4;
+  // Compute threads training at once on this worker, each with its own model replica (>= 1).
+  int threads = 1;
 };
 
 // The merged evaluation of one task. Metrics undefined for the data (no labels; AUC without
@@ -87,12 +101,18 @@ struct EpochReport {
   int64_t train_samples = 0;
   double train_seconds = 0;
   double samples_per_second = 0;
-  // Where the epoch's time went on this worker: blocked on pulls (the next batch's rows were
-  // not back yet), blocked on the previous batch's pushes, and the rest (taking batches from
-  // the reader, preparing them, forward and backward).
+  // Where the epoch's time went on this worker, summed over its compute threads (so with n
+  // threads the three add up to n * train_seconds): blocked on pulls (the next batch's rows
+  // were not back yet), blocked on the previous batch's pushes, and the rest (taking batches
+  // from the reader, preparing them, forward and backward).
   double pull_wait_seconds = 0;
   double push_wait_seconds = 0;
   double compute_seconds = 0;
+  int threads = 1;
+  // Payload bytes of this worker's training pulls and pushes over the epoch: sent (keys of
+  // pulls and pushes, pushed gradients) and received (pulled rows and dense blocks).
+  int64_t bytes_sent = 0;
+  int64_t bytes_received = 0;
   // This worker's mean training loss per task over the epoch, in task order.
   std::vector<double> train_loss;
   // Worker 0 only: the evaluation over all workers' predictions, in task order.
@@ -110,9 +130,10 @@ class Trainer {
   Trainer& operator=(const Trainer&) = delete;
 
   // Runs every epoch and its evaluation, appending one report per epoch to *reports.
-  // FailedPrecondition if the cluster lacks the job's tables or their dims do not fit;
-  // NotFound if a file pattern matches nothing; otherwise the first error of reading, a pull,
-  // a push, a barrier or writing the metrics, naming what failed.
+  // InvalidArgument if options.threads < 1; FailedPrecondition if the cluster lacks the job's
+  // tables or their dims do not fit; NotFound if a file pattern matches nothing; otherwise the
+  // first error of reading, a pull, a push, a barrier or writing the metrics, naming what
+  // failed.
   absl::Status Run(std::vector<EpochReport>* reports);
 
  private:
@@ -125,21 +146,41 @@ class Trainer {
     int64_t dense_request = 0;
     bool pulling = false;  // requests issued and not yet waited
   };
+  // What one compute thread owns: a model replica and its buffers.
+  struct Replica {
+    std::unique_ptr<Model> model;
+    Slot slots[2];
+    std::vector<float> values;      // w0 + offsets, loaded into the model
+    std::vector<float> flat_grads;  // the model's gradients
+    std::vector<float> grads;       // padded to whole blocks of the dense table
+    std::vector<int64_t> pushes;    // push requests not yet waited
+    model::Matrix d_rows;
+    std::vector<model::LossValue> losses;
+    absl::Duration pull_wait;  // time blocked in FinishPulls, for the epoch report
+    absl::Duration push_wait;
+    int64_t bytes_sent = 0;
+    int64_t bytes_received = 0;
+  };
+  class BatchSource;
 
-  // Runs `step` on this worker's share of the batches of `files`, the pulls (in `mode`) of the
-  // next batch in flight while `step` computes one. Stops at the first error, after waiting
-  // for every request it issued.
-  absl::Status ForEachBatch(const std::vector<std::string>& files, PullMode mode,
-                            const std::function<absl::Status(Slot&)>& step);
-  // Reads the next batch of this worker's share into *slot and issues its pulls. False at the
+  // Runs `step` on the batches `source` hands this replica, the pulls (in `mode`) of the next
+  // batch in flight while `step` computes one. Stops at the first error, after waiting for
+  // every request it issued.
+  absl::Status ForEachBatch(Replica& replica, BatchSource& source, PullMode mode,
+                            const std::function<absl::Status(Replica&, Slot&)>& step);
+  // Takes the next batch of this worker's share into *slot and issues its pulls. False at the
   // end of the input.
-  absl::StatusOr<bool> StartBatch(Reader& reader, PullMode mode, int64_t* batch_index, Batch* batch,
-                                  Slot* slot);
+  absl::StatusOr<bool> StartBatch(Replica& replica, BatchSource& source, PullMode mode,
+                                  Batch* batch, Slot* slot);
   // Waits for the pulls of *slot, if issued; returns the first error.
   absl::Status FinishPulls(Slot* slot);
-  // Loads w0 + the pulled offsets into the model and runs Forward on the pulled rows.
-  absl::Status Forward(Slot& slot);
-  absl::Status WaitPushes();
+  // Loads w0 + the pulled offsets into the replica's model and runs Forward on the pulled rows.
+  absl::Status Forward(Replica& replica, Slot& slot);
+  // Computes the gradients of the batch in `slot` and pushes them, after waiting for the
+  // replica's previous pushes.
+  absl::Status TrainStep(Replica& replica, Slot& slot);
+  absl::Status WaitPushes(Replica& replica);
+  absl::StatusOr<std::unique_ptr<Reader>> OpenReader(const std::vector<std::string>& files) const;
   absl::Status TrainEpoch(int epoch, EpochReport* report);
   absl::Status Evaluate(int epoch, EpochReport* report);
   absl::Status MergeEvaluation(int epoch, EpochReport* report);
@@ -153,20 +194,12 @@ class Trainer {
   const TrainerOptions options_;
   int rank_ = 0;
   int num_workers_ = 1;
-  // ForEachBatch runs every batch rather than this worker's share (retrieval evaluation).
-  bool every_batch_ = false;
   std::vector<std::string> train_files_;
   std::vector<std::string> eval_files_;
   std::string metrics_path_;
-  std::unique_ptr<Model> model_;
-  std::vector<float> initial_values_;  // w0
-  std::vector<float> values_;          // w0 + offsets, loaded into the model
-  std::vector<float> grads_;           // padded to whole blocks of the dense table
-  absl::Duration pull_wait_;           // time blocked in FinishPulls, for the epoch report
-  std::vector<uint64_t> dense_keys_;   // block keys of the dense table
-  std::vector<int64_t> pushes_;        // push requests not yet waited
-  model::Matrix d_rows_;
-  std::vector<model::LossValue> losses_;
+  std::vector<std::unique_ptr<Replica>> replicas_;  // [options_.threads]
+  std::vector<float> initial_values_;               // w0
+  std::vector<uint64_t> dense_keys_;                // block keys of the dense table
 };
 
 }  // namespace granary

@@ -128,45 +128,45 @@ training {
   return spec;
 }
 
-TEST(TrainTest, TwoWorkersLearnTheSyntheticClickModel) {
-  const std::string dir = ::testing::TempDir() + "/train_test";
+// Trains TrainJob() with `num_workers` workers of `threads` compute threads each against 2
+// servers in folder `dir`; returns every worker's reports.
+std::vector<std::vector<EpochReport>> TrainOnCluster(const std::string& dir, int num_workers,
+                                                     int threads) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   WriteSyntheticData(dir);
 
   InProcessClusterOptions options;
   options.num_servers = 2;
-  options.num_workers = 2;
+  options.num_workers = num_workers;
   options.config = TrainClusterConfig();
   InProcessCluster cluster(options);
-  ASSERT_TRUE(cluster.Start().ok());
+  EXPECT_TRUE(cluster.Start().ok());
 
   const JobSpec spec = TrainJob();
-  std::vector<absl::Status> status(2);
-  std::vector<std::vector<EpochReport>> reports(2);
-  std::vector<std::thread> threads;
-  for (int w = 0; w < 2; ++w) {
-    threads.emplace_back([&, w] {
+  std::vector<absl::Status> status(num_workers);
+  std::vector<std::vector<EpochReport>> reports(num_workers);
+  std::vector<std::thread> workers;
+  for (int w = 0; w < num_workers; ++w) {
+    workers.emplace_back([&, w] {
       TrainerOptions trainer_options;
       trainer_options.data_dir = dir;
       trainer_options.output_dir = dir;
+      trainer_options.threads = threads;
       Trainer trainer(spec, &cluster.worker(w), &cluster.worker_client(w), trainer_options);
       status[w] = trainer.Run(&reports[w]);
     });
   }
-  for (std::thread& thread : threads) thread.join();
+  for (std::thread& worker : workers) worker.join();
   cluster.Stop();
-  ASSERT_TRUE(status[0].ok()) << status[0];
-  ASSERT_TRUE(status[1].ok()) << status[1];
+  for (int w = 0; w < num_workers; ++w) EXPECT_TRUE(status[w].ok()) << status[w];
+  return reports;
+}
 
-  // Worker 0 (rank 0 may be either thread) holds the merged evaluation.
-  const int first = reports[0].front().eval.empty() ? 1 : 0;
-  const std::vector<EpochReport>& merged = reports[first];
+// The merged evaluation of the last epoch beats the bar on held-out data, and improved on
+// the first epoch's.
+void ExpectLearnedTheClickModel(const std::vector<EpochReport>& merged) {
   ASSERT_EQ(merged.size(), 12u);
-  EXPECT_TRUE(reports[1 - first].back().eval.empty());
-  // Each worker trained on its half of the batches; both halves cover the training set.
-  EXPECT_EQ(reports[0].back().train_samples + reports[1].back().train_samples,
-            kUsers * kTrainEventsPerUser);
   const TaskMetrics& click = merged.back().eval[0];
   EXPECT_EQ(click.count, kUsers * kEvalEventsPerUser);
   ASSERT_TRUE(click.auc.has_value());
@@ -174,12 +174,42 @@ TEST(TrainTest, TwoWorkersLearnTheSyntheticClickModel) {
   EXPECT_GT(*click.auc, *merged.front().eval[0].auc);
   const TaskMetrics& score = merged.back().eval[1];
   ASSERT_TRUE(score.rmse.has_value());
+}
+
+TEST(TrainTest, TwoWorkersLearnTheSyntheticClickModel) {
+  const std::string dir = ::testing::TempDir() + "/train_test";
+  std::vector<std::vector<EpochReport>> reports = TrainOnCluster(dir, 2, 1);
+  ASSERT_EQ(reports.size(), 2u);
+  ASSERT_FALSE(reports[0].empty());
+  ASSERT_FALSE(reports[1].empty());
+  // Worker 0 (rank 0 may be either thread) holds the merged evaluation.
+  const int first = reports[0].front().eval.empty() ? 1 : 0;
+  EXPECT_TRUE(reports[1 - first].back().eval.empty());
+  // Each worker trained on its half of the batches; both halves cover the training set.
+  EXPECT_EQ(reports[0].back().train_samples + reports[1].back().train_samples,
+            kUsers * kTrainEventsPerUser);
+  ExpectLearnedTheClickModel(reports[first]);
 
   std::ifstream metrics(dir + "/out/metrics.jsonl");
   std::string line;
   int lines = 0;
   while (std::getline(metrics, line)) ++lines;
   EXPECT_EQ(lines, 12);
+}
+
+TEST(TrainTest, TwoComputeThreadsLearnTheSyntheticClickModel) {
+  const std::string dir = ::testing::TempDir() + "/train_test_threads";
+  std::vector<std::vector<EpochReport>> reports = TrainOnCluster(dir, 1, 2);
+  ASSERT_EQ(reports.size(), 1u);
+  ASSERT_FALSE(reports[0].empty());
+  const EpochReport& last = reports[0].back();
+  EXPECT_EQ(last.threads, 2);
+  // The two threads shared the batches: every sample trained once per epoch.
+  EXPECT_EQ(last.train_samples, kUsers * kTrainEventsPerUser);
+  // Each sample pulls and pushes at least its own keys.
+  EXPECT_GT(last.bytes_sent, last.train_samples * static_cast<int64_t>(sizeof(uint64_t)));
+  EXPECT_GT(last.bytes_received, 0);
+  ExpectLearnedTheClickModel(reports[0]);
 }
 
 TEST(TrainTest, MissingTablesAndFilesAreNamedErrors) {
@@ -209,6 +239,31 @@ TEST(TrainTest, MissingTablesAndFilesAreNamedErrors) {
   status = missing.Run(&reports);
   EXPECT_TRUE(absl::IsNotFound(status)) << status;
   EXPECT_NE(status.message().find(dir + "/train.tsv"), std::string::npos) << status;
+  EXPECT_TRUE(reports.empty());
+
+  JobSpec good = TrainJob();
+  good.job.mutable_model()->set_embedding_dim(4);
+  trainer_options.threads = 0;
+  Trainer no_threads(good, &cluster.worker(0), &cluster.worker_client(0), trainer_options);
+  status = no_threads.Run(&reports);
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_NE(status.message().find("threads must be >= 1"), std::string::npos) << status;
+
+  // A label that is no class id fails Prepare in whichever thread meets it first; every
+  // thread stops and Run names the task.
+  WriteSyntheticData(dir);
+  JobSpec bad_label = good;
+  proto::TaskConfig* classes = bad_label.job.mutable_model()->add_tasks();
+  classes->set_name("classes");
+  classes->set_head(proto::TaskConfig::MULTICLASS);
+  classes->set_label_column("score");
+  classes->set_num_classes(2);
+  classes->set_loss_weight(1);
+  trainer_options.threads = 2;
+  Trainer bad(bad_label, &cluster.worker(0), &cluster.worker_client(0), trainer_options);
+  status = bad.Run(&reports);
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_NE(status.message().find("task 'classes'"), std::string::npos) << status;
   EXPECT_TRUE(reports.empty());
   cluster.Stop();
 }

@@ -3,6 +3,7 @@
 #include <fstream>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace granary {
@@ -86,12 +87,58 @@ TEST(JobConfigTest, WrongRolesAreErrors) {
   EXPECT_NE(spec.status().message().find("is not a LABEL column"), std::string::npos);
 }
 
+TEST(JobConfigTest, AnEmptyFieldListIsAnErrorNotACrash) {
+  absl::StatusOr<JobSpec> spec = LoadJobConfig(Write(Job("", kGoodTask)));
+  EXPECT_TRUE(absl::IsInvalidArgument(spec.status()));
+  EXPECT_NE(spec.status().message().find("item_fields is empty"), std::string::npos)
+      << spec.status();
+}
+
 TEST(JobConfigTest, MulticlassNeedsClasses) {
   absl::StatusOr<JobSpec> spec =
       LoadJobConfig(Write(Job("item_fields: \"item_id\"",
                               R"(tasks { name: "c" head: MULTICLASS label_column: "click" })")));
   EXPECT_TRUE(absl::IsInvalidArgument(spec.status()));
   EXPECT_NE(spec.status().message().find("num_classes"), std::string::npos);
+}
+
+TEST(JobConfigTest, LoadsTheOtherMovieLensArchitectures) {
+  for (const char* name : {"movielens_shared_bottom", "movielens_mmoe"}) {
+    absl::StatusOr<JobSpec> spec =
+        LoadJobConfig(absl::StrCat(GRANARY_SOURCE_DIR, "/configs/", name, ".pbtxt"));
+    ASSERT_TRUE(spec.ok()) << name << ": " << spec.status();
+    EXPECT_EQ(spec->job.model().tasks_size(), 3) << name;
+  }
+}
+
+std::string PooledJob(const std::string& architecture) {
+  return "model {\n  embedding_dim: 8\n" + architecture + "\n" + kGoodTask +
+         "\n}\ntraining { batch_size: 32 epochs: 1 train_files: \"train.tsv\" }\n";
+}
+
+TEST(JobConfigTest, SharedBottomAndMmoeErrorsNameTheLine) {
+  std::string path =
+      Write(PooledJob(R"(shared_bottom { fields: "user_id" fields: "price" bottom_mlp: 4 })"));
+  absl::StatusOr<JobSpec> spec = LoadJobConfig(path);
+  EXPECT_TRUE(absl::IsInvalidArgument(spec.status()));
+  EXPECT_NE(spec.status().message().find(path + ":15: column 'price' is not"), std::string::npos)
+      << spec.status();
+  spec = LoadJobConfig(Write(PooledJob(R"(shared_bottom { fields: "history" })")));
+  EXPECT_NE(spec.status().message().find("bottom_mlp needs >= 1 layer"), std::string::npos)
+      << spec.status();
+  spec = LoadJobConfig(Write(PooledJob(R"(mmoe { fields: "user_id" expert_mlp: [4] })")));
+  EXPECT_NE(spec.status().message().find("num_experts must be >= 1"), std::string::npos)
+      << spec.status();
+  spec = LoadJobConfig(
+      Write(PooledJob(R"(mmoe { fields: "user_id" num_experts: 2 expert_mlp: [4, 0] })")));
+  EXPECT_NE(spec.status().message().find("layer widths must be >= 1"), std::string::npos)
+      << spec.status();
+  spec = LoadJobConfig(Write(PooledJob("")));
+  EXPECT_NE(spec.status().message().find("model has no architecture"), std::string::npos)
+      << spec.status();
+  spec = LoadJobConfig(
+      Write(PooledJob(R"(mmoe { fields: "history" num_experts: 2 expert_mlp: [4] })")));
+  EXPECT_TRUE(spec.ok()) << spec.status();
 }
 
 TEST(JobConfigTest, MisspeltFieldIsAParseError) {

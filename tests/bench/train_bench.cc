@@ -1,0 +1,312 @@
+// train_bench: training throughput of a worker on MovieLens-100K, per compute thread, and the
+// bytes it moves per trained sample, beside the same DUPN model in PyTorch on one core.
+//
+// MovieLens-100K (--movielens_dir) is converted by granary_movielens_convert into a temporary
+// folder. For each --models job (configs/movielens_<model>.pbtxt) and each --threads count, a
+// fresh in-process cluster (tests/testing/in_process_cluster.h: 1 server, 1 worker, real TCP
+// on 127.0.0.1; tables of configs/movielens_dupn_cluster.pbtxt) trains --epochs epochs with
+// the job's batch size, without evaluation. Columns:
+//   samples/s         the worker's training samples per wall-clock second, best epoch (the
+//                     least disturbed by other load on the machine)
+//   per thread        samples/s / threads
+//   per CPU-s         samples per CPU-second of the whole process over all epochs: worker
+//                     threads, reader, KVWorker I/O and the server's threads together
+//   sent B, recv B    payload bytes the worker's pulls and pushes carried per sample (8 per
+//                     key, 4 per float; headers excluded), see EpochReport
+//   vs PyTorch        per thread / PyTorch's samples/s on one core (torch.set_num_threads(1))
+// The PyTorch row runs tests/bench/torch_dupn.py (the DUPN job's network, batch size and
+// optimizers) when `python3 -c 'import torch'` works (Debian 12: apt-get install
+// python3-torch); otherwise it prints "skipped: python3-torch not installed".
+//
+// Usage: train_bench [--models=dupn,shared_bottom,mmoe] [--threads=1,2] [--epochs=N]
+//                    [--movielens_dir=DIR] [--torch=false] [--json=PATH]
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/config.h"
+#include "common/process_init.h"
+#include "gflags/gflags.h"
+#include "glog/logging.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "tests/bench/bench_json.h"
+#include "tests/testing/in_process_cluster.h"
+#include "worker/job_config.h"
+#include "worker/trainer.h"
+
+DEFINE_string(models, "dupn", "Comma-separated jobs configs/movielens_<model>.pbtxt to train.");
+DEFINE_string(threads, "1,2", "Comma-separated compute-thread counts to time.");
+DEFINE_int32(epochs, 3, "Training epochs per run; the best epoch's samples/s is reported.");
+DEFINE_string(movielens_dir, GRANARY_SOURCE_DIR "/../shared/data/movielens-100k",
+              "The unpacked ml-100k folder.");
+DEFINE_bool(torch, true, "Also time tests/bench/torch_dupn.py when PyTorch is installed.");
+DEFINE_int32(torch_epochs, 2, "Epochs of the PyTorch run; its best epoch is reported.");
+DEFINE_string(json, "", "If set, the result rows are also written here as a JSON array.");
+
+namespace granary {
+namespace {
+
+struct Row {
+  std::string model;
+  int threads = 1;
+  int64_t samples = 0;  // per epoch
+  double samples_per_second = 0;
+  double per_thread = 0;
+  double per_cpu_second = 0;
+  double bytes_sent_per_sample = 0;
+  double bytes_received_per_sample = 0;
+  double vs_torch = 0;
+};
+
+double CpuSeconds() {
+  rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+         static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1e-6;
+}
+
+absl::StatusOr<std::vector<int>> ParseCounts(const std::string& text) {
+  std::vector<int> counts;
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    int count = 0;
+    if (!absl::SimpleAtoi(part, &count) || count < 1) {
+      return absl::InvalidArgumentError(absl::StrCat("--threads: bad count '", part, "'"));
+    }
+    counts.push_back(count);
+  }
+  if (counts.empty()) return absl::InvalidArgumentError("--threads is empty");
+  return counts;
+}
+
+// Output of `command` (stdout), or an error naming it if it could not run or failed.
+absl::StatusOr<std::string> RunCommand(const std::string& command) {
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return absl::UnavailableError(absl::StrCat("cannot run: ", command));
+  std::string output;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, n);
+  const int status = pclose(pipe);
+  if (status != 0) {
+    return absl::InternalError(absl::StrCat("'", command, "' exited with status ", status));
+  }
+  return output;
+}
+
+// A python3 that can import torch, or nullopt.
+std::optional<std::string> FindTorchPython() {
+  // The Debian package installs into the system interpreter, which a user's PATH (pyenv,
+  // virtualenv) may hide.
+  for (const char* python : {"python3", "/usr/bin/python3"}) {
+    if (std::system(absl::StrCat(python, " -c 'import torch' > /dev/null 2>&1").c_str()) == 0) {
+      return std::string(python);
+    }
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<Row> TrainOnce(const std::string& model, int threads, const std::string& data_dir,
+                              const proto::ClusterConfig& cluster_config) {
+  absl::StatusOr<JobSpec> spec =
+      LoadJobConfig(absl::StrCat(GRANARY_SOURCE_DIR, "/configs/movielens_", model, ".pbtxt"));
+  if (!spec.ok()) return spec.status();
+  proto::TrainingConfig* training = spec->job.mutable_training();
+  training->set_epochs(FLAGS_epochs);
+  training->clear_eval_files();
+  training->set_metrics_file(absl::StrCat("out-", model, "-", threads, "/metrics.jsonl"));
+  training->set_progress_interval_seconds(3600);
+
+  InProcessClusterOptions options;
+  options.num_servers = 1;
+  options.num_workers = 1;
+  options.config = cluster_config;
+  InProcessCluster cluster(options);
+  absl::Status status = cluster.Start();
+  if (!status.ok()) return status;
+  TrainerOptions trainer_options;
+  trainer_options.data_dir = data_dir;
+  trainer_options.output_dir = data_dir;
+  trainer_options.threads = threads;
+  Trainer trainer(*spec, &cluster.worker(0), &cluster.worker_client(0), trainer_options);
+  std::vector<EpochReport> reports;
+  const double cpu_start = CpuSeconds();
+  const absl::Time start = absl::Now();
+  status = trainer.Run(&reports);
+  const double cpu = CpuSeconds() - cpu_start;
+  const double wall = absl::ToDoubleSeconds(absl::Now() - start);
+  cluster.Stop();
+  if (!status.ok()) return status;
+
+  Row row;
+  row.model = model;
+  row.threads = threads;
+  int64_t total_samples = 0;
+  for (const EpochReport& report : reports) {
+    total_samples += report.train_samples;
+    if (report.samples_per_second > row.samples_per_second) {
+      row.samples_per_second = report.samples_per_second;
+      row.samples = report.train_samples;
+      row.bytes_sent_per_sample =
+          static_cast<double>(report.bytes_sent) / static_cast<double>(report.train_samples);
+      row.bytes_received_per_sample =
+          static_cast<double>(report.bytes_received) / static_cast<double>(report.train_samples);
+    }
+  }
+  row.per_thread = row.samples_per_second / threads;
+  row.per_cpu_second = cpu > 0 ? static_cast<double>(total_samples) / cpu : 0;
+  absl::PrintF("  %s, threads=%d: %d epochs in %.1f s\n", model, threads, reports.size(), wall);
+  return row;
+}
+
+// Runs torch_dupn.py on the converted data: its best epoch's samples/s and eval click AUC.
+absl::StatusOr<Row> TrainTorch(const std::string& python, const std::string& data_dir,
+                               int batch_size, double* click_auc) {
+  absl::StatusOr<std::string> output = RunCommand(absl::StrCat(
+      python, " ", GRANARY_SOURCE_DIR, "/tests/bench/torch_dupn.py --data_dir=", data_dir,
+      " --batch_size=", batch_size, " --epochs=", FLAGS_torch_epochs, " --threads=1"));
+  if (!output.ok()) return output.status();
+  google::protobuf::Struct result;
+  const std::string last_line(absl::StripAsciiWhitespace(*output));
+  if (!google::protobuf::util::JsonStringToMessage(last_line, &result).ok() ||
+      !result.fields().contains("best_samples_per_second") ||
+      !result.fields().contains("click_auc")) {
+    return absl::InternalError(absl::StrCat("torch_dupn.py printed no figures: ", *output));
+  }
+  Row row;
+  row.model = "dupn (PyTorch 1 core)";
+  row.samples_per_second = result.fields().at("best_samples_per_second").number_value();
+  *click_auc = result.fields().at("click_auc").number_value();
+  row.per_thread = row.samples_per_second;
+  return row;
+}
+
+absl::Status Run() {
+  absl::StatusOr<std::vector<int>> thread_counts = ParseCounts(FLAGS_threads);
+  if (!thread_counts.ok()) return thread_counts.status();
+  absl::StatusOr<proto::ClusterConfig> cluster_config =
+      LoadClusterConfig(absl::StrCat(GRANARY_SOURCE_DIR, "/configs/movielens_dupn_cluster.pbtxt"));
+  if (!cluster_config.ok()) return cluster_config.status();
+
+  const std::string data_dir =
+      (std::filesystem::temp_directory_path() / absl::StrCat("train_bench-", getpid())).string();
+  std::filesystem::create_directories(data_dir);
+  absl::StatusOr<std::string> converted = RunCommand(absl::StrCat(
+      GRANARY_BINARY_DIR, "/granary_movielens_convert --input_dir=", FLAGS_movielens_dir,
+      " --output_dir=", data_dir, " 2>&1"));
+  if (!converted.ok()) {
+    std::filesystem::remove_all(data_dir);
+    return converted.status();
+  }
+
+  std::vector<Row> rows;
+  absl::Status status;
+  for (absl::string_view model : absl::StrSplit(FLAGS_models, ',', absl::SkipEmpty())) {
+    for (int threads : *thread_counts) {
+      absl::StatusOr<Row> row = TrainOnce(std::string(model), threads, data_dir, *cluster_config);
+      if (!row.ok()) {
+        status = row.status();
+        break;
+      }
+      rows.push_back(*row);
+    }
+    if (!status.ok()) break;
+  }
+
+  std::optional<Row> torch;
+  double torch_auc = 0;
+  std::string torch_note;
+  if (status.ok() && FLAGS_torch) {
+    std::optional<std::string> python = FindTorchPython();
+    if (!python.has_value()) {
+      torch_note = "skipped: python3-torch not installed";
+    } else {
+      absl::StatusOr<JobSpec> spec =
+          LoadJobConfig(absl::StrCat(GRANARY_SOURCE_DIR, "/configs/movielens_dupn.pbtxt"));
+      if (!spec.ok()) return spec.status();
+      absl::PrintF("  dupn in PyTorch (%s), threads=1: %d epochs...\n", *python, FLAGS_torch_epochs);
+      absl::StatusOr<Row> row = TrainTorch(
+          *python, data_dir, static_cast<int>(spec->job.training().batch_size()), &torch_auc);
+      if (row.ok()) {
+        torch = *row;
+        torch_note = absl::StrFormat("PyTorch eval click AUC after %d epochs: %.3f",
+                                     FLAGS_torch_epochs, torch_auc);
+      } else {
+        torch_note = absl::StrCat("PyTorch run failed: ", row.status().message());
+      }
+    }
+  }
+  std::filesystem::remove_all(data_dir);
+  if (!status.ok()) return status;
+
+  absl::PrintF(
+      "\n| model | threads | samples/s | per thread | per CPU-s | sent B | recv B | "
+      "vs PyTorch |\n|---|---|---|---|---|---|---|---|\n");
+  std::vector<std::string> json;
+  for (Row& row : rows) {
+    if (torch.has_value() && row.model == "dupn") {
+      row.vs_torch = row.per_thread / torch->samples_per_second;
+    }
+    absl::PrintF("| %s | %d | %.0f | %.0f | %.0f | %.0f | %.0f | %s |\n", row.model, row.threads,
+                 row.samples_per_second, row.per_thread, row.per_cpu_second,
+                 row.bytes_sent_per_sample, row.bytes_received_per_sample,
+                 row.vs_torch > 0 ? absl::StrFormat("%.1fx", row.vs_torch) : "-");
+    json.push_back(absl::StrFormat(
+        "{\"model\": \"%s\", \"threads\": %d, \"samples_per_second\": %s, "
+        "\"samples_per_second_per_thread\": %s, \"samples_per_cpu_second\": %s, "
+        "\"bytes_sent_per_sample\": %s, \"bytes_received_per_sample\": %s, "
+        "\"vs_pytorch_per_core\": %s}",
+        row.model, row.threads, JsonNumberOrNull(row.samples_per_second),
+        JsonNumberOrNull(row.per_thread), JsonNumberOrNull(row.per_cpu_second),
+        JsonNumberOrNull(row.bytes_sent_per_sample),
+        JsonNumberOrNull(row.bytes_received_per_sample), JsonNumberOrNull(row.vs_torch)));
+  }
+  if (torch.has_value()) {
+    absl::PrintF("| %s | 1 | %.0f | %.0f | - | - | - | 1.0x |\n", torch->model,
+                 torch->samples_per_second, torch->per_thread);
+    json.push_back(
+        absl::StrFormat("{\"model\": \"dupn-pytorch\", \"threads\": 1, \"samples_per_second\": %s, "
+                        "\"click_auc\": %s}",
+                        JsonNumberOrNull(torch->samples_per_second), JsonNumberOrNull(torch_auc)));
+  }
+  if (!torch_note.empty()) absl::PrintF("\n%s\n", torch_note);
+  if (!FLAGS_json.empty()) return WriteJsonArray(FLAGS_json, json);
+  return absl::OkStatus();
+}
+
+}  // namespace
+}  // namespace granary
+
+int main(int argc, char** argv) {
+  // Lifecycle logs of the in-process nodes would bury the table.
+  FLAGS_minloglevel = google::GLOG_WARNING;
+  granary::InitProcess(
+      "train_bench [--models=dupn,shared_bottom,mmoe] [--threads=1,2] [--epochs=N] "
+      "[--movielens_dir=DIR] [--torch=false] [--json=PATH]",
+      &argc, &argv);
+  if (FLAGS_epochs < 1 || FLAGS_torch_epochs < 1) {
+    LOG(ERROR) << "--epochs and --torch_epochs must be >= 1";
+    return EXIT_FAILURE;
+  }
+  const absl::Status status = granary::Run();
+  if (!status.ok()) {
+    LOG(ERROR) << "train_bench failed: " << status.message();
+    return EXIT_FAILURE;
+  }
+  return EXIT_SUCCESS;
+}

@@ -1,0 +1,64 @@
+// SharedBottomModel: the shared-bottom multi-task network (Caruana 1997), the usual baseline
+// of multi-task recommendation.
+//
+//   input         = concat of the fields' pooled embeddings (see EmbeddedFields)
+//   bottom        = ReLU MLP(input)                              (shared by all tasks)
+//   task k output = TaskHead k(bottom)
+//
+// Not thread-safe: layers keep activations between Forward and Backward; one thread per model.
+#ifndef GRANARY_WORKER_SHARED_BOTTOM_MODEL_H_
+#define GRANARY_WORKER_SHARED_BOTTOM_MODEL_H_
+
+#include <memory>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/proto/dataset.pb.h"
+#include "common/proto/job.pb.h"
+#include "worker/embedded_fields.h"
+#include "worker/model.h"
+#include "worker/model/mlp.h"
+#include "worker/model/parameter_set.h"
+#include "worker/model/tensor.h"
+#include "worker/task_head.h"
+
+namespace granary {
+
+class SharedBottomModel : public Model {
+ public:
+  // Builds the network of `model` (REQUIRES: validated with ValidateJobConfig against
+  // `dataset`). InvalidArgument if the model is not a shared-bottom one or a field is not
+  // in the dataset.
+  static absl::StatusOr<std::unique_ptr<SharedBottomModel>> Create(
+      const proto::ModelConfig& model, const proto::DatasetConfig& dataset);
+
+  // Model; Prepare and Forward take an EmbeddedFieldsInput (from NewInput).
+  std::unique_ptr<ModelInput> NewInput() const override {
+    return std::make_unique<EmbeddedFieldsInput>();
+  }
+  absl::Status Prepare(const Batch& batch, ModelInput* input) const override;
+  void Forward(const ModelInput& input, model::ConstMatrixRef rows) override;
+  const model::Matrix& output(int task) const override { return heads_[task]->output(); }
+  void Backward(const ModelInput& input, std::vector<model::LossValue>* losses,
+                model::Matrix* d_rows) override;
+  model::ParameterSet& params() override { return params_; }
+  int embedding_dim() const override { return dim_; }
+  const std::vector<proto::TaskConfig>& tasks() const override { return tasks_; }
+
+ private:
+  SharedBottomModel(const proto::ModelConfig& model, EmbeddedFields fields);
+
+  const int dim_;
+  const EmbeddedFields fields_;
+  const std::vector<proto::TaskConfig> tasks_;
+  model::ParameterSet params_;  // before the layers, which point into it
+  std::unique_ptr<model::Mlp> bottom_;
+  std::vector<std::unique_ptr<TaskHead>> heads_;
+  model::Matrix input_;  // [B, slots * dim]
+  model::Matrix d_bottom_;
+};
+
+}  // namespace granary
+
+#endif  // GRANARY_WORKER_SHARED_BOTTOM_MODEL_H_
