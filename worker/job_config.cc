@@ -5,6 +5,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/config.h"
+#include "worker/retrieval_model.h"
 
 namespace granary {
 namespace {
@@ -218,8 +219,16 @@ absl::Status ValidateJobConfig(const proto::JobConfig& job, const proto::Dataset
     case proto::ModelConfig::kMmoe:
       status = ValidateMmoe(model.mmoe(), model_at.Nested(model.mmoe(), "mmoe"), dataset);
       break;
+    case proto::ModelConfig::kTwoTower:
+    case proto::ModelConfig::kDat:
+    case proto::ModelConfig::kAtnn:
+      status = ValidateRetrievalModel(model, dataset);
+      if (!status.ok()) status = Invalid(at.At("model"), std::string(status.message()));
+      break;
     default:
-      return Invalid(at.At("model"), "model has no architecture (dupn, shared_bottom or mmoe)");
+      return Invalid(
+          at.At("model"),
+          "model has no architecture (dupn, shared_bottom, mmoe, two_tower, dat or atnn)");
   }
   if (!status.ok()) return status;
   if (model.tasks().empty()) return Invalid(at.At("model"), "model has no tasks");

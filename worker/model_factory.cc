@@ -1,8 +1,10 @@
 #include "worker/model_factory.h"
 
+#include "worker/atnn_model.h"
 #include "worker/dupn_model.h"
 #include "worker/mmoe_model.h"
 #include "worker/shared_bottom_model.h"
+#include "worker/two_tower_model.h"
 
 namespace granary {
 
@@ -24,6 +26,18 @@ absl::StatusOr<std::unique_ptr<Model>> CreateModel(const proto::ModelConfig& mod
       absl::StatusOr<std::unique_ptr<MmoeModel>> mmoe = MmoeModel::Create(model, dataset);
       if (!mmoe.ok()) return mmoe.status();
       return std::unique_ptr<Model>(*std::move(mmoe));
+    }
+    case proto::ModelConfig::kTwoTower:
+    case proto::ModelConfig::kDat: {
+      absl::StatusOr<std::unique_ptr<TwoTowerModel>> two_tower =
+          TwoTowerModel::Create(model, dataset);
+      if (!two_tower.ok()) return two_tower.status();
+      return std::unique_ptr<Model>(*std::move(two_tower));
+    }
+    case proto::ModelConfig::kAtnn: {
+      absl::StatusOr<std::unique_ptr<AtnnModel>> atnn = AtnnModel::Create(model, dataset);
+      if (!atnn.ok()) return atnn.status();
+      return std::unique_ptr<Model>(*std::move(atnn));
     }
     default:
       return absl::InvalidArgumentError("the model config has no supported architecture");

@@ -131,6 +131,11 @@ absl::Status Trainer::Run(std::vector<EpochReport>* reports) {
     absl::Status status = TrainEpoch(epoch, &report);
     if (status.ok()) status = Barrier(absl::StrCat("train-epoch-", epoch));
     if (status.ok() && !eval_files_.empty()) status = Evaluate(epoch, &report);
+    if (status.ok() && epoch == static_cast<int>(spec_.job.training().epochs()) &&
+        !eval_files_.empty() &&
+        dynamic_cast<RetrievalModel*>(replicas_[0]->model.get()) != nullptr) {
+      status = EvaluateRetrieval(epoch, &report);
+    }
     if (!status.ok()) return status;
     reports->push_back(std::move(report));
   }
@@ -522,6 +527,71 @@ absl::Status Trainer::MergeEvaluation(int epoch, EpochReport* report) {
   out.close();
   if (!out) return absl::DataLossError(absl::StrCat("cannot append to ", metrics_path_));
   return absl::OkStatus();
+}
+
+absl::Status Trainer::EvaluateRetrieval(int epoch, EpochReport* report) {
+  if (rank_ != 0) return Barrier("retrieval-eval");
+  const absl::Time start = absl::Now();
+  Replica& replica = *replicas_[0];
+  auto* model = static_cast<RetrievalModel*>(replica.model.get());
+  RetrievalEvaluator evaluator;
+  // Every batch of both inputs, not this worker's share: a source for rank 0 of 1 worker.
+  auto pass = [&](const std::vector<std::string>& files, bool train) -> absl::Status {
+    absl::StatusOr<std::unique_ptr<Reader>> reader = OpenReader(files);
+    if (!reader.ok()) return reader.status();
+    BatchSource source(reader->get(), 0, 1);
+    return ForEachBatch(replica, source, PullMode::kEvaluate, [&](Replica& r, Slot& slot) {
+      absl::Status forward = Forward(r, slot);
+      if (!forward.ok()) return forward;
+      const auto& input = static_cast<const RetrievalInput&>(*slot.input);
+      if (train) {
+        evaluator.AddTrainBatch(input, *model);
+      } else {
+        evaluator.AddEvalBatch(input, *model);
+      }
+      return absl::OkStatus();
+    });
+  };
+  absl::Status status = pass(train_files_, true);
+  if (status.ok()) status = pass(eval_files_, false);
+  if (!status.ok()) return status;
+  constexpr int kCutoffs[] = {10, 50, 100};
+  const RetrievalEvaluation evaluation = evaluator.Evaluate(kCutoffs, *model);
+  auto metrics_json = [](const model::RetrievalMetrics& metrics) {
+    std::vector<std::string> parts = {absl::StrFormat("\"queries\": %d", metrics.queries)};
+    for (size_t i = 0; i < metrics.ks.size(); ++i) {
+      parts.push_back(absl::StrFormat("\"hr@%d\": %.6f", metrics.ks[i], metrics.hit_rates[i]));
+    }
+    parts.push_back(absl::StrFormat("\"mrr\": %.6f", metrics.mrr));
+    return absl::StrCat("{", absl::StrJoin(parts, ", "), "}");
+  };
+  const std::string overall = metrics_json(evaluation.overall);
+  const std::string cold = metrics_json(evaluation.cold);
+  LOG(INFO) << absl::StrFormat(
+      "epoch %d retrieval over %d items (%d cold) in %.1f s: overall %s; cold %s; auc warm %s "
+      "(%d samples), cold %s (%d samples); new-item popularity spearman %s",
+      epoch, evaluation.corpus_items, evaluation.cold_items,
+      absl::ToDoubleSeconds(absl::Now() - start), overall, cold,
+      FormatOptional(evaluation.warm_auc), evaluation.warm_samples,
+      FormatOptional(evaluation.cold_auc), evaluation.cold_samples,
+      FormatOptional(evaluation.new_item_popularity_spearman));
+  const std::filesystem::path dir = std::filesystem::path(metrics_path_).parent_path();
+  status = evaluator.ExportVectors(
+      (dir / "user_vectors.vec").string(), (dir / "item_vectors.vec").string(),
+      absl::StrCat(ArchitectureName(spec_.job.model()), " epoch ", epoch));
+  if (!status.ok()) return status;
+  std::ofstream out(metrics_path_, std::ios::app);
+  out << absl::StrFormat(
+      "{\"epoch\": %d, \"retrieval\": {\"corpus_items\": %d, \"cold_items\": %d, \"overall\": %s, "
+      "\"cold\": %s, \"warm_auc\": %s, \"cold_auc\": %s, "
+      "\"new_item_popularity_spearman\": %s}}\n",
+      epoch, evaluation.corpus_items, evaluation.cold_items, overall, cold,
+      FormatOptional(evaluation.warm_auc), FormatOptional(evaluation.cold_auc),
+      FormatOptional(evaluation.new_item_popularity_spearman));
+  out.close();
+  if (!out) return absl::DataLossError(absl::StrCat("cannot append to ", metrics_path_));
+  report->retrieval = evaluation;
+  return Barrier("retrieval-eval");
 }
 
 }  // namespace granary

@@ -29,6 +29,14 @@
 // loss; MULTICLASS: accuracy and log loss; REGRESSION: RMSE), logs them and appends one JSON
 // line to the job's metrics file.
 //
+// Retrieval evaluation (models of the two-tower family, worker/retrieval_model.h, after the last
+// epoch): worker 0 runs the model over every batch of the train and eval files (not only its
+// share), ranks each positive eval sample's item against the whole item corpus
+// (worker/retrieval_evaluator.h), logs HitRate@K and MRR overall and on items first seen in
+// the eval files, appends them as one JSON line {"epoch": E, "retrieval": {...}} to the
+// metrics file, and exports user_vectors.vec and item_vectors.vec (common/vector_file.h)
+// beside it; the other workers wait at a barrier.
+//
 // Compute threads (TrainerOptions::threads): each thread has its own model replica (built
 // from the same config and seed, so all share w0) and its own pipeline of two batches: it
 // takes the next batch of this worker's share from the one reader, pulls, computes and pushes
@@ -61,6 +69,7 @@
 #include "worker/kv_worker.h"
 #include "worker/model.h"
 #include "worker/reader.h"
+#include "worker/retrieval_evaluator.h"
 
 namespace granary {
 
@@ -108,6 +117,8 @@ struct EpochReport {
   std::vector<double> train_loss;
   // Worker 0 only: the evaluation over all workers' predictions, in task order.
   std::vector<TaskMetrics> eval;
+  // Worker 0, last epoch, retrieval models only: the retrieval evaluation.
+  std::optional<RetrievalEvaluation> retrieval;
 };
 
 class Trainer {
@@ -173,6 +184,7 @@ class Trainer {
   absl::Status TrainEpoch(int epoch, EpochReport* report);
   absl::Status Evaluate(int epoch, EpochReport* report);
   absl::Status MergeEvaluation(int epoch, EpochReport* report);
+  absl::Status EvaluateRetrieval(int epoch, EpochReport* report);
   absl::Status Barrier(const std::string& name);
   std::string EvalPath(int epoch, int worker) const;
 

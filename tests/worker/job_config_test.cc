@@ -146,5 +146,36 @@ TEST(JobConfigTest, MisspeltFieldIsAParseError) {
   EXPECT_TRUE(absl::IsInvalidArgument(spec.status()));
 }
 
+TEST(JobConfigTest, LoadsTheMovieLensRetrievalConfigs) {
+  for (const char* name : {"movielens_two_tower", "movielens_dat", "movielens_atnn"}) {
+    absl::StatusOr<JobSpec> spec =
+        LoadJobConfig(absl::StrCat(GRANARY_SOURCE_DIR, "/configs/", name, ".pbtxt"));
+    ASSERT_TRUE(spec.ok()) << name << ": " << spec.status();
+    EXPECT_EQ(spec->job.model().tasks_size(), 1) << name;
+  }
+}
+
+TEST(JobConfigTest, RetrievalErrorsNameTheFileAndTheField) {
+  std::string path = Write(PooledJob(
+      R"(two_tower { retrieval { user_id_column: "user_id" item_id_column: "price" }
+             user_tower { fields: "user_id" mlp: [4] } item_tower { fields: "item_id" mlp: [4] }
+             loss: IN_BATCH_SOFTMAX })"));
+  absl::StatusOr<JobSpec> spec = LoadJobConfig(path);
+  EXPECT_TRUE(absl::IsInvalidArgument(spec.status()));
+  EXPECT_NE(spec.status().message().find(path), std::string::npos) << spec.status();
+  EXPECT_NE(spec.status().message().find("model.two_tower.retrieval.item_id_column: 'price' is "
+                                         "not a CATEGORICAL column"),
+            std::string::npos)
+      << spec.status();
+  spec = LoadJobConfig(Write(PooledJob(
+      R"(atnn { retrieval { user_id_column: "user_id" item_id_column: "item_id" }
+             user_tower { fields: "user_id" mlp: [4] } item_tower { fields: "item_id" mlp: [4] }
+             statistics_columns: "user_id" })")));
+  EXPECT_NE(spec.status().message().find("model.atnn.statistics_columns[0]: 'user_id' is not a "
+                                         "NUMERIC column"),
+            std::string::npos)
+      << spec.status();
+}
+
 }  // namespace
 }  // namespace granary

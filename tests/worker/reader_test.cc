@@ -3,6 +3,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -706,6 +707,20 @@ TEST_F(MovielensConvertTest, WritesTimeSplitLabelsAndStrictlyEarlierHistories) {
       for (const Rating* r : earlier) mean += r->rating;
       mean /= earlier.size();
       EXPECT_EQ(row.Get("above_mean"), rating->rating > mean ? "1" : "0");
+    }
+    // Item statistics: the movie's ratings strictly earlier in time, by anyone.
+    int movie_earlier = 0;
+    double movie_sum = 0;
+    for (const Rating& r : ratings_) {
+      if (r.movie == movie && r.timestamp < time) {
+        ++movie_earlier;
+        movie_sum += r.rating;
+      }
+    }
+    EXPECT_NEAR(std::stod(row.Get("movie_count")), std::log1p(movie_earlier), 1e-4);
+    EXPECT_EQ(row.Get("movie_mean").empty(), movie_earlier == 0);
+    if (movie_earlier > 0) {
+      EXPECT_NEAR(std::stod(row.Get("movie_mean")), movie_sum / movie_earlier - 3, 1e-4);
     }
     // History: the last 2 strictly earlier ratings, oldest first, as movie,genre,rating.
     std::vector<std::string> expected;

@@ -9,34 +9,10 @@ namespace granary {
 namespace model {
 namespace {
 
-bool HasLabel(const SampleWeighting& weighting, int64_t i) {
-  return weighting.has_label.empty() || weighting.has_label[i] != 0;
-}
-
-float WeightOf(const SampleWeighting& weighting, int64_t i) {
-  return weighting.weights.empty() ? 1.0f : weighting.weights[i];
-}
-
 void CheckWeighting(const SampleWeighting& weighting, Eigen::Index batch) {
   DCHECK(weighting.weights.empty() || static_cast<Eigen::Index>(weighting.weights.size()) == batch);
   DCHECK(weighting.has_label.empty() ||
          static_cast<Eigen::Index>(weighting.has_label.size()) == batch);
-}
-
-int64_t CountLabelled(const SampleWeighting& weighting, Eigen::Index batch) {
-  if (weighting.has_label.empty()) return batch;
-  int64_t count = 0;
-  for (uint8_t present : weighting.has_label) count += present != 0;
-  return count;
-}
-
-// log(1 + exp(x)) without overflow for large x or lost precision for very negative x.
-double Softplus(double x) { return std::max(x, 0.0) + std::log1p(std::exp(-std::abs(x))); }
-
-double Sigmoid(double x) {
-  if (x >= 0) return 1.0 / (1.0 + std::exp(-x));
-  const double e = std::exp(x);
-  return e / (1.0 + e);
 }
 
 // One sample's loss and its derivative w.r.t. the sample's prediction.
@@ -57,16 +33,16 @@ LossValue ScalarLoss(const Matrix& predictions, absl::Span<const float> targets,
   DCHECK_EQ(static_cast<Eigen::Index>(targets.size()), batch);
   CheckWeighting(weighting, batch);
   LossValue loss;
-  loss.count = CountLabelled(weighting, batch);
+  loss.count = weighting.CountLabelled(batch);
   d_predictions->resize(batch, 1);
   const double scale = loss.count > 0 ? 1.0 / static_cast<double>(loss.count) : 0.0;
   for (Eigen::Index i = 0; i < batch; ++i) {
-    if (!HasLabel(weighting, i)) {
+    if (!weighting.HasLabel(i)) {
       (*d_predictions)(i, 0) = 0.0f;
       continue;
     }
     const LossAndSlope term = per_sample(predictions(i, 0), targets[i]);
-    const double weight = WeightOf(weighting, i);
+    const double weight = weighting.WeightOf(i);
     loss.total += weight * term.loss;
     (*d_predictions)(i, 0) = static_cast<float>(weight * term.slope * scale);
   }
@@ -74,6 +50,14 @@ LossValue ScalarLoss(const Matrix& predictions, absl::Span<const float> targets,
 }
 
 }  // namespace
+
+double Softplus(double x) { return std::max(x, 0.0) + std::log1p(std::exp(-std::abs(x))); }
+
+double Sigmoid(double x) {
+  if (x >= 0) return 1.0 / (1.0 + std::exp(-x));
+  const double e = std::exp(x);
+  return e / (1.0 + e);
+}
 
 LossValue SigmoidBinaryCrossEntropy(const Matrix& logits, absl::Span<const float> labels,
                                     const SampleWeighting& weighting, Matrix* d_logits) {
@@ -89,12 +73,12 @@ LossValue SoftmaxCrossEntropy(const Matrix& logits, absl::Span<const int32_t> la
   DCHECK_EQ(static_cast<Eigen::Index>(labels.size()), batch);
   CheckWeighting(weighting, batch);
   LossValue loss;
-  loss.count = CountLabelled(weighting, batch);
+  loss.count = weighting.CountLabelled(batch);
   d_logits->resize(batch, num_classes);
   const double scale = loss.count > 0 ? 1.0 / static_cast<double>(loss.count) : 0.0;
   for (Eigen::Index i = 0; i < batch; ++i) {
     auto d_row = d_logits->row(i);
-    if (!HasLabel(weighting, i)) {
+    if (!weighting.HasLabel(i)) {
       d_row.setZero();
       continue;
     }
@@ -104,7 +88,7 @@ LossValue SoftmaxCrossEntropy(const Matrix& logits, absl::Span<const int32_t> la
     const float max_logit = row.maxCoeff();
     d_row = (row.array() - max_logit).exp().matrix();
     const double sum_exp = d_row.cast<double>().sum();
-    const double weight = WeightOf(weighting, i);
+    const double weight = weighting.WeightOf(i);
     loss.total += weight * (max_logit + std::log(sum_exp) - row(labels[i]));
     d_row *= static_cast<float>(weight * scale / sum_exp);
     d_row(labels[i]) -= static_cast<float>(weight * scale);
@@ -133,11 +117,11 @@ LossValue PairwiseLogistic(const Matrix& scores, absl::Span<const float> labels,
     Eigen::Index end = begin + 1;
     while (end < batch && group_ids[end] == group_ids[begin]) ++end;
     for (Eigen::Index i = begin; i < end; ++i) {
-      if (!HasLabel(weighting, i)) continue;
+      if (!weighting.HasLabel(i)) continue;
       for (Eigen::Index j = begin; j < end; ++j) {
-        if (!HasLabel(weighting, j) || !(labels[i] > labels[j])) continue;
+        if (!weighting.HasLabel(j) || !(labels[i] > labels[j])) continue;
         const double margin = static_cast<double>(scores(i, 0)) - scores(j, 0);
-        const double weight = WeightOf(weighting, i);
+        const double weight = weighting.WeightOf(i);
         ++loss.count;
         loss.total += weight * Softplus(-margin);
         // d/d margin of log(1 + exp(-margin)) is -sigmoid(-margin).

@@ -33,7 +33,23 @@ namespace model {
 struct SampleWeighting {
   absl::Span<const float> weights;
   absl::Span<const uint8_t> has_label;  // 0: no label for this task, skip the sample
+
+  bool HasLabel(int64_t i) const { return has_label.empty() || has_label[i] != 0; }
+  float WeightOf(int64_t i) const { return weights.empty() ? 1.0f : weights[i]; }
+  // The number of labelled samples among the first `batch`.
+  int64_t CountLabelled(int64_t batch) const {
+    if (has_label.empty()) return batch;
+    int64_t count = 0;
+    for (uint8_t present : has_label) count += present != 0;
+    return count;
+  }
 };
+
+// log(1 + exp(x)) without overflow for large x or lost precision for very negative x, and the
+// logistic function 1 / (1 + exp(-x)) without overflow either way: the terms of every
+// sigmoid cross-entropy.
+double Softplus(double x);
+double Sigmoid(double x);
 
 struct LossValue {
   double total = 0.0;  // sum over the counted terms of weight * loss

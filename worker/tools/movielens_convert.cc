@@ -17,6 +17,9 @@
 //   genres        the movie's genre names joined by ',' (empty if it has none)
 //   year          release year; years before 1990 (sparse in this data) as their decade
 //                 ("1970s"); empty if unknown
+//   movie_count   item statistics: log(1 + the number of the movie's ratings strictly earlier
+//                 in time, by any user), "%.4f"; 0 for a new arrival
+//   movie_mean    the mean of those earlier ratings minus 3, "%.4f"; empty if there are none
 //   history       the user's last --history ratings strictly earlier in time (a rating in the
 //                 same second as the current one is never included, nor any later one),
 //                 oldest first, steps joined by ';' as "movie_id,genre,rating": genre is the
@@ -36,6 +39,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -67,9 +71,12 @@ namespace granary {
 namespace {
 
 // The columns of the output, in order; configs/movielens_dataset.pbtxt names the same.
-constexpr const char* kColumns[] = {"click", "rating_class", "above_mean", "user_id",  "gender",
-                                    "age",   "occupation",   "zip3",       "movie_id", "genres",
-                                    "year",  "history",      "timestamp"};
+constexpr const char* kColumns[] = {"click",       "rating_class", "above_mean", "user_id",
+                                    "gender",      "age",          "occupation", "zip3",
+                                    "movie_id",    "genres",       "year",       "history",
+                                    "movie_count", "movie_mean",   "timestamp"};
+// movie_mean is centred on the middle of the 1..5 scale.
+constexpr double kMiddleRating = 3.0;
 constexpr int kClickMinRating = 4;
 constexpr int kFirstBucketedYear = 1990;  // earlier release years become decades
 constexpr size_t kZipPrefixChars = 3;
@@ -281,6 +288,14 @@ struct Behaviour {
   int64_t rating_sum;  // of this and every earlier behaviour of the user
 };
 
+// A movie's ratings so far, for its statistics columns: the ratings strictly before the
+// current second, and all of them.
+struct MovieStatistics {
+  int64_t second = -1;  // timestamp of the latest rating
+  int64_t earlier_count = 0, earlier_sum = 0;
+  int64_t count = 0, sum = 0;
+};
+
 absl::Status Convert() {
   const auto start = std::chrono::steady_clock::now();
   if (FLAGS_input_dir.empty() || FLAGS_output_dir.empty()) {
@@ -324,9 +339,26 @@ absl::Status Convert() {
   absl::flat_hash_map<int, std::vector<Behaviour>> behaviours;  // by user, in time order
   SplitCounts train_counts;
   SplitCounts eval_counts;
+  absl::flat_hash_map<int, MovieStatistics> movie_statistics;
   std::string line;
   std::string history;
   for (const Rating& r : ratings) {
+    MovieStatistics& statistics = movie_statistics[r.movie];
+    if (r.timestamp > statistics.second) {
+      statistics.second = r.timestamp;
+      statistics.earlier_count = statistics.count;
+      statistics.earlier_sum = statistics.sum;
+    }
+    const std::string movie_count =
+        absl::StrFormat("%.4f", std::log1p(static_cast<double>(statistics.earlier_count)));
+    const std::string movie_mean =
+        statistics.earlier_count == 0
+            ? ""
+            : absl::StrFormat("%.4f", static_cast<double>(statistics.earlier_sum) /
+                                              static_cast<double>(statistics.earlier_count) -
+                                          kMiddleRating);
+    ++statistics.count;
+    statistics.sum += r.rating;
     std::vector<Behaviour>& past = behaviours[r.user];
     // Behaviours in the same second as r (already appended, ratings being in time order) are
     // not earlier than r.
@@ -346,10 +378,11 @@ absl::Status Convert() {
     }
     const User& user = users.at(r.user);
     const Movie& movie = movies.at(r.movie);
-    line = absl::StrCat(r.rating >= kClickMinRating ? "1" : "0", "\t", r.rating - 1, "\t",
-                        above_mean, "\t", r.user, "\t", user.gender, "\t", user.age, "\t",
-                        user.occupation, "\t", user.zip3, "\t", r.movie, "\t", movie.genres, "\t",
-                        movie.year, "\t", history, "\t", r.timestamp, "\n");
+    line =
+        absl::StrCat(r.rating >= kClickMinRating ? "1" : "0", "\t", r.rating - 1, "\t", above_mean,
+                     "\t", r.user, "\t", user.gender, "\t", user.age, "\t", user.occupation, "\t",
+                     user.zip3, "\t", r.movie, "\t", movie.genres, "\t", movie.year, "\t", history,
+                     "\t", movie_count, "\t", movie_mean, "\t", r.timestamp, "\n");
     const bool is_eval = r.timestamp >= cut;
     status = (is_eval ? eval_file : train_file).Append(line);
     if (!status.ok()) return status;
