@@ -2,6 +2,8 @@
 // servers (in-process cluster, real TCP) on synthetic data with a known structure must
 // retrieve the held-out positives far above chance, score new items (first seen in the eval
 // file) through their features, and export its vectors.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -116,7 +118,8 @@ class RetrievalTrainTest : public ::testing::TestWithParam<RetrievalCase> {};
 
 TEST_P(RetrievalTrainTest, TwoWorkersRetrieveHeldOutPositives) {
   const RetrievalCase& test_case = GetParam();
-  const std::string dir = ::testing::TempDir() + "/retrieval_train_test_" + test_case.name;
+  const std::string dir =
+      absl::StrCat(::testing::TempDir(), "/retrieval_train_test_", test_case.name, "-", getpid());
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   WriteSyntheticData(dir);

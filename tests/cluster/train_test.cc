@@ -1,6 +1,8 @@
 // End to end: DUPN trained by 2 workers against 2 servers (in-process cluster, real TCP) on a
 // synthetic multi-task dataset with a known structure must beat chance clearly on held-out
 // data, and the metrics must be merged over both workers.
+#include <unistd.h>
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -177,7 +179,7 @@ void ExpectLearnedTheClickModel(const std::vector<EpochReport>& merged) {
 }
 
 TEST(TrainTest, TwoWorkersLearnTheSyntheticClickModel) {
-  const std::string dir = ::testing::TempDir() + "/train_test";
+  const std::string dir = absl::StrCat(::testing::TempDir(), "/train_test-", getpid());
   std::vector<std::vector<EpochReport>> reports = TrainOnCluster(dir, 2, 1);
   ASSERT_EQ(reports.size(), 2u);
   ASSERT_FALSE(reports[0].empty());
@@ -198,7 +200,7 @@ TEST(TrainTest, TwoWorkersLearnTheSyntheticClickModel) {
 }
 
 TEST(TrainTest, TwoComputeThreadsLearnTheSyntheticClickModel) {
-  const std::string dir = ::testing::TempDir() + "/train_test_threads";
+  const std::string dir = absl::StrCat(::testing::TempDir(), "/train_test_threads-", getpid());
   std::vector<std::vector<EpochReport>> reports = TrainOnCluster(dir, 1, 2);
   ASSERT_EQ(reports.size(), 1u);
   ASSERT_FALSE(reports[0].empty());
@@ -213,7 +215,7 @@ TEST(TrainTest, TwoComputeThreadsLearnTheSyntheticClickModel) {
 }
 
 TEST(TrainTest, MissingTablesAndFilesAreNamedErrors) {
-  const std::string dir = ::testing::TempDir() + "/train_test_errors";
+  const std::string dir = absl::StrCat(::testing::TempDir(), "/train_test_errors-", getpid());
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   InProcessClusterOptions options;

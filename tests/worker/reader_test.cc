@@ -1,5 +1,6 @@
 #include "worker/reader.h"
 
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -102,10 +103,20 @@ std::string NumberedFile(int num_lines) {
   return Lines(lines);
 }
 
+// A folder of the running test alone: ctest runs this file's tests as parallel processes,
+// which must not share files.
+std::string TestTempDir() {
+  const ::testing::TestInfo* test = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string dir = absl::StrCat(::testing::TempDir(), "/", test->test_suite_name(), ".",
+                                 test->name(), ".", getpid());
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
 class ReaderTest : public ::testing::Test {
  protected:
   std::string Path(const std::string& name) {
-    std::string dir = ::testing::TempDir() + "/reader_test";
+    std::string dir = TestTempDir() + "/reader_test";
     std::filesystem::create_directories(dir);
     return dir + "/" + name;
   }
@@ -596,7 +607,7 @@ std::vector<std::string> ReadLines(const std::string& path) {
 int RunConverter(const std::vector<std::string>& flags, std::string* log) {
   std::vector<std::string> argv = {std::string(GRANARY_BINARY_DIR) + "/granary_movielens_convert"};
   argv.insert(argv.end(), flags.begin(), flags.end());
-  std::string log_path = ::testing::TempDir() + "/movielens_convert.log";
+  std::string log_path = TestTempDir() + "/movielens_convert.log";
   std::filesystem::remove(log_path);
   absl::StatusOr<ChildProcess> child = ChildProcess::Start(argv, log_path);
   EXPECT_TRUE(child.ok()) << child.status();
@@ -628,7 +639,7 @@ class MovielensConvertTest : public ReaderTest {
  protected:
   // A tiny MovieLens-format folder: 3 genres, 3 users, 4 movies, 12 ratings.
   std::string WriteSyntheticMovielens() {
-    std::string dir = ::testing::TempDir() + "/synthetic_movielens";
+    std::string dir = TestTempDir() + "/synthetic_movielens";
     std::filesystem::create_directories(dir);
     std::ofstream(dir + "/u.genre") << "unknown|0\nAction|1\nDrama|2\n\n";
     std::ofstream(dir + "/u.user") << "1|24|M|technician|85711\n"
@@ -659,7 +670,7 @@ class MovielensConvertTest : public ReaderTest {
 
 TEST_F(MovielensConvertTest, WritesTimeSplitLabelsAndStrictlyEarlierHistories) {
   std::string input = WriteSyntheticMovielens();
-  std::string output = ::testing::TempDir() + "/synthetic_movielens_out";
+  std::string output = TestTempDir() + "/synthetic_movielens_out";
   std::filesystem::remove_all(output);
   std::string log;
   ASSERT_EQ(RunConverter({"--input_dir=" + input, "--output_dir=" + output, "--history=2",
@@ -765,8 +776,7 @@ TEST_F(MovielensConvertTest, MalformedInputNamesFileAndLine) {
   std::ofstream(input + "/u.data", std::ios::app) << "1\t10\t7\t5000\n";
   std::string log;
   EXPECT_NE(
-      RunConverter({"--input_dir=" + input, "--output_dir=" + ::testing::TempDir() + "/bad_out"},
-                   &log),
+      RunConverter({"--input_dir=" + input, "--output_dir=" + TestTempDir() + "/bad_out"}, &log),
       0);
   EXPECT_THAT(log, HasSubstr(input + "/u.data:13: rating must be in 1..5"));
 }
@@ -776,7 +786,7 @@ TEST_F(MovielensConvertTest, RealMovielensConvertsAndReads) {
   if (!std::filesystem::exists(input + "/u.data")) {
     GTEST_SKIP() << "MovieLens-100K not found at " << input << "; nothing to check";
   }
-  std::string output = ::testing::TempDir() + "/movielens_out";
+  std::string output = TestTempDir() + "/movielens_out";
   std::string log;
   ASSERT_EQ(RunConverter({"--input_dir=" + input, "--output_dir=" + output}, &log), 0) << log;
   absl::StatusOr<proto::DatasetConfig> config =
