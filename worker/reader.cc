@@ -51,6 +51,27 @@ class LineSource {
     return absl::OkStatus();
   }
 
+  // Positions the source at the first line that starts at or after byte `offset`: the line
+  // holding byte offset - 1 is skipped. REQUIRES: a plain file, nothing read but the header.
+  absl::Status SkipToLineAt(uint64_t offset) {
+    if (gzdirect(file_) != 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path_, ": a byte range of a gzip file cannot be read on its own"));
+    }
+    if (gzseek(file_, static_cast<z_off_t>(offset - 1), SEEK_SET) < 0) {
+      return absl::ErrnoToStatus(errno, absl::StrCat(path_, ": cannot seek to byte ", offset));
+    }
+    begin_ = scanned_ = end_ = 0;
+    eof_ = false;
+    buffer_offset_ = offset - 1;
+    std::string_view rest_of_line;
+    NextLine(&rest_of_line);
+    return status_;
+  }
+
+  // File offset of the first byte of the line NextLine returns next.
+  uint64_t next_line_offset() const { return buffer_offset_ + begin_; }
+
   // Sets *line to the next line without its "\n" or "\r\n"; it stays valid until the next
   // call. Returns false at the end of the file or on an error (status() says which). An
   // unterminated last line is a line, except in a truncated gzip stream, where it is dropped.
@@ -87,6 +108,7 @@ class LineSource {
   bool Fill() {
     if (begin_ > 0) {
       std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
+      buffer_offset_ += begin_;
       end_ -= begin_;
       scanned_ -= begin_;
       begin_ = 0;
@@ -117,9 +139,10 @@ class LineSource {
   const std::string path_;
   gzFile file_ = nullptr;
   std::vector<char> buffer_;
-  size_t begin_ = 0;    // start of the first line not yet returned
-  size_t scanned_ = 0;  // [begin_, scanned_) holds no newline
-  size_t end_ = 0;      // end of the bytes read
+  uint64_t buffer_offset_ = 0;  // file offset of buffer_[0]
+  size_t begin_ = 0;            // start of the first line not yet returned
+  size_t scanned_ = 0;          // [begin_, scanned_) holds no newline
+  size_t end_ = 0;              // end of the bytes read
   bool eof_ = false;
   absl::Status status_;
 };
@@ -462,8 +485,22 @@ class BatchParser {
   std::vector<SequencePlan> sequences_;             // by Batch::sequences index
 };
 
+std::string InputSlice::Name() const {
+  return whole_file() ? path
+                      : absl::StrCat(path, " bytes ", begin, "..", end == 0 ? "end" : "",
+                                     end == 0 ? "" : absl::StrCat(end));
+}
+
 absl::StatusOr<std::unique_ptr<Reader>> Reader::Open(const proto::DatasetConfig& config,
                                                      std::vector<std::string> files,
+                                                     const ReaderOptions& options) {
+  std::vector<InputSlice> slices;
+  for (std::string& path : files) slices.push_back(InputSlice{std::move(path)});
+  return Open(config, std::move(slices), options);
+}
+
+absl::StatusOr<std::unique_ptr<Reader>> Reader::Open(const proto::DatasetConfig& config,
+                                                     std::vector<InputSlice> slices,
                                                      const ReaderOptions& options) {
   absl::Status status = ValidateDatasetConfig(config, "dataset config", nullptr);
   if (!status.ok()) return status;
@@ -472,7 +509,8 @@ absl::StatusOr<std::unique_ptr<Reader>> Reader::Open(const proto::DatasetConfig&
                                                    options.batch_size, ") and prefetch_batches",
                                                    " >= 1 (got ", options.prefetch_batches, ")"));
   }
-  for (const std::string& path : files) {
+  for (const InputSlice& slice : slices) {
+    const std::string& path = slice.path;
     std::error_code error;
     if (!std::filesystem::exists(path, error)) {
       return absl::NotFoundError(absl::StrCat(path, ": no such input file"));
@@ -482,10 +520,10 @@ absl::StatusOr<std::unique_ptr<Reader>> Reader::Open(const proto::DatasetConfig&
     }
   }
   auto parser = std::make_unique<const BatchParser>(config, options.batch_size);
-  return std::unique_ptr<Reader>(new Reader(std::move(parser), std::move(files), options, config));
+  return std::unique_ptr<Reader>(new Reader(std::move(parser), std::move(slices), options, config));
 }
 
-Reader::Reader(std::unique_ptr<const BatchParser> parser, std::vector<std::string> files,
+Reader::Reader(std::unique_ptr<const BatchParser> parser, std::vector<InputSlice> files,
                const ReaderOptions& options, const proto::DatasetConfig& config)
     : parser_(std::move(parser)),
       files_(std::move(files)),
@@ -531,23 +569,25 @@ ReaderStats Reader::stats() const {
 void Reader::Run() {
   Batch batch = parser_->NewBatch();
   absl::Status status;
-  for (const std::string& path : files_) {
-    status = ReadFile(path, &batch);
+  for (const InputSlice& slice : files_) {
+    status = ReadSlice(slice, &batch);
     if (!status.ok()) break;
     ++files_done_;
   }
   if (status.ok() && samples_ == 0 && bad_lines_ > 0) {
-    status = absl::DataLossError(
-        absl::StrCat("no good line in ", files_.size(), " input file(s) (first ", files_.front(),
-                     "): all ", bad_lines_, " data lines are bad; first: ", first_bad_line_));
+    status = absl::DataLossError(absl::StrCat(
+        "no good line in ", files_.size(), " input file(s) (first ", files_.front().Name(),
+        "): all ", bad_lines_, " data lines are bad; first: ", first_bad_line_));
   }
   // Samples parsed before an error are still delivered.
   if (batch.size > 0 && !absl::IsCancelled(status)) Publish(&batch);
   Finish(std::move(status));
 }
 
-absl::Status Reader::ReadFile(const std::string& path, Batch* batch) {
-  LineSource source(path);
+absl::Status Reader::ReadSlice(const InputSlice& slice, Batch* batch) {
+  // Bad lines of a partial slice are numbered from its start: "<path> bytes B..E:<n>".
+  const std::string path = slice.Name();
+  LineSource source(slice.path);
   absl::Status status = source.Open();
   if (!status.ok()) return status;
   std::string_view line;
@@ -557,10 +597,15 @@ absl::Status Reader::ReadFile(const std::string& path, Batch* batch) {
   }
   absl::StatusOr<std::vector<BatchParser::Cell>> cells = parser_->MatchHeader(line, path);
   if (!cells.ok()) return cells.status();
+  uint64_t line_number = 1;
+  if (slice.begin > source.next_line_offset()) {
+    status = source.SkipToLineAt(slice.begin);
+    if (!status.ok()) return status;
+    line_number = 0;
+  }
   std::vector<std::string_view> split;
   std::string reason;
-  uint64_t line_number = 1;
-  while (source.NextLine(&line)) {
+  while ((slice.end == 0 || source.next_line_offset() < slice.end) && source.NextLine(&line)) {
     if (stopping_.load(std::memory_order_relaxed)) return absl::CancelledError("reader destroyed");
     ++line_number;
     ++lines_;

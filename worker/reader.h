@@ -143,6 +143,20 @@ struct ReaderStats {
 
 class BatchParser;
 
+// Part of an input file: the lines whose first byte lies in [begin, end) (end = 0: to the end
+// of the file). Consecutive slices of a file therefore read each line exactly once, wherever
+// they cut it. The header line is always read from the start of the file. Slices other than
+// the whole file need a plain (not gzip) file, which can be read from the middle.
+struct InputSlice {
+  std::string path;
+  uint64_t begin = 0;
+  uint64_t end = 0;
+
+  bool whole_file() const { return begin == 0 && end == 0; }
+  // How errors name it: the path, plus the byte range of a partial slice.
+  std::string Name() const;
+};
+
 class Reader {
  public:
   // Validates `config` (as ValidateDatasetConfig) and `options`, checks that every file exists,
@@ -150,6 +164,11 @@ class Reader {
   // naming the first file that does not exist. An empty `files` gives an empty input.
   static absl::StatusOr<std::unique_ptr<Reader>> Open(const proto::DatasetConfig& config,
                                                       std::vector<std::string> files,
+                                                      const ReaderOptions& options);
+  // Reads the slices in order. InvalidArgument, naming the slice, for a partial slice of a
+  // gzip file (reported once reading reaches it, by status()).
+  static absl::StatusOr<std::unique_ptr<Reader>> Open(const proto::DatasetConfig& config,
+                                                      std::vector<InputSlice> slices,
                                                       const ReaderOptions& options);
 
   ~Reader();  // Stops the prefetch thread; batches not taken are dropped.
@@ -170,13 +189,13 @@ class Reader {
   ReaderStats stats() const;
 
  private:
-  Reader(std::unique_ptr<const BatchParser> parser, std::vector<std::string> files,
+  Reader(std::unique_ptr<const BatchParser> parser, std::vector<InputSlice> slices,
          const ReaderOptions& options, const proto::DatasetConfig& config);
 
   // The prefetch thread: reads every file, publishes batches, records the final status.
   void Run();
-  // Reads one file into *batch, publishing full batches. Returns the error that stops reading.
-  absl::Status ReadFile(const std::string& path, Batch* batch);
+  // Reads one slice into *batch, publishing full batches. Returns the error that stops reading.
+  absl::Status ReadSlice(const InputSlice& slice, Batch* batch);
   // Hands a full or final batch to the queue, waiting while it holds prefetch_batches.
   // Returns false if the reader is being destroyed.
   bool Publish(Batch* batch);
@@ -184,7 +203,7 @@ class Reader {
   void Finish(absl::Status status);
 
   const std::unique_ptr<const BatchParser> parser_;
-  const std::vector<std::string> files_;
+  const std::vector<InputSlice> files_;
   const ReaderOptions options_;
   const double max_bad_line_fraction_;
   const uint64_t min_lines_before_abort_;

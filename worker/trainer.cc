@@ -26,6 +26,9 @@ namespace {
 
 using model::Matrix;
 
+// TrainingConfig.chunk_bytes when unset.
+constexpr uint64_t kDefaultChunkBytes = 64 << 20;
+
 // Files matching `patterns` (relative ones under `dir`), sorted within each pattern. NotFound
 // naming a pattern that matches nothing.
 absl::StatusOr<std::vector<std::string>> ExpandPatterns(
@@ -142,44 +145,13 @@ absl::Status Trainer::Run(std::vector<EpochReport>* reports) {
   return absl::OkStatus();
 }
 
-// Hands out this worker's share of the batches of a reader to the compute threads: batch i
-// of the input belongs to worker i % num_workers. Thread-safe.
-class Trainer::BatchSource {
- public:
-  BatchSource(Reader* reader, int rank, int num_workers)
-      : reader_(reader), rank_(rank), num_workers_(num_workers) {}
-
-  // Takes the next batch of this worker into *batch; false at the end of the input, after a
-  // read error (reader status says which) or after Stop.
-  bool Next(Batch* batch) {
-    absl::MutexLock lock(&mutex_);
-    while (!stopped_ && reader_->Next(batch)) {
-      if (index_++ % num_workers_ == rank_) return true;
-    }
-    return false;
-  }
-  absl::Status status() const { return reader_->status(); }
-  // Ends the input for every thread: one thread's error ends the epoch without the others
-  // reading the rest of it.
-  void Stop() {
-    absl::MutexLock lock(&mutex_);
-    stopped_ = true;
-  }
-
- private:
-  Reader* const reader_;
-  const int rank_;
-  const int num_workers_;
-  absl::Mutex mutex_;
-  int64_t index_ ABSL_GUARDED_BY(mutex_) = 0;
-  bool stopped_ ABSL_GUARDED_BY(mutex_) = false;
-};
-
-absl::StatusOr<bool> Trainer::StartBatch(Replica& replica, BatchSource& source, PullMode mode,
-                                         Batch* batch, Slot* slot) {
-  if (!source.Next(batch)) {
+absl::StatusOr<BatchSource::Take> Trainer::StartBatch(Replica& replica, BatchSource& source,
+                                                      PullMode mode, bool may_wait, Batch* batch,
+                                                      Slot* slot) {
+  const BatchSource::Take take = source.Next(batch, &slot->ticket, may_wait);
+  if (take != BatchSource::Take::kBatch) {
     if (!source.status().ok()) return source.status();
-    return false;
+    return take;
   }
   absl::Status status = replica.model->Prepare(*batch, slot->input.get());
   if (!status.ok()) return status;
@@ -195,7 +167,7 @@ absl::StatusOr<bool> Trainer::StartBatch(Replica& replica, BatchSource& source, 
          static_cast<int64_t>(replica.grads.size())) *
         static_cast<int64_t>(sizeof(float));
   }
-  return true;
+  return BatchSource::Take::kBatch;
 }
 
 absl::Status Trainer::FinishPulls(Slot* slot) {
@@ -213,6 +185,10 @@ absl::Status Trainer::WaitPushes(Replica& replica) {
     if (status.ok()) status = push;
   }
   replica.pushes.clear();
+  if (status.ok()) {
+    for (int64_t ticket : replica.pushed) replica.source->Done(ticket);
+  }
+  replica.pushed.clear();
   return status;
 }
 
@@ -226,17 +202,29 @@ absl::StatusOr<std::unique_ptr<Reader>> Trainer::OpenReader(
 
 absl::Status Trainer::ForEachBatch(Replica& replica, BatchSource& source, PullMode mode,
                                    const std::function<absl::Status(Replica&, Slot&)>& step) {
+  using Take = BatchSource::Take;
   Slot* slots = replica.slots;
+  replica.source = &source;
   Batch batch;
-  absl::StatusOr<bool> have = StartBatch(replica, source, mode, &batch, &slots[0]);
+  absl::StatusOr<Take> have =
+      StartBatch(replica, source, mode, /*may_wait=*/true, &batch, &slots[0]);
   absl::Status status = have.status();
-  for (int current = 0; status.ok() && *have; current = 1 - current) {
-    have = StartBatch(replica, source, mode, &batch, &slots[1 - current]);
+  for (int current = 0; status.ok() && *have == Take::kBatch; current = 1 - current) {
+    have = StartBatch(replica, source, mode, /*may_wait=*/false, &batch, &slots[1 - current]);
     const absl::Time waiting = absl::Now();
     status = FinishPulls(&slots[current]);
     replica.pull_wait += absl::Now() - waiting;
     if (status.ok()) status = step(replica, slots[current]);
     if (status.ok()) status = have.status();
+    if (status.ok() && *have == Take::kMustWait) {
+      // The next batch waits for the scheduler, which may wait for the chunks of the batches
+      // this thread pushed: those must be acknowledged (and Done) first.
+      status = WaitPushes(replica);
+      if (status.ok()) {
+        have = StartBatch(replica, source, mode, /*may_wait=*/true, &batch, &slots[1 - current]);
+        status = have.status();
+      }
+    }
   }
   if (!status.ok()) source.Stop();
   // Every request must finish before the slots it writes into are reused.
@@ -280,6 +268,7 @@ absl::Status Trainer::TrainStep(Replica& replica, Slot& slot) {
       kv_->Push(config.sparse_table(), slot.input->keys,
                 absl::MakeConstSpan(replica.d_rows.data(), replica.d_rows.size())));
   replica.pushes.push_back(kv_->Push(config.dense_table(), dense_keys_, replica.grads));
+  replica.pushed.push_back(slot.ticket);
   replica.bytes_sent += static_cast<int64_t>(slot.input->keys.size() + dense_keys_.size()) *
                             static_cast<int64_t>(sizeof(uint64_t)) +
                         static_cast<int64_t>(replica.d_rows.size() + replica.grads.size()) *
@@ -301,9 +290,19 @@ absl::Status Trainer::TrainEpoch(int epoch, EpochReport* report) {
     replica->pull_wait = replica->push_wait = absl::ZeroDuration();
     replica->bytes_sent = replica->bytes_received = 0;
   }
-  absl::StatusOr<std::unique_ptr<Reader>> reader = OpenReader(train_files_);
-  if (!reader.ok()) return reader.status();
-  BatchSource source(reader->get(), rank_, num_workers_);
+  const proto::TrainingConfig& training = spec_.job.training();
+  absl::StatusOr<proto::WorkQueueSpec> queue =
+      MakeWorkQueueSpec(absl::StrCat("train-epoch-", epoch), train_files_,
+                        training.has_chunk_bytes() ? training.chunk_bytes() : kDefaultChunkBytes);
+  if (!queue.ok()) return queue.status();
+  ReaderOptions reader_options;
+  reader_options.batch_size = static_cast<int>(training.batch_size());
+  reader_options.prefetch_batches = options_.prefetch_batches;
+  absl::StatusOr<std::unique_ptr<QueueBatchSource>> opened =
+      QueueBatchSource::Open(scheduler_, *std::move(queue), spec_.dataset, reader_options,
+                             absl::Seconds(training.barrier_timeout_seconds()));
+  if (!opened.ok()) return opened.status();
+  QueueBatchSource& source = **opened;
   // Guards the epoch's loss sums, sample counts and the progress line across threads.
   absl::Mutex progress_mutex;
 
@@ -354,6 +353,8 @@ absl::Status Trainer::TrainEpoch(int epoch, EpochReport* report) {
   for (const absl::Status& status : statuses) {
     if (!status.ok()) return status;
   }
+  if (!source.status().ok()) return source.status();
+  report->chunks = source.chunks_finished();
   if (progress_on_terminal) std::fprintf(stderr, "\r\x1b[K");
   report->threads = static_cast<int>(replicas_.size());
   report->train_seconds = absl::ToDoubleSeconds(absl::Now() - start);
@@ -406,7 +407,7 @@ absl::Status Trainer::Evaluate(int epoch, EpochReport* report) {
   std::string lines;
   absl::StatusOr<std::unique_ptr<Reader>> reader = OpenReader(eval_files_);
   if (!reader.ok()) return reader.status();
-  BatchSource source(reader->get(), rank_, num_workers_);
+  StripedBatchSource source(*std::move(reader), rank_, num_workers_);
   auto step = [&](Replica& replica, Slot& slot) -> absl::Status {
     absl::Status forward = Forward(replica, slot);
     if (!forward.ok()) return forward;
@@ -539,7 +540,7 @@ absl::Status Trainer::EvaluateRetrieval(int epoch, EpochReport* report) {
   auto pass = [&](const std::vector<std::string>& files, bool train) -> absl::Status {
     absl::StatusOr<std::unique_ptr<Reader>> reader = OpenReader(files);
     if (!reader.ok()) return reader.status();
-    BatchSource source(reader->get(), 0, 1);
+    StripedBatchSource source(*std::move(reader), 0, 1);
     return ForEachBatch(replica, source, PullMode::kEvaluate, [&](Replica& r, Slot& slot) {
       absl::Status forward = Forward(r, slot);
       if (!forward.ok()) return forward;

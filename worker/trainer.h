@@ -11,10 +11,14 @@
 // overlaps the computation; pushes are waited one batch later. Consistency is asynchronous
 // (DESIGN.md): a batch may read rows that miss the pushes of the last batch or two.
 //
-// Data split: every worker reads all train (and eval) files in order and keeps the batches
-// whose index i satisfies i % num_workers == rank, so the workers see disjoint, equally sized
-// shares (within one batch) whatever the number of files. A barrier of all workers ends each
-// epoch, so uneven shares end an epoch cleanly.
+// Data split: training input goes through the scheduler's work queue (worker/batch_source.h,
+// QueueBatchSource): each epoch is a queue "train-epoch-<E>" of chunks of the train files; an
+// idle worker takes the next chunk, so a slow worker holds back only its own chunks, and a
+// chunk is reported finished once every batch of it is trained and its pushes acknowledged
+// (the promise consistent checkpoints rest on). After a roll-back to a checkpoint, the chunks
+// it recorded finished are not trained again. Evaluation reads every eval file on every worker
+// and keeps the batches whose index i satisfies i % num_workers == rank. A barrier of all
+// workers ends each epoch.
 //
 // Dense parameters: every worker initializes the model with the job's seed, so all start from
 // bit-identical values w0. The dense table stores the offset w - w0 as blocks of its dim
@@ -65,6 +69,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/scheduler_client.h"
+#include "worker/batch_source.h"
 #include "worker/job_config.h"
 #include "worker/kv_worker.h"
 #include "worker/model.h"
@@ -82,6 +87,7 @@ struct TrainerOptions {
   int prefetch_batches = 4;
   // Compute threads training at once on this worker, each with its own model replica (>= 1).
   int threads = 1;
+  int64_t chunks = 0;  // work-queue chunks this worker finished
 };
 
 // The merged evaluation of one task. Metrics undefined for the data (no labels; AUC without
@@ -109,6 +115,7 @@ struct EpochReport {
   double push_wait_seconds = 0;
   double compute_seconds = 0;
   int threads = 1;
+  int64_t chunks = 0;  // work-queue chunks this worker finished
   // Payload bytes of this worker's training pulls and pushes over the epoch: sent (keys of
   // pulls and pushes, pushed gradients) and received (pulled rows and dense blocks).
   int64_t bytes_sent = 0;
@@ -145,6 +152,7 @@ class Trainer {
     int64_t rows_request = 0;
     int64_t dense_request = 0;
     bool pulling = false;  // requests issued and not yet waited
+    int64_t ticket = 0;    // the batch's BatchSource ticket
   };
   // What one compute thread owns: a model replica and its buffers.
   struct Replica {
@@ -154,6 +162,8 @@ class Trainer {
     std::vector<float> flat_grads;  // the model's gradients
     std::vector<float> grads;       // padded to whole blocks of the dense table
     std::vector<int64_t> pushes;    // push requests not yet waited
+    std::vector<int64_t> pushed;    // BatchSource tickets of the batches those pushes carry
+    BatchSource* source = nullptr;  // of the batches being trained
     model::Matrix d_rows;
     std::vector<model::LossValue> losses;
     absl::Duration pull_wait;  // time blocked in FinishPulls, for the epoch report
@@ -161,8 +171,6 @@ class Trainer {
     int64_t bytes_sent = 0;
     int64_t bytes_received = 0;
   };
-  class BatchSource;
-
   // Runs `step` on the batches `source` hands this replica, the pulls (in `mode`) of the next
   // batch in flight while `step` computes one. Stops at the first error, after waiting for
   // every request it issued.
@@ -170,8 +178,8 @@ class Trainer {
                             const std::function<absl::Status(Replica&, Slot&)>& step);
   // Takes the next batch of this worker's share into *slot and issues its pulls. False at the
   // end of the input.
-  absl::StatusOr<bool> StartBatch(Replica& replica, BatchSource& source, PullMode mode,
-                                  Batch* batch, Slot* slot);
+  absl::StatusOr<BatchSource::Take> StartBatch(Replica& replica, BatchSource& source, PullMode mode,
+                                               bool may_wait, Batch* batch, Slot* slot);
   // Waits for the pulls of *slot, if issued; returns the first error.
   absl::Status FinishPulls(Slot* slot);
   // Loads w0 + the pulled offsets into the replica's model and runs Forward on the pulled rows.
@@ -179,6 +187,7 @@ class Trainer {
   // Computes the gradients of the batch in `slot` and pushes them, after waiting for the
   // replica's previous pushes.
   absl::Status TrainStep(Replica& replica, Slot& slot);
+  // Waits for the replica's pushes; once all succeeded, tells the source their batches are done.
   absl::Status WaitPushes(Replica& replica);
   absl::StatusOr<std::unique_ptr<Reader>> OpenReader(const std::vector<std::string>& files) const;
   absl::Status TrainEpoch(int epoch, EpochReport* report);

@@ -20,6 +20,7 @@ Granary's) and torch's version.
 
 import argparse
 import csv
+import glob
 import gzip
 import json
 import time
@@ -163,7 +164,9 @@ def main():
     torch.manual_seed(1)
 
     vocab = Vocabulary()
-    train = read_samples(f"{args.data_dir}/train.tsv.gz", vocab)
+    train = []
+    for path in sorted(glob.glob(f"{args.data_dir}/train-*.tsv.gz")):
+        train += read_samples(path, vocab)
     evaluation = read_samples(f"{args.data_dir}/eval.tsv.gz", vocab)
     size = args.batch_size
     train_batches = [make_batch(train[i:i + size]) for i in range(0, len(train), size)]

@@ -121,6 +121,8 @@ training {
   metrics_file: "out/metrics.jsonl"
   progress_interval_seconds: 5
   barrier_timeout_seconds: 60
+  # Small chunks: the work queue cuts the one training file into many slices.
+  chunk_bytes: 8192
 }
 )",
                              "job", &spec.job)
@@ -187,9 +189,12 @@ TEST(TrainTest, TwoWorkersLearnTheSyntheticClickModel) {
   // Worker 0 (rank 0 may be either thread) holds the merged evaluation.
   const int first = reports[0].front().eval.empty() ? 1 : 0;
   EXPECT_TRUE(reports[1 - first].back().eval.empty());
-  // Each worker trained on its half of the batches; both halves cover the training set.
+  // The workers took the chunks of the work queue between them: both trained, and together
+  // they trained every sample exactly once.
   EXPECT_EQ(reports[0].back().train_samples + reports[1].back().train_samples,
             kUsers * kTrainEventsPerUser);
+  EXPECT_GT(reports[0].back().chunks, 0);
+  EXPECT_GT(reports[1].back().chunks, 0);
   ExpectLearnedTheClickModel(reports[first]);
 
   std::ifstream metrics(dir + "/out/metrics.jsonl");

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <numeric>
 #include <optional>
 #include <set>
 #include <string>
@@ -17,6 +18,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -480,6 +482,62 @@ TEST_F(ReaderTest, WindowsLineEndsAndAMissingLastNewlineAreFine) {
   EXPECT_EQ(batches[0].numerics[0].values, (std::vector<float>{0, 1}));
 }
 
+// Slices cut a file at arbitrary bytes; together they must read every line exactly once.
+TEST_F(ReaderTest, SlicesCutAtAnyByteReadEveryLineOnce) {
+  const std::string path = WritePlain("sliced.tsv", NumberedFile(50));
+  const uint64_t size = std::filesystem::file_size(path);
+  for (uint64_t cut : {uint64_t{1}, uint64_t{2}, uint64_t{17}, uint64_t{100}, size / 3, size}) {
+    std::vector<InputSlice> slices;
+    for (uint64_t begin = 0; begin < size; begin += cut) {
+      slices.push_back(InputSlice{path, begin, begin + cut >= size ? 0 : begin + cut});
+    }
+    ReaderOptions options;
+    options.batch_size = 7;
+    absl::StatusOr<std::unique_ptr<Reader>> reader = Reader::Open(Config(), slices, options);
+    ASSERT_TRUE(reader.ok()) << reader.status();
+    std::vector<float> prices;
+    for (const Batch& batch : ReadAll(reader->get())) {
+      const std::vector<float>& values = batch.numerics[0].values;
+      prices.insert(prices.end(), values.begin(), values.end());
+    }
+    ASSERT_TRUE((*reader)->status().ok()) << (*reader)->status();
+    std::vector<float> expected(50);
+    std::iota(expected.begin(), expected.end(), 0.0f);
+    EXPECT_EQ(prices, expected) << "slices of " << cut << " bytes";
+  }
+}
+
+TEST_F(ReaderTest, PartialSliceOfAGzipFileIsAnErrorNamingIt) {
+  const std::string path = WriteGzip("sliced.tsv.gz", NumberedFile(20));
+  ReaderOptions options;
+  absl::StatusOr<std::unique_ptr<Reader>> reader =
+      Reader::Open(Config(), std::vector<InputSlice>{{path, 100, 0}}, options);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  ReadAll(reader->get());
+  absl::Status status = (*reader)->status();
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_THAT(status.message(), HasSubstr(path + ": a byte range of a gzip file"));
+}
+
+TEST_F(ReaderTest, BadLineInASliceNamesTheSliceAndItsLine) {
+  std::string text = NumberedFile(10);
+  const uint64_t begin = text.size();  // the slice starts at the bad line
+  text += "garbage line\n" + NumberedLine(10) + "\n";
+  const std::string path = WritePlain("slice-bad.tsv", text);
+  WarningCollector warnings;
+  ReaderOptions options;
+  absl::StatusOr<std::unique_ptr<Reader>> reader =
+      Reader::Open(Config(), std::vector<InputSlice>{{path, begin, 0}}, options);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  std::vector<Batch> batches = ReadAll(reader->get());
+  ASSERT_TRUE((*reader)->status().ok()) << (*reader)->status();
+  ASSERT_EQ(batches.size(), 1u);
+  EXPECT_EQ(batches[0].numerics[0].values, (std::vector<float>{10}));
+  ASSERT_EQ((*reader)->stats().first_bad_lines.size(), 1u);
+  EXPECT_THAT((*reader)->stats().first_bad_lines[0],
+              HasSubstr(absl::StrCat(path, " bytes ", begin, "..end:1: ")));
+}
+
 TEST_F(ReaderTest, MissingFileIsNamedAtOpen) {
   ReaderOptions options;
   absl::StatusOr<std::unique_ptr<Reader>> reader = Reader::Open(
@@ -488,12 +546,12 @@ TEST_F(ReaderTest, MissingFileIsNamedAtOpen) {
   EXPECT_THAT(reader.status().message(), HasSubstr("/nonexistent/x.tsv"));
 
   options.batch_size = 0;
-  reader = Reader::Open(Config(), {}, options);
+  reader = Reader::Open(Config(), std::vector<std::string>{}, options);
   EXPECT_TRUE(absl::IsInvalidArgument(reader.status())) << reader.status();
 
   proto::DatasetConfig bad = Config();
   bad.mutable_columns(5)->clear_step_fields();
-  reader = Reader::Open(bad, {}, ReaderOptions());
+  reader = Reader::Open(bad, std::vector<std::string>{}, ReaderOptions());
   EXPECT_TRUE(absl::IsInvalidArgument(reader.status())) << reader.status();
 }
 
@@ -674,11 +732,17 @@ TEST_F(MovielensConvertTest, WritesTimeSplitLabelsAndStrictlyEarlierHistories) {
   std::filesystem::remove_all(output);
   std::string log;
   ASSERT_EQ(RunConverter({"--input_dir=" + input, "--output_dir=" + output, "--history=2",
-                          "--eval_fraction=0.25"},
+                          "--eval_fraction=0.25", "--train_parts=2"},
                          &log),
             0)
       << log;
-  std::vector<ConvertedRow> train = ReadConverted(output + "/train.tsv.gz");
+  // The training split comes in 2 parts, consecutive in time: rows 0..4 and 5..8 of 9.
+  std::vector<ConvertedRow> train = ReadConverted(output + "/train-00.tsv.gz");
+  ASSERT_EQ(train.size(), 5u);
+  for (ConvertedRow& row : ReadConverted(output + "/train-01.tsv.gz")) {
+    EXPECT_GE(row.Get("timestamp"), train.back().Get("timestamp"));
+    train.push_back(std::move(row));
+  }
   std::vector<ConvertedRow> eval = ReadConverted(output + "/eval.tsv.gz");
   // 12 ratings; the cut is the timestamp at rank floor(0.75 * 12) = 9 in time order: 960.
   ASSERT_EQ(train.size(), 9u) << log;
@@ -763,7 +827,8 @@ TEST_F(MovielensConvertTest, WritesTimeSplitLabelsAndStrictlyEarlierHistories) {
       LoadDatasetConfig(std::string(GRANARY_SOURCE_DIR) + "/configs/movielens_dataset.pbtxt");
   ASSERT_TRUE(config.ok()) << config.status();
   std::unique_ptr<Reader> reader =
-      Open({output + "/train.tsv.gz", output + "/eval.tsv.gz"}, 100, *config);
+      Open({output + "/train-00.tsv.gz", output + "/train-01.tsv.gz", output + "/eval.tsv.gz"}, 100,
+           *config);
   std::vector<Batch> batches = ReadAll(reader.get());
   ASSERT_TRUE(reader->status().ok()) << reader->status();
   ASSERT_EQ(batches.size(), 1u);
@@ -792,8 +857,9 @@ TEST_F(MovielensConvertTest, RealMovielensConvertsAndReads) {
   absl::StatusOr<proto::DatasetConfig> config =
       LoadDatasetConfig(std::string(GRANARY_SOURCE_DIR) + "/configs/movielens_dataset.pbtxt");
   ASSERT_TRUE(config.ok()) << config.status();
-  std::unique_ptr<Reader> reader =
-      Open({output + "/train.tsv.gz", output + "/eval.tsv.gz"}, 1024, *config, 4);
+  std::vector<std::string> files = {output + "/eval.tsv.gz"};
+  for (int k = 0; k < 8; ++k) files.push_back(absl::StrFormat("%s/train-%02d.tsv.gz", output, k));
+  std::unique_ptr<Reader> reader = Open(files, 1024, *config, 4);
   Batch batch;
   uint64_t clicks = 0;
   uint64_t samples = 0;

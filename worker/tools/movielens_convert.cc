@@ -3,8 +3,10 @@
 //
 //   granary_movielens_convert --input_dir=../shared/data/movielens-100k --output_dir=/tmp/ml
 //
-// writes <output_dir>/train.tsv.gz and <output_dir>/eval.tsv.gz: one line per rating, in time
-// order (timestamp, then user id, then movie id), with the columns
+// writes <output_dir>/train-<k>.tsv.gz (k = 00 .. --train_parts - 1, consecutive stretches of
+// time, so that the scheduler's work queue can hand them to several workers) and
+// <output_dir>/eval.tsv.gz: one line per rating, in time order (timestamp, then user id, then
+// movie id), with the columns
 //   click         label: 1 if rating >= 4, else 0
 //   rating_class  label: rating - 1, in 0..4
 //   above_mean    label (auxiliary task, "rating above the user's running mean"): 1 if the
@@ -62,7 +64,8 @@
 #include "glog/logging.h"
 
 DEFINE_string(input_dir, "", "Folder with u.data, u.user, u.item and u.genre (required).");
-DEFINE_string(output_dir, "", "Folder for train.tsv.gz and eval.tsv.gz; created if missing.");
+DEFINE_string(output_dir, "", "Folder for train-*.tsv.gz and eval.tsv.gz; created if missing.");
+DEFINE_int32(train_parts, 8, "Files the training split is cut into, in time order (1..100).");
 DEFINE_int32(history, 20, "Most recent earlier ratings in each behaviour sequence.");
 DEFINE_double(eval_fraction, 0.1,
               "Share of ratings, by time, after the global cut that become eval data; [0, 1).");
@@ -327,14 +330,23 @@ absl::Status Convert() {
   if (error) {
     return absl::UnavailableError(absl::StrCat(FLAGS_output_dir, ": ", error.message()));
   }
-  GzipWriter train_file;
+  if (FLAGS_train_parts < 1 || FLAGS_train_parts > 100) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--train_parts must be in 1..100, not ", FLAGS_train_parts));
+  }
+  const size_t train_rows = static_cast<size_t>(std::count_if(
+      ratings.begin(), ratings.end(), [cut](const Rating& r) { return r.timestamp < cut; }));
+  std::vector<GzipWriter> train_files(FLAGS_train_parts);
   GzipWriter eval_file;
-  status = train_file.Open(FLAGS_output_dir + "/train.tsv.gz");
-  if (status.ok()) status = eval_file.Open(FLAGS_output_dir + "/eval.tsv.gz");
   const std::string header = absl::StrCat(absl::StrJoin(kColumns, "\t"), "\n");
-  if (status.ok()) status = train_file.Append(header);
+  for (int k = 0; k < FLAGS_train_parts && status.ok(); ++k) {
+    status = train_files[k].Open(absl::StrFormat("%s/train-%02d.tsv.gz", FLAGS_output_dir, k));
+    if (status.ok()) status = train_files[k].Append(header);
+  }
+  if (status.ok()) status = eval_file.Open(FLAGS_output_dir + "/eval.tsv.gz");
   if (status.ok()) status = eval_file.Append(header);
   if (!status.ok()) return status;
+  size_t train_written = 0;
 
   absl::flat_hash_map<int, std::vector<Behaviour>> behaviours;  // by user, in time order
   SplitCounts train_counts;
@@ -384,13 +396,16 @@ absl::Status Convert() {
                      user.zip3, "\t", r.movie, "\t", movie.genres, "\t", movie.year, "\t", history,
                      "\t", movie_count, "\t", movie_mean, "\t", r.timestamp, "\n");
     const bool is_eval = r.timestamp >= cut;
-    status = (is_eval ? eval_file : train_file).Append(line);
+    status = is_eval ? eval_file.Append(line)
+                     : train_files[train_written++ * FLAGS_train_parts / train_rows].Append(line);
     if (!status.ok()) return status;
     (is_eval ? eval_counts : train_counts).Add(r);
     past.push_back(
         {r.timestamp, r.movie, r.rating, (past.empty() ? 0 : past.back().rating_sum) + r.rating});
   }
-  status = train_file.Close();
+  for (GzipWriter& train_file : train_files) {
+    if (status.ok()) status = train_file.Close();
+  }
   if (status.ok()) status = eval_file.Close();
   if (!status.ok()) return status;
 
@@ -412,7 +427,8 @@ absl::Status Convert() {
   print_split("eval", eval_counts);
   absl::PrintF("eval cold start: %d movies and %d users never seen in train\n", cold_movies,
                cold_users);
-  absl::PrintF("wrote %s/{train,eval}.tsv.gz in %.2f s\n", FLAGS_output_dir, seconds);
+  absl::PrintF("wrote %s/train-{00..%02d}.tsv.gz and eval.tsv.gz in %.2f s\n", FLAGS_output_dir,
+               FLAGS_train_parts - 1, seconds);
   return absl::OkStatus();
 }
 
@@ -422,7 +438,7 @@ absl::Status Convert() {
 int main(int argc, char** argv) {
   granary::InitProcess(
       "granary_movielens_convert --input_dir=DIR --output_dir=DIR [--history=20] "
-      "[--eval_fraction=0.1]",
+      "[--eval_fraction=0.1] [--train_parts=8]",
       &argc, &argv);
   absl::Status status = granary::Convert();
   if (!status.ok()) {

@@ -1,0 +1,191 @@
+#include "worker/batch_source.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "glog/logging.h"
+
+namespace granary {
+namespace {
+
+bool IsGzip(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  unsigned char magic[2] = {0, 0};
+  in.read(reinterpret_cast<char*>(magic), 2);
+  return in.gcount() == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+}
+
+}  // namespace
+
+StripedBatchSource::StripedBatchSource(std::unique_ptr<Reader> reader, int rank, int num_workers)
+    : reader_(std::move(reader)), rank_(rank), num_workers_(num_workers) {}
+
+BatchSource::Take StripedBatchSource::Next(Batch* batch, int64_t* ticket, bool) {
+  absl::MutexLock lock(&mutex_);
+  while (!stopped_ && reader_->Next(batch)) {
+    if (index_++ % num_workers_ == rank_) {
+      *ticket = index_ - 1;
+      return Take::kBatch;
+    }
+  }
+  return Take::kEnd;
+}
+
+void StripedBatchSource::Stop() {
+  absl::MutexLock lock(&mutex_);
+  stopped_ = true;
+}
+
+absl::StatusOr<proto::WorkQueueSpec> MakeWorkQueueSpec(const std::string& name,
+                                                       const std::vector<std::string>& files,
+                                                       uint64_t chunk_bytes) {
+  proto::WorkQueueSpec spec;
+  spec.set_name(name);
+  auto add = [&spec](const std::string& file, uint64_t begin, uint64_t end) {
+    proto::Chunk* chunk = spec.add_chunks();
+    chunk->set_id(spec.chunks_size() - 1);
+    chunk->set_file(file);
+    chunk->set_begin(begin);
+    chunk->set_end(end);
+  };
+  for (const std::string& file : files) {
+    std::error_code error;
+    const uint64_t size = std::filesystem::file_size(file, error);
+    if (error) {
+      return absl::NotFoundError(absl::StrCat(file, ": cannot size input file: ", error.message()));
+    }
+    if (chunk_bytes == 0 || size <= chunk_bytes || IsGzip(file)) {
+      add(file, 0, 0);
+      continue;
+    }
+    for (uint64_t begin = 0; begin < size; begin += chunk_bytes) {
+      add(file, begin, begin + chunk_bytes >= size ? 0 : begin + chunk_bytes);
+    }
+  }
+  return spec;
+}
+
+absl::StatusOr<std::unique_ptr<QueueBatchSource>> QueueBatchSource::Open(
+    SchedulerClient* scheduler, proto::WorkQueueSpec spec, const proto::DatasetConfig& dataset,
+    const ReaderOptions& reader_options, absl::Duration wait_timeout) {
+  absl::Status opened = scheduler->OpenQueue(spec, wait_timeout);
+  if (!opened.ok()) return opened;
+  return std::unique_ptr<QueueBatchSource>(
+      new QueueBatchSource(scheduler, spec.name(), dataset, reader_options, wait_timeout));
+}
+
+QueueBatchSource::QueueBatchSource(SchedulerClient* scheduler, std::string queue,
+                                   const proto::DatasetConfig& dataset,
+                                   const ReaderOptions& reader_options, absl::Duration wait_timeout)
+    : scheduler_(scheduler),
+      queue_(std::move(queue)),
+      dataset_(dataset),
+      reader_options_(reader_options),
+      wait_timeout_(wait_timeout) {}
+
+BatchSource::Take QueueBatchSource::Next(Batch* batch, int64_t* ticket, bool may_wait) {
+  absl::MutexLock lock(&mutex_);
+  while (true) {
+    if (stopped_ || !status_.ok()) return Take::kEnd;
+    if (reading_.has_value()) {
+      OpenChunk& chunk = chunks_[*reading_];
+      if (chunk.reader->Next(batch)) {
+        ++chunk.batches_out;
+        *ticket = static_cast<int64_t>(*reading_);
+        return Take::kBatch;
+      }
+      absl::Status read = chunk.reader->status();
+      if (!read.ok()) {
+        status_ = read;
+        stopped_ = true;
+        return Take::kEnd;
+      }
+      chunk.reader.reset();
+      const uint64_t id = *reading_;
+      reading_.reset();
+      if (chunk.batches_out == 0) {
+        chunks_.erase(id);
+        mutex_.Unlock();
+        Finish(id);
+        mutex_.Lock();
+      }
+      continue;
+    }
+    if (drained_) return Take::kEnd;
+    if (!may_wait) return Take::kMustWait;
+    if (fetching_) {
+      // Another thread asks the scheduler; Done and Finish go on meanwhile.
+      mutex_.Await(absl::Condition(
+          +[](QueueBatchSource* self)
+               ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->mutex_) { return !self->fetching_; },
+          this));
+      continue;
+    }
+    // This thread fetches the next chunk, without holding mutex_.
+    fetching_ = true;
+    mutex_.Unlock();
+    absl::StatusOr<std::optional<proto::Chunk>> chunk =
+        scheduler_->NextChunk(queue_, wait_timeout_);
+    absl::StatusOr<std::unique_ptr<Reader>> reader;
+    if (chunk.ok() && chunk->has_value()) {
+      const proto::Chunk& taken = **chunk;
+      reader = Reader::Open(dataset_,
+                            std::vector<InputSlice>{{taken.file(), taken.begin(), taken.end()}},
+                            reader_options_);
+    }
+    mutex_.Lock();
+    fetching_ = false;
+    if (!chunk.ok() || (chunk->has_value() && !reader.ok())) {
+      if (status_.ok()) status_ = chunk.ok() ? reader.status() : chunk.status();
+      stopped_ = true;
+      return Take::kEnd;
+    }
+    if (!chunk->has_value()) {
+      drained_ = true;
+      return Take::kEnd;
+    }
+    reading_ = (*chunk)->id();
+    chunks_[*reading_].reader = *std::move(reader);
+  }
+}
+
+void QueueBatchSource::Done(int64_t ticket) {
+  const uint64_t id = static_cast<uint64_t>(ticket);
+  {
+    absl::MutexLock lock(&mutex_);
+    auto chunk = chunks_.find(id);
+    if (chunk == chunks_.end()) return;
+    if (--chunk->second.batches_out > 0 || chunk->second.reader != nullptr) return;
+    chunks_.erase(chunk);
+  }
+  Finish(id);
+}
+
+void QueueBatchSource::Finish(uint64_t id) {
+  absl::Status finished = scheduler_->FinishChunk(queue_, id, wait_timeout_);
+  absl::MutexLock lock(&mutex_);
+  if (!finished.ok() && status_.ok()) {
+    status_ = finished;
+    stopped_ = true;
+    return;
+  }
+  ++chunks_finished_;
+}
+
+absl::Status QueueBatchSource::status() const {
+  absl::MutexLock lock(&mutex_);
+  return status_;
+}
+
+void QueueBatchSource::Stop() {
+  absl::MutexLock lock(&mutex_);
+  stopped_ = true;
+}
+
+int64_t QueueBatchSource::chunks_finished() const {
+  absl::MutexLock lock(&mutex_);
+  return chunks_finished_;
+}
+
+}  // namespace granary
