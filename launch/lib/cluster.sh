@@ -200,16 +200,14 @@ wait_for_exit() {
   ((${#running[@]} == 0))
 }
 
-# "server-1" or "server-1 on node7": how messages name a role.
-role_label() {
-  local pid="$1"
-  echo "${name_of[$pid]}${host_of[$pid]:+ on ${host_of[$pid]}}"
-}
+# How messages name the role started as pid $1, e.g. "server-1 (pid 4242)". A launcher whose
+# roles run elsewhere redefines it to name their host and pid there.
+role_label() { echo "${name_of[$1]} (pid $1)"; }
 
 signal_running() {
   local signal="$1" pid
   for pid in "${running[@]}"; do
-    say "sending SIG$signal to $(role_label "$pid") (pid $pid)"
+    say "sending SIG$signal to $(role_label "$pid")"
     signal_role "$signal" "$pid"
   done
 }
@@ -270,7 +268,7 @@ report() {
     ((rc == 0)) && continue
     failed=$((failed + 1))
     echo >&2
-    echo "$LAUNCHER: $(role_label "$pid") (pid $pid) $(describe_status "$rc");" \
+    echo "$LAUNCHER: $(role_label "$pid") $(describe_status "$rc");" \
       "last $LOG_TAIL_LINES lines of $run_dir/${name_of[$pid]}.log:" >&2
     tail -n "$LOG_TAIL_LINES" "$run_dir/${name_of[$pid]}.log" | sed 's/^/    /' >&2
   done
