@@ -15,334 +15,53 @@
 # scheduler, then stops what is left by pid.
 set -euo pipefail
 
+readonly LAUNCHER=local.sh
 readonly USAGE="usage: launch/local.sh --servers N --workers M --config FILE [--job demo|idle|train]
        [--run_dir DIR] [--bin_dir DIR] [--timeout SECONDS] [--server_flags \"FLAGS\"]
        [--worker_flags \"FLAGS\"] [-- FLAGS for every role]"
 
-# How long the scheduler may take to bind and write its address file.
-readonly ADDRESS_WAIT_SECONDS=30
-# Logs are small today; RocksDB tables will not be, and a full disk fails late and obscurely.
-readonly MIN_FREE_MB=100
-# How long the others may take to exit on their own once the workers are done or a process
-# failed (the scheduler needs a heartbeat timeout, 5 s by default, to notice a dead node).
-readonly TEARDOWN_GRACE_SECONDS=15
-# Bound on `granary_ctl shutdown`, which returns once every node acknowledged.
-readonly CTL_TIMEOUT_SECONDS=10
-# Between SIGTERM and SIGKILL for processes that ignored the orderly shutdown.
-readonly KILL_GRACE_SECONDS=5
-readonly TICK_SECONDS=0.5
-readonly LOG_TAIL_LINES=20
-
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=launch/lib/cluster.sh
+source "$repo/launch/lib/cluster.sh"
 
-say() { echo "local.sh: $*"; }
-die() {
-  echo "local.sh: $*" >&2
-  exit 1
-}
+# local.sh has no options beyond the shared ones.
+parse_launcher_option() { consumed=0; }
+# shellcheck disable=SC2317  # invoked by signal_running
+signal_role() { kill "-$1" "$2" 2>/dev/null || true; }
 
-# wait -n -p (bash 5.1) tells which child exited without polling pids that may be recycled.
-if ((BASH_VERSINFO[0] < 5 || (BASH_VERSINFO[0] == 5 && BASH_VERSINFO[1] < 1))); then
-  die "needs bash >= 5.1 (this is $BASH_VERSION)"
-fi
-
-# --- Arguments ------------------------------------------------------------------------------
-servers=""
-workers=""
-config=""
-job="demo"
-run_dir=""
-bin_dir="$repo/build"
-timeout_seconds=600
-extra_flags=()
-server_flags=()
-worker_flags=()
-while (($# > 0)); do
-  case "$1" in
-    --) shift; extra_flags=("$@"); break ;;
-    --help | -h) echo "$USAGE"; exit 0 ;;
-    --servers=* | --workers=* | --config=* | --job=* | --run_dir=* | --bin_dir=* | --timeout=* | \
-      --server_flags=* | --worker_flags=*)
-      option="${1%%=*}"; value="${1#*=}"; shift; set -- "$option" "$value" "$@"; continue ;;
-    --servers | --workers | --config | --job | --run_dir | --bin_dir | --timeout | \
-      --server_flags | --worker_flags)
-      (($# >= 2)) || die "$1 needs a value"$'\n'"$USAGE"
-      case "$1" in
-        --servers) servers="$2" ;;
-        --workers) workers="$2" ;;
-        --config) config="$2" ;;
-        --job) job="$2" ;;
-        --run_dir) run_dir="$2" ;;
-        --bin_dir) bin_dir="$2" ;;
-        --timeout) timeout_seconds="$2" ;;
-        --server_flags) read -ra server_flags <<<"$2" ;;
-        --worker_flags) read -ra worker_flags <<<"$2" ;;
-      esac
-      shift 2 ;;
-    *) die "unknown argument '$1' (role flags go after --)"$'\n'"$USAGE" ;;
-  esac
-done
-
-positive_int() { [[ "$1" =~ ^[1-9][0-9]*$ ]]; }
-positive_int "$servers" || die "--servers must be a positive integer, got '$servers'"
-positive_int "$workers" || die "--workers must be a positive integer, got '$workers'"
-positive_int "$timeout_seconds" || die "--timeout must be a positive integer, got '$timeout_seconds'"
-[[ -n "$config" ]] || die "--config is required"$'\n'"$USAGE"
+parse_cluster_args "$@"
 
 # --- Checks before anything starts (LESSONS.md, Operability): say which one failed ----------
 [[ -f "$config" && -r "$config" ]] || die "check failed: config file '$config' does not exist or is not readable"
-for binary in granary_scheduler granary_server granary_worker granary_ctl; do
+for binary in "${BINARIES[@]}"; do
   [[ -x "$bin_dir/$binary" ]] ||
     die "check failed: no executable $bin_dir/$binary (run launch/build.sh, or pass --bin_dir)"
 done
-
-if [[ -z "$run_dir" ]]; then
-  run_dir="$repo/run/$(date +%Y%m%d-%H%M%S)"
-  [[ -e "$run_dir" ]] && run_dir="$run_dir-$$"
-  link_latest=1
-else
-  link_latest=0
-fi
-# A stale scheduler.addr would send the roles to a scheduler that no longer exists.
-if [[ -e "$run_dir/pids" || -e "$run_dir/scheduler.addr" ]]; then
-  die "check failed: run dir '$run_dir' already holds a run; pass another --run_dir"
-fi
-existing="$run_dir"
-until [[ -d "$existing" ]]; do existing="$(dirname "$existing")"; done
-free_kb="$(df -Pk "$existing" | awk 'NR == 2 { print $4 }')"
-[[ "$free_kb" =~ ^[0-9]+$ ]] || die "check failed: cannot tell the free space of '$existing' (df)"
-if ((free_kb < MIN_FREE_MB * 1024)); then
-  die "check failed: only $((free_kb / 1024)) MB free on the disk of '$existing'; need $MIN_FREE_MB MB for logs"
-fi
-mkdir -p "$run_dir" || die "check failed: cannot create run dir '$run_dir'"
-if ((link_latest)); then ln -sfn "$(basename "$run_dir")" "$repo/run/latest"; fi
+prepare_run_dir
 # Ports need no check: every role binds port 0 and the kernel hands out a free one. The
 # scheduler's reachability is checked once it is listening, before any other role starts.
 
-# A fresh id per run: a stray node of an earlier run cannot join this cluster by mistake.
-cluster_id="local-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
+cluster_id="$(new_cluster_id local)"
 echo "$cluster_id" >"$run_dir/cluster_id"
 : >"$run_dir/pids"
-
-# --- Process bookkeeping --------------------------------------------------------------------
-declare -A name_of=()   # pid -> role name, e.g. server-1
-declare -A status_of=() # pid -> exit status, once it exited
-running=()              # pids started and not yet exited
-started=()              # pids in start order
-exited=()               # pids in exit order: the first failure is usually the cause
-worker_pids=()
-scheduler_pid=""
-scheduler_address=""
-ticker=""  # pid of the sleep that bounds one wait
-ctl_pid="" # pid of a running `granary_ctl shutdown`
-
-start_role() {
-  local name="$1"
-  shift
-  # Background children of a non-interactive shell ignore SIGINT: a Ctrl-C reaches this script
-  # only, and the cluster is stopped in order instead of every process dying at once.
-  "$@" </dev/null >"$run_dir/$name.log" 2>&1 &
-  local pid=$!
-  name_of[$pid]="$name"
-  running+=("$pid")
-  started+=("$pid")
-  echo "$name $pid" >>"$run_dir/pids"
-  last_pid=$pid
-}
-
-record_exit() {
-  local pid="$1" rc="$2" still=() p
-  status_of[$pid]="$rc"
-  exited+=("$pid")
-  for p in "${running[@]}"; do
-    if [[ "$p" != "$pid" ]]; then still+=("$p"); fi
-  done
-  running=("${still[@]}")
-}
-
-# Returns when one of our processes exits (recording its status) or after TICK_SECONDS.
-# A signal interrupts the wait at once and runs its trap.
-wait_a_tick() {
-  local who="" rc=0 tick
-  sleep "$TICK_SECONDS" &
-  ticker=$!
-  tick=$ticker
-  # wait unsets `who` when a signal interrupts it or it fails.
-  wait -n -p who "${running[@]}" "$tick" 2>/dev/null || rc=$?
-  if [[ -n "${who:-}" && "$who" != "$tick" ]]; then
-    kill "$tick" 2>/dev/null || true
-    record_exit "$who" "$rc"
-  fi
-  wait "$tick" 2>/dev/null || true
-  ticker=""
-  # Inside a trap handler bash may reap a child and drop it from its job table, so that
-  # `wait -n` no longer knows it ("no such job"); `wait PID` still has its status.
-  local pid
-  for pid in "${running[@]}"; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      rc=0
-      wait "$pid" 2>/dev/null || rc=$?
-      record_exit "$pid" "$rc"
-    fi
-  done
-}
-
-# Waits until every process exited or `seconds` passed; true if none is left.
-wait_for_exit() {
-  local deadline=$((SECONDS + $1))
-  while ((${#running[@]} > 0 && SECONDS < deadline)); do wait_a_tick; done
-  ((${#running[@]} == 0))
-}
-
-signal_running() {
-  local signal="$1" pid
-  for pid in "${running[@]}"; do
-    say "sending SIG$signal to ${name_of[$pid]} (pid $pid)"
-    kill "-$signal" "$pid" 2>/dev/null || true
-  done
-}
-
-worker_running() {
-  local pid
-  for pid in "${worker_pids[@]}"; do
-    if [[ -z "${status_of[$pid]+set}" ]]; then return 0; fi
-  done
-  return 1
-}
-
-# Orderly first: the scheduler tells every node to stop and waits for their acknowledgements.
-# Whatever is left afterwards gets SIGTERM, then SIGKILL, always by the pid we started.
-stop_cluster() {
-  ((${#running[@]} > 0)) || return 0
-  if [[ -n "$scheduler_address" && -z "${status_of[$scheduler_pid]+set}" ]]; then
-    say "asking the scheduler at $scheduler_address to shut the cluster down"
-    # In the background so that a second Ctrl-C interrupts the wait at once.
-    timeout --kill-after=2 $((CTL_TIMEOUT_SECONDS + 2)) \
-      "$bin_dir/granary_ctl" --scheduler="$scheduler_address" --cluster_id="$cluster_id" \
-      --timeout="$CTL_TIMEOUT_SECONDS" shutdown >>"$run_dir/ctl.log" 2>&1 &
-    ctl_pid=$!
-    local ctl_status=0
-    wait "$ctl_pid" || ctl_status=$?
-    ctl_pid=""
-    if ((ctl_status == 0)); then
-      # The scheduler acknowledges once every node did; they are exiting now.
-      wait_for_exit "$TEARDOWN_GRACE_SECONDS" && return 0
-    else
-      say "granary_ctl shutdown failed, see $run_dir/ctl.log" >&2
-    fi
-  fi
-  signal_running TERM
-  wait_for_exit "$KILL_GRACE_SECONDS" && return 0
-  signal_running KILL
-  wait_for_exit "$KILL_GRACE_SECONDS" || say "still running after SIGKILL: ${running[*]}"
-}
-
-describe_status() {
-  local rc="$1"
-  if ((rc > 128)); then
-    echo "was killed by SIG$(kill -l "$((rc - 128))")"
-  else
-    echo "exited with status $rc"
-  fi
-}
-
-# Prints every failed process with the end of its log; true if all exited 0.
-report() {
-  local pid rc failed=0
-  for pid in "${exited[@]}"; do
-    rc="${status_of[$pid]}"
-    ((rc == 0)) && continue
-    failed=$((failed + 1))
-    echo >&2
-    echo "local.sh: ${name_of[$pid]} (pid $pid) $(describe_status "$rc");" \
-      "last $LOG_TAIL_LINES lines of $run_dir/${name_of[$pid]}.log:" >&2
-    tail -n "$LOG_TAIL_LINES" "$run_dir/${name_of[$pid]}.log" | sed 's/^/    /' >&2
-  done
-  if ((failed == 0)); then
-    say "all ${#started[@]} processes exited 0; logs in $run_dir"
-    return 0
-  fi
-  echo >&2
-  local order=""
-  if ((failed > 1)); then order=" (listed in the order they exited)"; fi
-  say "FAILED: $failed of ${#started[@]} processes did not exit 0$order; logs in $run_dir" >&2
-  return 1
-}
-
-# Kills our helper processes (a tick's sleep, granary_ctl), which hold no cluster state.
-# shellcheck disable=SC2317  # invoked by trap
-kill_helpers() {
-  local pid
-  for pid in "$ticker" "$ctl_pid"; do
-    if [[ -n "$pid" ]]; then kill "$pid" 2>/dev/null || true; fi
-  done
-}
-
-# A second Ctrl-C while stopping: no more waiting for an orderly shutdown.
-# shellcheck disable=SC2317  # invoked by trap
-on_second_signal() {
-  kill_helpers
-  echo >&2
-  say "caught another signal, killing what is left" >&2
-  signal_running KILL
-  wait_for_exit "$KILL_GRACE_SECONDS" || say "still running after SIGKILL: ${running[*]}" >&2
-  exit 130
-}
-
-# shellcheck disable=SC2317  # invoked by trap
-on_signal() {
-  local signal="$1"
-  trap on_second_signal INT TERM
-  kill_helpers
-  echo >&2
-  say "caught SIG$signal, stopping the cluster (again to kill at once)" >&2
-  stop_cluster
-  report || true
-  say "interrupted by SIG$signal" >&2
-  exit $((128 + $(kill -l "$signal")))
-}
-
-# Covers every other way out (a failed command under set -e, die): never leave processes behind.
-# shellcheck disable=SC2317  # invoked by trap
-on_exit() {
-  kill_helpers
-  if ((${#running[@]} > 0)); then
-    signal_running TERM
-    wait_for_exit "$KILL_GRACE_SECONDS" || signal_running KILL
-  fi
-}
-
-trap 'on_signal INT' INT
-trap 'on_signal TERM' TERM
-# A closed terminal: its SIGHUP reaches our children too, but stop whatever survives it.
-trap 'on_signal HUP' HUP
-trap on_exit EXIT
+ctl_command=("$bin_dir/granary_ctl")
+install_traps
 
 # --- Start ----------------------------------------------------------------------------------
 start_time=$SECONDS
 address_file="$run_dir/scheduler.addr"
 say "run dir $run_dir, cluster id $cluster_id"
-start_role scheduler "$bin_dir/granary_scheduler" --host=127.0.0.1 --port=0 \
+start_role scheduler "" "$bin_dir/granary_scheduler" --host=127.0.0.1 --port=0 \
   --address_file="$address_file" --cluster_id="$cluster_id" \
   --num_servers="$servers" --num_workers="$workers" --config="$config" "${extra_flags[@]}"
 scheduler_pid=$last_pid
 
-address_deadline=$((SECONDS + ADDRESS_WAIT_SECONDS))
-until [[ -s "$address_file" ]]; do
-  if [[ -n "${status_of[$scheduler_pid]+set}" ]]; then
-    say "the scheduler exited before it was listening" >&2
-    report || true
-    exit 1
-  fi
-  if ((SECONDS >= address_deadline)); then
-    say "the scheduler wrote no $address_file within $ADDRESS_WAIT_SECONDS s" >&2
-    stop_cluster
-    report || true
-    exit 1
-  fi
-  wait_a_tick
-done
-scheduler_address="$(<"$address_file")"
+# shellcheck disable=SC2317  # invoked by wait_for_scheduler_address
+address_written() {
+  [[ -s "$address_file" ]] || return 1
+  scheduler_address="$(<"$address_file")"
+}
+wait_for_scheduler_address address_written "$address_file"
 scheduler_host="${scheduler_address%:*}"
 scheduler_port="${scheduler_address##*:}"
 # shellcheck disable=SC2016  # $1 and $2 are the inner shell's arguments
@@ -354,12 +73,12 @@ if ! timeout 5 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$scheduler_host" "$schedule
 fi
 
 for ((i = 0; i < servers; i++)); do
-  start_role "server-$i" "$bin_dir/granary_server" --host=127.0.0.1 --port=0 \
+  start_role "server-$i" "" "$bin_dir/granary_server" --host=127.0.0.1 --port=0 \
     --scheduler="$scheduler_address" --cluster_id="$cluster_id" --data_dir="$run_dir/data" \
     "${extra_flags[@]}" "${server_flags[@]}"
 done
 for ((i = 0; i < workers; i++)); do
-  start_role "worker-$i" "$bin_dir/granary_worker" --host=127.0.0.1 --job="$job" \
+  start_role "worker-$i" "" "$bin_dir/granary_worker" --host=127.0.0.1 --job="$job" \
     --scheduler="$scheduler_address" --cluster_id="$cluster_id" "${extra_flags[@]}" \
     "${worker_flags[@]}"
   worker_pids+=("$last_pid")
@@ -367,34 +86,4 @@ done
 say "scheduler at $scheduler_address; server(s): $servers, worker(s): $workers, job: $job"
 say "stop with Ctrl-C, or: $bin_dir/granary_ctl --scheduler=$scheduler_address --cluster_id=$cluster_id shutdown"
 
-# --- Wait -----------------------------------------------------------------------------------
-timeout_at=$((start_time + timeout_seconds))
-teardown_at=""
-failure=""
-while ((${#running[@]} > 0)); do
-  if ((SECONDS >= timeout_at)); then
-    failure="the cluster was still running after --timeout $timeout_seconds s"
-    say "$failure; stopping it" >&2
-    stop_cluster
-    break
-  fi
-  if [[ -n "$teardown_at" ]] && ((SECONDS >= teardown_at)); then
-    failure="processes were still running $TEARDOWN_GRACE_SECONDS s after the workers finished or a process failed"
-    say "$failure; stopping them" >&2
-    stop_cluster
-    break
-  fi
-  wait_a_tick
-  if [[ -z "$teardown_at" ]]; then
-    for pid in "${exited[@]}"; do
-      if [[ "${status_of[$pid]}" != 0 ]]; then teardown_at=$((SECONDS + TEARDOWN_GRACE_SECONDS)); fi
-    done
-    if ! worker_running; then teardown_at=$((SECONDS + TEARDOWN_GRACE_SECONDS)); fi
-  fi
-done
-
-if ! report; then exit 1; fi
-if [[ -n "$failure" ]]; then
-  say "FAILED: $failure" >&2
-  exit 1
-fi
+wait_for_job

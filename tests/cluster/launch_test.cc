@@ -1,0 +1,404 @@
+// Tests of the launchers that supervise a cluster from one shell: launch/ssh.sh (through a
+// stand-in for ssh that runs the remote command on this machine, so that "hosts" are names and
+// addresses of 127.0.0.0/8) and launch/local.sh, which share launch/lib/cluster.sh. Every wait
+// is bounded; a test kills only the processes its launcher reported starting.
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "gtest/gtest.h"
+#include "tests/testing/child_process.h"
+
+namespace granary {
+namespace {
+
+const std::string kSource = GRANARY_SOURCE_DIR;
+const std::string kBin = GRANARY_BINARY_DIR;
+const std::string kDemoConfig = kSource + "/configs/demo.pbtxt";
+constexpr absl::Duration kLauncherTimeout = absl::Seconds(120);
+constexpr absl::Duration kStartTimeout = absl::Seconds(30);
+
+// Stands in for ssh: skips ssh's options, then runs the remote command with `bash -c` in a
+// child process, so that, as with ssh, killing the client leaves the command running. A host
+// ending in .invalid fails as an unreachable one does (status 255). With REFUSE_SHUTDOWN set
+// it refuses `granary_ctl ... shutdown`, as when the scheduler's host cannot be reached.
+constexpr char kFakeSsh[] = R"(#!/usr/bin/env bash
+while (($# > 0)); do
+  case "$1" in
+    -o | -p | -i | -l | -F) shift 2 ;;
+    -*) shift ;;
+    *) break ;;
+  esac
+done
+host="$1"
+shift
+echo "$host: $*" >>"$(dirname "$0")/ssh_calls"
+if [[ "$host" == *.invalid ]]; then
+  echo "ssh: Could not resolve hostname $host: Name or service not known" >&2
+  exit 255
+fi
+if [[ -n "${REFUSE_SHUTDOWN:-}" && "$*" == *granary_ctl*shutdown* ]]; then
+  echo "refused: $*" >&2
+  exit 1
+fi
+bash -c "$*" &
+wait $!
+)";
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  return absl::StrSplit(text, '\n', absl::SkipEmpty());
+}
+
+bool Contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+class LaunchTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = ::testing::TempDir() + "/granary-launch-XXXXXX";
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    // The launchers name files by their canonical path.
+    char* canonical = realpath(pattern.c_str(), nullptr);
+    ASSERT_NE(canonical, nullptr);
+    dir_ = canonical;
+    free(canonical);
+    run_dir_ = dir_ + "/run";
+    hostfile_ = dir_ + "/hosts";
+    fake_ssh_ = dir_ + "/fake_ssh";
+    std::ofstream(fake_ssh_) << kFakeSsh;
+    ASSERT_EQ(chmod(fake_ssh_.c_str(), 0755), 0);
+  }
+
+  // Whatever the launcher left running (it should leave nothing) is killed by the pid it
+  // reported, if that process still carries this run's cluster id.
+  void TearDown() override {
+    std::string cluster_id(absl::StripAsciiWhitespace(ReadFile(run_dir_ + "/cluster_id")));
+    if (cluster_id.empty()) return;
+    for (pid_t pid : RolePids()) {
+      if (Contains(ReadFile(absl::StrCat("/proc/", pid, "/cmdline")), cluster_id)) {
+        ADD_FAILURE() << "pid " << pid << " of this run still runs";
+        kill(pid, SIGKILL);
+      }
+    }
+  }
+
+  void WriteHostFile(const std::string& text) { std::ofstream(hostfile_) << text; }
+
+  // Starts launch/ssh.sh HOSTFILE with this test's stand-in for ssh and `flags`.
+  std::unique_ptr<ChildProcess> StartSsh(std::vector<std::string> flags) {
+    std::vector<std::string> argv = {kSource + "/launch/ssh.sh",
+                                     hostfile_,
+                                     "--ssh=" + fake_ssh_,
+                                     "--bin_dir=" + kBin,
+                                     "--run_dir=" + run_dir_,
+                                     "--config=" + kDemoConfig,
+                                     "--timeout=100"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    return Start(argv);
+  }
+
+  std::unique_ptr<ChildProcess> Start(const std::vector<std::string>& argv) {
+    absl::StatusOr<ChildProcess> child = ChildProcess::Start(argv, dir_ + "/launcher.log");
+    EXPECT_TRUE(child.ok()) << child.status();
+    return child.ok() ? std::make_unique<ChildProcess>(*std::move(child)) : nullptr;
+  }
+
+  // Waits for the launcher and returns its exit code (-1 if it did not exit in time).
+  static int ExitCodeOf(ChildProcess& launcher) {
+    std::optional<int> code = launcher.WaitForExit(kLauncherTimeout);
+    EXPECT_TRUE(code.has_value()) << "launcher still running:\n" << launcher.ReadLog();
+    return code.value_or(-1);
+  }
+
+  // The pid each role runs as on its host, from the first line ssh.sh's remote shell wrote in
+  // the role's log ("ssh.sh: NAME runs as pid PID on HOST").
+  std::vector<pid_t> RolePids() const {
+    std::vector<pid_t> pids;
+    for (const std::string& line : Lines(ReadFile(run_dir_ + "/pids"))) {
+      std::vector<std::string> fields = absl::StrSplit(line, ' ', absl::SkipEmpty());
+      if (fields.empty()) continue;
+      std::string log = ReadFile(run_dir_ + "/" + fields[0] + ".log");
+      std::string prefix = absl::StrCat("ssh.sh: ", fields[0], " runs as pid ");
+      if (!absl::StartsWith(log, prefix)) continue;
+      std::vector<std::string> words = absl::StrSplit(log.substr(prefix.size()), ' ');
+      pid_t pid = 0;
+      if (absl::SimpleAtoi(words[0], &pid)) pids.push_back(pid);
+    }
+    return pids;
+  }
+
+  bool AllRolesExited() const {
+    for (pid_t pid : RolePids()) {
+      if (kill(pid, 0) == 0) return false;
+    }
+    return true;
+  }
+
+  std::string dir_;
+  std::string run_dir_;
+  std::string hostfile_;
+  std::string fake_ssh_;
+};
+
+TEST_F(LaunchTest, SshRunsTheDemoOnTheHostsOfTheHostFile) {
+  // Three "hosts" of this machine: the first keeps the scheduler alone, the third takes workers.
+  WriteHostFile(
+      "# the scheduler only\n"
+      "127.0.0.1 slots=0\n"
+      "\n"
+      "localhost   # servers and workers\n"
+      "127.0.0.2 roles=worker addr=127.0.0.2\n");
+  auto launcher = StartSsh({"--servers=2", "--workers=2", "--job=demo"});
+  ASSERT_EQ(ExitCodeOf(*launcher), 0) << launcher->ReadLog();
+  std::string output = launcher->ReadLog();
+  EXPECT_TRUE(Contains(output, "all 5 processes exited 0")) << output;
+
+  // Servers round-robin over the hosts that take them, then workers.
+  std::string pids = ReadFile(run_dir_ + "/pids");
+  for (const char* placed : {"scheduler 127.0.0.1", "server-0 localhost", "server-1 localhost",
+                             "worker-0 localhost", "worker-1 127.0.0.2"}) {
+    std::vector<std::string> name_host = absl::StrSplit(placed, ' ');
+    bool found = false;
+    for (const std::string& line : Lines(pids)) {
+      std::vector<std::string> fields = absl::StrSplit(line, ' ');
+      found |= fields.size() == 3 && fields[0] == name_host[0] && fields[2] == name_host[1];
+    }
+    EXPECT_TRUE(found) << placed << " not in pids:\n" << pids;
+  }
+  EXPECT_EQ(RolePids().size(), 5u);
+  for (int i = 0; i < 2; ++i) {
+    std::string log = ReadFile(absl::StrCat(run_dir_, "/worker-", i, ".log"));
+    EXPECT_TRUE(Contains(log, "2 workers x 20 rounds: rows match (max abs error 0)")) << log;
+  }
+  // Each role listens on its host's address; the scheduler on the first host's.
+  EXPECT_TRUE(Contains(ReadFile(run_dir_ + "/scheduler.log"), "scheduler listening on 127.0.0.1:"));
+  EXPECT_TRUE(Contains(ReadFile(run_dir_ + "/scheduler.log"), "all workers finished their jobs"));
+  EXPECT_TRUE(absl::StartsWith(ReadFile(run_dir_ + "/scheduler.addr"), "127.0.0.1:"));
+  EXPECT_TRUE(Contains(ReadFile(dir_ + "/ssh_calls"), "--host=127.0.0.2"));
+  EXPECT_TRUE(AllRolesExited());
+}
+
+TEST_F(LaunchTest, SshExitsNonZeroNamingTheFailedRoleAndItsHost) {
+  WriteHostFile("127.0.0.1\n");
+  auto launcher = StartSsh({"--servers=1", "--workers=1", "--job=train",
+                            "--worker_flags=--job_config=/nonexistent/job.pbtxt"});
+  EXPECT_EQ(ExitCodeOf(*launcher), 1);
+  std::string output = launcher->ReadLog();
+  EXPECT_TRUE(Contains(output, "ssh.sh: worker-0 (pid ")) << output;
+  EXPECT_TRUE(Contains(output, " on 127.0.0.1, ssh pid ")) << output;
+  EXPECT_TRUE(
+      Contains(output, "exited with status 1; last 20 lines of " + run_dir_ + "/worker-0.log"))
+      << output;
+  EXPECT_TRUE(Contains(output, "/nonexistent/job.pbtxt: cannot open config file")) << output;
+  EXPECT_TRUE(Contains(output, "FAILED:")) << output;
+  EXPECT_TRUE(WaitUntil([&] { return AllRolesExited(); }, absl::Seconds(10)));
+}
+
+TEST_F(LaunchTest, SshStopsTheClusterThroughTheSchedulerOnSigterm) {
+  WriteHostFile("127.0.0.1\nlocalhost\n");
+  auto launcher = StartSsh({"--servers=1", "--workers=1", "--job=idle"});
+  ASSERT_TRUE(
+      WaitUntil([&] { return Contains(launcher->ReadLog(), "stop with Ctrl-C"); }, kStartTimeout))
+      << launcher->ReadLog();
+  ASSERT_TRUE(
+      WaitUntil([&] { return Contains(ReadFile(run_dir_ + "/scheduler.log"), "cluster formed"); },
+                kStartTimeout));
+  launcher->Signal(SIGTERM);
+  EXPECT_EQ(ExitCodeOf(*launcher), 128 + SIGTERM);
+  std::string output = launcher->ReadLog();
+  EXPECT_TRUE(Contains(output, "asking the scheduler at 127.0.0.1:")) << output;
+  EXPECT_TRUE(Contains(output, "all 3 processes exited 0")) << output;
+  EXPECT_FALSE(Contains(output, "sending SIG")) << output;
+  // granary_ctl ran on the scheduler's host.
+  EXPECT_TRUE(Contains(ReadFile(dir_ + "/ssh_calls"), "127.0.0.1: " + kBin + "/granary_ctl"));
+  EXPECT_TRUE(AllRolesExited());
+}
+
+TEST_F(LaunchTest, SshStopsRolesByPidOnTheirHostWhenTheSchedulerCannotBeAsked) {
+  ASSERT_EQ(setenv("REFUSE_SHUTDOWN", "1", 1), 0);
+  WriteHostFile("127.0.0.1\nlocalhost\n");
+  auto launcher = StartSsh({"--servers=1", "--workers=1", "--job=idle"});
+  ASSERT_TRUE(
+      WaitUntil([&] { return Contains(ReadFile(run_dir_ + "/scheduler.log"), "cluster formed"); },
+                kStartTimeout))
+      << launcher->ReadLog();
+  launcher->Signal(SIGTERM);
+  EXPECT_EQ(ExitCodeOf(*launcher), 128 + SIGTERM);
+  unsetenv("REFUSE_SHUTDOWN");
+  std::string output = launcher->ReadLog();
+  EXPECT_TRUE(Contains(output, "granary_ctl shutdown failed")) << output;
+  EXPECT_TRUE(Contains(output, "sending SIGTERM to scheduler (pid ")) << output;
+  // The stand-in ssh clients did not pass the signal on: only a kill on the host stops a role.
+  std::vector<pid_t> pids = RolePids();
+  ASSERT_EQ(pids.size(), 3u);
+  EXPECT_TRUE(WaitUntil([&] { return AllRolesExited(); }, absl::Seconds(10))) << output;
+  for (pid_t pid : pids) {
+    EXPECT_TRUE(Contains(ReadFile(dir_ + "/ssh_calls"), absl::StrCat("kill -TERM ", pid)));
+  }
+}
+
+TEST_F(LaunchTest, SshReportsABadHostFileWithFileAndLine) {
+  struct Case {
+    std::string hosts;
+    std::string error;
+  };
+  const std::vector<Case> cases = {
+      {"127.0.0.1 slots=two\n", "hosts:1: slots must be a number >= 0, got 'slots=two'"},
+      {"# comment\n\n127.0.0.1 colour=red\n",
+       "hosts:3: unknown hint 'colour=red' (know slots=N, roles=server,worker, addr=IP)"},
+      {"127.0.0.1\n127.0.0.1\n", "hosts:2: host '127.0.0.1' is listed twice (first on line 1)"},
+      {"127.0.0.1 roles=scheduler\n",
+       "hosts:1: roles lists server and/or worker (the scheduler runs on the first host)"},
+      {"127.0.0.1 addr=node1\n", "hosts:1: addr must be an IPv4 address, got 'node1'"},
+      {"slots=2\n", "hosts:1: a line starts with the host name, got 'slots=2'"},
+      {"no-such-host.invalid\n",
+       "hosts:1: cannot resolve host 'no-such-host.invalid' to an IPv4 address here; add addr=IP"},
+      {"127.0.0.1\n10.1.2.3\n",
+       "hosts:1: host '127.0.0.1' resolves to loopback address 127.0.0.1, which the other hosts "
+       "cannot reach"},
+      {"# nobody\n", "hosts: lists no host"},
+      {"127.0.0.1 slots=1\n",
+       "has no free slot for another worker (need 1 servers and 1 workers; raise slots= or add "
+       "hosts)"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.hosts);
+    WriteHostFile(c.hosts);
+    auto launcher = StartSsh({"--servers=1", "--workers=1"});
+    EXPECT_EQ(ExitCodeOf(*launcher), 1);
+    std::string output = launcher->ReadLog();
+    EXPECT_TRUE(Contains(output, "ssh.sh: ")) << output;
+    EXPECT_TRUE(Contains(output, c.error)) << output;
+    // Nothing started: the host file is read before the run folder exists.
+    EXPECT_FALSE(Contains(ReadFile(dir_ + "/ssh_calls"), " && exec ")) << output;
+    EXPECT_EQ(access(run_dir_.c_str(), F_OK), -1);
+    ASSERT_EQ(truncate((dir_ + "/launcher.log").c_str(), 0), 0);
+  }
+}
+
+TEST_F(LaunchTest, SshChecksEveryHostBeforeStartingAnyRole) {
+  WriteHostFile("127.0.0.1\nunreachable.invalid addr=127.0.0.3\n");
+  auto launcher = StartSsh({"--servers=1", "--workers=1"});
+  EXPECT_EQ(ExitCodeOf(*launcher), 1);
+  std::string output = launcher->ReadLog();
+  EXPECT_TRUE(Contains(output, "check failed: cannot run commands on host 'unreachable.invalid' (" +
+                                   hostfile_ + ":2) over " + fake_ssh_ + " (exit status 255)"))
+      << output;
+  EXPECT_TRUE(Contains(output, "Could not resolve hostname unreachable.invalid")) << output;
+  EXPECT_FALSE(Contains(ReadFile(dir_ + "/ssh_calls"), " && exec ")) << output;
+
+  WriteHostFile("127.0.0.1\n");
+  launcher = StartSsh({"--servers=1", "--workers=1", "--bin_dir=" + dir_ + "/nobin",
+                       "--run_dir=" + dir_ + "/run2"});
+  EXPECT_EQ(ExitCodeOf(*launcher), 1);
+  output = launcher->ReadLog();
+  EXPECT_TRUE(Contains(output, "check failed: host '127.0.0.1' (" + hostfile_ +
+                                   ":1): no executable " + dir_ +
+                                   "/nobin/granary_scheduler (pass --bin_dir)"))
+      << output;
+
+  launcher = StartSsh({"--servers=1", "--workers=1", "--config=" + dir_ + "/missing.pbtxt",
+                       "--run_dir=" + dir_ + "/run3"});
+  EXPECT_EQ(ExitCodeOf(*launcher), 1);
+  output = launcher->ReadLog();
+  EXPECT_TRUE(Contains(output, "config file " + dir_ + "/missing.pbtxt is not readable")) << output;
+  EXPECT_FALSE(Contains(ReadFile(dir_ + "/ssh_calls"), " && exec ")) << output;
+}
+
+TEST_F(LaunchTest, SshRejectsBadArguments) {
+  WriteHostFile("127.0.0.1\n");
+  struct Case {
+    std::vector<std::string> argv;
+    std::string error;
+  };
+  const std::string ssh = kSource + "/launch/ssh.sh";
+  const std::vector<Case> cases = {
+      {{ssh, "--servers=1", "--workers=1", "--config=" + kDemoConfig}, "HOSTFILE is required"},
+      {{ssh, dir_ + "/nohosts", "--servers=1", "--workers=1", "--config=" + kDemoConfig},
+       "check failed: host file '" + dir_ + "/nohosts' does not exist or is not readable"},
+      {{ssh, hostfile_, "--servers=0", "--workers=1", "--config=" + kDemoConfig},
+       "--servers must be a positive integer, got '0'"},
+      {{ssh, hostfile_, "--servers=1", "--workers=1", "--config=" + kDemoConfig,
+        "--scheduler_port=70000"},
+       "--scheduler_port must be a port number (0: any free one), got '70000'"},
+      {{ssh, hostfile_, hostfile_, "--servers=1", "--workers=1"}, "one HOSTFILE only"},
+      {{ssh, hostfile_, "--servers=1", "--workers=1", "--config=" + kDemoConfig, "--colour=red"},
+       "unknown argument '--colour' (role flags go after --)"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.error);
+    auto launcher = Start(c.argv);
+    EXPECT_EQ(ExitCodeOf(*launcher), 1);
+    EXPECT_TRUE(Contains(launcher->ReadLog(), "ssh.sh: " + c.error)) << launcher->ReadLog();
+    ASSERT_EQ(truncate((dir_ + "/launcher.log").c_str(), 0), 0);
+  }
+}
+
+// local.sh shares the supervision with ssh.sh (launch/lib/cluster.sh); these guard that it
+// still runs, reports and stops a cluster as before.
+TEST_F(LaunchTest, LocalRunsTheDemoAndReportsAFailedRole) {
+  auto launcher = Start({kSource + "/launch/local.sh", "--servers=2", "--workers", "2", "--config",
+                         kDemoConfig, "--bin_dir=" + kBin, "--run_dir=" + run_dir_});
+  ASSERT_EQ(ExitCodeOf(*launcher), 0) << launcher->ReadLog();
+  EXPECT_TRUE(Contains(launcher->ReadLog(), "local.sh: all 5 processes exited 0"))
+      << launcher->ReadLog();
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_TRUE(Contains(ReadFile(absl::StrCat(run_dir_, "/worker-", i, ".log")), "rows match"));
+  }
+  std::string pids = ReadFile(run_dir_ + "/pids");
+  EXPECT_TRUE(absl::StartsWith(pids, "scheduler ")) << pids;
+  EXPECT_EQ(std::count(pids.begin(), pids.end(), '\n'), 5) << pids;
+
+  ASSERT_EQ(truncate((dir_ + "/launcher.log").c_str(), 0), 0);
+  launcher = Start({kSource + "/launch/local.sh", "--servers=1", "--workers=1", "--job=train",
+                    "--config=" + kDemoConfig, "--bin_dir=" + kBin, "--run_dir=" + dir_ + "/run2",
+                    "--worker_flags=--job_config=/nonexistent/job.pbtxt"});
+  EXPECT_EQ(ExitCodeOf(*launcher), 1);
+  std::string output = launcher->ReadLog();
+  EXPECT_TRUE(Contains(output, "local.sh: worker-0 (pid ")) << output;
+  EXPECT_TRUE(
+      Contains(output, ") exited with status 1; last 20 lines of " + dir_ + "/run2/worker-0.log"))
+      << output;
+}
+
+TEST_F(LaunchTest, LocalStopsTheClusterOnSigterm) {
+  auto launcher = Start({kSource + "/launch/local.sh", "--servers=1", "--workers=1", "--job=idle",
+                         "--config=" + kDemoConfig, "--bin_dir=" + kBin, "--run_dir=" + run_dir_});
+  ASSERT_TRUE(
+      WaitUntil([&] { return Contains(launcher->ReadLog(), "stop with Ctrl-C"); }, kStartTimeout))
+      << launcher->ReadLog();
+  launcher->Signal(SIGTERM);
+  EXPECT_EQ(ExitCodeOf(*launcher), 128 + SIGTERM);
+  std::string output = launcher->ReadLog();
+  EXPECT_TRUE(Contains(output, "local.sh: asking the scheduler at 127.0.0.1:")) << output;
+  EXPECT_TRUE(Contains(output, "local.sh: interrupted by SIGTERM")) << output;
+  for (const std::string& line : Lines(ReadFile(run_dir_ + "/pids"))) {
+    std::vector<std::string> fields = absl::StrSplit(line, ' ');
+    pid_t pid = 0;
+    ASSERT_TRUE(absl::SimpleAtoi(fields[1], &pid)) << line;
+    EXPECT_NE(kill(pid, 0), 0) << line << " still runs";
+  }
+}
+
+}  // namespace
+}  // namespace granary

@@ -1,0 +1,383 @@
+// Tests of launch/slurm.sbatch. SlurmJobTest runs it against a real single-node Slurm that the
+// test starts itself (munged, slurmctld and slurmd as child processes on 127.0.0.1, with state,
+// sockets and free ports of its own, killed by pid at the end); where Slurm cannot start (not
+// installed, not root, a daemon fails) the test is skipped and says why. SlurmSbatchArgsTest
+// checks the script's own errors without Slurm.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "gtest/gtest.h"
+#include "tests/testing/child_process.h"
+
+namespace granary {
+namespace {
+
+const std::string kSource = GRANARY_SOURCE_DIR;
+const std::string kBin = GRANARY_BINARY_DIR;
+const std::string kSbatchScript = kSource + "/launch/slurm.sbatch";
+const std::string kDemoConfig = kSource + "/configs/demo.pbtxt";
+// munged's socket and an idle node: a healthy single-node Slurm takes 1-3 s.
+constexpr absl::Duration kDaemonStartTimeout = absl::Seconds(30);
+// sbatch --wait polls the controller with growing intervals (up to 10 s).
+constexpr absl::Duration kJobTimeout = absl::Seconds(180);
+constexpr absl::Duration kCommandTimeout = absl::Seconds(30);
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+bool Contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+std::string Tail(const std::string& text, int lines) {
+  std::vector<std::string> all = absl::StrSplit(text, '\n');
+  if (static_cast<int>(all.size()) > lines) all.erase(all.begin(), all.end() - lines);
+  return absl::StrJoin(all, "\n");
+}
+
+// The path of program `name` in the usual system folders, or "" if it is not installed.
+std::string FindProgram(const std::string& name) {
+  for (const char* dir :
+       {"/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin"}) {
+    std::string path = absl::StrCat(dir, "/", name);
+    if (access(path.c_str(), X_OK) == 0) return path;
+  }
+  return "";
+}
+
+// A TCP port of 127.0.0.1 free right now (the kernel's pick for port 0).
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t size = sizeof(address);
+  int port = -1;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&address), size) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) == 0) {
+    port = ntohs(address.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+// A per-test folder named by its canonical path (the scripts print canonical paths).
+std::string MakeTestDir() {
+  std::string pattern = ::testing::TempDir() + "/granary-slurm-XXXXXX";
+  if (mkdtemp(pattern.data()) == nullptr) return "";
+  char* canonical = realpath(pattern.c_str(), nullptr);
+  std::string dir = canonical == nullptr ? "" : canonical;
+  free(canonical);
+  return dir;
+}
+
+class SlurmJobTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::vector<std::string> missing;
+    for (const char* program :
+         {"munged", "slurmctld", "slurmd", "sbatch", "sinfo", "squeue", "scancel"}) {
+      std::string path = FindProgram(program);
+      if (path.empty()) missing.push_back(program);
+      programs_[program] = path;
+    }
+    if (!missing.empty()) {
+      GTEST_SKIP() << "Slurm is not installed here (missing " << absl::StrJoin(missing, ", ")
+                   << "; on Debian: apt-get install slurm-wlm munge)";
+    }
+    if (geteuid() != 0) {
+      GTEST_SKIP() << "slurmd must run as root to start job steps; this test runs as uid "
+                   << geteuid();
+    }
+    dir_ = MakeTestDir();
+    ASSERT_FALSE(dir_.empty());
+    conf_ = dir_ + "/slurm.conf";
+    StartSlurm();
+  }
+
+  void TearDown() override {
+    // A job a failed test left running would outlive the daemons: its tasks are children of
+    // slurmstepd, not of slurmd. This controller is the test's own, so all its jobs are ours.
+    if (slurmctld_ != nullptr && !slurmctld_->WaitForExit(absl::ZeroDuration()).has_value()) {
+      Run({programs_["scancel"], "--user=root"}, "scancel-all");
+      WaitUntil(
+          [&] {
+            return Run({programs_["squeue"], "--noheader"}, "squeue") == 0 &&
+                   absl::StripAsciiWhitespace(ReadFile(dir_ + "/squeue.log")).empty();
+          },
+          absl::Seconds(20));
+    }
+    // Children first, so that no daemon outlives what it serves; SIGKILL (the destructor)
+    // follows for any that ignores SIGTERM.
+    for (std::unique_ptr<ChildProcess>* daemon : {&slurmd_, &slurmctld_, &munged_}) {
+      if (*daemon == nullptr) continue;
+      (*daemon)->Signal(SIGTERM);
+      (*daemon)->WaitForExit(absl::Seconds(10));
+      daemon->reset();
+    }
+  }
+
+  // Starts munged, slurmctld and slurmd for a one-node cluster "localhost" and waits until the
+  // node is idle; skips the test, with the daemons' logs, if that does not happen.
+  void StartSlurm() {
+    for (const char* sub : {"/state", "/spool"}) ASSERT_EQ(mkdir((dir_ + sub).c_str(), 0700), 0);
+    std::string key(1024, '\0');
+    std::ifstream("/dev/urandom").read(key.data(), key.size());
+    std::ofstream(dir_ + "/munge.key") << key;
+    ASSERT_EQ(chmod((dir_ + "/munge.key").c_str(), 0600), 0);
+    const std::string socket = dir_ + "/munge.socket";
+    munged_ =
+        Start({programs_["munged"], "--foreground", "--force", "--key-file=" + dir_ + "/munge.key",
+               "--socket=" + socket, "--pid-file=" + dir_ + "/munged.pid",
+               "--log-file=" + dir_ + "/munged.log", "--seed-file=" + dir_ + "/munged.seed"},
+              "munged");
+    if (!WaitUntil([&] { return access(socket.c_str(), F_OK) == 0; }, kDaemonStartTimeout)) {
+      GTEST_SKIP() << "munged did not start here:\n" << Tail(munged_->ReadLog(), 20);
+    }
+
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    std::ofstream(conf_) << absl::StrCat(
+        "ClusterName=granarytest\n"
+        "SlurmctldHost=localhost(127.0.0.1)\n"
+        "SlurmctldPort=",
+        FreePort(), "\n", "SlurmdPort=", FreePort(), "\n",
+        "SlurmUser=root\n"
+        "SlurmdUser=root\n"
+        "AuthType=auth/munge\n"
+        "CredType=cred/munge\n"
+        "AuthInfo=socket=",
+        socket, "\n", "StateSaveLocation=", dir_, "/state\n", "SlurmdSpoolDir=", dir_, "/spool\n",
+        "SlurmctldPidFile=", dir_, "/slurmctld.pid\n", "SlurmdPidFile=", dir_, "/slurmd.pid\n",
+        "SlurmctldLogFile=", dir_, "/slurmctld.log\n", "SlurmdLogFile=", dir_, "/slurmd.log\n",
+        "ProctrackType=proctrack/linuxproc\n"
+        "TaskPlugin=task/none\n"
+        "SwitchType=switch/none\n"
+        "MpiDefault=none\n"
+        "ReturnToService=2\n"
+        "SchedulerType=sched/builtin\n"
+        "SelectType=select/cons_tres\n"
+        "SelectTypeParameters=CR_Core\n"
+        "JobAcctGatherType=jobacct_gather/none\n"
+        "AccountingStorageType=accounting_storage/none\n"
+        "NodeName=localhost NodeAddr=127.0.0.1 CPUs=",
+        cpus > 0 ? cpus : 1,
+        " RealMemory=100 State=UNKNOWN\n"
+        "PartitionName=test Nodes=localhost Default=YES MaxTime=INFINITE State=UP\n");
+    slurmctld_ = Start({programs_["slurmctld"], "-D", "-f", conf_}, "slurmctld");
+    slurmd_ = Start({programs_["slurmd"], "-D", "-N", "localhost", "-f", conf_}, "slurmd");
+    bool idle = WaitUntil(
+        [&] {
+          if (slurmctld_->WaitForExit(absl::ZeroDuration()).has_value() ||
+              slurmd_->WaitForExit(absl::ZeroDuration()).has_value()) {
+            return true;
+          }
+          return Run({programs_["sinfo"], "--noheader", "--format=%T"}, "sinfo") == 0 &&
+                 Contains(ReadFile(dir_ + "/sinfo.log"), "idle");
+        },
+        kDaemonStartTimeout);
+    if (!idle || slurmctld_->WaitForExit(absl::ZeroDuration()).has_value() ||
+        slurmd_->WaitForExit(absl::ZeroDuration()).has_value()) {
+      GTEST_SKIP() << "Slurm did not start here (no idle node within "
+                   << absl::FormatDuration(kDaemonStartTimeout) << ").\nslurmctld:\n"
+                   << Tail(ReadFile(dir_ + "/slurmctld.log") + slurmctld_->ReadLog(), 15)
+                   << "\nslurmd:\n"
+                   << Tail(ReadFile(dir_ + "/slurmd.log") + slurmd_->ReadLog(), 15);
+    }
+  }
+
+  std::unique_ptr<ChildProcess> Start(const std::vector<std::string>& argv,
+                                      const std::string& name) {
+    std::vector<std::string> with_conf = {"/usr/bin/env", "SLURM_CONF=" + conf_};
+    with_conf.insert(with_conf.end(), argv.begin(), argv.end());
+    std::string log = dir_ + "/" + name + ".log";
+    unlink(log.c_str());
+    absl::StatusOr<ChildProcess> child = ChildProcess::Start(with_conf, log);
+    EXPECT_TRUE(child.ok()) << child.status();
+    return child.ok() ? std::make_unique<ChildProcess>(*std::move(child)) : nullptr;
+  }
+
+  // Runs a Slurm client command to its end (bounded); returns its exit code, -1 on timeout.
+  int Run(const std::vector<std::string>& argv, const std::string& name) {
+    std::unique_ptr<ChildProcess> command = Start(argv, name);
+    if (command == nullptr) return -1;
+    std::optional<int> code = command->WaitForExit(kCommandTimeout);
+    return code.value_or(-1);
+  }
+
+  // sbatch arguments for a 1 scheduler + 1 server + 1 worker job of this test's cluster.
+  std::vector<std::string> Sbatch(std::vector<std::string> script_flags, bool wait) {
+    std::vector<std::string> argv = {
+        programs_["sbatch"], wait ? "--wait" : "--parsable", "--ntasks=3",
+        // 3 tasks on a node that may have fewer CPUs.
+        "--overcommit", "--time=5", "--chdir=" + dir_, "--output=" + dir_ + "/job.out",
+        kSbatchScript, "--servers=1", "--config=" + kDemoConfig, "--bin_dir=" + kBin,
+        "--run_dir=" + run_dir(), absl::StrCat("--port=", FreePort())};
+    argv.insert(argv.end(), script_flags.begin(), script_flags.end());
+    return argv;
+  }
+
+  std::string run_dir() const { return dir_ + "/run"; }
+
+  std::map<std::string, std::string> programs_;
+  std::string dir_;
+  std::string conf_;
+  std::unique_ptr<ChildProcess> munged_, slurmctld_, slurmd_;
+};
+
+TEST_F(SlurmJobTest, RunsTheDemoAsOneJobStepWithRolesFromTheTaskRank) {
+  std::unique_ptr<ChildProcess> sbatch = Start(Sbatch({"--job=demo"}, /*wait=*/true), "sbatch");
+  std::optional<int> code = sbatch->WaitForExit(kJobTimeout);
+  ASSERT_TRUE(code.has_value()) << "sbatch --wait still running:\n" << sbatch->ReadLog();
+  std::string output = ReadFile(dir_ + "/job.out");
+  ASSERT_EQ(*code, 0) << sbatch->ReadLog() << output;
+  EXPECT_TRUE(Contains(output, "slurm.sbatch: all 3 roles exited 0; logs in " + run_dir()))
+      << output;
+
+  // Task 0 is the scheduler, 1 the server, 2 the worker, each with its own log.
+  const std::vector<std::string> roles = {"scheduler", "server-0", "worker-0"};
+  for (size_t rank = 0; rank < roles.size(); ++rank) {
+    std::string log = ReadFile(run_dir() + "/" + roles[rank] + ".log");
+    EXPECT_TRUE(absl::StartsWith(
+        log, absl::StrCat("slurm.sbatch: ", roles[rank], " is task ", rank, " of job ")))
+        << log;
+    EXPECT_TRUE(Contains(log, "on localhost (127.0.0.1)")) << log;
+  }
+  std::string worker = ReadFile(run_dir() + "/worker-0.log");
+  EXPECT_TRUE(Contains(worker, "1 workers x 20 rounds: rows match (max abs error 0)")) << worker;
+  std::string scheduler = ReadFile(run_dir() + "/scheduler.log");
+  EXPECT_TRUE(Contains(scheduler, "all workers finished their jobs")) << scheduler;
+  std::string statuses = ReadFile(run_dir() + "/exit_status");
+  for (const std::string& role : roles) {
+    EXPECT_TRUE(Contains(statuses, role + " localhost 0\n")) << statuses;
+  }
+}
+
+TEST_F(SlurmJobTest, AFailedRoleFailsTheJobNamingTheRole) {
+  std::unique_ptr<ChildProcess> sbatch =
+      Start(Sbatch({"--job=train", "--worker_flags=--job_config=/nonexistent/job.pbtxt"},
+                   /*wait=*/true),
+            "sbatch");
+  std::optional<int> code = sbatch->WaitForExit(kJobTimeout);
+  ASSERT_TRUE(code.has_value()) << "sbatch --wait still running:\n" << sbatch->ReadLog();
+  std::string output = ReadFile(dir_ + "/job.out");
+  EXPECT_EQ(*code, 1) << sbatch->ReadLog() << output;
+  EXPECT_TRUE(Contains(output,
+                       "slurm.sbatch: worker-0 on localhost exited with status 1; last 20 "
+                       "lines of " +
+                           run_dir() + "/worker-0.log"))
+      << output;
+  EXPECT_TRUE(Contains(output, "/nonexistent/job.pbtxt: cannot open config file")) << output;
+  EXPECT_TRUE(Contains(output, "slurm.sbatch: FAILED: ")) << output;
+}
+
+TEST_F(SlurmJobTest, TermToTheBatchShellShutsTheClusterDownInOrder) {
+  std::unique_ptr<ChildProcess> sbatch = Start(Sbatch({"--job=idle"}, /*wait=*/false), "sbatch");
+  ASSERT_EQ(sbatch->WaitForExit(kCommandTimeout), 0) << sbatch->ReadLog();
+  std::string job_id(absl::StripAsciiWhitespace(sbatch->ReadLog()));
+  ASSERT_TRUE(
+      WaitUntil([&] { return Contains(ReadFile(run_dir() + "/scheduler.log"), "cluster formed"); },
+                kJobTimeout))
+      << ReadFile(dir_ + "/job.out");
+  ASSERT_EQ(Run({programs_["scancel"], "--batch", "--signal=TERM", job_id}, "scancel"), 0)
+      << ReadFile(dir_ + "/scancel.log");
+  ASSERT_TRUE(
+      WaitUntil([&] { return Contains(ReadFile(dir_ + "/job.out"), "roles exited 0; logs in"); },
+                kJobTimeout))
+      << ReadFile(dir_ + "/job.out");
+  std::string output = ReadFile(dir_ + "/job.out");
+  EXPECT_TRUE(Contains(output, "caught SIGTERM, asking the scheduler at 127.0.0.1:")) << output;
+  EXPECT_TRUE(Contains(output, "all 3 roles exited 0")) << output;
+  EXPECT_TRUE(Contains(ReadFile(run_dir() + "/scheduler.log"),
+                       "shutting down the cluster: requested by control"));
+}
+
+// The script's own checks, run outside Slurm with the variables it reads set by hand.
+class SlurmSbatchArgsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = MakeTestDir();
+    ASSERT_FALSE(dir_.empty());
+  }
+
+  // Runs slurm.sbatch with `environment` (NAME=VALUE; SLURM_* not listed are unset).
+  std::string RunScript(std::vector<std::string> environment, std::vector<std::string> flags,
+                        int* code) {
+    std::vector<std::string> argv = {"/usr/bin/env", "-u", "SLURM_JOB_ID",      "-u",
+                                     "SLURM_NTASKS", "-u", "SLURM_JOB_NODELIST"};
+    argv.insert(argv.end(), environment.begin(), environment.end());
+    argv.push_back(kSbatchScript);
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    std::string log = dir_ + "/script.log";
+    unlink(log.c_str());
+    absl::StatusOr<ChildProcess> script = ChildProcess::Start(argv, log);
+    EXPECT_TRUE(script.ok()) << script.status();
+    if (!script.ok()) return "";
+    *code = script->WaitForExit(kCommandTimeout).value_or(-1);
+    return script->ReadLog();
+  }
+
+  std::string dir_;
+};
+
+TEST_F(SlurmSbatchArgsTest, ReportsWhatIsWrongBeforeStartingAnything) {
+  const std::vector<std::string> job = {"SLURM_JOB_ID=7", "SLURM_NTASKS=3",
+                                        "SLURM_JOB_NODELIST=localhost", "SLURM_SUBMIT_DIR=" + dir_};
+  const std::vector<std::string> good = {"--config=" + kDemoConfig, "--bin_dir=" + kBin,
+                                         "--run_dir=" + dir_ + "/run"};
+  struct Case {
+    std::vector<std::string> environment;
+    std::vector<std::string> flags;
+    std::string error;
+  };
+  auto with = [](std::vector<std::string> base, std::vector<std::string> more) {
+    base.insert(base.end(), more.begin(), more.end());
+    return base;
+  };
+  const std::vector<Case> cases = {
+      {{}, with(good, {"--servers=1"}), "runs as a Slurm batch job: sbatch launch/slurm.sbatch"},
+      {job, with(good, {"--servers=2"}),
+       "3 tasks leave no worker: 1 scheduler + 2 servers + at least 1 worker need sbatch "
+       "--ntasks >= 4"},
+      {job, with(good, {"--servers=0"}),
+       "--servers (or GRANARY_SERVERS) must be a positive integer, got '0'"},
+      {job, {"--servers=1"}, "--config is required"},
+      {job, with(good, {"--servers=1", "--config=" + dir_ + "/missing.pbtxt"}),
+       "check failed: config file '" + dir_ + "/missing.pbtxt' does not exist or is not readable"},
+      {job, with(good, {"--servers=1", "--bin_dir=" + dir_}),
+       "check failed: no executable " + dir_ + "/granary_scheduler (pass --bin_dir)"},
+      {job, with(good, {"--servers=1", "--port=99999"}),
+       "--port must be a port number, got '99999'"},
+      {job, with(good, {"--servers=1", "--colour=red"}),
+       "unknown argument '--colour' (role flags go after --)"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.error);
+    int code = 0;
+    std::string output = RunScript(c.environment, c.flags, &code);
+    EXPECT_EQ(code, 1) << output;
+    EXPECT_TRUE(Contains(output, "slurm.sbatch: " + c.error)) << output;
+    EXPECT_NE(access((dir_ + "/run/scheduler.addr").c_str(), F_OK), 0);
+  }
+}
+
+}  // namespace
+}  // namespace granary
