@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/random.h"
+#include "glog/logging.h"
 #include "ps/initializer.h"
 
 namespace granary {
@@ -20,7 +21,99 @@ constexpr size_t kPrefetchDistance = 8;
 
 size_t RoundUpTo8(size_t bytes) { return (bytes + 7) & ~size_t{7}; }
 
+// A push written as a merge operand: this header (the stamp the push gives the row), then the
+// gradient, dim floats. Little-endian like the row records.
+struct PushOperandHeader {
+  uint32_t day;
+  uint32_t reserved;  // zero
+  uint64_t version;
+};
+static_assert(sizeof(PushOperandHeader) == 16, "a push operand's header is part of the format");
+
+// The metadata change of one push, whether applied in the cache or by the merge operator.
+void StampPush(uint32_t day, uint64_t version, RowMeta* meta) {
+  meta->show_count += 1;
+  meta->last_day = day;
+  meta->update_count += 1;
+  meta->version = version;
+}
+
+// The record of a row on first touch: zero metadata, initializer values, optimizer slots.
+void InitializeRecord(const proto::TableConfig& config, const Optimizer& optimizer,
+                      const RowLayout& layout, uint64_t key, char* record) {
+  *layout.meta(record) = RowMeta();
+  InitializeRow(config.initializer(), key, layout.dim(), layout.values(record));
+  optimizer.InitSlots(layout.values(record), layout.slots(record), layout.dim());
+}
+
+// Folds push operands into a row record: the stored record, or a new row's if there is none,
+// then each push's stamp and optimizer update in order — exactly what Push does to a cached
+// row. RocksDB calls it on reads and compactions, from any of its threads.
+class PushMergeOperator : public rocksdb::MergeOperator {
+ public:
+  PushMergeOperator(const proto::TableConfig& config, std::unique_ptr<Optimizer> optimizer)
+      : config_(config),
+        optimizer_(std::move(optimizer)),
+        layout_(static_cast<int>(config.dim()), optimizer_->num_slots()) {}
+
+  const char* Name() const override { return "granary.PushMergeOperator"; }
+
+  bool FullMergeV2(const MergeOperationInput& in, MergeOperationOutput* out) const override {
+    const uint64_t key = RowStore::DecodeKey(in.key);
+    const size_t row_bytes = layout_.row_bytes();
+    const size_t dim = layout_.dim();
+    const size_t operand_bytes = sizeof(PushOperandHeader) + dim * sizeof(float);
+    if (in.existing_value != nullptr && in.existing_value->size() != row_bytes) {
+      LOG(ERROR) << "table '" << config_.name() << "' key " << key << ": stored record has "
+                 << in.existing_value->size() << " bytes, expected " << row_bytes;
+      return false;  // RocksDB reports Corruption to the reader
+    }
+    // Aligned copies: RocksDB's bytes carry no alignment.
+    thread_local std::vector<uint64_t> record_words;
+    thread_local std::vector<float> grad;
+    record_words.resize(RoundUpTo8(row_bytes) / sizeof(uint64_t));
+    grad.resize(dim);
+    char* record = reinterpret_cast<char*>(record_words.data());
+    if (in.existing_value != nullptr) {
+      std::memcpy(record, in.existing_value->data(), row_bytes);
+    } else {
+      InitializeRecord(config_, *optimizer_, layout_, key, record);
+    }
+    RowMeta* meta = layout_.meta(record);
+    for (const rocksdb::Slice& operand : in.operand_list) {
+      if (operand.size() != operand_bytes) {
+        LOG(ERROR) << "table '" << config_.name() << "' key " << key << ": push operand has "
+                   << operand.size() << " bytes, expected " << operand_bytes;
+        return false;
+      }
+      PushOperandHeader header;
+      std::memcpy(&header, operand.data(), sizeof(header));
+      std::memcpy(grad.data(), operand.data() + sizeof(header), dim * sizeof(float));
+      StampPush(header.day, header.version, meta);
+      const RowUpdate update{layout_.values(record), layout_.slots(record), meta, grad.data()};
+      optimizer_->Apply(absl::MakeConstSpan(&update, 1), layout_.dim());
+    }
+    out->new_value.assign(record, row_bytes);
+    return true;
+  }
+
+ private:
+  const proto::TableConfig config_;
+  const std::unique_ptr<Optimizer> optimizer_;
+  const RowLayout layout_;
+};
+
 }  // namespace
+
+absl::StatusOr<std::shared_ptr<rocksdb::MergeOperator>> EmbeddingTable::NewMergeOperator(
+    const proto::TableConfig& config) {
+  absl::StatusOr<std::unique_ptr<Optimizer>> optimizer = MakeOptimizer(config.optimizer());
+  if (!optimizer.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("table '", config.name(), "': ", optimizer.status().message()));
+  }
+  return std::make_shared<PushMergeOperator>(config, *std::move(optimizer));
+}
 
 absl::Status EmbeddingTable::CheckRecordSize(uint64_t key, size_t bytes) const {
   if (bytes == layout_.row_bytes()) return absl::OkStatus();
@@ -64,6 +157,7 @@ EmbeddingTable::EmbeddingTable(const proto::TableConfig& config, RowStore* store
       layout_(static_cast<int>(config.dim()), optimizer_->num_slots()),
       admission_enabled_(config.admission().min_count() > 0 ||
                          config.admission().admit_probability() > 0),
+      merge_pushes_(store->has_merge_operator(store_index) && !admission_enabled_),
       may_have_stored_rows_(!store->TableWasEmptyAtOpen(store_index)) {
   if (config.admission().min_count() > 0) {
     uint32_t width = config.admission().sketch_width();
@@ -96,9 +190,7 @@ absl::Status EmbeddingTable::ForEachShard(absl::Span<const uint64_t> keys, Fn fn
 }
 
 void EmbeddingTable::InitializeRecord(uint64_t key, char* record) const {
-  *layout_.meta(record) = RowMeta();
-  InitializeRow(config_.initializer(), key, layout_.dim(), layout_.values(record));
-  optimizer_->InitSlots(layout_.values(record), layout_.slots(record), layout_.dim());
+  granary::InitializeRecord(config_, *optimizer_, layout_, key, record);
 }
 
 absl::Status EmbeddingTable::Fetch(absl::Span<const uint64_t> keys, std::vector<char>* records,
@@ -273,10 +365,8 @@ void EmbeddingTable::AddUpdate(Shard& shard, uint32_t slot, const float* grad,
   }
   char* row = shard.cache.row(slot);
   RowMeta* meta = layout_.meta(row);
-  meta->show_count += 1;
-  meta->last_day = stamp_->day.load(std::memory_order_relaxed);
-  meta->update_count += 1;
-  meta->version = stamp_->version.load(std::memory_order_relaxed);
+  StampPush(stamp_->day.load(std::memory_order_relaxed),
+            stamp_->version.load(std::memory_order_relaxed), meta);
   shard.cache.set_dirty(slot, true);
   updates->push_back(RowUpdate{layout_.values(row), layout_.slots(row), meta, grad});
 }
@@ -295,6 +385,11 @@ absl::Status EmbeddingTable::Push(absl::Span<const uint64_t> keys, const float* 
     shard.stats.hits += positions.size() - misses.size();
     // Applied before loading misses: loading may evict (write back) these very rows.
     optimizer_->Apply(updates, layout_.dim());
+    // A cache with room loads its misses (a table that fits in memory never reads twice);
+    // a full one would evict a row per miss, so merging is cheaper.
+    if (merge_pushes_ && misses.size() > shard.cache.free_slots()) {
+      return MergePushes(shard, keys, misses, grads);
+    }
     const size_t chunk = shard.cache.capacity();
     for (size_t begin = 0; begin < misses.size(); begin += chunk) {
       size_t end = std::min(misses.size(), begin + chunk);
@@ -310,6 +405,30 @@ absl::Status EmbeddingTable::Push(absl::Span<const uint64_t> keys, const float* 
     }
     return absl::OkStatus();
   });
+}
+
+absl::Status EmbeddingTable::MergePushes(Shard& shard, absl::Span<const uint64_t> keys,
+                                         absl::Span<const uint32_t> positions, const float* grads) {
+  const size_t dim = layout_.dim();
+  const PushOperandHeader header{stamp_->day.load(std::memory_order_relaxed), 0,
+                                 stamp_->version.load(std::memory_order_relaxed)};
+  thread_local std::vector<char> operand;
+  operand.resize(sizeof(header) + dim * sizeof(float));
+  std::memcpy(operand.data(), &header, sizeof(header));
+  RowStore::Batch batch = store_->NewBatch();
+  for (uint32_t i : positions) {
+    std::memcpy(operand.data() + sizeof(header), grads + i * dim, dim * sizeof(float));
+    batch.MergeRow(store_index_, keys[i], operand.data(), operand.size());
+  }
+  may_have_stored_rows_.store(true, std::memory_order_release);
+  absl::Status status = store_->Write(batch);
+  if (!status.ok()) {
+    return absl::Status(status.code(),
+                        absl::StrCat("table '", name(), "': writing ", batch.count(),
+                                     " pushes to uncached rows: ", status.message()));
+  }
+  shard.stats.pushes_merged += positions.size();
+  return absl::OkStatus();
 }
 
 std::vector<std::unique_lock<std::mutex>> EmbeddingTable::LockAllShards() {
@@ -403,6 +522,7 @@ CacheStats EmbeddingTable::stats() const {
     std::lock_guard<std::mutex> lock(shard->mutex);
     total.hits += shard->stats.hits;
     total.misses += shard->stats.misses;
+    total.pushes_merged += shard->stats.pushes_merged;
     total.rows_written += shard->stats.rows_written;
     total.pushes_not_admitted += shard->stats.pushes_not_admitted;
     total.cached_rows += shard->cache.size();

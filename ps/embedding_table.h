@@ -12,6 +12,13 @@
 // that shard's misses in one MultiGet and writes that shard's dirty victims in one WriteBatch
 // while holding the lock, so no reader can see a row older than one being written back.
 //
+// A push to a row that is not cached need not read it: when the store holds the table's
+// merge operator (NewMergeOperator) and the table admits every key, the push is written as a
+// RocksDB Merge operand (its gradient and stamp), also under the shard lock, and RocksDB
+// applies the table's optimizer to the row when it is next read or compacted. Pushes of one
+// row are applied in the order they arrived, whether in the cache or as operands, so the
+// result is the same row either way. Pulls read such rows (operands folded) into the cache.
+//
 // Thread-safe: Pull and Push may run concurrently from any threads. FlushDirtyRows, Shrink and
 // ForEachStoredRow lock every shard and may run concurrently with them too, but the caller must
 // exclude pushes when it needs a consistent cut across tables (see TableCatalog).
@@ -46,8 +53,9 @@ struct UpdateStamp {
 
 struct CacheStats {
   uint64_t hits = 0;
-  uint64_t misses = 0;        // keys looked up in RocksDB
-  uint64_t rows_written = 0;  // dirty rows written back (eviction or flush)
+  uint64_t misses = 0;         // keys looked up in RocksDB
+  uint64_t pushes_merged = 0;  // pushes to uncached rows written as merge operands, unread
+  uint64_t rows_written = 0;   // dirty rows written back (eviction or flush)
   uint64_t pushes_not_admitted = 0;
   uint64_t cached_rows = 0;
   uint64_t memory_bytes = 0;  // allocated by the cache shards
@@ -70,6 +78,13 @@ class EmbeddingTable {
                                                                 size_t cache_bytes,
                                                                 const UpdateStamp* stamp,
                                                                 int num_shards = kDefaultShards);
+  // The merge operator a RowStore must hold for a table of `config` (RowStoreOptions::
+  // merge_operators, keyed by config.name()) so that the table can write pushes to uncached
+  // rows without reading them. Immutable, so thread-safe. InvalidArgument if the config has
+  // no optimizer.
+  static absl::StatusOr<std::shared_ptr<rocksdb::MergeOperator>> NewMergeOperator(
+      const proto::TableConfig& config);
+
   EmbeddingTable(const EmbeddingTable&) = delete;
   EmbeddingTable& operator=(const EmbeddingTable&) = delete;
 
@@ -136,6 +151,10 @@ class EmbeddingTable {
               std::vector<std::pair<uint32_t, uint32_t>>* hits, std::vector<uint32_t>* misses);
   // Stamps `slot` as pushed and queues its update, unless the key is not admitted.
   void AddUpdate(Shard& shard, uint32_t slot, const float* grad, std::vector<RowUpdate>* updates);
+  // Writes the pushes of keys[i] for i in `positions` (none cached in `shard`) as merge
+  // operands, in order. REQUIRES: shard.mutex held, merge_pushes_.
+  absl::Status MergePushes(Shard& shard, absl::Span<const uint64_t> keys,
+                           absl::Span<const uint32_t> positions, const float* grads);
   // Makes `count` free slots in `shard`, writing dirty victims first.
   absl::Status MakeRoom(Shard& shard, uint32_t count);
   // Writes the dirty slots in `slots` of `shard` and marks them clean.
@@ -154,6 +173,9 @@ class EmbeddingTable {
   const std::unique_ptr<Optimizer> optimizer_;
   const RowLayout layout_;
   const bool admission_enabled_;
+  // Pushes to uncached rows are written as merge operands (see the class comment). Not with
+  // admission: whether such a push only counts depends on whether the row is stored.
+  const bool merge_pushes_;
   std::unique_ptr<CountMinSketch> sketch_;
   // False until this table writes its first row, if RocksDB held none at open: lets misses
   // skip RocksDB for keys that cannot be there.

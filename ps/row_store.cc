@@ -59,6 +59,10 @@ void RowStore::Batch::PutRow(int table, uint64_t key, const char* record, size_t
   batch_.Put(store_->row_handles_[table], EncodeKey(key), rocksdb::Slice(record, bytes));
 }
 
+void RowStore::Batch::MergeRow(int table, uint64_t key, const char* operand, size_t bytes) {
+  batch_.Merge(store_->row_handles_[table], EncodeKey(key), rocksdb::Slice(operand, bytes));
+}
+
 void RowStore::Batch::DeleteRow(int table, uint64_t key) {
   batch_.Delete(store_->row_handles_[table], EncodeKey(key));
 }
@@ -126,6 +130,10 @@ absl::StatusOr<std::unique_ptr<RowStore>> RowStore::Open(const RowStoreOptions& 
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (const auto& [name, unused] : names) {
     descriptors.emplace_back(name, TableOptions(cache, options.memtable_bytes));
+    auto merge_operator = options.merge_operators.find(name);
+    if (merge_operator != options.merge_operators.end()) {
+      descriptors.back().options.merge_operator = merge_operator->second;
+    }
   }
   rocksdb::DB* db = nullptr;
   rocksdb::Status status =
@@ -143,6 +151,7 @@ absl::StatusOr<std::unique_ptr<RowStore>> RowStore::Open(const RowStoreOptions& 
     if (!it->status().ok())
       return store->Error(it->status(), "first read failed", static_cast<int>(t));
     store->empty_at_open_.push_back(!it->Valid());
+    store->has_merge_operator_.push_back(options.merge_operators.count(tables[t]) > 0);
   }
   store->write_options_.disableWAL = true;
   return store;

@@ -128,6 +128,8 @@ DEFINE_bool(
     quick, false,
     "Smoke test: 200 K keys, 50 timed batches or 0.5 s per phase, 100 warm-up steps or 2 s, "
     "unless those flags are given.");
+DEFINE_uint64(memtable_mb, granary::RowStoreOptions().memtable_bytes >> 20,
+              "RocksDB memtable bound of the cached set-ups (RowStoreOptions::memtable_bytes).");
 DEFINE_uint64(seed, 1, "Seed of the Zipf draws and of the gradients.");
 
 namespace granary {
@@ -372,9 +374,15 @@ absl::Status FlushMemtables(RowStore& store, const std::filesystem::path& scratc
 }
 
 // The store of the benchmark's one table, with the server's default options.
-absl::StatusOr<std::unique_ptr<RowStore>> OpenRowStore(const std::string& path) {
+absl::StatusOr<std::unique_ptr<RowStore>> OpenRowStore(const std::string& path,
+                                                       const proto::TableConfig& config) {
   RowStoreOptions options;
   options.path = path;
+  options.memtable_bytes = FLAGS_memtable_mb << 20;
+  absl::StatusOr<std::shared_ptr<rocksdb::MergeOperator>> merge_operator =
+      EmbeddingTable::NewMergeOperator(config);
+  if (!merge_operator.ok()) return merge_operator.status();
+  options.merge_operators[kTable] = *std::move(merge_operator);
   return RowStore::Open(options, {kTable});
 }
 
@@ -391,7 +399,7 @@ void WriteInitialRecord(const proto::TableConfig& config, const RowLayout& layou
 // files never overlap and compaction has nothing to merge. The store is closed on return.
 absl::Status SeedRowStore(const std::string& path, const proto::TableConfig& config,
                           uint64_t keys) {
-  absl::StatusOr<std::unique_ptr<RowStore>> store = OpenRowStore(path);
+  absl::StatusOr<std::unique_ptr<RowStore>> store = OpenRowStore(path, config);
   if (!store.ok()) return store.status();
   absl::StatusOr<std::unique_ptr<Optimizer>> optimizer = MakeOptimizer(config.optimizer());
   if (!optimizer.ok()) return optimizer.status();
@@ -430,7 +438,7 @@ struct Phase {
     return process_cpu_seconds > 0 ? rows / process_cpu_seconds : 0;
   }
   double hit_rate() const {
-    uint64_t lookups = stats.hits + stats.misses;
+    uint64_t lookups = stats.hits + stats.misses + stats.pushes_merged;
     return lookups > 0 ? static_cast<double>(stats.hits) / lookups : 0;
   }
 };
@@ -489,6 +497,7 @@ absl::StatusOr<Phase> RunPhase(EmbeddingTable& table, Op op, const Batches& batc
   const CacheStats after = table.stats();
   phase.stats.hits = after.hits - before.hits;
   phase.stats.misses = after.misses - before.misses;
+  phase.stats.pushes_merged = after.pushes_merged - before.pushes_merged;
   phase.stats.rows_written = after.rows_written - before.rows_written;
   phase.stats.pushes_not_admitted = after.pushes_not_admitted - before.pushes_not_admitted;
   phase.stats.cached_rows = after.cached_rows;
@@ -628,6 +637,8 @@ absl::StatusOr<Phase> RunTimedPhase(EmbeddingTable& table, Op op, const Batches&
   const Clock::time_point deadline =
       Clock::now() + std::chrono::duration_cast<Clock::duration>(
                          std::chrono::duration<double>(FLAGS_phase_seconds));
+  // A mark to attach a profiler to one phase (perf record -p).
+  VLOG(1) << "timed phase " << static_cast<int>(op) << " of dim " << table.dim() << " starts";
   return RunPhase(table, op, batches, 0, batches.count(), FLAGS_threads, deadline, grads);
 }
 
@@ -684,7 +695,7 @@ absl::StatusOr<Row> MeasureSetup(DimState& state, double fraction, const Workloa
     if (!status.ok()) return status;
     state.seeded = true;
   }
-  absl::StatusOr<std::unique_ptr<RowStore>> opened = OpenRowStore(path.string());
+  absl::StatusOr<std::unique_ptr<RowStore>> opened = OpenRowStore(path.string(), state.config);
   if (!opened.ok()) return opened.status();
   RowStore& store = **opened;
   UpdateStamp stamp;
