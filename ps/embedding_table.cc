@@ -301,6 +301,8 @@ absl::Status EmbeddingTable::Pull(absl::Span<const uint64_t> keys, float* values
   const size_t dim = layout_.dim();
   return ForEachShard(keys, [&](Shard& shard, absl::Span<const uint32_t> positions) {
     thread_local std::vector<uint32_t> misses;
+    thread_local std::vector<uint32_t> to_cache;
+    thread_local std::vector<uint32_t> to_read;
     thread_local std::vector<uint64_t> miss_keys;
     thread_local std::vector<std::pair<uint32_t, uint32_t>> hits;
     LookUp(shard, keys, positions, &hits, &misses);
@@ -309,34 +311,45 @@ absl::Status EmbeddingTable::Pull(absl::Span<const uint64_t> keys, float* values
     }
     shard.stats.hits += positions.size() - misses.size();
     if (misses.empty()) return absl::OkStatus();
+    // Evaluation caches nothing; training caches a miss while there is room, and then only
+    // what the doorkeeper admits (RowCache::AdmitMiss). The rest is read around the cache.
+    to_cache.clear();
+    to_read.clear();
+    for (uint32_t i : misses) {
+      const bool cache = !read_only && (shard.cache.free_slots() > to_cache.size() ||
+                                        shard.cache.AdmitMiss(keys[i]));
+      (cache ? to_cache : to_read).push_back(i);
+    }
+    if (!to_read.empty()) {
+      // What is stored, otherwise the initial value.
+      thread_local std::vector<char> records;
+      thread_local std::vector<bool> found;
+      miss_keys.clear();
+      for (uint32_t i : to_read) miss_keys.push_back(keys[i]);
+      absl::Status status = Fetch(miss_keys, &records, &found);
+      if (!status.ok()) return status;
+      if (!read_only) shard.stats.misses += to_read.size();
+      for (size_t j = 0; j < miss_keys.size(); ++j) {
+        float* out = values + to_read[j] * dim;
+        if (found[j]) {
+          const char* record = records.data() + j * layout_.row_bytes();
+          std::memcpy(out, record + sizeof(RowMeta), dim * sizeof(float));
+        } else {
+          InitializeRow(config_.initializer(), miss_keys[j], layout_.dim(), out);
+        }
+      }
+    }
     // Chunks no larger than the shard, so one chunk's rows can all be cached at once.
     const size_t chunk = shard.cache.capacity();
-    for (size_t begin = 0; begin < misses.size(); begin += chunk) {
-      size_t end = std::min(misses.size(), begin + chunk);
+    for (size_t begin = 0; begin < to_cache.size(); begin += chunk) {
+      size_t end = std::min(to_cache.size(), begin + chunk);
       miss_keys.clear();
-      for (size_t m = begin; m < end; ++m) miss_keys.push_back(keys[misses[m]]);
-      if (read_only) {
-        // Evaluation: read what is stored, otherwise the initial value; cache nothing.
-        thread_local std::vector<char> records;
-        thread_local std::vector<bool> found;
-        absl::Status status = Fetch(miss_keys, &records, &found);
-        if (!status.ok()) return status;
-        for (size_t j = 0; j < miss_keys.size(); ++j) {
-          float* out = values + misses[begin + j] * dim;
-          if (found[j]) {
-            const char* record = records.data() + j * layout_.row_bytes();
-            std::memcpy(out, record + sizeof(RowMeta), dim * sizeof(float));
-          } else {
-            InitializeRow(config_.initializer(), miss_keys[j], layout_.dim(), out);
-          }
-        }
-        continue;
-      }
+      for (size_t m = begin; m < end; ++m) miss_keys.push_back(keys[to_cache[m]]);
       thread_local std::vector<uint32_t> slots;
       absl::Status status = LoadMisses(shard, miss_keys, &slots);
       if (!status.ok()) return status;
       for (size_t j = 0; j < slots.size(); ++j) {
-        std::memcpy(values + misses[begin + j] * dim, layout_.values(shard.cache.row(slots[j])),
+        std::memcpy(values + to_cache[begin + j] * dim, layout_.values(shard.cache.row(slots[j])),
                     dim * sizeof(float));
       }
     }
