@@ -181,9 +181,11 @@ absl::Status EmbeddingTable::ForEachShard(absl::Span<const uint64_t> keys, Fn fn
   for (size_t s = 0; s < num_shards; ++s) {
     if (begin_of[s] == begin_of[s + 1]) continue;
     Shard& shard = *shards_[s];
-    std::lock_guard<std::mutex> lock(shard.mutex);
-    absl::Status status = fn(shard, absl::Span<const uint32_t>(order.data() + begin_of[s],
-                                                               begin_of[s + 1] - begin_of[s]));
+    std::unique_lock<std::mutex> lock(shard.mutex);
+    absl::Status status =
+        fn(shard,
+           absl::Span<const uint32_t>(order.data() + begin_of[s], begin_of[s + 1] - begin_of[s]),
+           lock);
     if (!status.ok()) return status;
   }
   return absl::OkStatus();
@@ -299,62 +301,63 @@ void EmbeddingTable::LookUp(Shard& shard, absl::Span<const uint64_t> keys,
 
 absl::Status EmbeddingTable::Pull(absl::Span<const uint64_t> keys, float* values, bool read_only) {
   const size_t dim = layout_.dim();
-  return ForEachShard(keys, [&](Shard& shard, absl::Span<const uint32_t> positions) {
-    thread_local std::vector<uint32_t> misses;
-    thread_local std::vector<uint32_t> to_cache;
-    thread_local std::vector<uint32_t> to_read;
-    thread_local std::vector<uint64_t> miss_keys;
-    thread_local std::vector<std::pair<uint32_t, uint32_t>> hits;
-    LookUp(shard, keys, positions, &hits, &misses);
-    for (auto [i, slot] : hits) {
-      std::memcpy(values + i * dim, layout_.values(shard.cache.row(slot)), dim * sizeof(float));
-    }
-    shard.stats.hits += positions.size() - misses.size();
-    if (misses.empty()) return absl::OkStatus();
-    // Evaluation caches nothing; training caches a miss while there is room, and then only
-    // what the doorkeeper admits (RowCache::AdmitMiss). The rest is read around the cache.
-    to_cache.clear();
-    to_read.clear();
-    for (uint32_t i : misses) {
-      const bool cache = !read_only && (shard.cache.free_slots() > to_cache.size() ||
-                                        shard.cache.AdmitMiss(keys[i]));
-      (cache ? to_cache : to_read).push_back(i);
-    }
-    if (!to_read.empty()) {
-      // What is stored, otherwise the initial value.
-      thread_local std::vector<char> records;
-      thread_local std::vector<bool> found;
-      miss_keys.clear();
-      for (uint32_t i : to_read) miss_keys.push_back(keys[i]);
-      absl::Status status = Fetch(miss_keys, &records, &found);
-      if (!status.ok()) return status;
-      if (!read_only) shard.stats.misses += to_read.size();
-      for (size_t j = 0; j < miss_keys.size(); ++j) {
-        float* out = values + to_read[j] * dim;
-        if (found[j]) {
-          const char* record = records.data() + j * layout_.row_bytes();
-          std::memcpy(out, record + sizeof(RowMeta), dim * sizeof(float));
-        } else {
-          InitializeRow(config_.initializer(), miss_keys[j], layout_.dim(), out);
+  return ForEachShard(
+      keys, [&](Shard& shard, absl::Span<const uint32_t> positions, std::unique_lock<std::mutex>&) {
+        thread_local std::vector<uint32_t> misses;
+        thread_local std::vector<uint32_t> to_cache;
+        thread_local std::vector<uint32_t> to_read;
+        thread_local std::vector<uint64_t> miss_keys;
+        thread_local std::vector<std::pair<uint32_t, uint32_t>> hits;
+        LookUp(shard, keys, positions, &hits, &misses);
+        for (auto [i, slot] : hits) {
+          std::memcpy(values + i * dim, layout_.values(shard.cache.row(slot)), dim * sizeof(float));
         }
-      }
-    }
-    // Chunks no larger than the shard, so one chunk's rows can all be cached at once.
-    const size_t chunk = shard.cache.capacity();
-    for (size_t begin = 0; begin < to_cache.size(); begin += chunk) {
-      size_t end = std::min(to_cache.size(), begin + chunk);
-      miss_keys.clear();
-      for (size_t m = begin; m < end; ++m) miss_keys.push_back(keys[to_cache[m]]);
-      thread_local std::vector<uint32_t> slots;
-      absl::Status status = LoadMisses(shard, miss_keys, &slots);
-      if (!status.ok()) return status;
-      for (size_t j = 0; j < slots.size(); ++j) {
-        std::memcpy(values + to_cache[begin + j] * dim, layout_.values(shard.cache.row(slots[j])),
-                    dim * sizeof(float));
-      }
-    }
-    return absl::OkStatus();
-  });
+        shard.stats.hits += positions.size() - misses.size();
+        if (misses.empty()) return absl::OkStatus();
+        // Evaluation caches nothing; training caches a miss while there is room, and then only
+        // what the doorkeeper admits (RowCache::AdmitMiss). The rest is read around the cache.
+        to_cache.clear();
+        to_read.clear();
+        for (uint32_t i : misses) {
+          const bool cache = !read_only && (shard.cache.free_slots() > to_cache.size() ||
+                                            shard.cache.AdmitMiss(keys[i]));
+          (cache ? to_cache : to_read).push_back(i);
+        }
+        if (!to_read.empty()) {
+          // What is stored, otherwise the initial value.
+          thread_local std::vector<char> records;
+          thread_local std::vector<bool> found;
+          miss_keys.clear();
+          for (uint32_t i : to_read) miss_keys.push_back(keys[i]);
+          absl::Status status = Fetch(miss_keys, &records, &found);
+          if (!status.ok()) return status;
+          if (!read_only) shard.stats.misses += to_read.size();
+          for (size_t j = 0; j < miss_keys.size(); ++j) {
+            float* out = values + to_read[j] * dim;
+            if (found[j]) {
+              const char* record = records.data() + j * layout_.row_bytes();
+              std::memcpy(out, record + sizeof(RowMeta), dim * sizeof(float));
+            } else {
+              InitializeRow(config_.initializer(), miss_keys[j], layout_.dim(), out);
+            }
+          }
+        }
+        // Chunks no larger than the shard, so one chunk's rows can all be cached at once.
+        const size_t chunk = shard.cache.capacity();
+        for (size_t begin = 0; begin < to_cache.size(); begin += chunk) {
+          size_t end = std::min(to_cache.size(), begin + chunk);
+          miss_keys.clear();
+          for (size_t m = begin; m < end; ++m) miss_keys.push_back(keys[to_cache[m]]);
+          thread_local std::vector<uint32_t> slots;
+          absl::Status status = LoadMisses(shard, miss_keys, &slots);
+          if (!status.ok()) return status;
+          for (size_t j = 0; j < slots.size(); ++j) {
+            std::memcpy(values + to_cache[begin + j] * dim,
+                        layout_.values(shard.cache.row(slots[j])), dim * sizeof(float));
+          }
+        }
+        return absl::OkStatus();
+      });
 }
 
 bool EmbeddingTable::Admit(Shard& shard, uint64_t key) {
@@ -386,7 +389,15 @@ void EmbeddingTable::AddUpdate(Shard& shard, uint32_t slot, const float* grad,
 
 absl::Status EmbeddingTable::Push(absl::Span<const uint64_t> keys, const float* grads) {
   const size_t dim = layout_.dim();
-  return ForEachShard(keys, [&](Shard& shard, absl::Span<const uint32_t> positions) {
+  // Shards whose misses are merged stay locked until the merges are written, so that no pull
+  // can read those rows in between. ForEachShard locks in index order, as LockAllShards does,
+  // so holding several is deadlock-free.
+  std::vector<std::unique_lock<std::mutex>> merging;
+  thread_local std::vector<uint8_t> merged_position;  // by position in keys
+  merged_position.assign(merge_pushes_ ? keys.size() : 0, 0);
+  size_t merges = 0;
+  absl::Status status = ForEachShard(keys, [&](Shard& shard, absl::Span<const uint32_t> positions,
+                                               std::unique_lock<std::mutex>& lock) {
     thread_local std::vector<uint32_t> misses;
     thread_local std::vector<uint64_t> miss_keys;
     thread_local std::vector<RowUpdate> updates;
@@ -401,7 +412,11 @@ absl::Status EmbeddingTable::Push(absl::Span<const uint64_t> keys, const float* 
     // A cache with room loads its misses (a table that fits in memory never reads twice);
     // a full one would evict a row per miss, so merging is cheaper.
     if (merge_pushes_ && misses.size() > shard.cache.free_slots()) {
-      return MergePushes(shard, keys, misses, grads);
+      for (uint32_t i : misses) merged_position[i] = 1;
+      merges += misses.size();
+      shard.stats.pushes_merged += misses.size();
+      merging.push_back(std::move(lock));
+      return absl::OkStatus();
     }
     const size_t chunk = shard.cache.capacity();
     for (size_t begin = 0; begin < misses.size(); begin += chunk) {
@@ -418,18 +433,24 @@ absl::Status EmbeddingTable::Push(absl::Span<const uint64_t> keys, const float* 
     }
     return absl::OkStatus();
   });
+  if (merges > 0 && status.ok()) status = MergePushes(keys, merged_position, grads);
+  return status;
 }
 
-absl::Status EmbeddingTable::MergePushes(Shard& shard, absl::Span<const uint64_t> keys,
-                                         absl::Span<const uint32_t> positions, const float* grads) {
+absl::Status EmbeddingTable::MergePushes(absl::Span<const uint64_t> keys,
+                                         absl::Span<const uint8_t> merged_position,
+                                         const float* grads) {
   const size_t dim = layout_.dim();
   const PushOperandHeader header{stamp_->day.load(std::memory_order_relaxed), 0,
                                  stamp_->version.load(std::memory_order_relaxed)};
   thread_local std::vector<char> operand;
   operand.resize(sizeof(header) + dim * sizeof(float));
   std::memcpy(operand.data(), &header, sizeof(header));
+  // In request order: a repeated key's pushes stay in order, and sorted requests (as KVWorker
+  // sends them) insert into RocksDB's skip-list memtable in key order, each next to the last.
   RowStore::Batch batch = store_->NewBatch();
-  for (uint32_t i : positions) {
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (!merged_position[i]) continue;
     std::memcpy(operand.data() + sizeof(header), grads + i * dim, dim * sizeof(float));
     batch.MergeRow(store_index_, keys[i], operand.data(), operand.size());
   }
@@ -440,7 +461,6 @@ absl::Status EmbeddingTable::MergePushes(Shard& shard, absl::Span<const uint64_t
                         absl::StrCat("table '", name(), "': writing ", batch.count(),
                                      " pushes to uncached rows: ", status.message()));
   }
-  shard.stats.pushes_merged += positions.size();
   return absl::OkStatus();
 }
 

@@ -128,8 +128,9 @@ class EmbeddingTable {
   EmbeddingTable(const proto::TableConfig& config, RowStore* store, int store_index,
                  const UpdateStamp* stamp, std::unique_ptr<Optimizer> optimizer);
 
-  // Groups key positions by shard and calls fn(shard, positions) with the shard locked;
-  // stops at the first error.
+  // Groups key positions by shard and calls fn(shard, positions, lock) with the shard locked
+  // by `lock`, in shard index order; fn may move the lock out to keep the shard locked.
+  // Stops at the first error.
   template <typename Fn>
   absl::Status ForEachShard(absl::Span<const uint64_t> keys, Fn fn);
   // Locks every shard (in index order) for whole-table work.
@@ -151,10 +152,10 @@ class EmbeddingTable {
               std::vector<std::pair<uint32_t, uint32_t>>* hits, std::vector<uint32_t>* misses);
   // Stamps `slot` as pushed and queues its update, unless the key is not admitted.
   void AddUpdate(Shard& shard, uint32_t slot, const float* grad, std::vector<RowUpdate>* updates);
-  // Writes the pushes of keys[i] for i in `positions` (none cached in `shard`) as merge
-  // operands, in order. REQUIRES: shard.mutex held, merge_pushes_.
-  absl::Status MergePushes(Shard& shard, absl::Span<const uint64_t> keys,
-                           absl::Span<const uint32_t> positions, const float* grads);
+  // Writes the pushes of keys[i] with merged_position[i] set (rows not cached) as merge
+  // operands in one batch, in order. REQUIRES: the shards of those keys locked, merge_pushes_.
+  absl::Status MergePushes(absl::Span<const uint64_t> keys,
+                           absl::Span<const uint8_t> merged_position, const float* grads);
   // Makes `count` free slots in `shard`, writing dirty victims first.
   absl::Status MakeRoom(Shard& shard, uint32_t count);
   // Writes the dirty slots in `slots` of `shard` and marks them clean.

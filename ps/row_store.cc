@@ -46,6 +46,8 @@ rocksdb::ColumnFamilyOptions TableOptions(const std::shared_ptr<rocksdb::Cache>&
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = cache;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(kBloomBitsPerKey));
+  // A point lookup finds its key in a data block by hash, not by binary search.
+  table.data_block_index_type = rocksdb::BlockBasedTableOptions::kDataBlockBinaryAndHash;
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   options.compression = rocksdb::kNoCompression;  // float rows barely compress
   options.memtable_whole_key_filtering = true;
@@ -268,6 +270,10 @@ absl::Status RowStore::Checkpoint(const std::string& dir) {
 uint64_t RowStore::BytesWritten() const {
   return statistics_->getTickerCount(rocksdb::FLUSH_WRITE_BYTES) +
          statistics_->getTickerCount(rocksdb::COMPACT_WRITE_BYTES);
+}
+
+uint64_t RowStore::WriteStallMicros() const {
+  return statistics_->getTickerCount(rocksdb::STALL_MICROS);
 }
 
 }  // namespace granary

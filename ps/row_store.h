@@ -109,6 +109,8 @@ class RowStore {
 
   // Bytes RocksDB has written to disk so far: flushes and compactions (the WAL is off).
   uint64_t BytesWritten() const;
+  // Microseconds writers have waited so far because flushes or compactions fell behind.
+  uint64_t WriteStallMicros() const;
 
   // Key encoding: big-endian, so that byte order equals numeric order.
   static std::string EncodeKey(uint64_t key);
