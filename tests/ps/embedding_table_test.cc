@@ -282,8 +282,12 @@ TEST_F(EmbeddingTableTest, PullGivesInitialRowsAndPushAppliesRepeatedKeysInOrder
   EXPECT_EQ(StoredRows(), 2u);
 }
 
-TEST_F(EmbeddingTableTest, ConcurrentPushesAreAllApplied) {
-  Open(SgdTable("t", 4, 1.0f), 256 << 10);  // smaller than the rows: evictions race too
+class ConcurrentPushTest : public EmbeddingTableTest, public ::testing::WithParamInterface<bool> {};
+
+// With merge_pushes, most pushes are merge operands written while their shards stay locked.
+TEST_P(ConcurrentPushTest, ConcurrentPushesAreAllApplied) {
+  // Smaller than the rows: evictions (or merges) race too.
+  Open(SgdTable("t", 4, 1.0f), 256 << 10, nullptr, /*merge_pushes=*/GetParam());
   constexpr int kThreads = 4, kRounds = 50, kKeys = 5000;
   std::vector<uint64_t> keys = Keys(kKeys, "concurrent");
   std::vector<float> ones(kKeys * 4, 1.0f);
@@ -299,7 +303,12 @@ TEST_F(EmbeddingTableTest, ConcurrentPushesAreAllApplied) {
   std::vector<float> values(kKeys * 4);
   ASSERT_TRUE(table_->Pull(keys, values.data(), false).ok());
   for (float v : values) ASSERT_EQ(v, -static_cast<float>(kThreads * kRounds));
+  if (GetParam()) {
+    EXPECT_GT(table_->stats().pushes_merged, 0u);
+  }
 }
+
+INSTANTIATE_TEST_SUITE_P(CachedOrMerged, ConcurrentPushTest, ::testing::Bool());
 
 // Resident memory of this process, in bytes.
 size_t ResidentBytes() {
@@ -309,7 +318,11 @@ size_t ResidentBytes() {
   return resident * static_cast<size_t>(sysconf(_SC_PAGESIZE));
 }
 
-TEST_F(EmbeddingTableTest, MemoryStaysUnderBudgetWhileTrainingATableTenTimesLarger) {
+class MemoryBudgetTest : public EmbeddingTableTest, public ::testing::WithParamInterface<bool> {};
+
+// With merge_pushes, pushes to uncached rows are merge operands in RocksDB's memtables, which
+// stay within their bound.
+TEST_P(MemoryBudgetTest, MemoryStaysUnderBudgetWhileTrainingATableTenTimesLarger) {
   constexpr size_t kCacheBytes = 8 << 20;
   constexpr size_t kRocksDbBytes = 8 << 20;  // memtables + block cache below
   proto::TableConfig config;
@@ -320,6 +333,12 @@ TEST_F(EmbeddingTableTest, MemoryStaysUnderBudgetWhileTrainingATableTenTimesLarg
   store_options.path = dir_;
   store_options.memtable_bytes = kRocksDbBytes / 2;
   store_options.block_cache_bytes = kRocksDbBytes / 2;
+  if (GetParam()) {
+    absl::StatusOr<std::shared_ptr<rocksdb::MergeOperator>> merge_operator =
+        EmbeddingTable::NewMergeOperator(config);
+    ASSERT_TRUE(merge_operator.ok());
+    store_options.merge_operators["big"] = *merge_operator;
+  }
   absl::StatusOr<std::unique_ptr<RowStore>> store = RowStore::Open(store_options, {"big"});
   ASSERT_TRUE(store.ok());
   store_ = *std::move(store);
@@ -357,7 +376,10 @@ TEST_F(EmbeddingTableTest, MemoryStaysUnderBudgetWhileTrainingATableTenTimesLarg
   float expected = -0.1f / (std::sqrt(1.1f) + 1e-8f);
   expected -= 0.1f / (std::sqrt(2.1f) + 1e-8f);
   for (float v : values) EXPECT_NEAR(v, expected, 1e-6f);
+  EXPECT_EQ(table_->stats().pushes_merged > 0, GetParam());
 }
+
+INSTANTIATE_TEST_SUITE_P(CachedOrMerged, MemoryBudgetTest, ::testing::Bool());
 
 TEST_F(EmbeddingTableTest, RowsSurviveReopening) {
   proto::TableConfig config = SgdTable("t", 2, 0.5f);
