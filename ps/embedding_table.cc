@@ -217,6 +217,14 @@ absl::Status EmbeddingTable::Fetch(absl::Span<const uint64_t> keys, std::vector<
   return absl::OkStatus();
 }
 
+absl::Status EmbeddingTable::WriteRows(RowStore::Batch& batch, absl::string_view what) {
+  may_have_stored_rows_.store(true, std::memory_order_release);
+  absl::Status status = store_->Write(batch);
+  if (status.ok()) return status;
+  return absl::Status(status.code(), absl::StrCat("table '", name(), "': writing ", batch.count(),
+                                                  " ", what, ": ", status.message()));
+}
+
 absl::Status EmbeddingTable::WriteBack(Shard& shard, const std::vector<uint32_t>& slots) {
   RowStore::Batch batch = store_->NewBatch();
   for (uint32_t slot : slots) {
@@ -225,13 +233,8 @@ absl::Status EmbeddingTable::WriteBack(Shard& shard, const std::vector<uint32_t>
     }
   }
   if (batch.empty()) return absl::OkStatus();
-  may_have_stored_rows_.store(true, std::memory_order_release);
-  absl::Status status = store_->Write(batch);
-  if (!status.ok()) {
-    return absl::Status(status.code(),
-                        absl::StrCat("table '", name(), "': writing back ", batch.count(),
-                                     " dirty rows: ", status.message()));
-  }
+  absl::Status status = WriteRows(batch, "dirty rows back");
+  if (!status.ok()) return status;
   for (uint32_t slot : slots) shard.cache.set_dirty(slot, false);
   shard.stats.rows_written += batch.count();
   return absl::OkStatus();
@@ -454,14 +457,7 @@ absl::Status EmbeddingTable::MergePushes(absl::Span<const uint64_t> keys,
     std::memcpy(operand.data() + sizeof(header), grads + i * dim, dim * sizeof(float));
     batch.MergeRow(store_index_, keys[i], operand.data(), operand.size());
   }
-  may_have_stored_rows_.store(true, std::memory_order_release);
-  absl::Status status = store_->Write(batch);
-  if (!status.ok()) {
-    return absl::Status(status.code(),
-                        absl::StrCat("table '", name(), "': writing ", batch.count(),
-                                     " pushes to uncached rows: ", status.message()));
-  }
-  return absl::OkStatus();
+  return WriteRows(batch, "pushes to uncached rows");
 }
 
 std::vector<std::unique_lock<std::mutex>> EmbeddingTable::LockAllShards() {

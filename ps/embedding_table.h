@@ -35,6 +35,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "common/proto/config.pb.h"
 #include "ps/count_min_sketch.h"
@@ -158,6 +159,9 @@ class EmbeddingTable {
                            absl::Span<const uint8_t> merged_position, const float* grads);
   // Makes `count` free slots in `shard`, writing dirty victims first.
   absl::Status MakeRoom(Shard& shard, uint32_t count);
+  // Writes `batch` (of rows or operands of this table, `what` it holds for errors); errors
+  // name the table.
+  absl::Status WriteRows(RowStore::Batch& batch, absl::string_view what);
   // Writes the dirty slots in `slots` of `shard` and marks them clean.
   absl::Status WriteBack(Shard& shard, const std::vector<uint32_t>& slots);
   // Fills a new row: initializer values, optimizer slots, zero metadata.
