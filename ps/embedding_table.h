@@ -12,12 +12,14 @@
 // that shard's misses in one MultiGet and writes that shard's dirty victims in one WriteBatch
 // while holding the lock, so no reader can see a row older than one being written back.
 //
-// A push to a row that is not cached need not read it: when the store holds the table's
-// merge operator (NewMergeOperator) and the table admits every key, the push is written as a
-// RocksDB Merge operand (its gradient and stamp), also under the shard lock, and RocksDB
-// applies the table's optimizer to the row when it is next read or compacted. Pushes of one
-// row are applied in the order they arrived, whether in the cache or as operands, so the
-// result is the same row either way. Pulls read such rows (operands folded) into the cache.
+// A push to a row that a full cache does not hold need not read it: when the store holds the
+// table's merge operator (NewMergeOperator) and the table admits every key, the push is
+// written as a RocksDB Merge operand (its gradient and stamp) while its shard stays locked,
+// and RocksDB applies the table's optimizer to the row when it is next read or compacted.
+// Pushes of one row are applied in the order they arrived, whether in the cache or as
+// operands, so the result is the same row either way. Training pulls read rows (operands
+// folded) and cache those a full cache admits (RowCache::AdmitMiss); the rest are read around
+// the cache.
 //
 // Thread-safe: Pull and Push may run concurrently from any threads. FlushDirtyRows, Shrink and
 // ForEachStoredRow lock every shard and may run concurrently with them too, but the caller must

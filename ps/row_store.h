@@ -40,7 +40,7 @@ struct RowStoreOptions {
   rocksdb::Env* env = nullptr;
   // The merge operator of each table's rows, by table name; a table without one takes no
   // MergeRow. A database holding merge operands must be reopened with the same operators
-  // (reads of such rows fail otherwise, with an error naming the table).
+  // (otherwise Open fails with an error naming the table and path).
   std::map<std::string, std::shared_ptr<rocksdb::MergeOperator>> merge_operators;
 };
 
