@@ -257,6 +257,46 @@ TEST_F(EmbeddingTableTest, MergeOntoACorruptRecordIsAnErrorNamingTableKeyAndPath
   EXPECT_NE(status.message().find(dir_), std::string::npos) << status;
 }
 
+// A full cache takes a pulled miss only on its second recent miss; the first is read around
+// the cache, with the same values.
+TEST_F(EmbeddingTableTest, FullCacheCachesAPulledRowOnItsSecondMiss) {
+  const proto::TableConfig config = AdagradTable("t", 4);
+  Open(config, 64 << 10, nullptr, /*merge_pushes=*/true);
+  // Fill the cache with trained rows (and write most to RocksDB as operands).
+  std::vector<uint64_t> old_keys = Keys(3000, "old");
+  std::vector<float> grads(3000 * 4, 1.0f);
+  std::vector<float> values(3000 * 4);
+  ASSERT_TRUE(table_->Pull(old_keys, values.data(), false).ok());
+  ASSERT_TRUE(table_->Push(old_keys, grads.data()).ok());
+  const CacheStats full = table_->stats();
+  ASSERT_GT(full.cached_rows, 0u);
+  // Only rows of shards with room were loaded; the rest were read around, then merged.
+  ASSERT_LT(full.cached_rows, 3000u);
+
+  // A key pulled once does not displace a cached row...
+  std::vector<uint64_t> fresh = {FeatureKey("fresh", "1")};
+  std::vector<float> first(4), second(4), expected(4);
+  InitializeRow(config.initializer(), fresh[0], 4, expected.data());
+  ASSERT_TRUE(table_->Pull(fresh, first.data(), false).ok());
+  EXPECT_EQ(first, expected);
+  CacheStats after_first = table_->stats();
+  EXPECT_EQ(after_first.misses, full.misses + 1);
+  // ...its second pull caches it (evicting a row), and the third hits.
+  ASSERT_TRUE(table_->Pull(fresh, second.data(), false).ok());
+  EXPECT_EQ(second, expected);
+  EXPECT_EQ(table_->stats().misses, full.misses + 2);
+  ASSERT_TRUE(table_->Pull(fresh, second.data(), false).ok());
+  EXPECT_EQ(table_->stats().hits, after_first.hits + 1);
+  EXPECT_EQ(second, expected);
+  // Rows read around the cache hold their merged pushes.
+  ASSERT_TRUE(table_->Pull(old_keys, values.data(), false).ok());
+  for (int i = 0; i < 3000 * 4; ++i) {
+    float initial[4];
+    InitializeRow(config.initializer(), old_keys[i / 4], 4, initial);
+    ASSERT_NE(values[i], initial[i % 4]) << "row " << i / 4 << " lost its push";
+  }
+}
+
 TEST_F(EmbeddingTableTest, PullGivesInitialRowsAndPushAppliesRepeatedKeysInOrder) {
   proto::TableConfig config = SgdTable("t", 3, 0.5f);
   config.mutable_initializer()->set_kind(proto::InitializerConfig::UNIFORM);
