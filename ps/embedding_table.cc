@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/random.h"
+#include "glog/logging.h"
 #include "ps/initializer.h"
 
 namespace granary {
@@ -20,7 +21,99 @@ constexpr size_t kPrefetchDistance = 8;
 
 size_t RoundUpTo8(size_t bytes) { return (bytes + 7) & ~size_t{7}; }
 
+// A push written as a merge operand: this header (the stamp the push gives the row), then the
+// gradient, dim floats. Little-endian like the row records.
+struct PushOperandHeader {
+  uint32_t day;
+  uint32_t reserved;  // zero
+  uint64_t version;
+};
+static_assert(sizeof(PushOperandHeader) == 16, "a push operand's header is part of the format");
+
+// The metadata change of one push, whether applied in the cache or by the merge operator.
+void StampPush(uint32_t day, uint64_t version, RowMeta* meta) {
+  meta->show_count += 1;
+  meta->last_day = day;
+  meta->update_count += 1;
+  meta->version = version;
+}
+
+// The record of a row on first touch: zero metadata, initializer values, optimizer slots.
+void InitializeRecord(const proto::TableConfig& config, const Optimizer& optimizer,
+                      const RowLayout& layout, uint64_t key, char* record) {
+  *layout.meta(record) = RowMeta();
+  InitializeRow(config.initializer(), key, layout.dim(), layout.values(record));
+  optimizer.InitSlots(layout.values(record), layout.slots(record), layout.dim());
+}
+
+// Folds push operands into a row record: the stored record, or a new row's if there is none,
+// then each push's stamp and optimizer update in order — exactly what Push does to a cached
+// row. RocksDB calls it on reads and compactions, from any of its threads.
+class PushMergeOperator : public rocksdb::MergeOperator {
+ public:
+  PushMergeOperator(const proto::TableConfig& config, std::unique_ptr<Optimizer> optimizer)
+      : config_(config),
+        optimizer_(std::move(optimizer)),
+        layout_(static_cast<int>(config.dim()), optimizer_->num_slots()) {}
+
+  const char* Name() const override { return "granary.PushMergeOperator"; }
+
+  bool FullMergeV2(const MergeOperationInput& in, MergeOperationOutput* out) const override {
+    const uint64_t key = RowStore::DecodeKey(in.key);
+    const size_t row_bytes = layout_.row_bytes();
+    const size_t dim = layout_.dim();
+    const size_t operand_bytes = sizeof(PushOperandHeader) + dim * sizeof(float);
+    if (in.existing_value != nullptr && in.existing_value->size() != row_bytes) {
+      LOG(ERROR) << "table '" << config_.name() << "' key " << key << ": stored record has "
+                 << in.existing_value->size() << " bytes, expected " << row_bytes;
+      return false;  // RocksDB reports Corruption to the reader
+    }
+    // Aligned copies: RocksDB's bytes carry no alignment.
+    thread_local std::vector<uint64_t> record_words;
+    thread_local std::vector<float> grad;
+    record_words.resize(RoundUpTo8(row_bytes) / sizeof(uint64_t));
+    grad.resize(dim);
+    char* record = reinterpret_cast<char*>(record_words.data());
+    if (in.existing_value != nullptr) {
+      std::memcpy(record, in.existing_value->data(), row_bytes);
+    } else {
+      InitializeRecord(config_, *optimizer_, layout_, key, record);
+    }
+    RowMeta* meta = layout_.meta(record);
+    for (const rocksdb::Slice& operand : in.operand_list) {
+      if (operand.size() != operand_bytes) {
+        LOG(ERROR) << "table '" << config_.name() << "' key " << key << ": push operand has "
+                   << operand.size() << " bytes, expected " << operand_bytes;
+        return false;
+      }
+      PushOperandHeader header;
+      std::memcpy(&header, operand.data(), sizeof(header));
+      std::memcpy(grad.data(), operand.data() + sizeof(header), dim * sizeof(float));
+      StampPush(header.day, header.version, meta);
+      const RowUpdate update{layout_.values(record), layout_.slots(record), meta, grad.data()};
+      optimizer_->Apply(absl::MakeConstSpan(&update, 1), layout_.dim());
+    }
+    out->new_value.assign(record, row_bytes);
+    return true;
+  }
+
+ private:
+  const proto::TableConfig config_;
+  const std::unique_ptr<Optimizer> optimizer_;
+  const RowLayout layout_;
+};
+
 }  // namespace
+
+absl::StatusOr<std::shared_ptr<rocksdb::MergeOperator>> EmbeddingTable::NewMergeOperator(
+    const proto::TableConfig& config) {
+  absl::StatusOr<std::unique_ptr<Optimizer>> optimizer = MakeOptimizer(config.optimizer());
+  if (!optimizer.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("table '", config.name(), "': ", optimizer.status().message()));
+  }
+  return std::make_shared<PushMergeOperator>(config, *std::move(optimizer));
+}
 
 absl::Status EmbeddingTable::CheckRecordSize(uint64_t key, size_t bytes) const {
   if (bytes == layout_.row_bytes()) return absl::OkStatus();
@@ -64,6 +157,7 @@ EmbeddingTable::EmbeddingTable(const proto::TableConfig& config, RowStore* store
       layout_(static_cast<int>(config.dim()), optimizer_->num_slots()),
       admission_enabled_(config.admission().min_count() > 0 ||
                          config.admission().admit_probability() > 0),
+      merge_pushes_(store->has_merge_operator(store_index) && !admission_enabled_),
       may_have_stored_rows_(!store->TableWasEmptyAtOpen(store_index)) {
   if (config.admission().min_count() > 0) {
     uint32_t width = config.admission().sketch_width();
@@ -87,18 +181,18 @@ absl::Status EmbeddingTable::ForEachShard(absl::Span<const uint64_t> keys, Fn fn
   for (size_t s = 0; s < num_shards; ++s) {
     if (begin_of[s] == begin_of[s + 1]) continue;
     Shard& shard = *shards_[s];
-    std::lock_guard<std::mutex> lock(shard.mutex);
-    absl::Status status = fn(shard, absl::Span<const uint32_t>(order.data() + begin_of[s],
-                                                               begin_of[s + 1] - begin_of[s]));
+    std::unique_lock<std::mutex> lock(shard.mutex);
+    absl::Status status =
+        fn(shard,
+           absl::Span<const uint32_t>(order.data() + begin_of[s], begin_of[s + 1] - begin_of[s]),
+           lock);
     if (!status.ok()) return status;
   }
   return absl::OkStatus();
 }
 
 void EmbeddingTable::InitializeRecord(uint64_t key, char* record) const {
-  *layout_.meta(record) = RowMeta();
-  InitializeRow(config_.initializer(), key, layout_.dim(), layout_.values(record));
-  optimizer_->InitSlots(layout_.values(record), layout_.slots(record), layout_.dim());
+  granary::InitializeRecord(config_, *optimizer_, layout_, key, record);
 }
 
 absl::Status EmbeddingTable::Fetch(absl::Span<const uint64_t> keys, std::vector<char>* records,
@@ -123,6 +217,14 @@ absl::Status EmbeddingTable::Fetch(absl::Span<const uint64_t> keys, std::vector<
   return absl::OkStatus();
 }
 
+absl::Status EmbeddingTable::WriteRows(RowStore::Batch& batch, absl::string_view what) {
+  may_have_stored_rows_.store(true, std::memory_order_release);
+  absl::Status status = store_->Write(batch);
+  if (status.ok()) return status;
+  return absl::Status(status.code(), absl::StrCat("table '", name(), "': writing ", batch.count(),
+                                                  " ", what, ": ", status.message()));
+}
+
 absl::Status EmbeddingTable::WriteBack(Shard& shard, const std::vector<uint32_t>& slots) {
   RowStore::Batch batch = store_->NewBatch();
   for (uint32_t slot : slots) {
@@ -131,13 +233,8 @@ absl::Status EmbeddingTable::WriteBack(Shard& shard, const std::vector<uint32_t>
     }
   }
   if (batch.empty()) return absl::OkStatus();
-  may_have_stored_rows_.store(true, std::memory_order_release);
-  absl::Status status = store_->Write(batch);
-  if (!status.ok()) {
-    return absl::Status(status.code(),
-                        absl::StrCat("table '", name(), "': writing back ", batch.count(),
-                                     " dirty rows: ", status.message()));
-  }
+  absl::Status status = WriteRows(batch, "dirty rows back");
+  if (!status.ok()) return status;
   for (uint32_t slot : slots) shard.cache.set_dirty(slot, false);
   shard.stats.rows_written += batch.count();
   return absl::OkStatus();
@@ -207,49 +304,63 @@ void EmbeddingTable::LookUp(Shard& shard, absl::Span<const uint64_t> keys,
 
 absl::Status EmbeddingTable::Pull(absl::Span<const uint64_t> keys, float* values, bool read_only) {
   const size_t dim = layout_.dim();
-  return ForEachShard(keys, [&](Shard& shard, absl::Span<const uint32_t> positions) {
-    thread_local std::vector<uint32_t> misses;
-    thread_local std::vector<uint64_t> miss_keys;
-    thread_local std::vector<std::pair<uint32_t, uint32_t>> hits;
-    LookUp(shard, keys, positions, &hits, &misses);
-    for (auto [i, slot] : hits) {
-      std::memcpy(values + i * dim, layout_.values(shard.cache.row(slot)), dim * sizeof(float));
-    }
-    shard.stats.hits += positions.size() - misses.size();
-    if (misses.empty()) return absl::OkStatus();
-    // Chunks no larger than the shard, so one chunk's rows can all be cached at once.
-    const size_t chunk = shard.cache.capacity();
-    for (size_t begin = 0; begin < misses.size(); begin += chunk) {
-      size_t end = std::min(misses.size(), begin + chunk);
-      miss_keys.clear();
-      for (size_t m = begin; m < end; ++m) miss_keys.push_back(keys[misses[m]]);
-      if (read_only) {
-        // Evaluation: read what is stored, otherwise the initial value; cache nothing.
-        thread_local std::vector<char> records;
-        thread_local std::vector<bool> found;
-        absl::Status status = Fetch(miss_keys, &records, &found);
-        if (!status.ok()) return status;
-        for (size_t j = 0; j < miss_keys.size(); ++j) {
-          float* out = values + misses[begin + j] * dim;
-          if (found[j]) {
-            const char* record = records.data() + j * layout_.row_bytes();
-            std::memcpy(out, record + sizeof(RowMeta), dim * sizeof(float));
-          } else {
-            InitializeRow(config_.initializer(), miss_keys[j], layout_.dim(), out);
+  return ForEachShard(
+      keys, [&](Shard& shard, absl::Span<const uint32_t> positions, std::unique_lock<std::mutex>&) {
+        thread_local std::vector<uint32_t> misses;
+        thread_local std::vector<uint32_t> to_cache;
+        thread_local std::vector<uint32_t> to_read;
+        thread_local std::vector<uint64_t> miss_keys;
+        thread_local std::vector<std::pair<uint32_t, uint32_t>> hits;
+        LookUp(shard, keys, positions, &hits, &misses);
+        for (auto [i, slot] : hits) {
+          std::memcpy(values + i * dim, layout_.values(shard.cache.row(slot)), dim * sizeof(float));
+        }
+        shard.stats.hits += positions.size() - misses.size();
+        if (misses.empty()) return absl::OkStatus();
+        // Evaluation caches nothing; training caches a miss while there is room, and then only
+        // what the doorkeeper admits (RowCache::AdmitMiss). The rest is read around the cache.
+        to_cache.clear();
+        to_read.clear();
+        for (uint32_t i : misses) {
+          const bool cache = !read_only && (shard.cache.free_slots() > to_cache.size() ||
+                                            shard.cache.AdmitMiss(keys[i]));
+          (cache ? to_cache : to_read).push_back(i);
+        }
+        if (!to_read.empty()) {
+          // What is stored, otherwise the initial value.
+          thread_local std::vector<char> records;
+          thread_local std::vector<bool> found;
+          miss_keys.clear();
+          for (uint32_t i : to_read) miss_keys.push_back(keys[i]);
+          absl::Status status = Fetch(miss_keys, &records, &found);
+          if (!status.ok()) return status;
+          if (!read_only) shard.stats.misses += to_read.size();
+          for (size_t j = 0; j < miss_keys.size(); ++j) {
+            float* out = values + to_read[j] * dim;
+            if (found[j]) {
+              const char* record = records.data() + j * layout_.row_bytes();
+              std::memcpy(out, record + sizeof(RowMeta), dim * sizeof(float));
+            } else {
+              InitializeRow(config_.initializer(), miss_keys[j], layout_.dim(), out);
+            }
           }
         }
-        continue;
-      }
-      thread_local std::vector<uint32_t> slots;
-      absl::Status status = LoadMisses(shard, miss_keys, &slots);
-      if (!status.ok()) return status;
-      for (size_t j = 0; j < slots.size(); ++j) {
-        std::memcpy(values + misses[begin + j] * dim, layout_.values(shard.cache.row(slots[j])),
-                    dim * sizeof(float));
-      }
-    }
-    return absl::OkStatus();
-  });
+        // Chunks no larger than the shard, so one chunk's rows can all be cached at once.
+        const size_t chunk = shard.cache.capacity();
+        for (size_t begin = 0; begin < to_cache.size(); begin += chunk) {
+          size_t end = std::min(to_cache.size(), begin + chunk);
+          miss_keys.clear();
+          for (size_t m = begin; m < end; ++m) miss_keys.push_back(keys[to_cache[m]]);
+          thread_local std::vector<uint32_t> slots;
+          absl::Status status = LoadMisses(shard, miss_keys, &slots);
+          if (!status.ok()) return status;
+          for (size_t j = 0; j < slots.size(); ++j) {
+            std::memcpy(values + to_cache[begin + j] * dim,
+                        layout_.values(shard.cache.row(slots[j])), dim * sizeof(float));
+          }
+        }
+        return absl::OkStatus();
+      });
 }
 
 bool EmbeddingTable::Admit(Shard& shard, uint64_t key) {
@@ -273,17 +384,23 @@ void EmbeddingTable::AddUpdate(Shard& shard, uint32_t slot, const float* grad,
   }
   char* row = shard.cache.row(slot);
   RowMeta* meta = layout_.meta(row);
-  meta->show_count += 1;
-  meta->last_day = stamp_->day.load(std::memory_order_relaxed);
-  meta->update_count += 1;
-  meta->version = stamp_->version.load(std::memory_order_relaxed);
+  StampPush(stamp_->day.load(std::memory_order_relaxed),
+            stamp_->version.load(std::memory_order_relaxed), meta);
   shard.cache.set_dirty(slot, true);
   updates->push_back(RowUpdate{layout_.values(row), layout_.slots(row), meta, grad});
 }
 
 absl::Status EmbeddingTable::Push(absl::Span<const uint64_t> keys, const float* grads) {
   const size_t dim = layout_.dim();
-  return ForEachShard(keys, [&](Shard& shard, absl::Span<const uint32_t> positions) {
+  // Shards whose misses are merged stay locked until the merges are written, so that no pull
+  // can read those rows in between. ForEachShard locks in index order, as LockAllShards does,
+  // so holding several is deadlock-free.
+  std::vector<std::unique_lock<std::mutex>> merging;
+  thread_local std::vector<uint8_t> merged_position;  // by position in keys
+  merged_position.assign(merge_pushes_ ? keys.size() : 0, 0);
+  size_t merges = 0;
+  absl::Status status = ForEachShard(keys, [&](Shard& shard, absl::Span<const uint32_t> positions,
+                                               std::unique_lock<std::mutex>& lock) {
     thread_local std::vector<uint32_t> misses;
     thread_local std::vector<uint64_t> miss_keys;
     thread_local std::vector<RowUpdate> updates;
@@ -295,6 +412,15 @@ absl::Status EmbeddingTable::Push(absl::Span<const uint64_t> keys, const float* 
     shard.stats.hits += positions.size() - misses.size();
     // Applied before loading misses: loading may evict (write back) these very rows.
     optimizer_->Apply(updates, layout_.dim());
+    // A cache with room loads its misses (a table that fits in memory never reads twice);
+    // a full one would evict a row per miss, so merging is cheaper.
+    if (merge_pushes_ && misses.size() > shard.cache.free_slots()) {
+      for (uint32_t i : misses) merged_position[i] = 1;
+      merges += misses.size();
+      shard.stats.pushes_merged += misses.size();
+      merging.push_back(std::move(lock));
+      return absl::OkStatus();
+    }
     const size_t chunk = shard.cache.capacity();
     for (size_t begin = 0; begin < misses.size(); begin += chunk) {
       size_t end = std::min(misses.size(), begin + chunk);
@@ -310,6 +436,28 @@ absl::Status EmbeddingTable::Push(absl::Span<const uint64_t> keys, const float* 
     }
     return absl::OkStatus();
   });
+  if (merges > 0 && status.ok()) status = MergePushes(keys, merged_position, grads);
+  return status;
+}
+
+absl::Status EmbeddingTable::MergePushes(absl::Span<const uint64_t> keys,
+                                         absl::Span<const uint8_t> merged_position,
+                                         const float* grads) {
+  const size_t dim = layout_.dim();
+  const PushOperandHeader header{stamp_->day.load(std::memory_order_relaxed), 0,
+                                 stamp_->version.load(std::memory_order_relaxed)};
+  thread_local std::vector<char> operand;
+  operand.resize(sizeof(header) + dim * sizeof(float));
+  std::memcpy(operand.data(), &header, sizeof(header));
+  // In request order: a repeated key's pushes stay in order, and sorted requests (as KVWorker
+  // sends them) insert into RocksDB's skip-list memtable in key order, each next to the last.
+  RowStore::Batch batch = store_->NewBatch();
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (!merged_position[i]) continue;
+    std::memcpy(operand.data() + sizeof(header), grads + i * dim, dim * sizeof(float));
+    batch.MergeRow(store_index_, keys[i], operand.data(), operand.size());
+  }
+  return WriteRows(batch, "pushes to uncached rows");
 }
 
 std::vector<std::unique_lock<std::mutex>> EmbeddingTable::LockAllShards() {
@@ -403,6 +551,7 @@ CacheStats EmbeddingTable::stats() const {
     std::lock_guard<std::mutex> lock(shard->mutex);
     total.hits += shard->stats.hits;
     total.misses += shard->stats.misses;
+    total.pushes_merged += shard->stats.pushes_merged;
     total.rows_written += shard->stats.rows_written;
     total.pushes_not_admitted += shard->stats.pushes_not_admitted;
     total.cached_rows += shard->cache.size();

@@ -12,6 +12,15 @@
 // that shard's misses in one MultiGet and writes that shard's dirty victims in one WriteBatch
 // while holding the lock, so no reader can see a row older than one being written back.
 //
+// A push to a row that a full cache does not hold need not read it: when the store holds the
+// table's merge operator (NewMergeOperator) and the table admits every key, the push is
+// written as a RocksDB Merge operand (its gradient and stamp) while its shard stays locked,
+// and RocksDB applies the table's optimizer to the row when it is next read or compacted.
+// Pushes of one row are applied in the order they arrived, whether in the cache or as
+// operands, so the result is the same row either way. Training pulls read rows (operands
+// folded) and cache those a full cache admits (RowCache::AdmitMiss); the rest are read around
+// the cache.
+//
 // Thread-safe: Pull and Push may run concurrently from any threads. FlushDirtyRows, Shrink and
 // ForEachStoredRow lock every shard and may run concurrently with them too, but the caller must
 // exclude pushes when it needs a consistent cut across tables (see TableCatalog).
@@ -28,6 +37,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "common/proto/config.pb.h"
 #include "ps/count_min_sketch.h"
@@ -46,8 +56,9 @@ struct UpdateStamp {
 
 struct CacheStats {
   uint64_t hits = 0;
-  uint64_t misses = 0;        // keys looked up in RocksDB
-  uint64_t rows_written = 0;  // dirty rows written back (eviction or flush)
+  uint64_t misses = 0;         // keys looked up in RocksDB
+  uint64_t pushes_merged = 0;  // pushes to uncached rows written as merge operands, unread
+  uint64_t rows_written = 0;   // dirty rows written back (eviction or flush)
   uint64_t pushes_not_admitted = 0;
   uint64_t cached_rows = 0;
   uint64_t memory_bytes = 0;  // allocated by the cache shards
@@ -70,6 +81,13 @@ class EmbeddingTable {
                                                                 size_t cache_bytes,
                                                                 const UpdateStamp* stamp,
                                                                 int num_shards = kDefaultShards);
+  // The merge operator a RowStore must hold for a table of `config` (RowStoreOptions::
+  // merge_operators, keyed by config.name()) so that the table can write pushes to uncached
+  // rows without reading them. Immutable, so thread-safe. InvalidArgument if the config has
+  // no optimizer.
+  static absl::StatusOr<std::shared_ptr<rocksdb::MergeOperator>> NewMergeOperator(
+      const proto::TableConfig& config);
+
   EmbeddingTable(const EmbeddingTable&) = delete;
   EmbeddingTable& operator=(const EmbeddingTable&) = delete;
 
@@ -113,8 +131,9 @@ class EmbeddingTable {
   EmbeddingTable(const proto::TableConfig& config, RowStore* store, int store_index,
                  const UpdateStamp* stamp, std::unique_ptr<Optimizer> optimizer);
 
-  // Groups key positions by shard and calls fn(shard, positions) with the shard locked;
-  // stops at the first error.
+  // Groups key positions by shard and calls fn(shard, positions, lock) with the shard locked
+  // by `lock`, in shard index order; fn may move the lock out to keep the shard locked.
+  // Stops at the first error.
   template <typename Fn>
   absl::Status ForEachShard(absl::Span<const uint64_t> keys, Fn fn);
   // Locks every shard (in index order) for whole-table work.
@@ -136,8 +155,15 @@ class EmbeddingTable {
               std::vector<std::pair<uint32_t, uint32_t>>* hits, std::vector<uint32_t>* misses);
   // Stamps `slot` as pushed and queues its update, unless the key is not admitted.
   void AddUpdate(Shard& shard, uint32_t slot, const float* grad, std::vector<RowUpdate>* updates);
+  // Writes the pushes of keys[i] with merged_position[i] set (rows not cached) as merge
+  // operands in one batch, in order. REQUIRES: the shards of those keys locked, merge_pushes_.
+  absl::Status MergePushes(absl::Span<const uint64_t> keys,
+                           absl::Span<const uint8_t> merged_position, const float* grads);
   // Makes `count` free slots in `shard`, writing dirty victims first.
   absl::Status MakeRoom(Shard& shard, uint32_t count);
+  // Writes `batch` (of rows or operands of this table, `what` it holds for errors); errors
+  // name the table.
+  absl::Status WriteRows(RowStore::Batch& batch, absl::string_view what);
   // Writes the dirty slots in `slots` of `shard` and marks them clean.
   absl::Status WriteBack(Shard& shard, const std::vector<uint32_t>& slots);
   // Fills a new row: initializer values, optimizer slots, zero metadata.
@@ -154,6 +180,9 @@ class EmbeddingTable {
   const std::unique_ptr<Optimizer> optimizer_;
   const RowLayout layout_;
   const bool admission_enabled_;
+  // Pushes to uncached rows are written as merge operands (see the class comment). Not with
+  // admission: whether such a push only counts depends on whether the row is stored.
+  const bool merge_pushes_;
   std::unique_ptr<CountMinSketch> sketch_;
   // False until this table writes its first row, if RocksDB held none at open: lets misses
   // skip RocksDB for keys that cannot be there.

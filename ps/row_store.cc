@@ -46,6 +46,8 @@ rocksdb::ColumnFamilyOptions TableOptions(const std::shared_ptr<rocksdb::Cache>&
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = cache;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(kBloomBitsPerKey));
+  // A point lookup finds its key in a data block by hash, not by binary search.
+  table.data_block_index_type = rocksdb::BlockBasedTableOptions::kDataBlockBinaryAndHash;
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   options.compression = rocksdb::kNoCompression;  // float rows barely compress
   options.memtable_whole_key_filtering = true;
@@ -57,6 +59,10 @@ rocksdb::ColumnFamilyOptions TableOptions(const std::shared_ptr<rocksdb::Cache>&
 
 void RowStore::Batch::PutRow(int table, uint64_t key, const char* record, size_t bytes) {
   batch_.Put(store_->row_handles_[table], EncodeKey(key), rocksdb::Slice(record, bytes));
+}
+
+void RowStore::Batch::MergeRow(int table, uint64_t key, const char* operand, size_t bytes) {
+  batch_.Merge(store_->row_handles_[table], EncodeKey(key), rocksdb::Slice(operand, bytes));
 }
 
 void RowStore::Batch::DeleteRow(int table, uint64_t key) {
@@ -126,6 +132,10 @@ absl::StatusOr<std::unique_ptr<RowStore>> RowStore::Open(const RowStoreOptions& 
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (const auto& [name, unused] : names) {
     descriptors.emplace_back(name, TableOptions(cache, options.memtable_bytes));
+    auto merge_operator = options.merge_operators.find(name);
+    if (merge_operator != options.merge_operators.end()) {
+      descriptors.back().options.merge_operator = merge_operator->second;
+    }
   }
   rocksdb::DB* db = nullptr;
   rocksdb::Status status =
@@ -143,6 +153,7 @@ absl::StatusOr<std::unique_ptr<RowStore>> RowStore::Open(const RowStoreOptions& 
     if (!it->status().ok())
       return store->Error(it->status(), "first read failed", static_cast<int>(t));
     store->empty_at_open_.push_back(!it->Valid());
+    store->has_merge_operator_.push_back(options.merge_operators.count(tables[t]) > 0);
   }
   store->write_options_.disableWAL = true;
   return store;
@@ -259,6 +270,10 @@ absl::Status RowStore::Checkpoint(const std::string& dir) {
 uint64_t RowStore::BytesWritten() const {
   return statistics_->getTickerCount(rocksdb::FLUSH_WRITE_BYTES) +
          statistics_->getTickerCount(rocksdb::COMPACT_WRITE_BYTES);
+}
+
+uint64_t RowStore::WriteStallMicros() const {
+  return statistics_->getTickerCount(rocksdb::STALL_MICROS);
 }
 
 }  // namespace granary

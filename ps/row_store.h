@@ -13,6 +13,7 @@
 #define GRANARY_PS_ROW_STORE_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "rocksdb/db.h"
+#include "rocksdb/merge_operator.h"
 #include "rocksdb/statistics.h"
 #include "rocksdb/write_batch.h"
 
@@ -36,6 +38,10 @@ struct RowStoreOptions {
   // If non-null, RocksDB does all file I/O through it (tests inject disk-full faults). Not
   // owned; must outlive the store.
   rocksdb::Env* env = nullptr;
+  // The merge operator of each table's rows, by table name; a table without one takes no
+  // MergeRow. A database holding merge operands must be reopened with the same operators
+  // (otherwise Open fails with an error naming the table and path).
+  std::map<std::string, std::shared_ptr<rocksdb::MergeOperator>> merge_operators;
 };
 
 class RowStore {
@@ -44,6 +50,9 @@ class RowStore {
   class Batch {
    public:
     void PutRow(int table, uint64_t key, const char* record, size_t bytes);
+    // Queues `operand` for the table's merge operator to fold into the row (read-free).
+    // REQUIRES: has_merge_operator(table).
+    void MergeRow(int table, uint64_t key, const char* operand, size_t bytes);
     void DeleteRow(int table, uint64_t key);
     // Records that `key` was evicted at data version `version` (for delta exports).
     void PutTombstone(int table, uint64_t key, uint64_t version);
@@ -72,6 +81,8 @@ class RowStore {
   // True if the table had no rows when the store was opened; lets a table skip RocksDB reads
   // for keys it has never written.
   bool TableWasEmptyAtOpen(int table) const { return empty_at_open_[table]; }
+  // True if the table's rows were opened with a merge operator (RowStoreOptions).
+  bool has_merge_operator(int table) const { return has_merge_operator_[table]; }
 
   Batch NewBatch() const { return Batch(this); }
   // Applies `batch`. After a failed background flush (e.g. disk full) RocksDB refuses writes
@@ -98,6 +109,8 @@ class RowStore {
 
   // Bytes RocksDB has written to disk so far: flushes and compactions (the WAL is off).
   uint64_t BytesWritten() const;
+  // Microseconds writers have waited so far because flushes or compactions fell behind.
+  uint64_t WriteStallMicros() const;
 
   // Key encoding: big-endian, so that byte order equals numeric order.
   static std::string EncodeKey(uint64_t key);
@@ -110,6 +123,7 @@ class RowStore {
   std::string path_;
   std::vector<std::string> table_names_;
   std::vector<bool> empty_at_open_;
+  std::vector<bool> has_merge_operator_;
   std::shared_ptr<rocksdb::Statistics> statistics_;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> all_handles_;  // owned; destroyed before db_

@@ -68,6 +68,12 @@ absl::StatusOr<std::unique_ptr<TableCatalog>> TableCatalog::Open(
   store_options.path = options.path;
   store_options.env = options.env;
   store_options.memtable_bytes = options.memtable_bytes;
+  for (const proto::TableConfig& table : config.tables()) {
+    absl::StatusOr<std::shared_ptr<rocksdb::MergeOperator>> merge_operator =
+        EmbeddingTable::NewMergeOperator(table);
+    if (!merge_operator.ok()) return merge_operator.status();
+    store_options.merge_operators[table.name()] = *std::move(merge_operator);
+  }
   absl::StatusOr<std::unique_ptr<RowStore>> store = RowStore::Open(store_options, names);
   if (!store.ok()) return store.status();
   catalog->store_ = *std::move(store);

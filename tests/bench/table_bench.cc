@@ -38,9 +38,11 @@
 //   pull/s, push/s, train/s   unique rows per wall-clock second (all --threads together).
 //   pull_vs, push_vs, trn_vs  the ratio to the memory set-up of the same dim.
 //   pull%, push%, trn%        cache hits / (hits + misses) of the phase (EmbeddingTable::stats).
-//   push/cpu-s                pushed rows per CPU second of the whole process (RocksDB's
-//                             background threads included) during the push phase: the cost per
-//                             core, which other load on the machine does not change much.
+//   pull/cpu-s, push/cpu-s, trn/cpu-s
+//                             rows per CPU second of the whole process (RocksDB's background
+//                             threads included) during the phase: the cost per core, which other
+//                             load on the machine does not change much (wall-clock rates drop by
+//                             whatever share of the cores other processes take).
 //   db_B/upd                  RocksDB bytes written (RowStore::BytesWritten: memtable flushes
 //                             and compactions; the WAL is off) per row-update (pushed row) of
 //                             the push and train phases. Counted from the start of the pull
@@ -51,6 +53,8 @@
 //                             steady state as many become dirty as are written back. Lumpy: one
 //                             compaction may rewrite a whole level. All in memory: 0, since
 //                             nothing is written between checkpoints.
+//   stall_s                   seconds the push phase's writes waited for RocksDB's flushes and
+//                             compactions to catch up (RowStore::WriteStallMicros).
 //   wb/upd                    dirty rows written back per row-update, same window.
 //   cache_MB                  memory the cache shards allocated (stats().memory_bytes).
 //   rss_MB                    resident memory of the process after the set-up's phases.
@@ -128,6 +132,8 @@ DEFINE_bool(
     quick, false,
     "Smoke test: 200 K keys, 50 timed batches or 0.5 s per phase, 100 warm-up steps or 2 s, "
     "unless those flags are given.");
+DEFINE_uint64(memtable_mb, granary::RowStoreOptions().memtable_bytes >> 20,
+              "RocksDB memtable bound of the cached set-ups (RowStoreOptions::memtable_bytes).");
 DEFINE_uint64(seed, 1, "Seed of the Zipf draws and of the gradients.");
 
 namespace granary {
@@ -372,9 +378,15 @@ absl::Status FlushMemtables(RowStore& store, const std::filesystem::path& scratc
 }
 
 // The store of the benchmark's one table, with the server's default options.
-absl::StatusOr<std::unique_ptr<RowStore>> OpenRowStore(const std::string& path) {
+absl::StatusOr<std::unique_ptr<RowStore>> OpenRowStore(const std::string& path,
+                                                       const proto::TableConfig& config) {
   RowStoreOptions options;
   options.path = path;
+  options.memtable_bytes = FLAGS_memtable_mb << 20;
+  absl::StatusOr<std::shared_ptr<rocksdb::MergeOperator>> merge_operator =
+      EmbeddingTable::NewMergeOperator(config);
+  if (!merge_operator.ok()) return merge_operator.status();
+  options.merge_operators[kTable] = *std::move(merge_operator);
   return RowStore::Open(options, {kTable});
 }
 
@@ -391,7 +403,7 @@ void WriteInitialRecord(const proto::TableConfig& config, const RowLayout& layou
 // files never overlap and compaction has nothing to merge. The store is closed on return.
 absl::Status SeedRowStore(const std::string& path, const proto::TableConfig& config,
                           uint64_t keys) {
-  absl::StatusOr<std::unique_ptr<RowStore>> store = OpenRowStore(path);
+  absl::StatusOr<std::unique_ptr<RowStore>> store = OpenRowStore(path, config);
   if (!store.ok()) return store.status();
   absl::StatusOr<std::unique_ptr<Optimizer>> optimizer = MakeOptimizer(config.optimizer());
   if (!optimizer.ok()) return optimizer.status();
@@ -430,7 +442,7 @@ struct Phase {
     return process_cpu_seconds > 0 ? rows / process_cpu_seconds : 0;
   }
   double hit_rate() const {
-    uint64_t lookups = stats.hits + stats.misses;
+    uint64_t lookups = stats.hits + stats.misses + stats.pushes_merged;
     return lookups > 0 ? static_cast<double>(stats.hits) / lookups : 0;
   }
 };
@@ -489,6 +501,7 @@ absl::StatusOr<Phase> RunPhase(EmbeddingTable& table, Op op, const Batches& batc
   const CacheStats after = table.stats();
   phase.stats.hits = after.hits - before.hits;
   phase.stats.misses = after.misses - before.misses;
+  phase.stats.pushes_merged = after.pushes_merged - before.pushes_merged;
   phase.stats.rows_written = after.rows_written - before.rows_written;
   phase.stats.pushes_not_admitted = after.pushes_not_admitted - before.pushes_not_admitted;
   phase.stats.cached_rows = after.cached_rows;
@@ -521,12 +534,16 @@ struct Row {
   // comment).
   uint64_t rocksdb_bytes_written = 0;
   uint64_t rss_bytes = 0;
+  // Time the push phase's writes waited for RocksDB's flushes and compactions to catch up.
+  double push_stall_seconds = 0;
   double prepare_seconds = 0;
   double warmup_seconds = 0;
   // Ratios to the memory set-up of the same dim; 0 if there is none.
   double pull_vs_memory = 0;
   double push_vs_memory = 0;
   double train_vs_memory = 0;
+  // push/cpu-s over the memory set-up's: the ratio per core, whatever else loads the machine.
+  double push_cpu_vs_memory = 0;
 
   // Row-updates (pushed rows) of the timed phases.
   uint64_t updates() const { return push.rows + train.rows; }
@@ -545,12 +562,14 @@ std::string SetupName(double fraction) {
 }
 
 constexpr char kRowFormat[] =
-    "%4s  %-10s %9s %11s %8s %8s %8s %7s %7s %7s %5s %5s %5s %9s %8s %7s %8s %8s %7s %6s %11s\n";
+    "%4s  %-10s %9s %11s %8s %8s %8s %7s %7s %7s %5s %5s %5s %9s %9s %9s %7s %8s %7s %8s %8s "
+    "%7s %6s %11s\n";
 
 void PrintHeader() {
   absl::PrintF(kRowFormat, "dim", "setup", "budget_MB", "cached_rows", "pull/s", "push/s",
-               "train/s", "pull_vs", "push_vs", "trn_vs", "pull%", "push%", "trn%", "push/cpu-s",
-               "db_B/upd", "wb/upd", "cache_MB", "rss_MB", "prep_s", "warm_s", "warm_steps");
+               "train/s", "pull_vs", "push_vs", "trn_vs", "pull%", "push%", "trn%", "pull/cpu-s",
+               "push/cpu-s", "trn/cpu-s", "stall_s", "db_B/upd", "wb/upd", "cache_MB", "rss_MB",
+               "prep_s", "warm_s", "warm_steps");
 }
 
 std::string Ratio(double ratio) { return ratio > 0 ? absl::StrFormat("%.3f", ratio) : "-"; }
@@ -565,7 +584,9 @@ void PrintRow(const Row& row) {
                Millions(row.pull.rows_per_second()), Millions(row.push.rows_per_second()),
                Millions(row.train.rows_per_second()), Ratio(row.pull_vs_memory),
                Ratio(row.push_vs_memory), Ratio(row.train_vs_memory), hit(row.pull), hit(row.push),
-               hit(row.train), Millions(row.push.rows_per_cpu_second()),
+               hit(row.train), Millions(row.pull.rows_per_cpu_second()),
+               Millions(row.push.rows_per_cpu_second()), Millions(row.train.rows_per_cpu_second()),
+               absl::StrFormat("%.2f", row.push_stall_seconds),
                absl::StrFormat("%.1f", row.rocksdb_bytes_per_update()),
                absl::StrFormat("%.3f", row.written_rows_per_update()),
                absl::StrFormat("%.0f", row.train.stats.memory_bytes / kBytesPerMB),
@@ -590,16 +611,19 @@ std::string RowJson(const Row& row, const Workload& workload) {
       "  {\"dim\": %d, \"setup\": \"%s\", \"cache_fraction\": %g, \"keys\": %d, "
       "\"zipf\": %g, \"batch\": %d, \"threads\": %d, \"cache_budget_bytes\": %d, "
       "\"cached_rows_at_start\": %d, %s, %s, %s, \"pull_vs_memory\": %s, "
-      "\"push_vs_memory\": %s, \"train_vs_memory\": %s, \"rocksdb_bytes_per_update\": %.6g, "
-      "\"written_rows_per_update\": %.6g, \"cache_memory_bytes\": %d, \"rss_bytes\": %d, "
+      "\"push_vs_memory\": %s, \"train_vs_memory\": %s, \"push_cpu_vs_memory\": %s, "
+      "\"rocksdb_bytes_per_update\": %.6g, "
+      "\"written_rows_per_update\": %.6g, \"push_stall_seconds\": %.6g, "
+      "\"cache_memory_bytes\": %d, \"rss_bytes\": %d, "
       "\"prepare_seconds\": %.6g, \"warmup_seconds\": %.6g, \"warmup_steps\": %d}",
       row.dim, row.setup, row.cache_fraction, workload.keys, FLAGS_zipf, FLAGS_batch, FLAGS_threads,
       row.cache_budget_bytes, row.cached_rows_at_start, PhaseJson("pull", row.pull),
       PhaseJson("push", row.push), PhaseJson("train", row.train),
       JsonNumberOrNull(row.pull_vs_memory), JsonNumberOrNull(row.push_vs_memory),
-      JsonNumberOrNull(row.train_vs_memory), row.rocksdb_bytes_per_update(),
-      row.written_rows_per_update(), row.train.stats.memory_bytes, row.rss_bytes,
-      row.prepare_seconds, row.warmup_seconds, row.warmup_steps);
+      JsonNumberOrNull(row.train_vs_memory), JsonNumberOrNull(row.push_cpu_vs_memory),
+      row.rocksdb_bytes_per_update(), row.written_rows_per_update(), row.push_stall_seconds,
+      row.train.stats.memory_bytes, row.rss_bytes, row.prepare_seconds, row.warmup_seconds,
+      row.warmup_steps);
 }
 
 absl::Status WriteJson(const std::string& path, const std::vector<Row>& rows,
@@ -628,6 +652,8 @@ absl::StatusOr<Phase> RunTimedPhase(EmbeddingTable& table, Op op, const Batches&
   const Clock::time_point deadline =
       Clock::now() + std::chrono::duration_cast<Clock::duration>(
                          std::chrono::duration<double>(FLAGS_phase_seconds));
+  // A mark to attach a profiler to one phase (perf record -p).
+  VLOG(1) << "timed phase " << static_cast<int>(op) << " of dim " << table.dim() << " starts";
   return RunPhase(table, op, batches, 0, batches.count(), FLAGS_threads, deadline, grads);
 }
 
@@ -684,7 +710,7 @@ absl::StatusOr<Row> MeasureSetup(DimState& state, double fraction, const Workloa
     if (!status.ok()) return status;
     state.seeded = true;
   }
-  absl::StatusOr<std::unique_ptr<RowStore>> opened = OpenRowStore(path.string());
+  absl::StatusOr<std::unique_ptr<RowStore>> opened = OpenRowStore(path.string(), state.config);
   if (!opened.ok()) return opened.status();
   RowStore& store = **opened;
   UpdateStamp stamp;
@@ -720,9 +746,11 @@ absl::StatusOr<Row> MeasureSetup(DimState& state, double fraction, const Workloa
   if (!phase.ok()) return phase.status();
   row.pull = *phase;
   WaitForRocksDbIdle(store);
+  const uint64_t stall_before = store.WriteStallMicros();
   phase = RunTimedPhase(table, Op::kPush, workload.push, workload.grads);
   if (!phase.ok()) return phase.status();
   row.push = *phase;
+  row.push_stall_seconds = (store.WriteStallMicros() - stall_before) * 1e-6;
   WaitForRocksDbIdle(store);
   phase = RunTimedPhase(table, Op::kTrain, workload.train, workload.grads);
   if (!phase.ok()) return phase.status();
@@ -804,9 +832,11 @@ void PrintTargets(const std::vector<Row>& rows) {
     } else if (std::abs(row.cache_fraction - kTargetCacheFraction) < 1e-9 &&
                row.push_vs_memory > 0) {
       absl::PrintF(
-          "target: dim %d %s, push at %.3f of all in memory (>= %.2f): %s (train step: %.3f)\n",
+          "target: dim %d %s, push at %.3f of all in memory (>= %.2f): %s (train step: %.3f; "
+          "per CPU-second: push at %.3f)\n",
           row.dim, row.setup, row.push_vs_memory, kTargetRatio,
-          row.push_vs_memory >= kTargetRatio ? "met" : "MISSED", row.train_vs_memory);
+          row.push_vs_memory >= kTargetRatio ? "met" : "MISSED", row.train_vs_memory,
+          row.push_cpu_vs_memory);
     }
   }
 }
@@ -881,8 +911,13 @@ absl::Status RunBenchmark(std::vector<Row>* rows, Workload* workload_out) {
         row->pull_vs_memory = ratio(row->pull, memory_row->pull);
         row->push_vs_memory = ratio(row->push, memory_row->push);
         row->train_vs_memory = ratio(row->train, memory_row->train);
+        if (memory_row->push.rows_per_cpu_second() > 0) {
+          row->push_cpu_vs_memory =
+              row->push.rows_per_cpu_second() / memory_row->push.rows_per_cpu_second();
+        }
       } else if (fraction >= 1) {
         row->pull_vs_memory = row->push_vs_memory = row->train_vs_memory = 1;
+        row->push_cpu_vs_memory = 1;
       }
       if (fraction >= 1) memory_row = *row;
       PrintRow(*row);
