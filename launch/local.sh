@@ -4,8 +4,8 @@
 # the scheduler to shut the cluster down, and exits 0 only if every process exited 0.
 #
 #   launch/local.sh --servers N --workers M --config FILE [--job demo|idle|train] [--run_dir DIR]
-#                   [--bin_dir DIR] [--timeout SECONDS] [--server_flags "FLAGS"]
-#                   [--worker_flags "FLAGS"] [-- FLAGS passed to every role]
+#                   [--bin_dir DIR] [--timeout SECONDS] [--scheduler_flags "FLAGS"]
+#                   [--server_flags "FLAGS"] [--worker_flags "FLAGS"] [-- FLAGS for every role]
 #
 # Servers keep their RocksDB tables in DIR/data/server-<rank> unless --server_flags sets
 # --data_dir.
@@ -17,8 +17,8 @@ set -euo pipefail
 
 readonly LAUNCHER=local.sh
 readonly USAGE="usage: launch/local.sh --servers N --workers M --config FILE [--job demo|idle|train]
-       [--run_dir DIR] [--bin_dir DIR] [--timeout SECONDS] [--server_flags \"FLAGS\"]
-       [--worker_flags \"FLAGS\"] [-- FLAGS for every role]"
+       [--run_dir DIR] [--bin_dir DIR] [--timeout SECONDS] [--scheduler_flags \"FLAGS\"]
+       [--server_flags \"FLAGS\"] [--worker_flags \"FLAGS\"] [-- FLAGS for every role]"
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=launch/lib/cluster.sh
@@ -53,7 +53,8 @@ address_file="$run_dir/scheduler.addr"
 say "run dir $run_dir, cluster id $cluster_id"
 start_role scheduler "" "$bin_dir/granary_scheduler" --host=127.0.0.1 --port=0 \
   --address_file="$address_file" --cluster_id="$cluster_id" \
-  --num_servers="$servers" --num_workers="$workers" --config="$config" "${extra_flags[@]}"
+  --num_servers="$servers" --num_workers="$workers" --config="$config" "${extra_flags[@]}" \
+  "${scheduler_flags[@]}"
 scheduler_pid=$last_pid
 
 # shellcheck disable=SC2317  # invoked by wait_for_scheduler_address

@@ -42,7 +42,8 @@ readonly LAUNCHER=ssh.sh
 readonly USAGE="usage: launch/ssh.sh HOSTFILE --servers N --workers M --config FILE
        [--job demo|idle|train] [--run_dir DIR] [--bin_dir DIR] [--remote_dir DIR]
        [--scheduler_port PORT] [--ssh \"COMMAND\"] [--timeout SECONDS]
-       [--server_flags \"FLAGS\"] [--worker_flags \"FLAGS\"] [-- FLAGS for every role]"
+       [--scheduler_flags \"FLAGS\"] [--server_flags \"FLAGS\"] [--worker_flags \"FLAGS\"]
+       [-- FLAGS for every role]"
 # An unreachable host fails the checks after this long instead of hanging them.
 readonly SSH_CONNECT_TIMEOUT_SECONDS=10
 # Bound on one remote command of ours (a check, reading the address, a kill).
@@ -290,7 +291,8 @@ start_time=$SECONDS
 say "run dir $run_dir, cluster id $cluster_id, hosts: ${host_names[*]}"
 start_remote_role scheduler 0 granary_scheduler --port="$scheduler_port" \
   --address_file="$remote_dir/scheduler.addr" --cluster_id="$cluster_id" \
-  --num_servers="$servers" --num_workers="$workers" --config="$config" "${extra_flags[@]}"
+  --num_servers="$servers" --num_workers="$workers" --config="$config" "${extra_flags[@]}" \
+  "${scheduler_flags[@]}"
 scheduler_pid=$last_pid
 
 # shellcheck disable=SC2317  # invoked by wait_for_scheduler_address

@@ -43,7 +43,8 @@ positive_int() { [[ "$1" =~ ^[1-9][0-9]*$ ]]; }
 
 # --- Arguments ------------------------------------------------------------------------------
 # Sets servers, workers, config, job, run_dir, bin_dir, timeout_seconds and the arrays
-# extra_flags (after --, for every role), server_flags and worker_flags; `repo` must be set.
+# extra_flags (after --, for every role), scheduler_flags, server_flags and worker_flags;
+# `repo` must be set.
 parse_cluster_args() {
   servers=""
   workers=""
@@ -53,6 +54,7 @@ parse_cluster_args() {
   bin_dir="$repo/build"
   timeout_seconds=600
   extra_flags=()
+  scheduler_flags=()
   server_flags=()
   worker_flags=()
   while (($# > 0)); do
@@ -65,7 +67,7 @@ parse_cluster_args() {
         set -- "$option" "$value" "$@"
         continue ;;
       --servers | --workers | --config | --job | --run_dir | --bin_dir | --timeout | \
-        --server_flags | --worker_flags)
+        --scheduler_flags | --server_flags | --worker_flags)
         (($# >= 2)) || die "$1 needs a value"$'\n'"$USAGE"
         case "$1" in
           --servers) servers="$2" ;;
@@ -75,6 +77,7 @@ parse_cluster_args() {
           --run_dir) run_dir="$2" ;;
           --bin_dir) bin_dir="$2" ;;
           --timeout) timeout_seconds="$2" ;;
+          --scheduler_flags) read -ra scheduler_flags <<<"$2" ;;
           --server_flags) read -ra server_flags <<<"$2" ;;
           --worker_flags) read -ra worker_flags <<<"$2" ;;
         esac
