@@ -246,6 +246,8 @@ void Scheduler::HandleQueueRequest(const Member& member, const proto::Header& he
     return;
   }
   Send(routing_id, MakeReplyHeader(header, proto::ACK, options_.cluster_id, proto::SCHEDULER, 0));
+  LOG(INFO) << "work queue '" << queue->first << "': chunk " << header.chunk().id()
+          << " finished by " << who;
   ++chunks_since_checkpoint_;
   if (queue->second.drained()) {
     LOG(INFO) << "work queue '" << queue->first << "': all " << queue->second.size()

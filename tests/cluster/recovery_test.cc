@@ -1,0 +1,177 @@
+// Recovery from kill -9 (DESIGN.md "Durability and recovery"): launch/local.sh --restarts
+// supervises a training run with consistent checkpoints; the test kills a random server and a
+// random worker (SIGKILL, by pid, only processes its own launcher started) once the first
+// checkpoint exists. The run must complete, train every chunk exactly once after the
+// checkpoint it rolled back to, and end within 0.01 AUC of the same run without faults.
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <random>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "google/protobuf/text_format.h"
+#include "gtest/gtest.h"
+#include "tests/testing/child_process.h"
+#include "tests/testing/synthetic_clicks.h"
+
+namespace granary {
+namespace {
+
+const std::string kSource = GRANARY_SOURCE_DIR;
+const std::string kBin = GRANARY_BINARY_DIR;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+class RecoveryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = absl::StrCat(::testing::TempDir(), "/recovery_test-", getpid());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    WriteSyntheticClicks(dir_);
+    std::ofstream(dir_ + "/dataset.pbtxt") << kSyntheticClicksDataset;
+    std::ofstream(dir_ + "/job.pbtxt") << "dataset_config: \"dataset.pbtxt\"\n"
+                                       << kSyntheticClicksJob;
+    std::string cluster;
+    ASSERT_TRUE(
+        google::protobuf::TextFormat::PrintToString(SyntheticClicksClusterConfig(), &cluster));
+    std::ofstream(dir_ + "/cluster.pbtxt") << cluster;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // Starts a supervised run named `name` (run folder, checkpoints and output under dir_).
+  absl::StatusOr<ChildProcess> StartRun(const std::string& name) {
+    const std::string run = absl::StrCat(dir_, "/", name);
+    return ChildProcess::Start(
+        {kSource + "/launch/local.sh",
+         "--servers",
+         "2",
+         "--workers",
+         "2",
+         "--config",
+         dir_ + "/cluster.pbtxt",
+         "--job",
+         "train",
+         "--bin_dir",
+         kBin,
+         "--run_dir",
+         run,
+         "--timeout",
+         "240",
+         "--restarts",
+         "2",
+         "--scheduler_flags",
+         absl::StrCat("--checkpoint_dir=", run, "-checkpoints --heartbeat_timeout=4"),
+         "--worker_flags",
+         absl::StrCat("--job_config=", dir_, "/job.pbtxt --data_dir=", dir_, " --output_dir=", run,
+                      "-out")},
+        absl::StrCat(dir_, "/", name, ".launcher.log"));
+  }
+
+  // The click AUC of the last line of a run's metrics file.
+  double FinalClickAuc(const std::string& name) {
+    std::ifstream metrics(absl::StrCat(dir_, "/", name, "-out/out/metrics.jsonl"));
+    std::string line, last;
+    while (std::getline(metrics, line)) last = line;
+    std::smatch match;
+    const std::regex auc(R"("click": \{"count": [0-9]+, "auc": ([0-9.]+))");
+    EXPECT_TRUE(std::regex_search(last, match, auc)) << last;
+    return match.empty() ? -1 : std::stod(match[1]);
+  }
+
+  std::string dir_;
+};
+
+TEST_F(RecoveryTest, KilledServerAndWorkerRollBackAndTheRunFinishesAsWithoutFaults) {
+  constexpr absl::Duration kRunTimeout = absl::Seconds(300);
+  absl::StatusOr<ChildProcess> clean = StartRun("clean");
+  ASSERT_TRUE(clean.ok()) << clean.status();
+  ASSERT_EQ(clean->WaitForExit(kRunTimeout), 0) << clean->ReadLog();
+  const double clean_auc = FinalClickAuc("clean");
+
+  absl::StatusOr<ChildProcess> faulty = StartRun("faulty");
+  ASSERT_TRUE(faulty.ok()) << faulty.status();
+  // Mid-run: once the first checkpoint exists, with epochs still to train.
+  const std::string first_manifest = dir_ + "/faulty-checkpoints/ckpt-000001/MANIFEST";
+  ASSERT_TRUE(
+      WaitUntil([&] { return std::filesystem::exists(first_manifest); }, absl::Seconds(120)))
+      << faulty->ReadLog();
+  // The launcher lists the processes of the first attempt, "name pid" per line.
+  std::map<std::string, pid_t> pids;
+  for (absl::string_view line :
+       absl::StrSplit(ReadFile(dir_ + "/faulty/attempt-1/pids"), '\n', absl::SkipEmpty())) {
+    std::vector<std::string> fields = absl::StrSplit(line, ' ');
+    ASSERT_GE(fields.size(), 2u) << line;
+    pids[fields[0]] = std::stoi(fields[1]);
+  }
+  std::mt19937 rng(static_cast<unsigned>(getpid()));
+  const std::string server = absl::StrCat("server-", rng() % 2);
+  const std::string worker = absl::StrCat("worker-", rng() % 2);
+  ASSERT_TRUE(pids.count(server) && pids.count(worker));
+  ASSERT_EQ(kill(pids[server], SIGKILL), 0) << server;
+  ASSERT_EQ(kill(pids[worker], SIGKILL), 0) << worker;
+
+  ASSERT_EQ(faulty->WaitForExit(kRunTimeout), 0) << faulty->ReadLog();
+  const std::string launcher = faulty->ReadLog();
+  EXPECT_NE(launcher.find("attempt 1 failed"), std::string::npos) << launcher;
+
+  // The last attempt rolled back to a checkpoint and trained every chunk it had not finished
+  // exactly once: per queue, "N chunks, K already finished" when opened, then N - K distinct
+  // "chunk C finished" lines.
+  int last_attempt = 1;
+  while (std::filesystem::exists(absl::StrCat(dir_, "/faulty/attempt-", last_attempt + 1))) {
+    ++last_attempt;
+  }
+  ASSERT_GE(last_attempt, 2);
+  const std::string scheduler_log =
+      ReadFile(absl::StrCat(dir_, "/faulty/attempt-", last_attempt, "/scheduler.log"));
+  EXPECT_NE(scheduler_log.find("rolling back to checkpoint"), std::string::npos);
+  const std::regex opened(
+      R"(work queue '([^']+)' opened by [^:]*: ([0-9]+) chunks, ([0-9]+) already finished)");
+  const std::regex finished(R"(work queue '([^']+)': chunk ([0-9]+) finished by)");
+  std::map<std::string, std::pair<int, int>> queues;  // chunks, already finished
+  std::map<std::string, std::multiset<int>> trained;
+  for (std::sregex_iterator it(scheduler_log.begin(), scheduler_log.end(), opened), end; it != end;
+       ++it) {
+    queues[(*it)[1]] = {std::stoi((*it)[2]), std::stoi((*it)[3])};
+  }
+  for (std::sregex_iterator it(scheduler_log.begin(), scheduler_log.end(), finished), end;
+       it != end; ++it) {
+    trained[(*it)[1]].insert(std::stoi((*it)[2]));
+  }
+  ASSERT_EQ(queues.size(), 12u);  // one per epoch
+  int restored = 0;
+  for (const auto& [queue, counts] : queues) {
+    const std::multiset<int>& chunks = trained[queue];
+    EXPECT_EQ(static_cast<int>(chunks.size()), counts.first - counts.second) << queue;
+    EXPECT_EQ(std::set<int>(chunks.begin(), chunks.end()).size(), chunks.size())
+        << queue << ": a chunk was trained twice";
+    restored += counts.second;
+  }
+  EXPECT_GT(restored, 0) << "the last attempt restored no finished chunk";
+
+  const double faulty_auc = FinalClickAuc("faulty");
+  std::cout << "killed " << server << " and " << worker << "; " << last_attempt
+            << " attempts; the last restored " << restored << " finished chunks; click AUC "
+            << faulty_auc << " (without faults " << clean_auc << ")\n";
+  EXPECT_GE(clean_auc, 0.75);
+  EXPECT_NEAR(faulty_auc, clean_auc, 0.01);
+}
+
+}  // namespace
+}  // namespace granary
