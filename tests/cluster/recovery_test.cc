@@ -1,7 +1,7 @@
 // Recovery from kill -9 (DESIGN.md "Durability and recovery"): launch/local.sh --restarts
 // supervises a training run with consistent checkpoints; the test kills a random server and a
-// random worker (SIGKILL, by pid, only processes its own launcher started) once the first
-// checkpoint exists. The run must complete, train every chunk exactly once after the
+// random worker, or the scheduler (SIGKILL, by pid, only processes its own launcher started) once
+// the first checkpoint exists. The run must complete, train every chunk exactly once after the
 // checkpoint it rolled back to, and end within 0.01 AUC of the same run without faults.
 #include <signal.h>
 #include <unistd.h>
@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
@@ -94,10 +95,14 @@ class RecoveryTest : public ::testing::Test {
     return match.empty() ? -1 : std::stod(match[1]);
   }
 
+  void RunWithKills(const std::vector<std::string>& victims);
+
   std::string dir_;
 };
 
-TEST_F(RecoveryTest, KilledServerAndWorkerRollBackAndTheRunFinishesAsWithoutFaults) {
+// Runs "clean" (no faults) and "faulty" (killing `victims` of the first attempt once the first
+// checkpoint exists) and checks what the file comment promises.
+void RecoveryTest::RunWithKills(const std::vector<std::string>& victims) {
   constexpr absl::Duration kRunTimeout = absl::Seconds(300);
   absl::StatusOr<ChildProcess> clean = StartRun("clean");
   ASSERT_TRUE(clean.ok()) << clean.status();
@@ -119,12 +124,10 @@ TEST_F(RecoveryTest, KilledServerAndWorkerRollBackAndTheRunFinishesAsWithoutFaul
     ASSERT_GE(fields.size(), 2u) << line;
     pids[fields[0]] = std::stoi(fields[1]);
   }
-  std::mt19937 rng(static_cast<unsigned>(getpid()));
-  const std::string server = absl::StrCat("server-", rng() % 2);
-  const std::string worker = absl::StrCat("worker-", rng() % 2);
-  ASSERT_TRUE(pids.count(server) && pids.count(worker));
-  ASSERT_EQ(kill(pids[server], SIGKILL), 0) << server;
-  ASSERT_EQ(kill(pids[worker], SIGKILL), 0) << worker;
+  for (const std::string& victim : victims) {
+    ASSERT_TRUE(pids.count(victim)) << victim;
+    ASSERT_EQ(kill(pids[victim], SIGKILL), 0) << victim;
+  }
 
   ASSERT_EQ(faulty->WaitForExit(kRunTimeout), 0) << faulty->ReadLog();
   const std::string launcher = faulty->ReadLog();
@@ -166,11 +169,21 @@ TEST_F(RecoveryTest, KilledServerAndWorkerRollBackAndTheRunFinishesAsWithoutFaul
   EXPECT_GT(restored, 0) << "the last attempt restored no finished chunk";
 
   const double faulty_auc = FinalClickAuc("faulty");
-  std::cout << "killed " << server << " and " << worker << "; " << last_attempt
+  std::cout << "killed " << absl::StrJoin(victims, " and ") << "; " << last_attempt
             << " attempts; the last restored " << restored << " finished chunks; click AUC "
             << faulty_auc << " (without faults " << clean_auc << ")\n";
   EXPECT_GE(clean_auc, 0.75);
   EXPECT_NEAR(faulty_auc, clean_auc, 0.01);
+}
+
+TEST_F(RecoveryTest, KilledServerAndWorkerRollBackAndTheRunFinishesAsWithoutFaults) {
+  std::mt19937 rng(static_cast<unsigned>(getpid()));
+  RunWithKills({absl::StrCat("server-", rng() % 2), absl::StrCat("worker-", rng() % 2)});
+}
+
+// The scheduler restarts from its own manifest.
+TEST_F(RecoveryTest, KilledSchedulerRollsBackAndTheRunFinishesAsWithoutFaults) {
+  RunWithKills({"scheduler"});
 }
 
 }  // namespace
