@@ -31,71 +31,15 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=launch/lib/cluster.sh
 source "$repo/launch/lib/cluster.sh"
 
-restarts=0
-# shellcheck disable=SC2317  # invoked by parse_cluster_args
-parse_launcher_option() {
-  consumed=0
-  if [[ "$1" == --restarts ]]; then
-    (($# >= 2)) || die "--restarts needs a value"
-    restarts="$2"
-    consumed=2
-  fi
-}
+# local.sh has no options beyond the shared ones.
+parse_launcher_option() { consumed=0; }
 # shellcheck disable=SC2317  # invoked by signal_running
 signal_role() { kill "-$1" "$2" 2>/dev/null || true; }
 
 original_args=("$@")
 parse_cluster_args "$@"
-[[ "$restarts" =~ ^[0-9]+$ ]] || die "--restarts must be a number >= 0, got '$restarts'"
 
-# --- Supervision (--restarts): each attempt is this script without --restarts ----------------
-if ((restarts > 0)); then
-  prepare_run_dir
-  # The same arguments minus --restarts and --run_dir (role flags after -- unchanged).
-  attempt_args=()
-  skip_value=0
-  after_dashes=0
-  for arg in "${original_args[@]}"; do
-    if ((after_dashes)); then attempt_args+=("$arg"); continue; fi
-    if ((skip_value)); then skip_value=0; continue; fi
-    case "$arg" in
-      --) after_dashes=1; attempt_args+=("$arg") ;;
-      --restarts | --run_dir) skip_value=1 ;;
-      --restarts=* | --run_dir=*) ;;
-      *) attempt_args+=("$arg") ;;
-    esac
-  done
-  if [[ " ${scheduler_flags[*]} " != *" --checkpoint_dir="* ]]; then
-    say "warning: --restarts without --scheduler_flags \"--checkpoint_dir=...\": an attempt after a failure trains from scratch" >&2
-  fi
-  attempt_pid=""
-  # A signal stops the attempt in order and ends the supervision. The attempt gets SIGTERM: as a
-  # background child it ignores SIGINT.
-  # shellcheck disable=SC2317  # invoked by trap
-  forward_signal() {
-    if [[ -n "$attempt_pid" ]]; then kill -TERM "$attempt_pid" 2>/dev/null || true; fi
-    wait "$attempt_pid" 2>/dev/null || true
-    say "interrupted by SIG$1" >&2
-    exit $((128 + $(kill -l "$1")))
-  }
-  trap 'forward_signal INT' INT
-  trap 'forward_signal TERM' TERM
-  for ((attempt = 1; attempt <= restarts + 1; attempt++)); do
-    say "attempt $attempt of $((restarts + 1)) in $run_dir/attempt-$attempt"
-    "${BASH_SOURCE[0]}" --run_dir "$run_dir/attempt-$attempt" "${attempt_args[@]}" &
-    attempt_pid=$!
-    status=0
-    wait "$attempt_pid" || status=$?
-    attempt_pid=""
-    if ((status == 0)); then
-      say "attempt $attempt succeeded"
-      exit 0
-    fi
-    say "attempt $attempt failed (status $status)" >&2
-  done
-  say "FAILED: all $((restarts + 1)) attempts failed; logs in $run_dir/attempt-*" >&2
-  exit 1
-fi
+if ((restarts > 0)); then supervise_attempts "${BASH_SOURCE[0]}" "${original_args[@]}"; fi
 
 # --- Checks before anything starts (LESSONS.md, Operability): say which one failed ----------
 [[ -f "$config" && -r "$config" ]] || die "check failed: config file '$config' does not exist or is not readable"

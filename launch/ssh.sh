@@ -8,8 +8,14 @@
 #
 #   launch/ssh.sh HOSTFILE --servers N --workers M --config FILE [--job demo|idle|train]
 #                 [--run_dir DIR] [--bin_dir DIR] [--remote_dir DIR] [--scheduler_port PORT]
-#                 [--ssh "COMMAND"] [--timeout SECONDS] [--server_flags "FLAGS"]
-#                 [--worker_flags "FLAGS"] [-- FLAGS passed to every role]
+#                 [--ssh "COMMAND"] [--timeout SECONDS] [--scheduler_flags "FLAGS"]
+#                 [--server_flags "FLAGS"] [--worker_flags "FLAGS"] [--restarts N]
+#                 [-- FLAGS passed to every role]
+#
+# --restarts N: as in local.sh, a failed attempt (a role died or failed) stops the cluster and
+# starts it again, up to N times, in RUN_DIR/attempt-K; with --scheduler_flags
+# "--checkpoint_dir=DIR" (a folder every host sees) each attempt rolls back to the newest
+# consistent checkpoint.
 #
 # HOSTFILE: one host per line; `#` starts a comment. After the host name, optional hints:
 #   slots=N     at most N servers and workers on this host (default: no limit, spread evenly);
@@ -43,6 +49,7 @@ readonly USAGE="usage: launch/ssh.sh HOSTFILE --servers N --workers M --config F
        [--job demo|idle|train] [--run_dir DIR] [--bin_dir DIR] [--remote_dir DIR]
        [--scheduler_port PORT] [--ssh \"COMMAND\"] [--timeout SECONDS]
        [--scheduler_flags \"FLAGS\"] [--server_flags \"FLAGS\"] [--worker_flags \"FLAGS\"]
+       [--restarts N]
        [-- FLAGS for every role]"
 # An unreachable host fails the checks after this long instead of hanging them.
 readonly SSH_CONNECT_TIMEOUT_SECONDS=10
@@ -76,8 +83,14 @@ parse_launcher_option() {
       consumed=1 ;;
   esac
 }
+original_args=("$@")
 parse_cluster_args "$@"
 [[ -n "$hostfile" ]] || die "HOSTFILE is required"$'\n'"$USAGE"
+# Each attempt runs in RUN_DIR/attempt-K, and its roles in REMOTE_DIR (default: that folder).
+if ((restarts > 0)); then
+  [[ -z "$remote_dir" ]] || die "--restarts takes the default --remote_dir (each attempt's run folder)"
+  supervise_attempts "${BASH_SOURCE[0]}" "${original_args[@]}"
+fi
 ((${#ssh_words[@]} > 0)) || die "--ssh must name a command"
 if ! [[ "$scheduler_port" =~ ^[0-9]+$ ]] || ((scheduler_port > 65535)); then
   die "--scheduler_port must be a port number (0: any free one), got '$scheduler_port'"

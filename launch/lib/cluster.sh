@@ -54,6 +54,7 @@ parse_cluster_args() {
   bin_dir="$repo/build"
   timeout_seconds=600
   extra_flags=()
+  restarts=0
   scheduler_flags=()
   server_flags=()
   worker_flags=()
@@ -67,7 +68,7 @@ parse_cluster_args() {
         set -- "$option" "$value" "$@"
         continue ;;
       --servers | --workers | --config | --job | --run_dir | --bin_dir | --timeout | \
-        --scheduler_flags | --server_flags | --worker_flags)
+        --restarts | --scheduler_flags | --server_flags | --worker_flags)
         (($# >= 2)) || die "$1 needs a value"$'\n'"$USAGE"
         case "$1" in
           --servers) servers="$2" ;;
@@ -77,6 +78,7 @@ parse_cluster_args() {
           --run_dir) run_dir="$2" ;;
           --bin_dir) bin_dir="$2" ;;
           --timeout) timeout_seconds="$2" ;;
+          --restarts) restarts="$2" ;;
           --scheduler_flags) read -ra scheduler_flags <<<"$2" ;;
           --server_flags) read -ra server_flags <<<"$2" ;;
           --worker_flags) read -ra worker_flags <<<"$2" ;;
@@ -95,6 +97,62 @@ parse_cluster_args() {
   positive_int "$timeout_seconds" ||
     die "--timeout must be a positive integer, got '$timeout_seconds'"
   [[ -n "$config" ]] || die "--config is required"$'\n'"$USAGE"
+  [[ "$restarts" =~ ^[0-9]+$ ]] || die "--restarts must be a number >= 0, got '$restarts'"
+}
+
+# --- Supervision (--restarts N) -------------------------------------------------------------
+# Runs LAUNCHER ARGS... (the launcher's own path and its arguments) as attempts in
+# RUN_DIR/attempt-K, without --restarts: when an attempt fails (any process died or failed),
+# the whole cluster is started again, up to `restarts` times. With --scheduler_flags
+# "--checkpoint_dir=..." each attempt rolls back to the newest consistent checkpoint and trains
+# only the chunks not finished in it. Exits with the outcome; a signal stops the running attempt
+# in order and ends the supervision.
+supervise_attempts() {
+  local launcher="$1"
+  shift
+  prepare_run_dir
+  # The same arguments minus --restarts and --run_dir (role flags after -- unchanged).
+  local attempt_args=() skip_value=0 after_dashes=0 arg
+  for arg in "$@"; do
+    if ((after_dashes)); then attempt_args+=("$arg"); continue; fi
+    if ((skip_value)); then skip_value=0; continue; fi
+    case "$arg" in
+      --) after_dashes=1; attempt_args+=("$arg") ;;
+      --restarts | --run_dir) skip_value=1 ;;
+      --restarts=* | --run_dir=*) ;;
+      *) attempt_args+=("$arg") ;;
+    esac
+  done
+  if [[ " ${scheduler_flags[*]} " != *" --checkpoint_dir="* ]]; then
+    say "warning: --restarts without --scheduler_flags \"--checkpoint_dir=...\": an attempt after a failure trains from scratch" >&2
+  fi
+  attempt_pid=""
+  # The attempt gets SIGTERM: as a background child it ignores SIGINT.
+  # shellcheck disable=SC2317  # invoked by trap
+  forward_signal() {
+    if [[ -n "$attempt_pid" ]]; then kill -TERM "$attempt_pid" 2>/dev/null || true; fi
+    wait "$attempt_pid" 2>/dev/null || true
+    say "interrupted by SIG$1" >&2
+    exit $((128 + $(kill -l "$1")))
+  }
+  trap 'forward_signal INT' INT
+  trap 'forward_signal TERM' TERM
+  local attempt status
+  for ((attempt = 1; attempt <= restarts + 1; attempt++)); do
+    say "attempt $attempt of $((restarts + 1)) in $run_dir/attempt-$attempt"
+    "$launcher" --run_dir "$run_dir/attempt-$attempt" "${attempt_args[@]}" &
+    attempt_pid=$!
+    status=0
+    wait "$attempt_pid" || status=$?
+    attempt_pid=""
+    if ((status == 0)); then
+      say "attempt $attempt succeeded"
+      exit 0
+    fi
+    say "attempt $attempt failed (status $status)" >&2
+  done
+  say "FAILED: all $((restarts + 1)) attempts failed; logs in $run_dir/attempt-*" >&2
+  exit 1
 }
 
 # Creates the run folder (default run/<timestamp>, linked from run/latest) after checking that

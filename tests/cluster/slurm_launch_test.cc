@@ -289,6 +289,26 @@ TEST_F(SlurmJobTest, AFailedRoleFailsTheJobNamingTheRole) {
   EXPECT_TRUE(Contains(output, "slurm.sbatch: FAILED: ")) << output;
 }
 
+// --restarts: a failed step is started again in RUN_DIR/attempt-K; a role that fails every
+// time fails the job after the last attempt.
+TEST_F(SlurmJobTest, FailedStepIsStartedAgainUpToRestarts) {
+  std::unique_ptr<ChildProcess> sbatch = Start(
+      Sbatch({"--job=train", "--restarts=1", "--worker_flags=--job_config=/nonexistent/job.pbtxt"},
+             /*wait=*/true),
+      "sbatch");
+  std::optional<int> code = sbatch->WaitForExit(kJobTimeout);
+  ASSERT_TRUE(code.has_value()) << "sbatch --wait still running:\n" << sbatch->ReadLog();
+  std::string output = ReadFile(dir_ + "/job.out");
+  EXPECT_EQ(*code, 1) << sbatch->ReadLog() << output;
+  EXPECT_TRUE(Contains(output, "slurm.sbatch: attempt 1 failed; starting the cluster again"))
+      << output;
+  EXPECT_TRUE(Contains(output, "slurm.sbatch: attempt 2 of 2 in " + run_dir() + "/attempt-2"))
+      << output;
+  EXPECT_TRUE(Contains(ReadFile(run_dir() + "/attempt-2/worker-0.log"),
+                       "/nonexistent/job.pbtxt: cannot open config file"))
+      << output;
+}
+
 TEST_F(SlurmJobTest, TermToTheBatchShellShutsTheClusterDownInOrder) {
   std::unique_ptr<ChildProcess> sbatch = Start(Sbatch({"--job=idle"}, /*wait=*/false), "sbatch");
   ASSERT_EQ(sbatch->WaitForExit(kCommandTimeout), 0) << sbatch->ReadLog();
