@@ -89,8 +89,9 @@ done
 for required in day data_root model_dir job_config cluster_config; do
   [[ -n "${!required}" ]] || die "--${required/job_config/config} is required"$'\n'"$USAGE"
 done
-[[ "$day" =~ ^[0-9]{8}$ ]] && [[ "$(date -u -d "$day" +%Y%m%d 2>/dev/null)" == "$day" ]] ||
+if [[ ! "$day" =~ ^[0-9]{8}$ || "$(date -u -d "$day" +%Y%m%d 2>/dev/null)" != "$day" ]]; then
   die "--date '$day' is not a date YYYYMMDD"
+fi
 previous_day="$(date -u -d "${day:0:4}-${day:4:2}-${day:6:2} -1 day" +%Y%m%d)"
 command -v jq >/dev/null || die "check failed: jq is not installed (launch/install_deps.sh)"
 for file in "$job_config" "$cluster_config"; do
@@ -166,6 +167,12 @@ else
     --server_flags "$server_flags" \
     --worker_flags "--job_config=$job_config --data_dir=$day_input --output_dir=$attempt --evaluate_before_training $worker_flags" \
     -- "${extra_flags[@]}"; then
+    # Workers report their job done even when it failed, so the scheduler may have closed the
+    # day: a base of a failed run must not become the next day's start.
+    if [[ -e "$base" || -e "$close_report" ]]; then
+      rm -rf "$base" "$model_dir/deltas/$day" "$close_report"
+      say "discarded the base, delta and close report of $day: a process of its run failed" >&2
+    fi
     die "day $day failed; logs in $attempt. Run the same command again to resume it from $checkpoints"
   fi
   duration=$((SECONDS - start_seconds))

@@ -253,6 +253,58 @@ TEST_F(DailyTest, ThreeDaysOfDriftingIdsChainBasesAndDeltasAndEvictStaleIds) {
   EXPECT_EQ(Snapshot(), before);
 }
 
+TEST_F(DailyTest, ForceRetrainsAClosedDayFromThePreviousBase) {
+  std::string log;
+  ASSERT_EQ(RunDay(kDays[0], {"--cold_start"}, &log), 0) << log;
+  ASSERT_EQ(RunDay(kDays[1], {}, &log), 0) << log;
+  const std::string report = model_dir_ + "/reports/" + kDays[1] + ".json";
+  const std::string first = ReadFile(report);
+  ASSERT_EQ(RunDay(kDays[1], {"--force"}, &log), 0) << log;
+  EXPECT_TRUE(Contains(log, "--force: retraining 20261102 from the base of 20261101")) << log;
+  const std::string second = ReadFile(report);
+  EXPECT_NE(second, first);  // another run folder and duration
+  // The retrained day's delta still chains onto day 1's.
+  Rows served;
+  ApplyDeltas(kDays[0], &served);
+  ApplyDeltas(kDays[1], &served);
+  const int all_ids = kDrift + kIdsPerDay;
+  const std::vector<float> day2 = Pull(kDays[1], all_ids);
+  ASSERT_EQ(day2.size(), static_cast<size_t>(2 * all_ids));
+  for (int id = 0; id < all_ids; ++id) {
+    ASSERT_EQ(served.count(IdKey(id)), 1u) << "id " << id;
+    EXPECT_EQ(std::vector<float>(day2.begin() + 2 * id, day2.begin() + 2 * id + 2),
+              served[IdKey(id)])
+        << "id " << id;
+  }
+}
+
+TEST_F(DailyTest, FailedDayLeavesNoBaseAndSucceedsWhenRunAgain) {
+  // The job fails on every worker after the cluster formed: evaluating before training needs
+  // eval files, and this job has none.
+  std::string job = kJobConfig;
+  const std::string eval = "  eval_files: \"part-*\"\n";
+  job.erase(job.find(eval), eval.size());
+  std::ofstream(root_ + "/no_eval.pbtxt") << job;
+  std::string log;
+  EXPECT_NE(
+      RunDay(kDays[0], {"--cold_start", "--worker_flags=--job_config=" + root_ + "/no_eval.pbtxt"},
+             &log),
+      0);
+  EXPECT_TRUE(Contains(log, "evaluation before training needs eval files")) << log;
+  EXPECT_TRUE(Contains(log, "day 20261101 failed; logs in " + model_dir_ + "/runs/20261101/"))
+      << log;
+  // Workers report their job done even when it failed, so the scheduler closed the day.
+  EXPECT_TRUE(Contains(log, "discarded the base, delta and close report of 20261101")) << log;
+  EXPECT_FALSE(fs::exists(model_dir_ + "/bases/" + kDays[0]));
+  EXPECT_FALSE(fs::exists(model_dir_ + "/deltas/" + kDays[0]));
+  EXPECT_FALSE(fs::exists(model_dir_ + "/reports/" + kDays[0] + ".json"));
+  EXPECT_FALSE(fs::exists(model_dir_ + "/reports/" + kDays[0] + ".close.json"));
+
+  ASSERT_EQ(RunDay(kDays[0], {"--cold_start"}, &log), 0) << log;
+  EXPECT_TRUE(fs::exists(model_dir_ + "/bases/" + kDays[0] + "/MANIFEST"));
+  EXPECT_TRUE(fs::exists(model_dir_ + "/reports/" + kDays[0] + ".json"));
+}
+
 TEST_F(DailyTest, MissingPreviousBaseIsAnErrorNamingIt) {
   std::string log;
   EXPECT_NE(RunDay(kDays[1], {}, &log), 0);
