@@ -132,8 +132,10 @@ if [[ -d "$base" && -f "$close_report" ]]; then
   say "day $day is closed but has no report; writing it from its last run"
   attempt="$(find "$runs" -mindepth 1 -maxdepth 1 -type d ! -name checkpoints | sort | tail -n 1)"
   [[ -n "$attempt" ]] || die "check failed: no run of $day under $runs to report on"
-  duration=null
+  duration=null  # unknown: the run that closed the day ended before this script measured it
   resumed=false
+  previous_base="$model_dir/bases/$previous_day"
+  [[ -d "$previous_base" ]] || previous_base=""
 else
   previous_base="$model_dir/bases/$previous_day"
   base_flag=()

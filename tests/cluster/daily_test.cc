@@ -244,6 +244,18 @@ TEST_F(DailyTest, ThreeDaysOfDriftingIdsChainBasesAndDeltasAndEvictStaleIds) {
   EXPECT_TRUE(
       Contains(ReadFile(model_dir_ + "/reports/" + kDays[0] + ".json"), "\"previous_base\": null"));
 
+  // A day closed before its report was written (daily.sh killed) gets the report on a re-run,
+  // from the run that closed it, without training again.
+  const std::string day3_report = model_dir_ + "/reports/" + kDays[2] + ".json";
+  fs::remove(day3_report);
+  ASSERT_EQ(RunDay(kDays[2], {}, &log), 0) << log;
+  EXPECT_TRUE(Contains(log, "day 20261103 is closed but has no report")) << log;
+  EXPECT_FALSE(Contains(log, "training 20261103")) << log;
+  const std::string rewritten = ReadFile(day3_report);
+  EXPECT_TRUE(Contains(rewritten, "\"duration_seconds\": null")) << rewritten;
+  EXPECT_EQ(rewritten.substr(rewritten.find("\"close_seconds\"")),
+            report.substr(report.find("\"close_seconds\"")));
+
   // Re-running closed days changes nothing.
   const auto before = Snapshot();
   for (const std::string& day : {kDays[1], kDays[2]}) {
