@@ -7,18 +7,17 @@
 
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/config.h"
-#include "common/delta_file.h"
 #include "common/feature_key.h"
 #include "gtest/gtest.h"
 #include "tests/testing/child_process.h"
 #include "tests/testing/in_process_cluster.h"
+#include "tests/testing/served_rows.h"
 
 namespace granary {
 namespace {
@@ -89,9 +88,6 @@ bool Contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
-// Rows of table "emb" by key, as a serving copy would hold them.
-using Rows = std::map<uint64_t, std::vector<float>>;
-
 class DailyTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -138,26 +134,10 @@ class DailyTest : public ::testing::Test {
   }
 
   // Applies one day's delta files (every server's) to *rows.
-  void ApplyDeltas(const std::string& day, Rows* rows) {
-    int files = 0;
-    for (const auto& entry : fs::directory_iterator(model_dir_ + "/deltas/" + day)) {
-      ++files;
-      absl::StatusOr<std::unique_ptr<DeltaReader>> reader = DeltaReader::Open(entry.path());
-      ASSERT_TRUE(reader.ok()) << reader.status();
-      DeltaTableBlock block;
-      while (true) {
-        absl::StatusOr<bool> more = (*reader)->Next(&block);
-        ASSERT_TRUE(more.ok()) << more.status();
-        if (!*more) break;
-        if (block.table != "emb") continue;
-        for (size_t i = 0; i < block.keys.size(); ++i) {
-          (*rows)[block.keys[i]].assign(block.values.begin() + i * block.dim,
-                                        block.values.begin() + (i + 1) * block.dim);
-        }
-        for (uint64_t key : block.tombstones) rows->erase(key);
-      }
-    }
-    EXPECT_EQ(files, kServers) << day;
+  void ApplyDeltas(const std::string& day, ServedRows* rows) {
+    absl::StatusOr<int> files = ApplyDayDeltas(model_dir_ + "/deltas/" + day, "emb", rows);
+    ASSERT_TRUE(files.ok()) << files.status();
+    EXPECT_EQ(*files, kServers) << day;
   }
 
   // The "emb" values of ids [0, end), 2 per id, in a cluster that restores the base `day`
@@ -209,7 +189,7 @@ TEST_F(DailyTest, ThreeDaysOfDriftingIdsChainBasesAndDeltasAndEvictStaleIds) {
   // Day 1's delta holds all of day 1; days 2 and 3's deltas (tombstones included) hold what
   // changed since. Ids 0..19 were trained on day 1 only: evicted on day 3 (ttl 1 day).
   const int all_ids = kDrift * 2 + kIdsPerDay;
-  Rows served;
+  ServedRows served;
   ApplyDeltas(kDays[0], &served);
   EXPECT_EQ(served.size(), static_cast<size_t>(kIdsPerDay));
   ApplyDeltas(kDays[1], &served);
@@ -276,7 +256,7 @@ TEST_F(DailyTest, ForceRetrainsAClosedDayFromThePreviousBase) {
   const std::string second = ReadFile(report);
   EXPECT_NE(second, first);  // another run folder and duration
   // The retrained day's delta still chains onto day 1's.
-  Rows served;
+  ServedRows served;
   ApplyDeltas(kDays[0], &served);
   ApplyDeltas(kDays[1], &served);
   const int all_ids = kDrift + kIdsPerDay;
