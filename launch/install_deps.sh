@@ -15,6 +15,8 @@ readonly PACKAGES=(
   libeigen3-dev libabsl-dev
   libgtest-dev libgmock-dev
   libxxhash-dev zlib1g-dev
+  # Not for the build: launch/daily.sh writes its day report with jq.
+  jq
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

@@ -19,6 +19,9 @@ DEFINE_string(output_dir, ".", "--job=train: folder of the job's relative metric
 DEFINE_int32(threads, 1,
              "--job=train: compute threads, each training its own model replica on its own "
              "batches.");
+DEFINE_bool(evaluate_before_training, false,
+            "--job=train: first evaluate the model the run starts from on the eval files "
+            "(progressive validation; logged as epoch 0).");
 DEFINE_double(request_timeout, 60.0, "Seconds before an unanswered pull/push fails.");
 DEFINE_int32(demo_keys, 10000, "Keys the demo pushes and pulls.");
 DEFINE_int32(demo_rounds, 20, "Push rounds of the demo.");
@@ -71,6 +74,7 @@ int main(int argc, char** argv) {
     train.data_dir = FLAGS_data_dir;
     train.output_dir = FLAGS_output_dir;
     train.threads = FLAGS_threads;
+    train.evaluate_before_training = FLAGS_evaluate_before_training;
     granary::Trainer trainer(*std::move(job_spec), &worker, &client, train);
     std::vector<granary::EpochReport> reports;
     status = trainer.Run(&reports);

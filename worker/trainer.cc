@@ -100,6 +100,10 @@ absl::Status Trainer::Run(std::vector<EpochReport>* reports) {
   files = ExpandPatterns(spec_.job.training().eval_files(), options_.data_dir);
   if (!files.ok()) return files.status();
   eval_files_ = *std::move(files);
+  if (options_.evaluate_before_training && eval_files_.empty()) {
+    return absl::InvalidArgumentError(
+        "evaluation before training needs eval files; the job lists none");
+  }
   std::filesystem::path metrics(spec_.job.training().metrics_file());
   if (metrics.is_relative()) metrics = std::filesystem::path(options_.output_dir) / metrics;
   metrics_path_ = metrics.string();
@@ -128,6 +132,13 @@ absl::Status Trainer::Run(std::vector<EpochReport>* reports) {
             << eval_files_.size() << " eval files; " << options_.threads
             << " compute threads; metrics to " << metrics_path_;
 
+  if (options_.evaluate_before_training) {
+    EpochReport report;
+    report.threads = options_.threads;
+    absl::Status status = Evaluate(/*epoch=*/0, &report);
+    if (!status.ok()) return status;
+    reports->push_back(std::move(report));
+  }
   for (int epoch = 1; epoch <= static_cast<int>(spec_.job.training().epochs()); ++epoch) {
     EpochReport report;
     report.epoch = epoch;
@@ -506,8 +517,9 @@ absl::Status Trainer::MergeEvaluation(int epoch, EpochReport* report) {
         break;
     }
     LOG(INFO) << absl::StrFormat(
-        "epoch %d eval %s: %d samples, auc %s, log loss %s, accuracy %s, rmse %s", epoch,
-        metrics.task, metrics.count, FormatOptional(metrics.auc), FormatOptional(metrics.log_loss),
+        "epoch %d%s eval %s: %d samples, auc %s, log loss %s, accuracy %s, rmse %s", epoch,
+        epoch == 0 ? " (before training)" : "", metrics.task, metrics.count,
+        FormatOptional(metrics.auc), FormatOptional(metrics.log_loss),
         FormatOptional(metrics.accuracy), FormatOptional(metrics.rmse));
     json.push_back(absl::StrFormat(
         "\"%s\": {\"count\": %d, \"auc\": %s, \"log_loss\": %s, \"accuracy\": %s, \"rmse\": %s}",
@@ -515,16 +527,22 @@ absl::Status Trainer::MergeEvaluation(int epoch, EpochReport* report) {
         FormatOptional(metrics.accuracy), FormatOptional(metrics.rmse)));
     report->eval.push_back(std::move(metrics));
   }
-  std::vector<std::string> train_loss;
-  for (size_t k = 0; k < tasks.size(); ++k) {
-    train_loss.push_back(absl::StrFormat("\"%s\": %.6f", tasks[k].name(), report->train_loss[k]));
-  }
   std::ofstream out(metrics_path_, std::ios::app);
-  out << absl::StrFormat(
-      "{\"epoch\": %d, \"workers\": %d, \"threads\": %d, \"worker0_train_samples\": %d, "
-      "\"worker0_samples_per_second\": %.1f, \"worker0_train_loss\": {%s}, \"eval\": {%s}}\n",
-      epoch, num_workers_, report->threads, report->train_samples, report->samples_per_second,
-      absl::StrJoin(train_loss, ", "), absl::StrJoin(json, ", "));
+  if (epoch == 0) {
+    out << absl::StrFormat(
+        "{\"epoch\": 0, \"before_training\": true, \"workers\": %d, \"eval\": {%s}}\n",
+        num_workers_, absl::StrJoin(json, ", "));
+  } else {
+    std::vector<std::string> train_loss;
+    for (size_t k = 0; k < tasks.size(); ++k) {
+      train_loss.push_back(absl::StrFormat("\"%s\": %.6f", tasks[k].name(), report->train_loss[k]));
+    }
+    out << absl::StrFormat(
+        "{\"epoch\": %d, \"workers\": %d, \"threads\": %d, \"worker0_train_samples\": %d, "
+        "\"worker0_samples_per_second\": %.1f, \"worker0_train_loss\": {%s}, \"eval\": {%s}}\n",
+        epoch, num_workers_, report->threads, report->train_samples, report->samples_per_second,
+        absl::StrJoin(train_loss, ", "), absl::StrJoin(json, ", "));
+  }
   out.close();
   if (!out) return absl::DataLossError(absl::StrCat("cannot append to ", metrics_path_));
   return absl::OkStatus();

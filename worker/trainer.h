@@ -33,6 +33,12 @@
 // loss; MULTICLASS: accuracy and log loss; REGRESSION: RMSE), logs them and appends one JSON
 // line to the job's metrics file.
 //
+// Progressive validation (TrainerOptions::evaluate_before_training): before the first epoch the
+// model the run starts from (a restored base or checkpoint, or the initial values) is evaluated
+// on the eval files exactly like an epoch's evaluation, as epoch 0, so that a daily run scores
+// yesterday's model on today's data before it has seen any of it; its JSON line is marked
+// "before_training": true.
+//
 // Retrieval evaluation (models of the two-tower family, worker/retrieval_model.h, after the last
 // epoch): worker 0 runs the model over every batch of the train and eval files (not only its
 // share), ranks each positive eval sample's item against the whole item corpus
@@ -88,6 +94,8 @@ struct TrainerOptions {
   // Compute threads training at once on this worker, each with its own model replica (>= 1).
   int threads = 1;
   int64_t chunks = 0;  // work-queue chunks this worker finished
+  // Evaluate before training (epoch 0, see above); requires eval files.
+  bool evaluate_before_training = false;
 };
 
 // The merged evaluation of one task. Metrics undefined for the data (no labels; AUC without
@@ -102,7 +110,7 @@ struct TaskMetrics {
 };
 
 struct EpochReport {
-  int epoch = 0;  // from 1
+  int epoch = 0;  // from 1; 0 for the evaluation before training
   // This worker's training share.
   int64_t train_samples = 0;
   double train_seconds = 0;
@@ -120,7 +128,7 @@ struct EpochReport {
   // pulls and pushes, pushed gradients) and received (pulled rows and dense blocks).
   int64_t bytes_sent = 0;
   int64_t bytes_received = 0;
-  // This worker's mean training loss per task over the epoch, in task order.
+  // This worker's mean training loss per task over the epoch, in task order (empty for epoch 0).
   std::vector<double> train_loss;
   // Worker 0 only: the evaluation over all workers' predictions, in task order.
   std::vector<TaskMetrics> eval;
@@ -136,11 +144,12 @@ class Trainer {
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;
 
-  // Runs every epoch and its evaluation, appending one report per epoch to *reports.
+  // Runs the evaluation before training if asked, then every epoch and its evaluation,
+  // appending one report per evaluation or epoch to *reports.
   // InvalidArgument if options.threads < 1; FailedPrecondition if the cluster lacks the job's
-  // tables or their dims do not fit; NotFound if a file pattern matches nothing; otherwise the
-  // first error of reading, a pull, a push, a barrier or writing the metrics, naming what
-  // failed.
+  // tables or their dims do not fit; NotFound if a file pattern matches nothing; InvalidArgument if
+  // evaluate_before_training is set without eval files; otherwise the first error of reading, a
+  // pull, a push, a barrier or writing the metrics, naming what failed.
   absl::Status Run(std::vector<EpochReport>* reports);
 
  private:

@@ -5,14 +5,13 @@
 
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
-#include "common/delta_file.h"
 #include "common/feature_key.h"
 #include "gtest/gtest.h"
 #include "tests/testing/in_process_cluster.h"
+#include "tests/testing/served_rows.h"
 
 namespace granary {
 namespace {
@@ -25,29 +24,13 @@ std::vector<uint64_t> Keys(int begin, int end) {
   return keys;
 }
 
-// Rows of one table by key, as a serving copy would hold them.
-using Model = std::map<uint64_t, std::vector<float>>;
+using Model = ServedRows;
 
 // Applies the delta files of one day (every server's) to *model.
 void ApplyDeltas(const std::string& day_dir, Model* model) {
-  int files = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(day_dir)) {
-    ++files;
-    absl::StatusOr<std::unique_ptr<DeltaReader>> reader = DeltaReader::Open(entry.path());
-    ASSERT_TRUE(reader.ok()) << reader.status();
-    DeltaTableBlock block;
-    while (true) {
-      absl::StatusOr<bool> more = (*reader)->Next(&block);
-      ASSERT_TRUE(more.ok()) << more.status();
-      if (!*more) break;
-      for (size_t i = 0; i < block.keys.size(); ++i) {
-        (*model)[block.keys[i]].assign(block.values.begin() + i * block.dim,
-                                       block.values.begin() + (i + 1) * block.dim);
-      }
-      for (uint64_t key : block.tombstones) model->erase(key);
-    }
-  }
-  EXPECT_EQ(files, 2) << day_dir;  // one per server
+  absl::StatusOr<int> files = ApplyDayDeltas(day_dir, "emb", model);
+  ASSERT_TRUE(files.ok()) << files.status();
+  EXPECT_EQ(*files, 2) << day_dir;  // one per server
 }
 
 class DayCloseTest : public ::testing::Test {

@@ -1,0 +1,320 @@
+// Tests of launch/daily.sh: three consecutive days of generated data with drifting ids, each
+// trained by a real cluster on 127.0.0.1 (launch/local.sh) from the base the day before closed.
+// Checks the bases, that base of day 1 + deltas of days 2 and 3 = base of day 3 (read back by
+// restoring it), the eviction of ids not seen for more than ttl_days, the day report, the
+// error for a missing previous base and that re-running a closed day changes nothing.
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/config.h"
+#include "common/feature_key.h"
+#include "gtest/gtest.h"
+#include "tests/testing/child_process.h"
+#include "tests/testing/in_process_cluster.h"
+#include "tests/testing/served_rows.h"
+
+namespace granary {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kSource = GRANARY_SOURCE_DIR;
+const std::string kBin = GRANARY_BINARY_DIR;
+constexpr absl::Duration kDayTimeout = absl::Seconds(120);
+constexpr int kServers = 2;
+// Day d (from 0) holds ids kDrift * d .. kDrift * d + kIdsPerDay - 1, each kRowsPerId times.
+constexpr int kDrift = 20;
+constexpr int kIdsPerDay = 40;
+constexpr int kRowsPerId = 4;
+const std::vector<std::string> kDays = {"20261101", "20261102", "20261103"};
+
+// Initial rows are a function of the key and the seed: a key without a row reads as its initial
+// value. ttl of one day: on day 3, the ids last trained on day 1 are evicted.
+constexpr char kClusterConfig[] = R"(
+tables {
+  name: "emb"
+  dim: 2
+  initializer { kind: NORMAL scale: 0.1 seed: 7 }
+  optimizer { sgd { learning_rate: 0.5 } }
+  eviction { ttl_days: 1 }
+}
+tables {
+  name: "dense"
+  dim: 32
+  initializer { kind: ZEROS }
+  optimizer { adam { learning_rate: 0.01 } }
+}
+)";
+
+constexpr char kJobConfig[] = R"(
+dataset {
+  columns { name: "click" role: LABEL }
+  columns { name: "id" role: CATEGORICAL }
+}
+model {
+  embedding_dim: 2
+  sparse_table: "emb"
+  dense_table: "dense"
+  shared_bottom { fields: ["id"] bottom_mlp: [4] }
+  tasks { name: "click" head: BINARY label_column: "click" loss_weight: 1 hidden_sizes: [4] }
+}
+training {
+  batch_size: 16
+  epochs: 1
+  seed: 1
+  train_files: "part-*"
+  eval_files: "part-*"
+  metrics_file: "metrics.jsonl"
+  barrier_timeout_seconds: 60
+}
+)";
+
+uint64_t IdKey(int id) { return FeatureKey(FieldSeed("id"), std::to_string(id)); }
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+bool Contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+class DailyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = ::testing::TempDir() + "/granary-daily-XXXXXX";
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    root_ = fs::canonical(pattern).string();
+    model_dir_ = root_ + "/model";
+    std::ofstream(root_ + "/cluster.pbtxt") << kClusterConfig;
+    std::ofstream(root_ + "/job.pbtxt") << kJobConfig;
+    for (size_t d = 0; d < kDays.size(); ++d) {
+      fs::create_directories(root_ + "/data/" + kDays[d]);
+      std::ofstream part(root_ + "/data/" + kDays[d] + "/part-00000");
+      part << "click\tid\n";
+      for (int r = 0; r < kRowsPerId; ++r) {
+        for (int id = kDrift * d; id < static_cast<int>(kDrift * d) + kIdsPerDay; ++id) {
+          part << (id + r) % 2 << "\t" << id << "\n";
+        }
+      }
+    }
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  // Runs daily.sh for `day` with `more` arguments; returns its exit code, *log its output.
+  int RunDay(const std::string& day, const std::vector<std::string>& more, std::string* log) {
+    std::vector<std::string> argv = {kSource + "/launch/daily.sh",
+                                     "--date=" + day,
+                                     "--data_root=" + root_ + "/data",
+                                     "--model_dir=" + model_dir_,
+                                     "--config=" + root_ + "/job.pbtxt",
+                                     "--cluster_config=" + root_ + "/cluster.pbtxt",
+                                     "--servers=" + std::to_string(kServers),
+                                     "--workers=2",
+                                     "--bin_dir=" + kBin,
+                                     "--timeout=100"};
+    argv.insert(argv.end(), more.begin(), more.end());
+    const std::string log_path = absl::StrCat(root_, "/daily-", day, "-", ++runs_, ".log");
+    absl::StatusOr<ChildProcess> daily = ChildProcess::Start(argv, log_path);
+    EXPECT_TRUE(daily.ok()) << daily.status();
+    if (!daily.ok()) return -1;
+    std::optional<int> code = daily->WaitForExit(kDayTimeout);
+    *log = daily->ReadLog();
+    EXPECT_TRUE(code.has_value()) << "daily.sh " << day << " did not finish:\n" << *log;
+    return code.value_or(-1);
+  }
+
+  // Applies one day's delta files (every server's) to *rows.
+  void ApplyDeltas(const std::string& day, ServedRows* rows) {
+    absl::StatusOr<int> files = ApplyDayDeltas(model_dir_ + "/deltas/" + day, "emb", rows);
+    ASSERT_TRUE(files.ok()) << files.status();
+    EXPECT_EQ(*files, kServers) << day;
+  }
+
+  // The "emb" values of ids [0, end), 2 per id, in a cluster that restores the base `day`
+  // (none if empty).
+  std::vector<float> Pull(const std::string& day, int end) {
+    InProcessClusterOptions options;
+    options.num_servers = kServers;
+    options.num_workers = 1;
+    EXPECT_TRUE(ParseTextProto(kClusterConfig, "cluster", &options.config).ok());
+    options.data_dir = absl::StrCat(root_, "/read", day, "/data");
+    options.checkpoint_dir = absl::StrCat(root_, "/read", day, "/checkpoints");
+    options.day = "20991231";
+    if (!day.empty()) options.base_dir = model_dir_ + "/bases/" + day;
+    InProcessCluster cluster(options);
+    EXPECT_TRUE(cluster.Start().ok());
+    std::vector<uint64_t> keys;
+    for (int id = 0; id < end; ++id) keys.push_back(IdKey(id));
+    std::vector<float> values;
+    absl::Status status =
+        cluster.worker(0).Wait(cluster.worker(0).Pull("emb", keys, &values, PullMode::kEvaluate));
+    EXPECT_TRUE(status.ok()) << status;
+    return values;
+  }
+
+  // Every file under the model folder with its size and modification time.
+  std::map<std::string, std::pair<uintmax_t, fs::file_time_type>> Snapshot() const {
+    std::map<std::string, std::pair<uintmax_t, fs::file_time_type>> files;
+    for (const auto& entry : fs::recursive_directory_iterator(model_dir_)) {
+      files[entry.path().string()] = {entry.is_regular_file() ? entry.file_size() : 0,
+                                      entry.last_write_time()};
+    }
+    return files;
+  }
+
+  std::string root_;
+  std::string model_dir_;
+  int runs_ = 0;
+};
+
+TEST_F(DailyTest, ThreeDaysOfDriftingIdsChainBasesAndDeltasAndEvictStaleIds) {
+  std::string log;
+  ASSERT_EQ(RunDay(kDays[0], {"--cold_start"}, &log), 0) << log;
+  ASSERT_EQ(RunDay(kDays[1], {}, &log), 0) << log;
+  ASSERT_EQ(RunDay(kDays[2], {}, &log), 0) << log;
+  for (const std::string& day : kDays) {
+    EXPECT_TRUE(fs::exists(model_dir_ + "/bases/" + day + "/MANIFEST")) << day;
+  }
+
+  // Day 1's delta holds all of day 1; days 2 and 3's deltas (tombstones included) hold what
+  // changed since. Ids 0..19 were trained on day 1 only: evicted on day 3 (ttl 1 day).
+  const int all_ids = kDrift * 2 + kIdsPerDay;
+  ServedRows served;
+  ApplyDeltas(kDays[0], &served);
+  EXPECT_EQ(served.size(), static_cast<size_t>(kIdsPerDay));
+  ApplyDeltas(kDays[1], &served);
+  ApplyDeltas(kDays[2], &served);
+  for (int id = 0; id < all_ids; ++id) {
+    EXPECT_EQ(served.count(IdKey(id)), id < kDrift ? 0u : 1u) << "id " << id;
+  }
+  // Base of day 3 == what the deltas add up to; evicted rows read as new (initial) rows.
+  const std::vector<float> initial = Pull("", all_ids);
+  const std::vector<float> day3 = Pull(kDays[2], all_ids);
+  ASSERT_EQ(day3.size(), initial.size());
+  for (int id = 0; id < all_ids; ++id) {
+    auto row = served.find(IdKey(id));
+    const std::vector<float> expected =
+        row != served.end()
+            ? row->second
+            : std::vector<float>(initial.begin() + 2 * id, initial.begin() + 2 * id + 2);
+    EXPECT_EQ(std::vector<float>(day3.begin() + 2 * id, day3.begin() + 2 * id + 2), expected)
+        << "id " << id;
+  }
+
+  // The day report: evaluation before and after training, rows, evictions, deltas, samples.
+  const std::string report = ReadFile(model_dir_ + "/reports/" + kDays[2] + ".json");
+  for (const std::string& field : std::vector<std::string>{
+           "\"day\": \"20261103\"", "\"samples\": 160", "\"workers\": 2", "\"epochs\": 1",
+           "\"eval_before_training\": {", "\"eval_after_training\": {", "\"count\": 160",
+           "\"auc\": ", "\"rows_evicted\": 20", "\"table\": \"emb\",\n      \"rows_kept\": 60",
+           "\"tombstones\": 20",
+           "\"duration_seconds\": ", "\"previous_base\": \"" + model_dir_ + "/bases/20261102\""}) {
+    EXPECT_TRUE(Contains(report, field)) << field << " not in\n" << report;
+  }
+  EXPECT_TRUE(
+      Contains(ReadFile(model_dir_ + "/reports/" + kDays[0] + ".json"), "\"previous_base\": null"));
+
+  // A day closed before its report was written (daily.sh killed) gets the report on a re-run,
+  // from the run that closed it, without training again.
+  const std::string day3_report = model_dir_ + "/reports/" + kDays[2] + ".json";
+  fs::remove(day3_report);
+  ASSERT_EQ(RunDay(kDays[2], {}, &log), 0) << log;
+  EXPECT_TRUE(Contains(log, "day 20261103 is closed but has no report")) << log;
+  EXPECT_FALSE(Contains(log, "training 20261103")) << log;
+  const std::string rewritten = ReadFile(day3_report);
+  EXPECT_TRUE(Contains(rewritten, "\"duration_seconds\": null")) << rewritten;
+  EXPECT_EQ(rewritten.substr(rewritten.find("\"close_seconds\"")),
+            report.substr(report.find("\"close_seconds\"")));
+
+  // Re-running closed days changes nothing.
+  const auto before = Snapshot();
+  for (const std::string& day : {kDays[1], kDays[2]}) {
+    ASSERT_EQ(RunDay(day, {}, &log), 0) << log;
+    EXPECT_TRUE(Contains(log, "day " + day + " is already closed")) << log;
+  }
+  EXPECT_EQ(Snapshot(), before);
+}
+
+TEST_F(DailyTest, ForceRetrainsAClosedDayFromThePreviousBase) {
+  std::string log;
+  ASSERT_EQ(RunDay(kDays[0], {"--cold_start"}, &log), 0) << log;
+  ASSERT_EQ(RunDay(kDays[1], {}, &log), 0) << log;
+  const std::string report = model_dir_ + "/reports/" + kDays[1] + ".json";
+  const std::string first = ReadFile(report);
+  ASSERT_EQ(RunDay(kDays[1], {"--force"}, &log), 0) << log;
+  EXPECT_TRUE(Contains(log, "--force: retraining 20261102 from the base of 20261101")) << log;
+  const std::string second = ReadFile(report);
+  EXPECT_NE(second, first);  // another run folder and duration
+  // The retrained day's delta still chains onto day 1's.
+  ServedRows served;
+  ApplyDeltas(kDays[0], &served);
+  ApplyDeltas(kDays[1], &served);
+  const int all_ids = kDrift + kIdsPerDay;
+  const std::vector<float> day2 = Pull(kDays[1], all_ids);
+  ASSERT_EQ(day2.size(), static_cast<size_t>(2 * all_ids));
+  for (int id = 0; id < all_ids; ++id) {
+    ASSERT_EQ(served.count(IdKey(id)), 1u) << "id " << id;
+    EXPECT_EQ(std::vector<float>(day2.begin() + 2 * id, day2.begin() + 2 * id + 2),
+              served[IdKey(id)])
+        << "id " << id;
+  }
+}
+
+TEST_F(DailyTest, FailedDayLeavesNoBaseAndSucceedsWhenRunAgain) {
+  // The job fails on every worker after the cluster formed: evaluating before training needs
+  // eval files, and this job has none.
+  std::string job = kJobConfig;
+  const std::string eval = "  eval_files: \"part-*\"\n";
+  job.erase(job.find(eval), eval.size());
+  std::ofstream(root_ + "/no_eval.pbtxt") << job;
+  std::string log;
+  EXPECT_NE(
+      RunDay(kDays[0], {"--cold_start", "--worker_flags=--job_config=" + root_ + "/no_eval.pbtxt"},
+             &log),
+      0);
+  EXPECT_TRUE(Contains(log, "evaluation before training needs eval files")) << log;
+  EXPECT_TRUE(Contains(log, "day 20261101 failed; logs in " + model_dir_ + "/runs/20261101/"))
+      << log;
+  // Workers report their job done even when it failed, so the scheduler closed the day.
+  EXPECT_TRUE(Contains(log, "discarded the base, delta and close report of 20261101")) << log;
+  EXPECT_FALSE(fs::exists(model_dir_ + "/bases/" + kDays[0]));
+  EXPECT_FALSE(fs::exists(model_dir_ + "/deltas/" + kDays[0]));
+  EXPECT_FALSE(fs::exists(model_dir_ + "/reports/" + kDays[0] + ".json"));
+  EXPECT_FALSE(fs::exists(model_dir_ + "/reports/" + kDays[0] + ".close.json"));
+
+  ASSERT_EQ(RunDay(kDays[0], {"--cold_start"}, &log), 0) << log;
+  EXPECT_TRUE(fs::exists(model_dir_ + "/bases/" + kDays[0] + "/MANIFEST"));
+  EXPECT_TRUE(fs::exists(model_dir_ + "/reports/" + kDays[0] + ".json"));
+}
+
+TEST_F(DailyTest, MissingPreviousBaseIsAnErrorNamingIt) {
+  std::string log;
+  EXPECT_NE(RunDay(kDays[1], {}, &log), 0);
+  EXPECT_TRUE(Contains(log, "no base of the previous day 20261101: '" + model_dir_ +
+                                "/bases/20261101' does not exist"))
+      << log;
+  EXPECT_FALSE(fs::exists(model_dir_ + "/bases/" + kDays[1]));
+}
+
+TEST_F(DailyTest, BadArgumentsAreNamed) {
+  std::string log;
+  EXPECT_NE(RunDay("20261131", {}, &log), 0);
+  EXPECT_TRUE(Contains(log, "--date '20261131' is not a date YYYYMMDD")) << log;
+  EXPECT_NE(RunDay("20261104", {"--cold_start"}, &log), 0);
+  EXPECT_TRUE(
+      Contains(log, "no input for 20261104: nothing matches '" + root_ + "/data/20261104/part-*'"))
+      << log;
+}
+
+}  // namespace
+}  // namespace granary
