@@ -119,6 +119,19 @@ void AtnnModel::Backward(const ModelInput& base, std::vector<model::LossValue>* 
   generator_.Backward(d_items_, input.item_slots, *d_rows);
 }
 
+void AtnnModel::StartActiveUsers() {
+  user_vector_sum_.setZero();
+  user_vector_count_ = 0;
+}
+
+void AtnnModel::AddActiveUsers(const RetrievalInput& input) {
+  for (int b = 0; b < input.batch_size; ++b) {
+    if (!input.has_label[0][b]) continue;
+    user_vector_sum_ += user_vectors_->row(b).transpose().cast<double>();
+    ++user_vector_count_;
+  }
+}
+
 Matrix AtnnModel::mean_user_vector() const {
   Matrix mean = Matrix::Zero(1, user_vector_sum_.size());
   if (user_vector_count_ > 0) {

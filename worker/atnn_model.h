@@ -18,7 +18,8 @@
 // Popularity of new arrivals: mean over users of <u, v> is <mean u, v>, so a stored mean user
 // vector ranks any number of new items in O(d) each, without a pass over the users.
 // mean_user_vector() is the mean of the user vectors of every labelled training sample seen
-// on even steps (active users, weighted by activity).
+// on even steps (active users, weighted by activity), or, once the trainer recomputed it with
+// the final model (StartActiveUsers / AddActiveUsers), of every labelled training sample.
 //
 // Not thread-safe (as Model).
 #ifndef GRANARY_WORKER_ATNN_MODEL_H_
@@ -67,6 +68,10 @@ class AtnnModel : public RetrievalModel {
     PopularityScores(items, scores);
     return true;
   }
+  // The mean user vector restarts from the final model's vectors of the labelled samples
+  // passed to AddActiveUsers.
+  void StartActiveUsers() override;
+  void AddActiveUsers(const RetrievalInput& input) override;
 
   // [B, d] of the last Forward.
   const model::Matrix& encoder_vectors() const { return *encoder_vectors_; }

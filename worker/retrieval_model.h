@@ -58,6 +58,12 @@ class RetrievalModel : public Model {
                                  absl::Span<float> /*scores*/) const {
     return false;
   }
+  // Recomputes what NewItemPopularity needs from the final model: StartActiveUsers, then
+  // AddActiveUsers(input) after the Forward of every training batch. A replica that trained
+  // only its share of the input (or none: the work queue handed it no chunk) would otherwise
+  // know only the users it saw, with stale vectors.
+  virtual void StartActiveUsers() {}
+  virtual void AddActiveUsers(const RetrievalInput& /*input*/) {}
 };
 
 // Checks the parts every retrieval architecture shares: one BINARY task; the id columns are

@@ -565,12 +565,14 @@ absl::Status Trainer::EvaluateRetrieval(int epoch, EpochReport* report) {
       const auto& input = static_cast<const RetrievalInput&>(*slot.input);
       if (train) {
         evaluator.AddTrainBatch(input, *model);
+        model->AddActiveUsers(input);
       } else {
         evaluator.AddEvalBatch(input, *model);
       }
       return absl::OkStatus();
     });
   };
+  model->StartActiveUsers();
   absl::Status status = pass(train_files_, true);
   if (status.ok()) status = pass(eval_files_, false);
   if (!status.ok()) return status;
