@@ -19,6 +19,10 @@ DEFINE_string(output_dir, ".", "--job=train: folder of the job's relative metric
 DEFINE_int32(threads, 1,
              "--job=train: compute threads, each training its own model replica on its own "
              "batches.");
+DEFINE_int32(max_staleness, -1,
+             "--job=train: consistency. -1: the job's TrainingConfig.max_staleness (absent: "
+             "asynchronous); s >= 0: bounded staleness, no worker more than s batches ahead of "
+             "the slowest; 0: bulk-synchronous.");
 DEFINE_double(request_timeout, 60.0, "Seconds before an unanswered pull/push fails.");
 DEFINE_int32(demo_keys, 10000, "Keys the demo pushes and pulls.");
 DEFINE_int32(demo_rounds, 20, "Push rounds of the demo.");
@@ -31,6 +35,11 @@ int main(int argc, char** argv) {
   }
   if (FLAGS_job != "demo" && FLAGS_job != "train" && FLAGS_job != "idle") {
     LOG(ERROR) << "unknown --job=" << FLAGS_job << " (use demo, train or idle)";
+    return EXIT_FAILURE;
+  }
+  if (FLAGS_max_staleness < -1) {
+    LOG(ERROR) << "--max_staleness=" << FLAGS_max_staleness
+               << " must be >= 0, or -1 for the job's setting";
     return EXIT_FAILURE;
   }
   // A bad job config is reported before joining the cluster.
@@ -71,6 +80,7 @@ int main(int argc, char** argv) {
     train.data_dir = FLAGS_data_dir;
     train.output_dir = FLAGS_output_dir;
     train.threads = FLAGS_threads;
+    if (FLAGS_max_staleness >= 0) train.max_staleness = FLAGS_max_staleness;
     granary::Trainer trainer(*std::move(job_spec), &worker, &client, train);
     std::vector<granary::EpochReport> reports;
     status = trainer.Run(&reports);
