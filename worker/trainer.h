@@ -14,9 +14,9 @@
 // miss the pushes of the last batch or two. With a max_staleness s (the job's
 // TrainingConfig.max_staleness, or TrainerOptions.max_staleness) training is bounded-stale
 // (s = 0: bulk-synchronous) on the step clock of each epoch's work queue (worker/step_clock.h):
-// a batch is a step, its pulls are issued only once every worker still training finished
-// t - 1 - s steps, and a step counts as finished once its pushes are acknowledged. When that
-// gate is closed the next batch's pulls are deferred, instead of overlapping the computation,
+// a batch is a step, the pulls of step t are issued only once every worker still training
+// finished t - 1 - s steps, and a step counts as finished once its pushes are acknowledged. When
+// that gate is closed the next batch's pulls are deferred, instead of overlapping the computation,
 // until this thread's pushes are acknowledged and the others caught up. A worker done with
 // the epoch's queue, or dead, stops counting; each epoch's clock starts at 0.
 //
@@ -121,8 +121,9 @@ struct EpochReport {
   double samples_per_second = 0;
   // Where the epoch's time went on this worker, summed over its compute threads (so with n
   // threads the three add up to n * train_seconds): blocked on pulls (the next batch's rows
-  // were not back yet), blocked on the previous batch's pushes, and the rest (taking batches
-  // from the reader, preparing them, forward and backward).
+  // were not back yet; with max_staleness also waiting for slower workers), blocked on the
+  // previous batch's pushes, and the rest (taking batches from the reader, preparing them,
+  // forward and backward).
   double pull_wait_seconds = 0;
   double push_wait_seconds = 0;
   double compute_seconds = 0;
@@ -149,10 +150,10 @@ class Trainer {
   Trainer& operator=(const Trainer&) = delete;
 
   // Runs every epoch and its evaluation, appending one report per epoch to *reports.
-  // InvalidArgument if options.threads < 1; FailedPrecondition if the cluster lacks the job's
-  // tables or their dims do not fit; NotFound if a file pattern matches nothing; otherwise the
-  // first error of reading, a pull, a push, a barrier or writing the metrics, naming what
-  // failed.
+  // InvalidArgument if options.threads < 1 or options.max_staleness < 0; FailedPrecondition if the
+  // cluster lacks the job's tables or their dims do not fit; NotFound if a file pattern matches
+  // nothing; otherwise the first error of reading, a pull, a push, a barrier or writing the
+  // metrics, naming what failed.
   absl::Status Run(std::vector<EpochReport>* reports);
 
  private:
@@ -181,7 +182,7 @@ class Trainer {
     StepClock* clock = nullptr;     // while training with bounded staleness; else null
     model::Matrix d_rows;
     std::vector<model::LossValue> losses;
-    absl::Duration pull_wait;  // time blocked in FinishPulls, for the epoch report
+    absl::Duration pull_wait;  // blocked on pulls and the clock, for the epoch report
     absl::Duration push_wait;
     int64_t bytes_sent = 0;
     int64_t bytes_received = 0;
