@@ -248,7 +248,12 @@ absl::Status Trainer::ForEachBatch(Replica& replica, BatchSource& source, PullMo
       }
     }
   }
-  if (!status.ok()) source.Stop();
+  if (!status.ok()) {
+    source.Stop();
+    // This thread's unfinished steps never finish: the worker's other threads must not wait
+    // for them at the clock.
+    if (replica.clock != nullptr) replica.clock->Done();
+  }
   // Every request must finish before the slots it writes into are reused.
   for (int i = 0; i < 2; ++i) FinishPulls(&slots[i]).IgnoreError();
   absl::Status pushed = WaitPushes(replica);

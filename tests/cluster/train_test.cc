@@ -308,6 +308,14 @@ TEST(TrainTest, MissingTablesAndFilesAreNamedErrors) {
   EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
   EXPECT_NE(status.message().find("task 'classes'"), std::string::npos) << status;
   EXPECT_TRUE(reports.empty());
+
+  // The same in bulk-synchronous mode: the failing thread releases the clock, no thread waits.
+  trainer_options.max_staleness = 0;
+  Trainer bad_bsp(bad_label, &cluster.worker(0), &cluster.worker_client(0), trainer_options);
+  status = bad_bsp.Run(&reports);
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_NE(status.message().find("task 'classes'"), std::string::npos) << status;
+  EXPECT_TRUE(reports.empty());
   cluster.Stop();
 }
 
