@@ -252,6 +252,52 @@ absl::Status SchedulerClient::FinishChunk(const std::string& name, uint64_t chun
   return Call(std::move(request), timeout).status();
 }
 
+void SchedulerClient::ReportClock(const std::string& name, int64_t steps) {
+  proto::Header report = NewHeader(proto::CLOCK);
+  report.mutable_clock()->set_name(name);
+  report.mutable_clock()->set_step(steps);
+  Enqueue(std::move(report));
+}
+
+void SchedulerClient::ReportClockDone(const std::string& name) {
+  proto::Header report = NewHeader(proto::CLOCK);
+  report.mutable_clock()->set_name(name);
+  report.mutable_clock()->set_done(true);
+  Enqueue(std::move(report));
+}
+
+absl::Status SchedulerClient::WaitForClock(const std::string& name, int64_t steps,
+                                           absl::Duration timeout) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  auto reached = [&] {
+    auto clock = min_clocks_.find(name);
+    return steps <= (clock == min_clocks_.end() ? 0 : clock->second.step());
+  };
+  auto deadline = std::chrono::steady_clock::now() + absl::ToChronoMilliseconds(timeout);
+  changed_.wait_until(lock, deadline,
+                      [&] { return reached() || shutdown_requested_ || scheduler_lost_; });
+  if (reached()) return absl::OkStatus();
+  if (shutdown_requested_) {
+    return absl::AbortedError(absl::StrCat("clock '", name, "': shutting down"));
+  }
+  if (scheduler_lost_) {
+    return absl::UnavailableError(
+        absl::StrCat("clock '", name, "': scheduler ", options_.scheduler_address, " lost"));
+  }
+  auto clock = min_clocks_.find(name);
+  std::string behind = "every worker (no step reported yet)";
+  if (clock != min_clocks_.end()) {
+    behind.clear();
+    for (int rank : clock->second.behind()) {
+      absl::StrAppend(&behind, behind.empty() ? "worker " : ", worker ", rank);
+    }
+    absl::StrAppend(&behind, " at step ", clock->second.step());
+  }
+  return absl::DeadlineExceededError(
+      absl::StrCat("clock '", name, "': waited ", absl::FormatDuration(timeout),
+                   " for every worker to finish step ", steps, "; behind: ", behind));
+}
+
 absl::StatusOr<proto::Header> SchedulerClient::WaitForOrder(absl::Duration timeout) {
   std::unique_lock<std::mutex> lock(mutex_);
   auto deadline = std::chrono::steady_clock::now() + absl::ToChronoMilliseconds(timeout);
@@ -321,6 +367,12 @@ void SchedulerClient::HandleIncoming(Message&& message) {
     case proto::ERROR_REPLY: {
       std::lock_guard<std::mutex> lock(mutex_);
       DeliverReplyLocked(header);
+      break;
+    }
+    case proto::MIN_CLOCK: {
+      std::lock_guard<std::mutex> lock(mutex_);
+      min_clocks_[header.clock().name()] = header.clock();
+      changed_.notify_all();
       break;
     }
     case proto::CHECKPOINT:

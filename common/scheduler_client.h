@@ -86,6 +86,20 @@ class SchedulerClient {
   // Reports chunk `chunk_id` of queue `name` trained.
   absl::Status FinishChunk(const std::string& name, uint64_t chunk_id, absl::Duration timeout);
 
+  // Step clocks (scheduler/scheduler.h "Step clocks"; bounded staleness). Reports return at
+  // once: the report travels in the background.
+
+  // This worker finished `steps` steps of clock `name` (counted from 0, never decreasing).
+  void ReportClock(const std::string& name, int64_t steps);
+  // This worker trains no more steps of clock `name`: it stops holding the others back.
+  void ReportClockDone(const std::string& name);
+  // Blocks until the minimum of clock `name` over the workers that count is >= `steps`;
+  // returns at once (no round trip) if the last minimum the scheduler pushed already is.
+  // Before any push a clock's minimum is 0. DeadlineExceeded after `timeout`, naming the
+  // workers at the minimum; Aborted once shutdown started; Unavailable if the scheduler is
+  // lost.
+  absl::Status WaitForClock(const std::string& name, int64_t steps, absl::Duration timeout);
+
   // The next order of the scheduler to this node (CHECKPOINT), in arrival order. Blocks until
   // one arrives; Aborted once shutdown is ordered, Unavailable if the scheduler is lost,
   // DeadlineExceeded after `timeout`. Orders may take long: they are carried out on the
@@ -134,7 +148,8 @@ class SchedulerClient {
   std::map<uint64_t, std::optional<proto::Header>> calls_;
   // Chunks handed to this worker whose NEXT_CHUNK call had given up, by queue name.
   std::map<std::string, std::deque<proto::Chunk>> unclaimed_chunks_;
-  std::deque<proto::Header> orders_;  // from the scheduler, not yet taken
+  std::deque<proto::Header> orders_;                // from the scheduler, not yet taken
+  std::map<std::string, proto::Clock> min_clocks_;  // the last MIN_CLOCK of each clock
   std::function<void(const proto::NodeInfo&)> node_dead_callback_;
   zmq::socket_t wakeup_sender_;  // guarded by mutex_
 

@@ -116,6 +116,7 @@ absl::Status Scheduler::Run() {
       HandleMessage(routing_id, std::move(message));
     }
     if (formed_) CheckHeartbeats();
+    PublishClocks();
     AdvanceCheckpoint();
     AdvanceDayClose();
   }
@@ -180,6 +181,10 @@ void Scheduler::HandleMessage(const std::string& routing_id, Message&& message) 
       if (!checkpoint_.has_value()) {
         RequestCheckpoint(absl::StrCat("requested by ", DescribeSender(header, "control client")));
       }
+      return;
+    case proto::CLOCK:
+      if (member == members_.end() || member->second.info.role() != proto::WORKER) break;
+      HandleClockReport(member->second, header);
       return;
     case proto::OPEN_QUEUE:
     case proto::NEXT_CHUNK:

@@ -12,6 +12,18 @@
 // chunk or "drained", or held until a chunk comes free, e.g. one requeued from a worker that
 // died) and report them finished (CHUNK_DONE).
 //
+// Step clocks (bounded staleness, DESIGN.md "Consistency"): a worker reports, without waiting
+// for an answer, how many steps (batches) of a clock it finished (CLOCK with the count), and
+// that it is done with the clock (CLOCK with done). A clock's minimum is taken over the
+// workers that count: alive, not finished with their job, not done with the clock, and not
+// idle in a held NEXT_CHUNK of the work queue of the clock's name (a worker waiting for a
+// chunk trains nothing, so it must not hold the others back); a worker that has not reported
+// counts with 0 steps, and the minimum without any worker is INT64_MAX. Whenever a minimum
+// changes (a report, a death, a worker going idle or getting a chunk) the scheduler pushes it
+// to every live worker (MIN_CLOCK, with the ranks at the minimum), so a worker waits for the
+// others only when it is actually ahead and never polls. A clock every live worker is done
+// with is forgotten.
+//
 // With a checkpoint_dir it takes consistent checkpoints (DESIGN.md "Durability and
 // recovery"): every checkpoint_every_chunks finished chunks, every checkpoint_every, whenever
 // a queue drains (an epoch or a day ends) and on CHECKPOINT_NOW (granary_ctl checkpoint). It
@@ -119,6 +131,17 @@ class Scheduler {
   void FormCluster();
   void HandleBarrier(const std::string& routing_id, const proto::Header& header);
   void HandleQueueRequest(const Member& member, const proto::Header& header);
+  // Step clocks (scheduler_clock.cc).
+  struct StepClock {
+    std::map<int, int64_t> steps;  // finished steps, by worker rank
+    std::set<int> done;            // ranks done with the clock
+    int64_t published = -1;        // the minimum last pushed (-1: none yet; workers assume 0)
+  };
+  void HandleClockReport(const Member& member, const proto::Header& header);
+  bool CountsForClock(const Member& member, const std::string& name, const StepClock& clock) const;
+  // Pushes every clock whose minimum changed to the live workers; called after every round
+  // of messages and liveness checks.
+  void PublishClocks();
   // Checkpoints (scheduler_checkpoint.cc).
   absl::Status RestoreNewestCheckpoint();
   // Marks the chunks the restored manifest records for `queue` finished. FailedPrecondition
@@ -174,6 +197,7 @@ class Scheduler {
     proto::Header header;
   };
   std::map<std::string, std::vector<HeldRequest>> held_requests_;  // NEXT_CHUNK, by queue
+  std::map<std::string, StepClock> clocks_;                        // by name
 
   std::unique_ptr<CheckpointStore> checkpoints_;  // null without checkpoint_dir
   // The manifest the run restored, if any: queues opened again take their progress from it.

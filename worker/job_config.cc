@@ -262,6 +262,10 @@ absl::Status ValidateJobConfig(const proto::JobConfig& job, const proto::Dataset
   if (training.has_barrier_timeout_seconds() && !(training.barrier_timeout_seconds() > 0)) {
     return Invalid(training_at.At("barrier_timeout_seconds"), "must be > 0");
   }
+  if (training.has_max_staleness() && training.max_staleness() < 0) {
+    return Invalid(training_at.At("max_staleness"),
+                   "max_staleness must be >= 0 (omit it for asynchronous training)");
+  }
   return absl::OkStatus();
 }
 

@@ -22,6 +22,10 @@ DEFINE_int32(threads, 1,
 DEFINE_bool(evaluate_before_training, false,
             "--job=train: first evaluate the model the run starts from on the eval files "
             "(progressive validation; logged as epoch 0).");
+DEFINE_int32(max_staleness, -1,
+             "--job=train: consistency. -1: the job's TrainingConfig.max_staleness (absent: "
+             "asynchronous); s >= 0: bounded staleness, no worker more than s batches ahead of "
+             "the slowest; 0: bulk-synchronous.");
 DEFINE_double(request_timeout, 60.0, "Seconds before an unanswered pull/push fails.");
 DEFINE_int32(demo_keys, 10000, "Keys the demo pushes and pulls.");
 DEFINE_int32(demo_rounds, 20, "Push rounds of the demo.");
@@ -34,6 +38,11 @@ int main(int argc, char** argv) {
   }
   if (FLAGS_job != "demo" && FLAGS_job != "train" && FLAGS_job != "idle") {
     LOG(ERROR) << "unknown --job=" << FLAGS_job << " (use demo, train or idle)";
+    return EXIT_FAILURE;
+  }
+  if (FLAGS_max_staleness < -1) {
+    LOG(ERROR) << "--max_staleness=" << FLAGS_max_staleness
+               << " must be >= 0, or -1 for the job's setting";
     return EXIT_FAILURE;
   }
   // A bad job config is reported before joining the cluster.
@@ -75,6 +84,7 @@ int main(int argc, char** argv) {
     train.output_dir = FLAGS_output_dir;
     train.threads = FLAGS_threads;
     train.evaluate_before_training = FLAGS_evaluate_before_training;
+    if (FLAGS_max_staleness >= 0) train.max_staleness = FLAGS_max_staleness;
     granary::Trainer trainer(*std::move(job_spec), &worker, &client, train);
     std::vector<granary::EpochReport> reports;
     status = trainer.Run(&reports);

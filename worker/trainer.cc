@@ -166,6 +166,16 @@ absl::StatusOr<BatchSource::Take> Trainer::StartBatch(Replica& replica, BatchSou
   }
   absl::Status status = replica.model->Prepare(*batch, slot->input.get());
   if (!status.ok()) return status;
+  slot->pull_deferred = false;
+  if (replica.clock != nullptr && mode == PullMode::kTrain) {
+    slot->step = replica.clock->Begin();
+    slot->pull_deferred = !replica.clock->MayStart(slot->step);
+  }
+  if (!slot->pull_deferred) IssuePulls(replica, mode, slot);
+  return BatchSource::Take::kBatch;
+}
+
+void Trainer::IssuePulls(Replica& replica, PullMode mode, Slot* slot) {
   const proto::ModelConfig& config = spec_.job.model();
   slot->rows_request = kv_->Pull(config.sparse_table(), slot->input->keys, &slot->rows, mode);
   slot->dense_request = kv_->Pull(config.dense_table(), dense_keys_, &slot->dense, mode);
@@ -178,7 +188,15 @@ absl::StatusOr<BatchSource::Take> Trainer::StartBatch(Replica& replica, BatchSou
          static_cast<int64_t>(replica.grads.size())) *
         static_cast<int64_t>(sizeof(float));
   }
-  return BatchSource::Take::kBatch;
+}
+
+absl::Status Trainer::StartDeferredPulls(Replica& replica, PullMode mode, Slot* slot) {
+  if (!slot->pull_deferred) return absl::OkStatus();
+  slot->pull_deferred = false;
+  absl::Status status = WaitPushes(replica);
+  if (status.ok()) status = replica.clock->WaitToStart(slot->step);
+  if (status.ok()) IssuePulls(replica, mode, slot);
+  return status;
 }
 
 absl::Status Trainer::FinishPulls(Slot* slot) {
@@ -198,6 +216,9 @@ absl::Status Trainer::WaitPushes(Replica& replica) {
   replica.pushes.clear();
   if (status.ok()) {
     for (int64_t ticket : replica.pushed) replica.source->Done(ticket);
+    if (replica.clock != nullptr) {
+      replica.clock->Finished(static_cast<int64_t>(replica.pushed.size()));
+    }
   }
   replica.pushed.clear();
   return status;
@@ -223,7 +244,8 @@ absl::Status Trainer::ForEachBatch(Replica& replica, BatchSource& source, PullMo
   for (int current = 0; status.ok() && *have == Take::kBatch; current = 1 - current) {
     have = StartBatch(replica, source, mode, /*may_wait=*/false, &batch, &slots[1 - current]);
     const absl::Time waiting = absl::Now();
-    status = FinishPulls(&slots[current]);
+    status = StartDeferredPulls(replica, mode, &slots[current]);
+    if (status.ok()) status = FinishPulls(&slots[current]);
     replica.pull_wait += absl::Now() - waiting;
     if (status.ok()) status = step(replica, slots[current]);
     if (status.ok()) status = have.status();
@@ -237,7 +259,12 @@ absl::Status Trainer::ForEachBatch(Replica& replica, BatchSource& source, PullMo
       }
     }
   }
-  if (!status.ok()) source.Stop();
+  if (!status.ok()) {
+    source.Stop();
+    // This thread's unfinished steps never finish: the worker's other threads must not wait
+    // for them at the clock.
+    if (replica.clock != nullptr) replica.clock->Done();
+  }
   // Every request must finish before the slots it writes into are reused.
   for (int i = 0; i < 2; ++i) FinishPulls(&slots[i]).IgnoreError();
   absl::Status pushed = WaitPushes(replica);
@@ -302,8 +329,9 @@ absl::Status Trainer::TrainEpoch(int epoch, EpochReport* report) {
     replica->bytes_sent = replica->bytes_received = 0;
   }
   const proto::TrainingConfig& training = spec_.job.training();
+  const std::string queue_name = absl::StrCat("train-epoch-", epoch);
   absl::StatusOr<proto::WorkQueueSpec> queue =
-      MakeWorkQueueSpec(absl::StrCat("train-epoch-", epoch), train_files_,
+      MakeWorkQueueSpec(queue_name, train_files_,
                         training.has_chunk_bytes() ? training.chunk_bytes() : kDefaultChunkBytes);
   if (!queue.ok()) return queue.status();
   ReaderOptions reader_options;
@@ -353,6 +381,20 @@ absl::Status Trainer::TrainEpoch(int epoch, EpochReport* report) {
     return absl::OkStatus();
   };
 
+  // Bounded staleness: the epoch's clock; reports this worker done with it when it goes out of
+  // scope, however the epoch ends.
+  const int max_staleness =
+      options_.max_staleness.value_or(training.has_max_staleness() ? training.max_staleness() : -1);
+  if (options_.max_staleness.has_value() && *options_.max_staleness < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_staleness must be >= 0, not ", *options_.max_staleness));
+  }
+  std::optional<StepClock> clock;
+  if (max_staleness >= 0) {
+    clock.emplace(scheduler_, queue_name, max_staleness,
+                  absl::Seconds(training.barrier_timeout_seconds()));
+  }
+  for (auto& replica : replicas_) replica->clock = clock.has_value() ? &*clock : nullptr;
   std::vector<absl::Status> statuses(replicas_.size());
   std::vector<std::thread> threads;
   for (size_t t = 1; t < replicas_.size(); ++t) {
@@ -361,6 +403,7 @@ absl::Status Trainer::TrainEpoch(int epoch, EpochReport* report) {
   }
   statuses[0] = ForEachBatch(*replicas_[0], source, PullMode::kTrain, step);
   for (std::thread& thread : threads) thread.join();
+  for (auto& replica : replicas_) replica->clock = nullptr;
   for (const absl::Status& status : statuses) {
     if (!status.ok()) return status;
   }

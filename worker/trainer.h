@@ -8,8 +8,17 @@
 // table, runs forward and backward, and pushes the row gradients and the dense gradient; the
 // servers apply the optimizers. The pulls of batch t + 1 are issued before batch t is
 // computed (the reader parses further ahead on its own thread), so the network round trip
-// overlaps the computation; pushes are waited one batch later. Consistency is asynchronous
-// (DESIGN.md): a batch may read rows that miss the pushes of the last batch or two.
+// overlaps the computation; pushes are waited one batch later.
+//
+// Consistency (DESIGN.md "Consistency"): asynchronous by default, a batch may read rows that
+// miss the pushes of the last batch or two. With a max_staleness s (the job's
+// TrainingConfig.max_staleness, or TrainerOptions.max_staleness) training is bounded-stale
+// (s = 0: bulk-synchronous) on the step clock of each epoch's work queue (worker/step_clock.h):
+// a batch is a step, the pulls of step t are issued only once every worker still training
+// finished t - 1 - s steps, and a step counts as finished once its pushes are acknowledged. When
+// that gate is closed the next batch's pulls are deferred, instead of overlapping the computation,
+// until this thread's pushes are acknowledged and the others caught up. A worker done with
+// the epoch's queue, or dead, stops counting; each epoch's clock starts at 0.
 //
 // Data split: training input goes through the scheduler's work queue (worker/batch_source.h,
 // QueueBatchSource): each epoch is a queue "train-epoch-<E>" of chunks of the train files; an
@@ -81,6 +90,7 @@
 #include "worker/model.h"
 #include "worker/reader.h"
 #include "worker/retrieval_evaluator.h"
+#include "worker/step_clock.h"
 
 namespace granary {
 
@@ -93,9 +103,10 @@ struct TrainerOptions {
   int prefetch_batches = 4;
   // Compute threads training at once on this worker, each with its own model replica (>= 1).
   int threads = 1;
-  int64_t chunks = 0;  // work-queue chunks this worker finished
   // Evaluate before training (epoch 0, see above); requires eval files.
   bool evaluate_before_training = false;
+  // If set (>= 0), overrides the job's TrainingConfig.max_staleness (absent there: async).
+  std::optional<int> max_staleness;
 };
 
 // The merged evaluation of one task. Metrics undefined for the data (no labels; AUC without
@@ -117,8 +128,9 @@ struct EpochReport {
   double samples_per_second = 0;
   // Where the epoch's time went on this worker, summed over its compute threads (so with n
   // threads the three add up to n * train_seconds): blocked on pulls (the next batch's rows
-  // were not back yet), blocked on the previous batch's pushes, and the rest (taking batches
-  // from the reader, preparing them, forward and backward).
+  // were not back yet; with max_staleness also waiting for slower workers), blocked on the
+  // previous batch's pushes, and the rest (taking batches from the reader, preparing them,
+  // forward and backward).
   double pull_wait_seconds = 0;
   double push_wait_seconds = 0;
   double compute_seconds = 0;
@@ -146,10 +158,11 @@ class Trainer {
 
   // Runs the evaluation before training if asked, then every epoch and its evaluation,
   // appending one report per evaluation or epoch to *reports.
-  // InvalidArgument if options.threads < 1; FailedPrecondition if the cluster lacks the job's
-  // tables or their dims do not fit; NotFound if a file pattern matches nothing; InvalidArgument if
-  // evaluate_before_training is set without eval files; otherwise the first error of reading, a
-  // pull, a push, a barrier or writing the metrics, naming what failed.
+  // InvalidArgument if options.threads < 1 or options.max_staleness < 0, or if
+  // evaluate_before_training is set without eval files; FailedPrecondition if the cluster lacks
+  // the job's tables or their dims do not fit; NotFound if a file pattern matches nothing;
+  // otherwise the first error of reading, a pull, a push, a barrier or writing the metrics,
+  // naming what failed.
   absl::Status Run(std::vector<EpochReport>* reports);
 
  private:
@@ -160,8 +173,10 @@ class Trainer {
     std::vector<float> dense;  // the dense table's blocks: offsets from the initial values
     int64_t rows_request = 0;
     int64_t dense_request = 0;
-    bool pulling = false;  // requests issued and not yet waited
-    int64_t ticket = 0;    // the batch's BatchSource ticket
+    bool pulling = false;        // requests issued and not yet waited
+    int64_t ticket = 0;          // the batch's BatchSource ticket
+    int64_t step = 0;            // the batch's step on the replica's clock, if any
+    bool pull_deferred = false;  // the clock did not let its pulls start yet
   };
   // What one compute thread owns: a model replica and its buffers.
   struct Replica {
@@ -173,9 +188,10 @@ class Trainer {
     std::vector<int64_t> pushes;    // push requests not yet waited
     std::vector<int64_t> pushed;    // BatchSource tickets of the batches those pushes carry
     BatchSource* source = nullptr;  // of the batches being trained
+    StepClock* clock = nullptr;     // while training with bounded staleness; else null
     model::Matrix d_rows;
     std::vector<model::LossValue> losses;
-    absl::Duration pull_wait;  // time blocked in FinishPulls, for the epoch report
+    absl::Duration pull_wait;  // blocked on pulls and the clock, for the epoch report
     absl::Duration push_wait;
     int64_t bytes_sent = 0;
     int64_t bytes_received = 0;
@@ -189,6 +205,11 @@ class Trainer {
   // end of the input.
   absl::StatusOr<BatchSource::Take> StartBatch(Replica& replica, BatchSource& source, PullMode mode,
                                                bool may_wait, Batch* batch, Slot* slot);
+  // Issues the pulls of the batch in *slot.
+  void IssuePulls(Replica& replica, PullMode mode, Slot* slot);
+  // If the clock deferred the pulls of *slot: waits for the replica's pushes (its steps must
+  // count as finished first), then for the clock, then issues them.
+  absl::Status StartDeferredPulls(Replica& replica, PullMode mode, Slot* slot);
   // Waits for the pulls of *slot, if issued; returns the first error.
   absl::Status FinishPulls(Slot* slot);
   // Loads w0 + the pulled offsets into the replica's model and runs Forward on the pulled rows.

@@ -6,9 +6,11 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -32,9 +34,11 @@ JobSpec TrainJob() {
 }
 
 // Trains TrainJob() with `num_workers` workers of `threads` compute threads each against 2
-// servers in folder `dir`; returns every worker's reports.
-std::vector<std::vector<EpochReport>> TrainOnCluster(const std::string& dir, int num_workers,
-                                                     int threads) {
+// servers in folder `dir`, asynchronously or with `max_staleness`; returns every worker's
+// reports.
+std::vector<std::vector<EpochReport>> TrainOnCluster(
+    const std::string& dir, int num_workers, int threads,
+    std::optional<int> max_staleness = std::nullopt) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   WriteSyntheticClicks(dir);
@@ -56,6 +60,7 @@ std::vector<std::vector<EpochReport>> TrainOnCluster(const std::string& dir, int
       trainer_options.data_dir = dir;
       trainer_options.output_dir = dir;
       trainer_options.threads = threads;
+      trainer_options.max_staleness = max_staleness;
       Trainer trainer(spec, &cluster.worker(w), &cluster.worker_client(w), trainer_options);
       status[w] = trainer.Run(&reports[w]);
     });
@@ -102,6 +107,27 @@ TEST(TrainTest, TwoWorkersLearnTheSyntheticClickModel) {
   while (std::getline(metrics, line)) ++lines;
   EXPECT_EQ(lines, 12);
 }
+
+// Bulk-synchronous (s = 0) and bounded-stale (s = 2, two compute threads per worker) training
+// with 2 workers: every sample is trained once per epoch and the model still learns.
+class ConsistencyTrainTest : public ::testing::TestWithParam<std::pair<int, int>> {};
+
+TEST_P(ConsistencyTrainTest, TwoWorkersLearnTheSyntheticClickModel) {
+  const auto [max_staleness, threads] = GetParam();
+  const std::string dir =
+      absl::StrCat(::testing::TempDir(), "/train_test_staleness", max_staleness, "-", getpid());
+  std::vector<std::vector<EpochReport>> reports = TrainOnCluster(dir, 2, threads, max_staleness);
+  ASSERT_EQ(reports.size(), 2u);
+  ASSERT_FALSE(reports[0].empty());
+  ASSERT_FALSE(reports[1].empty());
+  EXPECT_EQ(reports[0].back().train_samples + reports[1].back().train_samples,
+            kUsers * kTrainEventsPerUser);
+  const int first = reports[0].front().eval.empty() ? 1 : 0;
+  ExpectLearnedTheClickModel(reports[first]);
+}
+
+INSTANTIATE_TEST_SUITE_P(BspAndSsp, ConsistencyTrainTest,
+                         ::testing::Values(std::make_pair(0, 1), std::make_pair(2, 2)));
 
 TEST(TrainTest, TwoComputeThreadsLearnTheSyntheticClickModel) {
   const std::string dir = absl::StrCat(::testing::TempDir(), "/train_test_threads-", getpid());
@@ -155,6 +181,16 @@ TEST(TrainTest, MissingTablesAndFilesAreNamedErrors) {
   EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
   EXPECT_NE(status.message().find("threads must be >= 1"), std::string::npos) << status;
 
+  trainer_options.threads = 1;
+  trainer_options.max_staleness = -2;
+  Trainer negative_staleness(good, &cluster.worker(0), &cluster.worker_client(0), trainer_options);
+  WriteSyntheticData(dir);
+  status = negative_staleness.Run(&reports);
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_NE(status.message().find("max_staleness must be >= 0, not -2"), std::string::npos)
+      << status;
+  trainer_options.max_staleness.reset();
+
   // A label that is no class id fails Prepare in whichever thread meets it first; every
   // thread stops and Run names the task.
   WriteSyntheticClicks(dir);
@@ -168,6 +204,14 @@ TEST(TrainTest, MissingTablesAndFilesAreNamedErrors) {
   trainer_options.threads = 2;
   Trainer bad(bad_label, &cluster.worker(0), &cluster.worker_client(0), trainer_options);
   status = bad.Run(&reports);
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_NE(status.message().find("task 'classes'"), std::string::npos) << status;
+  EXPECT_TRUE(reports.empty());
+
+  // The same in bulk-synchronous mode: the failing thread releases the clock, no thread waits.
+  trainer_options.max_staleness = 0;
+  Trainer bad_bsp(bad_label, &cluster.worker(0), &cluster.worker_client(0), trainer_options);
+  status = bad_bsp.Run(&reports);
   EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
   EXPECT_NE(status.message().find("task 'classes'"), std::string::npos) << status;
   EXPECT_TRUE(reports.empty());

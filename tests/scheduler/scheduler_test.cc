@@ -1,7 +1,9 @@
 #include "scheduler/scheduler.h"
 
 #include <algorithm>
+#include <atomic>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -307,6 +309,131 @@ TEST_F(SchedulerTest, ChunkAnsweredAfterTheCallGaveUpIsReturnedByTheNextCall) {
   ASSERT_TRUE(later->has_value());
   EXPECT_EQ((*later)->id(), 0u);
   EXPECT_TRUE(w0->FinishChunk("q", 0, timeout).ok());
+}
+
+// Step clocks: workers of different speeds run kSteps steps each; before step k (having
+// finished k - 1) a worker waits until every worker finished k - 1 - s. Checks, at every step
+// start, how far the worker is ahead of the slowest one by the steps the others really
+// finished (each counts a step before reporting it, so the count is never behind the
+// scheduler's view).
+class StepClockBoundTest : public SchedulerTest, public ::testing::WithParamInterface<int> {};
+
+TEST_P(StepClockBoundTest, NoWorkerRunsMoreThanSStepsAheadOfTheSlowest) {
+  const int staleness = GetParam();
+  constexpr int kWorkers = 3;
+  constexpr int64_t kSteps = 12;
+  StartScheduler(1, kWorkers);
+  auto server = NewClient(proto::SERVER, 1);
+  std::vector<std::unique_ptr<SchedulerClient>> workers;
+  std::vector<SchedulerClient*> all = {server.get()};
+  for (int w = 0; w < kWorkers; ++w) {
+    workers.push_back(NewClient(proto::WORKER));
+    all.push_back(workers.back().get());
+  }
+  RegisterAll(all);
+  std::atomic<int64_t> finished[kWorkers] = {};
+  std::atomic<int64_t> max_lead{0};
+  std::vector<absl::Status> statuses(kWorkers);
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kWorkers; ++w) {
+    threads.emplace_back([&, w] {
+      SchedulerClient& client = *workers[w];
+      for (int64_t k = 1; k <= kSteps; ++k) {
+        absl::Status waited = client.WaitForClock("clock", k - 1 - staleness, absl::Seconds(20));
+        if (!waited.ok()) {
+          statuses[w] = waited;
+          break;
+        }
+        int64_t slowest = k - 1;
+        for (int v = 0; v < kWorkers; ++v) slowest = std::min(slowest, finished[v].load());
+        int64_t lead = max_lead.load();
+        while (k - 1 - slowest > lead && !max_lead.compare_exchange_weak(lead, k - 1 - slowest)) {
+        }
+        absl::SleepFor(absl::Milliseconds(3 * w));  // worker w is the slowest of all
+        finished[w] = k;
+        client.ReportClock("clock", k);
+      }
+      client.ReportClockDone("clock");
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (const absl::Status& status : statuses) EXPECT_TRUE(status.ok()) << status;
+  for (int w = 0; w < kWorkers; ++w) EXPECT_EQ(finished[w].load(), kSteps);
+  EXPECT_LE(max_lead.load(), staleness);
+}
+
+INSTANTIATE_TEST_SUITE_P(BspAndSsp, StepClockBoundTest, ::testing::Values(0, 2));
+
+TEST_F(SchedulerTest, StepClockLetsAWorkerAheadBySStepsThenTimesOutNamingWhoIsBehind) {
+  StartScheduler(1, 2);
+  auto server = NewClient(proto::SERVER, 1);
+  auto fast = NewClient(proto::WORKER);
+  auto slow = NewClient(proto::WORKER);
+  RegisterAll({server.get(), fast.get(), slow.get()});
+  constexpr int kStaleness = 2;
+  // Steps 1..3 need the others at steps <= 0: no waiting.
+  for (int64_t k = 1; k <= 3; ++k) {
+    ASSERT_TRUE(fast->WaitForClock("c", k - 1 - kStaleness, absl::Seconds(20)).ok());
+    fast->ReportClock("c", k);
+  }
+  // Step 4 needs every worker at step 1; the slow one has none.
+  absl::Status waited = fast->WaitForClock("c", 4 - 1 - kStaleness, absl::Milliseconds(300));
+  ASSERT_TRUE(absl::IsDeadlineExceeded(waited)) << waited;
+  EXPECT_NE(waited.message().find(absl::StrCat("worker ", slow->rank(), " at step 0")),
+            std::string::npos)
+      << waited;
+  EXPECT_NE(waited.message().find("clock 'c'"), std::string::npos) << waited;
+  slow->ReportClock("c", 1);
+  EXPECT_TRUE(fast->WaitForClock("c", 4 - 1 - kStaleness, absl::Seconds(20)).ok());
+}
+
+// A worker that stops counting (done with the clock, finished its job, or dead) releases a
+// worker waiting for it.
+TEST_F(SchedulerTest, StepClockIsReleasedByADoneAFinishedOrADeadWorker) {
+  StartScheduler(1, 4);
+  auto server = NewClient(proto::SERVER, 1);
+  auto waiter = NewClient(proto::WORKER);
+  auto done = NewClient(proto::WORKER);
+  auto finished = NewClient(proto::WORKER);
+  auto dying = NewClient(proto::WORKER);
+  RegisterAll({server.get(), waiter.get(), done.get(), finished.get(), dying.get()});
+  waiter->ReportClock("c", 1);
+  const absl::Duration timeout = absl::Seconds(20);
+  std::atomic<bool> released{false};
+  absl::Status status;
+  std::thread waiting([&] {
+    status = waiter->WaitForClock("c", 1, timeout);
+    released = true;
+  });
+  done->ReportClockDone("c");
+  finished->ReportJobDone();
+  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_FALSE(released.load());  // the dying worker still counts, at step 0
+  dying.reset();                  // stops heartbeating: declared dead after 600 ms
+  waiting.join();
+  EXPECT_TRUE(status.ok()) << status;
+}
+
+// A worker waiting for a chunk of the queue of the clock's name trains nothing: it does not
+// hold back the worker that has the chunks.
+TEST_F(SchedulerTest, StepClockIgnoresAWorkerWaitingForAChunk) {
+  StartScheduler(1, 2);
+  auto server = NewClient(proto::SERVER, 1);
+  auto w0 = NewClient(proto::WORKER);
+  auto w1 = NewClient(proto::WORKER);
+  RegisterAll({server.get(), w0.get(), w1.get()});
+  const absl::Duration timeout = absl::Seconds(20);
+  ASSERT_TRUE(w0->OpenQueue(ChunkSpec("q", 1), timeout).ok());
+  absl::StatusOr<std::optional<proto::Chunk>> taken = w0->NextChunk("q", timeout);
+  ASSERT_TRUE(taken.ok() && taken->has_value()) << taken.status();
+  absl::StatusOr<std::optional<proto::Chunk>> idle;
+  std::thread asking([&] { idle = w1->NextChunk("q", timeout); });  // held: w0 has the chunk
+  w0->ReportClock("q", 1);
+  EXPECT_TRUE(w0->WaitForClock("q", 1, timeout).ok());
+  ASSERT_TRUE(w0->FinishChunk("q", 0, timeout).ok());
+  asking.join();
+  ASSERT_TRUE(idle.ok()) << idle.status();
+  EXPECT_FALSE(idle->has_value());
 }
 
 }  // namespace

@@ -69,6 +69,20 @@ TEST(JobConfigTest, InlineDatasetAndDefaults) {
   EXPECT_EQ(spec->job.model().tasks(0).loss_weight(), kDefaultLossWeight);
 }
 
+TEST(JobConfigTest, MaxStalenessIsAbsentForAsyncAndMustNotBeNegative) {
+  absl::StatusOr<JobSpec> spec = LoadJobConfig(Write(Job("item_fields: \"item_id\"", kGoodTask)));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_FALSE(spec->job.training().has_max_staleness());
+  std::string job = Job("item_fields: \"item_id\"", kGoodTask);
+  job.replace(job.find("epochs: 1"), 9, "epochs: 1 max_staleness: -1");
+  const std::string path = Write(job);
+  spec = LoadJobConfig(path);
+  ASSERT_TRUE(absl::IsInvalidArgument(spec.status())) << spec.status();
+  EXPECT_NE(spec.status().message().find("max_staleness must be >= 0"), std::string::npos)
+      << spec.status();
+  EXPECT_NE(spec.status().message().find(path + ":"), std::string::npos) << spec.status();
+}
+
 TEST(JobConfigTest, UnknownColumnNamesFileAndLine) {
   std::string path = Write(Job("item_fields: \"nope\"", kGoodTask));
   absl::StatusOr<JobSpec> spec = LoadJobConfig(path);
@@ -162,7 +176,7 @@ TEST(JobConfigTest, RetrievalErrorsNameTheFileAndTheField) {
              loss: IN_BATCH_SOFTMAX })"));
   absl::StatusOr<JobSpec> spec = LoadJobConfig(path);
   EXPECT_TRUE(absl::IsInvalidArgument(spec.status()));
-  EXPECT_NE(spec.status().message().find(path), std::string::npos) << spec.status();
+  EXPECT_NE(spec.status().message().find(path + ":"), std::string::npos) << spec.status();
   EXPECT_NE(spec.status().message().find("model.two_tower.retrieval.item_id_column: 'price' is "
                                          "not a CATEGORICAL column"),
             std::string::npos)

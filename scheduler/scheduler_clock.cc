@@ -1,0 +1,84 @@
+// Step clocks for bounded staleness (scheduler.h "Step clocks").
+#include <cstdint>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "common/node_name.h"
+#include "glog/logging.h"
+#include "scheduler/scheduler.h"
+
+namespace granary {
+
+void Scheduler::HandleClockReport(const Member& member, const proto::Header& header) {
+  const proto::Clock& report = header.clock();
+  StepClock& clock = clocks_[report.name()];
+  const int rank = member.info.rank();
+  if (report.done()) {
+    clock.done.insert(rank);
+    VLOG(1) << NodeName(member.info) << " is done with clock '" << report.name() << "'";
+    return;
+  }
+  int64_t& steps = clock.steps[rank];
+  if (report.step() < steps) {
+    LOG(ERROR) << NodeName(member.info) << " reported step " << report.step() << " of clock '"
+               << report.name() << "' after step " << steps << "; keeping " << steps;
+    return;
+  }
+  steps = report.step();
+}
+
+bool Scheduler::CountsForClock(const Member& member, const std::string& name,
+                               const StepClock& clock) const {
+  if (member.info.role() != proto::WORKER || !member.alive || member.job_done) return false;
+  if (clock.done.count(member.info.rank()) > 0) return false;
+  // Waiting for a chunk of the queue of the same name, it trains nothing and holds nobody back.
+  auto held = held_requests_.find(name);
+  if (held == held_requests_.end()) return true;
+  for (const HeldRequest& request : held->second) {
+    if (request.routing_id == member.routing_id) return false;
+  }
+  return true;
+}
+
+void Scheduler::PublishClocks() {
+  for (auto it = clocks_.begin(); it != clocks_.end();) {
+    const std::string& name = it->first;
+    StepClock& clock = it->second;
+    int64_t minimum = std::numeric_limits<int64_t>::max();
+    std::vector<int> behind;
+    bool any_live_worker_not_done = false;
+    for (const auto& [id, member] : members_) {
+      if (member.info.role() == proto::WORKER && member.alive && !member.job_done &&
+          clock.done.count(member.info.rank()) == 0) {
+        any_live_worker_not_done = true;
+      }
+      if (!CountsForClock(member, name, clock)) continue;
+      auto steps = clock.steps.find(member.info.rank());
+      const int64_t step = steps == clock.steps.end() ? 0 : steps->second;
+      if (step < minimum) {
+        minimum = step;
+        behind.clear();
+      }
+      if (step == minimum) behind.push_back(member.info.rank());
+    }
+    if (minimum != clock.published) {
+      clock.published = minimum;
+      proto::Header update = NewHeader(proto::MIN_CLOCK);
+      update.mutable_clock()->set_name(name);
+      update.mutable_clock()->set_step(minimum);
+      for (int rank : behind) update.mutable_clock()->add_behind(rank);
+      for (const auto& [id, member] : members_) {
+        if (member.info.role() == proto::WORKER && member.alive) Send(id, update);
+      }
+    }
+    // Every worker is done with it (or dead): no further report can move it.
+    if (!any_live_worker_not_done) {
+      VLOG(1) << "clock '" << name << "' finished";
+      it = clocks_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+}  // namespace granary
