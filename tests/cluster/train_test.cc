@@ -184,7 +184,7 @@ TEST(TrainTest, MissingTablesAndFilesAreNamedErrors) {
   trainer_options.threads = 1;
   trainer_options.max_staleness = -2;
   Trainer negative_staleness(good, &cluster.worker(0), &cluster.worker_client(0), trainer_options);
-  WriteSyntheticData(dir);
+  WriteSyntheticClicks(dir);
   status = negative_staleness.Run(&reports);
   EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
   EXPECT_NE(status.message().find("max_staleness must be >= 0, not -2"), std::string::npos)
