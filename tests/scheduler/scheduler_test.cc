@@ -63,6 +63,18 @@ class SchedulerTest : public ::testing::Test {
     for (const absl::Status& status : statuses) ASSERT_TRUE(status.ok()) << status;
   }
 
+  struct OneServerTwoWorkers {
+    std::unique_ptr<SchedulerClient> server, w0, w1;
+  };
+  // The usual cluster: a scheduler with 1 server and 2 workers, all registered.
+  OneServerTwoWorkers FormOneServerTwoWorkers() {
+    StartScheduler(1, 2);
+    OneServerTwoWorkers cluster{NewClient(proto::SERVER, 1), NewClient(proto::WORKER),
+                                NewClient(proto::WORKER)};
+    RegisterAll({cluster.server.get(), cluster.w0.get(), cluster.w1.get()});
+    return cluster;
+  }
+
   void TearDown() override {
     if (scheduler_ != nullptr) scheduler_->RequestStop();
     if (scheduler_thread_.joinable()) scheduler_thread_.join();
@@ -96,11 +108,7 @@ TEST_F(SchedulerTest, AssignsRanksAndPublishesTheView) {
 }
 
 TEST_F(SchedulerTest, BarrierReleasesOnlyWhenTheGroupArrived) {
-  StartScheduler(1, 2);
-  auto server = NewClient(proto::SERVER, 1);
-  auto w0 = NewClient(proto::WORKER);
-  auto w1 = NewClient(proto::WORKER);
-  RegisterAll({server.get(), w0.get(), w1.get()});
+  auto [server, w0, w1] = FormOneServerTwoWorkers();
   std::atomic<bool> first_released{false};
   absl::Status first;
   std::thread waiter([&] {
@@ -120,11 +128,7 @@ TEST_F(SchedulerTest, BarrierReleasesOnlyWhenTheGroupArrived) {
 }
 
 TEST_F(SchedulerTest, BarrierTimesOutAndRejectsUnknownGroups) {
-  StartScheduler(1, 2);
-  auto server = NewClient(proto::SERVER, 1);
-  auto w0 = NewClient(proto::WORKER);
-  auto w1 = NewClient(proto::WORKER);
-  RegisterAll({server.get(), w0.get(), w1.get()});
+  auto [server, w0, w1] = FormOneServerTwoWorkers();
   absl::Status status = w0->Barrier("lonely", "workers", absl::Milliseconds(300));
   EXPECT_TRUE(absl::IsDeadlineExceeded(status)) << status;
   EXPECT_NE(status.message().find("barrier 'lonely'"), std::string::npos);
@@ -134,11 +138,7 @@ TEST_F(SchedulerTest, BarrierTimesOutAndRejectsUnknownGroups) {
 }
 
 TEST_F(SchedulerTest, SilentNodeIsDeclaredDeadNotifiedAndBreaksBarriers) {
-  StartScheduler(1, 2);
-  auto server = NewClient(proto::SERVER, 1);
-  auto w0 = NewClient(proto::WORKER);
-  auto w1 = NewClient(proto::WORKER);
-  RegisterAll({server.get(), w0.get(), w1.get()});
+  auto [server, w0, w1] = FormOneServerTwoWorkers();
   std::mutex mutex;
   std::vector<proto::NodeInfo> reported;
   server->SetNodeDeadCallback([&](const proto::NodeInfo& node) {
@@ -179,11 +179,7 @@ TEST_F(SchedulerTest, LateOrSurplusRegistrationIsRefused) {
 }
 
 TEST_F(SchedulerTest, ShutsDownWhenAllWorkersAreDone) {
-  StartScheduler(1, 2);
-  auto server = NewClient(proto::SERVER, 1);
-  auto w0 = NewClient(proto::WORKER);
-  auto w1 = NewClient(proto::WORKER);
-  RegisterAll({server.get(), w0.get(), w1.get()});
+  auto [server, w0, w1] = FormOneServerTwoWorkers();
   w0->ReportJobDone();
   EXPECT_TRUE(absl::IsDeadlineExceeded(server->WaitForShutdown(absl::Milliseconds(300))));
   w1->ReportJobDone();
@@ -205,11 +201,7 @@ proto::WorkQueueSpec ChunkSpec(const std::string& name, int chunks) {
 }
 
 TEST_F(SchedulerTest, WorkQueueHandsEveryChunkToExactlyOneWorker) {
-  StartScheduler(1, 2);
-  auto server = NewClient(proto::SERVER, 1);
-  auto w0 = NewClient(proto::WORKER);
-  auto w1 = NewClient(proto::WORKER);
-  RegisterAll({server.get(), w0.get(), w1.get()});
+  auto [server, w0, w1] = FormOneServerTwoWorkers();
   const absl::Duration timeout = absl::Seconds(20);
   ASSERT_TRUE(w0->OpenQueue(ChunkSpec("day-1", 6), timeout).ok());
   ASSERT_TRUE(w1->OpenQueue(ChunkSpec("day-1", 6), timeout).ok());  // same definition: fine
@@ -267,11 +259,7 @@ TEST_F(SchedulerTest, WorkQueueErrorsNameTheQueueAndTheWorker) {
 // A worker that asks while the last chunks are with another worker waits; when that worker
 // dies, its chunks come back to the one waiting.
 TEST_F(SchedulerTest, ChunksOfADeadWorkerGoToAWaitingWorker) {
-  StartScheduler(1, 2);
-  auto server = NewClient(proto::SERVER, 1);
-  auto w0 = NewClient(proto::WORKER);
-  auto w1 = NewClient(proto::WORKER);
-  RegisterAll({server.get(), w0.get(), w1.get()});
+  auto [server, w0, w1] = FormOneServerTwoWorkers();
   const absl::Duration timeout = absl::Seconds(20);
   ASSERT_TRUE(w0->OpenQueue(ChunkSpec("q", 1), timeout).ok());
   absl::StatusOr<std::optional<proto::Chunk>> taken = w1->NextChunk("q", timeout);
@@ -289,11 +277,7 @@ TEST_F(SchedulerTest, ChunksOfADeadWorkerGoToAWaitingWorker) {
 
 // A chunk handed out after its NextChunk call gave up is not lost: the next call returns it.
 TEST_F(SchedulerTest, ChunkAnsweredAfterTheCallGaveUpIsReturnedByTheNextCall) {
-  StartScheduler(1, 2);
-  auto server = NewClient(proto::SERVER, 1);
-  auto w0 = NewClient(proto::WORKER);
-  auto w1 = NewClient(proto::WORKER);
-  RegisterAll({server.get(), w0.get(), w1.get()});
+  auto [server, w0, w1] = FormOneServerTwoWorkers();
   const absl::Duration timeout = absl::Seconds(20);
   ASSERT_TRUE(w0->OpenQueue(ChunkSpec("q", 1), timeout).ok());
   ASSERT_TRUE(w1->NextChunk("q", timeout).ok());
@@ -417,11 +401,7 @@ TEST_F(SchedulerTest, StepClockIsReleasedByADoneAFinishedOrADeadWorker) {
 // A worker waiting for a chunk of the queue of the clock's name trains nothing: it does not
 // hold back the worker that has the chunks.
 TEST_F(SchedulerTest, StepClockIgnoresAWorkerWaitingForAChunk) {
-  StartScheduler(1, 2);
-  auto server = NewClient(proto::SERVER, 1);
-  auto w0 = NewClient(proto::WORKER);
-  auto w1 = NewClient(proto::WORKER);
-  RegisterAll({server.get(), w0.get(), w1.get()});
+  auto [server, w0, w1] = FormOneServerTwoWorkers();
   const absl::Duration timeout = absl::Seconds(20);
   ASSERT_TRUE(w0->OpenQueue(ChunkSpec("q", 1), timeout).ok());
   absl::StatusOr<std::optional<proto::Chunk>> taken = w0->NextChunk("q", timeout);

@@ -250,25 +250,35 @@ TEST_F(KVWorkerTest, EvaluationPullsLeaveTheModelUntouched) {
   EXPECT_EQ(cached, keys.size());
 }
 
-// A "server" that accepts requests and never answers: requests must time out, naming it.
-TEST(KVWorkerTimeoutTest, SilentServerTimesOutNamingTheServer) {
-  zmq::context_t context(1);
-  zmq::socket_t silent(context, zmq::socket_type::router);
-  ConfigureSocket(silent);
-  absl::StatusOr<int> port = BindTcp(silent, "127.0.0.1", 0);
-  ASSERT_TRUE(port.ok());
-  proto::ClusterView view;
-  proto::NodeInfo* server = view.add_nodes();
-  server->set_role(proto::SERVER);
-  server->set_rank(0);
-  server->set_host("127.0.0.1");
-  server->set_port(*port);
-  *view.mutable_shard_map() = ShardMap::EvenSplit(1, 1).ToProto();
-  *view.mutable_config() = SgdTablesConfig({{"emb", 2}}, 1.0f);
-  view.mutable_you()->set_role(proto::WORKER);
+// A "server" that accepts requests and never answers, and the view of a worker that uses it.
+class SilentServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ConfigureSocket(silent_);
+    absl::StatusOr<int> port = BindTcp(silent_, "127.0.0.1", 0);
+    ASSERT_TRUE(port.ok());
+    port_ = *port;
+    proto::NodeInfo* server = view_.add_nodes();
+    server->set_role(proto::SERVER);
+    server->set_rank(0);
+    server->set_host("127.0.0.1");
+    server->set_port(port_);
+    *view_.mutable_shard_map() = ShardMap::EvenSplit(1, 1).ToProto();
+    *view_.mutable_config() = SgdTablesConfig({{"emb", 2}}, 1.0f);
+    view_.mutable_you()->set_role(proto::WORKER);
+  }
+
+  zmq::context_t context_{1};
+  zmq::socket_t silent_{context_, zmq::socket_type::router};
+  int port_ = 0;
+  proto::ClusterView view_;
+};
+
+// Requests to the silent server must time out, naming it.
+TEST_F(SilentServerTest, RequestTimesOutNamingTheServer) {
   KVWorkerOptions options;
   options.request_timeout = absl::Milliseconds(300);
-  KVWorker worker(&context, view, options);
+  KVWorker worker(&context_, view_, options);
   ASSERT_TRUE(worker.Start().ok());
   std::vector<uint64_t> keys = {1, 2, 3};
   std::vector<float> rows;
@@ -277,30 +287,16 @@ TEST(KVWorkerTimeoutTest, SilentServerTimesOutNamingTheServer) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(10));
   ASSERT_TRUE(absl::IsDeadlineExceeded(status)) << status;
   EXPECT_NE(status.message().find("pull request"), std::string::npos);
-  EXPECT_NE(status.message().find(absl::StrCat("server 0 (127.0.0.1:", *port)), std::string::npos)
+  EXPECT_NE(status.message().find(absl::StrCat("server 0 (127.0.0.1:", port_)), std::string::npos)
       << status;
 }
 
 // MarkServerDead must end a Wait already blocked on the dead server's reply, long before the
 // request's own deadline.
-TEST(KVWorkerTimeoutTest, ServerReportedDeadEndsAWaitInProgress) {
-  zmq::context_t context(1);
-  zmq::socket_t silent(context, zmq::socket_type::router);
-  ConfigureSocket(silent);
-  absl::StatusOr<int> port = BindTcp(silent, "127.0.0.1", 0);
-  ASSERT_TRUE(port.ok());
-  proto::ClusterView view;
-  proto::NodeInfo* server = view.add_nodes();
-  server->set_role(proto::SERVER);
-  server->set_rank(0);
-  server->set_host("127.0.0.1");
-  server->set_port(*port);
-  *view.mutable_shard_map() = ShardMap::EvenSplit(1, 1).ToProto();
-  *view.mutable_config() = SgdTablesConfig({{"emb", 2}}, 1.0f);
-  view.mutable_you()->set_role(proto::WORKER);
+TEST_F(SilentServerTest, ServerReportedDeadEndsAWaitInProgress) {
   KVWorkerOptions options;
   options.request_timeout = absl::Seconds(60);
-  KVWorker worker(&context, view, options);
+  KVWorker worker(&context_, view_, options);
   ASSERT_TRUE(worker.Start().ok());
   std::vector<uint64_t> keys = {1, 2, 3};
   std::vector<float> rows;
