@@ -147,7 +147,11 @@ absl::Status SchedulerClient::Barrier(const std::string& name, const std::string
   return absl::OkStatus();
 }
 
-void SchedulerClient::ReportJobDone() { Enqueue(NewHeader(proto::JOB_DONE)); }
+void SchedulerClient::ReportJobDone(const absl::Status& outcome) {
+  proto::Header header = NewHeader(proto::JOB_DONE);
+  if (!outcome.ok()) header.set_error(std::string(outcome.message()));
+  Enqueue(std::move(header));
+}
 
 absl::StatusOr<proto::Header> SchedulerClient::Call(proto::Header request, absl::Duration timeout) {
   absl::StatusOr<std::optional<proto::Header>> reply =

@@ -67,9 +67,10 @@ class SchedulerClient {
   // member dead meanwhile, the cluster shuts down, or the scheduler is lost.
   absl::Status Barrier(const std::string& name, const std::string& group, absl::Duration timeout);
 
-  // Tells the scheduler this worker finished its job (the scheduler shuts the cluster down
-  // once every worker did).
-  void ReportJobDone();
+  // Tells the scheduler this worker finished its job, with its outcome (the scheduler shuts
+  // the cluster down once every worker did; a failed job makes the whole run fail, and a day
+  // is not closed).
+  void ReportJobDone(const absl::Status& outcome = absl::OkStatus());
 
   // Work queues (scheduler/work_queue.h). Each call blocks until the scheduler answers; it
   // fails with DeadlineExceeded after `timeout`, Unavailable if the scheduler is lost, Aborted

@@ -139,13 +139,23 @@ void Scheduler::HandleMessage(const std::string& routing_id, Message&& message) 
     case proto::JOB_DONE: {
       if (member == members_.end()) break;
       member->second.job_done = true;
-      LOG(INFO) << NodeName(member->second.info) << " finished its job";
+      if (!header.error().empty()) {
+        // The run fails, and a day it was training is not closed.
+        LOG(ERROR) << NodeName(member->second.info) << " failed its job: " << header.error();
+        if (run_outcome_.ok()) {
+          run_outcome_ = absl::AbortedError(
+              absl::StrCat(NodeName(member->second.info), " failed its job: ", header.error()));
+        }
+      } else {
+        LOG(INFO) << NodeName(member->second.info) << " finished its job";
+      }
       bool all_done = true;
       for (const auto& [id, m] : members_) {
         if (m.info.role() == proto::WORKER && m.alive && !m.job_done) all_done = false;
       }
       if (!all_done) return;
-      if (!options_.close_day_into.empty() && day_close_ == DayClose::kNotYet) {
+      if (!options_.close_day_into.empty() && day_close_ == DayClose::kNotYet &&
+          run_outcome_.ok()) {
         LOG(INFO) << "all workers finished their jobs: closing day " << options_.day;
         day_close_ = DayClose::kShrink;
         day_close_started_ = absl::Now();
@@ -252,7 +262,7 @@ void Scheduler::HandleQueueRequest(const Member& member, const proto::Header& he
   }
   Send(routing_id, MakeReplyHeader(header, proto::ACK, options_.cluster_id, proto::SCHEDULER, 0));
   LOG(INFO) << "work queue '" << queue->first << "': chunk " << header.chunk().id()
-          << " finished by " << who;
+            << " finished by " << who;
   ++chunks_since_checkpoint_;
   if (queue->second.drained()) {
     LOG(INFO) << "work queue '" << queue->first << "': all " << queue->second.size()

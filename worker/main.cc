@@ -90,7 +90,7 @@ int main(int argc, char** argv) {
     status = trainer.Run(&reports);
   }
   if (!status.ok()) LOG(ERROR) << "worker " << client.rank() << ": " << status.message();
-  if (FLAGS_job != "idle") client.ReportJobDone();
+  if (FLAGS_job != "idle") client.ReportJobDone(status);
   absl::Status shutdown;
   do {
     shutdown = client.WaitForShutdown(absl::Seconds(1));

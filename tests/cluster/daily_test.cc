@@ -285,8 +285,8 @@ TEST_F(DailyTest, FailedDayLeavesNoBaseAndSucceedsWhenRunAgain) {
   EXPECT_TRUE(Contains(log, "evaluation before training needs eval files")) << log;
   EXPECT_TRUE(Contains(log, "day 20261101 failed; logs in " + model_dir_ + "/runs/20261101/"))
       << log;
-  // Workers report their job done even when it failed, so the scheduler closed the day.
-  EXPECT_TRUE(Contains(log, "discarded the base, delta and close report of 20261101")) << log;
+  // Workers report the failure, so the scheduler does not close the day and fails the run.
+  EXPECT_TRUE(Contains(log, "failed its job: ")) << log;
   EXPECT_FALSE(fs::exists(model_dir_ + "/bases/" + kDays[0]));
   EXPECT_FALSE(fs::exists(model_dir_ + "/deltas/" + kDays[0]));
   EXPECT_FALSE(fs::exists(model_dir_ + "/reports/" + kDays[0] + ".json"));

@@ -130,6 +130,20 @@ TEST_F(DayCloseTest, ThreeDaysOfDriftingIdsChainBasesAndDeltasAndEvictStaleRows)
       << text.str();
 }
 
+// A worker whose job failed must not let the day close: no base, no delta, and the run fails
+// naming the worker.
+TEST_F(DayCloseTest, FailedJobLeavesTheDayOpen) {
+  InProcessCluster cluster(Options("20261101", ""));
+  ASSERT_TRUE(cluster.Start().ok());
+  cluster.worker_client(0).ReportJobDone(absl::DataLossError("input.tsv:7: too many bad lines"));
+  absl::Status status = cluster.WaitForSchedulerExit(kTimeout);
+  ASSERT_TRUE(absl::IsAborted(status)) << status;
+  EXPECT_NE(status.message().find("worker 0"), std::string::npos) << status;
+  EXPECT_NE(status.message().find("input.tsv:7: too many bad lines"), std::string::npos) << status;
+  EXPECT_FALSE(std::filesystem::exists(Base("20261101")));
+  EXPECT_FALSE(std::filesystem::exists(model_dir_ + "/deltas/20261101"));
+}
+
 TEST_F(DayCloseTest, MissingBaseStopsTheRunNamingIt) {
   InProcessClusterOptions options = Options("20261102", Base("20261101"));
   zmq::context_t context(1);
