@@ -192,10 +192,24 @@ for part in "${parts[@]}"; do
   samples=$((samples + (lines > 0 ? lines - 1 : 0)))
 done
 temporary="$report.tmp"
+# Rows admitted today = rows before today's Shrink (kept + evicted) - rows of the base the day
+# started from (the previous report's rows kept); null when that report is missing.
+previous_report=/dev/null
+if [[ -n "${previous_base:-}" && -f "$model_dir/reports/$previous_day.json" ]]; then
+  previous_report="$model_dir/reports/$previous_day.json"
+fi
 jq -n --arg day "$day" --arg previous_base "${previous_base:-}" --arg run "$attempt" \
   --argjson duration "$duration" --argjson samples "$samples" --argjson parts "${#parts[@]}" \
-  --argjson resumed "$resumed" --slurpfile close "$close_report" --slurpfile metrics "$metrics" '
+  --argjson resumed "$resumed" --slurpfile close "$close_report" --slurpfile metrics "$metrics" \
+  --slurpfile previous "$previous_report" '
   ($close[0]) as $c |
+  ($previous[0] // null) as $p |
+  def admitted($t):
+    if $previous_base == "" then $t.rows_kept + $t.rows_evicted
+    elif $p == null then null
+    else $t.rows_kept + $t.rows_evicted -
+      ([$p.tables[] | select(.table == $t.table) | .rows_kept] | add // 0) end;
+  ([$c.tables[] | . + {rows_admitted: admitted(.)}]) as $tables |
   ([$metrics[] | select(.before_training == true)] | last) as $before |
   ([$metrics[] | select(.epoch > 0)]) as $epochs |
   {day: $day,
@@ -210,9 +224,11 @@ jq -n --arg day "$day" --arg previous_base "${previous_base:-}" --arg run "$atte
    epochs: ($epochs | length),
    eval_before_training: ($before.eval // null),
    eval_after_training: ($epochs | last | .eval // null),
-   tables: $c.tables,
+   tables: $tables,
    rows_kept: ([$c.tables[].rows_kept] | add),
    rows_evicted: ([$c.tables[].rows_evicted] | add),
+   rows_admitted: (if any($tables[]; .rows_admitted == null) then null
+                   else [$tables[].rows_admitted] | add end),
    delta: $c.delta,
    base: $c.base}' >"$temporary" || die "cannot write the day report $temporary"
 mv "$temporary" "$report"

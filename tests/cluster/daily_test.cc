@@ -218,6 +218,8 @@ TEST_F(DailyTest, ThreeDaysOfDriftingIdsChainBasesAndDeltasAndEvictStaleIds) {
            "\"eval_before_training\": {", "\"eval_after_training\": {", "\"count\": 160",
            "\"auc\": ", "\"rows_evicted\": 20", "\"table\": \"emb\",\n      \"rows_kept\": 60",
            "\"tombstones\": 20",
+           // 20 new ids a day: rows before Shrink (60 + 20) minus the 60 day 2 kept.
+           "\"rows_admitted\": 20",
            "\"duration_seconds\": ", "\"previous_base\": \"" + model_dir_ + "/bases/20261102\""}) {
     EXPECT_TRUE(Contains(report, field)) << field << " not in\n" << report;
   }
