@@ -48,14 +48,16 @@ class CheckpointTest : public ::testing::Test {
     std::filesystem::remove_all(data_dir_);
   }
 
-  std::unique_ptr<InProcessCluster> StartCluster() {
+  std::unique_ptr<InProcessCluster> StartCluster(int every_chunks = 1,
+                                                 absl::Duration every = absl::ZeroDuration()) {
     InProcessClusterOptions options;
     options.num_servers = 2;
     options.num_workers = 1;
     options.config = SgdTablesConfig({{"emb", 2}}, 1.0f);
     options.data_dir = data_dir_;
     options.checkpoint_dir = checkpoint_root_;
-    options.checkpoint_every_chunks = 1;
+    options.checkpoint_every_chunks = every_chunks;
+    options.checkpoint_every = every;
     auto cluster = std::make_unique<InProcessCluster>(options);
     absl::Status status = cluster->Start();
     EXPECT_TRUE(status.ok()) << status;
@@ -170,6 +172,20 @@ TEST_F(CheckpointTest, FailedCheckpointWritesNoManifestAndTheRunGoesOn) {
   EXPECT_EQ(manifest->id(), 2u);
   EXPECT_EQ(manifest->queues(0).finished_size(), 2);
   EXPECT_FALSE(std::filesystem::exists(store.DirOf(1) + "/MANIFEST"));
+}
+
+// --checkpoint_every_minutes: once the interval passed with progress to save, a checkpoint
+// is taken without waiting for a chunk count; with no new progress, none.
+TEST_F(CheckpointTest, CheckpointsByTimeOnlyWhenThereIsProgress) {
+  std::unique_ptr<InProcessCluster> cluster =
+      StartCluster(/*every_chunks=*/0, /*every=*/absl::Milliseconds(300));
+  ASSERT_TRUE(cluster->worker_client(0).OpenQueue(Chunks(3), kTimeout).ok());
+  TrainChunk(*cluster, 0, /*finish=*/true);
+  std::optional<proto::CheckpointManifest> manifest = WaitForManifest(1);
+  ASSERT_TRUE(manifest.has_value());
+  EXPECT_NE(manifest->reason().find("passed"), std::string::npos) << manifest->reason();
+  absl::SleepFor(absl::Seconds(1));  // three intervals without a finished chunk
+  EXPECT_FALSE(std::filesystem::exists(CheckpointStore(checkpoint_root_).DirOf(2)));
 }
 
 TEST(CheckpointStartTest, UnreadableNewestManifestStopsTheSchedulerNamingIt) {

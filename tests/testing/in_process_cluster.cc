@@ -26,6 +26,7 @@ absl::Status InProcessCluster::Start() {
   scheduler_options.register_timeout = kFormTimeout;
   scheduler_options.checkpoint_dir = options_.checkpoint_dir;
   scheduler_options.checkpoint_every_chunks = options_.checkpoint_every_chunks;
+  scheduler_options.checkpoint_every = options_.checkpoint_every;
   scheduler_options.day = options_.day;
   scheduler_options.base_dir = options_.base_dir;
   scheduler_options.close_day_into = options_.close_day_into;

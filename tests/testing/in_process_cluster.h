@@ -39,6 +39,7 @@ struct InProcessClusterOptions {
   // scheduler's orders (FollowScheduler) on a thread each.
   std::string checkpoint_dir;
   int checkpoint_every_chunks = 0;
+  absl::Duration checkpoint_every = absl::ZeroDuration();  // SchedulerOptions::checkpoint_every
   // SchedulerOptions::day, base_dir and close_day_into.
   std::string day;
   std::string base_dir;
