@@ -214,6 +214,22 @@ TEST_F(LaunchTest, SshExitsNonZeroNamingTheFailedRoleAndItsHost) {
   EXPECT_TRUE(WaitUntil([&] { return AllRolesExited(); }, absl::Seconds(10)));
 }
 
+// --restarts: a failed attempt is started again in RUN_DIR/attempt-K; a role that fails every
+// time fails the run after the last attempt.
+TEST_F(LaunchTest, SshStartsAFailedAttemptAgainUpToRestarts) {
+  WriteHostFile("127.0.0.1\n");
+  auto launcher = StartSsh({"--servers=1", "--workers=1", "--job=train", "--restarts=1",
+                            "--worker_flags=--job_config=/nonexistent/job.pbtxt"});
+  EXPECT_EQ(ExitCodeOf(*launcher), 1);
+  std::string output = launcher->ReadLog();
+  EXPECT_TRUE(Contains(output, "ssh.sh: attempt 1 failed (status 1)")) << output;
+  EXPECT_TRUE(Contains(output, "ssh.sh: attempt 2 of 2 in " + run_dir_ + "/attempt-2")) << output;
+  EXPECT_TRUE(Contains(output, "ssh.sh: FAILED: all 2 attempts failed")) << output;
+  EXPECT_TRUE(Contains(ReadFile(run_dir_ + "/attempt-2/worker-0.log"),
+                       "/nonexistent/job.pbtxt: cannot open config file"))
+      << output;
+}
+
 TEST_F(LaunchTest, SshStopsTheClusterThroughTheSchedulerOnSigterm) {
   WriteHostFile("127.0.0.1\nlocalhost\n");
   auto launcher = StartSsh({"--servers=1", "--workers=1", "--job=idle"});
