@@ -4,8 +4,8 @@
 // The whole cluster runs inside this process — a scheduler, --servers parameter servers and
 // --workers workers — but every node talks TCP over 127.0.0.1 exactly as separate processes
 // would (tests/testing/in_process_cluster.h), so what is timed is the real path: KVWorker
-// slicing and framing, the worker's I/O thread, loopback TCP, the server's forwarding and
-// handler threads, and back.
+// slicing and framing, the calling thread's own sockets, loopback TCP, the server's forwarding
+// and handler threads, and back.
 //
 // Each workload (keys per request x floats per key) is timed for three ops, each a blocking
 // round trip: push (Push + Wait), pull (Pull + Wait) and push+pull (both, one after the
@@ -14,9 +14,11 @@
 //              without touching tables. ps-lite's benchmark uses an empty server handler, so
 //              this is the apples-to-apples comparison with it.
 //   table      a real SGD table (ZEROS initializer) applies every push and serves every pull.
-// One cluster per mode stays up for the whole run, with a table per row width; the keys of
-// the suite's dim-1 workloads nest (1K in 160K in ...), so a table-mode row times updates of
-// rows that exist (created by warmup or by earlier workloads), not their creation.
+// Every workload gets fresh clusters (one per mode, a table per row width), as it gets a fresh
+// raw pair: connections that carried the earlier workloads' 48 MB requests made later 720 KB
+// requests measurably slower than on new ones (10K x 16 pull 0.54-0.65x raw against 0.71-0.97x),
+// which compared Granary's old connections with the raw pair's new ones. Warmup pushes every
+// key first, so a table-mode row times updates of rows that exist, not their creation.
 // The raw pair and both modes are timed in interleaved slices (kSlices), so that load from
 // elsewhere on the machine hits all of them alike and the ratios between them stay meaningful.
 //
@@ -744,18 +746,18 @@ absl::Status RunBenchmark(const InProcessClusterOptions& cluster, std::vector<Ro
     std::pair<std::string, int> table(TableOfDim(workload.dim), workload.dim);
     if (std::find(tables.begin(), tables.end(), table) == tables.end()) tables.push_back(table);
   }
-  std::vector<ModeCluster> clusters;
-  for (const Mode& mode : SelectedModes()) {
-    InProcessClusterOptions options = cluster;
-    options.config = SgdTablesConfig(tables, kLearningRate);
-    options.apply_updates = mode.apply_updates;
-    clusters.push_back(ModeCluster{mode, std::make_unique<InProcessCluster>(options),
-                                   std::vector<std::vector<float>>(cluster.num_workers)});
-    absl::Status status = clusters.back().cluster->Start();
-    if (!status.ok()) return status;
-  }
   PrintHeader();
   for (const Workload& workload : workloads) {
+    std::vector<ModeCluster> clusters;
+    for (const Mode& mode : SelectedModes()) {
+      InProcessClusterOptions options = cluster;
+      options.config = SgdTablesConfig(tables, kLearningRate);
+      options.apply_updates = mode.apply_updates;
+      clusters.push_back(ModeCluster{mode, std::make_unique<InProcessCluster>(options),
+                                     std::vector<std::vector<float>>(cluster.num_workers)});
+      absl::Status status = clusters.back().cluster->Start();
+      if (!status.ok()) return status;
+    }
     absl::Status status = MeasureWorkload(workload, clusters, cluster, loop, rows);
     if (!status.ok()) return status;
   }
