@@ -1,8 +1,6 @@
 // Consistent checkpoints and the roll-back to the newest one, on an in-process cluster: a run
 // that stops (as after a crash) and starts again with the same folders must hold exactly the
 // state of its newest manifest, and hand out again only the chunks finished after it.
-#include <stdlib.h>
-
 #include <filesystem>
 #include <fstream>
 
@@ -11,18 +9,12 @@
 #include "gtest/gtest.h"
 #include "scheduler/checkpoint_store.h"
 #include "tests/testing/in_process_cluster.h"
+#include "tests/testing/temp_dir.h"
 
 namespace granary {
 namespace {
 
 constexpr absl::Duration kTimeout = absl::Seconds(20);
-
-std::string MakeTempDir(const char* what) {
-  std::string pattern =
-      absl::StrCat(std::filesystem::temp_directory_path().string(), "/granary-", what, "-XXXXXX");
-  EXPECT_NE(mkdtemp(pattern.data()), nullptr);
-  return pattern;
-}
 
 proto::WorkQueueSpec Chunks(int n) {
   proto::WorkQueueSpec spec;
@@ -38,8 +30,9 @@ proto::WorkQueueSpec Chunks(int n) {
 class CheckpointTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    checkpoint_root_ = MakeTempDir("ckpt");
-    data_dir_ = MakeTempDir("ckpt-data");
+    checkpoint_root_ = MakeTempDir("granary-ckpt");
+    data_dir_ = MakeTempDir("granary-ckpt-data");
+    ASSERT_FALSE(checkpoint_root_.empty() || data_dir_.empty());
     for (int i = 0; i < 200; ++i) keys_.push_back(FeatureKey(FieldSeed("k"), std::to_string(i)));
     std::sort(keys_.begin(), keys_.end());
   }
@@ -189,7 +182,8 @@ TEST_F(CheckpointTest, CheckpointsByTimeOnlyWhenThereIsProgress) {
 }
 
 TEST(CheckpointStartTest, UnreadableNewestManifestStopsTheSchedulerNamingIt) {
-  std::string root = MakeTempDir("ckpt-corrupt");
+  std::string root = MakeTempDir("granary-ckpt-corrupt");
+  ASSERT_FALSE(root.empty());
   CheckpointStore store(root);
   ASSERT_TRUE(store.Prepare(1).ok());
   std::ofstream(store.DirOf(1) + "/MANIFEST") << "id: [oops";

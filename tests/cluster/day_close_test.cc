@@ -1,8 +1,6 @@
 // Daily training on an in-process cluster: three consecutive days with drifting ids, each
 // starting from the base the previous day closed. Checks the bases, the deltas (base of day 1
 // + deltas of days 2 and 3 = base of day 3, row by row, tombstones included) and eviction.
-#include <stdlib.h>
-
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -12,6 +10,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/in_process_cluster.h"
 #include "tests/testing/served_rows.h"
+#include "tests/testing/temp_dir.h"
 
 namespace granary {
 namespace {
@@ -36,10 +35,8 @@ void ApplyDeltas(const std::string& day_dir, Model* model) {
 class DayCloseTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern =
-        absl::StrCat(std::filesystem::temp_directory_path().string(), "/granary-days-XXXXXX");
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    root_ = pattern;
+    root_ = MakeTempDir("granary-days");
+    ASSERT_FALSE(root_.empty());
     model_dir_ = root_ + "/model";
   }
   void TearDown() override { std::filesystem::remove_all(root_); }

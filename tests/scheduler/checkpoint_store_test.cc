@@ -1,12 +1,11 @@
 #include "scheduler/checkpoint_store.h"
 
-#include <stdlib.h>
-
 #include <filesystem>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/testing/temp_dir.h"
 
 namespace granary {
 namespace {
@@ -14,10 +13,8 @@ namespace {
 class CheckpointStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern =
-        absl::StrCat(std::filesystem::temp_directory_path().string(), "/granary-ckpt-store-XXXXXX");
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    root_ = pattern;
+    root_ = MakeTempDir("granary-ckpt-store");
+    ASSERT_FALSE(root_.empty());
   }
   void TearDown() override { std::filesystem::remove_all(root_); }
 
