@@ -18,6 +18,9 @@ constexpr size_t kRowsPerScanBatch = 4096;
 // How many keys ahead the hit path prefetches hash-map entries: enough to cover a DRAM miss
 // (~100 ns) at ~10 ns per lookup.
 constexpr size_t kPrefetchDistance = 8;
+// Pushes a PushLog holds at least, however small the budget: a spill per few pushes would
+// only make many tiny files for RocksDB to compact.
+constexpr size_t kMinPushLogCapacity = 64;
 
 size_t RoundUpTo8(size_t bytes) { return (bytes + 7) & ~size_t{7}; }
 
@@ -46,9 +49,31 @@ void InitializeRecord(const proto::TableConfig& config, const Optimizer& optimiz
   optimizer.InitSlots(layout.values(record), layout.slots(record), layout.dim());
 }
 
+size_t PushOperandBytes(const RowLayout& layout) {
+  return sizeof(PushOperandHeader) + layout.dim() * sizeof(float);
+}
+
+// Applies one push operand (PushOperandHeader, then the gradient) to `record`: the push's stamp
+// and optimizer update, exactly what Push does to a cached row.
+void ApplyPushOperand(const Optimizer& optimizer, const RowLayout& layout, const char* operand,
+                      char* record) {
+  // Aligned copy: operand bytes (RocksDB's or a PushLog's) carry no alignment.
+  thread_local std::vector<float> grad;
+  const size_t dim = layout.dim();
+  grad.resize(dim);
+  PushOperandHeader header;
+  std::memcpy(&header, operand, sizeof(header));
+  std::memcpy(grad.data(), operand + sizeof(header), dim * sizeof(float));
+  RowMeta* meta = layout.meta(record);
+  StampPush(header.day, header.version, meta);
+  const RowUpdate update{layout.values(record), layout.slots(record), meta, grad.data()};
+  optimizer.Apply(absl::MakeConstSpan(&update, 1), layout.dim());
+}
+
 // Folds push operands into a row record: the stored record, or a new row's if there is none,
-// then each push's stamp and optimizer update in order — exactly what Push does to a cached
-// row. RocksDB calls it on reads and compactions, from any of its threads.
+// then each push in order. An operand holds one or more pushes back to back (a spilled
+// PushLog writes all of a key's pushes as one). RocksDB calls it on reads and compactions,
+// from any of its threads.
 class PushMergeOperator : public rocksdb::MergeOperator {
  public:
   PushMergeOperator(const proto::TableConfig& config, std::unique_ptr<Optimizer> optimizer)
@@ -61,8 +86,7 @@ class PushMergeOperator : public rocksdb::MergeOperator {
   bool FullMergeV2(const MergeOperationInput& in, MergeOperationOutput* out) const override {
     const uint64_t key = RowStore::DecodeKey(in.key);
     const size_t row_bytes = layout_.row_bytes();
-    const size_t dim = layout_.dim();
-    const size_t operand_bytes = sizeof(PushOperandHeader) + dim * sizeof(float);
+    const size_t operand_bytes = PushOperandBytes(layout_);
     if (in.existing_value != nullptr && in.existing_value->size() != row_bytes) {
       LOG(ERROR) << "table '" << config_.name() << "' key " << key << ": stored record has "
                  << in.existing_value->size() << " bytes, expected " << row_bytes;
@@ -70,28 +94,22 @@ class PushMergeOperator : public rocksdb::MergeOperator {
     }
     // Aligned copies: RocksDB's bytes carry no alignment.
     thread_local std::vector<uint64_t> record_words;
-    thread_local std::vector<float> grad;
     record_words.resize(RoundUpTo8(row_bytes) / sizeof(uint64_t));
-    grad.resize(dim);
     char* record = reinterpret_cast<char*>(record_words.data());
     if (in.existing_value != nullptr) {
       std::memcpy(record, in.existing_value->data(), row_bytes);
     } else {
       InitializeRecord(config_, *optimizer_, layout_, key, record);
     }
-    RowMeta* meta = layout_.meta(record);
     for (const rocksdb::Slice& operand : in.operand_list) {
-      if (operand.size() != operand_bytes) {
+      if (operand.empty() || operand.size() % operand_bytes != 0) {
         LOG(ERROR) << "table '" << config_.name() << "' key " << key << ": push operand has "
-                   << operand.size() << " bytes, expected " << operand_bytes;
+                   << operand.size() << " bytes, expected a multiple of " << operand_bytes;
         return false;
       }
-      PushOperandHeader header;
-      std::memcpy(&header, operand.data(), sizeof(header));
-      std::memcpy(grad.data(), operand.data() + sizeof(header), dim * sizeof(float));
-      StampPush(header.day, header.version, meta);
-      const RowUpdate update{layout_.values(record), layout_.slots(record), meta, grad.data()};
-      optimizer_->Apply(absl::MakeConstSpan(&update, 1), layout_.dim());
+      for (size_t at = 0; at < operand.size(); at += operand_bytes) {
+        ApplyPushOperand(*optimizer_, layout_, operand.data() + at, record);
+      }
     }
     out->new_value.assign(record, row_bytes);
     return true;
@@ -137,11 +155,18 @@ absl::StatusOr<std::unique_ptr<EmbeddingTable>> EmbeddingTable::Create(
   }
   std::unique_ptr<EmbeddingTable> table(
       new EmbeddingTable(config, store, store_index, stamp, *std::move(optimizer)));
+  // A table that merges pushes keeps 1/kPushLogShare of its budget for its PushLogs: an
+  // active and a sealed one per shard.
+  const size_t log_bytes = table->merge_pushes_ ? cache_bytes / kPushLogShare : 0;
+  const size_t operand_bytes = PushOperandBytes(table->layout_);
+  const size_t log_capacity = std::max(
+      kMinPushLogCapacity, PushLog::CapacityFor(log_bytes / (2 * num_shards), operand_bytes));
   size_t stride = RoundUpTo8(table->layout_.row_bytes());
-  size_t rows = cache_bytes / (stride + RowCache::kMaxOverheadBytesPerRow);
+  size_t rows = (cache_bytes - log_bytes) / (stride + RowCache::kMaxOverheadBytesPerRow);
   uint32_t per_shard = static_cast<uint32_t>(std::max<size_t>(1, rows / num_shards));
   for (int s = 0; s < num_shards; ++s) {
-    table->shards_.push_back(std::make_unique<Shard>(stride, per_shard));
+    table->shards_.push_back(
+        std::make_unique<Shard>(stride, per_shard, operand_bytes, log_capacity));
     table->shards_.back()->rng_state = config.initializer().seed() ^ (0x5851f42d4c957f2dULL * s);
   }
   return table;
@@ -318,12 +343,14 @@ absl::Status EmbeddingTable::Pull(absl::Span<const uint64_t> keys, float* values
         shard.stats.hits += positions.size() - misses.size();
         if (misses.empty()) return absl::OkStatus();
         // Evaluation caches nothing; training caches a miss while there is room, and then only
-        // what the doorkeeper admits (RowCache::AdmitMiss). The rest is read around the cache.
+        // what the doorkeeper admits (RowCache::AdmitMiss). The rest, and rows with pushes in
+        // a PushLog (never cached, see Shard), are read around the cache.
         to_cache.clear();
         to_read.clear();
         for (uint32_t i : misses) {
-          const bool cache = !read_only && (shard.cache.free_slots() > to_cache.size() ||
-                                            shard.cache.AdmitMiss(keys[i]));
+          const bool cache =
+              !read_only && !HasLoggedPushes(shard, keys[i]) &&
+              (shard.cache.free_slots() > to_cache.size() || shard.cache.AdmitMiss(keys[i]));
           (cache ? to_cache : to_read).push_back(i);
         }
         if (!to_read.empty()) {
@@ -335,11 +362,22 @@ absl::Status EmbeddingTable::Pull(absl::Span<const uint64_t> keys, float* values
           absl::Status status = Fetch(miss_keys, &records, &found);
           if (!status.ok()) return status;
           if (!read_only) shard.stats.misses += to_read.size();
+          thread_local std::vector<uint64_t> folded;  // an aligned record
+          folded.resize(RoundUpTo8(layout_.row_bytes()) / sizeof(uint64_t));
           for (size_t j = 0; j < miss_keys.size(); ++j) {
             float* out = values + to_read[j] * dim;
-            if (found[j]) {
-              const char* record = records.data() + j * layout_.row_bytes();
-              std::memcpy(out, record + sizeof(RowMeta), dim * sizeof(float));
+            const char* record = records.data() + j * layout_.row_bytes();
+            if (HasLoggedPushes(shard, miss_keys[j])) {
+              char* row = reinterpret_cast<char*>(folded.data());
+              if (found[j]) {
+                std::memcpy(row, record, layout_.row_bytes());
+              } else {
+                InitializeRecord(miss_keys[j], row);
+              }
+              ApplyLoggedPushes(shard, miss_keys[j], row);
+              std::memcpy(out, layout_.values(row), dim * sizeof(float));
+            } else if (found[j]) {
+              std::memcpy(out, layout_.values(record), dim * sizeof(float));
             } else {
               InitializeRow(config_.initializer(), miss_keys[j], layout_.dim(), out);
             }
@@ -391,82 +429,215 @@ void EmbeddingTable::AddUpdate(Shard& shard, uint32_t slot, const float* grad,
 }
 
 absl::Status EmbeddingTable::Push(absl::Span<const uint64_t> keys, const float* grads) {
+  if (spill_requested_.load(std::memory_order_relaxed)) {
+    absl::Status status = SpillPushLogs(/*always=*/false);
+    if (!status.ok()) return status;  // nothing of this push applied
+  }
+  // Pushes that found their shard's log full are deferred, the logs spilled, and those pushes
+  // pushed again: a log never grows past its capacity. Each round logs at least one key
+  // unless other threads keep filling the logs; the bound only stops a pathological race.
+  constexpr int kMaxRounds = 1000;
   const size_t dim = layout_.dim();
-  // Shards whose misses are merged stay locked until the merges are written, so that no pull
-  // can read those rows in between. ForEachShard locks in index order, as LockAllShards does,
-  // so holding several is deadlock-free.
-  std::vector<std::unique_lock<std::mutex>> merging;
-  thread_local std::vector<uint8_t> merged_position;  // by position in keys
-  merged_position.assign(merge_pushes_ ? keys.size() : 0, 0);
-  size_t merges = 0;
-  absl::Status status = ForEachShard(keys, [&](Shard& shard, absl::Span<const uint32_t> positions,
-                                               std::unique_lock<std::mutex>& lock) {
-    thread_local std::vector<uint32_t> misses;
-    thread_local std::vector<uint64_t> miss_keys;
-    thread_local std::vector<RowUpdate> updates;
-    thread_local std::vector<uint32_t> slots;
-    thread_local std::vector<std::pair<uint32_t, uint32_t>> hits;
-    updates.clear();
-    LookUp(shard, keys, positions, &hits, &misses);
-    for (auto [i, slot] : hits) AddUpdate(shard, slot, grads + i * dim, &updates);
-    shard.stats.hits += positions.size() - misses.size();
-    // Applied before loading misses: loading may evict (write back) these very rows.
-    optimizer_->Apply(updates, layout_.dim());
-    // A cache with room loads its misses (a table that fits in memory never reads twice);
-    // a full one would evict a row per miss, so merging is cheaper.
-    if (merge_pushes_ && misses.size() > shard.cache.free_slots()) {
-      for (uint32_t i : misses) merged_position[i] = 1;
-      merges += misses.size();
-      shard.stats.pushes_merged += misses.size();
-      merging.push_back(std::move(lock));
-      return absl::OkStatus();
+  std::vector<uint32_t> deferred;
+  std::vector<uint64_t> deferred_keys;
+  std::vector<float> deferred_grads;
+  absl::Status status = PushOnce(keys, grads, &deferred);
+  for (int round = 1; status.ok() && !deferred.empty(); ++round) {
+    if (round == kMaxRounds) {
+      return absl::ResourceExhaustedError(absl::StrCat("table '", name(), "': ", deferred.size(),
+                                                       " pushes found the push logs full ",
+                                                       kMaxRounds, " times in a row"));
     }
-    const size_t chunk = shard.cache.capacity();
-    for (size_t begin = 0; begin < misses.size(); begin += chunk) {
-      size_t end = std::min(misses.size(), begin + chunk);
-      miss_keys.clear();
-      for (size_t m = begin; m < end; ++m) miss_keys.push_back(keys[misses[m]]);
-      absl::Status status = LoadMisses(shard, miss_keys, &slots);
-      if (!status.ok()) return status;
-      updates.clear();
-      for (size_t j = 0; j < slots.size(); ++j) {
-        AddUpdate(shard, slots[j], grads + misses[begin + j] * dim, &updates);
-      }
-      optimizer_->Apply(updates, layout_.dim());
+    status = SpillPushLogs(/*always=*/true);
+    if (!status.ok()) return status;
+    // Positions index the previous round's keys, which may be deferred_keys itself.
+    std::vector<uint64_t> next_keys;
+    std::vector<float> next_grads;
+    for (uint32_t i : deferred) {
+      const uint64_t key = round == 1 ? keys[i] : deferred_keys[i];
+      const float* grad = (round == 1 ? grads : deferred_grads.data()) + i * dim;
+      next_keys.push_back(key);
+      next_grads.insert(next_grads.end(), grad, grad + dim);
     }
-    return absl::OkStatus();
-  });
-  if (merges > 0 && status.ok()) status = MergePushes(keys, merged_position, grads);
+    deferred_keys.swap(next_keys);
+    deferred_grads.swap(next_grads);
+    deferred.clear();
+    status = PushOnce(deferred_keys, deferred_grads.data(), &deferred);
+  }
   return status;
 }
 
-absl::Status EmbeddingTable::MergePushes(absl::Span<const uint64_t> keys,
-                                         absl::Span<const uint8_t> merged_position,
-                                         const float* grads) {
+absl::Status EmbeddingTable::PushOnce(absl::Span<const uint64_t> keys, const float* grads,
+                                      std::vector<uint32_t>* deferred) {
+  const size_t dim = layout_.dim();
+  return ForEachShard(
+      keys, [&](Shard& shard, absl::Span<const uint32_t> positions, std::unique_lock<std::mutex>&) {
+        thread_local std::vector<uint32_t> misses;
+        thread_local std::vector<uint32_t> to_load;
+        thread_local std::vector<uint64_t> miss_keys;
+        thread_local std::vector<RowUpdate> updates;
+        thread_local std::vector<uint32_t> slots;
+        thread_local std::vector<std::pair<uint32_t, uint32_t>> hits;
+        updates.clear();
+        LookUp(shard, keys, positions, &hits, &misses);
+        for (auto [i, slot] : hits) AddUpdate(shard, slot, grads + i * dim, &updates);
+        shard.stats.hits += positions.size() - misses.size();
+        // Applied before loading misses: loading may evict (write back) these very rows.
+        optimizer_->Apply(updates, layout_.dim());
+        // A cache with room loads its misses (a table that fits in memory never reads twice); a
+        // full one would evict a row per miss, so logging the push is cheaper. A row with pushes
+        // logged already is never loaded: its pushes stay in order in the log.
+        to_load.clear();
+        if (merge_pushes_) {
+          const bool room = misses.size() <= shard.cache.free_slots();
+          for (uint32_t i : misses) {
+            if (room && !HasLoggedPushes(shard, keys[i])) {
+              to_load.push_back(i);
+            } else if (!shard.active_log.full()) {
+              LogPush(shard, keys[i], grads + i * dim);
+            } else {
+              deferred->push_back(i);  // and so are the key's later pushes: the log stays full
+            }
+          }
+          // Spill at three quarters full, so that pushes rarely find a log full.
+          if (shard.active_log.size() >= shard.active_log.capacity() / 4 * 3) {
+            spill_requested_.store(true, std::memory_order_relaxed);
+          }
+        } else {
+          to_load.assign(misses.begin(), misses.end());
+        }
+        const size_t chunk = shard.cache.capacity();
+        for (size_t begin = 0; begin < to_load.size(); begin += chunk) {
+          size_t end = std::min(to_load.size(), begin + chunk);
+          miss_keys.clear();
+          for (size_t m = begin; m < end; ++m) miss_keys.push_back(keys[to_load[m]]);
+          absl::Status status = LoadMisses(shard, miss_keys, &slots);
+          if (!status.ok()) return status;
+          updates.clear();
+          for (size_t j = 0; j < slots.size(); ++j) {
+            AddUpdate(shard, slots[j], grads + to_load[begin + j] * dim, &updates);
+          }
+          optimizer_->Apply(updates, layout_.dim());
+        }
+        return absl::OkStatus();
+      });
+}
+
+bool EmbeddingTable::HasLoggedPushes(const Shard& shard, uint64_t key) const {
+  return (!shard.sealed_log.empty() && shard.sealed_log.Contains(key)) ||
+         (!shard.active_log.empty() && shard.active_log.Contains(key));
+}
+
+void EmbeddingTable::ApplyLoggedPushes(const Shard& shard, uint64_t key, char* record) const {
+  auto apply = [&](const char* operand) {
+    ApplyPushOperand(*optimizer_, layout_, operand, record);
+  };
+  shard.sealed_log.ForEachOperand(key, apply);  // older than the active log's
+  shard.active_log.ForEachOperand(key, apply);
+}
+
+void EmbeddingTable::LogPush(Shard& shard, uint64_t key, const float* grad) {
   const size_t dim = layout_.dim();
   const PushOperandHeader header{stamp_->day.load(std::memory_order_relaxed), 0,
                                  stamp_->version.load(std::memory_order_relaxed)};
   thread_local std::vector<char> operand;
   operand.resize(sizeof(header) + dim * sizeof(float));
   std::memcpy(operand.data(), &header, sizeof(header));
-  // In request order: a repeated key's pushes stay in order, and sorted requests (as KVWorker
-  // sends them) insert into RocksDB's skip-list memtable in key order, each next to the last.
-  RowStore::Batch batch = store_->NewBatch();
-  for (size_t i = 0; i < keys.size(); ++i) {
-    if (!merged_position[i]) continue;
-    std::memcpy(operand.data() + sizeof(header), grads + i * dim, dim * sizeof(float));
-    batch.MergeRow(store_index_, keys[i], operand.data(), operand.size());
-  }
-  return WriteRows(batch, "pushes to uncached rows");
+  std::memcpy(operand.data() + sizeof(header), grad, dim * sizeof(float));
+  shard.active_log.Append(key, operand.data());
+  ++shard.stats.pushes_merged;
 }
 
-std::vector<std::unique_lock<std::mutex>> EmbeddingTable::LockAllShards() {
+absl::Status EmbeddingTable::WriteLogs(bool include_active,
+                                       std::unique_ptr<RowStore::MergeFile>* file) {
+  absl::StatusOr<std::unique_ptr<RowStore::MergeFile>> created = store_->NewMergeFile(store_index_);
+  if (!created.ok()) return created.status();
+  *file = *std::move(created);
+  std::vector<uint64_t> logged;
+  for (const auto& shard : shards_) {
+    shard->sealed_log.AppendKeys(&logged);
+    if (include_active) shard->active_log.AppendKeys(&logged);
+  }
+  std::sort(logged.begin(), logged.end());
+  logged.erase(std::unique(logged.begin(), logged.end()), logged.end());
+  const size_t operand_bytes = PushOperandBytes(layout_);
+  const uint64_t mask = shards_.size() - 1;
+  std::string operands;  // all of a key's pushes, in order, as one operand
+  for (uint64_t key : logged) {
+    const Shard& shard = *shards_[key & mask];
+    operands.clear();
+    auto append = [&](const char* operand) { operands.append(operand, operand_bytes); };
+    shard.sealed_log.ForEachOperand(key, append);
+    if (include_active) shard.active_log.ForEachOperand(key, append);
+    absl::Status status = (*file)->Add(key, operands);
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status EmbeddingTable::IngestLogs(RowStore::MergeFile& file) {
+  may_have_stored_rows_.store(true, std::memory_order_release);
+  absl::Status status = store_->IngestMergeFile(file);
+  if (status.ok()) return status;
+  return absl::Status(status.code(), absl::StrCat("table '", name(), "': writing ", file.count(),
+                                                  " rows' logged pushes: ", status.message()));
+}
+
+absl::Status EmbeddingTable::SpillPushLogs(bool always) {
+  std::lock_guard<std::mutex> spill_lock(spill_mutex_);
+  // Another thread may have spilled while this one waited.
+  if (!spill_requested_.exchange(false, std::memory_order_relaxed) && !always) {
+    return absl::OkStatus();
+  }
+  // Seal each shard's log, so that pushes go on into an empty one while the file is written.
+  // (A sealed log left by a failed spill stays, and is written again now.)
+  for (auto& shard : shards_) {
+    std::lock_guard<std::mutex> lock(shard->mutex);
+    if (shard->sealed_log.empty()) shard->active_log.Swap(shard->sealed_log);
+  }
+  // Sealed logs change only under spill_mutex_, so they are read here without shard locks.
+  std::unique_ptr<RowStore::MergeFile> file;
+  absl::Status status = WriteLogs(/*include_active=*/false, &file);
+  if (status.ok()) {
+    // With every shard locked, no reader sees a row's pushes both in RocksDB and in a log.
+    std::vector<std::unique_lock<std::mutex>> locks = LockShards();
+    status = IngestLogs(*file);
+    if (status.ok()) {
+      for (auto& shard : shards_) shard->sealed_log.Clear();
+      spills_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  if (!status.ok()) spill_requested_.store(true, std::memory_order_relaxed);  // retry next push
+  return status;
+}
+
+std::vector<std::unique_lock<std::mutex>> EmbeddingTable::LockShards() {
   std::vector<std::unique_lock<std::mutex>> locks;
   for (auto& shard : shards_) locks.emplace_back(shard->mutex);
   return locks;
 }
 
+std::vector<std::unique_lock<std::mutex>> EmbeddingTable::LockAllShards() {
+  std::vector<std::unique_lock<std::mutex>> locks;
+  locks.emplace_back(spill_mutex_);  // first, as SpillPushLogs takes it
+  for (auto& shard : shards_) locks.emplace_back(shard->mutex);
+  return locks;
+}
+
 absl::Status EmbeddingTable::FlushLocked() {
+  bool logged = false;
+  for (auto& shard : shards_) logged |= !shard->sealed_log.empty() || !shard->active_log.empty();
+  if (logged) {
+    std::unique_ptr<RowStore::MergeFile> file;
+    absl::Status status = WriteLogs(/*include_active=*/true, &file);
+    if (status.ok()) status = IngestLogs(*file);
+    if (!status.ok()) return status;
+    for (auto& shard : shards_) {
+      shard->sealed_log.Clear();
+      shard->active_log.Clear();
+    }
+    spills_.fetch_add(1, std::memory_order_relaxed);
+  }
   for (auto& shard : shards_) {
     std::vector<uint32_t> dirty;
     shard->cache.ForEachDirty([&](uint32_t slot) { dirty.push_back(slot); });
@@ -555,8 +726,11 @@ CacheStats EmbeddingTable::stats() const {
     total.rows_written += shard->stats.rows_written;
     total.pushes_not_admitted += shard->stats.pushes_not_admitted;
     total.cached_rows += shard->cache.size();
-    total.memory_bytes += shard->cache.memory_bytes();
+    total.memory_bytes += shard->cache.memory_bytes() + shard->active_log.memory_bytes() +
+                          shard->sealed_log.memory_bytes();
+    total.logged_pushes += shard->active_log.size() + shard->sealed_log.size();
   }
+  total.spills = spills_.load(std::memory_order_relaxed);
   return total;
 }
 

@@ -13,13 +13,21 @@
 // while holding the lock, so no reader can see a row older than one being written back.
 //
 // A push to a row that a full cache does not hold need not read it: when the store holds the
-// table's merge operator (NewMergeOperator) and the table admits every key, the push is
-// written as a RocksDB Merge operand (its gradient and stamp) while its shard stays locked,
-// and RocksDB applies the table's optimizer to the row when it is next read or compacted.
-// Pushes of one row are applied in the order they arrived, whether in the cache or as
-// operands, so the result is the same row either way. Training pulls read rows (operands
-// folded) and cache those a full cache admits (RowCache::AdmitMiss); the rest are read around
-// the cache.
+// table's merge operator (NewMergeOperator) and the table admits every key, the push (its
+// gradient and stamp) is appended to the shard's in-memory PushLog. When a shard's log is
+// full, the next Push first "spills": every shard's log is sealed (pushes go on into fresh
+// ones), the sealed logs are written as one sorted file of RocksDB merge operands, and the
+// file is ingested with every shard locked; RocksDB applies the table's optimizer to a row
+// when it is next read or compacted. A pull of a row with logged pushes reads it and applies
+// them. Such a row is not cached until they are in RocksDB, so pushes of one row are applied
+// in the order they arrived, whether in the cache, in a log or as operands: the result is the
+// same row either way. Training pulls read rows (pushes folded) and cache those a full cache
+// admits (RowCache::AdmitMiss); the rest are read around the cache.
+//
+// Memory: the RowCache gets the budget but 1/kPushLogShare of it, which the shards' logs
+// (an active and a sealed one each) get when the table merges pushes. A push that finds its
+// log full waits for a spill, so the logs never grow past their share (but each holds at
+// least 64 pushes, however small the budget).
 //
 // Thread-safe: Pull and Push may run concurrently from any threads. FlushDirtyRows, Shrink and
 // ForEachStoredRow lock every shard and may run concurrently with them too, but the caller must
@@ -42,6 +50,7 @@
 #include "common/proto/config.pb.h"
 #include "ps/count_min_sketch.h"
 #include "ps/optimizer.h"
+#include "ps/push_log.h"
 #include "ps/row_cache.h"
 #include "ps/row_layout.h"
 #include "ps/row_store.h"
@@ -57,7 +66,9 @@ struct UpdateStamp {
 struct CacheStats {
   uint64_t hits = 0;
   uint64_t misses = 0;         // keys looked up in RocksDB
-  uint64_t pushes_merged = 0;  // pushes to uncached rows written as merge operands, unread
+  uint64_t pushes_merged = 0;  // pushes to uncached rows logged (then merge operands), unread
+  uint64_t logged_pushes = 0;  // in PushLogs now, not yet in RocksDB
+  uint64_t spills = 0;         // PushLog files ingested into RocksDB
   uint64_t rows_written = 0;   // dirty rows written back (eviction or flush)
   uint64_t pushes_not_admitted = 0;
   uint64_t cached_rows = 0;
@@ -73,6 +84,8 @@ struct ShrinkReport {
 class EmbeddingTable {
  public:
   static constexpr int kDefaultShards = 16;
+  // A table that merges pushes gives 1/kPushLogShare of its cache budget to its PushLogs.
+  static constexpr size_t kPushLogShare = 8;
 
   // `store_index` is this table's index in `store`. `cache_bytes` bounds the cache (at least
   // one row per shard is always kept). InvalidArgument if the config has no optimizer.
@@ -105,7 +118,8 @@ class EmbeddingTable {
   // order. A key not yet admitted is only counted.
   absl::Status Push(absl::Span<const uint64_t> keys, const float* grads);
 
-  // Writes every dirty cached row to RocksDB (rows stay cached, now clean).
+  // Writes every logged push and every dirty cached row to RocksDB (rows stay cached, now
+  // clean).
   absl::Status FlushDirtyRows();
 
   // Day close: flushes, then decays every stored row's show count and deletes rows older
@@ -122,9 +136,16 @@ class EmbeddingTable {
 
  private:
   struct Shard {
-    explicit Shard(size_t row_bytes, uint32_t capacity) : cache(row_bytes, capacity) {}
+    Shard(size_t row_bytes, uint32_t capacity, size_t operand_bytes, size_t log_capacity)
+        : cache(row_bytes, capacity),
+          active_log(operand_bytes, log_capacity),
+          sealed_log(operand_bytes, log_capacity) {}
     std::mutex mutex;
     RowCache cache;
+    // Pushes to uncached rows: appended to the active log; the sealed one is being written to
+    // RocksDB by SpillPushLogs (or was, and failed). A key is never both cached and logged.
+    PushLog active_log;
+    PushLog sealed_log;      // changes only with spill_mutex_ held as well
     uint64_t rng_state = 0;  // admit_probability draws
     CacheStats stats;
   };
@@ -136,7 +157,9 @@ class EmbeddingTable {
   // Stops at the first error.
   template <typename Fn>
   absl::Status ForEachShard(absl::Span<const uint64_t> keys, Fn fn);
-  // Locks every shard (in index order) for whole-table work.
+  // Locks every shard (in index order).
+  std::vector<std::unique_lock<std::mutex>> LockShards();
+  // Locks spill_mutex_, then every shard, for whole-table work.
   std::vector<std::unique_lock<std::mutex>> LockAllShards();
   absl::Status FlushLocked();
   // Flushes, then calls fn(key, record) with an aligned, writable copy of every stored row,
@@ -155,10 +178,26 @@ class EmbeddingTable {
               std::vector<std::pair<uint32_t, uint32_t>>* hits, std::vector<uint32_t>* misses);
   // Stamps `slot` as pushed and queues its update, unless the key is not admitted.
   void AddUpdate(Shard& shard, uint32_t slot, const float* grad, std::vector<RowUpdate>* updates);
-  // Writes the pushes of keys[i] with merged_position[i] set (rows not cached) as merge
-  // operands in one batch, in order. REQUIRES: the shards of those keys locked, merge_pushes_.
-  absl::Status MergePushes(absl::Span<const uint64_t> keys,
-                           absl::Span<const uint8_t> merged_position, const float* grads);
+  // True if `key` has pushes in one of the shard's logs. REQUIRES: shard.mutex held.
+  bool HasLoggedPushes(const Shard& shard, uint64_t key) const;
+  // Applies the logged pushes of `key` to `record`, oldest first. REQUIRES: shard.mutex held.
+  void ApplyLoggedPushes(const Shard& shard, uint64_t key, char* record) const;
+  // Appends the push of `grad` to `key` to the shard's active log. REQUIRES: shard.mutex held.
+  void LogPush(Shard& shard, uint64_t key, const float* grad);
+  // Writes the sealed logs (and the active ones if `include_active`) of every shard into a
+  // new MergeFile, one operand per key holding its pushes in order. REQUIRES: spill_mutex_
+  // held, and every shard's mutex too if include_active.
+  absl::Status WriteLogs(bool include_active, std::unique_ptr<RowStore::MergeFile>* file);
+  // Ingests `file`; errors name the table. REQUIRES: every shard locked.
+  absl::Status IngestLogs(RowStore::MergeFile& file);
+  // Writes the sealed logs to RocksDB (see the class comment) if a spill was requested, or
+  // `always`. On error the sealed logs stay, to be written by the next spill.
+  // REQUIRES: no lock held.
+  absl::Status SpillPushLogs(bool always);
+  // Push without spilling: pushes to uncached rows whose shard's log is full are not applied
+  // but their positions in `keys` appended to `deferred`, in order.
+  absl::Status PushOnce(absl::Span<const uint64_t> keys, const float* grads,
+                        std::vector<uint32_t>* deferred);
   // Makes `count` free slots in `shard`, writing dirty victims first.
   absl::Status MakeRoom(Shard& shard, uint32_t count);
   // Writes `batch` (of rows or operands of this table, `what` it holds for errors); errors
@@ -188,6 +227,11 @@ class EmbeddingTable {
   // skip RocksDB for keys that cannot be there.
   std::atomic<bool> may_have_stored_rows_;
   std::vector<std::unique_ptr<Shard>> shards_;
+  // Set when a shard's active log is full; the next Push spills first.
+  std::atomic<bool> spill_requested_{false};
+  // Held by SpillPushLogs throughout, and first by LockAllShards: one spill at a time.
+  std::mutex spill_mutex_;
+  std::atomic<uint64_t> spills_{0};
 };
 
 }  // namespace granary

@@ -7,7 +7,9 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "rocksdb/cache.h"
+#include "rocksdb/env.h"
 #include "rocksdb/filter_policy.h"
+#include "rocksdb/options.h"
 #include "rocksdb/table.h"
 #include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_buffer_manager.h"
@@ -16,6 +18,8 @@ namespace granary {
 namespace {
 
 constexpr char kTombstoneSuffix[] = "@tombstones";
+// Where MergeFiles are written before they are ingested (a subfolder RocksDB ignores).
+constexpr char kIncomingFolder[] = "incoming";
 // A bloom filter makes the common "this key was never written" lookup nearly free.
 constexpr double kBloomBitsPerKey = 10;
 // Share of each memtable spent on a whole-key bloom filter: a cache miss's lookup of a key
@@ -106,6 +110,10 @@ absl::StatusOr<std::unique_ptr<RowStore>> RowStore::Open(const RowStoreOptions& 
     return absl::FailedPreconditionError(
         absl::StrCat("RocksDB at ", options.path, ": cannot create folder: ", error.message()));
   }
+  // A merge file a crash left behind was never ingested: its pushes were lost with the
+  // process, like unflushed cached rows (recovery restarts from a checkpoint).
+  std::error_code ignored;
+  std::filesystem::remove_all(options.path + "/" + kIncomingFolder, ignored);
   std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(options.block_cache_bytes);
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;
@@ -169,26 +177,95 @@ RowStore::~RowStore() {
   db_->Close().PermitUncheckedError();
 }
 
-absl::Status RowStore::Write(Batch& batch) {
-  rocksdb::Status status = db_->Write(write_options_, &batch.batch_);
-  if (!status.ok()) {
-    // RocksDB stops accepting writes after a failed flush and retries in the background;
-    // give that recovery a bounded moment (a freed disk heals within one retry interval).
-    absl::Time deadline = absl::Now() + kRecoveryWait;
-    while (!status.ok() && absl::Now() < deadline) {
-      rocksdb::Status resumed = db_->Resume();
-      if (resumed.ok()) {
-        status = db_->Write(write_options_, &batch.batch_);
-      } else if (resumed.IsBusy()) {
-        absl::SleepFor(kRecoveryPoll);  // background recovery under way
-      } else {
-        break;
-      }
+rocksdb::Status RowStore::WithRecovery(const std::function<rocksdb::Status()>& write) {
+  rocksdb::Status status = write();
+  // RocksDB stops accepting writes after a failed flush and retries in the background; give
+  // that recovery a bounded moment (a freed disk heals within one retry interval).
+  absl::Time deadline = absl::Now() + kRecoveryWait;
+  while (!status.ok() && absl::Now() < deadline) {
+    rocksdb::Status resumed = db_->Resume();
+    if (resumed.ok()) {
+      status = write();
+    } else if (resumed.IsBusy()) {
+      absl::SleepFor(kRecoveryPoll);  // background recovery under way
+    } else {
+      break;
     }
   }
+  return status;
+}
+
+absl::Status RowStore::Write(Batch& batch) {
+  rocksdb::Status status = WithRecovery([&] { return db_->Write(write_options_, &batch.batch_); });
   if (!status.ok()) {
     return Error(status, absl::StrCat("write of ", batch.count(), " records failed"), -1);
   }
+  return absl::OkStatus();
+}
+
+RowStore::MergeFile::MergeFile(const RowStore* store, int table, std::string path)
+    : store_(store), table_(table), path_(std::move(path)) {}
+
+RowStore::MergeFile::~MergeFile() {
+  if (ingested_) return;
+  writer_.reset();
+  std::error_code ignored;
+  std::filesystem::remove(path_, ignored);
+}
+
+absl::Status RowStore::MergeFile::Add(uint64_t key, absl::string_view operand) {
+  rocksdb::Status status =
+      writer_->Merge(EncodeKey(key), rocksdb::Slice(operand.data(), operand.size()));
+  if (!status.ok()) {
+    return store_->Error(status, absl::StrCat("adding key ", key, " to ", path_, " failed"),
+                         table_);
+  }
+  ++count_;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<RowStore::MergeFile>> RowStore::NewMergeFile(int table) {
+  const std::string folder = path_ + "/" + kIncomingFolder;
+  std::error_code error;
+  std::filesystem::create_directories(folder, error);
+  if (error) {
+    return absl::UnavailableError(absl::StrCat("table '", table_names_[table], "' in RocksDB at ",
+                                               path_, ": cannot create ", folder, ": ",
+                                               error.message()));
+  }
+  std::unique_ptr<MergeFile> file(
+      new MergeFile(this, table,
+                    absl::StrCat(folder, "/", table_names_[table], "-",
+                                 merge_files_created_.fetch_add(1), ".sst")));
+  file->writer_ = std::make_unique<rocksdb::SstFileWriter>(
+      rocksdb::EnvOptions(), db_->GetOptions(row_handles_[table]), row_handles_[table]);
+  rocksdb::Status status = file->writer_->Open(file->path_);
+  if (!status.ok()) {
+    return Error(status, absl::StrCat("creating ", file->path_, " failed"), table);
+  }
+  return file;
+}
+
+absl::Status RowStore::IngestMergeFile(MergeFile& file) {
+  if (file.count_ == 0) return absl::OkStatus();
+  rocksdb::Status status = file.writer_->Finish();
+  if (!status.ok()) {
+    return Error(status, absl::StrCat("finishing ", file.path_, " failed"), file.table_);
+  }
+  rocksdb::IngestExternalFileOptions options;
+  options.move_files = true;  // a hard link: no copy
+  status = WithRecovery(
+      [&] { return db_->IngestExternalFile(row_handles_[file.table_], {file.path_}, options); });
+  if (!status.ok()) {
+    return Error(
+        status,
+        absl::StrCat("ingesting ", file.count_, " merge operands from ", file.path_, " failed"),
+        file.table_);
+  }
+  file.ingested_ = true;
+  // move_files links the file into the database; the name in "incoming" is left to remove.
+  std::error_code ignored;
+  std::filesystem::remove(file.path_, ignored);
   return absl::OkStatus();
 }
 

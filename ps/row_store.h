@@ -12,7 +12,9 @@
 #ifndef GRANARY_PS_ROW_STORE_H_
 #define GRANARY_PS_ROW_STORE_H_
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -20,9 +22,11 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "rocksdb/db.h"
 #include "rocksdb/merge_operator.h"
+#include "rocksdb/sst_file_writer.h"
 #include "rocksdb/statistics.h"
 #include "rocksdb/write_batch.h"
 
@@ -66,6 +70,33 @@ class RowStore {
     rocksdb::WriteBatch batch_;
   };
 
+  // Merge operands of one table written as one sorted file, then ingested into RocksDB at
+  // once (IngestMergeFile). Cheaper than a Batch for many operands: the file is written
+  // sequentially, with no memtable insertion. Thread-compatible.
+  class MergeFile {
+   public:
+    ~MergeFile();  // removes the file unless it was ingested
+    MergeFile(const MergeFile&) = delete;
+    MergeFile& operator=(const MergeFile&) = delete;
+
+    // Adds the operand for `key`; keys must be added in strictly increasing order (so all of
+    // a key's operands go into one operand, which the merge operator must accept). Errors
+    // (e.g. disk full) name the table and the file.
+    absl::Status Add(uint64_t key, absl::string_view operand);
+    size_t count() const { return count_; }
+    const std::string& path() const { return path_; }
+
+   private:
+    friend class RowStore;
+    MergeFile(const RowStore* store, int table, std::string path);
+    const RowStore* store_;
+    const int table_;
+    const std::string path_;
+    std::unique_ptr<rocksdb::SstFileWriter> writer_;
+    size_t count_ = 0;
+    bool ingested_ = false;
+  };
+
   // Opens or creates the database with a column family per name in `tables` (column families
   // of other tables found on disk are kept, untouched). FailedPrecondition / DataLoss /
   // Unavailable naming the path if it cannot be opened (not a folder, corrupt, no space).
@@ -88,6 +119,13 @@ class RowStore {
   // Applies `batch`. After a failed background flush (e.g. disk full) RocksDB refuses writes
   // until resumed; Write tries to resume once, so a freed disk heals without a restart.
   absl::Status Write(Batch& batch);
+
+  // A new, empty MergeFile for `table`, in the store's "incoming" folder.
+  // REQUIRES: has_merge_operator(table).
+  absl::StatusOr<std::unique_ptr<MergeFile>> NewMergeFile(int table);
+  // Finishes `file` and ingests it: its operands become visible atomically, newer than every
+  // earlier write. An empty file is a no-op. Errors name the table, the file and the path.
+  absl::Status IngestMergeFile(MergeFile& file);
 
   // Looks up `keys` of `table`. On success found[i] says whether keys[i] exists and, if so,
   // records[i] holds its record.
@@ -119,6 +157,9 @@ class RowStore {
  private:
   RowStore() = default;
   absl::Status Error(const rocksdb::Status& status, const std::string& what, int table) const;
+  // Runs `write`; if it fails, resumes RocksDB after a background error (see Write) and runs
+  // it again, for a bounded time.
+  rocksdb::Status WithRecovery(const std::function<rocksdb::Status()>& write);
 
   std::string path_;
   std::vector<std::string> table_names_;
@@ -130,6 +171,7 @@ class RowStore {
   std::vector<rocksdb::ColumnFamilyHandle*> row_handles_;  // by table index
   std::vector<rocksdb::ColumnFamilyHandle*> tombstone_handles_;
   rocksdb::WriteOptions write_options_;
+  std::atomic<uint64_t> merge_files_created_{0};  // names incoming files
 };
 
 }  // namespace granary

@@ -14,9 +14,11 @@
 //
 // Set-ups (--cache_fractions), each a fresh EmbeddingTable and RowStore with default options:
 //   memory     cache_bytes = keys x (row stride + RowCache::kMaxOverheadBytesPerRow), plus
-//              headroom for uneven shards: nothing is ever evicted. Prefilled by pushing every
-//              key once, so every row exists and is cached.
-//   cache N %  that table size x N %. RocksDB holds a row for every key before the run (written
+//              headroom for uneven shards and the push logs' share of a budget
+//              (EmbeddingTable::kPushLogShare): nothing is ever evicted. Prefilled by pushing
+//              every key once, so every row exists and is cached.
+//   cache N %  that table size x N % (rows and push logs together). RocksDB holds a row for every
+//   key before the run (written
 //              straight through RowStore in key order, as a restored checkpoint would hold it;
 //              its files then sit in the OS page cache, so a miss costs CPU, not disk waits)
 //              and the cache starts empty.
@@ -698,8 +700,11 @@ absl::StatusOr<Row> MeasureSetup(DimState& state, double fraction, const Workloa
   row.setup = SetupName(fraction);
   row.cache_fraction = fraction;
   const bool in_memory = fraction >= 1;
+  // The memory set-up's budget also covers the push logs' share, so every row is cached.
+  const double in_memory_budget =
+      kInMemoryHeadroom * EmbeddingTable::kPushLogShare / (EmbeddingTable::kPushLogShare - 1);
   row.cache_budget_bytes = static_cast<uint64_t>(static_cast<double>(state.table_bytes) *
-                                                 (in_memory ? kInMemoryHeadroom : fraction));
+                                                 (in_memory ? in_memory_budget : fraction));
 
   // The memory set-up starts from an empty RocksDB of its own; the cached ones share one
   // seeded with every key's row, opened afresh so that the table knows it holds rows.
