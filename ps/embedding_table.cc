@@ -169,6 +169,10 @@ absl::StatusOr<std::unique_ptr<EmbeddingTable>> EmbeddingTable::Create(
         std::make_unique<Shard>(stride, per_shard, operand_bytes, log_capacity));
     table->shards_.back()->rng_state = config.initializer().seed() ^ (0x5851f42d4c957f2dULL * s);
   }
+  if (table->merge_pushes_) {
+    EmbeddingTable* raw = table.get();
+    table->spiller_ = std::thread([raw] { raw->RunSpiller(); });
+  }
   return table;
 }
 
@@ -428,10 +432,45 @@ void EmbeddingTable::AddUpdate(Shard& shard, uint32_t slot, const float* grad,
   updates->push_back(RowUpdate{layout_.values(row), layout_.slots(row), meta, grad});
 }
 
-absl::Status EmbeddingTable::Push(absl::Span<const uint64_t> keys, const float* grads) {
-  if (spill_requested_.load(std::memory_order_relaxed)) {
+EmbeddingTable::~EmbeddingTable() {
+  if (!spiller_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> lock(spiller_mutex_);
+    spiller_stop_ = true;
+  }
+  spiller_wakeup_.notify_one();
+  spiller_.join();
+}
+
+void EmbeddingTable::RunSpiller() {
+  std::unique_lock<std::mutex> lock(spiller_mutex_);
+  while (true) {
+    // After a failure the next Push spills itself, so that its caller gets the error.
+    spiller_wakeup_.wait(lock, [&] {
+      return spiller_stop_ || (spill_requested_.load(std::memory_order_relaxed) &&
+                               !spill_failed_.load(std::memory_order_relaxed));
+    });
+    if (spiller_stop_) return;
+    lock.unlock();
     absl::Status status = SpillPushLogs(/*always=*/false);
+    if (!status.ok()) {
+      LOG(WARNING) << "spilling push logs failed (the next push tries again): " << status;
+      spill_failed_.store(true, std::memory_order_relaxed);
+    }
+    lock.lock();
+  }
+}
+
+void EmbeddingTable::WakeSpiller() {
+  { std::lock_guard<std::mutex> lock(spiller_mutex_); }  // no wake-up lost between check and wait
+  spiller_wakeup_.notify_one();
+}
+
+absl::Status EmbeddingTable::Push(absl::Span<const uint64_t> keys, const float* grads) {
+  if (spill_failed_.load(std::memory_order_relaxed)) {
+    absl::Status status = SpillPushLogs(/*always=*/true);
     if (!status.ok()) return status;  // nothing of this push applied
+    spill_failed_.store(false, std::memory_order_relaxed);
   }
   // Pushes that found their shard's log full are deferred, the logs spilled, and those pushes
   // pushed again: a log never grows past its capacity. Each round logs at least one key
@@ -442,6 +481,7 @@ absl::Status EmbeddingTable::Push(absl::Span<const uint64_t> keys, const float* 
   std::vector<uint64_t> deferred_keys;
   std::vector<float> deferred_grads;
   absl::Status status = PushOnce(keys, grads, &deferred);
+  if (spill_requested_.load(std::memory_order_relaxed) && spiller_.joinable()) WakeSpiller();
   for (int round = 1; status.ok() && !deferred.empty(); ++round) {
     if (round == kMaxRounds) {
       return absl::ResourceExhaustedError(absl::StrCat("table '", name(), "': ", deferred.size(),
@@ -560,6 +600,7 @@ absl::Status EmbeddingTable::WriteLogs(bool include_active,
   }
   std::sort(logged.begin(), logged.end());
   logged.erase(std::unique(logged.begin(), logged.end()), logged.end());
+
   const size_t operand_bytes = PushOperandBytes(layout_);
   const uint64_t mask = shards_.size() - 1;
   std::string operands;  // all of a key's pushes, in order, as one operand
@@ -607,7 +648,7 @@ absl::Status EmbeddingTable::SpillPushLogs(bool always) {
       spills_.fetch_add(1, std::memory_order_relaxed);
     }
   }
-  if (!status.ok()) spill_requested_.store(true, std::memory_order_relaxed);  // retry next push
+  if (!status.ok()) spill_requested_.store(true, std::memory_order_relaxed);  // to retry
   return status;
 }
 

@@ -15,13 +15,13 @@
 // A push to a row that a full cache does not hold need not read it: when the store holds the
 // table's merge operator (NewMergeOperator) and the table admits every key, the push (its
 // gradient and stamp) is appended to the shard's in-memory PushLog. When a shard's log is
-// full, the next Push first "spills": every shard's log is sealed (pushes go on into fresh
-// ones), the sealed logs are written as one sorted file of RocksDB merge operands, and the
-// file is ingested with every shard locked; RocksDB applies the table's optimizer to a row
-// when it is next read or compacted. A pull of a row with logged pushes reads it and applies
-// them. Such a row is not cached until they are in RocksDB, so pushes of one row are applied
-// in the order they arrived, whether in the cache, in a log or as operands: the result is the
-// same row either way. Training pulls read rows (pushes folded) and cache those a full cache
+// three quarters full, the table's spiller thread "spills": every shard's log is sealed
+// (pushes go on into fresh ones), the sealed logs are written as one sorted file of RocksDB
+// merge operands, and the file is ingested with every shard locked; RocksDB applies the table's
+// optimizer to a row when it is next read or compacted. A pull of a row with logged pushes reads it
+// and applies them. Such a row is not cached until they are in RocksDB, so pushes of one row are
+// applied in the order they arrived, whether in the cache, in a log or as operands: the result is
+// the same row either way. Training pulls read rows (pushes folded) and cache those a full cache
 // admits (RowCache::AdmitMiss); the rest are read around the cache.
 //
 // Memory: the RowCache gets the budget but 1/kPushLogShare of it, which the shards' logs
@@ -36,11 +36,13 @@
 #define GRANARY_PS_EMBEDDING_TABLE_H_
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -101,6 +103,8 @@ class EmbeddingTable {
   static absl::StatusOr<std::shared_ptr<rocksdb::MergeOperator>> NewMergeOperator(
       const proto::TableConfig& config);
 
+  // Stops the spiller. Like dirty cached rows, logged pushes not flushed are dropped.
+  ~EmbeddingTable();
   EmbeddingTable(const EmbeddingTable&) = delete;
   EmbeddingTable& operator=(const EmbeddingTable&) = delete;
 
@@ -194,6 +198,10 @@ class EmbeddingTable {
   // `always`. On error the sealed logs stay, to be written by the next spill.
   // REQUIRES: no lock held.
   absl::Status SpillPushLogs(bool always);
+  // The spiller thread's loop: SpillPushLogs whenever a spill is requested, until stopped.
+  void RunSpiller();
+  // Wakes the spiller thread. REQUIRES: no shard lock held.
+  void WakeSpiller();
   // Push without spilling: pushes to uncached rows whose shard's log is full are not applied
   // but their positions in `keys` appended to `deferred`, in order.
   absl::Status PushOnce(absl::Span<const uint64_t> keys, const float* grads,
@@ -227,11 +235,17 @@ class EmbeddingTable {
   // skip RocksDB for keys that cannot be there.
   std::atomic<bool> may_have_stored_rows_;
   std::vector<std::unique_ptr<Shard>> shards_;
-  // Set when a shard's active log is full; the next Push spills first.
+  // Set when a shard's active log is three quarters full: wakes the spiller.
   std::atomic<bool> spill_requested_{false};
   // Held by SpillPushLogs throughout, and first by LockAllShards: one spill at a time.
   std::mutex spill_mutex_;
   std::atomic<uint64_t> spills_{0};
+  // Set when the spiller's last spill failed; the next Push spills itself and reports.
+  std::atomic<bool> spill_failed_{false};
+  std::mutex spiller_mutex_;
+  std::condition_variable spiller_wakeup_;
+  bool spiller_stop_ = false;  // guarded by spiller_mutex_
+  std::thread spiller_;        // only if merge_pushes_; last, so it starts after the rest
 };
 
 }  // namespace granary

@@ -238,7 +238,9 @@ absl::StatusOr<std::unique_ptr<RowStore::MergeFile>> RowStore::NewMergeFile(int 
                     absl::StrCat(folder, "/", table_names_[table], "-",
                                  merge_files_created_.fetch_add(1), ".sst")));
   file->writer_ = std::make_unique<rocksdb::SstFileWriter>(
-      rocksdb::EnvOptions(), db_->GetOptions(row_handles_[table]), row_handles_[table]);
+      rocksdb::EnvOptions(), db_->GetOptions(row_handles_[table]), row_handles_[table],
+      // Kept in the page cache: compactions read the file again soon.
+      /*invalidate_page_cache=*/false);
   rocksdb::Status status = file->writer_->Open(file->path_);
   if (!status.ok()) {
     return Error(status, absl::StrCat("creating ", file->path_, " failed"), table);
