@@ -65,10 +65,29 @@ absl::Status ValidateEmbeddedFields(const google::protobuf::RepeatedPtrField<std
   return absl::OkStatus();
 }
 
+// Columns a model reads as numbers: each must be a NUMERIC column. An empty list is valid.
+absl::Status ValidateNumericFields(const google::protobuf::RepeatedPtrField<std::string>& fields,
+                                   const Located& at, const proto::DatasetConfig& dataset) {
+  for (int i = 0; i < fields.size(); ++i) {
+    const proto::ColumnConfig* column = FindDatasetColumn(dataset, fields[i]);
+    if (column == nullptr) {
+      return Invalid(
+          at.At("numeric_fields", i),
+          absl::StrCat("numeric_fields: no column '", fields[i], "' in the dataset config"));
+    }
+    if (column->role() != proto::ColumnConfig::NUMERIC) {
+      return Invalid(at.At("numeric_fields", i),
+                     absl::StrCat("numeric_fields: column '", fields[i], "' is not NUMERIC"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateDupn(const proto::DupnConfig& dupn, const Located& at,
                           const proto::DatasetConfig& dataset) {
   absl::Status status = ValidateEmbeddedFields(dupn.user_fields(), "user_fields", at, dataset);
   if (status.ok()) status = ValidateEmbeddedFields(dupn.item_fields(), "item_fields", at, dataset);
+  if (status.ok()) status = ValidateNumericFields(dupn.numeric_fields(), at, dataset);
   if (!status.ok()) return status;
   const proto::ColumnConfig* behavior = FindDatasetColumn(dataset, dupn.behavior_column());
   if (behavior == nullptr || behavior->role() != proto::ColumnConfig::SEQUENCE) {
@@ -128,6 +147,7 @@ absl::Status ValidatePooledFields(const google::protobuf::RepeatedPtrField<std::
 absl::Status ValidateSharedBottom(const proto::SharedBottomConfig& config, const Located& at,
                                   const proto::DatasetConfig& dataset) {
   absl::Status status = ValidatePooledFields(config.fields(), at, dataset);
+  if (status.ok()) status = ValidateNumericFields(config.numeric_fields(), at, dataset);
   if (!status.ok()) return status;
   return ValidateWidths(config.bottom_mlp(), "bottom_mlp", at);
 }
@@ -135,6 +155,7 @@ absl::Status ValidateSharedBottom(const proto::SharedBottomConfig& config, const
 absl::Status ValidateMmoe(const proto::MmoeConfig& config, const Located& at,
                           const proto::DatasetConfig& dataset) {
   absl::Status status = ValidatePooledFields(config.fields(), at, dataset);
+  if (status.ok()) status = ValidateNumericFields(config.numeric_fields(), at, dataset);
   if (!status.ok()) return status;
   if (config.num_experts() < 1) return Invalid(at.At("num_experts"), "num_experts must be >= 1");
   return ValidateWidths(config.expert_mlp(), "expert_mlp", at);
