@@ -19,7 +19,9 @@ struct Located {
   const TextFormat::ParseInfoTree* tree;
   const std::string& source;
 
-  // "source:line" of `field` (element `index` if repeated), or "source".
+  // "source:line" of `field` (element `index` if repeated), or "source". Protobuf records one
+  // location per list (`f: [a, b]`), the first element's, so a later element of a list gets
+  // the line of the nearest earlier element that has one.
   std::string At(const std::string& field, int index = -1) const {
     const google::protobuf::FieldDescriptor* descriptor =
         message.GetDescriptor()->FindFieldByName(field);
@@ -28,6 +30,9 @@ struct Located {
       return source;
     }
     TextFormat::ParseLocation location = tree->GetLocation(descriptor, index);
+    for (int earlier = index - 1; location.line < 0 && earlier >= 0; --earlier) {
+      location = tree->GetLocation(descriptor, earlier);
+    }
     if (location.line < 0) return source;
     return absl::StrCat(source, ":", location.line + 1);
   }
