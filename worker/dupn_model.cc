@@ -56,7 +56,8 @@ DupnModel::DupnModel(const proto::ModelConfig& model, EmbeddedFields user_fields
       std::make_unique<model::AttentionPooling>(&params_, "behavior_attention", hidden, item_width,
                                                 static_cast<int>(dupn.attention_hidden()));
   user_mlp_ = std::make_unique<model::Mlp>(
-      &params_, "user_mlp", user_fields_.num_slots() * dim_ + hidden, dupn.user_mlp());
+      &params_, "user_mlp", user_fields_.num_slots() * dim_ + hidden + numeric_fields_.num_fields(),
+      dupn.user_mlp());
   for (const proto::TaskConfig& task : tasks_) {
     heads_.push_back(std::make_unique<TaskHead>(
         &params_, task, user_mlp_->output_dim() + item_width + numeric_fields_.num_fields()));
@@ -146,11 +147,12 @@ void DupnModel::Forward(const ModelInput& model_input, model::ConstMatrixRef row
   item_.resize(n, static_cast<Eigen::Index>(item_fields_.num_slots()) * dim_);
   item_fields_.Pool(rows, input.item_fields, item_);
   const int profile_width = user_fields_.num_slots() * dim_;
-  user_input_.resize(n, profile_width + hidden);
+  user_input_.resize(n, profile_width + hidden + input.numeric.cols());
+  user_input_.rightCols(input.numeric.cols()) = input.numeric;
   user_fields_.Pool(rows, input.user_fields, user_input_.leftCols(profile_width));
 
   const Matrix& states = lstm_->Forward(step_inputs_, input.lengths);
-  user_input_.rightCols(hidden) = attention_->Forward(states, item_, input.lengths);
+  user_input_.middleCols(profile_width, hidden) = attention_->Forward(states, item_, input.lengths);
   const Matrix& user_vector = user_mlp_->Forward(user_input_);
 
   head_input_.resize(n, user_vector.cols() + item_.cols() + input.numeric.cols());
@@ -175,7 +177,7 @@ void DupnModel::Backward(const ModelInput& model_input, std::vector<model::LossV
   d_user_vector_ = d_head_input_.leftCols(user_width);
   const Matrix& d_user_input = user_mlp_->Backward(d_user_vector_);
   const int hidden = lstm_->hidden_dim();
-  d_pooled_ = d_user_input.rightCols(hidden);
+  d_pooled_ = d_user_input.middleCols(user_fields_.num_slots() * dim_, hidden);
   attention_->Backward(d_pooled_);
   d_item_ = d_head_input_.middleCols(user_width, item_.cols()) + attention_->d_query();
   const Matrix& d_steps = lstm_->Backward(&attention_->d_states(), nullptr);

@@ -5,9 +5,14 @@
 //   target item    = concat of the item fields' embeddings                 (attention query)
 //   step input     = concat of each behaviour step's field embeddings and numeric fields
 //   pooled         = AttentionPooling(Lstm(step inputs), query = target item)
-//   user vector    = ReLU MLP(concat(user profile, pooled))            (shared by all tasks)
 //   numeric        = the numeric_fields' values as they are (missing = 0; may be none)
+//   user vector    = ReLU MLP(concat(user profile, pooled, numeric))   (shared by all tasks)
 //   task k output  = Dense(ReLU hidden layers(concat(user vector, target item, numeric)))
+//
+// The numeric fields (statistics of earlier ratings of the user and the item) enter twice: the
+// user MLP mixes them with the profile and the behaviours, and the heads see them as they are.
+// On the MovieLens validation split each place alone was worth less than both (0.760-0.761
+// against 0.762 click AUC).
 //
 // Embeddings are not parameters of the model: every sparse field reads one [num_keys, dim]
 // matrix of rows pulled for the batch's unique keys (DupnInput::keys). A behaviour step's item
@@ -100,7 +105,7 @@ class DupnModel : public Model {
 
   // Forward activations and backward scratch, reused across batches.
   model::Matrix step_inputs_;  // [T * B, step width]
-  model::Matrix user_input_;   // [B, user fields * dim + lstm hidden]
+  model::Matrix user_input_;   // [B, user fields * dim + lstm hidden + numeric fields]
   model::Matrix item_;         // [B, item fields * dim]
   model::Matrix head_input_;   // [B, user vector + item fields * dim + numeric fields]
   model::Matrix d_head_input_;

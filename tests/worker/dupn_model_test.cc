@@ -81,10 +81,11 @@ TEST_F(DupnModelTest, NumericFieldsGradientsMatchFiniteDifferences) {
   absl::StatusOr<std::unique_ptr<DupnModel>> model =
       CreateWithNumericFields(dataset_, {"views", "score"});
   ASSERT_TRUE(model.ok()) << model.status();
-  // Two more inputs of every head's first layer.
+  // Two more inputs of the user MLP's first layer and of every head's.
   EXPECT_EQ((*model)->params().num_values(),
-            model_->params().num_values() + 2 * (4 /* click hidden */ + 3 /* grade classes */));
-  testing_batch::ExpectModelGradientsMatch(model->get(), SmallBatch(), {3, 2}, 3);
+            model_->params().num_values() +
+                2 * (5 /* user_mlp */ + 4 /* click hidden */ + 3 /* grade classes */));
+  testing_batch::ExpectModelGradientsMatch(model->get(), SmallBatch(), {3, 2}, 5);
 }
 
 TEST_F(DupnModelTest, NumericFieldsChangeTheOutputAndMissingReadsAsZero) {

@@ -864,7 +864,8 @@ TEST_F(MovielensConvertTest, StatisticsColumnsReadOnlyStrictlyEarlierRatings) {
   };
   const std::vector<std::string> kStatistics = {
       "movie_count", "movie_mean",      "user_count", "user_mean",
-      "user_bias",   "user_genre_mean", "movie_age",  "history_co_rated_mean"};
+      "user_bias",   "user_genre_mean", "movie_age",  "history_co_rated_mean",
+      "item_cf_mean"};
   auto statistics = [&](const ConvertedRow& row) {
     std::vector<std::string> cells;
     for (const std::string& column : kStatistics) cells.push_back(row.Get(column));
@@ -873,23 +874,29 @@ TEST_F(MovielensConvertTest, StatisticsColumnsReadOnlyStrictlyEarlierRatings) {
   using Cells = std::vector<std::string>;
   // The first rating of all (user 1, movie 10 of 1995): nothing earlier, by the user or anyone.
   EXPECT_EQ(statistics(row_of(1, 10, 100)),
-            (Cells{"0.0000", "", "0.0000", "", "", "", "1.3863", ""}));  // log(1 + 3 years)
+            (Cells{"0.0000", "", "0.0000", "", "", "", "1.3863", "", ""}));  // log(1 + 3 years)
   // User 1 rates movies 12 and 13 in second 300; neither sees the other. Movie 13 (Drama, 1998;
   // rated 5 by user 2 at 250): the user's earlier 5 (movie 10) and 3 (movie 11, whose earlier
   // mean was 4) give user_mean 4 - 3, user_bias ((5 - 3) + (3 - 4)) / 2; the only Drama rating
   // is the 3 of movie 11: 3 - 4. Of the history (movies 10 and 11), only 10 was co-rated with
   // 13 earlier (user 2), so the co-rated mean is 5 - 4.
+  // User 2 rated 10 and 13 with 4 and 5 (mean 4.5 at the later): deviations -0.5 and 0.5 make
+  // a cosine of -1, shrunk by 1 / (1 + 5); the only similarity, it turns the user's 5 - 4 into
+  // item_cf_mean -1.
   EXPECT_EQ(statistics(row_of(1, 13, 300)), (Cells{"0.6931", "2.0000", "1.0986", "1.0000", "0.5000",
-                                                   "-1.0000", "0.0000", "1.0000"}));
+                                                   "-1.0000", "0.0000", "1.0000", "-1.0000"}));
   // Movie 12 has no genre, no release year and no earlier rater: those columns are empty.
   EXPECT_EQ(statistics(row_of(1, 12, 300)),
-            (Cells{"0.0000", "", "1.0986", "1.0000", "0.5000", "", "", ""}));
+            (Cells{"0.0000", "", "1.0986", "1.0000", "0.5000", "", "", "", ""}));
   // User 1 rates movie 11 (Action and Drama, 1977) again at 1000, after 4 ratings: 5, 3, 4, 1
   // (mean 3.25) with residuals against their movies' earlier means 2, -1, 1, -4. Action: 5, 3;
   // Drama: 3, 1 (movie 11 counts once per genre): 12 / 4 - 3.25. History: movies 12 (4) and 13
-  // (1), each co-rated with 11 by 3 users before: (3 * 0.75 + 3 * -2.25) / 6.
-  EXPECT_EQ(statistics(row_of(1, 11, 1000)), (Cells{"1.3863", "0.3333", "1.6094", "0.2500",
-                                                    "-0.5000", "-0.2500", "3.0910", "-0.7500"}));
+  // (1), each co-rated with 11 by 3 users before: (3 * 0.75 + 3 * -2.25) / 6. item_cf_mean is
+  // what a brute-force computation of its definition gives.
+  EXPECT_EQ(statistics(row_of(1, 11, 1000)),
+            (Cells{"1.3863", "0.3333", "1.6094", "0.2500", "-0.5000", "-0.2500", "3.0910",
+                   "-0.7500", "-1.8021"}));
+  EXPECT_EQ(row_of(2, 11, 970).Get("item_cf_mean"), "1.2649");
   // Every row: the user's count and mean over strictly earlier ratings.
   for (const ConvertedRow& row : rows) {
     const int user = std::stoi(row.Get("user_id"));

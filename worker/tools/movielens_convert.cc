@@ -35,6 +35,12 @@
 //   history_co_rated_mean  over the ratings of the history column: the mean of (rating - the
 //                 user's earlier mean), each weighted by how many users rated both that movie and
 //                 the target strictly earlier (item co-occurrence); empty if no weight
+//   item_cf_mean  item-based collaborative filtering over all the user's earlier ratings: the
+//                 mean of (rating - the user's earlier mean) weighted by each movie's similarity
+//                 to the target (normalized by the sum of |similarity|): the adjusted cosine
+//                 of the two movies' ratings (each minus its rater's mean at the later of the
+//                 two ratings) over the users who rated both strictly earlier, shrunk by
+//                 n / (n + 5) for n such users; empty if no earlier movie has a similarity
 //   history       the user's last --history ratings strictly earlier in time (a rating in the
 //                 same second as the current one is never included, nor any later one),
 //                 oldest first, steps joined by ';' as "movie_id,genre,rating": genre is the
@@ -92,17 +98,21 @@ namespace granary {
 namespace {
 
 // The columns of the output, in order; configs/movielens_dataset.pbtxt names the same.
-constexpr const char* kColumns[] = {"click",       "rating_class",
-                                    "above_mean",  "user_id",
-                                    "gender",      "age",
-                                    "occupation",  "zip3",
-                                    "movie_id",    "genres",
-                                    "year",        "history",
-                                    "movie_count", "movie_mean",
-                                    "user_count",  "user_mean",
-                                    "user_bias",   "user_genre_mean",
-                                    "movie_age",   "history_co_rated_mean",
-                                    "timestamp"};
+constexpr const char* kColumns[] = {"click",        "rating_class",
+                                    "above_mean",   "user_id",
+                                    "gender",       "age",
+                                    "occupation",   "zip3",
+                                    "movie_id",     "genres",
+                                    "year",         "history",
+                                    "movie_count",  "movie_mean",
+                                    "user_count",   "user_mean",
+                                    "user_bias",    "user_genre_mean",
+                                    "movie_age",    "history_co_rated_mean",
+                                    "item_cf_mean", "timestamp"};
+// item_cf_mean: a similarity from n co-raters is shrunk by n / (n + kSimilarityShrinkage), so
+// that a pair rated by a handful of users weighs little (measured on the validation split:
+// 5 and 20 within 0.001 AUC).
+constexpr double kSimilarityShrinkage = 5.0;
 // movie_mean is centred on the middle of the 1..5 scale.
 constexpr double kMiddleRating = 3.0;
 constexpr int kClickMinRating = 4;
@@ -325,7 +335,7 @@ struct Behaviour {
 // Formats a statistic the way every numeric column is written.
 std::string FormatStatistic(double value) { return absl::StrFormat("%.4f", value); }
 
-// The statistics columns of a rating (movie_count .. history_co_rated_mean, see the top of this
+// The statistics columns of a rating (movie_count .. item_cf_mean, see the top of this
 // file), computed from the ratings added so far. The caller describes every rating of one second
 // before adding that second's ratings, so a row sees only strictly earlier ones.
 class EarlierRatings {
@@ -377,12 +387,24 @@ class EarlierRatings {
       double weighted_sum = 0, weight_sum = 0;
       const size_t first = user->rated.size() - std::min(user->rated.size(), history_);
       for (size_t i = first; i < user->rated.size(); ++i) {
-        const auto co_rated = co_rated_.find(PairKey(user->rated[i].movie, r.movie));
-        if (co_rated == co_rated_.end()) continue;
-        weighted_sum += co_rated->second * (user->rated[i].rating - user_mean);
-        weight_sum += co_rated->second;
+        const auto pair = pairs_.find(PairKey(user->rated[i].movie, r.movie));
+        if (pair == pairs_.end()) continue;
+        weighted_sum += pair->second.co_raters * (user->rated[i].rating - user_mean);
+        weight_sum += pair->second.co_raters;
       }
       if (weight_sum > 0) absl::StrAppend(line, FormatStatistic(weighted_sum / weight_sum));
+      absl::StrAppend(line, "\t");
+      weighted_sum = weight_sum = 0;
+      for (const RatedMovie& earlier : user->rated) {
+        const auto pair = pairs_.find(PairKey(earlier.movie, r.movie));
+        if (pair == pairs_.end()) continue;
+        const double similarity = pair->second.Similarity();
+        weighted_sum += similarity * (earlier.rating - user_mean);
+        weight_sum += std::abs(similarity);
+      }
+      if (weight_sum > 0) absl::StrAppend(line, FormatStatistic(weighted_sum / weight_sum));
+    } else {
+      absl::StrAppend(line, "\t");
     }
   }
 
@@ -406,8 +428,20 @@ class EarlierRatings {
       movie_totals.sum += r.rating;
       UserRatings& user = users_[r.user];
       if (user.genres.empty()) user.genres.resize(num_genres_);
+      const double user_mean = static_cast<double>(user.totals.sum + r.rating) /
+                               static_cast<double>(user.totals.count + 1);
+      const double deviation = r.rating - user_mean;
       for (const RatedMovie& earlier : user.rated) {
-        if (earlier.movie != r.movie) ++co_rated_[PairKey(earlier.movie, r.movie)];
+        if (earlier.movie == r.movie) continue;
+        MoviePair& pair = pairs_[PairKey(earlier.movie, r.movie)];
+        const double earlier_deviation = earlier.rating - user_mean;
+        ++pair.co_raters;
+        pair.product_sum += earlier_deviation * deviation;
+        const bool earlier_is_low = earlier.movie < r.movie;
+        pair.low_square_sum +=
+            earlier_is_low ? earlier_deviation * earlier_deviation : deviation * deviation;
+        pair.high_square_sum +=
+            earlier_is_low ? deviation * deviation : earlier_deviation * earlier_deviation;
       }
       ++user.totals.count;
       user.totals.sum += r.rating;
@@ -436,6 +470,22 @@ class EarlierRatings {
     std::vector<RatedMovie> rated;  // in time order
   };
 
+  // Two movies' ratings by the users who rated both (PairKey order: low and high movie id),
+  // each minus the user's mean rating at the later of the two.
+  struct MoviePair {
+    int32_t co_raters = 0;
+    double product_sum = 0;
+    double low_square_sum = 0;
+    double high_square_sum = 0;
+
+    // The shrunk adjusted cosine; 0 when either side has no spread.
+    double Similarity() const {
+      const double norm = std::sqrt(low_square_sum * high_square_sum);
+      if (!(norm > 0)) return 0;
+      return product_sum / norm * co_raters / (co_raters + kSimilarityShrinkage);
+    }
+  };
+
   static uint64_t PairKey(int a, int b) {
     const uint64_t low = static_cast<uint32_t>(std::min(a, b));
     const uint64_t high = static_cast<uint32_t>(std::max(a, b));
@@ -451,8 +501,8 @@ class EarlierRatings {
   const size_t history_;
   absl::flat_hash_map<int, Totals> movies_seen_;
   absl::flat_hash_map<int, UserRatings> users_;
-  // Users who rated both movies of a pair (PairKey), for history_co_rated_mean.
-  absl::flat_hash_map<uint64_t, int32_t> co_rated_;
+  // By PairKey, for history_co_rated_mean and item_cf_mean.
+  absl::flat_hash_map<uint64_t, MoviePair> pairs_;
   std::vector<double> residuals_;  // AddSecond's scratch
 };
 
