@@ -28,8 +28,8 @@
 //   user_bias     the mean of (rating - 3 - that rating's movie_mean, 0 if it was empty) over
 //                 them: how much the user likes movies more than others did; empty if none
 //   user_genre_mean  over them, the mean rating of the movies sharing a genre with the target
-//                 movie (each shared genre counts once), minus user_mean + 3: the user's taste
-//                 for the target's genres; empty if none shares a genre
+//                 movie (each shared genre counts once), minus the mean of all of them (the
+//                 user's taste for the target's genres); empty if none shares a genre
 //   movie_age     log(1 + max(0, rating year - release year)), the rating year in UTC; empty if
 //                 the release year is unknown
 //   history_co_rated_mean  over the ratings of the history column: the mean of (rating - the
@@ -40,7 +40,7 @@
 //                 to the target (normalized by the sum of |similarity|): the adjusted cosine
 //                 of the two movies' ratings (each minus its rater's mean at the later of the
 //                 two ratings) over the users who rated both strictly earlier, shrunk by
-//                 n / (n + 5) for n such users; empty if no earlier movie has a similarity
+//                 n / (n + 5) for n such users; empty if every similarity is 0 or unknown
 //   history       the user's last --history ratings strictly earlier in time (a rating in the
 //                 same second as the current one is never included, nor any later one),
 //                 oldest first, steps joined by ';' as "movie_id,genre,rating": genre is the
