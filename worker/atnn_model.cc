@@ -1,6 +1,5 @@
 #include "worker/atnn_model.h"
 
-#include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 
 namespace granary {
@@ -23,15 +22,20 @@ absl::StatusOr<std::unique_ptr<AtnnModel>> AtnnModel::Create(const proto::ModelC
   absl::StatusOr<EmbeddedFields> item =
       EmbeddedFields::Create(model.atnn().item_tower().fields(), dataset);
   if (!item.ok()) return item.status();
-  return std::unique_ptr<AtnnModel>(new AtnnModel(model, *std::move(user), *std::move(item)));
+  absl::StatusOr<NumericFields> statistics =
+      NumericFields::Create(model.atnn().statistics_columns(), dataset);
+  if (!statistics.ok()) return statistics.status();
+  return std::unique_ptr<AtnnModel>(
+      new AtnnModel(model, *std::move(user), *std::move(item), *std::move(statistics)));
 }
 
 AtnnModel::AtnnModel(const proto::ModelConfig& model, EmbeddedFields user_fields,
-                     EmbeddedFields item_fields)
+                     EmbeddedFields item_fields, NumericFields statistics)
     : dim_(static_cast<int>(model.embedding_dim())),
       config_(model.atnn()),
       temperature_(TemperatureOf(config_.retrieval())),
       tasks_(model.tasks().begin(), model.tasks().end()),
+      statistics_(std::move(statistics)),
       user_tower_(&params_, "user_tower", std::move(user_fields), dim_, 0,
                   config_.user_tower().mlp()),
       encoder_(&params_, "item_encoder", item_fields, dim_, config_.statistics_columns_size(),
@@ -47,21 +51,11 @@ absl::Status AtnnModel::Prepare(const Batch& batch, ModelInput* base) const {
   absl::Status status = PrepareRetrievalInput(batch, tasks_, user_tower_.fields(),
                                               encoder_.fields(), config_.retrieval(), input);
   if (!status.ok()) return status;
-  const int n = batch.size;
-  input->statistics.setZero(n, config_.statistics_columns_size());
-  input->has_statistics.assign(n, 1);
-  for (int s = 0; s < config_.statistics_columns_size(); ++s) {
-    const std::string& name = config_.statistics_columns(s);
-    const int index = FindColumn(batch.numerics, name);
-    if (index < 0) {
-      return absl::InvalidArgumentError(absl::StrCat("batch has no NUMERIC column '", name, "'"));
-    }
-    const FloatColumn& column = batch.numerics[index];
-    for (int b = 0; b < n; ++b) {
-      if (column.present[b]) input->statistics(b, s) = column.values[b];
-      if (s == 0 && (!column.present[b] || column.values[b] == 0)) input->has_statistics[b] = 0;
-    }
-  }
+  status = statistics_.Prepare(batch, &input->statistics);
+  if (!status.ok()) return status;
+  // A missing first column reads as 0: no statistics either way.
+  input->has_statistics.resize(batch.size);
+  for (int b = 0; b < batch.size; ++b) input->has_statistics[b] = input->statistics(b, 0) != 0;
   return absl::OkStatus();
 }
 

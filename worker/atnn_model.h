@@ -34,6 +34,7 @@
 #include "common/proto/dataset.pb.h"
 #include "common/proto/job.pb.h"
 #include "worker/model/retrieval_loss.h"
+#include "worker/numeric_fields.h"
 #include "worker/retrieval_model.h"
 #include "worker/tower.h"
 
@@ -88,13 +89,14 @@ class AtnnModel : public RetrievalModel {
   void PopularityScores(const model::Matrix& items, absl::Span<float> scores) const;
 
  private:
-  AtnnModel(const proto::ModelConfig& model, EmbeddedFields user_fields,
-            EmbeddedFields item_fields);
+  AtnnModel(const proto::ModelConfig& model, EmbeddedFields user_fields, EmbeddedFields item_fields,
+            NumericFields statistics);
 
   const int dim_;
   const proto::AtnnConfig config_;
   const float temperature_;
   std::vector<proto::TaskConfig> tasks_;
+  const NumericFields statistics_;
 
   model::ParameterSet params_;  // before the towers, which point into it
   Tower user_tower_;

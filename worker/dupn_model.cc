@@ -20,20 +20,26 @@ absl::StatusOr<std::unique_ptr<DupnModel>> DupnModel::Create(const proto::ModelC
   absl::StatusOr<EmbeddedFields> item_fields =
       EmbeddedFields::Create(model.dupn().item_fields(), dataset);
   if (!item_fields.ok()) return item_fields.status();
+  absl::StatusOr<NumericFields> numeric_fields =
+      NumericFields::Create(model.dupn().numeric_fields(), dataset);
+  if (!numeric_fields.ok()) return numeric_fields.status();
   const proto::ColumnConfig* behavior = FindDatasetColumn(dataset, model.dupn().behavior_column());
   if (behavior == nullptr || behavior->role() != proto::ColumnConfig::SEQUENCE) {
     return absl::InvalidArgumentError(
         absl::StrCat("no SEQUENCE column '", model.dupn().behavior_column(), "' in the dataset"));
   }
-  return std::unique_ptr<DupnModel>(
-      new DupnModel(model, *std::move(user_fields), *std::move(item_fields), *behavior));
+  return std::unique_ptr<DupnModel>(new DupnModel(model, *std::move(user_fields),
+                                                  *std::move(item_fields),
+                                                  *std::move(numeric_fields), *behavior));
 }
 
 DupnModel::DupnModel(const proto::ModelConfig& model, EmbeddedFields user_fields,
-                     EmbeddedFields item_fields, const proto::ColumnConfig& behavior)
+                     EmbeddedFields item_fields, NumericFields numeric_fields,
+                     const proto::ColumnConfig& behavior)
     : dim_(static_cast<int>(model.embedding_dim())),
       user_fields_(std::move(user_fields)),
       item_fields_(std::move(item_fields)),
+      numeric_fields_(std::move(numeric_fields)),
       behavior_column_(behavior.name()),
       tasks_(model.tasks().begin(), model.tasks().end()) {
   for (const proto::StepFieldConfig& step : behavior.step_fields()) {
@@ -50,10 +56,11 @@ DupnModel::DupnModel(const proto::ModelConfig& model, EmbeddedFields user_fields
       std::make_unique<model::AttentionPooling>(&params_, "behavior_attention", hidden, item_width,
                                                 static_cast<int>(dupn.attention_hidden()));
   user_mlp_ = std::make_unique<model::Mlp>(
-      &params_, "user_mlp", user_fields_.num_slots() * dim_ + hidden, dupn.user_mlp());
+      &params_, "user_mlp", user_fields_.num_slots() * dim_ + hidden + numeric_fields_.num_fields(),
+      dupn.user_mlp());
   for (const proto::TaskConfig& task : tasks_) {
-    heads_.push_back(
-        std::make_unique<TaskHead>(&params_, task, user_mlp_->output_dim() + item_width));
+    heads_.push_back(std::make_unique<TaskHead>(
+        &params_, task, user_mlp_->output_dim() + item_width + numeric_fields_.num_fields()));
   }
 }
 
@@ -63,6 +70,7 @@ absl::Status DupnModel::Prepare(const Batch& batch, ModelInput* model_input) con
   input->StartBatch(n);
   absl::Status status = user_fields_.Prepare(batch, input, &input->user_fields);
   if (status.ok()) status = item_fields_.Prepare(batch, input, &input->item_fields);
+  if (status.ok()) status = numeric_fields_.Prepare(batch, &input->numeric);
   if (!status.ok()) return status;
 
   int index = FindColumn(batch.sequences, behavior_column_);
@@ -139,16 +147,18 @@ void DupnModel::Forward(const ModelInput& model_input, model::ConstMatrixRef row
   item_.resize(n, static_cast<Eigen::Index>(item_fields_.num_slots()) * dim_);
   item_fields_.Pool(rows, input.item_fields, item_);
   const int profile_width = user_fields_.num_slots() * dim_;
-  user_input_.resize(n, profile_width + hidden);
+  user_input_.resize(n, profile_width + hidden + input.numeric.cols());
+  user_input_.rightCols(input.numeric.cols()) = input.numeric;
   user_fields_.Pool(rows, input.user_fields, user_input_.leftCols(profile_width));
 
   const Matrix& states = lstm_->Forward(step_inputs_, input.lengths);
-  user_input_.rightCols(hidden) = attention_->Forward(states, item_, input.lengths);
+  user_input_.middleCols(profile_width, hidden) = attention_->Forward(states, item_, input.lengths);
   const Matrix& user_vector = user_mlp_->Forward(user_input_);
 
-  head_input_.resize(n, user_vector.cols() + item_.cols());
+  head_input_.resize(n, user_vector.cols() + item_.cols() + input.numeric.cols());
   head_input_.leftCols(user_vector.cols()) = user_vector;
-  head_input_.rightCols(item_.cols()) = item_;
+  head_input_.middleCols(user_vector.cols(), item_.cols()) = item_;
+  head_input_.rightCols(input.numeric.cols()) = input.numeric;
   for (std::unique_ptr<TaskHead>& head : heads_) head->Forward(head_input_);
 }
 
@@ -163,13 +173,13 @@ void DupnModel::Backward(const ModelInput& model_input, std::vector<model::LossV
     d_head_input_ += heads_[k]->Backward(input, static_cast<int>(k), &(*losses)[k]);
   }
 
-  const int user_width = static_cast<int>(d_head_input_.cols() - item_.cols());
+  const int user_width = user_mlp_->output_dim();
   d_user_vector_ = d_head_input_.leftCols(user_width);
   const Matrix& d_user_input = user_mlp_->Backward(d_user_vector_);
   const int hidden = lstm_->hidden_dim();
-  d_pooled_ = d_user_input.rightCols(hidden);
+  d_pooled_ = d_user_input.middleCols(user_fields_.num_slots() * dim_, hidden);
   attention_->Backward(d_pooled_);
-  d_item_ = d_head_input_.rightCols(item_.cols()) + attention_->d_query();
+  d_item_ = d_head_input_.middleCols(user_width, item_.cols()) + attention_->d_query();
   const Matrix& d_steps = lstm_->Backward(&attention_->d_states(), nullptr);
 
   d_rows->setZero(static_cast<Eigen::Index>(input.keys.size()), dim_);

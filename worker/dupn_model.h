@@ -5,8 +5,14 @@
 //   target item    = concat of the item fields' embeddings                 (attention query)
 //   step input     = concat of each behaviour step's field embeddings and numeric fields
 //   pooled         = AttentionPooling(Lstm(step inputs), query = target item)
-//   user vector    = ReLU MLP(concat(user profile, pooled))            (shared by all tasks)
-//   task k output  = Dense(ReLU hidden layers(concat(user vector, target item)))
+//   numeric        = the numeric_fields' values as they are (missing = 0; may be none)
+//   user vector    = ReLU MLP(concat(user profile, pooled, numeric))   (shared by all tasks)
+//   task k output  = Dense(ReLU hidden layers(concat(user vector, target item, numeric)))
+//
+// The numeric fields (statistics of earlier ratings of the user and the item) enter twice: the
+// user MLP mixes them with the profile and the behaviours, and the heads see them as they are.
+// On the MovieLens validation split each place alone was worth less than both (0.760-0.761
+// against 0.762 click AUC).
 //
 // Embeddings are not parameters of the model: every sparse field reads one [num_keys, dim]
 // matrix of rows pulled for the batch's unique keys (DupnInput::keys). A behaviour step's item
@@ -37,6 +43,7 @@
 #include "worker/model/mlp.h"
 #include "worker/model/parameter_set.h"
 #include "worker/model/tensor.h"
+#include "worker/numeric_fields.h"
 #include "worker/reader.h"
 #include "worker/task_head.h"
 
@@ -53,6 +60,7 @@ struct DupnInput : ModelInput {
   std::vector<std::vector<int32_t>> step_row_ids;  // per CATEGORICAL step field: [B * T]
                                                    // sample-major, kPaddingRow past the length
   std::vector<std::vector<float>> step_values;     // per NUMERIC step field: [B * T]
+  model::Matrix numeric;                           // [B, numeric fields]
 };
 
 class DupnModel : public Model {
@@ -78,11 +86,12 @@ class DupnModel : public Model {
 
  private:
   DupnModel(const proto::ModelConfig& model, EmbeddedFields user_fields, EmbeddedFields item_fields,
-            const proto::ColumnConfig& behavior);
+            NumericFields numeric_fields, const proto::ColumnConfig& behavior);
 
   const int dim_;
   const EmbeddedFields user_fields_;
   const EmbeddedFields item_fields_;
+  const NumericFields numeric_fields_;
   const std::string behavior_column_;
   std::vector<std::string> categorical_steps_;  // step field names, in step order
   std::vector<std::string> numeric_steps_;
@@ -96,9 +105,9 @@ class DupnModel : public Model {
 
   // Forward activations and backward scratch, reused across batches.
   model::Matrix step_inputs_;  // [T * B, step width]
-  model::Matrix user_input_;   // [B, user fields * dim + lstm hidden]
+  model::Matrix user_input_;   // [B, user fields * dim + lstm hidden + numeric fields]
   model::Matrix item_;         // [B, item fields * dim]
-  model::Matrix head_input_;   // [B, user vector + item fields * dim]
+  model::Matrix head_input_;   // [B, user vector + item fields * dim + numeric fields]
   model::Matrix d_head_input_;
   model::Matrix d_user_vector_;
   model::Matrix d_pooled_;

@@ -25,6 +25,7 @@
 #include "google/protobuf/repeated_ptr_field.h"
 #include "worker/model.h"
 #include "worker/model/tensor.h"
+#include "worker/numeric_fields.h"
 #include "worker/reader.h"
 
 namespace granary {
@@ -36,10 +37,11 @@ struct SlotRows {
   std::vector<int32_t> row_ids;
 };
 
-// The input of a model that reads only embedded fields (shared bottom, MMoE): the keys and
-// labels, and each slot's rows.
+// The input of a model that reads embedded fields and numeric columns (shared bottom, MMoE):
+// the keys and labels, each slot's rows and the numeric values.
 struct EmbeddedFieldsInput : ModelInput {
   std::vector<SlotRows> slots;
+  model::Matrix numeric;  // [B, numeric fields] (NumericFields::Prepare)
 };
 
 class EmbeddedFields {
@@ -77,12 +79,18 @@ class EmbeddedFields {
   std::vector<Slot> slots_;
 };
 
-// The whole Model::Prepare of a model that reads only `fields`: starts the batch, fills
-// input->slots and the labels of `tasks`. Errors as EmbeddedFields::Prepare and
-// PrepareTaskLabels.
-absl::Status PrepareEmbeddedFieldsInput(const EmbeddedFields& fields,
+// The whole Model::Prepare of a model that reads `fields` and `numeric`: starts the batch,
+// fills input->slots, input->numeric and the labels of `tasks`. Errors as
+// EmbeddedFields::Prepare, NumericFields::Prepare and PrepareTaskLabels.
+absl::Status PrepareEmbeddedFieldsInput(const EmbeddedFields& fields, const NumericFields& numeric,
                                         const std::vector<proto::TaskConfig>& tasks,
                                         const Batch& batch, EmbeddedFieldsInput* input);
+
+// Writes the dense input of such a model into *out: [B, fields.num_slots() * dim + numeric
+// fields], the pooled slots (EmbeddedFields::Pool of `rows`) and then input.numeric. The
+// gradient of the slots part is PoolBackward's; the numeric values have none.
+void ConcatEmbeddedFieldsInput(const EmbeddedFields& fields, model::ConstMatrixRef rows,
+                               const EmbeddedFieldsInput& input, model::Matrix* out);
 
 }  // namespace granary
 

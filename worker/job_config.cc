@@ -19,7 +19,9 @@ struct Located {
   const TextFormat::ParseInfoTree* tree;
   const std::string& source;
 
-  // "source:line" of `field` (element `index` if repeated), or "source".
+  // "source:line" of `field` (element `index` if repeated), or "source". Protobuf records one
+  // location per list (`f: [a, b]`), the first element's, so a later element of a list gets
+  // the line of the nearest earlier element that has one.
   std::string At(const std::string& field, int index = -1) const {
     const google::protobuf::FieldDescriptor* descriptor =
         message.GetDescriptor()->FindFieldByName(field);
@@ -28,6 +30,9 @@ struct Located {
       return source;
     }
     TextFormat::ParseLocation location = tree->GetLocation(descriptor, index);
+    for (int earlier = index - 1; location.line < 0 && earlier >= 0; --earlier) {
+      location = tree->GetLocation(descriptor, earlier);
+    }
     if (location.line < 0) return source;
     return absl::StrCat(source, ":", location.line + 1);
   }
@@ -65,10 +70,29 @@ absl::Status ValidateEmbeddedFields(const google::protobuf::RepeatedPtrField<std
   return absl::OkStatus();
 }
 
+// Columns a model reads as numbers: each must be a NUMERIC column. An empty list is valid.
+absl::Status ValidateNumericFields(const google::protobuf::RepeatedPtrField<std::string>& fields,
+                                   const Located& at, const proto::DatasetConfig& dataset) {
+  for (int i = 0; i < fields.size(); ++i) {
+    const proto::ColumnConfig* column = FindDatasetColumn(dataset, fields[i]);
+    if (column == nullptr) {
+      return Invalid(
+          at.At("numeric_fields", i),
+          absl::StrCat("numeric_fields: no column '", fields[i], "' in the dataset config"));
+    }
+    if (column->role() != proto::ColumnConfig::NUMERIC) {
+      return Invalid(at.At("numeric_fields", i),
+                     absl::StrCat("numeric_fields: column '", fields[i], "' is not NUMERIC"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateDupn(const proto::DupnConfig& dupn, const Located& at,
                           const proto::DatasetConfig& dataset) {
   absl::Status status = ValidateEmbeddedFields(dupn.user_fields(), "user_fields", at, dataset);
   if (status.ok()) status = ValidateEmbeddedFields(dupn.item_fields(), "item_fields", at, dataset);
+  if (status.ok()) status = ValidateNumericFields(dupn.numeric_fields(), at, dataset);
   if (!status.ok()) return status;
   const proto::ColumnConfig* behavior = FindDatasetColumn(dataset, dupn.behavior_column());
   if (behavior == nullptr || behavior->role() != proto::ColumnConfig::SEQUENCE) {
@@ -128,6 +152,7 @@ absl::Status ValidatePooledFields(const google::protobuf::RepeatedPtrField<std::
 absl::Status ValidateSharedBottom(const proto::SharedBottomConfig& config, const Located& at,
                                   const proto::DatasetConfig& dataset) {
   absl::Status status = ValidatePooledFields(config.fields(), at, dataset);
+  if (status.ok()) status = ValidateNumericFields(config.numeric_fields(), at, dataset);
   if (!status.ok()) return status;
   return ValidateWidths(config.bottom_mlp(), "bottom_mlp", at);
 }
@@ -135,6 +160,7 @@ absl::Status ValidateSharedBottom(const proto::SharedBottomConfig& config, const
 absl::Status ValidateMmoe(const proto::MmoeConfig& config, const Located& at,
                           const proto::DatasetConfig& dataset) {
   absl::Status status = ValidatePooledFields(config.fields(), at, dataset);
+  if (status.ok()) status = ValidateNumericFields(config.numeric_fields(), at, dataset);
   if (!status.ok()) return status;
   if (config.num_experts() < 1) return Invalid(at.At("num_experts"), "num_experts must be >= 1");
   return ValidateWidths(config.expert_mlp(), "expert_mlp", at);

@@ -40,6 +40,7 @@ struct JobSpec {
 //         layer;
 //   shared_bottom / mmoe: >= 1 field, each CATEGORICAL, MULTI_CATEGORICAL or a SEQUENCE with a
 //         CATEGORICAL step field; >= 1 bottom_mlp / expert_mlp layer; num_experts >= 1;
+//   dupn, shared_bottom, mmoe: every numeric_fields entry a NUMERIC column;
 // all widths >= 1; >= 1 task, each uniquely named with a head kind and a LABEL column,
 // num_classes >= 2 exactly for MULTICLASS, loss_weight >= 0; batch_size and epochs >= 1; >= 1
 // train file pattern. InvalidArgument "source:line: reason" (line when `tree` is given) for

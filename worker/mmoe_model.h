@@ -1,6 +1,7 @@
 // MmoeModel: the multi-gate mixture-of-experts multi-task network (Ma et al., KDD 2018).
 //
-//   input         = concat of the fields' pooled embeddings (see EmbeddedFields)
+//   input         = concat of the fields' pooled embeddings (see EmbeddedFields) and the
+//                   numeric_fields' values (NumericFields; may be none)
 //   mixture k     = MixtureOfExperts(input), gate k             (experts shared by all tasks)
 //   task k output = TaskHead k(mixture k)
 //
@@ -20,6 +21,7 @@
 #include "worker/model/mixture_of_experts.h"
 #include "worker/model/parameter_set.h"
 #include "worker/model/tensor.h"
+#include "worker/numeric_fields.h"
 #include "worker/task_head.h"
 
 namespace granary {
@@ -49,15 +51,16 @@ class MmoeModel : public Model {
   const model::MixtureOfExperts& mixture() const { return *mixture_; }
 
  private:
-  MmoeModel(const proto::ModelConfig& model, EmbeddedFields fields);
+  MmoeModel(const proto::ModelConfig& model, EmbeddedFields fields, NumericFields numeric);
 
   const int dim_;
   const EmbeddedFields fields_;
+  const NumericFields numeric_;
   const std::vector<proto::TaskConfig> tasks_;
   model::ParameterSet params_;  // before the layers, which point into it
   std::unique_ptr<model::MixtureOfExperts> mixture_;
   std::vector<std::unique_ptr<TaskHead>> heads_;
-  model::Matrix input_;                           // [B, slots * dim]
+  model::Matrix input_;                           // [B, slots * dim + numeric fields]
   std::vector<const model::Matrix*> d_mixtures_;  // into the heads, per task
 };
 

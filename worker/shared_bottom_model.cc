@@ -10,14 +10,21 @@ absl::StatusOr<std::unique_ptr<SharedBottomModel>> SharedBottomModel::Create(
   absl::StatusOr<EmbeddedFields> fields =
       EmbeddedFields::Create(model.shared_bottom().fields(), dataset);
   if (!fields.ok()) return fields.status();
-  return std::unique_ptr<SharedBottomModel>(new SharedBottomModel(model, *std::move(fields)));
+  absl::StatusOr<NumericFields> numeric =
+      NumericFields::Create(model.shared_bottom().numeric_fields(), dataset);
+  if (!numeric.ok()) return numeric.status();
+  return std::unique_ptr<SharedBottomModel>(
+      new SharedBottomModel(model, *std::move(fields), *std::move(numeric)));
 }
 
-SharedBottomModel::SharedBottomModel(const proto::ModelConfig& model, EmbeddedFields fields)
+SharedBottomModel::SharedBottomModel(const proto::ModelConfig& model, EmbeddedFields fields,
+                                     NumericFields numeric)
     : dim_(static_cast<int>(model.embedding_dim())),
       fields_(std::move(fields)),
+      numeric_(std::move(numeric)),
       tasks_(model.tasks().begin(), model.tasks().end()) {
-  bottom_ = std::make_unique<model::Mlp>(&params_, "bottom", fields_.num_slots() * dim_,
+  bottom_ = std::make_unique<model::Mlp>(&params_, "bottom",
+                                         fields_.num_slots() * dim_ + numeric_.num_fields(),
                                          model.shared_bottom().bottom_mlp());
   for (const proto::TaskConfig& task : tasks_) {
     heads_.push_back(std::make_unique<TaskHead>(&params_, task, bottom_->output_dim()));
@@ -25,14 +32,13 @@ SharedBottomModel::SharedBottomModel(const proto::ModelConfig& model, EmbeddedFi
 }
 
 absl::Status SharedBottomModel::Prepare(const Batch& batch, ModelInput* input) const {
-  return PrepareEmbeddedFieldsInput(fields_, tasks_, batch,
+  return PrepareEmbeddedFieldsInput(fields_, numeric_, tasks_, batch,
                                     static_cast<EmbeddedFieldsInput*>(input));
 }
 
 void SharedBottomModel::Forward(const ModelInput& model_input, model::ConstMatrixRef rows) {
   const EmbeddedFieldsInput& input = static_cast<const EmbeddedFieldsInput&>(model_input);
-  input_.resize(input.batch_size, static_cast<Eigen::Index>(fields_.num_slots()) * dim_);
-  fields_.Pool(rows, input.slots, input_);
+  ConcatEmbeddedFieldsInput(fields_, rows, input, &input_);
   const model::Matrix& bottom = bottom_->Forward(input_);
   for (std::unique_ptr<TaskHead>& head : heads_) head->Forward(bottom);
 }
@@ -48,7 +54,8 @@ void SharedBottomModel::Backward(const ModelInput& model_input,
   }
   const model::Matrix& d_input = bottom_->Backward(d_bottom_);
   d_rows->setZero(static_cast<Eigen::Index>(input.keys.size()), dim_);
-  fields_.PoolBackward(d_input, input.slots, *d_rows);
+  fields_.PoolBackward(d_input.leftCols(static_cast<Eigen::Index>(fields_.num_slots()) * dim_),
+                       input.slots, *d_rows);
 }
 
 }  // namespace granary

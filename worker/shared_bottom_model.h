@@ -1,7 +1,8 @@
 // SharedBottomModel: the shared-bottom multi-task network (Caruana 1997), the usual baseline
 // of multi-task recommendation.
 //
-//   input         = concat of the fields' pooled embeddings (see EmbeddedFields)
+//   input         = concat of the fields' pooled embeddings (see EmbeddedFields) and the
+//                   numeric_fields' values (NumericFields; may be none)
 //   bottom        = ReLU MLP(input)                              (shared by all tasks)
 //   task k output = TaskHead k(bottom)
 //
@@ -21,6 +22,7 @@
 #include "worker/model/mlp.h"
 #include "worker/model/parameter_set.h"
 #include "worker/model/tensor.h"
+#include "worker/numeric_fields.h"
 #include "worker/task_head.h"
 
 namespace granary {
@@ -47,15 +49,16 @@ class SharedBottomModel : public Model {
   const std::vector<proto::TaskConfig>& tasks() const override { return tasks_; }
 
  private:
-  SharedBottomModel(const proto::ModelConfig& model, EmbeddedFields fields);
+  SharedBottomModel(const proto::ModelConfig& model, EmbeddedFields fields, NumericFields numeric);
 
   const int dim_;
   const EmbeddedFields fields_;
+  const NumericFields numeric_;
   const std::vector<proto::TaskConfig> tasks_;
   model::ParameterSet params_;  // before the layers, which point into it
   std::unique_ptr<model::Mlp> bottom_;
   std::vector<std::unique_ptr<TaskHead>> heads_;
-  model::Matrix input_;  // [B, slots * dim]
+  model::Matrix input_;  // [B, slots * dim + numeric fields]
   model::Matrix d_bottom_;
 };
 

@@ -30,6 +30,9 @@ from torch import nn
 
 USER_FIELDS = ["user_id", "gender", "age", "occupation", "zip3"]
 ITEM_FIELDS = ["movie_id", "genres", "year"]  # genres is a list, mean-pooled
+# numeric_fields: as they are (empty = 0), into the user MLP and every head.
+NUMERIC_FIELDS = ["movie_count", "movie_mean", "user_count", "user_mean", "user_bias",
+                  "user_genre_mean", "movie_age", "history_co_rated_mean", "item_cf_mean"]
 HASH_SPACE = {"movie_id": "movie_id", "genres": "genre", "genre": "genre"}
 MAX_HISTORY = 20
 
@@ -58,6 +61,7 @@ def read_samples(path, vocab):
                 "movie": vocab.row("movie_id", cells["movie_id"]),
                 "genres": [vocab.row("genres", g) for g in cells["genres"].split(",") if g],
                 "year": vocab.row("year", cells["year"]),
+                "numeric": [float(cells[f]) if cells[f] else 0.0 for f in NUMERIC_FIELDS],
                 "steps": [(vocab.row("movie_id", m), vocab.row("genre", g), float(r))
                           for m, g, r in history],
                 "click": float(cells["click"]),
@@ -84,6 +88,7 @@ def make_batch(samples):
         "user": torch.tensor([s["user"] for s in samples], dtype=torch.long),
         "movie": torch.tensor([s["movie"] for s in samples], dtype=torch.long),
         "year": torch.tensor([s["year"] for s in samples], dtype=torch.long),
+        "numeric": torch.tensor([s["numeric"] for s in samples]),
         "genres": genres,
         "genre_mask": (genres > 0).float(),
         "step_movies": step_movies,
@@ -108,8 +113,9 @@ class Dupn(nn.Module):
         self.query_proj = nn.Linear(item_width, attention_hidden)
         self.score = nn.Linear(attention_hidden, 1, bias=False)
         self.user_mlp = nn.Sequential(
-            nn.Linear(len(USER_FIELDS) * dim + lstm_hidden, user_mlp), nn.ReLU())
-        width = user_mlp + item_width
+            nn.Linear(len(USER_FIELDS) * dim + lstm_hidden + len(NUMERIC_FIELDS), user_mlp),
+            nn.ReLU())
+        width = user_mlp + item_width + len(NUMERIC_FIELDS)
         self.heads = nn.ModuleList([
             nn.Sequential(nn.Linear(width, head), nn.ReLU(), nn.Linear(head, out))
             for out in (1, 5, 1)])
@@ -130,8 +136,9 @@ class Dupn(nn.Module):
                                        self.query_proj(item).unsqueeze(1))).squeeze(-1)
         weights = torch.softmax(scores.masked_fill(valid == 0, -1e30), dim=1) * valid
         pooled = (weights.unsqueeze(-1) * states).sum(1)
-        user = self.user_mlp(torch.cat([profile, pooled], dim=1))
-        head_input = torch.cat([user, item], dim=1)
+        numeric = batch["numeric"]
+        user = self.user_mlp(torch.cat([profile, pooled, numeric], dim=1))
+        head_input = torch.cat([user, item, numeric], dim=1)
         return [h(head_input) for h in self.heads]
 
 

@@ -68,5 +68,62 @@ TEST_F(DupnModelTest, GradientsMatchFiniteDifferences) {
   testing_batch::ExpectModelGradientsMatch(model_.get(), SmallBatch(), {3, 2}, 12);
 }
 
+// The model of kModel with numeric fields beside the user vector and the item.
+absl::StatusOr<std::unique_ptr<DupnModel>> CreateWithNumericFields(
+    const proto::DatasetConfig& dataset, const std::vector<std::string>& numeric_fields) {
+  proto::ModelConfig config;
+  EXPECT_TRUE(ParseTextProto(std::string(kModel) + testing_batch::kTasks, "model", &config).ok());
+  for (const std::string& name : numeric_fields) config.mutable_dupn()->add_numeric_fields(name);
+  return DupnModel::Create(config, dataset);
+}
+
+TEST_F(DupnModelTest, NumericFieldsGradientsMatchFiniteDifferences) {
+  absl::StatusOr<std::unique_ptr<DupnModel>> model =
+      CreateWithNumericFields(dataset_, {"views", "score"});
+  ASSERT_TRUE(model.ok()) << model.status();
+  // Two more inputs of the user MLP's first layer and of every head's.
+  EXPECT_EQ((*model)->params().num_values(),
+            model_->params().num_values() +
+                2 * (5 /* user_mlp */ + 4 /* click hidden */ + 3 /* grade classes */));
+  testing_batch::ExpectModelGradientsMatch(model->get(), SmallBatch(), {3, 2}, 5);
+}
+
+TEST_F(DupnModelTest, NumericFieldsChangeTheOutputAndMissingReadsAsZero) {
+  absl::StatusOr<std::unique_ptr<DupnModel>> model =
+      CreateWithNumericFields(dataset_, {"views", "score"});
+  ASSERT_TRUE(model.ok()) << model.status();
+  (*model)->params().Initialize(5);
+  DupnInput input;
+  ASSERT_TRUE((*model)->Prepare(SmallBatch(), &input).ok());
+  ASSERT_EQ(input.numeric.rows(), 3);
+  ASSERT_EQ(input.numeric.cols(), 2);
+  EXPECT_EQ(input.numeric(1, 1), 0.0f);  // sample 1's score is missing
+  const model::Matrix rows = model::Matrix::Constant(static_cast<int>(input.keys.size()), 3, 0.1f);
+  (*model)->Forward(input, rows);
+  const model::Matrix before = (*model)->output(0);
+  input.numeric(0, 0) += 1;
+  (*model)->Forward(input, rows);
+  EXPECT_NE((*model)->output(0)(0, 0), before(0, 0));
+  EXPECT_EQ((*model)->output(0).bottomRows(2), before.bottomRows(2));
+}
+
+TEST_F(DupnModelTest, NumericFieldsMustBeNumericColumnsOfTheDatasetAndTheBatch) {
+  absl::StatusOr<std::unique_ptr<DupnModel>> model = CreateWithNumericFields(dataset_, {"nope"});
+  EXPECT_TRUE(absl::IsInvalidArgument(model.status()));
+  EXPECT_NE(model.status().message().find("'nope'"), std::string::npos) << model.status();
+  model = CreateWithNumericFields(dataset_, {"tags"});
+  EXPECT_TRUE(absl::IsInvalidArgument(model.status()));
+  EXPECT_NE(model.status().message().find("'tags' is not NUMERIC"), std::string::npos)
+      << model.status();
+  model = CreateWithNumericFields(dataset_, {"views"});
+  ASSERT_TRUE(model.ok()) << model.status();
+  Batch batch = SmallBatch();
+  batch.numerics.clear();
+  DupnInput input;
+  absl::Status status = (*model)->Prepare(batch, &input);
+  EXPECT_TRUE(absl::IsInvalidArgument(status));
+  EXPECT_NE(status.message().find("NUMERIC column 'views'"), std::string::npos) << status;
+}
+
 }  // namespace
 }  // namespace granary

@@ -52,6 +52,11 @@ training { batch_size: 32 epochs: 1 train_files: "train.tsv" }
 
 constexpr char kGoodTask[] = R"(tasks { name: "click" head: BINARY label_column: "click" })";
 
+std::string PooledJob(const std::string& architecture) {
+  return "model {\n  embedding_dim: 8\n" + architecture + "\n" + kGoodTask +
+         "\n}\ntraining { batch_size: 32 epochs: 1 train_files: \"train.tsv\" }\n";
+}
+
 TEST(JobConfigTest, LoadsTheMovieLensJobAndFillsDefaults) {
   absl::StatusOr<JobSpec> spec =
       LoadJobConfig(std::string(GRANARY_SOURCE_DIR) + "/configs/movielens_dupn.pbtxt");
@@ -108,6 +113,42 @@ TEST(JobConfigTest, AnEmptyFieldListIsAnErrorNotACrash) {
       << spec.status();
 }
 
+TEST(JobConfigTest, NumericFieldsMustBeNumericColumnsAndErrorsNameTheLine) {
+  // numeric_fields (line 6 of the job) names a column the dataset lacks.
+  std::string path =
+      Write(Job("item_fields: \"item_id\"\n    numeric_fields: \"nope\"", kGoodTask));
+  absl::StatusOr<JobSpec> spec = LoadJobConfig(path);
+  ASSERT_TRUE(absl::IsInvalidArgument(spec.status()));
+  EXPECT_NE(spec.status().message().find(path + ":18: numeric_fields: no column 'nope'"),
+            std::string::npos)
+      << spec.status();
+  spec = LoadJobConfig(Write(
+      Job("item_fields: \"item_id\"\n    numeric_fields: [\"price\", \"user_id\"]", kGoodTask)));
+  ASSERT_TRUE(absl::IsInvalidArgument(spec.status()));
+  // A list has one location in protobuf's parse tree: its line.
+  EXPECT_NE(spec.status().message().find(":18: numeric_fields: column 'user_id' is not NUMERIC"),
+            std::string::npos)
+      << spec.status();
+  spec = LoadJobConfig(
+      Write(Job("item_fields: \"item_id\"\n    numeric_fields: \"price\"", kGoodTask)));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->job.model().dupn().numeric_fields_size(), 1);
+  // Shared bottom and MMoE check theirs the same way.
+  path = Write(
+      PooledJob(R"(shared_bottom { fields: "user_id" numeric_fields: "history" bottom_mlp: 4 })"));
+  spec = LoadJobConfig(path);
+  EXPECT_NE(
+      spec.status().message().find(path + ":15: numeric_fields: column 'history' is not NUMERIC"),
+      std::string::npos)
+      << spec.status();
+  path = Write(PooledJob(
+      R"(mmoe { fields: "user_id" numeric_fields: ["price", "gone"] num_experts: 2 expert_mlp: [4] })"));
+  spec = LoadJobConfig(path);
+  EXPECT_NE(spec.status().message().find(path + ":15: numeric_fields: no column 'gone'"),
+            std::string::npos)
+      << spec.status();
+}
+
 TEST(JobConfigTest, MulticlassNeedsClasses) {
   absl::StatusOr<JobSpec> spec =
       LoadJobConfig(Write(Job("item_fields: \"item_id\"",
@@ -123,11 +164,6 @@ TEST(JobConfigTest, LoadsTheOtherMovieLensArchitectures) {
     ASSERT_TRUE(spec.ok()) << name << ": " << spec.status();
     EXPECT_EQ(spec->job.model().tasks_size(), 3) << name;
   }
-}
-
-std::string PooledJob(const std::string& architecture) {
-  return "model {\n  embedding_dim: 8\n" + architecture + "\n" + kGoodTask +
-         "\n}\ntraining { batch_size: 32 epochs: 1 train_files: \"train.tsv\" }\n";
 }
 
 TEST(JobConfigTest, SharedBottomAndMmoeErrorsNameTheLine) {

@@ -1,7 +1,7 @@
 // What the model tests (DUPN, shared bottom, MMoE) share: a small dataset config and batch
-// (labels of a BINARY and a MULTICLASS task; categorical, multi-categorical and sequence
-// fields, with a missing item, a missing label, an empty history and an item shared with a
-// history), and a numeric gradient check of a whole Model.
+// (labels of a BINARY and a MULTICLASS task; categorical, multi-categorical, sequence and
+// numeric fields, with a missing item, a missing label, an empty history, an item shared with a
+// history and a missing numeric cell), and a numeric gradient check of a whole Model.
 #ifndef GRANARY_TESTS_WORKER_MODEL_TESTING_H_
 #define GRANARY_TESTS_WORKER_MODEL_TESTING_H_
 
@@ -29,6 +29,8 @@ columns {
   step_fields { name: "item_id" kind: CATEGORICAL hash_space: "item" }
   step_fields { name: "rating" kind: NUMERIC }
 }
+columns { name: "views" role: NUMERIC }
+columns { name: "score" role: NUMERIC }
 )";
 
 // Two tasks over kDataset, appended to an architecture's text: click (BINARY, one hidden
@@ -38,8 +40,8 @@ tasks { name: "click" head: BINARY label_column: "click" loss_weight: 1 hidden_s
 tasks { name: "grade" head: MULTICLASS label_column: "grade" num_classes: 3 loss_weight: 0.5 }
 )";
 
-// Three samples; sample 1 has no history and no grade, sample 2 has no item and repeats item 7
-// (sample 0's item) in its history.
+// Three samples; sample 1 has no history, no grade and no score, sample 2 has no item and
+// repeats item 7 (sample 0's item) in its history.
 inline Batch SmallBatch() {
   Batch batch;
   batch.size = 3;
@@ -52,6 +54,7 @@ inline Batch SmallBatch() {
   history.fields = {{"item_id", proto::StepFieldConfig::CATEGORICAL, {8, 9, 7, 8, 7}, {}},
                     {"rating", proto::StepFieldConfig::NUMERIC, {}, {1, 0.5, -1, 0.25, 2}}};
   batch.sequences = {history};
+  batch.numerics = {{"views", {0.5f, 1.5f, -1}, {1, 1, 1}}, {"score", {2, 0, -0.5f}, {1, 0, 1}}};
   return batch;
 }
 

@@ -51,6 +51,29 @@ TEST(MmoeModelTest, GradientsMatchFiniteDifferences) {
   testing_batch::ExpectModelGradientsMatch(model->get(), SmallBatch(), {3, 2}, 6);
 }
 
+TEST(SharedBottomModelTest, NumericFieldsGradientsMatchFiniteDifferences) {
+  proto::ModelConfig config = Config(kSharedBottom);
+  config.mutable_shared_bottom()->add_numeric_fields("views");
+  config.mutable_shared_bottom()->add_numeric_fields("score");
+  absl::StatusOr<std::unique_ptr<SharedBottomModel>> model =
+      SharedBottomModel::Create(config, Dataset());
+  ASSERT_TRUE(model.ok()) << model.status();
+  // Two more inputs of the first bottom layer (6 wide).
+  absl::StatusOr<std::unique_ptr<SharedBottomModel>> without =
+      SharedBottomModel::Create(Config(kSharedBottom), Dataset());
+  ASSERT_TRUE(without.ok()) << without.status();
+  EXPECT_EQ((*model)->params().num_values(), (*without)->params().num_values() + 2 * 6);
+  testing_batch::ExpectModelGradientsMatch(model->get(), SmallBatch(), {3, 2}, 6);
+}
+
+TEST(MmoeModelTest, NumericFieldsGradientsMatchFiniteDifferences) {
+  proto::ModelConfig config = Config(kMmoe);
+  config.mutable_mmoe()->add_numeric_fields("score");
+  absl::StatusOr<std::unique_ptr<MmoeModel>> model = MmoeModel::Create(config, Dataset());
+  ASSERT_TRUE(model.ok()) << model.status();
+  testing_batch::ExpectModelGradientsMatch(model->get(), SmallBatch(), {3, 2}, 6);
+}
+
 TEST(MmoeModelTest, EachTaskHasItsOwnGate) {
   absl::StatusOr<std::unique_ptr<MmoeModel>> model = MmoeModel::Create(Config(kMmoe), Dataset());
   ASSERT_TRUE(model.ok()) << model.status();
@@ -90,6 +113,12 @@ TEST(ModelFactoryTest, AnUnknownFieldIsNamed) {
   absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(config, Dataset());
   EXPECT_TRUE(absl::IsInvalidArgument(model.status()));
   EXPECT_NE(model.status().message().find("'nope'"), std::string::npos) << model.status();
+  config = Config(kMmoe);
+  config.mutable_mmoe()->add_numeric_fields("tags");
+  model = CreateModel(config, Dataset());
+  EXPECT_TRUE(absl::IsInvalidArgument(model.status()));
+  EXPECT_NE(model.status().message().find("'tags' is not NUMERIC"), std::string::npos)
+      << model.status();
 }
 
 }  // namespace

@@ -695,8 +695,9 @@ std::vector<ConvertedRow> ReadConverted(const std::string& path) {
 
 class MovielensConvertTest : public ReaderTest {
  protected:
-  // A tiny MovieLens-format folder: 3 genres, 3 users, 4 movies, 12 ratings.
-  std::string WriteSyntheticMovielens() {
+  // A tiny MovieLens-format folder: 3 genres, 3 users, 4 movies, 12 ratings, with
+  // `time_offset` seconds added to every timestamp of ratings_.
+  std::string WriteSyntheticMovielens(int64_t time_offset = 0) {
     std::string dir = TestTempDir() + "/synthetic_movielens";
     std::filesystem::create_directories(dir);
     std::ofstream(dir + "/u.genre") << "unknown|0\nAction|1\nDrama|2\n\n";
@@ -714,7 +715,8 @@ class MovielensConvertTest : public ReaderTest {
                 {3, 11, 4, 120},  {3, 12, 2, 950}, {3, 13, 5, 960}, {2, 11, 3, 970}};
     std::ofstream data(dir + "/u.data");
     for (const Rating& r : ratings_) {
-      data << r.user << "\t" << r.movie << "\t" << r.rating << "\t" << r.timestamp << "\n";
+      data << r.user << "\t" << r.movie << "\t" << r.rating << "\t" << r.timestamp + time_offset
+           << "\n";
     }
     return dir;
   }
@@ -834,6 +836,86 @@ TEST_F(MovielensConvertTest, WritesTimeSplitLabelsAndStrictlyEarlierHistories) {
   ASSERT_EQ(batches.size(), 1u);
   EXPECT_EQ(batches[0].size, 12);
   EXPECT_EQ(reader->stats().bad_lines, 0u);
+}
+
+TEST_F(MovielensConvertTest, StatisticsColumnsReadOnlyStrictlyEarlierRatings) {
+  // Ratings in 1998 (the offset is 1998-01-01 00:00:00 UTC), so that movie ages are positive.
+  constexpr int64_t kJanuary1998 = 883612800;
+  std::string input = WriteSyntheticMovielens(kJanuary1998);
+  std::string output = TestTempDir() + "/synthetic_movielens_statistics";
+  std::filesystem::remove_all(output);
+  std::string log;
+  ASSERT_EQ(RunConverter({"--input_dir=" + input, "--output_dir=" + output, "--history=2",
+                          "--eval_fraction=0", "--train_parts=1"},
+                         &log),
+            0)
+      << log;
+  std::vector<ConvertedRow> rows = ReadConverted(output + "/train-00.tsv.gz");
+  ASSERT_EQ(rows.size(), 12u);
+  auto row_of = [&](int user, int movie, int64_t time) -> const ConvertedRow& {
+    for (const ConvertedRow& row : rows) {
+      if (row.Get("user_id") == absl::StrCat(user) && row.Get("movie_id") == absl::StrCat(movie) &&
+          row.Get("timestamp") == absl::StrCat(time + kJanuary1998)) {
+        return row;
+      }
+    }
+    ADD_FAILURE() << "no row for user " << user << " movie " << movie << " at " << time;
+    return rows[0];
+  };
+  const std::vector<std::string> kStatistics = {
+      "movie_count", "movie_mean",      "user_count", "user_mean",
+      "user_bias",   "user_genre_mean", "movie_age",  "history_co_rated_mean",
+      "item_cf_mean"};
+  auto statistics = [&](const ConvertedRow& row) {
+    std::vector<std::string> cells;
+    for (const std::string& column : kStatistics) cells.push_back(row.Get(column));
+    return cells;
+  };
+  using Cells = std::vector<std::string>;
+  // The first rating of all (user 1, movie 10 of 1995): nothing earlier, by the user or anyone.
+  EXPECT_EQ(statistics(row_of(1, 10, 100)),
+            (Cells{"0.0000", "", "0.0000", "", "", "", "1.3863", "", ""}));  // log(1 + 3 years)
+  // User 1 rates movies 12 and 13 in second 300; neither sees the other. Movie 13 (Drama, 1998;
+  // rated 5 by user 2 at 250): the user's earlier 5 (movie 10) and 3 (movie 11, whose earlier
+  // mean was 4) give user_mean 4 - 3, user_bias ((5 - 3) + (3 - 4)) / 2; the only Drama rating
+  // is the 3 of movie 11: 3 - 4. Of the history (movies 10 and 11), only 10 was co-rated with
+  // 13 earlier (user 2), so the co-rated mean is 5 - 4.
+  // User 2 rated 10 and 13 with 4 and 5 (mean 4.5 at the later): deviations -0.5 and 0.5 make
+  // a cosine of -1, shrunk by 1 / (1 + 5); the only similarity, it turns the user's 5 - 4 into
+  // item_cf_mean -1.
+  EXPECT_EQ(statistics(row_of(1, 13, 300)), (Cells{"0.6931", "2.0000", "1.0986", "1.0000", "0.5000",
+                                                   "-1.0000", "0.0000", "1.0000", "-1.0000"}));
+  // Movie 12 has no genre, no release year and no earlier rater: those columns are empty.
+  EXPECT_EQ(statistics(row_of(1, 12, 300)),
+            (Cells{"0.0000", "", "1.0986", "1.0000", "0.5000", "", "", "", ""}));
+  // User 1 rates movie 11 (Action and Drama, 1977) again at 1000, after 4 ratings: 5, 3, 4, 1
+  // (mean 3.25) with residuals against their movies' earlier means 2, -1, 1, -4. Action: 5, 3;
+  // Drama: 3, 1 (movie 11 counts once per genre): 12 / 4 - 3.25. History: movies 12 (4) and 13
+  // (1), each co-rated with 11 by 3 users before: (3 * 0.75 + 3 * -2.25) / 6. item_cf_mean is
+  // what a brute-force computation of its definition gives.
+  EXPECT_EQ(statistics(row_of(1, 11, 1000)),
+            (Cells{"1.3863", "0.3333", "1.6094", "0.2500", "-0.5000", "-0.2500", "3.0910",
+                   "-0.7500", "-1.8021"}));
+  EXPECT_EQ(row_of(2, 11, 970).Get("item_cf_mean"), "1.2649");
+  // Every row: the user's count and mean over strictly earlier ratings.
+  for (const ConvertedRow& row : rows) {
+    const int user = std::stoi(row.Get("user_id"));
+    const int64_t time = std::stoll(row.Get("timestamp")) - kJanuary1998;
+    int count = 0;
+    double sum = 0;
+    for (const Rating& r : ratings_) {
+      if (r.user == user && r.timestamp < time) {
+        ++count;
+        sum += r.rating;
+      }
+    }
+    EXPECT_NEAR(std::stod(row.Get("user_count")), std::log1p(count), 1e-4);
+    EXPECT_EQ(row.Get("user_mean").empty(), count == 0);
+    EXPECT_EQ(row.Get("user_bias").empty(), count == 0);
+    if (count > 0) {
+      EXPECT_NEAR(std::stod(row.Get("user_mean")), sum / count - 3, 1e-4);
+    }
+  }
 }
 
 TEST_F(MovielensConvertTest, MalformedInputNamesFileAndLine) {

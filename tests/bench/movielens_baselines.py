@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Simple click baselines on granary_movielens_convert's output, to report beside the models.
+
+Reads the TSV files the converter writes (train-NN.tsv.gz, eval.tsv.gz) and scores the click
+label (rating >= 4) with models that need no embedding:
+  - each numeric column alone (its AUC as a score, e.g. movie_mean: the movie's earlier mean);
+  - logistic regression and gradient-boosted trees (scikit-learn) over all the numeric columns.
+Two splits, as for the models: "validation" trains on train-00..06 and scores train-07;
+"eval" trains on every train file and scores eval.tsv.gz. Missing cells read as 0, as in the
+models. A study tool, not a project dependency: Debian's python3-sklearn provides numpy and
+scikit-learn.
+
+    python3 tests/bench/movielens_baselines.py --data_dir=/tmp/ml [--json=FILE]
+"""
+
+import argparse
+import csv
+import glob
+import gzip
+import json
+import os
+
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+NUMERIC_FIELDS = ["movie_count", "movie_mean", "user_count", "user_mean", "user_bias",
+                  "user_genre_mean", "movie_age", "history_co_rated_mean", "item_cf_mean"]
+
+
+def read(paths):
+    features, clicks = [], []
+    for path in paths:
+        with gzip.open(path, "rt", newline="") as f:
+            for cells in csv.DictReader(f, delimiter="\t"):
+                features.append([float(cells[c]) if cells[c] else 0.0 for c in NUMERIC_FIELDS])
+                clicks.append(int(cells["click"]))
+    return np.array(features), np.array(clicks)
+
+
+def score(train, test):
+    (x, y), (x_test, y_test) = train, test
+    rows = {column: roc_auc_score(y_test, x_test[:, j])
+            for j, column in enumerate(NUMERIC_FIELDS)}
+    logistic = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x, y)
+    rows["logistic regression"] = roc_auc_score(y_test, logistic.predict_proba(x_test)[:, 1])
+    trees = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, random_state=0)
+    rows["gradient-boosted trees"] = roc_auc_score(y_test, trees.fit(x, y).predict_proba(x_test)[:, 1])
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data_dir", required=True, help="granary_movielens_convert's output")
+    parser.add_argument("--json", help="also write the table here")
+    args = parser.parse_args()
+    parts = sorted(glob.glob(os.path.join(args.data_dir, "train-*.tsv.gz")))
+    if len(parts) < 2:
+        parser.error(f"{args.data_dir}: need >= 2 train-NN.tsv.gz files for the validation split")
+    validation = score(read(parts[:-1]), read(parts[-1:]))
+    evaluation = score(read(parts), read([os.path.join(args.data_dir, "eval.tsv.gz")]))
+    print(f"| click AUC of | validation ({os.path.basename(parts[-1])}) | eval |")
+    print("|---|---|---|")
+    for name in validation:
+        print(f"| {name} | {validation[name]:.3f} | {evaluation[name]:.3f} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump([{"baseline": name, "validation_auc": validation[name],
+                        "eval_auc": evaluation[name]} for name in validation], f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
