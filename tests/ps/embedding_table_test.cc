@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/feature_key.h"
 #include "gtest/gtest.h"
 #include "ps/initializer.h"
@@ -196,6 +197,8 @@ TEST_F(EmbeddingTableTest, MergedPushesLeaveTheRowsCachedPushesLeave) {
   CacheStats stats = table_->stats();
   EXPECT_GT(stats.pushes_merged, static_cast<uint64_t>(kBatches * kBatchDraws / 2));
   EXPECT_GT(stats.hits, 0u);
+  // The logs (64 pushes each at this budget) filled and were spilled into RocksDB many times.
+  EXPECT_GT(stats.spills, 3u);
 
   std::vector<float> values(kKeys * kDim), expected(kKeys * kDim);
   ASSERT_TRUE((*reference)->Pull(keys, expected.data(), /*read_only=*/true).ok());
@@ -353,6 +356,93 @@ TEST_P(ConcurrentPushTest, ConcurrentPushesAreAllApplied) {
 }
 
 INSTANTIATE_TEST_SUITE_P(CachedOrMerged, ConcurrentPushTest, ::testing::Bool());
+
+// Pulls racing pushes and spills never see a push twice (in RocksDB and in a sealed log) or
+// lose one: with SGD at rate 1 and gradients of 1, a row's value is minus the pushes applied,
+// which only grows, and ends exact.
+TEST_F(EmbeddingTableTest, PullsRacingSpillsSeeEveryPushOnce) {
+  Open(SgdTable("t", 4, 1.0f), 64 << 10, nullptr, /*merge_pushes=*/true);
+  constexpr int kPushers = 2, kRounds = 15, kKeys = 3000;
+  std::vector<uint64_t> keys = Keys(kKeys, "racing");
+  std::vector<float> ones(kKeys * 4, 1.0f);
+  std::atomic<int> pushers_done{0};
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kPushers; ++t) {
+    threads.emplace_back([&] {
+      for (int r = 0; r < kRounds; ++r) failures += !table_->Push(keys, ones.data()).ok();
+      ++pushers_done;
+    });
+  }
+  std::vector<float> seen(kKeys, 0.0f);  // the most negative value seen per key so far
+  int pulls = 0;
+  bool ordered = true;
+  while (pushers_done.load() < kPushers && pulls < 10000) {
+    std::vector<float> values(kKeys * 4);
+    bool read_only = pulls % 2 == 0;  // read-only pulls never cache; others may
+    ASSERT_TRUE(table_->Pull(keys, values.data(), read_only).ok());
+    for (int k = 0; k < kKeys; ++k) {
+      const float v = values[k * 4];
+      ASSERT_GE(v, -static_cast<float>(kPushers * kRounds)) << "key " << k << ": a push twice";
+      ASSERT_EQ(v, std::floor(v)) << "key " << k;
+      ordered &= v <= seen[k];
+      seen[k] = std::min(seen[k], v);
+    }
+    ++pulls;
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_TRUE(ordered) << "a row went back to fewer pushes";
+  EXPECT_GT(table_->stats().spills, 0u);
+  std::vector<float> values(kKeys * 4);
+  ASSERT_TRUE(table_->Pull(keys, values.data(), false).ok());
+  for (float v : values) ASSERT_EQ(v, -static_cast<float>(kPushers * kRounds));
+  ASSERT_TRUE(table_->FlushDirtyRows().ok());
+  EXPECT_EQ(table_->stats().logged_pushes, 0u);
+  ASSERT_TRUE(table_->Pull(keys, values.data(), true).ok());
+  for (float v : values) ASSERT_EQ(v, -static_cast<float>(kPushers * kRounds));
+}
+
+// A spill that cannot write its file (disk full) fails the next push loudly, naming the table
+// and path; the logged pushes stay logged, and once space is back they all reach RocksDB.
+TEST_F(EmbeddingTableTest, SpillOntoAFullDiskFailsLoudlyAndLosesNoLoggedPush) {
+  auto fs = std::make_shared<FaultyFileSystem>();
+  env_ = NewEnvWithFileSystem(fs);
+  Open(SgdTable("emb", 4, 1.0f), 32 << 10, env_.get(), /*merge_pushes=*/true);
+  constexpr int kKeys = 3000;
+  std::vector<uint64_t> keys = Keys(kKeys, "spill");
+  std::vector<float> ones(kKeys * 4, 1.0f);
+  ASSERT_TRUE(table_->Push(keys, ones.data()).ok());
+  ASSERT_TRUE(table_->FlushDirtyRows().ok());
+  int applied = 1;  // pushes of every key that returned OK
+
+  fs->set_disk_full(true);
+  absl::Status status;
+  for (int round = 0; round < 20 && status.ok(); ++round) {
+    status = table_->Push(keys, ones.data());
+    if (status.ok()) ++applied;
+  }
+  ASSERT_FALSE(status.ok()) << "20 rounds of pushes never needed the disk";
+  EXPECT_TRUE(absl::IsResourceExhausted(status)) << status;
+  EXPECT_NE(status.message().find("table 'emb'"), std::string::npos) << status;
+  EXPECT_NE(status.message().find(dir_), std::string::npos) << status;
+
+  fs->set_disk_full(false);
+  absl::Time deadline = absl::Now() + absl::Seconds(60);
+  do {
+    status = table_->FlushDirtyRows();
+  } while (!status.ok() && absl::Now() < deadline);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(table_->stats().logged_pushes, 0u);
+  // Every row holds the pushes that returned OK, and perhaps the failed one (which may have
+  // reached some rows before it found a log full); never fewer, never a push twice.
+  std::vector<float> values(kKeys * 4);
+  ASSERT_TRUE(table_->Pull(keys, values.data(), true).ok());
+  for (float v : values) {
+    ASSERT_TRUE(v == -static_cast<float>(applied) || v == -static_cast<float>(applied + 1))
+        << v << " after " << applied << " pushes";
+  }
+}
 
 // Resident memory of this process, in bytes.
 size_t ResidentBytes() {
