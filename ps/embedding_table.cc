@@ -1,5 +1,7 @@
 #include "ps/embedding_table.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -443,6 +445,7 @@ EmbeddingTable::~EmbeddingTable() {
 }
 
 void EmbeddingTable::RunSpiller() {
+  pthread_setname_np(pthread_self(), "granary:spill");  // for top and perf
   std::unique_lock<std::mutex> lock(spiller_mutex_);
   while (true) {
     // After a failure the next Push spills itself, so that its caller gets the error.
