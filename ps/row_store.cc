@@ -76,10 +76,6 @@ void RowStore::Batch::PutRow(int table, uint64_t key, const char* record, size_t
   batch_.Put(store_->row_handles_[table], EncodeKey(key), rocksdb::Slice(record, bytes));
 }
 
-void RowStore::Batch::MergeRow(int table, uint64_t key, const char* operand, size_t bytes) {
-  batch_.Merge(store_->row_handles_[table], EncodeKey(key), rocksdb::Slice(operand, bytes));
-}
-
 void RowStore::Batch::DeleteRow(int table, uint64_t key) {
   batch_.Delete(store_->row_handles_[table], EncodeKey(key));
 }

@@ -43,7 +43,7 @@ struct RowStoreOptions {
   // owned; must outlive the store.
   rocksdb::Env* env = nullptr;
   // The merge operator of each table's rows, by table name; a table without one takes no
-  // MergeRow. A database holding merge operands must be reopened with the same operators
+  // MergeFile. A database holding merge operands must be reopened with the same operators
   // (otherwise Open fails with an error naming the table and path).
   std::map<std::string, std::shared_ptr<rocksdb::MergeOperator>> merge_operators;
 };
@@ -54,9 +54,6 @@ class RowStore {
   class Batch {
    public:
     void PutRow(int table, uint64_t key, const char* record, size_t bytes);
-    // Queues `operand` for the table's merge operator to fold into the row (read-free).
-    // REQUIRES: has_merge_operator(table).
-    void MergeRow(int table, uint64_t key, const char* operand, size_t bytes);
     void DeleteRow(int table, uint64_t key);
     // Records that `key` was evicted at data version `version` (for delta exports).
     void PutTombstone(int table, uint64_t key, uint64_t version);
