@@ -596,23 +596,45 @@ absl::Status EmbeddingTable::WriteLogs(bool include_active,
   absl::StatusOr<std::unique_ptr<RowStore::MergeFile>> created = store_->NewMergeFile(store_index_);
   if (!created.ok()) return created.status();
   *file = *std::move(created);
-  std::vector<uint64_t> logged;
+  // (key, its oldest push in the sealed log) for every logged key; with include_active, keys
+  // only in the active log come with PushLog::kEnd.
+  std::vector<std::pair<uint64_t, uint32_t>> heads;
+  std::vector<std::pair<uint64_t, uint32_t>> active_heads;
   for (const auto& shard : shards_) {
-    shard->sealed_log.AppendKeys(&logged);
-    if (include_active) shard->active_log.AppendKeys(&logged);
+    shard->sealed_log.AppendHeads(&heads);
+    if (!include_active) continue;
+    active_heads.clear();
+    shard->active_log.AppendHeads(&active_heads);
+    for (const auto& [key, head] : active_heads) {
+      if (!shard->sealed_log.Contains(key)) heads.emplace_back(key, PushLog::kEnd);
+    }
   }
-  std::sort(logged.begin(), logged.end());
-  logged.erase(std::unique(logged.begin(), logged.end()), logged.end());
-
+  std::sort(heads.begin(), heads.end());  // each key once: it lives in one shard
   const size_t operand_bytes = PushOperandBytes(layout_);
   const uint64_t mask = shards_.size() - 1;
+  // Keys in order visit the logs' operands in random order: start loading a few keys ahead.
+  auto prefetch = [&](size_t h) {
+    if (h >= heads.size() || heads[h].second == PushLog::kEnd) return;
+    const char* operand = shards_[heads[h].first & mask]->sealed_log.Operand(heads[h].second);
+    __builtin_prefetch(operand);
+    __builtin_prefetch(operand + operand_bytes - 1);
+  };
+  for (size_t h = 0; h < kPrefetchDistance; ++h) prefetch(h);
   std::string operands;  // all of a key's pushes, in order, as one operand
-  for (uint64_t key : logged) {
+  for (size_t h = 0; h < heads.size(); ++h) {
+    prefetch(h + kPrefetchDistance);
+    const auto [key, head] = heads[h];
     const Shard& shard = *shards_[key & mask];
     operands.clear();
-    auto append = [&](const char* operand) { operands.append(operand, operand_bytes); };
-    shard.sealed_log.ForEachOperand(key, append);
-    if (include_active) shard.active_log.ForEachOperand(key, append);
+    for (uint32_t i = head; i != PushLog::kEnd; i = shard.sealed_log.Next(i)) {
+      operands.append(shard.sealed_log.Operand(i), operand_bytes);
+    }
+    if (include_active) {
+      for (uint32_t i = shard.active_log.Head(key); i != PushLog::kEnd;
+           i = shard.active_log.Next(i)) {
+        operands.append(shard.active_log.Operand(i), operand_bytes);
+      }
+    }
     absl::Status status = (*file)->Add(key, operands);
     if (!status.ok()) return status;
   }

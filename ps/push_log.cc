@@ -49,8 +49,13 @@ void PushLog::ForEachOperand(uint64_t key,
   }
 }
 
-void PushLog::AppendKeys(std::vector<uint64_t>* keys) const {
-  for (const auto& [key, chain] : chains_) keys->push_back(key);
+void PushLog::AppendHeads(std::vector<std::pair<uint64_t, uint32_t>>* heads) const {
+  for (const auto& [key, chain] : chains_) heads->emplace_back(key, chain.first);
+}
+
+uint32_t PushLog::Head(uint64_t key) const {
+  auto it = chains_.find(key);
+  return it == chains_.end() ? kEnd : it->second.first;
 }
 
 void PushLog::Clear() {

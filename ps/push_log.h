@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -50,8 +51,17 @@ class PushLog {
   bool Contains(uint64_t key) const { return chains_.contains(key); }
   // Calls fn(operand) for each operand of `key`, oldest first.
   void ForEachOperand(uint64_t key, const std::function<void(const char* operand)>& fn) const;
-  // Appends every key held, in no particular order.
-  void AppendKeys(std::vector<uint64_t>* keys) const;
+  // Walking the log by index, for writers that order keys themselves: Head(key) is the index
+  // of the key's oldest operand (kEnd if none), Next(i) the key's next one (kEnd after the
+  // last), Operand(i) its bytes.
+  static constexpr uint32_t kEnd = UINT32_MAX;
+  // Appends (key, Head(key)) for every key held, in no particular order.
+  void AppendHeads(std::vector<std::pair<uint64_t, uint32_t>>* heads) const;
+  uint32_t Head(uint64_t key) const;
+  uint32_t Next(uint32_t index) const { return next_[index]; }
+  const char* Operand(uint32_t index) const {
+    return operands_.data() + size_t{index} * operand_bytes_;
+  }
   // Forgets every operand, keeping the allocation.
   void Clear();
   void Swap(PushLog& other);
@@ -61,8 +71,6 @@ class PushLog {
     uint32_t first;
     uint32_t last;
   };
-  static constexpr uint32_t kEnd = UINT32_MAX;
-
   size_t operand_bytes_;
   size_t capacity_;
   std::vector<char> operands_;  // operand i at i * operand_bytes_

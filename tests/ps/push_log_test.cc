@@ -36,10 +36,20 @@ TEST(PushLogTest, KeepsEachKeysOperandsInArrivalOrder) {
             (std::vector<std::string>{Operand('a'), Operand('b'), Operand('c')}));
   EXPECT_EQ(OperandsOf(log, 9), (std::vector<std::string>{Operand('x')}));
   EXPECT_TRUE(OperandsOf(log, 8).empty());
-  std::vector<uint64_t> keys;
-  log.AppendKeys(&keys);
-  std::sort(keys.begin(), keys.end());
-  EXPECT_EQ(keys, (std::vector<uint64_t>{7, 9}));
+  std::vector<std::pair<uint64_t, uint32_t>> heads;
+  log.AppendHeads(&heads);
+  std::sort(heads.begin(), heads.end());
+  ASSERT_EQ(heads.size(), 2u);
+  EXPECT_EQ(heads[0].first, 7u);
+  EXPECT_EQ(heads[1].first, 9u);
+  // Walking by index gives the same operands as ForEachOperand.
+  std::vector<std::string> walked;
+  for (uint32_t i = log.Head(7); i != PushLog::kEnd; i = log.Next(i)) {
+    walked.emplace_back(log.Operand(i), kOperandBytes);
+  }
+  EXPECT_EQ(walked, OperandsOf(log, 7));
+  EXPECT_EQ(heads[0].second, log.Head(7));
+  EXPECT_EQ(log.Head(8), PushLog::kEnd);
 }
 
 TEST(PushLogTest, IsFullAtCapacityAndEmptyAfterClear) {
