@@ -483,7 +483,9 @@ absl::Status EmbeddingTable::Push(absl::Span<const uint64_t> keys, const float* 
   std::vector<uint32_t> deferred;
   std::vector<uint64_t> deferred_keys;
   std::vector<float> deferred_grads;
-  absl::Status status = PushOnce(keys, grads, &deferred);
+  absl::Span<const uint64_t> round_keys = keys;  // this round's pushes
+  const float* round_grads = grads;
+  absl::Status status = PushOnce(round_keys, round_grads, &deferred);
   if (spill_requested_.load(std::memory_order_relaxed) && spiller_.joinable()) WakeSpiller();
   for (int round = 1; status.ok() && !deferred.empty(); ++round) {
     if (round == kMaxRounds) {
@@ -493,19 +495,19 @@ absl::Status EmbeddingTable::Push(absl::Span<const uint64_t> keys, const float* 
     }
     status = SpillPushLogs(/*always=*/true);
     if (!status.ok()) return status;
-    // Positions index the previous round's keys, which may be deferred_keys itself.
+    // New vectors: the round's keys may be deferred_keys itself.
     std::vector<uint64_t> next_keys;
     std::vector<float> next_grads;
     for (uint32_t i : deferred) {
-      const uint64_t key = round == 1 ? keys[i] : deferred_keys[i];
-      const float* grad = (round == 1 ? grads : deferred_grads.data()) + i * dim;
-      next_keys.push_back(key);
-      next_grads.insert(next_grads.end(), grad, grad + dim);
+      next_keys.push_back(round_keys[i]);
+      next_grads.insert(next_grads.end(), round_grads + i * dim, round_grads + (i + 1) * dim);
     }
     deferred_keys.swap(next_keys);
     deferred_grads.swap(next_grads);
+    round_keys = deferred_keys;
+    round_grads = deferred_grads.data();
     deferred.clear();
-    status = PushOnce(deferred_keys, deferred_grads.data(), &deferred);
+    status = PushOnce(round_keys, round_grads, &deferred);
   }
   return status;
 }
@@ -571,12 +573,22 @@ bool EmbeddingTable::HasLoggedPushes(const Shard& shard, uint64_t key) const {
          (!shard.active_log.empty() && shard.active_log.Contains(key));
 }
 
+template <typename Fn>
+void EmbeddingTable::ForEachLoggedPush(const Shard& shard, uint64_t key, uint32_t sealed_head,
+                                       bool include_active, Fn fn) {
+  for (uint32_t i = sealed_head; i != PushLog::kEnd; i = shard.sealed_log.Next(i)) {
+    fn(shard.sealed_log.Operand(i));
+  }
+  if (!include_active) return;
+  for (uint32_t i = shard.active_log.Head(key); i != PushLog::kEnd; i = shard.active_log.Next(i)) {
+    fn(shard.active_log.Operand(i));
+  }
+}
+
 void EmbeddingTable::ApplyLoggedPushes(const Shard& shard, uint64_t key, char* record) const {
-  auto apply = [&](const char* operand) {
-    ApplyPushOperand(*optimizer_, layout_, operand, record);
-  };
-  shard.sealed_log.ForEachOperand(key, apply);  // older than the active log's
-  shard.active_log.ForEachOperand(key, apply);
+  ForEachLoggedPush(
+      shard, key, shard.sealed_log.Head(key), /*include_active=*/true,
+      [&](const char* operand) { ApplyPushOperand(*optimizer_, layout_, operand, record); });
 }
 
 void EmbeddingTable::LogPush(Shard& shard, uint64_t key, const float* grad) {
@@ -624,29 +636,28 @@ absl::Status EmbeddingTable::WriteLogs(bool include_active,
   for (size_t h = 0; h < heads.size(); ++h) {
     prefetch(h + kPrefetchDistance);
     const auto [key, head] = heads[h];
-    const Shard& shard = *shards_[key & mask];
     operands.clear();
-    for (uint32_t i = head; i != PushLog::kEnd; i = shard.sealed_log.Next(i)) {
-      operands.append(shard.sealed_log.Operand(i), operand_bytes);
-    }
-    if (include_active) {
-      for (uint32_t i = shard.active_log.Head(key); i != PushLog::kEnd;
-           i = shard.active_log.Next(i)) {
-        operands.append(shard.active_log.Operand(i), operand_bytes);
-      }
-    }
+    ForEachLoggedPush(*shards_[key & mask], key, head, include_active,
+                      [&](const char* operand) { operands.append(operand, operand_bytes); });
     absl::Status status = (*file)->Add(key, operands);
     if (!status.ok()) return status;
   }
   return absl::OkStatus();
 }
 
-absl::Status EmbeddingTable::IngestLogs(RowStore::MergeFile& file) {
+absl::Status EmbeddingTable::IngestLogs(RowStore::MergeFile& file, bool include_active) {
   may_have_stored_rows_.store(true, std::memory_order_release);
   absl::Status status = store_->IngestMergeFile(file);
-  if (status.ok()) return status;
-  return absl::Status(status.code(), absl::StrCat("table '", name(), "': writing ", file.count(),
-                                                  " rows' logged pushes: ", status.message()));
+  if (!status.ok()) {
+    return absl::Status(status.code(), absl::StrCat("table '", name(), "': writing ", file.count(),
+                                                    " rows' logged pushes: ", status.message()));
+  }
+  for (auto& shard : shards_) {
+    shard->sealed_log.Clear();
+    if (include_active) shard->active_log.Clear();
+  }
+  spills_.fetch_add(1, std::memory_order_relaxed);
+  return absl::OkStatus();
 }
 
 absl::Status EmbeddingTable::SpillPushLogs(bool always) {
@@ -667,11 +678,7 @@ absl::Status EmbeddingTable::SpillPushLogs(bool always) {
   if (status.ok()) {
     // With every shard locked, no reader sees a row's pushes both in RocksDB and in a log.
     std::vector<std::unique_lock<std::mutex>> locks = LockShards();
-    status = IngestLogs(*file);
-    if (status.ok()) {
-      for (auto& shard : shards_) shard->sealed_log.Clear();
-      spills_.fetch_add(1, std::memory_order_relaxed);
-    }
+    status = IngestLogs(*file, /*include_active=*/false);
   }
   if (!status.ok()) spill_requested_.store(true, std::memory_order_relaxed);  // to retry
   return status;
@@ -696,13 +703,8 @@ absl::Status EmbeddingTable::FlushLocked() {
   if (logged) {
     std::unique_ptr<RowStore::MergeFile> file;
     absl::Status status = WriteLogs(/*include_active=*/true, &file);
-    if (status.ok()) status = IngestLogs(*file);
+    if (status.ok()) status = IngestLogs(*file, /*include_active=*/true);
     if (!status.ok()) return status;
-    for (auto& shard : shards_) {
-      shard->sealed_log.Clear();
-      shard->active_log.Clear();
-    }
-    spills_.fetch_add(1, std::memory_order_relaxed);
   }
   for (auto& shard : shards_) {
     std::vector<uint32_t> dirty;

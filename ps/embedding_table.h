@@ -184,6 +184,11 @@ class EmbeddingTable {
   void AddUpdate(Shard& shard, uint32_t slot, const float* grad, std::vector<RowUpdate>* updates);
   // True if `key` has pushes in one of the shard's logs. REQUIRES: shard.mutex held.
   bool HasLoggedPushes(const Shard& shard, uint64_t key) const;
+  // Calls fn(operand) for each logged push of `key`, oldest first: the sealed log's from
+  // `sealed_head` (its Head(key)), then, if `include_active`, the active log's.
+  template <typename Fn>
+  static void ForEachLoggedPush(const Shard& shard, uint64_t key, uint32_t sealed_head,
+                                bool include_active, Fn fn);
   // Applies the logged pushes of `key` to `record`, oldest first. REQUIRES: shard.mutex held.
   void ApplyLoggedPushes(const Shard& shard, uint64_t key, char* record) const;
   // Appends the push of `grad` to `key` to the shard's active log. REQUIRES: shard.mutex held.
@@ -192,8 +197,9 @@ class EmbeddingTable {
   // new MergeFile, one operand per key holding its pushes in order. REQUIRES: spill_mutex_
   // held, and every shard's mutex too if include_active.
   absl::Status WriteLogs(bool include_active, std::unique_ptr<RowStore::MergeFile>* file);
-  // Ingests `file`; errors name the table. REQUIRES: every shard locked.
-  absl::Status IngestLogs(RowStore::MergeFile& file);
+  // Ingests `file` (written by WriteLogs with the same `include_active`), then empties the
+  // logs it holds and counts a spill; errors name the table. REQUIRES: every shard locked.
+  absl::Status IngestLogs(RowStore::MergeFile& file, bool include_active);
   // Writes the sealed logs to RocksDB (see the class comment) if a spill was requested, or
   // `always`. On error the sealed logs stay, to be written by the next spill.
   // REQUIRES: no lock held.

@@ -40,15 +40,6 @@ void PushLog::Append(uint64_t key, const char* operand) {
   }
 }
 
-void PushLog::ForEachOperand(uint64_t key,
-                             const std::function<void(const char* operand)>& fn) const {
-  auto it = chains_.find(key);
-  if (it == chains_.end()) return;
-  for (uint32_t i = it->second.first; i != kEnd; i = next_[i]) {
-    fn(operands_.data() + size_t{i} * operand_bytes_);
-  }
-}
-
 void PushLog::AppendHeads(std::vector<std::pair<uint64_t, uint32_t>>* heads) const {
   for (const auto& [key, chain] : chains_) heads->emplace_back(key, chain.first);
 }

@@ -15,7 +15,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <utility>
 #include <vector>
 
@@ -49,11 +48,8 @@ class PushLog {
   // Appends `operand` (operand_bytes) for `key`. REQUIRES: !full().
   void Append(uint64_t key, const char* operand);
   bool Contains(uint64_t key) const { return chains_.contains(key); }
-  // Calls fn(operand) for each operand of `key`, oldest first.
-  void ForEachOperand(uint64_t key, const std::function<void(const char* operand)>& fn) const;
-  // Walking the log by index, for writers that order keys themselves: Head(key) is the index
-  // of the key's oldest operand (kEnd if none), Next(i) the key's next one (kEnd after the
-  // last), Operand(i) its bytes.
+  // A key's operands, oldest first, by index: Head(key) is the index of its oldest (kEnd if
+  // none), Next(i) of its next one (kEnd after the last), Operand(i) their bytes.
   static constexpr uint32_t kEnd = UINT32_MAX;
   // Appends (key, Head(key)) for every key held, in no particular order.
   void AppendHeads(std::vector<std::pair<uint64_t, uint32_t>>* heads) const;
