@@ -7,10 +7,10 @@
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/config.h"
 #include "common/feature_key.h"
@@ -76,17 +76,6 @@ training {
 )";
 
 uint64_t IdKey(int id) { return FeatureKey(FieldSeed("id"), std::to_string(id)); }
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-bool Contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
 
 class DailyTest : public ::testing::Test {
  protected:
@@ -221,20 +210,20 @@ TEST_F(DailyTest, ThreeDaysOfDriftingIdsChainBasesAndDeltasAndEvictStaleIds) {
            // 20 new ids a day: rows before Shrink (60 + 20) minus the 60 day 2 kept.
            "\"rows_admitted\": 20",
            "\"duration_seconds\": ", "\"previous_base\": \"" + model_dir_ + "/bases/20261102\""}) {
-    EXPECT_TRUE(Contains(report, field)) << field << " not in\n" << report;
+    EXPECT_TRUE(absl::StrContains(report, field)) << field << " not in\n" << report;
   }
-  EXPECT_TRUE(
-      Contains(ReadFile(model_dir_ + "/reports/" + kDays[0] + ".json"), "\"previous_base\": null"));
+  EXPECT_TRUE(absl::StrContains(ReadFile(model_dir_ + "/reports/" + kDays[0] + ".json"),
+                                "\"previous_base\": null"));
 
   // A day closed before its report was written (daily.sh killed) gets the report on a re-run,
   // from the run that closed it, without training again.
   const std::string day3_report = model_dir_ + "/reports/" + kDays[2] + ".json";
   fs::remove(day3_report);
   ASSERT_EQ(RunDay(kDays[2], {}, &log), 0) << log;
-  EXPECT_TRUE(Contains(log, "day 20261103 is closed but has no report")) << log;
-  EXPECT_FALSE(Contains(log, "training 20261103")) << log;
+  EXPECT_TRUE(absl::StrContains(log, "day 20261103 is closed but has no report")) << log;
+  EXPECT_FALSE(absl::StrContains(log, "training 20261103")) << log;
   const std::string rewritten = ReadFile(day3_report);
-  EXPECT_TRUE(Contains(rewritten, "\"duration_seconds\": null")) << rewritten;
+  EXPECT_TRUE(absl::StrContains(rewritten, "\"duration_seconds\": null")) << rewritten;
   EXPECT_EQ(rewritten.substr(rewritten.find("\"close_seconds\"")),
             report.substr(report.find("\"close_seconds\"")));
 
@@ -242,7 +231,7 @@ TEST_F(DailyTest, ThreeDaysOfDriftingIdsChainBasesAndDeltasAndEvictStaleIds) {
   const auto before = Snapshot();
   for (const std::string& day : {kDays[1], kDays[2]}) {
     ASSERT_EQ(RunDay(day, {}, &log), 0) << log;
-    EXPECT_TRUE(Contains(log, "day " + day + " is already closed")) << log;
+    EXPECT_TRUE(absl::StrContains(log, "day " + day + " is already closed")) << log;
   }
   EXPECT_EQ(Snapshot(), before);
 }
@@ -254,7 +243,8 @@ TEST_F(DailyTest, ForceRetrainsAClosedDayFromThePreviousBase) {
   const std::string report = model_dir_ + "/reports/" + kDays[1] + ".json";
   const std::string first = ReadFile(report);
   ASSERT_EQ(RunDay(kDays[1], {"--force"}, &log), 0) << log;
-  EXPECT_TRUE(Contains(log, "--force: retraining 20261102 from the base of 20261101")) << log;
+  EXPECT_TRUE(absl::StrContains(log, "--force: retraining 20261102 from the base of 20261101"))
+      << log;
   const std::string second = ReadFile(report);
   EXPECT_NE(second, first);  // another run folder and duration
   // The retrained day's delta still chains onto day 1's.
@@ -284,11 +274,12 @@ TEST_F(DailyTest, FailedDayLeavesNoBaseAndSucceedsWhenRunAgain) {
       RunDay(kDays[0], {"--cold_start", "--worker_flags=--job_config=" + root_ + "/no_eval.pbtxt"},
              &log),
       0);
-  EXPECT_TRUE(Contains(log, "evaluation before training needs eval files")) << log;
-  EXPECT_TRUE(Contains(log, "day 20261101 failed; logs in " + model_dir_ + "/runs/20261101/"))
+  EXPECT_TRUE(absl::StrContains(log, "evaluation before training needs eval files")) << log;
+  EXPECT_TRUE(
+      absl::StrContains(log, "day 20261101 failed; logs in " + model_dir_ + "/runs/20261101/"))
       << log;
   // Workers report the failure, so the scheduler does not close the day and fails the run.
-  EXPECT_TRUE(Contains(log, "failed its job: ")) << log;
+  EXPECT_TRUE(absl::StrContains(log, "failed its job: ")) << log;
   EXPECT_FALSE(fs::exists(model_dir_ + "/bases/" + kDays[0]));
   EXPECT_FALSE(fs::exists(model_dir_ + "/deltas/" + kDays[0]));
   EXPECT_FALSE(fs::exists(model_dir_ + "/reports/" + kDays[0] + ".json"));
@@ -302,8 +293,8 @@ TEST_F(DailyTest, FailedDayLeavesNoBaseAndSucceedsWhenRunAgain) {
 TEST_F(DailyTest, MissingPreviousBaseIsAnErrorNamingIt) {
   std::string log;
   EXPECT_NE(RunDay(kDays[1], {}, &log), 0);
-  EXPECT_TRUE(Contains(log, "no base of the previous day 20261101: '" + model_dir_ +
-                                "/bases/20261101' does not exist"))
+  EXPECT_TRUE(absl::StrContains(log, "no base of the previous day 20261101: '" + model_dir_ +
+                                         "/bases/20261101' does not exist"))
       << log;
   EXPECT_FALSE(fs::exists(model_dir_ + "/bases/" + kDays[1]));
 }
@@ -311,10 +302,10 @@ TEST_F(DailyTest, MissingPreviousBaseIsAnErrorNamingIt) {
 TEST_F(DailyTest, BadArgumentsAreNamed) {
   std::string log;
   EXPECT_NE(RunDay("20261131", {}, &log), 0);
-  EXPECT_TRUE(Contains(log, "--date '20261131' is not a date YYYYMMDD")) << log;
+  EXPECT_TRUE(absl::StrContains(log, "--date '20261131' is not a date YYYYMMDD")) << log;
   EXPECT_NE(RunDay("20261104", {"--cold_start"}, &log), 0);
-  EXPECT_TRUE(
-      Contains(log, "no input for 20261104: nothing matches '" + root_ + "/data/20261104/part-*'"))
+  EXPECT_TRUE(absl::StrContains(
+      log, "no input for 20261104: nothing matches '" + root_ + "/data/20261104/part-*'"))
       << log;
 }
 

@@ -10,10 +10,10 @@
 #include <algorithm>
 #include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -57,19 +57,8 @@ bash -c "$*" &
 wait $!
 )";
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 std::vector<std::string> Lines(const std::string& text) {
   return absl::StrSplit(text, '\n', absl::SkipEmpty());
-}
-
-bool Contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
 }
 
 class LaunchTest : public ::testing::Test {
@@ -95,7 +84,7 @@ class LaunchTest : public ::testing::Test {
     std::string cluster_id(absl::StripAsciiWhitespace(ReadFile(run_dir_ + "/cluster_id")));
     if (cluster_id.empty()) return;
     for (pid_t pid : RolePids()) {
-      if (Contains(ReadFile(absl::StrCat("/proc/", pid, "/cmdline")), cluster_id)) {
+      if (absl::StrContains(ReadFile(absl::StrCat("/proc/", pid, "/cmdline")), cluster_id)) {
         ADD_FAILURE() << "pid " << pid << " of this run still runs";
         kill(pid, SIGKILL);
       }
@@ -171,7 +160,7 @@ TEST_F(LaunchTest, SshRunsTheDemoOnTheHostsOfTheHostFile) {
   auto launcher = StartSsh({"--servers=2", "--workers=2", "--job=demo"});
   ASSERT_EQ(ExitCodeOf(*launcher), 0) << launcher->ReadLog();
   std::string output = launcher->ReadLog();
-  EXPECT_TRUE(Contains(output, "all 5 processes exited 0")) << output;
+  EXPECT_TRUE(absl::StrContains(output, "all 5 processes exited 0")) << output;
 
   // Servers round-robin over the hosts that take them, then workers.
   std::string pids = ReadFile(run_dir_ + "/pids");
@@ -188,13 +177,16 @@ TEST_F(LaunchTest, SshRunsTheDemoOnTheHostsOfTheHostFile) {
   EXPECT_EQ(RolePids().size(), 5u);
   for (int i = 0; i < 2; ++i) {
     std::string log = ReadFile(absl::StrCat(run_dir_, "/worker-", i, ".log"));
-    EXPECT_TRUE(Contains(log, "2 workers x 20 rounds: rows match (max abs error 0)")) << log;
+    EXPECT_TRUE(absl::StrContains(log, "2 workers x 20 rounds: rows match (max abs error 0)"))
+        << log;
   }
   // Each role listens on its host's address; the scheduler on the first host's.
-  EXPECT_TRUE(Contains(ReadFile(run_dir_ + "/scheduler.log"), "scheduler listening on 127.0.0.1:"));
-  EXPECT_TRUE(Contains(ReadFile(run_dir_ + "/scheduler.log"), "all workers finished their jobs"));
+  EXPECT_TRUE(absl::StrContains(ReadFile(run_dir_ + "/scheduler.log"),
+                                "scheduler listening on 127.0.0.1:"));
+  EXPECT_TRUE(
+      absl::StrContains(ReadFile(run_dir_ + "/scheduler.log"), "all workers finished their jobs"));
   EXPECT_TRUE(absl::StartsWith(ReadFile(run_dir_ + "/scheduler.addr"), "127.0.0.1:"));
-  EXPECT_TRUE(Contains(ReadFile(dir_ + "/ssh_calls"), "--host=127.0.0.2"));
+  EXPECT_TRUE(absl::StrContains(ReadFile(dir_ + "/ssh_calls"), "--host=127.0.0.2"));
   EXPECT_TRUE(AllRolesExited());
 }
 
@@ -204,13 +196,14 @@ TEST_F(LaunchTest, SshExitsNonZeroNamingTheFailedRoleAndItsHost) {
                             "--worker_flags=--job_config=/nonexistent/job.pbtxt"});
   EXPECT_EQ(ExitCodeOf(*launcher), 1);
   std::string output = launcher->ReadLog();
-  EXPECT_TRUE(Contains(output, "ssh.sh: worker-0 (pid ")) << output;
-  EXPECT_TRUE(Contains(output, " on 127.0.0.1, ssh pid ")) << output;
-  EXPECT_TRUE(
-      Contains(output, "exited with status 1; last 20 lines of " + run_dir_ + "/worker-0.log"))
+  EXPECT_TRUE(absl::StrContains(output, "ssh.sh: worker-0 (pid ")) << output;
+  EXPECT_TRUE(absl::StrContains(output, " on 127.0.0.1, ssh pid ")) << output;
+  EXPECT_TRUE(absl::StrContains(
+      output, "exited with status 1; last 20 lines of " + run_dir_ + "/worker-0.log"))
       << output;
-  EXPECT_TRUE(Contains(output, "/nonexistent/job.pbtxt: cannot open config file")) << output;
-  EXPECT_TRUE(Contains(output, "FAILED:")) << output;
+  EXPECT_TRUE(absl::StrContains(output, "/nonexistent/job.pbtxt: cannot open config file"))
+      << output;
+  EXPECT_TRUE(absl::StrContains(output, "FAILED:")) << output;
   EXPECT_TRUE(WaitUntil([&] { return AllRolesExited(); }, absl::Seconds(10)));
 }
 
@@ -222,31 +215,33 @@ TEST_F(LaunchTest, SshStartsAFailedAttemptAgainUpToRestarts) {
                             "--worker_flags=--job_config=/nonexistent/job.pbtxt"});
   EXPECT_EQ(ExitCodeOf(*launcher), 1);
   std::string output = launcher->ReadLog();
-  EXPECT_TRUE(Contains(output, "ssh.sh: attempt 1 failed (status 1)")) << output;
-  EXPECT_TRUE(Contains(output, "ssh.sh: attempt 2 of 2 in " + run_dir_ + "/attempt-2")) << output;
-  EXPECT_TRUE(Contains(output, "ssh.sh: FAILED: all 2 attempts failed")) << output;
-  EXPECT_TRUE(Contains(ReadFile(run_dir_ + "/attempt-2/worker-0.log"),
-                       "/nonexistent/job.pbtxt: cannot open config file"))
+  EXPECT_TRUE(absl::StrContains(output, "ssh.sh: attempt 1 failed (status 1)")) << output;
+  EXPECT_TRUE(absl::StrContains(output, "ssh.sh: attempt 2 of 2 in " + run_dir_ + "/attempt-2"))
+      << output;
+  EXPECT_TRUE(absl::StrContains(output, "ssh.sh: FAILED: all 2 attempts failed")) << output;
+  EXPECT_TRUE(absl::StrContains(ReadFile(run_dir_ + "/attempt-2/worker-0.log"),
+                                "/nonexistent/job.pbtxt: cannot open config file"))
       << output;
 }
 
 TEST_F(LaunchTest, SshStopsTheClusterThroughTheSchedulerOnSigterm) {
   WriteHostFile("127.0.0.1\nlocalhost\n");
   auto launcher = StartSsh({"--servers=1", "--workers=1", "--job=idle"});
-  ASSERT_TRUE(
-      WaitUntil([&] { return Contains(launcher->ReadLog(), "stop with Ctrl-C"); }, kStartTimeout))
+  ASSERT_TRUE(WaitUntil([&] { return absl::StrContains(launcher->ReadLog(), "stop with Ctrl-C"); },
+                        kStartTimeout))
       << launcher->ReadLog();
-  ASSERT_TRUE(
-      WaitUntil([&] { return Contains(ReadFile(run_dir_ + "/scheduler.log"), "cluster formed"); },
-                kStartTimeout));
+  ASSERT_TRUE(WaitUntil(
+      [&] { return absl::StrContains(ReadFile(run_dir_ + "/scheduler.log"), "cluster formed"); },
+      kStartTimeout));
   launcher->Signal(SIGTERM);
   EXPECT_EQ(ExitCodeOf(*launcher), 128 + SIGTERM);
   std::string output = launcher->ReadLog();
-  EXPECT_TRUE(Contains(output, "asking the scheduler at 127.0.0.1:")) << output;
-  EXPECT_TRUE(Contains(output, "all 3 processes exited 0")) << output;
-  EXPECT_FALSE(Contains(output, "sending SIG")) << output;
+  EXPECT_TRUE(absl::StrContains(output, "asking the scheduler at 127.0.0.1:")) << output;
+  EXPECT_TRUE(absl::StrContains(output, "all 3 processes exited 0")) << output;
+  EXPECT_FALSE(absl::StrContains(output, "sending SIG")) << output;
   // granary_ctl ran on the scheduler's host.
-  EXPECT_TRUE(Contains(ReadFile(dir_ + "/ssh_calls"), "127.0.0.1: " + kBin + "/granary_ctl"));
+  EXPECT_TRUE(
+      absl::StrContains(ReadFile(dir_ + "/ssh_calls"), "127.0.0.1: " + kBin + "/granary_ctl"));
   EXPECT_TRUE(AllRolesExited());
 }
 
@@ -254,22 +249,22 @@ TEST_F(LaunchTest, SshStopsRolesByPidOnTheirHostWhenTheSchedulerCannotBeAsked) {
   ASSERT_EQ(setenv("REFUSE_SHUTDOWN", "1", 1), 0);
   WriteHostFile("127.0.0.1\nlocalhost\n");
   auto launcher = StartSsh({"--servers=1", "--workers=1", "--job=idle"});
-  ASSERT_TRUE(
-      WaitUntil([&] { return Contains(ReadFile(run_dir_ + "/scheduler.log"), "cluster formed"); },
-                kStartTimeout))
+  ASSERT_TRUE(WaitUntil(
+      [&] { return absl::StrContains(ReadFile(run_dir_ + "/scheduler.log"), "cluster formed"); },
+      kStartTimeout))
       << launcher->ReadLog();
   launcher->Signal(SIGTERM);
   EXPECT_EQ(ExitCodeOf(*launcher), 128 + SIGTERM);
   unsetenv("REFUSE_SHUTDOWN");
   std::string output = launcher->ReadLog();
-  EXPECT_TRUE(Contains(output, "granary_ctl shutdown failed")) << output;
-  EXPECT_TRUE(Contains(output, "sending SIGTERM to scheduler (pid ")) << output;
+  EXPECT_TRUE(absl::StrContains(output, "granary_ctl shutdown failed")) << output;
+  EXPECT_TRUE(absl::StrContains(output, "sending SIGTERM to scheduler (pid ")) << output;
   // The stand-in ssh clients did not pass the signal on: only a kill on the host stops a role.
   std::vector<pid_t> pids = RolePids();
   ASSERT_EQ(pids.size(), 3u);
   EXPECT_TRUE(WaitUntil([&] { return AllRolesExited(); }, absl::Seconds(10))) << output;
   for (pid_t pid : pids) {
-    EXPECT_TRUE(Contains(ReadFile(dir_ + "/ssh_calls"), absl::StrCat("kill -TERM ", pid)));
+    EXPECT_TRUE(absl::StrContains(ReadFile(dir_ + "/ssh_calls"), absl::StrCat("kill -TERM ", pid)));
   }
 }
 
@@ -303,10 +298,10 @@ TEST_F(LaunchTest, SshReportsABadHostFileWithFileAndLine) {
     auto launcher = StartSsh({"--servers=1", "--workers=1"});
     EXPECT_EQ(ExitCodeOf(*launcher), 1);
     std::string output = launcher->ReadLog();
-    EXPECT_TRUE(Contains(output, "ssh.sh: ")) << output;
-    EXPECT_TRUE(Contains(output, c.error)) << output;
+    EXPECT_TRUE(absl::StrContains(output, "ssh.sh: ")) << output;
+    EXPECT_TRUE(absl::StrContains(output, c.error)) << output;
     // Nothing started: the host file is read before the run folder exists.
-    EXPECT_FALSE(Contains(ReadFile(dir_ + "/ssh_calls"), " && exec ")) << output;
+    EXPECT_FALSE(absl::StrContains(ReadFile(dir_ + "/ssh_calls"), " && exec ")) << output;
     EXPECT_EQ(access(run_dir_.c_str(), F_OK), -1);
     ASSERT_EQ(truncate((dir_ + "/launcher.log").c_str(), 0), 0);
   }
@@ -317,28 +312,31 @@ TEST_F(LaunchTest, SshChecksEveryHostBeforeStartingAnyRole) {
   auto launcher = StartSsh({"--servers=1", "--workers=1"});
   EXPECT_EQ(ExitCodeOf(*launcher), 1);
   std::string output = launcher->ReadLog();
-  EXPECT_TRUE(Contains(output, "check failed: cannot run commands on host 'unreachable.invalid' (" +
-                                   hostfile_ + ":2) over " + fake_ssh_ + " (exit status 255)"))
+  EXPECT_TRUE(absl::StrContains(
+      output, "check failed: cannot run commands on host 'unreachable.invalid' (" + hostfile_ +
+                  ":2) over " + fake_ssh_ + " (exit status 255)"))
       << output;
-  EXPECT_TRUE(Contains(output, "Could not resolve hostname unreachable.invalid")) << output;
-  EXPECT_FALSE(Contains(ReadFile(dir_ + "/ssh_calls"), " && exec ")) << output;
+  EXPECT_TRUE(absl::StrContains(output, "Could not resolve hostname unreachable.invalid"))
+      << output;
+  EXPECT_FALSE(absl::StrContains(ReadFile(dir_ + "/ssh_calls"), " && exec ")) << output;
 
   WriteHostFile("127.0.0.1\n");
   launcher = StartSsh({"--servers=1", "--workers=1", "--bin_dir=" + dir_ + "/nobin",
                        "--run_dir=" + dir_ + "/run2"});
   EXPECT_EQ(ExitCodeOf(*launcher), 1);
   output = launcher->ReadLog();
-  EXPECT_TRUE(Contains(output, "check failed: host '127.0.0.1' (" + hostfile_ +
-                                   ":1): no executable " + dir_ +
-                                   "/nobin/granary_scheduler (pass --bin_dir)"))
+  EXPECT_TRUE(absl::StrContains(output, "check failed: host '127.0.0.1' (" + hostfile_ +
+                                            ":1): no executable " + dir_ +
+                                            "/nobin/granary_scheduler (pass --bin_dir)"))
       << output;
 
   launcher = StartSsh({"--servers=1", "--workers=1", "--config=" + dir_ + "/missing.pbtxt",
                        "--run_dir=" + dir_ + "/run3"});
   EXPECT_EQ(ExitCodeOf(*launcher), 1);
   output = launcher->ReadLog();
-  EXPECT_TRUE(Contains(output, "config file " + dir_ + "/missing.pbtxt is not readable")) << output;
-  EXPECT_FALSE(Contains(ReadFile(dir_ + "/ssh_calls"), " && exec ")) << output;
+  EXPECT_TRUE(absl::StrContains(output, "config file " + dir_ + "/missing.pbtxt is not readable"))
+      << output;
+  EXPECT_FALSE(absl::StrContains(ReadFile(dir_ + "/ssh_calls"), " && exec ")) << output;
 }
 
 TEST_F(LaunchTest, SshRejectsBadArguments) {
@@ -365,7 +363,8 @@ TEST_F(LaunchTest, SshRejectsBadArguments) {
     SCOPED_TRACE(c.error);
     auto launcher = Start(c.argv);
     EXPECT_EQ(ExitCodeOf(*launcher), 1);
-    EXPECT_TRUE(Contains(launcher->ReadLog(), "ssh.sh: " + c.error)) << launcher->ReadLog();
+    EXPECT_TRUE(absl::StrContains(launcher->ReadLog(), "ssh.sh: " + c.error))
+        << launcher->ReadLog();
     ASSERT_EQ(truncate((dir_ + "/launcher.log").c_str(), 0), 0);
   }
 }
@@ -376,10 +375,11 @@ TEST_F(LaunchTest, LocalRunsTheDemoAndReportsAFailedRole) {
   auto launcher = Start({kSource + "/launch/local.sh", "--servers=2", "--workers", "2", "--config",
                          kDemoConfig, "--bin_dir=" + kBin, "--run_dir=" + run_dir_});
   ASSERT_EQ(ExitCodeOf(*launcher), 0) << launcher->ReadLog();
-  EXPECT_TRUE(Contains(launcher->ReadLog(), "local.sh: all 5 processes exited 0"))
+  EXPECT_TRUE(absl::StrContains(launcher->ReadLog(), "local.sh: all 5 processes exited 0"))
       << launcher->ReadLog();
   for (int i = 0; i < 2; ++i) {
-    EXPECT_TRUE(Contains(ReadFile(absl::StrCat(run_dir_, "/worker-", i, ".log")), "rows match"));
+    EXPECT_TRUE(
+        absl::StrContains(ReadFile(absl::StrCat(run_dir_, "/worker-", i, ".log")), "rows match"));
   }
   std::string pids = ReadFile(run_dir_ + "/pids");
   EXPECT_TRUE(absl::StartsWith(pids, "scheduler ")) << pids;
@@ -391,23 +391,23 @@ TEST_F(LaunchTest, LocalRunsTheDemoAndReportsAFailedRole) {
                     "--worker_flags=--job_config=/nonexistent/job.pbtxt"});
   EXPECT_EQ(ExitCodeOf(*launcher), 1);
   std::string output = launcher->ReadLog();
-  EXPECT_TRUE(Contains(output, "local.sh: worker-0 (pid ")) << output;
-  EXPECT_TRUE(
-      Contains(output, ") exited with status 1; last 20 lines of " + dir_ + "/run2/worker-0.log"))
+  EXPECT_TRUE(absl::StrContains(output, "local.sh: worker-0 (pid ")) << output;
+  EXPECT_TRUE(absl::StrContains(
+      output, ") exited with status 1; last 20 lines of " + dir_ + "/run2/worker-0.log"))
       << output;
 }
 
 TEST_F(LaunchTest, LocalStopsTheClusterOnSigterm) {
   auto launcher = Start({kSource + "/launch/local.sh", "--servers=1", "--workers=1", "--job=idle",
                          "--config=" + kDemoConfig, "--bin_dir=" + kBin, "--run_dir=" + run_dir_});
-  ASSERT_TRUE(
-      WaitUntil([&] { return Contains(launcher->ReadLog(), "stop with Ctrl-C"); }, kStartTimeout))
+  ASSERT_TRUE(WaitUntil([&] { return absl::StrContains(launcher->ReadLog(), "stop with Ctrl-C"); },
+                        kStartTimeout))
       << launcher->ReadLog();
   launcher->Signal(SIGTERM);
   EXPECT_EQ(ExitCodeOf(*launcher), 128 + SIGTERM);
   std::string output = launcher->ReadLog();
-  EXPECT_TRUE(Contains(output, "local.sh: asking the scheduler at 127.0.0.1:")) << output;
-  EXPECT_TRUE(Contains(output, "local.sh: interrupted by SIGTERM")) << output;
+  EXPECT_TRUE(absl::StrContains(output, "local.sh: asking the scheduler at 127.0.0.1:")) << output;
+  EXPECT_TRUE(absl::StrContains(output, "local.sh: interrupted by SIGTERM")) << output;
   for (const std::string& line : Lines(ReadFile(run_dir_ + "/pids"))) {
     std::vector<std::string> fields = absl::StrSplit(line, ' ');
     pid_t pid = 0;

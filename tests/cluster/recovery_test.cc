@@ -13,7 +13,6 @@
 #include <random>
 #include <regex>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -30,13 +29,6 @@ namespace {
 
 const std::string kSource = GRANARY_SOURCE_DIR;
 const std::string kBin = GRANARY_BINARY_DIR;
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 class RecoveryTest : public ::testing::Test {
  protected:

@@ -13,10 +13,10 @@
 #include <fstream>
 #include <map>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -36,17 +36,6 @@ constexpr absl::Duration kDaemonStartTimeout = absl::Seconds(30);
 // sbatch --wait polls the controller with growing intervals (up to 10 s).
 constexpr absl::Duration kJobTimeout = absl::Seconds(180);
 constexpr absl::Duration kCommandTimeout = absl::Seconds(30);
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-bool Contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
 
 std::string Tail(const std::string& text, int lines) {
   std::vector<std::string> all = absl::StrSplit(text, '\n');
@@ -191,7 +180,7 @@ class SlurmJobTest : public ::testing::Test {
             return true;
           }
           return Run({programs_["sinfo"], "--noheader", "--format=%T"}, "sinfo") == 0 &&
-                 Contains(ReadFile(dir_ + "/sinfo.log"), "idle");
+                 absl::StrContains(ReadFile(dir_ + "/sinfo.log"), "idle");
         },
         kDaemonStartTimeout);
     if (!idle || slurmctld_->WaitForExit(absl::ZeroDuration()).has_value() ||
@@ -249,7 +238,7 @@ TEST_F(SlurmJobTest, RunsTheDemoAsOneJobStepWithRolesFromTheTaskRank) {
   ASSERT_TRUE(code.has_value()) << "sbatch --wait still running:\n" << sbatch->ReadLog();
   std::string output = ReadFile(dir_ + "/job.out");
   ASSERT_EQ(*code, 0) << sbatch->ReadLog() << output;
-  EXPECT_TRUE(Contains(output, "slurm.sbatch: all 3 roles exited 0; logs in " + run_dir()))
+  EXPECT_TRUE(absl::StrContains(output, "slurm.sbatch: all 3 roles exited 0; logs in " + run_dir()))
       << output;
 
   // Task 0 is the scheduler, 1 the server, 2 the worker, each with its own log.
@@ -259,15 +248,16 @@ TEST_F(SlurmJobTest, RunsTheDemoAsOneJobStepWithRolesFromTheTaskRank) {
     EXPECT_TRUE(absl::StartsWith(
         log, absl::StrCat("slurm.sbatch: ", roles[rank], " is task ", rank, " of job ")))
         << log;
-    EXPECT_TRUE(Contains(log, "on localhost (127.0.0.1)")) << log;
+    EXPECT_TRUE(absl::StrContains(log, "on localhost (127.0.0.1)")) << log;
   }
   std::string worker = ReadFile(run_dir() + "/worker-0.log");
-  EXPECT_TRUE(Contains(worker, "1 workers x 20 rounds: rows match (max abs error 0)")) << worker;
+  EXPECT_TRUE(absl::StrContains(worker, "1 workers x 20 rounds: rows match (max abs error 0)"))
+      << worker;
   std::string scheduler = ReadFile(run_dir() + "/scheduler.log");
-  EXPECT_TRUE(Contains(scheduler, "all workers finished their jobs")) << scheduler;
+  EXPECT_TRUE(absl::StrContains(scheduler, "all workers finished their jobs")) << scheduler;
   std::string statuses = ReadFile(run_dir() + "/exit_status");
   for (const std::string& role : roles) {
-    EXPECT_TRUE(Contains(statuses, role + " localhost 0\n")) << statuses;
+    EXPECT_TRUE(absl::StrContains(statuses, role + " localhost 0\n")) << statuses;
   }
 }
 
@@ -280,13 +270,14 @@ TEST_F(SlurmJobTest, AFailedRoleFailsTheJobNamingTheRole) {
   ASSERT_TRUE(code.has_value()) << "sbatch --wait still running:\n" << sbatch->ReadLog();
   std::string output = ReadFile(dir_ + "/job.out");
   EXPECT_EQ(*code, 1) << sbatch->ReadLog() << output;
-  EXPECT_TRUE(Contains(output,
-                       "slurm.sbatch: worker-0 on localhost exited with status 1; last 20 "
-                       "lines of " +
-                           run_dir() + "/worker-0.log"))
+  EXPECT_TRUE(absl::StrContains(output,
+                                "slurm.sbatch: worker-0 on localhost exited with status 1; last 20 "
+                                "lines of " +
+                                    run_dir() + "/worker-0.log"))
       << output;
-  EXPECT_TRUE(Contains(output, "/nonexistent/job.pbtxt: cannot open config file")) << output;
-  EXPECT_TRUE(Contains(output, "slurm.sbatch: FAILED: ")) << output;
+  EXPECT_TRUE(absl::StrContains(output, "/nonexistent/job.pbtxt: cannot open config file"))
+      << output;
+  EXPECT_TRUE(absl::StrContains(output, "slurm.sbatch: FAILED: ")) << output;
 }
 
 // --restarts: a failed step is started again in RUN_DIR/attempt-K; a role that fails every
@@ -300,12 +291,14 @@ TEST_F(SlurmJobTest, FailedStepIsStartedAgainUpToRestarts) {
   ASSERT_TRUE(code.has_value()) << "sbatch --wait still running:\n" << sbatch->ReadLog();
   std::string output = ReadFile(dir_ + "/job.out");
   EXPECT_EQ(*code, 1) << sbatch->ReadLog() << output;
-  EXPECT_TRUE(Contains(output, "slurm.sbatch: attempt 1 failed; starting the cluster again"))
+  EXPECT_TRUE(
+      absl::StrContains(output, "slurm.sbatch: attempt 1 failed; starting the cluster again"))
       << output;
-  EXPECT_TRUE(Contains(output, "slurm.sbatch: attempt 2 of 2 in " + run_dir() + "/attempt-2"))
+  EXPECT_TRUE(
+      absl::StrContains(output, "slurm.sbatch: attempt 2 of 2 in " + run_dir() + "/attempt-2"))
       << output;
-  EXPECT_TRUE(Contains(ReadFile(run_dir() + "/attempt-2/worker-0.log"),
-                       "/nonexistent/job.pbtxt: cannot open config file"))
+  EXPECT_TRUE(absl::StrContains(ReadFile(run_dir() + "/attempt-2/worker-0.log"),
+                                "/nonexistent/job.pbtxt: cannot open config file"))
       << output;
 }
 
@@ -313,21 +306,22 @@ TEST_F(SlurmJobTest, TermToTheBatchShellShutsTheClusterDownInOrder) {
   std::unique_ptr<ChildProcess> sbatch = Start(Sbatch({"--job=idle"}, /*wait=*/false), "sbatch");
   ASSERT_EQ(sbatch->WaitForExit(kCommandTimeout), 0) << sbatch->ReadLog();
   std::string job_id(absl::StripAsciiWhitespace(sbatch->ReadLog()));
-  ASSERT_TRUE(
-      WaitUntil([&] { return Contains(ReadFile(run_dir() + "/scheduler.log"), "cluster formed"); },
-                kJobTimeout))
+  ASSERT_TRUE(WaitUntil(
+      [&] { return absl::StrContains(ReadFile(run_dir() + "/scheduler.log"), "cluster formed"); },
+      kJobTimeout))
       << ReadFile(dir_ + "/job.out");
   ASSERT_EQ(Run({programs_["scancel"], "--batch", "--signal=TERM", job_id}, "scancel"), 0)
       << ReadFile(dir_ + "/scancel.log");
-  ASSERT_TRUE(
-      WaitUntil([&] { return Contains(ReadFile(dir_ + "/job.out"), "roles exited 0; logs in"); },
-                kJobTimeout))
+  ASSERT_TRUE(WaitUntil(
+      [&] { return absl::StrContains(ReadFile(dir_ + "/job.out"), "roles exited 0; logs in"); },
+      kJobTimeout))
       << ReadFile(dir_ + "/job.out");
   std::string output = ReadFile(dir_ + "/job.out");
-  EXPECT_TRUE(Contains(output, "caught SIGTERM, asking the scheduler at 127.0.0.1:")) << output;
-  EXPECT_TRUE(Contains(output, "all 3 roles exited 0")) << output;
-  EXPECT_TRUE(Contains(ReadFile(run_dir() + "/scheduler.log"),
-                       "shutting down the cluster: requested by control"));
+  EXPECT_TRUE(absl::StrContains(output, "caught SIGTERM, asking the scheduler at 127.0.0.1:"))
+      << output;
+  EXPECT_TRUE(absl::StrContains(output, "all 3 roles exited 0")) << output;
+  EXPECT_TRUE(absl::StrContains(ReadFile(run_dir() + "/scheduler.log"),
+                                "shutting down the cluster: requested by control"));
 }
 
 // The script's own checks, run outside Slurm with the variables it reads set by hand.
@@ -394,7 +388,7 @@ TEST_F(SlurmSbatchArgsTest, ReportsWhatIsWrongBeforeStartingAnything) {
     int code = 0;
     std::string output = RunScript(c.environment, c.flags, &code);
     EXPECT_EQ(code, 1) << output;
-    EXPECT_TRUE(Contains(output, "slurm.sbatch: " + c.error)) << output;
+    EXPECT_TRUE(absl::StrContains(output, "slurm.sbatch: " + c.error)) << output;
     EXPECT_NE(access((dir_ + "/run/scheduler.addr").c_str(), F_OK), 0);
   }
 }

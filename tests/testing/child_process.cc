@@ -69,11 +69,13 @@ void ChildProcess::Signal(int signal) {
   if (pid_ > 0 && !exit_code_.has_value()) kill(pid_, signal);
 }
 
-std::string ChildProcess::ReadLog() const {
-  std::ifstream in(log_path_);
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
 }
+
+std::string ChildProcess::ReadLog() const { return ReadFile(log_path_); }
 
 }  // namespace granary

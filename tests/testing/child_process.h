@@ -17,6 +17,10 @@
 
 namespace granary {
 
+// The whole text of the file at `path` (a log, a report a process wrote); empty if it cannot
+// be read.
+std::string ReadFile(const std::string& path);
+
 class ChildProcess {
  public:
   // Starts `argv` (argv[0] is a path) with stdout and stderr appended to `log_path`.
