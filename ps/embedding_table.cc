@@ -226,8 +226,8 @@ void EmbeddingTable::InitializeRecord(uint64_t key, char* record) const {
   granary::InitializeRecord(config_, *optimizer_, layout_, key, record);
 }
 
-absl::Status EmbeddingTable::Fetch(absl::Span<const uint64_t> keys, std::vector<char>* records,
-                                   std::vector<bool>* found) {
+absl::Status EmbeddingTable::Fetch(absl::Span<const uint64_t> keys, const rocksdb::Snapshot* as_of,
+                                   std::vector<char>* records, std::vector<bool>* found) {
   if (!may_have_stored_rows_.load(std::memory_order_acquire)) {
     found->assign(keys.size(), false);
     return absl::OkStatus();
@@ -235,7 +235,7 @@ absl::Status EmbeddingTable::Fetch(absl::Span<const uint64_t> keys, std::vector<
   // Not thread_local: a PinnableSlice pins RocksDB blocks, which must be released before the
   // call returns (and before the store could be closed).
   std::vector<rocksdb::PinnableSlice> slices;
-  absl::Status status = store_->MultiGet(store_index_, keys, &slices, found);
+  absl::Status status = store_->MultiGet(store_index_, keys, &slices, found, as_of);
   if (!status.ok()) return status;
   const size_t row_bytes = layout_.row_bytes();
   records->resize(keys.size() * row_bytes);
@@ -286,7 +286,7 @@ absl::Status EmbeddingTable::LoadMisses(Shard& shard, absl::Span<const uint64_t>
                                         std::vector<uint32_t>* slots) {
   thread_local std::vector<char> records;
   thread_local std::vector<bool> found;
-  absl::Status status = Fetch(keys, &records, &found);
+  absl::Status status = Fetch(keys, /*as_of=*/nullptr, &records, &found);
   if (!status.ok()) return status;
   shard.stats.misses += keys.size();
   status = MakeRoom(shard, static_cast<uint32_t>(keys.size()));
@@ -335,76 +335,96 @@ void EmbeddingTable::LookUp(Shard& shard, absl::Span<const uint64_t> keys,
 
 absl::Status EmbeddingTable::Pull(absl::Span<const uint64_t> keys, float* values, bool read_only) {
   const size_t dim = layout_.dim();
-  return ForEachShard(
-      keys, [&](Shard& shard, absl::Span<const uint32_t> positions, std::unique_lock<std::mutex>&) {
-        thread_local std::vector<uint32_t> misses;
-        thread_local std::vector<uint32_t> to_cache;
-        thread_local std::vector<uint32_t> to_read;
-        thread_local std::vector<uint64_t> miss_keys;
-        thread_local std::vector<std::pair<uint32_t, uint32_t>> hits;
-        LookUp(shard, keys, positions, &hits, &misses);
-        for (auto [i, slot] : hits) {
-          std::memcpy(values + i * dim, layout_.values(shard.cache.row(slot)), dim * sizeof(float));
-        }
-        shard.stats.hits += positions.size() - misses.size();
-        if (misses.empty()) return absl::OkStatus();
-        // Evaluation caches nothing; training caches a miss while there is room, and then only
-        // what the doorkeeper admits (RowCache::AdmitMiss). The rest, and rows with pushes in
-        // a PushLog (never cached, see Shard), are read around the cache.
-        to_cache.clear();
-        to_read.clear();
-        for (uint32_t i : misses) {
-          const bool cache =
-              !read_only && !HasLoggedPushes(shard, keys[i]) &&
-              (shard.cache.free_slots() > to_cache.size() || shard.cache.AdmitMiss(keys[i]));
-          (cache ? to_cache : to_read).push_back(i);
-        }
-        if (!to_read.empty()) {
-          // What is stored, otherwise the initial value.
-          thread_local std::vector<char> records;
-          thread_local std::vector<bool> found;
-          miss_keys.clear();
-          for (uint32_t i : to_read) miss_keys.push_back(keys[i]);
-          absl::Status status = Fetch(miss_keys, &records, &found);
-          if (!status.ok()) return status;
-          if (!read_only) shard.stats.misses += to_read.size();
-          thread_local std::vector<uint64_t> folded;  // an aligned record
-          folded.resize(RoundUpTo8(layout_.row_bytes()) / sizeof(uint64_t));
-          for (size_t j = 0; j < miss_keys.size(); ++j) {
-            float* out = values + to_read[j] * dim;
-            const char* record = records.data() + j * layout_.row_bytes();
-            if (HasLoggedPushes(shard, miss_keys[j])) {
-              char* row = reinterpret_cast<char*>(folded.data());
-              if (found[j]) {
-                std::memcpy(row, record, layout_.row_bytes());
-              } else {
-                InitializeRecord(miss_keys[j], row);
-              }
-              ApplyLoggedPushes(shard, miss_keys[j], row);
-              std::memcpy(out, layout_.values(row), dim * sizeof(float));
-            } else if (found[j]) {
-              std::memcpy(out, layout_.values(record), dim * sizeof(float));
-            } else {
-              InitializeRow(config_.initializer(), miss_keys[j], layout_.dim(), out);
-            }
-          }
-        }
-        // Chunks no larger than the shard, so one chunk's rows can all be cached at once.
-        const size_t chunk = shard.cache.capacity();
-        for (size_t begin = 0; begin < to_cache.size(); begin += chunk) {
-          size_t end = std::min(to_cache.size(), begin + chunk);
-          miss_keys.clear();
-          for (size_t m = begin; m < end; ++m) miss_keys.push_back(keys[to_cache[m]]);
-          thread_local std::vector<uint32_t> slots;
-          absl::Status status = LoadMisses(shard, miss_keys, &slots);
-          if (!status.ok()) return status;
-          for (size_t j = 0; j < slots.size(); ++j) {
-            std::memcpy(values + to_cache[begin + j] * dim,
-                        layout_.values(shard.cache.row(slots[j])), dim * sizeof(float));
-          }
-        }
-        return absl::OkStatus();
-      });
+  return ForEachShard(keys, [&](Shard& shard, absl::Span<const uint32_t> positions,
+                                std::unique_lock<std::mutex>&) {
+    thread_local std::vector<uint32_t> misses;
+    thread_local std::vector<uint32_t> to_cache;
+    thread_local std::vector<uint32_t> to_read;
+    thread_local std::vector<uint32_t> to_read_as_of_seal;
+    thread_local std::vector<uint64_t> miss_keys;
+    thread_local std::vector<std::pair<uint32_t, uint32_t>> hits;
+    LookUp(shard, keys, positions, &hits, &misses);
+    for (auto [i, slot] : hits) {
+      std::memcpy(values + i * dim, layout_.values(shard.cache.row(slot)), dim * sizeof(float));
+    }
+    shard.stats.hits += positions.size() - misses.size();
+    if (misses.empty()) return absl::OkStatus();
+    // Evaluation caches nothing; training caches a miss while there is room, and then only
+    // what the doorkeeper admits (RowCache::AdmitMiss). The rest, and rows with pushes in
+    // a PushLog (never cached, see Shard), are read around the cache: rows with sealed
+    // pushes as of the seal (see the class comment).
+    to_cache.clear();
+    to_read.clear();
+    to_read_as_of_seal.clear();
+    for (uint32_t i : misses) {
+      if (!shard.sealed_log.empty() && shard.sealed_log.Contains(keys[i])) {
+        to_read_as_of_seal.push_back(i);
+        continue;
+      }
+      const bool cache =
+          !read_only && !HasLoggedPushes(shard, keys[i]) &&
+          (shard.cache.free_slots() > to_cache.size() || shard.cache.AdmitMiss(keys[i]));
+      (cache ? to_cache : to_read).push_back(i);
+    }
+    absl::Status status = ReadAround(shard, keys, to_read, /*as_of=*/nullptr, read_only, values);
+    if (status.ok() && !to_read_as_of_seal.empty()) {
+      status =
+          ReadAround(shard, keys, to_read_as_of_seal, sealed_snapshot_.get(), read_only, values);
+    }
+    if (!status.ok()) return status;
+    // Chunks no larger than the shard, so one chunk's rows can all be cached at once.
+    const size_t chunk = shard.cache.capacity();
+    for (size_t begin = 0; begin < to_cache.size(); begin += chunk) {
+      size_t end = std::min(to_cache.size(), begin + chunk);
+      miss_keys.clear();
+      for (size_t m = begin; m < end; ++m) miss_keys.push_back(keys[to_cache[m]]);
+      thread_local std::vector<uint32_t> slots;
+      status = LoadMisses(shard, miss_keys, &slots);
+      if (!status.ok()) return status;
+      for (size_t j = 0; j < slots.size(); ++j) {
+        std::memcpy(values + to_cache[begin + j] * dim, layout_.values(shard.cache.row(slots[j])),
+                    dim * sizeof(float));
+      }
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::Status EmbeddingTable::ReadAround(Shard& shard, absl::Span<const uint64_t> keys,
+                                        absl::Span<const uint32_t> positions,
+                                        const rocksdb::Snapshot* as_of, bool read_only,
+                                        float* values) {
+  if (positions.empty()) return absl::OkStatus();
+  const size_t dim = layout_.dim();
+  thread_local std::vector<uint64_t> miss_keys;
+  thread_local std::vector<char> records;
+  thread_local std::vector<bool> found;
+  miss_keys.clear();
+  for (uint32_t i : positions) miss_keys.push_back(keys[i]);
+  absl::Status status = Fetch(miss_keys, as_of, &records, &found);
+  if (!status.ok()) return status;
+  if (!read_only) shard.stats.misses += positions.size();
+  thread_local std::vector<uint64_t> folded;  // an aligned record
+  folded.resize(RoundUpTo8(layout_.row_bytes()) / sizeof(uint64_t));
+  for (size_t j = 0; j < miss_keys.size(); ++j) {
+    float* out = values + positions[j] * dim;
+    const char* record = records.data() + j * layout_.row_bytes();
+    if (HasLoggedPushes(shard, miss_keys[j])) {
+      char* row = reinterpret_cast<char*>(folded.data());
+      if (found[j]) {
+        std::memcpy(row, record, layout_.row_bytes());
+      } else {
+        InitializeRecord(miss_keys[j], row);
+      }
+      ApplyLoggedPushes(shard, miss_keys[j], row);
+      std::memcpy(out, layout_.values(row), dim * sizeof(float));
+    } else if (found[j]) {
+      std::memcpy(out, layout_.values(record), dim * sizeof(float));
+    } else {
+      InitializeRow(config_.initializer(), miss_keys[j], layout_.dim(), out);
+    }
+  }
+  return absl::OkStatus();
 }
 
 bool EmbeddingTable::Admit(Shard& shard, uint64_t key) {
@@ -493,7 +513,10 @@ absl::Status EmbeddingTable::Push(absl::Span<const uint64_t> keys, const float* 
                                                        " pushes found the push logs full ",
                                                        kMaxRounds, " times in a row"));
     }
+    const absl::Time wait_start = absl::Now();
     status = SpillPushLogs(/*always=*/true);
+    push_wait_micros_.fetch_add(absl::ToInt64Microseconds(absl::Now() - wait_start),
+                                std::memory_order_relaxed);
     if (!status.ok()) return status;
     // New vectors: the round's keys may be deferred_keys itself.
     std::vector<uint64_t> next_keys;
@@ -645,19 +668,21 @@ absl::Status EmbeddingTable::WriteLogs(bool include_active,
   return absl::OkStatus();
 }
 
-absl::Status EmbeddingTable::IngestLogs(RowStore::MergeFile& file, bool include_active) {
+absl::Status EmbeddingTable::IngestLogs(RowStore::MergeFile& file) {
   may_have_stored_rows_.store(true, std::memory_order_release);
   absl::Status status = store_->IngestMergeFile(file);
-  if (!status.ok()) {
-    return absl::Status(status.code(), absl::StrCat("table '", name(), "': writing ", file.count(),
-                                                    " rows' logged pushes: ", status.message()));
-  }
+  if (status.ok()) return status;
+  return absl::Status(status.code(), absl::StrCat("table '", name(), "': writing ", file.count(),
+                                                  " rows' logged pushes: ", status.message()));
+}
+
+void EmbeddingTable::ClearIngestedLogs(bool include_active) {
   for (auto& shard : shards_) {
     shard->sealed_log.Clear();
     if (include_active) shard->active_log.Clear();
   }
+  sealed_snapshot_.reset();
   spills_.fetch_add(1, std::memory_order_relaxed);
-  return absl::OkStatus();
 }
 
 absl::Status EmbeddingTable::SpillPushLogs(bool always) {
@@ -666,20 +691,33 @@ absl::Status EmbeddingTable::SpillPushLogs(bool always) {
   if (!spill_requested_.exchange(false, std::memory_order_relaxed) && !always) {
     return absl::OkStatus();
   }
-  // Seal each shard's log, so that pushes go on into an empty one while the file is written.
-  // (A sealed log left by a failed spill stays, and is written again now.)
-  for (auto& shard : shards_) {
-    std::lock_guard<std::mutex> lock(shard->mutex);
-    if (shard->sealed_log.empty()) shard->active_log.Swap(shard->sealed_log);
+  // Seal each shard's log, so that pushes go on into an empty one while the file is written
+  // and ingested. (A sealed log left by a failed spill stays, and is written again now.) No
+  // write reaches a sealed row until its log is emptied (logged rows are never cached, so never
+  // written back), so the snapshot holds exactly what the sealed pushes apply to.
+  {
+    std::vector<std::unique_lock<std::mutex>> locks = LockShards();
+    for (auto& shard : shards_) {
+      if (shard->sealed_log.empty()) shard->active_log.Swap(shard->sealed_log);
+    }
+    sealed_snapshot_ = store_->NewSnapshot();
   }
   // Sealed logs change only under spill_mutex_, so they are read here without shard locks.
   std::unique_ptr<RowStore::MergeFile> file;
+  const absl::Time write_start = absl::Now();
   absl::Status status = WriteLogs(/*include_active=*/false, &file);
+  const absl::Time ingest_start = absl::Now();
+  spill_write_micros_.fetch_add(absl::ToInt64Microseconds(ingest_start - write_start),
+                                std::memory_order_relaxed);
+  // Pulls and pushes go on during the ingest: until the sealed logs are emptied, pulls read
+  // sealed rows as of the seal, so they see the sealed pushes once, from the logs.
+  if (status.ok()) status = IngestLogs(*file);
   if (status.ok()) {
-    // With every shard locked, no reader sees a row's pushes both in RocksDB and in a log.
     std::vector<std::unique_lock<std::mutex>> locks = LockShards();
-    status = IngestLogs(*file, /*include_active=*/false);
+    ClearIngestedLogs(/*include_active=*/false);
   }
+  spill_ingest_micros_.fetch_add(absl::ToInt64Microseconds(absl::Now() - ingest_start),
+                                 std::memory_order_relaxed);
   if (!status.ok()) spill_requested_.store(true, std::memory_order_relaxed);  // to retry
   return status;
 }
@@ -703,8 +741,9 @@ absl::Status EmbeddingTable::FlushLocked() {
   if (logged) {
     std::unique_ptr<RowStore::MergeFile> file;
     absl::Status status = WriteLogs(/*include_active=*/true, &file);
-    if (status.ok()) status = IngestLogs(*file, /*include_active=*/true);
+    if (status.ok()) status = IngestLogs(*file);
     if (!status.ok()) return status;
+    ClearIngestedLogs(/*include_active=*/true);
   }
   for (auto& shard : shards_) {
     std::vector<uint32_t> dirty;
@@ -799,6 +838,9 @@ CacheStats EmbeddingTable::stats() const {
     total.logged_pushes += shard->active_log.size() + shard->sealed_log.size();
   }
   total.spills = spills_.load(std::memory_order_relaxed);
+  total.spill_write_micros = spill_write_micros_.load(std::memory_order_relaxed);
+  total.spill_ingest_micros = spill_ingest_micros_.load(std::memory_order_relaxed);
+  total.push_wait_micros = push_wait_micros_.load(std::memory_order_relaxed);
   return total;
 }
 

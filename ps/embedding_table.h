@@ -16,13 +16,16 @@
 // table's merge operator (NewMergeOperator) and the table admits every key, the push (its
 // gradient and stamp) is appended to the shard's in-memory PushLog. When a shard's log is
 // three quarters full, the table's spiller thread "spills": every shard's log is sealed
-// (pushes go on into fresh ones), the sealed logs are written as one sorted file of RocksDB
-// merge operands, and the file is ingested with every shard locked; RocksDB applies the table's
-// optimizer to a row when it is next read or compacted. A pull of a row with logged pushes reads it
-// and applies them. Such a row is not cached until they are in RocksDB, so pushes of one row are
-// applied in the order they arrived, whether in the cache, in a log or as operands: the result is
-// the same row either way. Training pulls read rows (pushes folded) and cache those a full cache
-// admits (RowCache::AdmitMiss); the rest are read around the cache.
+// (pushes go on into fresh ones) and a RocksDB snapshot taken, the sealed logs are written as
+// one sorted file of RocksDB merge operands, the file is ingested and then, with every shard
+// locked, the sealed logs are emptied; RocksDB applies the table's optimizer to a row when it
+// is next read or compacted. A pull of a row with logged pushes reads it and applies them; a
+// row with sealed pushes is read as of the seal's snapshot, so a pull racing the ingest
+// never sees a sealed push twice, from the file and from the log. Such a row is not cached until
+// they are in RocksDB, so pushes of one row are applied in the order they arrived, whether in the
+// cache, in a log or as operands: the result is the same row either way. Training pulls read rows
+// (pushes folded) and cache those a full cache admits (RowCache::AdmitMiss); the rest are read
+// around the cache.
 //
 // Memory: the RowCache gets the budget but 1/kPushLogShare of it, which the shards' logs
 // (an active and a sealed one each) get when the table merges pushes. A push that finds its
@@ -71,7 +74,12 @@ struct CacheStats {
   uint64_t pushes_merged = 0;  // pushes to uncached rows logged (then merge operands), unread
   uint64_t logged_pushes = 0;  // in PushLogs now, not yet in RocksDB
   uint64_t spills = 0;         // PushLog files ingested into RocksDB
-  uint64_t rows_written = 0;   // dirty rows written back (eviction or flush)
+  // Microseconds spills spent writing their file, and ingesting it (shards locked), and that
+  // pushes spent waiting for a spill because they found a log full.
+  uint64_t spill_write_micros = 0;
+  uint64_t spill_ingest_micros = 0;
+  uint64_t push_wait_micros = 0;
+  uint64_t rows_written = 0;  // dirty rows written back (eviction or flush)
   uint64_t pushes_not_admitted = 0;
   uint64_t cached_rows = 0;
   uint64_t memory_bytes = 0;  // allocated by the cache shards
@@ -172,10 +180,17 @@ class EmbeddingTable {
       const std::function<absl::Status(uint64_t key, char* record)>& fn);
   // DataLoss naming the table, key and path unless `bytes` is this table's record size.
   absl::Status CheckRecordSize(uint64_t key, size_t bytes) const;
-  // Looks up `keys` in RocksDB (skipped while the table has never stored a row); found rows'
-  // records are copied to `records` (row_bytes each). Errors name table, key and path.
-  absl::Status Fetch(absl::Span<const uint64_t> keys, std::vector<char>* records,
-                     std::vector<bool>* found);
+  // Looks up `keys` in RocksDB (skipped while the table has never stored a row), as of
+  // `as_of` if not null; found rows' records are copied to `records` (row_bytes each). Errors
+  // name table, key and path.
+  absl::Status Fetch(absl::Span<const uint64_t> keys, const rocksdb::Snapshot* as_of,
+                     std::vector<char>* records, std::vector<bool>* found);
+  // Pull's reads around the cache: copies the values of keys[i] for i in `positions` (misses
+  // of `shard`) into values[i * dim], read from RocksDB as of `as_of` (if not null) with their
+  // logged pushes applied, or the initial value if not stored. REQUIRES: shard.mutex held.
+  absl::Status ReadAround(Shard& shard, absl::Span<const uint64_t> keys,
+                          absl::Span<const uint32_t> positions, const rocksdb::Snapshot* as_of,
+                          bool read_only, float* values);
   // Splits `positions` (indexes into keys) of `shard` into hits, as (position, slot), and
   // misses. REQUIRES: shard.mutex held.
   void LookUp(Shard& shard, absl::Span<const uint64_t> keys, absl::Span<const uint32_t> positions,
@@ -197,9 +212,12 @@ class EmbeddingTable {
   // new MergeFile, one operand per key holding its pushes in order. REQUIRES: spill_mutex_
   // held, and every shard's mutex too if include_active.
   absl::Status WriteLogs(bool include_active, std::unique_ptr<RowStore::MergeFile>* file);
-  // Ingests `file` (written by WriteLogs with the same `include_active`), then empties the
-  // logs it holds and counts a spill; errors name the table. REQUIRES: every shard locked.
-  absl::Status IngestLogs(RowStore::MergeFile& file, bool include_active);
+  // Ingests `file` (written by WriteLogs); errors name the table. REQUIRES: spill_mutex_ held.
+  absl::Status IngestLogs(RowStore::MergeFile& file);
+  // After IngestLogs: empties the logs the file held (the sealed ones, and the active ones if
+  // it was written `include_active`), drops the seal's snapshot and counts a spill.
+  // REQUIRES: spill_mutex_ and every shard locked.
+  void ClearIngestedLogs(bool include_active);
   // Writes the sealed logs to RocksDB (see the class comment) if a spill was requested, or
   // `always`. On error the sealed logs stay, to be written by the next spill.
   // REQUIRES: no lock held.
@@ -245,7 +263,13 @@ class EmbeddingTable {
   std::atomic<bool> spill_requested_{false};
   // Held by SpillPushLogs throughout, and first by LockAllShards: one spill at a time.
   std::mutex spill_mutex_;
+  // The store as of the last seal, while sealed logs are not empty: what their pushes apply
+  // to. Written with spill_mutex_ and every shard locked; read with a shard locked.
+  RowStore::Snapshot sealed_snapshot_;
   std::atomic<uint64_t> spills_{0};
+  std::atomic<uint64_t> spill_write_micros_{0};
+  std::atomic<uint64_t> spill_ingest_micros_{0};
+  std::atomic<uint64_t> push_wait_micros_{0};
   // Set when the spiller's last spill failed; the next Push spills itself and reports.
   std::atomic<bool> spill_failed_{false};
   std::mutex spiller_mutex_;

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "ps/unsynced_file_system.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/env.h"
 #include "rocksdb/filter_policy.h"
@@ -126,7 +127,10 @@ absl::StatusOr<std::unique_ptr<RowStore>> RowStore::Open(const RowStoreOptions& 
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   db_options.paranoid_checks = true;
-  if (options.env != nullptr) db_options.env = options.env;
+  rocksdb::Env* base_env = options.env != nullptr ? options.env : rocksdb::Env::Default();
+  store->env_ =
+      rocksdb::NewCompositeEnv(std::make_shared<UnsyncedFileSystem>(base_env->GetFileSystem()));
+  db_options.env = store->env_.get();
   db_options.bgerror_resume_retry_interval = kRecoveryRetryMicros;
   db_options.write_buffer_manager =
       std::make_shared<rocksdb::WriteBufferManager>(options.memtable_bytes);
@@ -263,6 +267,9 @@ absl::Status RowStore::IngestMergeFile(MergeFile& file) {
   }
   rocksdb::IngestExternalFileOptions options;
   options.move_files = true;  // a hard link: no copy
+  // The file's sequence number lives in the MANIFEST only; writing it into the file too (for
+  // RocksDB versions before 5.16) was a random write and an fsync per ingest.
+  options.write_global_seqno = false;
   status = WithRecovery(
       [&] { return db_->IngestExternalFile(row_handles_[file.table_], {file.path_}, options); });
   if (!status.ok()) {
@@ -278,9 +285,15 @@ absl::Status RowStore::IngestMergeFile(MergeFile& file) {
   return absl::OkStatus();
 }
 
+RowStore::Snapshot RowStore::NewSnapshot() {
+  rocksdb::DB* db = db_.get();
+  return Snapshot(db->GetSnapshot(),
+                  [db](const rocksdb::Snapshot* snapshot) { db->ReleaseSnapshot(snapshot); });
+}
+
 absl::Status RowStore::MultiGet(int table, absl::Span<const uint64_t> keys,
                                 std::vector<rocksdb::PinnableSlice>* records,
-                                std::vector<bool>* found) {
+                                std::vector<bool>* found, const rocksdb::Snapshot* snapshot) {
   std::vector<std::string> encoded(keys.size());
   std::vector<rocksdb::Slice> slices(keys.size());
   for (size_t i = 0; i < keys.size(); ++i) {
@@ -291,6 +304,7 @@ absl::Status RowStore::MultiGet(int table, absl::Span<const uint64_t> keys,
   records->resize(keys.size());
   std::vector<rocksdb::Status> statuses(keys.size());
   rocksdb::ReadOptions read_options;
+  read_options.snapshot = snapshot;
   // The RowCache holds the hot rows; a block read for one cold row would only evict others.
   read_options.fill_cache = false;
   db_->MultiGet(read_options, row_handles_[table], keys.size(), slices.data(), records->data(),
@@ -349,6 +363,14 @@ absl::Status RowStore::Checkpoint(const std::string& dir) {
     std::error_code ignored;
     std::filesystem::remove_all(dir, ignored);
     return Error(status, absl::StrCat("checkpoint to ", dir, " failed"), -1);
+  }
+  // RocksDB's own syncs are skipped (UnsyncedFileSystem): the checkpoint is made durable here.
+  absl::Status synced = SyncFolder(dir);
+  if (!synced.ok()) {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir, ignored);
+    return absl::Status(synced.code(), absl::StrCat("RocksDB at ", path_, ": checkpoint to ", dir,
+                                                    ": ", synced.message()));
   }
   return absl::OkStatus();
 }

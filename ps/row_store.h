@@ -40,7 +40,8 @@ struct RowStoreOptions {
   // Bound on all memtables together (RocksDB's WriteBufferManager).
   size_t memtable_bytes = 64 << 20;
   // If non-null, RocksDB does all file I/O through it (tests inject disk-full faults). Not
-  // owned; must outlive the store.
+  // owned; must outlive the store. Either way its syncs are skipped but a checkpoint's
+  // (ps/unsynced_file_system.h).
   rocksdb::Env* env = nullptr;
   // The merge operator of each table's rows, by table name; a table without one takes no
   // MergeFile. A database holding merge operands must be reopened with the same operators
@@ -124,10 +125,16 @@ class RowStore {
   // earlier write. An empty file is a no-op. Errors name the table, the file and the path.
   absl::Status IngestMergeFile(MergeFile& file);
 
-  // Looks up `keys` of `table`. On success found[i] says whether keys[i] exists and, if so,
-  // records[i] holds its record.
+  // A consistent view of every table as of its creation (a RocksDB snapshot, released with
+  // the last copy). It must not outlive the store.
+  using Snapshot = std::shared_ptr<const rocksdb::Snapshot>;
+  Snapshot NewSnapshot();
+
+  // Looks up `keys` of `table`, as of `snapshot` if not null, else the latest writes. On
+  // success found[i] says whether keys[i] exists and, if so, records[i] holds its record.
   absl::Status MultiGet(int table, absl::Span<const uint64_t> keys,
-                        std::vector<rocksdb::PinnableSlice>* records, std::vector<bool>* found);
+                        std::vector<rocksdb::PinnableSlice>* records, std::vector<bool>* found,
+                        const rocksdb::Snapshot* snapshot);
 
   // Iterator over the rows (or tombstones) of `table`, in key order. Check status() after.
   std::unique_ptr<rocksdb::Iterator> NewRowIterator(int table) const;
@@ -163,6 +170,8 @@ class RowStore {
   std::vector<bool> empty_at_open_;
   std::vector<bool> has_merge_operator_;
   std::shared_ptr<rocksdb::Statistics> statistics_;
+  // RocksDB's file I/O: an UnsyncedFileSystem over RowStoreOptions::env's. Outlives db_.
+  std::unique_ptr<rocksdb::Env> env_;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> all_handles_;  // owned; destroyed before db_
   std::vector<rocksdb::ColumnFamilyHandle*> row_handles_;  // by table index

@@ -175,7 +175,7 @@ absl::StatusOr<DeltaSummary> TableCatalog::ExportDelta(uint64_t since_version,
     // tombstone.
     std::vector<rocksdb::PinnableSlice> records;
     std::vector<bool> found;
-    status = store_->MultiGet(t, evicted, &records, &found);
+    status = store_->MultiGet(t, evicted, &records, &found, /*snapshot=*/nullptr);
     for (size_t i = 0; status.ok() && i < evicted.size(); ++i) {
       if (!found[i]) status = (*writer)->AddTombstone(table.name(), layout.dim(), evicted[i]);
     }

@@ -57,6 +57,11 @@
 //                             nothing is written between checkpoints.
 //   stall_s                   seconds the push phase's writes waited for RocksDB's flushes and
 //                             compactions to catch up (RowStore::WriteStallMicros).
+//   spills, spill_s, ingest_s the push phase's spills of push logs (EmbeddingTable::stats), the
+//                             seconds the spiller spent writing their files, and ingesting them
+//                             (every shard locked: pushes and pulls wait).
+//   wait_s                    seconds the push phase's pushes waited for a spill because they
+//                             found a push log full.
 //   wb/upd                    dirty rows written back per row-update, same window.
 //   cache_MB                  memory the cache shards allocated (stats().memory_bytes).
 //   rss_MB                    resident memory of the process after the set-up's phases.
@@ -506,6 +511,10 @@ absl::StatusOr<Phase> RunPhase(EmbeddingTable& table, Op op, const Batches& batc
   phase.stats.pushes_merged = after.pushes_merged - before.pushes_merged;
   phase.stats.rows_written = after.rows_written - before.rows_written;
   phase.stats.pushes_not_admitted = after.pushes_not_admitted - before.pushes_not_admitted;
+  phase.stats.spills = after.spills - before.spills;
+  phase.stats.spill_write_micros = after.spill_write_micros - before.spill_write_micros;
+  phase.stats.spill_ingest_micros = after.spill_ingest_micros - before.spill_ingest_micros;
+  phase.stats.push_wait_micros = after.push_wait_micros - before.push_wait_micros;
   phase.stats.cached_rows = after.cached_rows;
   phase.stats.memory_bytes = after.memory_bytes;
   return phase;
@@ -564,14 +573,14 @@ std::string SetupName(double fraction) {
 }
 
 constexpr char kRowFormat[] =
-    "%4s  %-10s %9s %11s %8s %8s %8s %7s %7s %7s %5s %5s %5s %9s %9s %9s %7s %8s %7s %8s %8s "
-    "%7s %6s %11s\n";
+    "%4s  %-10s %9s %11s %8s %8s %8s %7s %7s %7s %5s %5s %5s %9s %9s %9s %7s %6s %7s %8s %6s %8s "
+    "%7s %8s %8s %7s %6s %11s\n";
 
 void PrintHeader() {
   absl::PrintF(kRowFormat, "dim", "setup", "budget_MB", "cached_rows", "pull/s", "push/s",
                "train/s", "pull_vs", "push_vs", "trn_vs", "pull%", "push%", "trn%", "pull/cpu-s",
-               "push/cpu-s", "trn/cpu-s", "stall_s", "db_B/upd", "wb/upd", "cache_MB", "rss_MB",
-               "prep_s", "warm_s", "warm_steps");
+               "push/cpu-s", "trn/cpu-s", "stall_s", "spills", "spill_s", "ingest_s", "wait_s",
+               "db_B/upd", "wb/upd", "cache_MB", "rss_MB", "prep_s", "warm_s", "warm_steps");
 }
 
 std::string Ratio(double ratio) { return ratio > 0 ? absl::StrFormat("%.3f", ratio) : "-"; }
@@ -588,7 +597,10 @@ void PrintRow(const Row& row) {
                Ratio(row.push_vs_memory), Ratio(row.train_vs_memory), hit(row.pull), hit(row.push),
                hit(row.train), Millions(row.pull.rows_per_cpu_second()),
                Millions(row.push.rows_per_cpu_second()), Millions(row.train.rows_per_cpu_second()),
-               absl::StrFormat("%.2f", row.push_stall_seconds),
+               absl::StrFormat("%.2f", row.push_stall_seconds), absl::StrCat(row.push.stats.spills),
+               absl::StrFormat("%.2f", row.push.stats.spill_write_micros * 1e-6),
+               absl::StrFormat("%.2f", row.push.stats.spill_ingest_micros * 1e-6),
+               absl::StrFormat("%.2f", row.push.stats.push_wait_micros * 1e-6),
                absl::StrFormat("%.1f", row.rocksdb_bytes_per_update()),
                absl::StrFormat("%.3f", row.written_rows_per_update()),
                absl::StrFormat("%.0f", row.train.stats.memory_bytes / kBytesPerMB),
