@@ -58,6 +58,7 @@ rocksdb::ColumnFamilyOptions TableOptions(const std::shared_ptr<rocksdb::Cache>&
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   options.compression = rocksdb::kNoCompression;  // float rows barely compress
   options.memtable_whole_key_filtering = true;
+  options.memtable_prefix_bloom_size_ratio = kMemtableBloomRatio;
   // Pushes to uncached rows arrive as ingested files of merge operands, each one more sorted
   // run over the whole key range. Tiered (universal) compaction merges runs of similar size
   // and rewrites the big run of rows only when the small ones add up, where levelled
