@@ -659,10 +659,18 @@ absl::Status EmbeddingTable::WriteLogs(bool include_active,
   for (size_t h = 0; h < heads.size(); ++h) {
     prefetch(h + kPrefetchDistance);
     const auto [key, head] = heads[h];
-    operands.clear();
-    ForEachLoggedPush(*shards_[key & mask], key, head, include_active,
-                      [&](const char* operand) { operands.append(operand, operand_bytes); });
-    absl::Status status = (*file)->Add(key, operands);
+    const Shard& shard = *shards_[key & mask];
+    absl::string_view pushes;
+    if (!include_active && shard.sealed_log.Next(head) == PushLog::kEnd) {
+      // Most spilled keys were pushed once: their operand is passed as it lies in the log.
+      pushes = absl::string_view(shard.sealed_log.Operand(head), operand_bytes);
+    } else {
+      operands.clear();
+      ForEachLoggedPush(shard, key, head, include_active,
+                        [&](const char* operand) { operands.append(operand, operand_bytes); });
+      pushes = operands;
+    }
+    absl::Status status = (*file)->Add(key, pushes);
     if (!status.ok()) return status;
   }
   return absl::OkStatus();
