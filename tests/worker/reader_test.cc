@@ -721,6 +721,20 @@ class MovielensConvertTest : public ReaderTest {
     return dir;
   }
 
+  // The row of `user` rating `movie` at unix second `timestamp` among `rows`; a test failure
+  // and rows[0] if there is none. REQUIRES: !rows.empty().
+  static const ConvertedRow& RowOf(const std::vector<ConvertedRow>& rows, int user, int movie,
+                                   int64_t timestamp) {
+    for (const ConvertedRow& row : rows) {
+      if (row.Get("user_id") == absl::StrCat(user) && row.Get("movie_id") == absl::StrCat(movie) &&
+          row.Get("timestamp") == absl::StrCat(timestamp)) {
+        return row;
+      }
+    }
+    ADD_FAILURE() << "no row for user " << user << " movie " << movie << " at " << timestamp;
+    return rows[0];
+  }
+
   struct Rating {
     int user, movie, rating;
     int64_t timestamp;
@@ -858,14 +872,7 @@ TEST_F(MovielensConvertTest, StatisticsColumnsReadOnlyStrictlyEarlierRatings) {
   std::vector<ConvertedRow> rows = ReadConverted(output + "/train-00.tsv.gz");
   ASSERT_EQ(rows.size(), 12u);
   auto row_of = [&](int user, int movie, int64_t time) -> const ConvertedRow& {
-    for (const ConvertedRow& row : rows) {
-      if (row.Get("user_id") == absl::StrCat(user) && row.Get("movie_id") == absl::StrCat(movie) &&
-          row.Get("timestamp") == absl::StrCat(time + kJanuary1998)) {
-        return row;
-      }
-    }
-    ADD_FAILURE() << "no row for user " << user << " movie " << movie << " at " << time;
-    return rows[0];
+    return RowOf(rows, user, movie, time + kJanuary1998);
   };
   const std::vector<std::string> kStatistics = {
       "movie_count", "movie_mean",      "user_count", "user_mean",
@@ -942,14 +949,7 @@ TEST_F(MovielensConvertTest, HistorySummariesReadTheHistoryColumnsRatings) {
   };
   using Cells = std::vector<std::string>;
   auto row_of = [&](int user, int movie, int64_t time) -> const ConvertedRow& {
-    for (const ConvertedRow& row : rows) {
-      if (row.Get("user_id") == absl::StrCat(user) && row.Get("movie_id") == absl::StrCat(movie) &&
-          row.Get("timestamp") == absl::StrCat(time)) {
-        return row;
-      }
-    }
-    ADD_FAILURE() << "no row for user " << user << " movie " << movie << " at " << time;
-    return rows[0];
+    return RowOf(rows, user, movie, time);
   };
   // A user's first rating has no history: every summary is empty.
   EXPECT_EQ(summaries(row_of(3, 11, 120)), (Cells{"", "", "", ""}));
