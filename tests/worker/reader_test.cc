@@ -813,8 +813,9 @@ TEST_F(MovielensConvertTest, WritesTimeSplitLabelsAndStrictlyEarlierHistories) {
     if (movie_earlier > 0) {
       EXPECT_NEAR(std::stod(row.Get("movie_mean")), movie_sum / movie_earlier - 3, 1e-4);
     }
-    // History: the last 2 strictly earlier ratings, oldest first, as movie,genre,rating minus
-    // the mean of all the earlier ones.
+    // History: the last 2 strictly earlier ratings, oldest first, as movie,genre, the rating
+    // minus the mean of all the user's earlier ones, minus the mean of the movie's earlier ones
+    // by anyone (3 if none), and the similarity to the target (checked below).
     double earlier_mean = 0;
     for (const Rating* r : earlier) earlier_mean += r->rating;
     if (!earlier.empty()) earlier_mean /= earlier.size();
@@ -822,10 +823,25 @@ TEST_F(MovielensConvertTest, WritesTimeSplitLabelsAndStrictlyEarlierHistories) {
     for (size_t i = earlier.size() > 2 ? earlier.size() - 2 : 0; i < earlier.size(); ++i) {
       const Rating* r = earlier[i];
       const char* genre = r->movie == 12 ? "none" : r->movie == 13 ? "Drama" : "Action";
+      int step_movie_count = 0;
+      double step_movie_sum = 0;
+      for (const Rating& other : ratings_) {
+        if (other.movie == r->movie && other.timestamp < time) {
+          ++step_movie_count;
+          step_movie_sum += other.rating;
+        }
+      }
+      const double step_movie_mean =
+          step_movie_count == 0 ? 3.0 : step_movie_sum / step_movie_count;
       expected.push_back(absl::StrCat(r->movie, ",", genre, ",",
-                                      absl::StrFormat("%.4f", r->rating - earlier_mean)));
+                                      absl::StrFormat("%.4f", r->rating - earlier_mean), ",",
+                                      absl::StrFormat("%.4f", r->rating - step_movie_mean)));
     }
-    EXPECT_EQ(row.Get("history"), absl::StrJoin(expected, ";"))
+    std::vector<std::string> steps_without_similarity;
+    for (absl::string_view step : absl::StrSplit(row.Get("history"), ';', absl::SkipEmpty())) {
+      steps_without_similarity.emplace_back(step.substr(0, step.rfind(',')));
+    }
+    EXPECT_EQ(absl::StrJoin(steps_without_similarity, ";"), absl::StrJoin(expected, ";"))
         << "user " << user << " movie " << movie << " at " << time;
   }
 
@@ -839,7 +855,13 @@ TEST_F(MovielensConvertTest, WritesTimeSplitLabelsAndStrictlyEarlierHistories) {
   // Same-second ratings (user 1, movies 12 and 13 at 300) never see each other.
   for (const ConvertedRow& row : train) {
     if (row.Get("user_id") == "1" && row.Get("timestamp") == "300") {
-      EXPECT_EQ(row.Get("history"), "10,Action,1.0000;11,Action,-1.0000");
+      // 5 and 3 against the user's mean 4 and the movies' means 4.5 and 3.5. Only movies 10
+      // and 13 had a common rater before (user 2): their similarity is item_cf_mean's -1 / 6
+      // (see StatisticsColumnsReadOnlyStrictlyEarlierRatings).
+      EXPECT_EQ(row.Get("history"),
+                row.Get("movie_id") == "13"
+                    ? "10,Action,1.0000,0.5000,-0.1667;11,Action,-1.0000,-0.5000,0.0000"
+                    : "10,Action,1.0000,0.5000,0.0000;11,Action,-1.0000,-0.5000,0.0000");
     }
   }
 

@@ -49,10 +49,14 @@
 //                 if none
 //   history       the user's last --history ratings strictly earlier in time (a rating in the
 //                 same second as the current one is never included, nor any later one),
-//                 oldest first, steps joined by ';' as "movie_id,genre,rating_vs_mean": genre is
-//                 the movie's first genre in u.genre order ("none" if it has none),
-//                 rating_vs_mean the step's rating (1..5) minus the mean of all the user's
-//                 ratings strictly earlier than the row's, "%.4f"
+//                 oldest first, steps joined by ';' as
+//                 "movie_id,genre,rating_vs_mean,rating_vs_movie_mean,similarity": genre is the
+//                 movie's first genre in u.genre order ("none" if it has none); the others
+//                 "%.4f", from ratings strictly earlier than the row's: rating_vs_mean the
+//                 step's rating (1..5) minus the mean of all the user's ratings,
+//                 rating_vs_movie_mean the step's rating minus the mean of its movie's ratings
+//                 by anyone (3 if none), similarity the step movie's item_cf_mean similarity to
+//                 the target (0 if unknown)
 //   timestamp     unix seconds of the rating (IGNORED by the dataset config; for inspection)
 //
 // Split: a global time cut, like daily training (train on the past, evaluate on the future;
@@ -443,9 +447,7 @@ class EarlierRatings {
       absl::StrAppend(line, "\t");
       weighted_sum = weight_sum = 0;
       for (const RatedMovie& earlier : user->rated) {
-        const auto pair = pairs_.find(PairKey(earlier.movie, r.movie));
-        if (pair == pairs_.end()) continue;
-        const double similarity = pair->second.Similarity();
+        const double similarity = Similarity(earlier.movie, r.movie);
         weighted_sum += similarity * (earlier.rating - user_mean);
         weight_sum += std::abs(similarity);
       }
@@ -455,19 +457,27 @@ class EarlierRatings {
     }
   }
 
+  // item_cf_mean's similarity of two movies over the users who rated both so far; 0 if none
+  // did.
+  double Similarity(int movie_a, int movie_b) const {
+    const auto pair = pairs_.find(PairKey(movie_a, movie_b));
+    return pair == pairs_.end() ? 0.0 : pair->second.Similarity();
+  }
+
+  // The mean of the movie's ratings so far, or kMiddleRating if it has none.
+  double MovieMean(int movie) const {
+    const auto it = movies_seen_.find(movie);
+    return it == movies_seen_.end()
+               ? kMiddleRating
+               : static_cast<double>(it->second.sum) / static_cast<double>(it->second.count);
+  }
+
   // Adds the ratings of one second (REQUIRES: all with the same timestamp, later than any added
   // before).
   void AddSecond(absl::Span<const Rating> second) {
     // Residuals against the movie means before this second, like the rows' movie_mean.
     residuals_.clear();
-    for (const Rating& r : second) {
-      const auto it = movies_seen_.find(r.movie);
-      const double movie_mean =
-          it == movies_seen_.end()
-              ? kMiddleRating
-              : static_cast<double>(it->second.sum) / static_cast<double>(it->second.count);
-      residuals_.push_back(r.rating - movie_mean);
-    }
+    for (const Rating& r : second) residuals_.push_back(r.rating - MovieMean(r.movie));
     for (size_t i = 0; i < second.size(); ++i) {
       const Rating& r = second[i];
       Totals& movie_totals = movies_seen_[r.movie];
@@ -628,7 +638,9 @@ absl::Status Convert() {
       for (size_t i = history_start; i < earlier; ++i) {
         if (!history.empty()) history.push_back(';');
         absl::StrAppend(&history, past[i].movie, ",", movies.at(past[i].movie).first_genre, ",",
-                        FormatStatistic(past[i].rating - user_mean));
+                        FormatStatistic(past[i].rating - user_mean), ",",
+                        FormatStatistic(past[i].rating - earlier_ratings.MovieMean(past[i].movie)),
+                        ",", FormatStatistic(earlier_ratings.Similarity(past[i].movie, r.movie)));
       }
       std::string above_mean;
       if (earlier > 0) {
