@@ -58,9 +58,11 @@ DupnModel::DupnModel(const proto::ModelConfig& model, EmbeddedFields user_fields
   user_mlp_ = std::make_unique<model::Mlp>(
       &params_, "user_mlp", user_fields_.num_slots() * dim_ + hidden + numeric_fields_.num_fields(),
       dupn.user_mlp());
+  const int head_width = user_mlp_->output_dim() + item_width + numeric_fields_.num_fields();
+  head_cross_ = std::make_unique<model::CrossNetwork>(&params_, "head_cross", head_width,
+                                                      static_cast<int>(dupn.cross_layers()));
   for (const proto::TaskConfig& task : tasks_) {
-    heads_.push_back(std::make_unique<TaskHead>(
-        &params_, task, user_mlp_->output_dim() + item_width + numeric_fields_.num_fields()));
+    heads_.push_back(std::make_unique<TaskHead>(&params_, task, head_width));
   }
 }
 
@@ -159,7 +161,8 @@ void DupnModel::Forward(const ModelInput& model_input, model::ConstMatrixRef row
   head_input_.leftCols(user_vector.cols()) = user_vector;
   head_input_.middleCols(user_vector.cols(), item_.cols()) = item_;
   head_input_.rightCols(input.numeric.cols()) = input.numeric;
-  for (std::unique_ptr<TaskHead>& head : heads_) head->Forward(head_input_);
+  const Matrix& crossed = head_cross_->Forward(head_input_);
+  for (std::unique_ptr<TaskHead>& head : heads_) head->Forward(crossed);
 }
 
 void DupnModel::Backward(const ModelInput& model_input, std::vector<model::LossValue>* losses,
@@ -168,18 +171,19 @@ void DupnModel::Backward(const ModelInput& model_input, std::vector<model::LossV
   const int n = input.batch_size;
   params_.ZeroGrads();
   losses->resize(tasks_.size());
-  d_head_input_.setZero(n, head_input_.cols());
+  d_crossed_.setZero(n, head_input_.cols());
   for (size_t k = 0; k < tasks_.size(); ++k) {
-    d_head_input_ += heads_[k]->Backward(input, static_cast<int>(k), &(*losses)[k]);
+    d_crossed_ += heads_[k]->Backward(input, static_cast<int>(k), &(*losses)[k]);
   }
 
+  const Matrix& d_head_input = head_cross_->Backward(d_crossed_);
   const int user_width = user_mlp_->output_dim();
-  d_user_vector_ = d_head_input_.leftCols(user_width);
+  d_user_vector_ = d_head_input.leftCols(user_width);
   const Matrix& d_user_input = user_mlp_->Backward(d_user_vector_);
   const int hidden = lstm_->hidden_dim();
   d_pooled_ = d_user_input.middleCols(user_fields_.num_slots() * dim_, hidden);
   attention_->Backward(d_pooled_);
-  d_item_ = d_head_input_.middleCols(user_width, item_.cols()) + attention_->d_query();
+  d_item_ = d_head_input.middleCols(user_width, item_.cols()) + attention_->d_query();
   const Matrix& d_steps = lstm_->Backward(&attention_->d_states(), nullptr);
 
   d_rows->setZero(static_cast<Eigen::Index>(input.keys.size()), dim_);

@@ -7,7 +7,8 @@
 //   pooled         = AttentionPooling(Lstm(step inputs), query = target item)
 //   numeric        = the numeric_fields' values as they are (missing = 0; may be none)
 //   user vector    = ReLU MLP(concat(user profile, pooled, numeric))   (shared by all tasks)
-//   task k output  = Dense(ReLU hidden layers(concat(user vector, target item, numeric)))
+//   head input     = CrossNetwork(concat(user vector, target item, numeric))  (0+ layers)
+//   task k output  = Dense(ReLU hidden layers(head input))
 //
 // The numeric fields (statistics of earlier ratings of the user and the item) enter twice: the
 // user MLP mixes them with the profile and the behaviours, and the heads see them as they are.
@@ -38,6 +39,7 @@
 #include "worker/embedded_fields.h"
 #include "worker/model.h"
 #include "worker/model/attention_pooling.h"
+#include "worker/model/cross_network.h"
 #include "worker/model/loss.h"
 #include "worker/model/lstm.h"
 #include "worker/model/mlp.h"
@@ -101,6 +103,7 @@ class DupnModel : public Model {
   std::unique_ptr<model::Lstm> lstm_;
   std::unique_ptr<model::AttentionPooling> attention_;
   std::unique_ptr<model::Mlp> user_mlp_;
+  std::unique_ptr<model::CrossNetwork> head_cross_;
   std::vector<std::unique_ptr<TaskHead>> heads_;
 
   // Forward activations and backward scratch, reused across batches.
@@ -108,7 +111,7 @@ class DupnModel : public Model {
   model::Matrix user_input_;   // [B, user fields * dim + lstm hidden + numeric fields]
   model::Matrix item_;         // [B, item fields * dim]
   model::Matrix head_input_;   // [B, user vector + item fields * dim + numeric fields]
-  model::Matrix d_head_input_;
+  model::Matrix d_crossed_;
   model::Matrix d_user_vector_;
   model::Matrix d_pooled_;
   model::Matrix d_item_;

@@ -32,7 +32,11 @@ USER_FIELDS = ["user_id", "gender", "age", "occupation", "zip3"]
 ITEM_FIELDS = ["movie_id", "genres", "year"]  # genres is a list, mean-pooled
 # numeric_fields: as they are (empty = 0), into the user MLP and every head.
 NUMERIC_FIELDS = ["movie_count", "movie_mean", "user_count", "user_mean", "user_bias",
-                  "user_genre_mean", "movie_age", "history_co_rated_mean", "item_cf_mean"]
+                  "user_genre_mean", "movie_age", "history_co_rated_mean", "item_cf_mean",
+                  "history_mean", "history_last", "history_liked", "history_recent_mean"]
+# A history step is movie,genre and these numbers (rating_vs_mean, rating_vs_movie_mean,
+# similarity), which enter the LSTM as they are.
+STEP_NUMERICS = 3
 HASH_SPACE = {"movie_id": "movie_id", "genres": "genre", "genre": "genre"}
 MAX_HISTORY = 20
 
@@ -62,8 +66,9 @@ def read_samples(path, vocab):
                 "genres": [vocab.row("genres", g) for g in cells["genres"].split(",") if g],
                 "year": vocab.row("year", cells["year"]),
                 "numeric": [float(cells[f]) if cells[f] else 0.0 for f in NUMERIC_FIELDS],
-                "steps": [(vocab.row("movie_id", m), vocab.row("genre", g), float(r))
-                          for m, g, r in history],
+                "steps": [(vocab.row("movie_id", m), vocab.row("genre", g),
+                           [float(v) for v in numbers])
+                          for m, g, *numbers in history],
                 "click": float(cells["click"]),
                 "rating": int(float(cells["rating_class"])),
                 "above": float(cells["above_mean"]) if cells["above_mean"] else -1.0,
@@ -77,11 +82,12 @@ def make_batch(samples):
     most_genres = max(1, max(len(s["genres"]) for s in samples))
     step_movies = torch.zeros(n, longest, dtype=torch.long)
     step_genres = torch.zeros(n, longest, dtype=torch.long)
-    step_ratings = torch.zeros(n, longest, 1)
+    step_ratings = torch.zeros(n, longest, STEP_NUMERICS)
     genres = torch.zeros(n, most_genres, dtype=torch.long)
     for b, s in enumerate(samples):
-        for t, (m, g, r) in enumerate(s["steps"]):
-            step_movies[b, t], step_genres[b, t], step_ratings[b, t, 0] = m, g, r
+        for t, (m, g, numbers) in enumerate(s["steps"]):
+            step_movies[b, t], step_genres[b, t] = m, g
+            step_ratings[b, t] = torch.tensor(numbers)
         genres[b, :len(s["genres"])] = torch.tensor(s["genres"], dtype=torch.long)
     above = torch.tensor([s["above"] for s in samples])
     return {
@@ -108,7 +114,7 @@ class Dupn(nn.Module):
         self.embedding = nn.Embedding(rows, dim, sparse=True)
         nn.init.normal_(self.embedding.weight, std=0.05)
         item_width = len(ITEM_FIELDS) * dim
-        self.lstm = nn.LSTM(2 * dim + 1, lstm_hidden, batch_first=True)
+        self.lstm = nn.LSTM(2 * dim + STEP_NUMERICS, lstm_hidden, batch_first=True)
         self.state_proj = nn.Linear(lstm_hidden, attention_hidden, bias=False)
         self.query_proj = nn.Linear(item_width, attention_hidden)
         self.score = nn.Linear(attention_hidden, 1, bias=False)

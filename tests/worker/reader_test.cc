@@ -721,6 +721,20 @@ class MovielensConvertTest : public ReaderTest {
     return dir;
   }
 
+  // The row of `user` rating `movie` at unix second `timestamp` among `rows`; a test failure
+  // and rows[0] if there is none. REQUIRES: !rows.empty().
+  static const ConvertedRow& RowOf(const std::vector<ConvertedRow>& rows, int user, int movie,
+                                   int64_t timestamp) {
+    for (const ConvertedRow& row : rows) {
+      if (row.Get("user_id") == absl::StrCat(user) && row.Get("movie_id") == absl::StrCat(movie) &&
+          row.Get("timestamp") == absl::StrCat(timestamp)) {
+        return row;
+      }
+    }
+    ADD_FAILURE() << "no row for user " << user << " movie " << movie << " at " << timestamp;
+    return rows[0];
+  }
+
   struct Rating {
     int user, movie, rating;
     int64_t timestamp;
@@ -799,14 +813,35 @@ TEST_F(MovielensConvertTest, WritesTimeSplitLabelsAndStrictlyEarlierHistories) {
     if (movie_earlier > 0) {
       EXPECT_NEAR(std::stod(row.Get("movie_mean")), movie_sum / movie_earlier - 3, 1e-4);
     }
-    // History: the last 2 strictly earlier ratings, oldest first, as movie,genre,rating.
+    // History: the last 2 strictly earlier ratings, oldest first, as movie,genre, the rating
+    // minus the mean of all the user's earlier ones, minus the mean of the movie's earlier ones
+    // by anyone (3 if none), and the similarity to the target (checked below).
+    double earlier_mean = 0;
+    for (const Rating* r : earlier) earlier_mean += r->rating;
+    if (!earlier.empty()) earlier_mean /= earlier.size();
     std::vector<std::string> expected;
     for (size_t i = earlier.size() > 2 ? earlier.size() - 2 : 0; i < earlier.size(); ++i) {
       const Rating* r = earlier[i];
       const char* genre = r->movie == 12 ? "none" : r->movie == 13 ? "Drama" : "Action";
-      expected.push_back(absl::StrCat(r->movie, ",", genre, ",", r->rating));
+      int step_movie_count = 0;
+      double step_movie_sum = 0;
+      for (const Rating& other : ratings_) {
+        if (other.movie == r->movie && other.timestamp < time) {
+          ++step_movie_count;
+          step_movie_sum += other.rating;
+        }
+      }
+      const double step_movie_mean =
+          step_movie_count == 0 ? 3.0 : step_movie_sum / step_movie_count;
+      expected.push_back(absl::StrCat(r->movie, ",", genre, ",",
+                                      absl::StrFormat("%.4f", r->rating - earlier_mean), ",",
+                                      absl::StrFormat("%.4f", r->rating - step_movie_mean)));
     }
-    EXPECT_EQ(row.Get("history"), absl::StrJoin(expected, ";"))
+    std::vector<std::string> steps_without_similarity;
+    for (absl::string_view step : absl::StrSplit(row.Get("history"), ';', absl::SkipEmpty())) {
+      steps_without_similarity.emplace_back(step.substr(0, step.rfind(',')));
+    }
+    EXPECT_EQ(absl::StrJoin(steps_without_similarity, ";"), absl::StrJoin(expected, ";"))
         << "user " << user << " movie " << movie << " at " << time;
   }
 
@@ -820,7 +855,13 @@ TEST_F(MovielensConvertTest, WritesTimeSplitLabelsAndStrictlyEarlierHistories) {
   // Same-second ratings (user 1, movies 12 and 13 at 300) never see each other.
   for (const ConvertedRow& row : train) {
     if (row.Get("user_id") == "1" && row.Get("timestamp") == "300") {
-      EXPECT_EQ(row.Get("history"), "10,Action,5;11,Action,3");
+      // 5 and 3 against the user's mean 4 and the movies' means 4.5 and 3.5. Only movies 10
+      // and 13 had a common rater before (user 2): their similarity is item_cf_mean's -1 / 6
+      // (see StatisticsColumnsReadOnlyStrictlyEarlierRatings).
+      EXPECT_EQ(row.Get("history"),
+                row.Get("movie_id") == "13"
+                    ? "10,Action,1.0000,0.5000,-0.1667;11,Action,-1.0000,-0.5000,0.0000"
+                    : "10,Action,1.0000,0.5000,0.0000;11,Action,-1.0000,-0.5000,0.0000");
     }
   }
 
@@ -853,14 +894,7 @@ TEST_F(MovielensConvertTest, StatisticsColumnsReadOnlyStrictlyEarlierRatings) {
   std::vector<ConvertedRow> rows = ReadConverted(output + "/train-00.tsv.gz");
   ASSERT_EQ(rows.size(), 12u);
   auto row_of = [&](int user, int movie, int64_t time) -> const ConvertedRow& {
-    for (const ConvertedRow& row : rows) {
-      if (row.Get("user_id") == absl::StrCat(user) && row.Get("movie_id") == absl::StrCat(movie) &&
-          row.Get("timestamp") == absl::StrCat(time + kJanuary1998)) {
-        return row;
-      }
-    }
-    ADD_FAILURE() << "no row for user " << user << " movie " << movie << " at " << time;
-    return rows[0];
+    return RowOf(rows, user, movie, time + kJanuary1998);
   };
   const std::vector<std::string> kStatistics = {
       "movie_count", "movie_mean",      "user_count", "user_mean",
@@ -916,6 +950,41 @@ TEST_F(MovielensConvertTest, StatisticsColumnsReadOnlyStrictlyEarlierRatings) {
       EXPECT_NEAR(std::stod(row.Get("user_mean")), sum / count - 3, 1e-4);
     }
   }
+}
+
+TEST_F(MovielensConvertTest, HistorySummariesReadTheHistoryColumnsRatings) {
+  std::string input = WriteSyntheticMovielens();
+  std::string output = TestTempDir() + "/synthetic_movielens_history";
+  std::filesystem::remove_all(output);
+  std::string log;
+  // A history of 20 holds every earlier rating here; the recent mean reads the last 5 of them.
+  ASSERT_EQ(RunConverter({"--input_dir=" + input, "--output_dir=" + output, "--history=20",
+                          "--eval_fraction=0", "--train_parts=1"},
+                         &log),
+            0)
+      << log;
+  std::vector<ConvertedRow> rows = ReadConverted(output + "/train-00.tsv.gz");
+  ASSERT_EQ(rows.size(), 12u);
+  auto summaries = [](const ConvertedRow& row) {
+    return std::vector<std::string>{row.Get("history_mean"), row.Get("history_last"),
+                                    row.Get("history_liked"), row.Get("history_recent_mean")};
+  };
+  using Cells = std::vector<std::string>;
+  auto row_of = [&](int user, int movie, int64_t time) -> const ConvertedRow& {
+    return RowOf(rows, user, movie, time);
+  };
+  // A user's first rating has no history: every summary is empty.
+  EXPECT_EQ(summaries(row_of(3, 11, 120)), (Cells{"", "", "", ""}));
+  // User 1 at 300 (movies 12 and 13 in one second): the history is 5, 3.
+  EXPECT_EQ(summaries(row_of(1, 13, 300)), (Cells{"1.0000", "0.0000", "0.0000", "1.0000"}));
+  EXPECT_EQ(summaries(row_of(1, 12, 300)), summaries(row_of(1, 13, 300)));
+  // User 1 at 1000: 5, 3, then 4 and 1 of one second (so which is last is not defined), two of
+  // four liked; the synthetic users have at most 4 earlier ratings, all within the last 5.
+  const Cells later = summaries(row_of(1, 11, 1000));
+  EXPECT_EQ(later[0], "0.2500");
+  EXPECT_THAT(later[1], ::testing::AnyOf("1.0000", "-2.0000"));
+  EXPECT_EQ(later[2], "0.0000");
+  EXPECT_EQ(later[3], "0.2500");
 }
 
 TEST_F(MovielensConvertTest, MalformedInputNamesFileAndLine) {

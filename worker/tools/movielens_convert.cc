@@ -41,10 +41,22 @@
 //                 of the two movies' ratings (each minus its rater's mean at the later of the
 //                 two ratings) over the users who rated both strictly earlier, shrunk by
 //                 n / (n + 5) for n such users; empty if every similarity is 0 or unknown
+//   history_mean  over the ratings of the history column: their mean minus 3; empty if the
+//                 history is empty
+//   history_last  the history's last (most recent) rating minus 3; empty if none
+//   history_liked the share of the history's ratings >= 4 minus 0.5; empty if none
+//   history_recent_mean  the mean of the history's last kRecentHistory ratings minus 3; empty
+//                 if none
 //   history       the user's last --history ratings strictly earlier in time (a rating in the
 //                 same second as the current one is never included, nor any later one),
-//                 oldest first, steps joined by ';' as "movie_id,genre,rating": genre is the
-//                 movie's first genre in u.genre order ("none" if it has none), rating 1..5
+//                 oldest first, steps joined by ';' as
+//                 "movie_id,genre,rating_vs_mean,rating_vs_movie_mean,similarity": genre is the
+//                 movie's first genre in u.genre order ("none" if it has none); the others
+//                 "%.4f", from ratings strictly earlier than the row's: rating_vs_mean the
+//                 step's rating (1..5) minus the mean of all the user's ratings,
+//                 rating_vs_movie_mean the step's rating minus the mean of its movie's ratings
+//                 by anyone (3 if none), similarity the step movie's item_cf_mean similarity to
+//                 the target (0 if unknown)
 //   timestamp     unix seconds of the rating (IGNORED by the dataset config; for inspection)
 //
 // Split: a global time cut, like daily training (train on the past, evaluate on the future;
@@ -98,21 +110,39 @@ namespace granary {
 namespace {
 
 // The columns of the output, in order; configs/movielens_dataset.pbtxt names the same.
-constexpr const char* kColumns[] = {"click",        "rating_class",
-                                    "above_mean",   "user_id",
-                                    "gender",       "age",
-                                    "occupation",   "zip3",
-                                    "movie_id",     "genres",
-                                    "year",         "history",
-                                    "movie_count",  "movie_mean",
-                                    "user_count",   "user_mean",
-                                    "user_bias",    "user_genre_mean",
-                                    "movie_age",    "history_co_rated_mean",
-                                    "item_cf_mean", "timestamp"};
+constexpr const char* kColumns[] = {"click",
+                                    "rating_class",
+                                    "above_mean",
+                                    "user_id",
+                                    "gender",
+                                    "age",
+                                    "occupation",
+                                    "zip3",
+                                    "movie_id",
+                                    "genres",
+                                    "year",
+                                    "history",
+                                    "movie_count",
+                                    "movie_mean",
+                                    "user_count",
+                                    "user_mean",
+                                    "user_bias",
+                                    "user_genre_mean",
+                                    "movie_age",
+                                    "history_co_rated_mean",
+                                    "item_cf_mean",
+                                    "history_mean",
+                                    "history_last",
+                                    "history_liked",
+                                    "history_recent_mean",
+                                    "timestamp"};
 // item_cf_mean: a similarity from n co-raters is shrunk by n / (n + kSimilarityShrinkage), so
 // that a pair rated by a handful of users weighs little (measured on the validation split:
 // 5 and 20 within 0.001 AUC).
 constexpr double kSimilarityShrinkage = 5.0;
+// history_recent_mean averages this many of the history's latest ratings: the user's mood of
+// the current session, beside history_mean's longer window.
+constexpr size_t kRecentHistory = 5;
 // movie_mean is centred on the middle of the 1..5 scale.
 constexpr double kMiddleRating = 3.0;
 constexpr int kClickMinRating = 4;
@@ -335,6 +365,27 @@ struct Behaviour {
 // Formats a statistic the way every numeric column is written.
 std::string FormatStatistic(double value) { return absl::StrFormat("%.4f", value); }
 
+// Appends the history_mean .. history_recent_mean cells of a row whose history is `history`
+// (oldest first), each preceded by a tab, to *line.
+void AppendHistorySummary(absl::Span<const Behaviour> history, std::string* line) {
+  if (history.empty()) {
+    absl::StrAppend(line, "\t\t\t\t");
+    return;
+  }
+  int64_t sum = 0, liked = 0, recent_sum = 0;
+  for (size_t i = 0; i < history.size(); ++i) {
+    sum += history[i].rating;
+    liked += history[i].rating >= kClickMinRating;
+    if (i + kRecentHistory >= history.size()) recent_sum += history[i].rating;
+  }
+  const double n = static_cast<double>(history.size());
+  const double recent = static_cast<double>(std::min(history.size(), kRecentHistory));
+  absl::StrAppend(line, "\t", FormatStatistic(sum / n - kMiddleRating), "\t",
+                  FormatStatistic(history.back().rating - kMiddleRating), "\t",
+                  FormatStatistic(liked / n - 0.5), "\t",
+                  FormatStatistic(recent_sum / recent - kMiddleRating));
+}
+
 // The statistics columns of a rating (movie_count .. item_cf_mean, see the top of this
 // file), computed from the ratings added so far. The caller describes every rating of one second
 // before adding that second's ratings, so a row sees only strictly earlier ones.
@@ -396,9 +447,7 @@ class EarlierRatings {
       absl::StrAppend(line, "\t");
       weighted_sum = weight_sum = 0;
       for (const RatedMovie& earlier : user->rated) {
-        const auto pair = pairs_.find(PairKey(earlier.movie, r.movie));
-        if (pair == pairs_.end()) continue;
-        const double similarity = pair->second.Similarity();
+        const double similarity = Similarity(earlier.movie, r.movie);
         weighted_sum += similarity * (earlier.rating - user_mean);
         weight_sum += std::abs(similarity);
       }
@@ -408,19 +457,27 @@ class EarlierRatings {
     }
   }
 
+  // item_cf_mean's similarity of two movies over the users who rated both so far; 0 if none
+  // did.
+  double Similarity(int movie_a, int movie_b) const {
+    const auto pair = pairs_.find(PairKey(movie_a, movie_b));
+    return pair == pairs_.end() ? 0.0 : pair->second.Similarity();
+  }
+
+  // The mean of the movie's ratings so far, or kMiddleRating if it has none.
+  double MovieMean(int movie) const {
+    const auto it = movies_seen_.find(movie);
+    return it == movies_seen_.end()
+               ? kMiddleRating
+               : static_cast<double>(it->second.sum) / static_cast<double>(it->second.count);
+  }
+
   // Adds the ratings of one second (REQUIRES: all with the same timestamp, later than any added
   // before).
   void AddSecond(absl::Span<const Rating> second) {
     // Residuals against the movie means before this second, like the rows' movie_mean.
     residuals_.clear();
-    for (const Rating& r : second) {
-      const auto it = movies_seen_.find(r.movie);
-      const double movie_mean =
-          it == movies_seen_.end()
-              ? kMiddleRating
-              : static_cast<double>(it->second.sum) / static_cast<double>(it->second.count);
-      residuals_.push_back(r.rating - movie_mean);
-    }
+    for (const Rating& r : second) residuals_.push_back(r.rating - MovieMean(r.movie));
     for (size_t i = 0; i < second.size(); ++i) {
       const Rating& r = second[i];
       Totals& movie_totals = movies_seen_[r.movie];
@@ -574,11 +631,16 @@ absl::Status Convert() {
       // not earlier than r.
       size_t earlier = past.size();
       while (earlier > 0 && past[earlier - 1].timestamp >= r.timestamp) --earlier;
+      const size_t history_start = earlier - std::min<size_t>(earlier, FLAGS_history);
+      const double user_mean =
+          earlier == 0 ? 0.0 : static_cast<double>(past[earlier - 1].rating_sum) / earlier;
       history.clear();
-      for (size_t i = earlier - std::min<size_t>(earlier, FLAGS_history); i < earlier; ++i) {
+      for (size_t i = history_start; i < earlier; ++i) {
         if (!history.empty()) history.push_back(';');
         absl::StrAppend(&history, past[i].movie, ",", movies.at(past[i].movie).first_genre, ",",
-                        past[i].rating);
+                        FormatStatistic(past[i].rating - user_mean), ",",
+                        FormatStatistic(past[i].rating - earlier_ratings.MovieMean(past[i].movie)),
+                        ",", FormatStatistic(earlier_ratings.Similarity(past[i].movie, r.movie)));
       }
       std::string above_mean;
       if (earlier > 0) {
@@ -593,6 +655,8 @@ absl::Status Convert() {
                           user.occupation, "\t", user.zip3, "\t", r.movie, "\t", movie.genres, "\t",
                           movie.year, "\t", history);
       earlier_ratings.Describe(r, &line);
+      AppendHistorySummary(
+          absl::MakeConstSpan(past.data() + history_start, earlier - history_start), &line);
       absl::StrAppend(&line, "\t", r.timestamp, "\n");
       const bool is_eval = r.timestamp >= cut;
       status = is_eval ? eval_file.Append(line)
