@@ -225,10 +225,22 @@ void Scheduler::HandleQueueRequest(const Member& member, const proto::Header& he
         return;
       }
     } else {
+      if (header.queue().assignment() == proto::WorkQueueSpec::ROUND_ROBIN &&
+          header.queue().num_workers() != options_.num_workers) {
+        SendError(routing_id, header,
+                  absl::StrCat("work queue '", header.queue().name(), "' from ", who,
+                               " deals its chunks to ", header.queue().num_workers(),
+                               " workers; the cluster has ", options_.num_workers));
+        return;
+      }
       absl::StatusOr<WorkQueue> queue = WorkQueue::Create(header.queue());
       if (!queue.ok()) {
         SendError(routing_id, header, absl::StrCat(queue.status().message(), " (from ", who, ")"));
         return;
+      }
+      // Workers already dead never take their chunks: the others must.
+      for (const auto& [id, m] : members_) {
+        if (m.info.role() == proto::WORKER && !m.alive) queue->Requeue(m.info.rank());
       }
       absl::Status restored = RestoreQueueProgress(*queue);
       if (!restored.ok()) {
