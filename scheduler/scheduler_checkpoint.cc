@@ -79,12 +79,7 @@ absl::Status Scheduler::RestoreQueueProgress(WorkQueue& queue) const {
     if (progress.spec().name() != queue.name()) continue;
     // The chunks must be the same; how they are dealt to workers may change (another number
     // of workers, or consistency mode, after the restart).
-    proto::WorkQueueSpec chunks_then = progress.spec(), chunks_now = queue.spec();
-    for (proto::WorkQueueSpec* spec : {&chunks_then, &chunks_now}) {
-      spec->clear_assignment();
-      spec->clear_num_workers();
-    }
-    if (chunks_then.SerializeAsString() != chunks_now.SerializeAsString()) {
+    if (!SameChunks(progress.spec(), queue.spec())) {
       return absl::FailedPreconditionError(
           absl::StrCat("work queue '", queue.name(), "' has other chunks than in checkpoint ",
                        checkpoints_->DirOf(restored_->id()), " (", progress.spec().chunks_size(),

@@ -6,6 +6,15 @@
 
 namespace granary {
 
+bool SameChunks(const proto::WorkQueueSpec& a, const proto::WorkQueueSpec& b) {
+  proto::WorkQueueSpec chunks_of_a = a, chunks_of_b = b;
+  for (proto::WorkQueueSpec* spec : {&chunks_of_a, &chunks_of_b}) {
+    spec->clear_assignment();
+    spec->clear_num_workers();
+  }
+  return chunks_of_a.SerializeAsString() == chunks_of_b.SerializeAsString();
+}
+
 absl::StatusOr<WorkQueue> WorkQueue::Create(proto::WorkQueueSpec spec) {
   if (spec.name().empty()) return absl::InvalidArgumentError("work queue without a name");
   for (int i = 0; i < spec.chunks_size(); ++i) {

@@ -35,6 +35,9 @@
 
 namespace granary {
 
+// Whether `a` and `b` define the same chunks under the same name, however they deal them.
+bool SameChunks(const proto::WorkQueueSpec& a, const proto::WorkQueueSpec& b);
+
 class WorkQueue {
  public:
   // InvalidArgument, naming the queue, unless the chunk ids are 0..n-1 in order, every chunk

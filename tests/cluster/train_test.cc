@@ -236,14 +236,21 @@ TEST(TrainTest, MissingTablesAndFilesAreNamedErrors) {
   EXPECT_NE(status.message().find("task 'classes'"), std::string::npos) << status;
   EXPECT_TRUE(reports.empty());
 
+  cluster.Stop();
+
   // The same in bulk-synchronous mode: the failing thread releases the clock, no thread waits.
+  // On a cluster of its own: the first epoch's queue above was opened dealing chunks
+  // dynamically, and a BSP worker refuses to share it.
+  InProcessCluster bsp_cluster(options);
+  ASSERT_TRUE(bsp_cluster.Start().ok());
   trainer_options.max_staleness = 0;
-  Trainer bad_bsp(bad_label, &cluster.worker(0), &cluster.worker_client(0), trainer_options);
+  Trainer bad_bsp(bad_label, &bsp_cluster.worker(0), &bsp_cluster.worker_client(0),
+                  trainer_options);
   status = bad_bsp.Run(&reports);
   EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
   EXPECT_NE(status.message().find("task 'classes'"), std::string::npos) << status;
   EXPECT_TRUE(reports.empty());
-  cluster.Stop();
+  bsp_cluster.Stop();
 }
 
 }  // namespace

@@ -249,6 +249,17 @@ TEST_F(SchedulerTest, WorkQueueErrorsNameTheQueueAndTheWorker) {
   ASSERT_TRUE(absl::IsFailedPrecondition(redefined));
   EXPECT_NE(redefined.message().find("work queue 'q' from worker 0"), std::string::npos)
       << redefined;
+  proto::WorkQueueSpec dealt = ChunkSpec("q", 2);
+  dealt.set_assignment(proto::WorkQueueSpec::ROUND_ROBIN);
+  dealt.set_num_workers(1);
+  absl::Status other_mode = w0->OpenQueue(dealt, timeout);
+  ASSERT_TRUE(absl::IsFailedPrecondition(other_mode));
+  EXPECT_NE(other_mode.message().find("work queue 'q' from worker 0 (pid"), std::string::npos)
+      << other_mode;
+  EXPECT_NE(other_mode.message().find("deals its chunks round-robin to 1 workers; it was opened "
+                                      "dealing them to whichever worker asks"),
+            std::string::npos)
+      << other_mode;
   absl::Status not_held = w0->FinishChunk("q", 1, timeout);
   ASSERT_TRUE(absl::IsFailedPrecondition(not_held));
   EXPECT_NE(not_held.message().find("worker 0 finished chunk 1, which is not handed out"),
