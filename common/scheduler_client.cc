@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/node_name.h"
 #include "common/socket_options.h"
@@ -272,15 +274,41 @@ void SchedulerClient::ReportClockDone(const std::string& name) {
 
 absl::Status SchedulerClient::WaitForClock(const std::string& name, int64_t steps,
                                            absl::Duration timeout) {
+  return WaitForClockUntil(
+      name, [steps](int64_t minimum, const proto::Clock*) { return steps <= minimum; },
+      absl::StrCat("every worker to finish step ", steps), timeout);
+}
+
+absl::Status SchedulerClient::WaitForClockTurn(const std::string& name, int64_t steps,
+                                               absl::Duration timeout) {
+  const int rank = this->rank();
+  return WaitForClockUntil(
+      name,
+      [steps, rank](int64_t minimum, const proto::Clock* clock) {
+        if (minimum >= steps) return true;
+        // The ranks at the minimum are known only once the scheduler pushed them.
+        if (clock == nullptr || minimum != steps - 1) return false;
+        return std::all_of(clock->behind().begin(), clock->behind().end(),
+                           [rank](int behind) { return behind >= rank; });
+      },
+      absl::StrCat("every worker to reach step ", steps - 1, " and those ranked below ", rank,
+                   " step ", steps),
+      timeout);
+}
+
+absl::Status SchedulerClient::WaitForClockUntil(
+    const std::string& name, const std::function<bool(int64_t, const proto::Clock*)>& reached,
+    const std::string& waiting_for, absl::Duration timeout) {
   std::unique_lock<std::mutex> lock(mutex_);
-  auto reached = [&] {
+  auto is_reached = [&] {
     auto clock = min_clocks_.find(name);
-    return steps <= (clock == min_clocks_.end() ? 0 : clock->second.step());
+    return clock == min_clocks_.end() ? reached(0, nullptr)
+                                      : reached(clock->second.step(), &clock->second);
   };
   auto deadline = std::chrono::steady_clock::now() + absl::ToChronoMilliseconds(timeout);
   changed_.wait_until(lock, deadline,
-                      [&] { return reached() || shutdown_requested_ || scheduler_lost_; });
-  if (reached()) return absl::OkStatus();
+                      [&] { return is_reached() || shutdown_requested_ || scheduler_lost_; });
+  if (is_reached()) return absl::OkStatus();
   if (shutdown_requested_) {
     return absl::AbortedError(absl::StrCat("clock '", name, "': shutting down"));
   }
@@ -297,9 +325,9 @@ absl::Status SchedulerClient::WaitForClock(const std::string& name, int64_t step
     }
     absl::StrAppend(&behind, " at step ", clock->second.step());
   }
-  return absl::DeadlineExceededError(
-      absl::StrCat("clock '", name, "': waited ", absl::FormatDuration(timeout),
-                   " for every worker to finish step ", steps, "; behind: ", behind));
+  return absl::DeadlineExceededError(absl::StrCat("clock '", name, "': waited ",
+                                                  absl::FormatDuration(timeout), " for ",
+                                                  waiting_for, "; behind: ", behind));
 }
 
 absl::StatusOr<proto::Header> SchedulerClient::WaitForOrder(absl::Duration timeout) {

@@ -100,6 +100,11 @@ class SchedulerClient {
   // workers at the minimum; Aborted once shutdown started; Unavailable if the scheduler is
   // lost.
   absl::Status WaitForClock(const std::string& name, int64_t steps, absl::Duration timeout);
+  // Turns in rank order (bulk-synchronous pushes, worker/step_clock.h): blocks until every
+  // worker that counts for clock `name` reached `steps` - 1 and those among them ranked below
+  // this worker reached `steps`, i.e. the last minimum pushed is >= steps, or is steps - 1
+  // with no rank below this one's at it. Errors as WaitForClock.
+  absl::Status WaitForClockTurn(const std::string& name, int64_t steps, absl::Duration timeout);
 
   // The next order of the scheduler to this node (CHECKPOINT), in arrival order. Blocks until
   // one arrives; Aborted once shutdown is ordered, Unavailable if the scheduler is lost,
@@ -133,6 +138,11 @@ class SchedulerClient {
   // Delivers a reply to its Call; a CHUNK nobody waits for any more goes to unclaimed_chunks_.
   // REQUIRES: mutex_ held.
   void DeliverReplyLocked(proto::Header reply);
+  // Blocks until reached(minimum, clock) holds for the last MIN_CLOCK of clock `name` (before
+  // any: minimum 0 and clock null); `waiting_for` says what for in the timeout's error.
+  absl::Status WaitForClockUntil(const std::string& name,
+                                 const std::function<bool(int64_t, const proto::Clock*)>& reached,
+                                 const std::string& waiting_for, absl::Duration timeout);
 
   zmq::context_t* const context_;
   const SchedulerClientOptions options_;

@@ -11,6 +11,16 @@
 #include "glog/logging.h"
 
 namespace granary {
+namespace {
+
+std::string DescribeAssignment(const proto::WorkQueueSpec& spec) {
+  if (spec.assignment() == proto::WorkQueueSpec::ROUND_ROBIN) {
+    return absl::StrCat("round-robin to ", spec.num_workers(), " workers");
+  }
+  return "to whichever worker asks";
+}
+
+}  // namespace
 
 Scheduler::Scheduler(zmq::context_t* context, SchedulerOptions options)
     : context_(context), options_(std::move(options)), router_(*context, zmq::socket_type::router) {
@@ -217,18 +227,39 @@ void Scheduler::HandleQueueRequest(const Member& member, const proto::Header& he
     auto existing = queues_.find(header.queue().name());
     if (existing != queues_.end()) {
       // Every worker opens the same queue; only the first definition counts.
-      if (existing->second.spec().SerializeAsString() != header.queue().SerializeAsString()) {
+      const proto::WorkQueueSpec& opened = existing->second.spec();
+      if (!SameChunks(opened, header.queue())) {
         SendError(routing_id, header,
                   absl::StrCat("work queue '", header.queue().name(), "' from ", who, " has ",
                                header.queue().chunks_size(), " chunks; it was opened with ",
                                existing->second.size(), " other chunks"));
         return;
       }
+      if (opened.SerializeAsString() != header.queue().SerializeAsString()) {
+        // E.g. one worker trains bulk-synchronously, another not.
+        SendError(routing_id, header,
+                  absl::StrCat("work queue '", header.queue().name(), "' from ", who,
+                               " deals its chunks ", DescribeAssignment(header.queue()),
+                               "; it was opened dealing them ", DescribeAssignment(opened)));
+        return;
+      }
     } else {
+      if (header.queue().assignment() == proto::WorkQueueSpec::ROUND_ROBIN &&
+          header.queue().num_workers() != options_.num_workers) {
+        SendError(routing_id, header,
+                  absl::StrCat("work queue '", header.queue().name(), "' from ", who,
+                               " deals its chunks to ", header.queue().num_workers(),
+                               " workers; the cluster has ", options_.num_workers));
+        return;
+      }
       absl::StatusOr<WorkQueue> queue = WorkQueue::Create(header.queue());
       if (!queue.ok()) {
         SendError(routing_id, header, absl::StrCat(queue.status().message(), " (from ", who, ")"));
         return;
+      }
+      // Workers already dead never take their chunks: the others must.
+      for (const auto& [id, m] : members_) {
+        if (m.info.role() == proto::WORKER && !m.alive) queue->Requeue(m.info.rank());
       }
       absl::Status restored = RestoreQueueProgress(*queue);
       if (!restored.ok()) {

@@ -8,9 +8,10 @@
 // reported its job done or a control client (granary_ctl) asks for it.
 //
 // It also keeps the work queues (scheduler/work_queue.h): workers define a queue (OPEN_QUEUE,
-// every worker the same definition), ask for chunks (NEXT_CHUNK: answered at once with a
-// chunk or "drained", or held until a chunk comes free, e.g. one requeued from a worker that
-// died) and report them finished (CHUNK_DONE).
+// every worker the same definition; a round-robin queue must deal to the cluster's number of
+// workers), ask for chunks (NEXT_CHUNK: answered at once with a chunk or "drained", or held
+// until a chunk comes free, e.g. one requeued from a worker that died) and report them
+// finished (CHUNK_DONE).
 //
 // Step clocks (bounded staleness, DESIGN.md "Consistency"): a worker reports, without waiting
 // for an answer, how many steps (batches) of a clock it finished (CLOCK with the count), and
@@ -18,11 +19,11 @@
 // workers that count: alive, not finished with their job, not done with the clock, and not
 // idle in a held NEXT_CHUNK of the work queue of the clock's name (a worker waiting for a
 // chunk trains nothing, so it must not hold the others back); a worker that has not reported
-// counts with 0 steps, and the minimum without any worker is INT64_MAX. Whenever a minimum
-// changes (a report, a death, a worker going idle or getting a chunk) the scheduler pushes it
-// to every live worker (MIN_CLOCK, with the ranks at the minimum), so a worker waits for the
-// others only when it is actually ahead and never polls. A clock every live worker is done
-// with is forgotten.
+// counts with 0 steps, and the minimum without any worker is INT64_MAX. Whenever a minimum or
+// the ranks at it change (a report, a death, a worker going idle or getting a chunk) the
+// scheduler pushes both to every live worker (MIN_CLOCK), so a worker waits for the others
+// only when it is actually ahead and never polls (bulk-synchronous workers also take turns
+// to push by it, worker/step_clock.h). A clock every live worker is done with is forgotten.
 //
 // With a checkpoint_dir it takes consistent checkpoints (DESIGN.md "Durability and
 // recovery"): every checkpoint_every_chunks finished chunks, every checkpoint_every, whenever
@@ -133,9 +134,10 @@ class Scheduler {
   void HandleQueueRequest(const Member& member, const proto::Header& header);
   // Step clocks (scheduler_clock.cc).
   struct StepClock {
-    std::map<int, int64_t> steps;  // finished steps, by worker rank
-    std::set<int> done;            // ranks done with the clock
-    int64_t published = -1;        // the minimum last pushed (-1: none yet; workers assume 0)
+    std::map<int, int64_t> steps;       // finished steps, by worker rank
+    std::set<int> done;                 // ranks done with the clock
+    int64_t published = -1;             // the minimum last pushed (-1: none yet; workers assume 0)
+    std::vector<int> published_behind;  // the ranks at it, as last pushed
   };
   void HandleClockReport(const Member& member, const proto::Header& header);
   bool CountsForClock(const Member& member, const std::string& name, const StepClock& clock) const;

@@ -77,7 +77,9 @@ absl::Status Scheduler::RestoreQueueProgress(WorkQueue& queue) const {
   if (!restored_.has_value()) return absl::OkStatus();
   for (const proto::QueueProgress& progress : restored_->queues()) {
     if (progress.spec().name() != queue.name()) continue;
-    if (progress.spec().SerializeAsString() != queue.spec().SerializeAsString()) {
+    // The chunks must be the same; how they are dealt to workers may change (another number
+    // of workers, or consistency mode, after the restart).
+    if (!SameChunks(progress.spec(), queue.spec())) {
       return absl::FailedPreconditionError(
           absl::StrCat("work queue '", queue.name(), "' has other chunks than in checkpoint ",
                        checkpoints_->DirOf(restored_->id()), " (", progress.spec().chunks_size(),

@@ -61,8 +61,11 @@ void Scheduler::PublishClocks() {
       }
       if (step == minimum) behind.push_back(member.info.rank());
     }
-    if (minimum != clock.published) {
+    // The ranks at the minimum change alone too (BSP: a worker finished its push turn), and
+    // workers waiting for their turn to push (StepClock::WaitToPush) need to know.
+    if (minimum != clock.published || behind != clock.published_behind) {
       clock.published = minimum;
+      clock.published_behind = behind;
       proto::Header update = NewHeader(proto::MIN_CLOCK);
       update.mutable_clock()->set_name(name);
       update.mutable_clock()->set_step(minimum);

@@ -6,6 +6,15 @@
 
 namespace granary {
 
+bool SameChunks(const proto::WorkQueueSpec& a, const proto::WorkQueueSpec& b) {
+  proto::WorkQueueSpec chunks_of_a = a, chunks_of_b = b;
+  for (proto::WorkQueueSpec* spec : {&chunks_of_a, &chunks_of_b}) {
+    spec->clear_assignment();
+    spec->clear_num_workers();
+  }
+  return chunks_of_a.SerializeAsString() == chunks_of_b.SerializeAsString();
+}
+
 absl::StatusOr<WorkQueue> WorkQueue::Create(proto::WorkQueueSpec spec) {
   if (spec.name().empty()) return absl::InvalidArgumentError("work queue without a name");
   for (int i = 0; i < spec.chunks_size(); ++i) {
@@ -20,18 +29,35 @@ absl::StatusOr<WorkQueue> WorkQueue::Create(proto::WorkQueueSpec spec) {
                                                      "..", chunk.end(), ") is empty or unnamed"));
     }
   }
+  if (spec.assignment() == proto::WorkQueueSpec::ROUND_ROBIN && spec.num_workers() < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("work queue '", spec.name(),
+                                                   "': round-robin assignment to ",
+                                                   spec.num_workers(), " workers"));
+  }
   return WorkQueue(std::move(spec));
 }
 
 WorkQueue::WorkQueue(proto::WorkQueueSpec spec)
-    : spec_(std::move(spec)), owner_(spec_.chunks_size(), kPending) {
+    : spec_(std::move(spec)),
+      round_robin_(spec_.assignment() == proto::WorkQueueSpec::ROUND_ROBIN),
+      released_(round_robin_ ? spec_.num_workers() : 0, false),
+      owner_(spec_.chunks_size(), kPending) {
   for (int i = 0; i < spec_.chunks_size(); ++i) pending_.push_back(i);
 }
 
+bool WorkQueue::MayTake(int worker, uint64_t id) const {
+  if (!round_robin_) return true;
+  const uint64_t dealt_to = id % released_.size();
+  return dealt_to == static_cast<uint64_t>(worker) || released_[dealt_to];
+}
+
 std::optional<proto::Chunk> WorkQueue::Take(int worker) {
-  if (paused_ || pending_.empty()) return std::nullopt;
-  uint64_t id = pending_.front();
-  pending_.pop_front();
+  if (paused_) return std::nullopt;
+  auto next = std::find_if(pending_.begin(), pending_.end(),
+                           [&](uint64_t id) { return MayTake(worker, id); });
+  if (next == pending_.end()) return std::nullopt;
+  const uint64_t id = *next;
+  pending_.erase(next);
   owner_[id] = worker;
   ++in_flight_;
   return spec_.chunks(static_cast<int>(id));
@@ -55,6 +81,7 @@ absl::Status WorkQueue::Finish(int worker, uint64_t chunk_id) {
 }
 
 int WorkQueue::Requeue(int worker) {
+  if (worker >= 0 && static_cast<size_t>(worker) < released_.size()) released_[worker] = true;
   std::vector<uint64_t> taken;
   for (uint64_t id = 0; id < owner_.size(); ++id) {
     if (owner_[id] == worker) taken.push_back(id);

@@ -1,10 +1,19 @@
 // WorkQueue: one named list of input chunks, handed out to workers as they ask for them.
 //
-// An idle worker takes the next pending chunk, so a slow worker holds back only the chunks
-// it has, never the whole epoch. A chunk is pending, handed to one worker, or finished.
+// A chunk is pending, handed to one worker, or finished; a finished chunk is never handed out
+// again. How pending chunks are handed out is the spec's assignment:
+//   DYNAMIC      an idle worker takes the next pending chunk, so a slow worker holds back only
+//                the chunks it has, never the whole epoch.
+//   ROUND_ROBIN  chunk i is dealt to worker i % num_workers, and a worker takes its own chunks
+//                in id order; a worker none of whose chunks is pending gets nothing, even
+//                while other workers' chunks are. The chunks a worker trains, and their order,
+//                thus depend only on the spec and on the chunks already finished (restored
+//                from a checkpoint), never on timing: with bulk-synchronous steps two runs
+//                train alike (DESIGN.md "Durability and recovery").
 // Chunks of a worker that died go back to the front of the queue (Requeue) and are handed to
-// the next worker that asks; a finished chunk is never handed out again. While paused (for a
-// consistent checkpoint) nothing is handed out, but handed-out chunks may still finish.
+// the next worker that asks (ROUND_ROBIN: every chunk dealt to the dead worker is free for
+// any worker from then on). While paused (for a consistent checkpoint) nothing is handed out,
+// but handed-out chunks may still finish.
 //
 //   WorkQueue queue(spec);
 //   std::optional<proto::Chunk> chunk = queue.Take(/*worker=*/0);   // nullopt: none pending
@@ -26,17 +35,20 @@
 
 namespace granary {
 
+// Whether `a` and `b` define the same chunks under the same name, however they deal them.
+bool SameChunks(const proto::WorkQueueSpec& a, const proto::WorkQueueSpec& b);
+
 class WorkQueue {
  public:
-  // InvalidArgument, naming the queue, unless the chunk ids are 0..n-1 in order and every
-  // chunk names a file and a valid byte range.
+  // InvalidArgument, naming the queue, unless the chunk ids are 0..n-1 in order, every chunk
+  // names a file and a valid byte range, and a ROUND_ROBIN spec has num_workers >= 1.
   static absl::StatusOr<WorkQueue> Create(proto::WorkQueueSpec spec);
 
   const proto::WorkQueueSpec& spec() const { return spec_; }
   const std::string& name() const { return spec_.name(); }
 
-  // The next pending chunk, now handed to `worker`; nullopt if none is pending or the queue is
-  // paused.
+  // The next pending chunk `worker` may take (see the assignments above), now handed to it;
+  // nullopt if there is none or the queue is paused.
   std::optional<proto::Chunk> Take(int worker);
 
   // Records chunk `chunk_id` finished by `worker`. FailedPrecondition, naming the queue, the
@@ -44,7 +56,8 @@ class WorkQueue {
   // back from a worker presumed dead, or finished twice, must not count twice).
   absl::Status Finish(int worker, uint64_t chunk_id);
 
-  // Puts every chunk handed to `worker` back at the front of the queue; returns how many.
+  // `worker` is dead: puts every chunk handed to it back at the front of the queue and returns
+  // how many; ROUND_ROBIN: the chunks dealt to it may be taken by any worker from now on.
   int Requeue(int worker);
 
   // Marks chunks finished without handing them out (restoring from a checkpoint manifest).
@@ -68,8 +81,12 @@ class WorkQueue {
   static constexpr int kFinished = -2;
 
   explicit WorkQueue(proto::WorkQueueSpec spec);
+  // Whether `worker` may take pending chunk `id`.
+  bool MayTake(int worker, uint64_t id) const;
 
   proto::WorkQueueSpec spec_;
+  bool round_robin_ = false;
+  std::vector<bool> released_;    // ROUND_ROBIN, by worker: dead, its chunks free for any worker
   std::vector<int> owner_;        // per chunk: the worker it is handed to, or kPending/kFinished
   std::deque<uint64_t> pending_;  // ids, in hand-out order
   size_t in_flight_ = 0;

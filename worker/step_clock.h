@@ -13,6 +13,20 @@
 // actually ahead (the scheduler pushes each new minimum). The destructor reports the worker
 // done with the clock, so that a worker that ran out of input, or failed, holds nobody back.
 //
+// Bulk-synchronous steps are also ordered inside (s = 0 only), so that what a step computes
+// never depends on timing:
+//   - no worker pushes step t before every worker that still trains has its pulls of step t
+//     answered (else a fast worker's update could reach a slow worker's pull of the same
+//     step);
+//   - the workers push step t in rank order: worker r pushes once every worker still training
+//     with a lower rank finished step t. The servers' optimizers (Adagrad, Adam) are not
+//     linear in the gradients, so the order pushes are applied in changes the result.
+// With a deterministic chunk assignment (scheduler/work_queue.h ROUND_ROBIN) bulk-synchronous
+// runs then train bit for bit alike. To say both, the scheduler's clock counts two per step:
+// 2t - 1 once the worker's pulls of step t are answered (Pulled), 2t once it is finished; a
+// timeout's error names those counts. The price is about one scheduler round trip per step.
+// With s > 0 nothing of this applies: steps overlap anyway, and the order is left to timing.
+//
 // Thread-safe: compute threads call every method concurrently.
 #ifndef GRANARY_WORKER_STEP_CLOCK_H_
 #define GRANARY_WORKER_STEP_CLOCK_H_
@@ -47,12 +61,21 @@ class StepClock {
   // workers behind; Aborted or Unavailable if the cluster shuts down or the scheduler is lost.
   // REQUIRES: this thread's trained steps are finished (else BSP waits for itself).
   absl::Status WaitToStart(int64_t step) const;
+  // The pulls of step `step` are answered (reported with s = 0 only; see above).
+  // REQUIRES: called in step order, after the steps before it are Finished.
+  void Pulled(int64_t step);
+  // Blocks until this worker may push the gradients of step `step` (see above); returns at
+  // once unless max_staleness is 0. Errors as WaitToStart.
+  // REQUIRES: Pulled(step) was called.
+  absl::Status WaitToPush(int64_t step) const;
   // `steps` more steps of this worker are finished; reports the new count.
   void Finished(int64_t steps);
   // This worker trains no more steps of the clock (also done by the destructor).
   void Done();
 
  private:
+  bool bulk_synchronous() const { return max_staleness_ == 0; }
+
   SchedulerClient* const scheduler_;
   const std::string name_;
   const int max_staleness_;

@@ -291,6 +291,7 @@ absl::Status Trainer::Forward(Replica& replica, Slot& slot) {
 }
 
 absl::Status Trainer::TrainStep(Replica& replica, Slot& slot) {
+  if (replica.clock != nullptr) replica.clock->Pulled(slot.step);
   absl::Status status = Forward(replica, slot);
   if (!status.ok()) return status;
   replica.model->Backward(*slot.input, &replica.losses, &replica.d_rows);
@@ -299,6 +300,7 @@ absl::Status Trainer::TrainStep(Replica& replica, Slot& slot) {
   // Pushes of the previous batch had this batch's compute time to finish.
   const absl::Time computed = absl::Now();
   status = WaitPushes(replica);
+  if (status.ok() && replica.clock != nullptr) status = replica.clock->WaitToPush(slot.step);
   replica.push_wait += absl::Now() - computed;
   if (!status.ok()) return status;
   const proto::ModelConfig& config = spec_.job.model();
@@ -329,11 +331,23 @@ absl::Status Trainer::TrainEpoch(int epoch, EpochReport* report) {
     replica->bytes_sent = replica->bytes_received = 0;
   }
   const proto::TrainingConfig& training = spec_.job.training();
+  const int max_staleness =
+      options_.max_staleness.value_or(training.has_max_staleness() ? training.max_staleness() : -1);
+  if (options_.max_staleness.has_value() && *options_.max_staleness < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_staleness must be >= 0, not ", *options_.max_staleness));
+  }
   const std::string queue_name = absl::StrCat("train-epoch-", epoch);
   absl::StatusOr<proto::WorkQueueSpec> queue =
       MakeWorkQueueSpec(queue_name, train_files_,
                         training.has_chunk_bytes() ? training.chunk_bytes() : kDefaultChunkBytes);
   if (!queue.ok()) return queue.status();
+  if (max_staleness == 0) {
+    // Bulk-synchronous: which worker trains which chunk, and in which step, must not depend
+    // on timing (with the push turns of StepClock, runs then train alike).
+    queue->set_assignment(proto::WorkQueueSpec::ROUND_ROBIN);
+    queue->set_num_workers(num_workers_);
+  }
   ReaderOptions reader_options;
   reader_options.batch_size = static_cast<int>(training.batch_size());
   reader_options.prefetch_batches = options_.prefetch_batches;
@@ -383,12 +397,6 @@ absl::Status Trainer::TrainEpoch(int epoch, EpochReport* report) {
 
   // Bounded staleness: the epoch's clock; reports this worker done with it when it goes out of
   // scope, however the epoch ends.
-  const int max_staleness =
-      options_.max_staleness.value_or(training.has_max_staleness() ? training.max_staleness() : -1);
-  if (options_.max_staleness.has_value() && *options_.max_staleness < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("max_staleness must be >= 0, not ", *options_.max_staleness));
-  }
   std::optional<StepClock> clock;
   if (max_staleness >= 0) {
     clock.emplace(scheduler_, queue_name, max_staleness,

@@ -24,7 +24,11 @@
 // QueueBatchSource): each epoch is a queue "train-epoch-<E>" of chunks of the train files; an
 // idle worker takes the next chunk, so a slow worker holds back only its own chunks, and a
 // chunk is reported finished once every batch of it is trained and its pushes acknowledged
-// (the promise consistent checkpoints rest on). After a roll-back to a checkpoint, the chunks
+// (the promise consistent checkpoints rest on). Bulk-synchronous (s = 0) the queue deals chunk
+// i to worker i % num_workers instead (scheduler/work_queue.h ROUND_ROBIN) and the workers
+// push each step in rank order once all pulled it (StepClock::WaitToPush): nothing of the
+// training then depends on timing, so a run restarted from a checkpoint taken at an epoch's
+// end trains as the run without the failure. After a roll-back to a checkpoint, the chunks
 // it recorded finished are not trained again. Evaluation reads every eval file on every worker
 // and keeps the batches whose index i satisfies i % num_workers == rank. A barrier of all
 // workers ends each epoch.

@@ -249,11 +249,94 @@ TEST_F(SchedulerTest, WorkQueueErrorsNameTheQueueAndTheWorker) {
   ASSERT_TRUE(absl::IsFailedPrecondition(redefined));
   EXPECT_NE(redefined.message().find("work queue 'q' from worker 0"), std::string::npos)
       << redefined;
+  proto::WorkQueueSpec dealt = ChunkSpec("q", 2);
+  dealt.set_assignment(proto::WorkQueueSpec::ROUND_ROBIN);
+  dealt.set_num_workers(1);
+  absl::Status other_mode = w0->OpenQueue(dealt, timeout);
+  ASSERT_TRUE(absl::IsFailedPrecondition(other_mode));
+  EXPECT_NE(other_mode.message().find("work queue 'q' from worker 0 (pid"), std::string::npos)
+      << other_mode;
+  EXPECT_NE(other_mode.message().find("deals its chunks round-robin to 1 workers; it was opened "
+                                      "dealing them to whichever worker asks"),
+            std::string::npos)
+      << other_mode;
   absl::Status not_held = w0->FinishChunk("q", 1, timeout);
   ASSERT_TRUE(absl::IsFailedPrecondition(not_held));
   EXPECT_NE(not_held.message().find("worker 0 finished chunk 1, which is not handed out"),
             std::string::npos)
       << not_held;
+}
+
+proto::WorkQueueSpec RoundRobinSpec(const std::string& name, int chunks, int workers) {
+  proto::WorkQueueSpec spec = ChunkSpec(name, chunks);
+  spec.set_assignment(proto::WorkQueueSpec::ROUND_ROBIN);
+  spec.set_num_workers(workers);
+  return spec;
+}
+
+// Bulk-synchronous queues: the worker of rank r trains chunks r, r + 2, ... in order, however
+// the two race; the one done first waits for "drained" until the other finished its last.
+TEST_F(SchedulerTest, RoundRobinQueueDealsChunksByRank) {
+  auto [server, w0, w1] = FormOneServerTwoWorkers();
+  const absl::Duration timeout = absl::Seconds(20);
+  ASSERT_TRUE(w0->OpenQueue(RoundRobinSpec("epoch", 5, 2), timeout).ok());
+  std::vector<std::vector<uint64_t>> trained(2);
+  std::vector<absl::Status> statuses(2);
+  std::vector<std::thread> threads;
+  for (SchedulerClient* client : {w0.get(), w1.get()}) {
+    threads.emplace_back([&, client] {
+      const int rank = client->rank();
+      for (int i = 0; i < 10; ++i) {  // bounded: at most 3 chunks, then "drained"
+        absl::StatusOr<std::optional<proto::Chunk>> chunk = client->NextChunk("epoch", timeout);
+        if (!chunk.ok()) {
+          statuses[rank] = chunk.status();
+          return;
+        }
+        if (!chunk->has_value()) return;
+        trained[rank].push_back((*chunk)->id());
+        // The other worker asks meanwhile: it must not get this worker's next chunk.
+        absl::SleepFor(absl::Milliseconds(rank == 0 ? 30 : 1));
+        statuses[rank] = client->FinishChunk("epoch", (*chunk)->id(), timeout);
+        if (!statuses[rank].ok()) return;
+      }
+      statuses[rank] = absl::InternalError("never drained");
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (const absl::Status& status : statuses) ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(trained[0], (std::vector<uint64_t>{0, 2, 4}));
+  EXPECT_EQ(trained[1], (std::vector<uint64_t>{1, 3}));
+}
+
+TEST_F(SchedulerTest, RoundRobinQueueForAnotherNumberOfWorkersIsRefused) {
+  auto [server, w0, w1] = FormOneServerTwoWorkers();
+  absl::Status status = w1->OpenQueue(RoundRobinSpec("epoch", 4, 3), absl::Seconds(20));
+  ASSERT_TRUE(absl::IsFailedPrecondition(status)) << status;
+  EXPECT_NE(status.message().find(absl::StrCat("work queue 'epoch' from worker ", w1->rank())),
+            std::string::npos)
+      << status;
+  EXPECT_NE(status.message().find("deals its chunks to 3 workers; the cluster has 2"),
+            std::string::npos)
+      << status;
+}
+
+// A worker dead before or after the queue opens: its chunks go to the worker left.
+TEST_F(SchedulerTest, RoundRobinChunksOfADeadWorkerGoToTheOther) {
+  auto [server, w0, w1] = FormOneServerTwoWorkers();
+  const absl::Duration timeout = absl::Seconds(20);
+  const int rank = w0->rank();
+  w1.reset();
+  ASSERT_TRUE(w0->OpenQueue(RoundRobinSpec("epoch", 3, 2), timeout).ok());
+  std::vector<uint64_t> trained;
+  for (int i = 0; i < 5; ++i) {  // bounded: 3 chunks, then "drained"
+    absl::StatusOr<std::optional<proto::Chunk>> chunk = w0->NextChunk("epoch", timeout);
+    ASSERT_TRUE(chunk.ok()) << chunk.status();
+    if (!chunk->has_value()) break;
+    trained.push_back((*chunk)->id());
+    ASSERT_TRUE(w0->FinishChunk("epoch", (*chunk)->id(), timeout).ok());
+  }
+  std::sort(trained.begin(), trained.end());
+  EXPECT_EQ(trained, (std::vector<uint64_t>{0, 1, 2})) << "worker " << rank;
 }
 
 // A worker that asks while the last chunks are with another worker waits; when that worker

@@ -97,7 +97,64 @@ TEST(WorkQueueTest, RestoredFinishedChunksAreNeverHandedOut) {
   EXPECT_NE(unknown.message().find("no chunk 9"), std::string::npos) << unknown;
 }
 
+WorkQueue MakeRoundRobinQueue(int chunks, int workers) {
+  proto::WorkQueueSpec spec = Spec("epoch", chunks);
+  spec.set_assignment(proto::WorkQueueSpec::ROUND_ROBIN);
+  spec.set_num_workers(workers);
+  absl::StatusOr<WorkQueue> queue = WorkQueue::Create(spec);
+  EXPECT_TRUE(queue.ok()) << queue.status();
+  return *std::move(queue);
+}
+
+// The ids `worker` takes until it gets none.
+std::vector<uint64_t> TakeAll(WorkQueue& queue, int worker) {
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 100; ++i) {  // bounded
+    std::optional<proto::Chunk> chunk = queue.Take(worker);
+    if (!chunk) break;
+    ids.push_back(chunk->id());
+  }
+  return ids;
+}
+
+// Whoever asks first, chunk i goes to worker i % 3, each worker's in order; a worker whose
+// chunks are all out gets none while the others' are pending.
+TEST(WorkQueueTest, RoundRobinDealsChunkIToWorkerIModNInOrder) {
+  WorkQueue queue = MakeRoundRobinQueue(8, 3);
+  EXPECT_EQ(queue.Take(2)->id(), 2u);
+  EXPECT_EQ(TakeAll(queue, 1), (std::vector<uint64_t>{1, 4, 7}));
+  EXPECT_EQ(queue.num_pending(), 4u);  // 0, 3, 6 and 5
+  EXPECT_EQ(TakeAll(queue, 0), (std::vector<uint64_t>{0, 3, 6}));
+  EXPECT_EQ(TakeAll(queue, 2), (std::vector<uint64_t>{5}));
+  EXPECT_EQ(queue.num_pending(), 0u);
+}
+
+// After a roll-back the remaining chunks go where they went in the run without it.
+TEST(WorkQueueTest, RoundRobinKeepsTheAssignmentOfChunksLeftByACheckpoint) {
+  WorkQueue queue = MakeRoundRobinQueue(7, 2);
+  ASSERT_TRUE(queue.RestoreFinished({0, 1, 3}).ok());
+  EXPECT_EQ(TakeAll(queue, 1), (std::vector<uint64_t>{5}));
+  EXPECT_EQ(TakeAll(queue, 0), (std::vector<uint64_t>{2, 4, 6}));
+}
+
+// Once a worker is dead, the chunks dealt to it (out with it or pending) go to the others.
+TEST(WorkQueueTest, RoundRobinChunksOfADeadWorkerGoToTheOthers) {
+  WorkQueue queue = MakeRoundRobinQueue(5, 2);
+  EXPECT_EQ(queue.Take(1)->id(), 1u);
+  EXPECT_EQ(queue.Take(0)->id(), 0u);
+  ASSERT_TRUE(queue.Finish(0, 0).ok());
+  EXPECT_EQ(queue.Requeue(1), 1);
+  EXPECT_EQ(TakeAll(queue, 0), (std::vector<uint64_t>{1, 2, 3, 4}));
+}
+
 TEST(WorkQueueTest, MalformedSpecsAreRejectedNamingTheQueue) {
+  proto::WorkQueueSpec no_workers = Spec("bsp", 2);
+  no_workers.set_assignment(proto::WorkQueueSpec::ROUND_ROBIN);
+  absl::Status dealt = WorkQueue::Create(no_workers).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(dealt));
+  EXPECT_NE(dealt.message().find("work queue 'bsp': round-robin assignment to 0 workers"),
+            std::string::npos)
+      << dealt;
   proto::WorkQueueSpec unnamed = Spec("", 1);
   EXPECT_TRUE(absl::IsInvalidArgument(WorkQueue::Create(unnamed).status()));
   proto::WorkQueueSpec gap = Spec("gap", 2);
