@@ -119,6 +119,18 @@ inline void ExpectParameterGradientsNear(ParameterSet* params, const std::vector
   }
 }
 
+// Expects a second `backward()` (after a forward pass) to double every parameter gradient of
+// `params`: layers add to their gradients, so that shared parameters sum their uses.
+inline void ExpectBackwardAddsToParameterGradients(ParameterSet* params,
+                                                   const std::function<void()>& backward) {
+  backward();
+  const std::vector<Matrix> once = CopyGrads(*params);
+  backward();
+  for (size_t i = 0; i < once.size(); ++i) {
+    EXPECT_TRUE(params->blocks()[i]->grad.isApprox(2 * once[i])) << params->blocks()[i]->name;
+  }
+}
+
 }  // namespace gradient_check
 }  // namespace model
 }  // namespace granary
