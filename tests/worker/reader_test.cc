@@ -117,6 +117,8 @@ std::string TestTempDir() {
 
 class ReaderTest : public ::testing::Test {
  protected:
+  void TearDown() override { std::filesystem::remove_all(TestTempDir()); }
+
   std::string Path(const std::string& name) {
     std::string dir = TestTempDir() + "/reader_test";
     std::filesystem::create_directories(dir);
