@@ -367,7 +367,7 @@ absl::Status EmbeddingTable::Pull(absl::Span<const uint64_t> keys, float* values
       (cache ? to_cache : to_read).push_back(i);
     }
     absl::Status status = ReadAround(shard, keys, to_read, /*as_of=*/nullptr, read_only, values);
-    if (status.ok() && !to_read_as_of_seal.empty()) {
+    if (status.ok()) {
       status =
           ReadAround(shard, keys, to_read_as_of_seal, sealed_snapshot_.get(), read_only, values);
     }
