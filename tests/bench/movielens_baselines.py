@@ -5,7 +5,8 @@ Reads the TSV files the converter writes (train-NN.tsv.gz, eval.tsv.gz) and scor
 label (rating >= 4) with models that need no embedding:
   - each numeric column alone (its AUC as a score, e.g. movie_mean: the movie's earlier mean);
   - logistic regression and gradient-boosted trees (scikit-learn) over the 9 statistics of
-    earlier ratings, and over those plus the 4 summaries of the history's ratings.
+    earlier ratings, over those plus the 4 summaries of the history's ratings, and over all
+    14 numeric columns (those and mf_rating, the matrix factorization's prediction).
 Two splits, as for the models: "validation" trains on train-00..06 and scores train-07;
 "eval" trains on every train file and scores eval.tsv.gz. Missing cells read as 0, as in the
 models. A study tool, not a project dependency: Debian's python3-sklearn provides numpy and
@@ -31,7 +32,8 @@ from sklearn.preprocessing import StandardScaler
 STATISTICS = ["movie_count", "movie_mean", "user_count", "user_mean", "user_bias",
               "user_genre_mean", "movie_age", "history_co_rated_mean", "item_cf_mean"]
 HISTORY_SUMMARIES = ["history_mean", "history_last", "history_liked", "history_recent_mean"]
-NUMERIC_FIELDS = STATISTICS + HISTORY_SUMMARIES
+FACTORIZATION = ["mf_rating"]
+NUMERIC_FIELDS = STATISTICS + HISTORY_SUMMARIES + FACTORIZATION
 
 
 def read(paths):
@@ -48,7 +50,9 @@ def score(train, test):
     (x, y), (x_test, y_test) = train, test
     rows = {column: roc_auc_score(y_test, x_test[:, j])
             for j, column in enumerate(NUMERIC_FIELDS)}
+    summarized = len(STATISTICS) + len(HISTORY_SUMMARIES)
     for name, width in ((f"the {len(STATISTICS)} statistics", len(STATISTICS)),
+                        (f"the {summarized} columns before mf_rating", summarized),
                         (f"all {len(NUMERIC_FIELDS)} numeric columns", len(NUMERIC_FIELDS))):
         logistic = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
         logistic.fit(x[:, :width], y)

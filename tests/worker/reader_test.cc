@@ -14,6 +14,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -28,6 +29,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/child_process.h"
+#include "worker/tools/rating_factorization.h"
 
 namespace granary {
 
@@ -987,6 +989,59 @@ TEST_F(MovielensConvertTest, HistorySummariesReadTheHistoryColumnsRatings) {
   EXPECT_THAT(later[1], ::testing::AnyOf("1.0000", "-2.0000"));
   EXPECT_EQ(later[2], "0.0000");
   EXPECT_EQ(later[3], "0.2500");
+}
+
+TEST_F(MovielensConvertTest, MfRatingIsFitOnEarlierFilesAndFoldsInStrictlyEarlierRatings) {
+  std::string input = WriteSyntheticMovielens();
+  std::string output = TestTempDir() + "/synthetic_movielens_mf";
+  std::filesystem::remove_all(output);
+  std::string log;
+  ASSERT_EQ(RunConverter({"--input_dir=" + input, "--output_dir=" + output, "--history=2",
+                          "--eval_fraction=0.25", "--train_parts=3"},
+                         &log),
+            0)
+      << log;
+  // 9 training rows in 3 files of 3, then 3 eval rows (cut at 960, as above).
+  std::vector<std::vector<ConvertedRow>> files;
+  for (int k = 0; k < 3; ++k) {
+    files.push_back(ReadConverted(absl::StrFormat("%s/train-%02d.tsv.gz", output, k)));
+    ASSERT_EQ(files.back().size(), 3u);
+  }
+  files.push_back(ReadConverted(output + "/eval.tsv.gz"));
+  ASSERT_EQ(files.back().size(), 3u);
+  // The first file has no earlier day to fit on.
+  for (const ConvertedRow& row : files[0]) EXPECT_EQ(row.Get("mf_rating"), "");
+  // Each later file: the factorization of every rating before its first row's second, with
+  // the default options, and the row's user folded in from their ratings strictly before it.
+  for (size_t k = 1; k < files.size(); ++k) {
+    const int64_t file_start = std::stoll(files[k][0].Get("timestamp"));
+    // In the converter's order (time, then user, then movie), which decides the fit's start.
+    std::vector<Rating> in_order = ratings_;
+    std::sort(in_order.begin(), in_order.end(), [](const Rating& a, const Rating& b) {
+      return std::tie(a.timestamp, a.user, a.movie) < std::tie(b.timestamp, b.user, b.movie);
+    });
+    std::vector<ObservedRating> before_file;
+    for (const Rating& r : in_order) {
+      if (r.timestamp < file_start) {
+        before_file.push_back({r.user, r.movie, static_cast<double>(r.rating)});
+      }
+    }
+    absl::StatusOr<RatingFactorization> fit =
+        RatingFactorization::Fit(before_file, RatingFactorization::Options());
+    ASSERT_TRUE(fit.ok()) << fit.status();
+    for (const ConvertedRow& row : files[k]) {
+      const int user = std::stoi(row.Get("user_id"));
+      const int64_t time = std::stoll(row.Get("timestamp"));
+      RatingFactorization::UserFoldIn fold_in(&*fit);
+      for (const Rating& r : ratings_) {
+        if (r.user == user && r.timestamp < time) fold_in.Add(r.movie, r.rating);
+      }
+      const double expected = fold_in.Predict(std::stoi(row.Get("movie_id"))) - 3;
+      ASSERT_NE(row.Get("mf_rating"), "") << "file " << k << " time " << time;
+      EXPECT_NEAR(std::stod(row.Get("mf_rating")), expected, 1e-3)
+          << "file " << k << " user " << user << " time " << time;
+    }
+  }
 }
 
 TEST_F(MovielensConvertTest, MalformedInputNamesFileAndLine) {

@@ -47,6 +47,11 @@
 //   history_liked the share of the history's ratings >= 4 minus 0.5; empty if none
 //   history_recent_mean  the mean of the history's last kRecentHistory ratings minus 3; empty
 //                 if none
+//   mf_rating     the rating a biased matrix factorization predicts, minus 3, "%.4f": the
+//                 factorization (worker/tools/rating_factorization.h) is fit on every rating
+//                 before the first row of each output file (like a model retrained each day on
+//                 all earlier days), and the user is folded into it from all of their ratings
+//                 strictly earlier than the row's; empty in train-00, which has no earlier file
 //   history       the user's last --history ratings strictly earlier in time (a rating in the
 //                 same second as the current one is never included, nor any later one),
 //                 oldest first, steps joined by ';' as
@@ -80,6 +85,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -98,6 +104,7 @@
 #include "common/process_init.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
+#include "worker/tools/rating_factorization.h"
 
 DEFINE_string(input_dir, "", "Folder with u.data, u.user, u.item and u.genre (required).");
 DEFINE_string(output_dir, "", "Folder for train-*.tsv.gz and eval.tsv.gz; created if missing.");
@@ -135,6 +142,7 @@ constexpr const char* kColumns[] = {"click",
                                     "history_last",
                                     "history_liked",
                                     "history_recent_mean",
+                                    "mf_rating",
                                     "timestamp"};
 // item_cf_mean: a similarity from n co-raters is shrunk by n / (n + kSimilarityShrinkage), so
 // that a pair rated by a handful of users weighs little (measured on the validation split:
@@ -563,6 +571,51 @@ class EarlierRatings {
   std::vector<double> residuals_;  // AddSecond's scratch
 };
 
+// mf_rating (see the top of this file): a RatingFactorization refit at the start of each output
+// file, and every user's fold-in, kept current one second at a time like EarlierRatings.
+class FactorizedEarlierRatings {
+ public:
+  // Refits on `earlier` (every rating of the seconds before the current one) and folds each
+  // user in again from their ratings among them. Errors: the fit's.
+  absl::Status Refit(absl::Span<const Rating> earlier) {
+    if (earlier.empty()) return absl::OkStatus();  // nothing to fit yet: cells stay empty
+    std::vector<ObservedRating> observed;
+    observed.reserve(earlier.size());
+    for (const Rating& r : earlier)
+      observed.push_back({r.user, r.movie, static_cast<double>(r.rating)});
+    absl::StatusOr<RatingFactorization> fit =
+        RatingFactorization::Fit(observed, RatingFactorization::Options());
+    if (!fit.ok()) return fit.status();
+    users_.clear();
+    fit_ = std::make_unique<RatingFactorization>(*std::move(fit));
+    AddSecond(earlier);
+    return absl::OkStatus();
+  }
+
+  // Appends a tab and the mf_rating cell of `r`: empty before the first Refit.
+  void Describe(const Rating& r, std::string* line) const {
+    absl::StrAppend(line, "\t");
+    if (fit_ == nullptr) return;
+    const auto user = users_.find(r.user);
+    const double predicted = user == users_.end()
+                                 ? RatingFactorization::UserFoldIn(fit_.get()).Predict(r.movie)
+                                 : user->second.Predict(r.movie);
+    absl::StrAppend(line, FormatStatistic(predicted - kMiddleRating));
+  }
+
+  // Adds ratings (of one second, or every earlier one at a refit) to their users' fold-ins.
+  void AddSecond(absl::Span<const Rating> ratings) {
+    if (fit_ == nullptr) return;
+    for (const Rating& r : ratings) {
+      users_.try_emplace(r.user, fit_.get()).first->second.Add(r.movie, r.rating);
+    }
+  }
+
+ private:
+  std::unique_ptr<RatingFactorization> fit_;  // null before the first Refit
+  absl::flat_hash_map<int, RatingFactorization::UserFoldIn> users_;
+};
+
 absl::Status Convert() {
   const auto start = std::chrono::steady_clock::now();
   if (FLAGS_input_dir.empty() || FLAGS_output_dir.empty()) {
@@ -616,6 +669,8 @@ absl::Status Convert() {
   SplitCounts train_counts;
   SplitCounts eval_counts;
   EarlierRatings earlier_ratings(&movies, genre_names.size(), FLAGS_history);
+  FactorizedEarlierRatings factorized_ratings;
+  int current_file = 0;  // train part k is file k, eval file FLAGS_train_parts
   std::string line;
   std::string history;
   for (size_t second_start = 0, second_end = 0; second_start < ratings.size();
@@ -657,17 +712,28 @@ absl::Status Convert() {
       earlier_ratings.Describe(r, &line);
       AppendHistorySummary(
           absl::MakeConstSpan(past.data() + history_start, earlier - history_start), &line);
-      absl::StrAppend(&line, "\t", r.timestamp, "\n");
       const bool is_eval = r.timestamp >= cut;
-      status = is_eval ? eval_file.Append(line)
-                       : train_files[train_written++ * FLAGS_train_parts / train_rows].Append(line);
+      const int file = is_eval ? FLAGS_train_parts
+                               : static_cast<int>(train_written * FLAGS_train_parts / train_rows);
+      if (file != current_file) {
+        // A new day: refit on every earlier second's ratings.
+        current_file = file;
+        status = factorized_ratings.Refit(absl::MakeConstSpan(ratings.data(), second_start));
+        if (!status.ok()) return status;
+      }
+      factorized_ratings.Describe(r, &line);
+      absl::StrAppend(&line, "\t", r.timestamp, "\n");
+      status = is_eval ? eval_file.Append(line) : train_files[file].Append(line);
+      if (!is_eval) ++train_written;
       if (!status.ok()) return status;
       (is_eval ? eval_counts : train_counts).Add(r);
       past.push_back(
           {r.timestamp, r.movie, r.rating, (past.empty() ? 0 : past.back().rating_sum) + r.rating});
     }
-    earlier_ratings.AddSecond(
-        absl::MakeConstSpan(ratings.data() + second_start, second_end - second_start));
+    const absl::Span<const Rating> second =
+        absl::MakeConstSpan(ratings.data() + second_start, second_end - second_start);
+    earlier_ratings.AddSecond(second);
+    factorized_ratings.AddSecond(second);
   }
   for (GzipWriter& train_file : train_files) {
     if (status.ok()) status = train_file.Close();
