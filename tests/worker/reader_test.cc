@@ -991,7 +991,7 @@ TEST_F(MovielensConvertTest, HistorySummariesReadTheHistoryColumnsRatings) {
   EXPECT_EQ(later[3], "0.2500");
 }
 
-TEST_F(MovielensConvertTest, MfRatingIsFitOnEarlierFilesAndFoldsInStrictlyEarlierRatings) {
+TEST_F(MovielensConvertTest, FactorizationColumnsFitEarlierFilesAndFoldInStrictlyEarlierRatings) {
   std::string input = WriteSyntheticMovielens();
   std::string output = TestTempDir() + "/synthetic_movielens_mf";
   std::filesystem::remove_all(output);
@@ -1010,7 +1010,12 @@ TEST_F(MovielensConvertTest, MfRatingIsFitOnEarlierFilesAndFoldsInStrictlyEarlie
   files.push_back(ReadConverted(output + "/eval.tsv.gz"));
   ASSERT_EQ(files.back().size(), 3u);
   // The first file has no earlier day to fit on.
-  for (const ConvertedRow& row : files[0]) EXPECT_EQ(row.Get("mf_rating"), "");
+  for (const ConvertedRow& row : files[0]) {
+    EXPECT_EQ(row.Get("mf_rating"), "");
+    EXPECT_EQ(row.Get("mf_rated_similarity"), "");
+    EXPECT_EQ(row.Get("mf_liked_affinity"), "");
+  }
+  int checked = 0, checked_taste = 0;
   // Each later file: the factorization of every rating before its first row's second, with
   // the default options, and the row's user folded in from their ratings strictly before it.
   for (size_t k = 1; k < files.size(); ++k) {
@@ -1032,16 +1037,49 @@ TEST_F(MovielensConvertTest, MfRatingIsFitOnEarlierFilesAndFoldsInStrictlyEarlie
     for (const ConvertedRow& row : files[k]) {
       const int user = std::stoi(row.Get("user_id"));
       const int64_t time = std::stoll(row.Get("timestamp"));
+      const int movie = std::stoi(row.Get("movie_id"));
+      const std::string where = absl::StrCat("file ", k, " user ", user, " time ", time);
       RatingFactorization::UserFoldIn fold_in(&*fit);
+      Eigen::VectorXd rated_sum = Eigen::VectorXd::Zero(fit->factors());
+      Eigen::VectorXd liked_sum = Eigen::VectorXd::Zero(fit->factors());
+      int rated = 0, liked = 0;
       for (const Rating& r : ratings_) {
-        if (r.user == user && r.timestamp < time) fold_in.Add(r.movie, r.rating);
+        if (r.user != user || r.timestamp >= time) continue;
+        fold_in.Add(r.movie, r.rating);
+        if (!fit->Knows(r.movie)) continue;
+        rated_sum += fit->ItemFactors(r.movie);
+        ++rated;
+        if (r.rating >= 4) {
+          liked_sum += fit->ItemFactors(r.movie);
+          ++liked;
+        }
       }
-      const double expected = fold_in.Predict(std::stoi(row.Get("movie_id"))) - 3;
-      ASSERT_NE(row.Get("mf_rating"), "") << "file " << k << " time " << time;
-      EXPECT_NEAR(std::stod(row.Get("mf_rating")), expected, 1e-3)
-          << "file " << k << " user " << user << " time " << time;
+      ASSERT_NE(row.Get("mf_rating"), "") << where;
+      EXPECT_NEAR(std::stod(row.Get("mf_rating")), fold_in.Predict(movie) - 3, 1e-3) << where;
+      // The taste columns need the target's factors and a known earlier movie (liked, for
+      // mf_liked_affinity).
+      const Eigen::VectorXd target = fit->ItemFactors(movie);
+      if (fit->Knows(movie) && rated > 0) {
+        ASSERT_NE(row.Get("mf_rated_similarity"), "") << where;
+        EXPECT_NEAR(std::stod(row.Get("mf_rated_similarity")),
+                    rated_sum.dot(target) / (rated_sum.norm() * target.norm()), 1e-3)
+            << where;
+      } else {
+        EXPECT_EQ(row.Get("mf_rated_similarity"), "") << where;
+      }
+      if (fit->Knows(movie) && liked > 0) {
+        ASSERT_NE(row.Get("mf_liked_affinity"), "") << where;
+        EXPECT_NEAR(std::stod(row.Get("mf_liked_affinity")), liked_sum.dot(target) / liked, 1e-3)
+            << where;
+      } else {
+        EXPECT_EQ(row.Get("mf_liked_affinity"), "") << where;
+      }
+      ++checked;
+      checked_taste += row.Get("mf_liked_affinity").empty() ? 0 : 1;
     }
   }
+  EXPECT_EQ(checked, 9);  // train-01, train-02 and eval
+  EXPECT_GT(checked_taste, 0);
 }
 
 TEST_F(MovielensConvertTest, MalformedInputNamesFileAndLine) {

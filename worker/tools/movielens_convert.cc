@@ -143,6 +143,8 @@ constexpr const char* kColumns[] = {"click",
                                     "history_liked",
                                     "history_recent_mean",
                                     "mf_rating",
+                                    "mf_rated_similarity",
+                                    "mf_liked_affinity",
                                     "timestamp"};
 // item_cf_mean: a similarity from n co-raters is shrunk by n / (n + kSimilarityShrinkage), so
 // that a pair rated by a handful of users weighs little (measured on the validation split:
@@ -592,28 +594,66 @@ class FactorizedEarlierRatings {
     return absl::OkStatus();
   }
 
-  // Appends a tab and the mf_rating cell of `r`: empty before the first Refit.
+  // Appends the mf_rating, mf_rated_similarity and mf_liked_affinity cells of `r`, each
+  // preceded by a tab: empty before the first Refit.
   void Describe(const Rating& r, std::string* line) const {
-    absl::StrAppend(line, "\t");
-    if (fit_ == nullptr) return;
+    if (fit_ == nullptr) {
+      absl::StrAppend(line, "\t\t\t");
+      return;
+    }
     const auto user = users_.find(r.user);
     const double predicted = user == users_.end()
                                  ? RatingFactorization::UserFoldIn(fit_.get()).Predict(r.movie)
-                                 : user->second.Predict(r.movie);
-    absl::StrAppend(line, FormatStatistic(predicted - kMiddleRating));
+                                 : user->second.fold_in.Predict(r.movie);
+    absl::StrAppend(line, "\t", FormatStatistic(predicted - kMiddleRating), "\t");
+    if (user == users_.end() || !fit_->Knows(r.movie)) {
+      absl::StrAppend(line, "\t");
+      return;
+    }
+    const Eigen::VectorXd target = fit_->ItemFactors(r.movie);
+    const UserTaste& taste = user->second;
+    const double norms = taste.rated_sum.norm() * target.norm();
+    if (taste.rated > 0 && norms > 0) {
+      absl::StrAppend(line, FormatStatistic(taste.rated_sum.dot(target) / norms));
+    }
+    absl::StrAppend(line, "\t");
+    if (taste.liked > 0) {
+      absl::StrAppend(line, FormatStatistic(taste.liked_sum.dot(target) / taste.liked));
+    }
   }
 
   // Adds ratings (of one second, or every earlier one at a refit) to their users' fold-ins.
   void AddSecond(absl::Span<const Rating> ratings) {
     if (fit_ == nullptr) return;
     for (const Rating& r : ratings) {
-      users_.try_emplace(r.user, fit_.get()).first->second.Add(r.movie, r.rating);
+      UserTaste& taste = users_.try_emplace(r.user, fit_.get()).first->second;
+      taste.fold_in.Add(r.movie, r.rating);
+      if (!fit_->Knows(r.movie)) continue;
+      const Eigen::VectorXd factors = fit_->ItemFactors(r.movie);
+      taste.rated_sum += factors;
+      ++taste.rated;
+      if (r.rating >= kClickMinRating) {
+        taste.liked_sum += factors;
+        ++taste.liked;
+      }
     }
   }
 
  private:
+  struct UserTaste {
+    explicit UserTaste(const RatingFactorization* fit)
+        : fold_in(fit),
+          rated_sum(Eigen::VectorXd::Zero(fit->factors())),
+          liked_sum(Eigen::VectorXd::Zero(fit->factors())) {}
+    RatingFactorization::UserFoldIn fold_in;
+    Eigen::VectorXd rated_sum;  // of the factors of the movies the user rated (known ones)
+    int64_t rated = 0;
+    Eigen::VectorXd liked_sum;  // of those rated >= kClickMinRating
+    int64_t liked = 0;
+  };
+
   std::unique_ptr<RatingFactorization> fit_;  // null before the first Refit
-  absl::flat_hash_map<int, RatingFactorization::UserFoldIn> users_;
+  absl::flat_hash_map<int, UserTaste> users_;
 };
 
 absl::Status Convert() {
@@ -681,6 +721,15 @@ absl::Status Convert() {
     }
     for (size_t row = second_start; row < second_end; ++row) {
       const Rating& r = ratings[row];
+      const bool is_eval = r.timestamp >= cut;
+      const int file = is_eval ? FLAGS_train_parts
+                               : static_cast<int>(train_written * FLAGS_train_parts / train_rows);
+      if (file != current_file) {
+        // A new day: refit on every earlier second's ratings.
+        current_file = file;
+        status = factorized_ratings.Refit(absl::MakeConstSpan(ratings.data(), second_start));
+        if (!status.ok()) return status;
+      }
       std::vector<Behaviour>& past = behaviours[r.user];
       // Behaviours in the same second as r (already appended, ratings being in time order) are
       // not earlier than r.
@@ -712,15 +761,6 @@ absl::Status Convert() {
       earlier_ratings.Describe(r, &line);
       AppendHistorySummary(
           absl::MakeConstSpan(past.data() + history_start, earlier - history_start), &line);
-      const bool is_eval = r.timestamp >= cut;
-      const int file = is_eval ? FLAGS_train_parts
-                               : static_cast<int>(train_written * FLAGS_train_parts / train_rows);
-      if (file != current_file) {
-        // A new day: refit on every earlier second's ratings.
-        current_file = file;
-        status = factorized_ratings.Refit(absl::MakeConstSpan(ratings.data(), second_start));
-        if (!status.ok()) return status;
-      }
       factorized_ratings.Describe(r, &line);
       absl::StrAppend(&line, "\t", r.timestamp, "\n");
       status = is_eval ? eval_file.Append(line) : train_files[file].Append(line);

@@ -106,6 +106,12 @@ double RatingFactorization::ItemBias(int item) const {
   return it == item_rows_.end() ? 0.0 : item_bias_(it->second);
 }
 
+Eigen::VectorXd RatingFactorization::ItemFactors(int item) const {
+  const auto it = item_rows_.find(item);
+  if (it == item_rows_.end()) return Eigen::VectorXd::Zero(factors());
+  return item_factors_.row(it->second).transpose();
+}
+
 Eigen::VectorXd RatingFactorization::Design(int row) const {
   Eigen::VectorXd x(factors() + 1);
   x.head(factors()) = item_factors_.row(row).transpose();

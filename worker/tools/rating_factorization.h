@@ -50,6 +50,8 @@ class RatingFactorization {
   // True if the fit saw a rating of `item`. An unknown item has bias 0 and factors 0.
   bool Knows(int item) const { return item_rows_.contains(item); }
   double ItemBias(int item) const;
+  // The item's factors; zeros for an unknown item.
+  Eigen::VectorXd ItemFactors(int item) const;
 
   // A user described by the ratings added to it, against one fit's items: the user's bias and
   // factors are the ridge regression (same regularization) of each added rating's residual,

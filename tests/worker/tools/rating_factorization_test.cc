@@ -86,6 +86,9 @@ TEST(RatingFactorizationTest, UnknownItemsAreIgnoredAndPredictedFromTheUsersBias
   EXPECT_TRUE(fit->Knows(0));
   EXPECT_FALSE(fit->Knows(unknown));
   EXPECT_EQ(fit->ItemBias(unknown), 0.0);
+  EXPECT_TRUE(fit->ItemFactors(unknown).isZero());
+  EXPECT_FALSE(fit->ItemFactors(0).isZero());
+  EXPECT_EQ(fit->ItemFactors(0).size(), 2);
   RatingFactorization::UserFoldIn user(&*fit);
   EXPECT_DOUBLE_EQ(user.Predict(unknown), fit->mean());
   user.Add(unknown, 5);  // not known: no effect
