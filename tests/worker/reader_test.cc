@@ -29,6 +29,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/child_process.h"
+#include "worker/tools/item_item_regression.h"
 #include "worker/tools/rating_factorization.h"
 
 namespace granary {
@@ -1014,6 +1015,7 @@ TEST_F(MovielensConvertTest, FactorizationColumnsFitEarlierFilesAndFoldInStrictl
     EXPECT_EQ(row.Get("mf_rating"), "");
     EXPECT_EQ(row.Get("mf_rated_similarity"), "");
     EXPECT_EQ(row.Get("mf_liked_affinity"), "");
+    EXPECT_EQ(row.Get("ease_liked_score"), "");
   }
   int checked = 0, checked_taste = 0;
   // Each later file: the factorization of every rating before its first row's second, with
@@ -1034,6 +1036,10 @@ TEST_F(MovielensConvertTest, FactorizationColumnsFitEarlierFilesAndFoldInStrictl
     absl::StatusOr<RatingFactorization> fit =
         RatingFactorization::Fit(before_file, RatingFactorization::Options());
     ASSERT_TRUE(fit.ok()) << fit.status();
+    std::vector<ItemItemRegression::Pick> picks;
+    for (const ObservedRating& r : before_file) picks.push_back({r.user, r.item});
+    absl::StatusOr<ItemItemRegression> item_item = ItemItemRegression::Fit(picks, 100);
+    ASSERT_TRUE(item_item.ok()) << item_item.status();
     for (const ConvertedRow& row : files[k]) {
       const int user = std::stoi(row.Get("user_id"));
       const int64_t time = std::stoll(row.Get("timestamp"));
@@ -1043,6 +1049,7 @@ TEST_F(MovielensConvertTest, FactorizationColumnsFitEarlierFilesAndFoldInStrictl
       Eigen::VectorXd rated_sum = Eigen::VectorXd::Zero(fit->factors());
       Eigen::VectorXd liked_sum = Eigen::VectorXd::Zero(fit->factors());
       int rated = 0, liked = 0;
+      double ease_score = 0;
       for (const Rating& r : ratings_) {
         if (r.user != user || r.timestamp >= time) continue;
         fold_in.Add(r.movie, r.rating);
@@ -1052,6 +1059,7 @@ TEST_F(MovielensConvertTest, FactorizationColumnsFitEarlierFilesAndFoldInStrictl
         if (r.rating >= 4) {
           liked_sum += fit->ItemFactors(r.movie);
           ++liked;
+          ease_score += item_item->Weight(r.movie, movie);
         }
       }
       ASSERT_NE(row.Get("mf_rating"), "") << where;
@@ -1073,6 +1081,13 @@ TEST_F(MovielensConvertTest, FactorizationColumnsFitEarlierFilesAndFoldInStrictl
             << where;
       } else {
         EXPECT_EQ(row.Get("mf_liked_affinity"), "") << where;
+      }
+      // EASE's weights from the liked movies (fit on the same earlier ratings) to the target.
+      if (fit->Knows(movie) && liked > 0) {
+        ASSERT_NE(row.Get("ease_liked_score"), "") << where;
+        EXPECT_NEAR(std::stod(row.Get("ease_liked_score")), ease_score, 1e-3) << where;
+      } else {
+        EXPECT_EQ(row.Get("ease_liked_score"), "") << where;
       }
       ++checked;
       checked_taste += row.Get("mf_liked_affinity").empty() ? 0 : 1;

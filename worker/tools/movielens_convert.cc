@@ -47,11 +47,20 @@
 //   history_liked the share of the history's ratings >= 4 minus 0.5; empty if none
 //   history_recent_mean  the mean of the history's last kRecentHistory ratings minus 3; empty
 //                 if none
-//   mf_rating     the rating a biased matrix factorization predicts, minus 3, "%.4f": the
-//                 factorization (worker/tools/rating_factorization.h) is fit on every rating
-//                 before the first row of each output file (like a model retrained each day on
-//                 all earlier days), and the user is folded into it from all of their ratings
-//                 strictly earlier than the row's; empty in train-00, which has no earlier file
+//   Models refit at the start of each output file on every rating before its first row's
+//   second (like models retrained each day on all earlier days), each row's user described by
+//   all of their ratings strictly earlier than the row's; all four columns are empty in
+//   train-00, which has no earlier file, and "%.4f":
+//   mf_rating     the rating a biased matrix factorization (worker/tools/rating_factorization.h,
+//                 32 factors) predicts, minus 3, the user folded into it from those ratings
+//   mf_rated_similarity  the cosine of the target's factors and the sum of the factors of the
+//                 movies the user rated (does it look like what they choose to watch); empty
+//                 if the target or every one of those movies is unknown to the fit
+//   mf_liked_affinity  the mean dot product of the target's factors with those of the movies
+//                 the user rated >= 4; empty if none, or the target is unknown to the fit
+//   ease_liked_score  the sum of EASE item-to-item weights (worker/tools/item_item_regression.h,
+//                 fit on which movies each user rated) from the movies the user rated >= 4 to
+//                 the target; empty if none
 //   history       the user's last --history ratings strictly earlier in time (a rating in the
 //                 same second as the current one is never included, nor any later one),
 //                 oldest first, steps joined by ';' as
@@ -104,6 +113,7 @@
 #include "common/process_init.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
+#include "worker/tools/item_item_regression.h"
 #include "worker/tools/rating_factorization.h"
 
 DEFINE_string(input_dir, "", "Folder with u.data, u.user, u.item and u.genre (required).");
@@ -145,11 +155,15 @@ constexpr const char* kColumns[] = {"click",
                                     "mf_rating",
                                     "mf_rated_similarity",
                                     "mf_liked_affinity",
+                                    "ease_liked_score",
                                     "timestamp"};
 // item_cf_mean: a similarity from n co-raters is shrunk by n / (n + kSimilarityShrinkage), so
 // that a pair rated by a handful of users weighs little (measured on the validation split:
 // 5 and 20 within 0.001 AUC).
 constexpr double kSimilarityShrinkage = 5.0;
+// ease_liked_score's ridge weight (Steck's paper uses a few hundred on larger data; 100 and
+// 500 were within 0.001 AUC on the validation split with trees, 100 slightly ahead).
+constexpr double kItemItemRegularization = 100;
 // history_recent_mean averages this many of the history's latest ratings: the user's mood of
 // the current session, beside history_mean's longer window.
 constexpr size_t kRecentHistory = 5;
@@ -573,86 +587,108 @@ class EarlierRatings {
   std::vector<double> residuals_;  // AddSecond's scratch
 };
 
-// mf_rating (see the top of this file): a RatingFactorization refit at the start of each output
-// file, and every user's fold-in, kept current one second at a time like EarlierRatings.
-class FactorizedEarlierRatings {
+// The columns of models refit at the start of each output file (mf_rating ..
+// ease_liked_score, see the top of this file), and what they know of each user, kept current
+// one second at a time like EarlierRatings.
+class RefitModels {
  public:
-  // Refits on `earlier` (every rating of the seconds before the current one) and folds each
-  // user in again from their ratings among them. Errors: the fit's.
+  // Refits on `earlier` (every rating of the seconds before the current one) and describes each
+  // user again from their ratings among them. Errors: the fits'.
   absl::Status Refit(absl::Span<const Rating> earlier) {
     if (earlier.empty()) return absl::OkStatus();  // nothing to fit yet: cells stay empty
     std::vector<ObservedRating> observed;
+    std::vector<ItemItemRegression::Pick> picks;
     observed.reserve(earlier.size());
-    for (const Rating& r : earlier)
+    picks.reserve(earlier.size());
+    for (const Rating& r : earlier) {
       observed.push_back({r.user, r.movie, static_cast<double>(r.rating)});
-    absl::StatusOr<RatingFactorization> fit =
+      picks.push_back({r.user, r.movie});
+    }
+    absl::StatusOr<RatingFactorization> factorization =
         RatingFactorization::Fit(observed, RatingFactorization::Options());
-    if (!fit.ok()) return fit.status();
+    if (!factorization.ok()) return factorization.status();
+    absl::StatusOr<ItemItemRegression> item_item =
+        ItemItemRegression::Fit(picks, kItemItemRegularization);
+    if (!item_item.ok()) return item_item.status();
     users_.clear();
-    fit_ = std::make_unique<RatingFactorization>(*std::move(fit));
+    factorization_ = std::make_unique<RatingFactorization>(*std::move(factorization));
+    item_item_ = std::make_unique<ItemItemRegression>(*std::move(item_item));
     AddSecond(earlier);
     return absl::OkStatus();
   }
 
-  // Appends the mf_rating, mf_rated_similarity and mf_liked_affinity cells of `r`, each
-  // preceded by a tab: empty before the first Refit.
+  // Appends the mf_rating, mf_rated_similarity, mf_liked_affinity and ease_liked_score cells of
+  // `r`, each preceded by a tab: empty before the first Refit.
   void Describe(const Rating& r, std::string* line) const {
-    if (fit_ == nullptr) {
-      absl::StrAppend(line, "\t\t\t");
+    if (factorization_ == nullptr) {
+      absl::StrAppend(line, "\t\t\t\t");
       return;
     }
     const auto user = users_.find(r.user);
-    const double predicted = user == users_.end()
-                                 ? RatingFactorization::UserFoldIn(fit_.get()).Predict(r.movie)
-                                 : user->second.fold_in.Predict(r.movie);
+    const double predicted =
+        user == users_.end()
+            ? RatingFactorization::UserFoldIn(factorization_.get()).Predict(r.movie)
+            : user->second.fold_in.Predict(r.movie);
     absl::StrAppend(line, "\t", FormatStatistic(predicted - kMiddleRating), "\t");
-    if (user == users_.end() || !fit_->Knows(r.movie)) {
-      absl::StrAppend(line, "\t");
+    if (user == users_.end() || !factorization_->Knows(r.movie)) {
+      absl::StrAppend(line, "\t\t");
       return;
     }
-    const Eigen::VectorXd target = fit_->ItemFactors(r.movie);
+    const Eigen::VectorXd target = factorization_->ItemFactors(r.movie);
     const UserTaste& taste = user->second;
     const double norms = taste.rated_sum.norm() * target.norm();
     if (taste.rated > 0 && norms > 0) {
       absl::StrAppend(line, FormatStatistic(taste.rated_sum.dot(target) / norms));
     }
     absl::StrAppend(line, "\t");
-    if (taste.liked > 0) {
-      absl::StrAppend(line, FormatStatistic(taste.liked_sum.dot(target) / taste.liked));
+    if (!taste.liked.empty()) {
+      absl::StrAppend(line, FormatStatistic(taste.liked_sum.dot(target) /
+                                            static_cast<double>(taste.liked.size())));
+    }
+    absl::StrAppend(line, "\t");
+    if (!taste.liked.empty()) {
+      double score = 0;
+      for (int movie : taste.liked) score += item_item_->Weight(movie, r.movie);
+      absl::StrAppend(line, FormatStatistic(score));
     }
   }
 
-  // Adds ratings (of one second, or every earlier one at a refit) to their users' fold-ins.
+  // Adds ratings (of one second, or every earlier one at a refit) to what is known of their
+  // users.
   void AddSecond(absl::Span<const Rating> ratings) {
-    if (fit_ == nullptr) return;
+    if (factorization_ == nullptr) return;
     for (const Rating& r : ratings) {
-      UserTaste& taste = users_.try_emplace(r.user, fit_.get()).first->second;
+      UserTaste& taste = users_.try_emplace(r.user, factorization_.get()).first->second;
       taste.fold_in.Add(r.movie, r.rating);
-      if (!fit_->Knows(r.movie)) continue;
-      const Eigen::VectorXd factors = fit_->ItemFactors(r.movie);
+      if (!factorization_->Knows(r.movie)) continue;  // both fits saw the same movies
+      const Eigen::VectorXd factors = factorization_->ItemFactors(r.movie);
       taste.rated_sum += factors;
       ++taste.rated;
       if (r.rating >= kClickMinRating) {
         taste.liked_sum += factors;
-        ++taste.liked;
+        taste.liked.push_back(r.movie);
       }
     }
   }
 
  private:
   struct UserTaste {
-    explicit UserTaste(const RatingFactorization* fit)
-        : fold_in(fit),
-          rated_sum(Eigen::VectorXd::Zero(fit->factors())),
-          liked_sum(Eigen::VectorXd::Zero(fit->factors())) {}
+    explicit UserTaste(const RatingFactorization* factorization)
+        : fold_in(factorization),
+          rated_sum(Eigen::VectorXd::Zero(factorization->factors())),
+          liked_sum(Eigen::VectorXd::Zero(factorization->factors())) {}
     RatingFactorization::UserFoldIn fold_in;
-    Eigen::VectorXd rated_sum;  // of the factors of the movies the user rated (known ones)
+    // Over the earlier movies both fits know: the sum of the factors of those rated, and of
+    // those rated >= kClickMinRating ("liked"), which are also listed.
+    Eigen::VectorXd rated_sum;
     int64_t rated = 0;
-    Eigen::VectorXd liked_sum;  // of those rated >= kClickMinRating
-    int64_t liked = 0;
+    Eigen::VectorXd liked_sum;
+    std::vector<int> liked;
   };
 
-  std::unique_ptr<RatingFactorization> fit_;  // null before the first Refit
+  // Null before the first Refit.
+  std::unique_ptr<RatingFactorization> factorization_;
+  std::unique_ptr<ItemItemRegression> item_item_;
   absl::flat_hash_map<int, UserTaste> users_;
 };
 
@@ -709,7 +745,7 @@ absl::Status Convert() {
   SplitCounts train_counts;
   SplitCounts eval_counts;
   EarlierRatings earlier_ratings(&movies, genre_names.size(), FLAGS_history);
-  FactorizedEarlierRatings factorized_ratings;
+  RefitModels refit_models;
   int current_file = 0;  // train part k is file k, eval file FLAGS_train_parts
   std::string line;
   std::string history;
@@ -727,7 +763,7 @@ absl::Status Convert() {
       if (file != current_file) {
         // A new day: refit on every earlier second's ratings.
         current_file = file;
-        status = factorized_ratings.Refit(absl::MakeConstSpan(ratings.data(), second_start));
+        status = refit_models.Refit(absl::MakeConstSpan(ratings.data(), second_start));
         if (!status.ok()) return status;
       }
       std::vector<Behaviour>& past = behaviours[r.user];
@@ -761,7 +797,7 @@ absl::Status Convert() {
       earlier_ratings.Describe(r, &line);
       AppendHistorySummary(
           absl::MakeConstSpan(past.data() + history_start, earlier - history_start), &line);
-      factorized_ratings.Describe(r, &line);
+      refit_models.Describe(r, &line);
       absl::StrAppend(&line, "\t", r.timestamp, "\n");
       status = is_eval ? eval_file.Append(line) : train_files[file].Append(line);
       if (!is_eval) ++train_written;
@@ -773,7 +809,7 @@ absl::Status Convert() {
     const absl::Span<const Rating> second =
         absl::MakeConstSpan(ratings.data() + second_start, second_end - second_start);
     earlier_ratings.AddSecond(second);
-    factorized_ratings.AddSecond(second);
+    refit_models.AddSecond(second);
   }
   for (GzipWriter& train_file : train_files) {
     if (status.ok()) status = train_file.Close();
