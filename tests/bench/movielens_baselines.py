@@ -6,7 +6,8 @@ label (rating >= 4) with models that need no embedding:
   - each numeric column alone (its AUC as a score, e.g. movie_mean: the movie's earlier mean);
   - logistic regression and gradient-boosted trees (scikit-learn) over the 9 statistics of
     earlier ratings, over those plus the 4 summaries of the history's ratings, and over all
-    14 numeric columns (those and mf_rating, the matrix factorization's prediction).
+    17 numeric columns (those and the 4 columns of the models refit per file: mf_rating,
+    mf_rated_similarity, mf_liked_affinity, ease_liked_score).
 Two splits, as for the models: "validation" trains on train-00..06 and scores train-07;
 "eval" trains on every train file and scores eval.tsv.gz. Missing cells read as 0, as in the
 models. A study tool, not a project dependency: Debian's python3-sklearn provides numpy and
@@ -32,8 +33,8 @@ from sklearn.preprocessing import StandardScaler
 STATISTICS = ["movie_count", "movie_mean", "user_count", "user_mean", "user_bias",
               "user_genre_mean", "movie_age", "history_co_rated_mean", "item_cf_mean"]
 HISTORY_SUMMARIES = ["history_mean", "history_last", "history_liked", "history_recent_mean"]
-FACTORIZATION = ["mf_rating"]
-NUMERIC_FIELDS = STATISTICS + HISTORY_SUMMARIES + FACTORIZATION
+REFIT_MODELS = ["mf_rating", "mf_rated_similarity", "mf_liked_affinity", "ease_liked_score"]
+NUMERIC_FIELDS = STATISTICS + HISTORY_SUMMARIES + REFIT_MODELS
 
 
 def read(paths):
@@ -52,7 +53,7 @@ def score(train, test):
             for j, column in enumerate(NUMERIC_FIELDS)}
     summarized = len(STATISTICS) + len(HISTORY_SUMMARIES)
     for name, width in ((f"the {len(STATISTICS)} statistics", len(STATISTICS)),
-                        (f"the {summarized} columns before mf_rating", summarized),
+                        (f"the {summarized} statistics and history summaries", summarized),
                         (f"all {len(NUMERIC_FIELDS)} numeric columns", len(NUMERIC_FIELDS))):
         logistic = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
         logistic.fit(x[:, :width], y)

@@ -34,7 +34,7 @@ ITEM_FIELDS = ["movie_id", "genres", "year"]  # genres is a list, mean-pooled
 NUMERIC_FIELDS = ["movie_count", "movie_mean", "user_count", "user_mean", "user_bias",
                   "user_genre_mean", "movie_age", "history_co_rated_mean", "item_cf_mean",
                   "history_mean", "history_last", "history_liked", "history_recent_mean",
-                  "mf_rating"]
+                  "mf_rating", "mf_rated_similarity", "mf_liked_affinity", "ease_liked_score"]
 # A history step is movie,genre and these numbers (rating_vs_mean, rating_vs_movie_mean,
 # similarity), which enter the LSTM as they are.
 STEP_NUMERICS = 3
