@@ -119,6 +119,19 @@ inline void ExpectParameterGradientsNear(ParameterSet* params, const std::vector
   }
 }
 
+// The whole check of a layer with one input: runs `loss` (the forward pass) once, takes the
+// analytic gradients from `backward` (it returns d_input and adds to the parameter grads), and
+// compares the input's and every parameter's with central differences of `loss`.
+inline void ExpectLayerGradientsNear(ParameterSet* params, Matrix* input,
+                                     const std::function<double()>& loss,
+                                     const std::function<Matrix()>& backward) {
+  loss();
+  const Matrix d_input = backward();
+  const std::vector<Matrix> grads = CopyGrads(*params);
+  ExpectGradientNear("input", input, d_input, loss);
+  ExpectParameterGradientsNear(params, grads, loss);
+}
+
 // Expects a second `backward()` (after a forward pass) to double every parameter gradient of
 // `params`: layers add to their gradients, so that shared parameters sum their uses.
 inline void ExpectBackwardAddsToParameterGradients(ParameterSet* params,

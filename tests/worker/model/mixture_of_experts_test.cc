@@ -10,9 +10,7 @@ namespace granary {
 namespace model {
 namespace {
 
-using gradient_check::CopyGrads;
-using gradient_check::ExpectGradientNear;
-using gradient_check::ExpectParameterGradientsNear;
+using gradient_check::ExpectLayerGradientsNear;
 using gradient_check::ProjectOntoWeights;
 using gradient_check::RandomMatrix;
 
@@ -57,13 +55,11 @@ TEST(MixtureOfExpertsTest, GradientsMatchCentralDifferences) {
     return ProjectOntoWeights(moe.output(0), d_output0) +
            ProjectOntoWeights(moe.output(1), d_output1);
   };
-  loss();
-  params.ZeroGrads();
   const Matrix* d_outputs[] = {&d_output0, &d_output1};
-  const Matrix d_input = moe.Backward(d_outputs);
-  const std::vector<Matrix> grads = CopyGrads(params);
-  ExpectGradientNear("input", &input, d_input, loss);
-  ExpectParameterGradientsNear(&params, grads, loss);
+  ExpectLayerGradientsNear(&params, &input, loss, [&] {
+    params.ZeroGrads();
+    return moe.Backward(d_outputs);
+  });
 }
 
 }  // namespace
