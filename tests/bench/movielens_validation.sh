@@ -13,7 +13,7 @@
 # --eval           also run the eval split
 # --movielens_dir  default ../shared/data/movielens-100k next to the repository
 # --work_dir       converted data and run folders; default a new temporary folder, removed at
-#                  the end
+#                  the end unless a run failed
 # Needs a built tree (launch/build.sh).
 set -euo pipefail
 
@@ -41,9 +41,10 @@ fail() { echo "movielens_validation.sh: $*" >&2; exit 1; }
 [[ -f "$job_config" ]] || fail "no job config '$job_config'"
 job_config="$(cd "$(dirname "$job_config")" && pwd)/$(basename "$job_config")"
 [[ -x "$repo/build/granary_movielens_convert" ]] || fail "build first (launch/build.sh)"
+temporary=0
 if [[ -z "$work_dir" ]]; then
   work_dir="$(mktemp -d /tmp/movielens_validation-XXXXXX)"
-  trap 'rm -rf "$work_dir"' EXIT
+  temporary=1
 fi
 mkdir -p "$work_dir"
 
@@ -78,3 +79,5 @@ for split in "${splits[@]}"; do
       sed "s/^.*\] epoch [0-9]* eval /$split run $run: /"
   done
 done
+((temporary)) && rm -rf "$work_dir"
+exit 0
