@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/atomic_file.h"
 #include "ps/unsynced_file_system.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/env.h"
@@ -366,7 +367,7 @@ absl::Status RowStore::Checkpoint(const std::string& dir) {
     return Error(status, absl::StrCat("checkpoint to ", dir, " failed"), -1);
   }
   // RocksDB's own syncs are skipped (UnsyncedFileSystem): the checkpoint is made durable here.
-  absl::Status synced = SyncFolder(dir);
+  absl::Status synced = SyncFolderFiles(dir);
   if (!synced.ok()) {
     std::error_code ignored;
     std::filesystem::remove_all(dir, ignored);

@@ -1,15 +1,7 @@
 #include "ps/unsynced_file_system.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
-#include <system_error>
-#include <vector>
-
-#include "absl/strings/str_cat.h"
+#include <memory>
+#include <string>
 
 namespace granary {
 namespace {
@@ -56,22 +48,6 @@ rocksdb::IOStatus OpenWrapped(Open open, std::unique_ptr<rocksdb::FSWritableFile
   return status;
 }
 
-absl::Status SyncPath(const std::string& path) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot open ", path, " to sync it: ", std::strerror(errno)));
-  }
-  const int synced = fsync(fd);
-  const int sync_errno = errno;
-  close(fd);
-  if (synced != 0) {
-    return absl::UnavailableError(
-        absl::StrCat("fsync of ", path, " failed: ", std::strerror(sync_errno)));
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 rocksdb::IOStatus UnsyncedFileSystem::NewWritableFile(
@@ -104,26 +80,6 @@ rocksdb::IOStatus UnsyncedFileSystem::NewDirectory(const std::string& name,
   rocksdb::IOStatus status = target()->NewDirectory(name, options, &directory, debug);
   if (status.ok()) *result = std::make_unique<UnsyncedDirectory>(std::move(directory));
   return status;
-}
-
-absl::Status SyncFolder(const std::string& folder) {
-  std::error_code error;
-  std::vector<std::string> files;
-  for (const auto& entry : std::filesystem::directory_iterator(folder, error)) {
-    if (entry.is_regular_file()) files.push_back(entry.path().string());
-  }
-  if (error) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot list ", folder, " to sync it: ", error.message()));
-  }
-  for (const std::string& file : files) {
-    absl::Status status = SyncPath(file);
-    if (!status.ok()) return status;
-  }
-  absl::Status status = SyncPath(folder);
-  if (!status.ok()) return status;
-  std::filesystem::path parent = std::filesystem::path(folder).parent_path();
-  return SyncPath(parent.empty() ? "." : parent.string());
 }
 
 }  // namespace granary

@@ -4,7 +4,7 @@
 // recovery"), not the live database, which a crash rolls back from anyway. Syncs of the live
 // database only made writers wait for the disk: every spilled push log (a file to ingest,
 // then the MANIFEST) waited on two of them, which cost a fifth of the spiller's time.
-// A checkpoint is made durable afterwards by SyncFolder.
+// A checkpoint is made durable afterwards by SyncFolderFiles (common/atomic_file.h).
 //
 // What a kill -9 leaves is intact either way (the kernel still holds the written pages); a
 // machine crash may lose the live database's recent writes, and recovery restores the newest
@@ -15,7 +15,6 @@
 #include <memory>
 #include <string>
 
-#include "absl/status/status.h"
 #include "rocksdb/file_system.h"
 
 namespace granary {
@@ -40,10 +39,6 @@ class UnsyncedFileSystem : public rocksdb::FileSystemWrapper {
                                  std::unique_ptr<rocksdb::FSDirectory>* result,
                                  rocksdb::IODebugContext* debug) override;
 };
-
-// Makes the files of `folder` (not its subfolders), the folder and its entry in its parent
-// durable (fsync). Errors name the file.
-absl::Status SyncFolder(const std::string& folder);
 
 }  // namespace granary
 

@@ -1,18 +1,13 @@
 #include "scheduler/checkpoint_store.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/atomic_file.h"
 #include "common/config.h"
 #include "google/protobuf/text_format.h"
 
@@ -40,17 +35,6 @@ absl::StatusOr<std::map<uint64_t, bool>> ListCheckpoints(const std::string& root
         absl::StrCat("cannot list checkpoint root ", root, ": ", error.message()));
   }
   return found;
-}
-
-absl::Status SyncPath(const std::string& path, int flags) {
-  int fd = open(path.c_str(), flags);
-  if (fd < 0 || fsync(fd) != 0) {
-    std::string reason = strerror(errno);
-    if (fd >= 0) close(fd);
-    return absl::UnavailableError(absl::StrCat("cannot fsync ", path, ": ", reason));
-  }
-  close(fd);
-  return absl::OkStatus();
 }
 
 }  // namespace
@@ -97,26 +81,14 @@ absl::Status CheckpointStore::Prepare(uint64_t id) const {
 }
 
 absl::Status CheckpointStore::WriteManifest(const proto::CheckpointManifest& manifest) const {
-  const std::string dir = DirOf(manifest.id());
-  const std::string path = absl::StrCat(dir, "/", kManifest);
-  const std::string temporary = path + ".tmp";
+  const std::string path = absl::StrCat(DirOf(manifest.id()), "/", kManifest);
   std::string text;
   if (!google::protobuf::TextFormat::PrintToString(manifest, &text)) {
     return absl::InternalError(absl::StrCat("cannot print manifest ", path));
   }
-  {
-    std::ofstream out(temporary, std::ios::trunc);
-    out << "# Granary checkpoint manifest (proto granary.proto.CheckpointManifest)\n" << text;
-    out.flush();
-    if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", temporary));
-  }
-  absl::Status synced = SyncPath(temporary, O_RDONLY);
-  if (!synced.ok()) return synced;
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot rename ", temporary, " to ", path, ": ", strerror(errno)));
-  }
-  return SyncPath(dir, O_RDONLY | O_DIRECTORY);
+  return WriteFileAtomically(
+      path, absl::StrCat("# Granary checkpoint manifest (proto granary.proto.CheckpointManifest)\n",
+                         text));
 }
 
 absl::StatusOr<int> CheckpointStore::Prune(int keep) const {

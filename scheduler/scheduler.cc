@@ -1,10 +1,8 @@
 #include "scheduler/scheduler.h"
 
-#include <cstdio>
-#include <fstream>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/atomic_file.h"
 #include "common/node_name.h"
 #include "common/shard_map.h"
 #include "common/socket_options.h"
@@ -52,17 +50,8 @@ void Scheduler::SendError(const std::string& routing_id, const proto::Header& re
 
 absl::Status Scheduler::WriteAddressFile() const {
   if (options_.address_file.empty()) return absl::OkStatus();
-  std::string temp = options_.address_file + ".tmp";
-  {
-    std::ofstream out(temp);
-    out << options_.host << ":" << port_.load() << "\n";
-    if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", temp));
-  }
-  if (std::rename(temp.c_str(), options_.address_file.c_str()) != 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot rename ", temp, " to ", options_.address_file));
-  }
-  return absl::OkStatus();
+  return WriteFileAtomically(options_.address_file,
+                             absl::StrCat(options_.host, ":", port_.load(), "\n"));
 }
 
 absl::Status Scheduler::Run() {

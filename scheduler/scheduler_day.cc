@@ -1,11 +1,10 @@
 // Scheduler: closing a training day (see SchedulerOptions::close_day_into).
-#include <cstdio>
 #include <filesystem>
-#include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/atomic_file.h"
 #include "common/node_name.h"
 #include "glog/logging.h"
 #include "scheduler/scheduler.h"
@@ -88,23 +87,16 @@ absl::Status Scheduler::PublishDay(const std::string& checkpoint_dir) {
                                           name, counts.first, counts.second));
   }
   const fs::path report = model / "reports" / absl::StrCat(options_.day, ".close.json");
-  const std::string temporary = report.string() + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::trunc);
-    out << absl::StrFormat(
-        "{\"day\": \"%s\", \"closed\": \"%s\", \"close_seconds\": %.3f, \"base\": \"%s\",\n"
-        " \"tables\": [%s],\n \"delta\": {\"rows\": %d, \"tombstones\": %d, \"files\": [%s]}}\n",
-        options_.day, absl::FormatTime(absl::RFC3339_sec, absl::Now(), absl::UTCTimeZone()),
-        absl::ToDoubleSeconds(absl::Now() - day_close_started_), base.string(),
-        absl::StrJoin(table_lines, ", "), delta_rows, delta_tombstones,
-        absl::StrJoin(deltas, ", "));
-    out.flush();
-    if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", temporary));
-  }
-  fs::rename(temporary, report, error);
-  if (error) {
-    return absl::UnavailableError(absl::StrCat("cannot rename ", temporary, ": ", error.message()));
-  }
+  absl::Status written = WriteFileAtomically(
+      report.string(),
+      absl::StrFormat(
+          "{\"day\": \"%s\", \"closed\": \"%s\", \"close_seconds\": %.3f, \"base\": \"%s\",\n"
+          " \"tables\": [%s],\n \"delta\": {\"rows\": %d, \"tombstones\": %d, \"files\": [%s]}}\n",
+          options_.day, absl::FormatTime(absl::RFC3339_sec, absl::Now(), absl::UTCTimeZone()),
+          absl::ToDoubleSeconds(absl::Now() - day_close_started_), base.string(),
+          absl::StrJoin(table_lines, ", "), delta_rows, delta_tombstones,
+          absl::StrJoin(deltas, ", ")));
+  if (!written.ok()) return written;
   LOG(INFO) << "day " << options_.day << " closed: base " << base.string() << ", report "
             << report.string();
   return absl::OkStatus();

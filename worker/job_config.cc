@@ -5,7 +5,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/config.h"
-#include "worker/retrieval_model.h"
+#include "worker/models/retrieval_model.h"
 
 namespace granary {
 namespace {

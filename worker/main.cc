@@ -1,6 +1,6 @@
 // granary_worker: registers with the scheduler, connects to the servers and runs a job.
 //   --job=demo  the push/pull demo (worker/demo_job.h)
-//   --job=train train and evaluate the model of --job_config (worker/trainer.h)
+//   --job=train train and evaluate the model of --job_config (worker/train/trainer.h)
 //   --job=idle  no work: stay a cluster member until shutdown (for tests and debugging)
 #include <cstdlib>
 
@@ -10,7 +10,7 @@
 #include "glog/logging.h"
 #include "worker/demo_job.h"
 #include "worker/kv_worker.h"
-#include "worker/trainer.h"
+#include "worker/train/trainer.h"
 
 DEFINE_string(job, "demo", "What to run: demo, train or idle.");
 DEFINE_string(job_config, "", "--job=train: the job config (common/proto/job.proto).");

@@ -5,7 +5,7 @@ A one-off comparison, not a project dependency: train_bench runs it when `import
 (Debian 12: apt-get install python3-torch, PyTorch 1.13) and prints its training samples/s on
 one core beside Granary's samples/s per worker thread.
 
-Same network as worker/dupn_model.h with the sizes of configs/movielens_dupn.pbtxt, same batch
+Same network as worker/models/dupn_model.h with the sizes of configs/movielens_dupn.pbtxt, same batch
 size, same optimizer classes as configs/movielens_dupn_cluster.pbtxt (Adagrad on the
 embeddings, Adam on the dense weights), same data (the TSV files granary_movielens_convert
 writes). Tokens get an embedding row per (hash space, token), so the history's movies and

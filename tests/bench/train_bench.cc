@@ -48,7 +48,7 @@
 #include "tests/bench/bench_json.h"
 #include "tests/testing/in_process_cluster.h"
 #include "worker/job_config.h"
-#include "worker/trainer.h"
+#include "worker/train/trainer.h"
 
 DEFINE_string(models, "dupn", "Comma-separated jobs configs/movielens_<model>.pbtxt to train.");
 DEFINE_string(threads, "1,2", "Comma-separated compute-thread counts to time.");
@@ -239,7 +239,8 @@ absl::Status Run() {
       absl::StatusOr<JobSpec> spec =
           LoadJobConfig(absl::StrCat(GRANARY_SOURCE_DIR, "/configs/movielens_dupn.pbtxt"));
       if (!spec.ok()) return spec.status();
-      absl::PrintF("  dupn in PyTorch (%s), threads=1: %d epochs...\n", *python, FLAGS_torch_epochs);
+      absl::PrintF("  dupn in PyTorch (%s), threads=1: %d epochs...\n", *python,
+                   FLAGS_torch_epochs);
       absl::StatusOr<Row> row = TrainTorch(
           *python, data_dir, static_cast<int>(spec->job.training().batch_size()), &torch_auc);
       if (row.ok()) {

@@ -20,7 +20,7 @@
 #include "common/vector_file.h"
 #include "gtest/gtest.h"
 #include "tests/testing/in_process_cluster.h"
-#include "worker/trainer.h"
+#include "worker/train/trainer.h"
 
 namespace granary {
 namespace {

@@ -19,7 +19,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/in_process_cluster.h"
 #include "tests/testing/synthetic_clicks.h"
-#include "worker/trainer.h"
+#include "worker/train/trainer.h"
 
 namespace granary {
 namespace {

@@ -145,14 +145,5 @@ TEST_F(UnsyncedFileSystemTest, RowStoreSkipsRocksDbSyncsAndKeepsItsRows) {
   }
 }
 
-TEST_F(UnsyncedFileSystemTest, SyncFolderSyncsFilesAndNamesAMissingFolder) {
-  std::ofstream(dir_ + "/a") << "a";
-  std::ofstream(dir_ + "/b") << "b";
-  EXPECT_TRUE(SyncFolder(dir_).ok());
-  absl::Status status = SyncFolder(dir_ + "/missing");
-  EXPECT_FALSE(status.ok());
-  EXPECT_TRUE(absl::StrContains(status.message(), dir_ + "/missing")) << status;
-}
-
 }  // namespace
 }  // namespace granary

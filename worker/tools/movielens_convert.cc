@@ -110,6 +110,7 @@
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "common/atomic_file.h"
 #include "common/process_init.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
@@ -316,13 +317,15 @@ absl::Status ReadRatings(const std::string& path, const absl::flat_hash_map<int,
   });
 }
 
-// A gzip file written under "<path>.tmp" and renamed to `path` by Close().
+// A gzip file written under TemporaryPathOf(path) and published as `path` by Close().
 class GzipWriter {
  public:
   absl::Status Open(const std::string& path) {
     path_ = path;
-    file_ = gzopen((path + ".tmp").c_str(), "wb");
-    if (file_ == nullptr) return absl::UnavailableError(absl::StrCat(path, ".tmp: cannot create"));
+    file_ = gzopen(TemporaryPathOf(path).c_str(), "wb");
+    if (file_ == nullptr) {
+      return absl::UnavailableError(absl::StrCat(TemporaryPathOf(path), ": cannot create"));
+    }
     return absl::OkStatus();
   }
   ~GzipWriter() {
@@ -339,11 +342,10 @@ class GzipWriter {
     int result = gzclose(file_);
     file_ = nullptr;
     if (!status.ok()) return status;
-    if (result != Z_OK) return absl::DataLossError(absl::StrCat(path_, ".tmp: close failed"));
-    std::error_code error;
-    std::filesystem::rename(path_ + ".tmp", path_, error);
-    if (error) return absl::UnavailableError(absl::StrCat(path_, ": rename: ", error.message()));
-    return absl::OkStatus();
+    if (result != Z_OK) {
+      return absl::DataLossError(absl::StrCat(TemporaryPathOf(path_), ": close failed"));
+    }
+    return PublishFile(TemporaryPathOf(path_), path_);
   }
 
  private:
@@ -352,7 +354,7 @@ class GzipWriter {
         gzwrite(file_, buffer_.data(), static_cast<unsigned>(buffer_.size())) <= 0) {
       int error = 0;
       return absl::DataLossError(
-          absl::StrCat(path_, ".tmp: write failed: ", gzerror(file_, &error)));
+          absl::StrCat(TemporaryPathOf(path_), ": write failed: ", gzerror(file_, &error)));
     }
     buffer_.clear();
     return absl::OkStatus();

@@ -1,0 +1,198 @@
+#include "worker/models/dupn_model.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "worker/job_config.h"
+#include "worker/nn/embedding_pooling.h"
+
+namespace granary {
+
+using nn::Matrix;
+
+absl::StatusOr<std::unique_ptr<DupnModel>> DupnModel::Create(const proto::ModelConfig& model,
+                                                             const proto::DatasetConfig& dataset) {
+  if (!model.has_dupn()) return absl::InvalidArgumentError("the model is not a DUPN model");
+  absl::StatusOr<EmbeddedFields> user_fields =
+      EmbeddedFields::Create(model.dupn().user_fields(), dataset);
+  if (!user_fields.ok()) return user_fields.status();
+  absl::StatusOr<EmbeddedFields> item_fields =
+      EmbeddedFields::Create(model.dupn().item_fields(), dataset);
+  if (!item_fields.ok()) return item_fields.status();
+  absl::StatusOr<NumericFields> numeric_fields =
+      NumericFields::Create(model.dupn().numeric_fields(), dataset);
+  if (!numeric_fields.ok()) return numeric_fields.status();
+  const proto::ColumnConfig* behavior = FindDatasetColumn(dataset, model.dupn().behavior_column());
+  if (behavior == nullptr || behavior->role() != proto::ColumnConfig::SEQUENCE) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("no SEQUENCE column '", model.dupn().behavior_column(), "' in the dataset"));
+  }
+  return std::unique_ptr<DupnModel>(new DupnModel(model, *std::move(user_fields),
+                                                  *std::move(item_fields),
+                                                  *std::move(numeric_fields), *behavior));
+}
+
+DupnModel::DupnModel(const proto::ModelConfig& model, EmbeddedFields user_fields,
+                     EmbeddedFields item_fields, NumericFields numeric_fields,
+                     const proto::ColumnConfig& behavior)
+    : dim_(static_cast<int>(model.embedding_dim())),
+      user_fields_(std::move(user_fields)),
+      item_fields_(std::move(item_fields)),
+      numeric_fields_(std::move(numeric_fields)),
+      behavior_column_(behavior.name()),
+      tasks_(model.tasks().begin(), model.tasks().end()) {
+  for (const proto::StepFieldConfig& step : behavior.step_fields()) {
+    (step.kind() == proto::StepFieldConfig::NUMERIC ? numeric_steps_ : categorical_steps_)
+        .push_back(step.name());
+  }
+  const proto::DupnConfig& dupn = model.dupn();
+  const int step_width =
+      static_cast<int>(categorical_steps_.size()) * dim_ + static_cast<int>(numeric_steps_.size());
+  const int hidden = static_cast<int>(dupn.lstm_hidden());
+  const int item_width = item_fields_.num_slots() * dim_;
+  lstm_ = std::make_unique<nn::Lstm>(&params_, "behavior_lstm", step_width, hidden);
+  attention_ =
+      std::make_unique<nn::AttentionPooling>(&params_, "behavior_attention", hidden, item_width,
+                                             static_cast<int>(dupn.attention_hidden()));
+  user_mlp_ = std::make_unique<nn::Mlp>(
+      &params_, "user_mlp", user_fields_.num_slots() * dim_ + hidden + numeric_fields_.num_fields(),
+      dupn.user_mlp());
+  const int head_width = user_mlp_->output_dim() + item_width + numeric_fields_.num_fields();
+  head_cross_ = std::make_unique<nn::CrossNetwork>(&params_, "head_cross", head_width,
+                                                   static_cast<int>(dupn.cross_layers()));
+  for (const proto::TaskConfig& task : tasks_) {
+    heads_.push_back(std::make_unique<TaskHead>(&params_, task, head_width));
+  }
+}
+
+absl::Status DupnModel::Prepare(const Batch& batch, ModelInput* model_input) const {
+  DupnInput* input = static_cast<DupnInput*>(model_input);
+  const int n = batch.size;
+  input->StartBatch(n);
+  absl::Status status = user_fields_.Prepare(batch, input, &input->user_fields);
+  if (status.ok()) status = item_fields_.Prepare(batch, input, &input->item_fields);
+  if (status.ok()) status = numeric_fields_.Prepare(batch, &input->numeric);
+  if (!status.ok()) return status;
+
+  int index = FindColumn(batch.sequences, behavior_column_);
+  if (index < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("batch has no SEQUENCE column '", behavior_column_, "'"));
+  }
+  const SequenceColumn& sequence = batch.sequences[index];
+  input->lengths.resize(n);
+  int longest = 0;
+  for (int b = 0; b < n; ++b) {
+    input->lengths[b] = static_cast<int32_t>(sequence.Length(b));
+    longest = std::max(longest, input->lengths[b]);
+  }
+  // LSTM and attention need at least one (padding) step.
+  const int steps = std::max(1, longest);
+  input->num_steps = steps;
+  input->step_row_ids.resize(categorical_steps_.size());
+  for (size_t j = 0; j < categorical_steps_.size(); ++j) {
+    const int field = FindColumn(sequence.fields, categorical_steps_[j]);
+    if (field < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "sequence '", behavior_column_, "' has no step field '", categorical_steps_[j], "'"));
+    }
+    const std::vector<uint64_t>& keys = sequence.fields[field].keys;
+    std::vector<int32_t>& ids = input->step_row_ids[j];
+    ids.assign(static_cast<size_t>(n) * steps, nn::kPaddingRow);
+    for (int b = 0; b < n; ++b) {
+      for (int t = 0; t < input->lengths[b]; ++t) {
+        ids[static_cast<size_t>(b) * steps + t] = input->RowOf(keys[sequence.offsets[b] + t]);
+      }
+    }
+  }
+  input->step_values.resize(numeric_steps_.size());
+  for (size_t j = 0; j < numeric_steps_.size(); ++j) {
+    const int field = FindColumn(sequence.fields, numeric_steps_[j]);
+    if (field < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "sequence '", behavior_column_, "' has no step field '", numeric_steps_[j], "'"));
+    }
+    const std::vector<float>& values = sequence.fields[field].values;
+    std::vector<float>& out = input->step_values[j];
+    out.assign(static_cast<size_t>(n) * steps, 0.0f);
+    for (int b = 0; b < n; ++b) {
+      for (int t = 0; t < input->lengths[b]; ++t) {
+        out[static_cast<size_t>(b) * steps + t] = values[sequence.offsets[b] + t];
+      }
+    }
+  }
+  return PrepareTaskLabels(batch, tasks_, input);
+}
+
+void DupnModel::Forward(const ModelInput& model_input, nn::ConstMatrixRef rows) {
+  const DupnInput& input = static_cast<const DupnInput&>(model_input);
+  const int n = input.batch_size;
+  const int steps = input.num_steps;
+  const int hidden = lstm_->hidden_dim();
+  const int num_categorical = static_cast<int>(categorical_steps_.size());
+
+  step_inputs_.resize(static_cast<Eigen::Index>(steps) * n, lstm_->input_dim());
+  for (int j = 0; j < num_categorical; ++j) {
+    nn::GatherSequence(rows, input.step_row_ids[j], steps, step_inputs_.middleCols(j * dim_, dim_));
+  }
+  for (size_t j = 0; j < numeric_steps_.size(); ++j) {
+    const int col = num_categorical * dim_ + static_cast<int>(j);
+    for (int b = 0; b < n; ++b) {
+      for (int t = 0; t < steps; ++t) {
+        step_inputs_(static_cast<Eigen::Index>(t) * n + b, col) =
+            input.step_values[j][static_cast<size_t>(b) * steps + t];
+      }
+    }
+  }
+  item_.resize(n, static_cast<Eigen::Index>(item_fields_.num_slots()) * dim_);
+  item_fields_.Pool(rows, input.item_fields, item_);
+  const int profile_width = user_fields_.num_slots() * dim_;
+  user_input_.resize(n, profile_width + hidden + input.numeric.cols());
+  user_input_.rightCols(input.numeric.cols()) = input.numeric;
+  user_fields_.Pool(rows, input.user_fields, user_input_.leftCols(profile_width));
+
+  const Matrix& states = lstm_->Forward(step_inputs_, input.lengths);
+  user_input_.middleCols(profile_width, hidden) = attention_->Forward(states, item_, input.lengths);
+  const Matrix& user_vector = user_mlp_->Forward(user_input_);
+
+  head_input_.resize(n, user_vector.cols() + item_.cols() + input.numeric.cols());
+  head_input_.leftCols(user_vector.cols()) = user_vector;
+  head_input_.middleCols(user_vector.cols(), item_.cols()) = item_;
+  head_input_.rightCols(input.numeric.cols()) = input.numeric;
+  const Matrix& crossed = head_cross_->Forward(head_input_);
+  for (std::unique_ptr<TaskHead>& head : heads_) head->Forward(crossed);
+}
+
+void DupnModel::Backward(const ModelInput& model_input, std::vector<nn::LossValue>* losses,
+                         Matrix* d_rows) {
+  const DupnInput& input = static_cast<const DupnInput&>(model_input);
+  const int n = input.batch_size;
+  params_.ZeroGrads();
+  losses->resize(tasks_.size());
+  d_crossed_.setZero(n, head_input_.cols());
+  for (size_t k = 0; k < tasks_.size(); ++k) {
+    d_crossed_ += heads_[k]->Backward(input, static_cast<int>(k), &(*losses)[k]);
+  }
+
+  const Matrix& d_head_input = head_cross_->Backward(d_crossed_);
+  const int user_width = user_mlp_->output_dim();
+  d_user_vector_ = d_head_input.leftCols(user_width);
+  const Matrix& d_user_input = user_mlp_->Backward(d_user_vector_);
+  const int hidden = lstm_->hidden_dim();
+  d_pooled_ = d_user_input.middleCols(user_fields_.num_slots() * dim_, hidden);
+  attention_->Backward(d_pooled_);
+  d_item_ = d_head_input.middleCols(user_width, item_.cols()) + attention_->d_query();
+  const Matrix& d_steps = lstm_->Backward(&attention_->d_states(), nullptr);
+
+  d_rows->setZero(static_cast<Eigen::Index>(input.keys.size()), dim_);
+  user_fields_.PoolBackward(d_user_input.leftCols(user_fields_.num_slots() * dim_),
+                            input.user_fields, *d_rows);
+  item_fields_.PoolBackward(d_item_, input.item_fields, *d_rows);
+  for (size_t j = 0; j < categorical_steps_.size(); ++j) {
+    nn::GatherSequenceBackward(d_steps.middleCols(j * dim_, dim_), input.step_row_ids[j],
+                               input.num_steps, *d_rows);
+  }
+}
+
+}  // namespace granary

@@ -1,0 +1,153 @@
+#include "worker/models/embedded_fields.h"
+
+#include "absl/strings/str_cat.h"
+#include "worker/job_config.h"
+#include "worker/nn/embedding_pooling.h"
+
+namespace granary {
+namespace {
+
+nn::MultiValuedField AsField(const SlotRows& rows) {
+  return nn::MultiValuedField{rows.offsets, rows.row_ids, {}};
+}
+
+}  // namespace
+
+absl::StatusOr<EmbeddedFields> EmbeddedFields::Create(
+    const google::protobuf::RepeatedPtrField<std::string>& columns,
+    const proto::DatasetConfig& dataset) {
+  EmbeddedFields fields;
+  for (const std::string& name : columns) {
+    const proto::ColumnConfig* column = FindDatasetColumn(dataset, name);
+    if (column == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("no column '", name, "' in the dataset"));
+    }
+    switch (column->role()) {
+      case proto::ColumnConfig::CATEGORICAL:
+        fields.slots_.push_back({Kind::kCategorical, name, ""});
+        break;
+      case proto::ColumnConfig::MULTI_CATEGORICAL:
+        fields.slots_.push_back({Kind::kMultiCategorical, name, ""});
+        break;
+      case proto::ColumnConfig::SEQUENCE: {
+        bool embedded = false;
+        for (const proto::StepFieldConfig& step : column->step_fields()) {
+          if (step.kind() != proto::StepFieldConfig::CATEGORICAL) continue;
+          fields.slots_.push_back({Kind::kSequenceStep, name, step.name()});
+          embedded = true;
+        }
+        if (!embedded) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("SEQUENCE column '", name, "' has no CATEGORICAL step field"));
+        }
+        break;
+      }
+      default:
+        return absl::InvalidArgumentError(
+            absl::StrCat("column '", name, "' is not CATEGORICAL, MULTI_CATEGORICAL or SEQUENCE"));
+    }
+  }
+  return fields;
+}
+
+absl::Status EmbeddedFields::Prepare(const Batch& batch, ModelInput* input,
+                                     std::vector<SlotRows>* rows) const {
+  rows->resize(slots_.size());
+  for (size_t s = 0; s < slots_.size(); ++s) {
+    const Slot& slot = slots_[s];
+    SlotRows& out = (*rows)[s];
+    out.offsets.assign(1, 0);
+    out.row_ids.clear();
+    switch (slot.kind) {
+      case Kind::kCategorical: {
+        const int index = FindColumn(batch.categoricals, slot.column);
+        if (index < 0) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("batch has no CATEGORICAL column '", slot.column, "'"));
+        }
+        const CategoricalColumn& column = batch.categoricals[index];
+        for (int b = 0; b < batch.size; ++b) {
+          if (column.present[b]) out.row_ids.push_back(input->RowOf(column.keys[b]));
+          out.offsets.push_back(static_cast<int32_t>(out.row_ids.size()));
+        }
+        break;
+      }
+      case Kind::kMultiCategorical: {
+        const int index = FindColumn(batch.multi_categoricals, slot.column);
+        if (index < 0) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("batch has no MULTI_CATEGORICAL column '", slot.column, "'"));
+        }
+        const MultiCategoricalColumn& column = batch.multi_categoricals[index];
+        for (int b = 0; b < batch.size; ++b) {
+          for (uint32_t i = column.offsets[b]; i < column.offsets[b + 1]; ++i) {
+            out.row_ids.push_back(input->RowOf(column.keys[i]));
+          }
+          out.offsets.push_back(static_cast<int32_t>(out.row_ids.size()));
+        }
+        break;
+      }
+      case Kind::kSequenceStep: {
+        const int index = FindColumn(batch.sequences, slot.column);
+        if (index < 0) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("batch has no SEQUENCE column '", slot.column, "'"));
+        }
+        const SequenceColumn& sequence = batch.sequences[index];
+        const int field = FindColumn(sequence.fields, slot.step_field);
+        if (field < 0) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "sequence '", slot.column, "' has no step field '", slot.step_field, "'"));
+        }
+        const std::vector<uint64_t>& keys = sequence.fields[field].keys;
+        for (int b = 0; b < batch.size; ++b) {
+          for (uint32_t i = sequence.offsets[b]; i < sequence.offsets[b + 1]; ++i) {
+            out.row_ids.push_back(input->RowOf(keys[i]));
+          }
+          out.offsets.push_back(static_cast<int32_t>(out.row_ids.size()));
+        }
+        break;
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+void EmbeddedFields::Pool(nn::ConstMatrixRef rows, const std::vector<SlotRows>& slot_rows,
+                          nn::MatrixRef pooled) const {
+  const Eigen::Index dim = rows.cols();
+  for (size_t s = 0; s < slots_.size(); ++s) {
+    nn::PoolEmbeddings(rows, AsField(slot_rows[s]), nn::Pooling::kMean,
+                       pooled.middleCols(static_cast<Eigen::Index>(s) * dim, dim));
+  }
+}
+
+void EmbeddedFields::PoolBackward(nn::ConstMatrixRef d_pooled,
+                                  const std::vector<SlotRows>& slot_rows,
+                                  nn::MatrixRef d_rows) const {
+  const Eigen::Index dim = d_rows.cols();
+  for (size_t s = 0; s < slots_.size(); ++s) {
+    nn::PoolEmbeddingsBackward(d_pooled.middleCols(static_cast<Eigen::Index>(s) * dim, dim),
+                               AsField(slot_rows[s]), nn::Pooling::kMean, d_rows);
+  }
+}
+
+absl::Status PrepareEmbeddedFieldsInput(const EmbeddedFields& fields, const NumericFields& numeric,
+                                        const std::vector<proto::TaskConfig>& tasks,
+                                        const Batch& batch, EmbeddedFieldsInput* input) {
+  input->StartBatch(batch.size);
+  absl::Status status = fields.Prepare(batch, input, &input->slots);
+  if (status.ok()) status = numeric.Prepare(batch, &input->numeric);
+  if (!status.ok()) return status;
+  return PrepareTaskLabels(batch, tasks, input);
+}
+
+void ConcatEmbeddedFieldsInput(const EmbeddedFields& fields, nn::ConstMatrixRef rows,
+                               const EmbeddedFieldsInput& input, nn::Matrix* out) {
+  const Eigen::Index pooled_width = fields.num_slots() * rows.cols();
+  out->resize(input.batch_size, pooled_width + input.numeric.cols());
+  fields.Pool(rows, input.slots, out->leftCols(pooled_width));
+  out->rightCols(input.numeric.cols()) = input.numeric;
+}
+
+}  // namespace granary

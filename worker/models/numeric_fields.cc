@@ -1,0 +1,39 @@
+#include "worker/models/numeric_fields.h"
+
+#include "absl/strings/str_cat.h"
+#include "worker/job_config.h"
+
+namespace granary {
+
+absl::StatusOr<NumericFields> NumericFields::Create(
+    const google::protobuf::RepeatedPtrField<std::string>& columns,
+    const proto::DatasetConfig& dataset) {
+  NumericFields fields;
+  for (const std::string& name : columns) {
+    const proto::ColumnConfig* column = FindDatasetColumn(dataset, name);
+    if (column == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("no column '", name, "' in the dataset"));
+    }
+    if (column->role() != proto::ColumnConfig::NUMERIC) {
+      return absl::InvalidArgumentError(absl::StrCat("column '", name, "' is not NUMERIC"));
+    }
+    fields.columns_.push_back(name);
+  }
+  return fields;
+}
+
+absl::Status NumericFields::Prepare(const Batch& batch, nn::Matrix* values) const {
+  values->resize(batch.size, num_fields());
+  for (int j = 0; j < num_fields(); ++j) {
+    const int index = FindColumn(batch.numerics, columns_[j]);
+    if (index < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("batch has no NUMERIC column '", columns_[j], "'"));
+    }
+    const FloatColumn& column = batch.numerics[index];
+    for (int b = 0; b < batch.size; ++b) (*values)(b, j) = column.present[b] ? column.values[b] : 0;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace granary
