@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Reproduces the README's model-selection runs on MovieLens-100K: trains a job config on the
-# validation split (train on train-00..06, evaluate on train-07) and, with --eval, on the eval
-# split the quickstart uses (every train file, evaluated on eval.tsv.gz), on a local cluster of
-# 2 servers and 2 workers, and prints each run's epoch-5 metrics. A study tool, like
-# movielens_baselines.py: choices are made on the validation column only.
+# Reproduces the model-selection runs of docs/experiments.md on MovieLens-100K: trains a job
+# config on the validation split (train on train-00..06, evaluate on train-07) and, with
+# --eval, on the eval split the quickstart uses (every train file, evaluated on eval.tsv.gz),
+# on a local cluster of 2 servers and 2 workers, and prints each run's epoch-5 metrics. A
+# study tool, like movielens_baselines.py: choices are made on the validation column only.
 #
 #   tests/bench/movielens_validation.sh [--job_config FILE] [--runs N] [--eval]
 #       [--movielens_dir DIR] [--work_dir DIR]

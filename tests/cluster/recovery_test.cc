@@ -3,8 +3,8 @@
 // random worker, or the scheduler (SIGKILL, by pid, only processes its own launcher started) once
 // the first checkpoint exists. The run must complete, train every chunk exactly once after the
 // checkpoint it rolled back to, and end with the AUC of the same run without faults: the runs
-// are bulk-synchronous, which is deterministic (README "Consistency"), and roll back to a
-// checkpoint taken at an epoch's end.
+// are bulk-synchronous, which is deterministic (docs/operations.md "Consistency"), and roll
+// back to a checkpoint taken at an epoch's end.
 #include <signal.h>
 #include <unistd.h>
 
