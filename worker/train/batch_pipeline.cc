@@ -35,14 +35,14 @@ class BatchPipelineImpl : public BatchPipeline {
   absl::Status Train(BatchSource& source, StepClock* clock, const TrainedFn& trained,
                      PipelineCounters* counters) override {
     clock_ = clock;
-    counters_ = counters;
+    counters_ = PipelineCounters();
     absl::Status status = ForEachBatch(source, PullMode::kTrain, [&](Slot& slot) {
       absl::Status stepped = TrainStep(slot);
       if (stepped.ok()) trained(*slot.input, losses_);
       return stepped;
     });
     clock_ = nullptr;
-    counters_ = &scratch_counters_;
+    *counters = counters_;
     return status;
   }
 
@@ -93,9 +93,7 @@ class BatchPipelineImpl : public BatchPipeline {
   StepClock* clock_ = nullptr;     // while training with bounded staleness; else null
   nn::Matrix d_rows_;
   std::vector<nn::LossValue> losses_;
-  // Train's counters while it runs; else counts nobody reads.
-  PipelineCounters scratch_counters_;
-  PipelineCounters* counters_ = &scratch_counters_;
+  PipelineCounters counters_;  // of the running Train call (Evaluate's are not reported)
 };
 
 absl::StatusOr<BatchSource::Take> BatchPipelineImpl::StartBatch(BatchSource& source, PullMode mode,
@@ -124,8 +122,8 @@ void BatchPipelineImpl::IssuePulls(PullMode mode, Slot* slot) {
   slot->pulling = true;
   if (mode == PullMode::kTrain) {
     const int64_t keys = static_cast<int64_t>(slot->input->keys.size() + dense_keys.size());
-    counters_->bytes_sent += keys * static_cast<int64_t>(sizeof(uint64_t));
-    counters_->bytes_received +=
+    counters_.bytes_sent += keys * static_cast<int64_t>(sizeof(uint64_t));
+    counters_.bytes_received +=
         (static_cast<int64_t>(slot->input->keys.size()) * model_->embedding_dim() +
          static_cast<int64_t>(grads_.size())) *
         static_cast<int64_t>(sizeof(float));
@@ -176,7 +174,7 @@ absl::Status BatchPipelineImpl::ForEachBatch(BatchSource& source, PullMode mode,
     const absl::Time waiting = absl::Now();
     status = StartDeferredPulls(mode, &slots_[current]);
     if (status.ok()) status = FinishPulls(&slots_[current]);
-    counters_->pull_wait += absl::Now() - waiting;
+    counters_.pull_wait += absl::Now() - waiting;
     if (status.ok()) status = step(slots_[current]);
     if (status.ok()) status = have.status();
     if (status.ok() && *have == Take::kMustWait) {
@@ -230,14 +228,14 @@ absl::Status BatchPipelineImpl::TrainStep(Slot& slot) {
   const absl::Time computed = absl::Now();
   status = WaitPushes();
   if (status.ok() && clock_ != nullptr) status = clock_->WaitToPush(slot.step);
-  counters_->push_wait += absl::Now() - computed;
+  counters_.push_wait += absl::Now() - computed;
   if (!status.ok()) return status;
   const std::vector<uint64_t>& dense_keys = parameters_.dense_keys;
   pushes_.push_back(kv_.Push(parameters_.sparse_table, slot.input->keys,
                              absl::MakeConstSpan(d_rows_.data(), d_rows_.size())));
   pushes_.push_back(kv_.Push(parameters_.dense_table, dense_keys, grads_));
   pushed_.push_back(slot.ticket);
-  counters_->bytes_sent +=
+  counters_.bytes_sent +=
       static_cast<int64_t>(slot.input->keys.size() + dense_keys.size()) *
           static_cast<int64_t>(sizeof(uint64_t)) +
       static_cast<int64_t>(d_rows_.size() + grads_.size()) * static_cast<int64_t>(sizeof(float));

@@ -57,11 +57,11 @@ struct PipelineParameters {
   // The dense parameters' offsets from w0, as blocks of dense_dim floats at dense_keys.
   std::string dense_table;
   int dense_dim = 0;
-  std::vector<uint64_t> dense_keys;   // DenseBlockKey(dense_table, 0, 1, ...)
+  std::vector<uint64_t> dense_keys;   // DenseBlockKey(dense_table, b) for b = 0, 1, ...
   std::vector<float> initial_values;  // w0: the dense parameters of every replica's Initialize
 };
 
-// Where one Train call's time and traffic went, added to by Train.
+// Where one Train call's time and traffic went.
 struct PipelineCounters {
   // Blocked on pulls: the batch's rows were not back yet, or (bounded staleness) its deferred
   // pulls waited for this pipeline's pushes and for slower workers.
@@ -96,10 +96,10 @@ class BatchPipeline {
 
   // Trains on every batch `source` hands this pipeline (PullMode::kTrain pulls), gated by
   // `clock` if not null (bounded staleness; else asynchronous), calling `trained` after each
-  // batch and adding to *counters. Returns once the source has no batch left for it and every
-  // push is acknowledged. On the first error (of the source, Prepare, a pull, a push or the
-  // clock) it stops `source` for every thread and reports this worker done with `clock`, waits
-  // for every request it issued, and returns that error.
+  // batch; sets *counters, however it ends. Returns once the source has no batch left for it
+  // and every push is acknowledged. On the first error (of the source, Prepare, a pull, a push
+  // or the clock) it stops `source` for every thread and reports this worker done with
+  // `clock`, waits for every request it issued, and returns that error.
   virtual absl::Status Train(BatchSource& source, StepClock* clock, const TrainedFn& trained,
                              PipelineCounters* counters) = 0;
 
