@@ -1,5 +1,6 @@
 // StepClock: one worker's side of a step clock (scheduler/scheduler.h "Step clocks"), the
-// bounded-staleness gate of the trainer (DESIGN.md "Consistency").
+// bounded-staleness gate of the trainer's batch pipelines (worker/train/batch_pipeline.h;
+// DESIGN.md "Consistency").
 //
 // A step is one batch of this worker, whichever of its compute threads trains it; steps are
 // numbered from 1 in the order the threads take their batches. A step is finished once its

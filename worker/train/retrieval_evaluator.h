@@ -47,7 +47,7 @@ struct RetrievalEvaluation {
   std::optional<double> warm_auc;
   std::optional<double> cold_auc;
   // Spearman correlation of predicted and observed popularity over the cold items; nullopt if
-  // the model predicts none or there are fewer than 2 cold items.
+  // the model predicts none, there are fewer than 2 cold items, or either side is constant.
   std::optional<double> new_item_popularity_spearman;
 };
 
@@ -66,7 +66,8 @@ class RetrievalEvaluator {
   RetrievalEvaluation Evaluate(absl::Span<const int> ks, const RetrievalModel& model) const;
 
   // Writes the corpus (ITEM) and the user vector of each evaluation user's last sample (USER)
-  // as vector files (common/vector_file.h). The first error, naming the file.
+  // as vector files (common/vector_file.h). FailedPrecondition if no batch was added; else the
+  // first error, naming the file.
   absl::Status ExportVectors(const std::string& user_path, const std::string& item_path,
                              const std::string& source) const;
 

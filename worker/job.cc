@@ -1,0 +1,82 @@
+#include "worker/job.h"
+
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "glog/logging.h"
+#include "worker/job_config.h"
+
+namespace granary {
+namespace {
+
+// How long one wait for the shutdown order lasts before it is renewed.
+constexpr absl::Duration kShutdownPollInterval = absl::Seconds(1);
+
+// Logs `status` if it is an error, with `who` in front; returns it.
+absl::Status Logged(const std::string& who, absl::Status status) {
+  if (!status.ok()) LOG(ERROR) << who << ": " << status.message();
+  return status;
+}
+
+// Runs the job on a registered `scheduler` and a started `kv`.
+absl::Status RunJob(const WorkerJobOptions& options, std::optional<JobSpec> job_spec, KVWorker& kv,
+                    SchedulerClient& scheduler) {
+  if (options.job == "demo") {
+    DemoJobResult result;
+    return RunPushPullDemo(kv, scheduler, options.demo, &result);
+  }
+  if (options.job == "train") {
+    Trainer trainer(*std::move(job_spec), &kv, &scheduler, options.trainer);
+    std::vector<EpochReport> reports;
+    return trainer.Run(&reports);
+  }
+  return absl::OkStatus();  // idle
+}
+
+}  // namespace
+
+absl::Status RunWorkerJob(zmq::context_t* context, const WorkerJobOptions& options) {
+  if (options.job != "demo" && options.job != "train" && options.job != "idle") {
+    return Logged("worker", absl::InvalidArgumentError(absl::StrCat(
+                                "unknown job '", options.job, "' (use demo, train or idle)")));
+  }
+  // A bad job config or trainer option is reported before joining the cluster.
+  std::optional<JobSpec> job_spec;
+  if (options.job == "train") {
+    absl::Status checked = CheckTrainerOptions(options.trainer);
+    if (!checked.ok()) return Logged("worker", checked);
+    absl::StatusOr<JobSpec> loaded = LoadJobConfig(options.job_config);
+    if (!loaded.ok()) return Logged("job config", loaded.status());
+    job_spec = *std::move(loaded);
+  }
+  // Declared before the SchedulerClient, so destroyed after it: ~SchedulerClient joins the
+  // thread that runs the NODE_DEAD callback below, which uses the KV client.
+  std::optional<KVWorker> kv;
+  SchedulerClient scheduler(context, options.scheduler);
+  absl::Status status = scheduler.Register();
+  if (!status.ok()) return Logged("worker", status);
+  const std::string worker = absl::StrCat("worker ", scheduler.rank());
+  kv.emplace(context, scheduler.view(), options.kv);
+  status = kv->Start();
+  KVWorker* const servers = &*kv;
+  scheduler.SetNodeDeadCallback([servers](const proto::NodeInfo& node) {
+    if (node.role() == proto::SERVER) {
+      servers->MarkServerDead(node.rank(), "reported dead by the scheduler");
+    }
+  });
+  if (status.ok()) status = RunJob(options, std::move(job_spec), *kv, scheduler);
+  Logged(worker, status).IgnoreError();
+  if (options.job != "idle") scheduler.ReportJobDone(status);
+  absl::Status shutdown;
+  do {
+    shutdown = scheduler.WaitForShutdown(kShutdownPollInterval);
+  } while (absl::IsDeadlineExceeded(shutdown));
+  Logged(worker, shutdown).IgnoreError();
+  return status.ok() ? shutdown : status;
+}
+
+}  // namespace granary

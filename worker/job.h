@@ -1,0 +1,55 @@
+// The life of a granary_worker process once its flags are read: it checks its job, joins the
+// cluster, runs the job, reports the outcome and stays a member until the scheduler orders
+// shutdown. The jobs (WorkerJobOptions::job, the --job flag):
+//   demo   the push/pull demo (worker/demo_job.h);
+//   train  train and evaluate the model of a job config (worker/train/trainer.h);
+//   idle   no work: stay a cluster member until shutdown (for tests and debugging); its
+//          outcome is not reported, so it never ends the cluster's run.
+//
+// Dead servers: the scheduler's NODE_DEAD notices of servers reach the KV client
+// (KVWorker::MarkServerDead), so that requests to a dead server fail at once instead of at
+// their timeout. A notice is delivered on the SchedulerClient's background thread, which the
+// SchedulerClient's destructor joins; RunWorkerJob destroys the SchedulerClient before the
+// KVWorker, so the callback can never run on a destroyed KV client, whichever way the job ends.
+//
+// Thread-compatible: RunWorkerJob runs the job on the calling thread (the trainer adds its
+// compute threads).
+#ifndef GRANARY_WORKER_JOB_H_
+#define GRANARY_WORKER_JOB_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "common/scheduler_client.h"
+#include "worker/demo_job.h"
+#include "worker/kv_worker.h"
+#include "worker/train/trainer.h"
+#include "zmq.hpp"
+
+namespace granary {
+
+struct WorkerJobOptions {
+  // What to run: "demo", "train" or "idle" (see above).
+  std::string job = "demo";
+  // How to join the cluster (role WORKER) and reach the servers.
+  SchedulerClientOptions scheduler;
+  KVWorkerOptions kv;
+  // job "train": the job config file (common/proto/job.proto) and how to run it.
+  std::string job_config;
+  TrainerOptions trainer;
+  // job "demo".
+  DemoJobOptions demo;
+};
+
+// Runs `options.job` as one worker of the cluster. Before joining the cluster, so that a
+// mistake costs no cluster time: InvalidArgument for an unknown job or (train) trainer options
+// CheckTrainerOptions refuses, or the error of LoadJobConfig. Then the error of registering,
+// of starting the KV client or of the job, which is also reported to the scheduler (except for
+// idle); or, once the job is done, Unavailable if the scheduler is lost before it orders
+// shutdown. OK once the job succeeded and the scheduler ordered shutdown. Every error is
+// logged (LOG(ERROR)) when it happens, naming this worker once it has a rank.
+absl::Status RunWorkerJob(zmq::context_t* context, const WorkerJobOptions& options);
+
+}  // namespace granary
+
+#endif  // GRANARY_WORKER_JOB_H_
