@@ -85,7 +85,7 @@ absl::StatusOr<bool> RecordReader::Read(google::protobuf::MessageLite* record) {
   uint32_t size = 0;
   if (!input.ReadVarint32(&size)) {
     if (input.CurrentPosition() == 0 && offset == file_bytes_) return false;
-    return Corrupt(absl::StrCat("the file ends inside the length (truncated) at byte ", offset));
+    return Corrupt(absl::StrCat("unreadable length at byte ", offset, " (truncated or corrupt)"));
   }
   const uint64_t left =
       file_bytes_ - std::min<uint64_t>(file_bytes_, offset + input.CurrentPosition());

@@ -41,6 +41,7 @@ namespace granary {
 // produced still reads. A format keeps its records far smaller (blocks of bounded rows).
 inline constexpr uint64_t kMaxRecordBytes = std::numeric_limits<int32_t>::max();
 
+// Writes one record file and publishes it whole. Thread-compatible.
 class RecordWriter {
  public:
   // Creates TemporaryPathOf(path), replacing it. Unavailable naming the path on failure.
@@ -70,6 +71,8 @@ class RecordWriter {
   bool published_ = false;
 };
 
+// Reads one record file, record by record, checking each length before it allocates.
+// Thread-compatible.
 class RecordReader {
  public:
   // Opens `path`. NotFound naming the path and `what` (e.g. "delta file") if it cannot be
