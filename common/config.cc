@@ -5,6 +5,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "google/protobuf/io/tokenizer.h"
 
@@ -55,6 +56,29 @@ const TextFormat::ParseInfoTree* Nested(const TextFormat::ParseInfoTree* tree,
   const google::protobuf::FieldDescriptor* field =
       message.GetDescriptor()->FindFieldByName(field_name);
   return field == nullptr ? nullptr : tree->GetTreeForNested(field, index);
+}
+
+// Validates every element of the repeated field `field_name` of `parent` with
+// validate(element, "source:line" of the element, its parse tree) and rejects an element named
+// like an earlier one: "<where>: duplicate <what> '<name>'<context>". The first error.
+template <typename Parent, typename Element, typename Validate>
+absl::Status ValidateUniquelyNamed(const Parent& parent,
+                                   const google::protobuf::RepeatedPtrField<Element>& elements,
+                                   const std::string& field_name, const std::string& source,
+                                   const TextFormat::ParseInfoTree* tree, absl::string_view what,
+                                   absl::string_view context, const Validate& validate) {
+  absl::flat_hash_set<std::string> names;
+  for (int i = 0; i < elements.size(); ++i) {
+    const Element& element = elements.Get(i);
+    const std::string where = Where(source, tree, parent, field_name, i);
+    absl::Status status = validate(element, where, Nested(tree, parent, field_name, i));
+    if (!status.ok()) return status;
+    if (!names.insert(element.name()).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": duplicate ", what, " '", element.name(), "'", context));
+    }
+  }
+  return absl::OkStatus();
 }
 
 // One numeric rule of an optimizer field: the field must satisfy `ok` when it is set (or,
@@ -177,10 +201,8 @@ absl::Status ValidateStepFields(const proto::ColumnConfig& column, const std::st
     return absl::InvalidArgumentError(absl::StrCat(where_column, ": sequence column '",
                                                    column.name(), "' declares no step_fields"));
   }
-  absl::flat_hash_set<std::string> names;
-  for (int i = 0; i < column.step_fields_size(); ++i) {
-    const proto::StepFieldConfig& step = column.step_fields(i);
-    std::string where_step = Where(source, tree, column, "step_fields", i);
+  auto validate_step = [&](const proto::StepFieldConfig& step, const std::string& where_step,
+                           const TextFormat::ParseInfoTree* step_tree) {
     if (step.name().empty()) {
       return absl::InvalidArgumentError(
           absl::StrCat(where_step, ": a step field of column '", column.name(), "' has no name"));
@@ -191,18 +213,15 @@ absl::Status ValidateStepFields(const proto::ColumnConfig& column, const std::st
                                                      "' has no kind (CATEGORICAL or NUMERIC)"));
     }
     if (step.kind() != proto::StepFieldConfig::CATEGORICAL && !step.hash_space().empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(Where(source, Nested(tree, column, "step_fields", i), step, "hash_space"),
-                       ": step field '", step.name(), "' of column '", column.name(),
-                       "' is not CATEGORICAL and cannot have a hash_space"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          Where(source, step_tree, step, "hash_space"), ": step field '", step.name(),
+          "' of column '", column.name(), "' is not CATEGORICAL and cannot have a hash_space"));
     }
-    if (!names.insert(step.name()).second) {
-      return absl::InvalidArgumentError(absl::StrCat(where_step, ": duplicate step field '",
-                                                     step.name(), "' in column '", column.name(),
-                                                     "'"));
-    }
-  }
-  return absl::OkStatus();
+    return absl::OkStatus();
+  };
+  return ValidateUniquelyNamed(column, column.step_fields(), "step_fields", source, tree,
+                               "step field", absl::StrCat(" in column '", column.name(), "'"),
+                               validate_step);
 }
 
 absl::Status ValidateColumn(const proto::ColumnConfig& column, const std::string& where_column,
@@ -288,19 +307,12 @@ absl::Status ParseTextProtoFile(const std::string& path, google::protobuf::Messa
 absl::Status ValidateClusterConfig(const proto::ClusterConfig& config,
                                    const std::string& source_name,
                                    const TextFormat::ParseInfoTree* tree) {
-  absl::flat_hash_set<std::string> names;
-  for (int i = 0; i < config.tables_size(); ++i) {
-    const proto::TableConfig& table = config.tables(i);
-    std::string where_table = Where(source_name, tree, config, "tables", i);
-    absl::Status status =
-        ValidateTable(table, where_table, source_name, Nested(tree, config, "tables", i));
-    if (!status.ok()) return status;
-    if (!names.insert(table.name()).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where_table, ": duplicate table name '", table.name(), "'"));
-    }
-  }
-  return absl::OkStatus();
+  return ValidateUniquelyNamed(config, config.tables(), "tables", source_name, tree, "table name",
+                               "",
+                               [&](const proto::TableConfig& table, const std::string& where_table,
+                                   const TextFormat::ParseInfoTree* table_tree) {
+                                 return ValidateTable(table, where_table, source_name, table_tree);
+                               });
 }
 
 absl::StatusOr<proto::ClusterConfig> LoadClusterConfig(const std::string& path) {
@@ -313,18 +325,13 @@ absl::Status ValidateDatasetConfig(const proto::DatasetConfig& config,
   if (config.columns_size() == 0) {
     return absl::InvalidArgumentError(absl::StrCat(source_name, ": dataset has no columns"));
   }
-  absl::flat_hash_set<std::string> names;
-  for (int i = 0; i < config.columns_size(); ++i) {
-    const proto::ColumnConfig& column = config.columns(i);
-    std::string where_column = Where(source_name, tree, config, "columns", i);
-    absl::Status status =
-        ValidateColumn(column, where_column, source_name, Nested(tree, config, "columns", i));
-    if (!status.ok()) return status;
-    if (!names.insert(column.name()).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where_column, ": duplicate column name '", column.name(), "'"));
-    }
-  }
+  absl::Status status = ValidateUniquelyNamed(
+      config, config.columns(), "columns", source_name, tree, "column name", "",
+      [&](const proto::ColumnConfig& column, const std::string& where_column,
+          const TextFormat::ParseInfoTree* column_tree) {
+        return ValidateColumn(column, where_column, source_name, column_tree);
+      });
+  if (!status.ok()) return status;
   if (config.has_max_bad_line_fraction() &&
       !(config.max_bad_line_fraction() >= 0 && config.max_bad_line_fraction() <= 1)) {
     return absl::InvalidArgumentError(

@@ -30,9 +30,12 @@ absl::Status ParseTextProto(const std::string& text, const std::string& source_n
 absl::Status ParseTextProtoFile(const std::string& path, google::protobuf::Message* message,
                                 google::protobuf::TextFormat::ParseInfoTree* tree = nullptr);
 
-// Checks the semantic rules of a cluster config (non-empty unique table names, dim >= 1,
-// an optimizer with a positive learning rate, a non-negative initializer scale). `tree` may
-// be null; when given, errors carry the line of the offending field.
+// Checks the semantic rules of a cluster config: every table named, uniquely; dim >= 1; a
+// non-negative initializer scale; admit_probability in [0, 1]; show_decay in (0, 1] when set
+// and min_decayed_count >= 0; a dense table without admission or eviction; an optimizer, whose
+// settings are in range (learning rate or FTRL alpha > 0, epsilon > 0, Adam betas in [0, 1),
+// the other settings >= 0). Returns InvalidArgument for the first broken rule. `tree` may be
+// null; when given, errors carry the line of the offending field.
 absl::Status ValidateClusterConfig(const proto::ClusterConfig& config,
                                    const std::string& source_name,
                                    const google::protobuf::TextFormat::ParseInfoTree* tree);
@@ -43,8 +46,8 @@ absl::StatusOr<proto::ClusterConfig> LoadClusterConfig(const std::string& path);
 // Checks the semantic rules of a dataset config (common/proto/dataset.proto): at least one
 // column; every column named, unique and with a role; hash_space only on categorical fields;
 // a SEQUENCE column with >= 1 uniquely named step field, each with a kind;
-// max_sequence_length >= 1 and only on SEQUENCE; max_bad_line_fraction in [0, 1]. `tree` as
-// for ValidateClusterConfig.
+// max_sequence_length >= 1 and only on SEQUENCE; max_bad_line_fraction in [0, 1]. Returns
+// InvalidArgument for the first broken rule. `tree` as for ValidateClusterConfig.
 absl::Status ValidateDatasetConfig(const proto::DatasetConfig& config,
                                    const std::string& source_name,
                                    const google::protobuf::TextFormat::ParseInfoTree* tree);

@@ -101,14 +101,20 @@ absl::Status DecodeMessage(std::vector<zmq::message_t>&& frames, const std::stri
   return absl::OkStatus();
 }
 
+proto::Header MakeHeader(proto::Command command, const std::string& cluster_id, proto::Role role,
+                         int rank) {
+  proto::Header header;
+  header.set_cluster_id(cluster_id);
+  header.set_sender_role(role);
+  header.set_sender_rank(rank);
+  header.set_command(command);
+  return header;
+}
+
 proto::Header MakeReplyHeader(const proto::Header& request, proto::Command command,
                               const std::string& cluster_id, proto::Role role, int rank) {
-  proto::Header reply;
-  reply.set_cluster_id(cluster_id);
-  reply.set_sender_role(role);
-  reply.set_sender_rank(rank);
+  proto::Header reply = MakeHeader(command, cluster_id, role, rank);
   reply.set_request_id(request.request_id());
-  reply.set_command(command);
   reply.set_table(request.table());
   reply.set_shard_map_version(request.shard_map_version());
   reply.set_part(request.part());

@@ -56,8 +56,18 @@ std::string DescribeSender(const proto::Header& header, const std::string& peer)
 // The ZeroMQ peer address of a received frame ("127.0.0.1" for TCP), or "unknown peer".
 std::string PeerAddress(zmq::message_t& frame);
 
-// Builds the reply skeleton for `request`: same request id and table, `command`, and the
-// replier's identity.
+// The one place a message header is started. Every header a node sends is built by one of
+// these two, so the sender's identity is stamped the same way everywhere.
+//
+// The header of a message a node originates (a request, an order, a notice): `command`, the
+// cluster id and the sender's role and rank. The rest (request id, table, shard-map version,
+// payload fields) is the caller's to set.
+proto::Header MakeHeader(proto::Command command, const std::string& cluster_id, proto::Role role,
+                         int rank);
+
+// The header of a reply to `request`: MakeHeader's fields with `command` and the replier's
+// identity, and the request's request id, table, shard-map version and part, by which the
+// requester matches the reply.
 proto::Header MakeReplyHeader(const proto::Header& request, proto::Command command,
                               const std::string& cluster_id, proto::Role role, int rank);
 

@@ -52,12 +52,7 @@ SchedulerClient::~SchedulerClient() {
 }
 
 proto::Header SchedulerClient::NewHeader(proto::Command command) const {
-  proto::Header header;
-  header.set_cluster_id(options_.cluster_id);
-  header.set_sender_role(options_.role);
-  header.set_sender_rank(view_.you().rank());
-  header.set_command(command);
-  return header;
+  return MakeHeader(command, options_.cluster_id, options_.role, view_.you().rank());
 }
 
 absl::Status SchedulerClient::Register() {

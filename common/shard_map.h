@@ -41,8 +41,8 @@ class ShardMap {
   // REQUIRES: num_servers >= 1.
   static ShardMap EvenSplit(int num_servers, uint64_t version);
 
-  // Returns InvalidArgument if the ranges do not start at 0, are not strictly increasing, or
-  // name a negative server rank.
+  // Returns InvalidArgument if there are no ranges, or they do not start at 0, are not strictly
+  // increasing, or name a negative server rank.
   static absl::StatusOr<ShardMap> FromProto(const proto::ShardMapProto& proto);
   proto::ShardMapProto ToProto() const;
 

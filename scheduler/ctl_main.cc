@@ -29,10 +29,9 @@ int main(int argc, char** argv) {
   zmq::socket_t socket(context, zmq::socket_type::dealer);
   granary::ConfigureSocket(socket);
   socket.connect(absl::StrCat("tcp://", FLAGS_scheduler));
-  granary::proto::Header header;
-  header.set_cluster_id(FLAGS_cluster_id);
-  header.set_sender_role(granary::proto::CONTROL);
-  header.set_command(shutdown ? granary::proto::SHUTDOWN : granary::proto::CHECKPOINT_NOW);
+  granary::proto::Header header =
+      granary::MakeHeader(shutdown ? granary::proto::SHUTDOWN : granary::proto::CHECKPOINT_NOW,
+                          FLAGS_cluster_id, granary::proto::CONTROL, 0);
   header.set_request_id(1);
   absl::Status sent = granary::SendMessage(socket, granary::Message{header, {}, {}});
   if (!sent.ok()) {

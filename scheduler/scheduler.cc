@@ -26,12 +26,7 @@ Scheduler::Scheduler(zmq::context_t* context, SchedulerOptions options)
 }
 
 proto::Header Scheduler::NewHeader(proto::Command command) const {
-  proto::Header header;
-  header.set_cluster_id(options_.cluster_id);
-  header.set_sender_role(proto::SCHEDULER);
-  header.set_sender_rank(0);
-  header.set_command(command);
-  return header;
+  return MakeHeader(command, options_.cluster_id, proto::SCHEDULER, 0);
 }
 
 void Scheduler::Send(const std::string& routing_id, proto::Header header) {

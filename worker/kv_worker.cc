@@ -226,12 +226,9 @@ int64_t KVWorker::Submit(proto::Command command, const std::string& table,
       const KeySlice& slice = slices[p];
       request->parts.push_back(Part{slice.server_rank, slice.begin, slice.end, false});
       Message message;
+      message.header = MakeHeader(command, options_.cluster_id, proto::WORKER, rank());
       proto::Header& header = message.header;
-      header.set_cluster_id(options_.cluster_id);
-      header.set_sender_role(proto::WORKER);
-      header.set_sender_rank(rank());
       header.set_request_id(static_cast<uint64_t>(id));
-      header.set_command(command);
       header.set_table(table);
       header.set_shard_map_version(shard_map_.version());
       header.set_part(static_cast<uint32_t>(p));

@@ -4,6 +4,7 @@
 #ifndef GRANARY_TESTS_BENCH_BENCH_JSON_H_
 #define GRANARY_TESTS_BENCH_BENCH_JSON_H_
 
+#include <cstddef>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -28,6 +29,15 @@ inline absl::Status WriteJsonArray(const std::string& path,
   out.close();
   if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", path));
   return absl::OkStatus();
+}
+
+// The end of a benchmark's table: prints "<rows> rows in <seconds> s" and, unless `json_path` is
+// empty, writes `objects` (one per row) there (WriteJsonArray).
+inline absl::Status FinishTable(size_t rows, double seconds, const std::string& json_path,
+                                const std::vector<std::string>& objects) {
+  absl::PrintF("\n%zu rows in %.1f s\n", rows, seconds);
+  if (json_path.empty()) return absl::OkStatus();
+  return WriteJsonArray(json_path, objects);
 }
 
 }  // namespace granary

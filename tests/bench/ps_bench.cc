@@ -68,12 +68,12 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "common/feature_key.h"
-#include "common/process_init.h"
 #include "common/socket_options.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 #include "ps/server.h"
 #include "tests/bench/bench_json.h"
+#include "tests/bench/bench_main.h"
 #include "tests/testing/in_process_cluster.h"
 #include "worker/kv_worker.h"
 #include "zmq.hpp"
@@ -559,11 +559,11 @@ std::string RowJson(const Row& row, const InProcessClusterOptions& cluster) {
       row.pslite_gbps > 0 ? JsonNumberOrNull(row.gbps / row.pslite_gbps) : "null");
 }
 
-absl::Status WriteJson(const std::string& path, const std::vector<Row>& rows,
-                       const InProcessClusterOptions& cluster) {
+std::vector<std::string> RowsJson(const std::vector<Row>& rows,
+                                  const InProcessClusterOptions& cluster) {
   std::vector<std::string> objects;
   for (const Row& row : rows) objects.push_back(RowJson(row, cluster));
-  return WriteJsonArray(path, objects);
+  return objects;
 }
 
 // ---- The benchmark --------------------------------------------------------------------------
@@ -764,46 +764,32 @@ absl::Status RunBenchmark(const InProcessClusterOptions& cluster, std::vector<Ro
   return absl::OkStatus();
 }
 
-}  // namespace
-}  // namespace granary
-
-int main(int argc, char** argv) {
-  // Lifecycle logs of the in-process nodes would bury the table; warnings and errors remain
-  // (--minloglevel=0 brings the rest back).
-  FLAGS_minloglevel = google::GLOG_WARNING;
-  granary::InitProcess(
-      "ps_bench [--quick] [--keys=N --dim=D] [--servers=N] [--workers=M] "
-      "[--mode=transport|table|both] [--min_seconds=S] [--json=PATH]",
-      &argc, &argv);
-
-  absl::Status status = granary::CheckFlags();
-  if (!status.ok()) {
-    LOG(ERROR) << status.message();
-    return EXIT_FAILURE;
-  }
-  granary::InProcessClusterOptions cluster;
+absl::Status Run() {
+  absl::Status status = CheckFlags();
+  if (!status.ok()) return status;
+  InProcessClusterOptions cluster;
   cluster.num_servers = FLAGS_servers;
   cluster.num_workers = FLAGS_workers;
   cluster.server_threads = FLAGS_server_threads;
   cluster.io_threads = FLAGS_io_threads;
   // The servers' default budget, so that table mode measures rows served from memory as a
   // production server would, not the test default of a small cache over RocksDB.
-  cluster.cache_bytes = granary::ServerOptions().cache_bytes;
+  cluster.cache_bytes = ServerOptions().cache_bytes;
 
   const absl::Time start = absl::Now();
-  std::vector<granary::Row> rows;
-  status = granary::RunBenchmark(cluster, &rows);
-  if (!status.ok()) {
-    LOG(ERROR) << "ps_bench failed: " << status.message();
-    return EXIT_FAILURE;
-  }
-  absl::PrintF("\n%zu rows in %.1f s\n", rows.size(), absl::ToDoubleSeconds(absl::Now() - start));
-  if (!FLAGS_json.empty()) {
-    status = granary::WriteJson(FLAGS_json, rows, cluster);
-    if (!status.ok()) {
-      LOG(ERROR) << status.message();
-      return EXIT_FAILURE;
-    }
-  }
-  return EXIT_SUCCESS;
+  std::vector<Row> rows;
+  status = RunBenchmark(cluster, &rows);
+  if (!status.ok()) return status;
+  return FinishTable(rows.size(), absl::ToDoubleSeconds(absl::Now() - start), FLAGS_json,
+                     RowsJson(rows, cluster));
+}
+
+}  // namespace
+}  // namespace granary
+
+int main(int argc, char** argv) {
+  return granary::BenchmarkMain("ps_bench",
+                                "ps_bench [--quick] [--keys=N --dim=D] [--servers=N] [--workers=M] "
+                                "[--mode=transport|table|both] [--min_seconds=S] [--json=PATH]",
+                                argc, argv, granary::Run);
 }

@@ -115,6 +115,7 @@
 #include "ps/row_layout.h"
 #include "ps/row_store.h"
 #include "tests/bench/bench_json.h"
+#include "tests/bench/bench_main.h"
 
 DEFINE_int64(keys, 10000000, "Key space: ranks 1..keys, each a distinct feature key.");
 DEFINE_double(zipf, 1.1, "Zipf exponent s of the access distribution over key ranks (> 0).");
@@ -640,11 +641,10 @@ std::string RowJson(const Row& row, const Workload& workload) {
       row.warmup_steps);
 }
 
-absl::Status WriteJson(const std::string& path, const std::vector<Row>& rows,
-                       const Workload& workload) {
+std::vector<std::string> RowsJson(const std::vector<Row>& rows, const Workload& workload) {
   std::vector<std::string> objects;
   for (const Row& row : rows) objects.push_back(RowJson(row, workload));
-  return WriteJsonArray(path, objects);
+  return objects;
 }
 
 double SecondsSince(Clock::time_point start) {
@@ -974,39 +974,26 @@ void ApplyQuickDefaults() {
   if (is_default("warmup_seconds")) FLAGS_warmup_seconds = kQuickWarmupSeconds;
 }
 
+absl::Status Run() {
+  ApplyQuickDefaults();
+  absl::Status status = CheckFlags();
+  if (!status.ok()) return status;
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<Row> rows;
+  Workload workload;
+  status = RunBenchmark(&rows, &workload);
+  if (!status.ok()) return status;
+  return FinishTable(rows.size(), SecondsSince(start), FLAGS_json, RowsJson(rows, workload));
+}
+
 }  // namespace
 }  // namespace granary
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage(
+  return granary::BenchmarkMain(
+      "table_bench",
       "table_bench [--quick] [--keys=N] [--zipf=S] [--batch=B] [--batches=N] "
       "[--warmup_batches=N] [--dims=16,64] [--cache_fractions=1,0.1,0.01] [--threads=T] "
-      "[--dir=DIR] [--json=PATH]");
-  FLAGS_logtostderr = true;
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
-  google::InitGoogleLogging(argv[0]);
-  granary::ApplyQuickDefaults();
-
-  absl::Status status = granary::CheckFlags();
-  if (!status.ok()) {
-    LOG(ERROR) << status.message();
-    return EXIT_FAILURE;
-  }
-  const auto start = std::chrono::steady_clock::now();
-  std::vector<granary::Row> rows;
-  granary::Workload workload;
-  status = granary::RunBenchmark(&rows, &workload);
-  if (!status.ok()) {
-    LOG(ERROR) << "table_bench failed: " << status.message();
-    return EXIT_FAILURE;
-  }
-  absl::PrintF("\n%zu rows in %.1f s\n", rows.size(), granary::SecondsSince(start));
-  if (!FLAGS_json.empty()) {
-    status = granary::WriteJson(FLAGS_json, rows, workload);
-    if (!status.ok()) {
-      LOG(ERROR) << status.message();
-      return EXIT_FAILURE;
-    }
-  }
-  return EXIT_SUCCESS;
+      "[--dir=DIR] [--json=PATH]",
+      argc, argv, granary::Run);
 }

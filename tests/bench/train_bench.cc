@@ -40,12 +40,12 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/config.h"
-#include "common/process_init.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "tests/bench/bench_json.h"
+#include "tests/bench/bench_main.h"
 #include "tests/testing/in_process_cluster.h"
 #include "worker/job_config.h"
 #include "worker/train/trainer.h"
@@ -197,6 +197,9 @@ absl::StatusOr<Row> TrainTorch(const std::string& python, const std::string& dat
 }
 
 absl::Status Run() {
+  if (FLAGS_epochs < 1 || FLAGS_torch_epochs < 1) {
+    return absl::InvalidArgumentError("--epochs and --torch_epochs must be >= 1");
+  }
   absl::StatusOr<std::vector<int>> thread_counts = ParseCounts(FLAGS_threads);
   if (!thread_counts.ok()) return thread_counts.status();
   absl::StatusOr<proto::ClusterConfig> cluster_config =
@@ -294,20 +297,9 @@ absl::Status Run() {
 }  // namespace granary
 
 int main(int argc, char** argv) {
-  // Lifecycle logs of the in-process nodes would bury the table.
-  FLAGS_minloglevel = google::GLOG_WARNING;
-  granary::InitProcess(
+  return granary::BenchmarkMain(
+      "train_bench",
       "train_bench [--models=dupn,shared_bottom,mmoe] [--threads=1,2] [--epochs=N] "
       "[--movielens_dir=DIR] [--torch=false] [--json=PATH]",
-      &argc, &argv);
-  if (FLAGS_epochs < 1 || FLAGS_torch_epochs < 1) {
-    LOG(ERROR) << "--epochs and --torch_epochs must be >= 1";
-    return EXIT_FAILURE;
-  }
-  const absl::Status status = granary::Run();
-  if (!status.ok()) {
-    LOG(ERROR) << "train_bench failed: " << status.message();
-    return EXIT_FAILURE;
-  }
-  return EXIT_SUCCESS;
+      argc, argv, granary::Run);
 }

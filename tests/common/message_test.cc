@@ -12,12 +12,8 @@ namespace {
 constexpr char kCluster[] = "test-cluster";
 
 proto::Header PushHeader(uint64_t key_bytes, uint64_t value_bytes) {
-  proto::Header header;
-  header.set_cluster_id(kCluster);
-  header.set_sender_role(proto::WORKER);
-  header.set_sender_rank(3);
+  proto::Header header = MakeHeader(proto::PUSH, kCluster, proto::WORKER, 3);
   header.set_request_id(17);
-  header.set_command(proto::PUSH);
   header.set_table("emb");
   header.set_key_bytes(key_bytes);
   header.set_value_bytes(value_bytes);
@@ -135,6 +131,15 @@ TEST(MessageTest, SendThenDecodeRoundTripsOverASocketPair) {
             (std::vector<float>{0.5f, 1.5f, 2.5f}));
 }
 
+TEST(MessageTest, HeaderCarriesTheCommandAndTheSender) {
+  proto::Header header = MakeHeader(proto::PULL, kCluster, proto::WORKER, 4);
+  EXPECT_EQ(header.command(), proto::PULL);
+  EXPECT_EQ(header.cluster_id(), kCluster);
+  EXPECT_EQ(header.sender_role(), proto::WORKER);
+  EXPECT_EQ(header.sender_rank(), 4);
+  EXPECT_EQ(header.request_id(), 0u);
+}
+
 TEST(MessageTest, ReplyHeaderEchoesTheRequest) {
   proto::Header request = PushHeader(8, 4);
   request.set_part(2);
@@ -144,6 +149,8 @@ TEST(MessageTest, ReplyHeaderEchoesTheRequest) {
   EXPECT_EQ(reply.table(), "emb");
   EXPECT_EQ(reply.sender_role(), proto::SERVER);
   EXPECT_EQ(reply.sender_rank(), 1);
+  EXPECT_EQ(reply.command(), proto::PUSH_REPLY);
+  EXPECT_EQ(reply.cluster_id(), kCluster);
 }
 
 }  // namespace
