@@ -291,8 +291,8 @@ TEST_F(SlurmJobTest, FailedStepIsStartedAgainUpToRestarts) {
   ASSERT_TRUE(code.has_value()) << "sbatch --wait still running:\n" << sbatch->ReadLog();
   std::string output = ReadFile(dir_ + "/job.out");
   EXPECT_EQ(*code, 1) << sbatch->ReadLog() << output;
-  EXPECT_TRUE(
-      absl::StrContains(output, "slurm.sbatch: attempt 1 failed; starting the cluster again"))
+  EXPECT_TRUE(absl::StrContains(
+      output, "slurm.sbatch: attempt 1 failed (status 1); starting the cluster again"))
       << output;
   EXPECT_TRUE(
       absl::StrContains(output, "slurm.sbatch: attempt 2 of 2 in " + run_dir() + "/attempt-2"))
@@ -382,6 +382,11 @@ TEST_F(SlurmSbatchArgsTest, ReportsWhatIsWrongBeforeStartingAnything) {
        "--port must be a port number, got '99999'"},
       {job, with(good, {"--servers=1", "--colour=red"}),
        "unknown argument '--colour' (role flags go after --)"},
+      // The shared options slurm.sbatch does not take: sbatch --ntasks and --time set them.
+      {job, with(good, {"--servers=1", "--workers=1"}),
+       "unknown argument '--workers' (role flags go after --)"},
+      {job, with(good, {"--servers=1", "--timeout=60"}),
+       "unknown argument '--timeout' (role flags go after --)"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.error);
