@@ -1,8 +1,9 @@
 // Tests of launch/slurm.sbatch. SlurmJobTest runs it against a real single-node Slurm that the
 // test starts itself (munged, slurmctld and slurmd as child processes on 127.0.0.1, with state,
 // sockets and free ports of its own, killed by pid at the end); where Slurm cannot start (not
-// installed, not root, a daemon fails) the test is skipped and says why. SlurmSbatchArgsTest
-// checks the script's own errors without Slurm.
+// installed, not root, a daemon fails) the test is skipped and says why, and launch/test.sh
+// fails the run (launch/install_deps.sh installs Slurm). SlurmSbatchArgsTest checks the
+// script's own errors without Slurm.
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -91,7 +92,7 @@ class SlurmJobTest : public ::testing::Test {
     }
     if (!missing.empty()) {
       GTEST_SKIP() << "Slurm is not installed here (missing " << absl::StrJoin(missing, ", ")
-                   << "; on Debian: apt-get install slurm-wlm munge)";
+                   << "; launch/install_deps.sh installs slurm-wlm and munge)";
     }
     if (geteuid() != 0) {
       GTEST_SKIP() << "slurmd must run as root to start job steps; this test runs as uid "
