@@ -30,6 +30,7 @@ readonly USAGE="usage: launch/local.sh --servers N --workers M --config FILE [--
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=launch/lib/cluster.sh
 source "$repo/launch/lib/cluster.sh"
+require_bash_5_1
 
 # local.sh has no options beyond the shared ones.
 parse_launcher_option() { consumed=0; }
@@ -41,12 +42,8 @@ parse_cluster_args "$@"
 
 if ((restarts > 0)); then supervise_attempts "${BASH_SOURCE[0]}" "${original_args[@]}"; fi
 
-# --- Checks before anything starts (LESSONS.md, Operability): say which one failed ----------
-[[ -f "$config" && -r "$config" ]] || die "check failed: config file '$config' does not exist or is not readable"
-for binary in "${BINARIES[@]}"; do
-  [[ -x "$bin_dir/$binary" ]] ||
-    die "check failed: no executable $bin_dir/$binary (run launch/build.sh, or pass --bin_dir)"
-done
+# --- Checks before anything starts: say which one failed -----------------------------------
+check_config_and_binaries "run launch/build.sh, or pass --bin_dir"
 prepare_run_dir
 # Ports need no check: every role binds port 0 and the kernel hands out a free one. The
 # scheduler's reachability is checked once it is listening, before any other role starts.

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The README's first command: installs what the build needs, builds, converts MovieLens-100K
-# and trains the DUPN multi-task model (configs/movielens_dupn.pbtxt) on a local cluster of 2
-# servers and 2 workers, then prints the evaluation metrics of every epoch (merged over both
-# workers' predictions).
+# The README's first command: installs what the build and the tests need
+# (launch/install_deps.sh), builds, converts MovieLens-100K and trains the DUPN multi-task model
+# (configs/movielens_dupn.pbtxt) on a local cluster of 2 servers and 2 workers, then prints the
+# evaluation metrics of every epoch (merged over both workers' predictions).
 #
 #   launch/quickstart.sh [--movielens_dir DIR] [--demo]
 #

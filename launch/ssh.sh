@@ -59,6 +59,7 @@ readonly SSH_COMMAND_TIMEOUT_SECONDS=20
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=launch/lib/cluster.sh
 source "$repo/launch/lib/cluster.sh"
+require_bash_5_1
 
 hostfile=""
 ssh_words=(ssh)
@@ -277,7 +278,7 @@ signal_role() {
   if [[ -z "$remote_pid" || "$signal" == KILL ]]; then kill "-$signal" "$pid" 2>/dev/null || true; fi
 }
 
-# --- Checks before anything starts (LESSONS.md, Operability): say which one failed ----------
+# --- Checks before anything starts: say which one failed -----------------------------------
 read_hostfile
 placement=()
 for ((s = 0; s < servers; s++)); do

@@ -1,17 +1,48 @@
-# shellcheck shell=bash disable=SC2034,SC2154  # globals shared with the sourcing launcher
-# Shell functions shared by the launchers that supervise a Granary cluster from one shell
-# (launch/local.sh, launch/ssh.sh). Sourced, never run. The launcher sets LAUNCHER (its name in
-# messages) and USAGE before sourcing, and defines:
+# shellcheck shell=bash disable=SC2034,SC2153,SC2154  # globals shared with the sourcing launcher
+# Shell functions shared by Granary's cluster launchers: launch/local.sh (one machine),
+# launch/ssh.sh (the hosts of a host file) and launch/slurm.sbatch (one Slurm job). Sourced,
+# never run.
+#
+# All three parse the same options (parse_cluster_args), check and create the run folder
+# (prepare_run_dir), start a failed cluster again up to --restarts times (run_attempts) and
+# stop a cluster through its scheduler (request_shutdown). local.sh and ssh.sh also supervise
+# every role's process from this shell (start_role ... wait_for_job): what they run is a local
+# process per role (the role itself, or the ssh client that runs it), start_role records it,
+# the wait loop reaps it, and its exit status is the role's. slurm.sbatch leaves that to srun.
+#
+# The launcher sets LAUNCHER (its name in messages), USAGE and, if it wants another bound than
+# 10 s, CTL_TIMEOUT_SECONDS before sourcing, and defines:
 #
 #   parse_launcher_option ARGS...  sets `consumed` to how many of ARGS its own option took (0:
 #                                  not one of its options); called for options the shared
 #                                  parser does not know
-#   signal_role SIGNAL PID         delivers SIGNAL to the role whose local process is PID
+#   signal_role SIGNAL PID         (local.sh, ssh.sh) delivers SIGNAL to the role whose local
+#                                  process is PID
 #
-# What it runs is a local process per role (the role itself, or the ssh client that runs it):
-# start_role records it, the wait loop reaps it, and its exit status is the role's.
+# Before parse_cluster_args it may set a default of its own for servers, run_dir or bin_dir,
+# OPTIONS_NOT_TAKEN (shared options it does not take: they are unknown arguments there) and
+# SERVERS_FROM (how messages name where the server count comes from; default --servers).
 #
-# REQUIRES: bash >= 5.1 (checked on sourcing), `set -euo pipefail` in the launcher.
+# Adding a launcher option, e.g. --foo:
+#   1. Parse it. An option of every launcher goes into parse_cluster_args: its name in the
+#      case list, its variable and default at the top, its check after the loop (die naming
+#      the option and the bad value). An option of one launcher goes into that launcher's
+#      parse_launcher_option, and its checks follow the launcher's parse_cluster_args call.
+#   2. Pass it to the role that needs it. local.sh: the flags of its start_role calls (one
+#      each for the scheduler, the servers and the workers); ssh.sh: its start_remote_role
+#      calls; slurm.sbatch: run_task, which runs in the srun tasks and sees only the
+#      environment, so export the value as a GRANARY_* variable before srun. A role flag the
+#      launcher need not know about needs no option: --scheduler_flags, --server_flags,
+#      --worker_flags, or after --.
+#   3. Document it in the launcher's header comment and USAGE, and in README.md.
+#   4. Test it: tests/cluster/launch_test.cc for local.sh and ssh.sh (ssh through a stand-in
+#      that runs commands here), tests/cluster/slurm_launch_test.cc for slurm.sbatch
+#      (SlurmSbatchArgsTest: argument errors without Slurm; SlurmJobTest: jobs on a one-node
+#      Slurm the test starts), tests/cluster/recovery_test.cc for --restarts after a crash, and
+#      tests/cluster/daily_test.cc for launch/daily.sh, which runs local.sh.
+#
+# REQUIRES: `set -euo pipefail` in the launcher; bash >= 5.1 for the process supervision
+# (local.sh and ssh.sh call require_bash_5_1 right after sourcing).
 
 # How long the scheduler may take to bind and publish its address.
 readonly ADDRESS_WAIT_SECONDS=30
@@ -20,10 +51,11 @@ readonly MIN_FREE_MB=100
 # How long the others may take to exit on their own once the workers are done or a process
 # failed (the scheduler needs a heartbeat timeout, 5 s by default, to notice a dead node).
 readonly TEARDOWN_GRACE_SECONDS=15
-# Bound on `granary_ctl shutdown`, which returns once every node acknowledged.
-readonly CTL_TIMEOUT_SECONDS=10
 # Between SIGTERM and SIGKILL for processes that ignored the orderly shutdown.
 readonly KILL_GRACE_SECONDS=5
+# Bound on `granary_ctl shutdown`, which returns once every node acknowledged; a launcher may
+# set its own before sourcing (slurm.sbatch: 30).
+readonly CTL_TIMEOUT_SECONDS="${CTL_TIMEOUT_SECONDS:-10}"
 readonly TICK_SECONDS=0.5
 readonly LOG_TAIL_LINES=20
 readonly BINARIES=(granary_scheduler granary_server granary_worker granary_ctl)
@@ -35,23 +67,29 @@ die() {
 }
 
 # wait -n -p (bash 5.1) tells which child exited without polling pids that may be recycled.
-if ((BASH_VERSINFO[0] < 5 || (BASH_VERSINFO[0] == 5 && BASH_VERSINFO[1] < 1))); then
-  die "needs bash >= 5.1 (this is $BASH_VERSION)"
-fi
+require_bash_5_1() {
+  if ((BASH_VERSINFO[0] < 5 || (BASH_VERSINFO[0] == 5 && BASH_VERSINFO[1] < 1))); then
+    die "needs bash >= 5.1 (this is $BASH_VERSION)"
+  fi
+}
 
 positive_int() { [[ "$1" =~ ^[1-9][0-9]*$ ]]; }
 
+# True if this launcher takes shared option $1 (see OPTIONS_NOT_TAKEN above).
+takes_option() { [[ " ${OPTIONS_NOT_TAKEN[*]:-} " != *" $1 "* ]]; }
+
 # --- Arguments ------------------------------------------------------------------------------
-# Sets servers, workers, config, job, run_dir, bin_dir, timeout_seconds and the arrays
-# extra_flags (after --, for every role), scheduler_flags, server_flags and worker_flags;
-# `repo` must be set.
+# Sets servers, workers, config, job, run_dir, bin_dir, timeout_seconds, restarts and the
+# arrays extra_flags (after --, for every role), scheduler_flags, server_flags and
+# worker_flags; dies naming the first bad or missing one. `repo` must be set unless the
+# launcher set bin_dir.
 parse_cluster_args() {
-  servers=""
+  servers="${servers:-}"
   workers=""
   config=""
   job="demo"
-  run_dir=""
-  bin_dir="$repo/build"
+  run_dir="${run_dir:-}"
+  bin_dir="${bin_dir:-$repo/build}"
   timeout_seconds=600
   extra_flags=()
   restarts=0
@@ -69,6 +107,7 @@ parse_cluster_args() {
         continue ;;
       --servers | --workers | --config | --job | --run_dir | --bin_dir | --timeout | \
         --restarts | --scheduler_flags | --server_flags | --worker_flags)
+        takes_option "$1" || die "unknown argument '$1' (role flags go after --)"$'\n'"$USAGE"
         (($# >= 2)) || die "$1 needs a value"$'\n'"$USAGE"
         case "$1" in
           --servers) servers="$2" ;;
@@ -92,27 +131,74 @@ parse_cluster_args() {
     esac
   done
 
-  positive_int "$servers" || die "--servers must be a positive integer, got '$servers'"
-  positive_int "$workers" || die "--workers must be a positive integer, got '$workers'"
-  positive_int "$timeout_seconds" ||
-    die "--timeout must be a positive integer, got '$timeout_seconds'"
+  positive_int "$servers" ||
+    die "${SERVERS_FROM:---servers} must be a positive integer, got '$servers'"
+  if takes_option --workers; then
+    positive_int "$workers" || die "--workers must be a positive integer, got '$workers'"
+  fi
+  if takes_option --timeout; then
+    positive_int "$timeout_seconds" ||
+      die "--timeout must be a positive integer, got '$timeout_seconds'"
+  fi
   [[ -n "$config" ]] || die "--config is required"$'\n'"$USAGE"
   [[ "$restarts" =~ ^[0-9]+$ ]] || die "--restarts must be a number >= 0, got '$restarts'"
 }
 
-# --- Supervision (--restarts N) -------------------------------------------------------------
-# Runs LAUNCHER ARGS... (the launcher's own path and its arguments) as attempts in
-# RUN_DIR/attempt-K, without --restarts: when an attempt fails (any process died or failed),
-# the whole cluster is started again, up to `restarts` times. With --scheduler_flags
-# "--checkpoint_dir=..." each attempt rolls back to the newest consistent checkpoint and trains
-# only the chunks not finished in it. Exits with the outcome; a signal stops the running attempt
-# in order and ends the supervision.
+# Checks, on this machine, that the config is readable and that bin_dir holds every binary;
+# dies naming the first that is not, with $1 (how to get the binaries) as the hint.
+check_config_and_binaries() {
+  [[ -f "$config" && -r "$config" ]] ||
+    die "check failed: config file '$config' does not exist or is not readable"
+  local binary
+  for binary in "${BINARIES[@]}"; do
+    [[ -x "$bin_dir/$binary" ]] || die "check failed: no executable $bin_dir/$binary ($1)"
+  done
+}
+
+# --- Attempts (--restarts N) ----------------------------------------------------------------
+# Runs `RUN_ATTEMPT K RUN_DIR/attempt-K` for K = 1, 2, ... until one returns 0 or restarts + 1
+# attempts failed, then exits 0 or 1. RUN_ATTEMPT starts the whole cluster and returns how it
+# ended; with --scheduler_flags "--checkpoint_dir=..." each attempt rolls back to the newest
+# consistent checkpoint and trains only the chunks not finished in it. A launcher whose cluster
+# was stopped on purpose (a signal) sets stop_requested=1: no attempt follows.
+stop_requested=0
+run_attempts() {
+  local run_attempt="$1" attempt status
+  if [[ " ${scheduler_flags[*]} " != *" --checkpoint_dir="* ]]; then
+    say "warning: --restarts without --scheduler_flags \"--checkpoint_dir=...\": an attempt after a failure trains from scratch" >&2
+  fi
+  for ((attempt = 1; attempt <= restarts + 1; attempt++)); do
+    say "attempt $attempt of $((restarts + 1)) in $run_dir/attempt-$attempt"
+    status=0
+    "$run_attempt" "$attempt" "$run_dir/attempt-$attempt" || status=$?
+    if ((status == 0)); then
+      say "attempt $attempt succeeded"
+      exit 0
+    fi
+    if ((stop_requested)); then
+      say "attempt $attempt was stopped (status $status); no further attempt" >&2
+      exit 1
+    fi
+    if ((attempt <= restarts)); then
+      say "attempt $attempt failed (status $status); starting the cluster again" >&2
+    else
+      say "attempt $attempt failed (status $status)" >&2
+    fi
+  done
+  say "FAILED: all $((restarts + 1)) attempts failed; logs in $run_dir/attempt-*" >&2
+  exit 1
+}
+
+# For launchers that supervise the roles from this shell (local.sh, ssh.sh): runs LAUNCHER
+# ARGS... (the launcher's own path and its arguments) once per attempt, with --run_dir
+# RUN_DIR/attempt-K and without --restarts. A signal stops the running attempt in order and
+# ends the supervision with 128 + the signal's number.
 supervise_attempts() {
   local launcher="$1"
   shift
   prepare_run_dir
   # The same arguments minus --restarts and --run_dir (role flags after -- unchanged).
-  local attempt_args=() skip_value=0 after_dashes=0 arg
+  local attempt_launcher="$launcher" attempt_args=() skip_value=0 after_dashes=0 arg
   for arg in "$@"; do
     if ((after_dashes)); then attempt_args+=("$arg"); continue; fi
     if ((skip_value)); then skip_value=0; continue; fi
@@ -123,9 +209,6 @@ supervise_attempts() {
       *) attempt_args+=("$arg") ;;
     esac
   done
-  if [[ " ${scheduler_flags[*]} " != *" --checkpoint_dir="* ]]; then
-    say "warning: --restarts without --scheduler_flags \"--checkpoint_dir=...\": an attempt after a failure trains from scratch" >&2
-  fi
   attempt_pid=""
   # The attempt gets SIGTERM: as a background child it ignores SIGINT.
   # shellcheck disable=SC2317  # invoked by trap
@@ -137,22 +220,17 @@ supervise_attempts() {
   }
   trap 'forward_signal INT' INT
   trap 'forward_signal TERM' TERM
-  local attempt status
-  for ((attempt = 1; attempt <= restarts + 1; attempt++)); do
-    say "attempt $attempt of $((restarts + 1)) in $run_dir/attempt-$attempt"
-    "$launcher" --run_dir "$run_dir/attempt-$attempt" "${attempt_args[@]}" &
+  # Sees supervise_attempts' locals: bash scopes them dynamically.
+  # shellcheck disable=SC2317  # invoked by run_attempts
+  run_launcher_attempt() {
+    local status=0
+    "$attempt_launcher" --run_dir "$2" "${attempt_args[@]}" &
     attempt_pid=$!
-    status=0
     wait "$attempt_pid" || status=$?
     attempt_pid=""
-    if ((status == 0)); then
-      say "attempt $attempt succeeded"
-      exit 0
-    fi
-    say "attempt $attempt failed (status $status)" >&2
-  done
-  say "FAILED: all $((restarts + 1)) attempts failed; logs in $run_dir/attempt-*" >&2
-  exit 1
+    return "$status"
+  }
+  run_attempts run_launcher_attempt
 }
 
 # Creates the run folder (default run/<timestamp>, linked from run/latest) after checking that
@@ -165,7 +243,7 @@ prepare_run_dir() {
     link_latest=1
   fi
   # A stale scheduler.addr would send the roles to a scheduler that no longer exists.
-  if [[ -e "$run_dir/pids" || -e "$run_dir/scheduler.addr" ]]; then
+  if [[ -e "$run_dir/pids" || -e "$run_dir/scheduler.addr" || -e "$run_dir/attempt-1" ]]; then
     die "check failed: run dir '$run_dir' already holds a run; pass another --run_dir"
   fi
   local existing="$run_dir" free_kb
@@ -281,18 +359,25 @@ worker_running() {
   return 1
 }
 
-# Orderly first: the scheduler tells every node to stop and waits for their acknowledgements.
-# `ctl_command` (an array, set by the launcher once the scheduler is listening) runs
-# granary_ctl with the flags that follow it. Whatever is left afterwards gets SIGTERM, then
-# SIGKILL, always through signal_role.
+# Asks the scheduler at scheduler_address to shut cluster_id down: `granary_ctl shutdown`
+# through `ctl_command` (an array: granary_ctl, or a command that runs it where the scheduler
+# is), bounded by CTL_TIMEOUT_SECONDS, its output appended to file $1. True once every node
+# acknowledged; false if one did not in time, or the scheduler could not be reached.
+request_shutdown() {
+  timeout --kill-after=2 $((CTL_TIMEOUT_SECONDS + 2)) \
+    "${ctl_command[@]}" --scheduler="$scheduler_address" --cluster_id="$cluster_id" \
+    --timeout="$CTL_TIMEOUT_SECONDS" shutdown >>"$1" 2>&1
+}
+
+# Orderly first: the scheduler tells every node to stop and waits for their acknowledgements
+# (request_shutdown; the launcher sets ctl_command once the scheduler is listening). Whatever
+# is left afterwards gets SIGTERM, then SIGKILL, always through signal_role.
 stop_cluster() {
   ((${#running[@]} > 0)) || return 0
   if [[ -n "$scheduler_address" && -z "${status_of[$scheduler_pid]+set}" ]]; then
     say "asking the scheduler at $scheduler_address to shut the cluster down"
     # In the background so that a second Ctrl-C interrupts the wait at once.
-    timeout --kill-after=2 $((CTL_TIMEOUT_SECONDS + 2)) \
-      "${ctl_command[@]}" --scheduler="$scheduler_address" --cluster_id="$cluster_id" \
-      --timeout="$CTL_TIMEOUT_SECONDS" shutdown >>"$run_dir/ctl.log" 2>&1 &
+    request_shutdown "$run_dir/ctl.log" &
     ctl_pid=$!
     local ctl_status=0
     wait "$ctl_pid" || ctl_status=$?

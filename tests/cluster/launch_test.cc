@@ -416,5 +416,70 @@ TEST_F(LaunchTest, LocalStopsTheClusterOnSigterm) {
   }
 }
 
+// launch/test.sh fails a run with a skipped test unless launch/allowed_skips.txt names it;
+// launch/lib/check_skips.sh reads which tests did not run from ctest's JUnit report.
+TEST_F(LaunchTest, CheckSkipsFailsOnlyForSkipsTheAllowListDoesNotName) {
+  // The shape ctest 3.25 writes: one <testcase> tag a line, gtest's output in <system-out>.
+  std::ofstream(dir_ + "/junit.xml") << R"xml(<?xml version="1.0" encoding="UTF-8"?>
+<testsuite name="(empty)" tests="4" failures="0" disabled="1" skipped="2">
+	<testcase name="A.Runs" classname="A.Runs" time="0.02" status="run">
+		<system-out>[ RUN      ] A.Runs
+[       OK ] A.Runs (0 ms)
+</system-out>
+	</testcase>
+	<testcase name="A.Skips" classname="A.Skips" time="0.02" status="notrun">
+		<skipped message="SKIP_REGULAR_EXPRESSION_MATCHED"/>
+		<system-out>[ RUN      ] A.Skips
+/src/a_test.cc:3: Skipped
+tool &lt;x&gt; is not installed
+[  SKIPPED ] A.Skips (0 ms)
+</system-out>
+	</testcase>
+	<testcase name="B.Skips" classname="B.Skips" time="0.01" status="notrun">
+		<skipped message="SKIP_REGULAR_EXPRESSION_MATCHED"/>
+		<system-out>[ RUN      ] B.Skips
+/src/b_test.cc:4: Skipped
+no data
+[  SKIPPED ] B.Skips (0 ms)
+</system-out>
+	</testcase>
+	<testcase name="B.Off" classname="B.Off" time="0" status="disabled">
+		<system-out>Disabled</system-out>
+	</testcase>
+</testsuite>
+)xml";
+  const std::string script = kSource + "/launch/lib/check_skips.sh";
+  auto check = [&](const std::string& allow_list, std::string* output) {
+    std::ofstream(dir_ + "/allowed.txt") << allow_list;
+    std::ofstream(dir_ + "/launcher.log");  // emptied: the log holds this run's output only
+    auto process = Start({script, dir_ + "/junit.xml", dir_ + "/allowed.txt"});
+    int code = ExitCodeOf(*process);
+    *output = absl::StrCat(code, "\n", process->ReadLog());
+  };
+  std::string output;
+  check("# every test that did not run\nA.Skips  needs tool x\nB.Skips no data here\nB.Off  off\n",
+        &output);
+  EXPECT_EQ(output, "0\n");
+
+  check("A.Skips  needs tool x\n", &output);
+  EXPECT_TRUE(absl::StartsWith(output, "1\n")) << output;
+  EXPECT_TRUE(absl::StrContains(output,
+                                "check_skips.sh: FAILED: 2 test(s) did not run and are "
+                                "not listed in " +
+                                    dir_ +
+                                    "/allowed.txt:\n  B.Skips\n      no data\n"
+                                    "  B.Off\n"))
+      << output;
+  EXPECT_FALSE(absl::StrContains(output, "A.Skips")) << output;
+
+  check("", &output);
+  EXPECT_TRUE(absl::StrContains(output, "  A.Skips\n      tool <x> is not installed\n")) << output;
+
+  check("A.Skips\n", &output);
+  EXPECT_EQ(output, "2\ncheck_skips.sh: " + dir_ +
+                        "/allowed.txt:1: 'A.Skips' needs the reason it "
+                        "may skip\n");
+}
+
 }  // namespace
 }  // namespace granary

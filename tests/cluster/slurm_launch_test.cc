@@ -1,8 +1,9 @@
 // Tests of launch/slurm.sbatch. SlurmJobTest runs it against a real single-node Slurm that the
 // test starts itself (munged, slurmctld and slurmd as child processes on 127.0.0.1, with state,
 // sockets and free ports of its own, killed by pid at the end); where Slurm cannot start (not
-// installed, not root, a daemon fails) the test is skipped and says why. SlurmSbatchArgsTest
-// checks the script's own errors without Slurm.
+// installed, not root, a daemon fails) the test is skipped and says why, and launch/test.sh
+// fails the run (launch/install_deps.sh installs Slurm). SlurmSbatchArgsTest checks the
+// script's own errors without Slurm.
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -91,7 +92,7 @@ class SlurmJobTest : public ::testing::Test {
     }
     if (!missing.empty()) {
       GTEST_SKIP() << "Slurm is not installed here (missing " << absl::StrJoin(missing, ", ")
-                   << "; on Debian: apt-get install slurm-wlm munge)";
+                   << "; launch/install_deps.sh installs slurm-wlm and munge)";
     }
     if (geteuid() != 0) {
       GTEST_SKIP() << "slurmd must run as root to start job steps; this test runs as uid "
@@ -291,8 +292,8 @@ TEST_F(SlurmJobTest, FailedStepIsStartedAgainUpToRestarts) {
   ASSERT_TRUE(code.has_value()) << "sbatch --wait still running:\n" << sbatch->ReadLog();
   std::string output = ReadFile(dir_ + "/job.out");
   EXPECT_EQ(*code, 1) << sbatch->ReadLog() << output;
-  EXPECT_TRUE(
-      absl::StrContains(output, "slurm.sbatch: attempt 1 failed; starting the cluster again"))
+  EXPECT_TRUE(absl::StrContains(
+      output, "slurm.sbatch: attempt 1 failed (status 1); starting the cluster again"))
       << output;
   EXPECT_TRUE(
       absl::StrContains(output, "slurm.sbatch: attempt 2 of 2 in " + run_dir() + "/attempt-2"))
@@ -382,6 +383,11 @@ TEST_F(SlurmSbatchArgsTest, ReportsWhatIsWrongBeforeStartingAnything) {
        "--port must be a port number, got '99999'"},
       {job, with(good, {"--servers=1", "--colour=red"}),
        "unknown argument '--colour' (role flags go after --)"},
+      // The shared options slurm.sbatch does not take: sbatch --ntasks and --time set them.
+      {job, with(good, {"--servers=1", "--workers=1"}),
+       "unknown argument '--workers' (role flags go after --)"},
+      {job, with(good, {"--servers=1", "--timeout=60"}),
+       "unknown argument '--timeout' (role flags go after --)"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.error);

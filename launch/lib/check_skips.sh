@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Fails a test run in which a test did not run (GTEST_SKIP, or a DISABLED_ test) unless the
+# allow-list names it: CI runs every test it has, and a skip for a missing package or file
+# must not pass unseen. Run by launch/test.sh after ctest:
+#
+#   launch/lib/check_skips.sh JUNIT_FILE ALLOW_LIST
+#
+# JUNIT_FILE is ctest's --output-junit report. ALLOW_LIST (launch/allowed_skips.txt) holds one
+# test a line: its ctest name (`ctest --test-dir build -N` lists them), blanks, and why it may
+# skip; `#` starts a comment. Exits 0 if every test that did not run is listed; 1 after naming
+# each one that is not, with the reason it gave; 2 if a file is missing or an entry gives no
+# reason.
+set -euo pipefail
+
+die() {
+  echo "check_skips.sh: $*" >&2
+  exit 2
+}
+
+(($# == 2)) || die "usage: launch/lib/check_skips.sh JUNIT_FILE ALLOW_LIST"
+junit="$1"
+allow_list="$2"
+[[ -f "$junit" && -r "$junit" ]] || die "no ctest report at '$junit'"
+[[ -f "$allow_list" && -r "$allow_list" ]] || die "no allow-list at '$allow_list'"
+
+declare -A allowed=()
+number=0
+while IFS= read -r line || [[ -n "$line" ]]; do
+  number=$((number + 1))
+  name=""
+  reason=""
+  read -r name reason <<<"${line%%#*}" || true
+  [[ -n "$name" ]] || continue
+  [[ -n "$reason" ]] || die "$allow_list:$number: '$name' needs the reason it may skip"
+  allowed[$name]=1
+done <"$allow_list"
+
+# ctest writes one <testcase ...> tag a line; status "notrun" (a skip) or "disabled" means the
+# test did not run. Prints "TEST name" for each such test, then "WHY line" for the message
+# GTEST_SKIP gave (between gtest's "file:line: Skipped" and "[  SKIPPED ]").
+not_run="$(awk '
+  /<testcase / {
+    name = ""; status = ""
+    if (match($0, /name="[^"]*"/)) name = substr($0, RSTART + 6, RLENGTH - 7)
+    if (match($0, /status="[^"]*"/)) status = substr($0, RSTART + 8, RLENGTH - 9)
+    in_case = (status == "notrun" || status == "disabled")
+    in_reason = 0
+    if (in_case) print "TEST " name
+    next
+  }
+  /<\/testcase>/ { in_case = 0; next }
+  in_case && /^\[  SKIPPED \]/ { in_reason = 0 }
+  in_case && in_reason {
+    gsub(/&lt;/, "<"); gsub(/&gt;/, ">"); gsub(/&quot;/, "\""); gsub(/&apos;/, "'\''")
+    gsub(/&amp;/, "\\&")
+    print "WHY " $0
+  }
+  in_case && /: Skipped$/ { in_reason = 1 }
+' "$junit")"
+
+unlisted=()
+report=""
+listed=0
+while IFS= read -r line; do
+  case "$line" in
+    "TEST "*)
+      name="${line#TEST }"
+      if [[ -n "${allowed[$name]+set}" ]]; then
+        listed=0
+      else
+        listed=1
+        unlisted+=("$name")
+        report+="  $name"$'\n'
+      fi ;;
+    "WHY "*) if ((listed)); then report+="      ${line#WHY }"$'\n'; fi ;;
+  esac
+done <<<"$not_run"
+
+((${#unlisted[@]} == 0)) && exit 0
+{
+  echo
+  echo "check_skips.sh: FAILED: ${#unlisted[@]} test(s) did not run and are not listed in" \
+    "$allow_list:"
+  printf '%s' "$report"
+  echo "Make each run (launch/install_deps.sh installs what the tests need), or add it to"
+  echo "$allow_list with the reason it may skip."
+} >&2
+exit 1
