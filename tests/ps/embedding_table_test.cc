@@ -16,6 +16,7 @@
 #include "common/feature_key.h"
 #include "gtest/gtest.h"
 #include "ps/initializer.h"
+#include "ps/row_cache.h"
 #include "tests/testing/faulty_file_system.h"
 
 namespace granary {
