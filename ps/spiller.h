@@ -78,9 +78,9 @@ class Spiller {
  public:
   // Spills the logs of `shards` (not owned; they outlive the spiller; a power of two of them,
   // key k in shards[k & (size - 1)]) into table `store_index` of `store`, which must hold the
-  // table's merge operator. `stored_rows` (not owned) is set before every ingest: the table's
-  // flag that RocksDB may hold its rows. With `run_thread`, a thread spills whenever a spill is
-  // requested; without, only Spill and FlushLocked write the logs.
+  // table's merge operator once a push is logged. `stored_rows` (not owned) is set before every
+  // ingest: the table's flag that RocksDB may hold its rows. With `run_thread`, a thread spills
+  // whenever a spill is requested; without, only Spill and FlushLocked write the logs.
   Spiller(RowStore* store, int store_index, std::vector<ShardPushLogs*> shards,
           std::atomic<bool>* stored_rows, bool run_thread);
   // Stops the thread. Logged pushes not flushed stay in the logs (the owner's).
