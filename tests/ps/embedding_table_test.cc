@@ -18,14 +18,15 @@
 #include "ps/initializer.h"
 #include "ps/row_cache.h"
 #include "tests/testing/faulty_file_system.h"
+#include "tests/testing/temp_dir.h"
 
 namespace granary {
 namespace {
 
 std::string NewTempDir() {
-  std::string pattern = ::testing::TempDir() + "/embedding-table-XXXXXX";
-  EXPECT_NE(mkdtemp(pattern.data()), nullptr);
-  return pattern;
+  std::string dir = MakeTempDir("embedding-table");
+  EXPECT_FALSE(dir.empty());
+  return dir;
 }
 
 proto::TableConfig SgdTable(const std::string& name, int dim, float lr) {

@@ -1,24 +1,18 @@
 #include "ps/row_store.h"
 
-#include <stdlib.h>
-
 #include <filesystem>
 #include <fstream>
 #include <string>
 
 #include "gtest/gtest.h"
+#include "tests/testing/temp_dir.h"
 
 namespace granary {
 namespace {
 
-std::string NewTempDir() {
-  std::string pattern = ::testing::TempDir() + "/row-store-XXXXXX";
-  EXPECT_NE(mkdtemp(pattern.data()), nullptr);
-  return pattern;
-}
-
 TEST(RowStoreTest, OpenErrorsNameThePath) {
-  std::string dir = NewTempDir();
+  std::string dir = MakeTempDir("row-store");
+  ASSERT_FALSE(dir.empty());
   std::string file = dir + "/not-a-folder";
   { std::ofstream(file) << "x"; }
   RowStoreOptions options;

@@ -1,7 +1,5 @@
 #include "ps/spiller.h"
 
-#include <stdlib.h>
-
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -13,6 +11,7 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "ps/push_merge_operator.h"
+#include "tests/testing/temp_dir.h"
 
 namespace granary {
 namespace {
@@ -33,9 +32,8 @@ proto::TableConfig SgdTable() {
 class SpillerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern = ::testing::TempDir() + "/spiller-XXXXXX";
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
+    dir_ = MakeTempDir("spiller");
+    ASSERT_FALSE(dir_.empty());
     RowStoreOptions options;
     options.path = dir_;
     absl::StatusOr<std::shared_ptr<rocksdb::MergeOperator>> op = NewPushMergeOperator(config_);
