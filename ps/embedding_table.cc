@@ -11,6 +11,7 @@
 #include "ps/initializer.h"
 #include "ps/push_log.h"
 #include "ps/row_cache.h"
+#include "ps/spiller.h"
 
 namespace granary {
 namespace {
@@ -262,8 +263,8 @@ absl::Status EmbeddingTable::Pull(absl::Span<const uint64_t> keys, float* values
     if (misses.empty()) return absl::OkStatus();
     // Evaluation caches nothing; training caches a miss while there is room, and then only
     // what the doorkeeper admits (RowCache::AdmitMiss). The rest, and rows with pushes in
-    // a PushLog (never cached, see Shard), are read around the cache: rows with sealed
-    // pushes as of the seal (see the class comment).
+    // a PushLog (never cached, see ps/spiller.h), are read around the cache: rows with
+    // sealed pushes as of the seal (see the class comment).
     to_cache.clear();
     to_read.clear();
     to_read_as_of_seal.clear();

@@ -53,9 +53,10 @@
 #include "ps/push_merge_operator.h"
 #include "ps/row_layout.h"
 #include "ps/row_store.h"
-#include "ps/spiller.h"
 
 namespace granary {
+
+class Spiller;  // ps/spiller.h
 
 // The day and data version stamped on rows a push changes; shared by a server's tables.
 struct UpdateStamp {
@@ -69,15 +70,16 @@ struct CacheStats {
   uint64_t pushes_merged = 0;  // pushes to uncached rows logged (then merge operands), unread
   uint64_t logged_pushes = 0;  // in PushLogs now, not yet in RocksDB
   uint64_t spills = 0;         // PushLog files ingested into RocksDB
-  // Microseconds spills spent writing their file, and ingesting it (shards locked), and that
-  // pushes spent waiting for a spill because they found a log full.
+  // Microseconds spills spent writing their file, and ingesting it and emptying the sealed
+  // logs (shards locked only for that last step), and that pushes spent waiting for a spill
+  // because they found a log full.
   uint64_t spill_write_micros = 0;
   uint64_t spill_ingest_micros = 0;
   uint64_t push_wait_micros = 0;
   uint64_t rows_written = 0;  // dirty rows written back (eviction or flush)
   uint64_t pushes_not_admitted = 0;
   uint64_t cached_rows = 0;
-  uint64_t memory_bytes = 0;  // allocated by the cache shards
+  uint64_t memory_bytes = 0;  // allocated by the cache shards and their push logs
 };
 
 struct ShrinkReport {
