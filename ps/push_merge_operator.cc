@@ -5,7 +5,6 @@
 #include <vector>
 
 #include "glog/logging.h"
-#include "ps/initializer.h"
 #include "ps/row_store.h"
 
 namespace granary {
@@ -59,13 +58,6 @@ class PushMergeOperator : public rocksdb::MergeOperator {
 };
 
 }  // namespace
-
-void InitializeRecord(const proto::TableConfig& config, const Optimizer& optimizer,
-                      const RowLayout& layout, uint64_t key, char* record) {
-  *layout.meta(record) = RowMeta();
-  InitializeRow(config.initializer(), key, layout.dim(), layout.values(record));
-  optimizer.InitSlots(layout.values(record), layout.slots(record), layout.dim());
-}
 
 void ApplyPushOperand(const Optimizer& optimizer, const RowLayout& layout, const char* operand,
                       char* record) {

@@ -23,6 +23,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/proto/config.pb.h"
+#include "ps/initializer.h"
 #include "ps/optimizer.h"
 #include "ps/row_layout.h"
 #include "rocksdb/merge_operator.h"
@@ -61,13 +62,18 @@ inline void StampPush(uint32_t day, uint64_t version, RowMeta* meta) {
 
 // Writes the record of a row on first touch: zero metadata, the initializer's values of
 // `key`, the optimizer's slots for them. REQUIRES: `record` is row_bytes, aligned for RowMeta.
-void InitializeRecord(const proto::TableConfig& config, const Optimizer& optimizer,
-                      const RowLayout& layout, uint64_t key, char* record);
+// Inline: the cache calls it for every row it creates.
+inline void InitializeRecord(const proto::TableConfig& config, const Optimizer& optimizer,
+                             const RowLayout& layout, uint64_t key, char* record) {
+  *layout.meta(record) = RowMeta();
+  InitializeRow(config.initializer(), key, layout.dim(), layout.values(record));
+  optimizer.InitSlots(layout.values(record), layout.slots(record), layout.dim());
+}
 
 // Applies one push operand (`operand`, PushOperandBytes, any alignment) to `record`: its
-// stamp and its optimizer update, exactly what a push does to a cached row. Allocates
-// nothing once the calling thread has applied one. REQUIRES: `record` as for
-// InitializeRecord.
+// stamp and its optimizer update, exactly what a push does to a cached row. Allocates only
+// the first time a thread applies an operand of a larger dim than before. REQUIRES: `record`
+// as for InitializeRecord.
 void ApplyPushOperand(const Optimizer& optimizer, const RowLayout& layout, const char* operand,
                       char* record);
 
