@@ -1,15 +1,17 @@
 #include "ps/embedding_table.h"
 
-#include <pthread.h>
-
 #include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/random.h"
-#include "glog/logging.h"
 #include "ps/initializer.h"
+#include "ps/push_log.h"
+#include "ps/row_cache.h"
+#include "ps/spiller.h"
 
 namespace granary {
 namespace {
@@ -26,114 +28,15 @@ constexpr size_t kMinPushLogCapacity = 64;
 
 size_t RoundUpTo8(size_t bytes) { return (bytes + 7) & ~size_t{7}; }
 
-// A push written as a merge operand: this header (the stamp the push gives the row), then the
-// gradient, dim floats. Little-endian like the row records.
-struct PushOperandHeader {
-  uint32_t day;
-  uint32_t reserved;  // zero
-  uint64_t version;
-};
-static_assert(sizeof(PushOperandHeader) == 16, "a push operand's header is part of the format");
-
-// The metadata change of one push, whether applied in the cache or by the merge operator.
-void StampPush(uint32_t day, uint64_t version, RowMeta* meta) {
-  meta->show_count += 1;
-  meta->last_day = day;
-  meta->update_count += 1;
-  meta->version = version;
-}
-
-// The record of a row on first touch: zero metadata, initializer values, optimizer slots.
-void InitializeRecord(const proto::TableConfig& config, const Optimizer& optimizer,
-                      const RowLayout& layout, uint64_t key, char* record) {
-  *layout.meta(record) = RowMeta();
-  InitializeRow(config.initializer(), key, layout.dim(), layout.values(record));
-  optimizer.InitSlots(layout.values(record), layout.slots(record), layout.dim());
-}
-
-size_t PushOperandBytes(const RowLayout& layout) {
-  return sizeof(PushOperandHeader) + layout.dim() * sizeof(float);
-}
-
-// Applies one push operand (PushOperandHeader, then the gradient) to `record`: the push's stamp
-// and optimizer update, exactly what Push does to a cached row.
-void ApplyPushOperand(const Optimizer& optimizer, const RowLayout& layout, const char* operand,
-                      char* record) {
-  // Aligned copy: operand bytes (RocksDB's or a PushLog's) carry no alignment.
-  thread_local std::vector<float> grad;
-  const size_t dim = layout.dim();
-  grad.resize(dim);
-  PushOperandHeader header;
-  std::memcpy(&header, operand, sizeof(header));
-  std::memcpy(grad.data(), operand + sizeof(header), dim * sizeof(float));
-  RowMeta* meta = layout.meta(record);
-  StampPush(header.day, header.version, meta);
-  const RowUpdate update{layout.values(record), layout.slots(record), meta, grad.data()};
-  optimizer.Apply(absl::MakeConstSpan(&update, 1), layout.dim());
-}
-
-// Folds push operands into a row record: the stored record, or a new row's if there is none,
-// then each push in order. An operand holds one or more pushes back to back (a spilled
-// PushLog writes all of a key's pushes as one). RocksDB calls it on reads and compactions,
-// from any of its threads.
-class PushMergeOperator : public rocksdb::MergeOperator {
- public:
-  PushMergeOperator(const proto::TableConfig& config, std::unique_ptr<Optimizer> optimizer)
-      : config_(config),
-        optimizer_(std::move(optimizer)),
-        layout_(static_cast<int>(config.dim()), optimizer_->num_slots()) {}
-
-  const char* Name() const override { return "granary.PushMergeOperator"; }
-
-  bool FullMergeV2(const MergeOperationInput& in, MergeOperationOutput* out) const override {
-    const uint64_t key = RowStore::DecodeKey(in.key);
-    const size_t row_bytes = layout_.row_bytes();
-    const size_t operand_bytes = PushOperandBytes(layout_);
-    if (in.existing_value != nullptr && in.existing_value->size() != row_bytes) {
-      LOG(ERROR) << "table '" << config_.name() << "' key " << key << ": stored record has "
-                 << in.existing_value->size() << " bytes, expected " << row_bytes;
-      return false;  // RocksDB reports Corruption to the reader
-    }
-    // Aligned copies: RocksDB's bytes carry no alignment.
-    thread_local std::vector<uint64_t> record_words;
-    record_words.resize(RoundUpTo8(row_bytes) / sizeof(uint64_t));
-    char* record = reinterpret_cast<char*>(record_words.data());
-    if (in.existing_value != nullptr) {
-      std::memcpy(record, in.existing_value->data(), row_bytes);
-    } else {
-      InitializeRecord(config_, *optimizer_, layout_, key, record);
-    }
-    for (const rocksdb::Slice& operand : in.operand_list) {
-      if (operand.empty() || operand.size() % operand_bytes != 0) {
-        LOG(ERROR) << "table '" << config_.name() << "' key " << key << ": push operand has "
-                   << operand.size() << " bytes, expected a multiple of " << operand_bytes;
-        return false;
-      }
-      for (size_t at = 0; at < operand.size(); at += operand_bytes) {
-        ApplyPushOperand(*optimizer_, layout_, operand.data() + at, record);
-      }
-    }
-    out->new_value.assign(record, row_bytes);
-    return true;
-  }
-
- private:
-  const proto::TableConfig config_;
-  const std::unique_ptr<Optimizer> optimizer_;
-  const RowLayout layout_;
-};
-
 }  // namespace
 
-absl::StatusOr<std::shared_ptr<rocksdb::MergeOperator>> EmbeddingTable::NewMergeOperator(
-    const proto::TableConfig& config) {
-  absl::StatusOr<std::unique_ptr<Optimizer>> optimizer = MakeOptimizer(config.optimizer());
-  if (!optimizer.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("table '", config.name(), "': ", optimizer.status().message()));
-  }
-  return std::make_shared<PushMergeOperator>(config, *std::move(optimizer));
-}
+struct EmbeddingTable::Shard : ShardPushLogs {
+  Shard(size_t row_bytes, uint32_t capacity, size_t operand_bytes, size_t log_capacity)
+      : ShardPushLogs(operand_bytes, log_capacity), cache(row_bytes, capacity) {}
+  RowCache cache;
+  uint64_t rng_state = 0;  // admit_probability draws
+  CacheStats stats;
+};
 
 absl::Status EmbeddingTable::CheckRecordSize(uint64_t key, size_t bytes) const {
   if (bytes == layout_.row_bytes()) return absl::OkStatus();
@@ -150,11 +53,8 @@ absl::StatusOr<std::unique_ptr<EmbeddingTable>> EmbeddingTable::Create(
     return absl::InvalidArgumentError(absl::StrCat("table '", config.name(), "': shard count ",
                                                    num_shards, " is not a power of two"));
   }
-  absl::StatusOr<std::unique_ptr<Optimizer>> optimizer = MakeOptimizer(config.optimizer());
-  if (!optimizer.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("table '", config.name(), "': ", optimizer.status().message()));
-  }
+  absl::StatusOr<std::unique_ptr<Optimizer>> optimizer = MakeTableOptimizer(config);
+  if (!optimizer.ok()) return optimizer.status();
   std::unique_ptr<EmbeddingTable> table(
       new EmbeddingTable(config, store, store_index, stamp, *std::move(optimizer)));
   // A table that merges pushes keeps 1/kPushLogShare of its budget for its PushLogs: an
@@ -171,10 +71,10 @@ absl::StatusOr<std::unique_ptr<EmbeddingTable>> EmbeddingTable::Create(
         std::make_unique<Shard>(stride, per_shard, operand_bytes, log_capacity));
     table->shards_.back()->rng_state = config.initializer().seed() ^ (0x5851f42d4c957f2dULL * s);
   }
-  if (table->merge_pushes_) {
-    EmbeddingTable* raw = table.get();
-    table->spiller_ = std::thread([raw] { raw->RunSpiller(); });
-  }
+  std::vector<ShardPushLogs*> logs;
+  for (auto& shard : table->shards_) logs.push_back(shard.get());
+  table->spiller_ = std::make_unique<Spiller>(store, store_index, std::move(logs),
+                                              &table->may_have_stored_rows_, table->merge_pushes_);
   return table;
 }
 
@@ -220,10 +120,6 @@ absl::Status EmbeddingTable::ForEachShard(absl::Span<const uint64_t> keys, Fn fn
     if (!status.ok()) return status;
   }
   return absl::OkStatus();
-}
-
-void EmbeddingTable::InitializeRecord(uint64_t key, char* record) const {
-  granary::InitializeRecord(config_, *optimizer_, layout_, key, record);
 }
 
 absl::Status EmbeddingTable::Fetch(absl::Span<const uint64_t> keys, const rocksdb::Snapshot* as_of,
@@ -301,11 +197,28 @@ absl::Status EmbeddingTable::LoadMisses(Shard& shard, absl::Span<const uint64_t>
       if (found[j]) {
         std::memcpy(row, records.data() + j * row_bytes, row_bytes);
       } else {
-        InitializeRecord(keys[j], row);
+        InitializeRecord(config_, *optimizer_, layout_, keys[j], row);
       }
       shard.cache.set_live(slot, found[j] || !admission_enabled_);
     }
     slots->push_back(slot);
+  }
+  return absl::OkStatus();
+}
+
+template <typename Fn>
+absl::Status EmbeddingTable::LoadMissesInChunks(Shard& shard, absl::Span<const uint64_t> keys,
+                                                absl::Span<const uint32_t> positions, Fn fn) {
+  thread_local std::vector<uint64_t> miss_keys;
+  thread_local std::vector<uint32_t> slots;
+  const size_t chunk = shard.cache.capacity();
+  for (size_t begin = 0; begin < positions.size(); begin += chunk) {
+    const size_t end = std::min(positions.size(), begin + chunk);
+    miss_keys.clear();
+    for (size_t m = begin; m < end; ++m) miss_keys.push_back(keys[positions[m]]);
+    absl::Status status = LoadMisses(shard, miss_keys, &slots);
+    if (!status.ok()) return status;
+    fn(begin, slots);
   }
   return absl::OkStatus();
 }
@@ -341,7 +254,6 @@ absl::Status EmbeddingTable::Pull(absl::Span<const uint64_t> keys, float* values
     thread_local std::vector<uint32_t> to_cache;
     thread_local std::vector<uint32_t> to_read;
     thread_local std::vector<uint32_t> to_read_as_of_seal;
-    thread_local std::vector<uint64_t> miss_keys;
     thread_local std::vector<std::pair<uint32_t, uint32_t>> hits;
     LookUp(shard, keys, positions, &hits, &misses);
     for (auto [i, slot] : hits) {
@@ -351,8 +263,8 @@ absl::Status EmbeddingTable::Pull(absl::Span<const uint64_t> keys, float* values
     if (misses.empty()) return absl::OkStatus();
     // Evaluation caches nothing; training caches a miss while there is room, and then only
     // what the doorkeeper admits (RowCache::AdmitMiss). The rest, and rows with pushes in
-    // a PushLog (never cached, see Shard), are read around the cache: rows with sealed
-    // pushes as of the seal (see the class comment).
+    // a PushLog (never cached, see ps/spiller.h), are read around the cache: rows with
+    // sealed pushes as of the seal (see the class comment).
     to_cache.clear();
     to_read.clear();
     to_read_as_of_seal.clear();
@@ -362,31 +274,23 @@ absl::Status EmbeddingTable::Pull(absl::Span<const uint64_t> keys, float* values
         continue;
       }
       const bool cache =
-          !read_only && !HasLoggedPushes(shard, keys[i]) &&
+          !read_only && !shard.HasLoggedPushes(keys[i]) &&
           (shard.cache.free_slots() > to_cache.size() || shard.cache.AdmitMiss(keys[i]));
       (cache ? to_cache : to_read).push_back(i);
     }
     absl::Status status = ReadAround(shard, keys, to_read, /*as_of=*/nullptr, read_only, values);
     if (status.ok()) {
-      status =
-          ReadAround(shard, keys, to_read_as_of_seal, sealed_snapshot_.get(), read_only, values);
+      status = ReadAround(shard, keys, to_read_as_of_seal, spiller_->sealed_snapshot(), read_only,
+                          values);
     }
     if (!status.ok()) return status;
-    // Chunks no larger than the shard, so one chunk's rows can all be cached at once.
-    const size_t chunk = shard.cache.capacity();
-    for (size_t begin = 0; begin < to_cache.size(); begin += chunk) {
-      size_t end = std::min(to_cache.size(), begin + chunk);
-      miss_keys.clear();
-      for (size_t m = begin; m < end; ++m) miss_keys.push_back(keys[to_cache[m]]);
-      thread_local std::vector<uint32_t> slots;
-      status = LoadMisses(shard, miss_keys, &slots);
-      if (!status.ok()) return status;
-      for (size_t j = 0; j < slots.size(); ++j) {
-        std::memcpy(values + to_cache[begin + j] * dim, layout_.values(shard.cache.row(slots[j])),
-                    dim * sizeof(float));
-      }
-    }
-    return absl::OkStatus();
+    return LoadMissesInChunks(
+        shard, keys, to_cache, [&](size_t begin, const std::vector<uint32_t>& slots) {
+          for (size_t j = 0; j < slots.size(); ++j) {
+            std::memcpy(values + to_cache[begin + j] * dim,
+                        layout_.values(shard.cache.row(slots[j])), dim * sizeof(float));
+          }
+        });
   });
 }
 
@@ -409,12 +313,12 @@ absl::Status EmbeddingTable::ReadAround(Shard& shard, absl::Span<const uint64_t>
   for (size_t j = 0; j < miss_keys.size(); ++j) {
     float* out = values + positions[j] * dim;
     const char* record = records.data() + j * layout_.row_bytes();
-    if (HasLoggedPushes(shard, miss_keys[j])) {
+    if (shard.HasLoggedPushes(miss_keys[j])) {
       char* row = reinterpret_cast<char*>(folded.data());
       if (found[j]) {
         std::memcpy(row, record, layout_.row_bytes());
       } else {
-        InitializeRecord(miss_keys[j], row);
+        InitializeRecord(config_, *optimizer_, layout_, miss_keys[j], row);
       }
       ApplyLoggedPushes(shard, miss_keys[j], row);
       std::memcpy(out, layout_.values(row), dim * sizeof(float));
@@ -454,46 +358,12 @@ void EmbeddingTable::AddUpdate(Shard& shard, uint32_t slot, const float* grad,
   updates->push_back(RowUpdate{layout_.values(row), layout_.slots(row), meta, grad});
 }
 
-EmbeddingTable::~EmbeddingTable() {
-  if (!spiller_.joinable()) return;
-  {
-    std::lock_guard<std::mutex> lock(spiller_mutex_);
-    spiller_stop_ = true;
-  }
-  spiller_wakeup_.notify_one();
-  spiller_.join();
-}
-
-void EmbeddingTable::RunSpiller() {
-  pthread_setname_np(pthread_self(), "granary:spill");  // for top and perf
-  std::unique_lock<std::mutex> lock(spiller_mutex_);
-  while (true) {
-    // After a failure the next Push spills itself, so that its caller gets the error.
-    spiller_wakeup_.wait(lock, [&] {
-      return spiller_stop_ || (spill_requested_.load(std::memory_order_relaxed) &&
-                               !spill_failed_.load(std::memory_order_relaxed));
-    });
-    if (spiller_stop_) return;
-    lock.unlock();
-    absl::Status status = SpillPushLogs(/*always=*/false);
-    if (!status.ok()) {
-      LOG(WARNING) << "spilling push logs failed (the next push tries again): " << status;
-      spill_failed_.store(true, std::memory_order_relaxed);
-    }
-    lock.lock();
-  }
-}
-
-void EmbeddingTable::WakeSpiller() {
-  { std::lock_guard<std::mutex> lock(spiller_mutex_); }  // no wake-up lost between check and wait
-  spiller_wakeup_.notify_one();
-}
+EmbeddingTable::~EmbeddingTable() = default;
 
 absl::Status EmbeddingTable::Push(absl::Span<const uint64_t> keys, const float* grads) {
-  if (spill_failed_.load(std::memory_order_relaxed)) {
-    absl::Status status = SpillPushLogs(/*always=*/true);
+  {
+    absl::Status status = spiller_->RetryFailedSpill();
     if (!status.ok()) return status;  // nothing of this push applied
-    spill_failed_.store(false, std::memory_order_relaxed);
   }
   // Pushes that found their shard's log full are deferred, the logs spilled, and those pushes
   // pushed again: a log never grows past its capacity. Each round logs at least one key
@@ -506,7 +376,7 @@ absl::Status EmbeddingTable::Push(absl::Span<const uint64_t> keys, const float* 
   absl::Span<const uint64_t> round_keys = keys;  // this round's pushes
   const float* round_grads = grads;
   absl::Status status = PushOnce(round_keys, round_grads, &deferred);
-  if (spill_requested_.load(std::memory_order_relaxed) && spiller_.joinable()) WakeSpiller();
+  spiller_->WakeIfRequested();
   for (int round = 1; status.ok() && !deferred.empty(); ++round) {
     if (round == kMaxRounds) {
       return absl::ResourceExhaustedError(absl::StrCat("table '", name(), "': ", deferred.size(),
@@ -514,7 +384,7 @@ absl::Status EmbeddingTable::Push(absl::Span<const uint64_t> keys, const float* 
                                                        kMaxRounds, " times in a row"));
     }
     const absl::Time wait_start = absl::Now();
-    status = SpillPushLogs(/*always=*/true);
+    status = spiller_->Spill();
     push_wait_micros_.fetch_add(absl::ToInt64Microseconds(absl::Now() - wait_start),
                                 std::memory_order_relaxed);
     if (!status.ok()) return status;
@@ -542,9 +412,7 @@ absl::Status EmbeddingTable::PushOnce(absl::Span<const uint64_t> keys, const flo
       keys, [&](Shard& shard, absl::Span<const uint32_t> positions, std::unique_lock<std::mutex>&) {
         thread_local std::vector<uint32_t> misses;
         thread_local std::vector<uint32_t> to_load;
-        thread_local std::vector<uint64_t> miss_keys;
         thread_local std::vector<RowUpdate> updates;
-        thread_local std::vector<uint32_t> slots;
         thread_local std::vector<std::pair<uint32_t, uint32_t>> hits;
         updates.clear();
         LookUp(shard, keys, positions, &hits, &misses);
@@ -559,7 +427,7 @@ absl::Status EmbeddingTable::PushOnce(absl::Span<const uint64_t> keys, const flo
         if (merge_pushes_) {
           const bool room = misses.size() <= shard.cache.free_slots();
           for (uint32_t i : misses) {
-            if (room && !HasLoggedPushes(shard, keys[i])) {
+            if (room && !shard.HasLoggedPushes(keys[i])) {
               to_load.push_back(i);
             } else if (!shard.active_log.full()) {
               LogPush(shard, keys[i], grads + i * dim);
@@ -567,192 +435,40 @@ absl::Status EmbeddingTable::PushOnce(absl::Span<const uint64_t> keys, const flo
               deferred->push_back(i);  // and so are the key's later pushes: the log stays full
             }
           }
-          // Spill at three quarters full, so that pushes rarely find a log full.
-          if (shard.active_log.size() >= shard.active_log.capacity() / 4 * 3) {
-            spill_requested_.store(true, std::memory_order_relaxed);
-          }
+          spiller_->RequestSpillIfDue(shard);
         } else {
           to_load.assign(misses.begin(), misses.end());
         }
-        const size_t chunk = shard.cache.capacity();
-        for (size_t begin = 0; begin < to_load.size(); begin += chunk) {
-          size_t end = std::min(to_load.size(), begin + chunk);
-          miss_keys.clear();
-          for (size_t m = begin; m < end; ++m) miss_keys.push_back(keys[to_load[m]]);
-          absl::Status status = LoadMisses(shard, miss_keys, &slots);
-          if (!status.ok()) return status;
-          updates.clear();
-          for (size_t j = 0; j < slots.size(); ++j) {
-            AddUpdate(shard, slots[j], grads + to_load[begin + j] * dim, &updates);
-          }
-          optimizer_->Apply(updates, layout_.dim());
-        }
-        return absl::OkStatus();
+        return LoadMissesInChunks(
+            shard, keys, to_load, [&](size_t begin, const std::vector<uint32_t>& slots) {
+              updates.clear();
+              for (size_t j = 0; j < slots.size(); ++j) {
+                AddUpdate(shard, slots[j], grads + to_load[begin + j] * dim, &updates);
+              }
+              optimizer_->Apply(updates, layout_.dim());
+            });
       });
 }
 
-bool EmbeddingTable::HasLoggedPushes(const Shard& shard, uint64_t key) const {
-  return (!shard.sealed_log.empty() && shard.sealed_log.Contains(key)) ||
-         (!shard.active_log.empty() && shard.active_log.Contains(key));
-}
-
-template <typename Fn>
-void EmbeddingTable::ForEachLoggedPush(const Shard& shard, uint64_t key, uint32_t sealed_head,
-                                       bool include_active, Fn fn) {
-  for (uint32_t i = sealed_head; i != PushLog::kEnd; i = shard.sealed_log.Next(i)) {
-    fn(shard.sealed_log.Operand(i));
-  }
-  if (!include_active) return;
-  for (uint32_t i = shard.active_log.Head(key); i != PushLog::kEnd; i = shard.active_log.Next(i)) {
-    fn(shard.active_log.Operand(i));
-  }
-}
-
 void EmbeddingTable::ApplyLoggedPushes(const Shard& shard, uint64_t key, char* record) const {
-  ForEachLoggedPush(
-      shard, key, shard.sealed_log.Head(key), /*include_active=*/true,
+  shard.ForEachLoggedPush(
+      key, shard.sealed_log.Head(key), /*include_active=*/true,
       [&](const char* operand) { ApplyPushOperand(*optimizer_, layout_, operand, record); });
 }
 
 void EmbeddingTable::LogPush(Shard& shard, uint64_t key, const float* grad) {
-  const size_t dim = layout_.dim();
-  const PushOperandHeader header{stamp_->day.load(std::memory_order_relaxed), 0,
-                                 stamp_->version.load(std::memory_order_relaxed)};
   thread_local std::vector<char> operand;
-  operand.resize(sizeof(header) + dim * sizeof(float));
-  std::memcpy(operand.data(), &header, sizeof(header));
-  std::memcpy(operand.data() + sizeof(header), grad, dim * sizeof(float));
+  operand.resize(PushOperandBytes(layout_));
+  EncodePushOperand(stamp_->day.load(std::memory_order_relaxed),
+                    stamp_->version.load(std::memory_order_relaxed), grad, layout_.dim(),
+                    operand.data());
   shard.active_log.Append(key, operand.data());
   ++shard.stats.pushes_merged;
 }
 
-absl::Status EmbeddingTable::WriteLogs(bool include_active,
-                                       std::unique_ptr<RowStore::MergeFile>* file) {
-  absl::StatusOr<std::unique_ptr<RowStore::MergeFile>> created = store_->NewMergeFile(store_index_);
-  if (!created.ok()) return created.status();
-  *file = *std::move(created);
-  // (key, its oldest push in the sealed log) for every logged key; with include_active, keys
-  // only in the active log come with PushLog::kEnd.
-  std::vector<std::pair<uint64_t, uint32_t>> heads;
-  std::vector<std::pair<uint64_t, uint32_t>> active_heads;
-  for (const auto& shard : shards_) {
-    shard->sealed_log.AppendHeads(&heads);
-    if (!include_active) continue;
-    active_heads.clear();
-    shard->active_log.AppendHeads(&active_heads);
-    for (const auto& [key, head] : active_heads) {
-      if (!shard->sealed_log.Contains(key)) heads.emplace_back(key, PushLog::kEnd);
-    }
-  }
-  std::sort(heads.begin(), heads.end());  // each key once: it lives in one shard
-  const size_t operand_bytes = PushOperandBytes(layout_);
-  const uint64_t mask = shards_.size() - 1;
-  // Keys in order visit the logs' operands in random order: start loading a few keys ahead.
-  auto prefetch = [&](size_t h) {
-    if (h >= heads.size() || heads[h].second == PushLog::kEnd) return;
-    const char* operand = shards_[heads[h].first & mask]->sealed_log.Operand(heads[h].second);
-    __builtin_prefetch(operand);
-    __builtin_prefetch(operand + operand_bytes - 1);
-  };
-  for (size_t h = 0; h < kPrefetchDistance; ++h) prefetch(h);
-  std::string operands;  // all of a key's pushes, in order, as one operand
-  for (size_t h = 0; h < heads.size(); ++h) {
-    prefetch(h + kPrefetchDistance);
-    const auto [key, head] = heads[h];
-    const Shard& shard = *shards_[key & mask];
-    absl::string_view pushes;
-    if (!include_active && shard.sealed_log.Next(head) == PushLog::kEnd) {
-      // Most spilled keys were pushed once: their operand is passed as it lies in the log.
-      pushes = absl::string_view(shard.sealed_log.Operand(head), operand_bytes);
-    } else {
-      operands.clear();
-      ForEachLoggedPush(shard, key, head, include_active,
-                        [&](const char* operand) { operands.append(operand, operand_bytes); });
-      pushes = operands;
-    }
-    absl::Status status = (*file)->Add(key, pushes);
-    if (!status.ok()) return status;
-  }
-  return absl::OkStatus();
-}
-
-absl::Status EmbeddingTable::IngestLogs(RowStore::MergeFile& file) {
-  may_have_stored_rows_.store(true, std::memory_order_release);
-  absl::Status status = store_->IngestMergeFile(file);
-  if (status.ok()) return status;
-  return absl::Status(status.code(), absl::StrCat("table '", name(), "': writing ", file.count(),
-                                                  " rows' logged pushes: ", status.message()));
-}
-
-void EmbeddingTable::ClearIngestedLogs(bool include_active) {
-  for (auto& shard : shards_) {
-    shard->sealed_log.Clear();
-    if (include_active) shard->active_log.Clear();
-  }
-  sealed_snapshot_.reset();
-  spills_.fetch_add(1, std::memory_order_relaxed);
-}
-
-absl::Status EmbeddingTable::SpillPushLogs(bool always) {
-  std::lock_guard<std::mutex> spill_lock(spill_mutex_);
-  // Another thread may have spilled while this one waited.
-  if (!spill_requested_.exchange(false, std::memory_order_relaxed) && !always) {
-    return absl::OkStatus();
-  }
-  // Seal each shard's log, so that pushes go on into an empty one while the file is written
-  // and ingested. (A sealed log left by a failed spill stays, and is written again now.) No
-  // write reaches a sealed row until its log is emptied (logged rows are never cached, so never
-  // written back), so the snapshot holds exactly what the sealed pushes apply to.
-  {
-    std::vector<std::unique_lock<std::mutex>> locks = LockShards();
-    for (auto& shard : shards_) {
-      if (shard->sealed_log.empty()) shard->active_log.Swap(shard->sealed_log);
-    }
-    sealed_snapshot_ = store_->NewSnapshot();
-  }
-  // Sealed logs change only under spill_mutex_, so they are read here without shard locks.
-  std::unique_ptr<RowStore::MergeFile> file;
-  const absl::Time write_start = absl::Now();
-  absl::Status status = WriteLogs(/*include_active=*/false, &file);
-  const absl::Time ingest_start = absl::Now();
-  spill_write_micros_.fetch_add(absl::ToInt64Microseconds(ingest_start - write_start),
-                                std::memory_order_relaxed);
-  // Pulls and pushes go on during the ingest: until the sealed logs are emptied, pulls read
-  // sealed rows as of the seal, so they see the sealed pushes once, from the logs.
-  if (status.ok()) status = IngestLogs(*file);
-  if (status.ok()) {
-    std::vector<std::unique_lock<std::mutex>> locks = LockShards();
-    ClearIngestedLogs(/*include_active=*/false);
-  }
-  spill_ingest_micros_.fetch_add(absl::ToInt64Microseconds(absl::Now() - ingest_start),
-                                 std::memory_order_relaxed);
-  if (!status.ok()) spill_requested_.store(true, std::memory_order_relaxed);  // to retry
-  return status;
-}
-
-std::vector<std::unique_lock<std::mutex>> EmbeddingTable::LockShards() {
-  std::vector<std::unique_lock<std::mutex>> locks;
-  for (auto& shard : shards_) locks.emplace_back(shard->mutex);
-  return locks;
-}
-
-std::vector<std::unique_lock<std::mutex>> EmbeddingTable::LockAllShards() {
-  std::vector<std::unique_lock<std::mutex>> locks;
-  locks.emplace_back(spill_mutex_);  // first, as SpillPushLogs takes it
-  for (auto& shard : shards_) locks.emplace_back(shard->mutex);
-  return locks;
-}
-
 absl::Status EmbeddingTable::FlushLocked() {
-  bool logged = false;
-  for (auto& shard : shards_) logged |= !shard->sealed_log.empty() || !shard->active_log.empty();
-  if (logged) {
-    std::unique_ptr<RowStore::MergeFile> file;
-    absl::Status status = WriteLogs(/*include_active=*/true, &file);
-    if (status.ok()) status = IngestLogs(*file);
-    if (!status.ok()) return status;
-    ClearIngestedLogs(/*include_active=*/true);
-  }
+  absl::Status logs_flushed = spiller_->FlushLocked();
+  if (!logs_flushed.ok()) return logs_flushed;
   for (auto& shard : shards_) {
     std::vector<uint32_t> dirty;
     shard->cache.ForEachDirty([&](uint32_t slot) { dirty.push_back(slot); });
@@ -763,7 +479,7 @@ absl::Status EmbeddingTable::FlushLocked() {
 }
 
 absl::Status EmbeddingTable::FlushDirtyRows() {
-  auto locks = LockAllShards();
+  auto locks = spiller_->LockAll();
   return FlushLocked();
 }
 
@@ -791,7 +507,7 @@ absl::Status EmbeddingTable::ScanStoredRowsLocked(
 }
 
 absl::StatusOr<ShrinkReport> EmbeddingTable::Shrink() {
-  auto locks = LockAllShards();
+  auto locks = spiller_->LockAll();
   const proto::EvictionConfig& eviction = config_.eviction();
   const float decay = eviction.has_show_decay() ? eviction.show_decay() : 1.0f;
   const uint32_t today = stamp_->day.load();
@@ -827,7 +543,7 @@ absl::StatusOr<ShrinkReport> EmbeddingTable::Shrink() {
 
 absl::Status EmbeddingTable::ForEachStoredRow(
     const std::function<absl::Status(uint64_t key, const char* record)>& fn) {
-  auto locks = LockAllShards();
+  auto locks = spiller_->LockAll();
   return ScanStoredRowsLocked([&](uint64_t key, char* record) { return fn(key, record); });
 }
 
@@ -845,9 +561,9 @@ CacheStats EmbeddingTable::stats() const {
                           shard->sealed_log.memory_bytes();
     total.logged_pushes += shard->active_log.size() + shard->sealed_log.size();
   }
-  total.spills = spills_.load(std::memory_order_relaxed);
-  total.spill_write_micros = spill_write_micros_.load(std::memory_order_relaxed);
-  total.spill_ingest_micros = spill_ingest_micros_.load(std::memory_order_relaxed);
+  total.spills = spiller_->spills();
+  total.spill_write_micros = spiller_->write_micros();
+  total.spill_ingest_micros = spiller_->ingest_micros();
   total.push_wait_micros = push_wait_micros_.load(std::memory_order_relaxed);
   return total;
 }

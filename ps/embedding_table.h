@@ -13,19 +13,15 @@
 // while holding the lock, so no reader can see a row older than one being written back.
 //
 // A push to a row that a full cache does not hold need not read it: when the store holds the
-// table's merge operator (NewMergeOperator) and the table admits every key, the push (its
-// gradient and stamp) is appended to the shard's in-memory PushLog. When a shard's log is
-// three quarters full, the table's spiller thread "spills": every shard's log is sealed
-// (pushes go on into fresh ones) and a RocksDB snapshot taken, the sealed logs are written as
-// one sorted file of RocksDB merge operands, the file is ingested and then, with every shard
-// locked, the sealed logs are emptied; RocksDB applies the table's optimizer to a row when it
-// is next read or compacted. A pull of a row with logged pushes reads it and applies them; a
-// row with sealed pushes is read as of the seal's snapshot, so a pull racing the ingest
-// never sees a sealed push twice, from the file and from the log. Such a row is not cached until
-// they are in RocksDB, so pushes of one row are applied in the order they arrived, whether in the
-// cache, in a log or as operands: the result is the same row either way. Training pulls read rows
-// (pushes folded) and cache those a full cache admits (RowCache::AdmitMiss); the rest are read
-// around the cache.
+// table's merge operator (NewMergeOperator, ps/push_merge_operator.h) and the table admits every
+// key, the push (its gradient and stamp) is appended to the shard's in-memory PushLog, which the
+// table's Spiller (ps/spiller.h) writes to RocksDB as merge operands while pushes and pulls go
+// on. A pull of a row with logged pushes reads it and applies them; a row with sealed pushes
+// (being spilled) is read as of the seal's snapshot, so a pull racing the ingest never sees a
+// sealed push twice. Such a row is not cached until its pushes are in RocksDB, so pushes of one
+// row are applied in the order they arrived, whether in the cache, in a log or as operands: the
+// result is the same row either way. Training pulls read rows (pushes folded) and cache those a
+// full cache admits (RowCache::AdmitMiss); the rest are read around the cache.
 //
 // Memory: the RowCache gets the budget but 1/kPushLogShare of it, which the shards' logs
 // (an active and a sealed one each) get when the table merges pushes. A push that finds its
@@ -39,13 +35,12 @@
 #define GRANARY_PS_EMBEDDING_TABLE_H_
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -55,12 +50,13 @@
 #include "common/proto/config.pb.h"
 #include "ps/count_min_sketch.h"
 #include "ps/optimizer.h"
-#include "ps/push_log.h"
-#include "ps/row_cache.h"
+#include "ps/push_merge_operator.h"
 #include "ps/row_layout.h"
 #include "ps/row_store.h"
 
 namespace granary {
+
+class Spiller;  // ps/spiller.h
 
 // The day and data version stamped on rows a push changes; shared by a server's tables.
 struct UpdateStamp {
@@ -74,15 +70,16 @@ struct CacheStats {
   uint64_t pushes_merged = 0;  // pushes to uncached rows logged (then merge operands), unread
   uint64_t logged_pushes = 0;  // in PushLogs now, not yet in RocksDB
   uint64_t spills = 0;         // PushLog files ingested into RocksDB
-  // Microseconds spills spent writing their file, and ingesting it (shards locked), and that
-  // pushes spent waiting for a spill because they found a log full.
+  // Microseconds spills spent writing their file, and ingesting it and emptying the sealed
+  // logs (shards locked only for that last step), and that pushes spent waiting for a spill
+  // because they found a log full.
   uint64_t spill_write_micros = 0;
   uint64_t spill_ingest_micros = 0;
   uint64_t push_wait_micros = 0;
   uint64_t rows_written = 0;  // dirty rows written back (eviction or flush)
   uint64_t pushes_not_admitted = 0;
   uint64_t cached_rows = 0;
-  uint64_t memory_bytes = 0;  // allocated by the cache shards
+  uint64_t memory_bytes = 0;  // allocated by the cache shards and their push logs
 };
 
 struct ShrinkReport {
@@ -106,10 +103,12 @@ class EmbeddingTable {
                                                                 int num_shards = kDefaultShards);
   // The merge operator a RowStore must hold for a table of `config` (RowStoreOptions::
   // merge_operators, keyed by config.name()) so that the table can write pushes to uncached
-  // rows without reading them. Immutable, so thread-safe. InvalidArgument if the config has
-  // no optimizer.
+  // rows without reading them: NewPushMergeOperator (ps/push_merge_operator.h). Immutable, so
+  // thread-safe. InvalidArgument if the config has no optimizer.
   static absl::StatusOr<std::shared_ptr<rocksdb::MergeOperator>> NewMergeOperator(
-      const proto::TableConfig& config);
+      const proto::TableConfig& config) {
+    return NewPushMergeOperator(config);
+  }
 
   // Stops the spiller. Like dirty cached rows, logged pushes not flushed are dropped.
   ~EmbeddingTable();
@@ -147,20 +146,9 @@ class EmbeddingTable {
   CacheStats stats() const;
 
  private:
-  struct Shard {
-    Shard(size_t row_bytes, uint32_t capacity, size_t operand_bytes, size_t log_capacity)
-        : cache(row_bytes, capacity),
-          active_log(operand_bytes, log_capacity),
-          sealed_log(operand_bytes, log_capacity) {}
-    std::mutex mutex;
-    RowCache cache;
-    // Pushes to uncached rows: appended to the active log; the sealed one is being written to
-    // RocksDB by SpillPushLogs (or was, and failed). A key is never both cached and logged.
-    PushLog active_log;
-    PushLog sealed_log;      // changes only with spill_mutex_ held as well
-    uint64_t rng_state = 0;  // admit_probability draws
-    CacheStats stats;
-  };
+  // A cache shard: its rows, its push logs (ShardPushLogs::mutex guards both) and counters.
+  // Defined in the .cc.
+  struct Shard;
   EmbeddingTable(const proto::TableConfig& config, RowStore* store, int store_index,
                  const UpdateStamp* stamp, std::unique_ptr<Optimizer> optimizer);
 
@@ -169,13 +157,11 @@ class EmbeddingTable {
   // Stops at the first error.
   template <typename Fn>
   absl::Status ForEachShard(absl::Span<const uint64_t> keys, Fn fn);
-  // Locks every shard (in index order).
-  std::vector<std::unique_lock<std::mutex>> LockShards();
-  // Locks spill_mutex_, then every shard, for whole-table work.
-  std::vector<std::unique_lock<std::mutex>> LockAllShards();
+  // Writes every logged push and every dirty cached row to RocksDB. REQUIRES: spiller_->LockAll
+  // held.
   absl::Status FlushLocked();
   // Flushes, then calls fn(key, record) with an aligned, writable copy of every stored row,
-  // in key order. REQUIRES: all shards locked.
+  // in key order. REQUIRES: spiller_->LockAll held.
   absl::Status ScanStoredRowsLocked(
       const std::function<absl::Status(uint64_t key, char* record)>& fn);
   // DataLoss naming the table, key and path unless `bytes` is this table's record size.
@@ -197,51 +183,29 @@ class EmbeddingTable {
               std::vector<std::pair<uint32_t, uint32_t>>* hits, std::vector<uint32_t>* misses);
   // Stamps `slot` as pushed and queues its update, unless the key is not admitted.
   void AddUpdate(Shard& shard, uint32_t slot, const float* grad, std::vector<RowUpdate>* updates);
-  // True if `key` has pushes in one of the shard's logs. REQUIRES: shard.mutex held.
-  bool HasLoggedPushes(const Shard& shard, uint64_t key) const;
-  // Calls fn(operand) for each logged push of `key`, oldest first: the sealed log's from
-  // `sealed_head` (its Head(key)), then, if `include_active`, the active log's.
-  template <typename Fn>
-  static void ForEachLoggedPush(const Shard& shard, uint64_t key, uint32_t sealed_head,
-                                bool include_active, Fn fn);
   // Applies the logged pushes of `key` to `record`, oldest first. REQUIRES: shard.mutex held.
   void ApplyLoggedPushes(const Shard& shard, uint64_t key, char* record) const;
   // Appends the push of `grad` to `key` to the shard's active log. REQUIRES: shard.mutex held.
   void LogPush(Shard& shard, uint64_t key, const float* grad);
-  // Writes the sealed logs (and the active ones if `include_active`) of every shard into a
-  // new MergeFile, one operand per key holding its pushes in order. REQUIRES: spill_mutex_
-  // held, and every shard's mutex too if include_active.
-  absl::Status WriteLogs(bool include_active, std::unique_ptr<RowStore::MergeFile>* file);
-  // Ingests `file` (written by WriteLogs); errors name the table. REQUIRES: spill_mutex_ held.
-  absl::Status IngestLogs(RowStore::MergeFile& file);
-  // After IngestLogs: empties the logs the file held (the sealed ones, and the active ones if
-  // it was written `include_active`), drops the seal's snapshot and counts a spill.
-  // REQUIRES: spill_mutex_ and every shard locked.
-  void ClearIngestedLogs(bool include_active);
-  // Writes the sealed logs to RocksDB (see the class comment) if a spill was requested, or
-  // `always`. On error the sealed logs stay, to be written by the next spill.
-  // REQUIRES: no lock held.
-  absl::Status SpillPushLogs(bool always);
-  // The spiller thread's loop: SpillPushLogs whenever a spill is requested, until stopped.
-  void RunSpiller();
-  // Wakes the spiller thread. REQUIRES: no shard lock held.
-  void WakeSpiller();
   // Push without spilling: pushes to uncached rows whose shard's log is full are not applied
   // but their positions in `keys` appended to `deferred`, in order.
   absl::Status PushOnce(absl::Span<const uint64_t> keys, const float* grads,
                         std::vector<uint32_t>* deferred);
   // Makes `count` free slots in `shard`, writing dirty victims first.
   absl::Status MakeRoom(Shard& shard, uint32_t count);
-  // Writes `batch` (of rows or operands of this table, `what` it holds for errors); errors
-  // name the table.
+  // Writes `batch` (of rows of this table, `what` it holds for errors); errors name the table.
   absl::Status WriteRows(RowStore::Batch& batch, absl::string_view what);
   // Writes the dirty slots in `slots` of `shard` and marks them clean.
   absl::Status WriteBack(Shard& shard, const std::vector<uint32_t>& slots);
-  // Fills a new row: initializer values, optimizer slots, zero metadata.
-  void InitializeRecord(uint64_t key, char* record) const;
   // Caches the rows of `keys` (misses of `shard`) and returns their slots in `slots`.
   absl::Status LoadMisses(Shard& shard, absl::Span<const uint64_t> keys,
                           std::vector<uint32_t>* slots);
+  // Caches the rows of keys[i] for i in `positions` (misses of `shard`), in chunks no larger
+  // than the shard so that a chunk's rows can all be cached at once, and calls
+  // fn(begin, slots) after each chunk: slots[j] holds the row of keys[positions[begin + j]].
+  template <typename Fn>
+  absl::Status LoadMissesInChunks(Shard& shard, absl::Span<const uint64_t> keys,
+                                  absl::Span<const uint32_t> positions, Fn fn);
   bool Admit(Shard& shard, uint64_t key);
 
   const proto::TableConfig config_;
@@ -259,23 +223,10 @@ class EmbeddingTable {
   // skip RocksDB for keys that cannot be there.
   std::atomic<bool> may_have_stored_rows_;
   std::vector<std::unique_ptr<Shard>> shards_;
-  // Set when a shard's active log is three quarters full: wakes the spiller.
-  std::atomic<bool> spill_requested_{false};
-  // Held by SpillPushLogs throughout, and first by LockAllShards: one spill at a time.
-  std::mutex spill_mutex_;
-  // The store as of the last seal, while sealed logs are not empty: what their pushes apply
-  // to. Written with spill_mutex_ and every shard locked; read with a shard locked.
-  RowStore::Snapshot sealed_snapshot_;
-  std::atomic<uint64_t> spills_{0};
-  std::atomic<uint64_t> spill_write_micros_{0};
-  std::atomic<uint64_t> spill_ingest_micros_{0};
+  // Writes the shards' push logs to RocksDB; locks whole-table work. After shards_, so that it
+  // is destroyed (its thread stopped) first.
+  std::unique_ptr<Spiller> spiller_;
   std::atomic<uint64_t> push_wait_micros_{0};
-  // Set when the spiller's last spill failed; the next Push spills itself and reports.
-  std::atomic<bool> spill_failed_{false};
-  std::mutex spiller_mutex_;
-  std::condition_variable spiller_wakeup_;
-  bool spiller_stop_ = false;  // guarded by spiller_mutex_
-  std::thread spiller_;        // only if merge_pushes_; last, so it starts after the rest
 };
 
 }  // namespace granary

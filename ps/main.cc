@@ -21,10 +21,14 @@ int main(int argc, char** argv) {
     return EXIT_FAILURE;
   }
   zmq::context_t context(1);
+  // The flags every node shares (--host, --cluster_id, ...) are read in common/node_flags.cc;
+  // the port is known once the server is bound.
+  granary::SchedulerClientOptions client_options =
+      granary::SchedulerClientOptionsFromFlags(granary::proto::SERVER, /*port=*/0);
   granary::ServerOptions options;
-  options.host = FLAGS_host;
+  options.host = client_options.host;
+  options.cluster_id = client_options.cluster_id;
   options.port = FLAGS_port;
-  options.cluster_id = FLAGS_cluster_id;
   options.num_threads = FLAGS_threads;
   options.data_dir = FLAGS_data_dir;
   options.cache_bytes = FLAGS_cache_bytes;
@@ -36,8 +40,8 @@ int main(int argc, char** argv) {
     LOG(ERROR) << "server: " << port.status().message();
     return EXIT_FAILURE;
   }
-  granary::SchedulerClient client(
-      &context, granary::SchedulerClientOptionsFromFlags(granary::proto::SERVER, *port));
+  client_options.port = *port;
+  granary::SchedulerClient client(&context, client_options);
   absl::Status status = client.Register();
   if (status.ok()) status = server.Start(client.view());
   if (status.ok()) status = granary::FollowScheduler(client, server);

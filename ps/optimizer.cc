@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 
 namespace granary {
 namespace {
@@ -219,6 +220,13 @@ absl::StatusOr<std::unique_ptr<Optimizer>> MakeOptimizer(const proto::OptimizerC
   }
   return absl::InvalidArgumentError(
       "optimizer config selects no optimizer: set one of sgd, adagrad, adam, ftrl");
+}
+
+absl::StatusOr<std::unique_ptr<Optimizer>> MakeTableOptimizer(const proto::TableConfig& config) {
+  absl::StatusOr<std::unique_ptr<Optimizer>> optimizer = MakeOptimizer(config.optimizer());
+  if (optimizer.ok()) return optimizer;
+  return absl::InvalidArgumentError(
+      absl::StrCat("table '", config.name(), "': ", optimizer.status().message()));
 }
 
 }  // namespace granary

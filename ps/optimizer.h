@@ -64,6 +64,9 @@ class Optimizer {
 // betas in [0, 1) and positive learning rates.
 absl::StatusOr<std::unique_ptr<Optimizer>> MakeOptimizer(const proto::OptimizerConfig& config);
 
+// MakeOptimizer(config.optimizer()) of a table; the error names the table.
+absl::StatusOr<std::unique_ptr<Optimizer>> MakeTableOptimizer(const proto::TableConfig& config);
+
 }  // namespace granary
 
 #endif  // GRANARY_PS_OPTIMIZER_H_

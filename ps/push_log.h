@@ -3,13 +3,15 @@
 //
 // Writing each such push to RocksDB at once (a merge operand in the memtable) cost ~1.8 µs of
 // skip-list insertion per push, most of an uncached push's cost; appending here costs a hash
-// lookup and a copy, and the sorted file is written sequentially (EmbeddingTable "spills").
+// lookup and a copy, and the sorted file is written sequentially (ps/spiller.h "spills").
 //
 // An operand is a fixed number of bytes (the table's push operand). Capacity is fixed at
 // construction, so memory_bytes() is known up front; the storage is allocated on the first
 // Append, so a table that never spills costs nothing.
 //
-// Thread-compatible: the owning EmbeddingTable locks a shard around every call.
+// Thread-compatible: the owner (ShardPushLogs, ps/spiller.h) locks the shard around every
+// call, except that a spill reads a sealed log under the spill lock alone, since only a spill
+// changes it.
 #ifndef GRANARY_PS_PUSH_LOG_H_
 #define GRANARY_PS_PUSH_LOG_H_
 

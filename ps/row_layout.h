@@ -6,7 +6,7 @@
 // never be stored or restored with slots from another moment than its values. All fields
 // are little-endian (the only byte order Granary runs on; checked at compile time).
 //
-// Thread-compatible: a layout is an immutable value; the row bytes are the caller's.
+// Thread-safe: a layout is an immutable value; the row bytes are the caller's to guard.
 #ifndef GRANARY_PS_ROW_LAYOUT_H_
 #define GRANARY_PS_ROW_LAYOUT_H_
 

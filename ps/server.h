@@ -1,4 +1,5 @@
-// ParameterServer: serves PULL and PUSH for the key ranges the shard map gives it.
+// ParameterServer: serves PULL and PUSH for the key ranges the shard map gives it, and carries
+// out the scheduler's orders (checkpoint, shrink, delta export) on its TableCatalog.
 //
 // A ROUTER socket receives requests from every worker; a forwarding thread serves small
 // requests itself (handing them over would cost more than serving them) and hands larger ones
@@ -8,7 +9,23 @@
 // request that fails any check gets an ERROR_REPLY naming the sender and the reason, and the
 // server keeps serving.
 //
-// Thread-safe: Bind/Start/Stop from one controlling thread; handlers run internally.
+// Adding a server command: first a value in `enum Command` of common/proto/message.proto, with
+// its header fields (and a reply command if it has its own reply).
+//   - A data-plane request from workers (like PULL, PUSH): let CheckRequest accept the command
+//     and check its frames, and serve it in Handle (under catalog_->LockForRequest()), which
+//     builds the reply. CheapToServeInline predicts any request's cost from its table's cost
+//     per key; exclude the command there if that does not fit it. Test it in
+//     tests/ps/server_test.cc, which talks to a server over a socket.
+//   - An order of the scheduler (like CHECKPOINT, SHRINK, EXPORT_DELTA): add a case to the
+//     switch in CarryOut, putting what it reports into *results, and to the switch in
+//     SchedulerClient's receive loop (common/scheduler_client.cc) that queues orders for
+//     FollowScheduler; the scheduler sends it (scheduler/). A whole-server operation belongs in
+//     TableCatalog, which takes the cut lock exclusively; test it there
+//     (tests/ps/table_catalog_test.cc) and end to end in tests/cluster/.
+//
+// Thread-compatible: Bind, Start, CarryOut and Stop must not run concurrently (one controlling
+// thread calls them, e.g. FollowScheduler's). The server's own threads serve requests
+// concurrently with CarryOut; the catalog's cut lock keeps each order a consistent cut.
 #ifndef GRANARY_PS_SERVER_H_
 #define GRANARY_PS_SERVER_H_
 

@@ -6,7 +6,9 @@
 // take the lock exclusively, so a checkpoint or export is a consistent cut: no push is half
 // applied, and every slot of every row is from the same moment.
 //
-// Thread-safe.
+// Thread-safe, on two conditions the catalog cannot check: every pull and push holds
+// LockForRequest() while it runs, and ExportNextDelta calls do not overlap (each reads where
+// the previous one ended before taking the lock; the server carries out one order at a time).
 #ifndef GRANARY_PS_TABLE_CATALOG_H_
 #define GRANARY_PS_TABLE_CATALOG_H_
 

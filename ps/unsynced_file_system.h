@@ -9,6 +9,8 @@
 // What a kill -9 leaves is intact either way (the kernel still holds the written pages); a
 // machine crash may lose the live database's recent writes, and recovery restores the newest
 // checkpoint.
+//
+// Thread-safe as the file system below: it keeps no state of its own.
 #ifndef GRANARY_PS_UNSYNCED_FILE_SYSTEM_H_
 #define GRANARY_PS_UNSYNCED_FILE_SYSTEM_H_
 

@@ -16,15 +16,17 @@
 #include "common/feature_key.h"
 #include "gtest/gtest.h"
 #include "ps/initializer.h"
+#include "ps/row_cache.h"
 #include "tests/testing/faulty_file_system.h"
+#include "tests/testing/temp_dir.h"
 
 namespace granary {
 namespace {
 
 std::string NewTempDir() {
-  std::string pattern = ::testing::TempDir() + "/embedding-table-XXXXXX";
-  EXPECT_NE(mkdtemp(pattern.data()), nullptr);
-  return pattern;
+  std::string dir = MakeTempDir("embedding-table");
+  EXPECT_FALSE(dir.empty());
+  return dir;
 }
 
 proto::TableConfig SgdTable(const std::string& name, int dim, float lr) {
@@ -692,39 +694,6 @@ TEST_F(EmbeddingTableTest, FullDiskFailsLoudlyLosesNothingAndHealsWhenFreed) {
   ASSERT_TRUE(table_->FlushDirtyRows().ok());
   ASSERT_TRUE(store_->Checkpoint(dir_ + "-checkpoint").ok());
   std::filesystem::remove_all(dir_ + "-checkpoint");
-}
-
-TEST(RowStoreTest, OpenErrorsNameThePath) {
-  std::string dir = NewTempDir();
-  std::string file = dir + "/not-a-folder";
-  { std::ofstream(file) << "x"; }
-  RowStoreOptions options;
-  options.path = file;
-  absl::StatusOr<std::unique_ptr<RowStore>> store = RowStore::Open(options, {"t"});
-  ASSERT_FALSE(store.ok());
-  EXPECT_NE(store.status().message().find(file), std::string::npos) << store.status();
-
-  // Corrupt metadata files: RocksDB refuses, and so do we, naming the path.
-  options.path = dir + "/db";
-  {
-    auto opened = RowStore::Open(options, {"t"});
-    ASSERT_TRUE(opened.ok());
-  }
-  for (const auto& entry : std::filesystem::directory_iterator(options.path)) {
-    if (entry.path().filename().string().rfind("MANIFEST", 0) == 0) {
-      std::ofstream(entry.path(), std::ios::trunc) << "garbage garbage garbage";
-    }
-  }
-  store = RowStore::Open(options, {"t"});
-  ASSERT_FALSE(store.ok());
-  EXPECT_NE(store.status().message().find(options.path), std::string::npos) << store.status();
-  std::filesystem::remove_all(dir);
-}
-
-TEST(RowStoreTest, KeysEncodeInNumericOrder) {
-  EXPECT_LT(RowStore::EncodeKey(1), RowStore::EncodeKey(256));
-  EXPECT_LT(RowStore::EncodeKey(0x7fffffffffffffffULL), RowStore::EncodeKey(1ULL << 63));
-  EXPECT_EQ(RowStore::DecodeKey(RowStore::EncodeKey(0x0123456789abcdefULL)), 0x0123456789abcdefULL);
 }
 
 }  // namespace
