@@ -38,8 +38,8 @@ struct SchedulerOptions {
   std::string host = "127.0.0.1";
   int port = 0;  // 0 picks a free port; see address_file.
   std::string cluster_id = "granary";
-  int num_servers = 1;
-  int num_workers = 1;
+  int num_servers = 1;  // >= 1
+  int num_workers = 1;  // >= 1
   proto::ClusterConfig config;
   absl::Duration heartbeat_timeout = absl::Seconds(5);
   // How often liveness is checked; also bounds how late a death is noticed.
@@ -82,10 +82,10 @@ class Scheduler {
   Scheduler& operator=(const Scheduler&) = delete;
 
   // Binds, then serves until the cluster has shut down. Returns OK after an orderly shutdown;
-  // Unavailable if the port cannot be bound; InvalidArgument if day is not a date or
-  // close_day_into lacks day or checkpoint_dir; DeadlineExceeded if the cluster did not form;
-  // the error if the checkpoint to roll back to is unusable or closing the day failed; Aborted
-  // if a worker reported its job failed.
+  // Unavailable if the port cannot be bound; InvalidArgument if a number of nodes is below 1,
+  // day is not a date or close_day_into lacks day or checkpoint_dir; DeadlineExceeded if the
+  // cluster did not form; the error if the checkpoint to roll back to is unusable or closing the
+  // day failed; Aborted if a worker reported its job failed.
   absl::Status Run();
 
   // Asks Run() to shut the cluster down and return. Thread-safe.

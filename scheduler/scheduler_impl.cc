@@ -30,6 +30,11 @@ SchedulerImpl::SchedulerImpl(zmq::context_t* context, SchedulerOptions options)
 }
 
 absl::Status SchedulerImpl::CheckOptions() {
+  if (options_.num_servers < 1 || options_.num_workers < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("num_servers and num_workers must be >= 1 (are ",
+                                                   options_.num_servers, " and ",
+                                                   options_.num_workers, ")"));
+  }
   if (!options_.day.empty()) {
     absl::CivilDay day;
     if (options_.day.size() != 8 ||
@@ -74,9 +79,7 @@ absl::Status SchedulerImpl::Run() {
       LOG(ERROR) << "cluster did not form within "
                  << absl::FormatDuration(options_.register_timeout) << ": " << missing;
       for (const ClusterMember& member : membership_.pending()) {
-        proto::Header header = socket_.NewHeader(proto::SHUTDOWN);
-        header.set_error(absl::StrCat("cluster did not form: ", missing));
-        socket_.Send(member.routing_id, std::move(header));
+        OrderShutdown(member.routing_id, absl::StrCat("cluster did not form: ", missing));
       }
       return absl::DeadlineExceededError(
           absl::StrCat("cluster did not form within ",
@@ -208,16 +211,17 @@ void SchedulerImpl::StartShutdown(const std::string& reason) {
   shutdown_deadline_ = absl::Now() + options_.shutdown_timeout;
   LOG(INFO) << "shutting down the cluster: " << reason;
   for (const auto& [id, member] : membership_.members()) {
-    if (!member.alive) continue;
-    proto::Header header = socket_.NewHeader(proto::SHUTDOWN);
-    header.set_error(reason);
-    socket_.Send(id, std::move(header));
+    if (member.alive) OrderShutdown(id, reason);
   }
   for (const ClusterMember& member : membership_.pending()) {
-    proto::Header header = socket_.NewHeader(proto::SHUTDOWN);
-    header.set_error(reason);
-    socket_.Send(member.routing_id, std::move(header));
+    OrderShutdown(member.routing_id, reason);
   }
+}
+
+void SchedulerImpl::OrderShutdown(const std::string& routing_id, const std::string& reason) {
+  proto::Header header = socket_.NewHeader(proto::SHUTDOWN);
+  header.set_error(reason);
+  socket_.Send(routing_id, std::move(header));
 }
 
 bool SchedulerImpl::ShutdownComplete() {

@@ -46,8 +46,8 @@ class SchedulerImpl {
   int port() const { return port_.load(); }
 
  private:
-  // Checks the options that Run() reports as errors and stamps the day on the view.
-  // InvalidArgument naming the option.
+  // Checks the options (numbers of nodes, day, close_day_into) and stamps the day on the
+  // view. InvalidArgument naming the option.
   absl::Status CheckOptions();
   absl::Status WriteAddressFile() const;
   // Dispatches one message by its command: a new command gets its case here, served by the
@@ -61,6 +61,8 @@ class SchedulerImpl {
   void FinishDay(const absl::Status& closed);
   // Orders every live member and every node still registering to shut down (once).
   void StartShutdown(const std::string& reason);
+  // Sends SHUTDOWN with `reason` to `routing_id`.
+  void OrderShutdown(const std::string& routing_id, const std::string& reason);
   // Whether the shutdown is complete: every live member acknowledged, or shutdown_timeout
   // passed. Then answers the control clients that asked for it.
   bool ShutdownComplete();
