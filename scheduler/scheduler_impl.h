@@ -1,15 +1,16 @@
 // SchedulerImpl: the state and event loop behind Scheduler (scheduler/scheduler.h), as
-// LevelDB's DBImpl is behind DB. Only scheduler.cc and tests of the scheduler's parts include
-// this header.
+// LevelDB's DBImpl is behind DB. Only scheduler.cc includes this header.
 //
 // One thread, one socket: Run() polls the ROUTER socket (SchedulerSocket), hands each message
 // to the component that serves its command (HandleMessage), then lets the components move on
-// in a fixed order: heartbeats (Membership, which tells Barriers and WorkQueueService of a
-// death), StepClocks::Publish, CheckpointCoordinator::Advance, DayClose::Advance. Components
-// never call each other back except through the hooks wired in the constructor; what ends the
-// run (shutdown, its outcome) stays here.
+// in a fixed order: heartbeats (Membership; a death fails Barriers and requeues the dead
+// worker's chunks in WorkQueueService), StepClocks::Publish, CheckpointCoordinator::Advance,
+// DayClose::Advance. A component holds references to the components it uses, declared before
+// it below, except that the checkpoints reach the work queues through a pointer set in the
+// constructor and the work queues reach the checkpoints only through the two hooks wired there.
+// What ends the run (the shutdown and its outcome) stays here.
 //
-// Thread-compatible, except RequestStop(), which is thread-safe.
+// Thread-compatible, except RequestStop() and port(), which are thread-safe.
 #ifndef GRANARY_SCHEDULER_SCHEDULER_IMPL_H_
 #define GRANARY_SCHEDULER_SCHEDULER_IMPL_H_
 
@@ -71,7 +72,7 @@ class SchedulerImpl {
   std::atomic<int> port_{0};
   std::atomic<bool> stop_requested_{false};
 
-  // Components, in the order they depend on each other.
+  // Components; each uses only those above it (but see CheckpointCoordinator::SetQueues).
   SchedulerSocket socket_;
   Membership membership_;
   Barriers barriers_;
