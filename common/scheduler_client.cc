@@ -55,7 +55,7 @@ proto::Header SchedulerClient::NewHeader(proto::Command command) const {
   return MakeHeader(command, options_.cluster_id, options_.role, view_.you().rank());
 }
 
-absl::Status SchedulerClient::Register() {
+absl::Status SchedulerClient::Connect() {
   std::string endpoint = absl::StrCat("tcp://", options_.scheduler_address);
   try {
     dealer_.connect(endpoint);
@@ -63,6 +63,42 @@ absl::Status SchedulerClient::Register() {
     return absl::InvalidArgumentError(
         absl::StrCat("cannot connect to scheduler ", endpoint, ": ", e.what()));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<proto::Header> SchedulerClient::ControlRequest(proto::Command command,
+                                                              absl::Duration timeout) {
+  absl::Status status = Connect();
+  if (!status.ok()) return status;
+  proto::Header request = NewHeader(command);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    request.set_request_id(next_request_id_++);
+  }
+  status = SendMessage(dealer_, Message{request, {}, {}});
+  if (!status.ok()) return status;
+  Message reply;
+  absl::Status decoded;
+  if (!ReceiveWithin(dealer_, timeout, options_.cluster_id, options_.scheduler_address, &reply,
+                     &decoded)) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("scheduler ", options_.scheduler_address, " did not answer ",
+                     proto::Command_Name(command), " within ", absl::FormatDuration(timeout)));
+  }
+  if (!decoded.ok()) {
+    return absl::Status(decoded.code(), absl::StrCat("scheduler ", options_.scheduler_address,
+                                                     " answered: ", decoded.message()));
+  }
+  if (reply.header.command() == proto::ERROR_REPLY) {
+    return absl::FailedPreconditionError(absl::StrCat("scheduler ", options_.scheduler_address,
+                                                      " answered: ", reply.header.error()));
+  }
+  return reply.header;
+}
+
+absl::Status SchedulerClient::Register() {
+  absl::Status connected = Connect();
+  if (!connected.ok()) return connected;
   proto::Header header = NewHeader(proto::REGISTER);
   header.set_sender_rank(-1);
   proto::NodeInfo* node = header.mutable_node();

@@ -1,5 +1,5 @@
 // SchedulerClient: a node's link to the scheduler (membership, heartbeats, barriers,
-// dead-node notices, shutdown).
+// dead-node notices, shutdown), and a control client's one-shot requests (ControlRequest).
 //
 // Register() joins the cluster and blocks until the scheduler publishes the ClusterView (rank,
 // every node's address, the shard map, the table configs). From then on a background thread
@@ -54,6 +54,14 @@ class SchedulerClient {
   SchedulerClient(const SchedulerClient&) = delete;
   SchedulerClient& operator=(const SchedulerClient&) = delete;
 
+  // A one-shot control request (role CONTROL, e.g. granary_ctl), without Register(): sends
+  // `command` and waits for the scheduler's reply. Returns the reply's header (the caller checks
+  // its command); FailedPrecondition with the scheduler's error if it answered ERROR_REPLY;
+  // DeadlineExceeded if no reply came within `timeout`; InvalidArgument if the scheduler's
+  // address cannot be connected; the error if the request cannot be sent or the reply not be
+  // decoded. Each error names the scheduler. REQUIRES: Register() was not called.
+  absl::StatusOr<proto::Header> ControlRequest(proto::Command command, absl::Duration timeout);
+
   // Sends REGISTER and waits for the ClusterView. DeadlineExceeded naming the scheduler if it
   // does not arrive within register_timeout; FailedPrecondition if the scheduler refused us.
   absl::Status Register();
@@ -87,7 +95,7 @@ class SchedulerClient {
   // Reports chunk `chunk_id` of queue `name` trained.
   absl::Status FinishChunk(const std::string& name, uint64_t chunk_id, absl::Duration timeout);
 
-  // Step clocks (scheduler/scheduler.h "Step clocks"; bounded staleness). Reports return at
+  // Step clocks (scheduler/step_clocks.h; bounded staleness). Reports return at
   // once: the report travels in the background.
 
   // This worker finished `steps` steps of clock `name` (counted from 0, never decreasing).
@@ -125,6 +133,8 @@ class SchedulerClient {
   void SetNodeDeadCallback(std::function<void(const proto::NodeInfo& node)> callback);
 
  private:
+  // Connects the dealer socket to the scheduler. InvalidArgument naming it if that fails.
+  absl::Status Connect();
   void Run();
   void HandleIncoming(Message&& message);
   proto::Header NewHeader(proto::Command command) const;

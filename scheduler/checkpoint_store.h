@@ -4,8 +4,8 @@
 //   <root>/ckpt-000042/MANIFEST         text CheckpointManifest, written last by rename
 //
 // A checkpoint exists only once its MANIFEST does: a folder without one (a checkpoint cut
-// short by a crash) is ignored and removed by Prune. Ids only grow, so the newest manifest is
-// the one with the highest id.
+// short by a crash) is ignored, and removed by Prune once a newer checkpoint is complete. Ids only
+// grow, so the newest manifest is the one with the highest id.
 //
 // Thread-compatible.
 #ifndef GRANARY_SCHEDULER_CHECKPOINT_STORE_H_

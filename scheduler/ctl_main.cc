@@ -6,10 +6,9 @@
 #include <cstdlib>
 #include <string>
 
-#include "absl/strings/str_cat.h"
-#include "common/message.h"
+#include "absl/time/time.h"
 #include "common/process_init.h"
-#include "common/socket_options.h"
+#include "common/scheduler_client.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 
@@ -25,41 +24,26 @@ int main(int argc, char** argv) {
     return EXIT_FAILURE;
   }
   const bool shutdown = verb == "shutdown";
+  granary::SchedulerClientOptions options;
+  options.scheduler_address = FLAGS_scheduler;
+  options.cluster_id = FLAGS_cluster_id;
+  options.role = granary::proto::CONTROL;
   zmq::context_t context(1);
-  zmq::socket_t socket(context, zmq::socket_type::dealer);
-  granary::ConfigureSocket(socket);
-  socket.connect(absl::StrCat("tcp://", FLAGS_scheduler));
-  granary::proto::Header header =
-      granary::MakeHeader(shutdown ? granary::proto::SHUTDOWN : granary::proto::CHECKPOINT_NOW,
-                          FLAGS_cluster_id, granary::proto::CONTROL, 0);
-  header.set_request_id(1);
-  absl::Status sent = granary::SendMessage(socket, granary::Message{header, {}, {}});
-  if (!sent.ok()) {
-    LOG(ERROR) << sent.message();
-    return EXIT_FAILURE;
-  }
-  zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
-  if (granary::PollSockets(
-          &item, 1, std::chrono::milliseconds(static_cast<long>(FLAGS_timeout * 1000))) <= 0) {
-    LOG(ERROR) << "scheduler " << FLAGS_scheduler << " did not acknowledge " << verb << " within "
-               << FLAGS_timeout << " s";
-    return EXIT_FAILURE;
-  }
-  std::vector<zmq::message_t> frames;
-  (void)zmq::recv_multipart(socket, std::back_inserter(frames));
-  granary::Message reply;
-  absl::Status decoded =
-      granary::DecodeMessage(std::move(frames), FLAGS_cluster_id, FLAGS_scheduler, &reply);
+  granary::SchedulerClient client(&context, options);
+  absl::StatusOr<granary::proto::Header> reply =
+      client.ControlRequest(shutdown ? granary::proto::SHUTDOWN : granary::proto::CHECKPOINT_NOW,
+                            absl::Seconds(FLAGS_timeout));
   const granary::proto::Command expected =
       shutdown ? granary::proto::SHUTDOWN_ACK : granary::proto::ACK;
-  if (!decoded.ok() || reply.header.command() != expected) {
-    LOG(ERROR) << "scheduler " << FLAGS_scheduler << " answered: "
-               << (decoded.ok() ? reply.header.error() : std::string(decoded.message()));
+  if (!reply.ok() || reply->command() != expected) {
+    LOG(ERROR) << (reply.ok() ? "scheduler " + FLAGS_scheduler + " answered " +
+                                    granary::proto::Command_Name(reply->command())
+                              : std::string(reply.status().message()));
     return EXIT_FAILURE;
   }
   if (!shutdown) {
-    std::printf("%s\n", reply.header.checkpoint_dir().c_str());
-    LOG(INFO) << "checkpoint " << reply.header.checkpoint_dir() << " written";
+    std::printf("%s\n", reply->checkpoint_dir().c_str());
+    LOG(INFO) << "checkpoint " << reply->checkpoint_dir() << " written";
     return EXIT_SUCCESS;
   }
   LOG(INFO) << "cluster at " << FLAGS_scheduler << " shut down";

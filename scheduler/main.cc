@@ -1,4 +1,5 @@
-// granary_scheduler: parses flags, loads the cluster config and runs the Scheduler.
+// granary_scheduler: parses flags, loads the cluster config and runs the Scheduler until the
+// cluster shut down (SIGTERM or SIGINT shuts it down in order).
 #include <csignal>
 #include <cstdlib>
 
@@ -52,10 +53,6 @@ int main(int argc, char** argv) {
   absl::StatusOr<granary::proto::ClusterConfig> config = granary::LoadClusterConfig(FLAGS_config);
   if (!config.ok()) {
     LOG(ERROR) << config.status().message();
-    return EXIT_FAILURE;
-  }
-  if (FLAGS_num_servers < 1 || FLAGS_num_workers < 1) {
-    LOG(ERROR) << "--num_servers and --num_workers must be >= 1";
     return EXIT_FAILURE;
   }
   granary::SchedulerOptions options;

@@ -1,7 +1,10 @@
 #include "scheduler/scheduler.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -20,8 +23,9 @@ constexpr char kCluster[] = "scheduler-test";
 // A scheduler on a thread with fast heartbeats, and clients that register against it.
 class SchedulerTest : public ::testing::Test {
  protected:
-  void StartScheduler(int servers, int workers) {
+  void StartScheduler(int servers, int workers, const std::string& checkpoint_dir = "") {
     SchedulerOptions options;
+    options.checkpoint_dir = checkpoint_dir;
     options.cluster_id = kCluster;
     options.num_servers = servers;
     options.num_workers = workers;
@@ -187,6 +191,81 @@ TEST_F(SchedulerTest, ShutsDownWhenAllWorkersAreDone) {
   EXPECT_TRUE(w0->WaitForShutdown(absl::Seconds(20)).ok());
   scheduler_thread_.join();
   EXPECT_TRUE(run_status_.ok()) << run_status_;
+}
+
+TEST_F(SchedulerTest, ControlRequestShutdownIsAcknowledgedOnceTheClusterShutDown) {
+  auto [server, w0, w1] = FormOneServerTwoWorkers();
+  std::unique_ptr<SchedulerClient> control = NewClient(proto::CONTROL);
+  absl::StatusOr<proto::Header> reply = control->ControlRequest(proto::SHUTDOWN, absl::Seconds(20));
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ(reply->command(), proto::SHUTDOWN_ACK);
+  EXPECT_TRUE(server->WaitForShutdown(absl::Seconds(20)).ok());
+  EXPECT_TRUE(w0->WaitForShutdown(absl::Seconds(20)).ok());
+  scheduler_thread_.join();
+  EXPECT_TRUE(run_status_.ok()) << run_status_;
+}
+
+TEST_F(SchedulerTest, ControlRequestCheckpointIsAnsweredWithTheFolderOnceItsManifestIsWritten) {
+  const std::string root = absl::StrCat(::testing::TempDir(), "/control-checkpoint-", getpid());
+  std::filesystem::remove_all(root);
+  StartScheduler(1, 1, root);
+  std::unique_ptr<SchedulerClient> server = NewClient(proto::SERVER, 1);
+  std::unique_ptr<SchedulerClient> worker = NewClient(proto::WORKER);
+  RegisterAll({server.get(), worker.get()});
+  // The server writes nothing: the scheduler only needs its answer to write the manifest.
+  std::thread follower([&] {
+    absl::StatusOr<proto::Header> order = server->WaitForOrder(absl::Seconds(20));
+    ASSERT_TRUE(order.ok()) << order.status();
+    EXPECT_EQ(order->command(), proto::CHECKPOINT);
+    server->AnswerOrder(*order, absl::OkStatus());
+  });
+  std::unique_ptr<SchedulerClient> control = NewClient(proto::CONTROL);
+  absl::StatusOr<proto::Header> reply =
+      control->ControlRequest(proto::CHECKPOINT_NOW, absl::Seconds(20));
+  follower.join();
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ(reply->command(), proto::ACK);
+  EXPECT_TRUE(std::filesystem::exists(reply->checkpoint_dir() + "/MANIFEST"))
+      << reply->checkpoint_dir();
+  std::filesystem::remove_all(root);
+}
+
+TEST_F(SchedulerTest, ControlRequestErrorsNameTheSchedulerAndItsAnswer) {
+  StartScheduler(1, 1);
+  std::unique_ptr<SchedulerClient> control = NewClient(proto::CONTROL);
+  absl::StatusOr<proto::Header> refused =
+      control->ControlRequest(proto::CHECKPOINT_NOW, absl::Seconds(20));
+  EXPECT_TRUE(absl::IsFailedPrecondition(refused.status())) << refused.status();
+  EXPECT_NE(refused.status().message().find(
+                absl::StrCat("scheduler 127.0.0.1:", scheduler_->port(), " answered: ")),
+            std::string::npos)
+      << refused.status();
+  EXPECT_NE(refused.status().message().find("this run keeps no checkpoints"), std::string::npos)
+      << refused.status();
+
+  // Nothing listens on port 1.
+  SchedulerClientOptions options;
+  options.scheduler_address = "127.0.0.1:1";
+  options.cluster_id = kCluster;
+  options.role = proto::CONTROL;
+  SchedulerClient nobody(&context_, options);
+  absl::StatusOr<proto::Header> silent =
+      nobody.ControlRequest(proto::SHUTDOWN, absl::Milliseconds(200));
+  EXPECT_TRUE(absl::IsDeadlineExceeded(silent.status())) << silent.status();
+  EXPECT_NE(silent.status().message().find("scheduler 127.0.0.1:1 did not answer SHUTDOWN"),
+            std::string::npos)
+      << silent.status();
+}
+
+TEST(SchedulerOptionsTest, RunRefusesAClusterWithoutServersOrWorkers) {
+  zmq::context_t context(1);
+  SchedulerOptions options;
+  options.num_workers = 0;
+  Scheduler scheduler(&context, options);
+  absl::Status status = scheduler.Run();
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_NE(status.message().find("num_servers and num_workers must be >= 1"), std::string::npos)
+      << status;
 }
 
 proto::WorkQueueSpec ChunkSpec(const std::string& name, int chunks) {

@@ -1,17 +1,19 @@
-// Step clocks for bounded staleness (scheduler.h "Step clocks").
-#include <cstdint>
+#include "scheduler/step_clocks.h"
+
 #include <limits>
 
-#include "absl/strings/str_cat.h"
 #include "common/node_name.h"
 #include "glog/logging.h"
-#include "scheduler/scheduler.h"
 
 namespace granary {
 
-void Scheduler::HandleClockReport(const Member& member, const proto::Header& header) {
+StepClocks::StepClocks(SchedulerSocket& socket, const Membership& membership,
+                       const WorkQueueService& queues)
+    : socket_(socket), membership_(membership), queues_(queues) {}
+
+void StepClocks::HandleReport(const ClusterMember& member, const proto::Header& header) {
   const proto::Clock& report = header.clock();
-  StepClock& clock = clocks_[report.name()];
+  Clock& clock = clocks_[report.name()];
   const int rank = member.info.rank();
   if (report.done()) {
     clock.done.insert(rank);
@@ -27,32 +29,27 @@ void Scheduler::HandleClockReport(const Member& member, const proto::Header& hea
   steps = report.step();
 }
 
-bool Scheduler::CountsForClock(const Member& member, const std::string& name,
-                               const StepClock& clock) const {
+bool StepClocks::Counts(const ClusterMember& member, const std::string& name,
+                        const Clock& clock) const {
   if (member.info.role() != proto::WORKER || !member.alive || member.job_done) return false;
   if (clock.done.count(member.info.rank()) > 0) return false;
   // Waiting for a chunk of the queue of the same name, it trains nothing and holds nobody back.
-  auto held = held_requests_.find(name);
-  if (held == held_requests_.end()) return true;
-  for (const HeldRequest& request : held->second) {
-    if (request.routing_id == member.routing_id) return false;
-  }
-  return true;
+  return !queues_.IsWaitingForChunk(name, member.routing_id);
 }
 
-void Scheduler::PublishClocks() {
+void StepClocks::Publish() {
   for (auto it = clocks_.begin(); it != clocks_.end();) {
     const std::string& name = it->first;
-    StepClock& clock = it->second;
+    Clock& clock = it->second;
     int64_t minimum = std::numeric_limits<int64_t>::max();
     std::vector<int> behind;
     bool any_live_worker_not_done = false;
-    for (const auto& [id, member] : members_) {
+    for (const auto& [id, member] : membership_.members()) {
       if (member.info.role() == proto::WORKER && member.alive && !member.job_done &&
           clock.done.count(member.info.rank()) == 0) {
         any_live_worker_not_done = true;
       }
-      if (!CountsForClock(member, name, clock)) continue;
+      if (!Counts(member, name, clock)) continue;
       auto steps = clock.steps.find(member.info.rank());
       const int64_t step = steps == clock.steps.end() ? 0 : steps->second;
       if (step < minimum) {
@@ -66,12 +63,12 @@ void Scheduler::PublishClocks() {
     if (minimum != clock.published || behind != clock.published_behind) {
       clock.published = minimum;
       clock.published_behind = behind;
-      proto::Header update = NewHeader(proto::MIN_CLOCK);
+      proto::Header update = socket_.NewHeader(proto::MIN_CLOCK);
       update.mutable_clock()->set_name(name);
       update.mutable_clock()->set_step(minimum);
       for (int rank : behind) update.mutable_clock()->add_behind(rank);
-      for (const auto& [id, member] : members_) {
-        if (member.info.role() == proto::WORKER && member.alive) Send(id, update);
+      for (const auto& [id, member] : membership_.members()) {
+        if (member.info.role() == proto::WORKER && member.alive) socket_.Send(id, update);
       }
     }
     // Every worker is done with it (or dead): no further report can move it.

@@ -1,54 +1,70 @@
-// Scheduler: closing a training day (see SchedulerOptions::close_day_into).
+#include "scheduler/day_close.h"
+
 #include <filesystem>
+#include <map>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/atomic_file.h"
-#include "common/node_name.h"
 #include "glog/logging.h"
-#include "scheduler/scheduler.h"
 
 namespace granary {
 
-void Scheduler::AdvanceDayClose() {
-  if (day_close_ == DayClose::kNotYet || day_close_ == DayClose::kDone || shutting_down_) return;
-  if (checkpoint_.has_value() && day_close_ != DayClose::kCheckpoint) return;  // let it finish
-  auto fail = [this](const absl::Status& error) {
-    run_outcome_ = absl::Status(
-        error.code(), absl::StrCat("closing day ", options_.day, " failed: ", error.message()));
-    LOG(ERROR) << run_outcome_.message();
-    day_close_ = DayClose::kDone;
-    StartShutdown(std::string(run_outcome_.message()));
-  };
-  if (day_close_ == DayClose::kShrink || day_close_ == DayClose::kExport) {
-    const proto::Command command =
-        day_close_ == DayClose::kShrink ? proto::SHRINK : proto::EXPORT_DELTA;
-    if (!round_.has_value()) {
-      proto::Header order = NewHeader(command);
-      order.set_export_dir(absl::StrCat(options_.close_day_into, "/deltas/", options_.day));
-      LOG(INFO) << "closing day " << options_.day << ": " << proto::Command_Name(command);
-      SendOrderToServers(std::move(order));
-      return;
-    }
-    if (absl::Status error = RoundError(); !error.ok()) {
-      fail(error);
-      return;
-    }
-    if (!RoundComplete()) return;
-    for (auto& [rank, answer] : round_->answers) day_close_answers_.push_back(answer);
-    round_.reset();
-    if (day_close_ == DayClose::kShrink) {
-      day_close_ = DayClose::kExport;
-    } else {
-      day_close_ = DayClose::kCheckpoint;
-      RequestCheckpoint(absl::StrCat("day ", options_.day, " closed"));
-    }
-  }
-  // kCheckpoint goes on in FinishCheckpoint, which calls back into DayCheckpointDone.
+DayClose::DayClose(const SchedulerOptions& options, SchedulerSocket& socket, ServerOrders& orders,
+                   CheckpointCoordinator& checkpoints)
+    : options_(options), socket_(socket), orders_(orders), checkpoints_(checkpoints) {}
+
+void DayClose::Begin() {
+  LOG(INFO) << "all workers finished their jobs: closing day " << options_.day;
+  stage_ = Stage::kShrink;
+  started_ = absl::Now();
 }
 
-absl::Status Scheduler::PublishDay(const std::string& checkpoint_dir) {
+absl::Status DayClose::Fail(const absl::Status& error) {
+  absl::Status failed = absl::Status(
+      error.code(), absl::StrCat("closing day ", options_.day, " failed: ", error.message()));
+  LOG(ERROR) << failed.message();
+  stage_ = Stage::kDone;
+  return failed;
+}
+
+std::optional<absl::Status> DayClose::Advance() {
+  if (stage_ != Stage::kShrink && stage_ != Stage::kExport) return std::nullopt;
+  if (checkpoints_.in_progress()) return std::nullopt;  // let it finish
+  const proto::Command command = stage_ == Stage::kShrink ? proto::SHRINK : proto::EXPORT_DELTA;
+  if (!orders_.busy()) {
+    proto::Header order = socket_.NewHeader(command);
+    order.set_export_dir(absl::StrCat(options_.close_day_into, "/deltas/", options_.day));
+    LOG(INFO) << "closing day " << options_.day << ": " << proto::Command_Name(command);
+    orders_.Send(std::move(order));
+    return std::nullopt;
+  }
+  if (absl::Status error = orders_.Error(); !error.ok()) return Fail(error);
+  if (!orders_.Complete()) return std::nullopt;
+  for (const auto& [rank, answer] : orders_.answers()) answers_.push_back(answer);
+  orders_.Finish();
+  if (stage_ == Stage::kShrink) {
+    stage_ = Stage::kExport;
+  } else {
+    // The close goes on when this checkpoint ends (CheckpointEnded).
+    stage_ = Stage::kCheckpoint;
+    checkpoints_.Request(absl::StrCat("day ", options_.day, " closed"));
+  }
+  return std::nullopt;
+}
+
+std::optional<absl::Status> DayClose::CheckpointEnded(
+    const CheckpointCoordinator::Outcome& checkpoint) {
+  if (stage_ != Stage::kCheckpoint) return std::nullopt;
+  absl::Status published = checkpoint.status.ok() ? Publish(checkpoint.dir) : checkpoint.status;
+  stage_ = Stage::kDone;
+  if (!published.ok()) return Fail(published);
+  return absl::OkStatus();
+}
+
+absl::Status DayClose::Publish(const std::string& checkpoint_dir) {
   namespace fs = std::filesystem;
   const fs::path model(options_.close_day_into);
   const fs::path base = model / "bases" / options_.day;
@@ -70,7 +86,7 @@ absl::Status Scheduler::PublishDay(const std::string& checkpoint_dir) {
   std::map<std::string, std::pair<uint64_t, uint64_t>> tables;  // kept, dropped
   std::vector<std::string> deltas;
   uint64_t delta_rows = 0, delta_tombstones = 0;
-  for (const proto::Header& answer : day_close_answers_) {
+  for (const proto::Header& answer : answers_) {
     for (const proto::TableShrink& shrink : answer.shrink()) {
       tables[shrink.table()].first += shrink.kept();
       tables[shrink.table()].second += shrink.dropped();
@@ -93,7 +109,7 @@ absl::Status Scheduler::PublishDay(const std::string& checkpoint_dir) {
           "{\"day\": \"%s\", \"closed\": \"%s\", \"close_seconds\": %.3f, \"base\": \"%s\",\n"
           " \"tables\": [%s],\n \"delta\": {\"rows\": %d, \"tombstones\": %d, \"files\": [%s]}}\n",
           options_.day, absl::FormatTime(absl::RFC3339_sec, absl::Now(), absl::UTCTimeZone()),
-          absl::ToDoubleSeconds(absl::Now() - day_close_started_), base.string(),
+          absl::ToDoubleSeconds(absl::Now() - started_), base.string(),
           absl::StrJoin(table_lines, ", "), delta_rows, delta_tombstones,
           absl::StrJoin(deltas, ", ")));
   if (!written.ok()) return written;

@@ -1,0 +1,114 @@
+#include "scheduler/membership.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/node_name.h"
+#include "common/shard_map.h"
+#include "glog/logging.h"
+
+namespace granary {
+
+Membership::Membership(const SchedulerOptions& options, SchedulerSocket& socket)
+    : options_(options), socket_(socket) {}
+
+void Membership::HandleRegister(const std::string& routing_id, const proto::Header& header,
+                                bool closed) {
+  const proto::NodeInfo& node = header.node();
+  if (formed_ || closed) {
+    socket_.SendError(routing_id, header,
+                      absl::StrCat("cluster already formed with ", options_.num_servers,
+                                   " servers and ", options_.num_workers, " workers"));
+    return;
+  }
+  int servers = 0, workers = 0;
+  for (const ClusterMember& m : pending_) {
+    if (m.routing_id == routing_id) return;  // duplicate REGISTER
+    (m.info.role() == proto::SERVER ? servers : workers)++;
+  }
+  bool is_server = node.role() == proto::SERVER;
+  if (!is_server && node.role() != proto::WORKER) {
+    socket_.SendError(routing_id, header, "only servers and workers register");
+    return;
+  }
+  if ((is_server && servers >= options_.num_servers) ||
+      (!is_server && workers >= options_.num_workers)) {
+    socket_.SendError(routing_id, header,
+                      absl::StrCat("cluster expects only ",
+                                   is_server ? options_.num_servers : options_.num_workers, " ",
+                                   RoleName(node.role()), "s"));
+    return;
+  }
+  pending_.push_back(ClusterMember{routing_id, node, absl::Now()});
+  LOG(INFO) << "registered " << RoleName(node.role()) << " pid " << node.pid() << " from "
+            << node.host() << (node.port() > 0 ? absl::StrCat(":", node.port()) : "");
+  if (servers + workers + 1 == options_.num_servers + options_.num_workers) FormCluster();
+}
+
+void Membership::FormCluster() {
+  int next_rank[2] = {0, 0};
+  ShardMap shard_map = ShardMap::EvenSplit(options_.num_servers, /*version=*/1);
+  *view_.mutable_shard_map() = shard_map.ToProto();
+  *view_.mutable_config() = options_.config;
+  for (ClusterMember& member : pending_) {
+    member.info.set_rank(next_rank[member.info.role() == proto::SERVER ? 0 : 1]++);
+    member.last_seen = absl::Now();
+    *view_.add_nodes() = member.info;
+  }
+  for (ClusterMember& member : pending_) {
+    proto::Header header = socket_.NewHeader(proto::CLUSTER_VIEW);
+    *header.mutable_view() = view_;
+    *header.mutable_view()->mutable_you() = member.info;
+    socket_.Send(member.routing_id, std::move(header));
+    members_[member.routing_id] = member;
+  }
+  pending_.clear();
+  formed_ = true;
+  LOG(INFO) << "cluster formed: " << options_.num_servers << " servers, " << options_.num_workers
+            << " workers; " << shard_map.DebugString();
+}
+
+ClusterMember* Membership::Touch(const std::string& routing_id) {
+  auto member = members_.find(routing_id);
+  if (member == members_.end()) return nullptr;
+  member->second.last_seen = absl::Now();
+  return &member->second;
+}
+
+std::string Membership::DescribeMissing() const {
+  int servers = 0, workers = 0;
+  for (const ClusterMember& m : pending_) (m.info.role() == proto::SERVER ? servers : workers)++;
+  return absl::StrCat("have ", servers, " of ", options_.num_servers, " servers and ", workers,
+                      " of ", options_.num_workers, " workers");
+}
+
+bool Membership::AllWorkersDone() const {
+  for (const auto& [id, m] : members_) {
+    if (m.info.role() == proto::WORKER && m.alive && !m.job_done) return false;
+  }
+  return true;
+}
+
+void Membership::CheckHeartbeats(const std::function<void(const ClusterMember&)>& on_death) {
+  absl::Time now = absl::Now();
+  for (auto& [id, member] : members_) {
+    if (!member.alive || now - member.last_seen <= options_.heartbeat_timeout) continue;
+    member.alive = false;
+    LOG(ERROR) << NodeName(member.info) << " is dead: no heartbeat for "
+               << absl::FormatDuration(absl::Trunc(now - member.last_seen, absl::Milliseconds(1)))
+               << " (timeout " << absl::FormatDuration(options_.heartbeat_timeout) << ")";
+    for (const auto& [other_id, other] : members_) {
+      if (!other.alive) continue;
+      proto::Header notice = socket_.NewHeader(proto::NODE_DEAD);
+      *notice.mutable_node() = member.info;
+      socket_.Send(other_id, std::move(notice));
+    }
+    on_death(member);
+  }
+}
+
+bool Membership::InGroup(const ClusterMember& member, const std::string& group) {
+  if (group == "all") return true;
+  if (group == "servers") return member.info.role() == proto::SERVER;
+  return member.info.role() == proto::WORKER;
+}
+
+}  // namespace granary

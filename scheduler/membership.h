@@ -1,0 +1,85 @@
+// Membership: who is in the cluster, their ranks, and whether they are alive.
+//
+// Servers and workers register (REGISTER); once the configured numbers did, the cluster forms:
+// ranks are assigned in order of arrival (servers 0..N-1, workers 0..M-1), the key space is cut
+// into an even shard map, and every node gets the ClusterView (ranks, addresses, shard map,
+// table configs, and how servers start: empty or from a checkpoint). From then on every message
+// of a member counts as a sign of life; a member silent for heartbeat_timeout is declared dead
+// and every other live member is told so (NODE_DEAD). The dead stay in the member list, marked
+// not alive: ranks are never reused.
+//
+// Thread-compatible: the scheduler's single thread owns it.
+#ifndef GRANARY_SCHEDULER_MEMBERSHIP_H_
+#define GRANARY_SCHEDULER_MEMBERSHIP_H_
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "common/proto/message.pb.h"
+#include "scheduler/scheduler.h"
+#include "scheduler/scheduler_socket.h"
+
+namespace granary {
+
+// A registered node, as the scheduler knows it.
+struct ClusterMember {
+  std::string routing_id;
+  proto::NodeInfo info;  // rank is -1 until the cluster formed
+  absl::Time last_seen;
+  bool alive = true;
+  bool job_done = false;  // a worker that reported JOB_DONE
+};
+
+class Membership {
+ public:
+  // `options` and `socket` must outlive this object.
+  Membership(const SchedulerOptions& options, SchedulerSocket& socket);
+  Membership(const Membership&) = delete;
+  Membership& operator=(const Membership&) = delete;
+
+  // Registers the sender of REGISTER `header`, or answers it with an error (the cluster formed
+  // already or is `closed`, the role is not server or worker, or that role is full). Forms the
+  // cluster once the last node registered. A duplicate REGISTER is ignored.
+  void HandleRegister(const std::string& routing_id, const proto::Header& header, bool closed);
+
+  bool formed() const { return formed_; }
+  // The member with `routing_id`, with its last_seen updated to now; null for a sender that is
+  // not a member (or before the cluster formed).
+  ClusterMember* Touch(const std::string& routing_id);
+  const std::map<std::string, ClusterMember>& members() const { return members_; }
+  // Registered, waiting for the cluster to form.
+  const std::vector<ClusterMember>& pending() const { return pending_; }
+  // "have 1 of 2 servers and 0 of 1 workers": who the cluster still waits for.
+  std::string DescribeMissing() const;
+  // Whether every live worker reported JOB_DONE.
+  bool AllWorkersDone() const;
+
+  // The view published at formation. Before formation the checkpoint roll-back fills in how
+  // servers start (day, restore_from, start_empty).
+  const proto::ClusterView& view() const { return view_; }
+  proto::ClusterView* mutable_view() { return &view_; }
+
+  // Declares dead every live member silent for longer than heartbeat_timeout: logs it, tells
+  // every other live member (NODE_DEAD), then calls `on_death` with it, one member at a time.
+  void CheckHeartbeats(const std::function<void(const ClusterMember&)>& on_death);
+
+  // Whether `member` belongs to barrier group `group` ("all", "servers", else workers).
+  static bool InGroup(const ClusterMember& member, const std::string& group);
+
+ private:
+  void FormCluster();
+
+  const SchedulerOptions& options_;
+  SchedulerSocket& socket_;
+  std::vector<ClusterMember> pending_;            // registered, cluster not yet formed
+  std::map<std::string, ClusterMember> members_;  // by routing id, after formation
+  bool formed_ = false;
+  proto::ClusterView view_;
+};
+
+}  // namespace granary
+
+#endif  // GRANARY_SCHEDULER_MEMBERSHIP_H_

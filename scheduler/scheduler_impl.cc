@@ -1,0 +1,241 @@
+#include "scheduler/scheduler_impl.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/civil_time.h"
+#include "common/atomic_file.h"
+#include "common/node_name.h"
+#include "glog/logging.h"
+
+namespace granary {
+
+SchedulerImpl::SchedulerImpl(zmq::context_t* context, SchedulerOptions options)
+    : options_(std::move(options)),
+      socket_(context, options_.cluster_id),
+      membership_(options_, socket_),
+      barriers_(socket_, membership_),
+      orders_(options_, socket_, membership_),
+      checkpoints_(options_, socket_, membership_, orders_),
+      queues_(
+          options_, socket_, membership_,
+          [this](WorkQueue& queue) { return checkpoints_.RestoreQueueProgress(queue); },
+          [this](const WorkQueue& queue) {
+            checkpoints_.CountFinishedChunk();
+            if (queue.drained()) {
+              checkpoints_.Request(absl::StrCat("work queue '", queue.name(), "' finished"));
+            }
+          }),
+      clocks_(socket_, membership_, queues_),
+      day_close_(options_, socket_, orders_, checkpoints_) {
+  checkpoints_.SetQueues(&queues_);
+}
+
+absl::Status SchedulerImpl::CheckOptions() {
+  if (options_.num_servers < 1 || options_.num_workers < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("num_servers and num_workers must be >= 1 (are ",
+                                                   options_.num_servers, " and ",
+                                                   options_.num_workers, ")"));
+  }
+  if (!options_.day.empty()) {
+    absl::CivilDay day;
+    if (options_.day.size() != 8 ||
+        !absl::ParseCivilTime(
+            absl::StrCat(options_.day.substr(0, 4), "-", options_.day.substr(4, 2), "-",
+                         options_.day.substr(6, 2)),
+            &day)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("day '", options_.day, "' is not a date YYYYMMDD"));
+    }
+    membership_.mutable_view()->set_day(static_cast<uint32_t>(day - absl::CivilDay(1970, 1, 1)));
+  }
+  if (!options_.close_day_into.empty() &&
+      (options_.day.empty() || options_.checkpoint_dir.empty())) {
+    return absl::InvalidArgumentError("closing a day needs the day and a checkpoint_dir");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SchedulerImpl::WriteAddressFile() const {
+  if (options_.address_file.empty()) return absl::OkStatus();
+  return WriteFileAtomically(options_.address_file,
+                             absl::StrCat(options_.host, ":", port_.load(), "\n"));
+}
+
+absl::Status SchedulerImpl::Run() {
+  absl::StatusOr<int> port = socket_.Bind(options_.host, options_.port);
+  if (!port.ok()) return port.status();
+  port_ = *port;
+  absl::Status status = CheckOptions();
+  if (status.ok()) status = checkpoints_.RestoreNewest();
+  if (status.ok()) status = WriteAddressFile();
+  if (!status.ok()) return status;
+  LOG(INFO) << "scheduler listening on " << options_.host << ":" << port_ << ", waiting for "
+            << options_.num_servers << " servers and " << options_.num_workers << " workers";
+  absl::Time start = absl::Now();
+  while (true) {
+    absl::Time now = absl::Now();
+    if (stop_requested_ && !shutting_down_) StartShutdown("stop requested");
+    if (!membership_.formed() && !shutting_down_ && now - start > options_.register_timeout) {
+      std::string missing = membership_.DescribeMissing();
+      LOG(ERROR) << "cluster did not form within "
+                 << absl::FormatDuration(options_.register_timeout) << ": " << missing;
+      for (const ClusterMember& member : membership_.pending()) {
+        OrderShutdown(member.routing_id, absl::StrCat("cluster did not form: ", missing));
+      }
+      return absl::DeadlineExceededError(
+          absl::StrCat("cluster did not form within ",
+                       absl::FormatDuration(options_.register_timeout), ": ", missing));
+    }
+    if (shutting_down_ && ShutdownComplete()) return run_outcome_;
+    socket_.ReceiveAll(options_.check_interval,
+                       [this](const std::string& routing_id, Message&& message) {
+                         HandleMessage(routing_id, std::move(message));
+                       });
+    if (membership_.formed()) {
+      membership_.CheckHeartbeats([this](const ClusterMember& dead) { HandleDeath(dead); });
+    }
+    clocks_.Publish();
+    AdvanceCheckpointAndDay();
+  }
+}
+
+void SchedulerImpl::HandleMessage(const std::string& routing_id, Message&& message) {
+  const proto::Header& header = message.header;
+  ClusterMember* member = membership_.Touch(routing_id);
+  const bool from_server = member != nullptr && member->info.role() == proto::SERVER;
+  const bool from_worker = member != nullptr && member->info.role() == proto::WORKER;
+  switch (header.command()) {
+    case proto::REGISTER:
+      membership_.HandleRegister(routing_id, header, /*closed=*/shutting_down_);
+      return;
+    case proto::HEARTBEAT:
+      if (member != nullptr) socket_.Send(routing_id, socket_.NewHeader(proto::HEARTBEAT_ACK));
+      return;
+    case proto::BARRIER:
+      barriers_.HandleBarrier(routing_id, header);
+      return;
+    case proto::JOB_DONE:
+      if (member == nullptr) break;
+      HandleJobDone(*member, header);
+      return;
+    case proto::SHUTDOWN:
+      control_waiters_.push_back(routing_id);
+      StartShutdown(absl::StrCat("requested by ", DescribeSender(header, "control client")));
+      return;
+    case proto::SHUTDOWN_ACK:
+      shutdown_acked_.insert(routing_id);
+      return;
+    case proto::ACK:
+    case proto::ERROR_REPLY:
+      if (from_server) orders_.HandleAnswer(*member, header);
+      return;
+    case proto::CHECKPOINT_NOW:
+      checkpoints_.HandleCheckpointNow(routing_id, header);
+      return;
+    case proto::CLOCK:
+      if (!from_worker) break;
+      clocks_.HandleReport(*member, header);
+      return;
+    case proto::OPEN_QUEUE:
+    case proto::NEXT_CHUNK:
+    case proto::CHUNK_DONE:
+      if (!from_worker) break;
+      queues_.HandleRequest(*member, header);
+      return;
+    default:
+      break;
+  }
+  socket_.SendError(routing_id, header,
+                    absl::StrCat("scheduler does not serve ", proto::Command_Name(header.command()),
+                                 " from ", DescribeSender(header, "this sender")));
+}
+
+void SchedulerImpl::HandleJobDone(ClusterMember& member, const proto::Header& header) {
+  member.job_done = true;
+  if (!header.error().empty()) {
+    // The run fails, and a day it was training is not closed.
+    LOG(ERROR) << NodeName(member.info) << " failed its job: " << header.error();
+    if (run_outcome_.ok()) {
+      run_outcome_ = absl::AbortedError(
+          absl::StrCat(NodeName(member.info), " failed its job: ", header.error()));
+    }
+  } else {
+    LOG(INFO) << NodeName(member.info) << " finished its job";
+  }
+  if (!membership_.AllWorkersDone()) return;
+  if (day_close_.due() && run_outcome_.ok()) {
+    day_close_.Begin();
+    return;
+  }
+  if (checkpoints_.pending()) {
+    LOG(INFO) << "all workers finished their jobs; shutting down after the checkpoint";
+    shutdown_after_checkpoint_ = "all workers finished their jobs";
+    return;
+  }
+  StartShutdown("all workers finished their jobs");
+}
+
+void SchedulerImpl::HandleDeath(const ClusterMember& dead) {
+  barriers_.FailBarriersOf(dead);
+  // Its chunks were not finished: they go to whichever worker asks next.
+  if (dead.info.role() == proto::WORKER)
+    queues_.RequeueChunksOf(dead.info.rank(), NodeName(dead.info));
+}
+
+void SchedulerImpl::AdvanceCheckpointAndDay() {
+  if (shutting_down_) return;
+  if (membership_.formed()) {
+    if (std::optional<CheckpointCoordinator::Outcome> ended = checkpoints_.Advance()) {
+      if (std::optional<absl::Status> closed = day_close_.CheckpointEnded(*ended)) {
+        FinishDay(*closed);
+      } else if (!shutdown_after_checkpoint_.empty()) {
+        StartShutdown(shutdown_after_checkpoint_);
+      }
+    }
+  }
+  if (shutting_down_) return;
+  if (std::optional<absl::Status> failed = day_close_.Advance()) FinishDay(*failed);
+}
+
+void SchedulerImpl::FinishDay(const absl::Status& closed) {
+  if (closed.ok()) {
+    StartShutdown(absl::StrCat("day ", options_.day, " closed"));
+    return;
+  }
+  run_outcome_ = closed;
+  StartShutdown(std::string(closed.message()));
+}
+
+void SchedulerImpl::StartShutdown(const std::string& reason) {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  shutdown_deadline_ = absl::Now() + options_.shutdown_timeout;
+  LOG(INFO) << "shutting down the cluster: " << reason;
+  for (const auto& [id, member] : membership_.members()) {
+    if (member.alive) OrderShutdown(id, reason);
+  }
+  for (const ClusterMember& member : membership_.pending()) {
+    OrderShutdown(member.routing_id, reason);
+  }
+}
+
+void SchedulerImpl::OrderShutdown(const std::string& routing_id, const std::string& reason) {
+  proto::Header header = socket_.NewHeader(proto::SHUTDOWN);
+  header.set_error(reason);
+  socket_.Send(routing_id, std::move(header));
+}
+
+bool SchedulerImpl::ShutdownComplete() {
+  bool all_acked = true;
+  for (const auto& [id, member] : membership_.members()) {
+    if (member.alive && shutdown_acked_.count(id) == 0) all_acked = false;
+  }
+  if (!all_acked && absl::Now() <= shutdown_deadline_) return false;
+  if (!all_acked) LOG(ERROR) << "shutdown: some nodes did not acknowledge in time";
+  for (const std::string& waiter : control_waiters_) {
+    socket_.Send(waiter, socket_.NewHeader(proto::SHUTDOWN_ACK));
+  }
+  LOG(INFO) << "cluster shut down";
+  return true;
+}
+
+}  // namespace granary
