@@ -93,9 +93,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
@@ -114,6 +114,7 @@
 #include "common/process_init.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
+#include "worker/line_source.h"
 #include "worker/tools/item_item_regression.h"
 #include "worker/tools/rating_factorization.h"
 
@@ -195,21 +196,15 @@ struct Rating {
   int64_t timestamp = 0;
 };
 
-// Calls `line_fn(line, where)` for each line of `path`, where = "path:line". Stops at the first
-// error line_fn returns.
+// Calls `line_fn(line, where)` for each non-empty line of `path` (u.genre ends with a blank
+// line), where = "path:line". Stops at the first error line_fn returns.
 template <typename LineFn>
-absl::Status ForEachLine(const std::string& path, LineFn line_fn) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
-  std::string line;
-  for (int number = 1; std::getline(in, line); ++number) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty()) continue;
-    absl::Status status = line_fn(line, absl::StrCat(path, ":", number));
-    if (!status.ok()) return status;
-  }
-  if (in.bad()) return absl::DataLossError(absl::StrCat(path, ": read failed"));
-  return absl::OkStatus();
+absl::Status ForEachNonEmptyLine(const std::string& path, LineFn line_fn) {
+  return ForEachLine(path, [&](std::string_view line, uint64_t line_number) {
+    if (line.empty()) return absl::OkStatus();
+    return line_fn(absl::string_view(line.data(), line.size()),
+                   absl::StrCat(path, ":", line_number));
+  });
 }
 
 absl::Status BadLine(const std::string& where, const std::string& reason) {
@@ -232,7 +227,7 @@ std::string AgeBucket(int age) {
 }
 
 absl::Status ReadGenres(const std::string& path, std::vector<std::string>* genres) {
-  return ForEachLine(path, [genres](const std::string& line, const std::string& where) {
+  return ForEachNonEmptyLine(path, [genres](absl::string_view line, const std::string& where) {
     std::vector<std::string> parts = absl::StrSplit(line, '|');
     int index = 0;
     if (parts.size() != 2 || !absl::SimpleAtoi(parts[1], &index) || index < 0 ||
@@ -246,7 +241,7 @@ absl::Status ReadGenres(const std::string& path, std::vector<std::string>* genre
 }
 
 absl::Status ReadUsers(const std::string& path, absl::flat_hash_map<int, User>* users) {
-  return ForEachLine(path, [users](const std::string& line, const std::string& where) {
+  return ForEachNonEmptyLine(path, [users](absl::string_view line, const std::string& where) {
     std::vector<std::string> parts = absl::StrSplit(line, '|');
     int id = 0;
     int age = 0;
@@ -266,7 +261,7 @@ absl::Status ReadUsers(const std::string& path, absl::flat_hash_map<int, User>* 
 
 absl::Status ReadMovies(const std::string& path, const std::vector<std::string>& genre_names,
                         absl::flat_hash_map<int, Movie>* movies) {
-  return ForEachLine(path, [&](const std::string& line, const std::string& where) {
+  return ForEachNonEmptyLine(path, [&](absl::string_view line, const std::string& where) {
     std::vector<std::string> parts = absl::StrSplit(line, '|');
     int id = 0;
     if (parts.size() != 5 + genre_names.size() || !absl::SimpleAtoi(parts[0], &id)) {
@@ -301,7 +296,7 @@ absl::Status ReadMovies(const std::string& path, const std::vector<std::string>&
 absl::Status ReadRatings(const std::string& path, const absl::flat_hash_map<int, User>& users,
                          const absl::flat_hash_map<int, Movie>& movies,
                          std::vector<Rating>* ratings) {
-  return ForEachLine(path, [&](const std::string& line, const std::string& where) {
+  return ForEachNonEmptyLine(path, [&](absl::string_view line, const std::string& where) {
     std::vector<std::string> parts = absl::StrSplit(line, '\t');
     Rating r;
     if (parts.size() != 4 || !absl::SimpleAtoi(parts[0], &r.user) ||
