@@ -19,6 +19,7 @@
 #include "common/atomic_file.h"
 #include "common/feature_key.h"
 #include "glog/logging.h"
+#include "worker/line_source.h"
 #include "worker/models/model_factory.h"
 #include "worker/train/metrics.h"
 
@@ -522,11 +523,9 @@ absl::Status Trainer::MergeEvaluation(int epoch, EpochReport* report) {
   std::vector<int64_t> correct(tasks.size(), 0);
   for (int worker = 0; worker < num_workers_; ++worker) {
     const std::string path = EvalPath(epoch, worker);
-    std::ifstream in(path);
-    if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-    std::string line;
-    for (int64_t number = 1; std::getline(in, line); ++number) {
-      std::vector<absl::string_view> cells = absl::StrSplit(line, '\t');
+    absl::Status status = ForEachLine(path, [&](std::string_view text, uint64_t number) {
+      std::vector<absl::string_view> cells =
+          absl::StrSplit(absl::string_view(text.data(), text.size()), '\t');
       int task = -1;
       float score = 0, label = 0;
       double loss = 0;
@@ -538,7 +537,9 @@ absl::Status Trainer::MergeEvaluation(int epoch, EpochReport* report) {
       scored[task].push_back({score, label});
       loss_sum[task] += loss;
       correct[task] += score == label;
-    }
+      return absl::OkStatus();
+    });
+    if (!status.ok()) return status;
   }
   std::vector<std::string> json;
   for (size_t k = 0; k < tasks.size(); ++k) {
