@@ -52,13 +52,12 @@ void AppendHistorySummary(absl::Span<const Behaviour> history, std::string* line
                   FormatStatistic(recent_sum / recent - kMiddleRating));
 }
 
+// EarlierRatings' state; its methods do what the header says of EarlierRatings'.
 class EarlierRatings::Impl {
  public:
-  // REQUIRES: `movies` outlives this object and holds every rated movie.
   Impl(const absl::flat_hash_map<int, Movie>* movies, size_t genres, size_t history)
       : movies_(movies), num_genres_(genres), history_(history) {}
 
-  // Appends the statistics cells of `r`, each preceded by a tab, to *line.
   void Describe(const Rating& r, std::string* line) const {
     const Movie& movie = movies_->at(r.movie);
     const auto movie_it = movies_seen_.find(r.movie);
@@ -120,14 +119,11 @@ class EarlierRatings::Impl {
     }
   }
 
-  // item_cf_mean's similarity of two movies over the users who rated both so far; 0 if none
-  // did.
   double Similarity(int movie_a, int movie_b) const {
     const auto pair = pairs_.find(PairKey(movie_a, movie_b));
     return pair == pairs_.end() ? 0.0 : pair->second.Similarity();
   }
 
-  // The mean of the movie's ratings so far, or kMiddleRating if it has none.
   double MovieMean(int movie) const {
     const auto it = movies_seen_.find(movie);
     return it == movies_seen_.end()
@@ -135,8 +131,6 @@ class EarlierRatings::Impl {
                : static_cast<double>(it->second.sum) / static_cast<double>(it->second.count);
   }
 
-  // Adds the ratings of one second (REQUIRES: all with the same timestamp, later than any added
-  // before).
   void AddSecond(absl::Span<const Rating> second) {
     // Residuals against the movie means before this second, like the rows' movie_mean.
     residuals_.clear();
@@ -239,10 +233,9 @@ double EarlierRatings::Similarity(int movie_a, int movie_b) const {
 double EarlierRatings::MovieMean(int movie) const { return impl_->MovieMean(movie); }
 void EarlierRatings::AddSecond(absl::Span<const Rating> second) { impl_->AddSecond(second); }
 
+// RefitModels' state; its methods do what the header says of RefitModels'.
 class RefitModels::Impl {
  public:
-  // Refits on `earlier` (every rating of the seconds before the current one) and describes each
-  // user again from their ratings among them. Errors: the fits'.
   absl::Status Refit(absl::Span<const Rating> earlier) {
     if (earlier.empty()) return absl::OkStatus();  // nothing to fit yet: cells stay empty
     std::vector<ObservedRating> observed;
@@ -266,8 +259,6 @@ class RefitModels::Impl {
     return absl::OkStatus();
   }
 
-  // Appends the mf_rating, mf_rated_similarity, mf_liked_affinity and ease_liked_score cells of
-  // `r`, each preceded by a tab: empty before the first Refit.
   void Describe(const Rating& r, std::string* line) const {
     if (factorization_ == nullptr) {
       absl::StrAppend(line, "\t\t\t\t");
@@ -302,8 +293,6 @@ class RefitModels::Impl {
     }
   }
 
-  // Adds ratings (of one second, or every earlier one at a refit) to what is known of their
-  // users.
   void AddSecond(absl::Span<const Rating> ratings) {
     if (factorization_ == nullptr) return;
     for (const Rating& r : ratings) {
