@@ -5,7 +5,7 @@
 //   Batch batch = parser.NewBatch();
 //   absl::StatusOr<BatchParser::Layout> layout = parser.MatchHeader(header, "file.tsv");
 //   std::string reason;
-//   if (!parser.ParseLine(line, *layout, &batch, &reason)) Report(reason);
+//   if (!parser.ParseLine(line, &*layout, &batch, &reason)) Report(reason);
 //
 // The DatasetConfig is compiled once, at construction: each column's place in the Batch and
 // the seeds of its hash space. A file's header line then gives the Layout of its lines (the
@@ -61,8 +61,8 @@ class BatchParser {
   BatchParser(const BatchParser&) = delete;
   BatchParser& operator=(const BatchParser&) = delete;
 
-  // A fresh batch: every configured column named, no samples, per-sample arrays reserved for
-  // batch_size samples.
+  // A fresh batch: a named column for every configured column but the IGNORED ones, no samples,
+  // per-sample arrays reserved for batch_size samples.
   Batch NewBatch() const;
 
   // The Layout of lines under `header` (a file's first line). InvalidArgument naming
@@ -72,7 +72,8 @@ class BatchParser {
 
   // Appends the sample of `line` to *batch and returns true; or leaves *batch as it was, sets
   // *reason ("column 'price': 'x' is not a finite number") and returns false. `layout` from
-  // MatchHeader of the line's file; *batch from NewBatch.
+  // MatchHeader of the line's file; *batch from NewBatch. Appends past batch_size too: taking
+  // full batches away is the caller's part.
   bool ParseLine(std::string_view line, Layout* layout, Batch* batch, std::string* reason) const;
 
  private:
