@@ -1,5 +1,6 @@
-// Batch: a batch of samples in columnar form, as the Reader (worker/reader.h) fills it and the
-// models (worker/models/) read it. A plain value type: thread-compatible.
+// Batch: a batch of samples in columnar form, as the Reader (worker/reader.h) fills it through
+// its BatchParser (worker/batch_parser.h) and the models (worker/models/) read it. A plain
+// value type: thread-compatible.
 #ifndef GRANARY_WORKER_BATCH_H_
 #define GRANARY_WORKER_BATCH_H_
 

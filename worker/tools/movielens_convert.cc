@@ -88,13 +88,10 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <memory>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -102,20 +99,16 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
-#include "absl/time/civil_time.h"
-#include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "common/atomic_file.h"
 #include "common/process_init.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
-#include "worker/tools/item_item_regression.h"
-#include "worker/tools/rating_factorization.h"
+#include "worker/tools/movielens_features.h"
+#include "worker/tools/movielens_input.h"
 
 DEFINE_string(input_dir, "", "Folder with u.data, u.user, u.item and u.genre (required).");
 DEFINE_string(output_dir, "", "Folder for train-*.tsv.gz and eval.tsv.gz; created if missing.");
@@ -158,164 +151,8 @@ constexpr const char* kColumns[] = {"click",
                                     "mf_liked_affinity",
                                     "ease_liked_score",
                                     "timestamp"};
-// item_cf_mean: a similarity from n co-raters is shrunk by n / (n + kSimilarityShrinkage), so
-// that a pair rated by a handful of users weighs little (measured on the validation split:
-// 5 and 20 within 0.001 AUC).
-constexpr double kSimilarityShrinkage = 5.0;
-// ease_liked_score's ridge weight (Steck's paper uses a few hundred on larger data; 100 and
-// 500 were within 0.001 AUC on the validation split with trees, 100 slightly ahead).
-constexpr double kItemItemRegularization = 100;
-// history_recent_mean averages this many of the history's latest ratings: the user's mood of
-// the current session, beside history_mean's longer window.
-constexpr size_t kRecentHistory = 5;
-// movie_mean is centred on the middle of the 1..5 scale.
-constexpr double kMiddleRating = 3.0;
-constexpr int kClickMinRating = 4;
-constexpr int kFirstBucketedYear = 1990;  // earlier release years become decades
-constexpr size_t kZipPrefixChars = 3;
-constexpr const char* kNoGenre = "none";
+// GzipWriter buffers this many bytes of rows before handing them to zlib.
 constexpr size_t kWriteChunkBytes = 1 << 20;
-
-struct User {
-  std::string gender, age, occupation, zip3;
-};
-
-struct Movie {
-  std::string genres;          // joined by ','
-  std::string first_genre;     // kNoGenre if none
-  std::string year;            // empty if unknown
-  int release_year = 0;        // 0 if unknown
-  std::vector<int> genre_ids;  // indices into u.genre, ascending
-};
-
-struct Rating {
-  int user = 0;
-  int movie = 0;
-  int rating = 0;
-  int64_t timestamp = 0;
-};
-
-// Calls `line_fn(line, where)` for each line of `path`, where = "path:line". Stops at the first
-// error line_fn returns.
-template <typename LineFn>
-absl::Status ForEachLine(const std::string& path, LineFn line_fn) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
-  std::string line;
-  for (int number = 1; std::getline(in, line); ++number) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty()) continue;
-    absl::Status status = line_fn(line, absl::StrCat(path, ":", number));
-    if (!status.ok()) return status;
-  }
-  if (in.bad()) return absl::DataLossError(absl::StrCat(path, ": read failed"));
-  return absl::OkStatus();
-}
-
-absl::Status BadLine(const std::string& where, const std::string& reason) {
-  return absl::InvalidArgumentError(absl::StrCat(where, ": ", reason));
-}
-
-// A token of the output must not contain the format's separators.
-bool IsCleanToken(const std::string& token) {
-  return !token.empty() && token.find_first_of("\t,;") == std::string::npos;
-}
-
-std::string AgeBucket(int age) {
-  if (age < 18) return "under18";
-  if (age < 25) return "18-24";
-  if (age < 35) return "25-34";
-  if (age < 45) return "35-44";
-  if (age < 50) return "45-49";
-  if (age < 56) return "50-55";
-  return "56plus";
-}
-
-absl::Status ReadGenres(const std::string& path, std::vector<std::string>* genres) {
-  return ForEachLine(path, [genres](const std::string& line, const std::string& where) {
-    std::vector<std::string> parts = absl::StrSplit(line, '|');
-    int index = 0;
-    if (parts.size() != 2 || !absl::SimpleAtoi(parts[1], &index) || index < 0 ||
-        !IsCleanToken(parts[0])) {
-      return BadLine(where, "expected 'name|index' with a name free of tabs, ',' and ';'");
-    }
-    if (static_cast<size_t>(index) >= genres->size()) genres->resize(index + 1);
-    (*genres)[index] = parts[0];
-    return absl::OkStatus();
-  });
-}
-
-absl::Status ReadUsers(const std::string& path, absl::flat_hash_map<int, User>* users) {
-  return ForEachLine(path, [users](const std::string& line, const std::string& where) {
-    std::vector<std::string> parts = absl::StrSplit(line, '|');
-    int id = 0;
-    int age = 0;
-    if (parts.size() != 5 || !absl::SimpleAtoi(parts[0], &id) ||
-        !absl::SimpleAtoi(parts[1], &age) || !IsCleanToken(parts[2]) || !IsCleanToken(parts[3]) ||
-        !IsCleanToken(parts[4])) {
-      return BadLine(where, "expected 'user id|age|gender|occupation|zip code'");
-    }
-    User& user = (*users)[id];
-    user.gender = parts[2];
-    user.age = AgeBucket(age);
-    user.occupation = parts[3];
-    user.zip3 = parts[4].substr(0, kZipPrefixChars);
-    return absl::OkStatus();
-  });
-}
-
-absl::Status ReadMovies(const std::string& path, const std::vector<std::string>& genre_names,
-                        absl::flat_hash_map<int, Movie>* movies) {
-  return ForEachLine(path, [&](const std::string& line, const std::string& where) {
-    std::vector<std::string> parts = absl::StrSplit(line, '|');
-    int id = 0;
-    if (parts.size() != 5 + genre_names.size() || !absl::SimpleAtoi(parts[0], &id)) {
-      return BadLine(where, absl::StrCat("expected 'movie id|title|release date|video release "
-                                         "date|IMDb URL' and ",
-                                         genre_names.size(), " genre flags"));
-    }
-    Movie& movie = (*movies)[id];
-    std::vector<std::string> genres;
-    for (size_t g = 0; g < genre_names.size(); ++g) {
-      const std::string& flag = parts[5 + g];
-      if (flag != "0" && flag != "1") return BadLine(where, "genre flags must be 0 or 1");
-      if (flag == "1") {
-        genres.push_back(genre_names[g]);
-        movie.genre_ids.push_back(static_cast<int>(g));
-      }
-    }
-    movie.genres = absl::StrJoin(genres, ",");
-    movie.first_genre = genres.empty() ? kNoGenre : genres.front();
-    // Release dates look like "01-Jan-1995".
-    const std::string& date = parts[2];
-    int year = 0;
-    if (date.size() >= 4 && absl::SimpleAtoi(date.substr(date.size() - 4), &year)) {
-      movie.release_year = year;
-      movie.year =
-          year >= kFirstBucketedYear ? absl::StrCat(year) : absl::StrCat(year / 10 * 10, "s");
-    }
-    return absl::OkStatus();
-  });
-}
-
-absl::Status ReadRatings(const std::string& path, const absl::flat_hash_map<int, User>& users,
-                         const absl::flat_hash_map<int, Movie>& movies,
-                         std::vector<Rating>* ratings) {
-  return ForEachLine(path, [&](const std::string& line, const std::string& where) {
-    std::vector<std::string> parts = absl::StrSplit(line, '\t');
-    Rating r;
-    if (parts.size() != 4 || !absl::SimpleAtoi(parts[0], &r.user) ||
-        !absl::SimpleAtoi(parts[1], &r.movie) || !absl::SimpleAtoi(parts[2], &r.rating) ||
-        !absl::SimpleAtoi(parts[3], &r.timestamp)) {
-      return BadLine(where, "expected 'user id<TAB>item id<TAB>rating<TAB>timestamp'");
-    }
-    if (r.rating < 1 || r.rating > 5) return BadLine(where, "rating must be in 1..5");
-    if (!users.contains(r.user)) return BadLine(where, absl::StrCat("unknown user ", r.user));
-    if (!movies.contains(r.movie)) return BadLine(where, absl::StrCat("unknown movie ", r.movie));
-    ratings->push_back(r);
-    return absl::OkStatus();
-  });
-}
 
 // A gzip file written under TemporaryPathOf(path) and published as `path` by Close().
 class GzipWriter {
@@ -380,320 +217,6 @@ struct SplitCounts {
   double ClickRate() const { return rows == 0 ? 0.0 : static_cast<double>(clicks) / rows; }
 };
 
-// One of a user's ratings, as a behaviour of later ones.
-struct Behaviour {
-  int64_t timestamp;
-  int movie;
-  int rating;
-  int64_t rating_sum;  // of this and every earlier behaviour of the user
-};
-
-// Formats a statistic the way every numeric column is written.
-std::string FormatStatistic(double value) { return absl::StrFormat("%.4f", value); }
-
-// Appends the history_mean .. history_recent_mean cells of a row whose history is `history`
-// (oldest first), each preceded by a tab, to *line.
-void AppendHistorySummary(absl::Span<const Behaviour> history, std::string* line) {
-  if (history.empty()) {
-    absl::StrAppend(line, "\t\t\t\t");
-    return;
-  }
-  int64_t sum = 0, liked = 0, recent_sum = 0;
-  for (size_t i = 0; i < history.size(); ++i) {
-    sum += history[i].rating;
-    liked += history[i].rating >= kClickMinRating;
-    if (i + kRecentHistory >= history.size()) recent_sum += history[i].rating;
-  }
-  const double n = static_cast<double>(history.size());
-  const double recent = static_cast<double>(std::min(history.size(), kRecentHistory));
-  absl::StrAppend(line, "\t", FormatStatistic(sum / n - kMiddleRating), "\t",
-                  FormatStatistic(history.back().rating - kMiddleRating), "\t",
-                  FormatStatistic(liked / n - 0.5), "\t",
-                  FormatStatistic(recent_sum / recent - kMiddleRating));
-}
-
-// The statistics columns of a rating (movie_count .. item_cf_mean, see the top of this
-// file), computed from the ratings added so far. The caller describes every rating of one second
-// before adding that second's ratings, so a row sees only strictly earlier ones.
-class EarlierRatings {
- public:
-  // REQUIRES: `movies` outlives this object and holds every rated movie.
-  EarlierRatings(const absl::flat_hash_map<int, Movie>* movies, size_t genres, size_t history)
-      : movies_(movies), num_genres_(genres), history_(history) {}
-
-  // Appends the statistics cells of `r`, each preceded by a tab, to *line.
-  void Describe(const Rating& r, std::string* line) const {
-    const Movie& movie = movies_->at(r.movie);
-    const auto movie_it = movies_seen_.find(r.movie);
-    const Totals no_ratings;
-    const Totals& movie_totals = movie_it == movies_seen_.end() ? no_ratings : movie_it->second;
-    const auto user_it = users_.find(r.user);
-    const UserRatings* user = user_it == users_.end() ? nullptr : &user_it->second;
-    const Totals& user_totals = user == nullptr ? no_ratings : user->totals;
-
-    absl::StrAppend(line, "\t", FormatStatistic(std::log1p(movie_totals.count)), "\t",
-                    MeanMinusMiddle(movie_totals), "\t",
-                    FormatStatistic(std::log1p(user_totals.count)), "\t",
-                    MeanMinusMiddle(user_totals), "\t");
-    if (user == nullptr) {
-      // No earlier rating: user_bias, user_genre_mean are empty.
-      absl::StrAppend(line, "\t");
-    } else {
-      absl::StrAppend(line, FormatStatistic(user->residual_sum / user_totals.count), "\t");
-      int64_t genre_count = 0, genre_sum = 0;
-      for (int g : movie.genre_ids) {
-        genre_count += user->genres[g].count;
-        genre_sum += user->genres[g].sum;
-      }
-      if (genre_count > 0) {
-        absl::StrAppend(line,
-                        FormatStatistic(static_cast<double>(genre_sum) / genre_count -
-                                        static_cast<double>(user_totals.sum) / user_totals.count));
-      }
-    }
-    absl::StrAppend(line, "\t");
-    if (movie.release_year > 0) {
-      const int64_t rating_year =
-          absl::ToCivilYear(absl::FromUnixSeconds(r.timestamp), absl::UTCTimeZone()).year();
-      absl::StrAppend(line, FormatStatistic(std::log1p(static_cast<double>(
-                                std::max<int64_t>(0, rating_year - movie.release_year)))));
-    }
-    absl::StrAppend(line, "\t");
-    if (user != nullptr) {
-      const double user_mean = static_cast<double>(user_totals.sum) / user_totals.count;
-      double weighted_sum = 0, weight_sum = 0;
-      const size_t first = user->rated.size() - std::min(user->rated.size(), history_);
-      for (size_t i = first; i < user->rated.size(); ++i) {
-        const auto pair = pairs_.find(PairKey(user->rated[i].movie, r.movie));
-        if (pair == pairs_.end()) continue;
-        weighted_sum += pair->second.co_raters * (user->rated[i].rating - user_mean);
-        weight_sum += pair->second.co_raters;
-      }
-      if (weight_sum > 0) absl::StrAppend(line, FormatStatistic(weighted_sum / weight_sum));
-      absl::StrAppend(line, "\t");
-      weighted_sum = weight_sum = 0;
-      for (const RatedMovie& earlier : user->rated) {
-        const double similarity = Similarity(earlier.movie, r.movie);
-        weighted_sum += similarity * (earlier.rating - user_mean);
-        weight_sum += std::abs(similarity);
-      }
-      if (weight_sum > 0) absl::StrAppend(line, FormatStatistic(weighted_sum / weight_sum));
-    } else {
-      absl::StrAppend(line, "\t");
-    }
-  }
-
-  // item_cf_mean's similarity of two movies over the users who rated both so far; 0 if none
-  // did.
-  double Similarity(int movie_a, int movie_b) const {
-    const auto pair = pairs_.find(PairKey(movie_a, movie_b));
-    return pair == pairs_.end() ? 0.0 : pair->second.Similarity();
-  }
-
-  // The mean of the movie's ratings so far, or kMiddleRating if it has none.
-  double MovieMean(int movie) const {
-    const auto it = movies_seen_.find(movie);
-    return it == movies_seen_.end()
-               ? kMiddleRating
-               : static_cast<double>(it->second.sum) / static_cast<double>(it->second.count);
-  }
-
-  // Adds the ratings of one second (REQUIRES: all with the same timestamp, later than any added
-  // before).
-  void AddSecond(absl::Span<const Rating> second) {
-    // Residuals against the movie means before this second, like the rows' movie_mean.
-    residuals_.clear();
-    for (const Rating& r : second) residuals_.push_back(r.rating - MovieMean(r.movie));
-    for (size_t i = 0; i < second.size(); ++i) {
-      const Rating& r = second[i];
-      Totals& movie_totals = movies_seen_[r.movie];
-      ++movie_totals.count;
-      movie_totals.sum += r.rating;
-      UserRatings& user = users_[r.user];
-      if (user.genres.empty()) user.genres.resize(num_genres_);
-      const double user_mean = static_cast<double>(user.totals.sum + r.rating) /
-                               static_cast<double>(user.totals.count + 1);
-      const double deviation = r.rating - user_mean;
-      for (const RatedMovie& earlier : user.rated) {
-        if (earlier.movie == r.movie) continue;
-        MoviePair& pair = pairs_[PairKey(earlier.movie, r.movie)];
-        const double earlier_deviation = earlier.rating - user_mean;
-        ++pair.co_raters;
-        pair.product_sum += earlier_deviation * deviation;
-        const bool earlier_is_low = earlier.movie < r.movie;
-        pair.low_square_sum +=
-            earlier_is_low ? earlier_deviation * earlier_deviation : deviation * deviation;
-        pair.high_square_sum +=
-            earlier_is_low ? deviation * deviation : earlier_deviation * earlier_deviation;
-      }
-      ++user.totals.count;
-      user.totals.sum += r.rating;
-      user.residual_sum += residuals_[i];
-      for (int g : movies_->at(r.movie).genre_ids) {
-        ++user.genres[g].count;
-        user.genres[g].sum += r.rating;
-      }
-      user.rated.push_back({r.movie, r.rating});
-    }
-  }
-
- private:
-  struct Totals {
-    int64_t count = 0;
-    int64_t sum = 0;  // of ratings
-  };
-  struct RatedMovie {
-    int movie;
-    int rating;
-  };
-  struct UserRatings {
-    Totals totals;
-    double residual_sum = 0;        // of (rating - the movie's earlier mean)
-    std::vector<Totals> genres;     // by genre id
-    std::vector<RatedMovie> rated;  // in time order
-  };
-
-  // Two movies' ratings by the users who rated both (PairKey order: low and high movie id),
-  // each minus the user's mean rating at the later of the two.
-  struct MoviePair {
-    int32_t co_raters = 0;
-    double product_sum = 0;
-    double low_square_sum = 0;
-    double high_square_sum = 0;
-
-    // The shrunk adjusted cosine; 0 when either side has no spread.
-    double Similarity() const {
-      const double norm = std::sqrt(low_square_sum * high_square_sum);
-      if (!(norm > 0)) return 0;
-      return product_sum / norm * co_raters / (co_raters + kSimilarityShrinkage);
-    }
-  };
-
-  static uint64_t PairKey(int a, int b) {
-    const uint64_t low = static_cast<uint32_t>(std::min(a, b));
-    const uint64_t high = static_cast<uint32_t>(std::max(a, b));
-    return low << 32 | high;
-  }
-  static std::string MeanMinusMiddle(const Totals& totals) {
-    if (totals.count == 0) return "";
-    return FormatStatistic(static_cast<double>(totals.sum) / totals.count - kMiddleRating);
-  }
-
-  const absl::flat_hash_map<int, Movie>* const movies_;
-  const size_t num_genres_;
-  const size_t history_;
-  absl::flat_hash_map<int, Totals> movies_seen_;
-  absl::flat_hash_map<int, UserRatings> users_;
-  // By PairKey, for history_co_rated_mean and item_cf_mean.
-  absl::flat_hash_map<uint64_t, MoviePair> pairs_;
-  std::vector<double> residuals_;  // AddSecond's scratch
-};
-
-// The columns of models refit at the start of each output file (mf_rating ..
-// ease_liked_score, see the top of this file), and what they know of each user, kept current
-// one second at a time like EarlierRatings.
-class RefitModels {
- public:
-  // Refits on `earlier` (every rating of the seconds before the current one) and describes each
-  // user again from their ratings among them. Errors: the fits'.
-  absl::Status Refit(absl::Span<const Rating> earlier) {
-    if (earlier.empty()) return absl::OkStatus();  // nothing to fit yet: cells stay empty
-    std::vector<ObservedRating> observed;
-    std::vector<ItemItemRegression::Pick> picks;
-    observed.reserve(earlier.size());
-    picks.reserve(earlier.size());
-    for (const Rating& r : earlier) {
-      observed.push_back({r.user, r.movie, static_cast<double>(r.rating)});
-      picks.push_back({r.user, r.movie});
-    }
-    absl::StatusOr<RatingFactorization> factorization =
-        RatingFactorization::Fit(observed, RatingFactorization::Options());
-    if (!factorization.ok()) return factorization.status();
-    absl::StatusOr<ItemItemRegression> item_item =
-        ItemItemRegression::Fit(picks, kItemItemRegularization);
-    if (!item_item.ok()) return item_item.status();
-    users_.clear();
-    factorization_ = std::make_unique<RatingFactorization>(*std::move(factorization));
-    item_item_ = std::make_unique<ItemItemRegression>(*std::move(item_item));
-    AddSecond(earlier);
-    return absl::OkStatus();
-  }
-
-  // Appends the mf_rating, mf_rated_similarity, mf_liked_affinity and ease_liked_score cells of
-  // `r`, each preceded by a tab: empty before the first Refit.
-  void Describe(const Rating& r, std::string* line) const {
-    if (factorization_ == nullptr) {
-      absl::StrAppend(line, "\t\t\t\t");
-      return;
-    }
-    const auto user = users_.find(r.user);
-    const double predicted =
-        user == users_.end()
-            ? RatingFactorization::UserFoldIn(factorization_.get()).Predict(r.movie)
-            : user->second.fold_in.Predict(r.movie);
-    absl::StrAppend(line, "\t", FormatStatistic(predicted - kMiddleRating), "\t");
-    if (user == users_.end() || !factorization_->Knows(r.movie)) {
-      absl::StrAppend(line, "\t\t");
-      return;
-    }
-    const Eigen::VectorXd target = factorization_->ItemFactors(r.movie);
-    const UserTaste& taste = user->second;
-    const double norms = taste.rated_sum.norm() * target.norm();
-    if (taste.rated > 0 && norms > 0) {
-      absl::StrAppend(line, FormatStatistic(taste.rated_sum.dot(target) / norms));
-    }
-    absl::StrAppend(line, "\t");
-    if (!taste.liked.empty()) {
-      absl::StrAppend(line, FormatStatistic(taste.liked_sum.dot(target) /
-                                            static_cast<double>(taste.liked.size())));
-    }
-    absl::StrAppend(line, "\t");
-    if (!taste.liked.empty()) {
-      double score = 0;
-      for (int movie : taste.liked) score += item_item_->Weight(movie, r.movie);
-      absl::StrAppend(line, FormatStatistic(score));
-    }
-  }
-
-  // Adds ratings (of one second, or every earlier one at a refit) to what is known of their
-  // users.
-  void AddSecond(absl::Span<const Rating> ratings) {
-    if (factorization_ == nullptr) return;
-    for (const Rating& r : ratings) {
-      UserTaste& taste = users_.try_emplace(r.user, factorization_.get()).first->second;
-      taste.fold_in.Add(r.movie, r.rating);
-      if (!factorization_->Knows(r.movie)) continue;  // both fits saw the same movies
-      const Eigen::VectorXd factors = factorization_->ItemFactors(r.movie);
-      taste.rated_sum += factors;
-      ++taste.rated;
-      if (r.rating >= kClickMinRating) {
-        taste.liked_sum += factors;
-        taste.liked.push_back(r.movie);
-      }
-    }
-  }
-
- private:
-  struct UserTaste {
-    explicit UserTaste(const RatingFactorization* factorization)
-        : fold_in(factorization),
-          rated_sum(Eigen::VectorXd::Zero(factorization->factors())),
-          liked_sum(Eigen::VectorXd::Zero(factorization->factors())) {}
-    RatingFactorization::UserFoldIn fold_in;
-    // Over the earlier movies both fits know: the sum of the factors of those rated, and of
-    // those rated >= kClickMinRating ("liked"), which are also listed.
-    Eigen::VectorXd rated_sum;
-    int64_t rated = 0;
-    Eigen::VectorXd liked_sum;
-    std::vector<int> liked;
-  };
-
-  // Null before the first Refit.
-  std::unique_ptr<RatingFactorization> factorization_;
-  std::unique_ptr<ItemItemRegression> item_item_;
-  absl::flat_hash_map<int, UserTaste> users_;
-};
-
 absl::Status Convert() {
   const auto start = std::chrono::steady_clock::now();
   if (FLAGS_input_dir.empty() || FLAGS_output_dir.empty()) {
@@ -702,17 +225,13 @@ absl::Status Convert() {
   if (!(FLAGS_eval_fraction >= 0 && FLAGS_eval_fraction < 1) || FLAGS_history < 0) {
     return absl::InvalidArgumentError("need --eval_fraction in [0, 1) and --history >= 0");
   }
-  const std::string in = FLAGS_input_dir + "/";
-  std::vector<std::string> genre_names;
-  absl::flat_hash_map<int, User> users;
-  absl::flat_hash_map<int, Movie> movies;
-  std::vector<Rating> ratings;
-  absl::Status status = ReadGenres(in + "u.genre", &genre_names);
-  if (status.ok()) status = ReadUsers(in + "u.user", &users);
-  if (status.ok()) status = ReadMovies(in + "u.item", genre_names, &movies);
-  if (status.ok()) status = ReadRatings(in + "u.data", users, movies, &ratings);
-  if (!status.ok()) return status;
-  if (ratings.empty()) return absl::InvalidArgumentError(absl::StrCat(in, "u.data: no ratings"));
+  absl::StatusOr<MovielensInput> input = ReadMovielens(FLAGS_input_dir);
+  if (!input.ok()) return input.status();
+  const std::vector<std::string>& genre_names = input->genre_names;
+  const absl::flat_hash_map<int, User>& users = input->users;
+  const absl::flat_hash_map<int, Movie>& movies = input->movies;
+  std::vector<Rating>& ratings = input->ratings;
+  absl::Status status;
 
   std::sort(ratings.begin(), ratings.end(), [](const Rating& a, const Rating& b) {
     return std::tie(a.timestamp, a.user, a.movie) < std::tie(b.timestamp, b.user, b.movie);

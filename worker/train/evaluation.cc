@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/atomic_file.h"
+#include "worker/line_source.h"
 #include "worker/nn/loss.h"
 #include "worker/train/metrics.h"
 
@@ -77,11 +78,9 @@ absl::StatusOr<std::vector<TaskMetrics>> MergePredictions(
   std::vector<double> loss_sum(tasks.size(), 0.0);
   std::vector<int64_t> correct(tasks.size(), 0);
   for (const std::string& path : paths) {
-    std::ifstream in(path);
-    if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-    std::string line;
-    for (int64_t number = 1; std::getline(in, line); ++number) {
-      std::vector<absl::string_view> cells = absl::StrSplit(line, '\t');
+    absl::Status status = ForEachLine(path, [&](std::string_view text, uint64_t number) {
+      std::vector<absl::string_view> cells =
+          absl::StrSplit(absl::string_view(text.data(), text.size()), '\t');
       int task = -1;
       float score = 0, label = 0;
       double loss = 0;
@@ -93,7 +92,9 @@ absl::StatusOr<std::vector<TaskMetrics>> MergePredictions(
       scored[task].push_back({score, label});
       loss_sum[task] += loss;
       correct[task] += score == label;
-    }
+      return absl::OkStatus();
+    });
+    if (!status.ok()) return status;
   }
   std::vector<TaskMetrics> merged;
   for (size_t k = 0; k < tasks.size(); ++k) {
