@@ -1,4 +1,4 @@
-// StepClock: one worker's side of a step clock (scheduler/scheduler.h "Step clocks"), the
+// StepClock: one worker's side of a step clock (scheduler/step_clocks.h), the
 // bounded-staleness gate of the trainer's batch pipelines (worker/train/batch_pipeline.h;
 // DESIGN.md "Consistency").
 //
