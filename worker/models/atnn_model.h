@@ -47,7 +47,8 @@ struct AtnnInput : RetrievalInput {
 
 class AtnnModel : public RetrievalModel {
  public:
-  // REQUIRES: model.has_atnn(). InvalidArgument as ValidateRetrievalModel.
+  // REQUIRES: model.has_atnn(); defaults filled by FillModelDefaults (CreateModel fills
+  // them). InvalidArgument as ValidateRetrievalModel (model_config.h).
   static absl::StatusOr<std::unique_ptr<AtnnModel>> Create(const proto::ModelConfig& model,
                                                            const proto::DatasetConfig& dataset);
 

@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
-#include "worker/job_config.h"
+#include "worker/models/model_config.h"
 #include "worker/nn/embedding_pooling.h"
 
 namespace granary {
@@ -23,14 +23,12 @@ absl::StatusOr<std::unique_ptr<DupnModel>> DupnModel::Create(const proto::ModelC
   absl::StatusOr<NumericFields> numeric_fields =
       NumericFields::Create(model.dupn().numeric_fields(), dataset);
   if (!numeric_fields.ok()) return numeric_fields.status();
-  const proto::ColumnConfig* behavior = FindDatasetColumn(dataset, model.dupn().behavior_column());
-  if (behavior == nullptr || behavior->role() != proto::ColumnConfig::SEQUENCE) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("no SEQUENCE column '", model.dupn().behavior_column(), "' in the dataset"));
-  }
+  absl::StatusOr<const proto::ColumnConfig*> behavior =
+      ColumnFor(dataset, model.dupn().behavior_column(), ColumnUse::kSequence);
+  if (!behavior.ok()) return behavior.status();
   return std::unique_ptr<DupnModel>(new DupnModel(model, *std::move(user_fields),
                                                   *std::move(item_fields),
-                                                  *std::move(numeric_fields), *behavior));
+                                                  *std::move(numeric_fields), **behavior));
 }
 
 DupnModel::DupnModel(const proto::ModelConfig& model, EmbeddedFields user_fields,

@@ -1,5 +1,5 @@
 // DupnModel: the Deep User Perception Network (Ni et al., KDD 2018) of a job config, built on
-// the layers of worker/model, with forward and backward passes over one batch.
+// the layers of worker/nn, with forward and backward passes over one batch.
 //
 //   user profile   = concat of the user fields' embeddings (lists mean-pooled)
 //   target item    = concat of the item fields' embeddings                 (attention query)
@@ -67,9 +67,10 @@ struct DupnInput : ModelInput {
 
 class DupnModel : public Model {
  public:
-  // Builds the network of `model` (REQUIRES: validated with ValidateJobConfig against
-  // `dataset`, so every named column exists with the right role). The dense parameters are
-  // zero until params().Initialize(seed).
+  // Builds the network of `model` (REQUIRES: valid by ValidateModelConfig against `dataset`,
+  // defaults filled by FillModelDefaults; CreateModel fills them). InvalidArgument if the
+  // model is not a DUPN one or a column is missing or of a role ColumnFor rejects. The dense
+  // parameters are zero until params().Initialize(seed).
   static absl::StatusOr<std::unique_ptr<DupnModel>> Create(const proto::ModelConfig& model,
                                                            const proto::DatasetConfig& dataset);
   DupnModel(const DupnModel&) = delete;

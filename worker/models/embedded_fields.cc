@@ -1,7 +1,7 @@
 #include "worker/models/embedded_fields.h"
 
 #include "absl/strings/str_cat.h"
-#include "worker/job_config.h"
+#include "worker/models/model_config.h"
 #include "worker/nn/embedding_pooling.h"
 
 namespace granary {
@@ -18,33 +18,22 @@ absl::StatusOr<EmbeddedFields> EmbeddedFields::Create(
     const proto::DatasetConfig& dataset) {
   EmbeddedFields fields;
   for (const std::string& name : columns) {
-    const proto::ColumnConfig* column = FindDatasetColumn(dataset, name);
-    if (column == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat("no column '", name, "' in the dataset"));
-    }
-    switch (column->role()) {
+    absl::StatusOr<const proto::ColumnConfig*> column =
+        ColumnFor(dataset, name, ColumnUse::kPooled);
+    if (!column.ok()) return column.status();
+    switch ((*column)->role()) {
       case proto::ColumnConfig::CATEGORICAL:
         fields.slots_.push_back({Kind::kCategorical, name, ""});
         break;
       case proto::ColumnConfig::MULTI_CATEGORICAL:
         fields.slots_.push_back({Kind::kMultiCategorical, name, ""});
         break;
-      case proto::ColumnConfig::SEQUENCE: {
-        bool embedded = false;
-        for (const proto::StepFieldConfig& step : column->step_fields()) {
+      default:  // a SEQUENCE with >= 1 CATEGORICAL step field (ColumnUse::kPooled)
+        for (const proto::StepFieldConfig& step : (*column)->step_fields()) {
           if (step.kind() != proto::StepFieldConfig::CATEGORICAL) continue;
           fields.slots_.push_back({Kind::kSequenceStep, name, step.name()});
-          embedded = true;
-        }
-        if (!embedded) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("SEQUENCE column '", name, "' has no CATEGORICAL step field"));
         }
         break;
-      }
-      default:
-        return absl::InvalidArgumentError(
-            absl::StrCat("column '", name, "' is not CATEGORICAL, MULTI_CATEGORICAL or SEQUENCE"));
     }
   }
   return fields;

@@ -28,9 +28,9 @@ namespace granary {
 
 class MmoeModel : public Model {
  public:
-  // Builds the network of `model` (REQUIRES: validated with ValidateJobConfig against
-  // `dataset`). InvalidArgument if the model is not an MMoE one or a field is not in the
-  // dataset.
+  // Builds the network of `model` (REQUIRES: valid by ValidateModelConfig against `dataset`,
+  // defaults filled by FillModelDefaults; CreateModel fills them). InvalidArgument if the
+  // model is not an MMoE one or a field is missing or of a role ColumnFor rejects.
   static absl::StatusOr<std::unique_ptr<MmoeModel>> Create(const proto::ModelConfig& model,
                                                            const proto::DatasetConfig& dataset);
 

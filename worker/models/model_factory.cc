@@ -3,13 +3,16 @@
 #include "worker/models/atnn_model.h"
 #include "worker/models/dupn_model.h"
 #include "worker/models/mmoe_model.h"
+#include "worker/models/model_config.h"
 #include "worker/models/shared_bottom_model.h"
 #include "worker/models/two_tower_model.h"
 
 namespace granary {
 
-absl::StatusOr<std::unique_ptr<Model>> CreateModel(const proto::ModelConfig& model,
+absl::StatusOr<std::unique_ptr<Model>> CreateModel(const proto::ModelConfig& config,
                                                    const proto::DatasetConfig& dataset) {
+  proto::ModelConfig model = config;
+  FillModelDefaults(&model);
   switch (model.architecture_case()) {
     case proto::ModelConfig::kDupn: {
       absl::StatusOr<std::unique_ptr<DupnModel>> dupn = DupnModel::Create(model, dataset);

@@ -27,7 +27,6 @@
 namespace granary {
 
 inline constexpr float kPositiveLabel = 0.5f;
-inline constexpr float kDefaultTemperature = 0.05f;
 
 // The per-batch input every retrieval model shares.
 struct RetrievalInput : ModelInput {
@@ -65,29 +64,12 @@ class RetrievalModel : public Model {
   virtual void AddActiveUsers(const RetrievalInput& /*input*/) {}
 };
 
-// Checks the parts every retrieval architecture shares: one BINARY task; the id columns are
-// CATEGORICAL columns of the dataset; a tower has >= 1 field and >= 1 layer, widths >= 1, and
-// both towers end at the same width; temperature > 0. InvalidArgument naming the field as
-// "model.<arch>.<field>" on failure.
-absl::Status ValidateRetrievalColumns(const proto::ModelConfig& model,
-                                      const proto::RetrievalConfig& retrieval,
-                                      const std::string& where,
-                                      const proto::DatasetConfig& dataset);
-absl::Status ValidateTowers(const proto::TowerConfig& user, const proto::TowerConfig& item,
-                            const std::string& where, const proto::DatasetConfig& dataset);
-// Dispatches on the architecture: OK for non-retrieval ones.
-absl::Status ValidateRetrievalModel(const proto::ModelConfig& model,
-                                    const proto::DatasetConfig& dataset);
-
 // Fills the RetrievalInput part of *input from `batch`: the task labels, the towers' slots and
 // the ids. InvalidArgument naming a column the batch lacks.
 absl::Status PrepareRetrievalInput(const Batch& batch, const std::vector<proto::TaskConfig>& tasks,
                                    const EmbeddedFields& user_fields,
                                    const EmbeddedFields& item_fields,
                                    const proto::RetrievalConfig& retrieval, RetrievalInput* input);
-
-// The temperature of `retrieval`, or its default.
-float TemperatureOf(const proto::RetrievalConfig& retrieval);
 
 // Writes logits [B, 1] = rowwise <users, items> / temperature.
 void DotLogits(const nn::Matrix& users, const nn::Matrix& items, float temperature,

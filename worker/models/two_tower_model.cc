@@ -6,16 +6,13 @@
 #include "absl/strings/str_cat.h"
 #include "common/feature_key.h"
 #include "glog/logging.h"
-#include "worker/job_config.h"
+#include "worker/models/model_config.h"
 
 namespace granary {
 namespace {
 
 using nn::Matrix;
 
-constexpr int kDefaultNumNegatives = 4;
-constexpr float kDefaultAmmWeight = 0.5f;
-constexpr float kDefaultAlignmentWeight = 0.1f;
 // Draws per wanted negative before giving up on a batch whose positives share few items.
 constexpr int kNegativeDrawsPerNegative = 8;
 
@@ -81,9 +78,9 @@ TwoTowerModel::TwoTowerModel(const proto::ModelConfig& model, EmbeddedFields use
       towers_(TowersOf(model)),
       dat_config_(model.dat()),
       category_multi_(category_multi),
-      temperature_(TemperatureOf(towers_.retrieval())),
+      temperature_(towers_.retrieval().temperature()),
       tasks_(model.tasks().begin(), model.tasks().end()),
-      negative_rng_(towers_.negative_seed() != 0 ? towers_.negative_seed() : 1),
+      negative_rng_(towers_.negative_seed()),
       user_tower_(&params_, "user_tower", std::move(user_fields), dim_, dat_ ? dim_ : 0,
                   towers_.user_tower().mlp()),
       item_tower_(&params_, "item_tower", std::move(item_fields), dim_, dat_ ? dim_ : 0,
@@ -91,12 +88,8 @@ TwoTowerModel::TwoTowerModel(const proto::ModelConfig& model, EmbeddedFields use
   if (towers_.loss() == proto::TwoTowerConfig::IN_BATCH_SOFTMAX &&
       towers_.sampling_bias_correction()) {
     FrequencyEstimatorOptions options;
-    if (towers_.frequency_buckets() > 0) {
-      options.num_buckets = static_cast<int>(towers_.frequency_buckets());
-    }
-    if (towers_.has_frequency_learning_rate()) {
-      options.learning_rate = towers_.frequency_learning_rate();
-    }
+    options.num_buckets = static_cast<int>(towers_.frequency_buckets());
+    options.learning_rate = towers_.frequency_learning_rate();
     estimator_ = std::make_unique<StreamingFrequencyEstimator>(options);
   }
 }
@@ -207,8 +200,7 @@ nn::LossValue TwoTowerModel::MainLossBackward(const TwoTowerInput& input) {
         distinct.push_back(static_cast<int32_t>(i));
       }
     }
-    const int negatives = towers_.num_negatives() > 0 ? static_cast<int>(towers_.num_negatives())
-                                                      : kDefaultNumNegatives;
+    const int negatives = static_cast<int>(towers_.num_negatives());
     pairs_.clear();
     std::uniform_int_distribution<size_t> pick(0, distinct.empty() ? 0 : distinct.size() - 1);
     for (Eigen::Index i = 0; i < p; ++i) {
@@ -225,7 +217,7 @@ nn::LossValue TwoTowerModel::MainLossBackward(const TwoTowerInput& input) {
     loss = nn::SampledPairLogistic(positive_users_, positive_items_vectors_, pairs_, temperature_,
                                    &d_positive_users_, &d_positive_items_);
   }
-  const float weight = tasks_[0].has_loss_weight() ? tasks_[0].loss_weight() : 1.0f;
+  const float weight = tasks_[0].loss_weight();
   d_user_vectors_.setZero(n, width);
   d_item_vectors_.setZero(n, width);
   for (Eigen::Index i = 0; i < p; ++i) {
@@ -245,13 +237,9 @@ void TwoTowerModel::Backward(const ModelInput& base, std::vector<nn::LossValue>*
   auxiliary_ = {};
   if (dat_) {
     const nn::SampleWeighting positives{{}, input.positive};
-    const float amm_user =
-        dat_config_.has_amm_user_weight() ? dat_config_.amm_user_weight() : kDefaultAmmWeight;
-    const float amm_item =
-        dat_config_.has_amm_item_weight() ? dat_config_.amm_item_weight() : kDefaultAmmWeight;
-    const float alignment = dat_config_.has_category_alignment_weight()
-                                ? dat_config_.category_alignment_weight()
-                                : kDefaultAlignmentWeight;
+    const float amm_user = dat_config_.amm_user_weight();
+    const float amm_item = dat_config_.amm_item_weight();
+    const float alignment = dat_config_.category_alignment_weight();
     if (!dat_config_.category_column().empty()) {
       // Only the positives' items are the batch's items; the others take no part.
       std::vector<int32_t> categories = input.categories;

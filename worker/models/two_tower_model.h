@@ -57,8 +57,8 @@ class TwoTowerModel : public RetrievalModel {
     nn::LossValue category_alignment;
   };
 
-  // REQUIRES: model.has_two_tower() or model.has_dat(). InvalidArgument as
-  // ValidateRetrievalModel.
+  // REQUIRES: model.has_two_tower() or model.has_dat(); defaults filled by FillModelDefaults
+  // (CreateModel fills them). InvalidArgument as ValidateRetrievalModel (model_config.h).
   static absl::StatusOr<std::unique_ptr<TwoTowerModel>> Create(const proto::ModelConfig& model,
                                                                const proto::DatasetConfig& dataset);
 
