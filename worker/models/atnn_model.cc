@@ -26,10 +26,8 @@ absl::StatusOr<std::unique_ptr<AtnnModel>> AtnnModel::Create(const proto::ModelC
 
 AtnnModel::AtnnModel(const proto::ModelConfig& model, EmbeddedFields user_fields,
                      EmbeddedFields item_fields, NumericFields statistics)
-    : dim_(static_cast<int>(model.embedding_dim())),
+    : RetrievalModel(model, model.atnn().retrieval()),
       config_(model.atnn()),
-      temperature_(config_.retrieval().temperature()),
-      tasks_(model.tasks().begin(), model.tasks().end()),
       statistics_(std::move(statistics)),
       user_tower_(&params_, "user_tower", std::move(user_fields), dim_, 0,
                   config_.user_tower().mlp()),
@@ -63,12 +61,7 @@ void AtnnModel::Forward(const ModelInput& base, nn::ConstMatrixRef rows) {
   for (int b = 0; b < input.batch_size; ++b) {
     if (!input.has_statistics[b]) item_vectors_.row(b) = generator_vectors_->row(b);
   }
-  DotLogits(*user_vectors_, item_vectors_, temperature_, &logits_);
-}
-
-const Matrix& AtnnModel::output(int task) const {
-  DCHECK_EQ(task, 0);
-  return logits_;
+  ScorePairs(*user_vectors_, item_vectors_);
 }
 
 void AtnnModel::Backward(const ModelInput& base, std::vector<nn::LossValue>* losses,

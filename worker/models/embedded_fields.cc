@@ -11,6 +11,18 @@ nn::MultiValuedField AsField(const SlotRows& rows) {
   return nn::MultiValuedField{rows.offsets, rows.row_ids, {}};
 }
 
+// Appends to *out the rows of a list column, CSR over samples: sample b's keys are
+// keys[offsets[b], offsets[b + 1]).
+void AddListRows(const std::vector<uint32_t>& offsets, const std::vector<uint64_t>& keys,
+                 int batch_size, ModelInput* input, SlotRows* out) {
+  for (int b = 0; b < batch_size; ++b) {
+    for (uint32_t i = offsets[b]; i < offsets[b + 1]; ++i) {
+      out->row_ids.push_back(input->RowOf(keys[i]));
+    }
+    out->offsets.push_back(static_cast<int32_t>(out->row_ids.size()));
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<EmbeddedFields> EmbeddedFields::Create(
@@ -68,12 +80,7 @@ absl::Status EmbeddedFields::Prepare(const Batch& batch, ModelInput* input,
               absl::StrCat("batch has no MULTI_CATEGORICAL column '", slot.column, "'"));
         }
         const MultiCategoricalColumn& column = batch.multi_categoricals[index];
-        for (int b = 0; b < batch.size; ++b) {
-          for (uint32_t i = column.offsets[b]; i < column.offsets[b + 1]; ++i) {
-            out.row_ids.push_back(input->RowOf(column.keys[i]));
-          }
-          out.offsets.push_back(static_cast<int32_t>(out.row_ids.size()));
-        }
+        AddListRows(column.offsets, column.keys, batch.size, input, &out);
         break;
       }
       case Kind::kSequenceStep: {
@@ -88,13 +95,7 @@ absl::Status EmbeddedFields::Prepare(const Batch& batch, ModelInput* input,
           return absl::InvalidArgumentError(absl::StrCat(
               "sequence '", slot.column, "' has no step field '", slot.step_field, "'"));
         }
-        const std::vector<uint64_t>& keys = sequence.fields[field].keys;
-        for (int b = 0; b < batch.size; ++b) {
-          for (uint32_t i = sequence.offsets[b]; i < sequence.offsets[b + 1]; ++i) {
-            out.row_ids.push_back(input->RowOf(keys[i]));
-          }
-          out.offsets.push_back(static_cast<int32_t>(out.row_ids.size()));
-        }
+        AddListRows(sequence.offsets, sequence.fields[field].keys, batch.size, input, &out);
         break;
       }
     }

@@ -14,17 +14,12 @@ absl::StatusOr<std::unique_ptr<MmoeModel>> MmoeModel::Create(const proto::ModelC
 }
 
 MmoeModel::MmoeModel(const proto::ModelConfig& model, EmbeddedFields fields, NumericFields numeric)
-    : dim_(static_cast<int>(model.embedding_dim())),
-      fields_(std::move(fields)),
-      numeric_(std::move(numeric)),
-      tasks_(model.tasks().begin(), model.tasks().end()) {
+    : MultiTaskModel(model), fields_(std::move(fields)), numeric_(std::move(numeric)) {
   const proto::MmoeConfig& mmoe = model.mmoe();
   mixture_ = std::make_unique<nn::MixtureOfExperts>(
       &params_, "mmoe", fields_.num_slots() * dim_ + numeric_.num_fields(),
       static_cast<int>(mmoe.num_experts()), mmoe.expert_mlp(), static_cast<int>(tasks_.size()));
-  for (const proto::TaskConfig& task : tasks_) {
-    heads_.push_back(std::make_unique<TaskHead>(&params_, task, mixture_->output_dim()));
-  }
+  AddHeads(mixture_->output_dim());
   d_mixtures_.resize(tasks_.size());
 }
 
@@ -45,8 +40,7 @@ void MmoeModel::Forward(const ModelInput& model_input, nn::ConstMatrixRef rows) 
 void MmoeModel::Backward(const ModelInput& model_input, std::vector<nn::LossValue>* losses,
                          nn::Matrix* d_rows) {
   const EmbeddedFieldsInput& input = static_cast<const EmbeddedFieldsInput&>(model_input);
-  params_.ZeroGrads();
-  losses->resize(tasks_.size());
+  StartBackward(losses);
   for (size_t k = 0; k < heads_.size(); ++k) {
     d_mixtures_[k] = &heads_[k]->Backward(input, static_cast<int>(k), &(*losses)[k]);
   }

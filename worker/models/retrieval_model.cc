@@ -1,6 +1,7 @@
 #include "worker/models/retrieval_model.h"
 
 #include "absl/strings/str_cat.h"
+#include "glog/logging.h"
 
 namespace granary {
 namespace {
@@ -42,10 +43,20 @@ absl::Status PrepareRetrievalInput(const Batch& batch, const std::vector<proto::
   return absl::OkStatus();
 }
 
-void DotLogits(const nn::Matrix& users, const nn::Matrix& items, float temperature,
-               nn::Matrix* logits) {
-  logits->resize(users.rows(), 1);
-  logits->col(0) = (users.array() * items.array()).rowwise().sum().matrix() / temperature;
+RetrievalModel::RetrievalModel(const proto::ModelConfig& model,
+                               const proto::RetrievalConfig& retrieval)
+    : dim_(static_cast<int>(model.embedding_dim())),
+      temperature_(retrieval.temperature()),
+      tasks_(model.tasks().begin(), model.tasks().end()) {}
+
+const nn::Matrix& RetrievalModel::output(int task) const {
+  DCHECK_EQ(task, 0);
+  return logits_;
+}
+
+void RetrievalModel::ScorePairs(const nn::Matrix& users, const nn::Matrix& items) {
+  logits_.resize(users.rows(), 1);
+  logits_.col(0) = (users.array() * items.array()).rowwise().sum().matrix() / temperature_;
 }
 
 }  // namespace granary

@@ -22,6 +22,7 @@
 #include "worker/batch.h"
 #include "worker/models/embedded_fields.h"
 #include "worker/models/model.h"
+#include "worker/nn/parameter_set.h"
 #include "worker/nn/tensor.h"
 
 namespace granary {
@@ -43,6 +44,12 @@ struct RetrievalInput : ModelInput {
 
 class RetrievalModel : public Model {
  public:
+  // Model: output(0) [B, 1], the logits of the last Forward.
+  const nn::Matrix& output(int task) const override;
+  nn::ParameterSet& params() override { return params_; }
+  int embedding_dim() const override { return dim_; }
+  const std::vector<proto::TaskConfig>& tasks() const override { return tasks_; }
+
   // [B, d]: the normalized user and item vectors of the last Forward (the item vector the
   // model scores the sample's item with).
   virtual const nn::Matrix& user_vectors() const = 0;
@@ -62,6 +69,21 @@ class RetrievalModel : public Model {
   // know only the users it saw, with stale vectors.
   virtual void StartActiveUsers() {}
   virtual void AddActiveUsers(const RetrievalInput& /*input*/) {}
+
+ protected:
+  // REQUIRES: defaults filled (FillModelDefaults), so retrieval.temperature() is set.
+  RetrievalModel(const proto::ModelConfig& model, const proto::RetrievalConfig& retrieval);
+
+  // Sets the logits of output(0), [B, 1] = rowwise <users, items> / temperature_.
+  void ScorePairs(const nn::Matrix& users, const nn::Matrix& items);
+
+  const int dim_;
+  const float temperature_;
+  const std::vector<proto::TaskConfig> tasks_;
+  nn::ParameterSet params_;  // before the towers of the derived class, which point into it
+
+ private:
+  nn::Matrix logits_;
 };
 
 // Fills the RetrievalInput part of *input from `batch`: the task labels, the towers' slots and
@@ -70,10 +92,6 @@ absl::Status PrepareRetrievalInput(const Batch& batch, const std::vector<proto::
                                    const EmbeddedFields& user_fields,
                                    const EmbeddedFields& item_fields,
                                    const proto::RetrievalConfig& retrieval, RetrievalInput* input);
-
-// Writes logits [B, 1] = rowwise <users, items> / temperature.
-void DotLogits(const nn::Matrix& users, const nn::Matrix& items, float temperature,
-               nn::Matrix* logits);
 
 }  // namespace granary
 

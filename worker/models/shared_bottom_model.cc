@@ -19,16 +19,11 @@ absl::StatusOr<std::unique_ptr<SharedBottomModel>> SharedBottomModel::Create(
 
 SharedBottomModel::SharedBottomModel(const proto::ModelConfig& model, EmbeddedFields fields,
                                      NumericFields numeric)
-    : dim_(static_cast<int>(model.embedding_dim())),
-      fields_(std::move(fields)),
-      numeric_(std::move(numeric)),
-      tasks_(model.tasks().begin(), model.tasks().end()) {
+    : MultiTaskModel(model), fields_(std::move(fields)), numeric_(std::move(numeric)) {
   bottom_ = std::make_unique<nn::Mlp>(&params_, "bottom",
                                       fields_.num_slots() * dim_ + numeric_.num_fields(),
                                       model.shared_bottom().bottom_mlp());
-  for (const proto::TaskConfig& task : tasks_) {
-    heads_.push_back(std::make_unique<TaskHead>(&params_, task, bottom_->output_dim()));
-  }
+  AddHeads(bottom_->output_dim());
 }
 
 absl::Status SharedBottomModel::Prepare(const Batch& batch, ModelInput* input) const {
@@ -46,12 +41,7 @@ void SharedBottomModel::Forward(const ModelInput& model_input, nn::ConstMatrixRe
 void SharedBottomModel::Backward(const ModelInput& model_input, std::vector<nn::LossValue>* losses,
                                  nn::Matrix* d_rows) {
   const EmbeddedFieldsInput& input = static_cast<const EmbeddedFieldsInput&>(model_input);
-  params_.ZeroGrads();
-  losses->resize(tasks_.size());
-  d_bottom_.setZero(input.batch_size, bottom_->output_dim());
-  for (size_t k = 0; k < heads_.size(); ++k) {
-    d_bottom_ += heads_[k]->Backward(input, static_cast<int>(k), &(*losses)[k]);
-  }
+  HeadsBackward(input, losses, &d_bottom_);
   const nn::Matrix& d_input = bottom_->Backward(d_bottom_);
   d_rows->setZero(static_cast<Eigen::Index>(input.keys.size()), dim_);
   fields_.PoolBackward(d_input.leftCols(static_cast<Eigen::Index>(fields_.num_slots()) * dim_),

@@ -19,15 +19,15 @@
 #include "common/proto/job.pb.h"
 #include "worker/models/embedded_fields.h"
 #include "worker/models/model.h"
+#include "worker/models/multi_task_model.h"
 #include "worker/models/numeric_fields.h"
-#include "worker/models/task_head.h"
 #include "worker/nn/mlp.h"
 #include "worker/nn/parameter_set.h"
 #include "worker/nn/tensor.h"
 
 namespace granary {
 
-class SharedBottomModel : public Model {
+class SharedBottomModel : public MultiTaskModel {
  public:
   // Builds the network of `model` (REQUIRES: valid by ValidateModelConfig against `dataset`,
   // defaults filled by FillModelDefaults; CreateModel fills them). InvalidArgument if the
@@ -41,23 +41,15 @@ class SharedBottomModel : public Model {
   }
   absl::Status Prepare(const Batch& batch, ModelInput* input) const override;
   void Forward(const ModelInput& input, nn::ConstMatrixRef rows) override;
-  const nn::Matrix& output(int task) const override { return heads_[task]->output(); }
   void Backward(const ModelInput& input, std::vector<nn::LossValue>* losses,
                 nn::Matrix* d_rows) override;
-  nn::ParameterSet& params() override { return params_; }
-  int embedding_dim() const override { return dim_; }
-  const std::vector<proto::TaskConfig>& tasks() const override { return tasks_; }
 
  private:
   SharedBottomModel(const proto::ModelConfig& model, EmbeddedFields fields, NumericFields numeric);
 
-  const int dim_;
   const EmbeddedFields fields_;
   const NumericFields numeric_;
-  const std::vector<proto::TaskConfig> tasks_;
-  nn::ParameterSet params_;  // before the layers, which point into it
   std::unique_ptr<nn::Mlp> bottom_;
-  std::vector<std::unique_ptr<TaskHead>> heads_;
   nn::Matrix input_;  // [B, slots * dim + numeric fields]
   nn::Matrix d_bottom_;
 };

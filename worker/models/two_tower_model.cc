@@ -73,13 +73,11 @@ absl::StatusOr<std::unique_ptr<TwoTowerModel>> TwoTowerModel::Create(
 
 TwoTowerModel::TwoTowerModel(const proto::ModelConfig& model, EmbeddedFields user_fields,
                              EmbeddedFields item_fields, bool category_multi)
-    : dim_(static_cast<int>(model.embedding_dim())),
+    : RetrievalModel(model, TowersOf(model).retrieval()),
       dat_(model.has_dat()),
       towers_(TowersOf(model)),
       dat_config_(model.dat()),
       category_multi_(category_multi),
-      temperature_(towers_.retrieval().temperature()),
-      tasks_(model.tasks().begin(), model.tasks().end()),
       negative_rng_(towers_.negative_seed()),
       user_tower_(&params_, "user_tower", std::move(user_fields), dim_, dat_ ? dim_ : 0,
                   towers_.user_tower().mlp()),
@@ -115,31 +113,26 @@ absl::Status TwoTowerModel::Prepare(const Batch& batch, ModelInput* base) const 
   input->categories.assign(n, nn::CategoryAlignment::kNoCategory);
   const std::string& column = dat_config_.category_column();
   if (column.empty()) return absl::OkStatus();
+  const int index = category_multi_ ? FindColumn(batch.multi_categoricals, column)
+                                    : FindColumn(batch.categoricals, column);
+  if (index < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("batch has no ", category_multi_ ? "MULTI_CATEGORICAL" : "CATEGORICAL",
+                     " column '", column, "'"));
+  }
+  // An item's category is the first key of its cell, numbered in first-seen order.
   absl::flat_hash_map<uint64_t, int32_t> ids;
-  auto category_of = [&ids](uint64_t key) {
-    return ids.try_emplace(key, static_cast<int32_t>(ids.size())).first->second;
-  };
-  if (category_multi_) {
-    const int index = FindColumn(batch.multi_categoricals, column);
-    if (index < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("batch has no MULTI_CATEGORICAL column '", column, "'"));
+  for (int b = 0; b < n; ++b) {
+    const uint64_t* key = nullptr;
+    if (category_multi_) {
+      const MultiCategoricalColumn& values = batch.multi_categoricals[index];
+      if (values.offsets[b] < values.offsets[b + 1]) key = &values.keys[values.offsets[b]];
+    } else {
+      const CategoricalColumn& values = batch.categoricals[index];
+      if (values.present[b]) key = &values.keys[b];
     }
-    const MultiCategoricalColumn& values = batch.multi_categoricals[index];
-    for (int b = 0; b < n; ++b) {
-      if (values.offsets[b] < values.offsets[b + 1]) {
-        input->categories[b] = category_of(values.keys[values.offsets[b]]);
-      }
-    }
-  } else {
-    const int index = FindColumn(batch.categoricals, column);
-    if (index < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("batch has no CATEGORICAL column '", column, "'"));
-    }
-    const CategoricalColumn& values = batch.categoricals[index];
-    for (int b = 0; b < n; ++b) {
-      if (values.present[b]) input->categories[b] = category_of(values.keys[b]);
+    if (key != nullptr) {
+      input->categories[b] = ids.try_emplace(*key, static_cast<int32_t>(ids.size())).first->second;
     }
   }
   return absl::OkStatus();
@@ -153,12 +146,7 @@ void TwoTowerModel::Forward(const ModelInput& base, nn::ConstMatrixRef rows) {
   }
   user_vectors_ = &user_tower_.Forward(rows, input.user_slots, user_augmented_);
   item_vectors_ = &item_tower_.Forward(rows, input.item_slots, item_augmented_);
-  DotLogits(*user_vectors_, *item_vectors_, temperature_, &logits_);
-}
-
-const Matrix& TwoTowerModel::output(int task) const {
-  DCHECK_EQ(task, 0);
-  return logits_;
+  ScorePairs(*user_vectors_, *item_vectors_);
 }
 
 nn::LossValue TwoTowerModel::MainLossBackward(const TwoTowerInput& input) {
