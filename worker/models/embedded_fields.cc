@@ -122,22 +122,4 @@ void EmbeddedFields::PoolBackward(nn::ConstMatrixRef d_pooled,
   }
 }
 
-absl::Status PrepareEmbeddedFieldsInput(const EmbeddedFields& fields, const NumericFields& numeric,
-                                        const std::vector<proto::TaskConfig>& tasks,
-                                        const Batch& batch, EmbeddedFieldsInput* input) {
-  input->StartBatch(batch.size);
-  absl::Status status = fields.Prepare(batch, input, &input->slots);
-  if (status.ok()) status = numeric.Prepare(batch, &input->numeric);
-  if (!status.ok()) return status;
-  return PrepareTaskLabels(batch, tasks, input);
-}
-
-void ConcatEmbeddedFieldsInput(const EmbeddedFields& fields, nn::ConstMatrixRef rows,
-                               const EmbeddedFieldsInput& input, nn::Matrix* out) {
-  const Eigen::Index pooled_width = fields.num_slots() * rows.cols();
-  out->resize(input.batch_size, pooled_width + input.numeric.cols());
-  fields.Pool(rows, input.slots, out->leftCols(pooled_width));
-  out->rightCols(input.numeric.cols()) = input.numeric;
-}
-
 }  // namespace granary

@@ -16,17 +16,14 @@
 #include "absl/status/statusor.h"
 #include "common/proto/dataset.pb.h"
 #include "common/proto/job.pb.h"
-#include "worker/models/embedded_fields.h"
-#include "worker/models/model.h"
-#include "worker/models/multi_task_model.h"
-#include "worker/models/numeric_fields.h"
+#include "worker/models/pooled_fields_model.h"
 #include "worker/nn/mixture_of_experts.h"
 #include "worker/nn/parameter_set.h"
 #include "worker/nn/tensor.h"
 
 namespace granary {
 
-class MmoeModel : public MultiTaskModel {
+class MmoeModel : public PooledFieldsModel {
  public:
   // Builds the network of `model` (REQUIRES: valid by ValidateModelConfig against `dataset`,
   // defaults filled by FillModelDefaults; CreateModel fills them). InvalidArgument if the
@@ -34,11 +31,7 @@ class MmoeModel : public MultiTaskModel {
   static absl::StatusOr<std::unique_ptr<MmoeModel>> Create(const proto::ModelConfig& model,
                                                            const proto::DatasetConfig& dataset);
 
-  // Model; Prepare and Forward take an EmbeddedFieldsInput (from NewInput).
-  std::unique_ptr<ModelInput> NewInput() const override {
-    return std::make_unique<EmbeddedFieldsInput>();
-  }
-  absl::Status Prepare(const Batch& batch, ModelInput* input) const override;
+  // Model (NewInput and Prepare: PooledFieldsModel's).
   void Forward(const ModelInput& input, nn::ConstMatrixRef rows) override;
   void Backward(const ModelInput& input, std::vector<nn::LossValue>* losses,
                 nn::Matrix* d_rows) override;
@@ -47,12 +40,9 @@ class MmoeModel : public MultiTaskModel {
   const nn::MixtureOfExperts& mixture() const { return *mixture_; }
 
  private:
-  MmoeModel(const proto::ModelConfig& model, EmbeddedFields fields, NumericFields numeric);
+  MmoeModel(const proto::ModelConfig& model, Inputs inputs);
 
-  const EmbeddedFields fields_;
-  const NumericFields numeric_;
   std::unique_ptr<nn::MixtureOfExperts> mixture_;
-  nn::Matrix input_;                           // [B, slots * dim + numeric fields]
   std::vector<const nn::Matrix*> d_mixtures_;  // into the heads, per task
 };
 
