@@ -1,13 +1,14 @@
 // CreateModel: the Model (worker/models/model.h) of a job's ModelConfig, by its architecture.
 //
 // worker/models/ holds the Model interface, the parts architectures share (EmbeddedFields,
-// NumericFields, TaskHead, Tower, RetrievalModel), the rules and defaults of their config
+// NumericFields, TaskHead, Tower; the bases MultiTaskModel, PooledFieldsModel and
+// RetrievalModel), the rules and defaults of their config
 // (model_config.h) and one pair of files per architecture, built on the layers of worker/nn/.
 // Adding an architecture touches this folder, the proto, this factory and the tests, nothing
 // else (the trainer, worker/main.cc and worker/job_config.* reach it through Model):
 //   1. common/proto/job.proto: its config message and a field in ModelConfig.architecture;
-//   2. worker/models/<name>_model.{h,cc}: a class derived from Model (RetrievalModel for the
-//      two-tower family) with a static Create(model, dataset);
+//   2. worker/models/<name>_model.{h,cc}: a class derived from Model, or from the base it
+//      shares most with, with a static Create(model, dataset);
 //   3. worker/models/model_config.{h,cc}: its rules in ValidateModelConfig (column roles
 //      through ColumnFor) and the defaults of its optional fields in FillModelDefaults;
 //   4. model_factory.cc: its case in CreateModel;
