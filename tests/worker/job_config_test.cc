@@ -221,8 +221,8 @@ TEST(JobConfigTest, RetrievalErrorsNameTheFileAndTheField) {
       R"(atnn { retrieval { user_id_column: "user_id" item_id_column: "item_id" }
              user_tower { fields: "user_id" mlp: [4] } item_tower { fields: "item_id" mlp: [4] }
              statistics_columns: "user_id" })")));
-  EXPECT_NE(spec.status().message().find("model.atnn.statistics_columns[0]: 'user_id' is not a "
-                                         "NUMERIC column"),
+  EXPECT_NE(spec.status().message().find("model.atnn.statistics_columns[0]: column 'user_id' is "
+                                         "not NUMERIC"),
             std::string::npos)
       << spec.status();
 }

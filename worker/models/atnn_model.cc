@@ -1,15 +1,10 @@
 #include "worker/models/atnn_model.h"
 
 #include "glog/logging.h"
+#include "worker/models/model_config.h"
 
 namespace granary {
-namespace {
-
 using nn::Matrix;
-
-constexpr float kDefaultSimilarityWeight = 1.0f;
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<AtnnModel>> AtnnModel::Create(const proto::ModelConfig& model,
                                                              const proto::DatasetConfig& dataset) {
@@ -31,10 +26,8 @@ absl::StatusOr<std::unique_ptr<AtnnModel>> AtnnModel::Create(const proto::ModelC
 
 AtnnModel::AtnnModel(const proto::ModelConfig& model, EmbeddedFields user_fields,
                      EmbeddedFields item_fields, NumericFields statistics)
-    : dim_(static_cast<int>(model.embedding_dim())),
+    : RetrievalModel(model, model.atnn().retrieval()),
       config_(model.atnn()),
-      temperature_(TemperatureOf(config_.retrieval())),
-      tasks_(model.tasks().begin(), model.tasks().end()),
       statistics_(std::move(statistics)),
       user_tower_(&params_, "user_tower", std::move(user_fields), dim_, 0,
                   config_.user_tower().mlp()),
@@ -68,12 +61,7 @@ void AtnnModel::Forward(const ModelInput& base, nn::ConstMatrixRef rows) {
   for (int b = 0; b < input.batch_size; ++b) {
     if (!input.has_statistics[b]) item_vectors_.row(b) = generator_vectors_->row(b);
   }
-  DotLogits(*user_vectors_, item_vectors_, temperature_, &logits_);
-}
-
-const Matrix& AtnnModel::output(int task) const {
-  DCHECK_EQ(task, 0);
-  return logits_;
+  ScorePairs(*user_vectors_, item_vectors_);
 }
 
 void AtnnModel::Backward(const ModelInput& base, std::vector<nn::LossValue>* losses,
@@ -91,7 +79,7 @@ void AtnnModel::Backward(const ModelInput& base, std::vector<nn::LossValue>* los
   const Matrix& items = generator_step ? *generator_vectors_ : *encoder_vectors_;
   (*losses)[0] =
       nn::SampledPairLogistic(*user_vectors_, items, pairs_, temperature_, &d_users_, &d_items_);
-  const float weight = tasks_[0].has_loss_weight() ? tasks_[0].loss_weight() : 1.0f;
+  const float weight = tasks_[0].loss_weight();
   d_items_ *= weight;
   if (!generator_step) {
     d_users_ *= weight;
@@ -107,9 +95,7 @@ void AtnnModel::Backward(const ModelInput& base, std::vector<nn::LossValue>* los
   const nn::SampleWeighting labelled{{}, input.has_label[0]};
   similarity_ =
       nn::SquaredDistanceToTarget(*generator_vectors_, *encoder_vectors_, labelled, &d_similarity_);
-  const float similarity_weight =
-      config_.has_similarity_weight() ? config_.similarity_weight() : kDefaultSimilarityWeight;
-  d_items_ += similarity_weight * d_similarity_;
+  d_items_ += config_.similarity_weight() * d_similarity_;
   generator_.Backward(d_items_, input.item_slots, *d_rows);
 }
 

@@ -47,19 +47,16 @@ struct AtnnInput : RetrievalInput {
 
 class AtnnModel : public RetrievalModel {
  public:
-  // REQUIRES: model.has_atnn(). InvalidArgument as ValidateRetrievalModel.
+  // REQUIRES: model.has_atnn(); defaults filled by FillModelDefaults (CreateModel fills
+  // them). InvalidArgument as ValidateRetrievalModel (model_config.h).
   static absl::StatusOr<std::unique_ptr<AtnnModel>> Create(const proto::ModelConfig& model,
                                                            const proto::DatasetConfig& dataset);
 
   std::unique_ptr<ModelInput> NewInput() const override;
   absl::Status Prepare(const Batch& batch, ModelInput* input) const override;
   void Forward(const ModelInput& input, nn::ConstMatrixRef rows) override;
-  const nn::Matrix& output(int task) const override;
   void Backward(const ModelInput& input, std::vector<nn::LossValue>* losses,
                 nn::Matrix* d_rows) override;
-  nn::ParameterSet& params() override { return params_; }
-  int embedding_dim() const override { return dim_; }
-  const std::vector<proto::TaskConfig>& tasks() const override { return tasks_; }
   const nn::Matrix& user_vectors() const override { return *user_vectors_; }
   const nn::Matrix& item_vectors() const override { return item_vectors_; }
   // New arrivals are scored by the generator.
@@ -92,13 +89,9 @@ class AtnnModel : public RetrievalModel {
   AtnnModel(const proto::ModelConfig& model, EmbeddedFields user_fields, EmbeddedFields item_fields,
             NumericFields statistics);
 
-  const int dim_;
   const proto::AtnnConfig config_;
-  const float temperature_;
-  std::vector<proto::TaskConfig> tasks_;
   const NumericFields statistics_;
 
-  nn::ParameterSet params_;  // before the towers, which point into it
   Tower user_tower_;
   Tower encoder_;
   Tower generator_;
@@ -112,7 +105,6 @@ class AtnnModel : public RetrievalModel {
   const nn::Matrix* encoder_vectors_ = nullptr;
   const nn::Matrix* generator_vectors_ = nullptr;
   nn::Matrix item_vectors_;
-  nn::Matrix logits_;
 
   // Backward scratch.
   std::vector<nn::ScoredPair> pairs_;

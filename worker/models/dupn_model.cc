@@ -4,10 +4,38 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
-#include "worker/job_config.h"
+#include "worker/models/model_config.h"
 #include "worker/nn/embedding_pooling.h"
 
 namespace granary {
+namespace {
+
+// Lays a step field of `sequence` (one entry per step of the batch) out sample-major in *out,
+// [B * steps]: sample b's step t at b * steps + t, through `convert`, and `padding` past the
+// sample's length.
+template <typename From, typename To, typename Convert>
+void PadSteps(const SequenceColumn& sequence, const std::vector<int32_t>& lengths, int steps,
+              const std::vector<From>& step_values, To padding, Convert convert,
+              std::vector<To>* out) {
+  out->assign(lengths.size() * static_cast<size_t>(steps), padding);
+  for (size_t b = 0; b < lengths.size(); ++b) {
+    for (int t = 0; t < lengths[b]; ++t) {
+      (*out)[b * steps + t] = convert(step_values[sequence.offsets[b] + t]);
+    }
+  }
+}
+
+const SequenceField* FindStepField(const SequenceColumn& sequence, const std::string& name) {
+  const int field = FindColumn(sequence.fields, name);
+  return field < 0 ? nullptr : &sequence.fields[field];
+}
+
+absl::Status NoStepField(const std::string& sequence, const std::string& name) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("sequence '", sequence, "' has no step field '", name, "'"));
+}
+
+}  // namespace
 
 using nn::Matrix;
 
@@ -23,25 +51,22 @@ absl::StatusOr<std::unique_ptr<DupnModel>> DupnModel::Create(const proto::ModelC
   absl::StatusOr<NumericFields> numeric_fields =
       NumericFields::Create(model.dupn().numeric_fields(), dataset);
   if (!numeric_fields.ok()) return numeric_fields.status();
-  const proto::ColumnConfig* behavior = FindDatasetColumn(dataset, model.dupn().behavior_column());
-  if (behavior == nullptr || behavior->role() != proto::ColumnConfig::SEQUENCE) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("no SEQUENCE column '", model.dupn().behavior_column(), "' in the dataset"));
-  }
+  absl::StatusOr<const proto::ColumnConfig*> behavior =
+      ColumnFor(dataset, model.dupn().behavior_column(), ColumnUse::kSequence);
+  if (!behavior.ok()) return behavior.status();
   return std::unique_ptr<DupnModel>(new DupnModel(model, *std::move(user_fields),
                                                   *std::move(item_fields),
-                                                  *std::move(numeric_fields), *behavior));
+                                                  *std::move(numeric_fields), **behavior));
 }
 
 DupnModel::DupnModel(const proto::ModelConfig& model, EmbeddedFields user_fields,
                      EmbeddedFields item_fields, NumericFields numeric_fields,
                      const proto::ColumnConfig& behavior)
-    : dim_(static_cast<int>(model.embedding_dim())),
+    : MultiTaskModel(model),
       user_fields_(std::move(user_fields)),
       item_fields_(std::move(item_fields)),
       numeric_fields_(std::move(numeric_fields)),
-      behavior_column_(behavior.name()),
-      tasks_(model.tasks().begin(), model.tasks().end()) {
+      behavior_column_(behavior.name()) {
   for (const proto::StepFieldConfig& step : behavior.step_fields()) {
     (step.kind() == proto::StepFieldConfig::NUMERIC ? numeric_steps_ : categorical_steps_)
         .push_back(step.name());
@@ -61,9 +86,7 @@ DupnModel::DupnModel(const proto::ModelConfig& model, EmbeddedFields user_fields
   const int head_width = user_mlp_->output_dim() + item_width + numeric_fields_.num_fields();
   head_cross_ = std::make_unique<nn::CrossNetwork>(&params_, "head_cross", head_width,
                                                    static_cast<int>(dupn.cross_layers()));
-  for (const proto::TaskConfig& task : tasks_) {
-    heads_.push_back(std::make_unique<TaskHead>(&params_, task, head_width));
-  }
+  AddHeads(head_width);
 }
 
 absl::Status DupnModel::Prepare(const Batch& batch, ModelInput* model_input) const {
@@ -92,35 +115,19 @@ absl::Status DupnModel::Prepare(const Batch& batch, ModelInput* model_input) con
   input->num_steps = steps;
   input->step_row_ids.resize(categorical_steps_.size());
   for (size_t j = 0; j < categorical_steps_.size(); ++j) {
-    const int field = FindColumn(sequence.fields, categorical_steps_[j]);
-    if (field < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "sequence '", behavior_column_, "' has no step field '", categorical_steps_[j], "'"));
-    }
-    const std::vector<uint64_t>& keys = sequence.fields[field].keys;
-    std::vector<int32_t>& ids = input->step_row_ids[j];
-    ids.assign(static_cast<size_t>(n) * steps, nn::kPaddingRow);
-    for (int b = 0; b < n; ++b) {
-      for (int t = 0; t < input->lengths[b]; ++t) {
-        ids[static_cast<size_t>(b) * steps + t] = input->RowOf(keys[sequence.offsets[b] + t]);
-      }
-    }
+    const SequenceField* field = FindStepField(sequence, categorical_steps_[j]);
+    if (field == nullptr) return NoStepField(behavior_column_, categorical_steps_[j]);
+    PadSteps(
+        sequence, input->lengths, steps, field->keys, nn::kPaddingRow,
+        [input](uint64_t key) { return input->RowOf(key); }, &input->step_row_ids[j]);
   }
   input->step_values.resize(numeric_steps_.size());
   for (size_t j = 0; j < numeric_steps_.size(); ++j) {
-    const int field = FindColumn(sequence.fields, numeric_steps_[j]);
-    if (field < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "sequence '", behavior_column_, "' has no step field '", numeric_steps_[j], "'"));
-    }
-    const std::vector<float>& values = sequence.fields[field].values;
-    std::vector<float>& out = input->step_values[j];
-    out.assign(static_cast<size_t>(n) * steps, 0.0f);
-    for (int b = 0; b < n; ++b) {
-      for (int t = 0; t < input->lengths[b]; ++t) {
-        out[static_cast<size_t>(b) * steps + t] = values[sequence.offsets[b] + t];
-      }
-    }
+    const SequenceField* field = FindStepField(sequence, numeric_steps_[j]);
+    if (field == nullptr) return NoStepField(behavior_column_, numeric_steps_[j]);
+    PadSteps(
+        sequence, input->lengths, steps, field->values, 0.0f, [](float v) { return v; },
+        &input->step_values[j]);
   }
   return PrepareTaskLabels(batch, tasks_, input);
 }
@@ -167,13 +174,7 @@ void DupnModel::Forward(const ModelInput& model_input, nn::ConstMatrixRef rows) 
 void DupnModel::Backward(const ModelInput& model_input, std::vector<nn::LossValue>* losses,
                          Matrix* d_rows) {
   const DupnInput& input = static_cast<const DupnInput&>(model_input);
-  const int n = input.batch_size;
-  params_.ZeroGrads();
-  losses->resize(tasks_.size());
-  d_crossed_.setZero(n, head_input_.cols());
-  for (size_t k = 0; k < tasks_.size(); ++k) {
-    d_crossed_ += heads_[k]->Backward(input, static_cast<int>(k), &(*losses)[k]);
-  }
+  HeadsBackward(input, losses, &d_crossed_);
 
   const Matrix& d_head_input = head_cross_->Backward(d_crossed_);
   const int user_width = user_mlp_->output_dim();

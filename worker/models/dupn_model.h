@@ -1,5 +1,5 @@
 // DupnModel: the Deep User Perception Network (Ni et al., KDD 2018) of a job config, built on
-// the layers of worker/model, with forward and backward passes over one batch.
+// the layers of worker/nn, with forward and backward passes over one batch.
 //
 //   user profile   = concat of the user fields' embeddings (lists mean-pooled)
 //   target item    = concat of the item fields' embeddings                 (attention query)
@@ -39,8 +39,8 @@
 #include "worker/batch.h"
 #include "worker/models/embedded_fields.h"
 #include "worker/models/model.h"
+#include "worker/models/multi_task_model.h"
 #include "worker/models/numeric_fields.h"
-#include "worker/models/task_head.h"
 #include "worker/nn/attention_pooling.h"
 #include "worker/nn/cross_network.h"
 #include "worker/nn/loss.h"
@@ -65,11 +65,12 @@ struct DupnInput : ModelInput {
   nn::Matrix numeric;                              // [B, numeric fields]
 };
 
-class DupnModel : public Model {
+class DupnModel : public MultiTaskModel {
  public:
-  // Builds the network of `model` (REQUIRES: validated with ValidateJobConfig against
-  // `dataset`, so every named column exists with the right role). The dense parameters are
-  // zero until params().Initialize(seed).
+  // Builds the network of `model` (REQUIRES: valid by ValidateModelConfig against `dataset`,
+  // defaults filled by FillModelDefaults; CreateModel fills them). InvalidArgument if the
+  // model is not a DUPN one or a column is missing or of a role ColumnFor rejects. The dense
+  // parameters are zero until params().Initialize(seed).
   static absl::StatusOr<std::unique_ptr<DupnModel>> Create(const proto::ModelConfig& model,
                                                            const proto::DatasetConfig& dataset);
   DupnModel(const DupnModel&) = delete;
@@ -79,32 +80,24 @@ class DupnModel : public Model {
   std::unique_ptr<ModelInput> NewInput() const override { return std::make_unique<DupnInput>(); }
   absl::Status Prepare(const Batch& batch, ModelInput* input) const override;
   void Forward(const ModelInput& input, nn::ConstMatrixRef rows) override;
-  const nn::Matrix& output(int task) const override { return heads_[task]->output(); }
   void Backward(const ModelInput& input, std::vector<nn::LossValue>* losses,
                 nn::Matrix* d_rows) override;
-  nn::ParameterSet& params() override { return params_; }
-  int embedding_dim() const override { return dim_; }
-  const std::vector<proto::TaskConfig>& tasks() const override { return tasks_; }
 
  private:
   DupnModel(const proto::ModelConfig& model, EmbeddedFields user_fields, EmbeddedFields item_fields,
             NumericFields numeric_fields, const proto::ColumnConfig& behavior);
 
-  const int dim_;
   const EmbeddedFields user_fields_;
   const EmbeddedFields item_fields_;
   const NumericFields numeric_fields_;
   const std::string behavior_column_;
   std::vector<std::string> categorical_steps_;  // step field names, in step order
   std::vector<std::string> numeric_steps_;
-  std::vector<proto::TaskConfig> tasks_;
 
-  nn::ParameterSet params_;  // before the layers, which point into it
   std::unique_ptr<nn::Lstm> lstm_;
   std::unique_ptr<nn::AttentionPooling> attention_;
   std::unique_ptr<nn::Mlp> user_mlp_;
   std::unique_ptr<nn::CrossNetwork> head_cross_;
-  std::vector<std::unique_ptr<TaskHead>> heads_;
 
   // Forward activations and backward scratch, reused across batches.
   nn::Matrix step_inputs_;  // [T * B, step width]

@@ -1,7 +1,7 @@
 #include "worker/models/embedded_fields.h"
 
 #include "absl/strings/str_cat.h"
-#include "worker/job_config.h"
+#include "worker/models/model_config.h"
 #include "worker/nn/embedding_pooling.h"
 
 namespace granary {
@@ -11,6 +11,18 @@ nn::MultiValuedField AsField(const SlotRows& rows) {
   return nn::MultiValuedField{rows.offsets, rows.row_ids, {}};
 }
 
+// Appends to *out the rows of a list column, CSR over samples: sample b's keys are
+// keys[offsets[b], offsets[b + 1]).
+void AddListRows(const std::vector<uint32_t>& offsets, const std::vector<uint64_t>& keys,
+                 int batch_size, ModelInput* input, SlotRows* out) {
+  for (int b = 0; b < batch_size; ++b) {
+    for (uint32_t i = offsets[b]; i < offsets[b + 1]; ++i) {
+      out->row_ids.push_back(input->RowOf(keys[i]));
+    }
+    out->offsets.push_back(static_cast<int32_t>(out->row_ids.size()));
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<EmbeddedFields> EmbeddedFields::Create(
@@ -18,33 +30,22 @@ absl::StatusOr<EmbeddedFields> EmbeddedFields::Create(
     const proto::DatasetConfig& dataset) {
   EmbeddedFields fields;
   for (const std::string& name : columns) {
-    const proto::ColumnConfig* column = FindDatasetColumn(dataset, name);
-    if (column == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat("no column '", name, "' in the dataset"));
-    }
-    switch (column->role()) {
+    absl::StatusOr<const proto::ColumnConfig*> column =
+        ColumnFor(dataset, name, ColumnUse::kPooled);
+    if (!column.ok()) return column.status();
+    switch ((*column)->role()) {
       case proto::ColumnConfig::CATEGORICAL:
         fields.slots_.push_back({Kind::kCategorical, name, ""});
         break;
       case proto::ColumnConfig::MULTI_CATEGORICAL:
         fields.slots_.push_back({Kind::kMultiCategorical, name, ""});
         break;
-      case proto::ColumnConfig::SEQUENCE: {
-        bool embedded = false;
-        for (const proto::StepFieldConfig& step : column->step_fields()) {
+      default:  // a SEQUENCE with >= 1 CATEGORICAL step field (ColumnUse::kPooled)
+        for (const proto::StepFieldConfig& step : (*column)->step_fields()) {
           if (step.kind() != proto::StepFieldConfig::CATEGORICAL) continue;
           fields.slots_.push_back({Kind::kSequenceStep, name, step.name()});
-          embedded = true;
-        }
-        if (!embedded) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("SEQUENCE column '", name, "' has no CATEGORICAL step field"));
         }
         break;
-      }
-      default:
-        return absl::InvalidArgumentError(
-            absl::StrCat("column '", name, "' is not CATEGORICAL, MULTI_CATEGORICAL or SEQUENCE"));
     }
   }
   return fields;
@@ -79,12 +80,7 @@ absl::Status EmbeddedFields::Prepare(const Batch& batch, ModelInput* input,
               absl::StrCat("batch has no MULTI_CATEGORICAL column '", slot.column, "'"));
         }
         const MultiCategoricalColumn& column = batch.multi_categoricals[index];
-        for (int b = 0; b < batch.size; ++b) {
-          for (uint32_t i = column.offsets[b]; i < column.offsets[b + 1]; ++i) {
-            out.row_ids.push_back(input->RowOf(column.keys[i]));
-          }
-          out.offsets.push_back(static_cast<int32_t>(out.row_ids.size()));
-        }
+        AddListRows(column.offsets, column.keys, batch.size, input, &out);
         break;
       }
       case Kind::kSequenceStep: {
@@ -99,13 +95,7 @@ absl::Status EmbeddedFields::Prepare(const Batch& batch, ModelInput* input,
           return absl::InvalidArgumentError(absl::StrCat(
               "sequence '", slot.column, "' has no step field '", slot.step_field, "'"));
         }
-        const std::vector<uint64_t>& keys = sequence.fields[field].keys;
-        for (int b = 0; b < batch.size; ++b) {
-          for (uint32_t i = sequence.offsets[b]; i < sequence.offsets[b + 1]; ++i) {
-            out.row_ids.push_back(input->RowOf(keys[i]));
-          }
-          out.offsets.push_back(static_cast<int32_t>(out.row_ids.size()));
-        }
+        AddListRows(sequence.offsets, sequence.fields[field].keys, batch.size, input, &out);
         break;
       }
     }
@@ -130,24 +120,6 @@ void EmbeddedFields::PoolBackward(nn::ConstMatrixRef d_pooled,
     nn::PoolEmbeddingsBackward(d_pooled.middleCols(static_cast<Eigen::Index>(s) * dim, dim),
                                AsField(slot_rows[s]), nn::Pooling::kMean, d_rows);
   }
-}
-
-absl::Status PrepareEmbeddedFieldsInput(const EmbeddedFields& fields, const NumericFields& numeric,
-                                        const std::vector<proto::TaskConfig>& tasks,
-                                        const Batch& batch, EmbeddedFieldsInput* input) {
-  input->StartBatch(batch.size);
-  absl::Status status = fields.Prepare(batch, input, &input->slots);
-  if (status.ok()) status = numeric.Prepare(batch, &input->numeric);
-  if (!status.ok()) return status;
-  return PrepareTaskLabels(batch, tasks, input);
-}
-
-void ConcatEmbeddedFieldsInput(const EmbeddedFields& fields, nn::ConstMatrixRef rows,
-                               const EmbeddedFieldsInput& input, nn::Matrix* out) {
-  const Eigen::Index pooled_width = fields.num_slots() * rows.cols();
-  out->resize(input.batch_size, pooled_width + input.numeric.cols());
-  fields.Pool(rows, input.slots, out->leftCols(pooled_width));
-  out->rightCols(input.numeric.cols()) = input.numeric;
 }
 
 }  // namespace granary

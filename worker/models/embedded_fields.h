@@ -37,7 +37,7 @@ struct SlotRows {
   std::vector<int32_t> row_ids;
 };
 
-// The input of a model that reads embedded fields and numeric columns (shared bottom, MMoE):
+// The input of a model that reads embedded fields and numeric columns (PooledFieldsModel):
 // the keys and labels, each slot's rows and the numeric values.
 struct EmbeddedFieldsInput : ModelInput {
   std::vector<SlotRows> slots;
@@ -78,19 +78,6 @@ class EmbeddedFields {
 
   std::vector<Slot> slots_;
 };
-
-// The whole Model::Prepare of a model that reads `fields` and `numeric`: starts the batch,
-// fills input->slots, input->numeric and the labels of `tasks`. Errors as
-// EmbeddedFields::Prepare, NumericFields::Prepare and PrepareTaskLabels.
-absl::Status PrepareEmbeddedFieldsInput(const EmbeddedFields& fields, const NumericFields& numeric,
-                                        const std::vector<proto::TaskConfig>& tasks,
-                                        const Batch& batch, EmbeddedFieldsInput* input);
-
-// Writes the dense input of such a model into *out: [B, fields.num_slots() * dim + numeric
-// fields], the pooled slots (EmbeddedFields::Pool of `rows`) and then input.numeric. The
-// gradient of the slots part is PoolBackward's; the numeric values have none.
-void ConcatEmbeddedFieldsInput(const EmbeddedFields& fields, nn::ConstMatrixRef rows,
-                               const EmbeddedFieldsInput& input, nn::Matrix* out);
 
 }  // namespace granary
 

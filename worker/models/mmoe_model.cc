@@ -1,59 +1,42 @@
 #include "worker/models/mmoe_model.h"
 
+#include <utility>
+
 namespace granary {
 
 absl::StatusOr<std::unique_ptr<MmoeModel>> MmoeModel::Create(const proto::ModelConfig& model,
                                                              const proto::DatasetConfig& dataset) {
   if (!model.has_mmoe()) return absl::InvalidArgumentError("the model is not an MMoE model");
-  absl::StatusOr<EmbeddedFields> fields = EmbeddedFields::Create(model.mmoe().fields(), dataset);
-  if (!fields.ok()) return fields.status();
-  absl::StatusOr<NumericFields> numeric =
-      NumericFields::Create(model.mmoe().numeric_fields(), dataset);
-  if (!numeric.ok()) return numeric.status();
-  return std::unique_ptr<MmoeModel>(new MmoeModel(model, *std::move(fields), *std::move(numeric)));
+  absl::StatusOr<Inputs> inputs =
+      CreateInputs(model.mmoe().fields(), model.mmoe().numeric_fields(), dataset);
+  if (!inputs.ok()) return inputs.status();
+  return std::unique_ptr<MmoeModel>(new MmoeModel(model, *std::move(inputs)));
 }
 
-MmoeModel::MmoeModel(const proto::ModelConfig& model, EmbeddedFields fields, NumericFields numeric)
-    : dim_(static_cast<int>(model.embedding_dim())),
-      fields_(std::move(fields)),
-      numeric_(std::move(numeric)),
-      tasks_(model.tasks().begin(), model.tasks().end()) {
+MmoeModel::MmoeModel(const proto::ModelConfig& model, Inputs inputs)
+    : PooledFieldsModel(model, std::move(inputs)) {
   const proto::MmoeConfig& mmoe = model.mmoe();
   mixture_ = std::make_unique<nn::MixtureOfExperts>(
-      &params_, "mmoe", fields_.num_slots() * dim_ + numeric_.num_fields(),
-      static_cast<int>(mmoe.num_experts()), mmoe.expert_mlp(), static_cast<int>(tasks_.size()));
-  for (const proto::TaskConfig& task : tasks_) {
-    heads_.push_back(std::make_unique<TaskHead>(&params_, task, mixture_->output_dim()));
-  }
+      &params_, "mmoe", input_dim(), static_cast<int>(mmoe.num_experts()), mmoe.expert_mlp(),
+      static_cast<int>(tasks_.size()));
+  AddHeads(mixture_->output_dim());
   d_mixtures_.resize(tasks_.size());
 }
 
-absl::Status MmoeModel::Prepare(const Batch& batch, ModelInput* input) const {
-  return PrepareEmbeddedFieldsInput(fields_, numeric_, tasks_, batch,
-                                    static_cast<EmbeddedFieldsInput*>(input));
-}
-
-void MmoeModel::Forward(const ModelInput& model_input, nn::ConstMatrixRef rows) {
-  const EmbeddedFieldsInput& input = static_cast<const EmbeddedFieldsInput&>(model_input);
-  ConcatEmbeddedFieldsInput(fields_, rows, input, &input_);
-  mixture_->Forward(input_);
+void MmoeModel::Forward(const ModelInput& input, nn::ConstMatrixRef rows) {
+  mixture_->Forward(InputOf(input, rows));
   for (size_t k = 0; k < heads_.size(); ++k) {
     heads_[k]->Forward(mixture_->output(static_cast<int>(k)));
   }
 }
 
-void MmoeModel::Backward(const ModelInput& model_input, std::vector<nn::LossValue>* losses,
+void MmoeModel::Backward(const ModelInput& input, std::vector<nn::LossValue>* losses,
                          nn::Matrix* d_rows) {
-  const EmbeddedFieldsInput& input = static_cast<const EmbeddedFieldsInput&>(model_input);
-  params_.ZeroGrads();
-  losses->resize(tasks_.size());
+  StartBackward(losses);
   for (size_t k = 0; k < heads_.size(); ++k) {
     d_mixtures_[k] = &heads_[k]->Backward(input, static_cast<int>(k), &(*losses)[k]);
   }
-  const nn::Matrix& d_input = mixture_->Backward(d_mixtures_);
-  d_rows->setZero(static_cast<Eigen::Index>(input.keys.size()), dim_);
-  fields_.PoolBackward(d_input.leftCols(static_cast<Eigen::Index>(fields_.num_slots()) * dim_),
-                       input.slots, *d_rows);
+  InputBackward(input, mixture_->Backward(d_mixtures_), d_rows);
 }
 
 }  // namespace granary

@@ -1,7 +1,7 @@
 #include "worker/models/numeric_fields.h"
 
 #include "absl/strings/str_cat.h"
-#include "worker/job_config.h"
+#include "worker/models/model_config.h"
 
 namespace granary {
 
@@ -10,13 +10,9 @@ absl::StatusOr<NumericFields> NumericFields::Create(
     const proto::DatasetConfig& dataset) {
   NumericFields fields;
   for (const std::string& name : columns) {
-    const proto::ColumnConfig* column = FindDatasetColumn(dataset, name);
-    if (column == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat("no column '", name, "' in the dataset"));
-    }
-    if (column->role() != proto::ColumnConfig::NUMERIC) {
-      return absl::InvalidArgumentError(absl::StrCat("column '", name, "' is not NUMERIC"));
-    }
+    absl::StatusOr<const proto::ColumnConfig*> column =
+        ColumnFor(dataset, name, ColumnUse::kNumeric);
+    if (!column.ok()) return column.status();
     fields.columns_.push_back(name);
   }
   return fields;

@@ -22,12 +22,12 @@
 #include "worker/batch.h"
 #include "worker/models/embedded_fields.h"
 #include "worker/models/model.h"
+#include "worker/nn/parameter_set.h"
 #include "worker/nn/tensor.h"
 
 namespace granary {
 
 inline constexpr float kPositiveLabel = 0.5f;
-inline constexpr float kDefaultTemperature = 0.05f;
 
 // The per-batch input every retrieval model shares.
 struct RetrievalInput : ModelInput {
@@ -44,6 +44,12 @@ struct RetrievalInput : ModelInput {
 
 class RetrievalModel : public Model {
  public:
+  // Model: output(0) [B, 1], the logits of the last Forward.
+  const nn::Matrix& output(int task) const override;
+  nn::ParameterSet& params() override { return params_; }
+  int embedding_dim() const override { return dim_; }
+  const std::vector<proto::TaskConfig>& tasks() const override { return tasks_; }
+
   // [B, d]: the normalized user and item vectors of the last Forward (the item vector the
   // model scores the sample's item with).
   virtual const nn::Matrix& user_vectors() const = 0;
@@ -63,21 +69,22 @@ class RetrievalModel : public Model {
   // know only the users it saw, with stale vectors.
   virtual void StartActiveUsers() {}
   virtual void AddActiveUsers(const RetrievalInput& /*input*/) {}
-};
 
-// Checks the parts every retrieval architecture shares: one BINARY task; the id columns are
-// CATEGORICAL columns of the dataset; a tower has >= 1 field and >= 1 layer, widths >= 1, and
-// both towers end at the same width; temperature > 0. InvalidArgument naming the field as
-// "model.<arch>.<field>" on failure.
-absl::Status ValidateRetrievalColumns(const proto::ModelConfig& model,
-                                      const proto::RetrievalConfig& retrieval,
-                                      const std::string& where,
-                                      const proto::DatasetConfig& dataset);
-absl::Status ValidateTowers(const proto::TowerConfig& user, const proto::TowerConfig& item,
-                            const std::string& where, const proto::DatasetConfig& dataset);
-// Dispatches on the architecture: OK for non-retrieval ones.
-absl::Status ValidateRetrievalModel(const proto::ModelConfig& model,
-                                    const proto::DatasetConfig& dataset);
+ protected:
+  // REQUIRES: defaults filled (FillModelDefaults), so retrieval.temperature() is set.
+  RetrievalModel(const proto::ModelConfig& model, const proto::RetrievalConfig& retrieval);
+
+  // Sets the logits of output(0), [B, 1] = rowwise <users, items> / temperature_.
+  void ScorePairs(const nn::Matrix& users, const nn::Matrix& items);
+
+  const int dim_;
+  const float temperature_;
+  const std::vector<proto::TaskConfig> tasks_;
+  nn::ParameterSet params_;  // before the towers of the derived class, which point into it
+
+ private:
+  nn::Matrix logits_;
+};
 
 // Fills the RetrievalInput part of *input from `batch`: the task labels, the towers' slots and
 // the ids. InvalidArgument naming a column the batch lacks.
@@ -85,13 +92,6 @@ absl::Status PrepareRetrievalInput(const Batch& batch, const std::vector<proto::
                                    const EmbeddedFields& user_fields,
                                    const EmbeddedFields& item_fields,
                                    const proto::RetrievalConfig& retrieval, RetrievalInput* input);
-
-// The temperature of `retrieval`, or its default.
-float TemperatureOf(const proto::RetrievalConfig& retrieval);
-
-// Writes logits [B, 1] = rowwise <users, items> / temperature.
-void DotLogits(const nn::Matrix& users, const nn::Matrix& items, float temperature,
-               nn::Matrix* logits);
 
 }  // namespace granary
 

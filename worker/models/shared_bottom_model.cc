@@ -1,5 +1,7 @@
 #include "worker/models/shared_bottom_model.h"
 
+#include <utility>
+
 namespace granary {
 
 absl::StatusOr<std::unique_ptr<SharedBottomModel>> SharedBottomModel::Create(
@@ -7,55 +9,28 @@ absl::StatusOr<std::unique_ptr<SharedBottomModel>> SharedBottomModel::Create(
   if (!model.has_shared_bottom()) {
     return absl::InvalidArgumentError("the model is not a shared-bottom model");
   }
-  absl::StatusOr<EmbeddedFields> fields =
-      EmbeddedFields::Create(model.shared_bottom().fields(), dataset);
-  if (!fields.ok()) return fields.status();
-  absl::StatusOr<NumericFields> numeric =
-      NumericFields::Create(model.shared_bottom().numeric_fields(), dataset);
-  if (!numeric.ok()) return numeric.status();
-  return std::unique_ptr<SharedBottomModel>(
-      new SharedBottomModel(model, *std::move(fields), *std::move(numeric)));
+  absl::StatusOr<Inputs> inputs =
+      CreateInputs(model.shared_bottom().fields(), model.shared_bottom().numeric_fields(), dataset);
+  if (!inputs.ok()) return inputs.status();
+  return std::unique_ptr<SharedBottomModel>(new SharedBottomModel(model, *std::move(inputs)));
 }
 
-SharedBottomModel::SharedBottomModel(const proto::ModelConfig& model, EmbeddedFields fields,
-                                     NumericFields numeric)
-    : dim_(static_cast<int>(model.embedding_dim())),
-      fields_(std::move(fields)),
-      numeric_(std::move(numeric)),
-      tasks_(model.tasks().begin(), model.tasks().end()) {
-  bottom_ = std::make_unique<nn::Mlp>(&params_, "bottom",
-                                      fields_.num_slots() * dim_ + numeric_.num_fields(),
+SharedBottomModel::SharedBottomModel(const proto::ModelConfig& model, Inputs inputs)
+    : PooledFieldsModel(model, std::move(inputs)) {
+  bottom_ = std::make_unique<nn::Mlp>(&params_, "bottom", input_dim(),
                                       model.shared_bottom().bottom_mlp());
-  for (const proto::TaskConfig& task : tasks_) {
-    heads_.push_back(std::make_unique<TaskHead>(&params_, task, bottom_->output_dim()));
-  }
+  AddHeads(bottom_->output_dim());
 }
 
-absl::Status SharedBottomModel::Prepare(const Batch& batch, ModelInput* input) const {
-  return PrepareEmbeddedFieldsInput(fields_, numeric_, tasks_, batch,
-                                    static_cast<EmbeddedFieldsInput*>(input));
-}
-
-void SharedBottomModel::Forward(const ModelInput& model_input, nn::ConstMatrixRef rows) {
-  const EmbeddedFieldsInput& input = static_cast<const EmbeddedFieldsInput&>(model_input);
-  ConcatEmbeddedFieldsInput(fields_, rows, input, &input_);
-  const nn::Matrix& bottom = bottom_->Forward(input_);
+void SharedBottomModel::Forward(const ModelInput& input, nn::ConstMatrixRef rows) {
+  const nn::Matrix& bottom = bottom_->Forward(InputOf(input, rows));
   for (std::unique_ptr<TaskHead>& head : heads_) head->Forward(bottom);
 }
 
-void SharedBottomModel::Backward(const ModelInput& model_input, std::vector<nn::LossValue>* losses,
+void SharedBottomModel::Backward(const ModelInput& input, std::vector<nn::LossValue>* losses,
                                  nn::Matrix* d_rows) {
-  const EmbeddedFieldsInput& input = static_cast<const EmbeddedFieldsInput&>(model_input);
-  params_.ZeroGrads();
-  losses->resize(tasks_.size());
-  d_bottom_.setZero(input.batch_size, bottom_->output_dim());
-  for (size_t k = 0; k < heads_.size(); ++k) {
-    d_bottom_ += heads_[k]->Backward(input, static_cast<int>(k), &(*losses)[k]);
-  }
-  const nn::Matrix& d_input = bottom_->Backward(d_bottom_);
-  d_rows->setZero(static_cast<Eigen::Index>(input.keys.size()), dim_);
-  fields_.PoolBackward(d_input.leftCols(static_cast<Eigen::Index>(fields_.num_slots()) * dim_),
-                       input.slots, *d_rows);
+  HeadsBackward(input, losses, &d_bottom_);
+  InputBackward(input, bottom_->Backward(d_bottom_), d_rows);
 }
 
 }  // namespace granary

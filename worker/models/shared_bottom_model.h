@@ -17,48 +17,30 @@
 #include "absl/status/statusor.h"
 #include "common/proto/dataset.pb.h"
 #include "common/proto/job.pb.h"
-#include "worker/models/embedded_fields.h"
-#include "worker/models/model.h"
-#include "worker/models/numeric_fields.h"
-#include "worker/models/task_head.h"
+#include "worker/models/pooled_fields_model.h"
 #include "worker/nn/mlp.h"
 #include "worker/nn/parameter_set.h"
 #include "worker/nn/tensor.h"
 
 namespace granary {
 
-class SharedBottomModel : public Model {
+class SharedBottomModel : public PooledFieldsModel {
  public:
-  // Builds the network of `model` (REQUIRES: validated with ValidateJobConfig against
-  // `dataset`). InvalidArgument if the model is not a shared-bottom one or a field is not
-  // in the dataset.
+  // Builds the network of `model` (REQUIRES: valid by ValidateModelConfig against `dataset`,
+  // defaults filled by FillModelDefaults; CreateModel fills them). InvalidArgument if the
+  // model is not a shared-bottom one or a field is missing or of a role ColumnFor rejects.
   static absl::StatusOr<std::unique_ptr<SharedBottomModel>> Create(
       const proto::ModelConfig& model, const proto::DatasetConfig& dataset);
 
-  // Model; Prepare and Forward take an EmbeddedFieldsInput (from NewInput).
-  std::unique_ptr<ModelInput> NewInput() const override {
-    return std::make_unique<EmbeddedFieldsInput>();
-  }
-  absl::Status Prepare(const Batch& batch, ModelInput* input) const override;
+  // Model (NewInput and Prepare: PooledFieldsModel's).
   void Forward(const ModelInput& input, nn::ConstMatrixRef rows) override;
-  const nn::Matrix& output(int task) const override { return heads_[task]->output(); }
   void Backward(const ModelInput& input, std::vector<nn::LossValue>* losses,
                 nn::Matrix* d_rows) override;
-  nn::ParameterSet& params() override { return params_; }
-  int embedding_dim() const override { return dim_; }
-  const std::vector<proto::TaskConfig>& tasks() const override { return tasks_; }
 
  private:
-  SharedBottomModel(const proto::ModelConfig& model, EmbeddedFields fields, NumericFields numeric);
+  SharedBottomModel(const proto::ModelConfig& model, Inputs inputs);
 
-  const int dim_;
-  const EmbeddedFields fields_;
-  const NumericFields numeric_;
-  const std::vector<proto::TaskConfig> tasks_;
-  nn::ParameterSet params_;  // before the layers, which point into it
   std::unique_ptr<nn::Mlp> bottom_;
-  std::vector<std::unique_ptr<TaskHead>> heads_;
-  nn::Matrix input_;  // [B, slots * dim + numeric fields]
   nn::Matrix d_bottom_;
 };
 

@@ -22,7 +22,8 @@ namespace granary {
 class TaskHead {
  public:
   // Adds the head's layers over inputs of width `input_dim` to *params, which must outlive
-  // the head. REQUIRES: `task` is valid (ValidateJobConfig).
+  // the head. REQUIRES: `task` is valid (ValidateModelConfig) with its defaults
+  // filled (FillModelDefaults).
   TaskHead(nn::ParameterSet* params, const proto::TaskConfig& task, int input_dim);
   TaskHead(const TaskHead&) = delete;
   TaskHead& operator=(const TaskHead&) = delete;

@@ -6,16 +6,13 @@
 #include "absl/strings/str_cat.h"
 #include "common/feature_key.h"
 #include "glog/logging.h"
-#include "worker/job_config.h"
+#include "worker/models/model_config.h"
 
 namespace granary {
 namespace {
 
 using nn::Matrix;
 
-constexpr int kDefaultNumNegatives = 4;
-constexpr float kDefaultAmmWeight = 0.5f;
-constexpr float kDefaultAlignmentWeight = 0.1f;
 // Draws per wanted negative before giving up on a batch whose positives share few items.
 constexpr int kNegativeDrawsPerNegative = 8;
 
@@ -76,14 +73,12 @@ absl::StatusOr<std::unique_ptr<TwoTowerModel>> TwoTowerModel::Create(
 
 TwoTowerModel::TwoTowerModel(const proto::ModelConfig& model, EmbeddedFields user_fields,
                              EmbeddedFields item_fields, bool category_multi)
-    : dim_(static_cast<int>(model.embedding_dim())),
+    : RetrievalModel(model, TowersOf(model).retrieval()),
       dat_(model.has_dat()),
       towers_(TowersOf(model)),
       dat_config_(model.dat()),
       category_multi_(category_multi),
-      temperature_(TemperatureOf(towers_.retrieval())),
-      tasks_(model.tasks().begin(), model.tasks().end()),
-      negative_rng_(towers_.negative_seed() != 0 ? towers_.negative_seed() : 1),
+      negative_rng_(towers_.negative_seed()),
       user_tower_(&params_, "user_tower", std::move(user_fields), dim_, dat_ ? dim_ : 0,
                   towers_.user_tower().mlp()),
       item_tower_(&params_, "item_tower", std::move(item_fields), dim_, dat_ ? dim_ : 0,
@@ -91,12 +86,8 @@ TwoTowerModel::TwoTowerModel(const proto::ModelConfig& model, EmbeddedFields use
   if (towers_.loss() == proto::TwoTowerConfig::IN_BATCH_SOFTMAX &&
       towers_.sampling_bias_correction()) {
     FrequencyEstimatorOptions options;
-    if (towers_.frequency_buckets() > 0) {
-      options.num_buckets = static_cast<int>(towers_.frequency_buckets());
-    }
-    if (towers_.has_frequency_learning_rate()) {
-      options.learning_rate = towers_.frequency_learning_rate();
-    }
+    options.num_buckets = static_cast<int>(towers_.frequency_buckets());
+    options.learning_rate = towers_.frequency_learning_rate();
     estimator_ = std::make_unique<StreamingFrequencyEstimator>(options);
   }
 }
@@ -122,31 +113,26 @@ absl::Status TwoTowerModel::Prepare(const Batch& batch, ModelInput* base) const 
   input->categories.assign(n, nn::CategoryAlignment::kNoCategory);
   const std::string& column = dat_config_.category_column();
   if (column.empty()) return absl::OkStatus();
+  const int index = category_multi_ ? FindColumn(batch.multi_categoricals, column)
+                                    : FindColumn(batch.categoricals, column);
+  if (index < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("batch has no ", category_multi_ ? "MULTI_CATEGORICAL" : "CATEGORICAL",
+                     " column '", column, "'"));
+  }
+  // An item's category is the first key of its cell, numbered in first-seen order.
   absl::flat_hash_map<uint64_t, int32_t> ids;
-  auto category_of = [&ids](uint64_t key) {
-    return ids.try_emplace(key, static_cast<int32_t>(ids.size())).first->second;
-  };
-  if (category_multi_) {
-    const int index = FindColumn(batch.multi_categoricals, column);
-    if (index < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("batch has no MULTI_CATEGORICAL column '", column, "'"));
+  for (int b = 0; b < n; ++b) {
+    const uint64_t* key = nullptr;
+    if (category_multi_) {
+      const MultiCategoricalColumn& values = batch.multi_categoricals[index];
+      if (values.offsets[b] < values.offsets[b + 1]) key = &values.keys[values.offsets[b]];
+    } else {
+      const CategoricalColumn& values = batch.categoricals[index];
+      if (values.present[b]) key = &values.keys[b];
     }
-    const MultiCategoricalColumn& values = batch.multi_categoricals[index];
-    for (int b = 0; b < n; ++b) {
-      if (values.offsets[b] < values.offsets[b + 1]) {
-        input->categories[b] = category_of(values.keys[values.offsets[b]]);
-      }
-    }
-  } else {
-    const int index = FindColumn(batch.categoricals, column);
-    if (index < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("batch has no CATEGORICAL column '", column, "'"));
-    }
-    const CategoricalColumn& values = batch.categoricals[index];
-    for (int b = 0; b < n; ++b) {
-      if (values.present[b]) input->categories[b] = category_of(values.keys[b]);
+    if (key != nullptr) {
+      input->categories[b] = ids.try_emplace(*key, static_cast<int32_t>(ids.size())).first->second;
     }
   }
   return absl::OkStatus();
@@ -160,12 +146,7 @@ void TwoTowerModel::Forward(const ModelInput& base, nn::ConstMatrixRef rows) {
   }
   user_vectors_ = &user_tower_.Forward(rows, input.user_slots, user_augmented_);
   item_vectors_ = &item_tower_.Forward(rows, input.item_slots, item_augmented_);
-  DotLogits(*user_vectors_, *item_vectors_, temperature_, &logits_);
-}
-
-const Matrix& TwoTowerModel::output(int task) const {
-  DCHECK_EQ(task, 0);
-  return logits_;
+  ScorePairs(*user_vectors_, *item_vectors_);
 }
 
 nn::LossValue TwoTowerModel::MainLossBackward(const TwoTowerInput& input) {
@@ -207,8 +188,7 @@ nn::LossValue TwoTowerModel::MainLossBackward(const TwoTowerInput& input) {
         distinct.push_back(static_cast<int32_t>(i));
       }
     }
-    const int negatives = towers_.num_negatives() > 0 ? static_cast<int>(towers_.num_negatives())
-                                                      : kDefaultNumNegatives;
+    const int negatives = static_cast<int>(towers_.num_negatives());
     pairs_.clear();
     std::uniform_int_distribution<size_t> pick(0, distinct.empty() ? 0 : distinct.size() - 1);
     for (Eigen::Index i = 0; i < p; ++i) {
@@ -225,7 +205,7 @@ nn::LossValue TwoTowerModel::MainLossBackward(const TwoTowerInput& input) {
     loss = nn::SampledPairLogistic(positive_users_, positive_items_vectors_, pairs_, temperature_,
                                    &d_positive_users_, &d_positive_items_);
   }
-  const float weight = tasks_[0].has_loss_weight() ? tasks_[0].loss_weight() : 1.0f;
+  const float weight = tasks_[0].loss_weight();
   d_user_vectors_.setZero(n, width);
   d_item_vectors_.setZero(n, width);
   for (Eigen::Index i = 0; i < p; ++i) {
@@ -245,13 +225,9 @@ void TwoTowerModel::Backward(const ModelInput& base, std::vector<nn::LossValue>*
   auxiliary_ = {};
   if (dat_) {
     const nn::SampleWeighting positives{{}, input.positive};
-    const float amm_user =
-        dat_config_.has_amm_user_weight() ? dat_config_.amm_user_weight() : kDefaultAmmWeight;
-    const float amm_item =
-        dat_config_.has_amm_item_weight() ? dat_config_.amm_item_weight() : kDefaultAmmWeight;
-    const float alignment = dat_config_.has_category_alignment_weight()
-                                ? dat_config_.category_alignment_weight()
-                                : kDefaultAlignmentWeight;
+    const float amm_user = dat_config_.amm_user_weight();
+    const float amm_item = dat_config_.amm_item_weight();
+    const float alignment = dat_config_.category_alignment_weight();
     if (!dat_config_.category_column().empty()) {
       // Only the positives' items are the batch's items; the others take no part.
       std::vector<int32_t> categories = input.categories;

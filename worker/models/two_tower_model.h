@@ -57,20 +57,16 @@ class TwoTowerModel : public RetrievalModel {
     nn::LossValue category_alignment;
   };
 
-  // REQUIRES: model.has_two_tower() or model.has_dat(). InvalidArgument as
-  // ValidateRetrievalModel.
+  // REQUIRES: model.has_two_tower() or model.has_dat(); defaults filled by FillModelDefaults
+  // (CreateModel fills them). InvalidArgument as ValidateRetrievalModel (model_config.h).
   static absl::StatusOr<std::unique_ptr<TwoTowerModel>> Create(const proto::ModelConfig& model,
                                                                const proto::DatasetConfig& dataset);
 
   std::unique_ptr<ModelInput> NewInput() const override;
   absl::Status Prepare(const Batch& batch, ModelInput* input) const override;
   void Forward(const ModelInput& input, nn::ConstMatrixRef rows) override;
-  const nn::Matrix& output(int task) const override;
   void Backward(const ModelInput& input, std::vector<nn::LossValue>* losses,
                 nn::Matrix* d_rows) override;
-  nn::ParameterSet& params() override { return params_; }
-  int embedding_dim() const override { return dim_; }
-  const std::vector<proto::TaskConfig>& tasks() const override { return tasks_; }
   const nn::Matrix& user_vectors() const override { return *user_vectors_; }
   const nn::Matrix& item_vectors() const override { return *item_vectors_; }
 
@@ -89,17 +85,13 @@ class TwoTowerModel : public RetrievalModel {
   // Backward of the main loss over the positives: writes d_user_vectors_, d_item_vectors_.
   nn::LossValue MainLossBackward(const TwoTowerInput& input);
 
-  const int dim_;
   const bool dat_;
   const proto::TwoTowerConfig towers_;
   const proto::DatConfig dat_config_;
   const bool category_multi_;
-  const float temperature_;
-  std::vector<proto::TaskConfig> tasks_;
   std::unique_ptr<StreamingFrequencyEstimator> estimator_;
   std::mt19937_64 negative_rng_;
 
-  nn::ParameterSet params_;  // before the towers, which point into it
   Tower user_tower_;
   Tower item_tower_;
   nn::InBatchSoftmax softmax_;
@@ -110,7 +102,6 @@ class TwoTowerModel : public RetrievalModel {
   const nn::Matrix* item_vectors_ = nullptr;
   nn::Matrix user_augmented_;
   nn::Matrix item_augmented_;
-  nn::Matrix logits_;
 
   // Backward scratch.
   std::vector<int32_t> positives_;

@@ -27,6 +27,18 @@ void CheckField(const MultiValuedField& field, Eigen::Index batch_rows) {
   DCHECK(field.weights.empty() || field.weights.size() == field.row_ids.size());
 }
 
+// B of a gathered sequence: step_row_ids is [B * num_steps], `sequence` [num_steps * B, dim]
+// and `rows` [num rows, dim] (checked in debug builds).
+int SequenceBatchSize(absl::Span<const int32_t> step_row_ids, int num_steps,
+                      ConstMatrixRef sequence, ConstMatrixRef rows) {
+  DCHECK_GT(num_steps, 0);
+  DCHECK_EQ(step_row_ids.size() % num_steps, 0u);
+  const int batch = static_cast<int>(step_row_ids.size()) / num_steps;
+  DCHECK_EQ(sequence.rows(), static_cast<Eigen::Index>(batch) * num_steps);
+  DCHECK_EQ(sequence.cols(), rows.cols());
+  return batch;
+}
+
 }  // namespace
 
 void PoolEmbeddings(ConstMatrixRef rows, const MultiValuedField& field, Pooling pooling,
@@ -66,11 +78,7 @@ void PoolEmbeddingsBackward(ConstMatrixRef d_pooled, const MultiValuedField& fie
 
 void GatherSequence(ConstMatrixRef rows, absl::Span<const int32_t> step_row_ids, int num_steps,
                     MatrixRef sequence) {
-  DCHECK_GT(num_steps, 0);
-  DCHECK_EQ(step_row_ids.size() % num_steps, 0u);
-  const int batch = static_cast<int>(step_row_ids.size()) / num_steps;
-  DCHECK_EQ(sequence.rows(), static_cast<Eigen::Index>(batch) * num_steps);
-  DCHECK_EQ(sequence.cols(), rows.cols());
+  const int batch = SequenceBatchSize(step_row_ids, num_steps, sequence, rows);
   for (int b = 0; b < batch; ++b) {
     for (int t = 0; t < num_steps; ++t) {
       const int32_t id = step_row_ids[static_cast<size_t>(b) * num_steps + t];
@@ -87,11 +95,7 @@ void GatherSequence(ConstMatrixRef rows, absl::Span<const int32_t> step_row_ids,
 
 void GatherSequenceBackward(ConstMatrixRef d_sequence, absl::Span<const int32_t> step_row_ids,
                             int num_steps, MatrixRef d_rows) {
-  DCHECK_GT(num_steps, 0);
-  DCHECK_EQ(step_row_ids.size() % num_steps, 0u);
-  const int batch = static_cast<int>(step_row_ids.size()) / num_steps;
-  DCHECK_EQ(d_sequence.rows(), static_cast<Eigen::Index>(batch) * num_steps);
-  DCHECK_EQ(d_sequence.cols(), d_rows.cols());
+  const int batch = SequenceBatchSize(step_row_ids, num_steps, d_sequence, d_rows);
   for (int b = 0; b < batch; ++b) {
     for (int t = 0; t < num_steps; ++t) {
       const int32_t id = step_row_ids[static_cast<size_t>(b) * num_steps + t];

@@ -1,4 +1,11 @@
-// The dense tensors of the model library, and how a batch of sequences is laid out in them.
+// worker/nn/ is the worker's neural-network library (namespace granary::nn, CMake target
+// granary_nn): layers (Dense, Mlp, CrossNetwork, Lstm, AttentionPooling, MixtureOfExperts,
+// L2Normalize, embedding pooling), losses (loss.h, retrieval_loss.h) and the ParameterSet that
+// holds their weights, on Eigen, batch-major, each with its Forward and Backward. It knows
+// nothing of configs, batches or tables: the architectures of worker/models/ compose it. It
+// depends only on Eigen and common/.
+//
+// This file: the dense tensors of the library, and how a batch of sequences is laid out in them.
 //
 // Every activation and gradient is a row-major float Matrix whose rows are samples: a batch
 // of B vectors of width d is a [B, d] Matrix. Weights that multiply activations are
@@ -16,7 +23,7 @@
 // Layers keep their outputs and scratch in member Matrices that they resize on each call;
 // Eigen reallocates only when a Matrix's size changes, so a steady batch shape allocates
 // nothing after the first batch. Eigen's GEMM packs its operands into a stack workspace of
-// up to EIGEN_STACK_ALLOCATION_LIMIT bytes, which granary_model raises to 1 MiB (see
+// up to EIGEN_STACK_ALLOCATION_LIMIT bytes, which granary_nn raises to 1 MiB (see
 // CMakeLists.txt) so that products at DUPN sizes do not allocate either; much wider layers
 // would make Eigen malloc a packing buffer per product.
 #ifndef GRANARY_WORKER_NN_TENSOR_H_

@@ -1,0 +1,416 @@
+#include "worker/models/model_config.h"
+
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "worker/models/frequency_estimator.h"
+
+namespace granary {
+namespace {
+
+using google::protobuf::RepeatedField;
+using google::protobuf::RepeatedPtrField;
+
+absl::Status Invalid(const std::string& where, const std::string& what) {
+  return ConfigLocation::Invalid(where, what);
+}
+
+bool Admits(ColumnUse use, const proto::ColumnConfig& column) {
+  switch (use) {
+    case ColumnUse::kPooled:
+      if (column.role() == proto::ColumnConfig::SEQUENCE) {
+        for (const proto::StepFieldConfig& step : column.step_fields()) {
+          if (step.kind() == proto::StepFieldConfig::CATEGORICAL) return true;
+        }
+        return false;
+      }
+      [[fallthrough]];
+    case ColumnUse::kCategorical:
+      return column.role() == proto::ColumnConfig::CATEGORICAL ||
+             column.role() == proto::ColumnConfig::MULTI_CATEGORICAL;
+    case ColumnUse::kNumeric:
+      return column.role() == proto::ColumnConfig::NUMERIC;
+    case ColumnUse::kSequence:
+      return column.role() == proto::ColumnConfig::SEQUENCE;
+  }
+  return false;
+}
+
+const char* RolesOf(ColumnUse use) {
+  switch (use) {
+    case ColumnUse::kPooled:
+      return "CATEGORICAL, MULTI_CATEGORICAL or a SEQUENCE with a CATEGORICAL step field";
+    case ColumnUse::kCategorical:
+      return "CATEGORICAL or MULTI_CATEGORICAL";
+    case ColumnUse::kNumeric:
+      return "NUMERIC";
+    case ColumnUse::kSequence:
+      return "SEQUENCE";
+  }
+  return "";
+}
+
+// Every entry of `columns` (the repeated field `field_name` at `at`) admitted by `use`;
+// `prefix` starts each error's reason.
+absl::Status CheckColumns(const RepeatedPtrField<std::string>& columns,
+                          const std::string& field_name, ColumnUse use, const ConfigLocation& at,
+                          const proto::DatasetConfig& dataset, const std::string& prefix = "") {
+  for (int i = 0; i < columns.size(); ++i) {
+    absl::StatusOr<const proto::ColumnConfig*> column = ColumnFor(dataset, columns[i], use);
+    if (!column.ok()) {
+      return Invalid(at.At(field_name, i), absl::StrCat(prefix, column.status().message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// >= 1 entry of `columns`, each admitted by `use`.
+absl::Status CheckFieldList(const RepeatedPtrField<std::string>& columns,
+                            const std::string& field_name, ColumnUse use, const ConfigLocation& at,
+                            const proto::DatasetConfig& dataset) {
+  if (columns.empty()) return Invalid(at.At(field_name), absl::StrCat(field_name, " is empty"));
+  return CheckColumns(columns, field_name, use, at, dataset);
+}
+
+// Columns a model reads as numbers: an empty list is valid.
+absl::Status CheckNumericFields(const RepeatedPtrField<std::string>& columns,
+                                const ConfigLocation& at, const proto::DatasetConfig& dataset) {
+  return CheckColumns(columns, "numeric_fields", ColumnUse::kNumeric, at, dataset,
+                      "numeric_fields: ");
+}
+
+// A layer list: >= 1 layer, each >= 1 wide.
+absl::Status CheckWidths(const RepeatedField<uint32_t>& widths, const std::string& field_name,
+                         const ConfigLocation& at) {
+  if (widths.empty()) {
+    return Invalid(at.At(field_name), absl::StrCat(field_name, " needs >= 1 layer"));
+  }
+  for (int i = 0; i < widths.size(); ++i) {
+    if (widths[i] < 1) return Invalid(at.At(field_name, i), "layer widths must be >= 1");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateDupn(const proto::DupnConfig& dupn, const ConfigLocation& at,
+                          const proto::DatasetConfig& dataset) {
+  absl::Status status =
+      CheckFieldList(dupn.user_fields(), "user_fields", ColumnUse::kCategorical, at, dataset);
+  if (status.ok()) {
+    status =
+        CheckFieldList(dupn.item_fields(), "item_fields", ColumnUse::kCategorical, at, dataset);
+  }
+  if (status.ok()) status = CheckNumericFields(dupn.numeric_fields(), at, dataset);
+  if (!status.ok()) return status;
+  absl::StatusOr<const proto::ColumnConfig*> behavior =
+      ColumnFor(dataset, dupn.behavior_column(), ColumnUse::kSequence);
+  if (!behavior.ok()) {
+    return Invalid(at.At("behavior_column"),
+                   absl::StrCat("behavior_column: ", behavior.status().message()));
+  }
+  if (dupn.lstm_hidden() < 1) return Invalid(at.At("lstm_hidden"), "lstm_hidden must be >= 1");
+  if (dupn.attention_hidden() < 1) {
+    return Invalid(at.At("attention_hidden"), "attention_hidden must be >= 1");
+  }
+  return CheckWidths(dupn.user_mlp(), "user_mlp", at);
+}
+
+absl::Status ValidateSharedBottom(const proto::SharedBottomConfig& config, const ConfigLocation& at,
+                                  const proto::DatasetConfig& dataset) {
+  absl::Status status = CheckFieldList(config.fields(), "fields", ColumnUse::kPooled, at, dataset);
+  if (status.ok()) status = CheckNumericFields(config.numeric_fields(), at, dataset);
+  if (!status.ok()) return status;
+  return CheckWidths(config.bottom_mlp(), "bottom_mlp", at);
+}
+
+absl::Status ValidateMmoe(const proto::MmoeConfig& config, const ConfigLocation& at,
+                          const proto::DatasetConfig& dataset) {
+  absl::Status status = CheckFieldList(config.fields(), "fields", ColumnUse::kPooled, at, dataset);
+  if (status.ok()) status = CheckNumericFields(config.numeric_fields(), at, dataset);
+  if (!status.ok()) return status;
+  if (config.num_experts() < 1) return Invalid(at.At("num_experts"), "num_experts must be >= 1");
+  return CheckWidths(config.expert_mlp(), "expert_mlp", at);
+}
+
+absl::Status ValidateTask(const proto::TaskConfig& task, const ConfigLocation& at,
+                          const proto::DatasetConfig& dataset) {
+  if (task.head() == proto::TaskConfig::HEAD_KIND_UNSPECIFIED) {
+    return Invalid(at.source(), absl::StrCat("task '", task.name(), "' has no head kind"));
+  }
+  const proto::ColumnConfig* label = FindDatasetColumn(dataset, task.label_column());
+  if (label == nullptr || label->role() != proto::ColumnConfig::LABEL) {
+    return Invalid(at.At("label_column"),
+                   absl::StrCat("task '", task.name(), "': label_column '", task.label_column(),
+                                "' is not a LABEL column of the dataset config"));
+  }
+  const bool multiclass = task.head() == proto::TaskConfig::MULTICLASS;
+  if (multiclass ? task.num_classes() < 2 : task.num_classes() != 0) {
+    return Invalid(at.At("num_classes"),
+                   absl::StrCat("task '", task.name(), "': num_classes must be ",
+                                multiclass ? ">= 2 for MULTICLASS" : "unset unless MULTICLASS"));
+  }
+  if (task.has_loss_weight() && !(task.loss_weight() >= 0)) {
+    return Invalid(at.At("loss_weight"),
+                   absl::StrCat("task '", task.name(), "': loss_weight must be >= 0"));
+  }
+  for (int i = 0; i < task.hidden_sizes_size(); ++i) {
+    if (task.hidden_sizes(i) < 1) {
+      return Invalid(at.At("hidden_sizes", i),
+                     absl::StrCat("task '", task.name(), "': layer widths must be >= 1"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// --- Retrieval architectures: errors name the field as "model.<arch>.<field>". ---
+
+absl::Status ValidateTower(const proto::TowerConfig& tower, const std::string& where,
+                           const proto::DatasetConfig& dataset) {
+  if (tower.fields().empty()) return Invalid(where + ".fields", "a tower needs >= 1 field");
+  for (int i = 0; i < tower.fields_size(); ++i) {
+    absl::StatusOr<const proto::ColumnConfig*> column =
+        ColumnFor(dataset, tower.fields(i), ColumnUse::kPooled);
+    if (!column.ok()) {
+      return Invalid(absl::StrCat(where, ".fields[", i, "]"),
+                     std::string(column.status().message()));
+    }
+  }
+  if (tower.mlp().empty()) return Invalid(where + ".mlp", "a tower needs >= 1 layer");
+  for (int i = 0; i < tower.mlp_size(); ++i) {
+    if (tower.mlp(i) < 1) {
+      return Invalid(absl::StrCat(where, ".mlp[", i, "]"), "width must be >= 1");
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The parts every retrieval architecture shares: the task, the id columns, the temperature,
+// the towers.
+absl::Status ValidateRetrievalParts(const proto::ModelConfig& model,
+                                    const proto::RetrievalConfig& retrieval,
+                                    const proto::TowerConfig& user, const proto::TowerConfig& item,
+                                    const std::string& where, const proto::DatasetConfig& dataset) {
+  if (model.tasks_size() != 1 || model.tasks(0).head() != proto::TaskConfig::BINARY) {
+    return Invalid("model.tasks", absl::StrCat(where,
+                                               " needs exactly one BINARY task (the "
+                                               "label that marks positives)"));
+  }
+  for (const auto& [name, column] :
+       {std::pair<std::string, std::string>{"user_id_column", retrieval.user_id_column()},
+        {"item_id_column", retrieval.item_id_column()}}) {
+    const proto::ColumnConfig* config = FindDatasetColumn(dataset, column);
+    if (config == nullptr || config->role() != proto::ColumnConfig::CATEGORICAL) {
+      return Invalid(absl::StrCat(where, ".retrieval.", name),
+                     absl::StrCat("'", column, "' is not a CATEGORICAL column of the dataset"));
+    }
+  }
+  if (retrieval.has_temperature() && !(retrieval.temperature() > 0)) {
+    return Invalid(where + ".retrieval.temperature", "must be > 0");
+  }
+  absl::Status status = ValidateTower(user, where + ".user_tower", dataset);
+  if (status.ok()) status = ValidateTower(item, where + ".item_tower", dataset);
+  if (!status.ok()) return status;
+  if (user.mlp(user.mlp_size() - 1) != item.mlp(item.mlp_size() - 1)) {
+    return Invalid(where,
+                   absl::StrCat("the user tower ends at width ", user.mlp(user.mlp_size() - 1),
+                                ", the item tower at ", item.mlp(item.mlp_size() - 1)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateTwoTowerOrDat(const proto::ModelConfig& model,
+                                   const proto::DatasetConfig& dataset) {
+  const bool dat = model.has_dat();
+  const std::string where = dat ? "model.dat.towers" : "model.two_tower";
+  const proto::TwoTowerConfig& towers = dat ? model.dat().towers() : model.two_tower();
+  absl::Status status = ValidateRetrievalParts(model, towers.retrieval(), towers.user_tower(),
+                                               towers.item_tower(), where, dataset);
+  if (!status.ok()) return status;
+  if (towers.loss() == proto::TwoTowerConfig::LOSS_UNSPECIFIED) {
+    return Invalid(where + ".loss", "say IN_BATCH_SOFTMAX or RANDOM_NEGATIVE_BCE");
+  }
+  if (towers.has_frequency_learning_rate() &&
+      !(towers.frequency_learning_rate() > 0 && towers.frequency_learning_rate() <= 1)) {
+    return Invalid(where + ".frequency_learning_rate", "must be in (0, 1]");
+  }
+  if (!dat) return absl::OkStatus();
+  const proto::DatConfig& config = model.dat();
+  const uint32_t width = towers.user_tower().mlp(towers.user_tower().mlp_size() - 1);
+  if (width != model.embedding_dim()) {
+    return Invalid(
+        "model.dat.towers",
+        absl::StrCat("the towers' last width ", width, " must equal embedding_dim ",
+                     model.embedding_dim(), ": the augmented vectors mimic the tower outputs"));
+  }
+  for (const auto& [name, weight] :
+       {std::pair<std::string, bool>{
+            "amm_user_weight", !config.has_amm_user_weight() || config.amm_user_weight() >= 0},
+        {"amm_item_weight", !config.has_amm_item_weight() || config.amm_item_weight() >= 0},
+        {"category_alignment_weight",
+         !config.has_category_alignment_weight() || config.category_alignment_weight() >= 0}}) {
+    if (!weight) return Invalid("model.dat." + name, "must be >= 0");
+  }
+  if (!config.category_column().empty()) {
+    absl::StatusOr<const proto::ColumnConfig*> column =
+        ColumnFor(dataset, config.category_column(), ColumnUse::kCategorical);
+    if (!column.ok()) {
+      return Invalid("model.dat.category_column", std::string(column.status().message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateAtnn(const proto::ModelConfig& model, const proto::DatasetConfig& dataset) {
+  const proto::AtnnConfig& atnn = model.atnn();
+  absl::Status status = ValidateRetrievalParts(model, atnn.retrieval(), atnn.user_tower(),
+                                               atnn.item_tower(), "model.atnn", dataset);
+  if (!status.ok()) return status;
+  if (atnn.statistics_columns().empty()) {
+    return Invalid("model.atnn.statistics_columns", "the item encoder needs >= 1 column");
+  }
+  for (int i = 0; i < atnn.statistics_columns_size(); ++i) {
+    absl::StatusOr<const proto::ColumnConfig*> column =
+        ColumnFor(dataset, atnn.statistics_columns(i), ColumnUse::kNumeric);
+    if (!column.ok()) {
+      return Invalid(absl::StrCat("model.atnn.statistics_columns[", i, "]"),
+                     std::string(column.status().message()));
+    }
+  }
+  if (atnn.has_similarity_weight() && !(atnn.similarity_weight() >= 0)) {
+    return Invalid("model.atnn.similarity_weight", "must be >= 0");
+  }
+  return absl::OkStatus();
+}
+
+void FillRetrievalDefaults(proto::RetrievalConfig* retrieval) {
+  if (!retrieval->has_temperature()) retrieval->set_temperature(kDefaultTemperature);
+}
+
+void FillTwoTowerDefaults(proto::TwoTowerConfig* towers) {
+  FillRetrievalDefaults(towers->mutable_retrieval());
+  const FrequencyEstimatorOptions estimator;
+  if (towers->frequency_buckets() == 0) {
+    towers->set_frequency_buckets(static_cast<uint32_t>(estimator.num_buckets));
+  }
+  if (!towers->has_frequency_learning_rate()) {
+    towers->set_frequency_learning_rate(estimator.learning_rate);
+  }
+  if (towers->num_negatives() == 0) towers->set_num_negatives(kDefaultNumNegatives);
+  if (towers->negative_seed() == 0) towers->set_negative_seed(kDefaultNegativeSeed);
+}
+
+}  // namespace
+
+const proto::ColumnConfig* FindDatasetColumn(const proto::DatasetConfig& dataset,
+                                             const std::string& name) {
+  for (const proto::ColumnConfig& column : dataset.columns()) {
+    if (column.name() == name) return &column;
+  }
+  return nullptr;
+}
+
+absl::StatusOr<const proto::ColumnConfig*> ColumnFor(const proto::DatasetConfig& dataset,
+                                                     const std::string& name, ColumnUse use) {
+  const proto::ColumnConfig* column = FindDatasetColumn(dataset, name);
+  if (column == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("no column '", name, "' in the dataset config"));
+  }
+  if (!Admits(use, *column)) {
+    return absl::InvalidArgumentError(absl::StrCat("column '", name, "' is not ", RolesOf(use)));
+  }
+  return column;
+}
+
+absl::Status ValidateModelConfig(const proto::ModelConfig& model,
+                                 const proto::DatasetConfig& dataset, const ConfigLocation& at) {
+  if (model.embedding_dim() < 1) {
+    return Invalid(at.At("embedding_dim"), "embedding_dim must be >= 1");
+  }
+  absl::Status status;
+  switch (model.architecture_case()) {
+    case proto::ModelConfig::kDupn:
+      status = ValidateDupn(model.dupn(), at.Nested(model.dupn(), "dupn"), dataset);
+      break;
+    case proto::ModelConfig::kSharedBottom:
+      status = ValidateSharedBottom(model.shared_bottom(),
+                                    at.Nested(model.shared_bottom(), "shared_bottom"), dataset);
+      break;
+    case proto::ModelConfig::kMmoe:
+      status = ValidateMmoe(model.mmoe(), at.Nested(model.mmoe(), "mmoe"), dataset);
+      break;
+    case proto::ModelConfig::kTwoTower:
+    case proto::ModelConfig::kDat:
+    case proto::ModelConfig::kAtnn:
+      status = ValidateRetrievalModel(model, dataset);
+      if (!status.ok()) {
+        const std::string architecture =
+            model.GetDescriptor()->FindFieldByNumber(model.architecture_case())->name();
+        status = Invalid(at.At(architecture), std::string(status.message()));
+      }
+      break;
+    default:
+      return Invalid(
+          at.Here(),
+          "model has no architecture (dupn, shared_bottom, mmoe, two_tower, dat or atnn)");
+  }
+  if (!status.ok()) return status;
+  if (model.tasks().empty()) return Invalid(at.Here(), "model has no tasks");
+  absl::flat_hash_set<std::string> names;
+  for (int i = 0; i < model.tasks_size(); ++i) {
+    const proto::TaskConfig& task = model.tasks(i);
+    if (task.name().empty() || !names.insert(task.name()).second) {
+      return Invalid(at.At("tasks", i),
+                     absl::StrCat("task name '", task.name(), "' is empty or repeated"));
+    }
+    status = ValidateTask(task, at.Nested(task, "tasks", i), dataset);
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateRetrievalModel(const proto::ModelConfig& model,
+                                    const proto::DatasetConfig& dataset) {
+  switch (model.architecture_case()) {
+    case proto::ModelConfig::kTwoTower:
+    case proto::ModelConfig::kDat:
+      return ValidateTwoTowerOrDat(model, dataset);
+    case proto::ModelConfig::kAtnn:
+      return ValidateAtnn(model, dataset);
+    default:
+      return absl::OkStatus();
+  }
+}
+
+void FillModelDefaults(proto::ModelConfig* model) {
+  if (model->sparse_table().empty()) model->set_sparse_table(kDefaultSparseTable);
+  if (model->dense_table().empty()) model->set_dense_table(kDefaultDenseTable);
+  for (proto::TaskConfig& task : *model->mutable_tasks()) {
+    if (!task.has_loss_weight()) task.set_loss_weight(kDefaultLossWeight);
+  }
+  // mutable_<architecture>() of another architecture would switch the oneof: only the set one.
+  switch (model->architecture_case()) {
+    case proto::ModelConfig::kTwoTower:
+      FillTwoTowerDefaults(model->mutable_two_tower());
+      break;
+    case proto::ModelConfig::kDat: {
+      proto::DatConfig* dat = model->mutable_dat();
+      FillTwoTowerDefaults(dat->mutable_towers());
+      if (!dat->has_amm_user_weight()) dat->set_amm_user_weight(kDefaultAmmWeight);
+      if (!dat->has_amm_item_weight()) dat->set_amm_item_weight(kDefaultAmmWeight);
+      if (!dat->has_category_alignment_weight()) {
+        dat->set_category_alignment_weight(kDefaultCategoryAlignmentWeight);
+      }
+      break;
+    }
+    case proto::ModelConfig::kAtnn: {
+      proto::AtnnConfig* atnn = model->mutable_atnn();
+      FillRetrievalDefaults(atnn->mutable_retrieval());
+      if (!atnn->has_similarity_weight()) atnn->set_similarity_weight(kDefaultSimilarityWeight);
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+}  // namespace granary
