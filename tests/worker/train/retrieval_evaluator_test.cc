@@ -18,6 +18,8 @@ using nn::Matrix;
 // A retrieval model whose vectors the test sets directly; only what the evaluator reads.
 class FakeRetrievalModel : public RetrievalModel {
  public:
+  FakeRetrievalModel() : RetrievalModel(Config(), proto::RetrievalConfig()) {}
+
   std::unique_ptr<ModelInput> NewInput() const override {
     return std::make_unique<RetrievalInput>();
   }
@@ -25,9 +27,6 @@ class FakeRetrievalModel : public RetrievalModel {
   void Forward(const ModelInput&, nn::ConstMatrixRef) override {}
   const Matrix& output(int) const override { return logits; }
   void Backward(const ModelInput&, std::vector<nn::LossValue>*, Matrix*) override {}
-  nn::ParameterSet& params() override { return params_; }
-  int embedding_dim() const override { return 2; }
-  const std::vector<proto::TaskConfig>& tasks() const override { return tasks_; }
   const Matrix& user_vectors() const override { return users; }
   const Matrix& item_vectors() const override { return items; }
   const Matrix* cold_item_vectors() const override { return has_cold ? &cold_items : nullptr; }
@@ -40,8 +39,12 @@ class FakeRetrievalModel : public RetrievalModel {
   bool has_cold = false;
 
  private:
-  nn::ParameterSet params_;
-  std::vector<proto::TaskConfig> tasks_;
+  // Vectors of 2 and no tasks: all the evaluator reads of the config.
+  static proto::ModelConfig Config() {
+    proto::ModelConfig config;
+    config.set_embedding_dim(2);
+    return config;
+  }
 };
 
 // A batch of samples (user, item, label); every label present.
