@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/strings/str_cat.h"
 #include "common/feature_key.h"
 #include "glog/logging.h"
 #include "worker/models/model_config.h"
@@ -113,23 +112,27 @@ absl::Status TwoTowerModel::Prepare(const Batch& batch, ModelInput* base) const 
   input->categories.assign(n, nn::CategoryAlignment::kNoCategory);
   const std::string& column = dat_config_.category_column();
   if (column.empty()) return absl::OkStatus();
-  const int index = category_multi_ ? FindColumn(batch.multi_categoricals, column)
-                                    : FindColumn(batch.categoricals, column);
-  if (index < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("batch has no ", category_multi_ ? "MULTI_CATEGORICAL" : "CATEGORICAL",
-                     " column '", column, "'"));
+  const MultiCategoricalColumn* multi = nullptr;
+  const CategoricalColumn* single = nullptr;
+  if (category_multi_) {
+    absl::StatusOr<const MultiCategoricalColumn*> found =
+        ColumnNamed(batch.multi_categoricals, column, "MULTI_CATEGORICAL");
+    if (!found.ok()) return found.status();
+    multi = *found;
+  } else {
+    absl::StatusOr<const CategoricalColumn*> found =
+        ColumnNamed(batch.categoricals, column, "CATEGORICAL");
+    if (!found.ok()) return found.status();
+    single = *found;
   }
   // An item's category is the first key of its cell, numbered in first-seen order.
   absl::flat_hash_map<uint64_t, int32_t> ids;
   for (int b = 0; b < n; ++b) {
     const uint64_t* key = nullptr;
-    if (category_multi_) {
-      const MultiCategoricalColumn& values = batch.multi_categoricals[index];
-      if (values.offsets[b] < values.offsets[b + 1]) key = &values.keys[values.offsets[b]];
-    } else {
-      const CategoricalColumn& values = batch.categoricals[index];
-      if (values.present[b]) key = &values.keys[b];
+    if (multi != nullptr) {
+      if (multi->offsets[b] < multi->offsets[b + 1]) key = &multi->keys[multi->offsets[b]];
+    } else if (single->present[b]) {
+      key = &single->keys[b];
     }
     if (key != nullptr) {
       input->categories[b] = ids.try_emplace(*key, static_cast<int32_t>(ids.size())).first->second;
