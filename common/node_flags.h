@@ -1,5 +1,5 @@
 // Command-line flags shared by every cluster member (servers and workers), and their
-// translation into SchedulerClientOptions. Only role main.cc files include this.
+// translation into SchedulerClientOptions. Only role main.cc files (and its test) include this.
 #ifndef GRANARY_COMMON_NODE_FLAGS_H_
 #define GRANARY_COMMON_NODE_FLAGS_H_
 
