@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "common/config_location.h"
 #include "google/protobuf/io/tokenizer.h"
 
 namespace granary {
@@ -35,47 +36,23 @@ class FirstErrorCollector : public google::protobuf::io::ErrorCollector {
   std::string error_;
 };
 
-// "source:line" of `field_name` of `message` (index for repeated fields), or "source" if the
-// tree does not know it.
-std::string Where(const std::string& source, const TextFormat::ParseInfoTree* tree,
-                  const google::protobuf::Message& message, const std::string& field_name,
-                  int index = -1) {
-  if (tree == nullptr) return source;
-  const google::protobuf::FieldDescriptor* field =
-      message.GetDescriptor()->FindFieldByName(field_name);
-  if (field == nullptr) return source;
-  TextFormat::ParseLocation location = tree->GetLocation(field, index);
-  if (location.line < 0) return source;
-  return absl::StrCat(source, ":", location.line + 1);
-}
-
-const TextFormat::ParseInfoTree* Nested(const TextFormat::ParseInfoTree* tree,
-                                        const google::protobuf::Message& message,
-                                        const std::string& field_name, int index = -1) {
-  if (tree == nullptr) return nullptr;
-  const google::protobuf::FieldDescriptor* field =
-      message.GetDescriptor()->FindFieldByName(field_name);
-  return field == nullptr ? nullptr : tree->GetTreeForNested(field, index);
-}
-
-// Validates every element of the repeated field `field_name` of `parent` with
-// validate(element, "source:line" of the element, its parse tree) and rejects an element named
-// like an earlier one: "<where>: duplicate <what> '<name>'<context>". The first error.
-template <typename Parent, typename Element, typename Validate>
-absl::Status ValidateUniquelyNamed(const Parent& parent,
+// Validates every element of the repeated field `field_name` of the message at `parent` with
+// validate(element, its location) and rejects an element named like an earlier one:
+// "<where>: duplicate <what> '<name>'<context>". The first error.
+template <typename Element, typename Validate>
+absl::Status ValidateUniquelyNamed(const ConfigLocation& parent,
                                    const google::protobuf::RepeatedPtrField<Element>& elements,
-                                   const std::string& field_name, const std::string& source,
-                                   const TextFormat::ParseInfoTree* tree, absl::string_view what,
+                                   const std::string& field_name, absl::string_view what,
                                    absl::string_view context, const Validate& validate) {
   absl::flat_hash_set<std::string> names;
   for (int i = 0; i < elements.size(); ++i) {
     const Element& element = elements.Get(i);
-    const std::string where = Where(source, tree, parent, field_name, i);
-    absl::Status status = validate(element, where, Nested(tree, parent, field_name, i));
+    const ConfigLocation at = parent.Nested(element, field_name, i);
+    absl::Status status = validate(element, at);
     if (!status.ok()) return status;
     if (!names.insert(element.name()).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": duplicate ", what, " '", element.name(), "'", context));
+      return ConfigLocation::Invalid(
+          at.Here(), absl::StrCat("duplicate ", what, " '", element.name(), "'", context));
     }
   }
   return absl::OkStatus();
@@ -93,9 +70,8 @@ constexpr bool Positive(float v) { return v > 0; }
 constexpr bool NonNegative(float v) { return v >= 0; }
 constexpr bool UnitInterval(float v) { return v >= 0 && v < 1; }
 
-absl::Status ValidateOptimizer(const proto::TableConfig& table, const std::string& where_table,
-                               const std::string& source,
-                               const TextFormat::ParseInfoTree* optimizer_tree) {
+// `table_at` is where the table stands in the cluster config.
+absl::Status ValidateOptimizer(const proto::TableConfig& table, const ConfigLocation& table_at) {
   const proto::OptimizerConfig& optimizer = table.optimizer();
   const google::protobuf::Message* settings = nullptr;
   static constexpr FieldRule kSgdRules[] = {{"learning_rate", Positive, "> 0"}};
@@ -129,140 +105,134 @@ absl::Status ValidateOptimizer(const proto::TableConfig& table, const std::strin
       rules = kFtrlRules;
       break;
     case proto::OptimizerConfig::KIND_NOT_SET:
-      return absl::InvalidArgumentError(
-          absl::StrCat(where_table, ": table '", table.name(), "' has no optimizer"));
+      return ConfigLocation::Invalid(table_at.Here(),
+                                     absl::StrCat("table '", table.name(), "' has no optimizer"));
   }
   const google::protobuf::Descriptor* descriptor = settings->GetDescriptor();
   const google::protobuf::Reflection* reflection = settings->GetReflection();
   const google::protobuf::FieldDescriptor* kind =
       optimizer.GetDescriptor()->FindFieldByNumber(static_cast<int>(optimizer.kind_case()));
-  const TextFormat::ParseInfoTree* settings_tree =
-      optimizer_tree == nullptr ? nullptr : optimizer_tree->GetTreeForNested(kind, -1);
+  const ConfigLocation settings_at =
+      table_at.Nested(optimizer, "optimizer").Nested(*settings, kind->name());
   for (const FieldRule& rule : rules) {
     const google::protobuf::FieldDescriptor* field = descriptor->FindFieldByName(rule.field);
     bool set = !field->has_presence() || reflection->HasField(*settings, field);
     if (set && !rule.ok(reflection->GetFloat(*settings, field))) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          Where(source, settings_tree, *settings, rule.field), ": table '", table.name(),
-          "' needs ", kind->name(), " ", rule.field, " ", rule.requirement));
+      return ConfigLocation::Invalid(settings_at.At(rule.field),
+                                     absl::StrCat("table '", table.name(), "' needs ", kind->name(),
+                                                  " ", rule.field, " ", rule.requirement));
     }
   }
   return absl::OkStatus();
 }
 
-absl::Status ValidateTable(const proto::TableConfig& table, const std::string& where_table,
-                           const std::string& source, const TextFormat::ParseInfoTree* tree) {
-  if (table.name().empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(where_table, ": table has no name"));
-  }
+absl::Status ValidateTable(const proto::TableConfig& table, const ConfigLocation& at) {
+  if (table.name().empty()) return ConfigLocation::Invalid(at.Here(), "table has no name");
   if (table.dim() == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(Where(source, tree, table, "dim"), ": table '",
-                                                   table.name(), "' needs dim >= 1"));
+    return ConfigLocation::Invalid(at.At("dim"),
+                                   absl::StrCat("table '", table.name(), "' needs dim >= 1"));
   }
   if (table.initializer().scale() < 0) {
-    const TextFormat::ParseInfoTree* init_tree = Nested(tree, table, "initializer");
-    return absl::InvalidArgumentError(
-        absl::StrCat(Where(source, init_tree, table.initializer(), "scale"), ": table '",
-                     table.name(), "' has a negative initializer scale"));
+    return ConfigLocation::Invalid(
+        at.Nested(table.initializer(), "initializer").At("scale"),
+        absl::StrCat("table '", table.name(), "' has a negative initializer scale"));
   }
   const proto::AdmissionConfig& admission = table.admission();
   if (admission.admit_probability() < 0 || admission.admit_probability() > 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        Where(source, Nested(tree, table, "admission"), admission, "admit_probability"),
-        ": table '", table.name(), "' needs admit_probability in [0, 1]"));
+    return ConfigLocation::Invalid(
+        at.Nested(admission, "admission").At("admit_probability"),
+        absl::StrCat("table '", table.name(), "' needs admit_probability in [0, 1]"));
   }
   const proto::EvictionConfig& eviction = table.eviction();
+  const ConfigLocation eviction_at = at.Nested(eviction, "eviction");
   if (eviction.has_show_decay() && !(eviction.show_decay() > 0 && eviction.show_decay() <= 1)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(Where(source, Nested(tree, table, "eviction"), eviction, "show_decay"),
-                     ": table '", table.name(), "' needs show_decay in (0, 1]"));
+    return ConfigLocation::Invalid(
+        eviction_at.At("show_decay"),
+        absl::StrCat("table '", table.name(), "' needs show_decay in (0, 1]"));
   }
   if (eviction.min_decayed_count() < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(Where(source, Nested(tree, table, "eviction"), eviction, "min_decayed_count"),
-                     ": table '", table.name(), "' needs min_decayed_count >= 0"));
+    return ConfigLocation::Invalid(
+        eviction_at.At("min_decayed_count"),
+        absl::StrCat("table '", table.name(), "' needs min_decayed_count >= 0"));
   }
   // A dense vector must never lose a block to admission or eviction.
   if (table.dense_size() > 0 && (table.has_admission() || table.has_eviction())) {
-    return absl::InvalidArgumentError(absl::StrCat(Where(source, tree, table, "dense_size"),
-                                                   ": dense table '", table.name(),
-                                                   "' cannot have admission or eviction"));
+    return ConfigLocation::Invalid(
+        at.At("dense_size"),
+        absl::StrCat("dense table '", table.name(), "' cannot have admission or eviction"));
   }
-  return ValidateOptimizer(table, where_table, source, Nested(tree, table, "optimizer"));
+  return ValidateOptimizer(table, at);
 }
 
 bool IsCategorical(proto::ColumnConfig::Role role) {
   return role == proto::ColumnConfig::CATEGORICAL || role == proto::ColumnConfig::MULTI_CATEGORICAL;
 }
 
-absl::Status ValidateStepFields(const proto::ColumnConfig& column, const std::string& where_column,
-                                const std::string& source, const TextFormat::ParseInfoTree* tree) {
+absl::Status ValidateStepFields(const proto::ColumnConfig& column, const ConfigLocation& at) {
   if (column.step_fields_size() == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(where_column, ": sequence column '",
-                                                   column.name(), "' declares no step_fields"));
+    return ConfigLocation::Invalid(
+        at.Here(), absl::StrCat("sequence column '", column.name(), "' declares no step_fields"));
   }
-  auto validate_step = [&](const proto::StepFieldConfig& step, const std::string& where_step,
-                           const TextFormat::ParseInfoTree* step_tree) {
+  auto validate_step = [&](const proto::StepFieldConfig& step, const ConfigLocation& step_at) {
     if (step.name().empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where_step, ": a step field of column '", column.name(), "' has no name"));
+      return ConfigLocation::Invalid(
+          step_at.Here(), absl::StrCat("a step field of column '", column.name(), "' has no name"));
     }
     if (step.kind() == proto::StepFieldConfig::KIND_UNSPECIFIED) {
-      return absl::InvalidArgumentError(absl::StrCat(where_step, ": step field '", step.name(),
-                                                     "' of column '", column.name(),
-                                                     "' has no kind (CATEGORICAL or NUMERIC)"));
+      return ConfigLocation::Invalid(
+          step_at.Here(), absl::StrCat("step field '", step.name(), "' of column '", column.name(),
+                                       "' has no kind (CATEGORICAL or NUMERIC)"));
     }
     if (step.kind() != proto::StepFieldConfig::CATEGORICAL && !step.hash_space().empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          Where(source, step_tree, step, "hash_space"), ": step field '", step.name(),
-          "' of column '", column.name(), "' is not CATEGORICAL and cannot have a hash_space"));
+      return ConfigLocation::Invalid(
+          step_at.At("hash_space"),
+          absl::StrCat("step field '", step.name(), "' of column '", column.name(),
+                       "' is not CATEGORICAL and cannot have a hash_space"));
     }
     return absl::OkStatus();
   };
-  return ValidateUniquelyNamed(column, column.step_fields(), "step_fields", source, tree,
-                               "step field", absl::StrCat(" in column '", column.name(), "'"),
-                               validate_step);
+  return ValidateUniquelyNamed(at, column.step_fields(), "step_fields", "step field",
+                               absl::StrCat(" in column '", column.name(), "'"), validate_step);
 }
 
-absl::Status ValidateColumn(const proto::ColumnConfig& column, const std::string& where_column,
-                            const std::string& source, const TextFormat::ParseInfoTree* tree) {
-  if (column.name().empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(where_column, ": column has no name"));
-  }
+absl::Status ValidateColumn(const proto::ColumnConfig& column, const ConfigLocation& at) {
+  if (column.name().empty()) return ConfigLocation::Invalid(at.Here(), "column has no name");
   // The header line is split on tabs and lines on newlines; such a name could never match.
   if (column.name().find_first_of("\t\r\n") != std::string::npos) {
-    return absl::InvalidArgumentError(absl::StrCat(where_column, ": column name '", column.name(),
-                                                   "' contains a tab or a line break"));
+    return ConfigLocation::Invalid(at.Here(), absl::StrCat("column name '", column.name(),
+                                                           "' contains a tab or a line break"));
   }
   const std::string role = proto::ColumnConfig::Role_Name(column.role());
   if (column.role() == proto::ColumnConfig::ROLE_UNSPECIFIED) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(where_column, ": column '", column.name(), "' has no role"));
+    return ConfigLocation::Invalid(at.Here(),
+                                   absl::StrCat("column '", column.name(), "' has no role"));
   }
   if (!IsCategorical(column.role()) && !column.hash_space().empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        Where(source, tree, column, "hash_space"), ": column '", column.name(), "' is ", role,
-        "; hash_space applies only to CATEGORICAL and MULTI_CATEGORICAL columns"));
+    return ConfigLocation::Invalid(
+        at.At("hash_space"),
+        absl::StrCat("column '", column.name(), "' is ", role,
+                     "; hash_space applies only to CATEGORICAL and MULTI_CATEGORICAL columns"));
   }
   if (column.role() != proto::ColumnConfig::SEQUENCE) {
     if (column.step_fields_size() > 0) {
-      return absl::InvalidArgumentError(absl::StrCat(Where(source, tree, column, "step_fields", 0),
-                                                     ": column '", column.name(), "' is ", role,
-                                                     "; only a SEQUENCE has step_fields"));
+      return ConfigLocation::Invalid(at.At("step_fields", 0),
+                                     absl::StrCat("column '", column.name(), "' is ", role,
+                                                  "; only a SEQUENCE has step_fields"));
     }
     if (column.has_max_sequence_length()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(Where(source, tree, column, "max_sequence_length"), ": column '",
-                       column.name(), "' is ", role, "; only a SEQUENCE has max_sequence_length"));
+      return ConfigLocation::Invalid(at.At("max_sequence_length"),
+                                     absl::StrCat("column '", column.name(), "' is ", role,
+                                                  "; only a SEQUENCE has max_sequence_length"));
     }
     return absl::OkStatus();
   }
   if (column.has_max_sequence_length() && column.max_sequence_length() == 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(Where(source, tree, column, "max_sequence_length"), ": column '",
-                     column.name(), "' needs max_sequence_length >= 1 (unset keeps every step)"));
+    return ConfigLocation::Invalid(
+        at.At("max_sequence_length"),
+        absl::StrCat("column '", column.name(),
+                     "' needs max_sequence_length >= 1 (unset keeps every step)"));
   }
-  return ValidateStepFields(column, where_column, source, tree);
+  return ValidateStepFields(column, at);
 }
 
 // ParseTextProtoFile, then `validate` with the parse locations.
@@ -307,12 +277,8 @@ absl::Status ParseTextProtoFile(const std::string& path, google::protobuf::Messa
 absl::Status ValidateClusterConfig(const proto::ClusterConfig& config,
                                    const std::string& source_name,
                                    const TextFormat::ParseInfoTree* tree) {
-  return ValidateUniquelyNamed(config, config.tables(), "tables", source_name, tree, "table name",
-                               "",
-                               [&](const proto::TableConfig& table, const std::string& where_table,
-                                   const TextFormat::ParseInfoTree* table_tree) {
-                                 return ValidateTable(table, where_table, source_name, table_tree);
-                               });
+  return ValidateUniquelyNamed(ConfigLocation(config, tree, source_name), config.tables(), "tables",
+                               "table name", "", ValidateTable);
 }
 
 absl::StatusOr<proto::ClusterConfig> LoadClusterConfig(const std::string& path) {
@@ -323,20 +289,16 @@ absl::Status ValidateDatasetConfig(const proto::DatasetConfig& config,
                                    const std::string& source_name,
                                    const TextFormat::ParseInfoTree* tree) {
   if (config.columns_size() == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(source_name, ": dataset has no columns"));
+    return ConfigLocation::Invalid(source_name, "dataset has no columns");
   }
-  absl::Status status = ValidateUniquelyNamed(
-      config, config.columns(), "columns", source_name, tree, "column name", "",
-      [&](const proto::ColumnConfig& column, const std::string& where_column,
-          const TextFormat::ParseInfoTree* column_tree) {
-        return ValidateColumn(column, where_column, source_name, column_tree);
-      });
+  const ConfigLocation at(config, tree, source_name);
+  absl::Status status =
+      ValidateUniquelyNamed(at, config.columns(), "columns", "column name", "", ValidateColumn);
   if (!status.ok()) return status;
   if (config.has_max_bad_line_fraction() &&
       !(config.max_bad_line_fraction() >= 0 && config.max_bad_line_fraction() <= 1)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(Where(source_name, tree, config, "max_bad_line_fraction"),
-                     ": max_bad_line_fraction must be in [0, 1]"));
+    return ConfigLocation::Invalid(at.At("max_bad_line_fraction"),
+                                   "max_bad_line_fraction must be in [0, 1]");
   }
   return absl::OkStatus();
 }

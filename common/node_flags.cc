@@ -1,5 +1,6 @@
 #include "common/node_flags.h"
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 
 DEFINE_string(scheduler, "", "host:port of the scheduler (required).");
@@ -11,7 +12,8 @@ DEFINE_double(register_timeout, 60.0, "Seconds to wait for the cluster to form."
 
 namespace granary {
 
-SchedulerClientOptions SchedulerClientOptionsFromFlags(proto::Role role, int port) {
+absl::StatusOr<SchedulerClientOptions> SchedulerClientOptionsFromFlags(proto::Role role, int port) {
+  if (FLAGS_scheduler.empty()) return absl::InvalidArgumentError("--scheduler is required");
   SchedulerClientOptions options;
   options.scheduler_address = FLAGS_scheduler;
   options.cluster_id = FLAGS_cluster_id;

@@ -1,8 +1,9 @@
 // Command-line flags shared by every cluster member (servers and workers), and their
-// translation into SchedulerClientOptions. Only role main.cc files include this.
+// translation into SchedulerClientOptions. Only role main.cc files (and its test) include this.
 #ifndef GRANARY_COMMON_NODE_FLAGS_H_
 #define GRANARY_COMMON_NODE_FLAGS_H_
 
+#include "absl/status/statusor.h"
 #include "common/scheduler_client.h"
 #include "gflags/gflags.h"
 
@@ -15,8 +16,10 @@ DECLARE_double(register_timeout);
 
 namespace granary {
 
-// Options for a node of `role` serving on `port` (0 for nodes that do not listen).
-SchedulerClientOptions SchedulerClientOptionsFromFlags(proto::Role role, int port);
+// Options for a node of `role` serving on `port` (0 for nodes that do not listen), from the
+// flags above. InvalidArgument naming the flag ("--scheduler is required") when a flag every
+// node needs is missing, so that each role's main reports it the same way.
+absl::StatusOr<SchedulerClientOptions> SchedulerClientOptionsFromFlags(proto::Role role, int port);
 
 }  // namespace granary
 

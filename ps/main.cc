@@ -16,18 +16,18 @@ DEFINE_string(restore_from, "", "Start from the checkpoint folder DIR/server-<ra
 
 int main(int argc, char** argv) {
   granary::InitProcess("granary_server --scheduler=HOST:PORT", &argc, &argv);
-  if (FLAGS_scheduler.empty()) {
-    LOG(ERROR) << "--scheduler is required";
+  // The flags every node shares (--scheduler, --host, --cluster_id, ...) are read in
+  // common/node_flags.cc; the port is known once the server is bound.
+  absl::StatusOr<granary::SchedulerClientOptions> client_options =
+      granary::SchedulerClientOptionsFromFlags(granary::proto::SERVER, /*port=*/0);
+  if (!client_options.ok()) {
+    LOG(ERROR) << client_options.status().message();
     return EXIT_FAILURE;
   }
   zmq::context_t context(1);
-  // The flags every node shares (--host, --cluster_id, ...) are read in common/node_flags.cc;
-  // the port is known once the server is bound.
-  granary::SchedulerClientOptions client_options =
-      granary::SchedulerClientOptionsFromFlags(granary::proto::SERVER, /*port=*/0);
   granary::ServerOptions options;
-  options.host = client_options.host;
-  options.cluster_id = client_options.cluster_id;
+  options.host = client_options->host;
+  options.cluster_id = client_options->cluster_id;
   options.port = FLAGS_port;
   options.num_threads = FLAGS_threads;
   options.data_dir = FLAGS_data_dir;
@@ -40,8 +40,8 @@ int main(int argc, char** argv) {
     LOG(ERROR) << "server: " << port.status().message();
     return EXIT_FAILURE;
   }
-  client_options.port = *port;
-  granary::SchedulerClient client(&context, client_options);
+  client_options->port = *port;
+  granary::SchedulerClient client(&context, *client_options);
   absl::Status status = client.Register();
   if (status.ok()) status = server.Start(client.view());
   if (status.ok()) status = granary::FollowScheduler(client, server);

@@ -9,6 +9,10 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "common/proto/dataset.pb.h"
 
 namespace granary {
@@ -57,7 +61,8 @@ struct SequenceColumn {
 };
 
 // Up to ReaderOptions::batch_size samples. Each vector of columns holds the config's columns of
-// that role in config order (IGNORED columns appear nowhere); FindColumn finds one by name.
+// that role in config order (IGNORED columns appear nowhere); FindColumn finds one by name,
+// ColumnNamed and StepFieldNamed find one a model needs.
 struct Batch {
   int size = 0;  // n, the number of samples
   std::vector<FloatColumn> labels;
@@ -75,6 +80,32 @@ int FindColumn(const std::vector<Column>& columns, std::string_view name) {
     if (columns[i].name == name) return static_cast<int>(i);
   }
   return -1;
+}
+
+// The column named `name` in `columns`, the Batch's columns of the role `role` as the dataset
+// config spells it ("CATEGORICAL", "SEQUENCE", ...). InvalidArgument "batch has no <role> column
+// '<name>'" when there is none: the batch was parsed with another dataset config than the model
+// was built for.
+template <typename Column>
+absl::StatusOr<const Column*> ColumnNamed(const std::vector<Column>& columns,
+                                          const std::string& name, absl::string_view role) {
+  const int index = FindColumn(columns, name);
+  if (index < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("batch has no ", role, " column '", name, "'"));
+  }
+  return &columns[index];
+}
+
+// The step field named `name` of `sequence`, or InvalidArgument "sequence '<sequence's name>'
+// has no step field '<name>'", as ColumnNamed.
+inline absl::StatusOr<const SequenceField*> StepFieldNamed(const SequenceColumn& sequence,
+                                                           const std::string& name) {
+  const int index = FindColumn(sequence.fields, name);
+  if (index < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sequence '", sequence.name, "' has no step field '", name, "'"));
+  }
+  return &sequence.fields[index];
 }
 
 }  // namespace granary

@@ -5,6 +5,7 @@
 //   --job=idle  no work: stay a cluster member until shutdown (for tests and debugging)
 #include <cstdlib>
 #include <optional>
+#include <utility>
 
 #include "common/node_flags.h"
 #include "common/process_init.h"
@@ -31,13 +32,15 @@ DEFINE_int32(demo_rounds, 20, "Push rounds of the demo.");
 
 int main(int argc, char** argv) {
   granary::InitProcess("granary_worker --scheduler=HOST:PORT [--job=demo]", &argc, &argv);
-  if (FLAGS_scheduler.empty()) {
-    LOG(ERROR) << "--scheduler is required";
+  absl::StatusOr<granary::SchedulerClientOptions> client_options =
+      granary::SchedulerClientOptionsFromFlags(granary::proto::WORKER, /*port=*/0);
+  if (!client_options.ok()) {
+    LOG(ERROR) << client_options.status().message();
     return EXIT_FAILURE;
   }
   granary::WorkerJobOptions options;
   options.job = FLAGS_job;
-  options.scheduler = granary::SchedulerClientOptionsFromFlags(granary::proto::WORKER, 0);
+  options.scheduler = *std::move(client_options);
   options.kv.cluster_id = FLAGS_cluster_id;
   options.kv.request_timeout = absl::Seconds(FLAGS_request_timeout);
   options.job_config = FLAGS_job_config;

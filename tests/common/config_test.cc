@@ -167,6 +167,18 @@ TEST_F(ConfigTest, MissingOptimizerAndDuplicateNamesAreErrors) {
   EXPECT_NE(config.status().message().find(path + ":10"), std::string::npos) << config.status();
 }
 
+// Protobuf records one line per list (`tables: [{...}, {...}]`); a later element is named by
+// that line, as in job and model configs (common/config_location.h).
+TEST_F(ConfigTest, AnElementOfAListGetsTheLineOfTheList) {
+  std::string path = Write(
+      "\n"
+      "tables: [{ name: \"emb\" dim: 2 optimizer { sgd { learning_rate: 0.1 } } },\n"
+      "         { name: \"emb\" dim: 2 optimizer { sgd { learning_rate: 0.1 } } }]\n");
+  absl::StatusOr<proto::ClusterConfig> config = LoadClusterConfig(path);
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().message(), path + ":2: duplicate table name 'emb'");
+}
+
 TEST_F(ConfigTest, ShippedConfigsLoad) {
   absl::StatusOr<proto::ClusterConfig> config =
       LoadClusterConfig(std::string(GRANARY_SOURCE_DIR) + "/configs/demo.pbtxt");

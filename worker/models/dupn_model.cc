@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "absl/strings/str_cat.h"
 #include "worker/models/model_config.h"
 #include "worker/nn/embedding_pooling.h"
 
@@ -23,16 +22,6 @@ void PadSteps(const SequenceColumn& sequence, const std::vector<int32_t>& length
       (*out)[b * steps + t] = convert(step_values[sequence.offsets[b] + t]);
     }
   }
-}
-
-const SequenceField* FindStepField(const SequenceColumn& sequence, const std::string& name) {
-  const int field = FindColumn(sequence.fields, name);
-  return field < 0 ? nullptr : &sequence.fields[field];
-}
-
-absl::Status NoStepField(const std::string& sequence, const std::string& name) {
-  return absl::InvalidArgumentError(
-      absl::StrCat("sequence '", sequence, "' has no step field '", name, "'"));
 }
 
 }  // namespace
@@ -98,12 +87,10 @@ absl::Status DupnModel::Prepare(const Batch& batch, ModelInput* model_input) con
   if (status.ok()) status = numeric_fields_.Prepare(batch, &input->numeric);
   if (!status.ok()) return status;
 
-  int index = FindColumn(batch.sequences, behavior_column_);
-  if (index < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("batch has no SEQUENCE column '", behavior_column_, "'"));
-  }
-  const SequenceColumn& sequence = batch.sequences[index];
+  absl::StatusOr<const SequenceColumn*> found =
+      ColumnNamed(batch.sequences, behavior_column_, "SEQUENCE");
+  if (!found.ok()) return found.status();
+  const SequenceColumn& sequence = **found;
   input->lengths.resize(n);
   int longest = 0;
   for (int b = 0; b < n; ++b) {
@@ -115,18 +102,18 @@ absl::Status DupnModel::Prepare(const Batch& batch, ModelInput* model_input) con
   input->num_steps = steps;
   input->step_row_ids.resize(categorical_steps_.size());
   for (size_t j = 0; j < categorical_steps_.size(); ++j) {
-    const SequenceField* field = FindStepField(sequence, categorical_steps_[j]);
-    if (field == nullptr) return NoStepField(behavior_column_, categorical_steps_[j]);
+    absl::StatusOr<const SequenceField*> field = StepFieldNamed(sequence, categorical_steps_[j]);
+    if (!field.ok()) return field.status();
     PadSteps(
-        sequence, input->lengths, steps, field->keys, nn::kPaddingRow,
+        sequence, input->lengths, steps, (*field)->keys, nn::kPaddingRow,
         [input](uint64_t key) { return input->RowOf(key); }, &input->step_row_ids[j]);
   }
   input->step_values.resize(numeric_steps_.size());
   for (size_t j = 0; j < numeric_steps_.size(); ++j) {
-    const SequenceField* field = FindStepField(sequence, numeric_steps_[j]);
-    if (field == nullptr) return NoStepField(behavior_column_, numeric_steps_[j]);
+    absl::StatusOr<const SequenceField*> field = StepFieldNamed(sequence, numeric_steps_[j]);
+    if (!field.ok()) return field.status();
     PadSteps(
-        sequence, input->lengths, steps, field->values, 0.0f, [](float v) { return v; },
+        sequence, input->lengths, steps, (*field)->values, 0.0f, [](float v) { return v; },
         &input->step_values[j]);
   }
   return PrepareTaskLabels(batch, tasks_, input);

@@ -1,6 +1,5 @@
 #include "worker/models/embedded_fields.h"
 
-#include "absl/strings/str_cat.h"
 #include "worker/models/model_config.h"
 #include "worker/nn/embedding_pooling.h"
 
@@ -61,12 +60,10 @@ absl::Status EmbeddedFields::Prepare(const Batch& batch, ModelInput* input,
     out.row_ids.clear();
     switch (slot.kind) {
       case Kind::kCategorical: {
-        const int index = FindColumn(batch.categoricals, slot.column);
-        if (index < 0) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("batch has no CATEGORICAL column '", slot.column, "'"));
-        }
-        const CategoricalColumn& column = batch.categoricals[index];
+        absl::StatusOr<const CategoricalColumn*> found =
+            ColumnNamed(batch.categoricals, slot.column, "CATEGORICAL");
+        if (!found.ok()) return found.status();
+        const CategoricalColumn& column = **found;
         for (int b = 0; b < batch.size; ++b) {
           if (column.present[b]) out.row_ids.push_back(input->RowOf(column.keys[b]));
           out.offsets.push_back(static_cast<int32_t>(out.row_ids.size()));
@@ -74,28 +71,19 @@ absl::Status EmbeddedFields::Prepare(const Batch& batch, ModelInput* input,
         break;
       }
       case Kind::kMultiCategorical: {
-        const int index = FindColumn(batch.multi_categoricals, slot.column);
-        if (index < 0) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("batch has no MULTI_CATEGORICAL column '", slot.column, "'"));
-        }
-        const MultiCategoricalColumn& column = batch.multi_categoricals[index];
-        AddListRows(column.offsets, column.keys, batch.size, input, &out);
+        absl::StatusOr<const MultiCategoricalColumn*> column =
+            ColumnNamed(batch.multi_categoricals, slot.column, "MULTI_CATEGORICAL");
+        if (!column.ok()) return column.status();
+        AddListRows((*column)->offsets, (*column)->keys, batch.size, input, &out);
         break;
       }
       case Kind::kSequenceStep: {
-        const int index = FindColumn(batch.sequences, slot.column);
-        if (index < 0) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("batch has no SEQUENCE column '", slot.column, "'"));
-        }
-        const SequenceColumn& sequence = batch.sequences[index];
-        const int field = FindColumn(sequence.fields, slot.step_field);
-        if (field < 0) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "sequence '", slot.column, "' has no step field '", slot.step_field, "'"));
-        }
-        AddListRows(sequence.offsets, sequence.fields[field].keys, batch.size, input, &out);
+        absl::StatusOr<const SequenceColumn*> sequence =
+            ColumnNamed(batch.sequences, slot.column, "SEQUENCE");
+        if (!sequence.ok()) return sequence.status();
+        absl::StatusOr<const SequenceField*> field = StepFieldNamed(**sequence, slot.step_field);
+        if (!field.ok()) return field.status();
+        AddListRows((*sequence)->offsets, (*field)->keys, batch.size, input, &out);
         break;
       }
     }

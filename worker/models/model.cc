@@ -24,13 +24,11 @@ absl::Status PrepareTaskLabels(const Batch& batch, const std::vector<proto::Task
   input->classes.resize(tasks.size());
   for (size_t k = 0; k < tasks.size(); ++k) {
     const proto::TaskConfig& task = tasks[k];
-    const int label = FindColumn(batch.labels, task.label_column());
-    if (label < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("batch has no LABEL column '", task.label_column(), "'"));
-    }
-    input->labels[k] = batch.labels[label].values;
-    input->has_label[k] = batch.labels[label].present;
+    absl::StatusOr<const FloatColumn*> label =
+        ColumnNamed(batch.labels, task.label_column(), "LABEL");
+    if (!label.ok()) return label.status();
+    input->labels[k] = (*label)->values;
+    input->has_label[k] = (*label)->present;
     if (task.head() != proto::TaskConfig::MULTICLASS) continue;
     input->classes[k].resize(n);
     for (int b = 0; b < n; ++b) {

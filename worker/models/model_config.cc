@@ -115,18 +115,26 @@ absl::Status ValidateDupn(const proto::DupnConfig& dupn, const ConfigLocation& a
   return CheckWidths(dupn.user_mlp(), "user_mlp", at);
 }
 
-absl::Status ValidateSharedBottom(const proto::SharedBottomConfig& config, const ConfigLocation& at,
-                                  const proto::DatasetConfig& dataset) {
+// The input of a model built on PooledFieldsModel (shared-bottom, MMoE): pooled `fields` and
+// `numeric_fields`, as PooledFieldsModel::CreateInputs reads them.
+template <typename Config>
+absl::Status CheckPooledInputs(const Config& config, const ConfigLocation& at,
+                               const proto::DatasetConfig& dataset) {
   absl::Status status = CheckFieldList(config.fields(), "fields", ColumnUse::kPooled, at, dataset);
   if (status.ok()) status = CheckNumericFields(config.numeric_fields(), at, dataset);
+  return status;
+}
+
+absl::Status ValidateSharedBottom(const proto::SharedBottomConfig& config, const ConfigLocation& at,
+                                  const proto::DatasetConfig& dataset) {
+  absl::Status status = CheckPooledInputs(config, at, dataset);
   if (!status.ok()) return status;
   return CheckWidths(config.bottom_mlp(), "bottom_mlp", at);
 }
 
 absl::Status ValidateMmoe(const proto::MmoeConfig& config, const ConfigLocation& at,
                           const proto::DatasetConfig& dataset) {
-  absl::Status status = CheckFieldList(config.fields(), "fields", ColumnUse::kPooled, at, dataset);
-  if (status.ok()) status = CheckNumericFields(config.numeric_fields(), at, dataset);
+  absl::Status status = CheckPooledInputs(config, at, dataset);
   if (!status.ok()) return status;
   if (config.num_experts() < 1) return Invalid(at.At("num_experts"), "num_experts must be >= 1");
   return CheckWidths(config.expert_mlp(), "expert_mlp", at);

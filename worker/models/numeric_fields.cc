@@ -1,6 +1,5 @@
 #include "worker/models/numeric_fields.h"
 
-#include "absl/strings/str_cat.h"
 #include "worker/models/model_config.h"
 
 namespace granary {
@@ -21,12 +20,9 @@ absl::StatusOr<NumericFields> NumericFields::Create(
 absl::Status NumericFields::Prepare(const Batch& batch, nn::Matrix* values) const {
   values->resize(batch.size, num_fields());
   for (int j = 0; j < num_fields(); ++j) {
-    const int index = FindColumn(batch.numerics, columns_[j]);
-    if (index < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("batch has no NUMERIC column '", columns_[j], "'"));
-    }
-    const FloatColumn& column = batch.numerics[index];
+    absl::StatusOr<const FloatColumn*> found = ColumnNamed(batch.numerics, columns_[j], "NUMERIC");
+    if (!found.ok()) return found.status();
+    const FloatColumn& column = **found;
     for (int b = 0; b < batch.size; ++b) (*values)(b, j) = column.present[b] ? column.values[b] : 0;
   }
   return absl::OkStatus();

@@ -1,6 +1,5 @@
 #include "worker/models/retrieval_model.h"
 
-#include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 
 namespace granary {
@@ -9,13 +8,11 @@ namespace {
 // The values of `column`'s keys for the batch, or InvalidArgument.
 absl::Status PrepareIds(const Batch& batch, const std::string& column, std::vector<uint64_t>* ids,
                         std::vector<uint8_t>* present) {
-  const int index = FindColumn(batch.categoricals, column);
-  if (index < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("batch has no CATEGORICAL column '", column, "'"));
-  }
-  *ids = batch.categoricals[index].keys;
-  *present = batch.categoricals[index].present;
+  absl::StatusOr<const CategoricalColumn*> found =
+      ColumnNamed(batch.categoricals, column, "CATEGORICAL");
+  if (!found.ok()) return found.status();
+  *ids = (*found)->keys;
+  *present = (*found)->present;
   return absl::OkStatus();
 }
 

@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/strings/str_cat.h"
 #include "common/feature_key.h"
 #include "glog/logging.h"
 #include "worker/models/model_config.h"
@@ -113,23 +112,27 @@ absl::Status TwoTowerModel::Prepare(const Batch& batch, ModelInput* base) const 
   input->categories.assign(n, nn::CategoryAlignment::kNoCategory);
   const std::string& column = dat_config_.category_column();
   if (column.empty()) return absl::OkStatus();
-  const int index = category_multi_ ? FindColumn(batch.multi_categoricals, column)
-                                    : FindColumn(batch.categoricals, column);
-  if (index < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("batch has no ", category_multi_ ? "MULTI_CATEGORICAL" : "CATEGORICAL",
-                     " column '", column, "'"));
+  const MultiCategoricalColumn* multi = nullptr;
+  const CategoricalColumn* single = nullptr;
+  if (category_multi_) {
+    absl::StatusOr<const MultiCategoricalColumn*> found =
+        ColumnNamed(batch.multi_categoricals, column, "MULTI_CATEGORICAL");
+    if (!found.ok()) return found.status();
+    multi = *found;
+  } else {
+    absl::StatusOr<const CategoricalColumn*> found =
+        ColumnNamed(batch.categoricals, column, "CATEGORICAL");
+    if (!found.ok()) return found.status();
+    single = *found;
   }
   // An item's category is the first key of its cell, numbered in first-seen order.
   absl::flat_hash_map<uint64_t, int32_t> ids;
   for (int b = 0; b < n; ++b) {
     const uint64_t* key = nullptr;
-    if (category_multi_) {
-      const MultiCategoricalColumn& values = batch.multi_categoricals[index];
-      if (values.offsets[b] < values.offsets[b + 1]) key = &values.keys[values.offsets[b]];
-    } else {
-      const CategoricalColumn& values = batch.categoricals[index];
-      if (values.present[b]) key = &values.keys[b];
+    if (multi != nullptr) {
+      if (multi->offsets[b] < multi->offsets[b + 1]) key = &multi->keys[multi->offsets[b]];
+    } else if (single->present[b]) {
+      key = &single->keys[b];
     }
     if (key != nullptr) {
       input->categories[b] = ids.try_emplace(*key, static_cast<int32_t>(ids.size())).first->second;
@@ -237,18 +240,26 @@ void TwoTowerModel::Backward(const ModelInput& base, std::vector<nn::LossValue>*
       auxiliary_.category_alignment = alignment_.Compute(*item_vectors_, categories, &d_scratch_);
       d_item_vectors_ += alignment * d_scratch_;
     }
-    const Matrix& d_user_augmented =
-        user_tower_.Backward(d_user_vectors_, input.user_slots, *d_rows);
+    // One tower's backward with its augmented vector, the same for both towers: the augmented
+    // vector takes the tower's input gradient plus `weight` times that of its AMM loss, the
+    // distance to the other tower's output on positives. Returns the AMM loss.
+    auto backward_augmented = [&](Tower& tower, const Matrix& d_vectors,
+                                  const std::vector<SlotRows>& slots, const Matrix& augmented,
+                                  const Matrix& other_vectors, float weight,
+                                  const std::vector<int32_t>& augment_rows) {
+      const Matrix& d_augmented = tower.Backward(d_vectors, slots, *d_rows);
+      const nn::LossValue amm =
+          nn::SquaredDistanceToTarget(augmented, other_vectors, positives, &d_scratch_);
+      d_scratch_ = weight * d_scratch_ + d_augmented;
+      ScatterRows(d_scratch_, augment_rows, *d_rows);
+      return amm;
+    };
     auxiliary_.amm_user =
-        nn::SquaredDistanceToTarget(user_augmented_, *item_vectors_, positives, &d_scratch_);
-    d_scratch_ = amm_user * d_scratch_ + d_user_augmented;
-    ScatterRows(d_scratch_, input.user_augment_rows, *d_rows);
-    const Matrix& d_item_augmented =
-        item_tower_.Backward(d_item_vectors_, input.item_slots, *d_rows);
+        backward_augmented(user_tower_, d_user_vectors_, input.user_slots, user_augmented_,
+                           *item_vectors_, amm_user, input.user_augment_rows);
     auxiliary_.amm_item =
-        nn::SquaredDistanceToTarget(item_augmented_, *user_vectors_, positives, &d_scratch_);
-    d_scratch_ = amm_item * d_scratch_ + d_item_augmented;
-    ScatterRows(d_scratch_, input.item_augment_rows, *d_rows);
+        backward_augmented(item_tower_, d_item_vectors_, input.item_slots, item_augmented_,
+                           *user_vectors_, amm_item, input.item_augment_rows);
     return;
   }
   user_tower_.Backward(d_user_vectors_, input.user_slots, *d_rows);

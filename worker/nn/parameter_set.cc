@@ -20,6 +20,19 @@ float UniformSymmetric(uint64_t* state) {
   return 2.0f * unit - 1.0f;
 }
 
+// Resizes *out to `size` (the blocks' total floats) and writes `part` (value or grad) of every
+// block into it, in order.
+void Flatten(const std::vector<std::unique_ptr<ParamBlock>>& blocks, Matrix ParamBlock::*part,
+             int64_t size, std::vector<float>* out) {
+  out->resize(size);
+  float* next = out->data();
+  for (const auto& block : blocks) {
+    const Matrix& matrix = (*block).*part;
+    std::memcpy(next, matrix.data(), matrix.size() * sizeof(float));
+    next += matrix.size();
+  }
+}
+
 }  // namespace
 
 float ParameterSet::GlorotLimit(int fan_in, int fan_out) {
@@ -63,12 +76,7 @@ void ParameterSet::Initialize(uint64_t seed) {
 }
 
 void ParameterSet::FlattenValues(std::vector<float>* values) const {
-  values->resize(num_values_);
-  float* out = values->data();
-  for (const auto& block : blocks_) {
-    std::memcpy(out, block->value.data(), block->value.size() * sizeof(float));
-    out += block->value.size();
-  }
+  Flatten(blocks_, &ParamBlock::value, num_values_, values);
 }
 
 absl::Status ParameterSet::LoadValues(absl::Span<const float> values) {
@@ -85,12 +93,7 @@ absl::Status ParameterSet::LoadValues(absl::Span<const float> values) {
 }
 
 void ParameterSet::FlattenGrads(std::vector<float>* grads) const {
-  grads->resize(num_values_);
-  float* out = grads->data();
-  for (const auto& block : blocks_) {
-    std::memcpy(out, block->grad.data(), block->grad.size() * sizeof(float));
-    out += block->grad.size();
-  }
+  Flatten(blocks_, &ParamBlock::grad, num_values_, grads);
 }
 
 void ParameterSet::ZeroGrads() {

@@ -1,0 +1,39 @@
+#include "common/node_flags.h"
+
+#include "gtest/gtest.h"
+
+namespace granary {
+namespace {
+
+TEST(NodeFlagsTest, MissingSchedulerIsAnErrorNamingTheFlag) {
+  gflags::FlagSaver saver;
+  FLAGS_scheduler = "";
+  absl::StatusOr<SchedulerClientOptions> options =
+      SchedulerClientOptionsFromFlags(proto::SERVER, /*port=*/0);
+  ASSERT_TRUE(absl::IsInvalidArgument(options.status()));
+  EXPECT_EQ(options.status().message(), "--scheduler is required");
+}
+
+TEST(NodeFlagsTest, TranslatesTheSharedFlags) {
+  gflags::FlagSaver saver;
+  FLAGS_scheduler = "10.0.0.1:7000";
+  FLAGS_cluster_id = "c1";
+  FLAGS_host = "10.0.0.2";
+  FLAGS_heartbeat_interval = 0.5;
+  FLAGS_heartbeat_timeout = 3;
+  FLAGS_register_timeout = 20;
+  absl::StatusOr<SchedulerClientOptions> options =
+      SchedulerClientOptionsFromFlags(proto::WORKER, /*port=*/4000);
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->scheduler_address, "10.0.0.1:7000");
+  EXPECT_EQ(options->cluster_id, "c1");
+  EXPECT_EQ(options->role, proto::WORKER);
+  EXPECT_EQ(options->host, "10.0.0.2");
+  EXPECT_EQ(options->port, 4000);
+  EXPECT_EQ(options->heartbeat_interval, absl::Milliseconds(500));
+  EXPECT_EQ(options->heartbeat_timeout, absl::Seconds(3));
+  EXPECT_EQ(options->register_timeout, absl::Seconds(20));
+}
+
+}  // namespace
+}  // namespace granary
