@@ -11,14 +11,14 @@ namespace granary {
 
 CheckpointCoordinator::CheckpointCoordinator(const SchedulerOptions& options,
                                              SchedulerSocket& socket, Membership& membership,
-                                             ServerOrders& orders)
-    : options_(options), socket_(socket), membership_(membership), orders_(orders) {}
+                                             ServerOrders& orders, FileWorker& files)
+    : options_(options), socket_(socket), membership_(membership), orders_(orders), files_(files) {}
 
 absl::Status CheckpointCoordinator::RestoreNewest() {
   last_checkpoint_ = absl::Now();
   if (options_.checkpoint_dir.empty()) return absl::OkStatus();
   proto::ClusterView& view = *membership_.mutable_view();
-  store_ = std::make_unique<CheckpointStore>(options_.checkpoint_dir);
+  store_ = std::make_unique<CheckpointStore>(options_.checkpoint_dir, options_.remove_tree);
   absl::StatusOr<std::optional<proto::CheckpointManifest>> newest = store_->Newest();
   if (!newest.ok()) return newest.status();
   absl::StatusOr<uint64_t> next_id = store_->NextId();
@@ -168,8 +168,7 @@ CheckpointCoordinator::Outcome CheckpointCoordinator::Finish(const absl::Status&
     LOG(INFO) << "checkpoint " << dir << " written (" << in_progress_->reason << ")";
     chunks_since_checkpoint_ = 0;
     last_checkpoint_ = absl::Now();
-    absl::StatusOr<int> pruned = store_->Prune(options_.keep_checkpoints);
-    if (!pruned.ok()) LOG(ERROR) << pruned.status().message();
+    PruneInBackground();
   } else {
     // No manifest: the folder does not count as a checkpoint; the run goes on and the next
     // checkpoint tries again.
@@ -191,6 +190,33 @@ CheckpointCoordinator::Outcome CheckpointCoordinator::Finish(const absl::Status&
   in_progress_.reset();
   queues_->SetPaused(false);
   return Outcome{status, dir};
+}
+
+void CheckpointCoordinator::PruneInBackground() {
+  if (prune_queued_) {
+    prune_again_ = true;
+    return;
+  }
+  prune_queued_ = true;
+  // The work gets copies: it runs on the file thread while this object goes on.
+  files_.Post(
+      absl::StrCat("pruning checkpoints in ", store_->root()),
+      [store = *store_, keep = options_.keep_checkpoints]() -> absl::Status {
+        absl::StatusOr<int> pruned = store.Prune(keep);
+        if (!pruned.ok()) return pruned.status();
+        if (*pruned > 0) {
+          LOG(INFO) << "pruned " << *pruned << " old checkpoint folder(s) in " << store.root();
+        }
+        return absl::OkStatus();
+      },
+      [this](const absl::Status& status) {
+        if (!status.ok()) LOG(ERROR) << status.message();
+        prune_queued_ = false;
+        if (prune_again_) {
+          prune_again_ = false;
+          PruneInBackground();
+        }
+      });
 }
 
 }  // namespace granary

@@ -16,6 +16,11 @@
 //
 // Without checkpoint_dir the coordinator does nothing and CHECKPOINT_NOW is refused.
 //
+// Once a checkpoint is written, the older ones are pruned (keep_checkpoints) on the scheduler's
+// file thread (FileWorker), not on the event loop: heartbeats go on while a large checkpoint is
+// deleted. One prune is queued at a time; a checkpoint written meanwhile prunes again after it.
+// The manifest, a small file, is still written on the loop.
+//
 // Thread-compatible: the scheduler's single thread owns it.
 #ifndef GRANARY_SCHEDULER_CHECKPOINT_COORDINATOR_H_
 #define GRANARY_SCHEDULER_CHECKPOINT_COORDINATOR_H_
@@ -30,6 +35,7 @@
 #include "absl/time/time.h"
 #include "common/proto/message.pb.h"
 #include "scheduler/checkpoint_store.h"
+#include "scheduler/file_worker.h"
 #include "scheduler/membership.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/scheduler_socket.h"
@@ -51,7 +57,7 @@ class CheckpointCoordinator {
   // Every argument must outlive this object. `queues` is set later (SetQueues): the queues need
   // RestoreQueueProgress when they open.
   CheckpointCoordinator(const SchedulerOptions& options, SchedulerSocket& socket,
-                        Membership& membership, ServerOrders& orders);
+                        Membership& membership, ServerOrders& orders, FileWorker& files);
   CheckpointCoordinator(const CheckpointCoordinator&) = delete;
   CheckpointCoordinator& operator=(const CheckpointCoordinator&) = delete;
 
@@ -101,11 +107,14 @@ class CheckpointCoordinator {
     absl::Time deadline;
   };
   Outcome Finish(const absl::Status& status);
+  // Queues a prune on the file thread, or marks one to follow the prune already queued.
+  void PruneInBackground();
 
   const SchedulerOptions& options_;
   SchedulerSocket& socket_;
   Membership& membership_;
   ServerOrders& orders_;
+  FileWorker& files_;
   WorkQueueService* queues_ = nullptr;
 
   std::unique_ptr<CheckpointStore> store_;  // null without checkpoint_dir
@@ -118,6 +127,8 @@ class CheckpointCoordinator {
   std::string wanted_;  // reason of a requested checkpoint not yet begun
   std::optional<InProgress> in_progress_;
   std::vector<HeldRequest> waiters_;  // CHECKPOINT_NOW requests
+  bool prune_queued_ = false;         // a prune is queued or under way on the file thread
+  bool prune_again_ = false;          // a checkpoint was written since it was queued
 };
 
 }  // namespace granary

@@ -39,6 +39,16 @@ absl::StatusOr<std::map<uint64_t, bool>> ListCheckpoints(const std::string& root
 
 }  // namespace
 
+absl::Status RemoveTree(const RemoveTreeFn& remove_tree, const std::string& path) {
+  if (remove_tree) return remove_tree(path);
+  std::error_code error;
+  std::filesystem::remove_all(path, error);
+  if (error) {
+    return absl::UnavailableError(absl::StrCat("cannot remove ", path, ": ", error.message()));
+  }
+  return absl::OkStatus();
+}
+
 std::string CheckpointStore::DirOf(uint64_t id) const {
   return absl::StrFormat("%s/%s%06d", root_, kPrefix, id);
 }
@@ -107,11 +117,10 @@ absl::StatusOr<int> CheckpointStore::Prune(int keep) const {
     // older ones are failed attempts.
     const bool obsolete = has_manifest ? id < oldest_kept : id < complete.back();
     if (!obsolete) continue;
-    std::error_code error;
-    std::filesystem::remove_all(DirOf(id), error);
-    if (error) {
-      return absl::UnavailableError(
-          absl::StrCat("cannot remove old checkpoint ", DirOf(id), ": ", error.message()));
+    absl::Status status = RemoveTree(remove_tree_, DirOf(id));
+    if (!status.ok()) {
+      return absl::Status(status.code(), absl::StrCat("pruning old checkpoints in ", root_, ": ",
+                                                      status.message()));
     }
     ++removed;
   }

@@ -7,11 +7,16 @@
 // short by a crash) is ignored, and removed by Prune once a newer checkpoint is complete. Ids only
 // grow, so the newest manifest is the one with the highest id.
 //
-// Thread-compatible.
+// Prune runs on the scheduler's file thread (scheduler/file_worker.h) while the event loop may
+// write the next checkpoint: it never removes the newest complete checkpoint (the one restored
+// or just written) nor an incomplete folder newer than it (one being written).
+//
+// Thread-compatible; copyable (a copy goes to the file thread).
 #ifndef GRANARY_SCHEDULER_CHECKPOINT_STORE_H_
 #define GRANARY_SCHEDULER_CHECKPOINT_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -21,9 +26,17 @@
 
 namespace granary {
 
+// Removes the folder tree `path` (a missing one is no error): std::filesystem::remove_all
+// unless SchedulerOptions::remove_tree replaces it (tests: a slow disk).
+using RemoveTreeFn = std::function<absl::Status(const std::string& path)>;
+// Calls `remove_tree`, or std::filesystem::remove_all if it is empty; Unavailable naming the
+// path if that fails.
+absl::Status RemoveTree(const RemoveTreeFn& remove_tree, const std::string& path);
+
 class CheckpointStore {
  public:
-  explicit CheckpointStore(std::string root) : root_(std::move(root)) {}
+  explicit CheckpointStore(std::string root, RemoveTreeFn remove_tree = nullptr)
+      : root_(std::move(root)), remove_tree_(std::move(remove_tree)) {}
 
   const std::string& root() const { return root_; }
 
@@ -45,11 +58,13 @@ class CheckpointStore {
   absl::Status WriteManifest(const proto::CheckpointManifest& manifest) const;
 
   // Removes every checkpoint folder except the `keep` newest complete ones; incomplete
-  // folders older than the newest complete one go too. Returns how many were removed.
+  // folders older than the newest complete one go too. Returns how many were removed. May take
+  // long on a slow disk: the scheduler runs it on its file thread.
   absl::StatusOr<int> Prune(int keep) const;
 
  private:
-  const std::string root_;
+  std::string root_;
+  RemoveTreeFn remove_tree_;
 };
 
 }  // namespace granary

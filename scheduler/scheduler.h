@@ -24,6 +24,7 @@
 #ifndef GRANARY_SCHEDULER_SCHEDULER_H_
 #define GRANARY_SCHEDULER_SCHEDULER_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -46,7 +47,8 @@ struct SchedulerOptions {
   absl::Duration check_interval = absl::Milliseconds(200);
   // The cluster must form within this long, or Run() fails naming who is missing.
   absl::Duration register_timeout = absl::Seconds(60);
-  // How long shutdown waits for nodes to acknowledge before giving up on them.
+  // How long shutdown waits for nodes to acknowledge before giving up on them; then how long
+  // Run() waits for file work still under way (a prune, a day's publish) before it returns.
   absl::Duration shutdown_timeout = absl::Seconds(5);
   // If non-empty, "host:port" is written here (atomically) once the socket is bound.
   std::string address_file;
@@ -55,6 +57,10 @@ struct SchedulerOptions {
   int checkpoint_every_chunks = 0;                         // 0: not by chunks
   absl::Duration checkpoint_every = absl::ZeroDuration();  // zero: not by time
   int keep_checkpoints = 2;
+  // Removes a folder tree (old checkpoints, an earlier base of the day); it runs on the
+  // scheduler's file thread (scheduler/file_worker.h), never on the event loop. Empty:
+  // std::filesystem::remove_all. Tests put a slow one here.
+  std::function<absl::Status(const std::string& path)> remove_tree;
   // A checkpoint fails if the chunks out are not finished within this long, or then the
   // servers did not write their parts within this long; also the bound on each day-close order.
   absl::Duration checkpoint_timeout = absl::Minutes(10);

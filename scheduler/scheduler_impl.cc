@@ -14,7 +14,7 @@ SchedulerImpl::SchedulerImpl(zmq::context_t* context, SchedulerOptions options)
       membership_(options_, socket_),
       barriers_(socket_, membership_),
       orders_(options_, socket_, membership_),
-      checkpoints_(options_, socket_, membership_, orders_),
+      checkpoints_(options_, socket_, membership_, orders_, files_),
       queues_(
           options_, socket_, membership_,
           [this](WorkQueue& queue) { return checkpoints_.RestoreQueueProgress(queue); },
@@ -25,7 +25,7 @@ SchedulerImpl::SchedulerImpl(zmq::context_t* context, SchedulerOptions options)
             }
           }),
       clocks_(socket_, membership_, queues_),
-      day_close_(options_, socket_, orders_, checkpoints_) {
+      day_close_(options_, socket_, orders_, checkpoints_, files_) {
   checkpoints_.SetQueues(&queues_);
 }
 
@@ -85,7 +85,10 @@ absl::Status SchedulerImpl::Run() {
           absl::StrCat("cluster did not form within ",
                        absl::FormatDuration(options_.register_timeout), ": ", missing));
     }
-    if (shutting_down_ && ShutdownComplete()) return run_outcome_;
+    if (shutting_down_ && ShutdownComplete()) {
+      files_.Stop(options_.shutdown_timeout);
+      return run_outcome_;
+    }
     socket_.ReceiveAll(options_.check_interval,
                        [this](const std::string& routing_id, Message&& message) {
                          HandleMessage(routing_id, std::move(message));
@@ -94,6 +97,7 @@ absl::Status SchedulerImpl::Run() {
       membership_.CheckHeartbeats([this](const ClusterMember& dead) { HandleDeath(dead); });
     }
     clocks_.Publish();
+    files_.RunFinished();
     AdvanceCheckpointAndDay();
   }
 }

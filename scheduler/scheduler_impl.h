@@ -10,6 +10,11 @@
 // constructor and the work queues reach the checkpoints only through the two hooks wired there.
 // What ends the run (the shutdown and its outcome) stays here.
 //
+// The loop never waits on slow file work: pruning old checkpoints and publishing a closed day
+// run on the FileWorker's thread; each round runs the callbacks of the work that ended
+// (FileWorker::RunFinished) before the checkpoints and the day close move on. Run() returns
+// only after that work ended, or after shutdown_timeout more.
+//
 // Thread-compatible, except RequestStop() and port(), which are thread-safe.
 #ifndef GRANARY_SCHEDULER_SCHEDULER_IMPL_H_
 #define GRANARY_SCHEDULER_SCHEDULER_IMPL_H_
@@ -25,6 +30,7 @@
 #include "scheduler/barriers.h"
 #include "scheduler/checkpoint_coordinator.h"
 #include "scheduler/day_close.h"
+#include "scheduler/file_worker.h"
 #include "scheduler/membership.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/scheduler_socket.h"
@@ -73,6 +79,7 @@ class SchedulerImpl {
   std::atomic<bool> stop_requested_{false};
 
   // Components; each uses only those above it (but see CheckpointCoordinator::SetQueues).
+  FileWorker files_;
   SchedulerSocket socket_;
   Membership membership_;
   Barriers barriers_;

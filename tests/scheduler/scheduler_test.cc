@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -23,7 +25,9 @@ constexpr char kCluster[] = "scheduler-test";
 // A scheduler on a thread with fast heartbeats, and clients that register against it.
 class SchedulerTest : public ::testing::Test {
  protected:
-  void StartScheduler(int servers, int workers, const std::string& checkpoint_dir = "") {
+  // `adjust`, if set, changes the options last.
+  void StartScheduler(int servers, int workers, const std::string& checkpoint_dir = "",
+                      const std::function<void(SchedulerOptions&)>& adjust = nullptr) {
     SchedulerOptions options;
     options.checkpoint_dir = checkpoint_dir;
     options.cluster_id = kCluster;
@@ -33,6 +37,7 @@ class SchedulerTest : public ::testing::Test {
     options.check_interval = absl::Milliseconds(50);
     options.register_timeout = absl::Seconds(20);
     options.config.add_tables()->set_name("t");
+    if (adjust) adjust(options);
     scheduler_ = std::make_unique<Scheduler>(&context_, options);
     scheduler_thread_ = std::thread([this] { run_status_ = scheduler_->Run(); });
     ASSERT_TRUE(WaitForPort());
@@ -45,13 +50,16 @@ class SchedulerTest : public ::testing::Test {
     return scheduler_->port() != 0;
   }
 
-  std::unique_ptr<SchedulerClient> NewClient(proto::Role role, int port = 0) {
+  std::unique_ptr<SchedulerClient> NewClient(
+      proto::Role role, int port = 0,
+      absl::Duration heartbeat_timeout = SchedulerClientOptions().heartbeat_timeout) {
     SchedulerClientOptions options;
     options.scheduler_address = absl::StrCat("127.0.0.1:", scheduler_->port());
     options.cluster_id = kCluster;
     options.role = role;
     options.port = port;
     options.heartbeat_interval = absl::Milliseconds(100);
+    options.heartbeat_timeout = heartbeat_timeout;
     options.register_timeout = absl::Seconds(20);
     return std::make_unique<SchedulerClient>(&context_, options);
   }
@@ -227,6 +235,83 @@ TEST_F(SchedulerTest, ControlRequestCheckpointIsAnsweredWithTheFolderOnceItsMani
   EXPECT_EQ(reply->command(), proto::ACK);
   EXPECT_TRUE(std::filesystem::exists(reply->checkpoint_dir() + "/MANIFEST"))
       << reply->checkpoint_dir();
+  std::filesystem::remove_all(root);
+}
+
+// Pruning old checkpoints runs on the scheduler's file thread: while a delete takes 3 s on a
+// "slow disk", the loop goes on answering heartbeats and barriers (1 s timeouts on both sides),
+// no node is declared dead, the scheduler is not lost, and the old checkpoint still goes.
+TEST_F(SchedulerTest, SlowPruneOfAnOldCheckpointDoesNotStallTheEventLoop) {
+  constexpr absl::Duration kHeartbeatTimeout = absl::Seconds(1);
+  constexpr absl::Duration kSlowDelete = absl::Seconds(3);
+  const std::string root = absl::StrCat(::testing::TempDir(), "/slow-prune-", getpid());
+  std::filesystem::remove_all(root);
+  std::atomic<bool> deleting{false};
+  std::atomic<int> deleted{0};
+  std::mutex mutex;
+  std::vector<std::string> removed_paths;
+  StartScheduler(1, 1, root, [&](SchedulerOptions& options) {
+    options.heartbeat_timeout = kHeartbeatTimeout;
+    options.keep_checkpoints = 1;
+    options.remove_tree = [&](const std::string& path) {
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        removed_paths.push_back(path);
+      }
+      deleting = true;
+      absl::SleepFor(kSlowDelete);
+      std::filesystem::remove_all(path);
+      deleting = false;
+      ++deleted;
+      return absl::OkStatus();
+    };
+  });
+  std::unique_ptr<SchedulerClient> server = NewClient(proto::SERVER, 1, kHeartbeatTimeout);
+  std::unique_ptr<SchedulerClient> worker = NewClient(proto::WORKER, 0, kHeartbeatTimeout);
+  RegisterAll({server.get(), worker.get()});
+  std::atomic<int> reported_dead{0};
+  server->SetNodeDeadCallback([&](const proto::NodeInfo&) { ++reported_dead; });
+  worker->SetNodeDeadCallback([&](const proto::NodeInfo&) { ++reported_dead; });
+  // The server writes nothing: the scheduler only needs its answers to write the manifests.
+  std::thread follower([&] {
+    for (int i = 0; i < 2; ++i) {
+      absl::StatusOr<proto::Header> order = server->WaitForOrder(absl::Seconds(20));
+      ASSERT_TRUE(order.ok()) << order.status();
+      server->AnswerOrder(*order, absl::OkStatus());
+    }
+  });
+  std::unique_ptr<SchedulerClient> control = NewClient(proto::CONTROL);
+  absl::StatusOr<proto::Header> first =
+      control->ControlRequest(proto::CHECKPOINT_NOW, absl::Seconds(20));
+  ASSERT_TRUE(first.ok()) << first.status();
+  // The second checkpoint is answered at once, though the first one's delete takes 3 s.
+  const absl::Time asked = absl::Now();
+  absl::StatusOr<proto::Header> second =
+      control->ControlRequest(proto::CHECKPOINT_NOW, absl::Seconds(20));
+  follower.join();
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_LT(absl::Now() - asked, kSlowDelete);
+  for (int i = 0; i < 500 && !deleting && deleted == 0; ++i) absl::SleepFor(absl::Milliseconds(10));
+  ASSERT_TRUE(deleting || deleted > 0) << "the old checkpoint was never pruned";
+  // While the delete runs, the loop answers at once.
+  const absl::Status barrier = worker->Barrier("during-prune", "workers", kHeartbeatTimeout / 2);
+  EXPECT_TRUE(barrier.ok()) << barrier;
+  EXPECT_TRUE(deleting) << "the delete ended before the barrier was answered";
+  for (int i = 0; i < 1000 && deleted == 0; ++i) absl::SleepFor(absl::Milliseconds(10));
+  ASSERT_EQ(deleted.load(), 1);
+  // Nobody was lost on either side during the 3 s.
+  EXPECT_EQ(reported_dead.load(), 0);
+  EXPECT_TRUE(absl::IsDeadlineExceeded(server->WaitForShutdown(absl::Milliseconds(1))))
+      << "the server lost the scheduler";
+  EXPECT_TRUE(absl::IsDeadlineExceeded(worker->WaitForShutdown(absl::Milliseconds(1))))
+      << "the worker lost the scheduler";
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    ASSERT_EQ(removed_paths.size(), 1u);
+    EXPECT_EQ(removed_paths[0], first->checkpoint_dir());
+  }
+  EXPECT_FALSE(std::filesystem::exists(first->checkpoint_dir()));
+  EXPECT_TRUE(std::filesystem::exists(second->checkpoint_dir() + "/MANIFEST"));
   std::filesystem::remove_all(root);
 }
 
