@@ -315,6 +315,66 @@ TEST_F(SchedulerTest, SlowPruneOfAnOldCheckpointDoesNotStallTheEventLoop) {
   std::filesystem::remove_all(root);
 }
 
+// Publishing a closed day runs on the file thread too: replacing an earlier base of the day
+// takes 3 s on a "slow disk" while the nodes keep their 1 s heartbeats, and the day counts as
+// closed (shutdown ordered, Run() returns) only once base and report are in place.
+TEST_F(SchedulerTest, SlowPublishOfAClosedDayDoesNotStallTheLoopAndEndsBeforeTheClose) {
+  constexpr absl::Duration kHeartbeatTimeout = absl::Seconds(1);
+  constexpr absl::Duration kSlowDelete = absl::Seconds(3);
+  constexpr char kDay[] = "20260102";
+  const std::string root = absl::StrCat(::testing::TempDir(), "/slow-publish-", getpid());
+  const std::string model = root + "/model";
+  const std::string base = absl::StrCat(model, "/bases/", kDay);
+  std::filesystem::remove_all(root);
+  std::filesystem::create_directories(base + "/server-0");  // an earlier run of the day
+  std::atomic<bool> deleting{false};
+  std::atomic<bool> deleted{false};
+  StartScheduler(1, 1, root + "/checkpoints", [&](SchedulerOptions& options) {
+    options.heartbeat_timeout = kHeartbeatTimeout;
+    options.day = kDay;
+    options.close_day_into = model;
+    options.remove_tree = [&](const std::string& path) {
+      deleting = true;
+      absl::SleepFor(kSlowDelete);
+      std::filesystem::remove_all(path);
+      deleted = true;
+      deleting = false;
+      return absl::OkStatus();
+    };
+  });
+  std::unique_ptr<SchedulerClient> server = NewClient(proto::SERVER, 1, kHeartbeatTimeout);
+  std::unique_ptr<SchedulerClient> worker = NewClient(proto::WORKER, 0, kHeartbeatTimeout);
+  RegisterAll({server.get(), worker.get()});
+  // SHRINK, EXPORT_DELTA and CHECKPOINT: the server answers and writes nothing.
+  std::thread follower([&] {
+    for (int i = 0; i < 3; ++i) {
+      absl::StatusOr<proto::Header> order = server->WaitForOrder(absl::Seconds(20));
+      ASSERT_TRUE(order.ok()) << order.status();
+      server->AnswerOrder(*order, absl::OkStatus());
+    }
+  });
+  worker->ReportJobDone();
+  follower.join();
+  for (int i = 0; i < 1000 && !deleting && !deleted; ++i) absl::SleepFor(absl::Milliseconds(10));
+  ASSERT_TRUE(deleting || deleted) << "the earlier base was never removed";
+  // Well past the heartbeat timeout into the delete: the day is not closed yet, and neither node
+  // lost the scheduler.
+  absl::SleepFor(kHeartbeatTimeout + kHeartbeatTimeout / 2);
+  EXPECT_TRUE(deleting) << "the delete ended too early to tell";
+  EXPECT_TRUE(absl::IsDeadlineExceeded(server->WaitForShutdown(absl::Milliseconds(1))))
+      << "the server lost the scheduler, or the day closed before its publish";
+  EXPECT_TRUE(absl::IsDeadlineExceeded(worker->WaitForShutdown(absl::Milliseconds(1))))
+      << "the worker lost the scheduler, or the day closed before its publish";
+  EXPECT_TRUE(server->WaitForShutdown(absl::Seconds(20)).ok());
+  EXPECT_TRUE(deleted) << "the day closed before its publish finished";
+  scheduler_thread_.join();
+  EXPECT_TRUE(run_status_.ok()) << run_status_;
+  EXPECT_TRUE(std::filesystem::exists(base + "/MANIFEST")) << base;
+  EXPECT_FALSE(std::filesystem::exists(base + "/server-0")) << "the earlier base is still there";
+  EXPECT_TRUE(std::filesystem::exists(absl::StrCat(model, "/reports/", kDay, ".close.json")));
+  std::filesystem::remove_all(root);
+}
+
 TEST_F(SchedulerTest, ControlRequestErrorsNameTheSchedulerAndItsAnswer) {
   StartScheduler(1, 1);
   std::unique_ptr<SchedulerClient> control = NewClient(proto::CONTROL);
