@@ -8,7 +8,12 @@
 #   launch/daily.sh --date YYYYMMDD --data_root D --model_dir M --config JOB --cluster_config C
 #                   [--servers N] [--workers N] [--cold_start] [--force] [--bin_dir DIR]
 #                   [--timeout SECONDS] [--scheduler_flags "FLAGS"] [--server_flags "FLAGS"]
-#                   [--worker_flags "FLAGS"] [-- FLAGS for every role]
+#                   [--worker_flags "FLAGS"] [--scheduler_flag FLAG] [--server_flag FLAG]
+#                   [--worker_flag FLAG] [-- FLAGS for every role]
+#
+# The role flag options go to launch/local.sh as given (launch/lib/cluster.sh): "FLAGS" is split
+# at whitespace only, --worker_flag FLAG is one flag with its spaces and quotes. Paths (model,
+# data, configs, bin) may hold spaces and quotes: this script passes each as one flag.
 #
 # Input: D/<date>/part-* (gzip or plain TSV with a header). The job config's train_files and
 # eval_files are resolved against that folder (the worker's --data_dir), so a daily job lists
@@ -28,7 +33,8 @@ set -euo pipefail
 readonly USAGE="usage: launch/daily.sh --date YYYYMMDD --data_root D --model_dir M --config JOB
        --cluster_config C [--servers N] [--workers N] [--cold_start] [--force] [--bin_dir DIR]
        [--timeout SECONDS] [--scheduler_flags \"FLAGS\"] [--server_flags \"FLAGS\"]
-       [--worker_flags \"FLAGS\"] [-- FLAGS for every role]"
+       [--worker_flags \"FLAGS\"] [--scheduler_flag FLAG] [--server_flag FLAG]
+       [--worker_flag FLAG] [-- FLAGS for every role]"
 
 say() { echo "daily.sh: $*"; }
 die() {
@@ -49,9 +55,8 @@ cold_start=0
 force=0
 bin_dir="$repo/build"
 timeout_seconds=3600
-scheduler_flags=""
-server_flags=""
-worker_flags=""
+# The role flag options, in the order given, as local.sh arguments.
+role_flag_args=()
 extra_flags=()
 while (($# > 0)); do
   case "$1" in
@@ -64,7 +69,8 @@ while (($# > 0)); do
       shift
       set -- "$option" "$value" "$@" ;;
     --date | --data_root | --model_dir | --config | --cluster_config | --servers | --workers | \
-      --bin_dir | --timeout | --scheduler_flags | --server_flags | --worker_flags)
+      --bin_dir | --timeout | --scheduler_flags | --server_flags | --worker_flags | \
+      --scheduler_flag | --server_flag | --worker_flag)
       (($# >= 2)) || die "$1 needs a value"$'\n'"$USAGE"
       case "$1" in
         --date) day="$2" ;;
@@ -76,9 +82,7 @@ while (($# > 0)); do
         --workers) workers="$2" ;;
         --bin_dir) bin_dir="$2" ;;
         --timeout) timeout_seconds="$2" ;;
-        --scheduler_flags) scheduler_flags="$2" ;;
-        --server_flags) server_flags="$2" ;;
-        --worker_flags) worker_flags="$2" ;;
+        *_flags | *_flag) role_flag_args+=("$1" "$2") ;;
       esac
       shift 2 ;;
     *) die "unknown argument '$1' (role flags go after --)"$'\n'"$USAGE" ;;
@@ -163,12 +167,16 @@ else
   mkdir -p "$checkpoints" "$attempt"
   start_seconds=$SECONDS
   say "training $day: input $day_input (${#parts[@]} parts), base ${previous_base:-none}, run $attempt"
+  # One --*_flag per flag: paths with spaces or quotes stay one argument each. The user's role
+  # flags follow, so that they may override these.
+  day_flag_args=(--scheduler_flag "--day=$day" --scheduler_flag "--checkpoint_dir=$checkpoints")
+  if ((${#base_flag[@]} > 0)); then day_flag_args+=(--scheduler_flag "${base_flag[0]}"); fi
+  day_flag_args+=(--scheduler_flag "--close_day_into=$model_dir"
+    --worker_flag "--job_config=$job_config" --worker_flag "--data_dir=$day_input"
+    --worker_flag "--output_dir=$attempt" --worker_flag --evaluate_before_training)
   if ! "$repo/launch/local.sh" --servers "$servers" --workers "$workers" --config "$cluster_config" \
     --job train --run_dir "$attempt" --bin_dir "$bin_dir" --timeout "$timeout_seconds" \
-    --scheduler_flags "--day=$day --checkpoint_dir=$checkpoints ${base_flag[*]} --close_day_into=$model_dir $scheduler_flags" \
-    --server_flags "$server_flags" \
-    --worker_flags "--job_config=$job_config --data_dir=$day_input --output_dir=$attempt --evaluate_before_training $worker_flags" \
-    -- "${extra_flags[@]}"; then
+    "${day_flag_args[@]}" "${role_flag_args[@]}" -- "${extra_flags[@]}"; then
     # Workers report their job done even when it failed, so the scheduler may have closed the
     # day: a base of a failed run must not become the next day's start.
     if [[ -e "$base" || -e "$close_report" ]]; then

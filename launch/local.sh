@@ -5,7 +5,11 @@
 #
 #   launch/local.sh --servers N --workers M --config FILE [--job demo|idle|train] [--run_dir DIR]
 #                   [--bin_dir DIR] [--timeout SECONDS] [--scheduler_flags "FLAGS"]
-#                   [--server_flags "FLAGS"] [--worker_flags "FLAGS"] [-- FLAGS for every role]
+#                   [--server_flags "FLAGS"] [--worker_flags "FLAGS"] [--scheduler_flag FLAG]
+#                   [--server_flag FLAG] [--worker_flag FLAG] [-- FLAGS for every role]
+#
+# --worker_flags "FLAGS" is split at whitespace only (no quotes); --worker_flag FLAG passes one
+# flag intact, e.g. a path with spaces or quotes. Both repeat (launch/lib/cluster.sh).
 #
 # Servers keep their RocksDB tables in DIR/data/server-<rank> unless --server_flags sets
 # --data_dir.
@@ -24,8 +28,9 @@ set -euo pipefail
 readonly LAUNCHER=local.sh
 readonly USAGE="usage: launch/local.sh --servers N --workers M --config FILE [--job demo|idle|train]
        [--run_dir DIR] [--bin_dir DIR] [--timeout SECONDS] [--scheduler_flags \"FLAGS\"]
-       [--server_flags \"FLAGS\"] [--worker_flags \"FLAGS\"] [--restarts N]
-       [-- FLAGS for every role]"
+       [--server_flags \"FLAGS\"] [--worker_flags \"FLAGS\"] [--scheduler_flag FLAG]
+       [--server_flag FLAG] [--worker_flag FLAG] [--restarts N] [-- FLAGS for every role]
+(--*_flags \"FLAGS\" split at whitespace; --*_flag FLAG is one flag, spaces kept)"
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=launch/lib/cluster.sh

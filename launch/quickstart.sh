@@ -80,7 +80,8 @@ echo
 echo "quickstart.sh: training DUPN on $SERVERS servers + $WORKERS workers, logs in $run_dir"
 ./launch/local.sh --servers "$SERVERS" --workers "$WORKERS" \
   --config configs/movielens_dupn_cluster.pbtxt --job train --run_dir "$run_dir" \
-  --worker_flags "--job_config=$repo/configs/movielens_dupn.pbtxt --data_dir=$data_dir --output_dir=$run_dir"
+  --worker_flag "--job_config=$repo/configs/movielens_dupn.pbtxt" \
+  --worker_flag "--data_dir=$data_dir" --worker_flag "--output_dir=$run_dir"
 
 echo
 # Worker rank 0 (whichever log it is) merges the evaluation and logs the metrics.

@@ -9,8 +9,13 @@
 #   launch/ssh.sh HOSTFILE --servers N --workers M --config FILE [--job demo|idle|train]
 #                 [--run_dir DIR] [--bin_dir DIR] [--remote_dir DIR] [--scheduler_port PORT]
 #                 [--ssh "COMMAND"] [--timeout SECONDS] [--scheduler_flags "FLAGS"]
-#                 [--server_flags "FLAGS"] [--worker_flags "FLAGS"] [--restarts N]
+#                 [--server_flags "FLAGS"] [--worker_flags "FLAGS"] [--scheduler_flag FLAG]
+#                 [--server_flag FLAG] [--worker_flag FLAG] [--restarts N]
 #                 [-- FLAGS passed to every role]
+#
+# --worker_flags "FLAGS" is split at whitespace only (no quotes); --worker_flag FLAG passes one
+# flag intact, e.g. a path with spaces or quotes. Both repeat (launch/lib/cluster.sh). Every
+# word of a remote command is quoted (printf %q): the remote shell sees each argument intact.
 #
 # --restarts N: as in local.sh, a failed attempt (a role died or failed) stops the cluster and
 # starts it again, up to N times, in RUN_DIR/attempt-K; with --scheduler_flags
@@ -49,8 +54,9 @@ readonly USAGE="usage: launch/ssh.sh HOSTFILE --servers N --workers M --config F
        [--job demo|idle|train] [--run_dir DIR] [--bin_dir DIR] [--remote_dir DIR]
        [--scheduler_port PORT] [--ssh \"COMMAND\"] [--timeout SECONDS]
        [--scheduler_flags \"FLAGS\"] [--server_flags \"FLAGS\"] [--worker_flags \"FLAGS\"]
-       [--restarts N]
-       [-- FLAGS for every role]"
+       [--scheduler_flag FLAG] [--server_flag FLAG] [--worker_flag FLAG] [--restarts N]
+       [-- FLAGS for every role]
+(--*_flags \"FLAGS\" split at whitespace; --*_flag FLAG is one flag, spaces kept)"
 # An unreachable host fails the checks after this long instead of hanging them.
 readonly SSH_CONNECT_TIMEOUT_SECONDS=10
 # Bound on one remote command of ours (a check, reading the address, a kill).
@@ -201,6 +207,10 @@ place() {
 }
 
 # --- Remote commands ------------------------------------------------------------------------
+# ssh joins its arguments with spaces and hands the result to the remote user's shell, which
+# splits it again: every word of a remote command is therefore quoted here with quote_words
+# (printf %q), so that a path or flag with spaces or quotes arrives as one argument.
+
 # Runs the shell command $2 on host index $1, bounded in time; prints its output.
 run_on_host() {
   timeout --kill-after=2 "$SSH_COMMAND_TIMEOUT_SECONDS" \
@@ -215,16 +225,17 @@ quote_words() {
 
 # Checks what the roles on host index $1 need, before anything starts: ssh works, the binaries
 # are there, REMOTE_DIR can be created, and on the first host the config is readable.
+# Every path and message is quoted with quote_words: the remote shell sees each intact.
 check_host() {
   local i="$1" script output rc=0 binary
-  script="mkdir -p $(quote_words "$remote_dir") || { echo 'cannot create $remote_dir'; exit 3; }"
+  script="mkdir -p $(quote_words "$remote_dir") || { echo $(quote_words "cannot create $remote_dir"); exit 3; }"
   for binary in "${BINARIES[@]}"; do
-    script+="; [ -x $(quote_words "$bin_dir/$binary") ] || { echo 'no executable $bin_dir/$binary (pass --bin_dir)'; exit 3; }"
+    script+="; [ -x $(quote_words "$bin_dir/$binary") ] || { echo $(quote_words "no executable $bin_dir/$binary (pass --bin_dir)"); exit 3; }"
   done
   if ((i == 0)); then
-    script+="; [ -r $(quote_words "$config") ] || { echo 'config file $config is not readable'; exit 3; }"
+    script+="; [ -r $(quote_words "$config") ] || { echo $(quote_words "config file $config is not readable"); exit 3; }"
     # A stale address would send the roles to a scheduler that no longer exists.
-    script+="; [ ! -e $(quote_words "$remote_dir/scheduler.addr") ] || { echo '$remote_dir already holds a run; pass another --remote_dir'; exit 3; }"
+    script+="; [ ! -e $(quote_words "$remote_dir/scheduler.addr") ] || { echo $(quote_words "$remote_dir already holds a run; pass another --remote_dir"); exit 3; }"
   fi
   output="$(run_on_host "$i" "$script" 2>&1)" || rc=$?
   ((rc == 0)) && return 0
@@ -297,7 +308,8 @@ for ((i = 0; i < ${#host_names[@]}; i++)); do check_host "$i"; done
 cluster_id="$(new_cluster_id ssh)"
 echo "$cluster_id" >"$run_dir/cluster_id"
 : >"$run_dir/pids"
-ctl_command=("${ssh_command[@]}" "${host_names[0]}" "$bin_dir/granary_ctl")
+# request_shutdown appends only words that need no quoting (flags of addresses, ids, numbers).
+ctl_command=("${ssh_command[@]}" "${host_names[0]}" "$(quote_words "$bin_dir/granary_ctl")")
 install_traps
 
 # --- Start ----------------------------------------------------------------------------------

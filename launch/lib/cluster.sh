@@ -79,6 +79,32 @@ positive_int() { [[ "$1" =~ ^[1-9][0-9]*$ ]]; }
 takes_option() { [[ " ${OPTIONS_NOT_TAKEN[*]:-} " != *" $1 "* ]]; }
 
 # --- Arguments ------------------------------------------------------------------------------
+# Role flags travel as arrays, one element per flag, from here to the role's command line
+# (ssh.sh quotes each for the remote shell, slurm.sbatch passes them one per line). Two ways
+# in, both repeatable, appended in the order given:
+#   --worker_flags "FLAGS"   FLAGS split at spaces, tabs and newlines, nothing else: quotes and
+#                            backslashes are kept as they are (no shell parsing, no eval), so
+#                            no flag given this way can hold a space
+#   --worker_flag ONE_FLAG   ONE_FLAG exactly as given, spaces and quotes included, e.g.
+#                            --worker_flag "--output_dir=/data/it's a run"
+# and the same for --scheduler_flag(s) and --server_flag(s). A flag may not hold a newline.
+
+# Appends the words of string $2 to array variable $1 (split as described above).
+append_split_flags() {
+  local -n into="$1"
+  local words=()
+  read -r -d '' -a words <<<"$2" || true
+  into+=("${words[@]}")
+}
+
+# Appends flag $3 (given with option $2) to array variable $1 as one element.
+append_one_flag() {
+  # shellcheck disable=SC2178  # a nameref to an array
+  local -n into="$1"
+  [[ "$3" != *$'\n'* ]] || die "$2 must not contain a newline, got '$3'"
+  into+=("$3")
+}
+
 # Sets servers, workers, config, job, run_dir, bin_dir, timeout_seconds, restarts and the
 # arrays extra_flags (after --, for every role), scheduler_flags, server_flags and
 # worker_flags; dies naming the first bad or missing one. `repo` must be set unless the
@@ -106,7 +132,8 @@ parse_cluster_args() {
         set -- "$option" "$value" "$@"
         continue ;;
       --servers | --workers | --config | --job | --run_dir | --bin_dir | --timeout | \
-        --restarts | --scheduler_flags | --server_flags | --worker_flags)
+        --restarts | --scheduler_flags | --server_flags | --worker_flags | --scheduler_flag | \
+        --server_flag | --worker_flag)
         takes_option "$1" || die "unknown argument '$1' (role flags go after --)"$'\n'"$USAGE"
         (($# >= 2)) || die "$1 needs a value"$'\n'"$USAGE"
         case "$1" in
@@ -118,9 +145,12 @@ parse_cluster_args() {
           --bin_dir) bin_dir="$2" ;;
           --timeout) timeout_seconds="$2" ;;
           --restarts) restarts="$2" ;;
-          --scheduler_flags) read -ra scheduler_flags <<<"$2" ;;
-          --server_flags) read -ra server_flags <<<"$2" ;;
-          --worker_flags) read -ra worker_flags <<<"$2" ;;
+          --scheduler_flags) append_split_flags scheduler_flags "$2" ;;
+          --server_flags) append_split_flags server_flags "$2" ;;
+          --worker_flags) append_split_flags worker_flags "$2" ;;
+          --scheduler_flag) append_one_flag scheduler_flags "$1" "$2" ;;
+          --server_flag) append_one_flag server_flags "$1" "$2" ;;
+          --worker_flag) append_one_flag worker_flags "$1" "$2" ;;
         esac
         shift 2 ;;
       *)

@@ -290,6 +290,39 @@ TEST_F(DailyTest, FailedDayLeavesNoBaseAndSucceedsWhenRunAgain) {
   EXPECT_TRUE(fs::exists(model_dir_ + "/reports/" + kDays[0] + ".json"));
 }
 
+// Every path of a day (model, runs, bases, data, configs, bin) holds a space and a quote: each
+// reaches the roles as one flag, and the files land where named.
+TEST_F(DailyTest, PathsWithSpacesAndQuotesReachTheRolesIntact) {
+  model_dir_ = root_ + "/it's a model";
+  const std::string folder = root_ + "/in put's";
+  fs::create_directories(folder);
+  fs::rename(root_ + "/data", folder + "/da ta");
+  fs::copy_file(root_ + "/job.pbtxt", folder + "/job's config.pbtxt");
+  fs::copy_file(root_ + "/cluster.pbtxt", folder + "/cluster config.pbtxt");
+  fs::create_directory_symlink(kBin, root_ + "/bin's dir");
+  const std::vector<std::string> paths = {
+      "--data_root=" + folder + "/da ta", "--config=" + folder + "/job's config.pbtxt",
+      "--cluster_config=" + folder + "/cluster config.pbtxt", "--bin_dir=" + root_ + "/bin's dir"};
+  std::vector<std::string> first = paths;
+  first.push_back("--cold_start");
+  std::string log;
+  ASSERT_EQ(RunDay(kDays[0], first, &log), 0) << log;
+  // Day 2 starts from day 1's base: --base_dir has the model folder's space and quote too.
+  ASSERT_EQ(RunDay(kDays[1], paths, &log), 0) << log;
+  for (const std::string& day : {kDays[0], kDays[1]}) {
+    EXPECT_TRUE(fs::exists(model_dir_ + "/bases/" + day + "/MANIFEST")) << day;
+    EXPECT_TRUE(fs::exists(model_dir_ + "/reports/" + day + ".json")) << day;
+    EXPECT_TRUE(fs::exists(model_dir_ + "/deltas/" + day)) << day;
+    int metrics = 0;
+    for (const auto& run : fs::directory_iterator(model_dir_ + "/runs/" + day)) {
+      metrics += fs::exists(run.path() / "metrics.jsonl") ? 1 : 0;
+    }
+    EXPECT_EQ(metrics, 1) << day;
+  }
+  EXPECT_TRUE(absl::StrContains(ReadFile(model_dir_ + "/reports/" + kDays[1] + ".json"),
+                                model_dir_ + "/bases/" + kDays[0]));
+}
+
 TEST_F(DailyTest, MissingPreviousBaseIsAnErrorNamingIt) {
   std::string log;
   EXPECT_NE(RunDay(kDays[1], {}, &log), 0);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -92,6 +93,22 @@ class LaunchTest : public ::testing::Test {
   }
 
   void WriteHostFile(const std::string& text) { std::ofstream(hostfile_) << text; }
+
+  // Makes this test's paths awkward: the run folder gets a single quote, and the returned
+  // launcher flags name a config and a bin folder (a link to the build's) whose paths hold
+  // spaces and quotes, and servers' data under data_dir(), a folder with a space, passed as
+  // one --server_flag.
+  std::vector<std::string> UseAwkwardPaths() {
+    run_dir_ = dir_ + "/it's run";
+    const std::string folder = dir_ + "/a b";
+    EXPECT_EQ(mkdir(folder.c_str(), 0755), 0);
+    const std::string config = folder + "/demo's config.pbtxt";
+    std::ofstream(config) << ReadFile(kDemoConfig);
+    const std::string bin_dir = dir_ + "/bin dir";
+    EXPECT_EQ(symlink(kBin.c_str(), bin_dir.c_str()), 0);
+    return {"--config=" + config, "--bin_dir=" + bin_dir, "--server_flag=--data_dir=" + data_dir()};
+  }
+  std::string data_dir() const { return dir_ + "/a b/it's data"; }
 
   // Starts launch/ssh.sh HOSTFILE with this test's stand-in for ssh and `flags`.
   std::unique_ptr<ChildProcess> StartSsh(std::vector<std::string> flags) {
@@ -187,6 +204,40 @@ TEST_F(LaunchTest, SshRunsTheDemoOnTheHostsOfTheHostFile) {
       absl::StrContains(ReadFile(run_dir_ + "/scheduler.log"), "all workers finished their jobs"));
   EXPECT_TRUE(absl::StartsWith(ReadFile(run_dir_ + "/scheduler.addr"), "127.0.0.1:"));
   EXPECT_TRUE(absl::StrContains(ReadFile(dir_ + "/ssh_calls"), "--host=127.0.0.2"));
+  EXPECT_TRUE(AllRolesExited());
+}
+
+// Every word of a remote command is quoted: the remote shell sees paths with spaces and quotes
+// intact, in the checks, the roles' command lines and granary_ctl's.
+TEST_F(LaunchTest, SshTakesPathsWithSpacesAndQuotes) {
+  WriteHostFile("127.0.0.1\n");
+  std::vector<std::string> flags = UseAwkwardPaths();
+  flags.insert(flags.end(), {"--run_dir=" + run_dir_, "--servers=1", "--workers=1", "--job=demo"});
+  auto launcher = StartSsh(flags);
+  ASSERT_EQ(ExitCodeOf(*launcher), 0) << launcher->ReadLog();
+  EXPECT_TRUE(absl::StrContains(launcher->ReadLog(), "ssh.sh: all 3 processes exited 0"))
+      << launcher->ReadLog();
+  EXPECT_TRUE(absl::StrContains(ReadFile(run_dir_ + "/worker-0.log"), "rows match"));
+  EXPECT_TRUE(std::filesystem::is_directory(data_dir() + "/server-0")) << data_dir();
+  EXPECT_TRUE(AllRolesExited());
+}
+
+TEST_F(LaunchTest, SshStopsAClusterWithPathsWithSpacesAndQuotesThroughTheScheduler) {
+  WriteHostFile("127.0.0.1\n");
+  std::vector<std::string> flags = UseAwkwardPaths();
+  flags.insert(flags.end(), {"--run_dir=" + run_dir_, "--servers=1", "--workers=1", "--job=idle"});
+  auto launcher = StartSsh(flags);
+  ASSERT_TRUE(WaitUntil(
+      [&] { return absl::StrContains(ReadFile(run_dir_ + "/scheduler.log"), "cluster formed"); },
+      kStartTimeout))
+      << launcher->ReadLog();
+  launcher->Signal(SIGTERM);
+  EXPECT_EQ(ExitCodeOf(*launcher), 128 + SIGTERM);
+  std::string output = launcher->ReadLog();
+  // granary_ctl, in the bin folder with a space, ran and the roles exited on its request.
+  EXPECT_FALSE(absl::StrContains(output, "granary_ctl shutdown failed")) << output;
+  EXPECT_TRUE(absl::StrContains(output, "all 3 processes exited 0")) << output;
+  EXPECT_FALSE(absl::StrContains(output, "sending SIG")) << output;
   EXPECT_TRUE(AllRolesExited());
 }
 
@@ -395,6 +446,22 @@ TEST_F(LaunchTest, LocalRunsTheDemoAndReportsAFailedRole) {
   EXPECT_TRUE(absl::StrContains(
       output, ") exited with status 1; last 20 lines of " + dir_ + "/run2/worker-0.log"))
       << output;
+}
+
+TEST_F(LaunchTest, LocalTakesPathsWithSpacesAndQuotes) {
+  std::vector<std::string> flags = UseAwkwardPaths();
+  std::vector<std::string> argv = {kSource + "/launch/local.sh", "--servers=1", "--workers=1",
+                                   "--run_dir", run_dir_,
+                                   // Split at whitespace: two flags.
+                                   "--worker_flags", "--v=0  --logbuflevel=-1"};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  auto launcher = Start(argv);
+  ASSERT_EQ(ExitCodeOf(*launcher), 0) << launcher->ReadLog();
+  EXPECT_TRUE(absl::StrContains(launcher->ReadLog(), "local.sh: all 3 processes exited 0"))
+      << launcher->ReadLog();
+  EXPECT_TRUE(absl::StrContains(ReadFile(run_dir_ + "/worker-0.log"), "rows match"));
+  EXPECT_TRUE(absl::StartsWith(ReadFile(run_dir_ + "/pids"), "scheduler "));
+  EXPECT_TRUE(std::filesystem::is_directory(data_dir() + "/server-0")) << data_dir();
 }
 
 TEST_F(LaunchTest, LocalStopsTheClusterOnSigterm) {

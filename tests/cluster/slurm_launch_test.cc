@@ -262,6 +262,27 @@ TEST_F(SlurmJobTest, RunsTheDemoAsOneJobStepWithRolesFromTheTaskRank) {
   }
 }
 
+// Role flags reach the tasks one per line: a flag with spaces and quotes stays one flag.
+TEST_F(SlurmJobTest, RoleFlagsWithSpacesAndQuotesReachTheTasksIntact) {
+  const std::string quoted_run = dir_ + "/it's run";
+  const std::string data = dir_ + "/a b/it's data";
+  std::unique_ptr<ChildProcess> sbatch =
+      Start(Sbatch({"--job=demo", "--run_dir=" + quoted_run, "--server_flag=--data_dir=" + data,
+                    "--worker_flags=--v=0  --logbuflevel=-1"},
+                   /*wait=*/true),
+            "sbatch");
+  std::optional<int> code = sbatch->WaitForExit(kJobTimeout);
+  ASSERT_TRUE(code.has_value()) << "sbatch --wait still running:\n" << sbatch->ReadLog();
+  std::string output = ReadFile(dir_ + "/job.out");
+  ASSERT_EQ(*code, 0) << sbatch->ReadLog() << output;
+  EXPECT_TRUE(
+      absl::StrContains(output, "slurm.sbatch: all 3 roles exited 0; logs in " + quoted_run))
+      << output;
+  EXPECT_TRUE(absl::StrContains(ReadFile(quoted_run + "/worker-0.log"), "rows match"));
+  struct stat info;
+  EXPECT_EQ(stat((data + "/server-0").c_str(), &info), 0) << data;
+}
+
 TEST_F(SlurmJobTest, AFailedRoleFailsTheJobNamingTheRole) {
   std::unique_ptr<ChildProcess> sbatch =
       Start(Sbatch({"--job=train", "--worker_flags=--job_config=/nonexistent/job.pbtxt"},
