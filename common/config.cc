@@ -155,6 +155,13 @@ absl::Status ValidateTable(const proto::TableConfig& table, const ConfigLocation
         eviction_at.At("min_decayed_count"),
         absl::StrCat("table '", table.name(), "' needs min_decayed_count >= 0"));
   }
+  // Also refuses NaN: a NaN bound would clamp every gradient to NaN.
+  if (table.has_clip_gradient_abs() && !(table.clip_gradient_abs() > 0)) {
+    return ConfigLocation::Invalid(
+        at.At("clip_gradient_abs"),
+        absl::StrCat("table '", table.name(),
+                     "' needs clip_gradient_abs > 0 (unset: no clipping)"));
+  }
   // A dense vector must never lose a block to admission or eviction.
   if (table.dense_size() > 0 && (table.has_admission() || table.has_eviction())) {
     return ConfigLocation::Invalid(

@@ -419,7 +419,7 @@ absl::Status EmbeddingTable::PushOnce(absl::Span<const uint64_t> keys, const flo
         for (auto [i, slot] : hits) AddUpdate(shard, slot, grads + i * dim, &updates);
         shard.stats.hits += positions.size() - misses.size();
         // Applied before loading misses: loading may evict (write back) these very rows.
-        optimizer_->Apply(updates, layout_.dim());
+        shard.stats.updates_refused += optimizer_->Apply(updates, layout_.dim());
         // A cache with room loads its misses (a table that fits in memory never reads twice); a
         // full one would evict a row per miss, so logging the push is cheaper. A row with pushes
         // logged already is never loaded: its pushes stay in order in the log.
@@ -445,7 +445,7 @@ absl::Status EmbeddingTable::PushOnce(absl::Span<const uint64_t> keys, const flo
               for (size_t j = 0; j < slots.size(); ++j) {
                 AddUpdate(shard, slots[j], grads + to_load[begin + j] * dim, &updates);
               }
-              optimizer_->Apply(updates, layout_.dim());
+              shard.stats.updates_refused += optimizer_->Apply(updates, layout_.dim());
             });
       });
 }
@@ -556,6 +556,7 @@ CacheStats EmbeddingTable::stats() const {
     total.pushes_merged += shard->stats.pushes_merged;
     total.rows_written += shard->stats.rows_written;
     total.pushes_not_admitted += shard->stats.pushes_not_admitted;
+    total.updates_refused += shard->stats.updates_refused;
     total.cached_rows += shard->cache.size();
     total.memory_bytes += shard->cache.memory_bytes() + shard->active_log.memory_bytes() +
                           shard->sealed_log.memory_bytes();

@@ -78,6 +78,10 @@ struct CacheStats {
   uint64_t push_wait_micros = 0;
   uint64_t rows_written = 0;  // dirty rows written back (eviction or flush)
   uint64_t pushes_not_admitted = 0;
+  // Pushes to cached rows that the optimizer refused because the row would have held a
+  // non-finite value (Optimizer::Apply); the row kept its values. Pushes merged in RocksDB
+  // are refused alike but not counted.
+  uint64_t updates_refused = 0;
   uint64_t cached_rows = 0;
   uint64_t memory_bytes = 0;  // allocated by the cache shards and their push logs
 };
@@ -126,7 +130,9 @@ class EmbeddingTable {
   absl::Status Pull(absl::Span<const uint64_t> keys, float* values, bool read_only);
 
   // Applies one gradient row per key (keys.size() * dim floats). Repeated keys are applied in
-  // order. A key not yet admitted is only counted.
+  // order. A key not yet admitted is only counted. A row whose update would make a value or
+  // optimizer slot non-finite keeps its values and slots (Optimizer::Apply); such refusals of
+  // cached rows are counted in stats().updates_refused.
   absl::Status Push(absl::Span<const uint64_t> keys, const float* grads);
 
   // Writes every logged push and every dirty cached row to RocksDB (rows stay cached, now

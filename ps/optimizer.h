@@ -6,12 +6,20 @@
 // reads and writes only values, slots and meta->step; every other metadata field (counts,
 // days, versions) is the caller's to maintain.
 //
+// Values are always finite: an update that would make any of a row's values or slots ±Inf or
+// NaN (a non-finite gradient, or a huge finite one that overflows Adagrad's accumulator or
+// Adam's v) leaves the whole row, meta->step included, as it was, and Apply counts it. With
+// gradient clipping (TableConfig.clip_gradient_abs) each gradient element is first clamped to
+// [-clip, clip].
+//
 // Thread-safe: an Optimizer is immutable after construction, so one instance may serve any
 // number of threads at once. The rows it updates are the caller's: the caller must ensure
 // that no other thread reads or writes a row while Apply or InitSlots works on it.
 #ifndef GRANARY_PS_OPTIMIZER_H_
 #define GRANARY_PS_OPTIMIZER_H_
 
+#include <cstddef>
+#include <limits>
 #include <memory>
 
 #include "absl/status/statusor.h"
@@ -49,22 +57,30 @@ class Optimizer {
   // gradient. Does nothing when num_slots() is 0.
   virtual void InitSlots(const float* values, float* slots, int dim) const = 0;
 
-  // Applies each update's gradient to its row, in order: two updates of the same row in one
-  // batch are applied one after the other. Writes the row's values and slots, and increments
-  // meta->step (saturating) where the rule uses a step count: Adam's bias correction counts
-  // the row's own updates, not global batches. Allocates nothing.
+  // Applies each update's gradient (clipped, if the optimizer clips) to its row, in order: two
+  // updates of the same row in one batch are applied one after the other. Writes the row's
+  // values and slots, and increments meta->step (saturating) where the rule uses a step count:
+  // Adam's bias correction counts the row's own updates, not global batches. Returns how many
+  // updates were refused because they would have stored a non-finite value or slot; those
+  // rows are left unchanged. Allocates nothing.
   // REQUIRES: each row's slots were written by InitSlots (or a previous Apply) of an optimizer
   // built from the same config, and dim is the row's dim.
-  virtual void Apply(absl::Span<const RowUpdate> updates, int dim) const = 0;
+  virtual size_t Apply(absl::Span<const RowUpdate> updates, int dim) const = 0;
 };
 
-// Returns the optimizer `config` selects, with each unset optional field at the default
-// documented in config.proto. InvalidArgument if `config` selects no optimizer.
-// REQUIRES: the numeric fields satisfy ValidateClusterConfig (common/config.h), e.g. Adam's
-// betas in [0, 1) and positive learning rates.
-absl::StatusOr<std::unique_ptr<Optimizer>> MakeOptimizer(const proto::OptimizerConfig& config);
+// The clip bound of an optimizer that does not clip gradients.
+inline constexpr float kNoClipping = std::numeric_limits<float>::infinity();
 
-// MakeOptimizer(config.optimizer()) of a table; the error names the table.
+// Returns the optimizer `config` selects, with each unset optional field at the default
+// documented in config.proto, which clamps each gradient element to [-clip, clip] before
+// applying it. InvalidArgument if `config` selects no optimizer.
+// REQUIRES: the numeric fields satisfy ValidateClusterConfig (common/config.h), e.g. Adam's
+// betas in [0, 1) and positive learning rates; clip > 0.
+absl::StatusOr<std::unique_ptr<Optimizer>> MakeOptimizer(const proto::OptimizerConfig& config,
+                                                         float clip = kNoClipping);
+
+// MakeOptimizer of a table's optimizer and clip_gradient_abs (kNoClipping if unset); the error
+// names the table.
 absl::StatusOr<std::unique_ptr<Optimizer>> MakeTableOptimizer(const proto::TableConfig& config);
 
 }  // namespace granary

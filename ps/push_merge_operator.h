@@ -71,7 +71,8 @@ inline void InitializeRecord(const proto::TableConfig& config, const Optimizer& 
 }
 
 // Applies one push operand (`operand`, PushOperandBytes, any alignment) to `record`: its
-// stamp and its optimizer update, exactly what a push does to a cached row. Allocates only
+// stamp and its optimizer update, exactly what a push does to a cached row (including an
+// update the optimizer refuses, which stamps the row but leaves its values). Allocates only
 // the first time a thread applies an operand of a larger dim than before. REQUIRES: `record`
 // as for InitializeRecord.
 void ApplyPushOperand(const Optimizer& optimizer, const RowLayout& layout, const char* operand,

@@ -1,6 +1,8 @@
 #include "ps/server.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
@@ -42,6 +44,23 @@ bool AllInOneRange(absl::Span<const uint64_t> keys, const std::vector<KeyRange>&
     if (range.Contains(lowest) && range.Contains(highest)) return true;
   }
   return false;
+}
+
+// The index of the first non-finite value (±Inf or NaN) in `values`, or values.size() if all
+// are finite. A float is non-finite when its exponent bits are all ones; OR-ing that test over
+// the array is branch-free and vectorizes (a float sum would not: its order is fixed), so the
+// usual all-finite request costs one fast pass, and only a poisoned one pays for the search.
+size_t FirstNonFinite(absl::Span<const float> values) {
+  constexpr uint32_t kExponentBits = 0x7f800000;
+  uint32_t non_finite = 0;
+  for (float value : values) {
+    uint32_t bits;
+    std::memcpy(&bits, &value, sizeof(bits));
+    non_finite |= (bits & kExponentBits) == kExponentBits;
+  }
+  if (non_finite == 0) return values.size();
+  return std::find_if(values.begin(), values.end(), [](float v) { return !std::isfinite(v); }) -
+         values.begin();
 }
 
 std::string InprocEndpoint(const char* what, const void* owner) {
@@ -226,16 +245,19 @@ void ParameterServer::MaybeLogLoad(bool final_report) {
   for (const auto& table : catalog_->tables()) {
     CacheStats stats = table->stats();
     uint64_t lookups = stats.hits + stats.misses;
-    absl::StrAppendFormat(
-        &tables, "; '%s' %d rows cached, hit rate since start %.3f, %d rows written", table->name(),
-        stats.cached_rows, lookups == 0 ? 1.0 : static_cast<double>(stats.hits) / lookups,
-        stats.rows_written);
+    absl::StrAppendFormat(&tables,
+                          "; '%s' %d rows cached, hit rate since start %.3f, %d rows written, %d "
+                          "non-finite updates refused since start",
+                          table->name(), stats.cached_rows,
+                          lookups == 0 ? 1.0 : static_cast<double>(stats.hits) / lookups,
+                          stats.rows_written, stats.updates_refused);
   }
   LOG(INFO) << absl::StrFormat(
-      "server %d load over %.1f s: %d pulls (%d keys), %d pushes (%d keys), %d errors, RocksDB "
-      "wrote %d MB%s",
+      "server %d load over %.1f s: %d pulls (%d keys), %d pushes (%d keys), %d errors; %d "
+      "non-finite pushes refused since start; RocksDB wrote %d MB%s",
       rank_, seconds, pulls_.exchange(0), pulled_keys_.exchange(0), pushes_.exchange(0),
-      pushed_keys_.exchange(0), errors_.exchange(0), catalog_->RocksDbBytesWritten() >> 20, tables);
+      pushed_keys_.exchange(0), errors_.exchange(0), non_finite_pushes_.load(),
+      catalog_->RocksDbBytesWritten() >> 20, tables);
 }
 
 absl::Status ParameterServer::CarryOut(const proto::Header& order, proto::Header* results) {
@@ -369,8 +391,17 @@ Message ParameterServer::Handle(Message&& request, const std::string& peer) {
   } else if (status.ok()) {
     ++pushes_;
     pushed_keys_ += keys.size();
-    if (options_.apply_updates) {
-      FrameArray<float> grads(request.values);
+    FrameArray<float> grads(request.values);
+    // Checked whole before any of it is applied: a poisoned push changes nothing.
+    const size_t bad = FirstNonFinite(grads.span());
+    if (bad < grads.size()) {
+      ++non_finite_pushes_;
+      const size_t dim = table->dim();
+      status = absl::InvalidArgumentError(absl::StrFormat(
+          "PUSH to table '%s' from %s carries a non-finite gradient (%g) for key %#018x "
+          "(dimension %d); nothing of it was applied",
+          table->name(), sender, grads.span()[bad], keys.span()[bad / dim], bad % dim));
+    } else if (options_.apply_updates) {
       auto cut = catalog_->LockForRequest();
       status = table->Push(keys.span(), grads.span().data());
     }

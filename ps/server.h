@@ -5,9 +5,10 @@
 // requests itself (handing them over would cost more than serving them) and hands larger ones
 // to `num_threads` handler threads, so requests from many workers are served concurrently.
 // Every request passes DecodeMessage and then the server's own checks (known table, current
-// shard-map version, value size = keys x dim, every key inside this server's ranges); a
-// request that fails any check gets an ERROR_REPLY naming the sender and the reason, and the
-// server keeps serving.
+// shard-map version, value size = keys x dim, every key inside this server's ranges, and for
+// a PUSH every gradient finite); a request that fails any check gets an ERROR_REPLY naming the
+// sender and the reason (for a non-finite gradient: the table and the first offending key), is
+// not applied at all, and the server keeps serving. The stats line counts refused requests.
 //
 // Adding a server command: first a value in `enum Command` of common/proto/message.proto, with
 // its header fields (and a reply command if it has its own reply).
@@ -100,6 +101,9 @@ class ParameterServer {
   // The server's tables. REQUIRES: Start() succeeded.
   TableCatalog* catalog() const { return catalog_.get(); }
 
+  // PUSHes refused since Start because a gradient was ±Inf or NaN (also in the stats line).
+  uint64_t non_finite_pushes() const { return non_finite_pushes_.load(); }
+
  private:
   // Moves requests from the TCP frontend to the handler threads and replies back, until
   // Stop() signals the control socket.
@@ -138,6 +142,8 @@ class ParameterServer {
   std::atomic<bool> stop_{false};
   // Load since the last stats line.
   std::atomic<uint64_t> pulls_{0}, pushes_{0}, pulled_keys_{0}, pushed_keys_{0}, errors_{0};
+  // PUSHes refused for a non-finite gradient since Start (also counted in errors_).
+  std::atomic<uint64_t> non_finite_pushes_{0};
   std::mutex stats_mutex_;
   absl::Time last_stats_ = absl::Now();
   std::thread proxy_thread_;

@@ -154,6 +154,26 @@ TEST_F(ConfigTest, AdmissionEvictionAndDenseRulesNameTheLine) {
       << config.status();
 }
 
+TEST_F(ConfigTest, GradientClippingMustBePositive) {
+  std::string path = Write(
+      "tables {\n"
+      "  name: \"e\" dim: 4 optimizer { sgd { learning_rate: 1 } }\n"
+      "  clip_gradient_abs: -1\n"
+      "}\n");
+  absl::StatusOr<proto::ClusterConfig> config = LoadClusterConfig(path);
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find(path + ":3: table 'e' needs clip_gradient_abs > 0"),
+            std::string::npos)
+      << config.status();
+
+  path = Write(
+      "tables { name: \"e\" dim: 4 optimizer { sgd { learning_rate: 1 } }\n"
+      "  clip_gradient_abs: 10 }\n");
+  config = LoadClusterConfig(path);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_FLOAT_EQ(config->tables(0).clip_gradient_abs(), 10);
+}
+
 TEST_F(ConfigTest, MissingOptimizerAndDuplicateNamesAreErrors) {
   std::string path = Write("tables { name: \"a\" dim: 2 }\n");
   absl::StatusOr<proto::ClusterConfig> config = LoadClusterConfig(path);

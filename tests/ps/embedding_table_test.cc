@@ -331,6 +331,68 @@ TEST_F(EmbeddingTableTest, PullGivesInitialRowsAndPushAppliesRepeatedKeysInOrder
   EXPECT_EQ(StoredRows(), 2u);
 }
 
+// Adagrad's accumulator overflows on a gradient of 3e38: whether the row is cached or its
+// pushes are merged in RocksDB, the row keeps its values and no stored float is non-finite.
+TEST_F(EmbeddingTableTest, APushThatWouldOverflowARowLeavesItFinite) {
+  constexpr int kDim = 2, kKeys = 500;
+  const proto::TableConfig config = AdagradTable("overflow", kDim);
+  for (bool merge_pushes : {false, true}) {
+    // Room for every row, or (merging) for about 1 in 20 of them.
+    Open(config, merge_pushes ? 16 << 10 : 16 << 20, nullptr, merge_pushes);
+    std::vector<uint64_t> keys = Keys(kKeys, merge_pushes ? "merged" : "cached");
+    std::vector<float> grads;
+    for (int i = 0; i < kKeys; ++i) {
+      grads.push_back(i % 2 == 0 ? 3e38f : 0.5f);
+      grads.push_back(1.0f);
+    }
+    ASSERT_TRUE(table_->Push(keys, grads.data()).ok());
+    std::vector<float> values(kKeys * kDim), initial(kDim);
+    ASSERT_TRUE(table_->Pull(keys, values.data(), /*read_only=*/true).ok());
+    for (int i = 0; i < kKeys; ++i) {
+      InitializeRow(config.initializer(), keys[i], kDim, initial.data());
+      for (int d = 0; d < kDim; ++d) {
+        if (i % 2 == 0) {
+          ASSERT_EQ(values[i * kDim + d], initial[d]) << "key " << i;
+        } else {
+          ASSERT_NE(values[i * kDim + d], initial[d]) << "key " << i;
+        }
+      }
+    }
+    if (!merge_pushes) {
+      EXPECT_EQ(table_->stats().updates_refused, static_cast<uint64_t>(kKeys / 2));
+    }
+    size_t stored = 0;
+    ASSERT_TRUE(table_
+                    ->ForEachStoredRow([&](uint64_t key, const char* record) {
+                      ++stored;
+                      const float* floats = table_->layout().values(record);
+                      for (int f = 0; f < kDim * (1 + table_->layout().num_slots()); ++f) {
+                        if (!std::isfinite(floats[f])) {
+                          return absl::InternalError(absl::StrCat("key ", key, " float ", f));
+                        }
+                      }
+                      return absl::OkStatus();
+                    })
+                    .ok());
+    EXPECT_EQ(stored, static_cast<size_t>(merge_pushes ? 2 * kKeys : kKeys));  // both passes'
+  }
+}
+
+// Clipping (TableConfig.clip_gradient_abs) applies to every push of the table.
+TEST_F(EmbeddingTableTest, ClippedTableClampsEachGradientElement) {
+  proto::TableConfig config = SgdTable("clipped", 2, 1.0f);
+  config.set_clip_gradient_abs(0.5f);
+  Open(config, 1 << 20);
+  const std::vector<uint64_t> keys = {7};
+  const std::vector<float> grads = {5.0f, -0.25f};
+  ASSERT_TRUE(table_->Push(keys, grads.data()).ok());
+  std::vector<float> values(2), initial(2);
+  ASSERT_TRUE(table_->Pull(keys, values.data(), /*read_only=*/true).ok());
+  InitializeRow(config.initializer(), 7, 2, initial.data());
+  EXPECT_EQ(values[0], initial[0] - 0.5f);
+  EXPECT_EQ(values[1], initial[1] + 0.25f);
+}
+
 class ConcurrentPushTest : public EmbeddingTableTest, public ::testing::WithParamInterface<bool> {};
 
 // With merge_pushes, most pushes are merge operands written while their shards stay locked.

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/types/span.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
@@ -348,6 +349,61 @@ TEST(OptimizerTest, BatchApplyEqualsApplyingRowsOneByOne) {
       EXPECT_EQ(batched[r].slots, one_by_one[r].slots) << text << " row " << r;
       EXPECT_EQ(batched[r].meta.step, one_by_one[r].meta.step) << text << " row " << r;
     }
+  }
+}
+
+TEST(OptimizerTest, AnUpdateThatWouldStoreANonFiniteValueLeavesItsRowAndIsCounted) {
+  constexpr float kInitial[2] = {0.5f, -0.25f};
+  constexpr float kGood[2] = {1.0f, -2.0f};
+  // Finite, but its square overflows Adagrad's accumulator, Adam's v and FTRL's n, and SGD's
+  // step at learning rate 10.
+  constexpr float kHuge[2] = {1.0f, 3e38f};
+  const float kPoisoned[2] = {std::nanf(""), 1.0f};
+  for (const char* text :
+       {"sgd { learning_rate: 10 }", "adagrad { learning_rate: 0.1 }",
+        "adam { learning_rate: 0.01 }", "ftrl { alpha: 0.1 l1: 0.05 l2: 0.5 }"}) {
+    std::unique_ptr<Optimizer> optimizer = MakeFromText(text);
+    TestRow good(*optimizer, kInitial), huge(*optimizer, kInitial), poisoned(*optimizer, kInitial);
+    TestRow reference(*optimizer, kInitial);
+    const TestRow untouched(*optimizer, kInitial);
+    const RowUpdate batch[3] = {good.Update(kGood), huge.Update(kHuge), poisoned.Update(kPoisoned)};
+    EXPECT_EQ(optimizer->Apply(batch, 2), 2u) << text;
+    ApplyOne(*optimizer, reference, kGood);
+    EXPECT_EQ(good.values, reference.values) << text;
+    EXPECT_EQ(good.slots, reference.slots) << text;
+    for (const TestRow* row : {&huge, &poisoned}) {
+      EXPECT_EQ(row->values, untouched.values) << text;
+      EXPECT_EQ(row->slots, untouched.slots) << text;
+      EXPECT_EQ(row->meta.step, 0u) << text;  // Adam's step does not advance either
+    }
+  }
+}
+
+TEST(OptimizerTest, ClippingClampsEachGradientElementBeforeTheUpdate) {
+  constexpr float kInitial[3] = {0.5f, -0.25f, 1.0f};
+  constexpr float kGrad[3] = {5.0f, -7.0f, 1.0f};
+  constexpr float kClamped[3] = {2.0f, -2.0f, 1.0f};
+  for (const char* text :
+       {"sgd { learning_rate: 0.1 }", "adagrad { learning_rate: 0.1 }",
+        "adam { learning_rate: 0.01 }", "ftrl { alpha: 0.1 l1: 0.05 l2: 0.5 }"}) {
+    proto::TableConfig table;
+    ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
+        absl::StrCat("name: 't' dim: 3 clip_gradient_abs: 2 optimizer { ", text, " }"), &table));
+    absl::StatusOr<std::unique_ptr<Optimizer>> clipping = MakeTableOptimizer(table);
+    ASSERT_TRUE(clipping.ok()) << clipping.status();
+    std::unique_ptr<Optimizer> plain = MakeFromText(text);
+    TestRow clipped(**clipping, kInitial), reference(*plain, kInitial);
+    ApplyOne(**clipping, clipped, kGrad);
+    ApplyOne(*plain, reference, kClamped);
+    EXPECT_EQ(clipped.values, reference.values) << text;
+    EXPECT_EQ(clipped.slots, reference.slots) << text;
+    // Without the field, the same table does not clip (Adam's first step differs in m and v
+    // only: it moves each value by about the learning rate whatever the gradient's size).
+    table.clear_clip_gradient_abs();
+    std::unique_ptr<Optimizer> unclipping = *MakeTableOptimizer(table);
+    TestRow unclipped(*unclipping, kInitial);
+    ApplyOne(*unclipping, unclipped, kGrad);
+    EXPECT_TRUE(unclipped.values != reference.values || unclipped.slots != reference.slots) << text;
   }
 }
 

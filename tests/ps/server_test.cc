@@ -1,5 +1,6 @@
 #include "ps/server.h"
 
+#include <limits>
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
@@ -146,6 +147,37 @@ TEST_F(ServerTest, WrongDimKeyOutsideRangeStaleMapAndUnknownTableAreRejected) {
   ExpectStillServing();
   EXPECT_EQ(cluster_->server(0).catalog()->Find("emb")->stats().cached_rows,
             1u);  // only ExpectStillServing's row
+}
+
+TEST_F(ServerTest, APushWithANonFiniteGradientIsRefusedWholeNamingTableKeyAndSender) {
+  Message before = RoundTrip(DataFrames(Request(proto::PULL), {1, 2}, {}));
+  ASSERT_EQ(before.header.command(), proto::PULL_REPLY) << before.header.error();
+  const std::vector<float> initial(FrameArray<float>(before.values).span().begin(),
+                                   FrameArray<float>(before.values).span().end());
+  const float kInf = std::numeric_limits<float>::infinity();
+  const float kNaN = std::numeric_limits<float>::quiet_NaN();
+  for (const std::vector<float>& grads :
+       {std::vector<float>{1, 2, 3, kNaN}, std::vector<float>{1, 2, -kInf, 4}}) {
+    Message reply = RoundTrip(DataFrames(Request(proto::PUSH), {1, 2}, grads));
+    EXPECT_EQ(reply.header.command(), proto::ERROR_REPLY);
+    EXPECT_EQ(reply.header.request_id(), 99u);
+    const std::string& error = reply.header.error();
+    EXPECT_NE(error.find("table 'emb'"), std::string::npos) << error;
+    EXPECT_NE(error.find("non-finite gradient"), std::string::npos) << error;
+    EXPECT_NE(error.find("key 0x0000000000000002"), std::string::npos) << error;
+    EXPECT_NE(error.find("worker 5"), std::string::npos) << error;
+  }
+  EXPECT_EQ(cluster_->server(0).non_finite_pushes(), 2u);
+  // Nothing of either push was applied, not even key 1's finite gradient.
+  Message after = RoundTrip(DataFrames(Request(proto::PULL), {1, 2}, {}));
+  ASSERT_EQ(after.header.command(), proto::PULL_REPLY) << after.header.error();
+  FrameArray<float> values(after.values);
+  EXPECT_EQ(std::vector<float>(values.span().begin(), values.span().end()), initial);
+  // A finite push is still applied (SGD, learning rate 1).
+  Message pushed = RoundTrip(DataFrames(Request(proto::PUSH), {1, 2}, {1, 1, 1, 1}));
+  EXPECT_EQ(pushed.header.command(), proto::PUSH_REPLY) << pushed.header.error();
+  Message last = RoundTrip(DataFrames(Request(proto::PULL), {1}, {}));
+  EXPECT_EQ(FrameArray<float>(last.values).span()[0], initial[0] - 1);
 }
 
 // The forwarding thread serves requests of up to 64 KiB itself and hands larger ones to the
