@@ -43,7 +43,8 @@ struct SchedulerClientOptions {
   absl::Duration heartbeat_interval = absl::Seconds(1);
   // Without any message from the scheduler for this long, the scheduler is reported lost.
   absl::Duration heartbeat_timeout = absl::Seconds(5);
-  // How long Register() waits for the whole cluster to form.
+  // How long Register() waits for the whole cluster to form (a silent scheduler ends the wait
+  // sooner, after heartbeat_timeout).
   absl::Duration register_timeout = absl::Seconds(60);
 };
 
@@ -62,8 +63,10 @@ class SchedulerClient {
   // decoded. Each error names the scheduler. REQUIRES: Register() was not called.
   absl::StatusOr<proto::Header> ControlRequest(proto::Command command, absl::Duration timeout);
 
-  // Sends REGISTER and waits for the ClusterView. DeadlineExceeded naming the scheduler if it
-  // does not arrive within register_timeout; FailedPrecondition if the scheduler refused us.
+  // Sends REGISTER and waits for the ClusterView, heartbeating meanwhile. DeadlineExceeded
+  // naming the scheduler if it does not arrive within register_timeout; Unavailable naming it
+  // if the scheduler is silent (no heartbeat ack) for heartbeat_timeout meanwhile;
+  // FailedPrecondition if the scheduler refused us; Aborted if it shut down first.
   absl::Status Register();
 
   // The view received by Register(). REQUIRES: Register() succeeded.

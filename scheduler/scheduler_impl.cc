@@ -108,7 +108,10 @@ void SchedulerImpl::HandleMessage(const std::string& routing_id, Message&& messa
       membership_.HandleRegister(routing_id, header, /*closed=*/shutting_down_);
       return;
     case proto::HEARTBEAT:
-      if (member != nullptr) socket_.Send(routing_id, socket_.NewHeader(proto::HEARTBEAT_ACK));
+      // Registered nodes heartbeat while the cluster forms too, to notice a dead scheduler.
+      if (member != nullptr || membership_.IsPending(routing_id)) {
+        socket_.Send(routing_id, socket_.NewHeader(proto::HEARTBEAT_ACK));
+      }
       return;
     case proto::BARRIER:
       barriers_.HandleBarrier(routing_id, header);
