@@ -212,6 +212,29 @@ TEST_F(ClusterTest, RegisteredNodeExitsWithAnErrorWhenTheSchedulerDiesBeforeTheV
       << server->ReadLog();
 }
 
+TEST_F(ClusterTest, WorkerWithoutAShutdownOrderGivesUpAtItsExitTimeoutAndFailsTheRun) {
+  StartScheduler(1, 1, {"--heartbeat_timeout=1"});
+  const std::vector<std::string> fast = {"--heartbeat_interval=0.2", "--heartbeat_timeout=1"};
+  auto server = StartNode("granary_server", "server", fast);
+  std::vector<std::string> worker_flags = fast;
+  // An idle worker never reports JOB_DONE, so no shutdown order comes.
+  worker_flags.insert(worker_flags.end(), {"--job=idle", "--exit_timeout=2"});
+  auto worker = StartNode("granary_worker", "worker", worker_flags);
+  std::optional<int> exit = worker->WaitForExit(absl::Seconds(30));
+  ASSERT_TRUE(exit.has_value()) << worker->ReadLog();
+  EXPECT_EQ(*exit, 1) << worker->ReadLog();
+  EXPECT_NE(worker->ReadLog().find(
+                absl::StrCat("no shutdown order from scheduler ", address_, " within 2s")),
+            std::string::npos)
+      << worker->ReadLog();
+  // The scheduler does not wait for the dead worker forever: the run ends, failed, naming it.
+  ExpectExitsWith(*scheduler_, 1);
+  ExpectExitsWith(*server, 0);
+  EXPECT_NE(scheduler_->ReadLog().find("worker 0 ("), std::string::npos) << scheduler_->ReadLog();
+  EXPECT_NE(scheduler_->ReadLog().find("before it finished its job"), std::string::npos)
+      << scheduler_->ReadLog();
+}
+
 TEST_F(ClusterTest, GarbageToAServerProcessGetsAnErrorAndItKeepsServing) {
   StartScheduler(1, 1);
   auto server = StartNode("granary_server", "server");
