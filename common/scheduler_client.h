@@ -2,8 +2,8 @@
 // dead-node notices, shutdown), and a control client's one-shot requests (ControlRequest).
 //
 // Register() joins the cluster and blocks until the scheduler publishes the ClusterView (rank,
-// every node's address, the shard map, the table configs). From then on a background thread
-// sends heartbeats, and delivers the scheduler's notices to the callbacks.
+// every node's address, the shard map, the table configs), heartbeating meanwhile. From then on
+// a background thread sends heartbeats, and delivers the scheduler's notices to the callbacks.
 //
 // Thread-safe: all public methods may be called from any thread after Register() succeeded.
 // Callbacks run on the background thread and must not call back into this object's blocking
