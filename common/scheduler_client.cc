@@ -110,12 +110,35 @@ absl::Status SchedulerClient::Register() {
   absl::Status status = SendMessage(dealer_, Message{header, {}, {}});
   if (!status.ok()) return status;
 
-  absl::Time deadline = absl::Now() + options_.register_timeout;
-  while (absl::Now() < deadline) {
+  // Heartbeats start now: a scheduler that dies while the cluster forms is noticed within
+  // heartbeat_timeout, not only at register_timeout.
+  proto::Header heartbeat = NewHeader(proto::HEARTBEAT);
+  heartbeat.set_sender_rank(-1);
+  const absl::Time start = absl::Now();
+  const absl::Time deadline = start + options_.register_timeout;
+  absl::Time last_heard = start;
+  absl::Time next_heartbeat = start + options_.heartbeat_interval;
+  while (true) {
+    absl::Time now = absl::Now();
+    if (now >= deadline) break;
+    if (now - last_heard > options_.heartbeat_timeout) {
+      return absl::UnavailableError(
+          absl::StrCat("scheduler ", options_.scheduler_address, " silent for ",
+                       absl::FormatDuration(absl::Trunc(now - last_heard, absl::Milliseconds(1))),
+                       " (timeout ", absl::FormatDuration(options_.heartbeat_timeout),
+                       ") while waiting for the cluster view"));
+    }
+    if (now >= next_heartbeat) {
+      SendMessage(dealer_, Message{heartbeat, {}, {}}).IgnoreError();
+      next_heartbeat = now + options_.heartbeat_interval;
+    }
+    // Wake for the next heartbeat, the silence limit (just past it) or the deadline.
+    absl::Time wake = std::min({deadline, next_heartbeat,
+                                last_heard + options_.heartbeat_timeout + absl::Milliseconds(1)});
     Message reply;
     absl::Status decoded;
-    if (!ReceiveWithin(dealer_, deadline - absl::Now(), options_.cluster_id,
-                       options_.scheduler_address, &reply, &decoded)) {
+    if (!ReceiveWithin(dealer_, wake - now, options_.cluster_id, options_.scheduler_address, &reply,
+                       &decoded)) {
       continue;
     }
     if (!decoded.ok()) {
@@ -123,6 +146,7 @@ absl::Status SchedulerClient::Register() {
                  << decoded.message();
       continue;
     }
+    last_heard = absl::Now();
     if (reply.header.command() == proto::ERROR_REPLY) {
       return absl::FailedPreconditionError(
           absl::StrCat("scheduler ", options_.scheduler_address,

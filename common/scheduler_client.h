@@ -2,8 +2,8 @@
 // dead-node notices, shutdown), and a control client's one-shot requests (ControlRequest).
 //
 // Register() joins the cluster and blocks until the scheduler publishes the ClusterView (rank,
-// every node's address, the shard map, the table configs). From then on a background thread
-// sends heartbeats, and delivers the scheduler's notices to the callbacks.
+// every node's address, the shard map, the table configs), heartbeating meanwhile. From then on
+// a background thread sends heartbeats, and delivers the scheduler's notices to the callbacks.
 //
 // Thread-safe: all public methods may be called from any thread after Register() succeeded.
 // Callbacks run on the background thread and must not call back into this object's blocking
@@ -43,7 +43,8 @@ struct SchedulerClientOptions {
   absl::Duration heartbeat_interval = absl::Seconds(1);
   // Without any message from the scheduler for this long, the scheduler is reported lost.
   absl::Duration heartbeat_timeout = absl::Seconds(5);
-  // How long Register() waits for the whole cluster to form.
+  // How long Register() waits for the whole cluster to form (a silent scheduler ends the wait
+  // sooner, after heartbeat_timeout).
   absl::Duration register_timeout = absl::Seconds(60);
 };
 
@@ -62,8 +63,10 @@ class SchedulerClient {
   // decoded. Each error names the scheduler. REQUIRES: Register() was not called.
   absl::StatusOr<proto::Header> ControlRequest(proto::Command command, absl::Duration timeout);
 
-  // Sends REGISTER and waits for the ClusterView. DeadlineExceeded naming the scheduler if it
-  // does not arrive within register_timeout; FailedPrecondition if the scheduler refused us.
+  // Sends REGISTER and waits for the ClusterView, heartbeating meanwhile. DeadlineExceeded
+  // naming the scheduler if it does not arrive within register_timeout; Unavailable naming it
+  // if the scheduler is silent (no heartbeat ack) for heartbeat_timeout meanwhile;
+  // FailedPrecondition if the scheduler refused us; Aborted if it shut down first.
   absl::Status Register();
 
   // The view received by Register(). REQUIRES: Register() succeeded.

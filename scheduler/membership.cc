@@ -73,6 +73,13 @@ ClusterMember* Membership::Touch(const std::string& routing_id) {
   return &member->second;
 }
 
+bool Membership::IsPending(const std::string& routing_id) const {
+  for (const ClusterMember& m : pending_) {
+    if (m.routing_id == routing_id) return true;
+  }
+  return false;
+}
+
 std::string Membership::DescribeMissing() const {
   int servers = 0, workers = 0;
   for (const ClusterMember& m : pending_) (m.info.role() == proto::SERVER ? servers : workers)++;

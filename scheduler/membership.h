@@ -52,6 +52,8 @@ class Membership {
   const std::map<std::string, ClusterMember>& members() const { return members_; }
   // Registered, waiting for the cluster to form.
   const std::vector<ClusterMember>& pending() const { return pending_; }
+  // Whether `routing_id` registered and waits for the cluster to form.
+  bool IsPending(const std::string& routing_id) const;
   // "have 1 of 2 servers and 0 of 1 workers": who the cluster still waits for.
   std::string DescribeMissing() const;
   // Whether every live worker reported JOB_DONE.

@@ -112,7 +112,10 @@ void SchedulerImpl::HandleMessage(const std::string& routing_id, Message&& messa
       membership_.HandleRegister(routing_id, header, /*closed=*/shutting_down_);
       return;
     case proto::HEARTBEAT:
-      if (member != nullptr) socket_.Send(routing_id, socket_.NewHeader(proto::HEARTBEAT_ACK));
+      // Registered nodes heartbeat while the cluster forms too, to notice a dead scheduler.
+      if (member != nullptr || membership_.IsPending(routing_id)) {
+        socket_.Send(routing_id, socket_.NewHeader(proto::HEARTBEAT_ACK));
+      }
       return;
     case proto::BARRIER:
       barriers_.HandleBarrier(routing_id, header);
@@ -165,7 +168,11 @@ void SchedulerImpl::HandleJobDone(ClusterMember& member, const proto::Header& he
   } else {
     LOG(INFO) << NodeName(member.info) << " finished its job";
   }
-  if (!membership_.AllWorkersDone()) return;
+  EndJobIfAllWorkersDone();
+}
+
+void SchedulerImpl::EndJobIfAllWorkersDone() {
+  if (shutting_down_ || !membership_.AllWorkersDone()) return;
   if (day_close_.due() && run_outcome_.ok()) {
     day_close_.Begin();
     return;
@@ -181,8 +188,18 @@ void SchedulerImpl::HandleJobDone(ClusterMember& member, const proto::Header& he
 void SchedulerImpl::HandleDeath(const ClusterMember& dead) {
   barriers_.FailBarriersOf(dead);
   // Its chunks were not finished: they go to whichever worker asks next.
-  if (dead.info.role() == proto::WORKER)
-    queues_.RequeueChunksOf(dead.info.rank(), NodeName(dead.info));
+  if (dead.info.role() != proto::WORKER) return;
+  queues_.RequeueChunksOf(dead.info.rank(), NodeName(dead.info));
+  // Nodes that acknowledged the shutdown exit, and stop heartbeating: no failure.
+  if (dead.job_done || shutting_down_) return;
+  // Until a worker can be fenced off, its death before JOB_DONE fails the run.
+  LOG(ERROR) << NodeName(dead.info) << " died before it finished its job";
+  if (run_outcome_.ok()) {
+    run_outcome_ = absl::AbortedError(absl::StrCat(NodeName(dead.info), " died (no heartbeat for ",
+                                                   absl::FormatDuration(options_.heartbeat_timeout),
+                                                   ") before it finished its job"));
+  }
+  EndJobIfAllWorkersDone();
 }
 
 void SchedulerImpl::AdvanceCheckpointAndDay() {

@@ -61,7 +61,11 @@ class SchedulerImpl {
   // component whose idea it is.
   void HandleMessage(const std::string& routing_id, Message&& message);
   void HandleJobDone(ClusterMember& member, const proto::Header& header);
+  // A dead worker that had not reported JOB_DONE fails the run (naming it); the run ends once
+  // the live workers are done, so a dead worker never holds up its end.
   void HandleDeath(const ClusterMember& dead);
+  // Once every live worker is done: closes the day, or shuts down (after a pending checkpoint).
+  void EndJobIfAllWorkersDone();
   // Moves the checkpoints and the day close on, and starts the shutdown they lead to.
   void AdvanceCheckpointAndDay();
   // Ends the run once the day close ended with `closed`.

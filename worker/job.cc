@@ -13,9 +13,6 @@
 namespace granary {
 namespace {
 
-// How long one wait for the shutdown order lasts before it is renewed.
-constexpr absl::Duration kShutdownPollInterval = absl::Seconds(1);
-
 // Logs `status` if it is an error, with `who` in front; returns it.
 absl::Status Logged(const std::string& who, absl::Status status) {
   if (!status.ok()) LOG(ERROR) << who << ": " << status.message();
@@ -71,10 +68,12 @@ absl::Status RunWorkerJob(zmq::context_t* context, const WorkerJobOptions& optio
   if (status.ok()) status = RunJob(options, std::move(job_spec), *kv, scheduler);
   Logged(worker, status).IgnoreError();
   if (options.job != "idle") scheduler.ReportJobDone(status);
-  absl::Status shutdown;
-  do {
-    shutdown = scheduler.WaitForShutdown(kShutdownPollInterval);
-  } while (absl::IsDeadlineExceeded(shutdown));
+  absl::Status shutdown = scheduler.WaitForShutdown(options.exit_timeout);
+  if (absl::IsDeadlineExceeded(shutdown)) {
+    shutdown = absl::DeadlineExceededError(absl::StrCat(
+        "no shutdown order from scheduler ", options.scheduler.scheduler_address, " within ",
+        absl::FormatDuration(options.exit_timeout), " of the job's end (exit_timeout)"));
+  }
   Logged(worker, shutdown).IgnoreError();
   return status.ok() ? shutdown : status;
 }

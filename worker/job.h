@@ -20,6 +20,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "common/scheduler_client.h"
 #include "worker/demo_job.h"
 #include "worker/kv_worker.h"
@@ -27,6 +28,10 @@
 #include "zmq.hpp"
 
 namespace granary {
+
+// The default WorkerJobOptions::exit_timeout: longer than a day close's checkpoint
+// (--checkpoint_timeout, 600 s by default) plus the other workers' last chunks.
+inline constexpr absl::Duration kDefaultExitTimeout = absl::Hours(1);
 
 struct WorkerJobOptions {
   // What to run: "demo", "train" or "idle" (see above).
@@ -39,6 +44,10 @@ struct WorkerJobOptions {
   TrainerOptions trainer;
   // job "demo".
   DemoJobOptions demo;
+  // Once the job is done, how long the worker waits for the scheduler's shutdown order (the
+  // other workers finishing, a day close) before it gives up. A lost scheduler (silent for
+  // scheduler.heartbeat_timeout) ends the wait at once.
+  absl::Duration exit_timeout = kDefaultExitTimeout;
 };
 
 // Runs `options.job` as one worker of the cluster. Before joining the cluster, so that a
@@ -46,7 +55,8 @@ struct WorkerJobOptions {
 // CheckTrainerOptions refuses, or the error of LoadJobConfig. Then the error of registering,
 // of starting the KV client or of the job, which is also reported to the scheduler (except for
 // idle); or, once the job is done, Unavailable if the scheduler is lost before it orders
-// shutdown. OK once the job succeeded and the scheduler ordered shutdown. Every error is
+// shutdown, DeadlineExceeded naming the scheduler if no order came within exit_timeout. OK
+// once the job succeeded and the scheduler ordered shutdown. Every error is
 // logged (LOG(ERROR)) when it happens, naming this worker once it has a rank.
 absl::Status RunWorkerJob(zmq::context_t* context, const WorkerJobOptions& options);
 

@@ -27,6 +27,9 @@ DEFINE_int32(max_staleness, -1,
              "asynchronous); s >= 0: bounded staleness, no worker more than s batches ahead of "
              "the slowest; 0: bulk-synchronous.");
 DEFINE_double(request_timeout, 60.0, "Seconds before an unanswered pull/push fails.");
+DEFINE_double(exit_timeout, absl::ToDoubleSeconds(granary::kDefaultExitTimeout),
+              "Seconds the worker waits, once its job is done, for the scheduler's shutdown "
+              "order before it exits with an error.");
 DEFINE_int32(demo_keys, 10000, "Keys the demo pushes and pulls.");
 DEFINE_int32(demo_rounds, 20, "Push rounds of the demo.");
 
@@ -51,6 +54,7 @@ int main(int argc, char** argv) {
   // -1 is the flag's "unset"; any other value, valid or not, goes to the trainer's check.
   options.trainer.max_staleness =
       FLAGS_max_staleness == -1 ? std::nullopt : std::optional<int>(FLAGS_max_staleness);
+  options.exit_timeout = absl::Seconds(FLAGS_exit_timeout);
   options.demo.num_keys = FLAGS_demo_keys;
   options.demo.rounds = FLAGS_demo_rounds;
   zmq::context_t context(1);

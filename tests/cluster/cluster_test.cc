@@ -172,15 +172,67 @@ TEST_F(ClusterTest, NodesExitWithAnErrorWhenTheSchedulerDies) {
   std::vector<std::string> worker_flags = fast;
   worker_flags.push_back("--job=idle");
   auto worker = StartNode("granary_worker", "worker", worker_flags);
-  ASSERT_TRUE(
-      WaitUntil([&] { return scheduler_->ReadLog().find("cluster formed") != std::string::npos; },
-                kStartTimeout));
+  // The nodes, not the scheduler, must have the view: the scheduler logs "cluster formed"
+  // before its views arrive.
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return server->ReadLog().find("registered as server") != std::string::npos &&
+               worker->ReadLog().find("registered as worker") != std::string::npos;
+      },
+      kStartTimeout))
+      << server->ReadLog() << worker->ReadLog();
   scheduler_->Signal(SIGKILL);
   ExpectExitsWith(*server, 1);
   ExpectExitsWith(*worker, 1);
   std::string lost = absl::StrCat("scheduler ", address_, " silent for");
   EXPECT_NE(server->ReadLog().find(lost), std::string::npos) << server->ReadLog();
   EXPECT_NE(worker->ReadLog().find(lost), std::string::npos) << worker->ReadLog();
+}
+
+TEST_F(ClusterTest, RegisteredNodeExitsWithAnErrorWhenTheSchedulerDiesBeforeTheView) {
+  // The cluster never forms (1 of 2 servers comes), so the server waits for its view; the
+  // register timeout (60 s) is far longer than the heartbeat timeout.
+  StartScheduler(2, 1, {"--register_timeout=60"});
+  auto server =
+      StartNode("granary_server", "server",
+                {"--heartbeat_interval=0.2", "--heartbeat_timeout=1", "--register_timeout=60"});
+  ASSERT_TRUE(WaitUntil(
+      [&] { return scheduler_->ReadLog().find("registered server pid") != std::string::npos; },
+      kStartTimeout))
+      << scheduler_->ReadLog();
+  absl::Time killed_at = absl::Now();
+  scheduler_->Signal(SIGKILL);
+  // Within a few heartbeat timeouts, not the register timeout.
+  std::optional<int> exit = server->WaitForExit(absl::Seconds(15));
+  ASSERT_TRUE(exit.has_value()) << server->ReadLog();
+  EXPECT_EQ(*exit, 1) << server->ReadLog();
+  EXPECT_LT(absl::Now() - killed_at, absl::Seconds(15));
+  EXPECT_NE(server->ReadLog().find(absl::StrCat("scheduler ", address_, " silent for")),
+            std::string::npos)
+      << server->ReadLog();
+}
+
+TEST_F(ClusterTest, WorkerWithoutAShutdownOrderGivesUpAtItsExitTimeoutAndFailsTheRun) {
+  StartScheduler(1, 1, {"--heartbeat_timeout=1"});
+  const std::vector<std::string> fast = {"--heartbeat_interval=0.2", "--heartbeat_timeout=1"};
+  auto server = StartNode("granary_server", "server", fast);
+  std::vector<std::string> worker_flags = fast;
+  // An idle worker never reports JOB_DONE, so no shutdown order comes.
+  worker_flags.insert(worker_flags.end(), {"--job=idle", "--exit_timeout=2"});
+  auto worker = StartNode("granary_worker", "worker", worker_flags);
+  std::optional<int> exit = worker->WaitForExit(absl::Seconds(30));
+  ASSERT_TRUE(exit.has_value()) << worker->ReadLog();
+  EXPECT_EQ(*exit, 1) << worker->ReadLog();
+  EXPECT_NE(worker->ReadLog().find(
+                absl::StrCat("no shutdown order from scheduler ", address_, " within 2s")),
+            std::string::npos)
+      << worker->ReadLog();
+  // The scheduler does not wait for the dead worker forever: the run ends, failed, naming it.
+  ExpectExitsWith(*scheduler_, 1);
+  ExpectExitsWith(*server, 0);
+  EXPECT_NE(scheduler_->ReadLog().find("worker 0 ("), std::string::npos) << scheduler_->ReadLog();
+  EXPECT_NE(scheduler_->ReadLog().find("before it finished its job"), std::string::npos)
+      << scheduler_->ReadLog();
 }
 
 TEST_F(ClusterTest, GarbageToAServerProcessGetsAnErrorAndItKeepsServing) {
