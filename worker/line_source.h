@@ -20,6 +20,7 @@
 #ifndef GRANARY_WORKER_LINE_SOURCE_H_
 #define GRANARY_WORKER_LINE_SOURCE_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
