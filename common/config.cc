@@ -226,18 +226,32 @@ absl::Status ValidateColumn(const proto::ColumnConfig& column, const ConfigLocat
                                      absl::StrCat("column '", column.name(), "' is ", role,
                                                   "; only a SEQUENCE has step_fields"));
     }
-    if (column.has_max_sequence_length()) {
-      return ConfigLocation::Invalid(at.At("max_sequence_length"),
+    const char* sequence_field = column.has_max_sequence_length()  ? "max_sequence_length"
+                                 : column.has_max_sequence_steps() ? "max_sequence_steps"
+                                                                   : nullptr;
+    if (sequence_field != nullptr) {
+      return ConfigLocation::Invalid(at.At(sequence_field),
                                      absl::StrCat("column '", column.name(), "' is ", role,
-                                                  "; only a SEQUENCE has max_sequence_length"));
+                                                  "; only a SEQUENCE has ", sequence_field));
     }
     return absl::OkStatus();
   }
   if (column.has_max_sequence_length() && column.max_sequence_length() == 0) {
     return ConfigLocation::Invalid(
         at.At("max_sequence_length"),
-        absl::StrCat("column '", column.name(),
-                     "' needs max_sequence_length >= 1 (unset keeps every step)"));
+        absl::StrCat("column '", column.name(), "' needs max_sequence_length >= 1 (default ",
+                     kDefaultMaxSequenceLength, ")"));
+  }
+  const uint32_t length =
+      column.has_max_sequence_length() ? column.max_sequence_length() : kDefaultMaxSequenceLength;
+  const uint32_t steps =
+      column.has_max_sequence_steps() ? column.max_sequence_steps() : kDefaultMaxSequenceSteps;
+  if (steps < length) {
+    return ConfigLocation::Invalid(
+        at.At(column.has_max_sequence_steps() ? "max_sequence_steps" : "max_sequence_length"),
+        absl::StrCat("column '", column.name(), "' needs max_sequence_steps (", steps,
+                     ") >= max_sequence_length (", length, "); unset they are ",
+                     kDefaultMaxSequenceSteps, " and ", kDefaultMaxSequenceLength));
   }
   return ValidateStepFields(column, at);
 }
@@ -306,6 +320,16 @@ absl::Status ValidateDatasetConfig(const proto::DatasetConfig& config,
       !(config.max_bad_line_fraction() >= 0 && config.max_bad_line_fraction() <= 1)) {
     return ConfigLocation::Invalid(at.At("max_bad_line_fraction"),
                                    "max_bad_line_fraction must be in [0, 1]");
+  }
+  if (config.has_max_abs_numeric() && !(config.max_abs_numeric() > 0)) {
+    return ConfigLocation::Invalid(
+        at.At("max_abs_numeric"),
+        absl::StrCat("max_abs_numeric must be > 0 (default ", kDefaultMaxAbsNumeric, ")"));
+  }
+  if (config.has_max_line_bytes() && config.max_line_bytes() == 0) {
+    return ConfigLocation::Invalid(
+        at.At("max_line_bytes"),
+        absl::StrCat("max_line_bytes must be >= 1 (default ", kDefaultMaxLineBytes, ")"));
   }
   return absl::OkStatus();
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -9,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/config.h"
 #include "common/feature_key.h"
 
 namespace granary {
@@ -46,10 +48,39 @@ bool ParseFinite(std::string_view text, float* value) {
   return absl::SimpleAtof(Absl(text), value) && std::isfinite(*value);
 }
 
-bool AppendFloat(std::string_view text, FloatColumn* column, std::string* reason) {
-  float value = 0;
-  if (!text.empty() && !ParseFinite(text, &value)) {
+// Parses a finite float of absolute value <= max_abs into *value, or says why not.
+bool ParseBounded(std::string_view text, double max_abs, float* value, std::string* reason) {
+  if (!ParseFinite(text, value)) {
     *reason = absl::StrCat(Quote(text), " is not a finite number");
+    return false;
+  }
+  if (std::fabs(*value) > max_abs) {
+    *reason = absl::StrCat(*value, " exceeds max_abs_numeric ", max_abs);
+    return false;
+  }
+  return true;
+}
+
+// A LABEL column's domain, compiled: the most restrictive LabelDomain of the column.
+struct LabelPlan {
+  uint32_t num_classes = 0;  // 0: any finite float
+  std::string task;
+};
+
+bool IsClassId(float value, uint32_t num_classes) {
+  return value >= 0 && value < static_cast<float>(num_classes) && value == std::floor(value);
+}
+
+// Appends a finite float (empty = missing) of absolute value <= max_abs, and for a label with
+// a domain a class id in it.
+bool AppendFloat(std::string_view text, double max_abs, const LabelPlan* label, FloatColumn* column,
+                 std::string* reason) {
+  float value = 0;
+  if (!text.empty() && !ParseBounded(text, max_abs, &value, reason)) return false;
+  if (!text.empty() && label != nullptr && label->num_classes > 0 &&
+      !IsClassId(value, label->num_classes)) {
+    *reason = absl::StrCat(Quote(text), " is not a class id in 0..", label->num_classes - 1,
+                           " (task '", label->task, "')");
     return false;
   }
   column->values.push_back(value);
@@ -113,18 +144,33 @@ void Rollback(Batch* batch) {
 struct SequencePlan {
   std::vector<uint64_t> seeds;   // per step field; 0 for NUMERIC fields
   std::vector<uint8_t> numeric;  // per step field
-  uint32_t max_steps = 0;        // 0 = keep every step
+  uint32_t max_steps = 0;        // the most recent steps kept (max_sequence_length)
+  uint32_t max_cell_steps = 0;   // more steps make the line bad (max_sequence_steps)
 };
 
+// The steps of a SEQUENCE cell, counting no further than `limit` + 1.
+uint32_t CountSteps(std::string_view text, uint32_t limit) {
+  if (text.empty()) return 0;
+  uint32_t steps = 1;
+  for (size_t at = text.find(';'); at != std::string_view::npos && steps <= limit;
+       at = text.find(';', at + 1)) {
+    ++steps;
+  }
+  return steps;
+}
+
 // Parses every step (a malformed step makes the line bad even if it would be cut), but
-// appends only the plan.max_steps most recent ones.
-bool AppendSequence(std::string_view text, const SequencePlan& plan, SequenceColumn* column,
-                    std::string* reason) {
+// appends only the plan.max_steps most recent ones. A cell of more than plan.max_cell_steps
+// steps is not parsed at all.
+bool AppendSequence(std::string_view text, const SequencePlan& plan, double max_abs,
+                    SequenceColumn* column, std::string* reason) {
   const size_t num_fields = plan.seeds.size();
-  uint32_t num_steps = 0;
-  if (!text.empty()) num_steps = 1 + std::count(text.begin(), text.end(), ';');
-  const uint32_t skip =
-      plan.max_steps > 0 && num_steps > plan.max_steps ? num_steps - plan.max_steps : 0;
+  const uint32_t num_steps = CountSteps(text, plan.max_cell_steps);
+  if (num_steps > plan.max_cell_steps) {
+    *reason = absl::StrCat("more than max_sequence_steps ", plan.max_cell_steps, " steps");
+    return false;
+  }
+  const uint32_t skip = num_steps > plan.max_steps ? num_steps - plan.max_steps : 0;
   size_t start = 0;
   for (uint32_t step = 0; step < num_steps; ++step) {
     size_t step_end = std::min(text.find(';', start), text.size());
@@ -143,9 +189,8 @@ bool AppendSequence(std::string_view text, const SequencePlan& plan, SequenceCol
         }
         if (plan.numeric[f]) {
           float value = 0;
-          if (!ParseFinite(field, &value)) {
-            *reason = absl::StrCat("step ", step + 1, " field '", out.name, "': ", Quote(field),
-                                   " is not a finite number");
+          if (!ParseBounded(field, max_abs, &value, reason)) {
+            *reason = absl::StrCat("step ", step + 1, " field '", out.name, "': ", *reason);
             return false;
           }
           if (step >= skip) out.values.push_back(value);
@@ -180,7 +225,11 @@ std::string StepFieldHashSpace(const proto::ColumnConfig& column,
 
 // The DatasetConfig compiled: the batch layout, each column's place in it and its seeds.
 struct BatchParser::Plan {
-  Plan(const proto::DatasetConfig& config, int batch_size) : batch_size(batch_size) {
+  Plan(const proto::DatasetConfig& config, int batch_size,
+       const std::vector<LabelDomain>& label_domains)
+      : batch_size(batch_size),
+        max_abs_numeric(config.has_max_abs_numeric() ? config.max_abs_numeric()
+                                                     : kDefaultMaxAbsNumeric) {
     for (int i = 0; i < config.columns_size(); ++i) {
       const proto::ColumnConfig& column = config.columns(i);
       Layout::Cell cell{column.role(), -1};
@@ -188,6 +237,14 @@ struct BatchParser::Plan {
         case proto::ColumnConfig::LABEL:
           cell.index = static_cast<int>(empty.labels.size());
           empty.labels.push_back({column.name(), {}, {}});
+          labels.emplace_back();
+          for (const LabelDomain& domain : label_domains) {
+            LabelPlan& label = labels.back();
+            if (domain.column == column.name() &&
+                (label.num_classes == 0 || domain.num_classes < label.num_classes)) {
+              label = {domain.num_classes, domain.task};
+            }
+          }
           break;
         case proto::ColumnConfig::NUMERIC:
           cell.index = static_cast<int>(empty.numerics.size());
@@ -208,7 +265,10 @@ struct BatchParser::Plan {
           SequenceColumn& sequence = empty.sequences.emplace_back();
           sequence.name = column.name();
           SequencePlan& plan = sequences.emplace_back();
-          plan.max_steps = column.has_max_sequence_length() ? column.max_sequence_length() : 0;
+          plan.max_steps = column.has_max_sequence_length() ? column.max_sequence_length()
+                                                            : kDefaultMaxSequenceLength;
+          plan.max_cell_steps = column.has_max_sequence_steps() ? column.max_sequence_steps()
+                                                                : kDefaultMaxSequenceSteps;
           for (const proto::StepFieldConfig& step_field : column.step_fields()) {
             SequenceField& field = sequence.fields.emplace_back();
             field.name = step_field.name();
@@ -227,15 +287,37 @@ struct BatchParser::Plan {
   }
 
   const int batch_size;
+  const double max_abs_numeric;
   Batch empty;                                             // named columns, no samples
   absl::flat_hash_map<std::string, Layout::Cell> columns;  // by column name
   std::vector<uint64_t> categorical_seeds;                 // by Batch::categoricals index
   std::vector<uint64_t> multi_seeds;                       // by Batch::multi_categoricals index
   std::vector<SequencePlan> sequences;                     // by Batch::sequences index
+  std::vector<LabelPlan> labels;                           // by Batch::labels index
 };
 
-BatchParser::BatchParser(const proto::DatasetConfig& config, int batch_size)
-    : plan_(std::make_unique<const Plan>(config, batch_size)) {}
+absl::Status BatchParser::CheckLabelDomains(const proto::DatasetConfig& config,
+                                            const std::vector<LabelDomain>& label_domains) {
+  for (const LabelDomain& domain : label_domains) {
+    const auto column =
+        std::find_if(config.columns().begin(), config.columns().end(),
+                     [&](const proto::ColumnConfig& c) { return c.name() == domain.column; });
+    if (column == config.columns().end() || column->role() != proto::ColumnConfig::LABEL) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("task '", domain.task, "': label column '", domain.column,
+                       "' is not a LABEL column of the dataset config"));
+    }
+    if (domain.num_classes < 2) {
+      return absl::InvalidArgumentError(absl::StrCat("task '", domain.task, "': label domain of ",
+                                                     domain.num_classes, " classes (needs >= 2)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+BatchParser::BatchParser(const proto::DatasetConfig& config, int batch_size,
+                         const std::vector<LabelDomain>& label_domains)
+    : plan_(std::make_unique<const Plan>(config, batch_size, label_domains)) {}
 
 BatchParser::~BatchParser() = default;
 
@@ -320,11 +402,12 @@ bool BatchParser::ParseLine(std::string_view line, Layout* layout, Batch* batch,
     const std::string* name = nullptr;
     switch (cells[i].role) {
       case proto::ColumnConfig::LABEL:
-        ok = AppendFloat(text, &batch->labels[index], reason);
+        ok = AppendFloat(text, std::numeric_limits<double>::infinity(), &plan.labels[index],
+                         &batch->labels[index], reason);
         name = &batch->labels[index].name;
         break;
       case proto::ColumnConfig::NUMERIC:
-        ok = AppendFloat(text, &batch->numerics[index], reason);
+        ok = AppendFloat(text, plan.max_abs_numeric, nullptr, &batch->numerics[index], reason);
         name = &batch->numerics[index].name;
         break;
       case proto::ColumnConfig::CATEGORICAL:
@@ -336,7 +419,8 @@ bool BatchParser::ParseLine(std::string_view line, Layout* layout, Batch* batch,
         name = &batch->multi_categoricals[index].name;
         break;
       case proto::ColumnConfig::SEQUENCE:
-        ok = AppendSequence(text, plan.sequences[index], &batch->sequences[index], reason);
+        ok = AppendSequence(text, plan.sequences[index], plan.max_abs_numeric,
+                            &batch->sequences[index], reason);
         name = &batch->sequences[index].name;
         break;
       default:

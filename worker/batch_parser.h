@@ -10,14 +10,17 @@
 // The DatasetConfig is compiled once, at construction: each column's place in the Batch and
 // the seeds of its hash space. A file's header line then gives the Layout of its lines (the
 // columns may come in any order). A line that cannot be parsed leaves the batch as it was and
-// says why: wrong number of cells, a LABEL/NUMERIC cell that is not a finite number, an empty
-// token in a MULTI_CATEGORICAL list, a sequence step with the wrong number of fields, an empty
-// or non-numeric step field.
+// says why: wrong number of cells, a LABEL/NUMERIC cell that is not a finite number, a NUMERIC
+// cell or step field beyond max_abs_numeric, a LABEL outside its LabelDomain, an empty token in
+// a MULTI_CATEGORICAL list, a SEQUENCE cell of more than max_sequence_steps steps (counted
+// before any is parsed), a sequence step with the wrong number of fields, an empty or
+// non-numeric step field.
 //
 // Thread-safe: const after construction (each thread parses into its own Batch and Layout).
 #ifndef GRANARY_WORKER_BATCH_PARSER_H_
 #define GRANARY_WORKER_BATCH_PARSER_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -35,6 +38,18 @@ std::string ColumnHashSpace(const proto::ColumnConfig& column);
 // The hash space of a CATEGORICAL step field: its hash_space, else "<column>.<step field>".
 std::string StepFieldHashSpace(const proto::ColumnConfig& column,
                                const proto::StepFieldConfig& step_field);
+
+// What a LABEL column may hold beyond "a finite float", known from the tasks that read it
+// (the dataset config does not know them): the label must be a class id, an integer in
+// [0, num_classes). 2 for a BINARY head (0 or 1), num_classes for a MULTICLASS head.
+// The num_classes of a BINARY head's LabelDomain: its labels are 0 or 1.
+inline constexpr uint32_t kBinaryLabelClasses = 2;
+
+struct LabelDomain {
+  std::string column;        // a LABEL column of the dataset config
+  uint32_t num_classes = 0;  // >= 2
+  std::string task;          // the task that needs it, named in bad-line reasons
+};
 
 class BatchParser {
  public:
@@ -55,8 +70,15 @@ class BatchParser {
     std::vector<std::string_view> split_;  // ParseLine's scratch
   };
 
-  // REQUIRES: `config` passes ValidateDatasetConfig; batch_size >= 1.
-  BatchParser(const proto::DatasetConfig& config, int batch_size);
+  // InvalidArgument naming the domain's task if a LabelDomain's column is not a LABEL column of
+  // `config` or its num_classes < 2. Two domains of one column both apply.
+  static absl::Status CheckLabelDomains(const proto::DatasetConfig& config,
+                                        const std::vector<LabelDomain>& label_domains);
+
+  // REQUIRES: `config` passes ValidateDatasetConfig; batch_size >= 1; `label_domains` pass
+  // CheckLabelDomains.
+  BatchParser(const proto::DatasetConfig& config, int batch_size,
+              const std::vector<LabelDomain>& label_domains = {});
   ~BatchParser();
   BatchParser(const BatchParser&) = delete;
   BatchParser& operator=(const BatchParser&) = delete;

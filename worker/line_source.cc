@@ -13,41 +13,52 @@
 namespace granary {
 namespace {
 
-// Bytes zlib reads from the file at a time, and the initial size of the line buffer (it
-// doubles for longer lines).
+// Bytes zlib reads from the file at a time.
 constexpr unsigned kGzipBufferBytes = 256 << 10;
-constexpr size_t kLineBufferBytes = 1 << 20;
 
 }  // namespace
 
 // zlib reads gzip streams and, in its "transparent" mode, anything else as plain text.
 struct LineSource::State {
-  explicit State(const std::string& path) : path(path), buffer(kLineBufferBytes) {}
+  State(const std::string& path, uint64_t max_line_bytes)
+      : path(path), max_line_bytes(max_line_bytes), buffer(kLineBufferBytes) {}
   ~State() {
     if (file != nullptr) gzclose(file);
   }
 
   bool NextLine(std::string_view* line) {
+    too_long = false;
     while (true) {
       const char* newline =
           static_cast<const char*>(std::memchr(buffer.data() + scanned, '\n', end - scanned));
       if (newline != nullptr) {
         size_t at = newline - buffer.data();
-        *line = Cut(begin, at);
+        Return(Cut(begin, at), line);
         begin = scanned = at + 1;
-        ++line_number;
         return true;
       }
       scanned = end;
-      if (eof) {
-        if (begin == end) return false;
-        *line = Cut(begin, end);
+      // Past the bound (a "\r" before the "\n" may still come off): drop what is read of the
+      // line and go on reading until its end.
+      if (max_line_bytes > 0 && end - begin > max_line_bytes + 1) {
+        too_long = true;
         begin = scanned = end;
-        ++line_number;
+      }
+      if (eof) {
+        if (begin == end && !too_long) return false;
+        Return(Cut(begin, end), line);
+        begin = scanned = end;
         return true;
       }
       if (!Fill()) return false;
     }
+  }
+
+  // Returns `text` as the next line, or an empty line if it is (or was) too long.
+  void Return(std::string_view text, std::string_view* line) {
+    if (max_line_bytes > 0 && text.size() > max_line_bytes) too_long = true;
+    *line = too_long ? std::string_view() : text;
+    ++line_number;
   }
 
   std::string_view Cut(size_t from, size_t to) const {
@@ -88,6 +99,8 @@ struct LineSource::State {
   }
 
   const std::string path;
+  const uint64_t max_line_bytes;  // 0 = no bound
+  bool too_long = false;          // the line last returned was over max_line_bytes
   gzFile file = nullptr;
   std::vector<char> buffer;
   uint64_t buffer_offset = 0;  // file offset of buffer[0]
@@ -99,8 +112,8 @@ struct LineSource::State {
   absl::Status status;
 };
 
-absl::StatusOr<LineSource> LineSource::Open(const std::string& path) {
-  auto state = std::make_unique<State>(path);
+absl::StatusOr<LineSource> LineSource::Open(const std::string& path, uint64_t max_line_bytes) {
+  auto state = std::make_unique<State>(path, max_line_bytes);
   state->file = gzopen(path.c_str(), "rb");
   if (state->file == nullptr) {
     return absl::ErrnoToStatus(errno, absl::StrCat(path, ": cannot open input file"));
@@ -115,6 +128,10 @@ LineSource::LineSource(LineSource&&) noexcept = default;
 LineSource& LineSource::operator=(LineSource&&) noexcept = default;
 
 bool LineSource::NextLine(std::string_view* line) { return state_->NextLine(line); }
+
+bool LineSource::line_too_long() const { return state_->too_long; }
+
+size_t LineSource::buffer_bytes() const { return state_->buffer.size(); }
 
 uint64_t LineSource::line_number() const { return state_->line_number; }
 
@@ -136,6 +153,7 @@ absl::Status LineSource::SkipToLineAt(uint64_t offset) {
   std::string_view rest_of_line;
   s.NextLine(&rest_of_line);
   s.line_number = 0;
+  s.too_long = false;
   return s.status;
 }
 

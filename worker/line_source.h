@@ -12,10 +12,15 @@
 // at the end of a truncated gzip stream, where it is dropped (its rest was lost) and the file
 // is reported truncated. Line numbers count from 1.
 //
+// With a max_line_bytes bound, a longer line is read past in chunks, never held whole: NextLine
+// returns it empty with line_too_long() true, and the line buffer stays within
+// max(kLineBufferBytes, 2 * (max_line_bytes + 1)) bytes.
+//
 // Not thread-safe: one thread reads a LineSource at a time. Movable, not copyable.
 #ifndef GRANARY_WORKER_LINE_SOURCE_H_
 #define GRANARY_WORKER_LINE_SOURCE_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -27,11 +32,15 @@
 
 namespace granary {
 
+// Initial size of the line buffer; it doubles for longer lines (up to the max_line_bytes bound).
+inline constexpr size_t kLineBufferBytes = size_t{1} << 20;
+
 class LineSource {
  public:
   // Opens `path` for reading. An errno-derived status naming the file if it cannot be opened
-  // (NotFound if it does not exist).
-  static absl::StatusOr<LineSource> Open(const std::string& path);
+  // (NotFound if it does not exist). max_line_bytes: lines longer than this many bytes (without
+  // the line break) are skipped, see line_too_long(); 0 = no bound.
+  static absl::StatusOr<LineSource> Open(const std::string& path, uint64_t max_line_bytes = 0);
 
   ~LineSource();
   LineSource(LineSource&&) noexcept;
@@ -40,6 +49,13 @@ class LineSource {
   // Sets *line to the next line; it stays valid until the next call of NextLine or
   // SkipToLineAt. Returns false at the end of the file or on an error (status() says which).
   bool NextLine(std::string_view* line);
+
+  // Whether the line NextLine returned last was longer than max_line_bytes (it was returned
+  // empty: its bytes were read past, not kept).
+  bool line_too_long() const;
+
+  // Bytes the line buffer holds now (for tests of the memory bound).
+  size_t buffer_bytes() const;
 
   // The number of the line NextLine returned last: 1 for the first line of the file, or for the
   // first line after SkipToLineAt; 0 before either.

@@ -47,6 +47,7 @@ class PrefetchReader final : public Reader {
   const ReaderOptions options_;
   const double max_bad_line_fraction_;
   const uint64_t min_lines_before_abort_;
+  const uint64_t max_line_bytes_;
 
   // Owned by the prefetch thread; published into stats_ by Publish and Finish.
   uint64_t lines_ = 0;
@@ -71,13 +72,15 @@ class PrefetchReader final : public Reader {
 
 PrefetchReader::PrefetchReader(const proto::DatasetConfig& config, std::vector<InputSlice> slices,
                                const ReaderOptions& options)
-    : parser_(config, options.batch_size),
+    : parser_(config, options.batch_size, options.label_domains),
       slices_(std::move(slices)),
       options_(options),
       max_bad_line_fraction_(config.has_max_bad_line_fraction() ? config.max_bad_line_fraction()
                                                                 : kDefaultMaxBadLineFraction),
       min_lines_before_abort_(config.has_min_lines_before_abort() ? config.min_lines_before_abort()
-                                                                  : kDefaultMinLinesBeforeAbort) {
+                                                                  : kDefaultMinLinesBeforeAbort),
+      max_line_bytes_(config.has_max_line_bytes() ? config.max_line_bytes()
+                                                  : kDefaultMaxLineBytes) {
   thread_ = std::thread(&PrefetchReader::Run, this);
 }
 
@@ -133,12 +136,16 @@ void PrefetchReader::Run() {
 absl::Status PrefetchReader::ReadSlice(const InputSlice& slice, Batch* batch) {
   // Bad lines of a partial slice are numbered from its start: "<path> bytes B..E:<n>".
   const std::string name = slice.Name();
-  absl::StatusOr<LineSource> source = LineSource::Open(slice.path);
+  absl::StatusOr<LineSource> source = LineSource::Open(slice.path, max_line_bytes_);
   if (!source.ok()) return source.status();
   std::string_view line;
   if (!source->NextLine(&line)) {
     if (!source->status().ok()) return source->status();
     return absl::InvalidArgumentError(absl::StrCat(name, ": empty file, no header line"));
+  }
+  if (source->line_too_long()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, ":1: header line longer than max_line_bytes ", max_line_bytes_));
   }
   absl::StatusOr<BatchParser::Layout> layout = parser_.MatchHeader(line, name);
   if (!layout.ok()) return layout.status();
@@ -150,7 +157,13 @@ absl::Status PrefetchReader::ReadSlice(const InputSlice& slice, Batch* batch) {
   while ((slice.end == 0 || source->next_line_offset() < slice.end) && source->NextLine(&line)) {
     if (stopping_.load(std::memory_order_relaxed)) return absl::CancelledError("reader destroyed");
     ++lines_;
-    if (parser_.ParseLine(line, &*layout, batch, &reason)) {
+    bool good = false;
+    if (source->line_too_long()) {
+      reason = absl::StrCat("line longer than max_line_bytes ", max_line_bytes_, " (skipped)");
+    } else {
+      good = parser_.ParseLine(line, &*layout, batch, &reason);
+    }
+    if (good) {
       ++samples_;
       if (batch->size == options_.batch_size && !Publish(batch)) {
         return absl::CancelledError("reader destroyed");
@@ -243,6 +256,8 @@ absl::StatusOr<std::unique_ptr<Reader>> Reader::Open(const proto::DatasetConfig&
                                                      std::vector<InputSlice> slices,
                                                      const ReaderOptions& options) {
   absl::Status status = ValidateDatasetConfig(config, "dataset config", nullptr);
+  if (!status.ok()) return status;
+  status = BatchParser::CheckLabelDomains(config, options.label_domains);
   if (!status.ok()) return status;
   if (options.batch_size < 1 || options.prefetch_batches < 1) {
     return absl::InvalidArgumentError(absl::StrCat("reader needs batch_size >= 1 (got ",

@@ -11,7 +11,10 @@
 // order and a batch may hold samples of two files. Line numbers count from 1 and include the
 // header; in a partial InputSlice they count from the slice's first line ("<path> bytes B..E:n").
 //
-// A line that cannot be parsed (BatchParser says why) is logged as "file:line: reason"
+// A line that cannot be parsed (BatchParser says why: among others a NUMERIC value beyond
+// max_abs_numeric, a label outside its ReaderOptions::label_domains, a SEQUENCE cell of more
+// than max_sequence_steps steps), and a line longer than max_line_bytes (read past without
+// being held, see worker/line_source.h), is logged as "file:line: reason"
 // (LOG(WARNING) for the first kLoggedBadLines bad lines, then every kBadLineLogInterval-th),
 // counted and skipped. Reading stops with DataLoss naming the file and the counts once more
 // than min_lines_before_abort data lines were read and bad / read exceeds
@@ -35,6 +38,7 @@
 #include "absl/status/statusor.h"
 #include "common/proto/dataset.pb.h"
 #include "worker/batch.h"
+#include "worker/batch_parser.h"
 
 namespace granary {
 
@@ -50,6 +54,9 @@ struct ReaderOptions {
   int batch_size = 512;
   // Finished batches the prefetch thread may hold before it waits for Next() (>= 1).
   int prefetch_batches = 4;
+  // The class ids each LABEL column may hold, from the tasks that read it (the trainer fills
+  // them from the job's tasks); a label outside makes the line bad. Empty: any finite label.
+  std::vector<LabelDomain> label_domains;
 };
 
 // Counts so far. lines, bad_lines, samples and files_done are published once per batch and
@@ -80,7 +87,8 @@ struct InputSlice {
 
 class Reader {
  public:
-  // Validates `config` (as ValidateDatasetConfig) and `options`, checks that every file exists,
+  // Validates `config` (as ValidateDatasetConfig) and `options` (label_domains as
+  // BatchParser::CheckLabelDomains), checks that every file exists,
   // and starts the prefetch thread. InvalidArgument for a bad config or options, or a file
   // that is a directory; NotFound naming the first file that does not exist. An empty `files`
   // gives an empty input.
@@ -105,7 +113,8 @@ class Reader {
   // OK while reading and at the end of the input; otherwise the error that stopped reading,
   // naming the file: NotFound or Unavailable (cannot open), DataLoss (unreadable or truncated
   // gzip, too many bad lines, no good line), InvalidArgument (header does not match the
-  // config: a configured column missing, an unknown or repeated column, no header line).
+  // config: a configured column missing, an unknown or repeated column, no header line, a
+  // header longer than max_line_bytes).
   virtual absl::Status status() const = 0;
 
   virtual ReaderStats stats() const = 0;

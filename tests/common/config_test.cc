@@ -264,6 +264,20 @@ TEST_F(ConfigTest, InvalidDatasetConfigsNameFileLineAndReason) {
        ":3: column 'l' is LABEL; hash_space applies only to CATEGORICAL"},
       {"columns { name: \"l\" role: LABEL }\nmax_bad_line_fraction: 1.5\n",
        ":2: max_bad_line_fraction must be in [0, 1]"},
+      {"columns {\n  name: \"n\" role: NUMERIC\n  max_sequence_steps: 3\n}\n",
+       ":3: column 'n' is NUMERIC; only a SEQUENCE has max_sequence_steps"},
+      {"columns { name: \"s\" role: SEQUENCE\n  max_sequence_length: 8\n"
+       "  max_sequence_steps: 7\n  step_fields { name: \"x\" kind: NUMERIC }\n}\n",
+       ":3: column 's' needs max_sequence_steps (7) >= max_sequence_length (8)"},
+      {"columns { name: \"s\" role: SEQUENCE\n  max_sequence_steps: 99\n"
+       "  step_fields { name: \"x\" kind: NUMERIC }\n}\n",
+       ":2: column 's' needs max_sequence_steps (99) >= max_sequence_length (100)"},
+      {"columns { name: \"l\" role: LABEL }\nmax_abs_numeric: 0\n",
+       ":2: max_abs_numeric must be > 0 (default 1e+06)"},
+      {"columns { name: \"l\" role: LABEL }\nmax_abs_numeric: nan\n",
+       ":2: max_abs_numeric must be > 0"},
+      {"columns { name: \"l\" role: LABEL }\nmax_line_bytes: 0\n",
+       ":2: max_line_bytes must be >= 1 (default 1048576)"},
       {"columns { name: \"l\" role: LABLE }\n", ":1:"},
   };
   for (const BadDataset& bad : cases) {

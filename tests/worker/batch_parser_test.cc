@@ -5,6 +5,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/config.h"
 #include "common/feature_key.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -89,11 +91,111 @@ TEST(BatchParserTest, MaxSequenceLengthKeepsTheMostRecentSteps) {
   EXPECT_EQ(history.fields[0].keys[2], FeatureKey("item", "s5"));
   EXPECT_EQ(history.fields[2].values, (std::vector<float>{3, 4, 5, 1, 2, 3}));
 
-  // Without a limit every step is kept.
-  proto::DatasetConfig unlimited = Config();
-  unlimited.mutable_columns(5)->clear_max_sequence_length();
-  batch = ParseGoodLines(lines, unlimited);
+  // Unset, max_sequence_length is kDefaultMaxSequenceLength.
+  proto::DatasetConfig unset = Config();
+  unset.mutable_columns(5)->clear_max_sequence_length();
+  batch = ParseGoodLines(lines, unset);
   EXPECT_EQ(batch.sequences[0].offsets, (std::vector<uint32_t>{0, 5, 8}));
+  std::vector<std::string> steps(kDefaultMaxSequenceLength + 2, "s,g,1");
+  batch = ParseGoodLines({Line("1", "1", "a", "u", "", absl::StrJoin(steps, ";"))}, unset);
+  EXPECT_EQ(batch.sequences[0].offsets, (std::vector<uint32_t>{0, kDefaultMaxSequenceLength}));
+}
+
+// Parses `line` under kHeader with `parser`, expecting it bad; returns the reason and checks
+// that the batch is unchanged.
+std::string BadLineReason(const BatchParser& parser, const std::string& line) {
+  Batch batch = parser.NewBatch();
+  absl::StatusOr<BatchParser::Layout> layout = parser.MatchHeader(kHeader, "test.tsv");
+  EXPECT_TRUE(layout.ok()) << layout.status();
+  if (!layout.ok()) return "";
+  std::string reason;
+  EXPECT_TRUE(parser.ParseLine(NumberedLine(0), &*layout, &batch, &reason)) << reason;
+  const Batch before = batch;
+  EXPECT_FALSE(parser.ParseLine(line, &*layout, &batch, &reason)) << line;
+  EXPECT_TRUE(batch == before) << line;
+  return reason;
+}
+
+TEST(BatchParserTest, ACellOfMoreThanMaxSequenceStepsIsBad) {
+  proto::DatasetConfig config = Config();
+  config.mutable_columns(5)->set_max_sequence_steps(4);
+  BatchParser parser(config, 4);
+  EXPECT_EQ(BadLineReason(parser, Line("1", "1", "a", "u", "", "a,g,1;b,g,2;c,g,3;d,g,4;e,g,5")),
+            "column 'history': more than max_sequence_steps 4 steps");
+  // Counted before any step is parsed: a malformed step past the bound is not what is reported.
+  std::string absurd = absl::StrCat(std::string(100000, ';'), "x");
+  EXPECT_EQ(BadLineReason(parser, Line("1", "1", "a", "u", "", absurd)),
+            "column 'history': more than max_sequence_steps 4 steps");
+  // Unset, the bound is kDefaultMaxSequenceSteps.
+  EXPECT_EQ(BadLineReason(BatchParser(Config(), 4), Line("1", "1", "a", "u", "", absurd)),
+            absl::StrCat("column 'history': more than max_sequence_steps ",
+                         kDefaultMaxSequenceSteps, " steps"));
+  Batch batch = ParseGoodLines({Line("1", "1", "a", "u", "", "a,g,1;b,g,2;c,g,3;d,g,4")}, config);
+  EXPECT_EQ(batch.sequences[0].offsets, (std::vector<uint32_t>{0, 3}));
+}
+
+TEST(BatchParserTest, ANumericBeyondMaxAbsNumericIsBad) {
+  BatchParser parser(Config(), 4);
+  EXPECT_EQ(BadLineReason(parser, Line("1", "3e38", "a", "u", "", "")),
+            "column 'price': 3e+38 exceeds max_abs_numeric 1e+06");
+  EXPECT_EQ(BadLineReason(parser, Line("1", "-1000001", "a", "u", "", "")),
+            "column 'price': -1e+06 exceeds max_abs_numeric 1e+06");
+  EXPECT_EQ(BadLineReason(parser, Line("1", "1", "a", "u", "", "a,g,1;b,g,2e6")),
+            "column 'history': step 2 field 'rating': 2e+06 exceeds max_abs_numeric 1e+06");
+  // The bound itself is allowed; labels are held to their domains, not to max_abs_numeric.
+  Batch batch = ParseGoodLines({Line("2e6", "-1e6", "a", "u", "", "a,g,1e6")});
+  EXPECT_EQ(batch.numerics[0].values, (std::vector<float>{-1e6f}));
+
+  proto::DatasetConfig config = Config();
+  config.set_max_abs_numeric(10);
+  EXPECT_EQ(BadLineReason(BatchParser(config, 4), Line("1", "10.5", "a", "u", "", "")),
+            "column 'price': 10.5 exceeds max_abs_numeric 10");
+}
+
+TEST(BatchParserTest, ALabelOutsideItsDomainIsBad) {
+  BatchParser binary(Config(), 4, {{"click", kBinaryLabelClasses, "ctr"}});
+  EXPECT_EQ(BadLineReason(binary, Line("7", "1", "a", "u", "", "")),
+            "column 'click': '7' is not a class id in 0..1 (task 'ctr')");
+  EXPECT_EQ(BadLineReason(binary, Line("0.5", "1", "a", "u", "", "")),
+            "column 'click': '0.5' is not a class id in 0..1 (task 'ctr')");
+  EXPECT_EQ(BadLineReason(binary, Line("-1", "1", "a", "u", "", "")),
+            "column 'click': '-1' is not a class id in 0..1 (task 'ctr')");
+  EXPECT_EQ(BadLineReason(binary, Line("inf", "1", "a", "u", "", "")),
+            "column 'click': 'inf' is not a finite number");
+
+  BatchParser multiclass(Config(), 4, {{"click", 5, "rating"}});
+  EXPECT_EQ(BadLineReason(multiclass, Line("9", "1", "a", "u", "", "")),
+            "column 'click': '9' is not a class id in 0..4 (task 'rating')");
+  // Two tasks of one column: both domains apply.
+  BatchParser both(Config(), 4, {{"click", 5, "rating"}, {"click", 2, "ctr"}});
+  EXPECT_EQ(BadLineReason(both, Line("4", "1", "a", "u", "", "")),
+            "column 'click': '4' is not a class id in 0..1 (task 'ctr')");
+
+  // In the domain, or missing, is good; without a domain any finite label is.
+  for (const BatchParser* parser : {&binary, &multiclass, &both}) {
+    Batch batch = parser->NewBatch();
+    absl::StatusOr<BatchParser::Layout> layout = parser->MatchHeader(kHeader, "test.tsv");
+    ASSERT_TRUE(layout.ok()) << layout.status();
+    std::string reason;
+    for (const char* label : {"0", "1", "1.0", ""}) {
+      EXPECT_TRUE(parser->ParseLine(Line(label, "1", "a", "u", "", ""), &*layout, &batch, &reason))
+          << label << ": " << reason;
+    }
+  }
+  EXPECT_EQ(ParseGoodLines({Line("7.5", "1", "a", "u", "", "")}).labels[0].values,
+            (std::vector<float>{7.5f}));
+}
+
+TEST(BatchParserTest, LabelDomainsMustNameALabelColumn) {
+  EXPECT_TRUE(BatchParser::CheckLabelDomains(Config(), {{"click", 2, "ctr"}}).ok());
+  absl::Status status = BatchParser::CheckLabelDomains(Config(), {{"price", 2, "ctr"}});
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_THAT(status.message(),
+              HasSubstr("task 'ctr': label column 'price' is not a LABEL column"));
+  status = BatchParser::CheckLabelDomains(Config(), {{"nope", 2, "ctr"}});
+  EXPECT_THAT(status.message(), HasSubstr("label column 'nope' is not a LABEL column"));
+  status = BatchParser::CheckLabelDomains(Config(), {{"click", 1, "one"}});
+  EXPECT_THAT(status.message(), HasSubstr("task 'one': label domain of 1 classes (needs >= 2)"));
 }
 
 TEST(BatchParserTest, EmptyCellsAreMissing) {

@@ -67,6 +67,42 @@ TEST_F(LineSourceTest, LinesLongerThanTheBufferAreWhole) {
   EXPECT_TRUE(source->status().ok()) << source->status();
 }
 
+TEST_F(LineSourceTest, LinesLongerThanTheBoundAreReadPastWithBoundedMemory) {
+  constexpr uint64_t kMax = 1000;
+  const std::string huge(2 << 20, 'x');  // 2 MiB, twice the initial buffer
+  const std::string text =
+      absl::StrCat("a\n", huge, "\r\n", std::string(kMax, 'y'), "\r\n", std::string(kMax + 1, 'z'),
+                   "\nb\n", huge);  // the last line, too long, is unterminated
+  for (const std::string& path :
+       {WritePlainFile(Path("long.txt"), text), WriteGzipFile(Path("long.gz"), text)}) {
+    absl::StatusOr<LineSource> source = LineSource::Open(path, kMax);
+    ASSERT_TRUE(source.ok()) << source.status();
+    std::vector<std::string> lines;
+    std::string_view line;
+    while (source->NextLine(&line)) {
+      lines.push_back(absl::StrCat(source->line_number(), ":",
+                                   source->line_too_long() ? "too long" : std::string(line)));
+      EXPECT_LE(source->buffer_bytes(), kLineBufferBytes) << path;
+    }
+    EXPECT_TRUE(source->status().ok()) << source->status();
+    EXPECT_THAT(lines, ElementsAre("1:a", "2:too long", absl::StrCat("3:", std::string(kMax, 'y')),
+                                   "4:too long", "5:b", "6:too long"))
+        << path;
+  }
+  // A bound above the buffer lets the buffer grow to twice the bound, no further.
+  const uint64_t big_max = kLineBufferBytes + 1;
+  absl::StatusOr<LineSource> source = LineSource::Open(
+      WritePlainFile(Path("longer.txt"), absl::StrCat(huge, huge, "\nb")), big_max);
+  ASSERT_TRUE(source.ok()) << source.status();
+  std::string_view line;
+  ASSERT_TRUE(source->NextLine(&line));
+  EXPECT_TRUE(source->line_too_long());
+  EXPECT_LE(source->buffer_bytes(), 2 * (big_max + 1));
+  ASSERT_TRUE(source->NextLine(&line));
+  EXPECT_FALSE(source->line_too_long());
+  EXPECT_EQ(line, "b");
+}
+
 // Byte ranges [begin, end) cut at any byte read every line exactly once, the line numbers
 // restarting in each range.
 TEST_F(LineSourceTest, RangesCutAtAnyByteReadEveryLineOnce) {

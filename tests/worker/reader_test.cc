@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/feature_key.h"
 #include "glog/logging.h"
@@ -208,6 +209,82 @@ TEST_F(ReaderTest, EarlyBadLinesDoNotAbort) {
   EXPECT_TRUE(reader->status().ok()) << reader->status();
   EXPECT_EQ(reader->stats().bad_lines, 5u);
   EXPECT_EQ(reader->stats().samples, 1500u);
+}
+
+// Absurd values, labels outside their task's domain, an over-long line and an over-long
+// sequence are bad lines like any other: named by file:line, counted, skipped, and left to the
+// bad-line budget.
+TEST_F(ReaderTest, PoisonedAndOverlongLinesAreBadLinesUnderTheBudget) {
+  const std::string huge_line = Line("1", "1", "a", "u", "", "", std::string(2 << 20, 'n'));
+  std::vector<std::string> steps(kDefaultMaxSequenceSteps + 1, "a,g,1");
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {Line("1", "3e38", "a", "u", "", ""), "column 'price': 3e+38 exceeds max_abs_numeric 1e+06"},
+      {Line("7", "1", "a", "u", "", ""),
+       "column 'click': '7' is not a class id in 0..1 (task 'ctr')"},
+      {Line("1", "1", "a", "u", "", "a,g,-5e9"),
+       "column 'history': step 1 field 'rating': -5e+09 exceeds max_abs_numeric 1e+06"},
+      {huge_line, "line longer than max_line_bytes 1048576 (skipped)"},
+      {Line("1", "1", "a", "u", "", absl::StrJoin(steps, ";")),
+       "column 'history': more than max_sequence_steps 10000 steps"},
+  };
+  // 1500 good lines after the bad ones: under the default budget of 1 %.
+  std::vector<std::string> lines = {kHeader};
+  for (const auto& [line, reason] : bad) lines.push_back(line);
+  for (int i = 0; i < 1500; ++i) lines.push_back(NumberedLine(i));
+  const std::string path = WritePlain("poisoned.tsv", Lines(lines));
+  ReaderOptions options;
+  options.batch_size = 64;
+  options.label_domains = {{"click", kBinaryLabelClasses, "ctr"}};
+  absl::StatusOr<std::unique_ptr<Reader>> reader = Reader::Open(Config(), {path}, options);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  ReadAll(reader->get());
+  ASSERT_TRUE((*reader)->status().ok()) << (*reader)->status();
+  ReaderStats stats = (*reader)->stats();
+  EXPECT_EQ(stats.bad_lines, bad.size());
+  EXPECT_EQ(stats.samples, 1500u);
+  ASSERT_EQ(stats.first_bad_lines.size(), bad.size());
+  for (size_t i = 0; i < bad.size(); ++i) {
+    EXPECT_EQ(stats.first_bad_lines[i], absl::StrCat(path, ":", i + 2, ": ", bad[i].second));
+  }
+
+  // The budget still decides: the same lines among fewer good ones abort the read.
+  lines.resize(1 + bad.size() + 100);
+  const std::string small = WritePlain("poisoned_small.tsv", Lines(lines));
+  reader = Reader::Open(Config("min_lines_before_abort: 10\n"), {small}, options);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  ReadAll(reader->get());
+  ASSERT_TRUE(absl::IsDataLoss((*reader)->status())) << (*reader)->status();
+  EXPECT_THAT((*reader)->status().message(), HasSubstr("too many bad lines: 5 of 11"));
+
+  // Label domains must name LABEL columns.
+  options.label_domains = {{"price", kBinaryLabelClasses, "ctr"}};
+  reader = Reader::Open(Config(), {path}, options);
+  EXPECT_TRUE(absl::IsInvalidArgument(reader.status())) << reader.status();
+}
+
+TEST_F(ReaderTest, MaxLineBytesBoundsLinesAndTheHeader) {
+  const uint64_t bound = std::string(kHeader).size();
+  const std::string long_line = Line("1", "1", "a", "u", "", "", std::string(bound, 'n'));
+  const std::string path =
+      WritePlain("bounded.tsv", Lines({kHeader, NumberedLine(0), long_line, NumberedLine(1)}));
+  std::unique_ptr<Reader> reader = Open(
+      {path}, 4, Config(absl::StrCat("max_line_bytes: ", bound, "\nmax_bad_line_fraction: 1\n")));
+  ReadAll(reader.get());
+  ASSERT_TRUE(reader->status().ok()) << reader->status();
+  EXPECT_EQ(reader->stats().samples, 2u);
+  EXPECT_EQ(reader->stats().bad_lines, 1u);
+  ASSERT_EQ(reader->stats().first_bad_lines.size(), 1u);
+  EXPECT_EQ(reader->stats().first_bad_lines[0],
+            absl::StrCat(path, ":3: line longer than max_line_bytes ", bound, " (skipped)"));
+
+  // A header over the bound cannot be matched: the file is an error, not a bad line.
+  reader = Open({path}, 4, Config(absl::StrCat("max_line_bytes: ", bound - 1, "\n")));
+  ASSERT_NE(reader, nullptr);
+  ReadAll(reader.get());
+  EXPECT_TRUE(absl::IsInvalidArgument(reader->status())) << reader->status();
+  EXPECT_THAT(
+      reader->status().message(),
+      HasSubstr(absl::StrCat(path, ":1: header line longer than max_line_bytes ", bound - 1)));
 }
 
 TEST_F(ReaderTest, InputWithoutAGoodLineIsAnError) {

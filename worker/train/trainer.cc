@@ -99,6 +99,9 @@ class TrainingRun {
 
  private:
   absl::StatusOr<std::unique_ptr<Reader>> OpenReader(const std::vector<std::string>& files) const;
+  // The training batch size, prefetch depth, and the label domains of the model's tasks, so
+  // that a label outside its head's domain is a bad line of the reader, not a job failure.
+  ReaderOptions MakeReaderOptions() const;
   absl::Status MergeEvaluation(int epoch, EpochReport* report);
   absl::Duration barrier_timeout() const {
     return absl::Seconds(training_.barrier_timeout_seconds());
@@ -125,10 +128,23 @@ absl::Status TrainingRun::Barrier(const std::string& name) {
 
 absl::StatusOr<std::unique_ptr<Reader>> TrainingRun::OpenReader(
     const std::vector<std::string>& files) const {
+  return Reader::Open(spec_.dataset, files, MakeReaderOptions());
+}
+
+ReaderOptions TrainingRun::MakeReaderOptions() const {
   ReaderOptions reader_options;
   reader_options.batch_size = static_cast<int>(training_.batch_size());
   reader_options.prefetch_batches = options_.prefetch_batches;
-  return Reader::Open(spec_.dataset, files, reader_options);
+  for (const proto::TaskConfig& task : pipelines_[0]->model().tasks()) {
+    if (task.head() == proto::TaskConfig::BINARY) {
+      reader_options.label_domains.push_back(
+          {task.label_column(), kBinaryLabelClasses, task.name()});
+    } else if (task.head() == proto::TaskConfig::MULTICLASS) {
+      reader_options.label_domains.push_back(
+          {task.label_column(), task.num_classes(), task.name()});
+    }
+  }
+  return reader_options;
 }
 
 absl::Status TrainingRun::Start() {
@@ -213,11 +229,8 @@ absl::Status TrainingRun::TrainEpoch(int epoch, EpochReport* report) {
     queue->set_assignment(proto::WorkQueueSpec::ROUND_ROBIN);
     queue->set_num_workers(num_workers_);
   }
-  ReaderOptions reader_options;
-  reader_options.batch_size = static_cast<int>(training_.batch_size());
-  reader_options.prefetch_batches = options_.prefetch_batches;
   absl::StatusOr<std::unique_ptr<QueueBatchSource>> opened = QueueBatchSource::Open(
-      scheduler_, *std::move(queue), spec_.dataset, reader_options, barrier_timeout());
+      scheduler_, *std::move(queue), spec_.dataset, MakeReaderOptions(), barrier_timeout());
   if (!opened.ok()) return opened.status();
   QueueBatchSource& source = **opened;
 
