@@ -10,10 +10,6 @@ namespace {
 
 using google::protobuf::TextFormat;
 
-absl::Status Invalid(const std::string& where, const std::string& what) {
-  return ConfigLocation::Invalid(where, what);
-}
-
 void FillDefaults(proto::JobConfig* job) {
   FillModelDefaults(job->mutable_model());
   proto::TrainingConfig* training = job->mutable_training();
@@ -32,27 +28,29 @@ absl::Status ValidateJobConfig(const proto::JobConfig& job, const proto::Dataset
                                const std::string& source_name,
                                const TextFormat::ParseInfoTree* tree) {
   const ConfigLocation at(job, tree, source_name);
-  if (!job.has_model()) return Invalid(source_name, "no model");
+  if (!job.has_model()) return ConfigLocation::Invalid(source_name, "no model");
   absl::Status status = ValidateModelConfig(job.model(), dataset, at.Nested(job.model(), "model"));
   if (!status.ok()) return status;
   const proto::TrainingConfig& training = job.training();
   const ConfigLocation training_at = at.Nested(training, "training");
   if (training.batch_size() < 1) {
-    return Invalid(training_at.At("batch_size"), "batch_size must be >= 1");
+    return ConfigLocation::Invalid(training_at.At("batch_size"), "batch_size must be >= 1");
   }
-  if (training.epochs() < 1) return Invalid(training_at.At("epochs"), "epochs must be >= 1");
+  if (training.epochs() < 1)
+    return ConfigLocation::Invalid(training_at.At("epochs"), "epochs must be >= 1");
   if (training.train_files().empty()) {
-    return Invalid(at.At("training"), "training needs >= 1 train_files pattern");
+    return ConfigLocation::Invalid(at.At("training"), "training needs >= 1 train_files pattern");
   }
   if (training.has_progress_interval_seconds() && !(training.progress_interval_seconds() > 0)) {
-    return Invalid(training_at.At("progress_interval_seconds"), "must be > 0");
+    return ConfigLocation::Invalid(training_at.At("progress_interval_seconds"), "must be > 0");
   }
   if (training.has_barrier_timeout_seconds() && !(training.barrier_timeout_seconds() > 0)) {
-    return Invalid(training_at.At("barrier_timeout_seconds"), "must be > 0");
+    return ConfigLocation::Invalid(training_at.At("barrier_timeout_seconds"), "must be > 0");
   }
   if (training.has_max_staleness() && training.max_staleness() < 0) {
-    return Invalid(training_at.At("max_staleness"),
-                   "max_staleness must be >= 0 (omit it for asynchronous training)");
+    return ConfigLocation::Invalid(
+        training_at.At("max_staleness"),
+        "max_staleness must be >= 0 (omit it for asynchronous training)");
   }
   return absl::OkStatus();
 }
@@ -75,7 +73,7 @@ absl::StatusOr<JobSpec> LoadJobConfig(const std::string& path) {
     if (!dataset.ok()) return dataset.status();
     spec.dataset = *std::move(dataset);
   } else {
-    return Invalid(path, "neither dataset_config nor dataset is set");
+    return ConfigLocation::Invalid(path, "neither dataset_config nor dataset is set");
   }
   status = ValidateJobConfig(spec.job, spec.dataset, path, &tree);
   if (!status.ok()) return status;

@@ -12,10 +12,6 @@ namespace {
 using google::protobuf::RepeatedField;
 using google::protobuf::RepeatedPtrField;
 
-absl::Status Invalid(const std::string& where, const std::string& what) {
-  return ConfigLocation::Invalid(where, what);
-}
-
 bool Admits(ColumnUse use, const proto::ColumnConfig& column) {
   switch (use) {
     case ColumnUse::kPooled:
@@ -59,7 +55,8 @@ absl::Status CheckColumns(const RepeatedPtrField<std::string>& columns,
   for (int i = 0; i < columns.size(); ++i) {
     absl::StatusOr<const proto::ColumnConfig*> column = ColumnFor(dataset, columns[i], use);
     if (!column.ok()) {
-      return Invalid(at.At(field_name, i), absl::StrCat(prefix, column.status().message()));
+      return ConfigLocation::Invalid(at.At(field_name, i),
+                                     absl::StrCat(prefix, column.status().message()));
     }
   }
   return absl::OkStatus();
@@ -69,7 +66,8 @@ absl::Status CheckColumns(const RepeatedPtrField<std::string>& columns,
 absl::Status CheckFieldList(const RepeatedPtrField<std::string>& columns,
                             const std::string& field_name, ColumnUse use, const ConfigLocation& at,
                             const proto::DatasetConfig& dataset) {
-  if (columns.empty()) return Invalid(at.At(field_name), absl::StrCat(field_name, " is empty"));
+  if (columns.empty())
+    return ConfigLocation::Invalid(at.At(field_name), absl::StrCat(field_name, " is empty"));
   return CheckColumns(columns, field_name, use, at, dataset);
 }
 
@@ -84,10 +82,12 @@ absl::Status CheckNumericFields(const RepeatedPtrField<std::string>& columns,
 absl::Status CheckWidths(const RepeatedField<uint32_t>& widths, const std::string& field_name,
                          const ConfigLocation& at) {
   if (widths.empty()) {
-    return Invalid(at.At(field_name), absl::StrCat(field_name, " needs >= 1 layer"));
+    return ConfigLocation::Invalid(at.At(field_name),
+                                   absl::StrCat(field_name, " needs >= 1 layer"));
   }
   for (int i = 0; i < widths.size(); ++i) {
-    if (widths[i] < 1) return Invalid(at.At(field_name, i), "layer widths must be >= 1");
+    if (widths[i] < 1)
+      return ConfigLocation::Invalid(at.At(field_name, i), "layer widths must be >= 1");
   }
   return absl::OkStatus();
 }
@@ -105,12 +105,13 @@ absl::Status ValidateDupn(const proto::DupnConfig& dupn, const ConfigLocation& a
   absl::StatusOr<const proto::ColumnConfig*> behavior =
       ColumnFor(dataset, dupn.behavior_column(), ColumnUse::kSequence);
   if (!behavior.ok()) {
-    return Invalid(at.At("behavior_column"),
-                   absl::StrCat("behavior_column: ", behavior.status().message()));
+    return ConfigLocation::Invalid(at.At("behavior_column"),
+                                   absl::StrCat("behavior_column: ", behavior.status().message()));
   }
-  if (dupn.lstm_hidden() < 1) return Invalid(at.At("lstm_hidden"), "lstm_hidden must be >= 1");
+  if (dupn.lstm_hidden() < 1)
+    return ConfigLocation::Invalid(at.At("lstm_hidden"), "lstm_hidden must be >= 1");
   if (dupn.attention_hidden() < 1) {
-    return Invalid(at.At("attention_hidden"), "attention_hidden must be >= 1");
+    return ConfigLocation::Invalid(at.At("attention_hidden"), "attention_hidden must be >= 1");
   }
   return CheckWidths(dupn.user_mlp(), "user_mlp", at);
 }
@@ -136,35 +137,40 @@ absl::Status ValidateMmoe(const proto::MmoeConfig& config, const ConfigLocation&
                           const proto::DatasetConfig& dataset) {
   absl::Status status = CheckPooledInputs(config, at, dataset);
   if (!status.ok()) return status;
-  if (config.num_experts() < 1) return Invalid(at.At("num_experts"), "num_experts must be >= 1");
+  if (config.num_experts() < 1)
+    return ConfigLocation::Invalid(at.At("num_experts"), "num_experts must be >= 1");
   return CheckWidths(config.expert_mlp(), "expert_mlp", at);
 }
 
 absl::Status ValidateTask(const proto::TaskConfig& task, const ConfigLocation& at,
                           const proto::DatasetConfig& dataset) {
   if (task.head() == proto::TaskConfig::HEAD_KIND_UNSPECIFIED) {
-    return Invalid(at.source(), absl::StrCat("task '", task.name(), "' has no head kind"));
+    return ConfigLocation::Invalid(at.source(),
+                                   absl::StrCat("task '", task.name(), "' has no head kind"));
   }
   const proto::ColumnConfig* label = FindDatasetColumn(dataset, task.label_column());
   if (label == nullptr || label->role() != proto::ColumnConfig::LABEL) {
-    return Invalid(at.At("label_column"),
-                   absl::StrCat("task '", task.name(), "': label_column '", task.label_column(),
-                                "' is not a LABEL column of the dataset config"));
+    return ConfigLocation::Invalid(
+        at.At("label_column"),
+        absl::StrCat("task '", task.name(), "': label_column '", task.label_column(),
+                     "' is not a LABEL column of the dataset config"));
   }
   const bool multiclass = task.head() == proto::TaskConfig::MULTICLASS;
   if (multiclass ? task.num_classes() < 2 : task.num_classes() != 0) {
-    return Invalid(at.At("num_classes"),
-                   absl::StrCat("task '", task.name(), "': num_classes must be ",
-                                multiclass ? ">= 2 for MULTICLASS" : "unset unless MULTICLASS"));
+    return ConfigLocation::Invalid(
+        at.At("num_classes"),
+        absl::StrCat("task '", task.name(), "': num_classes must be ",
+                     multiclass ? ">= 2 for MULTICLASS" : "unset unless MULTICLASS"));
   }
   if (task.has_loss_weight() && !(task.loss_weight() >= 0)) {
-    return Invalid(at.At("loss_weight"),
-                   absl::StrCat("task '", task.name(), "': loss_weight must be >= 0"));
+    return ConfigLocation::Invalid(
+        at.At("loss_weight"), absl::StrCat("task '", task.name(), "': loss_weight must be >= 0"));
   }
   for (int i = 0; i < task.hidden_sizes_size(); ++i) {
     if (task.hidden_sizes(i) < 1) {
-      return Invalid(at.At("hidden_sizes", i),
-                     absl::StrCat("task '", task.name(), "': layer widths must be >= 1"));
+      return ConfigLocation::Invalid(
+          at.At("hidden_sizes", i),
+          absl::StrCat("task '", task.name(), "': layer widths must be >= 1"));
     }
   }
   return absl::OkStatus();
@@ -174,19 +180,21 @@ absl::Status ValidateTask(const proto::TaskConfig& task, const ConfigLocation& a
 
 absl::Status ValidateTower(const proto::TowerConfig& tower, const std::string& where,
                            const proto::DatasetConfig& dataset) {
-  if (tower.fields().empty()) return Invalid(where + ".fields", "a tower needs >= 1 field");
+  if (tower.fields().empty())
+    return ConfigLocation::Invalid(where + ".fields", "a tower needs >= 1 field");
   for (int i = 0; i < tower.fields_size(); ++i) {
     absl::StatusOr<const proto::ColumnConfig*> column =
         ColumnFor(dataset, tower.fields(i), ColumnUse::kPooled);
     if (!column.ok()) {
-      return Invalid(absl::StrCat(where, ".fields[", i, "]"),
-                     std::string(column.status().message()));
+      return ConfigLocation::Invalid(absl::StrCat(where, ".fields[", i, "]"),
+                                     std::string(column.status().message()));
     }
   }
-  if (tower.mlp().empty()) return Invalid(where + ".mlp", "a tower needs >= 1 layer");
+  if (tower.mlp().empty())
+    return ConfigLocation::Invalid(where + ".mlp", "a tower needs >= 1 layer");
   for (int i = 0; i < tower.mlp_size(); ++i) {
     if (tower.mlp(i) < 1) {
-      return Invalid(absl::StrCat(where, ".mlp[", i, "]"), "width must be >= 1");
+      return ConfigLocation::Invalid(absl::StrCat(where, ".mlp[", i, "]"), "width must be >= 1");
     }
   }
   return absl::OkStatus();
@@ -199,29 +207,31 @@ absl::Status ValidateRetrievalParts(const proto::ModelConfig& model,
                                     const proto::TowerConfig& user, const proto::TowerConfig& item,
                                     const std::string& where, const proto::DatasetConfig& dataset) {
   if (model.tasks_size() != 1 || model.tasks(0).head() != proto::TaskConfig::BINARY) {
-    return Invalid("model.tasks", absl::StrCat(where,
-                                               " needs exactly one BINARY task (the "
-                                               "label that marks positives)"));
+    return ConfigLocation::Invalid("model.tasks",
+                                   absl::StrCat(where,
+                                                " needs exactly one BINARY task (the "
+                                                "label that marks positives)"));
   }
   for (const auto& [name, column] :
        {std::pair<std::string, std::string>{"user_id_column", retrieval.user_id_column()},
         {"item_id_column", retrieval.item_id_column()}}) {
     const proto::ColumnConfig* config = FindDatasetColumn(dataset, column);
     if (config == nullptr || config->role() != proto::ColumnConfig::CATEGORICAL) {
-      return Invalid(absl::StrCat(where, ".retrieval.", name),
-                     absl::StrCat("'", column, "' is not a CATEGORICAL column of the dataset"));
+      return ConfigLocation::Invalid(
+          absl::StrCat(where, ".retrieval.", name),
+          absl::StrCat("'", column, "' is not a CATEGORICAL column of the dataset"));
     }
   }
   if (retrieval.has_temperature() && !(retrieval.temperature() > 0)) {
-    return Invalid(where + ".retrieval.temperature", "must be > 0");
+    return ConfigLocation::Invalid(where + ".retrieval.temperature", "must be > 0");
   }
   absl::Status status = ValidateTower(user, where + ".user_tower", dataset);
   if (status.ok()) status = ValidateTower(item, where + ".item_tower", dataset);
   if (!status.ok()) return status;
   if (user.mlp(user.mlp_size() - 1) != item.mlp(item.mlp_size() - 1)) {
-    return Invalid(where,
-                   absl::StrCat("the user tower ends at width ", user.mlp(user.mlp_size() - 1),
-                                ", the item tower at ", item.mlp(item.mlp_size() - 1)));
+    return ConfigLocation::Invalid(
+        where, absl::StrCat("the user tower ends at width ", user.mlp(user.mlp_size() - 1),
+                            ", the item tower at ", item.mlp(item.mlp_size() - 1)));
   }
   return absl::OkStatus();
 }
@@ -235,17 +245,17 @@ absl::Status ValidateTwoTowerOrDat(const proto::ModelConfig& model,
                                                towers.item_tower(), where, dataset);
   if (!status.ok()) return status;
   if (towers.loss() == proto::TwoTowerConfig::LOSS_UNSPECIFIED) {
-    return Invalid(where + ".loss", "say IN_BATCH_SOFTMAX or RANDOM_NEGATIVE_BCE");
+    return ConfigLocation::Invalid(where + ".loss", "say IN_BATCH_SOFTMAX or RANDOM_NEGATIVE_BCE");
   }
   if (towers.has_frequency_learning_rate() &&
       !(towers.frequency_learning_rate() > 0 && towers.frequency_learning_rate() <= 1)) {
-    return Invalid(where + ".frequency_learning_rate", "must be in (0, 1]");
+    return ConfigLocation::Invalid(where + ".frequency_learning_rate", "must be in (0, 1]");
   }
   if (!dat) return absl::OkStatus();
   const proto::DatConfig& config = model.dat();
   const uint32_t width = towers.user_tower().mlp(towers.user_tower().mlp_size() - 1);
   if (width != model.embedding_dim()) {
-    return Invalid(
+    return ConfigLocation::Invalid(
         "model.dat.towers",
         absl::StrCat("the towers' last width ", width, " must equal embedding_dim ",
                      model.embedding_dim(), ": the augmented vectors mimic the tower outputs"));
@@ -256,13 +266,14 @@ absl::Status ValidateTwoTowerOrDat(const proto::ModelConfig& model,
         {"amm_item_weight", !config.has_amm_item_weight() || config.amm_item_weight() >= 0},
         {"category_alignment_weight",
          !config.has_category_alignment_weight() || config.category_alignment_weight() >= 0}}) {
-    if (!weight) return Invalid("model.dat." + name, "must be >= 0");
+    if (!weight) return ConfigLocation::Invalid("model.dat." + name, "must be >= 0");
   }
   if (!config.category_column().empty()) {
     absl::StatusOr<const proto::ColumnConfig*> column =
         ColumnFor(dataset, config.category_column(), ColumnUse::kCategorical);
     if (!column.ok()) {
-      return Invalid("model.dat.category_column", std::string(column.status().message()));
+      return ConfigLocation::Invalid("model.dat.category_column",
+                                     std::string(column.status().message()));
     }
   }
   return absl::OkStatus();
@@ -274,18 +285,19 @@ absl::Status ValidateAtnn(const proto::ModelConfig& model, const proto::DatasetC
                                                atnn.item_tower(), "model.atnn", dataset);
   if (!status.ok()) return status;
   if (atnn.statistics_columns().empty()) {
-    return Invalid("model.atnn.statistics_columns", "the item encoder needs >= 1 column");
+    return ConfigLocation::Invalid("model.atnn.statistics_columns",
+                                   "the item encoder needs >= 1 column");
   }
   for (int i = 0; i < atnn.statistics_columns_size(); ++i) {
     absl::StatusOr<const proto::ColumnConfig*> column =
         ColumnFor(dataset, atnn.statistics_columns(i), ColumnUse::kNumeric);
     if (!column.ok()) {
-      return Invalid(absl::StrCat("model.atnn.statistics_columns[", i, "]"),
-                     std::string(column.status().message()));
+      return ConfigLocation::Invalid(absl::StrCat("model.atnn.statistics_columns[", i, "]"),
+                                     std::string(column.status().message()));
     }
   }
   if (atnn.has_similarity_weight() && !(atnn.similarity_weight() >= 0)) {
-    return Invalid("model.atnn.similarity_weight", "must be >= 0");
+    return ConfigLocation::Invalid("model.atnn.similarity_weight", "must be >= 0");
   }
   return absl::OkStatus();
 }
@@ -332,7 +344,7 @@ absl::StatusOr<const proto::ColumnConfig*> ColumnFor(const proto::DatasetConfig&
 absl::Status ValidateModelConfig(const proto::ModelConfig& model,
                                  const proto::DatasetConfig& dataset, const ConfigLocation& at) {
   if (model.embedding_dim() < 1) {
-    return Invalid(at.At("embedding_dim"), "embedding_dim must be >= 1");
+    return ConfigLocation::Invalid(at.At("embedding_dim"), "embedding_dim must be >= 1");
   }
   absl::Status status;
   switch (model.architecture_case()) {
@@ -353,22 +365,22 @@ absl::Status ValidateModelConfig(const proto::ModelConfig& model,
       if (!status.ok()) {
         const std::string architecture =
             model.GetDescriptor()->FindFieldByNumber(model.architecture_case())->name();
-        status = Invalid(at.At(architecture), std::string(status.message()));
+        status = ConfigLocation::Invalid(at.At(architecture), std::string(status.message()));
       }
       break;
     default:
-      return Invalid(
+      return ConfigLocation::Invalid(
           at.Here(),
           "model has no architecture (dupn, shared_bottom, mmoe, two_tower, dat or atnn)");
   }
   if (!status.ok()) return status;
-  if (model.tasks().empty()) return Invalid(at.Here(), "model has no tasks");
+  if (model.tasks().empty()) return ConfigLocation::Invalid(at.Here(), "model has no tasks");
   absl::flat_hash_set<std::string> names;
   for (int i = 0; i < model.tasks_size(); ++i) {
     const proto::TaskConfig& task = model.tasks(i);
     if (task.name().empty() || !names.insert(task.name()).second) {
-      return Invalid(at.At("tasks", i),
-                     absl::StrCat("task name '", task.name(), "' is empty or repeated"));
+      return ConfigLocation::Invalid(
+          at.At("tasks", i), absl::StrCat("task name '", task.name(), "' is empty or repeated"));
     }
     status = ValidateTask(task, at.Nested(task, "tasks", i), dataset);
     if (!status.ok()) return status;
