@@ -52,7 +52,10 @@ SchedulerClient::~SchedulerClient() {
 }
 
 proto::Header SchedulerClient::NewHeader(proto::Command command) const {
-  return MakeHeader(command, options_.cluster_id, options_.role, view_.you().rank());
+  proto::Header header =
+      MakeHeader(command, options_.cluster_id, options_.role, view_.you().rank());
+  header.set_sender_incarnation(view_.you().incarnation());
+  return header;
 }
 
 absl::Status SchedulerClient::Connect() {
@@ -405,6 +408,7 @@ void SchedulerClient::AnswerOrder(const proto::Header& order, const absl::Status
   proto::Header reply = results;
   reply.MergeFrom(MakeReplyHeader(order, outcome.ok() ? proto::ACK : proto::ERROR_REPLY,
                                   options_.cluster_id, options_.role, view_.you().rank()));
+  reply.set_sender_incarnation(view_.you().incarnation());
   if (!outcome.ok()) reply.set_error(std::string(outcome.message()));
   Enqueue(std::move(reply));
 }
@@ -422,6 +426,16 @@ absl::Status SchedulerClient::WaitForShutdown(absl::Duration timeout) {
   return absl::DeadlineExceededError("no shutdown order yet");
 }
 
+std::string SchedulerClient::fenced_reason() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return fenced_reason_;
+}
+
+std::vector<int> SchedulerClient::dead_workers() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return std::vector<int>(dead_workers_.begin(), dead_workers_.end());
+}
+
 void SchedulerClient::SetNodeDeadCallback(
     std::function<void(const proto::NodeInfo& node)> callback) {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -434,11 +448,12 @@ void SchedulerClient::HandleIncoming(Message&& message) {
     case proto::HEARTBEAT_ACK:
       break;
     case proto::NODE_DEAD: {
-      LOG(ERROR) << "scheduler reports " << NodeName(header.node()) << " dead";
+      LOG(ERROR) << "scheduler reports " << NodeName(header.node()) << " dead: " << header.error();
       std::function<void(const proto::NodeInfo&)> callback;
       {
         std::lock_guard<std::mutex> lock(mutex_);
         callback = node_dead_callback_;
+        if (header.node().role() == proto::WORKER) dead_workers_.insert(header.node().rank());
       }
       if (callback) callback(header.node());
       break;
@@ -471,12 +486,29 @@ void SchedulerClient::HandleIncoming(Message&& message) {
       break;
     }
     case proto::SHUTDOWN: {
-      LOG(INFO) << "scheduler orders shutdown" << (header.error().empty() ? "" : ": ")
-                << header.error();
+      // The scheduler names this node in the order when it fenced it (declared it dead).
+      const bool fenced = header.has_node() && header.node().role() == view_.you().role() &&
+                          header.node().rank() == view_.you().rank() &&
+                          header.node().incarnation() == view_.you().incarnation();
+      if (fenced) {
+        LOG(ERROR) << "scheduler " << options_.scheduler_address
+                   << " refuses us: " << header.error();
+      } else {
+        LOG(INFO) << "scheduler orders shutdown" << (header.error().empty() ? "" : ": ")
+                  << header.error();
+      }
       SendMessage(dealer_, Message{NewHeader(proto::SHUTDOWN_ACK), {}, {}}).IgnoreError();
-      std::lock_guard<std::mutex> lock(mutex_);
-      shutdown_requested_ = true;
-      changed_.notify_all();
+      std::function<void(const proto::NodeInfo&)> callback;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (fenced && fenced_reason_.empty()) {
+          fenced_reason_ = header.error();
+          callback = node_dead_callback_;
+        }
+        shutdown_requested_ = true;
+        changed_.notify_all();
+      }
+      if (callback) callback(view_.you());
       break;
     }
     default:
@@ -491,8 +523,14 @@ void SchedulerClient::Run() {
   wakeup.bind(wakeup_endpoint_);
   absl::Time last_heard = absl::Now();
   absl::Time next_heartbeat = absl::Now();
+  absl::Time last_round = absl::Now();
   while (!stop_) {
     absl::Time now = absl::Now();
+    // A round starts at least every heartbeat_interval. A longer gap means this process was
+    // stopped (SIGSTOP, swap): the scheduler was silent because we did not ask, so its silence
+    // counts from our next heartbeat, whose answer may be that we were fenced meanwhile.
+    if (now - last_round > options_.heartbeat_timeout) last_heard = now;
+    last_round = now;
     if (now >= next_heartbeat) {
       SendMessage(dealer_, Message{NewHeader(proto::HEARTBEAT), {}, {}}).IgnoreError();
       next_heartbeat = now + options_.heartbeat_interval;

@@ -5,6 +5,9 @@
 // every node's address, the shard map, the table configs), heartbeating meanwhile. From then on
 // a background thread sends heartbeats, and delivers the scheduler's notices to the callbacks.
 //
+// Every header it sends carries this node's incarnation (NodeInfo.incarnation, from the view;
+// 0 before it) in sender_incarnation.
+//
 // Thread-safe: all public methods may be called from any thread after Register() succeeded.
 // Callbacks run on the background thread and must not call back into this object's blocking
 // methods (Barrier, WaitForShutdown).
@@ -19,8 +22,10 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -132,8 +137,22 @@ class SchedulerClient {
   absl::Status WaitForShutdown(absl::Duration timeout);
   bool shutdown_requested() const { return shutdown_requested_.load(); }
 
-  // Called on the background thread when the scheduler reports `node` dead.
+  // Called on the background thread when the scheduler reports `node` dead; and once with
+  // this node's own NodeInfo (view().you()) when the scheduler fenced this node.
   void SetNodeDeadCallback(std::function<void(const proto::NodeInfo& node)> callback);
+
+  // Fencing: once the scheduler declared this node dead (it was silent for heartbeat_timeout,
+  // e.g. stopped or partitioned), it answers the node's next message with SHUTDOWN naming the
+  // node. Then shutdown_requested() is true, every wait fails at once, and this returns the
+  // scheduler's reason ("fenced: worker 1 incarnation 4 was declared dead by the scheduler (no
+  // heartbeat for 12.1s ...)"); empty while this node is not fenced. The node must exit with an
+  // error: its work was handed to others.
+  std::string fenced_reason() const;
+
+  // The ranks of the workers the scheduler reported dead so far (NODE_DEAD), ascending. The
+  // scheduler sends a death before the barrier releases it lets go: after Barrier() returned,
+  // the workers not listed here are those alive when the barrier released.
+  std::vector<int> dead_workers() const;
 
  private:
   // Connects the dealer socket to the scheduler. InvalidArgument naming it if that fails.
@@ -163,8 +182,10 @@ class SchedulerClient {
   zmq::socket_t dealer_;
   proto::ClusterView view_;
 
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable changed_;
+  std::string fenced_reason_;                        // guarded by mutex_; see fenced_reason()
+  std::set<int> dead_workers_;                       // guarded by mutex_; see dead_workers()
   std::deque<proto::Header> outbox_;                 // guarded by mutex_
   std::map<std::string, std::string> barrier_done_;  // name -> error ("" = released)
   uint64_t next_request_id_ = 1;

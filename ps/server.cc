@@ -118,6 +118,9 @@ absl::Status ParameterServer::Start(const proto::ClusterView& view) {
   catalog_ = *std::move(catalog);
   if (view.day() > 0) catalog_->SetDay(view.day());
   for (const auto& table : catalog_->tables()) nanos_per_key_[table->name()] = kInitialNanosPerKey;
+  for (const proto::NodeInfo& node : view.nodes()) {
+    if (node.role() == proto::WORKER) RaiseLowestIncarnation(node.rank(), node.incarnation());
+  }
   proxy_thread_ = std::thread([this] { ForwardLoop(); });
   for (int i = 0; i < options_.num_threads; ++i) {
     handler_threads_.emplace_back([this] { HandlerLoop(); });
@@ -254,10 +257,11 @@ void ParameterServer::MaybeLogLoad(bool final_report) {
   }
   LOG(INFO) << absl::StrFormat(
       "server %d load over %.1f s: %d pulls (%d keys), %d pushes (%d keys), %d errors; %d "
-      "non-finite pushes refused since start; RocksDB wrote %d MB%s",
+      "non-finite pushes refused since start; %d requests of fenced workers refused since "
+      "start; RocksDB wrote %d MB%s",
       rank_, seconds, pulls_.exchange(0), pulled_keys_.exchange(0), pushes_.exchange(0),
       pushed_keys_.exchange(0), errors_.exchange(0), non_finite_pushes_.load(),
-      catalog_->RocksDbBytesWritten() >> 20, tables);
+      fenced_requests_.load(), catalog_->RocksDbBytesWritten() >> 20, tables);
 }
 
 absl::Status ParameterServer::CarryOut(const proto::Header& order, proto::Header* results) {
@@ -370,11 +374,50 @@ absl::Status ParameterServer::CheckRequest(const Message& request, const std::st
   return absl::OkStatus();
 }
 
+void ParameterServer::RaiseLowestIncarnation(int rank, uint64_t lowest) {
+  std::unique_lock<std::shared_mutex> lock(fence_mutex_);
+  uint64_t& current = lowest_incarnation_[rank];
+  current = std::max(current, lowest);
+}
+
+void ParameterServer::FenceWorker(int rank, uint64_t incarnation) {
+  LOG(WARNING) << "server " << rank_ << ": worker " << rank << " incarnation " << incarnation
+               << " was declared dead by the scheduler: its requests are refused from now on";
+  RaiseLowestIncarnation(rank, incarnation + 1);
+}
+
+void ParameterServer::AcceptWorker(int rank, uint64_t incarnation) {
+  RaiseLowestIncarnation(rank, incarnation);
+}
+
+absl::Status ParameterServer::CheckNotFenced(const proto::Header& header,
+                                             const std::string& sender) {
+  if (header.sender_role() != proto::WORKER) return absl::OkStatus();
+  const int rank = header.sender_rank();
+  const uint64_t incarnation = header.sender_incarnation();
+  uint64_t lowest = 0;
+  {
+    std::shared_lock<std::shared_mutex> lock(fence_mutex_);
+    auto it = lowest_incarnation_.find(rank);
+    if (it != lowest_incarnation_.end()) lowest = it->second;
+  }
+  if (incarnation > lowest) RaiseLowestIncarnation(rank, incarnation);  // a replacement
+  if (incarnation >= lowest) return absl::OkStatus();
+  ++fenced_requests_;
+  return absl::FailedPreconditionError(absl::StrCat(
+      proto::Command_Name(header.command()), " to table '", header.table(), "' from ", sender,
+      ": worker ", rank, " incarnation ", incarnation,
+      " was declared dead by the scheduler (fenced); its requests are refused (this server "
+      "accepts worker ",
+      rank, " from incarnation ", lowest, " on)"));
+}
+
 Message ParameterServer::Handle(Message&& request, const std::string& peer) {
   const absl::Time start = absl::Now();
   std::string sender = DescribeSender(request.header, peer);
   EmbeddingTable* table = nullptr;
-  absl::Status status = CheckRequest(request, sender, &table);
+  absl::Status status = CheckNotFenced(request.header, sender);
+  if (status.ok()) status = CheckRequest(request, sender, &table);
   FrameArray<uint64_t> keys(request.keys);
   Message reply;
   if (status.ok() && request.header.command() == proto::PULL) {
@@ -427,6 +470,9 @@ absl::Status FollowScheduler(SchedulerClient& client, ParameterServer& server,
                              const std::atomic<bool>* stop) {
   // Short waits, so that *stop is seen soon; an idle server still sleeps on its condition.
   constexpr absl::Duration kOrderWait = absl::Milliseconds(200);
+  client.SetNodeDeadCallback([&server](const proto::NodeInfo& node) {
+    if (node.role() == proto::WORKER) server.FenceWorker(node.rank(), node.incarnation());
+  });
   while (stop == nullptr || !stop->load()) {
     absl::StatusOr<proto::Header> order = client.WaitForOrder(kOrderWait);
     if (absl::IsAborted(order.status())) return absl::OkStatus();  // shutdown ordered

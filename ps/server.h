@@ -10,6 +10,15 @@
 // sender and the reason (for a non-finite gradient: the table and the first offending key), is
 // not applied at all, and the server keeps serving. The stats line counts refused requests.
 //
+// Fencing: the server accepts the PULL and PUSH of worker rank r only from an incarnation
+// (header.sender_incarnation) at or above the lowest it accepts for r. Start sets that to each
+// worker's incarnation in the view; FenceWorker (the scheduler's NODE_DEAD, wired by
+// FollowScheduler) raises it past the dead incarnation, so a worker declared dead never
+// changes the model again, even with requests that waited in its socket through a stall; a
+// higher incarnation (a replacement: AcceptWorker, or its first request) raises it too, and is
+// never refused whatever order its requests and the notice arrive in. A refused request gets
+// an ERROR_REPLY naming the worker and incarnation, and is counted in the stats line.
+//
 // Adding a server command: first a value in `enum Command` of common/proto/message.proto, with
 // its header fields (and a reply command if it has its own reply).
 //   - A data-plane request from workers (like PULL, PUSH): let CheckRequest accept the command
@@ -34,10 +43,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -104,6 +115,16 @@ class ParameterServer {
   // PUSHes refused since Start because a gradient was ±Inf or NaN (also in the stats line).
   uint64_t non_finite_pushes() const { return non_finite_pushes_.load(); }
 
+  // Worker `rank` incarnation `incarnation` was declared dead: its requests, and those of any
+  // older incarnation of the rank, are refused from now on. Thread-safe.
+  void FenceWorker(int rank, uint64_t incarnation);
+  // Worker `rank` now runs as `incarnation` (a replacement joined, NODE_JOINED): older
+  // incarnations of the rank are refused. Thread-safe.
+  void AcceptWorker(int rank, uint64_t incarnation);
+  // PULLs and PUSHes of fenced worker incarnations refused since Start (also in the stats
+  // line).
+  uint64_t fenced_requests() const { return fenced_requests_.load(); }
+
  private:
   // Moves requests from the TCP frontend to the handler threads and replies back, until
   // Stop() signals the control socket.
@@ -121,6 +142,13 @@ class ParameterServer {
   Message Handle(Message&& request, const std::string& peer);
   absl::Status CheckRequest(const Message& request, const std::string& sender,
                             EmbeddingTable** table) const;
+  // OK if a request of worker `header.sender_rank()` from incarnation
+  // `header.sender_incarnation()` is accepted (see Fencing above); else FailedPrecondition
+  // naming the worker and incarnation, counted. Raises the rank's lowest accepted incarnation
+  // to a higher one it sees.
+  absl::Status CheckNotFenced(const proto::Header& header, const std::string& sender);
+  // Raises the lowest incarnation accepted of worker `rank` to `lowest` (never lowers it).
+  void RaiseLowestIncarnation(int rank, uint64_t lowest);
   Message ErrorReply(const proto::Header& request, const std::string& error) const;
 
   zmq::context_t* const context_;
@@ -144,6 +172,11 @@ class ParameterServer {
   std::atomic<uint64_t> pulls_{0}, pushes_{0}, pulled_keys_{0}, pushed_keys_{0}, errors_{0};
   // PUSHes refused for a non-finite gradient since Start (also counted in errors_).
   std::atomic<uint64_t> non_finite_pushes_{0};
+  // Per worker rank, the lowest incarnation whose requests are accepted. Read by every request
+  // (shared), written only when a worker dies or a newer incarnation appears.
+  std::shared_mutex fence_mutex_;
+  absl::flat_hash_map<int, uint64_t> lowest_incarnation_;  // guarded by fence_mutex_
+  std::atomic<uint64_t> fenced_requests_{0};  // refused since Start (also counted in errors_)
   std::mutex stats_mutex_;
   absl::Time last_stats_ = absl::Now();
   std::thread proxy_thread_;
@@ -152,6 +185,8 @@ class ParameterServer {
 
 // Carries out the scheduler's orders to `server` (ParameterServer::CarryOut) and answers
 // them, until the scheduler orders shutdown (OK), is lost (Unavailable) or *stop is set (OK).
+// Sets `client`'s NODE_DEAD callback to fence dead workers (ParameterServer::FenceWorker), so
+// `server` must outlive `client`.
 absl::Status FollowScheduler(SchedulerClient& client, ParameterServer& server,
                              const std::atomic<bool>* stop = nullptr);
 

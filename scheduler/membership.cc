@@ -1,5 +1,7 @@
 #include "scheduler/membership.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/node_name.h"
 #include "common/shard_map.h"
@@ -51,8 +53,9 @@ void Membership::FormCluster() {
   for (ClusterMember& member : pending_) {
     member.info.set_rank(next_rank[member.info.role() == proto::SERVER ? 0 : 1]++);
     member.last_seen = absl::Now();
-    *view_.add_nodes() = member.info;
   }
+  AssignIncarnations();
+  for (const ClusterMember& member : pending_) *view_.add_nodes() = member.info;
   for (ClusterMember& member : pending_) {
     proto::Header header = socket_.NewHeader(proto::CLUSTER_VIEW);
     *header.mutable_view() = view_;
@@ -64,6 +67,18 @@ void Membership::FormCluster() {
   formed_ = true;
   LOG(INFO) << "cluster formed: " << options_.num_servers << " servers, " << options_.num_workers
             << " workers; " << shard_map.DebugString();
+}
+
+void Membership::AssignIncarnations() {
+  for (proto::Role role : {proto::SERVER, proto::WORKER}) {
+    for (int rank = 0;; ++rank) {
+      auto member = std::find_if(pending_.begin(), pending_.end(), [&](const ClusterMember& m) {
+        return m.info.role() == role && m.info.rank() == rank;
+      });
+      if (member == pending_.end()) break;
+      member->info.set_incarnation(next_incarnation_++);
+    }
+  }
 }
 
 ClusterMember* Membership::Touch(const std::string& routing_id) {
@@ -99,13 +114,18 @@ void Membership::CheckHeartbeats(const std::function<void(const ClusterMember&)>
   for (auto& [id, member] : members_) {
     if (!member.alive || now - member.last_seen <= options_.heartbeat_timeout) continue;
     member.alive = false;
-    LOG(ERROR) << NodeName(member.info) << " is dead: no heartbeat for "
-               << absl::FormatDuration(absl::Trunc(now - member.last_seen, absl::Milliseconds(1)))
-               << " (timeout " << absl::FormatDuration(options_.heartbeat_timeout) << ")";
+    member.death = absl::StrCat(
+        "no heartbeat for ",
+        absl::FormatDuration(absl::Trunc(now - member.last_seen, absl::Milliseconds(1))),
+        " (timeout ", absl::FormatDuration(options_.heartbeat_timeout), "); declared dead at ",
+        absl::FormatTime(absl::RFC3339_sec, now, absl::UTCTimeZone()));
+    LOG(ERROR) << NodeName(member.info) << " (incarnation " << member.info.incarnation()
+               << ") is dead: " << member.death;
     for (const auto& [other_id, other] : members_) {
       if (!other.alive) continue;
       proto::Header notice = socket_.NewHeader(proto::NODE_DEAD);
       *notice.mutable_node() = member.info;
+      notice.set_error(member.death);
       socket_.Send(other_id, std::move(notice));
     }
     on_death(member);

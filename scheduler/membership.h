@@ -8,6 +8,12 @@
 // and every other live member is told so (NODE_DEAD). The dead stay in the member list, marked
 // not alive: ranks are never reused.
 //
+// Incarnations: every registration that gets a rank gets a token from one counter (1, 2, ...,
+// at formation in rank order: servers, then workers), carried in the view's `nodes` and
+// `you`. A member declared dead is fenced: nodes that hear of its death (NODE_DEAD names its
+// incarnation, and the error says why) refuse its requests, and so does the scheduler
+// (SchedulerImpl answers any message of a dead member with SHUTDOWN and the reason).
+//
 // Thread-compatible: the scheduler's single thread owns it.
 #ifndef GRANARY_SCHEDULER_MEMBERSHIP_H_
 #define GRANARY_SCHEDULER_MEMBERSHIP_H_
@@ -31,6 +37,9 @@ struct ClusterMember {
   absl::Time last_seen;
   bool alive = true;
   bool job_done = false;  // a worker that reported JOB_DONE
+  // Once declared dead: why and when ("no heartbeat for 3.2s (timeout 3s); declared dead at
+  // <RFC 3339 time>").
+  std::string death = {};
 };
 
 class Membership {
@@ -73,6 +82,9 @@ class Membership {
 
  private:
   void FormCluster();
+  // Gives every member of pending_ (ranks assigned) its incarnation, servers then workers, each
+  // in rank order.
+  void AssignIncarnations();
 
   const SchedulerOptions& options_;
   SchedulerSocket& socket_;
@@ -80,6 +92,7 @@ class Membership {
   std::map<std::string, ClusterMember> members_;  // by routing id, after formation
   bool formed_ = false;
   proto::ClusterView view_;
+  uint64_t next_incarnation_ = 1;  // the next registration's NodeInfo.incarnation
 };
 
 }  // namespace granary

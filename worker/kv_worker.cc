@@ -228,6 +228,7 @@ int64_t KVWorker::Submit(proto::Command command, const std::string& table,
       Message message;
       message.header = MakeHeader(command, options_.cluster_id, proto::WORKER, rank());
       proto::Header& header = message.header;
+      header.set_sender_incarnation(view_.you().incarnation());
       header.set_request_id(static_cast<uint64_t>(id));
       header.set_table(table);
       header.set_shard_map_version(shard_map_.version());
@@ -251,6 +252,11 @@ int64_t KVWorker::Submit(proto::Command command, const std::string& table,
     std::lock_guard<std::mutex> lock(mutex_);
     Request& registered = *request;
     requests_[id] = std::move(request);
+    if (!fenced_.empty()) {
+      FailLocked(registered, absl::FailedPreconditionError(
+                                 absl::StrCat(DescribeRequest(command, id, table), ": ", fenced_)));
+      return id;
+    }
     for (const auto& [server_rank, message] : outgoing) {
       auto dead = dead_servers_.find(server_rank);
       if (dead != dead_servers_.end()) {
@@ -350,6 +356,15 @@ void KVWorker::MarkServerDead(int server_rank, const std::string& reason) {
         break;
       }
     }
+  }
+}
+
+void KVWorker::Fence(const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  fenced_ = reason;
+  for (auto& [id, request] : requests_) {
+    FailLocked(*request, absl::FailedPreconditionError(absl::StrCat(
+                             DescribeRequest(request->command, id, request->table), ": ", reason)));
   }
 }
 

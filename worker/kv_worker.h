@@ -9,7 +9,8 @@
 // server in parallel, and reassembles the replies in the caller's order (repeated keys get
 // the same row). Each request has a deadline; a server that times out, answers with an error,
 // or is reported dead makes Wait return an error naming the request, the table and the
-// server — never a hang.
+// server — never a hang. Every request carries this worker's incarnation (the view's
+// you().incarnation), by which servers refuse the requests of a fenced worker.
 //
 // Thread-safe: Pull, Push and Wait may be called from any threads concurrently.
 //
@@ -95,6 +96,10 @@ class KVWorker {
 
   // Fails every outstanding and future request that needs server `server_rank`.
   void MarkServerDead(int server_rank, const std::string& reason);
+  // This worker was fenced (declared dead by the scheduler): fails every outstanding and
+  // future request at once with FailedPrecondition carrying `reason`. The servers would refuse
+  // them anyway; this only spares the round trips.
+  void Fence(const std::string& reason);
 
   // Row width of `table`, or 0 if the cluster has no such table.
   int DimOf(const std::string& table) const;
@@ -175,6 +180,7 @@ class KVWorker {
   std::condition_variable request_done_;
   absl::flat_hash_map<int64_t, std::unique_ptr<Request>> requests_;  // guarded by mutex_
   std::map<int, std::string> dead_servers_;                          // guarded by mutex_
+  std::string fenced_;  // guarded by mutex_; the reason once Fence was called
 };
 
 }  // namespace granary

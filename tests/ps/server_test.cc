@@ -180,6 +180,55 @@ TEST_F(ServerTest, APushWithANonFiniteGradientIsRefusedWholeNamingTableKeyAndSen
   EXPECT_EQ(FrameArray<float>(last.values).span()[0], initial[0] - 1);
 }
 
+// Fencing: requests of a worker incarnation declared dead are refused and change nothing; a
+// higher incarnation of the rank (a replacement) is accepted, and fences the older ones.
+TEST_F(ServerTest, AFencedWorkerIncarnationIsRefusedAndAHigherOneAccepted) {
+  const proto::NodeInfo& worker = cluster_->worker_client(0).view().you();
+  ASSERT_GT(worker.incarnation(), 0u);
+  auto from = [&](proto::Command command, uint64_t incarnation) {
+    proto::Header header = Request(command);
+    header.set_sender_rank(worker.rank());
+    header.set_sender_incarnation(incarnation);
+    return header;
+  };
+  auto pull = [&](uint64_t incarnation) {
+    Message reply = RoundTrip(DataFrames(from(proto::PULL, incarnation), {1}, {}));
+    EXPECT_EQ(reply.header.command(), proto::PULL_REPLY) << reply.header.error();
+    return FrameArray<float>(reply.values).span()[0];
+  };
+  const uint64_t alive = worker.incarnation();
+  const float initial = pull(alive);
+  // An incarnation older than the view's was never this rank's current one.
+  Message stale = RoundTrip(DataFrames(from(proto::PUSH, alive - 1), {1}, {1, 1}));
+  EXPECT_EQ(stale.header.command(), proto::ERROR_REPLY);
+
+  cluster_->server(0).FenceWorker(worker.rank(), alive);  // the scheduler's NODE_DEAD
+  for (proto::Command command : {proto::PUSH, proto::PULL}) {
+    Message refused = RoundTrip(
+        DataFrames(from(command, alive), {1},
+                   command == proto::PUSH ? std::vector<float>{1, 1} : std::vector<float>{}));
+    EXPECT_EQ(refused.header.command(), proto::ERROR_REPLY);
+    const std::string& error = refused.header.error();
+    EXPECT_NE(error.find(absl::StrCat("worker ", worker.rank(), " incarnation ", alive,
+                                      " was declared dead by the scheduler (fenced)")),
+              std::string::npos)
+        << error;
+  }
+  EXPECT_EQ(cluster_->server(0).fenced_requests(), 3u);
+
+  // A replacement (a higher incarnation) is served, before or without any notice of it; its
+  // push is applied (SGD, learning rate 1) and the fenced one's was not.
+  const uint64_t replacement = alive + 5;
+  EXPECT_EQ(pull(replacement), initial);
+  Message pushed = RoundTrip(DataFrames(from(proto::PUSH, replacement), {1}, {1, 1}));
+  EXPECT_EQ(pushed.header.command(), proto::PUSH_REPLY) << pushed.header.error();
+  EXPECT_EQ(pull(replacement), initial - 1);
+  // Once the replacement was seen, an incarnation between it and the fenced one is refused.
+  Message older = RoundTrip(DataFrames(from(proto::PULL, alive + 1), {1}, {}));
+  EXPECT_EQ(older.header.command(), proto::ERROR_REPLY);
+  EXPECT_EQ(cluster_->server(0).fenced_requests(), 4u);
+}
+
 // The forwarding thread serves requests of up to 64 KiB itself and hands larger ones to the
 // handler threads: both kinds must be served alike.
 TEST_F(ServerTest, SmallAndLargeRequestsAreServedAlike) {
