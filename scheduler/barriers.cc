@@ -52,6 +52,14 @@ void Barriers::ReleaseComplete() {
   }
 }
 
+void Barriers::MemberDied(const ClusterMember& dead) {
+  if (dead.info.role() == proto::WORKER) {
+    ReleaseComplete();
+  } else {
+    FailBarriersOf(dead);
+  }
+}
+
 void Barriers::FailBarriersOf(const ClusterMember& dead) {
   const std::string name = NodeName(dead.info);
   for (auto it = barriers_.begin(); it != barriers_.end();) {

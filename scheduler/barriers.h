@@ -1,9 +1,11 @@
 // Barriers: named meeting points of a group of members ("all", "servers" or "workers").
 //
 // A member that reaches barrier `name` sends BARRIER and is answered (BARRIER_RELEASE) once
-// every live member of the group reached it. A barrier whose group loses a member fails: every
-// member waiting in it is released with an error naming the dead node, since the barrier can
-// never complete as asked. An unknown group is answered at once with an error.
+// every live member of the group reached it. A dead worker does not hold a barrier up: the job
+// goes on with the workers left, so its barriers complete once every live member reached them.
+// A barrier whose group loses a server fails: every member waiting in it is released with an
+// error naming the dead server, since the run must roll back. An unknown group is answered at
+// once with an error.
 //
 // Thread-compatible: the scheduler's single thread owns it.
 #ifndef GRANARY_SCHEDULER_BARRIERS_H_
@@ -29,10 +31,13 @@ class Barriers {
   // A BARRIER from `routing_id`: records it and releases every barrier now complete. A sender
   // that is not a cluster member gets an ERROR_REPLY.
   void HandleBarrier(const std::string& routing_id, const proto::Header& header);
-  // Fails every barrier of a group `dead` belonged to. Call once, when it was declared dead.
-  void FailBarriersOf(const ClusterMember& dead);
+  // Call once, when `dead` was declared dead: a worker's death releases every barrier now
+  // complete without it; a server's fails every barrier of its groups.
+  void MemberDied(const ClusterMember& dead);
 
  private:
+  // Fails every barrier of a group `dead` belonged to.
+  void FailBarriersOf(const ClusterMember& dead);
   struct PendingBarrier {
     std::string group;
     std::set<std::string> arrived;  // routing ids

@@ -105,6 +105,10 @@ absl::Status SchedulerImpl::Run() {
 void SchedulerImpl::HandleMessage(const std::string& routing_id, Message&& message) {
   const proto::Header& header = message.header;
   ClusterMember* member = membership_.Touch(routing_id);
+  if (member != nullptr && !member->alive) {
+    RefuseFenced(*member, header);
+    return;
+  }
   const bool from_server = member != nullptr && member->info.role() == proto::SERVER;
   const bool from_worker = member != nullptr && member->info.role() == proto::WORKER;
   switch (header.command()) {
@@ -185,20 +189,46 @@ void SchedulerImpl::EndJobIfAllWorkersDone() {
   StartShutdown("all workers finished their jobs");
 }
 
+void SchedulerImpl::RefuseFenced(const ClusterMember& fenced, const proto::Header& header) {
+  // A node that acknowledged the shutdown and exited is silent; anything else is a fenced node
+  // that came back (a stall, a partition) and must leave without touching the run.
+  if (header.command() == proto::SHUTDOWN_ACK) return;
+  const std::string reason =
+      absl::StrCat("fenced: ", NodeName(fenced.info), " incarnation ", fenced.info.incarnation(),
+                   " was declared dead by the scheduler (", fenced.death, "); its ",
+                   proto::Command_Name(header.command()), " and every later request are refused");
+  LOG(WARNING) << "refused " << proto::Command_Name(header.command()) << " of "
+               << NodeName(fenced.info) << ": " << reason;
+  proto::Header order = socket_.NewHeader(proto::SHUTDOWN);
+  order.set_error(reason);
+  *order.mutable_node() = fenced.info;
+  socket_.Send(fenced.routing_id, std::move(order));
+}
+
 void SchedulerImpl::HandleDeath(const ClusterMember& dead) {
-  barriers_.FailBarriersOf(dead);
-  // Its chunks were not finished: they go to whichever worker asks next.
+  barriers_.MemberDied(dead);
+  // A dead server fails the workers' requests to it, and so the run (a roll-back).
   if (dead.info.role() != proto::WORKER) return;
+  // Its chunks were not finished: they go to whichever worker asks next.
   queues_.RequeueChunksOf(dead.info.rank(), NodeName(dead.info));
   // Nodes that acknowledged the shutdown exit, and stop heartbeating: no failure.
   if (dead.job_done || shutting_down_) return;
-  // Until a worker can be fenced off, its death before JOB_DONE fails the run.
-  LOG(ERROR) << NodeName(dead.info) << " died before it finished its job";
-  if (run_outcome_.ok()) {
-    run_outcome_ = absl::AbortedError(absl::StrCat(NodeName(dead.info), " died (no heartbeat for ",
-                                                   absl::FormatDuration(options_.heartbeat_timeout),
-                                                   ") before it finished its job"));
+  int live_workers = 0;
+  for (const auto& [id, member] : membership_.members()) {
+    live_workers += member.alive && member.info.role() == proto::WORKER;
   }
+  if (live_workers == 0) {
+    LOG(ERROR) << NodeName(dead.info) << " died before it finished its job, and no worker is left";
+    if (run_outcome_.ok()) {
+      run_outcome_ = absl::AbortedError(
+          absl::StrCat(NodeName(dead.info), " died (", dead.death,
+                       ") before it finished its job, and no worker is left alive to finish it"));
+    }
+    StartShutdown(std::string(run_outcome_.message()));
+    return;
+  }
+  LOG(WARNING) << NodeName(dead.info) << " died before it finished its job; the job goes on with "
+               << live_workers << " workers (its chunks were handed out again)";
   EndJobIfAllWorkersDone();
 }
 

@@ -3,8 +3,9 @@
 //
 // One thread, one socket: Run() polls the ROUTER socket (SchedulerSocket), hands each message
 // to the component that serves its command (HandleMessage), then lets the components move on
-// in a fixed order: heartbeats (Membership; a death fails Barriers and requeues the dead
-// worker's chunks in WorkQueueService), StepClocks::Publish, CheckpointCoordinator::Advance,
+// in a fixed order: heartbeats (Membership; a death goes to Barriers and requeues the dead
+// worker's chunks in WorkQueueService; a dead member's later messages are refused, since it is
+// fenced), StepClocks::Publish, CheckpointCoordinator::Advance,
 // DayClose::Advance. A component holds references to the components it uses, declared before
 // it below, except that the checkpoints reach the work queues through a pointer set in the
 // constructor and the work queues reach the checkpoints only through the two hooks wired there.
@@ -61,9 +62,14 @@ class SchedulerImpl {
   // component whose idea it is.
   void HandleMessage(const std::string& routing_id, Message&& message);
   void HandleJobDone(ClusterMember& member, const proto::Header& header);
-  // A dead worker that had not reported JOB_DONE fails the run (naming it); the run ends once
-  // the live workers are done, so a dead worker never holds up its end.
+  // A dead worker costs no roll-back: its chunks go back to the queues, barriers and step
+  // clocks go on without it, and the run ends once the live workers are done; it fails only if
+  // no worker is left alive. A dead server fails the barriers of its groups (and through the
+  // workers' failed requests, the run).
   void HandleDeath(const ClusterMember& dead);
+  // Answers a message of `fenced` (a member declared dead) with SHUTDOWN carrying why it was
+  // fenced and header.node = its NodeInfo, and otherwise ignores the message.
+  void RefuseFenced(const ClusterMember& fenced, const proto::Header& header);
   // Once every live worker is done: closes the day, or shuts down (after a pending checkpoint).
   void EndJobIfAllWorkersDone();
   // Moves the checkpoints and the day close on, and starts the shutdown they lead to.
