@@ -60,15 +60,28 @@ absl::Status RunWorkerJob(zmq::context_t* context, const WorkerJobOptions& optio
   kv.emplace(context, scheduler.view(), options.kv);
   status = kv->Start();
   KVWorker* const servers = &*kv;
-  scheduler.SetNodeDeadCallback([servers](const proto::NodeInfo& node) {
+  SchedulerClient* const client = &scheduler;
+  scheduler.SetNodeDeadCallback([servers, client](const proto::NodeInfo& node) {
     if (node.role() == proto::SERVER) {
       servers->MarkServerDead(node.rank(), "reported dead by the scheduler");
+    } else if (node.rank() == client->rank() &&
+               node.incarnation() == client->view().you().incarnation()) {
+      servers->Fence(client->fenced_reason());  // this worker was fenced
     }
   });
   if (status.ok()) status = RunJob(options, std::move(job_spec), *kv, scheduler);
   Logged(worker, status).IgnoreError();
+  if (std::string fenced = scheduler.fenced_reason(); !fenced.empty()) {
+    // Its chunks went to the other workers; the scheduler ignores anything it would report.
+    return Logged(worker, absl::FailedPreconditionError(
+                              absl::StrCat("exits: fenced by the scheduler: ", fenced)));
+  }
   if (options.job != "idle") scheduler.ReportJobDone(status);
   absl::Status shutdown = scheduler.WaitForShutdown(options.exit_timeout);
+  if (std::string fenced = scheduler.fenced_reason(); !fenced.empty()) {
+    return Logged(worker, absl::FailedPreconditionError(
+                              absl::StrCat("exits: fenced by the scheduler: ", fenced)));
+  }
   if (absl::IsDeadlineExceeded(shutdown)) {
     shutdown = absl::DeadlineExceededError(absl::StrCat(
         "no shutdown order from scheduler ", options.scheduler.scheduler_address, " within ",

@@ -12,6 +12,13 @@
 // SchedulerClient's destructor joins; RunWorkerJob destroys the SchedulerClient before the
 // KVWorker, so the callback can never run on a destroyed KV client, whichever way the job ends.
 //
+// Fencing: a worker the scheduler declared dead (a stall longer than heartbeat_timeout) learns
+// it from the scheduler's answer to its next message (SchedulerClient::fenced_reason) or from a
+// server's refusal of its next pull or push, whichever comes first. Either ends the job at
+// once: the scheduler's order fails every wait of both clients (KVWorker::Fence), a refusal
+// fails the job's request. The worker then reports nothing and returns FailedPrecondition
+// "fenced by the scheduler: <why>", so the process exits non-zero naming it.
+//
 // Thread-compatible: RunWorkerJob runs the job on the calling thread (the trainer adds its
 // compute threads).
 #ifndef GRANARY_WORKER_JOB_H_
