@@ -83,8 +83,9 @@ class TrainingRun {
   // Trains epoch `epoch` on this worker's share of the epoch's work queue, filling the
   // training part of *report.
   absl::Status TrainEpoch(int epoch, EpochReport* report);
-  // Writes this worker's predictions of the eval files and, on worker 0, merges every
-  // worker's into report->eval and the metrics file.
+  // Writes this worker's predictions of the eval files and, on the lowest-ranked worker alive
+  // at the eval barrier (worker 0 unless it died), merges those of the live workers into
+  // report->eval and the metrics file.
   absl::Status Evaluate(int epoch, EpochReport* report);
   // Worker 0: the retrieval evaluation into report->retrieval, the metrics file and the
   // vector files; the others wait for it.
@@ -102,7 +103,9 @@ class TrainingRun {
   // The training batch size, prefetch depth, and the label domains of the model's tasks, so
   // that a label outside its head's domain is a bad line of the reader, not a job failure.
   ReaderOptions MakeReaderOptions() const;
-  absl::Status MergeEvaluation(int epoch, EpochReport* report);
+  // The lowest-ranked live worker: merges the prediction files of `workers` (the live ones,
+  // ascending) into report->eval and a metrics line that lists them ("eval_workers").
+  absl::Status MergeEvaluation(int epoch, const std::vector<int>& workers, EpochReport* report);
   absl::Duration barrier_timeout() const {
     return absl::Seconds(training_.barrier_timeout_seconds());
   }
@@ -341,15 +344,27 @@ absl::Status TrainingRun::Evaluate(int epoch, EpochReport* report) {
   // A failed evaluation publishes no prediction file.
   if (status.ok()) status = (*writer)->Finish();
   if (status.ok()) status = Barrier(absl::StrCat("eval-epoch-", epoch));
-  if (status.ok() && rank_ == 0) status = MergeEvaluation(epoch, report);
+  if (!status.ok()) return status;
+  // The barrier released once every live worker published its file; a dead worker's may be
+  // missing. The lowest-ranked live worker merges those of the live ones.
+  const std::vector<int> dead = scheduler_->dead_workers();
+  std::vector<int> live;
+  for (int worker = 0; worker < num_workers_; ++worker) {
+    if (!std::binary_search(dead.begin(), dead.end(), worker)) live.push_back(worker);
+  }
+  if (!live.empty() && live.front() == rank_) status = MergeEvaluation(epoch, live, report);
   return status;
 }
 
-absl::Status TrainingRun::MergeEvaluation(int epoch, EpochReport* report) {
+absl::Status TrainingRun::MergeEvaluation(int epoch, const std::vector<int>& workers,
+                                          EpochReport* report) {
   const std::vector<proto::TaskConfig>& tasks = pipelines_[0]->model().tasks();
   std::vector<std::string> paths;
-  for (int worker = 0; worker < num_workers_; ++worker) {
-    paths.push_back(PredictionPath(metrics_dir_, epoch, worker));
+  for (int worker : workers) paths.push_back(PredictionPath(metrics_dir_, epoch, worker));
+  const std::string eval_workers = absl::StrCat("[", absl::StrJoin(workers, ", "), "]");
+  if (static_cast<int>(workers.size()) < num_workers_) {
+    LOG(WARNING) << "epoch " << epoch << " eval covers the predictions of workers " << eval_workers
+                 << " only: the others died";
   }
   absl::StatusOr<std::vector<TaskMetrics>> merged = MergePredictions(tasks, paths);
   if (!merged.ok()) return merged.status();
@@ -365,8 +380,9 @@ absl::Status TrainingRun::MergeEvaluation(int epoch, EpochReport* report) {
     return AppendMetricsLine(
         metrics_path_,
         absl::StrFormat(
-            "{\"epoch\": 0, \"before_training\": true, \"workers\": %d, \"eval\": {%s}}",
-            num_workers_, TaskMetricsJson(report->eval)));
+            "{\"epoch\": 0, \"before_training\": true, \"workers\": %d, \"eval_workers\": %s, "
+            "\"eval\": {%s}}",
+            num_workers_, eval_workers, TaskMetricsJson(report->eval)));
   }
   std::vector<std::string> train_loss;
   for (size_t k = 0; k < tasks.size(); ++k) {
@@ -375,10 +391,12 @@ absl::Status TrainingRun::MergeEvaluation(int epoch, EpochReport* report) {
   return AppendMetricsLine(
       metrics_path_,
       absl::StrFormat(
-          "{\"epoch\": %d, \"workers\": %d, \"threads\": %d, \"worker0_train_samples\": %d, "
-          "\"worker0_samples_per_second\": %.1f, \"worker0_train_loss\": {%s}, \"eval\": {%s}}",
-          epoch, num_workers_, report->threads, report->train_samples, report->samples_per_second,
-          absl::StrJoin(train_loss, ", "), TaskMetricsJson(report->eval)));
+          "{\"epoch\": %d, \"workers\": %d, \"threads\": %d, \"worker%d_train_samples\": %d, "
+          "\"worker%d_samples_per_second\": %.1f, \"worker%d_train_loss\": {%s}, \"eval_workers\": "
+          "%s, \"eval\": {%s}}",
+          epoch, num_workers_, report->threads, rank_, report->train_samples, rank_,
+          report->samples_per_second, rank_, absl::StrJoin(train_loss, ", "), eval_workers,
+          TaskMetricsJson(report->eval)));
 }
 
 absl::Status TrainingRun::EvaluateRetrieval(int epoch, EpochReport* report) {

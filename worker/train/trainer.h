@@ -38,9 +38,13 @@
 //
 // Evaluation (after each epoch, if the job has eval files; worker/train/evaluation.h): pulls
 // with PullMode::kEvaluate (the model is not changed); each worker writes its predictions to
-// <metrics dir>/eval-epoch<E>-worker<R>.tsv; after a barrier worker 0 reads every worker's
-// file, computes exact metrics (BINARY: AUC and log loss; MULTICLASS: accuracy and log loss;
-// REGRESSION: RMSE), logs them and appends one JSON line to the job's metrics file.
+// <metrics dir>/eval-epoch<E>-worker<R>.tsv; after a barrier the lowest-ranked live worker
+// (worker 0 unless it died) reads the files of the workers alive when the barrier released,
+// computes exact metrics (BINARY: AUC and log loss; MULTICLASS: accuracy and log loss;
+// REGRESSION: RMSE), logs them and appends one JSON line to the job's metrics file, whose
+// "eval_workers" lists the workers merged: after a worker died, the eval covers only the
+// others' shares of the eval data. Its training figures are the merging worker's
+// ("worker<R>_train_samples", ...).
 //
 // Progressive validation (TrainerOptions::evaluate_before_training): before the first epoch the
 // model the run starts from (a restored base or checkpoint, or the initial values) is evaluated
