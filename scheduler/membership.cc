@@ -119,8 +119,8 @@ void Membership::CheckHeartbeats(const std::function<void(const ClusterMember&)>
         absl::FormatDuration(absl::Trunc(now - member.last_seen, absl::Milliseconds(1))),
         " (timeout ", absl::FormatDuration(options_.heartbeat_timeout), "); declared dead at ",
         absl::FormatTime(absl::RFC3339_sec, now, absl::UTCTimeZone()));
-    LOG(ERROR) << NodeName(member.info) << " (incarnation " << member.info.incarnation()
-               << ") is dead: " << member.death;
+    LOG(ERROR) << NodeName(member.info) << " is dead: " << member.death << "; incarnation "
+               << member.info.incarnation() << " is fenced";
     for (const auto& [other_id, other] : members_) {
       if (!other.alive) continue;
       proto::Header notice = socket_.NewHeader(proto::NODE_DEAD);

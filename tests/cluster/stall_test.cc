@@ -165,7 +165,8 @@ TEST_F(StallTest, AWorkerStoppedForTwelveSecondsIsFencedAndTheJobFinishesWithout
   // Declared dead by the scheduler, and fenced by the server, while it is still stopped.
   ASSERT_TRUE(WaitUntil(
       [&] {
-        return scheduler->ReadLog().find(stalled_name + ") (incarnation") != std::string::npos;
+        return scheduler->ReadLog().find(stalled_name + ") is dead: no heartbeat for") !=
+               std::string::npos;
       },
       kStall))
       << scheduler->ReadLog();
