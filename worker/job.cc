@@ -71,17 +71,17 @@ absl::Status RunWorkerJob(zmq::context_t* context, const WorkerJobOptions& optio
   });
   if (status.ok()) status = RunJob(options, std::move(job_spec), *kv, scheduler);
   Logged(worker, status).IgnoreError();
-  if (std::string fenced = scheduler.fenced_reason(); !fenced.empty()) {
-    // Its chunks went to the other workers; the scheduler ignores anything it would report.
+  // A fenced worker's chunks went to the others, and the scheduler ignores what it reports.
+  auto fenced = [&]() -> std::optional<absl::Status> {
+    std::string reason = scheduler.fenced_reason();
+    if (reason.empty()) return std::nullopt;
     return Logged(worker, absl::FailedPreconditionError(
-                              absl::StrCat("exits: fenced by the scheduler: ", fenced)));
-  }
+                              absl::StrCat("exits: fenced by the scheduler: ", reason)));
+  };
+  if (std::optional<absl::Status> exit = fenced()) return *exit;
   if (options.job != "idle") scheduler.ReportJobDone(status);
   absl::Status shutdown = scheduler.WaitForShutdown(options.exit_timeout);
-  if (std::string fenced = scheduler.fenced_reason(); !fenced.empty()) {
-    return Logged(worker, absl::FailedPreconditionError(
-                              absl::StrCat("exits: fenced by the scheduler: ", fenced)));
-  }
+  if (std::optional<absl::Status> exit = fenced()) return *exit;
   if (absl::IsDeadlineExceeded(shutdown)) {
     shutdown = absl::DeadlineExceededError(absl::StrCat(
         "no shutdown order from scheduler ", options.scheduler.scheduler_address, " within ",

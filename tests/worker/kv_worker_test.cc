@@ -313,5 +313,31 @@ TEST_F(SilentServerTest, ServerReportedDeadEndsAWaitInProgress) {
   EXPECT_NE(status.message().find("missed its heartbeats"), std::string::npos) << status;
 }
 
+// A fenced worker's waits end at once, with the reason, and it sends nothing more.
+TEST_F(SilentServerTest, FenceEndsAWaitInProgressAndFailsLaterRequests) {
+  KVWorkerOptions options;
+  options.request_timeout = absl::Seconds(60);
+  KVWorker worker(&context_, view_, options);
+  ASSERT_TRUE(worker.Start().ok());
+  std::vector<uint64_t> keys = {1, 2, 3};
+  std::vector<float> rows;
+  int64_t id = worker.Pull("emb", keys, &rows);
+  absl::Time start = absl::Now();
+  std::thread fencer([&] {
+    absl::SleepFor(absl::Milliseconds(100));
+    worker.Fence("fenced: worker 0 incarnation 2 was declared dead by the scheduler");
+  });
+  absl::Status status = worker.Wait(id);
+  fencer.join();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  ASSERT_TRUE(absl::IsFailedPrecondition(status)) << status;
+  EXPECT_NE(status.message().find("was declared dead by the scheduler"), std::string::npos)
+      << status;
+  const std::vector<float> grads(3 * worker.DimOf("emb"), 1.0f);
+  status = worker.Wait(worker.Push("emb", keys, grads));
+  ASSERT_TRUE(absl::IsFailedPrecondition(status)) << status;
+  EXPECT_NE(status.message().find("push request"), std::string::npos) << status;
+}
+
 }  // namespace
 }  // namespace granary
