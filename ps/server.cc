@@ -475,7 +475,11 @@ absl::Status FollowScheduler(SchedulerClient& client, ParameterServer& server,
   });
   while (stop == nullptr || !stop->load()) {
     absl::StatusOr<proto::Header> order = client.WaitForOrder(kOrderWait);
-    if (absl::IsAborted(order.status())) return absl::OkStatus();  // shutdown ordered
+    if (absl::IsAborted(order.status())) {  // shutdown ordered
+      std::string fenced = client.fenced_reason();
+      if (fenced.empty()) return absl::OkStatus();
+      return absl::FailedPreconditionError(absl::StrCat("fenced by the scheduler: ", fenced));
+    }
     if (absl::IsDeadlineExceeded(order.status())) continue;
     if (!order.ok()) return order.status();
     proto::Header results;

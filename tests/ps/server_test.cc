@@ -2,10 +2,12 @@
 
 #include <limits>
 #include <numeric>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "common/socket_options.h"
 #include "gtest/gtest.h"
+#include "tests/testing/child_process.h"
 #include "tests/testing/in_process_cluster.h"
 
 namespace granary {
@@ -246,6 +248,50 @@ TEST_F(ServerTest, SmallAndLargeRequestsAreServedAlike) {
     ASSERT_EQ(rows.size(), grads.size());
     for (float row : rows.span()) ASSERT_EQ(row, -kGrad);  // zero initial row, learning rate 1
   }
+}
+
+// A server the scheduler declared dead (silent longer than its heartbeat timeout) that comes
+// back is fenced: FollowScheduler ends with an error naming the fencing, so the process exits
+// non-zero instead of as after an orderly shutdown.
+TEST(FollowSchedulerTest, AFencedServerStopsFollowingWithAnErrorNamingTheFencing) {
+  zmq::context_t context(1);
+  SchedulerOptions options;
+  options.cluster_id = kCluster;
+  options.num_servers = 1;
+  options.num_workers = 1;
+  options.heartbeat_timeout = absl::Milliseconds(600);
+  options.check_interval = absl::Milliseconds(50);
+  options.config = SgdTablesConfig({{"emb", 2}}, 1.0f);
+  Scheduler scheduler(&context, options);
+  absl::Status run;
+  std::thread scheduler_thread([&] { run = scheduler.Run(); });
+  ASSERT_TRUE(WaitUntil([&] { return scheduler.port() != 0; }, absl::Seconds(10)));
+  auto client_options = [&](proto::Role role, absl::Duration heartbeat_interval) {
+    SchedulerClientOptions client;
+    client.scheduler_address = absl::StrCat("127.0.0.1:", scheduler.port());
+    client.cluster_id = kCluster;
+    client.role = role;
+    client.port = role == proto::SERVER ? 1 : 0;
+    client.heartbeat_interval = heartbeat_interval;
+    client.heartbeat_timeout = absl::Seconds(60);
+    return client;
+  };
+  // The server heartbeats every 3 s: silent for longer than the scheduler's 600 ms.
+  SchedulerClient server_client(&context, client_options(proto::SERVER, absl::Seconds(3)));
+  SchedulerClient worker_client(&context, client_options(proto::WORKER, absl::Milliseconds(100)));
+  std::thread registering([&] { EXPECT_TRUE(worker_client.Register().ok()); });
+  ASSERT_TRUE(server_client.Register().ok());
+  registering.join();
+  ServerOptions server_options;
+  server_options.cluster_id = kCluster;
+  ParameterServer server(&context, server_options);  // orders only: never started
+  absl::Status followed = FollowScheduler(server_client, server);
+  EXPECT_TRUE(absl::IsFailedPrecondition(followed)) << followed;
+  EXPECT_NE(followed.message().find("fenced by the scheduler: fenced: server 0 ("),
+            std::string::npos)
+      << followed;
+  scheduler.RequestStop();
+  scheduler_thread.join();
 }
 
 }  // namespace
