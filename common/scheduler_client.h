@@ -134,6 +134,9 @@ class SchedulerClient {
 
   // Called on the background thread when the scheduler reports `node` dead.
   void SetNodeDeadCallback(std::function<void(const proto::NodeInfo& node)> callback);
+  // Called on the background thread when the scheduler reports that `node`, a replacement
+  // worker with a new incarnation, joined the running cluster (NODE_JOINED).
+  void SetNodeJoinedCallback(std::function<void(const proto::NodeInfo& node)> callback);
 
  private:
   // Connects the dealer socket to the scheduler. InvalidArgument naming it if that fails.
@@ -175,6 +178,7 @@ class SchedulerClient {
   std::deque<proto::Header> orders_;                // from the scheduler, not yet taken
   std::map<std::string, proto::Clock> min_clocks_;  // the last MIN_CLOCK of each clock
   std::function<void(const proto::NodeInfo&)> node_dead_callback_;
+  std::function<void(const proto::NodeInfo&)> node_joined_callback_;
   zmq::socket_t wakeup_sender_;  // guarded by mutex_
 
   std::atomic<bool> shutdown_requested_{false};

@@ -109,7 +109,10 @@ void SchedulerImpl::HandleMessage(const std::string& routing_id, Message&& messa
   const bool from_worker = member != nullptr && member->info.role() == proto::WORKER;
   switch (header.command()) {
     case proto::REGISTER:
-      membership_.HandleRegister(routing_id, header, /*closed=*/shutting_down_);
+      membership_.HandleRegister(routing_id, header, /*closed=*/shutting_down_,
+                                 [this](const ClusterMember& joiner, proto::ClusterView* view) {
+                                   HandleJoin(joiner, view);
+                                 });
       return;
     case proto::HEARTBEAT:
       // Registered nodes heartbeat while the cluster forms too, to notice a dead scheduler.
@@ -185,6 +188,11 @@ void SchedulerImpl::EndJobIfAllWorkersDone() {
   StartShutdown("all workers finished their jobs");
 }
 
+void SchedulerImpl::HandleJoin(const ClusterMember& joiner, proto::ClusterView* view) {
+  for (const std::string& name : barriers_.ReleasedNames()) view->add_released_barriers(name);
+  clocks_.HandleJoin(joiner);
+}
+
 void SchedulerImpl::HandleDeath(const ClusterMember& dead) {
   barriers_.FailBarriersOf(dead);
   // Its chunks were not finished: they go to whichever worker asks next.
@@ -192,8 +200,12 @@ void SchedulerImpl::HandleDeath(const ClusterMember& dead) {
   queues_.RequeueChunksOf(dead.info.rank(), NodeName(dead.info));
   // Nodes that acknowledged the shutdown exit, and stop heartbeating: no failure.
   if (dead.job_done || shutting_down_) return;
-  // Until a worker can be fenced off, its death before JOB_DONE fails the run.
   LOG(ERROR) << NodeName(dead.info) << " died before it finished its job";
+  // The live workers that have not finished take its chunks over, and a replacement may join
+  // (Membership); without any, its work is left undone and the run fails.
+  for (const auto& [id, member] : membership_.members()) {
+    if (member.info.role() == proto::WORKER && member.alive && !member.job_done) return;
+  }
   if (run_outcome_.ok()) {
     run_outcome_ = absl::AbortedError(absl::StrCat(NodeName(dead.info), " died (no heartbeat for ",
                                                    absl::FormatDuration(options_.heartbeat_timeout),

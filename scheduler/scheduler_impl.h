@@ -61,8 +61,13 @@ class SchedulerImpl {
   // component whose idea it is.
   void HandleMessage(const std::string& routing_id, Message&& message);
   void HandleJobDone(ClusterMember& member, const proto::Header& header);
-  // A dead worker that had not reported JOB_DONE fails the run (naming it); the run ends once
-  // the live workers are done, so a dead worker never holds up its end.
+  // Replacement worker `joiner` joined (Membership): completes its `view` with the barriers
+  // released so far, and leaves it out of the step clocks under way.
+  void HandleJoin(const ClusterMember& joiner, proto::ClusterView* view);
+  // A dead worker's chunks go back to the queues. A death before its JOB_DONE fails the run
+  // (naming it) only if no live worker is left unfinished to take its chunks over (or a
+  // replacement to join); the run ends once the live workers are done, so a dead worker never
+  // holds up its end.
   void HandleDeath(const ClusterMember& dead);
   // Once every live worker is done: closes the day, or shuts down (after a pending checkpoint).
   void EndJobIfAllWorkersDone();
