@@ -48,6 +48,18 @@
 // yesterday's model on today's data before it has seen any of it; its JSON line is marked
 // "before_training": true.
 //
+// A replacement worker (joined_running_job in its view: it took the rank of a dead worker after
+// the cluster formed, scheduler/membership.h) joins the job where it is. Its view lists the
+// barriers the others already passed (released_barriers); it skips every step whose barrier is
+// among them: the epochs whose last barrier ("eval-epoch-E" with eval files, else
+// "train-epoch-E") was released, the evaluation before training and the retrieval evaluation.
+// It takes part in everything else like any worker, from the first epoch not over: it trains
+// the chunks of that epoch still pending (among them its predecessor's, requeued at its death),
+// passes its barriers (one already released releases it at once) and evaluates it, so the
+// merge finds its predictions. Since every barrier not yet released when it joined waits for
+// it, no worker waits for a step it skips. Its step clock for the epoch it joins starts at 0
+// and does not count (scheduler/step_clocks.h); from the next epoch on it counts as any worker.
+//
 // Retrieval evaluation (models of the two-tower family, worker/models/retrieval_model.h, after the
 // last epoch, if the job has eval files): worker 0 runs the model over every batch of the train
 // and eval files (not only its share), ranks each positive eval sample's item against the whole
