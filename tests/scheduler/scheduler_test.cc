@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/message.h"
 #include "common/scheduler_client.h"
 #include "common/shard_map.h"
 #include "gtest/gtest.h"
@@ -306,6 +307,47 @@ TEST_F(SchedulerTest, ReplacementWorkerTakesTheDeadRankWithANewIncarnation) {
   ASSERT_TRUE(server->WaitForShutdown(absl::Seconds(20)).ok());
   scheduler_thread_.join();
   EXPECT_TRUE(run_status_.ok()) << run_status_;
+}
+
+// A worker registering while the cluster shuts down is refused, even with a dead rank free.
+TEST_F(SchedulerTest, ReplacementRegisteringWhileTheClusterShutsDownIsRefused) {
+  StartScheduler(1, 2, "", [](SchedulerOptions& options) {
+    options.heartbeat_timeout = absl::Seconds(2);
+    options.shutdown_timeout = absl::Seconds(4);
+  });
+  // A server that heartbeats but never acknowledges the shutdown, so that it lasts.
+  zmq::socket_t raw_server(context_, zmq::socket_type::dealer);
+  raw_server.set(zmq::sockopt::linger, 0);
+  raw_server.connect(absl::StrCat("tcp://127.0.0.1:", scheduler_->port()));
+  proto::Header registration = MakeHeader(proto::REGISTER, kCluster, proto::SERVER, -1);
+  registration.mutable_node()->set_role(proto::SERVER);
+  registration.mutable_node()->set_rank(-1);
+  registration.mutable_node()->set_host("127.0.0.1");
+  registration.mutable_node()->set_port(1);
+  ASSERT_TRUE(SendMessage(raw_server, Message{registration, {}, {}}).ok());
+  std::atomic<bool> stop_heartbeats{false};
+  std::thread heartbeats([&] {
+    while (!stop_heartbeats) {
+      SendMessage(raw_server,
+                  Message{MakeHeader(proto::HEARTBEAT, kCluster, proto::SERVER, 0), {}, {}})
+          .IgnoreError();
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+  });
+  auto w0 = NewClient(proto::WORKER);
+  auto w1 = NewClient(proto::WORKER);
+  RegisterAll({w0.get(), w1.get()});
+  ReportedNodes dead;
+  w0->SetNodeDeadCallback(dead.Callback());
+  w1.reset();
+  ASSERT_EQ(dead.WaitFor(1).size(), 1u);
+  w0->ReportJobDone();  // the last live worker: the shutdown starts, waiting for the server
+  ASSERT_TRUE(w0->WaitForShutdown(absl::Seconds(20)).ok());
+  absl::Status refused = NewClient(proto::WORKER)->Register();
+  stop_heartbeats = true;
+  heartbeats.join();
+  EXPECT_TRUE(absl::IsFailedPrecondition(refused)) << refused;
+  EXPECT_NE(refused.message().find("the cluster is shutting down"), std::string::npos) << refused;
 }
 
 // A replacement learns which barriers were released, passes them at once, and does not hold
