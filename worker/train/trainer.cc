@@ -61,33 +61,6 @@ std::string TrainBarrier(int epoch) { return absl::StrCat("train-epoch-", epoch)
 std::string EvalBarrier(int epoch) { return absl::StrCat("eval-epoch-", epoch); }
 constexpr char kRetrievalBarrier[] = "retrieval-eval";
 
-// Where a worker joins the job (see trainer.h, "A replacement worker"): the steps whose barrier
-// the others passed before it joined are skipped.
-struct JoinPoint {
-  bool evaluate_before_training = true;
-  int first_epoch = 1;
-  bool retrieval = true;  // the retrieval evaluation after the last epoch
-};
-
-JoinPoint FindJoinPoint(const proto::ClusterView& view, int epochs, bool has_eval_files) {
-  JoinPoint join;
-  if (!view.joined_running_job()) return join;
-  const std::set<std::string> released(view.released_barriers().begin(),
-                                       view.released_barriers().end());
-  // Barriers are released in the order the workers pass them: the last epoch whose last
-  // barrier was released, and every epoch before it, are over.
-  for (int epoch = epochs; epoch >= 1; --epoch) {
-    if (released.count(has_eval_files ? EvalBarrier(epoch) : TrainBarrier(epoch)) > 0) {
-      join.first_epoch = epoch + 1;
-      break;
-    }
-  }
-  join.evaluate_before_training = join.first_epoch == 1 && released.count(EvalBarrier(0)) == 0 &&
-                                  released.count(TrainBarrier(1)) == 0;
-  join.retrieval = released.count(kRetrievalBarrier) == 0;
-  return join;
-}
-
 // "<task> <loss>, ..." for the log lines.
 std::string FormatLosses(const std::vector<proto::TaskConfig>& tasks,
                          const std::vector<double>& losses) {
@@ -479,6 +452,25 @@ absl::Status TrainingRun::EvaluateRetrieval(int epoch, EpochReport* report) {
 
 }  // namespace
 
+JoinPoint FindJoinPoint(const proto::ClusterView& view, int epochs, bool has_eval_files) {
+  JoinPoint join;
+  if (!view.joined_running_job()) return join;
+  const std::set<std::string> released(view.released_barriers().begin(),
+                                       view.released_barriers().end());
+  // Barriers are released in the order the workers pass them: the last epoch whose last
+  // barrier was released, and every epoch before it, are over.
+  for (int epoch = epochs; epoch >= 1; --epoch) {
+    if (released.count(has_eval_files ? EvalBarrier(epoch) : TrainBarrier(epoch)) > 0) {
+      join.first_epoch = epoch + 1;
+      break;
+    }
+  }
+  join.evaluate_before_training = join.first_epoch == 1 && released.count(EvalBarrier(0)) == 0 &&
+                                  released.count(TrainBarrier(1)) == 0;
+  join.retrieval_evaluation = released.count(kRetrievalBarrier) == 0;
+  return join;
+}
+
 absl::Status CheckTrainerOptions(const TrainerOptions& options) {
   if (options.threads < 1) {
     return absl::InvalidArgumentError(absl::StrCat("threads must be >= 1, not ", options.threads));
@@ -514,7 +506,7 @@ absl::Status Trainer::Run(std::vector<EpochReport>* reports) {
     if (!status.ok()) return status;
     reports->push_back(std::move(report));
   }
-  const bool retrieval = run.has_eval_files() && run.is_retrieval() && join.retrieval;
+  const bool retrieval = run.has_eval_files() && run.is_retrieval() && join.retrieval_evaluation;
   for (int epoch = join.first_epoch; epoch <= epochs; ++epoch) {
     EpochReport report;
     report.epoch = epoch;

@@ -90,6 +90,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/proto/message.pb.h"
 #include "common/scheduler_client.h"
 #include "worker/job_config.h"
 #include "worker/kv_worker.h"
@@ -115,6 +116,17 @@ struct TrainerOptions {
 
 // OK, or InvalidArgument if `options` can never run: threads < 1 or max_staleness < 0.
 absl::Status CheckTrainerOptions(const TrainerOptions& options);
+
+// Where a worker joins the job (see "A replacement worker" above): a worker of the cluster's
+// formation does every step; a replacement skips those whose barrier its view lists released.
+struct JoinPoint {
+  bool evaluate_before_training = true;  // if the job asks for it
+  int first_epoch = 1;                   // epochs + 1: none left
+  bool retrieval_evaluation = true;      // after the last epoch, if the model is a retrieval one
+};
+// The join point of the worker with `view`, for a job of `epochs` epochs with or without eval
+// files.
+JoinPoint FindJoinPoint(const proto::ClusterView& view, int epochs, bool has_eval_files);
 
 struct EpochReport {
   int epoch = 0;  // from 1; 0 for the evaluation before training
