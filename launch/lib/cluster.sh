@@ -451,13 +451,22 @@ note_dead_workers() {
   done
 }
 
+# Whether a process other than a worker exited non-zero.
+other_role_failed() {
+  local pid
+  for pid in "${exited[@]}"; do
+    [[ " ${worker_pids[*]} " != *" $pid "* && "${status_of[$pid]}" != 0 ]] && return 0
+  done
+  return 1
+}
+
 # Restarts the awaiting workers the scheduler declared dead; drops them all if the scheduler
-# exited or shuts the cluster down (they are failures then).
+# exited or shuts the cluster down, or another role failed (they are failures then).
 replace_dead_workers() {
   ((${#awaiting[@]} > 0)) || return 0
   # A worker that exits once the cluster shuts down needs no replacement (the scheduler would
-  # refuse it).
-  if [[ -n "${status_of[$scheduler_pid]+set}" ]] ||
+  # refuse it), nor one of an attempt that fails anyway (a server or the scheduler failed).
+  if [[ -n "${status_of[$scheduler_pid]+set}" ]] || other_role_failed ||
     grep -q "shutting down the cluster" "$run_dir/scheduler.log" 2>/dev/null; then
     awaiting=()
     return 0
