@@ -758,6 +758,32 @@ TEST_F(SchedulerTest, RoundRobinChunksOfADeadWorkerGoToTheOther) {
   EXPECT_EQ(trained, (std::vector<uint64_t>{0, 1, 2})) << "worker " << rank;
 }
 
+// A queue opened after a replacement took a dead worker's rank deals that rank's chunks to the
+// replacement, not to the others.
+TEST_F(SchedulerTest, RoundRobinChunksOfAReplacedRankGoToTheReplacement) {
+  auto [server, w0, w1] = FormOneServerTwoWorkers();
+  const absl::Duration timeout = absl::Seconds(20);
+  ReportedNodes dead;
+  server->SetNodeDeadCallback(dead.Callback());
+  const int replaced_rank = w1->rank();
+  w1.reset();
+  ASSERT_EQ(dead.WaitFor(1).size(), 1u);
+  auto joiner = NewClient(proto::WORKER);
+  ASSERT_TRUE(joiner->Register().ok());
+  ASSERT_TRUE(w0->OpenQueue(RoundRobinSpec("epoch", 2, 2), timeout).ok());
+  absl::StatusOr<std::optional<proto::Chunk>> own = w0->NextChunk("epoch", timeout);
+  ASSERT_TRUE(own.ok() && own->has_value()) << own.status();
+  EXPECT_EQ((*own)->id(), static_cast<uint64_t>(w0->rank()));
+  // The other chunk is the replacement's: w0 waits for it.
+  absl::StatusOr<std::optional<proto::Chunk>> other =
+      w0->NextChunk("epoch", absl::Milliseconds(500));
+  EXPECT_TRUE(absl::IsDeadlineExceeded(other.status())) << other.status();
+  ASSERT_TRUE(joiner->OpenQueue(RoundRobinSpec("epoch", 2, 2), timeout).ok());
+  absl::StatusOr<std::optional<proto::Chunk>> its = joiner->NextChunk("epoch", timeout);
+  ASSERT_TRUE(its.ok() && its->has_value()) << its.status();
+  EXPECT_EQ((*its)->id(), static_cast<uint64_t>(replaced_rank));
+}
+
 // A worker that asks while the last chunks are with another worker waits; when that worker
 // dies, its chunks come back to the one waiting.
 TEST_F(SchedulerTest, ChunksOfADeadWorkerGoToAWaitingWorker) {
