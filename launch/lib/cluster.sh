@@ -428,11 +428,12 @@ worker_running() {
 
 # --- Restarting one worker (--restarts) -----------------------------------------------------
 # A worker that exits non-zero or is killed after it joined the cluster, while the scheduler
-# runs and the run has a restart left, is restarted alone, with the same flags: the scheduler gives the new process the dead
-# one's rank once it declared that one dead (after its heartbeat timeout; earlier it would
-# refuse the registration), so the restart waits for that line in the scheduler's log. The
-# new process logs to RUN_DIR/worker-I.restart-K.log; the dead one then counts as no failure.
-# A dead server or scheduler still fails the attempt: the cluster restarts from the checkpoint.
+# runs and the run has a restart left, is restarted alone, with the same flags: the scheduler
+# gives the new process the dead one's rank once it declared that one dead (after its
+# heartbeat timeout; earlier it would refuse the registration), so the restart waits for that
+# line in the scheduler's log. The new process logs to RUN_DIR/worker-I.restart-K.log; the
+# dead one then counts as no failure. A dead server or scheduler still fails the attempt: the
+# cluster restarts from the checkpoint.
 
 # Moves workers that just died to `awaiting` if they may be restarted.
 note_dead_workers() {
