@@ -57,8 +57,10 @@
 // the chunks of that epoch still pending (among them its predecessor's, requeued at its death),
 // passes its barriers (one already released releases it at once) and evaluates it, so the
 // merge finds its predictions. Since every barrier not yet released when it joined waits for
-// it, no worker waits for a step it skips. Its step clock for the epoch it joins starts at 0
-// and does not count (scheduler/step_clocks.h); from the next epoch on it counts as any worker.
+// it, no worker waits for a step it skips. It does not count for the step clocks already under
+// way when it joined (it starts them at 0 while the others are further on;
+// scheduler/step_clocks.h), only for later ones. Metrics are merged by worker 0: while rank 0
+// is dead, no one merges an epoch's evaluation.
 //
 // Retrieval evaluation (models of the two-tower family, worker/models/retrieval_model.h, after the
 // last epoch, if the job has eval files): worker 0 runs the model over every batch of the train
