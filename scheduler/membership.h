@@ -10,8 +10,8 @@
 //
 // Incarnations: every registration that gets a rank gets an incarnation from one counter
 // (starting at 1, increasing by 1: at formation in rank order, servers then workers, and for
-// every later joiner), carried in the view's nodes and `you`. Servers and the scheduler tell
-// incarnations of one rank apart by it.
+// every later joiner), carried in the view's nodes and `you`: it tells apart the processes that
+// held one rank in turn (what fencing a dead worker's incarnation rests on).
 //
 // A replacement worker joins a running cluster: a worker's REGISTER after formation takes the
 // lowest worker rank whose member is dead before its JOB_DONE, with a new incarnation. Its
