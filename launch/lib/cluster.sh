@@ -444,7 +444,12 @@ note_dead_workers() {
     [[ -z "${noted_dead[$pid]+set}" ]] || continue
     noted_dead[$pid]=1
     # One that never joined the cluster (a bad flag, a refused registration) fails the attempt.
-    grep -q "registered as worker" "$run_dir/${name_of[$pid]}.log" 2>/dev/null || continue
+    # The first workers joined once it formed; a restarted one once it logged its registration.
+    if [[ -n "${base_of[$pid]+set}" ]]; then
+      grep -q "registered as worker" "$run_dir/${name_of[$pid]}.log" 2>/dev/null || continue
+    else
+      grep -q "cluster formed" "$run_dir/scheduler.log" 2>/dev/null || continue
+    fi
     if [[ -n "$scheduler_pid" && -z "${status_of[$scheduler_pid]+set}" ]] && restart_left; then
       say "$(role_label "$pid") $(describe_status "${status_of[$pid]}"); restarting it alone once the scheduler declared it dead" >&2
       awaiting+=("$pid")
