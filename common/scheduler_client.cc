@@ -442,6 +442,12 @@ void SchedulerClient::SetNodeDeadCallback(
   node_dead_callback_ = std::move(callback);
 }
 
+void SchedulerClient::SetNodeJoinedCallback(
+    std::function<void(const proto::NodeInfo& node)> callback) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  node_joined_callback_ = std::move(callback);
+}
+
 void SchedulerClient::HandleIncoming(Message&& message) {
   const proto::Header& header = message.header;
   switch (header.command()) {
@@ -454,6 +460,18 @@ void SchedulerClient::HandleIncoming(Message&& message) {
         std::lock_guard<std::mutex> lock(mutex_);
         callback = node_dead_callback_;
         if (header.node().role() == proto::WORKER) dead_workers_.insert(header.node().rank());
+      }
+      if (callback) callback(header.node());
+      break;
+    }
+    case proto::NODE_JOINED: {
+      LOG(INFO) << "scheduler reports " << NodeName(header.node()) << " (incarnation "
+                << header.node().incarnation() << ") joined as a replacement";
+      std::function<void(const proto::NodeInfo&)> callback;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        callback = node_joined_callback_;
+        if (header.node().role() == proto::WORKER) dead_workers_.erase(header.node().rank());
       }
       if (callback) callback(header.node());
       break;

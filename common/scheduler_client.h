@@ -140,6 +140,9 @@ class SchedulerClient {
   // Called on the background thread when the scheduler reports `node` dead; and once with
   // this node's own NodeInfo (view().you()) when the scheduler fenced this node.
   void SetNodeDeadCallback(std::function<void(const proto::NodeInfo& node)> callback);
+  // Called on the background thread when the scheduler reports that `node`, a replacement
+  // worker with a new incarnation, joined the running cluster (NODE_JOINED).
+  void SetNodeJoinedCallback(std::function<void(const proto::NodeInfo& node)> callback);
 
   // Fencing: once the scheduler declared this node dead (it was silent for heartbeat_timeout,
   // e.g. stopped or partitioned), it answers the node's next message with SHUTDOWN naming the
@@ -149,9 +152,10 @@ class SchedulerClient {
   // error: its work was handed to others.
   std::string fenced_reason() const;
 
-  // The ranks of the workers the scheduler reported dead so far (NODE_DEAD), ascending. The
-  // scheduler sends a death before the barrier releases it lets go: after Barrier() returned,
-  // the workers not listed here are those alive when the barrier released.
+  // The ranks of the workers the scheduler reported dead (NODE_DEAD) and not since replaced
+  // (NODE_JOINED), ascending. The scheduler sends a death before the barrier releases it lets
+  // go: after Barrier() returned, the workers not listed here are those alive when the barrier
+  // released.
   std::vector<int> dead_workers() const;
 
  private:
@@ -196,6 +200,7 @@ class SchedulerClient {
   std::deque<proto::Header> orders_;                // from the scheduler, not yet taken
   std::map<std::string, proto::Clock> min_clocks_;  // the last MIN_CLOCK of each clock
   std::function<void(const proto::NodeInfo&)> node_dead_callback_;
+  std::function<void(const proto::NodeInfo&)> node_joined_callback_;
   zmq::socket_t wakeup_sender_;  // guarded by mutex_
 
   std::atomic<bool> shutdown_requested_{false};

@@ -14,11 +14,14 @@
 # Servers keep their RocksDB tables in DIR/data/server-<rank> unless --server_flags sets
 # --data_dir.
 #
-# --restarts N supervises the run: if any process dies or fails, the whole cluster is stopped
-# and started again, up to N times, each attempt in DIR/attempt-K. With --scheduler_flags
-# "--checkpoint_dir=CKPT" every attempt rolls back to the newest consistent checkpoint in CKPT
-# and trains only the chunks not finished in it (DESIGN.md "Durability and recovery");
-# without one, an attempt starts from scratch.
+# --restarts N supervises the run, restarting up to N times in total per run. A worker that
+# exits non-zero or is killed is restarted alone, with the same flags, once the scheduler
+# declared it dead: the new process joins the running job in the dead one's rank
+# (docs/operations.md "Replacing a worker"), logging to DIR/attempt-K/worker-I.restart-J.log.
+# If any other process dies or fails, the whole cluster is stopped and started again, each
+# attempt in DIR/attempt-K. With --scheduler_flags "--checkpoint_dir=CKPT" every attempt rolls
+# back to the newest consistent checkpoint in CKPT and trains only the chunks not finished in
+# it (DESIGN.md "Durability and recovery"); without one, an attempt starts from scratch.
 #
 # Writes DIR/{scheduler,server-I,worker-I}.log, DIR/pids ("name pid" per line),
 # DIR/scheduler.addr and DIR/cluster_id. Ctrl-C (or SIGTERM) shuts the cluster down through the
@@ -41,6 +44,8 @@ require_bash_5_1
 parse_launcher_option() { consumed=0; }
 # shellcheck disable=SC2317  # invoked by signal_running
 signal_role() { kill "-$1" "$2" 2>/dev/null || true; }
+# shellcheck disable=SC2317  # invoked by replace_dead_workers
+role_pid() { echo "$1"; }
 
 original_args=("$@")
 parse_cluster_args "$@"
@@ -90,10 +95,14 @@ for ((i = 0; i < servers; i++)); do
     --scheduler="$scheduler_address" --cluster_id="$cluster_id" --data_dir="$run_dir/data" \
     "${extra_flags[@]}" "${server_flags[@]}"
 done
-for ((i = 0; i < workers; i++)); do
-  start_role "worker-$i" "" "$bin_dir/granary_worker" --host=127.0.0.1 --job="$job" \
+# shellcheck disable=SC2317  # also invoked by replace_dead_workers
+start_worker() {
+  start_role "$1" "" "$bin_dir/granary_worker" --host=127.0.0.1 --job="$job" \
     --scheduler="$scheduler_address" --cluster_id="$cluster_id" "${extra_flags[@]}" \
     "${worker_flags[@]}"
+}
+for ((i = 0; i < workers; i++)); do
+  start_worker "worker-$i" "worker-$i"
   worker_pids+=("$last_pid")
 done
 say "scheduler at $scheduler_address; server(s): $servers, worker(s): $workers, job: $job"

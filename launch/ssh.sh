@@ -17,10 +17,11 @@
 # flag intact, e.g. a path with spaces or quotes. Both repeat (launch/lib/cluster.sh). Every
 # word of a remote command is quoted (printf %q): the remote shell sees each argument intact.
 #
-# --restarts N: as in local.sh, a failed attempt (a role died or failed) stops the cluster and
-# starts it again, up to N times, in RUN_DIR/attempt-K; with --scheduler_flags
-# "--checkpoint_dir=DIR" (a folder every host sees) each attempt rolls back to the newest
-# consistent checkpoint.
+# --restarts N: as in local.sh, up to N restarts per run in total: a worker that died is
+# restarted alone on its host once the scheduler declared it dead (it joins the running job in
+# the dead one's rank; RUN_DIR/worker-I.restart-J.log); any other failed role stops the cluster
+# and starts it again in RUN_DIR/attempt-K; with --scheduler_flags "--checkpoint_dir=DIR" (a
+# folder every host sees) each attempt rolls back to the newest consistent checkpoint.
 #
 # HOSTFILE: one host per line; `#` starts a comment. After the host name, optional hints:
 #   slots=N     at most N servers and workers on this host (default: no limit, spread evenly);
@@ -262,6 +263,9 @@ remote_pid_of() {
     "$run_dir/${name_of[$1]}.log" 2>/dev/null || true
 }
 
+# shellcheck disable=SC2317  # invoked by replace_dead_workers
+role_pid() { remote_pid_of "$1"; }
+
 # shellcheck disable=SC2317  # invoked by the shared functions
 role_label() {
   local remote_pid
@@ -332,6 +336,16 @@ address_published() {
 }
 wait_for_scheduler_address address_published "$remote_dir/scheduler.addr on ${host_names[0]}"
 
+# Starts worker NAME on the host of worker BASE ($2), with its flags.
+# shellcheck disable=SC2317  # also invoked by replace_dead_workers
+start_worker() {
+  local entry host=""
+  for entry in "${placement[@]}"; do
+    if [[ "${entry% *}" == "$2" ]]; then host="${entry##* }"; fi
+  done
+  start_remote_role "$1" "$host" granary_worker --job="$job" --scheduler="$scheduler_address" \
+    --cluster_id="$cluster_id" "${extra_flags[@]}" "${worker_flags[@]}"
+}
 for entry in "${placement[@]}"; do
   name="${entry% *}"
   i="${entry##* }"
@@ -340,8 +354,7 @@ for entry in "${placement[@]}"; do
       --cluster_id="$cluster_id" --data_dir="$remote_dir/data" "${extra_flags[@]}" \
       "${server_flags[@]}"
   else
-    start_remote_role "$name" "$i" granary_worker --job="$job" --scheduler="$scheduler_address" \
-      --cluster_id="$cluster_id" "${extra_flags[@]}" "${worker_flags[@]}"
+    start_worker "$name" "$name"
     worker_pids+=("$last_pid")
   fi
   say "$name on ${host_names[i]} (${host_addrs[i]})"

@@ -473,6 +473,9 @@ absl::Status FollowScheduler(SchedulerClient& client, ParameterServer& server,
   client.SetNodeDeadCallback([&server](const proto::NodeInfo& node) {
     if (node.role() == proto::WORKER) server.FenceWorker(node.rank(), node.incarnation());
   });
+  client.SetNodeJoinedCallback([&server](const proto::NodeInfo& node) {
+    if (node.role() == proto::WORKER) server.AcceptWorker(node.rank(), node.incarnation());
+  });
   while (stop == nullptr || !stop->load()) {
     absl::StatusOr<proto::Header> order = client.WaitForOrder(kOrderWait);
     if (absl::IsAborted(order.status())) {  // shutdown ordered

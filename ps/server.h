@@ -186,8 +186,9 @@ class ParameterServer {
 // Carries out the scheduler's orders to `server` (ParameterServer::CarryOut) and answers
 // them, until the scheduler orders shutdown (OK), is lost (Unavailable), fenced this server
 // (FailedPrecondition with the scheduler's reason) or *stop is set (OK).
-// Sets `client`'s NODE_DEAD callback to fence dead workers (ParameterServer::FenceWorker), so
-// `server` must outlive `client`.
+// Sets `client`'s NODE_DEAD callback to fence dead workers (ParameterServer::FenceWorker) and
+// its NODE_JOINED callback to accept their replacements (AcceptWorker), so `server` must outlive
+// `client`.
 absl::Status FollowScheduler(SchedulerClient& client, ParameterServer& server,
                              const std::atomic<bool>* stop = nullptr);
 

@@ -23,6 +23,12 @@ void Barriers::HandleBarrier(const std::string& routing_id, const proto::Header&
     socket_.Send(routing_id, std::move(release));
     return;
   }
+  if (released_.count(header.barrier_name()) > 0) {
+    proto::Header release = socket_.NewHeader(proto::BARRIER_RELEASE);
+    release.set_barrier_name(header.barrier_name());
+    socket_.Send(routing_id, std::move(release));
+    return;
+  }
   PendingBarrier& barrier = barriers_[header.barrier_name()];
   barrier.group = group;
   barrier.arrived.insert(routing_id);
@@ -48,6 +54,7 @@ void Barriers::ReleaseComplete() {
       socket_.Send(id, std::move(release));
     }
     VLOG(1) << "released barrier '" << it->first << "'";
+    RememberReleased(it->first);
     it = barriers_.erase(it);
   }
 }
@@ -57,6 +64,15 @@ void Barriers::MemberDied(const ClusterMember& dead) {
     ReleaseComplete();
   } else {
     FailBarriersOf(dead);
+  }
+}
+
+void Barriers::RememberReleased(const std::string& name) {
+  if (!released_.insert(name).second) return;
+  released_order_.push_back(name);
+  if (released_order_.size() > kMaxReleasedBarriers) {
+    released_.erase(released_order_.front());
+    released_order_.pop_front();
   }
 }
 

@@ -7,10 +7,18 @@
 // error naming the dead server, since the run must roll back. An unknown group is answered at
 // once with an error.
 //
+// The names of the last kMaxReleasedBarriers barriers released are kept: a member that reaches
+// one of them later (a replacement worker catching up, scheduler/membership.h) is released at
+// once, and a replacement's view lists them (ReleasedNames), so that it joins the job where it
+// is. A name released is thus final: reusing a barrier name within a run needs a name not in
+// that list (e.g. one per round).
+//
 // Thread-compatible: the scheduler's single thread owns it.
 #ifndef GRANARY_SCHEDULER_BARRIERS_H_
 #define GRANARY_SCHEDULER_BARRIERS_H_
 
+#include <cstddef>
+#include <deque>
 #include <map>
 #include <set>
 #include <string>
@@ -34,6 +42,12 @@ class Barriers {
   // Call once, when `dead` was declared dead: a worker's death releases every barrier now
   // complete without it; a server's fails every barrier of its groups.
   void MemberDied(const ClusterMember& dead);
+  // The names of the barriers released (at most kMaxReleasedBarriers, the newest), oldest
+  // first.
+  const std::deque<std::string>& ReleasedNames() const { return released_order_; }
+
+  // How many released barrier names are kept.
+  static constexpr size_t kMaxReleasedBarriers = 4096;
 
  private:
   // Fails every barrier of a group `dead` belonged to.
@@ -43,10 +57,14 @@ class Barriers {
     std::set<std::string> arrived;  // routing ids
   };
   void ReleaseComplete();
+  // Remembers barrier `name` released, forgetting the oldest beyond kMaxReleasedBarriers.
+  void RememberReleased(const std::string& name);
 
   SchedulerSocket& socket_;
   const Membership& membership_;
   std::map<std::string, PendingBarrier> barriers_;  // by barrier name
+  std::deque<std::string> released_order_;          // released names, oldest first
+  std::set<std::string> released_;                  // the same names, to look up
 };
 
 }  // namespace granary

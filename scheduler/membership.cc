@@ -13,9 +13,17 @@ Membership::Membership(const SchedulerOptions& options, SchedulerSocket& socket)
     : options_(options), socket_(socket) {}
 
 void Membership::HandleRegister(const std::string& routing_id, const proto::Header& header,
-                                bool closed) {
+                                bool closed, const JoinHook& on_join) {
   const proto::NodeInfo& node = header.node();
-  if (formed_ || closed) {
+  if (formed_ && !closed && node.role() == proto::WORKER) {
+    JoinRunningCluster(routing_id, header, on_join);
+    return;
+  }
+  if (closed) {
+    socket_.SendError(routing_id, header, "the cluster is shutting down");
+    return;
+  }
+  if (formed_) {
     socket_.SendError(routing_id, header,
                       absl::StrCat("cluster already formed with ", options_.num_servers,
                                    " servers and ", options_.num_workers, " workers"));
@@ -79,6 +87,60 @@ void Membership::AssignIncarnations() {
       member->info.set_incarnation(next_incarnation_++);
     }
   }
+}
+
+void Membership::JoinRunningCluster(const std::string& routing_id, const proto::Header& header,
+                                    const JoinHook& on_join) {
+  auto existing = members_.find(routing_id);
+  if (existing != members_.end()) {
+    if (existing->second.alive) return;  // duplicate REGISTER of a member
+    socket_.SendError(routing_id, header, "a member declared dead cannot register again");
+    return;
+  }
+  // The lowest worker rank whose member died before its job was done, and that no live member
+  // took over since.
+  std::map<int, bool> taken;  // worker rank -> a live or finished member holds it
+  for (const auto& [id, m] : members_) {
+    if (m.info.role() != proto::WORKER) continue;
+    taken[m.info.rank()] = taken[m.info.rank()] || m.alive || m.job_done;
+  }
+  int rank = -1;
+  for (const auto& [r, held] : taken) {
+    if (!held) {
+      rank = r;
+      break;
+    }
+  }
+  if (rank < 0) {
+    socket_.SendError(
+        routing_id, header,
+        absl::StrCat("cluster already formed with ", options_.num_servers, " servers and ",
+                     options_.num_workers, " workers, and no worker is dead to be replaced"));
+    return;
+  }
+  ClusterMember joiner{routing_id, header.node(), absl::Now()};
+  joiner.info.set_rank(rank);
+  joiner.info.set_incarnation(next_incarnation_++);
+  for (proto::NodeInfo& node : *view_.mutable_nodes()) {
+    if (node.role() == proto::WORKER && node.rank() == rank) node = joiner.info;
+  }
+  const ClusterMember& member = members_[routing_id] = joiner;
+  LOG(INFO) << "replacement " << NodeName(member.info)
+            << " joined the running cluster (incarnation " << member.info.incarnation() << ", from "
+            << member.info.host() << ")";
+  for (const auto& [other_id, other] : members_) {
+    if (!other.alive || other_id == routing_id) continue;
+    proto::Header notice = socket_.NewHeader(proto::NODE_JOINED);
+    *notice.mutable_node() = member.info;
+    socket_.Send(other_id, std::move(notice));
+  }
+  proto::Header reply = socket_.NewHeader(proto::CLUSTER_VIEW);
+  proto::ClusterView* view = reply.mutable_view();
+  *view = view_;
+  *view->mutable_you() = member.info;
+  view->set_joined_running_job(true);
+  if (on_join) on_join(member, view);
+  socket_.Send(routing_id, std::move(reply));
 }
 
 ClusterMember* Membership::Touch(const std::string& routing_id) {

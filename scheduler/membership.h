@@ -6,11 +6,20 @@
 // table configs, and how servers start: empty or from a checkpoint). From then on every message
 // of a member counts as a sign of life; a member silent for heartbeat_timeout is declared dead
 // and every other live member is told so (NODE_DEAD). The dead stay in the member list, marked
-// not alive: ranks are never reused.
+// not alive.
+//
+// A replacement worker joins a running cluster: a worker's REGISTER after formation takes the
+// lowest worker rank whose member is dead before its JOB_DONE, with a new incarnation. Its
+// view is the cluster's with that rank's node replaced, `you` and joined_running_job set (the
+// caller adds what the job needs to know, e.g. the barriers already released); every other
+// live member is told (NODE_JOINED with header.node). The dead member stays in the list,
+// not alive, beside its replacement. Without such a rank, or while the cluster shuts down, the
+// REGISTER is refused with an error.
 //
 // Incarnations: every registration that gets a rank gets a token from one counter (1, 2, ...,
-// at formation in rank order: servers, then workers), carried in the view's `nodes` and
-// `you`. A member declared dead is fenced: nodes that hear of its death (NODE_DEAD names its
+// at formation in rank order: servers, then workers; then +1 for every later joiner), carried
+// in the view's `nodes` and `you`: it tells apart the processes that held one rank in turn.
+// A member declared dead is fenced: nodes that hear of its death (NODE_DEAD names its
 // incarnation, and the error says why) refuse its requests, and so does the scheduler
 // (SchedulerImpl answers any message of a dead member with SHUTDOWN and the reason).
 //
@@ -18,6 +27,7 @@
 #ifndef GRANARY_SCHEDULER_MEMBERSHIP_H_
 #define GRANARY_SCHEDULER_MEMBERSHIP_H_
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
@@ -49,10 +59,17 @@ class Membership {
   Membership(const Membership&) = delete;
   Membership& operator=(const Membership&) = delete;
 
-  // Registers the sender of REGISTER `header`, or answers it with an error (the cluster formed
-  // already or is `closed`, the role is not server or worker, or that role is full). Forms the
-  // cluster once the last node registered. A duplicate REGISTER is ignored.
-  void HandleRegister(const std::string& routing_id, const proto::Header& header, bool closed);
+  // Called once a replacement worker took its rank, before its view is sent: the other
+  // components take it in and complete `view` (the joiner's).
+  using JoinHook = std::function<void(const ClusterMember& joiner, proto::ClusterView* view)>;
+
+  // Registers the sender of REGISTER `header`, or answers it with an error (the cluster is
+  // `closed`, the role is not server or worker, that role is full, or, once formed, no worker
+  // rank is free to replace). Forms the cluster once the last node registered. After
+  // formation a worker joins as a replacement (see above), calling `on_join`. A duplicate
+  // REGISTER is ignored.
+  void HandleRegister(const std::string& routing_id, const proto::Header& header, bool closed,
+                      const JoinHook& on_join = nullptr);
 
   bool formed() const { return formed_; }
   // The member with `routing_id`, with its last_seen updated to now; null for a sender that is
@@ -85,6 +102,10 @@ class Membership {
   // Gives every member of pending_ (ranks assigned) its incarnation, servers then workers, each
   // in rank order.
   void AssignIncarnations();
+  // A worker's REGISTER after formation: takes the lowest dead worker rank (see above), or
+  // answers with an error.
+  void JoinRunningCluster(const std::string& routing_id, const proto::Header& header,
+                          const JoinHook& on_join);
 
   const SchedulerOptions& options_;
   SchedulerSocket& socket_;

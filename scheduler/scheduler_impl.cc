@@ -113,7 +113,10 @@ void SchedulerImpl::HandleMessage(const std::string& routing_id, Message&& messa
   const bool from_worker = member != nullptr && member->info.role() == proto::WORKER;
   switch (header.command()) {
     case proto::REGISTER:
-      membership_.HandleRegister(routing_id, header, /*closed=*/shutting_down_);
+      membership_.HandleRegister(routing_id, header, /*closed=*/shutting_down_,
+                                 [this](const ClusterMember& joiner, proto::ClusterView* view) {
+                                   HandleJoin(joiner, view);
+                                 });
       return;
     case proto::HEARTBEAT:
       // Registered nodes heartbeat while the cluster forms too, to notice a dead scheduler.
@@ -205,6 +208,11 @@ void SchedulerImpl::RefuseFenced(const ClusterMember& fenced, const proto::Heade
   socket_.Send(fenced.routing_id, std::move(order));
 }
 
+void SchedulerImpl::HandleJoin(const ClusterMember& joiner, proto::ClusterView* view) {
+  for (const std::string& name : barriers_.ReleasedNames()) view->add_released_barriers(name);
+  clocks_.HandleJoin(joiner);
+}
+
 void SchedulerImpl::HandleDeath(const ClusterMember& dead) {
   barriers_.MemberDied(dead);
   // A dead server fails the workers' requests to it, and so the run (a roll-back).
@@ -213,22 +221,25 @@ void SchedulerImpl::HandleDeath(const ClusterMember& dead) {
   queues_.RequeueChunksOf(dead.info.rank(), NodeName(dead.info));
   // Nodes that acknowledged the shutdown exit, and stop heartbeating: no failure.
   if (dead.job_done || shutting_down_) return;
-  int live_workers = 0;
+  // The live workers that have not finished take its chunks over (and a replacement may join,
+  // Membership); without any, its work would be left undone, and the run fails.
+  int unfinished_workers = 0;
   for (const auto& [id, member] : membership_.members()) {
-    live_workers += member.alive && member.info.role() == proto::WORKER;
+    unfinished_workers += member.alive && !member.job_done && member.info.role() == proto::WORKER;
   }
-  if (live_workers == 0) {
-    LOG(ERROR) << NodeName(dead.info) << " died before it finished its job, and no worker is left";
+  if (unfinished_workers == 0) {
+    LOG(ERROR) << NodeName(dead.info)
+               << " died before it finished its job, and no unfinished worker is left";
     if (run_outcome_.ok()) {
-      run_outcome_ = absl::AbortedError(
-          absl::StrCat(NodeName(dead.info), " died (", dead.death,
-                       ") before it finished its job, and no worker is left alive to finish it"));
+      run_outcome_ = absl::AbortedError(absl::StrCat(
+          NodeName(dead.info), " died (", dead.death,
+          ") before it finished its job, and no unfinished worker is left alive to finish it"));
     }
     StartShutdown(std::string(run_outcome_.message()));
     return;
   }
   LOG(WARNING) << NodeName(dead.info) << " died before it finished its job; the job goes on with "
-               << live_workers << " workers (its chunks were handed out again)";
+               << unfinished_workers << " unfinished workers (its chunks were handed out again)";
   EndJobIfAllWorkersDone();
 }
 

@@ -62,10 +62,13 @@ class SchedulerImpl {
   // component whose idea it is.
   void HandleMessage(const std::string& routing_id, Message&& message);
   void HandleJobDone(ClusterMember& member, const proto::Header& header);
+  // Replacement worker `joiner` joined (Membership): completes its `view` with the barriers
+  // released so far, and leaves it out of the step clocks under way.
+  void HandleJoin(const ClusterMember& joiner, proto::ClusterView* view);
   // A dead worker costs no roll-back: its chunks go back to the queues, barriers and step
   // clocks go on without it, and the run ends once the live workers are done; it fails only if
-  // no worker is left alive. A dead server fails the barriers of its groups (and through the
-  // workers' failed requests, the run).
+  // no live worker is left unfinished to take its chunks over. A dead server fails the
+  // barriers of its groups (and through the workers' failed requests, the run).
   void HandleDeath(const ClusterMember& dead);
   // Answers a message of `fenced` (a member declared dead) with SHUTDOWN carrying why it was
   // fenced and header.node = its NodeInfo, and otherwise ignores the message.

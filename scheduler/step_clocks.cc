@@ -29,10 +29,24 @@ void StepClocks::HandleReport(const ClusterMember& member, const proto::Header& 
   steps = report.step();
 }
 
+void StepClocks::HandleJoin(const ClusterMember& joiner) {
+  const int rank = joiner.info.rank();
+  for (auto& [name, clock] : clocks_) {
+    clock.steps.erase(rank);
+    clock.done.erase(rank);
+    clock.joined_after.insert(rank);
+    // Pushed again by the next Publish, after the joiner got its view: it knows no minimum yet.
+    clock.published = -1;
+    VLOG(1) << NodeName(joiner.info) << " joined after clock '" << name
+            << "' started: it does not count for it";
+  }
+}
+
 bool StepClocks::Counts(const ClusterMember& member, const std::string& name,
                         const Clock& clock) const {
   if (member.info.role() != proto::WORKER || !member.alive || member.job_done) return false;
   if (clock.done.count(member.info.rank()) > 0) return false;
+  if (clock.joined_after.count(member.info.rank()) > 0) return false;
   // Waiting for a chunk of the queue of the same name, it trains nothing and holds nobody back.
   return !queues_.IsWaitingForChunk(name, member.routing_id);
 }

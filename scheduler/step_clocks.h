@@ -12,6 +12,13 @@
 // worker waits for the others only when it is actually ahead and never polls (bulk-synchronous
 // workers also take turns to push by it). A clock every live worker is done with is forgotten.
 //
+// A replacement worker (scheduler/membership.h) does not count for the clocks that exist when
+// it joins: it starts its clock at 0 while the others are further on, so it must not hold them
+// back, and it trains the rest of such an epoch without waiting either (the minimum is over
+// the others, never below its own count). Clocks started after it joined count it as any
+// worker. The steps its dead predecessor reported under the rank are forgotten, and every
+// clock's minimum is pushed again, so the joiner learns it.
+//
 // Thread-compatible: the scheduler's single thread owns it.
 #ifndef GRANARY_SCHEDULER_STEP_CLOCKS_H_
 #define GRANARY_SCHEDULER_STEP_CLOCKS_H_
@@ -39,6 +46,8 @@ class StepClocks {
   // A CLOCK report of worker `member`. A step count below one reported before is logged and
   // ignored.
   void HandleReport(const ClusterMember& member, const proto::Header& header);
+  // Replacement worker `joiner` joined: it does not count for the clocks that exist now.
+  void HandleJoin(const ClusterMember& joiner);
   // Pushes every clock whose minimum (or the ranks at it) changed to the live workers, and
   // forgets the clocks no live worker uses any more. Call after every round of messages and
   // liveness checks.
@@ -48,6 +57,7 @@ class StepClocks {
   struct Clock {
     std::map<int, int64_t> steps;       // finished steps, by worker rank
     std::set<int> done;                 // ranks done with the clock
+    std::set<int> joined_after;         // ranks replaced after the clock started: not counted
     int64_t published = -1;             // the minimum last pushed (-1: none yet; workers assume 0)
     std::vector<int> published_behind;  // the ranks at it, as last pushed
   };

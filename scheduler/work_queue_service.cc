@@ -1,6 +1,7 @@
 #include "scheduler/work_queue_service.h"
 
 #include <optional>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "common/node_name.h"
@@ -102,9 +103,16 @@ void WorkQueueService::OpenQueue(const ClusterMember& member, const proto::Heade
                       absl::StrCat(queue.status().message(), " (from ", who, ")"));
     return;
   }
-  // Workers already dead never take their chunks: the others must.
+  // Workers already dead never take their chunks: the others must (unless a replacement took
+  // the rank over, Membership).
+  std::set<int> live_ranks;
   for (const auto& [id, m] : membership_.members()) {
-    if (m.info.role() == proto::WORKER && !m.alive) queue->Requeue(m.info.rank());
+    if (m.info.role() == proto::WORKER && m.alive) live_ranks.insert(m.info.rank());
+  }
+  for (const auto& [id, m] : membership_.members()) {
+    if (m.info.role() == proto::WORKER && !m.alive && live_ranks.count(m.info.rank()) == 0) {
+      queue->Requeue(m.info.rank());
+    }
   }
   absl::Status restored = restore_progress_(*queue);
   if (!restored.ok()) {

@@ -18,6 +18,11 @@
 #                                  parser does not know
 #   signal_role SIGNAL PID         (local.sh, ssh.sh) delivers SIGNAL to the role whose local
 #                                  process is PID
+#   start_worker NAME BASE         (local.sh, ssh.sh) starts a worker role named NAME with the
+#                                  flags of worker BASE (e.g. worker-1), where BASE runs; sets
+#                                  last_pid (replace_dead_workers restarts one worker with it)
+#   role_pid PID                   (local.sh, ssh.sh) the pid on its host of the role started
+#                                  as local process PID (nothing if not known yet)
 #
 # Before parse_cluster_args it may set a default of its own for servers, run_dir or bin_dir,
 # OPTIONS_NOT_TAKEN (shared options it does not take: they are unknown arguments there) and
@@ -119,6 +124,7 @@ parse_cluster_args() {
   timeout_seconds=600
   extra_flags=()
   restarts=0
+  restart_budget_file=""
   scheduler_flags=()
   server_flags=()
   worker_flags=()
@@ -133,7 +139,7 @@ parse_cluster_args() {
         continue ;;
       --servers | --workers | --config | --job | --run_dir | --bin_dir | --timeout | \
         --restarts | --scheduler_flags | --server_flags | --worker_flags | --scheduler_flag | \
-        --server_flag | --worker_flag)
+        --server_flag | --worker_flag | --restart_budget_file)
         takes_option "$1" || die "unknown argument '$1' (role flags go after --)"$'\n'"$USAGE"
         (($# >= 2)) || die "$1 needs a value"$'\n'"$USAGE"
         case "$1" in
@@ -145,6 +151,8 @@ parse_cluster_args() {
           --bin_dir) bin_dir="$2" ;;
           --timeout) timeout_seconds="$2" ;;
           --restarts) restarts="$2" ;;
+          # Internal: an attempt of supervise_attempts shares the run's restart budget.
+          --restart_budget_file) restart_budget_file="$2" ;;
           --scheduler_flags) append_split_flags scheduler_flags "$2" ;;
           --server_flags) append_split_flags server_flags "$2" ;;
           --worker_flags) append_split_flags worker_flags "$2" ;;
@@ -186,9 +194,28 @@ check_config_and_binaries() {
 }
 
 # --- Attempts (--restarts N) ----------------------------------------------------------------
-# Runs `RUN_ATTEMPT K RUN_DIR/attempt-K` for K = 1, 2, ... until one returns 0 or restarts + 1
-# attempts failed, then exits 0 or 1. RUN_ATTEMPT starts the whole cluster and returns how it
-# ended; with --scheduler_flags "--checkpoint_dir=..." each attempt rolls back to the newest
+# --restarts N allows N restarts per run in total, of either kind: the whole cluster (a new
+# attempt, below) or one worker that died (replace_dead_workers, local.sh and ssh.sh). The
+# count left is kept in the file restart_budget_file (RUN_DIR/restarts_left), which the attempts
+# share (supervise_attempts passes it with --restart_budget_file).
+
+# True, with one restart fewer left, if the run has one left.
+take_restart() {
+  [[ -n "$restart_budget_file" && -s "$restart_budget_file" ]] || return 1
+  local left
+  left="$(<"$restart_budget_file")"
+  ((left > 0)) || return 1
+  echo $((left - 1)) >"$restart_budget_file"
+}
+
+# Whether the run has a restart left (without taking it).
+restart_left() {
+  [[ -n "$restart_budget_file" && -s "$restart_budget_file" ]] && (($(<"$restart_budget_file") > 0))
+}
+
+# Runs `RUN_ATTEMPT K RUN_DIR/attempt-K` for K = 1, 2, ... until one returns 0 or one failed
+# with no restart left, then exits 0 or 1. RUN_ATTEMPT starts the whole cluster and returns how
+# it ended; with --scheduler_flags "--checkpoint_dir=..." each attempt rolls back to the newest
 # consistent checkpoint and trains only the chunks not finished in it. A launcher whose cluster
 # was stopped on purpose (a signal) sets stop_requested=1: no attempt follows.
 stop_requested=0
@@ -197,8 +224,10 @@ run_attempts() {
   if [[ " ${scheduler_flags[*]} " != *" --checkpoint_dir="* ]]; then
     say "warning: --restarts without --scheduler_flags \"--checkpoint_dir=...\": an attempt after a failure trains from scratch" >&2
   fi
-  for ((attempt = 1; attempt <= restarts + 1; attempt++)); do
-    say "attempt $attempt of $((restarts + 1)) in $run_dir/attempt-$attempt"
+  restart_budget_file="$run_dir/restarts_left"
+  echo "$restarts" >"$restart_budget_file"
+  for ((attempt = 1; ; attempt++)); do
+    say "attempt $attempt of $((restarts + 1)) in $run_dir/attempt-$attempt ($(<"$restart_budget_file") restarts left)"
     status=0
     "$run_attempt" "$attempt" "$run_dir/attempt-$attempt" || status=$?
     if ((status == 0)); then
@@ -209,19 +238,20 @@ run_attempts() {
       say "attempt $attempt was stopped (status $status); no further attempt" >&2
       exit 1
     fi
-    if ((attempt <= restarts)); then
-      say "attempt $attempt failed (status $status); starting the cluster again" >&2
-    else
+    if ! take_restart; then
       say "attempt $attempt failed (status $status)" >&2
+      break
     fi
+    say "attempt $attempt failed (status $status); starting the cluster again" >&2
   done
-  say "FAILED: all $((restarts + 1)) attempts failed; logs in $run_dir/attempt-*" >&2
+  say "FAILED: all $attempt attempts failed, no restart left of $restarts; logs in $run_dir/attempt-*" >&2
   exit 1
 }
 
 # For launchers that supervise the roles from this shell (local.sh, ssh.sh): runs LAUNCHER
 # ARGS... (the launcher's own path and its arguments) once per attempt, with --run_dir
-# RUN_DIR/attempt-K and without --restarts. A signal stops the running attempt in order and
+# RUN_DIR/attempt-K and without --restarts (but with the run's restart budget, which lets it
+# restart a dead worker alone). A signal stops the running attempt in order and
 # ends the supervision with 128 + the signal's number.
 supervise_attempts() {
   local launcher="$1"
@@ -254,7 +284,8 @@ supervise_attempts() {
   # shellcheck disable=SC2317  # invoked by run_attempts
   run_launcher_attempt() {
     local status=0
-    "$attempt_launcher" --run_dir "$2" "${attempt_args[@]}" &
+    "$attempt_launcher" --run_dir "$2" --restart_budget_file "$restart_budget_file" \
+      "${attempt_args[@]}" &
     attempt_pid=$!
     wait "$attempt_pid" || status=$?
     attempt_pid=""
@@ -300,6 +331,10 @@ running=()              # pids started and not yet exited
 started=()              # pids in start order
 exited=()               # pids in exit order: the first failure is usually the cause
 worker_pids=()
+declare -A base_of=()  # worker pid -> the worker it is or replaces, e.g. worker-1
+declare -A replaced=() # pid -> 1: a dead worker that a restarted one replaced (no failure)
+awaiting=()            # dead worker pids to restart once the scheduler declared them dead
+declare -A noted_dead=() # pid -> 1: a dead worker note_dead_workers looked at
 scheduler_pid=""
 scheduler_address=""
 ticker=""  # pid of the sleep that bounds one wait
@@ -381,12 +416,85 @@ signal_running() {
   done
 }
 
+# Whether a worker runs, or a dead one waits to be restarted.
 worker_running() {
   local pid
+  ((${#awaiting[@]} == 0)) || return 0
   for pid in "${worker_pids[@]}"; do
     if [[ -z "${status_of[$pid]+set}" ]]; then return 0; fi
   done
   return 1
+}
+
+# --- Restarting one worker (--restarts) -----------------------------------------------------
+# A worker that exits non-zero or is killed after it joined the cluster, while the scheduler
+# runs and the run has a restart left, is restarted alone, with the same flags: the scheduler
+# gives the new process the dead one's rank once it declared that one dead (after its
+# heartbeat timeout; earlier it would refuse the registration), so the restart waits for that
+# line in the scheduler's log. The new process logs to RUN_DIR/worker-I.restart-K.log; the
+# dead one then counts as no failure. A dead server or scheduler still fails the attempt: the
+# cluster restarts from the checkpoint.
+
+# Moves workers that just died to `awaiting` if they may be restarted.
+note_dead_workers() {
+  local pid
+  for pid in "${worker_pids[@]}"; do
+    [[ -n "${status_of[$pid]+set}" && "${status_of[$pid]}" != 0 ]] || continue
+    [[ -z "${replaced[$pid]+set}" && " ${awaiting[*]} " != *" $pid "* ]] || continue
+    [[ -z "${noted_dead[$pid]+set}" ]] || continue
+    noted_dead[$pid]=1
+    # One that never joined the cluster (a bad flag, a refused registration) fails the attempt.
+    # The first workers joined once it formed; a restarted one once it logged its registration.
+    if [[ -n "${base_of[$pid]+set}" ]]; then
+      grep -q "registered as worker" "$run_dir/${name_of[$pid]}.log" 2>/dev/null || continue
+    else
+      grep -q "cluster formed" "$run_dir/scheduler.log" 2>/dev/null || continue
+    fi
+    if [[ -n "$scheduler_pid" && -z "${status_of[$scheduler_pid]+set}" ]] && restart_left; then
+      say "$(role_label "$pid") $(describe_status "${status_of[$pid]}"); restarting it alone once the scheduler declared it dead" >&2
+      awaiting+=("$pid")
+    fi
+  done
+}
+
+# Whether a process other than a worker exited non-zero.
+other_role_failed() {
+  local pid
+  for pid in "${exited[@]}"; do
+    [[ " ${worker_pids[*]} " != *" $pid "* && "${status_of[$pid]}" != 0 ]] && return 0
+  done
+  return 1
+}
+
+# Restarts the awaiting workers the scheduler declared dead; drops them all if the scheduler
+# exited or shuts the cluster down, or another role failed (they are failures then).
+replace_dead_workers() {
+  ((${#awaiting[@]} > 0)) || return 0
+  # A worker that exits once the cluster shuts down needs no replacement (the scheduler would
+  # refuse it), nor one of an attempt that fails anyway (a server or the scheduler failed).
+  if [[ -n "${status_of[$scheduler_pid]+set}" ]] || other_role_failed ||
+    grep -q "shutting down the cluster" "$run_dir/scheduler.log" 2>/dev/null; then
+    awaiting=()
+    return 0
+  fi
+  local pid still=() role_pid
+  for pid in "${awaiting[@]}"; do
+    role_pid="$(role_pid "$pid")"
+    if [[ -z "$role_pid" ]] ||
+      ! grep -q "worker [0-9]* (pid $role_pid) is dead" "$run_dir/scheduler.log" 2>/dev/null; then
+      still+=("$pid")
+      continue
+    fi
+    if ! take_restart; then continue; fi
+    local base="${base_of[$pid]:-${name_of[$pid]}}" k=1
+    while [[ -e "$run_dir/$base.restart-$k.log" ]]; do k=$((k + 1)); done
+    start_worker "$base.restart-$k" "$base"
+    base_of[$last_pid]="$base"
+    worker_pids+=("$last_pid")
+    replaced[$pid]=1
+    say "restarted $base alone as $base.restart-$k (pid $last_pid; $(<"$restart_budget_file") restarts left)" >&2
+  done
+  awaiting=("${still[@]}")
 }
 
 # Asks the scheduler at scheduler_address to shut cluster_id down: `granary_ctl shutdown`
@@ -442,6 +550,10 @@ report() {
   for pid in "${exited[@]}"; do
     rc="${status_of[$pid]}"
     ((rc == 0)) && continue
+    if [[ -n "${replaced[$pid]+set}" ]]; then
+      say "$(role_label "$pid") $(describe_status "$rc") and was replaced; its log: $run_dir/${name_of[$pid]}.log"
+      continue
+    fi
     failed=$((failed + 1))
     echo >&2
     echo "$LAUNCHER: $(role_label "$pid") $(describe_status "$rc");" \
@@ -449,7 +561,9 @@ report() {
     tail -n "$LOG_TAIL_LINES" "$run_dir/${name_of[$pid]}.log" | sed 's/^/    /' >&2
   done
   if ((failed == 0)); then
-    say "all ${#started[@]} processes exited 0; logs in $run_dir"
+    local also=""
+    if ((${#replaced[@]} > 0)); then also=" or were replaced (${#replaced[@]} dead workers)"; fi
+    say "all ${#started[@]} processes exited 0$also; logs in $run_dir"
     return 0
   fi
   echo >&2
@@ -552,8 +666,11 @@ wait_for_job() {
       break
     fi
     wait_a_tick
+    note_dead_workers
+    replace_dead_workers
     if [[ -z "$teardown_at" ]]; then
       for pid in "${exited[@]}"; do
+        [[ -z "${replaced[$pid]+set}" && " ${awaiting[*]} " != *" $pid "* ]] || continue
         if [[ "${status_of[$pid]}" != 0 ]]; then teardown_at=$((SECONDS + TEARDOWN_GRACE_SECONDS)); fi
       done
       if ! worker_running; then teardown_at=$((SECONDS + TEARDOWN_GRACE_SECONDS)); fi

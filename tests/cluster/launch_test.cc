@@ -275,6 +275,47 @@ TEST_F(LaunchTest, SshStartsAFailedAttemptAgainUpToRestarts) {
       << output;
 }
 
+// --restarts: a worker killed on its host is restarted alone there, once the scheduler declared
+// it dead, and joins the running cluster; the attempt goes on and the dead one is no failure.
+TEST_F(LaunchTest, SshRestartsADeadWorkerAloneOnItsHost) {
+  WriteHostFile("127.0.0.1\nlocalhost\n");
+  const std::string fast_heartbeats = "--heartbeat_interval=0.2";
+  auto launcher =
+      StartSsh({"--servers=1", "--workers=2", "--job=idle", "--restarts=1",
+                "--scheduler_flags=--heartbeat_timeout=1", "--server_flags=" + fast_heartbeats,
+                "--worker_flags=" + fast_heartbeats});
+  run_dir_ += "/attempt-1";  // the roles, for RolePids and the checks at the end
+  ASSERT_TRUE(WaitUntil(
+      [&] { return absl::StrContains(ReadFile(run_dir_ + "/scheduler.log"), "cluster formed"); },
+      kStartTimeout))
+      << launcher->ReadLog();
+  const std::string prefix = "ssh.sh: worker-1 runs as pid ";
+  const std::string first_log = ReadFile(run_dir_ + "/worker-1.log");
+  ASSERT_TRUE(absl::StartsWith(first_log, prefix)) << first_log;
+  pid_t victim = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(
+      std::vector<std::string>(absl::StrSplit(first_log.substr(prefix.size()), ' '))[0], &victim));
+  ASSERT_EQ(kill(victim, SIGKILL), 0);
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return absl::StrContains(ReadFile(run_dir_ + "/scheduler.log"),
+                                 "joined the running cluster");
+      },
+      kStartTimeout))
+      << launcher->ReadLog();
+  EXPECT_TRUE(absl::StrContains(ReadFile(run_dir_ + "/worker-1.restart-1.log"),
+                                "ssh.sh: worker-1.restart-1 runs as pid"));
+  launcher->Signal(SIGTERM);
+  EXPECT_EQ(ExitCodeOf(*launcher), 128 + SIGTERM);
+  const std::string output = launcher->ReadLog();
+  EXPECT_TRUE(absl::StrContains(output, "restarted worker-1 alone as worker-1.restart-1"))
+      << output;
+  EXPECT_TRUE(absl::StrContains(output, "was replaced")) << output;
+  EXPECT_TRUE(absl::StrContains(output, "all 5 processes exited 0 or were replaced")) << output;
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/run/attempt-2")) << output;
+  EXPECT_TRUE(AllRolesExited());
+}
+
 TEST_F(LaunchTest, SshStopsTheClusterThroughTheSchedulerOnSigterm) {
   WriteHostFile("127.0.0.1\nlocalhost\n");
   auto launcher = StartSsh({"--servers=1", "--workers=1", "--job=idle"});

@@ -5,6 +5,10 @@
 // checkpoint it rolled back to, and end with the AUC of the same run without faults: the runs
 // are bulk-synchronous, which is deterministic (docs/operations.md "Consistency"), and roll
 // back to a checkpoint taken at an epoch's end.
+//
+// A killed worker alone is replaced without a roll-back: local.sh restarts it, and the new
+// process joins the running job in the dead one's rank (docs/operations.md "Replacing a
+// worker").
 #include <signal.h>
 #include <unistd.h>
 
@@ -161,6 +165,123 @@ void RecoveryTest::RunWithKills(const std::vector<std::string>& victims) {
             << ")\n";
   EXPECT_GE(clean_auc, 0.75);
   EXPECT_NEAR(faulty_auc, clean_auc, kMaxAucGap);
+}
+
+// local.sh --restarts 1 restarts a worker killed mid-epoch alone; the replacement joins the
+// running job (no new attempt, no roll-back), trains chunks of the epochs not over, and every
+// chunk of every epoch is finished exactly once.
+TEST_F(RecoveryTest, KilledWorkerIsReplacedAloneAndTheJobGoesOnWithoutARollBack) {
+  constexpr int kEpochs = 4;
+  constexpr absl::Duration kRunTimeout = absl::Seconds(120);
+  // Without eval files: a run that merges evaluations needs every worker's predictions.
+  std::string job = ReadFile(dir_ + "/job.pbtxt");
+  job = std::regex_replace(job, std::regex("epochs: 12"), absl::StrCat("epochs: ", kEpochs));
+  job = std::regex_replace(job, std::regex("eval_files: \"eval.tsv\""), "");
+  std::ofstream(dir_ + "/job-no-eval.pbtxt") << job;
+  const std::string run = dir_ + "/replaced";
+  const std::string fast_heartbeats = "--heartbeat_interval=0.2";
+  absl::StatusOr<ChildProcess> launcher = ChildProcess::Start(
+      {kSource + "/launch/local.sh",
+       "--servers",
+       "1",
+       "--workers",
+       "2",
+       "--config",
+       dir_ + "/cluster.pbtxt",
+       "--job",
+       "train",
+       "--bin_dir",
+       kBin,
+       "--run_dir",
+       run,
+       "--timeout",
+       "110",
+       "--restarts",
+       "1",
+       "--scheduler_flags",
+       "--heartbeat_timeout=1.5",
+       "--server_flags",
+       fast_heartbeats,
+       "--worker_flags",
+       absl::StrCat(fast_heartbeats, " --job_config=", dir_, "/job-no-eval.pbtxt --data_dir=", dir_,
+                    " --output_dir=", run, "-out --max_staleness=2")},
+      run + ".launcher.log");
+  ASSERT_TRUE(launcher.ok()) << launcher.status();
+  // Mid-epoch: once worker-1 finished its first chunk of the first epoch.
+  const std::string attempt = run + "/attempt-1";
+  pid_t victim = 0;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        for (absl::string_view line :
+             absl::StrSplit(ReadFile(attempt + "/pids"), '\n', absl::SkipEmpty())) {
+          std::vector<std::string> fields = absl::StrSplit(line, ' ');
+          if (fields.size() >= 2 && fields[0] == "worker-1") victim = std::stoi(fields[1]);
+        }
+        return victim > 0 &&
+               std::regex_search(ReadFile(attempt + "/scheduler.log"),
+                                 std::regex(absl::StrCat("'train-epoch-1': chunk [0-9]+ finished "
+                                                         "by worker [0-9]+ \\(pid ",
+                                                         victim, "\\)")));
+      },
+      absl::Seconds(60)))
+      << launcher->ReadLog();
+  ASSERT_EQ(kill(victim, SIGKILL), 0);
+  ASSERT_EQ(launcher->WaitForExit(kRunTimeout), 0) << launcher->ReadLog();
+
+  const std::string log = launcher->ReadLog();
+  EXPECT_NE(log.find("restarted worker-1 alone as worker-1.restart-1"), std::string::npos) << log;
+  EXPECT_FALSE(std::filesystem::exists(run + "/attempt-2")) << log;
+  const std::string scheduler_log = ReadFile(attempt + "/scheduler.log");
+  EXPECT_EQ(scheduler_log.find("rolling back"), std::string::npos);
+  std::smatch joined;
+  ASSERT_TRUE(std::regex_search(
+      scheduler_log, joined,
+      std::regex(
+          R"(replacement (worker [0-9]+ \(pid ([0-9]+)\)) joined the running cluster \(incarnation ([0-9]+))")))
+      << scheduler_log;
+  const std::string replacement = joined[1];
+  EXPECT_GT(std::stoi(joined[3]), 3) << "incarnations 1..3 went to the cluster's formation";
+  // Every chunk of every epoch finished exactly once; the replacement finished some.
+  const std::regex opened(R"(work queue '([^']+)' opened by [^:]*: ([0-9]+) chunks)");
+  const std::regex finished(R"(work queue '([^']+)': chunk ([0-9]+) finished by (.*))");
+  std::map<std::string, int> sizes;
+  std::map<std::string, std::multiset<int>> trained;
+  int by_replacement = 0;
+  for (std::sregex_iterator it(scheduler_log.begin(), scheduler_log.end(), opened), end; it != end;
+       ++it) {
+    sizes[(*it)[1]] = std::stoi((*it)[2]);
+  }
+  for (std::sregex_iterator it(scheduler_log.begin(), scheduler_log.end(), finished), end;
+       it != end; ++it) {
+    trained[(*it)[1]].insert(std::stoi((*it)[2]));
+    if ((*it)[3] == replacement) ++by_replacement;
+  }
+  ASSERT_EQ(sizes.size(), static_cast<size_t>(kEpochs));
+  for (const auto& [queue, size] : sizes) {
+    const std::multiset<int>& chunks = trained[queue];
+    EXPECT_EQ(static_cast<int>(chunks.size()), size) << queue;
+    EXPECT_EQ(std::set<int>(chunks.begin(), chunks.end()).size(), chunks.size())
+        << queue << ": a chunk was trained twice";
+  }
+  EXPECT_GT(by_replacement, 0) << scheduler_log;
+  // The replacement started at the epoch the job was in, and trained none before it.
+  const std::string replacement_log = ReadFile(attempt + "/worker-1.restart-1.log");
+  std::smatch at;
+  ASSERT_TRUE(std::regex_search(replacement_log, at,
+                                std::regex(R"(joined the running job at epoch ([0-9]+))")))
+      << replacement_log;
+  const int first_epoch = std::stoi(at[1]);
+  EXPECT_LE(first_epoch, kEpochs);
+  const std::regex epoch_trained(R"(worker [0-9]+ epoch ([0-9]+) trained:)");
+  int epochs_trained = 0;
+  for (std::sregex_iterator it(replacement_log.begin(), replacement_log.end(), epoch_trained), end;
+       it != end; ++it) {
+    EXPECT_GE(std::stoi((*it)[1]), first_epoch);
+    ++epochs_trained;
+  }
+  EXPECT_EQ(epochs_trained, kEpochs - first_epoch + 1) << replacement_log;
+  std::cout << "worker-1 (pid " << victim << ") killed; " << replacement << " joined at epoch "
+            << first_epoch << " and finished " << by_replacement << " chunks\n";
 }
 
 TEST_F(RecoveryTest, KilledServerAndWorkerRollBackAndTheRunFinishesAsWithoutFaults) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/message.h"
 #include "common/scheduler_client.h"
 #include "common/shard_map.h"
 #include "gtest/gtest.h"
@@ -136,11 +137,9 @@ TEST_F(SchedulerTest, BarrierReleasesOnlyWhenTheGroupArrived) {
   EXPECT_TRUE(w1->Barrier("b1", "workers", absl::Seconds(20)).ok());
   waiter.join();
   EXPECT_TRUE(first.ok()) << first;
-  // The same name can be used again.
-  std::thread again([&] { first = w0->Barrier("b1", "workers", absl::Seconds(20)); });
-  EXPECT_TRUE(w1->Barrier("b1", "workers", absl::Seconds(20)).ok());
-  again.join();
-  EXPECT_TRUE(first.ok());
+  // A released name stays released: reaching it again (a replacement worker catching up)
+  // returns at once.
+  EXPECT_TRUE(w0->Barrier("b1", "workers", absl::Milliseconds(500)).ok());
 }
 
 TEST_F(SchedulerTest, BarrierTimesOutAndRejectsUnknownGroups) {
@@ -228,10 +227,11 @@ TEST_F(SchedulerTest, WorkerDeadBeforeItsJobDoneLetsTheRunEndWithTheOthers) {
   EXPECT_TRUE(run_status_.ok()) << run_status_;
 }
 
-TEST_F(SchedulerTest, WorkerDeadBeforeTheOthersAreDoneWaitsForThemAndSucceeds) {
+// The live workers take the dead one's chunks over (or a replacement joins): the run goes on
+// and succeeds.
+TEST_F(SchedulerTest, WorkerDeadWhileOthersTrainLeavesTheRunToThem) {
   auto [server, w0, w1] = FormOneServerTwoWorkers();
   w1.reset();
-  // The run goes on with w0 until it is done (its chunks would go to w0).
   EXPECT_TRUE(absl::IsDeadlineExceeded(server->WaitForShutdown(absl::Seconds(2))));
   w0->ReportJobDone();
   ASSERT_TRUE(server->WaitForShutdown(absl::Seconds(20)).ok());
@@ -246,9 +246,178 @@ TEST_F(SchedulerTest, EveryWorkerDeadFailsTheRunNamingTheLast) {
   ASSERT_TRUE(server->WaitForShutdown(absl::Seconds(20)).ok());
   scheduler_thread_.join();
   EXPECT_TRUE(absl::IsAborted(run_status_)) << run_status_;
-  EXPECT_NE(run_status_.message().find("no worker is left alive"), std::string::npos)
+  EXPECT_NE(run_status_.message().find("no unfinished worker is left alive"), std::string::npos)
       << run_status_;
   EXPECT_NE(run_status_.message().find("no heartbeat for"), std::string::npos) << run_status_;
+}
+
+// Collects the nodes a SchedulerClient callback reports, thread-safely.
+class ReportedNodes {
+ public:
+  std::function<void(const proto::NodeInfo&)> Callback() {
+    return [this](const proto::NodeInfo& node) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      nodes_.push_back(node);
+    };
+  }
+  // The nodes reported once at least `count` were, or after 4 s.
+  std::vector<proto::NodeInfo> WaitFor(size_t count) {
+    for (int i = 0; i < 200; ++i) {
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (nodes_.size() >= count) break;
+      }
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    return nodes_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<proto::NodeInfo> nodes_;
+};
+
+TEST_F(SchedulerTest, ReplacementWorkerTakesTheDeadRankWithANewIncarnation) {
+  auto [server, w0, w1] = FormOneServerTwoWorkers();
+  // Incarnations at formation: 1.. in rank order, servers first.
+  EXPECT_EQ(server->view().you().incarnation(), 1u);
+  EXPECT_EQ(w0->view().you().incarnation(), 2u + w0->rank());
+  EXPECT_EQ(w1->view().you().incarnation(), 2u + w1->rank());
+  for (const proto::NodeInfo& node : w0->view().nodes()) EXPECT_GT(node.incarnation(), 0u);
+  EXPECT_FALSE(w0->view().joined_running_job());
+  // While every worker lives, no rank is free.
+  absl::Status refused = NewClient(proto::WORKER)->Register();
+  EXPECT_TRUE(absl::IsFailedPrecondition(refused)) << refused;
+  EXPECT_NE(refused.message().find("no worker is dead to be replaced"), std::string::npos)
+      << refused;
+
+  ReportedNodes dead, joined_at_server, joined_at_w0;
+  server->SetNodeDeadCallback(dead.Callback());
+  server->SetNodeJoinedCallback(joined_at_server.Callback());
+  w0->SetNodeJoinedCallback(joined_at_w0.Callback());
+  const int dead_rank = w1->rank();
+  w1.reset();  // stops heartbeating: declared dead after 600 ms
+  ASSERT_EQ(dead.WaitFor(1).size(), 1u);
+
+  auto joiner = NewClient(proto::WORKER);
+  ASSERT_TRUE(joiner->Register().ok());
+  const proto::ClusterView& view = joiner->view();
+  EXPECT_TRUE(view.joined_running_job());
+  EXPECT_EQ(view.you().rank(), dead_rank);
+  EXPECT_EQ(view.you().incarnation(), 4u);  // after the 3 of the formation
+  int workers = 0;
+  for (const proto::NodeInfo& node : view.nodes()) {
+    if (node.role() != proto::WORKER) continue;
+    ++workers;
+    if (node.rank() == dead_rank) {
+      EXPECT_EQ(node.incarnation(), 4u);
+    }
+  }
+  EXPECT_EQ(workers, 2);
+  for (ReportedNodes* told : {&joined_at_server, &joined_at_w0}) {
+    std::vector<proto::NodeInfo> nodes = told->WaitFor(1);
+    ASSERT_EQ(nodes.size(), 1u);
+    EXPECT_EQ(nodes[0].role(), proto::WORKER);
+    EXPECT_EQ(nodes[0].rank(), dead_rank);
+    EXPECT_EQ(nodes[0].incarnation(), 4u);
+  }
+  // The rank is taken again: a second replacement is refused.
+  EXPECT_TRUE(absl::IsFailedPrecondition(NewClient(proto::WORKER)->Register()));
+  // The replacement counts: the job ends once it is done too.
+  w0->ReportJobDone();
+  EXPECT_TRUE(absl::IsDeadlineExceeded(server->WaitForShutdown(absl::Milliseconds(300))));
+  joiner->ReportJobDone();
+  ASSERT_TRUE(server->WaitForShutdown(absl::Seconds(20)).ok());
+  scheduler_thread_.join();
+  EXPECT_TRUE(run_status_.ok()) << run_status_;
+}
+
+// A worker registering while the cluster shuts down is refused, even with a dead rank free.
+TEST_F(SchedulerTest, ReplacementRegisteringWhileTheClusterShutsDownIsRefused) {
+  StartScheduler(1, 2, "", [](SchedulerOptions& options) {
+    options.heartbeat_timeout = absl::Seconds(2);
+    options.shutdown_timeout = absl::Seconds(4);
+  });
+  // A server that heartbeats but never acknowledges the shutdown, so that it lasts.
+  zmq::socket_t raw_server(context_, zmq::socket_type::dealer);
+  raw_server.set(zmq::sockopt::linger, 0);
+  raw_server.connect(absl::StrCat("tcp://127.0.0.1:", scheduler_->port()));
+  proto::Header registration = MakeHeader(proto::REGISTER, kCluster, proto::SERVER, -1);
+  registration.mutable_node()->set_role(proto::SERVER);
+  registration.mutable_node()->set_rank(-1);
+  registration.mutable_node()->set_host("127.0.0.1");
+  registration.mutable_node()->set_port(1);
+  ASSERT_TRUE(SendMessage(raw_server, Message{registration, {}, {}}).ok());
+  std::atomic<bool> stop_heartbeats{false};
+  std::thread heartbeats([&] {
+    while (!stop_heartbeats) {
+      SendMessage(raw_server,
+                  Message{MakeHeader(proto::HEARTBEAT, kCluster, proto::SERVER, 0), {}, {}})
+          .IgnoreError();
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+  });
+  auto w0 = NewClient(proto::WORKER);
+  auto w1 = NewClient(proto::WORKER);
+  RegisterAll({w0.get(), w1.get()});
+  ReportedNodes dead;
+  w0->SetNodeDeadCallback(dead.Callback());
+  w1.reset();
+  ASSERT_EQ(dead.WaitFor(1).size(), 1u);
+  w0->ReportJobDone();  // the last live worker: the shutdown starts, waiting for the server
+  ASSERT_TRUE(w0->WaitForShutdown(absl::Seconds(20)).ok());
+  absl::Status refused = NewClient(proto::WORKER)->Register();
+  stop_heartbeats = true;
+  heartbeats.join();
+  EXPECT_TRUE(absl::IsFailedPrecondition(refused)) << refused;
+  EXPECT_NE(refused.message().find("the cluster is shutting down"), std::string::npos) << refused;
+}
+
+// A replacement learns which barriers were released, passes them at once, and does not hold
+// back the step clocks under way (it starts at 0 there), but counts for the clocks after.
+TEST_F(SchedulerTest, ReplacementPassesReleasedBarriersAndDoesNotHoldBackRunningClocks) {
+  auto [server, w0, w1] = FormOneServerTwoWorkers();
+  const absl::Duration timeout = absl::Seconds(20);
+  std::thread other([&] { EXPECT_TRUE(w1->Barrier("train-epoch-1", "workers", timeout).ok()); });
+  ASSERT_TRUE(w0->Barrier("train-epoch-1", "workers", timeout).ok());
+  other.join();
+  w0->ReportClock("train-epoch-2", 5);
+  w1->ReportClock("train-epoch-2", 5);
+  ASSERT_TRUE(w0->WaitForClock("train-epoch-2", 5, timeout).ok());
+  ReportedNodes dead;
+  server->SetNodeDeadCallback(dead.Callback());
+  w1.reset();
+  ASSERT_EQ(dead.WaitFor(1).size(), 1u);
+
+  auto joiner = NewClient(proto::WORKER);
+  ASSERT_TRUE(joiner->Register().ok());
+  EXPECT_EQ(std::vector<std::string>(joiner->view().released_barriers().begin(),
+                                     joiner->view().released_barriers().end()),
+            std::vector<std::string>{"train-epoch-1"});
+  EXPECT_TRUE(joiner->Barrier("train-epoch-1", "workers", absl::Milliseconds(500)).ok());
+  // Clock under way: the joiner learns its minimum (5, unchanged since before it joined)...
+  EXPECT_TRUE(joiner->WaitForClock("train-epoch-2", 3, absl::Seconds(5)).ok());
+  // ...and w0 runs on as far as it alone allows: the joiner's steps do not count.
+  joiner->ReportClock("train-epoch-2", 1);
+  w0->ReportClock("train-epoch-2", 12);
+  EXPECT_TRUE(w0->WaitForClock("train-epoch-2", 12, absl::Seconds(5)).ok());
+  // A clock started after it joined counts it, at 0 until it reports.
+  w0->ReportClock("train-epoch-3", 3);
+  absl::Status held = w0->WaitForClock("train-epoch-3", 3, absl::Milliseconds(500));
+  EXPECT_TRUE(absl::IsDeadlineExceeded(held)) << held;
+  joiner->ReportClock("train-epoch-3", 3);
+  EXPECT_TRUE(w0->WaitForClock("train-epoch-3", 3, timeout).ok());
+  // A barrier not yet released when it joined waits for it.
+  std::atomic<bool> released{false};
+  std::thread waiting([&] {
+    EXPECT_TRUE(w0->Barrier("train-epoch-2", "workers", timeout).ok());
+    released = true;
+  });
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_FALSE(released.load());
+  EXPECT_TRUE(joiner->Barrier("train-epoch-2", "workers", timeout).ok());
+  waiting.join();
 }
 
 TEST_F(SchedulerTest, ControlRequestShutdownIsAcknowledgedOnceTheClusterShutDown) {
@@ -655,6 +824,32 @@ TEST_F(SchedulerTest, AFencedWorkerIsRefusedToldWhyAndChangesNothing) {
   ASSERT_TRUE(server->WaitForShutdown(timeout).ok());
   scheduler_thread_.join();
   EXPECT_TRUE(run_status_.ok()) << run_status_;  // the fenced worker's failure is not the run's
+}
+
+// A queue opened after a replacement took a dead worker's rank deals that rank's chunks to the
+// replacement, not to the others.
+TEST_F(SchedulerTest, RoundRobinChunksOfAReplacedRankGoToTheReplacement) {
+  auto [server, w0, w1] = FormOneServerTwoWorkers();
+  const absl::Duration timeout = absl::Seconds(20);
+  ReportedNodes dead;
+  server->SetNodeDeadCallback(dead.Callback());
+  const int replaced_rank = w1->rank();
+  w1.reset();
+  ASSERT_EQ(dead.WaitFor(1).size(), 1u);
+  auto joiner = NewClient(proto::WORKER);
+  ASSERT_TRUE(joiner->Register().ok());
+  ASSERT_TRUE(w0->OpenQueue(RoundRobinSpec("epoch", 2, 2), timeout).ok());
+  absl::StatusOr<std::optional<proto::Chunk>> own = w0->NextChunk("epoch", timeout);
+  ASSERT_TRUE(own.ok() && own->has_value()) << own.status();
+  EXPECT_EQ((*own)->id(), static_cast<uint64_t>(w0->rank()));
+  // The other chunk is the replacement's: w0 waits for it.
+  absl::StatusOr<std::optional<proto::Chunk>> other =
+      w0->NextChunk("epoch", absl::Milliseconds(500));
+  EXPECT_TRUE(absl::IsDeadlineExceeded(other.status())) << other.status();
+  ASSERT_TRUE(joiner->OpenQueue(RoundRobinSpec("epoch", 2, 2), timeout).ok());
+  absl::StatusOr<std::optional<proto::Chunk>> its = joiner->NextChunk("epoch", timeout);
+  ASSERT_TRUE(its.ok() && its->has_value()) << its.status();
+  EXPECT_EQ((*its)->id(), static_cast<uint64_t>(replaced_rank));
 }
 
 // A worker that asks while the last chunks are with another worker waits; when that worker

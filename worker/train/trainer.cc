@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <set>
 #include <thread>
 #include <utility>
 
@@ -54,6 +55,11 @@ absl::StatusOr<std::vector<std::string>> ExpandPatterns(
   }
   return files;
 }
+
+// The barriers of a training job, in the order every worker passes them.
+std::string TrainBarrier(int epoch) { return absl::StrCat("train-epoch-", epoch); }
+std::string EvalBarrier(int epoch) { return absl::StrCat("eval-epoch-", epoch); }
+constexpr char kRetrievalBarrier[] = "retrieval-eval";
 
 // "<task> <loss>, ..." for the log lines.
 std::string FormatLosses(const std::vector<proto::TaskConfig>& tasks,
@@ -343,7 +349,7 @@ absl::Status TrainingRun::Evaluate(int epoch, EpochReport* report) {
   });
   // A failed evaluation publishes no prediction file.
   if (status.ok()) status = (*writer)->Finish();
-  if (status.ok()) status = Barrier(absl::StrCat("eval-epoch-", epoch));
+  if (status.ok()) status = Barrier(EvalBarrier(epoch));
   if (!status.ok()) return status;
   // The barrier released once every live worker published its file; a dead worker's may be
   // missing. The lowest-ranked live worker merges those of the live ones.
@@ -400,7 +406,7 @@ absl::Status TrainingRun::MergeEvaluation(int epoch, const std::vector<int>& wor
 }
 
 absl::Status TrainingRun::EvaluateRetrieval(int epoch, EpochReport* report) {
-  if (rank_ != 0) return Barrier("retrieval-eval");
+  if (rank_ != 0) return Barrier(kRetrievalBarrier);
   const absl::Time start = absl::Now();
   BatchPipeline& pipeline = *pipelines_[0];
   auto& model = static_cast<RetrievalModel&>(pipeline.model());
@@ -459,10 +465,29 @@ absl::Status TrainingRun::EvaluateRetrieval(int epoch, EpochReport* report) {
           JsonNumber(evaluation.new_item_popularity_spearman)));
   if (!status.ok()) return status;
   report->retrieval = evaluation;
-  return Barrier("retrieval-eval");
+  return Barrier(kRetrievalBarrier);
 }
 
 }  // namespace
+
+JoinPoint FindJoinPoint(const proto::ClusterView& view, int epochs, bool has_eval_files) {
+  JoinPoint join;
+  if (!view.joined_running_job()) return join;
+  const std::set<std::string> released(view.released_barriers().begin(),
+                                       view.released_barriers().end());
+  // Barriers are released in the order the workers pass them: the last epoch whose last
+  // barrier was released, and every epoch before it, are over.
+  for (int epoch = epochs; epoch >= 1; --epoch) {
+    if (released.count(has_eval_files ? EvalBarrier(epoch) : TrainBarrier(epoch)) > 0) {
+      join.first_epoch = epoch + 1;
+      break;
+    }
+  }
+  join.evaluate_before_training = join.first_epoch == 1 && released.count(EvalBarrier(0)) == 0 &&
+                                  released.count(TrainBarrier(1)) == 0;
+  join.retrieval_evaluation = released.count(kRetrievalBarrier) == 0;
+  return join;
+}
 
 absl::Status CheckTrainerOptions(const TrainerOptions& options) {
   if (options.threads < 1) {
@@ -484,23 +509,37 @@ absl::Status Trainer::Run(std::vector<EpochReport>* reports) {
   TrainingRun run(spec_, kv_, scheduler_, options_);
   status = run.Start();
   if (!status.ok()) return status;
-  if (options_.evaluate_before_training) {
+  const int epochs = static_cast<int>(spec_.job.training().epochs());
+  const JoinPoint join = FindJoinPoint(scheduler_->view(), epochs, run.has_eval_files());
+  if (scheduler_->view().joined_running_job()) {
+    LOG(INFO) << "worker " << scheduler_->rank() << " joined the running job at epoch "
+              << join.first_epoch << " of " << epochs << " ("
+              << scheduler_->view().released_barriers_size()
+              << " barriers already released); it skips the epochs before it";
+  }
+  if (options_.evaluate_before_training && join.evaluate_before_training) {
     EpochReport report;
     report.threads = options_.threads;
     status = run.Evaluate(/*epoch=*/0, &report);
     if (!status.ok()) return status;
     reports->push_back(std::move(report));
   }
-  const int epochs = static_cast<int>(spec_.job.training().epochs());
-  for (int epoch = 1; epoch <= epochs; ++epoch) {
+  const bool retrieval = run.has_eval_files() && run.is_retrieval() && join.retrieval_evaluation;
+  for (int epoch = join.first_epoch; epoch <= epochs; ++epoch) {
     EpochReport report;
     report.epoch = epoch;
     status = run.TrainEpoch(epoch, &report);
-    if (status.ok()) status = run.Barrier(absl::StrCat("train-epoch-", epoch));
+    if (status.ok()) status = run.Barrier(TrainBarrier(epoch));
     if (status.ok() && run.has_eval_files()) status = run.Evaluate(epoch, &report);
-    if (status.ok() && epoch == epochs && run.has_eval_files() && run.is_retrieval()) {
-      status = run.EvaluateRetrieval(epoch, &report);
-    }
+    if (status.ok() && epoch == epochs && retrieval) status = run.EvaluateRetrieval(epoch, &report);
+    if (!status.ok()) return status;
+    reports->push_back(std::move(report));
+  }
+  if (join.first_epoch > epochs && retrieval) {
+    // Joined after the last epoch's evaluation, before the retrieval evaluation ended.
+    EpochReport report;
+    report.epoch = epochs;
+    status = run.EvaluateRetrieval(epochs, &report);
     if (!status.ok()) return status;
     reports->push_back(std::move(report));
   }

@@ -52,6 +52,19 @@
 // yesterday's model on today's data before it has seen any of it; its JSON line is marked
 // "before_training": true.
 //
+// A replacement worker (joined_running_job in its view: it took the rank of a dead worker after
+// the cluster formed, scheduler/membership.h) joins the job where it is. Its view lists the
+// barriers the others already passed (released_barriers); it skips every step whose barrier is
+// among them: the epochs whose last barrier ("eval-epoch-E" with eval files, else
+// "train-epoch-E") was released, the evaluation before training and the retrieval evaluation.
+// It takes part in everything else like any worker, from the first epoch not over: it trains
+// the chunks of that epoch still pending (among them its predecessor's, requeued at its death),
+// passes its barriers (one already released releases it at once) and evaluates it, so the
+// merge finds its predictions. Since every barrier not yet released when it joined waits for
+// it, no worker waits for a step it skips. It does not count for the step clocks already under
+// way when it joined (it starts them at 0 while the others are further on;
+// scheduler/step_clocks.h), only for later ones.
+//
 // Retrieval evaluation (models of the two-tower family, worker/models/retrieval_model.h, after the
 // last epoch, if the job has eval files): worker 0 runs the model over every batch of the train
 // and eval files (not only its share), ranks each positive eval sample's item against the whole
@@ -82,6 +95,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/proto/message.pb.h"
 #include "common/scheduler_client.h"
 #include "worker/job_config.h"
 #include "worker/kv_worker.h"
@@ -107,6 +121,17 @@ struct TrainerOptions {
 
 // OK, or InvalidArgument if `options` can never run: threads < 1 or max_staleness < 0.
 absl::Status CheckTrainerOptions(const TrainerOptions& options);
+
+// Where a worker joins the job (see "A replacement worker" above): a worker of the cluster's
+// formation does every step; a replacement skips those whose barrier its view lists released.
+struct JoinPoint {
+  bool evaluate_before_training = true;  // if the job asks for it
+  int first_epoch = 1;                   // epochs + 1: none left
+  bool retrieval_evaluation = true;      // after the last epoch, if the model is a retrieval one
+};
+// The join point of the worker with `view`, for a job of `epochs` epochs with or without eval
+// files.
+JoinPoint FindJoinPoint(const proto::ClusterView& view, int epochs, bool has_eval_files);
 
 struct EpochReport {
   int epoch = 0;  // from 1; 0 for the evaluation before training
