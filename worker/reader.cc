@@ -64,9 +64,10 @@ class Prefetch {
   uint64_t files_done_ = 0;
   std::string first_bad_line_;  // as logged, for error messages
   // Where the thread reads, for TimedOut: the slice (index into slices_, or -1 before the
-  // first) and in it the line last read (0: opening it) and the byte after it. Stored by the
-  // thread without the lock (relaxed: approximate is fine for an error message).
+  // first), whether its header is read, and the line last read and the byte after it. Stored
+  // by the thread without the lock (relaxed: approximate is fine for an error message).
   std::atomic<int64_t> at_slice_ = -1;
+  std::atomic<bool> past_header_ = false;
   std::atomic<uint64_t> at_line_ = 0;
   std::atomic<uint64_t> at_byte_ = 0;
 
@@ -168,9 +169,14 @@ absl::Status Prefetch::TimedOut() const {
   if (slice < 0) return absl::DeadlineExceededError(absl::StrCat("input: ", bound));
   const std::string name = slices_[slice].Name();
   const uint64_t line = at_line_.load(std::memory_order_relaxed);
-  if (line == 0) {
+  if (!past_header_.load(std::memory_order_relaxed)) {
     return absl::DeadlineExceededError(
-        absl::StrCat(name, ": ", bound, "; opening or reading its header is stuck"));
+        absl::StrCat(name, ": ", bound, "; opening it or reading its header is stuck"));
+  }
+  if (line == 0) {  // a partial slice, before its first line
+    return absl::DeadlineExceededError(absl::StrCat(name, ": ", bound,
+                                                    "; reading its first line is stuck (byte ",
+                                                    at_byte_.load(std::memory_order_relaxed), ")"));
   }
   return absl::DeadlineExceededError(absl::StrCat(name, ":", line, ": ", bound,
                                                   "; reading is stuck after this line (byte ",
@@ -191,7 +197,7 @@ void Prefetch::Run() {
   Batch batch = parser_.NewBatch();
   absl::Status status;
   for (size_t i = 0; i < slices_.size(); ++i) {
-    at_line_.store(0, std::memory_order_relaxed);
+    past_header_.store(false, std::memory_order_relaxed);
     at_slice_.store(static_cast<int64_t>(i), std::memory_order_relaxed);
     status = ReadSlice(slices_[i], &batch);
     if (!status.ok()) break;
@@ -227,6 +233,9 @@ absl::Status Prefetch::ReadSlice(const InputSlice& slice, Batch* batch) {
     absl::Status status = source->SkipToLineAt(slice.begin);
     if (!status.ok()) return status;
   }
+  at_line_.store(source->line_number(), std::memory_order_relaxed);
+  at_byte_.store(source->next_line_offset(), std::memory_order_relaxed);
+  past_header_.store(true, std::memory_order_relaxed);
   std::string reason;
   while ((slice.end == 0 || source->next_line_offset() < slice.end) && source->NextLine(&line)) {
     if (stopping_.load(std::memory_order_relaxed)) return absl::CancelledError("reader stopped");
