@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/node_name.h"
@@ -424,8 +425,12 @@ absl::Status SchedulerClient::WaitForShutdown(absl::Duration timeout) {
 
 void SchedulerClient::SetNodeDeadCallback(
     std::function<void(const proto::NodeInfo& node)> callback) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  node_dead_callback_ = std::move(callback);
+  std::function<void(const proto::NodeInfo&)> replaced;
+  {
+    std::lock_guard<std::mutex> lock(callback_mutex_);
+    replaced = std::exchange(node_dead_callback_, std::move(callback));
+  }
+  // `replaced` (and what it captured) is destroyed here, outside the lock.
 }
 
 void SchedulerClient::HandleIncoming(Message&& message) {
@@ -435,12 +440,8 @@ void SchedulerClient::HandleIncoming(Message&& message) {
       break;
     case proto::NODE_DEAD: {
       LOG(ERROR) << "scheduler reports " << NodeName(header.node()) << " dead";
-      std::function<void(const proto::NodeInfo&)> callback;
-      {
-        std::lock_guard<std::mutex> lock(mutex_);
-        callback = node_dead_callback_;
-      }
-      if (callback) callback(header.node());
+      std::lock_guard<std::mutex> lock(callback_mutex_);
+      if (node_dead_callback_) node_dead_callback_(header.node());
       break;
     }
     case proto::BARRIER_RELEASE: {

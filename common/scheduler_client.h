@@ -7,7 +7,7 @@
 //
 // Thread-safe: all public methods may be called from any thread after Register() succeeded.
 // Callbacks run on the background thread and must not call back into this object's blocking
-// methods (Barrier, WaitForShutdown).
+// methods (Barrier, WaitForShutdown) nor SetNodeDeadCallback.
 #ifndef GRANARY_COMMON_SCHEDULER_CLIENT_H_
 #define GRANARY_COMMON_SCHEDULER_CLIENT_H_
 
@@ -132,7 +132,10 @@ class SchedulerClient {
   absl::Status WaitForShutdown(absl::Duration timeout);
   bool shutdown_requested() const { return shutdown_requested_.load(); }
 
-  // Called on the background thread when the scheduler reports `node` dead.
+  // Called on the background thread when the scheduler reports `node` dead. Replaces the
+  // callback set before; once it returns, that one is not running and never runs again (it
+  // waits for a running call to end), so clearing it (nullptr) before destroying what the
+  // callback uses is safe whatever the order of destruction.
   void SetNodeDeadCallback(std::function<void(const proto::NodeInfo& node)> callback);
 
  private:
@@ -174,8 +177,10 @@ class SchedulerClient {
   std::map<std::string, std::deque<proto::Chunk>> unclaimed_chunks_;
   std::deque<proto::Header> orders_;                // from the scheduler, not yet taken
   std::map<std::string, proto::Clock> min_clocks_;  // the last MIN_CLOCK of each clock
-  std::function<void(const proto::NodeInfo&)> node_dead_callback_;
-  zmq::socket_t wakeup_sender_;  // guarded by mutex_
+  // Held while the callback runs and while it is replaced (see SetNodeDeadCallback).
+  std::mutex callback_mutex_;
+  std::function<void(const proto::NodeInfo&)> node_dead_callback_;  // guarded by callback_mutex_
+  zmq::socket_t wakeup_sender_;                                     // guarded by mutex_
 
   std::atomic<bool> shutdown_requested_{false};
   std::atomic<bool> scheduler_lost_{false};
