@@ -36,6 +36,8 @@ class Prefetch {
   ReaderStats stats() const;
   // Asks the thread to stop and waits up to `wait` for it to leave Run. Returns whether it did.
   bool Stop(absl::Duration wait);
+  // Where the thread reads, for logs: "<file>:<line last read>" or "<file>".
+  std::string Where() const;
 
  private:
   // Reads one slice into *batch, publishing full batches. Returns the error that stops reading.
@@ -110,7 +112,7 @@ PrefetchReader::~PrefetchReader() {
     return;
   }
   LOG(WARNING) << "reader: abandoning its prefetch thread, stuck for more than "
-               << absl::FormatDuration(kReaderStopWait) << " in reading: " << prefetch_->status()
+               << absl::FormatDuration(kReaderStopWait) << " in reading " << prefetch_->Where()
                << " (it ends when its read returns)";
   thread_.detach();
 }
@@ -181,6 +183,13 @@ absl::Status Prefetch::TimedOut() const {
   return absl::DeadlineExceededError(absl::StrCat(name, ":", line, ": ", bound,
                                                   "; reading is stuck after this line (byte ",
                                                   at_byte_.load(std::memory_order_relaxed), ")"));
+}
+
+std::string Prefetch::Where() const {
+  const int64_t slice = at_slice_.load(std::memory_order_relaxed);
+  if (slice < 0) return "its input";
+  const uint64_t line = at_line_.load(std::memory_order_relaxed);
+  return line == 0 ? slices_[slice].Name() : absl::StrCat(slices_[slice].Name(), ":", line);
 }
 
 absl::Status Prefetch::status() const {
