@@ -309,7 +309,7 @@ TEST(TrainTest, AnInputThatStopsDeliveringFailsTheJobNamingTheFile) {
   ASSERT_TRUE(cluster.Start().ok());
   JobSpec spec = TrainJob();
   spec.job.mutable_training()->set_epochs(1);
-  spec.dataset.set_read_timeout_seconds(1);
+  spec.dataset.set_read_timeout_seconds(3);
   *spec.job.mutable_dataset() = spec.dataset;
   TrainerOptions trainer_options;
   trainer_options.data_dir = dir;
@@ -320,7 +320,7 @@ TEST(TrainTest, AnInputThatStopsDeliveringFailsTheJobNamingTheFile) {
   absl::Status status = trainer.Run(&reports);
   EXPECT_LT(absl::Now() - start, absl::Seconds(60));
   EXPECT_TRUE(absl::IsDeadlineExceeded(status)) << status;
-  EXPECT_NE(status.message().find(eval + ":1: no batch within read_timeout_seconds 1"),
+  EXPECT_NE(status.message().find(eval + ":1: no batch within read_timeout_seconds 3"),
             std::string::npos)
       << status;
   EXPECT_TRUE(reports.empty());

@@ -591,10 +591,10 @@ TEST_F(ReaderTest, SlowButAliveInputDoesNotTimeOut) {
   const std::string path = Path("slow.tsv");
   const int fd = MakeHeldFifo(path);
   ASSERT_GE(fd, 0);
-  constexpr int kLines = 12;
-  std::unique_ptr<Reader> reader = Open({path}, 2, Config("read_timeout_seconds: 0.5\n"));
+  constexpr int kLines = 30;
+  std::unique_ptr<Reader> reader = Open({path}, 2, Config("read_timeout_seconds: 1\n"));
   ASSERT_NE(reader, nullptr);
-  // One line every 100 ms: 1.2 s in all, over twice read_timeout_seconds, but a batch of 2
+  // One line every 100 ms: 3 s in all, three times read_timeout_seconds, but a batch of 2
   // lines comes every 200 ms.
   std::thread writer([fd] {
     WriteAll(fd, absl::StrCat(kHeader, "\n"));
