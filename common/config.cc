@@ -1,5 +1,6 @@
 #include "common/config.h"
 
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -330,6 +331,12 @@ absl::Status ValidateDatasetConfig(const proto::DatasetConfig& config,
     return ConfigLocation::Invalid(
         at.At("max_line_bytes"),
         absl::StrCat("max_line_bytes must be >= 1 (default ", kDefaultMaxLineBytes, ")"));
+  }
+  if (config.has_read_timeout_seconds() &&
+      !(config.read_timeout_seconds() > 0 && std::isfinite(config.read_timeout_seconds()))) {
+    return ConfigLocation::Invalid(at.At("read_timeout_seconds"),
+                                   absl::StrCat("read_timeout_seconds must be > 0 and finite ",
+                                                "(default ", kDefaultReadTimeoutSeconds, ")"));
   }
   return absl::OkStatus();
 }

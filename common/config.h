@@ -50,13 +50,14 @@ inline constexpr double kDefaultMaxAbsNumeric = 1e6;
 inline constexpr uint64_t kDefaultMaxLineBytes = uint64_t{1} << 20;
 inline constexpr uint32_t kDefaultMaxSequenceLength = 100;
 inline constexpr uint32_t kDefaultMaxSequenceSteps = 10000;
+inline constexpr double kDefaultReadTimeoutSeconds = 600;
 
 // Checks the semantic rules of a dataset config (common/proto/dataset.proto): at least one
 // column; every column named, unique and with a role; hash_space only on categorical fields;
 // a SEQUENCE column with >= 1 uniquely named step field, each with a kind;
 // max_sequence_length >= 1, max_sequence_steps >= max_sequence_length (both as defaulted
 // below), each only on SEQUENCE; max_bad_line_fraction in [0, 1]; max_abs_numeric > 0 (and not
-// NaN); max_line_bytes >= 1. Returns
+// NaN); max_line_bytes >= 1; read_timeout_seconds > 0 (and finite). Returns
 // InvalidArgument for the first broken rule. `tree` as for ValidateClusterConfig.
 absl::Status ValidateDatasetConfig(const proto::DatasetConfig& config,
                                    const std::string& source_name,

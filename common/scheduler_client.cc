@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/node_name.h"
@@ -438,14 +439,21 @@ std::vector<int> SchedulerClient::dead_workers() const {
 
 void SchedulerClient::SetNodeDeadCallback(
     std::function<void(const proto::NodeInfo& node)> callback) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  node_dead_callback_ = std::move(callback);
+  std::function<void(const proto::NodeInfo&)> replaced;
+  {
+    std::lock_guard<std::mutex> lock(callback_mutex_);
+    replaced = std::exchange(node_dead_callback_, std::move(callback));
+  }
+  // `replaced` (and what it captured) is destroyed here, outside the lock.
 }
 
 void SchedulerClient::SetNodeJoinedCallback(
     std::function<void(const proto::NodeInfo& node)> callback) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  node_joined_callback_ = std::move(callback);
+  std::function<void(const proto::NodeInfo&)> replaced;
+  {
+    std::lock_guard<std::mutex> lock(callback_mutex_);
+    replaced = std::exchange(node_joined_callback_, std::move(callback));
+  }
 }
 
 void SchedulerClient::HandleIncoming(Message&& message) {
@@ -455,25 +463,23 @@ void SchedulerClient::HandleIncoming(Message&& message) {
       break;
     case proto::NODE_DEAD: {
       LOG(ERROR) << "scheduler reports " << NodeName(header.node()) << " dead: " << header.error();
-      std::function<void(const proto::NodeInfo&)> callback;
       {
         std::lock_guard<std::mutex> lock(mutex_);
-        callback = node_dead_callback_;
         if (header.node().role() == proto::WORKER) dead_workers_.insert(header.node().rank());
       }
-      if (callback) callback(header.node());
+      std::lock_guard<std::mutex> lock(callback_mutex_);
+      if (node_dead_callback_) node_dead_callback_(header.node());
       break;
     }
     case proto::NODE_JOINED: {
       LOG(INFO) << "scheduler reports " << NodeName(header.node()) << " (incarnation "
                 << header.node().incarnation() << ") joined as a replacement";
-      std::function<void(const proto::NodeInfo&)> callback;
       {
         std::lock_guard<std::mutex> lock(mutex_);
-        callback = node_joined_callback_;
         if (header.node().role() == proto::WORKER) dead_workers_.erase(header.node().rank());
       }
-      if (callback) callback(header.node());
+      std::lock_guard<std::mutex> lock(callback_mutex_);
+      if (node_joined_callback_) node_joined_callback_(header.node());
       break;
     }
     case proto::BARRIER_RELEASE: {
@@ -516,17 +522,20 @@ void SchedulerClient::HandleIncoming(Message&& message) {
                   << header.error();
       }
       SendMessage(dealer_, Message{NewHeader(proto::SHUTDOWN_ACK), {}, {}}).IgnoreError();
-      std::function<void(const proto::NodeInfo&)> callback;
+      bool newly_fenced = false;
       {
         std::lock_guard<std::mutex> lock(mutex_);
         if (fenced && fenced_reason_.empty()) {
           fenced_reason_ = header.error();
-          callback = node_dead_callback_;
+          newly_fenced = true;
         }
         shutdown_requested_ = true;
         changed_.notify_all();
       }
-      if (callback) callback(view_.you());
+      if (newly_fenced) {
+        std::lock_guard<std::mutex> lock(callback_mutex_);
+        if (node_dead_callback_) node_dead_callback_(view_.you());
+      }
       break;
     }
     default:

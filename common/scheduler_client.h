@@ -10,7 +10,7 @@
 //
 // Thread-safe: all public methods may be called from any thread after Register() succeeded.
 // Callbacks run on the background thread and must not call back into this object's blocking
-// methods (Barrier, WaitForShutdown).
+// methods (Barrier, WaitForShutdown) nor set a callback.
 #ifndef GRANARY_COMMON_SCHEDULER_CLIENT_H_
 #define GRANARY_COMMON_SCHEDULER_CLIENT_H_
 
@@ -138,10 +138,14 @@ class SchedulerClient {
   bool shutdown_requested() const { return shutdown_requested_.load(); }
 
   // Called on the background thread when the scheduler reports `node` dead; and once with
-  // this node's own NodeInfo (view().you()) when the scheduler fenced this node.
+  // this node's own NodeInfo (view().you()) when the scheduler fenced this node. Replaces the
+  // callback set before; once it returns, that one is not running and never runs again (it
+  // waits for a running call to end), so clearing it (nullptr) before destroying what the
+  // callback uses is safe whatever the order of destruction.
   void SetNodeDeadCallback(std::function<void(const proto::NodeInfo& node)> callback);
   // Called on the background thread when the scheduler reports that `node`, a replacement
-  // worker with a new incarnation, joined the running cluster (NODE_JOINED).
+  // worker with a new incarnation, joined the running cluster (NODE_JOINED). Replaced like
+  // SetNodeDeadCallback's.
   void SetNodeJoinedCallback(std::function<void(const proto::NodeInfo& node)> callback);
 
   // Fencing: once the scheduler declared this node dead (it was silent for heartbeat_timeout,
@@ -199,9 +203,11 @@ class SchedulerClient {
   std::map<std::string, std::deque<proto::Chunk>> unclaimed_chunks_;
   std::deque<proto::Header> orders_;                // from the scheduler, not yet taken
   std::map<std::string, proto::Clock> min_clocks_;  // the last MIN_CLOCK of each clock
-  std::function<void(const proto::NodeInfo&)> node_dead_callback_;
-  std::function<void(const proto::NodeInfo&)> node_joined_callback_;
-  zmq::socket_t wakeup_sender_;  // guarded by mutex_
+  // Held while a callback runs and while one is replaced (see SetNodeDeadCallback).
+  std::mutex callback_mutex_;
+  std::function<void(const proto::NodeInfo&)> node_dead_callback_;    // guarded by callback_mutex_
+  std::function<void(const proto::NodeInfo&)> node_joined_callback_;  // guarded by callback_mutex_
+  zmq::socket_t wakeup_sender_;                                       // guarded by mutex_
 
   std::atomic<bool> shutdown_requested_{false};
   std::atomic<bool> scheduler_lost_{false};

@@ -4,6 +4,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -51,7 +52,8 @@ absl::Status RunWorkerJob(zmq::context_t* context, const WorkerJobOptions& optio
     job_spec = *std::move(loaded);
   }
   // Declared before the SchedulerClient, so destroyed after it: ~SchedulerClient joins the
-  // thread that runs the NODE_DEAD callback below, which uses the KV client.
+  // thread that runs the NODE_DEAD callback below, which uses the KV client. The callback is
+  // also cleared (stop_notices) before either is destroyed, so this order is not load-bearing.
   std::optional<KVWorker> kv;
   SchedulerClient scheduler(context, options.scheduler);
   absl::Status status = scheduler.Register();
@@ -69,6 +71,8 @@ absl::Status RunWorkerJob(zmq::context_t* context, const WorkerJobOptions& optio
       servers->Fence(client->fenced_reason());  // this worker was fenced
     }
   });
+  // Runs first at any return: once SetNodeDeadCallback returns, no notice reaches the KV client.
+  absl::Cleanup stop_notices = [&scheduler] { scheduler.SetNodeDeadCallback(nullptr); };
   if (status.ok()) status = RunJob(options, std::move(job_spec), *kv, scheduler);
   Logged(worker, status).IgnoreError();
   // A fenced worker's chunks went to the others, and the scheduler ignores what it reports.

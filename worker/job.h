@@ -8,9 +8,10 @@
 //
 // Dead servers: the scheduler's NODE_DEAD notices of servers reach the KV client
 // (KVWorker::MarkServerDead), so that requests to a dead server fail at once instead of at
-// their timeout. A notice is delivered on the SchedulerClient's background thread, which the
-// SchedulerClient's destructor joins; RunWorkerJob destroys the SchedulerClient before the
-// KVWorker, so the callback can never run on a destroyed KV client, whichever way the job ends.
+// their timeout. A notice is delivered on the SchedulerClient's background thread. Whichever
+// way the job ends, RunWorkerJob clears the callback before destroying either client, and
+// SetNodeDeadCallback returns only once no callback runs; the SchedulerClient is also destroyed
+// first, joining that thread. So the callback can never run on a destroyed KV client.
 //
 // Fencing: a worker the scheduler declared dead (a stall longer than heartbeat_timeout) learns
 // it from the scheduler's answer to its next message (SchedulerClient::fenced_reason) or from a

@@ -7,7 +7,10 @@
 //   while (source->NextLine(&line)) Use(line, source->line_number());
 //   absl::Status status = source->status();  // OK at the end of the file, else why it stopped
 //
-// Plain and gzip are told apart by the gzip magic bytes 1f 8b, never by the file name. A line
+// Plain and gzip are told apart by the gzip magic bytes 1f 8b, never by the file name. The file
+// is read with read(2), which returns what is there: lines of a slow source (a pipe, a slow
+// mount) come as they arrive, not once a buffer is full. A read that never returns (a hung
+// mount) blocks NextLine; the Reader's read_timeout_seconds bounds the wait for it. A line
 // ends at "\n" or "\r\n" (neither is part of it); an unterminated last line is a line, except
 // at the end of a truncated gzip stream, where it is dropped (its rest was lost) and the file
 // is reported truncated. Line numbers count from 1.

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "common/config.h"
 #include "glog/logging.h"
 #include "worker/batch_parser.h"
@@ -18,29 +19,37 @@
 namespace granary {
 namespace {
 
-// The Reader: a prefetch thread reads the slices through LineSource, parses them with a
-// BatchParser, accounts for bad lines and queues finished batches for Next.
-class PrefetchReader final : public Reader {
+// Everything the prefetch thread touches, shared between it and the PrefetchReader: a thread
+// stuck in a read that never returns is abandoned by the destructor (detached) and keeps its
+// state alive until the read returns, so destroying a Reader never hangs and never frees what
+// the thread still uses.
+class Prefetch {
  public:
-  // Starts the prefetch thread. REQUIRES: `config` and `options` valid.
-  PrefetchReader(const proto::DatasetConfig& config, std::vector<InputSlice> slices,
-                 const ReaderOptions& options);
-  ~PrefetchReader() override;
+  // REQUIRES: `config` and `options` valid.
+  Prefetch(const proto::DatasetConfig& config, std::vector<InputSlice> slices,
+           const ReaderOptions& options);
 
-  bool Next(Batch* batch) override;
-  absl::Status status() const override;
-  ReaderStats stats() const override;
-
- private:
   // The prefetch thread: reads every slice, publishes batches, records the final status.
   void Run();
+  bool Next(Batch* batch);
+  absl::Status status() const;
+  ReaderStats stats() const;
+  // Asks the thread to stop and waits up to `wait` for it to leave Run. Returns whether it did.
+  bool Stop(absl::Duration wait);
+  // Where the thread reads, for logs: "<file>:<line last read>" or "<file>".
+  std::string Where() const;
+
+ private:
   // Reads one slice into *batch, publishing full batches. Returns the error that stops reading.
   absl::Status ReadSlice(const InputSlice& slice, Batch* batch);
   // Hands a full or final batch to the queue, waiting while it holds prefetch_batches.
-  // Returns false if the reader is being destroyed.
+  // Returns false if the reader is being destroyed or timed out.
   bool Publish(Batch* batch);
   void RecordBadLine(const std::string& name, uint64_t line_number, const std::string& reason);
   void Finish(absl::Status status);
+  // The DeadlineExceeded of a Next that waited read_timeout: where the thread is stuck.
+  // REQUIRES: mutex_ held.
+  absl::Status TimedOut() const;
 
   const BatchParser parser_;
   const std::vector<InputSlice> slices_;
@@ -48,6 +57,7 @@ class PrefetchReader final : public Reader {
   const double max_bad_line_fraction_;
   const uint64_t min_lines_before_abort_;
   const uint64_t max_line_bytes_;
+  const absl::Duration read_timeout_;
 
   // Owned by the prefetch thread; published into stats_ by Publish and Finish.
   uint64_t lines_ = 0;
@@ -55,23 +65,60 @@ class PrefetchReader final : public Reader {
   uint64_t samples_ = 0;
   uint64_t files_done_ = 0;
   std::string first_bad_line_;  // as logged, for error messages
+  // Where the thread reads, for TimedOut: the slice (index into slices_, or -1 before the
+  // first), whether its header is read, and the line last read and the byte after it. Stored
+  // by the thread without the lock (relaxed: approximate is fine for an error message).
+  std::atomic<int64_t> at_slice_ = -1;
+  std::atomic<bool> past_header_ = false;
+  std::atomic<uint64_t> at_line_ = 0;
+  std::atomic<uint64_t> at_byte_ = 0;
 
   mutable std::mutex mutex_;
   std::condition_variable batch_ready_;  // queue_ gained a batch, or finished_
   std::condition_variable space_ready_;  // queue_ lost a batch, or stopping_
+  std::condition_variable exited_;       // exited_run_
   std::deque<Batch> queue_;
-  bool finished_ = false;  // the prefetch thread published its last batch
-  // The destructor runs. Written under mutex_ (for the condition variables); the prefetch
-  // thread also polls it without the lock between lines.
+  bool finished_ = false;    // the prefetch thread published its last batch
+  bool timed_out_ = false;   // a Next waited read_timeout: status_ says where; no more batches
+  bool exited_run_ = false;  // the prefetch thread left Run
+  // The destructor runs or a Next timed out. Written under mutex_ (for the condition
+  // variables); the prefetch thread also polls it without the lock between lines.
   std::atomic<bool> stopping_ = false;
   absl::Status status_;
   ReaderStats stats_;
-
-  std::thread thread_;  // last: started after every other member is ready
 };
 
-PrefetchReader::PrefetchReader(const proto::DatasetConfig& config, std::vector<InputSlice> slices,
-                               const ReaderOptions& options)
+// The Reader: owns the prefetch thread, which shares the Prefetch.
+class PrefetchReader final : public Reader {
+ public:
+  PrefetchReader(const proto::DatasetConfig& config, std::vector<InputSlice> slices,
+                 const ReaderOptions& options)
+      : prefetch_(std::make_shared<Prefetch>(config, std::move(slices), options)),
+        thread_([prefetch = prefetch_] { prefetch->Run(); }) {}
+  ~PrefetchReader() override;
+
+  bool Next(Batch* batch) override { return prefetch_->Next(batch); }
+  absl::Status status() const override { return prefetch_->status(); }
+  ReaderStats stats() const override { return prefetch_->stats(); }
+
+ private:
+  const std::shared_ptr<Prefetch> prefetch_;
+  std::thread thread_;
+};
+
+PrefetchReader::~PrefetchReader() {
+  if (prefetch_->Stop(kReaderStopWait)) {
+    thread_.join();
+    return;
+  }
+  LOG(WARNING) << "reader: abandoning its prefetch thread, stuck for more than "
+               << absl::FormatDuration(kReaderStopWait) << " in reading " << prefetch_->Where()
+               << " (it ends when its read returns)";
+  thread_.detach();
+}
+
+Prefetch::Prefetch(const proto::DatasetConfig& config, std::vector<InputSlice> slices,
+                   const ReaderOptions& options)
     : parser_(config, options.batch_size, options.label_domains),
       slices_(std::move(slices)),
       options_(options),
@@ -79,23 +126,35 @@ PrefetchReader::PrefetchReader(const proto::DatasetConfig& config, std::vector<I
                                                                 : kDefaultMaxBadLineFraction),
       min_lines_before_abort_(config.has_min_lines_before_abort() ? config.min_lines_before_abort()
                                                                   : kDefaultMinLinesBeforeAbort),
-      max_line_bytes_(config.has_max_line_bytes() ? config.max_line_bytes()
-                                                  : kDefaultMaxLineBytes) {
-  thread_ = std::thread(&PrefetchReader::Run, this);
+      max_line_bytes_(config.has_max_line_bytes() ? config.max_line_bytes() : kDefaultMaxLineBytes),
+      read_timeout_(absl::Seconds(config.has_read_timeout_seconds() ? config.read_timeout_seconds()
+                                                                    : kDefaultReadTimeoutSeconds)) {
 }
 
-PrefetchReader::~PrefetchReader() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stopping_ = true;
-  }
-  space_ready_.notify_all();
-  thread_.join();
-}
-
-bool PrefetchReader::Next(Batch* batch) {
+bool Prefetch::Stop(absl::Duration wait) {
   std::unique_lock<std::mutex> lock(mutex_);
-  batch_ready_.wait(lock, [this] { return !queue_.empty() || finished_; });
+  stopping_ = true;
+  space_ready_.notify_all();
+  return exited_.wait_for(lock, absl::ToChronoNanoseconds(wait), [this] { return exited_run_; });
+}
+
+bool Prefetch::Next(Batch* batch) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  const bool ready = batch_ready_.wait_for(lock, absl::ToChronoNanoseconds(read_timeout_), [this] {
+    return !queue_.empty() || finished_ || timed_out_;
+  });
+  if (!ready) {
+    // Nothing came within the bound: the input is stuck (e.g. a hung network mount). The
+    // thread stops at its next line, if its read ever returns.
+    timed_out_ = true;
+    stopping_ = true;
+    status_ = TimedOut();
+    LOG(ERROR) << "reader: " << status_.message();
+    lock.unlock();
+    space_ready_.notify_all();
+    batch_ready_.notify_all();
+    return false;
+  }
   if (queue_.empty()) return false;
   Batch taken = std::move(queue_.front());
   queue_.pop_front();
@@ -105,21 +164,51 @@ bool PrefetchReader::Next(Batch* batch) {
   return true;
 }
 
-absl::Status PrefetchReader::status() const {
+absl::Status Prefetch::TimedOut() const {
+  const int64_t slice = at_slice_.load(std::memory_order_relaxed);
+  const std::string bound =
+      absl::StrCat("no batch within read_timeout_seconds ", absl::ToDoubleSeconds(read_timeout_));
+  if (slice < 0) return absl::DeadlineExceededError(absl::StrCat("input: ", bound));
+  const std::string name = slices_[slice].Name();
+  const uint64_t line = at_line_.load(std::memory_order_relaxed);
+  if (!past_header_.load(std::memory_order_relaxed)) {
+    return absl::DeadlineExceededError(
+        absl::StrCat(name, ": ", bound, "; opening it or reading its header is stuck"));
+  }
+  if (line == 0) {  // a partial slice, before its first line
+    return absl::DeadlineExceededError(absl::StrCat(name, ": ", bound,
+                                                    "; reading its first line is stuck (byte ",
+                                                    at_byte_.load(std::memory_order_relaxed), ")"));
+  }
+  return absl::DeadlineExceededError(absl::StrCat(name, ":", line, ": ", bound,
+                                                  "; reading is stuck after this line (byte ",
+                                                  at_byte_.load(std::memory_order_relaxed), ")"));
+}
+
+std::string Prefetch::Where() const {
+  const int64_t slice = at_slice_.load(std::memory_order_relaxed);
+  if (slice < 0) return "its input";
+  const uint64_t line = at_line_.load(std::memory_order_relaxed);
+  return line == 0 ? slices_[slice].Name() : absl::StrCat(slices_[slice].Name(), ":", line);
+}
+
+absl::Status Prefetch::status() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return status_;
 }
 
-ReaderStats PrefetchReader::stats() const {
+ReaderStats Prefetch::stats() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return stats_;
 }
 
-void PrefetchReader::Run() {
+void Prefetch::Run() {
   Batch batch = parser_.NewBatch();
   absl::Status status;
-  for (const InputSlice& slice : slices_) {
-    status = ReadSlice(slice, &batch);
+  for (size_t i = 0; i < slices_.size(); ++i) {
+    past_header_.store(false, std::memory_order_relaxed);
+    at_slice_.store(static_cast<int64_t>(i), std::memory_order_relaxed);
+    status = ReadSlice(slices_[i], &batch);
     if (!status.ok()) break;
     ++files_done_;
   }
@@ -133,7 +222,7 @@ void PrefetchReader::Run() {
   Finish(std::move(status));
 }
 
-absl::Status PrefetchReader::ReadSlice(const InputSlice& slice, Batch* batch) {
+absl::Status Prefetch::ReadSlice(const InputSlice& slice, Batch* batch) {
   // Bad lines of a partial slice are numbered from its start: "<path> bytes B..E:<n>".
   const std::string name = slice.Name();
   absl::StatusOr<LineSource> source = LineSource::Open(slice.path, max_line_bytes_);
@@ -153,9 +242,14 @@ absl::Status PrefetchReader::ReadSlice(const InputSlice& slice, Batch* batch) {
     absl::Status status = source->SkipToLineAt(slice.begin);
     if (!status.ok()) return status;
   }
+  at_line_.store(source->line_number(), std::memory_order_relaxed);
+  at_byte_.store(source->next_line_offset(), std::memory_order_relaxed);
+  past_header_.store(true, std::memory_order_relaxed);
   std::string reason;
   while ((slice.end == 0 || source->next_line_offset() < slice.end) && source->NextLine(&line)) {
-    if (stopping_.load(std::memory_order_relaxed)) return absl::CancelledError("reader destroyed");
+    if (stopping_.load(std::memory_order_relaxed)) return absl::CancelledError("reader stopped");
+    at_line_.store(source->line_number(), std::memory_order_relaxed);
+    at_byte_.store(source->next_line_offset(), std::memory_order_relaxed);
     ++lines_;
     bool good = false;
     if (source->line_too_long()) {
@@ -166,7 +260,7 @@ absl::Status PrefetchReader::ReadSlice(const InputSlice& slice, Batch* batch) {
     if (good) {
       ++samples_;
       if (batch->size == options_.batch_size && !Publish(batch)) {
-        return absl::CancelledError("reader destroyed");
+        return absl::CancelledError("reader stopped");
       }
     } else {
       ++bad_lines_;
@@ -184,7 +278,7 @@ absl::Status PrefetchReader::ReadSlice(const InputSlice& slice, Batch* batch) {
   return source->status();
 }
 
-bool PrefetchReader::Publish(Batch* batch) {
+bool Prefetch::Publish(Batch* batch) {
   {
     std::unique_lock<std::mutex> lock(mutex_);
     space_ready_.wait(lock, [this] {
@@ -203,8 +297,8 @@ bool PrefetchReader::Publish(Batch* batch) {
   return true;
 }
 
-void PrefetchReader::RecordBadLine(const std::string& name, uint64_t line_number,
-                                   const std::string& reason) {
+void Prefetch::RecordBadLine(const std::string& name, uint64_t line_number,
+                             const std::string& reason) {
   if (bad_lines_ > kLoggedBadLines && bad_lines_ % kBadLineLogInterval != 0) return;
   std::string message = absl::StrCat(name, ":", line_number, ": ", reason);
   if (bad_lines_ <= kLoggedBadLines) {
@@ -221,19 +315,21 @@ void PrefetchReader::RecordBadLine(const std::string& name, uint64_t line_number
   }
 }
 
-void PrefetchReader::Finish(absl::Status status) {
+void Prefetch::Finish(absl::Status status) {
   LOG(INFO) << "reader: read " << files_done_ << " of " << slices_.size() << " files, " << lines_
             << " data lines, " << bad_lines_ << " bad: " << status;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    status_ = std::move(status);
+    if (!timed_out_) status_ = std::move(status);  // else it says where reading was stuck
     stats_.lines = lines_;
     stats_.bad_lines = bad_lines_;
     stats_.samples = samples_;
     stats_.files_done = files_done_;
     finished_ = true;
+    exited_run_ = true;
   }
   batch_ready_.notify_all();
+  exited_.notify_all();
 }
 
 }  // namespace

@@ -24,6 +24,15 @@
 // batches plus the one it is filling, and waits while the consumer is behind, so memory is
 // bounded and parsing overlaps training.
 //
+// Every wait has a deadline. A Next that gets no batch within the config's read_timeout_seconds
+// (default kDefaultReadTimeoutSeconds, common/config.h) returns false with status()
+// DeadlineExceeded naming the file, and the line after which reading is stuck (a hung network
+// mount, a FIFO nobody writes); the Reader is then done. The destructor waits up to
+// kReaderStopWait for the prefetch thread to stop; a thread stuck in a read that does not return
+// is detached ("abandoned", logged) and owns everything it still touches, so it ends safely
+// whenever its read returns. Plain input is read with plain read() calls, so a slow source (a
+// pipe, a slow mount) delivers its lines as they come, not only once a buffer is full.
+//
 // Thread-safe: Next, status and stats may be called from any threads concurrently (each batch
 // goes to exactly one caller of Next).
 #ifndef GRANARY_WORKER_READER_H_
@@ -36,6 +45,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "common/proto/dataset.pb.h"
 #include "worker/batch.h"
 #include "worker/batch_parser.h"
@@ -48,6 +58,8 @@ inline constexpr uint64_t kDefaultMinLinesBeforeAbort = 1000;
 // Bad lines logged one by one before logging only every kBadLineLogInterval-th.
 inline constexpr uint64_t kLoggedBadLines = 10;
 inline constexpr uint64_t kBadLineLogInterval = 1000;
+// How long ~Reader waits for the prefetch thread to stop before abandoning it (see above).
+inline constexpr absl::Duration kReaderStopWait = absl::Seconds(2);
 
 struct ReaderOptions {
   // Samples per batch (>= 1); only the last batch of the input may be smaller.
@@ -101,20 +113,24 @@ class Reader {
                                                       std::vector<InputSlice> slices,
                                                       const ReaderOptions& options);
 
-  virtual ~Reader() = default;  // Stops the prefetch thread; batches not taken are dropped.
+  // Stops the prefetch thread (abandons it after kReaderStopWait if it is stuck in a read);
+  // batches not taken are dropped.
+  virtual ~Reader() = default;
   Reader(const Reader&) = delete;
   Reader& operator=(const Reader&) = delete;
 
   // Blocks until the next batch is parsed and moves it into *batch (replacing its contents);
   // returns true. Returns false once every batch parsed before the end of the input or an
-  // error was taken; status() then says which.
+  // error was taken, or after waiting read_timeout_seconds for a batch; status() then says
+  // which.
   virtual bool Next(Batch* batch) = 0;
 
   // OK while reading and at the end of the input; otherwise the error that stopped reading,
   // naming the file: NotFound or Unavailable (cannot open), DataLoss (unreadable or truncated
   // gzip, too many bad lines, no good line), InvalidArgument (header does not match the
   // config: a configured column missing, an unknown or repeated column, no header line, a
-  // header longer than max_line_bytes).
+  // header longer than max_line_bytes), DeadlineExceeded (no batch within
+  // read_timeout_seconds: names the file and the line after which reading is stuck).
   virtual absl::Status status() const = 0;
 
   virtual ReaderStats stats() const = 0;

@@ -1,6 +1,8 @@
 // End to end: DUPN trained by 2 workers against 2 servers (in-process cluster, real TCP) on a
 // synthetic multi-task dataset with a known structure must beat chance clearly on held-out
 // data, and the metrics must be merged over both workers.
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -15,6 +17,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/config.h"
 #include "gtest/gtest.h"
 #include "tests/testing/in_process_cluster.h"
@@ -272,6 +276,56 @@ TEST(TrainTest, MissingTablesAndFilesAreNamedErrors) {
   EXPECT_NE(status.message().find("task 'classes'"), std::string::npos) << status;
   EXPECT_TRUE(reports.empty());
   bsp_cluster.Stop();
+}
+
+// A worker that cannot read its input (here an eval file that is a FIFO nobody writes, as a
+// file on a hung network mount) fails its job naming the file after the dataset's
+// read_timeout_seconds, instead of hanging.
+TEST(TrainTest, AnInputThatStopsDeliveringFailsTheJobNamingTheFile) {
+  const std::string dir = absl::StrCat(::testing::TempDir(), "/train_test_stuck-", getpid());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  WriteSyntheticClicks(dir);
+  const std::string eval = dir + "/eval.tsv";
+  std::string header;
+  {
+    std::ifstream in(eval);
+    std::getline(in, header);
+  }
+  std::filesystem::remove(eval);
+  ASSERT_EQ(mkfifo(eval.c_str(), 0600), 0);
+  // The test holds the write end (so the reader's open does not block) and writes only the
+  // header: the reader then blocks in read().
+  const int fd = open(eval.c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  header += "\n";
+  ASSERT_EQ(write(fd, header.data(), header.size()), static_cast<ssize_t>(header.size()));
+
+  InProcessClusterOptions options;
+  options.num_servers = 1;
+  options.num_workers = 1;
+  options.config = SyntheticClicksClusterConfig();
+  InProcessCluster cluster(options);
+  ASSERT_TRUE(cluster.Start().ok());
+  JobSpec spec = TrainJob();
+  spec.job.mutable_training()->set_epochs(1);
+  spec.dataset.set_read_timeout_seconds(3);
+  *spec.job.mutable_dataset() = spec.dataset;
+  TrainerOptions trainer_options;
+  trainer_options.data_dir = dir;
+  trainer_options.output_dir = dir;
+  Trainer trainer(spec, &cluster.worker(0), &cluster.worker_client(0), trainer_options);
+  std::vector<EpochReport> reports;
+  const absl::Time start = absl::Now();
+  absl::Status status = trainer.Run(&reports);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(60));
+  EXPECT_TRUE(absl::IsDeadlineExceeded(status)) << status;
+  EXPECT_NE(status.message().find(eval + ":1: no batch within read_timeout_seconds 3"),
+            std::string::npos)
+      << status;
+  EXPECT_TRUE(reports.empty());
+  cluster.Stop();
+  close(fd);  // the abandoned prefetch thread's read returns; it ends
 }
 
 }  // namespace

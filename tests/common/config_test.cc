@@ -278,6 +278,10 @@ TEST_F(ConfigTest, InvalidDatasetConfigsNameFileLineAndReason) {
        ":2: max_abs_numeric must be > 0"},
       {"columns { name: \"l\" role: LABEL }\nmax_line_bytes: 0\n",
        ":2: max_line_bytes must be >= 1 (default 1048576)"},
+      {"columns { name: \"l\" role: LABEL }\nread_timeout_seconds: 0\n",
+       ":2: read_timeout_seconds must be > 0 and finite (default 600)"},
+      {"columns { name: \"l\" role: LABEL }\nread_timeout_seconds: inf\n",
+       ":2: read_timeout_seconds must be > 0 and finite"},
       {"columns { name: \"l\" role: LABLE }\n", ":1:"},
   };
   for (const BadDataset& bad : cases) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "common/message.h"
 #include "common/scheduler_client.h"
 #include "common/shard_map.h"
@@ -1010,6 +1011,39 @@ TEST_F(SchedulerTest, StepClockIgnoresAWorkerWaitingForAChunk) {
   asking.join();
   ASSERT_TRUE(idle.ok()) << idle.status();
   EXPECT_FALSE(idle->has_value());
+}
+
+// What lets a worker destroy its KV client safely (worker/job.cc): once SetNodeDeadCallback
+// returns, the callback it replaced is not running and never runs again.
+TEST_F(SchedulerTest, ReplacingTheNodeDeadCallbackWaitsForARunningCall) {
+  auto [server, w0, w1] = FormOneServerTwoWorkers();
+  std::atomic<int> calls{0};
+  std::atomic<bool> running{false};
+  absl::Notification release;
+  w0->SetNodeDeadCallback([&](const proto::NodeInfo&) {
+    running = true;
+    release.WaitForNotificationWithTimeout(absl::Seconds(20));
+    ++calls;
+    running = false;
+  });
+  w1.reset();  // stops heartbeating: the scheduler reports it dead to w0
+  for (int i = 0; i < 1000 && !running; ++i) absl::SleepFor(absl::Milliseconds(10));
+  ASSERT_TRUE(running) << "no NODE_DEAD notice reached the callback";
+
+  std::atomic<bool> cleared{false};
+  std::thread clear([&] {
+    w0->SetNodeDeadCallback(nullptr);
+    // What the callback used may be destroyed now: it must have ended.
+    EXPECT_FALSE(running);
+    EXPECT_EQ(calls.load(), 1);
+    cleared = true;
+  });
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_FALSE(cleared) << "SetNodeDeadCallback returned while the callback ran";
+  release.Notify();
+  clear.join();
+  EXPECT_TRUE(cleared);
+  EXPECT_EQ(calls.load(), 1);
 }
 
 }  // namespace

@@ -52,6 +52,27 @@ TEST_F(LineSourceTest, LinesComeWithoutTheirEndsAndNumberedFromOne) {
   }
 }
 
+// Concatenated gzip members (`cat a.gz b.gz`) read as one text, as gunzip reads them; a
+// one-byte file is plain.
+TEST_F(LineSourceTest, ConcatenatedGzipMembersReadAsOneText) {
+  const std::string a = WriteGzipFile(Path("a.gz"), "one\ntw");
+  const std::string b = WriteGzipFile(Path("b.gz"), "o\nthree\n");
+  std::string both;
+  for (const std::string& path : {a, b}) {
+    std::ifstream in(path, std::ios::binary);
+    both.append(std::istreambuf_iterator<char>(in), {});
+  }
+  absl::StatusOr<LineSource> source = LineSource::Open(WritePlainFile(Path("ab.gz"), both));
+  ASSERT_TRUE(source.ok()) << source.status();
+  EXPECT_THAT(NumberedLines(&*source), ElementsAre("1:one", "2:two", "3:three"));
+  EXPECT_TRUE(source->status().ok()) << source->status();
+
+  source = LineSource::Open(WritePlainFile(Path("one"), "x"));
+  ASSERT_TRUE(source.ok()) << source.status();
+  EXPECT_THAT(NumberedLines(&*source), ElementsAre("1:x"));
+  EXPECT_TRUE(source->status().ok()) << source->status();
+}
+
 TEST_F(LineSourceTest, LinesLongerThanTheBufferAreWhole) {
   const std::string longest(3 << 20, 'x');  // three times the initial buffer
   absl::StatusOr<LineSource> source =

@@ -1,5 +1,11 @@
 #include "worker/reader.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -515,6 +521,98 @@ TEST_F(ReaderTest, ConcurrentConsumersTakeEachBatchOnce) {
   b.join();
   ASSERT_EQ(prices.size(), 2000u);
   EXPECT_EQ(std::set<float>(prices.begin(), prices.end()).size(), 2000u);
+}
+
+// A FIFO at `path` whose write end the test holds (opened read-write, so neither side's open
+// blocks): what it writes, the reader reads; while it writes nothing, a read blocks.
+int MakeHeldFifo(const std::string& path) {
+  EXPECT_EQ(mkfifo(path.c_str(), 0600), 0) << path << ": " << std::strerror(errno);
+  int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  EXPECT_GE(fd, 0) << path << ": " << std::strerror(errno);
+  return fd;
+}
+
+void WriteAll(int fd, const std::string& text) {
+  ASSERT_EQ(write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+}
+
+TEST_F(ReaderTest, StuckInputTimesOutNamingTheFileAndLineAndDestroyingDoesNotHang) {
+  const std::string path = Path("stuck.tsv");
+  const int fd = MakeHeldFifo(path);
+  ASSERT_GE(fd, 0);
+  // The header and two lines, then nothing: the prefetch thread blocks in read() after line 3
+  // with half a batch, as on a hung network mount.
+  WriteAll(fd, Lines({kHeader, NumberedLine(1), NumberedLine(2)}));
+  WarningCollector warnings;
+  std::unique_ptr<Reader> reader = Open({path}, 4, Config("read_timeout_seconds: 0.5\n"));
+  ASSERT_NE(reader, nullptr);
+  Batch batch;
+  absl::Time start = absl::Now();
+  EXPECT_FALSE(reader->Next(&batch));
+  absl::Duration waited = absl::Now() - start;
+  EXPECT_GE(waited, absl::Milliseconds(450));
+  EXPECT_LT(waited, absl::Seconds(5));
+  EXPECT_TRUE(absl::IsDeadlineExceeded(reader->status())) << reader->status();
+  EXPECT_THAT(reader->status().message(),
+              HasSubstr(absl::StrCat(path, ":3: no batch within read_timeout_seconds 0.5")));
+  EXPECT_FALSE(reader->Next(&batch));  // done: no second wait
+  EXPECT_TRUE(absl::IsDeadlineExceeded(reader->status())) << reader->status();
+
+  // The prefetch thread is still in read(): the destructor abandons it after kReaderStopWait.
+  start = absl::Now();
+  reader.reset();
+  EXPECT_LT(absl::Now() - start, kReaderStopWait + absl::Seconds(2));
+  bool abandoned = false;
+  for (const std::string& message : warnings.messages()) {
+    abandoned |= message.find("abandoning its prefetch thread") != std::string::npos;
+  }
+  EXPECT_TRUE(abandoned);
+  // Its read returns once the FIFO has no writer; it then ends on state it owns.
+  close(fd);
+
+  // A file nobody ever opens for writing blocks in open() itself: named too.
+  const std::string unopened = Path("unopened.tsv");
+  ASSERT_EQ(mkfifo(unopened.c_str(), 0600), 0);
+  reader = Open({unopened}, 4, Config("read_timeout_seconds: 0.3\n"));
+  ASSERT_NE(reader, nullptr);
+  EXPECT_FALSE(reader->Next(&batch));
+  EXPECT_TRUE(absl::IsDeadlineExceeded(reader->status())) << reader->status();
+  EXPECT_THAT(reader->status().message(), HasSubstr(unopened + ": no batch within"));
+  start = absl::Now();
+  reader.reset();
+  EXPECT_LT(absl::Now() - start, kReaderStopWait + absl::Seconds(2));
+  // Unblock the abandoned open() so that the thread ends before the test's folder goes.
+  const int unblock = open(unopened.c_str(), O_RDWR | O_CLOEXEC);
+  absl::SleepFor(absl::Milliseconds(100));
+  close(unblock);
+}
+
+TEST_F(ReaderTest, SlowButAliveInputDoesNotTimeOut) {
+  const std::string path = Path("slow.tsv");
+  const int fd = MakeHeldFifo(path);
+  ASSERT_GE(fd, 0);
+  constexpr int kLines = 30;
+  std::unique_ptr<Reader> reader = Open({path}, 2, Config("read_timeout_seconds: 1\n"));
+  ASSERT_NE(reader, nullptr);
+  // One line every 100 ms: 3 s in all, three times read_timeout_seconds, but a batch of 2
+  // lines comes every 200 ms.
+  std::thread writer([fd] {
+    WriteAll(fd, absl::StrCat(kHeader, "\n"));
+    for (int i = 0; i < kLines; ++i) {
+      absl::SleepFor(absl::Milliseconds(100));
+      WriteAll(fd, absl::StrCat(NumberedLine(i), "\n"));
+    }
+    close(fd);
+  });
+  std::vector<Batch> batches = ReadAll(reader.get());
+  writer.join();
+  EXPECT_TRUE(reader->status().ok()) << reader->status();
+  EXPECT_EQ(batches.size(), static_cast<size_t>(kLines / 2));
+  EXPECT_EQ(reader->stats().samples, static_cast<uint64_t>(kLines));
+  // The lines arrived in order, each once.
+  std::vector<Batch> expected =
+      ReadAll(Open({WritePlain("fast.tsv", NumberedFile(kLines))}, 2).get());
+  EXPECT_TRUE(batches == expected);
 }
 
 }  // namespace
