@@ -280,6 +280,7 @@ absl::Status ParameterServer::CarryOut(const proto::Header& order, proto::Header
         shrink->set_table(report.table);
         shrink->set_kept(report.kept);
         shrink->set_dropped(report.dropped);
+        shrink->set_already_shrunk(report.already_shrunk);
       }
       break;
     }
