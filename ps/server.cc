@@ -1,5 +1,7 @@
 #include "ps/server.h"
 
+#include <signal.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -261,6 +263,12 @@ void ParameterServer::MaybeLogLoad(bool final_report) {
 }
 
 absl::Status ParameterServer::CarryOut(const proto::Header& order, proto::Header* results) {
+  if (options_.fault_on_order == proto::Command_Name(order.command())) {
+    LOG(ERROR) << "fault injection (--fault_on_order=" << options_.fault_on_order
+               << "): killing server " << rank_;
+    google::FlushLogFiles(google::GLOG_INFO);
+    raise(SIGKILL);
+  }
   const absl::Time start = absl::Now();
   std::string what;
   absl::Status status;

@@ -69,6 +69,10 @@ struct ServerOptions {
   // How often the server logs its load (requests, keys, cache hit rate, RocksDB writes), so
   // an overloaded shard is visible in the logs. Zero disables.
   absl::Duration stats_interval = absl::Seconds(60);
+  // Fault injection for tests only: the server kills itself (SIGKILL) on receiving the first
+  // order (CHECKPOINT, SHRINK, EXPORT_DELTA) with this command name, before carrying it out.
+  // Empty (the default): no fault.
+  std::string fault_on_order;
 };
 
 class ParameterServer {
