@@ -2,6 +2,7 @@
 // serves until the scheduler orders shutdown.
 #include <cstdlib>
 
+#include "absl/strings/str_split.h"
 #include "common/node_flags.h"
 #include "common/process_init.h"
 #include "glog/logging.h"
@@ -14,8 +15,9 @@ DEFINE_uint64(cache_bytes, uint64_t{1} << 30, "Row cache budget of this server, 
 DEFINE_double(stats_interval, 60, "Seconds between load lines in the log; 0 disables.");
 DEFINE_string(restore_from, "", "Start from the checkpoint folder DIR/server-<rank>.");
 DEFINE_string(fault_on_order, "",
-              "FAULT INJECTION, for tests only: kill this server (SIGKILL) on receiving the first "
-              "order of this command (CHECKPOINT, SHRINK, EXPORT_DELTA). Empty: no fault.");
+              "FAULT INJECTION, for tests only: kill this server (SIGKILL) on receiving the order "
+              "that completes this comma-separated sequence of order commands (CHECKPOINT, "
+              "SHRINK, EXPORT_DELTA), e.g. SHRINK,CHECKPOINT. Empty: no fault.");
 
 int main(int argc, char** argv) {
   granary::InitProcess("granary_server --scheduler=HOST:PORT", &argc, &argv);
@@ -36,11 +38,15 @@ int main(int argc, char** argv) {
   options.data_dir = FLAGS_data_dir;
   options.cache_bytes = FLAGS_cache_bytes;
   options.restore_from = FLAGS_restore_from;
-  granary::proto::Command fault_command;
-  if (!FLAGS_fault_on_order.empty() &&
-      !granary::proto::Command_Parse(FLAGS_fault_on_order, &fault_command)) {
-    LOG(ERROR) << "server: --fault_on_order '" << FLAGS_fault_on_order << "' is not a command name";
-    return EXIT_FAILURE;
+  if (!FLAGS_fault_on_order.empty()) {
+    for (const absl::string_view name : absl::StrSplit(FLAGS_fault_on_order, ',')) {
+      granary::proto::Command command;
+      if (!granary::proto::Command_Parse(std::string(name), &command)) {
+        LOG(ERROR) << "server: --fault_on_order '" << FLAGS_fault_on_order << "': '" << name
+                   << "' is not a command name";
+        return EXIT_FAILURE;
+      }
+    }
   }
   options.fault_on_order = FLAGS_fault_on_order;
   options.stats_interval = absl::Seconds(FLAGS_stats_interval);

@@ -1,10 +1,10 @@
 // Fault tests of the day close (scheduler/day_close.h) through launch/daily.sh: the scheduler
 // killed (SIGKILL) right after each step of the close, a server killed on receiving each
-// day-close order, and a publish that fails; then the day is run again. The re-run must close
-// the day exactly once: base(day 1) + delta(day 2) == base(day 2) row for row, the delta holds
-// the same keys and tombstones as a clean close's, and the show counts of base(day 2) equal a
-// clean close's (decayed once; with show_decay 0.5 and min_decayed_count 1.5, a second Shrink
-// would evict the ids first seen on day 2).
+// order of the close (SHRINK, EXPORT_DELTA, the close's CHECKPOINT), and a publish that fails; then
+// the day is run again. The re-run must close the day exactly once: base(day 1) + delta(day 2) ==
+// base(day 2) row for row, the delta holds the same keys and tombstones as a clean close's, and the
+// show counts of base(day 2) equal a clean close's (decayed once; with show_decay 0.5 and
+// min_decayed_count 1.5, a second Shrink would evict the ids first seen on day 2).
 #include <stdlib.h>
 
 #include <filesystem>
@@ -317,7 +317,10 @@ INSTANTIATE_TEST_SUITE_P(
                       std::vector<std::string>{"--scheduler_flag=--fault_in_close=report"},
                       std::vector<std::string>{"--scheduler_flag=--fault_in_close=publish_error"},
                       std::vector<std::string>{"--server_flag=--fault_on_order=SHRINK"},
-                      std::vector<std::string>{"--server_flag=--fault_on_order=EXPORT_DELTA"}));
+                      std::vector<std::string>{"--server_flag=--fault_on_order=EXPORT_DELTA"},
+                      // The close's checkpoint: the first after the SHRINK.
+                      std::vector<std::string>{
+                          "--server_flag=--fault_on_order=SHRINK,CHECKPOINT"}));
 
 }  // namespace
 }  // namespace granary
