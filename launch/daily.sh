@@ -128,39 +128,42 @@ report="$model_dir/reports/$day.json"
 runs="$model_dir/runs/$day"
 checkpoints="$runs/checkpoints"
 
-# Whether the day's close is complete and verified (see the top); if not, prints why.
+# Whether the close of day $1 is complete and verified (see the top); if not, prints why.
 verify_close() {
-  [[ -f "$close_report" ]] || { echo "no close report $close_report"; return 1; }
-  jq -e '.base_manifest_id and .delta.files' "$close_report" >/dev/null 2>&1 ||
-    { echo "close report $close_report is not a complete close report"; return 1; }
+  local close_day="$1"
+  local close_base="$model_dir/bases/$close_day"
+  local close_json="$model_dir/reports/$close_day.close.json"
+  [[ -f "$close_json" ]] || { echo "no close report $close_json"; return 1; }
+  jq -e '.base_manifest_id and .delta.files' "$close_json" >/dev/null 2>&1 ||
+    { echo "close report $close_json is not a complete close report"; return 1; }
   local manifest_id
-  manifest_id="$(jq -r '.base_manifest_id' "$close_report")"
-  [[ -f "$base/MANIFEST" ]] || { echo "base $base has no MANIFEST"; return 1; }
-  grep -qx "id: $manifest_id" "$base/MANIFEST" ||
-    { echo "base $base/MANIFEST is not manifest $manifest_id of the close report"; return 1; }
+  manifest_id="$(jq -r '.base_manifest_id' "$close_json")"
+  [[ -f "$close_base/MANIFEST" ]] || { echo "base $close_base has no MANIFEST"; return 1; }
+  grep -qx "id: $manifest_id" "$close_base/MANIFEST" ||
+    { echo "base $close_base/MANIFEST is not manifest $manifest_id of the close report"; return 1; }
   local rank
   for ((rank = 0; rank < servers; ++rank)); do
-    [[ -d "$base/server-$rank" ]] || { echo "base $base has no server-$rank"; return 1; }
+    [[ -d "$close_base/server-$rank" ]] || { echo "base $close_base has no server-$rank"; return 1; }
   done
   local files
-  files="$(jq '.delta.files | length' "$close_report")"
+  files="$(jq '.delta.files | length' "$close_json")"
   ((files == servers)) ||
-    { echo "close report $close_report lists $files delta files for $servers servers"; return 1; }
+    { echo "close report $close_json lists $files delta files for $servers servers"; return 1; }
   # Each file is looked for in this model folder's deltas/<date>/ (the folder may have moved).
   local path bytes
   while IFS=$'\t' read -r path bytes; do
-    path="$model_dir/deltas/$day/${path##*/}"
+    path="$model_dir/deltas/$close_day/${path##*/}"
     [[ -f "$path" ]] || { echo "delta file $path is missing"; return 1; }
     [[ "$(stat -c %s "$path")" == "$bytes" ]] ||
       { echo "delta file $path has $(stat -c %s "$path") bytes, the close report says $bytes"; return 1; }
-  done < <(jq -r '.delta.files[] | [.path, .bytes] | @tsv' "$close_report")
+  done < <(jq -r '.delta.files[] | [.path, .bytes] | @tsv' "$close_json")
 }
 
 closed_because=""
 if ((force)); then
   say "--force: retraining $day from the base of $previous_day"
   rm -rf "$checkpoints" "$base" "$model_dir/deltas/$day" "$close_report" "$report"
-elif ! closed_because="$(verify_close)"; then
+elif ! closed_because="$(verify_close "$day")"; then
   if [[ -e "$base" || -e "$close_report" || -e "$model_dir/deltas/$day" ]]; then
     say "day $day is not closed ($closed_because): closing it again"
   fi
@@ -191,6 +194,9 @@ else
     shopt -u nullglob
     ((${#base_shards[@]} == servers)) ||
       die "check failed: base '$previous_base' holds ${#base_shards[@]} server shards; run with --servers ${#base_shards[@]}"
+    # Only a verified close is a day to start from.
+    why="$(verify_close "$previous_day")" ||
+      die "check failed: the previous day $previous_day is not closed ($why): run $previous_day again first"
     base_flag=("--base_dir=$previous_base")
   elif ((cold_start)); then
     say "--cold_start: $day starts from a fresh model"
@@ -227,7 +233,7 @@ else
     die "day $day failed; logs in $attempt. Run the same command again to resume it from $checkpoints"
   fi
   duration=$((SECONDS - start_seconds))
-  why="$(verify_close)" ||
+  why="$(verify_close "$day")" ||
     die "day $day trained but its close does not verify: $why (see $attempt/scheduler.log)"
 fi
 

@@ -284,13 +284,23 @@ TEST_P(DayCloseFaultTest, ARerunAfterTheFaultClosesTheDayExactlyOnce) {
 }
 
 // daily.sh verifies a close before it counts the day closed: a delta file cut short (or a
-// base without its manifest) makes it close the day again.
+// base without its manifest) makes it close the day again, and the next day refuse to start.
 TEST_F(DayCloseFaultTest, AClosedDayThatDoesNotVerifyIsClosedAgain) {
   const std::string model = *root_ + "/unverified";
   fs::copy(*root_ + "/clean", model, fs::copy_options::recursive);
   const std::string delta = model + "/deltas/" + kDays[1] + "/server-1.delta";
   fs::resize_file(delta, fs::file_size(delta) - 1);
   std::string log;
+  // The next day does not start from it.
+  const std::string day3 = "20261103";
+  fs::create_directories(*root_ + "/data/" + day3);
+  fs::copy_file(*root_ + "/data/" + kDays[1] + "/part-00000",
+                *root_ + "/data/" + day3 + "/part-00000", fs::copy_options::overwrite_existing);
+  EXPECT_NE(RunDay(model, day3, {}, &log), 0) << log;
+  EXPECT_TRUE(absl::StrContains(
+      log, "the previous day 20261102 is not closed (delta file " + delta + " has "))
+      << log;
+  EXPECT_FALSE(fs::exists(model + "/runs/" + day3));
   ASSERT_EQ(RunDay(model, kDays[1], {}, &log), 0) << log;
   EXPECT_TRUE(absl::StrContains(log, "day 20261102 is not closed (delta file " + delta + " has "))
       << log;
