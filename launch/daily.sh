@@ -26,8 +26,13 @@
 #   runs/<date>/checkpoints  checkpoints of <date> while it trains (an interrupted day resumes)
 #   runs/<date>/<time>/      one attempt: logs of every role and the metrics file
 #
-# Re-running a closed day (base and report exist) changes nothing and exits 0; --force retrains
-# it from the previous day's base. Exits non-zero, naming what failed, on any failure.
+# A day is closed only when its close verifies: reports/<date>.close.json exists and parses,
+# bases/<date> holds the MANIFEST with the report's base_manifest_id and one server-<rank> per
+# server, and the report lists one delta file per server, each present with its listed size.
+# Re-running a closed day (close verified, day report present) changes nothing and exits 0;
+# --force retrains it from the previous day's base. Any other state (a close cut short at any
+# step) is closed again: the day's run resumes from its checkpoints and the scheduler closes it
+# exactly once (scheduler/day_close.h). Exits non-zero, naming what failed, on any failure.
 set -euo pipefail
 
 readonly USAGE="usage: launch/daily.sh --date YYYYMMDD --data_root D --model_dir M --config JOB
@@ -123,16 +128,55 @@ report="$model_dir/reports/$day.json"
 runs="$model_dir/runs/$day"
 checkpoints="$runs/checkpoints"
 
+# Whether the close of day $1 is complete and verified (see the top); if not, prints why.
+verify_close() {
+  local close_day="$1"
+  local close_base="$model_dir/bases/$close_day"
+  local close_json="$model_dir/reports/$close_day.close.json"
+  [[ -f "$close_json" ]] || { echo "no close report $close_json"; return 1; }
+  jq -e '.base_manifest_id and .delta.files' "$close_json" >/dev/null 2>&1 ||
+    { echo "close report $close_json is not a complete close report"; return 1; }
+  local manifest_id
+  manifest_id="$(jq -r '.base_manifest_id' "$close_json")"
+  [[ -f "$close_base/MANIFEST" ]] || { echo "base $close_base has no MANIFEST"; return 1; }
+  grep -qx "id: $manifest_id" "$close_base/MANIFEST" ||
+    { echo "base $close_base/MANIFEST is not manifest $manifest_id of the close report"; return 1; }
+  local rank
+  for ((rank = 0; rank < servers; ++rank)); do
+    [[ -d "$close_base/server-$rank" ]] || { echo "base $close_base has no server-$rank"; return 1; }
+  done
+  local files
+  files="$(jq '.delta.files | length' "$close_json")"
+  ((files == servers)) ||
+    { echo "close report $close_json lists $files delta files for $servers servers"; return 1; }
+  # Each file is looked for in this model folder's deltas/<date>/ (the folder may have moved).
+  local path bytes
+  while IFS=$'\t' read -r path bytes; do
+    path="$model_dir/deltas/$close_day/${path##*/}"
+    [[ -f "$path" ]] || { echo "delta file $path is missing"; return 1; }
+    [[ "$(stat -c %s "$path")" == "$bytes" ]] ||
+      { echo "delta file $path has $(stat -c %s "$path") bytes, the close report says $bytes"; return 1; }
+  done < <(jq -r '.delta.files[] | [.path, .bytes] | @tsv' "$close_json")
+}
+
+closed_because=""
 if ((force)); then
   say "--force: retraining $day from the base of $previous_day"
   rm -rf "$checkpoints" "$base" "$model_dir/deltas/$day" "$close_report" "$report"
-elif [[ -d "$base" && -f "$report" ]]; then
+elif ! closed_because="$(verify_close "$day")"; then
+  if [[ -e "$base" || -e "$close_report" || -e "$model_dir/deltas/$day" ]]; then
+    say "day $day is not closed ($closed_because): closing it again"
+  fi
+  closed_because=""
+elif [[ -f "$report" ]]; then
   say "day $day is already closed ($base, $report); nothing to do (--force retrains it)"
   exit 0
+else
+  closed_because="verified"
 fi
 
 # --- Train and close the day, unless only the report is missing -----------------------------
-if [[ -d "$base" && -f "$close_report" ]]; then
+if [[ -n "$closed_because" ]]; then
   say "day $day is closed but has no report; writing it from its last run"
   attempt="$(find "$runs" -mindepth 1 -maxdepth 1 -type d ! -name checkpoints | sort | tail -n 1)"
   [[ -n "$attempt" ]] || die "check failed: no run of $day under $runs to report on"
@@ -150,6 +194,9 @@ else
     shopt -u nullglob
     ((${#base_shards[@]} == servers)) ||
       die "check failed: base '$previous_base' holds ${#base_shards[@]} server shards; run with --servers ${#base_shards[@]}"
+    # Only a verified close is a day to start from.
+    why="$(verify_close "$previous_day")" ||
+      die "check failed: the previous day $previous_day is not closed ($why): run $previous_day again first"
     base_flag=("--base_dir=$previous_base")
   elif ((cold_start)); then
     say "--cold_start: $day starts from a fresh model"
@@ -186,8 +233,8 @@ else
     die "day $day failed; logs in $attempt. Run the same command again to resume it from $checkpoints"
   fi
   duration=$((SECONDS - start_seconds))
-  [[ -f "$close_report" && -d "$base" ]] ||
-    die "day $day trained but was not closed: no $close_report or $base (see $attempt/scheduler.log)"
+  why="$(verify_close "$day")" ||
+    die "day $day trained but its close does not verify: $why (see $attempt/scheduler.log)"
 fi
 
 # --- The day report ---------------------------------------------------------------------------

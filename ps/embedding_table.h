@@ -90,6 +90,9 @@ struct ShrinkReport {
   std::string table;
   uint64_t kept = 0;
   uint64_t dropped = 0;
+  // TableCatalog::Shrink of a day already shrunk: the counts are that Shrink's, nothing
+  // changed now.
+  bool already_shrunk = false;
 };
 
 class EmbeddingTable {

@@ -2,6 +2,7 @@
 // serves until the scheduler orders shutdown.
 #include <cstdlib>
 
+#include "absl/strings/str_split.h"
 #include "common/node_flags.h"
 #include "common/process_init.h"
 #include "glog/logging.h"
@@ -13,6 +14,10 @@ DEFINE_string(data_dir, "granary-data", "Rows live in RocksDB under DATA_DIR/ser
 DEFINE_uint64(cache_bytes, uint64_t{1} << 30, "Row cache budget of this server, in bytes.");
 DEFINE_double(stats_interval, 60, "Seconds between load lines in the log; 0 disables.");
 DEFINE_string(restore_from, "", "Start from the checkpoint folder DIR/server-<rank>.");
+DEFINE_string(fault_on_order, "",
+              "FAULT INJECTION, for tests only: kill this server (SIGKILL) on receiving the order "
+              "that completes this comma-separated sequence of order commands (CHECKPOINT, "
+              "SHRINK, EXPORT_DELTA), e.g. SHRINK,CHECKPOINT. Empty: no fault.");
 
 int main(int argc, char** argv) {
   granary::InitProcess("granary_server --scheduler=HOST:PORT", &argc, &argv);
@@ -33,6 +38,17 @@ int main(int argc, char** argv) {
   options.data_dir = FLAGS_data_dir;
   options.cache_bytes = FLAGS_cache_bytes;
   options.restore_from = FLAGS_restore_from;
+  if (!FLAGS_fault_on_order.empty()) {
+    for (const absl::string_view name : absl::StrSplit(FLAGS_fault_on_order, ',')) {
+      granary::proto::Command command;
+      if (!granary::proto::Command_Parse(std::string(name), &command)) {
+        LOG(ERROR) << "server: --fault_on_order '" << FLAGS_fault_on_order << "': '" << name
+                   << "' is not a command name";
+        return EXIT_FAILURE;
+      }
+    }
+  }
+  options.fault_on_order = FLAGS_fault_on_order;
   options.stats_interval = absl::Seconds(FLAGS_stats_interval);
   granary::ParameterServer server(&context, options);
   absl::StatusOr<int> port = server.Bind();

@@ -88,6 +88,10 @@ void RowStore::Batch::PutTombstone(int table, uint64_t key, uint64_t version) {
              rocksdb::Slice(reinterpret_cast<const char*>(&version), sizeof(version)));
 }
 
+void RowStore::Batch::PutMetadata(const std::string& name, const std::string& value) {
+  batch_.Put(name, value);
+}
+
 std::string RowStore::EncodeKey(uint64_t key) {
   std::string bytes(8, '\0');
   for (int i = 7; i >= 0; --i, key >>= 8) bytes[i] = static_cast<char>(key & 0xff);

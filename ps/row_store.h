@@ -58,6 +58,8 @@ class RowStore {
     void DeleteRow(int table, uint64_t key);
     // Records that `key` was evicted at data version `version` (for delta exports).
     void PutTombstone(int table, uint64_t key, uint64_t version);
+    // A small named value (see PutMetadata), written with the rest of the batch.
+    void PutMetadata(const std::string& name, const std::string& value);
     size_t count() const { return static_cast<size_t>(batch_.Count()); }
     bool empty() const { return batch_.Count() == 0; }
 

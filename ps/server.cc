@@ -1,5 +1,7 @@
 #include "ps/server.h"
 
+#include <signal.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -7,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "common/socket_options.h"
 #include "glog/logging.h"
 
@@ -265,6 +268,16 @@ void ParameterServer::MaybeLogLoad(bool final_report) {
 }
 
 absl::Status ParameterServer::CarryOut(const proto::Header& order, proto::Header* results) {
+  if (!options_.fault_on_order.empty()) {
+    const std::vector<std::string> sequence = absl::StrSplit(options_.fault_on_order, ',');
+    if (sequence[fault_orders_matched_] == proto::Command_Name(order.command()) &&
+        ++fault_orders_matched_ == sequence.size()) {
+      LOG(ERROR) << "fault injection (--fault_on_order=" << options_.fault_on_order
+                 << "): killing server " << rank_;
+      google::FlushLogFiles(google::GLOG_INFO);
+      raise(SIGKILL);
+    }
+  }
   const absl::Time start = absl::Now();
   std::string what;
   absl::Status status;
@@ -284,6 +297,7 @@ absl::Status ParameterServer::CarryOut(const proto::Header& order, proto::Header
         shrink->set_table(report.table);
         shrink->set_kept(report.kept);
         shrink->set_dropped(report.dropped);
+        shrink->set_already_shrunk(report.already_shrunk);
       }
       break;
     }

@@ -80,6 +80,11 @@ struct ServerOptions {
   // How often the server logs its load (requests, keys, cache hit rate, RocksDB writes), so
   // an overloaded shard is visible in the logs. Zero disables.
   absl::Duration stats_interval = absl::Seconds(60);
+  // Fault injection for tests only: comma-separated order commands (CHECKPOINT, SHRINK,
+  // EXPORT_DELTA), e.g. "SHRINK,CHECKPOINT". The server kills itself (SIGKILL) on receiving the
+  // order that completes the sequence (its commands received in that order, others between
+  // them ignored), before carrying it out. Empty (the default): no fault.
+  std::string fault_on_order;
 };
 
 class ParameterServer {
@@ -157,6 +162,7 @@ class ParameterServer {
   const std::string control_endpoint_;
   zmq::socket_t frontend_;
   int rank_ = -1;
+  size_t fault_orders_matched_ = 0;  // of options_.fault_on_order; orders come one at a time
   uint64_t shard_map_version_ = 0;
   std::vector<KeyRange> ranges_;
   std::unique_ptr<TableCatalog> catalog_;

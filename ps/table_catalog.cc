@@ -14,6 +14,8 @@ namespace {
 constexpr char kVersionKey[] = "granary.data_version";
 // The until_version of the last ExportNextDelta.
 constexpr char kExportedVersionKey[] = "granary.exported_version";
+// The DayCloseRecord of the last day closed (or being closed), binary.
+constexpr char kDayCloseKey[] = "granary.day_close";
 
 absl::Status ReplaceWithCheckpoint(const std::string& checkpoint, const std::string& path) {
   namespace fs = std::filesystem;
@@ -121,19 +123,75 @@ absl::Status TableCatalog::Checkpoint(const std::string& dir) {
   return store_->Checkpoint(dir);
 }
 
+absl::StatusOr<uint64_t> TableCatalog::ExportedVersion() const {
+  uint64_t since = 0;
+  absl::StatusOr<std::string> exported = store_->GetMetadata(kExportedVersionKey);
+  if (exported.ok()) {
+    if (!absl::SimpleAtoi(*exported, &since)) {
+      return absl::DataLossError(absl::StrCat("RocksDB at ", store_->path(), ": metadata ",
+                                              kExportedVersionKey, " is '", *exported, "'"));
+    }
+  } else if (!absl::IsNotFound(exported.status())) {
+    return exported.status();
+  }
+  return since;
+}
+
+absl::StatusOr<proto::DayCloseRecord> TableCatalog::DayCloseOfToday() const {
+  proto::DayCloseRecord record;
+  absl::StatusOr<std::string> stored = store_->GetMetadata(kDayCloseKey);
+  if (stored.ok()) {
+    if (!record.ParseFromString(*stored)) {
+      return absl::DataLossError(absl::StrCat("RocksDB at ", store_->path(), ": metadata ",
+                                              kDayCloseKey, " cannot be parsed"));
+    }
+    if (record.day() == stamp_.day.load()) return record;
+  } else if (!absl::IsNotFound(stored.status())) {
+    return stored.status();
+  }
+  absl::StatusOr<uint64_t> since = ExportedVersion();
+  if (!since.ok()) return since.status();
+  record.Clear();
+  record.set_day(stamp_.day.load());
+  record.set_since_version(*since);
+  return record;
+}
+
 absl::StatusOr<std::vector<ShrinkReport>> TableCatalog::Shrink() {
   std::unique_lock<std::shared_mutex> cut(cut_mutex_);
+  absl::StatusOr<proto::DayCloseRecord> record = DayCloseOfToday();
+  if (!record.ok()) return record.status();
   std::vector<ShrinkReport> reports;
+  if (record->shrunk()) {
+    for (const proto::TableShrink& shrink : record->shrink()) {
+      reports.push_back(ShrinkReport{shrink.table(), shrink.kept(), shrink.dropped(),
+                                     /*already_shrunk=*/true});
+    }
+    LOG(INFO) << "shrink day " << stamp_.day.load()
+              << ": already shrunk (a re-run of its close); nothing decayed or evicted again";
+    return reports;
+  }
   for (auto& table : tables_) {
     absl::StatusOr<ShrinkReport> report = table->Shrink();
     if (!report.ok()) return report.status();
     LOG(INFO) << "shrink day " << stamp_.day.load() << ": table '" << report->table << "' kept "
               << report->kept << " rows, dropped " << report->dropped;
     reports.push_back(*report);
+    proto::TableShrink* shrink = record->add_shrink();
+    shrink->set_table(report->table);
+    shrink->set_kept(report->kept);
+    shrink->set_dropped(report->dropped);
   }
-  // Rows pushed from now on must not share a version with this day's tombstones.
-  absl::Status status = AdvanceVersion();
+  record->set_shrunk(true);
+  // Rows pushed from now on must not share a version with this day's tombstones. The new
+  // version and the record go in one write: a store holds both or neither.
+  const uint64_t next = stamp_.version.load() + 1;
+  RowStore::Batch batch = store_->NewBatch();
+  batch.PutMetadata(kVersionKey, absl::StrCat(next));
+  batch.PutMetadata(kDayCloseKey, record->SerializeAsString());
+  absl::Status status = store_->Write(batch);
   if (!status.ok()) return status;
+  stamp_.version = next;
   return reports;
 }
 
@@ -195,20 +253,14 @@ absl::StatusOr<DeltaSummary> TableCatalog::ExportDelta(uint64_t since_version,
 
 absl::StatusOr<DeltaSummary> TableCatalog::ExportNextDelta(const std::string& path,
                                                            int server_rank) {
-  uint64_t since = 0;
-  absl::StatusOr<std::string> exported = store_->GetMetadata(kExportedVersionKey);
-  if (exported.ok()) {
-    if (!absl::SimpleAtoi(*exported, &since)) {
-      return absl::DataLossError(absl::StrCat("RocksDB at ", store_->path(), ": metadata ",
-                                              kExportedVersionKey, " is '", *exported, "'"));
-    }
-  } else if (!absl::IsNotFound(exported.status())) {
-    return exported.status();
-  }
-  absl::StatusOr<DeltaSummary> summary = ExportDelta(since, path, server_rank);
+  absl::StatusOr<proto::DayCloseRecord> record = DayCloseOfToday();
+  if (!record.ok()) return record.status();
+  // The record fixes the day's since-version before the marker moves.
+  absl::Status recorded = store_->PutMetadata(kDayCloseKey, record->SerializeAsString());
+  if (!recorded.ok()) return recorded;
+  absl::StatusOr<DeltaSummary> summary = ExportDelta(record->since_version(), path, server_rank);
   if (!summary.ok()) return summary;
-  absl::Status recorded =
-      store_->PutMetadata(kExportedVersionKey, absl::StrCat(summary->until_version));
+  recorded = store_->PutMetadata(kExportedVersionKey, absl::StrCat(summary->until_version));
   if (!recorded.ok()) return recorded;
   return summary;
 }

@@ -21,6 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/proto/config.pb.h"
+#include "common/proto/message.pb.h"
 #include "ps/embedding_table.h"
 #include "ps/row_store.h"
 
@@ -75,7 +76,12 @@ class TableCatalog {
   // (which must not exist yet).
   absl::Status Checkpoint(const std::string& dir);
 
-  // Day close: Shrink of every table (see EmbeddingTable::Shrink), then a new data version.
+  // Day close of day(): Shrink of every table (see EmbeddingTable::Shrink), then a new data
+  // version, written together with the day's DayCloseRecord (common/proto/message.proto): the
+  // day shrunk, its counts, and the since-version of its delta. Once a day is shrunk, Shrink
+  // for it again (a re-run of the close on a store restored from a checkpoint taken after the
+  // Shrink) changes nothing and returns the recorded counts with already_shrunk set: decay
+  // and eviction apply once per day.
   absl::StatusOr<std::vector<ShrinkReport>> Shrink();
 
   // Writes to `path` (common/delta_file.h) every row changed and every key evicted with a
@@ -84,9 +90,13 @@ class TableCatalog {
   absl::StatusOr<DeltaSummary> ExportDelta(uint64_t since_version, const std::string& path,
                                            int server_rank);
 
-  // ExportDelta since the until_version of the previous ExportNextDelta of this store (0 at
-  // first), which the store records, so that consecutive days' deltas chain: a checkpoint
-  // taken after a day's export, plus the next days' deltas in order, equals the live tables.
+  // The delta of day(): ExportDelta since the export marker as the day began, then the marker
+  // (recorded in the store) moves to the returned until_version. The day's since-version is
+  // kept in its DayCloseRecord (written by Shrink, or here if the day was not shrunk), so an
+  // export of the same day again — a re-run of its close from a checkpoint taken after the
+  // first export — again holds every change of the day, not only those since that export.
+  // Consecutive days' deltas chain: a checkpoint taken after a day's export, plus the next
+  // days' deltas in order, equals the live tables.
   absl::StatusOr<DeltaSummary> ExportNextDelta(const std::string& path, int server_rank);
 
   uint64_t RocksDbBytesWritten() const { return store_->BytesWritten(); }
@@ -95,6 +105,11 @@ class TableCatalog {
   TableCatalog() = default;
   // Advances the data version and persists it. REQUIRES: cut_mutex_ held exclusively.
   absl::Status AdvanceVersion();
+  // The until_version of the last ExportNextDelta (0 if none).
+  absl::StatusOr<uint64_t> ExportedVersion() const;
+  // The record of day()'s close: the stored one if it is of day(), else a new one starting
+  // at ExportedVersion().
+  absl::StatusOr<proto::DayCloseRecord> DayCloseOfToday() const;
 
   std::unique_ptr<RowStore> store_;
   UpdateStamp stamp_;

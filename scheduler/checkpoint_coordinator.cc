@@ -164,6 +164,7 @@ std::optional<CheckpointCoordinator::Outcome> CheckpointCoordinator::Advance() {
 
 CheckpointCoordinator::Outcome CheckpointCoordinator::Finish(const absl::Status& status) {
   const std::string dir = store_->DirOf(in_progress_->id);
+  const uint64_t id = in_progress_->id;
   if (status.ok()) {
     LOG(INFO) << "checkpoint " << dir << " written (" << in_progress_->reason << ")";
     chunks_since_checkpoint_ = 0;
@@ -189,7 +190,7 @@ CheckpointCoordinator::Outcome CheckpointCoordinator::Finish(const absl::Status&
   if (in_progress_->ordered) orders_.Finish();
   in_progress_.reset();
   queues_->SetPaused(false);
-  return Outcome{status, dir};
+  return Outcome{status, dir, id};
 }
 
 void CheckpointCoordinator::PruneInBackground() {

@@ -52,6 +52,7 @@ class CheckpointCoordinator {
   struct Outcome {
     absl::Status status;
     std::string dir;
+    uint64_t id = 0;  // the manifest's id
   };
 
   // Every argument must outlive this object. `queues` is set later (SetQueues): the queues need

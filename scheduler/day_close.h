@@ -2,16 +2,38 @@
 // training"; SchedulerOptions::close_day_into).
 //
 // The steps, each a round of orders to every server (ServerOrders) or a checkpoint, one after
-// the other: SHRINK (evict stale rows), EXPORT_DELTA (the day's changed rows and tombstones to
-// <close_day_into>/deltas/<day>/), a consistent checkpoint, which is then moved to
-// <close_day_into>/bases/<day> (replacing one of an earlier run of the day), and the report
-// <close_day_into>/reports/<day>.close.json, written atomically. A checkpoint under way when the
-// close begins finishes first.
+// the other: SHRINK (decay and evict stale rows), EXPORT_DELTA (the day's changed rows and
+// tombstones to <close_day_into>/deltas/<day>/server-<rank>.delta, each file written under a
+// temporary name, fsynced and renamed), a consistent checkpoint (the close's), then the
+// publish: the checkpoint is moved to <close_day_into>/bases/<day> by one rename (an earlier
+// base of the day is first renamed aside to bases/.<day>.replaced and removed only after), and
+// last the report <close_day_into>/reports/<day>.close.json, written atomically, which lists
+// the base's manifest id and every delta file with its rows, tombstones and bytes. The day is
+// closed once that report exists and verifies (launch/daily.sh). A checkpoint under way when
+// the close begins finishes first.
 //
-// The publish (removing an earlier base of the day, the move, the report) runs on the
-// scheduler's file thread (FileWorker), after any prune queued before it; the close ends (OK,
-// through Advance) only once it finished, so the day is never reported closed before its base
-// and report are in place.
+// Exactly once, whatever step a failure (kill -9 of the scheduler or a server, a failed
+// publish) interrupts. Any failure ends the run; the re-run restores the newest checkpoint in
+// the day's checkpoint_dir and closes again:
+// - Before the close's checkpoint has its manifest, that newest checkpoint was taken before
+//   the close: its servers hold the day un-shrunk, with the export marker where the previous
+//   day left it. The re-run shrinks once and exports the whole day.
+// - After it (failure in the publish or before the report), the newest checkpoint is the
+//   close's own, holding the shrunk rows and the servers' DayCloseRecord
+//   (ps/table_catalog.h): SHRINK is a no-op answering the recorded counts, and EXPORT_DELTA
+//   exports again since the since-version the record fixed as the day began, so the delta is
+//   the same whole day.
+// - Once the publish moved the close's checkpoint to the base, the run's newest checkpoint is
+//   again one taken before the close: the case above.
+// So the published base always holds exactly one Shrink of the day, and base(day - 1) plus
+// delta(day) equals it row for row. The close's checkpoint manifest says nothing of the publish.
+//
+// The publish (the moves, the report) runs on the scheduler's file thread (FileWorker), after
+// any prune queued before it; the close ends (OK, through Advance) only once it finished, so
+// the day is never reported closed before its base and report are in place.
+//
+// Fault injection (tests only, SchedulerOptions::fault_in_close): the scheduler SIGKILLs
+// itself right after the named step, or the base's move fails ("publish_error").
 //
 // Thread-compatible: the scheduler's single thread owns it.
 #ifndef GRANARY_SCHEDULER_DAY_CLOSE_H_
@@ -31,6 +53,10 @@
 #include "scheduler/server_orders.h"
 
 namespace granary {
+
+// OK if `fault` is empty or a fault_in_close step (SchedulerOptions); InvalidArgument naming it
+// otherwise.
+absl::Status CheckCloseFault(const std::string& fault);
 
 class DayClose {
  public:

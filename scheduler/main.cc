@@ -32,6 +32,10 @@ DEFINE_string(base_dir, "",
 DEFINE_string(close_day_into, "",
               "Model folder: once every worker is done, close --day into it (Shrink, delta "
               "export to deltas/DAY, base bases/DAY, report reports/DAY.close.json).");
+DEFINE_string(fault_in_close, "",
+              "FAULT INJECTION, for tests only: kill the scheduler (SIGKILL) right after this "
+              "step of the day close (shrink, export, checkpoint, publish, report), or make the "
+              "base's move fail (publish_error). Empty: no fault.");
 
 namespace {
 // SIGTERM/SIGINT ask the running scheduler to shut the whole cluster down in order. A signal
@@ -73,6 +77,7 @@ int main(int argc, char** argv) {
   options.day = FLAGS_day;
   options.base_dir = FLAGS_base_dir;
   options.close_day_into = FLAGS_close_day_into;
+  options.fault_in_close = FLAGS_fault_in_close;
 
   zmq::context_t context(1);
   granary::Scheduler scheduler(&context, std::move(options));

@@ -76,6 +76,11 @@ struct SchedulerOptions {
   // a checkpoint is taken and moved to <close_day_into>/bases/<day>, and
   // <close_day_into>/reports/<day>.close.json is written; then the cluster shuts down.
   std::string close_day_into;
+  // Fault injection for tests only (scheduler/day_close.h): the scheduler kills itself
+  // (SIGKILL) right after this step of the day close: "shrink", "export", "checkpoint",
+  // "publish" (base moved in, no report yet) or "report"; "publish_error" makes the move of the
+  // base fail. Empty (the default): no fault.
+  std::string fault_in_close;
 };
 
 class SchedulerImpl;

@@ -51,6 +51,7 @@ absl::Status SchedulerImpl::CheckOptions() {
       (options_.day.empty() || options_.checkpoint_dir.empty())) {
     return absl::InvalidArgumentError("closing a day needs the day and a checkpoint_dir");
   }
+  if (absl::Status fault = CheckCloseFault(options_.fault_in_close); !fault.ok()) return fault;
   return absl::OkStatus();
 }
 

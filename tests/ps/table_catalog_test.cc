@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <map>
 #include <random>
+#include <set>
 
 #include "common/delta_file.h"
 #include "common/feature_key.h"
@@ -223,6 +224,89 @@ TEST_F(TableCatalogTest, BasePlusDeltasReplayEqualsTheLiveTables) {
   EXPECT_EQ(day4->tombstones, 0u);
   apply(root_ + "/day4.delta", delta->until_version);
   EXPECT_TRUE(serving == live());
+}
+
+// A delta file decoded: rows by (table, key), and tombstones.
+struct DecodedDelta {
+  uint64_t since_version = 0;
+  std::map<std::pair<std::string, uint64_t>, std::vector<float>> rows;
+  std::set<std::pair<std::string, uint64_t>> tombstones;
+};
+
+DecodedDelta Decode(const std::string& path) {
+  DecodedDelta delta;
+  absl::StatusOr<std::unique_ptr<DeltaReader>> reader = DeltaReader::Open(path);
+  EXPECT_TRUE(reader.ok()) << reader.status();
+  if (!reader.ok()) return delta;
+  delta.since_version = (*reader)->header().since_version();
+  DeltaTableBlock block;
+  while (true) {
+    absl::StatusOr<bool> more = (*reader)->Next(&block);
+    EXPECT_TRUE(more.ok()) << more.status();
+    if (!more.ok() || !*more) break;
+    for (size_t i = 0; i < block.keys.size(); ++i) {
+      delta.rows[{block.table, block.keys[i]}].assign(block.values.begin() + i * block.dim,
+                                                      block.values.begin() + (i + 1) * block.dim);
+    }
+    for (uint64_t key : block.tombstones) delta.tombstones.insert({block.table, key});
+  }
+  return delta;
+}
+
+// A close that failed after Shrink and export is run again on a store restored from the
+// checkpoint taken after them: the re-run decays and evicts nothing more, and its delta again
+// holds the whole day, equal to the first.
+TEST_F(TableCatalogTest, ARerunOfADayCloseShrinksOnceAndExportsTheWholeDay) {
+  config_.mutable_tables(0)->mutable_eviction()->set_show_decay(0.5f);
+  Open();
+  std::mt19937 rng(4);
+  catalog_->SetDay(1);
+  Train("adam", Keys(300, "day1"), 20, &rng);
+  ASSERT_TRUE(catalog_->Shrink().ok());
+  ASSERT_TRUE(catalog_->ExportNextDelta(root_ + "/day1.delta", 0).ok());
+  ASSERT_TRUE(catalog_->Checkpoint(root_ + "/base1").ok());
+
+  Open(root_ + "/base1");
+  catalog_->SetDay(3);
+  Train("adam", Keys(300, "day3"), 20, &rng);
+  Train("sgd", Keys(300, "day3"), 20, &rng);
+  absl::StatusOr<std::vector<ShrinkReport>> first = catalog_->Shrink();
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_GT((*first)[0].dropped, 0u);  // day 1's rows are older than ttl_days
+  EXPECT_FALSE((*first)[0].already_shrunk);
+  ASSERT_TRUE(catalog_->ExportNextDelta(root_ + "/first.delta", 0).ok());
+  ASSERT_TRUE(catalog_->Checkpoint(root_ + "/closed").ok());
+  const auto closed = Snapshot();
+
+  // The re-run restores the close's checkpoint and closes day 3 again.
+  Open(root_ + "/closed");
+  catalog_->SetDay(3);
+  absl::StatusOr<std::vector<ShrinkReport>> again = catalog_->Shrink();
+  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_EQ(again->size(), first->size());
+  for (size_t t = 0; t < first->size(); ++t) {
+    EXPECT_TRUE((*again)[t].already_shrunk);
+    EXPECT_EQ((*again)[t].kept, (*first)[t].kept);
+    EXPECT_EQ((*again)[t].dropped, (*first)[t].dropped);
+  }
+  EXPECT_TRUE(Snapshot() == closed);  // show counts decayed once, nothing evicted again
+  ASSERT_TRUE(catalog_->ExportNextDelta(root_ + "/second.delta", 0).ok());
+  const DecodedDelta expected = Decode(root_ + "/first.delta");
+  const DecodedDelta actual = Decode(root_ + "/second.delta");
+  EXPECT_EQ(actual.since_version, expected.since_version);
+  EXPECT_EQ(actual.rows.size(), expected.rows.size());
+  EXPECT_TRUE(actual.rows == expected.rows);
+  EXPECT_TRUE(actual.tombstones == expected.tombstones);
+  EXPECT_EQ(actual.tombstones.size(), (*first)[0].dropped);
+
+  // The next day shrinks again and its delta starts where day 3's ended.
+  catalog_->SetDay(4);
+  absl::StatusOr<std::vector<ShrinkReport>> next = catalog_->Shrink();
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_FALSE((*next)[0].already_shrunk);
+  EXPECT_TRUE(Snapshot() != closed);  // decayed again
+  ASSERT_TRUE(catalog_->ExportNextDelta(root_ + "/day4.delta", 0).ok());
+  EXPECT_GT(Decode(root_ + "/day4.delta").since_version, actual.since_version);
 }
 
 TEST_F(TableCatalogTest, TruncatedOrCorruptDeltaFilesAreRejected) {

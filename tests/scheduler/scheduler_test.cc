@@ -595,6 +595,44 @@ TEST_F(SchedulerTest, SlowPublishOfAClosedDayDoesNotStallTheLoopAndEndsBeforeThe
   std::filesystem::remove_all(root);
 }
 
+// A publish whose move fails (--fault_in_close=publish_error) fails the close naming it and
+// leaves an earlier base of the day in place, whole, with no report: the day is not closed.
+TEST_F(SchedulerTest, AFailedPublishLeavesTheEarlierBaseOfTheDayInPlace) {
+  constexpr char kDay[] = "20260103";
+  const std::string root = absl::StrCat(::testing::TempDir(), "/failed-publish-", getpid());
+  const std::string model = root + "/model";
+  const std::string base = absl::StrCat(model, "/bases/", kDay);
+  std::filesystem::remove_all(root);
+  std::filesystem::create_directories(base + "/server-0");  // an earlier run of the day
+  StartScheduler(1, 1, root + "/checkpoints", [&](SchedulerOptions& options) {
+    options.day = kDay;
+    options.close_day_into = model;
+    options.fault_in_close = "publish_error";
+  });
+  std::unique_ptr<SchedulerClient> server = NewClient(proto::SERVER, 1);
+  std::unique_ptr<SchedulerClient> worker = NewClient(proto::WORKER, 0);
+  RegisterAll({server.get(), worker.get()});
+  std::thread follower([&] {
+    for (int i = 0; i < 3; ++i) {
+      absl::StatusOr<proto::Header> order = server->WaitForOrder(absl::Seconds(20));
+      ASSERT_TRUE(order.ok()) << order.status();
+      server->AnswerOrder(*order, absl::OkStatus());
+    }
+  });
+  worker->ReportJobDone();
+  follower.join();
+  scheduler_thread_.join();
+  EXPECT_FALSE(run_status_.ok());
+  EXPECT_NE(run_status_.message().find(
+                absl::StrCat("closing day ", kDay, " failed: cannot move checkpoint")),
+            std::string::npos)
+      << run_status_;
+  EXPECT_TRUE(std::filesystem::exists(base + "/server-0")) << "the earlier base is gone";
+  EXPECT_FALSE(std::filesystem::exists(absl::StrCat(model, "/bases/.", kDay, ".replaced")));
+  EXPECT_FALSE(std::filesystem::exists(absl::StrCat(model, "/reports/", kDay, ".close.json")));
+  std::filesystem::remove_all(root);
+}
+
 TEST_F(SchedulerTest, ControlRequestErrorsNameTheSchedulerAndItsAnswer) {
   StartScheduler(1, 1);
   std::unique_ptr<SchedulerClient> control = NewClient(proto::CONTROL);
@@ -620,6 +658,18 @@ TEST_F(SchedulerTest, ControlRequestErrorsNameTheSchedulerAndItsAnswer) {
   EXPECT_NE(silent.status().message().find("scheduler 127.0.0.1:1 did not answer SHUTDOWN"),
             std::string::npos)
       << silent.status();
+}
+
+TEST(SchedulerOptionsTest, RunRefusesAnUnknownCloseFault) {
+  zmq::context_t context(1);
+  SchedulerOptions options;
+  options.fault_in_close = "shrnk";
+  Scheduler scheduler(&context, options);
+  absl::Status status = scheduler.Run();
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_NE(status.message().find("fault_in_close 'shrnk' is none of: shrink, export"),
+            std::string::npos)
+      << status;
 }
 
 TEST(SchedulerOptionsTest, RunRefusesAClusterWithoutServersOrWorkers) {
