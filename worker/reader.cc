@@ -54,6 +54,7 @@ class PrefetchReader final : public Reader {
   uint64_t bad_lines_ = 0;
   uint64_t samples_ = 0;
   uint64_t files_done_ = 0;
+  uint64_t skipped_lines_ = 0;
   std::string first_bad_line_;  // as logged, for error messages
 
   mutable std::mutex mutex_;
@@ -153,6 +154,13 @@ absl::Status PrefetchReader::ReadSlice(const InputSlice& slice, Batch* batch) {
     absl::Status status = source->SkipToLineAt(slice.begin);
     if (!status.ok()) return status;
   }
+  for (uint64_t skipped = 0; skipped < slice.skip_lines; ++skipped) {
+    if ((slice.end != 0 && source->next_line_offset() >= slice.end) || !source->NextLine(&line)) {
+      break;
+    }
+    if (stopping_.load(std::memory_order_relaxed)) return absl::CancelledError("reader destroyed");
+    ++skipped_lines_;
+  }
   std::string reason;
   while ((slice.end == 0 || source->next_line_offset() < slice.end) && source->NextLine(&line)) {
     if (stopping_.load(std::memory_order_relaxed)) return absl::CancelledError("reader destroyed");
@@ -191,12 +199,14 @@ bool PrefetchReader::Publish(Batch* batch) {
       return stopping_ || queue_.size() < static_cast<size_t>(options_.prefetch_batches);
     });
     if (stopping_) return false;
+    batch->lines_consumed = skipped_lines_ + lines_;
     queue_.push_back(std::move(*batch));
     ++stats_.batches_produced;
     stats_.lines = lines_;
     stats_.bad_lines = bad_lines_;
     stats_.samples = samples_;
     stats_.files_done = files_done_;
+    stats_.skipped_lines = skipped_lines_;
   }
   batch_ready_.notify_one();
   *batch = parser_.NewBatch();
@@ -231,6 +241,7 @@ void PrefetchReader::Finish(absl::Status status) {
     stats_.bad_lines = bad_lines_;
     stats_.samples = samples_;
     stats_.files_done = files_done_;
+    stats_.skipped_lines = skipped_lines_;
     finished_ = true;
   }
   batch_ready_.notify_all();
