@@ -92,7 +92,10 @@ BatchSource::Take QueueBatchSource::Next(Batch* batch, int64_t* ticket, bool may
       OpenChunk& chunk = chunks_[*reading_];
       if (chunk.reader->Next(batch)) {
         ++chunk.batches_out;
-        *ticket = static_cast<int64_t>(*reading_);
+        if (chunk.taken.empty()) chunk.first_ticket = next_ticket_;
+        chunk.taken.push_back(TakenBatch{batch->lines_consumed, batch->size, false});
+        *ticket = next_ticket_++;
+        scheduler_->ReportChunkProgress(ProgressOf(*reading_, chunk));
         return Take::kBatch;
       }
       absl::Status read = chunk.reader->status();
@@ -101,13 +104,17 @@ BatchSource::Take QueueBatchSource::Next(Batch* batch, int64_t* ticket, bool may
         stopped_ = true;
         return Take::kEnd;
       }
+      const ReaderStats stats = chunk.reader->stats();
+      chunk.lines_total = stats.skipped_lines + stats.lines;
       chunk.reader.reset();
       const uint64_t id = *reading_;
       reading_.reset();
       if (chunk.batches_out == 0) {
+        chunk.lines_done = chunk.lines_total;
+        const proto::ChunkProgress progress = ProgressOf(id, chunk);
         chunks_.erase(id);
         mutex_.Unlock();
-        Finish(id);
+        Finish(id, progress);
         mutex_.Lock();
       }
       continue;
@@ -130,9 +137,10 @@ BatchSource::Take QueueBatchSource::Next(Batch* batch, int64_t* ticket, bool may
     absl::StatusOr<std::unique_ptr<Reader>> reader;
     if (chunk.ok() && chunk->has_value()) {
       const proto::Chunk& taken = **chunk;
-      reader = Reader::Open(dataset_,
-                            std::vector<InputSlice>{{taken.file(), taken.begin(), taken.end()}},
-                            reader_options_);
+      reader = Reader::Open(
+          dataset_,
+          std::vector<InputSlice>{{taken.file(), taken.begin(), taken.end(), taken.skip_lines()}},
+          reader_options_);
     }
     mutex_.Lock();
     fetching_ = false;
@@ -146,24 +154,63 @@ BatchSource::Take QueueBatchSource::Next(Batch* batch, int64_t* ticket, bool may
       return Take::kEnd;
     }
     reading_ = (*chunk)->id();
-    chunks_[*reading_].reader = *std::move(reader);
+    OpenChunk& opened = chunks_[*reading_];
+    opened.reader = *std::move(reader);
+    opened.lines_done = (*chunk)->skip_lines();
   }
 }
 
 void QueueBatchSource::Done(int64_t ticket) {
-  const uint64_t id = static_cast<uint64_t>(ticket);
+  uint64_t id = 0;
+  proto::ChunkProgress progress;
   {
     absl::MutexLock lock(&mutex_);
-    auto chunk = chunks_.find(id);
+    // A batch's chunk is one of the few open ones: the one whose taken batches hold its ticket.
+    auto chunk = chunks_.begin();
+    while (chunk != chunks_.end() && !(ticket >= chunk->second.first_ticket &&
+                                       ticket - chunk->second.first_ticket <
+                                           static_cast<int64_t>(chunk->second.taken.size()))) {
+      ++chunk;
+    }
     if (chunk == chunks_.end()) return;
-    if (--chunk->second.batches_out > 0 || chunk->second.reader != nullptr) return;
+    id = chunk->first;
+    OpenChunk& open = chunk->second;
+    open.taken[ticket - open.first_ticket].done = true;
+    while (!open.taken.empty() && open.taken.front().done) {
+      open.lines_done = open.taken.front().lines_consumed;
+      open.samples_trained += open.taken.front().samples;
+      open.taken.pop_front();
+      ++open.first_ticket;
+    }
+    const bool finished = --open.batches_out == 0 && open.reader == nullptr;
+    // Trailing bad lines after the last batch are consumed too.
+    if (finished) open.lines_done = open.lines_total;
+    progress = ProgressOf(id, open);
+    if (!finished) {
+      scheduler_->ReportChunkProgress(progress);
+      return;
+    }
     chunks_.erase(chunk);
   }
-  Finish(id);
+  Finish(id, progress);
 }
 
-void QueueBatchSource::Finish(uint64_t id) {
-  absl::Status finished = scheduler_->FinishChunk(queue_, id, wait_timeout_);
+proto::ChunkProgress QueueBatchSource::ProgressOf(uint64_t id, const OpenChunk& chunk) const {
+  proto::ChunkProgress progress;
+  progress.set_queue(queue_);
+  progress.set_chunk_id(id);
+  progress.set_lines_done(chunk.lines_done);
+  progress.set_samples_trained(chunk.samples_trained);
+  progress.set_batches_in_flight(static_cast<uint32_t>(chunk.taken.size()));
+  return progress;
+}
+
+proto::QueueTotals QueueBatchSource::totals() const {
+  return scheduler_->DrainedQueueTotals(queue_);
+}
+
+void QueueBatchSource::Finish(uint64_t id, const proto::ChunkProgress& progress) {
+  absl::Status finished = scheduler_->FinishChunk(queue_, id, wait_timeout_, progress);
   absl::MutexLock lock(&mutex_);
   if (!finished.ok() && status_.ok()) {
     status_ = finished;

@@ -6,12 +6,23 @@
 //                       input are taken one at a time, read, and reported finished once every
 //                       batch of the chunk is trained and its pushes acknowledged (Done), so
 //                       a checkpoint never records a chunk whose updates are still in flight.
+//                       As batches are taken and Done it reports each chunk's progress to
+//                       the scheduler (SchedulerClient::ReportChunkProgress): the resume point
+//                       is the end of the last batch before the first one not Done (batches
+//                       of one chunk go to several threads, so Done comes out of order),
+//                       counted in the chunk's data lines so that gzip chunks resume too. A
+//                       chunk handed out with Chunk.skip_lines (resuming after its worker
+//                       died) is read from there. Only what the scheduler recorded counts: a
+//                       batch Done here but not yet reported when this worker dies is trained
+//                       again by the worker that resumes the chunk (reports go out after every
+//                       batch, so at most a round trip's batches).
 //
 // Thread-safe: compute threads call Next and Done concurrently.
 #ifndef GRANARY_WORKER_BATCH_SOURCE_H_
 #define GRANARY_WORKER_BATCH_SOURCE_H_
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -93,17 +104,36 @@ class QueueBatchSource : public BatchSource {
   void Stop() override;
 
   int64_t chunks_finished() const;
+  // The queue's totals from the scheduler's records, once it answered "drained" (Next
+  // returned kEnd at the end of the input); empty before.
+  proto::QueueTotals totals() const;
 
  private:
+  // A batch taken from a chunk, from the first one not Done on.
+  struct TakenBatch {
+    uint64_t lines_consumed = 0;  // Batch::lines_consumed: the chunk's lines up to its end
+    int samples = 0;
+    bool done = false;
+  };
   struct OpenChunk {
     std::unique_ptr<Reader> reader;  // null once the chunk's input is read to its end
     int64_t batches_out = 0;         // handed out and not yet Done
+    // Progress (see above): `taken` holds the batches from the first one not Done on, in
+    // hand-out order; the first has ticket first_ticket.
+    std::deque<TakenBatch> taken;
+    int64_t first_ticket = 0;
+    uint64_t lines_done = 0;       // the resume point, from the chunk's first data line
+    uint64_t samples_trained = 0;  // in the batches before lines_done
+    uint64_t lines_total = 0;      // once reader is null: every line of the chunk
   };
   QueueBatchSource(SchedulerClient* scheduler, std::string queue,
                    const proto::DatasetConfig& dataset, const ReaderOptions& reader_options,
                    absl::Duration wait_timeout);
-  // Reports chunk `id` finished to the scheduler. REQUIRES: mutex_ not held.
-  void Finish(uint64_t id);
+  // Reports chunk `id` finished to the scheduler, with its final `progress`.
+  // REQUIRES: mutex_ not held.
+  void Finish(uint64_t id, const proto::ChunkProgress& progress);
+  // The progress of chunk `id` as `chunk` holds it.
+  proto::ChunkProgress ProgressOf(uint64_t id, const OpenChunk& chunk) const;
 
   SchedulerClient* const scheduler_;
   const std::string queue_;
@@ -119,6 +149,7 @@ class QueueBatchSource : public BatchSource {
   bool stopped_ ABSL_GUARDED_BY(mutex_) = false;
   absl::Status status_ ABSL_GUARDED_BY(mutex_);
   int64_t chunks_finished_ ABSL_GUARDED_BY(mutex_) = 0;
+  int64_t next_ticket_ ABSL_GUARDED_BY(mutex_) = 0;  // batches taken, over every chunk
 };
 
 }  // namespace granary
