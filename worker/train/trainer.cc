@@ -293,6 +293,7 @@ absl::Status TrainingRun::TrainEpoch(int epoch, EpochReport* report) {
   }
   if (!source.status().ok()) return source.status();
   report->chunks = source.chunks_finished();
+  report->queue_totals = source.totals();
   if (progress_on_terminal) std::fprintf(stderr, "\r\x1b[K");
   report->threads = static_cast<int>(pipelines_.size());
   report->train_seconds = absl::ToDoubleSeconds(absl::Now() - start);
@@ -376,9 +377,13 @@ absl::Status TrainingRun::MergeEvaluation(int epoch, EpochReport* report) {
       metrics_path_,
       absl::StrFormat(
           "{\"epoch\": %d, \"workers\": %d, \"threads\": %d, \"worker0_train_samples\": %d, "
-          "\"worker0_samples_per_second\": %.1f, \"worker0_train_loss\": {%s}, \"eval\": {%s}}",
+          "\"worker0_samples_per_second\": %.1f, \"worker0_train_loss\": {%s}, "
+          "\"samples_trained\": %d, \"requeued_chunks\": %d, \"partial_batches\": %d, "
+          "\"eval\": {%s}}",
           epoch, num_workers_, report->threads, report->train_samples, report->samples_per_second,
-          absl::StrJoin(train_loss, ", "), TaskMetricsJson(report->eval)));
+          absl::StrJoin(train_loss, ", "), report->queue_totals.samples_trained(),
+          report->queue_totals.requeued_chunks(), report->queue_totals.partial_batches(),
+          TaskMetricsJson(report->eval)));
 }
 
 absl::Status TrainingRun::EvaluateRetrieval(int epoch, EpochReport* report) {
