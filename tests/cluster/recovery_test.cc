@@ -121,7 +121,7 @@ void RecoveryTest::RunWithKills(const std::vector<std::string>& victims) {
 
   // The last attempt rolled back to a checkpoint and trained every chunk it had not finished
   // exactly once: per queue, "N chunks, K already finished" when opened, then N - K distinct
-  // "chunk C finished" lines.
+  // "chunk C of queue 'Q': S samples trained" lines.
   int last_attempt = 1;
   while (std::filesystem::exists(absl::StrCat(dir_, "/faulty/attempt-", last_attempt + 1))) {
     ++last_attempt;
@@ -132,7 +132,7 @@ void RecoveryTest::RunWithKills(const std::vector<std::string>& victims) {
   EXPECT_NE(scheduler_log.find("rolling back to checkpoint"), std::string::npos);
   const std::regex opened(
       R"(work queue '([^']+)' opened by [^:]*: ([0-9]+) chunks, ([0-9]+) already finished)");
-  const std::regex finished(R"(work queue '([^']+)': chunk ([0-9]+) finished by)");
+  const std::regex finished(R"(chunk ([0-9]+) of queue '([^']+)': [0-9]+ samples trained \(by)");
   std::map<std::string, std::pair<int, int>> queues;  // chunks, already finished
   std::map<std::string, std::multiset<int>> trained;
   for (std::sregex_iterator it(scheduler_log.begin(), scheduler_log.end(), opened), end; it != end;
@@ -141,7 +141,7 @@ void RecoveryTest::RunWithKills(const std::vector<std::string>& victims) {
   }
   for (std::sregex_iterator it(scheduler_log.begin(), scheduler_log.end(), finished), end;
        it != end; ++it) {
-    trained[(*it)[1]].insert(std::stoi((*it)[2]));
+    trained[(*it)[2]].insert(std::stoi((*it)[1]));
   }
   ASSERT_EQ(queues.size(), 12u);  // one per epoch
   int restored = 0;
