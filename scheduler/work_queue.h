@@ -107,7 +107,8 @@ class WorkQueue {
     int finished_by = -1;
   };
   const ChunkRecord& record(uint64_t chunk_id) const { return records_[chunk_id]; }
-  // Over the finished chunks; requeued chunks and partial batches over every chunk.
+  // Samples over the finished chunks (a chunk restored finished from a checkpoint counts none:
+  // the manifest does not record them); requeued chunks and partial batches over every chunk.
   proto::QueueTotals Totals() const;
 
  private:
