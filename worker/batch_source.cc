@@ -1,5 +1,6 @@
 #include "worker/batch_source.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -68,21 +69,23 @@ absl::StatusOr<proto::WorkQueueSpec> MakeWorkQueueSpec(const std::string& name,
 
 absl::StatusOr<std::unique_ptr<QueueBatchSource>> QueueBatchSource::Open(
     SchedulerClient* scheduler, proto::WorkQueueSpec spec, const proto::DatasetConfig& dataset,
-    const ReaderOptions& reader_options, absl::Duration wait_timeout) {
+    const ReaderOptions& reader_options, absl::Duration wait_timeout, int max_batches_past_resume) {
   absl::Status opened = scheduler->OpenQueue(spec, wait_timeout);
   if (!opened.ok()) return opened;
-  return std::unique_ptr<QueueBatchSource>(
-      new QueueBatchSource(scheduler, spec.name(), dataset, reader_options, wait_timeout));
+  return std::unique_ptr<QueueBatchSource>(new QueueBatchSource(
+      scheduler, spec.name(), dataset, reader_options, wait_timeout, max_batches_past_resume));
 }
 
 QueueBatchSource::QueueBatchSource(SchedulerClient* scheduler, std::string queue,
                                    const proto::DatasetConfig& dataset,
-                                   const ReaderOptions& reader_options, absl::Duration wait_timeout)
+                                   const ReaderOptions& reader_options, absl::Duration wait_timeout,
+                                   int max_batches_past_resume)
     : scheduler_(scheduler),
       queue_(std::move(queue)),
       dataset_(dataset),
       reader_options_(reader_options),
-      wait_timeout_(wait_timeout) {}
+      wait_timeout_(wait_timeout),
+      max_batches_past_resume_(static_cast<size_t>(std::max(0, max_batches_past_resume))) {}
 
 BatchSource::Take QueueBatchSource::Next(Batch* batch, int64_t* ticket, bool may_wait) {
   absl::MutexLock lock(&mutex_);
@@ -90,6 +93,35 @@ BatchSource::Take QueueBatchSource::Next(Batch* batch, int64_t* ticket, bool may
     if (stopped_ || !status_.ok()) return Take::kEnd;
     if (reading_.has_value()) {
       OpenChunk& chunk = chunks_[*reading_];
+      if (max_batches_past_resume_ > 0 && chunk.taken.size() >= max_batches_past_resume_) {
+        if (!may_wait) return Take::kMustWait;
+        // Other threads hold the batch at the resume point; its Done makes room. A chunk read
+        // to its end stops being reading_ before it can be erased.
+        const uint64_t id = *reading_;
+        const size_t taken = chunk.taken.size();
+        struct Room {
+          QueueBatchSource* self;
+          uint64_t id;
+        } room{this, id};
+        const bool roomy = mutex_.AwaitWithTimeout(
+            absl::Condition(
+                +[](Room* room) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                  QueueBatchSource* self = room->self;
+                  return self->stopped_ || self->reading_ != room->id ||
+                         self->chunks_[room->id].taken.size() < self->max_batches_past_resume_;
+                },
+                &room),
+            wait_timeout_);
+        if (!roomy && status_.ok()) {
+          status_ = absl::DeadlineExceededError(
+              absl::StrCat("work queue '", queue_, "': chunk ", id, " has ", taken,
+                           " batches taken past its resume point (max_batches_past_resume ",
+                           max_batches_past_resume_, ") and the batch at it was not done within ",
+                           absl::FormatDuration(wait_timeout_)));
+          stopped_ = true;
+        }
+        continue;
+      }
       if (chunk.reader->Next(batch)) {
         ++chunk.batches_out;
         if (chunk.taken.empty()) chunk.first_ticket = next_ticket_;

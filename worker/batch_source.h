@@ -15,7 +15,10 @@
 //                       died) is read from there. Only what the scheduler recorded counts: a
 //                       batch Done here but not yet reported when this worker dies is trained
 //                       again by the worker that resumes the chunk (reports go out after every
-//                       batch, so at most a round trip's batches).
+//                       batch, so at most a round trip's batches). The batches taken past a
+//                       chunk's resume point (trained again if this worker dies) are bounded
+//                       by max_batches_past_resume: a compute thread slow on one batch holds
+//                       back the others' batches of the chunk instead of letting them run on.
 //
 // Thread-safe: compute threads call Next and Done concurrently.
 #ifndef GRANARY_WORKER_BATCH_SOURCE_H_
@@ -47,8 +50,9 @@ class BatchSource {
     kBatch,  // *batch and *ticket are filled
     kEnd,    // the end of the input, an error (status() says which) or Stop
     // The next batch needs the scheduler (a new chunk), which may wait for the chunks this
-    // thread holds: the caller must first get Done for every batch it took, then call Next
-    // again with may_wait. Only returned when !may_wait.
+    // thread holds, or waits for other threads' batches to be Done (QueueBatchSource's bound
+    // on batches past a chunk's resume point): the caller must first get Done for every batch
+    // it took, then call Next again with may_wait. Only returned when !may_wait.
     kMustWait,
   };
   virtual ~BatchSource() = default;
@@ -91,12 +95,15 @@ class QueueBatchSource : public BatchSource {
  public:
   // Opens queue `spec` on the scheduler first (every worker does; the same spec).
   // `wait_timeout` bounds each wait for the scheduler, including waiting for a chunk while the
-  // remaining ones are with other workers.
+  // remaining ones are with other workers, and each wait for room past a chunk's resume point
+  // (DeadlineExceeded). `max_batches_past_resume` (0: unbounded) bounds the batches of a chunk
+  // taken past its resume point; at least the batches all compute threads hold at once.
   static absl::StatusOr<std::unique_ptr<QueueBatchSource>> Open(SchedulerClient* scheduler,
                                                                 proto::WorkQueueSpec spec,
                                                                 const proto::DatasetConfig& dataset,
                                                                 const ReaderOptions& reader_options,
-                                                                absl::Duration wait_timeout);
+                                                                absl::Duration wait_timeout,
+                                                                int max_batches_past_resume = 0);
 
   Take Next(Batch* batch, int64_t* ticket, bool may_wait) override;
   void Done(int64_t ticket) override;
@@ -128,7 +135,7 @@ class QueueBatchSource : public BatchSource {
   };
   QueueBatchSource(SchedulerClient* scheduler, std::string queue,
                    const proto::DatasetConfig& dataset, const ReaderOptions& reader_options,
-                   absl::Duration wait_timeout);
+                   absl::Duration wait_timeout, int max_batches_past_resume);
   // Reports chunk `id` finished to the scheduler, with its final `progress`.
   // REQUIRES: mutex_ not held.
   void Finish(uint64_t id, const proto::ChunkProgress& progress);
@@ -140,6 +147,7 @@ class QueueBatchSource : public BatchSource {
   const proto::DatasetConfig dataset_;
   const ReaderOptions reader_options_;
   const absl::Duration wait_timeout_;
+  const size_t max_batches_past_resume_;  // 0: unbounded
 
   mutable absl::Mutex mutex_;
   std::map<uint64_t, OpenChunk> chunks_ ABSL_GUARDED_BY(mutex_);  // taken, not yet finished

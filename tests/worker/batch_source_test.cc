@@ -1,5 +1,6 @@
 #include "worker/batch_source.h"
 
+#include <atomic>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -128,6 +129,43 @@ TEST_F(QueueBatchSourceTest, ADeadWorkersChunkResumesAtItsFirstUnacknowledgedBat
   EXPECT_EQ(totals.samples_trained(), 11u);  // 6 by worker 0, 5 by worker 1
   EXPECT_EQ(totals.requeued_chunks(), 1u);
   EXPECT_EQ(totals.partial_batches(), 2u);
+}
+
+// With max_batches_past_resume 2, a thread asking for a third batch while the batch at the
+// resume point is not Done must wait (kMustWait, or blocks with may_wait) even once the batch
+// after it is Done; the Done of the batch at the resume point lets it go on.
+TEST_F(QueueBatchSourceTest, BatchesPastTheResumePointAreBounded) {
+  const absl::Duration timeout = absl::Seconds(20);
+  const std::string file = WritePlainFile(TestTempDir() + "/day.tsv", NumberedFile(12));
+  absl::StatusOr<proto::WorkQueueSpec> spec = MakeWorkQueueSpec("q", {file}, 0);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  ReaderOptions options;
+  options.batch_size = 3;
+  absl::StatusOr<std::unique_ptr<QueueBatchSource>> source =
+      QueueBatchSource::Open(w0_.get(), *spec, Config(), options, timeout,
+                             /*max_batches_past_resume=*/2);
+  ASSERT_TRUE(source.ok()) << source.status();
+  Batch batch;
+  int64_t first = 0, second = 0, third = 0;
+  ASSERT_EQ((*source)->Next(&batch, &first, true), BatchSource::Take::kBatch);
+  ASSERT_EQ((*source)->Next(&batch, &second, true), BatchSource::Take::kBatch);
+  EXPECT_EQ((*source)->Next(&batch, &third, false), BatchSource::Take::kMustWait);
+  std::atomic<bool> taken{false};
+  std::vector<float> prices;
+  std::thread waiting([&] {
+    Batch next;
+    EXPECT_EQ((*source)->Next(&next, &third, true), BatchSource::Take::kBatch);
+    prices = next.numerics[0].values;
+    taken = true;
+  });
+  (*source)->Done(second);
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_FALSE(taken.load()) << "a third batch past the resume point was handed out";
+  (*source)->Done(first);
+  waiting.join();
+  EXPECT_TRUE(taken.load());
+  EXPECT_EQ(prices, (std::vector<float>{6, 7, 8}));
+  (*source)->Done(third);
 }
 
 }  // namespace

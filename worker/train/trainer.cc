@@ -229,8 +229,11 @@ absl::Status TrainingRun::TrainEpoch(int epoch, EpochReport* report) {
     queue->set_assignment(proto::WorkQueueSpec::ROUND_ROBIN);
     queue->set_num_workers(num_workers_);
   }
+  // A thread slow on one batch holds the others back rather than let them take batches past
+  // the chunk's resume point beyond what the pipelines hold at once (worker/batch_source.h).
   absl::StatusOr<std::unique_ptr<QueueBatchSource>> opened = QueueBatchSource::Open(
-      scheduler_, *std::move(queue), spec_.dataset, MakeReaderOptions(), barrier_timeout());
+      scheduler_, *std::move(queue), spec_.dataset, MakeReaderOptions(), barrier_timeout(),
+      kPipelineBatchesTaken * static_cast<int>(pipelines_.size()));
   if (!opened.ok()) return opened.status();
   QueueBatchSource& source = **opened;
 
