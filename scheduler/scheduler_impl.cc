@@ -193,12 +193,21 @@ void SchedulerImpl::HandleDeath(const ClusterMember& dead) {
   queues_.RequeueChunksOf(dead.info.rank(), NodeName(dead.info));
   // Nodes that acknowledged the shutdown exit, and stop heartbeating: no failure.
   if (dead.job_done || shutting_down_) return;
-  // Until a worker can be fenced off, its death before JOB_DONE fails the run.
-  LOG(ERROR) << NodeName(dead.info) << " died before it finished its job";
-  if (run_outcome_.ok()) {
-    run_outcome_ = absl::AbortedError(absl::StrCat(NodeName(dead.info), " died (no heartbeat for ",
-                                                   absl::FormatDuration(options_.heartbeat_timeout),
-                                                   ") before it finished its job"));
+  // The job goes on with the workers left: its chunks resume on them at their progress
+  // (scheduler/work_queue.h "Progress"), and it no longer holds back barriers or the job's end.
+  bool any_alive = false;
+  for (const auto& [id, member] : membership_.members()) {
+    any_alive = any_alive || (member.alive && member.info.role() == proto::WORKER);
+  }
+  if (any_alive) {
+    LOG(WARNING) << NodeName(dead.info)
+                 << " died before it finished its job; the others train what it left";
+  } else if (run_outcome_.ok()) {
+    // No worker is left to train what it left.
+    LOG(ERROR) << NodeName(dead.info) << ", the last worker, died before it finished its job";
+    run_outcome_ = absl::AbortedError(absl::StrCat(
+        NodeName(dead.info), ", the last worker, died (no heartbeat for ",
+        absl::FormatDuration(options_.heartbeat_timeout), ") before it finished its job"));
   }
   EndJobIfAllWorkersDone();
 }
