@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -171,6 +172,83 @@ TEST_F(RecoveryTest, KilledServerAndWorkerRollBackAndTheRunFinishesAsWithoutFaul
 // The scheduler restarts from its own manifest.
 TEST_F(RecoveryTest, KilledSchedulerRollsBackAndTheRunFinishesAsWithoutFaults) {
   RunWithKills({"scheduler"});
+}
+
+// Losing a worker costs no roll-back (docs/operations.md "What a worker's loss costs"): kill -9
+// of one of two workers (two compute threads each) right after it finished a chunk of the first
+// epoch, so that it dies holding the next one. The survivor finishes the job; by the
+// scheduler's records every epoch trained each of its lines once, the killed worker's chunk
+// resumed where its acknowledged batches ended, and the batches it had in flight are counted.
+TEST_F(RecoveryTest, KilledWorkersChunkResumesOnTheOtherAndEveryLineIsTrainedOnce) {
+  constexpr int kThreads = 2;
+  constexpr int kEpochs = 3;
+  // No evaluation (merging the dead worker's predictions is not this test's business).
+  std::string job = kSyntheticClicksJob;
+  job.replace(job.find("epochs: 12"), std::string("epochs: 12").size(),
+              absl::StrCat("epochs: ", kEpochs));
+  job.erase(job.find("  eval_files: \"eval.tsv\"\n"),
+            std::string("  eval_files: \"eval.tsv\"\n").size());
+  std::ofstream(dir_ + "/job-no-eval.pbtxt") << "dataset_config: \"dataset.pbtxt\"\n" << job;
+  const std::string run = dir_ + "/lost-worker";
+  absl::StatusOr<ChildProcess> launcher = ChildProcess::Start(
+      {kSource + "/launch/local.sh", "--servers", "1", "--workers", "2", "--config",
+       dir_ + "/cluster.pbtxt", "--job", "train", "--bin_dir", kBin, "--run_dir", run, "--timeout",
+       "240", "--scheduler_flags", "--heartbeat_timeout=2", "--worker_flags",
+       absl::StrCat("--job_config=", dir_, "/job-no-eval.pbtxt --data_dir=", dir_,
+                    " --output_dir=", run, "-out --threads=", kThreads)},
+      dir_ + "/lost-worker.launcher.log");
+  ASSERT_TRUE(launcher.ok()) << launcher.status();
+  // The first chunk of epoch 1 a worker finished, and that worker's pid.
+  const std::regex first_finished(
+      R"(chunk [0-9]+ of queue 'train-epoch-1': [0-9]+ samples trained \(by worker [0-9]+ \(pid ([0-9]+)\))");
+  pid_t victim = 0;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        const std::string log = ReadFile(run + "/scheduler.log");
+        std::smatch match;
+        if (!std::regex_search(log, match, first_finished)) return false;
+        victim = std::stoi(match[1]);
+        return true;
+      },
+      absl::Seconds(120)))
+      << launcher->ReadLog();
+  // Only a process this test's launcher started.
+  bool ours = false;
+  for (absl::string_view line : absl::StrSplit(ReadFile(run + "/pids"), '\n', absl::SkipEmpty())) {
+    std::vector<std::string> fields = absl::StrSplit(line, ' ');
+    ours = ours || (fields.size() >= 2 && absl::StartsWith(fields[0], "worker-") &&
+                    std::stoi(fields[1]) == victim);
+  }
+  ASSERT_TRUE(ours) << "pid " << victim << " is not a worker of " << run << "/pids";
+  ASSERT_EQ(kill(victim, SIGKILL), 0);
+  // local.sh reports the killed worker's exit; the run itself must finish.
+  ASSERT_TRUE(launcher->WaitForExit(absl::Seconds(240)).has_value()) << launcher->ReadLog();
+
+  const std::string log = ReadFile(run + "/scheduler.log");
+  EXPECT_NE(log.find("shutting down the cluster: all workers finished their jobs"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("died before it finished its job; the others train what it left"),
+            std::string::npos);
+  const std::regex totals(
+      R"(work queue '(train-epoch-[0-9]+)': all [0-9]+ chunks finished; ([0-9]+) samples trained, ([0-9]+) chunks requeued, ([0-9]+) batches partially applied)");
+  int queues = 0, requeued = 0, partial = 0;
+  for (std::sregex_iterator it(log.begin(), log.end(), totals), end; it != end; ++it) {
+    ++queues;
+    EXPECT_EQ(std::stoi((*it)[2]), kUsers * kTrainEventsPerUser) << (*it)[1];
+    requeued += std::stoi((*it)[3]);
+    partial += std::stoi((*it)[4]);
+  }
+  EXPECT_EQ(queues, kEpochs);
+  EXPECT_GE(requeued, 1) << "the killed worker held no chunk";
+  // Per requeued chunk, at most the batches its pipelines held: kPipelineBatchesTaken (3) per
+  // compute thread (worker/train/batch_pipeline.h).
+  EXPECT_LE(partial, requeued * 3 * kThreads);
+  EXPECT_TRUE(
+      std::regex_search(log, std::regex(R"(resumed at line [0-9]+ after worker [0-9]+ died)")))
+      << log;
+  std::cout << "killed worker pid " << victim << "; " << requeued << " chunks requeued, " << partial
+            << " batches partially applied\n";
 }
 
 }  // namespace
