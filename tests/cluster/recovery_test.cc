@@ -4,7 +4,8 @@
 // the first checkpoint exists. The run must complete, train every chunk exactly once after the
 // checkpoint it rolled back to, and end with the AUC of the same run without faults: the runs
 // are bulk-synchronous, which is deterministic (docs/operations.md "Consistency"), and roll
-// back to a checkpoint taken at an epoch's end.
+// back to a checkpoint taken at an epoch's end. Losing only a worker rolls nothing back: its
+// chunk resumes on the other worker at its first unacknowledged batch (no --restarts).
 #include <signal.h>
 #include <unistd.h>
 
