@@ -264,6 +264,7 @@ void SchedulerClient::DeliverReplyLocked(proto::Header reply) {
     unclaimed_chunks_[reply.queue_name()].push_back(reply.chunk());
     changed_.notify_all();  // a NextChunk call of that queue may be waiting
   } else if (reply.command() == proto::CHUNK) {
+    drained_totals_[reply.queue_name()] = reply.queue_totals();
     VLOG(1) << "queue '" << reply.queue_name() << "' drained (answer to an abandoned call)";
   } else {
     LOG(WARNING) << "late " << proto::Command_Name(reply.command()) << " from scheduler "
@@ -305,16 +306,44 @@ absl::StatusOr<std::optional<proto::Chunk>> SchedulerClient::NextChunk(const std
     std::lock_guard<std::mutex> lock(mutex_);
     return take_unclaimed();
   }
-  if ((*reply)->queue_drained()) return std::nullopt;
+  if ((*reply)->queue_drained()) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    drained_totals_[name] = (*reply)->queue_totals();
+    return std::nullopt;
+  }
   return (*reply)->chunk();
 }
 
 absl::Status SchedulerClient::FinishChunk(const std::string& name, uint64_t chunk_id,
-                                          absl::Duration timeout) {
+                                          absl::Duration timeout,
+                                          const proto::ChunkProgress& progress) {
   proto::Header request = NewHeader(proto::CHUNK_DONE);
   request.set_queue_name(name);
   request.mutable_chunk()->set_id(chunk_id);
+  if (!progress.queue().empty()) *request.mutable_chunk_progress() = progress;
   return Call(std::move(request), timeout).status();
+}
+
+void SchedulerClient::ReportChunkProgress(const proto::ChunkProgress& progress) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (proto::Header& unsent : outbox_) {
+    if (unsent.command() == proto::CHUNK_PROGRESS &&
+        unsent.chunk_progress().chunk_id() == progress.chunk_id() &&
+        unsent.chunk_progress().queue() == progress.queue()) {
+      *unsent.mutable_chunk_progress() = progress;
+      return;
+    }
+  }
+  proto::Header report = NewHeader(proto::CHUNK_PROGRESS);
+  *report.mutable_chunk_progress() = progress;
+  outbox_.push_back(std::move(report));
+  wakeup_sender_.send(zmq::str_buffer("x"), zmq::send_flags::dontwait);
+}
+
+proto::QueueTotals SchedulerClient::DrainedQueueTotals(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto totals = drained_totals_.find(name);
+  return totals == drained_totals_.end() ? proto::QueueTotals() : totals->second;
 }
 
 void SchedulerClient::ReportClock(const std::string& name, int64_t steps) {

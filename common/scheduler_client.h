@@ -100,8 +100,16 @@ class SchedulerClient {
   // out is not lost: the next call for the queue returns it.
   absl::StatusOr<std::optional<proto::Chunk>> NextChunk(const std::string& name,
                                                         absl::Duration timeout);
-  // Reports chunk `chunk_id` of queue `name` trained.
-  absl::Status FinishChunk(const std::string& name, uint64_t chunk_id, absl::Duration timeout);
+  // Reports chunk `chunk_id` of queue `name` trained, with its final `progress` if given
+  // (progress.queue() not empty).
+  absl::Status FinishChunk(const std::string& name, uint64_t chunk_id, absl::Duration timeout,
+                           const proto::ChunkProgress& progress = proto::ChunkProgress());
+  // Reports how far this worker trained a chunk (scheduler/work_queue.h "Progress"). Returns
+  // at once: the report travels in the background, and replaces a report of the same chunk
+  // not sent yet, so the scheduler gets the latest one a round trip at most behind.
+  void ReportChunkProgress(const proto::ChunkProgress& progress);
+  // The totals the scheduler sent with queue `name`'s "drained" answer; empty before it came.
+  proto::QueueTotals DrainedQueueTotals(const std::string& name);
 
   // Step clocks (scheduler/step_clocks.h; bounded staleness). Reports return at
   // once: the report travels in the background.
@@ -201,8 +209,9 @@ class SchedulerClient {
   std::map<uint64_t, std::optional<proto::Header>> calls_;
   // Chunks handed to this worker whose NEXT_CHUNK call had given up, by queue name.
   std::map<std::string, std::deque<proto::Chunk>> unclaimed_chunks_;
-  std::deque<proto::Header> orders_;                // from the scheduler, not yet taken
-  std::map<std::string, proto::Clock> min_clocks_;  // the last MIN_CLOCK of each clock
+  std::map<std::string, proto::QueueTotals> drained_totals_;  // by queue name
+  std::deque<proto::Header> orders_;                          // from the scheduler, not yet taken
+  std::map<std::string, proto::Clock> min_clocks_;            // the last MIN_CLOCK of each clock
   // Held while a callback runs and while one is replaced (see SetNodeDeadCallback).
   std::mutex callback_mutex_;
   std::function<void(const proto::NodeInfo&)> node_dead_callback_;    // guarded by callback_mutex_

@@ -153,6 +153,7 @@ void SchedulerImpl::HandleMessage(const std::string& routing_id, Message&& messa
     case proto::OPEN_QUEUE:
     case proto::NEXT_CHUNK:
     case proto::CHUNK_DONE:
+    case proto::CHUNK_PROGRESS:
       if (!from_worker) break;
       queues_.HandleRequest(*member, header);
       return;

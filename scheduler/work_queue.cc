@@ -23,6 +23,11 @@ absl::StatusOr<WorkQueue> WorkQueue::Create(proto::WorkQueueSpec spec) {
       return absl::InvalidArgumentError(
           absl::StrCat("work queue '", spec.name(), "': chunk ", i, " has id ", chunk.id()));
     }
+    if (chunk.skip_lines() != 0) {
+      return absl::InvalidArgumentError(absl::StrCat("work queue '", spec.name(), "': chunk ", i,
+                                                     " sets skip_lines, which only the scheduler",
+                                                     " sets when a chunk resumes"));
+    }
     if (chunk.file().empty() || (chunk.end() != 0 && chunk.end() <= chunk.begin())) {
       return absl::InvalidArgumentError(absl::StrCat("work queue '", spec.name(), "': chunk ", i,
                                                      " ('", chunk.file(), "' bytes ", chunk.begin(),
@@ -41,7 +46,8 @@ WorkQueue::WorkQueue(proto::WorkQueueSpec spec)
     : spec_(std::move(spec)),
       round_robin_(spec_.assignment() == proto::WorkQueueSpec::ROUND_ROBIN),
       released_(round_robin_ ? spec_.num_workers() : 0, false),
-      owner_(spec_.chunks_size(), kPending) {
+      owner_(spec_.chunks_size(), kPending),
+      records_(spec_.chunks_size()) {
   for (int i = 0; i < spec_.chunks_size(); ++i) pending_.push_back(i);
 }
 
@@ -60,7 +66,9 @@ std::optional<proto::Chunk> WorkQueue::Take(int worker) {
   pending_.erase(next);
   owner_[id] = worker;
   ++in_flight_;
-  return spec_.chunks(static_cast<int>(id));
+  proto::Chunk chunk = spec_.chunks(static_cast<int>(id));
+  chunk.set_skip_lines(records_[id].lines_done);
+  return chunk;
 }
 
 absl::Status WorkQueue::Finish(int worker, uint64_t chunk_id) {
@@ -75,6 +83,8 @@ absl::Status WorkQueue::Finish(int worker, uint64_t chunk_id) {
                                                       state));
   }
   owner_[chunk_id] = kFinished;
+  records_[chunk_id].finished_by = worker;
+  records_[chunk_id].batches_in_flight = 0;
   --in_flight_;
   ++finished_;
   return absl::OkStatus();
@@ -88,10 +98,17 @@ int WorkQueue::Requeue(int worker) {
   }
   // Back at the front, in their original order: they are the oldest work.
   for (auto it = taken.rbegin(); it != taken.rend(); ++it) {
+    ChunkRecord& record = records_[*it];
+    record.partial_batches += record.batches_in_flight;
+    record.batches_in_flight = 0;
+    record.attempt_samples = 0;
+    record.resumed_from = worker;
+    record.resumed_at = record.lines_done;
     owner_[*it] = kPending;
     pending_.push_front(*it);
   }
   in_flight_ -= taken.size();
+  requeued_chunks_ += taken.size();
   return static_cast<int>(taken.size());
 }
 
@@ -112,6 +129,58 @@ absl::Status WorkQueue::RestoreFinished(const std::vector<uint64_t>& chunk_ids) 
                                 [&](uint64_t id) { return owner_[id] == kFinished; }),
                  pending_.end());
   return absl::OkStatus();
+}
+
+absl::Status WorkQueue::RecordProgress(int worker, const proto::ChunkProgress& progress) {
+  const uint64_t id = progress.chunk_id();
+  auto refuse = [&](const std::string& why) {
+    return absl::InvalidArgumentError(absl::StrCat("work queue '", name(), "': progress of chunk ",
+                                                   id, " from worker ", worker, " ignored: ", why));
+  };
+  if (id >= owner_.size()) return refuse(absl::StrCat("the queue has ", owner_.size(), " chunks"));
+  if (owner_[id] != worker) return refuse("the chunk is not handed to that worker");
+  ChunkRecord& record = records_[id];
+  const proto::Chunk& chunk = spec_.chunks(static_cast<int>(id));
+  // Every line, its newline included, takes at least one byte of the range.
+  const bool bounded = chunk.end() != 0;
+  if (progress.lines_done() < record.lines_done ||
+      (bounded && progress.lines_done() > chunk.end() - chunk.begin())) {
+    return refuse(absl::StrCat(
+        "lines_done ", progress.lines_done(), " is before the recorded ", record.lines_done,
+        bounded ? absl::StrCat(" or beyond the ", chunk.end() - chunk.begin(),
+                               " lines its bytes can hold")
+                : ""));
+  }
+  if (progress.samples_trained() < record.attempt_samples ||
+      progress.samples_trained() > progress.lines_done() - record.resumed_at) {
+    return refuse(absl::StrCat("samples_trained ", progress.samples_trained(),
+                               " is before the recorded ", record.attempt_samples,
+                               " or beyond the ", progress.lines_done() - record.resumed_at,
+                               " lines it read"));
+  }
+  // Each batch taken past the resume point holds at least one line of the range.
+  if (bounded &&
+      progress.batches_in_flight() > chunk.end() - chunk.begin() - progress.lines_done()) {
+    return refuse(absl::StrCat("batches_in_flight ", progress.batches_in_flight(),
+                               " is beyond the lines left in its bytes"));
+  }
+  record.samples_trained += progress.samples_trained() - record.attempt_samples;
+  record.attempt_samples = progress.samples_trained();
+  record.lines_done = progress.lines_done();
+  record.batches_in_flight = progress.batches_in_flight();
+  return absl::OkStatus();
+}
+
+proto::QueueTotals WorkQueue::Totals() const {
+  proto::QueueTotals totals;
+  totals.set_requeued_chunks(requeued_chunks_);
+  for (uint64_t id = 0; id < owner_.size(); ++id) {
+    totals.set_partial_batches(totals.partial_batches() + records_[id].partial_batches);
+    if (owner_[id] == kFinished) {
+      totals.set_samples_trained(totals.samples_trained() + records_[id].samples_trained);
+    }
+  }
+  return totals;
 }
 
 std::vector<uint64_t> WorkQueue::FinishedIds() const {

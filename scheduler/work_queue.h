@@ -15,6 +15,17 @@
 // any worker from then on). While paused (for a consistent checkpoint) nothing is handed out,
 // but handed-out chunks may still finish.
 //
+// Progress: a worker reports, as it trains a chunk, the chunk's resume point (RecordProgress:
+// the data lines before the first batch whose pushes are not all acknowledged), the samples
+// trained before it and the batches taken past it. A requeued chunk is handed out next with
+// Chunk.skip_lines = the recorded resume point, so losing a worker rolls nothing back: the
+// lines before the resume point are trained once, and only the batches the dead worker had
+// taken past it (its last report's batches_in_flight; workers bound them, at most 3 per
+// compute thread, worker/batch_source.h) may be applied twice or partially; they are counted in
+// partial_batches. The promise rests on what the queue recorded: a batch acknowledged on the worker
+// but not yet reported when it died is trained again (workers report after every batch, so at most
+// one round trip's batches), and is not counted.
+//
 //   WorkQueue queue(spec);
 //   std::optional<proto::Chunk> chunk = queue.Take(/*worker=*/0);   // nullopt: none pending
 //   ...train it...
@@ -56,8 +67,16 @@ class WorkQueue {
   // back from a worker presumed dead, or finished twice, must not count twice).
   absl::Status Finish(int worker, uint64_t chunk_id);
 
-  // `worker` is dead: puts every chunk handed to it back at the front of the queue and returns
-  // how many; ROUND_ROBIN: the chunks dealt to it may be taken by any worker from now on.
+  // Records `progress` of a chunk handed to `worker` (see "Progress"). InvalidArgument, naming
+  // the queue, the chunk and the worker (the report is then ignored), unless the chunk is
+  // handed to that worker, lines_done does not go back, is not before the chunk's skip_lines
+  // and not beyond the lines its byte range can hold, and samples_trained does not go back nor
+  // exceed the lines this worker read.
+  absl::Status RecordProgress(int worker, const proto::ChunkProgress& progress);
+
+  // `worker` is dead: puts every chunk handed to it back at the front of the queue, to resume
+  // at its recorded progress, and returns how many; ROUND_ROBIN: the chunks dealt to it may be
+  // taken by any worker from now on.
   int Requeue(int worker);
 
   // Marks chunks finished without handing them out (restoring from a checkpoint manifest).
@@ -76,6 +95,22 @@ class WorkQueue {
   // Ids of the finished chunks, ascending.
   std::vector<uint64_t> FinishedIds() const;
 
+  // What the queue recorded of one chunk (see "Progress").
+  struct ChunkRecord {
+    uint64_t lines_done = 0;         // the resume point
+    uint64_t samples_trained = 0;    // before lines_done, by every attempt
+    uint64_t attempt_samples = 0;    // of those, by the worker it is handed to now
+    uint32_t batches_in_flight = 0;  // the current worker's last report
+    uint64_t partial_batches = 0;    // in flight on the workers that died with it
+    int resumed_from = -1;           // the last worker that died with it, or -1
+    uint64_t resumed_at = 0;         // where the chunk resumed after resumed_from died
+    int finished_by = -1;
+  };
+  const ChunkRecord& record(uint64_t chunk_id) const { return records_[chunk_id]; }
+  // Samples over the finished chunks (a chunk restored finished from a checkpoint counts none:
+  // the manifest does not record them); requeued chunks and partial batches over every chunk.
+  proto::QueueTotals Totals() const;
+
  private:
   static constexpr int kPending = -1;
   static constexpr int kFinished = -2;
@@ -86,8 +121,10 @@ class WorkQueue {
 
   proto::WorkQueueSpec spec_;
   bool round_robin_ = false;
-  std::vector<bool> released_;    // ROUND_ROBIN, by worker: dead, its chunks free for any worker
-  std::vector<int> owner_;        // per chunk: the worker it is handed to, or kPending/kFinished
+  std::vector<bool> released_;  // ROUND_ROBIN, by worker: dead, its chunks free for any worker
+  std::vector<int> owner_;      // per chunk: the worker it is handed to, or kPending/kFinished
+  std::vector<ChunkRecord> records_;  // per chunk
+  uint64_t requeued_chunks_ = 0;
   std::deque<uint64_t> pending_;  // ids, in hand-out order
   size_t in_flight_ = 0;
   size_t finished_ = 0;

@@ -35,6 +35,16 @@ void WorkQueueService::HandleRequest(const ClusterMember& member, const proto::H
     return;
   }
   const std::string who = NodeName(member.info);
+  if (header.command() == proto::CHUNK_PROGRESS) {
+    auto queue = queues_.find(header.chunk_progress().queue());
+    if (queue == queues_.end()) {
+      LOG(WARNING) << "progress from " << who << " ignored: no work queue '"
+                   << header.chunk_progress().queue() << "'";
+      return;
+    }
+    RecordProgress(queue->second, member, header.chunk_progress());
+    return;
+  }
   auto queue = queues_.find(header.queue_name());
   if (queue == queues_.end()) {
     socket_.SendError(
@@ -48,17 +58,32 @@ void WorkQueueService::HandleRequest(const ClusterMember& member, const proto::H
     }
     return;
   }
-  absl::Status finished = queue->second.Finish(member.info.rank(), header.chunk().id());
+  const uint64_t id = header.chunk().id();
+  if (header.has_chunk_progress() && header.chunk_progress().chunk_id() == id &&
+      header.chunk_progress().queue() == queue->first) {
+    RecordProgress(queue->second, member, header.chunk_progress());
+  }
+  absl::Status finished = queue->second.Finish(member.info.rank(), id);
   if (!finished.ok()) {
     socket_.SendError(routing_id, header, std::string(finished.message()));
     return;
   }
   socket_.Acknowledge(routing_id, header);
-  LOG(INFO) << "work queue '" << queue->first << "': chunk " << header.chunk().id()
-            << " finished by " << who;
+  const WorkQueue::ChunkRecord& record = queue->second.record(id);
+  std::string resumed;
+  if (record.resumed_from >= 0) {
+    resumed =
+        absl::StrCat("; resumed at line ", record.resumed_at, " after worker ", record.resumed_from,
+                     " died, ", record.partial_batches, " batches partially applied");
+  }
+  LOG(INFO) << "chunk " << id << " of queue '" << queue->first << "': " << record.samples_trained
+            << " samples trained (by " << who << resumed << ")";
   if (queue->second.drained()) {
+    const proto::QueueTotals totals = queue->second.Totals();
     LOG(INFO) << "work queue '" << queue->first << "': all " << queue->second.size()
-              << " chunks finished";
+              << " chunks finished; " << totals.samples_trained() << " samples trained, "
+              << totals.requeued_chunks() << " chunks requeued, " << totals.partial_batches()
+              << " batches partially applied";
     AnswerHeldRequests(queue->second);
   }
   chunk_finished_(queue->second);
@@ -137,11 +162,18 @@ bool WorkQueueService::TryAnswerNextChunk(WorkQueue& queue, const std::string& r
     *reply.mutable_chunk() = *std::move(chunk);
   } else if (queue.drained()) {
     reply.set_queue_drained(true);
+    *reply.mutable_queue_totals() = queue.Totals();
   } else {
     return false;  // chunks are out with other workers, or the queue is paused
   }
   socket_.Send(routing_id, std::move(reply));
   return true;
+}
+
+void WorkQueueService::RecordProgress(WorkQueue& queue, const ClusterMember& member,
+                                      const proto::ChunkProgress& progress) {
+  absl::Status recorded = queue.RecordProgress(member.info.rank(), progress);
+  if (!recorded.ok()) LOG(WARNING) << recorded.message() << " (" << NodeName(member.info) << ")";
 }
 
 void WorkQueueService::AnswerHeldRequests(WorkQueue& queue) {

@@ -4,8 +4,13 @@
 // and a round-robin queue must deal to the cluster's number of workers), ask for chunks
 // (NEXT_CHUNK: answered at once with a chunk or "drained", or held until a chunk comes free,
 // e.g. one requeued from a worker that died or once the queues are unpaused) and report them
-// finished (CHUNK_DONE, answered with ACK). A queue opened again after a roll-back gets the
-// chunks the checkpoint recorded finished back (`restore_progress`).
+// finished (CHUNK_DONE with the chunk's final progress, answered with ACK). As they train a
+// chunk they report its progress (CHUNK_PROGRESS, fire and forget: a report the queue refuses
+// is logged naming the worker, never answered), so that a dead worker's chunk resumes at its
+// first unacknowledged batch (scheduler/work_queue.h "Progress"). Each finished chunk is logged
+// with the samples trained from it, and "drained" answers carry the queue's totals. A queue
+// opened again after a roll-back gets the chunks the checkpoint recorded finished back
+// (`restore_progress`); its progress records start anew.
 //
 // Thread-compatible: the scheduler's single thread owns it.
 #ifndef GRANARY_SCHEDULER_WORK_QUEUE_SERVICE_H_
@@ -40,8 +45,8 @@ class WorkQueueService {
   WorkQueueService(const WorkQueueService&) = delete;
   WorkQueueService& operator=(const WorkQueueService&) = delete;
 
-  // OPEN_QUEUE, NEXT_CHUNK or CHUNK_DONE from worker `member`. Errors go back to the worker as
-  // ERROR_REPLY.
+  // OPEN_QUEUE, NEXT_CHUNK, CHUNK_DONE or CHUNK_PROGRESS from worker `member`. Errors go back to
+  // the worker as ERROR_REPLY.
   void HandleRequest(const ClusterMember& member, const proto::Header& header);
 
   // Gives the chunks of dead worker `rank` (`name` in logs) to whichever worker asks next.
@@ -63,6 +68,9 @@ class WorkQueueService {
     proto::Header header;
   };
   void OpenQueue(const ClusterMember& member, const proto::Header& header);
+  // Records `progress` from `member` in `queue`; logs and ignores a refused report.
+  void RecordProgress(WorkQueue& queue, const ClusterMember& member,
+                      const proto::ChunkProgress& progress);
   // Answers the held NEXT_CHUNK requests of `queue` that can be answered now.
   void AnswerHeldRequests(WorkQueue& queue);
   // Answers a NEXT_CHUNK request with a chunk or "drained"; false if neither is possible yet.

@@ -65,6 +65,10 @@ struct SequenceColumn {
 // ColumnNamed and StepFieldNamed find one a model needs.
 struct Batch {
   int size = 0;  // n, the number of samples
+  // Data lines of the Reader's input consumed up to this batch's end (good and bad lines,
+  // and lines skipped by InputSlice::skip_lines, from the input's first data line): where
+  // reading resumes to train only the batches after this one.
+  uint64_t lines_consumed = 0;
   std::vector<FloatColumn> labels;
   std::vector<FloatColumn> numerics;
   std::vector<CategoricalColumn> categoricals;

@@ -1,5 +1,6 @@
 #include "worker/batch_source.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -68,21 +69,23 @@ absl::StatusOr<proto::WorkQueueSpec> MakeWorkQueueSpec(const std::string& name,
 
 absl::StatusOr<std::unique_ptr<QueueBatchSource>> QueueBatchSource::Open(
     SchedulerClient* scheduler, proto::WorkQueueSpec spec, const proto::DatasetConfig& dataset,
-    const ReaderOptions& reader_options, absl::Duration wait_timeout) {
+    const ReaderOptions& reader_options, absl::Duration wait_timeout, int max_batches_past_resume) {
   absl::Status opened = scheduler->OpenQueue(spec, wait_timeout);
   if (!opened.ok()) return opened;
-  return std::unique_ptr<QueueBatchSource>(
-      new QueueBatchSource(scheduler, spec.name(), dataset, reader_options, wait_timeout));
+  return std::unique_ptr<QueueBatchSource>(new QueueBatchSource(
+      scheduler, spec.name(), dataset, reader_options, wait_timeout, max_batches_past_resume));
 }
 
 QueueBatchSource::QueueBatchSource(SchedulerClient* scheduler, std::string queue,
                                    const proto::DatasetConfig& dataset,
-                                   const ReaderOptions& reader_options, absl::Duration wait_timeout)
+                                   const ReaderOptions& reader_options, absl::Duration wait_timeout,
+                                   int max_batches_past_resume)
     : scheduler_(scheduler),
       queue_(std::move(queue)),
       dataset_(dataset),
       reader_options_(reader_options),
-      wait_timeout_(wait_timeout) {}
+      wait_timeout_(wait_timeout),
+      max_batches_past_resume_(static_cast<size_t>(std::max(0, max_batches_past_resume))) {}
 
 BatchSource::Take QueueBatchSource::Next(Batch* batch, int64_t* ticket, bool may_wait) {
   absl::MutexLock lock(&mutex_);
@@ -90,9 +93,41 @@ BatchSource::Take QueueBatchSource::Next(Batch* batch, int64_t* ticket, bool may
     if (stopped_ || !status_.ok()) return Take::kEnd;
     if (reading_.has_value()) {
       OpenChunk& chunk = chunks_[*reading_];
+      if (max_batches_past_resume_ > 0 && chunk.taken.size() >= max_batches_past_resume_) {
+        if (!may_wait) return Take::kMustWait;
+        // Other threads hold the batch at the resume point; its Done makes room. A chunk read
+        // to its end stops being reading_ before it can be erased.
+        const uint64_t id = *reading_;
+        const size_t taken = chunk.taken.size();
+        struct Room {
+          QueueBatchSource* self;
+          uint64_t id;
+        } room{this, id};
+        const bool roomy = mutex_.AwaitWithTimeout(
+            absl::Condition(
+                +[](Room* room) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                  QueueBatchSource* self = room->self;
+                  return self->stopped_ || self->reading_ != room->id ||
+                         self->chunks_[room->id].taken.size() < self->max_batches_past_resume_;
+                },
+                &room),
+            wait_timeout_);
+        if (!roomy && status_.ok()) {
+          status_ = absl::DeadlineExceededError(
+              absl::StrCat("work queue '", queue_, "': chunk ", id, " has ", taken,
+                           " batches taken past its resume point (max_batches_past_resume ",
+                           max_batches_past_resume_, ") and the batch at it was not done within ",
+                           absl::FormatDuration(wait_timeout_)));
+          stopped_ = true;
+        }
+        continue;
+      }
       if (chunk.reader->Next(batch)) {
         ++chunk.batches_out;
-        *ticket = static_cast<int64_t>(*reading_);
+        if (chunk.taken.empty()) chunk.first_ticket = next_ticket_;
+        chunk.taken.push_back(TakenBatch{batch->lines_consumed, batch->size, false});
+        *ticket = next_ticket_++;
+        scheduler_->ReportChunkProgress(ProgressOf(*reading_, chunk));
         return Take::kBatch;
       }
       absl::Status read = chunk.reader->status();
@@ -101,13 +136,17 @@ BatchSource::Take QueueBatchSource::Next(Batch* batch, int64_t* ticket, bool may
         stopped_ = true;
         return Take::kEnd;
       }
+      const ReaderStats stats = chunk.reader->stats();
+      chunk.lines_total = stats.skipped_lines + stats.lines;
       chunk.reader.reset();
       const uint64_t id = *reading_;
       reading_.reset();
       if (chunk.batches_out == 0) {
+        chunk.lines_done = chunk.lines_total;
+        const proto::ChunkProgress progress = ProgressOf(id, chunk);
         chunks_.erase(id);
         mutex_.Unlock();
-        Finish(id);
+        Finish(id, progress);
         mutex_.Lock();
       }
       continue;
@@ -130,9 +169,10 @@ BatchSource::Take QueueBatchSource::Next(Batch* batch, int64_t* ticket, bool may
     absl::StatusOr<std::unique_ptr<Reader>> reader;
     if (chunk.ok() && chunk->has_value()) {
       const proto::Chunk& taken = **chunk;
-      reader = Reader::Open(dataset_,
-                            std::vector<InputSlice>{{taken.file(), taken.begin(), taken.end()}},
-                            reader_options_);
+      reader = Reader::Open(
+          dataset_,
+          std::vector<InputSlice>{{taken.file(), taken.begin(), taken.end(), taken.skip_lines()}},
+          reader_options_);
     }
     mutex_.Lock();
     fetching_ = false;
@@ -146,24 +186,63 @@ BatchSource::Take QueueBatchSource::Next(Batch* batch, int64_t* ticket, bool may
       return Take::kEnd;
     }
     reading_ = (*chunk)->id();
-    chunks_[*reading_].reader = *std::move(reader);
+    OpenChunk& opened = chunks_[*reading_];
+    opened.reader = *std::move(reader);
+    opened.lines_done = (*chunk)->skip_lines();
   }
 }
 
 void QueueBatchSource::Done(int64_t ticket) {
-  const uint64_t id = static_cast<uint64_t>(ticket);
+  uint64_t id = 0;
+  proto::ChunkProgress progress;
   {
     absl::MutexLock lock(&mutex_);
-    auto chunk = chunks_.find(id);
+    // A batch's chunk is one of the few open ones: the one whose taken batches hold its ticket.
+    auto chunk = chunks_.begin();
+    while (chunk != chunks_.end() && !(ticket >= chunk->second.first_ticket &&
+                                       ticket - chunk->second.first_ticket <
+                                           static_cast<int64_t>(chunk->second.taken.size()))) {
+      ++chunk;
+    }
     if (chunk == chunks_.end()) return;
-    if (--chunk->second.batches_out > 0 || chunk->second.reader != nullptr) return;
+    id = chunk->first;
+    OpenChunk& open = chunk->second;
+    open.taken[ticket - open.first_ticket].done = true;
+    while (!open.taken.empty() && open.taken.front().done) {
+      open.lines_done = open.taken.front().lines_consumed;
+      open.samples_trained += open.taken.front().samples;
+      open.taken.pop_front();
+      ++open.first_ticket;
+    }
+    const bool finished = --open.batches_out == 0 && open.reader == nullptr;
+    // Trailing bad lines after the last batch are consumed too.
+    if (finished) open.lines_done = open.lines_total;
+    progress = ProgressOf(id, open);
+    if (!finished) {
+      scheduler_->ReportChunkProgress(progress);
+      return;
+    }
     chunks_.erase(chunk);
   }
-  Finish(id);
+  Finish(id, progress);
 }
 
-void QueueBatchSource::Finish(uint64_t id) {
-  absl::Status finished = scheduler_->FinishChunk(queue_, id, wait_timeout_);
+proto::ChunkProgress QueueBatchSource::ProgressOf(uint64_t id, const OpenChunk& chunk) const {
+  proto::ChunkProgress progress;
+  progress.set_queue(queue_);
+  progress.set_chunk_id(id);
+  progress.set_lines_done(chunk.lines_done);
+  progress.set_samples_trained(chunk.samples_trained);
+  progress.set_batches_in_flight(static_cast<uint32_t>(chunk.taken.size()));
+  return progress;
+}
+
+proto::QueueTotals QueueBatchSource::totals() const {
+  return scheduler_->DrainedQueueTotals(queue_);
+}
+
+void QueueBatchSource::Finish(uint64_t id, const proto::ChunkProgress& progress) {
+  absl::Status finished = scheduler_->FinishChunk(queue_, id, wait_timeout_, progress);
   absl::MutexLock lock(&mutex_);
   if (!finished.ok() && status_.ok()) {
     status_ = finished;

@@ -6,12 +6,26 @@
 //                       input are taken one at a time, read, and reported finished once every
 //                       batch of the chunk is trained and its pushes acknowledged (Done), so
 //                       a checkpoint never records a chunk whose updates are still in flight.
+//                       As batches are taken and Done it reports each chunk's progress to
+//                       the scheduler (SchedulerClient::ReportChunkProgress): the resume point
+//                       is the end of the last batch before the first one not Done (batches
+//                       of one chunk go to several threads, so Done comes out of order),
+//                       counted in the chunk's data lines so that gzip chunks resume too. A
+//                       chunk handed out with Chunk.skip_lines (resuming after its worker
+//                       died) is read from there. Only what the scheduler recorded counts: a
+//                       batch Done here but not yet reported when this worker dies is trained
+//                       again by the worker that resumes the chunk (reports go out after every
+//                       batch, so at most a round trip's batches). The batches taken past a
+//                       chunk's resume point (trained again if this worker dies) are bounded
+//                       by max_batches_past_resume: a compute thread slow on one batch holds
+//                       back the others' batches of the chunk instead of letting them run on.
 //
 // Thread-safe: compute threads call Next and Done concurrently.
 #ifndef GRANARY_WORKER_BATCH_SOURCE_H_
 #define GRANARY_WORKER_BATCH_SOURCE_H_
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -36,8 +50,9 @@ class BatchSource {
     kBatch,  // *batch and *ticket are filled
     kEnd,    // the end of the input, an error (status() says which) or Stop
     // The next batch needs the scheduler (a new chunk), which may wait for the chunks this
-    // thread holds: the caller must first get Done for every batch it took, then call Next
-    // again with may_wait. Only returned when !may_wait.
+    // thread holds, or waits for other threads' batches to be Done (QueueBatchSource's bound
+    // on batches past a chunk's resume point): the caller must first get Done for every batch
+    // it took, then call Next again with may_wait. Only returned when !may_wait.
     kMustWait,
   };
   virtual ~BatchSource() = default;
@@ -80,12 +95,15 @@ class QueueBatchSource : public BatchSource {
  public:
   // Opens queue `spec` on the scheduler first (every worker does; the same spec).
   // `wait_timeout` bounds each wait for the scheduler, including waiting for a chunk while the
-  // remaining ones are with other workers.
+  // remaining ones are with other workers, and each wait for room past a chunk's resume point
+  // (DeadlineExceeded). `max_batches_past_resume` (0: unbounded) bounds the batches of a chunk
+  // taken past its resume point; at least the batches all compute threads hold at once.
   static absl::StatusOr<std::unique_ptr<QueueBatchSource>> Open(SchedulerClient* scheduler,
                                                                 proto::WorkQueueSpec spec,
                                                                 const proto::DatasetConfig& dataset,
                                                                 const ReaderOptions& reader_options,
-                                                                absl::Duration wait_timeout);
+                                                                absl::Duration wait_timeout,
+                                                                int max_batches_past_resume = 0);
 
   Take Next(Batch* batch, int64_t* ticket, bool may_wait) override;
   void Done(int64_t ticket) override;
@@ -93,23 +111,43 @@ class QueueBatchSource : public BatchSource {
   void Stop() override;
 
   int64_t chunks_finished() const;
+  // The queue's totals from the scheduler's records, once it answered "drained" (Next
+  // returned kEnd at the end of the input); empty before.
+  proto::QueueTotals totals() const;
 
  private:
+  // A batch taken from a chunk, from the first one not Done on.
+  struct TakenBatch {
+    uint64_t lines_consumed = 0;  // Batch::lines_consumed: the chunk's lines up to its end
+    int samples = 0;
+    bool done = false;
+  };
   struct OpenChunk {
     std::unique_ptr<Reader> reader;  // null once the chunk's input is read to its end
     int64_t batches_out = 0;         // handed out and not yet Done
+    // Progress (see above): `taken` holds the batches from the first one not Done on, in
+    // hand-out order; the first has ticket first_ticket.
+    std::deque<TakenBatch> taken;
+    int64_t first_ticket = 0;
+    uint64_t lines_done = 0;       // the resume point, from the chunk's first data line
+    uint64_t samples_trained = 0;  // in the batches before lines_done
+    uint64_t lines_total = 0;      // once reader is null: every line of the chunk
   };
   QueueBatchSource(SchedulerClient* scheduler, std::string queue,
                    const proto::DatasetConfig& dataset, const ReaderOptions& reader_options,
-                   absl::Duration wait_timeout);
-  // Reports chunk `id` finished to the scheduler. REQUIRES: mutex_ not held.
-  void Finish(uint64_t id);
+                   absl::Duration wait_timeout, int max_batches_past_resume);
+  // Reports chunk `id` finished to the scheduler, with its final `progress`.
+  // REQUIRES: mutex_ not held.
+  void Finish(uint64_t id, const proto::ChunkProgress& progress);
+  // The progress of chunk `id` as `chunk` holds it.
+  proto::ChunkProgress ProgressOf(uint64_t id, const OpenChunk& chunk) const;
 
   SchedulerClient* const scheduler_;
   const std::string queue_;
   const proto::DatasetConfig dataset_;
   const ReaderOptions reader_options_;
   const absl::Duration wait_timeout_;
+  const size_t max_batches_past_resume_;  // 0: unbounded
 
   mutable absl::Mutex mutex_;
   std::map<uint64_t, OpenChunk> chunks_ ABSL_GUARDED_BY(mutex_);  // taken, not yet finished
@@ -119,6 +157,7 @@ class QueueBatchSource : public BatchSource {
   bool stopped_ ABSL_GUARDED_BY(mutex_) = false;
   absl::Status status_ ABSL_GUARDED_BY(mutex_);
   int64_t chunks_finished_ ABSL_GUARDED_BY(mutex_) = 0;
+  int64_t next_ticket_ ABSL_GUARDED_BY(mutex_) = 0;  // batches taken, over every chunk
 };
 
 }  // namespace granary

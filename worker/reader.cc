@@ -64,6 +64,7 @@ class Prefetch {
   uint64_t bad_lines_ = 0;
   uint64_t samples_ = 0;
   uint64_t files_done_ = 0;
+  uint64_t skipped_lines_ = 0;
   std::string first_bad_line_;  // as logged, for error messages
   // Where the thread reads, for TimedOut: the slice (index into slices_, or -1 before the
   // first), whether its header is read, and the line last read and the byte after it. Stored
@@ -242,6 +243,13 @@ absl::Status Prefetch::ReadSlice(const InputSlice& slice, Batch* batch) {
     absl::Status status = source->SkipToLineAt(slice.begin);
     if (!status.ok()) return status;
   }
+  for (uint64_t skipped = 0; skipped < slice.skip_lines; ++skipped) {
+    if ((slice.end != 0 && source->next_line_offset() >= slice.end) || !source->NextLine(&line)) {
+      break;
+    }
+    if (stopping_.load(std::memory_order_relaxed)) return absl::CancelledError("reader destroyed");
+    ++skipped_lines_;
+  }
   at_line_.store(source->line_number(), std::memory_order_relaxed);
   at_byte_.store(source->next_line_offset(), std::memory_order_relaxed);
   past_header_.store(true, std::memory_order_relaxed);
@@ -285,12 +293,14 @@ bool Prefetch::Publish(Batch* batch) {
       return stopping_ || queue_.size() < static_cast<size_t>(options_.prefetch_batches);
     });
     if (stopping_) return false;
+    batch->lines_consumed = skipped_lines_ + lines_;
     queue_.push_back(std::move(*batch));
     ++stats_.batches_produced;
     stats_.lines = lines_;
     stats_.bad_lines = bad_lines_;
     stats_.samples = samples_;
     stats_.files_done = files_done_;
+    stats_.skipped_lines = skipped_lines_;
   }
   batch_ready_.notify_one();
   *batch = parser_.NewBatch();
@@ -325,6 +335,7 @@ void Prefetch::Finish(absl::Status status) {
     stats_.bad_lines = bad_lines_;
     stats_.samples = samples_;
     stats_.files_done = files_done_;
+    stats_.skipped_lines = skipped_lines_;
     finished_ = true;
     exited_run_ = true;
   }

@@ -79,6 +79,7 @@ struct ReaderStats {
   uint64_t samples = 0;           // good lines, i.e. samples put into batches
   uint64_t batches_produced = 0;  // batches the prefetch thread finished, taken or not
   uint64_t files_done = 0;        // files (or slices) read to their end
+  uint64_t skipped_lines = 0;     // data lines read past by InputSlice::skip_lines (not in lines)
   // The first kLoggedBadLines bad lines, as logged: "file:line: reason".
   std::vector<std::string> first_bad_lines;
 };
@@ -86,11 +87,15 @@ struct ReaderStats {
 // Part of an input file: the lines whose first byte lies in [begin, end) (end = 0: to the end
 // of the file). Consecutive slices of a file therefore read each line exactly once, wherever
 // they cut it. The header line is always read from the start of the file. Slices other than
-// the whole file need a plain (not gzip) file, which can be read from the middle.
+// the whole file need a plain (not gzip) file, which can be read from the middle. The first
+// skip_lines data lines of the slice (fewer if it has fewer) are read past without being parsed
+// or counted as read (a work-queue chunk resuming after the worker training it died, at
+// Chunk.skip_lines); line numbers in errors still count them, so they name the slice's lines.
 struct InputSlice {
   std::string path;
   uint64_t begin = 0;
   uint64_t end = 0;
+  uint64_t skip_lines = 0;
 
   bool whole_file() const { return begin == 0 && end == 0; }
   // How errors name it: the path, plus the byte range of a partial slice.

@@ -204,6 +204,8 @@ TEST_F(DailyTest, ThreeDaysOfDriftingIdsChainBasesAndDeltasAndEvictStaleIds) {
   const std::string report = ReadFile(model_dir_ + "/reports/" + kDays[2] + ".json");
   for (const std::string& field : std::vector<std::string>{
            "\"day\": \"20261103\"", "\"samples\": 160", "\"workers\": 2", "\"epochs\": 1",
+           // From the scheduler's records: every sample trained once, no worker lost.
+           "\"samples_trained\": 160", "\"requeued_chunks\": 0", "\"partial_batches\": 0",
            "\"eval_before_training\": {", "\"eval_after_training\": {", "\"count\": 160",
            "\"auc\": ", "\"rows_evicted\": 20", "\"table\": \"emb\",\n      \"rows_kept\": 60",
            "\"tombstones\": 20",

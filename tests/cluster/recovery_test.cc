@@ -4,7 +4,8 @@
 // the first checkpoint exists. The run must complete, train every chunk exactly once after the
 // checkpoint it rolled back to, and end with the AUC of the same run without faults: the runs
 // are bulk-synchronous, which is deterministic (docs/operations.md "Consistency"), and roll
-// back to a checkpoint taken at an epoch's end.
+// back to a checkpoint taken at an epoch's end. Losing only a worker rolls nothing back: its
+// chunk resumes on the other worker at its first unacknowledged batch (no --restarts).
 //
 // A killed worker alone is replaced without a roll-back: local.sh restarts it, and the new
 // process joins the running job in the dead one's rank (docs/operations.md "Replacing a
@@ -22,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -125,7 +127,7 @@ void RecoveryTest::RunWithKills(const std::vector<std::string>& victims) {
 
   // The last attempt rolled back to a checkpoint and trained every chunk it had not finished
   // exactly once: per queue, "N chunks, K already finished" when opened, then N - K distinct
-  // "chunk C finished" lines.
+  // "chunk C of queue 'Q': S samples trained" lines.
   int last_attempt = 1;
   while (std::filesystem::exists(absl::StrCat(dir_, "/faulty/attempt-", last_attempt + 1))) {
     ++last_attempt;
@@ -136,7 +138,7 @@ void RecoveryTest::RunWithKills(const std::vector<std::string>& victims) {
   EXPECT_NE(scheduler_log.find("rolling back to checkpoint"), std::string::npos);
   const std::regex opened(
       R"(work queue '([^']+)' opened by [^:]*: ([0-9]+) chunks, ([0-9]+) already finished)");
-  const std::regex finished(R"(work queue '([^']+)': chunk ([0-9]+) finished by)");
+  const std::regex finished(R"(chunk ([0-9]+) of queue '([^']+)': [0-9]+ samples trained \(by)");
   std::map<std::string, std::pair<int, int>> queues;  // chunks, already finished
   std::map<std::string, std::multiset<int>> trained;
   for (std::sregex_iterator it(scheduler_log.begin(), scheduler_log.end(), opened), end; it != end;
@@ -145,7 +147,7 @@ void RecoveryTest::RunWithKills(const std::vector<std::string>& victims) {
   }
   for (std::sregex_iterator it(scheduler_log.begin(), scheduler_log.end(), finished), end;
        it != end; ++it) {
-    trained[(*it)[1]].insert(std::stoi((*it)[2]));
+    trained[(*it)[2]].insert(std::stoi((*it)[1]));
   }
   ASSERT_EQ(queues.size(), 12u);  // one per epoch
   int restored = 0;
@@ -217,11 +219,12 @@ TEST_F(RecoveryTest, KilledWorkerIsReplacedAloneAndTheJobGoesOnWithoutARollBack)
           std::vector<std::string> fields = absl::StrSplit(line, ' ');
           if (fields.size() >= 2 && fields[0] == "worker-1") victim = std::stoi(fields[1]);
         }
-        return victim > 0 &&
-               std::regex_search(ReadFile(attempt + "/scheduler.log"),
-                                 std::regex(absl::StrCat("'train-epoch-1': chunk [0-9]+ finished "
-                                                         "by worker [0-9]+ \\(pid ",
-                                                         victim, "\\)")));
+        return victim > 0 && std::regex_search(ReadFile(attempt + "/scheduler.log"),
+                                               std::regex(absl::StrCat(
+                                                   "chunk [0-9]+ of queue 'train-epoch-1': [0-9]+ "
+                                                   "samples trained \\(by worker [0-9]+ "
+                                                   "\\(pid ",
+                                                   victim, "\\)")));
       },
       absl::Seconds(60)))
       << launcher->ReadLog();
@@ -243,7 +246,8 @@ TEST_F(RecoveryTest, KilledWorkerIsReplacedAloneAndTheJobGoesOnWithoutARollBack)
   EXPECT_GT(std::stoi(joined[3]), 3) << "incarnations 1..3 went to the cluster's formation";
   // Every chunk of every epoch finished exactly once; the replacement finished some.
   const std::regex opened(R"(work queue '([^']+)' opened by [^:]*: ([0-9]+) chunks)");
-  const std::regex finished(R"(work queue '([^']+)': chunk ([0-9]+) finished by (.*))");
+  const std::regex finished(
+      R"(chunk ([0-9]+) of queue '([^']+)': [0-9]+ samples trained \(by (worker [0-9]+ \(pid [0-9]+\)))");
   std::map<std::string, int> sizes;
   std::map<std::string, std::multiset<int>> trained;
   int by_replacement = 0;
@@ -253,7 +257,7 @@ TEST_F(RecoveryTest, KilledWorkerIsReplacedAloneAndTheJobGoesOnWithoutARollBack)
   }
   for (std::sregex_iterator it(scheduler_log.begin(), scheduler_log.end(), finished), end;
        it != end; ++it) {
-    trained[(*it)[1]].insert(std::stoi((*it)[2]));
+    trained[(*it)[2]].insert(std::stoi((*it)[1]));
     if ((*it)[3] == replacement) ++by_replacement;
   }
   ASSERT_EQ(sizes.size(), static_cast<size_t>(kEpochs));
@@ -292,6 +296,82 @@ TEST_F(RecoveryTest, KilledServerAndWorkerRollBackAndTheRunFinishesAsWithoutFaul
 // The scheduler restarts from its own manifest.
 TEST_F(RecoveryTest, KilledSchedulerRollsBackAndTheRunFinishesAsWithoutFaults) {
   RunWithKills({"scheduler"});
+}
+
+// Losing a worker costs no roll-back (docs/operations.md "What a worker's loss costs"): kill -9
+// of one of two workers (two compute threads each) right after it finished a chunk of the first
+// epoch, so that it dies holding the next one. The survivor finishes the job; by the
+// scheduler's records every epoch trained each of its lines once, the killed worker's chunk
+// resumed where its acknowledged batches ended, and the batches it had in flight are counted.
+TEST_F(RecoveryTest, KilledWorkersChunkResumesOnTheOtherAndEveryLineIsTrainedOnce) {
+  constexpr int kThreads = 2;
+  constexpr int kEpochs = 3;
+  // No evaluation (merging the dead worker's predictions is not this test's business).
+  std::string job = kSyntheticClicksJob;
+  job.replace(job.find("epochs: 12"), std::string("epochs: 12").size(),
+              absl::StrCat("epochs: ", kEpochs));
+  job.erase(job.find("  eval_files: \"eval.tsv\"\n"),
+            std::string("  eval_files: \"eval.tsv\"\n").size());
+  std::ofstream(dir_ + "/job-no-eval.pbtxt") << "dataset_config: \"dataset.pbtxt\"\n" << job;
+  const std::string run = dir_ + "/lost-worker";
+  absl::StatusOr<ChildProcess> launcher = ChildProcess::Start(
+      {kSource + "/launch/local.sh", "--servers", "1", "--workers", "2", "--config",
+       dir_ + "/cluster.pbtxt", "--job", "train", "--bin_dir", kBin, "--run_dir", run, "--timeout",
+       "240", "--scheduler_flags", "--heartbeat_timeout=2", "--worker_flags",
+       absl::StrCat("--job_config=", dir_, "/job-no-eval.pbtxt --data_dir=", dir_,
+                    " --output_dir=", run, "-out --threads=", kThreads)},
+      dir_ + "/lost-worker.launcher.log");
+  ASSERT_TRUE(launcher.ok()) << launcher.status();
+  // The first chunk of epoch 1 a worker finished, and that worker's pid.
+  const std::regex first_finished(
+      R"(chunk [0-9]+ of queue 'train-epoch-1': [0-9]+ samples trained \(by worker [0-9]+ \(pid ([0-9]+)\))");
+  pid_t victim = 0;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        const std::string log = ReadFile(run + "/scheduler.log");
+        std::smatch match;
+        if (!std::regex_search(log, match, first_finished)) return false;
+        victim = std::stoi(match[1]);
+        return true;
+      },
+      absl::Seconds(120)))
+      << launcher->ReadLog();
+  // Only a process this test's launcher started.
+  bool ours = false;
+  for (absl::string_view line : absl::StrSplit(ReadFile(run + "/pids"), '\n', absl::SkipEmpty())) {
+    std::vector<std::string> fields = absl::StrSplit(line, ' ');
+    ours = ours || (fields.size() >= 2 && absl::StartsWith(fields[0], "worker-") &&
+                    std::stoi(fields[1]) == victim);
+  }
+  ASSERT_TRUE(ours) << "pid " << victim << " is not a worker of " << run << "/pids";
+  ASSERT_EQ(kill(victim, SIGKILL), 0);
+  // local.sh reports the killed worker's exit; the run itself must finish.
+  ASSERT_TRUE(launcher->WaitForExit(absl::Seconds(240)).has_value()) << launcher->ReadLog();
+
+  const std::string log = ReadFile(run + "/scheduler.log");
+  EXPECT_NE(log.find("shutting down the cluster: all workers finished their jobs"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("died before it finished its job; the job goes on with"), std::string::npos);
+  const std::regex totals(
+      R"(work queue '(train-epoch-[0-9]+)': all [0-9]+ chunks finished; ([0-9]+) samples trained, ([0-9]+) chunks requeued, ([0-9]+) batches partially applied)");
+  int queues = 0, requeued = 0, partial = 0;
+  for (std::sregex_iterator it(log.begin(), log.end(), totals), end; it != end; ++it) {
+    ++queues;
+    EXPECT_EQ(std::stoi((*it)[2]), kUsers * kTrainEventsPerUser) << (*it)[1];
+    requeued += std::stoi((*it)[3]);
+    partial += std::stoi((*it)[4]);
+  }
+  EXPECT_EQ(queues, kEpochs);
+  EXPECT_GE(requeued, 1) << "the killed worker held no chunk";
+  // Per requeued chunk, at most the batches its pipelines held: kPipelineBatchesTaken (3) per
+  // compute thread (worker/train/batch_pipeline.h).
+  EXPECT_LE(partial, requeued * 3 * kThreads);
+  EXPECT_TRUE(
+      std::regex_search(log, std::regex(R"(resumed at line [0-9]+ after worker [0-9]+ died)")))
+      << log;
+  std::cout << "killed worker pid " << victim << "; " << requeued << " chunks requeued, " << partial
+            << " batches partially applied\n";
 }
 
 }  // namespace

@@ -2,8 +2,9 @@
 // worker"): real granary_* processes on 127.0.0.1 (free ports, bounded waits, only their own
 // pids signalled). One of two workers is stopped (SIGSTOP) for 12 s in the first epoch, longer
 // than the scheduler's heartbeat timeout, then continued (SIGCONT). The scheduler declares it
-// dead and fences it; the job goes on with the other worker, which trains the chunk it held;
-// the stalled worker, back, is refused by the server and the scheduler and exits naming why.
+// dead and fences it; the job goes on with the other worker, which trains the rest of the chunk
+// it held from its resume point; the stalled worker, back, is refused by the server and the
+// scheduler and exits naming why.
 #include <signal.h>
 #include <stdlib.h>
 
@@ -25,6 +26,7 @@
 #include "tests/testing/child_process.h"
 #include "tests/testing/served_rows.h"
 #include "tests/testing/synthetic_clicks.h"
+#include "worker/train/batch_pipeline.h"
 
 namespace granary {
 namespace {
@@ -154,8 +156,8 @@ TEST_F(StallTest, AWorkerStoppedForTwelveSecondsIsFencedAndTheJobFinishesWithout
       absl::StrCat("worker ", stalled_rank, " \\(pid ", stalled.pid(), "\\)");
 
   // Stopped in the middle of the first epoch: once it finished a chunk of it.
-  const std::string stalled_finished =
-      absl::StrCat("'train-epoch-1': chunk [0-9]+ finished by ", stalled_pattern);
+  const std::string stalled_finished = absl::StrCat(
+      "chunk [0-9]+ of queue 'train-epoch-1': [0-9]+ samples trained \\(by ", stalled_pattern);
   ASSERT_TRUE(WaitUntil(
       [&] { return std::regex_search(scheduler->ReadLog(), std::regex(stalled_finished)); },
       kStartTimeout))
@@ -203,21 +205,29 @@ TEST_F(StallTest, AWorkerStoppedForTwelveSecondsIsFencedAndTheJobFinishesWithout
   EXPECT_NE(scheduler_log.find(absl::StrCat("day ", kDay, " closed")), std::string::npos);
 
   // What was trained, by the scheduler's records: every chunk of every epoch finished exactly
-  // once, none of them by the stalled worker after its death, and only the chunks it held when
-  // it stopped handed out again.
+  // once, none of them by the stalled worker after its death, every line of every epoch trained
+  // once, and only the chunks it held when it stopped handed out again, resumed where its
+  // acknowledged batches ended.
   const std::vector<int> chunk_samples = SamplesPerChunk(dir_ + "/train.tsv", 8192);
   const int total = kCopies * kUsers * kTrainEventsPerUser;
   for (int epoch = 1; epoch <= kEpochs; ++epoch) {
     const std::string queue = absl::StrCat("'train-epoch-", epoch, "'");
     const std::vector<int> finished =
-        AllMatches(scheduler_log, absl::StrCat(queue, ": chunk ([0-9]+) finished by"));
+        AllMatches(scheduler_log, absl::StrCat("chunk ([0-9]+) of queue ", queue, ": "));
     EXPECT_EQ(std::multiset<int>(finished.begin(), finished.end()).size(), chunk_samples.size())
         << queue;
     EXPECT_EQ(std::set<int>(finished.begin(), finished.end()).size(), chunk_samples.size())
         << queue << ": a chunk was finished twice";
+    const std::vector<int> samples_trained = AllMatches(
+        scheduler_log,
+        absl::StrCat("work queue ", queue, ": all [0-9]+ chunks finished; ([0-9]+) samples"));
+    ASSERT_EQ(samples_trained.size(), 1u) << queue;
+    EXPECT_EQ(samples_trained[0], total) << queue;
   }
-  const std::vector<int> by_stalled = AllMatches(
-      scheduler_log, absl::StrCat("'train-epoch-1': chunk ([0-9]+) finished by ", stalled_pattern));
+  const std::vector<int> by_stalled =
+      AllMatches(scheduler_log, absl::StrCat("chunk ([0-9]+) of queue 'train-epoch-1': [0-9]+ "
+                                             "samples trained \\(by ",
+                                             stalled_pattern));
   int stalled_samples = 0;
   for (int chunk : by_stalled) stalled_samples += chunk_samples[chunk];
   const std::vector<int> requeued = AllMatches(
@@ -225,16 +235,29 @@ TEST_F(StallTest, AWorkerStoppedForTwelveSecondsIsFencedAndTheJobFinishesWithout
       absl::StrCat("'train-epoch-1': ([0-9]+) chunks of ", stalled_pattern, " handed out again"));
   // One compute thread holds one chunk at a time.
   EXPECT_LE(requeued.empty() ? 0 : requeued[0], 1) << scheduler_log;
+  // The lines of its chunk before the first batch not acknowledged were trained by it, once.
+  int resumed_lines = 0;
+  for (int line : AllMatches(scheduler_log, absl::StrCat("queue 'train-epoch-1': [^\n]*resumed at "
+                                                         "line ([0-9]+) after worker ",
+                                                         stalled_rank, " died"))) {
+    resumed_lines += line;
+  }
+  const std::vector<int> partial =
+      AllMatches(scheduler_log,
+                 "'train-epoch-1': all [0-9]+ chunks finished; [^\n]* ([0-9]+) batches "
+                 "partially applied");
+  ASSERT_EQ(partial.size(), 1u) << scheduler_log;
+  // One compute thread (the default): at most the batches its pipeline holds.
+  EXPECT_LE(partial[0], kPipelineBatchesTaken) << scheduler_log;
 
-  // The survivor trained the rest of epoch 1, the requeued chunk in full included, and every
-  // later epoch alone: nothing lost, nothing but the stalled worker's unfinished chunk (whose
-  // batches before the stop were applied) trained twice.
+  // The survivor trained the rest of epoch 1, the requeued chunk from its resume point, and
+  // every later epoch alone: nothing lost, nothing trained twice (the partial batches aside).
   const std::string survivor_log = survivor.ReadLog();
   const int survivor_rank = 1 - stalled_rank;
   const std::vector<int> survivor_samples = AllMatches(
       survivor_log, absl::StrCat("worker ", survivor_rank, " epoch [0-9]+ trained: ([0-9]+)"));
   ASSERT_EQ(survivor_samples.size(), static_cast<size_t>(kEpochs)) << survivor_log;
-  EXPECT_EQ(survivor_samples[0] + stalled_samples, total);
+  EXPECT_EQ(survivor_samples[0] + stalled_samples + resumed_lines, total);
   for (int epoch = 2; epoch <= kEpochs; ++epoch) EXPECT_EQ(survivor_samples[epoch - 1], total);
 
   // The server fenced it before it came back; whatever it sent afterwards was refused.

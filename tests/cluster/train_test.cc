@@ -104,11 +104,28 @@ TEST(TrainTest, TwoWorkersLearnTheSyntheticClickModel) {
   EXPECT_GT(reports[0].back().chunks, 0);
   EXPECT_GT(reports[1].back().chunks, 0);
   ExpectLearnedTheClickModel(reports[first]);
+  // Both workers got the scheduler's records of each epoch: every sample trained once.
+  for (const std::vector<EpochReport>& worker : reports) {
+    for (const EpochReport& report : worker) {
+      if (report.epoch == 0) continue;
+      EXPECT_EQ(report.queue_totals.samples_trained(), kUsers * kTrainEventsPerUser)
+          << "epoch " << report.epoch;
+      EXPECT_EQ(report.queue_totals.requeued_chunks(), 0u);
+      EXPECT_EQ(report.queue_totals.partial_batches(), 0u);
+    }
+  }
 
   std::ifstream metrics(dir + "/out/metrics.jsonl");
   std::string line;
   int lines = 0;
-  while (std::getline(metrics, line)) ++lines;
+  const std::string totals = absl::StrCat("\"samples_trained\": ", kUsers * kTrainEventsPerUser,
+                                          ", \"requeued_chunks\": 0, \"partial_batches\": 0");
+  while (std::getline(metrics, line)) {
+    // The line before training has no training totals; every epoch's line has them.
+    if (lines++ > 0) {
+      EXPECT_NE(line.find(totals), std::string::npos) << line;
+    }
+  }
   EXPECT_EQ(lines, 12);
 }
 

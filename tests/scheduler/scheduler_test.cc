@@ -922,6 +922,56 @@ TEST_F(SchedulerTest, ChunksOfADeadWorkerGoToAWaitingWorker) {
   EXPECT_FALSE(drained->has_value());
 }
 
+proto::ChunkProgress ProgressOf(const std::string& queue, uint64_t chunk, uint64_t lines,
+                                uint64_t samples, uint32_t in_flight) {
+  proto::ChunkProgress progress;
+  progress.set_queue(queue);
+  progress.set_chunk_id(chunk);
+  progress.set_lines_done(lines);
+  progress.set_samples_trained(samples);
+  progress.set_batches_in_flight(in_flight);
+  return progress;
+}
+
+// A worker reports its progress; when it dies its chunk is handed out again carrying the
+// resume point, its batches in flight are counted, bad reports are ignored, and the drained
+// answer carries the queue's totals from the scheduler's records.
+TEST_F(SchedulerTest, ChunkOfADeadWorkerResumesAtItsReportedProgress) {
+  auto [server, w0, w1] = FormOneServerTwoWorkers();
+  const absl::Duration timeout = absl::Seconds(20);
+  ASSERT_TRUE(w0->OpenQueue(ChunkSpec("q", 2), timeout).ok());
+  absl::StatusOr<std::optional<proto::Chunk>> first = w1->NextChunk("q", timeout);
+  ASSERT_TRUE(first.ok() && first->has_value()) << first.status();
+  ASSERT_EQ((*first)->id(), 0u);
+  EXPECT_EQ((*first)->skip_lines(), 0u);
+  w1->ReportChunkProgress(ProgressOf("q", 0, 20, 18, 1));
+  w1->ReportChunkProgress(ProgressOf("q", 0, 50, 45, 4));  // may replace the one before
+  // Ignored, naming the worker: not its chunk, and an unknown queue.
+  w0->ReportChunkProgress(ProgressOf("q", 0, 90, 90, 0));
+  w0->ReportChunkProgress(ProgressOf("nope", 0, 90, 90, 0));
+  // Requests after the reports on the same connection: once answered, the reports are in.
+  ASSERT_TRUE(w1->OpenQueue(ChunkSpec("q", 2), timeout).ok());
+  ASSERT_TRUE(w0->OpenQueue(ChunkSpec("q", 2), timeout).ok());
+  absl::StatusOr<std::optional<proto::Chunk>> second = w0->NextChunk("q", timeout);
+  ASSERT_TRUE(second.ok() && second->has_value()) << second.status();
+  EXPECT_EQ((*second)->id(), 1u);
+  EXPECT_EQ((*second)->skip_lines(), 0u);
+  ASSERT_TRUE(w0->FinishChunk("q", 1, timeout, ProgressOf("q", 1, 10, 9, 0)).ok());
+  w1.reset();  // dies holding chunk 0
+  absl::StatusOr<std::optional<proto::Chunk>> resumed = w0->NextChunk("q", timeout);
+  ASSERT_TRUE(resumed.ok() && resumed->has_value()) << resumed.status();
+  EXPECT_EQ((*resumed)->id(), 0u);
+  EXPECT_EQ((*resumed)->skip_lines(), 50u);
+  ASSERT_TRUE(w0->FinishChunk("q", 0, timeout, ProgressOf("q", 0, 80, 28, 0)).ok());
+  absl::StatusOr<std::optional<proto::Chunk>> drained = w0->NextChunk("q", timeout);
+  ASSERT_TRUE(drained.ok()) << drained.status();
+  EXPECT_FALSE(drained->has_value());
+  const proto::QueueTotals totals = w0->DrainedQueueTotals("q");
+  EXPECT_EQ(totals.samples_trained(), 45u + 28u + 9u);
+  EXPECT_EQ(totals.requeued_chunks(), 1u);
+  EXPECT_EQ(totals.partial_batches(), 4u);
+}
+
 // A chunk handed out after its NextChunk call gave up is not lost: the next call returns it.
 TEST_F(SchedulerTest, ChunkAnsweredAfterTheCallGaveUpIsReturnedByTheNextCall) {
   auto [server, w0, w1] = FormOneServerTwoWorkers();

@@ -75,6 +75,76 @@ TEST(WorkQueueTest, ChunksOfADeadWorkerGoBackToTheFrontInOrder) {
   EXPECT_EQ(queue.num_pending(), 1u);
 }
 
+proto::ChunkProgress Progress(uint64_t chunk, uint64_t lines, uint64_t samples,
+                              uint32_t in_flight) {
+  proto::ChunkProgress progress;
+  progress.set_queue("day");
+  progress.set_chunk_id(chunk);
+  progress.set_lines_done(lines);
+  progress.set_samples_trained(samples);
+  progress.set_batches_in_flight(in_flight);
+  return progress;
+}
+
+TEST(WorkQueueTest, ARequeuedChunkResumesAtItsRecordedProgressAndCountsPartialBatches) {
+  WorkQueue queue = MakeQueue(2);
+  ASSERT_EQ(queue.Take(0)->skip_lines(), 0u);
+  ASSERT_TRUE(queue.RecordProgress(0, Progress(0, 40, 38, 2)).ok());
+  ASSERT_TRUE(queue.RecordProgress(0, Progress(0, 60, 57, 3)).ok());
+  EXPECT_EQ(queue.Requeue(0), 1);
+  std::optional<proto::Chunk> resumed = queue.Take(1);
+  ASSERT_TRUE(resumed.has_value());
+  EXPECT_EQ(resumed->id(), 0u);
+  EXPECT_EQ(resumed->skip_lines(), 60u);
+  // The second worker counts its own samples from the resume point on.
+  ASSERT_TRUE(queue.RecordProgress(1, Progress(0, 100, 40, 0)).ok());
+  ASSERT_TRUE(queue.Finish(1, 0).ok());
+  const WorkQueue::ChunkRecord& record = queue.record(0);
+  EXPECT_EQ(record.samples_trained, 97u);
+  EXPECT_EQ(record.partial_batches, 3u);
+  EXPECT_EQ(record.resumed_from, 0);
+  EXPECT_EQ(record.resumed_at, 60u);
+  EXPECT_EQ(record.finished_by, 1);
+  ASSERT_TRUE(queue.Take(1).has_value());
+  ASSERT_TRUE(queue.RecordProgress(1, Progress(1, 10, 10, 0)).ok());
+  ASSERT_TRUE(queue.Finish(1, 1).ok());
+  proto::QueueTotals totals = queue.Totals();
+  EXPECT_EQ(totals.samples_trained(), 107u);
+  EXPECT_EQ(totals.requeued_chunks(), 1u);
+  EXPECT_EQ(totals.partial_batches(), 3u);
+}
+
+TEST(WorkQueueTest, ImplausibleProgressIsRefusedNamingChunkAndWorkerAndChangesNothing) {
+  proto::WorkQueueSpec spec = Spec("day", 2);
+  spec.mutable_chunks(1)->set_begin(100);
+  spec.mutable_chunks(1)->set_end(150);  // at most 50 lines
+  absl::StatusOr<WorkQueue> created = WorkQueue::Create(spec);
+  ASSERT_TRUE(created.ok()) << created.status();
+  WorkQueue& queue = *created;
+  ASSERT_TRUE(queue.Take(0).has_value());
+  ASSERT_TRUE(queue.Take(0).has_value());
+  ASSERT_TRUE(queue.RecordProgress(0, Progress(0, 30, 30, 1)).ok());
+  absl::Status other = queue.RecordProgress(1, Progress(0, 40, 40, 0));
+  EXPECT_TRUE(absl::IsInvalidArgument(other));
+  EXPECT_NE(other.message().find("progress of chunk 0 from worker 1 ignored: the chunk is not "
+                                 "handed to that worker"),
+            std::string::npos)
+      << other;
+  EXPECT_FALSE(queue.RecordProgress(0, Progress(0, 20, 20, 0)).ok());  // goes back
+  EXPECT_FALSE(queue.RecordProgress(0, Progress(0, 35, 36, 0)).ok());  // more samples than lines
+  EXPECT_FALSE(queue.RecordProgress(0, Progress(0, 35, 29, 0)).ok());  // samples go back
+  EXPECT_FALSE(queue.RecordProgress(0, Progress(7, 35, 30, 0)).ok());  // no such chunk
+  EXPECT_FALSE(queue.RecordProgress(0, Progress(1, 51, 0, 0)).ok());   // beyond its bytes
+  EXPECT_FALSE(queue.RecordProgress(0, Progress(1, 10, 0, 41)).ok());  // batches beyond its bytes
+  EXPECT_TRUE(queue.RecordProgress(0, Progress(1, 50, 50, 0)).ok());
+  EXPECT_EQ(queue.record(0).lines_done, 30u);
+  EXPECT_EQ(queue.record(0).samples_trained, 30u);
+  EXPECT_EQ(queue.record(0).batches_in_flight, 1u);
+  // A spec may not set skip_lines: only the scheduler does, when a chunk resumes.
+  spec.mutable_chunks(0)->set_skip_lines(3);
+  EXPECT_TRUE(absl::IsInvalidArgument(WorkQueue::Create(spec).status()));
+}
+
 TEST(WorkQueueTest, PausedQueueHandsOutNothingButFinishesWhatIsOut) {
   WorkQueue queue = MakeQueue(2);
   ASSERT_TRUE(queue.Take(0).has_value());

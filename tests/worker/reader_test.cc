@@ -384,6 +384,69 @@ TEST_F(ReaderTest, SlicesCutAtAnyByteReadEveryLineOnce) {
   }
 }
 
+// A chunk resuming after its worker died: skip_lines reads past exactly the lines consumed by
+// the batches before (bad lines included), plain, gzip and a partial slice alike, and
+// lines_consumed counts from the slice's first line across the skip.
+TEST_F(ReaderTest, SkipLinesReadsPastExactlyTheLinesOfTheBatchesBefore) {
+  std::vector<std::string> lines = {kHeader};
+  for (int i = 0; i < 12; ++i) lines.push_back(i == 2 ? "garbage line" : NumberedLine(i));
+  const std::string text = Lines(lines);
+  const std::string plain = WritePlain("skip.tsv", text);
+  const std::string gzip = WriteGzip("skip.tsv.gz", text);
+  // A partial slice of the same lines: a first line to cut off before them.
+  const std::string prefix = NumberedLine(99) + "\n";
+  const std::string sliced = WritePlain(
+      "skip-sliced.tsv", std::string(kHeader) + "\n" + prefix + text.substr(text.find('\n') + 1));
+  const uint64_t slice_begin = std::string(kHeader).size() + 1 + prefix.size();
+  ReaderOptions options;
+  options.batch_size = 3;
+  auto read = [&](const InputSlice& slice, uint64_t* lines_consumed) {
+    absl::StatusOr<std::unique_ptr<Reader>> reader =
+        Reader::Open(Config(), std::vector<InputSlice>{slice}, options);
+    EXPECT_TRUE(reader.ok()) << reader.status();
+    std::vector<std::vector<float>> prices;
+    for (const Batch& batch : ReadAll(reader->get())) {
+      prices.push_back(batch.numerics[0].values);
+      *lines_consumed = batch.lines_consumed;
+    }
+    EXPECT_TRUE((*reader)->status().ok()) << (*reader)->status();
+    EXPECT_EQ((*reader)->stats().skipped_lines + (*reader)->stats().lines, 12u);
+    return prices;
+  };
+  absl::StatusOr<std::unique_ptr<Reader>> whole =
+      Reader::Open(Config(), std::vector<InputSlice>{{plain}}, options);
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  std::vector<Batch> batches = ReadAll(whole->get());
+  ASSERT_EQ(batches.size(), 4u);
+  std::vector<uint64_t> consumed;
+  for (const Batch& batch : batches) consumed.push_back(batch.lines_consumed);
+  EXPECT_EQ(consumed, (std::vector<uint64_t>{4, 7, 10, 12}));  // the bad line 2 in the first
+  for (size_t k = 0; k < batches.size(); ++k) {
+    std::vector<std::vector<float>> expected;
+    for (size_t j = k + 1; j < batches.size(); ++j)
+      expected.push_back(batches[j].numerics[0].values);
+    for (const InputSlice& slice :
+         {InputSlice{plain, 0, 0, consumed[k]}, InputSlice{gzip, 0, 0, consumed[k]},
+          InputSlice{sliced, slice_begin, 0, consumed[k]}}) {
+      uint64_t last = 0;
+      EXPECT_EQ(read(slice, &last), expected) << slice.Name() << " skipping " << consumed[k];
+      if (!expected.empty()) {
+        EXPECT_EQ(last, 12u) << slice.Name();
+      }
+    }
+  }
+  // Skipping more lines than the slice has leaves nothing, without an error.
+  uint64_t last = 0;
+  EXPECT_TRUE(read(InputSlice{gzip, 0, 0, 50}, &last).empty());
+  // A bad line after the skip is named by its line in the slice.
+  absl::StatusOr<std::unique_ptr<Reader>> skipping =
+      Reader::Open(Config(), std::vector<InputSlice>{{plain, 0, 0, 1}}, options);
+  ASSERT_TRUE(skipping.ok()) << skipping.status();
+  ReadAll(skipping->get());
+  ASSERT_EQ((*skipping)->stats().first_bad_lines.size(), 1u);
+  EXPECT_THAT((*skipping)->stats().first_bad_lines[0], HasSubstr(plain + ":4: "));
+}
+
 TEST_F(ReaderTest, PartialSliceOfAGzipFileIsAnErrorNamingIt) {
   const std::string path = WriteGzip("sliced.tsv.gz", NumberedFile(20));
   ReaderOptions options;

@@ -48,6 +48,10 @@
 
 namespace granary {
 
+// The batches one pipeline holds taken and not yet Done at most: one whose pushes are waited,
+// one being computed and one whose pulls are under way.
+inline constexpr int kPipelineBatchesTaken = 3;
+
 // Where a model's parameters live on the servers. Shared, read-only, by every pipeline of a
 // worker; must outlive them.
 struct PipelineParameters {

@@ -238,8 +238,11 @@ absl::Status TrainingRun::TrainEpoch(int epoch, EpochReport* report) {
     queue->set_assignment(proto::WorkQueueSpec::ROUND_ROBIN);
     queue->set_num_workers(num_workers_);
   }
+  // A thread slow on one batch holds the others back rather than let them take batches past
+  // the chunk's resume point beyond what the pipelines hold at once (worker/batch_source.h).
   absl::StatusOr<std::unique_ptr<QueueBatchSource>> opened = QueueBatchSource::Open(
-      scheduler_, *std::move(queue), spec_.dataset, MakeReaderOptions(), barrier_timeout());
+      scheduler_, *std::move(queue), spec_.dataset, MakeReaderOptions(), barrier_timeout(),
+      kPipelineBatchesTaken * static_cast<int>(pipelines_.size()));
   if (!opened.ok()) return opened.status();
   QueueBatchSource& source = **opened;
 
@@ -302,6 +305,7 @@ absl::Status TrainingRun::TrainEpoch(int epoch, EpochReport* report) {
   }
   if (!source.status().ok()) return source.status();
   report->chunks = source.chunks_finished();
+  report->queue_totals = source.totals();
   if (progress_on_terminal) std::fprintf(stderr, "\r\x1b[K");
   report->threads = static_cast<int>(pipelines_.size());
   report->train_seconds = absl::ToDoubleSeconds(absl::Now() - start);
@@ -398,11 +402,13 @@ absl::Status TrainingRun::MergeEvaluation(int epoch, const std::vector<int>& wor
       metrics_path_,
       absl::StrFormat(
           "{\"epoch\": %d, \"workers\": %d, \"threads\": %d, \"worker%d_train_samples\": %d, "
-          "\"worker%d_samples_per_second\": %.1f, \"worker%d_train_loss\": {%s}, \"eval_workers\": "
-          "%s, \"eval\": {%s}}",
+          "\"worker%d_samples_per_second\": %.1f, \"worker%d_train_loss\": {%s}, "
+          "\"samples_trained\": %d, \"requeued_chunks\": %d, \"partial_batches\": %d, "
+          "\"eval_workers\": %s, \"eval\": {%s}}",
           epoch, num_workers_, report->threads, rank_, report->train_samples, rank_,
-          report->samples_per_second, rank_, absl::StrJoin(train_loss, ", "), eval_workers,
-          TaskMetricsJson(report->eval)));
+          report->samples_per_second, rank_, absl::StrJoin(train_loss, ", "),
+          report->queue_totals.samples_trained(), report->queue_totals.requeued_chunks(),
+          report->queue_totals.partial_batches(), eval_workers, TaskMetricsJson(report->eval)));
 }
 
 absl::Status TrainingRun::EvaluateRetrieval(int epoch, EpochReport* report) {

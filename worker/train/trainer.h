@@ -150,6 +150,10 @@ struct EpochReport {
   double compute_seconds = 0;
   int threads = 1;
   int64_t chunks = 0;  // work-queue chunks this worker finished
+  // The epoch's work queue totals from the scheduler's records (scheduler/work_queue.h
+  // "Progress"): samples trained over all workers, chunks taken back from dead workers and
+  // the batches they had in flight (possibly applied partially or twice).
+  proto::QueueTotals queue_totals;
   // Payload bytes of this worker's training pulls and pushes over the epoch: sent (keys of
   // pulls and pushes, pushed gradients) and received (pulled rows and dense blocks).
   int64_t bytes_sent = 0;
