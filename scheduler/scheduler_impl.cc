@@ -223,25 +223,26 @@ void SchedulerImpl::HandleDeath(const ClusterMember& dead) {
   queues_.RequeueChunksOf(dead.info.rank(), NodeName(dead.info));
   // Nodes that acknowledged the shutdown exit, and stop heartbeating: no failure.
   if (dead.job_done || shutting_down_) return;
-  // The live workers that have not finished take its chunks over (and a replacement may join,
-  // Membership); without any, its work would be left undone, and the run fails.
-  int unfinished_workers = 0;
+  // The live workers take its chunks over (and a replacement may join, Membership). A live
+  // worker that is done already waited for every chunk of every queue to finish (NextChunk
+  // waits while chunks are out), so nothing is left undone. With no live worker, its work would
+  // be, and the run fails.
+  int live_workers = 0;
   for (const auto& [id, member] : membership_.members()) {
-    unfinished_workers += member.alive && !member.job_done && member.info.role() == proto::WORKER;
+    live_workers += member.alive && member.info.role() == proto::WORKER;
   }
-  if (unfinished_workers == 0) {
-    LOG(ERROR) << NodeName(dead.info)
-               << " died before it finished its job, and no unfinished worker is left";
+  if (live_workers == 0) {
+    LOG(ERROR) << NodeName(dead.info) << " died before it finished its job, and no worker is left";
     if (run_outcome_.ok()) {
-      run_outcome_ = absl::AbortedError(absl::StrCat(
-          NodeName(dead.info), " died (", dead.death,
-          ") before it finished its job, and no unfinished worker is left alive to finish it"));
+      run_outcome_ = absl::AbortedError(
+          absl::StrCat(NodeName(dead.info), " died (", dead.death,
+                       ") before it finished its job, and no worker is left alive to finish it"));
     }
     StartShutdown(std::string(run_outcome_.message()));
     return;
   }
   LOG(WARNING) << NodeName(dead.info) << " died before it finished its job; the job goes on with "
-               << unfinished_workers << " unfinished workers (its chunks were handed out again)";
+               << live_workers << " workers (its chunks were handed out again)";
   EndJobIfAllWorkersDone();
 }
 

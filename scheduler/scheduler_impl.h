@@ -67,7 +67,7 @@ class SchedulerImpl {
   void HandleJoin(const ClusterMember& joiner, proto::ClusterView* view);
   // A dead worker costs no roll-back: its chunks go back to the queues, barriers and step
   // clocks go on without it, and the run ends once the live workers are done; it fails only if
-  // no live worker is left unfinished to take its chunks over. A dead server fails the
+  // no worker is left alive. A dead server fails the
   // barriers of its groups (and through the workers' failed requests, the run).
   void HandleDeath(const ClusterMember& dead);
   // Answers a message of `fenced` (a member declared dead) with SHUTDOWN carrying why it was

@@ -247,7 +247,7 @@ TEST_F(SchedulerTest, EveryWorkerDeadFailsTheRunNamingTheLast) {
   ASSERT_TRUE(server->WaitForShutdown(absl::Seconds(20)).ok());
   scheduler_thread_.join();
   EXPECT_TRUE(absl::IsAborted(run_status_)) << run_status_;
-  EXPECT_NE(run_status_.message().find("no unfinished worker is left alive"), std::string::npos)
+  EXPECT_NE(run_status_.message().find("no worker is left alive"), std::string::npos)
       << run_status_;
   EXPECT_NE(run_status_.message().find("no heartbeat for"), std::string::npos) << run_status_;
 }
