@@ -20,11 +20,12 @@
 // trained before it and the batches taken past it. A requeued chunk is handed out next with
 // Chunk.skip_lines = the recorded resume point, so losing a worker rolls nothing back: the
 // lines before the resume point are trained once, and only the batches the dead worker had
-// taken past it (its last report's batches_in_flight; workers bound them, at most 3 per
-// compute thread, worker/batch_source.h) may be applied twice or partially; they are counted in
-// partial_batches. The promise rests on what the queue recorded: a batch acknowledged on the worker
-// but not yet reported when it died is trained again (workers report after every batch, so at most
-// one round trip's batches), and is not counted.
+// taken past it (its last report's batches_in_flight; workers bound them: at most 3 per
+// compute thread, and max_staleness + 1 with bounded staleness, MaxBatchesPastResume in
+// worker/train/trainer.h) may be applied twice or partially; they are counted in
+// partial_batches. The promise rests on what the queue recorded: a batch acknowledged on the
+// worker but not yet reported when it died is trained again (workers report after every batch,
+// so at most one round trip's batches), and is not counted.
 //
 //   WorkQueue queue(spec);
 //   std::optional<proto::Chunk> chunk = queue.Take(/*worker=*/0);   // nullopt: none pending

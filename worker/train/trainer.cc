@@ -239,10 +239,10 @@ absl::Status TrainingRun::TrainEpoch(int epoch, EpochReport* report) {
     queue->set_num_workers(num_workers_);
   }
   // A thread slow on one batch holds the others back rather than let them take batches past
-  // the chunk's resume point beyond what the pipelines hold at once (worker/batch_source.h).
+  // the chunk's resume point beyond the bound (worker/batch_source.h).
   absl::StatusOr<std::unique_ptr<QueueBatchSource>> opened = QueueBatchSource::Open(
       scheduler_, *std::move(queue), spec_.dataset, MakeReaderOptions(), barrier_timeout(),
-      kPipelineBatchesTaken * static_cast<int>(pipelines_.size()));
+      MaxBatchesPastResume(static_cast<int>(pipelines_.size()), max_staleness));
   if (!opened.ok()) return opened.status();
   QueueBatchSource& source = **opened;
 
@@ -493,6 +493,12 @@ JoinPoint FindJoinPoint(const proto::ClusterView& view, int epochs, bool has_eva
                                   released.count(TrainBarrier(1)) == 0;
   join.retrieval_evaluation = released.count(kRetrievalBarrier) == 0;
   return join;
+}
+
+int MaxBatchesPastResume(int threads, int max_staleness) {
+  const int per_thread = max_staleness >= 0 ? std::min(kPipelineBatchesTaken, max_staleness + 1)
+                                            : kPipelineBatchesTaken;
+  return per_thread * threads;
 }
 
 absl::Status CheckTrainerOptions(const TrainerOptions& options) {

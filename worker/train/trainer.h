@@ -122,6 +122,14 @@ struct TrainerOptions {
 // OK, or InvalidArgument if `options` can never run: threads < 1 or max_staleness < 0.
 absl::Status CheckTrainerOptions(const TrainerOptions& options);
 
+// The bound on the batches of a chunk a worker's `threads` compute threads take past its resume
+// point (QueueBatchSource::Open), i.e. on what the worker's death may apply partially: per
+// thread, the batches a pipeline holds at once (kPipelineBatchesTaken), and with bounded
+// staleness (max_staleness >= 0) no more than max_staleness + 1. Bulk-synchronous training thus
+// loses at most one batch per thread; it gives up nothing for it, since its pulls wait for the
+// thread's own pushes anyway (worker/train/batch_pipeline.h).
+int MaxBatchesPastResume(int threads, int max_staleness);
+
 // Where a worker joins the job (see "A replacement worker" above): a worker of the cluster's
 // formation does every step; a replacement skips those whose barrier its view lists released.
 struct JoinPoint {

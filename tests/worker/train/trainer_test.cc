@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "worker/train/batch_pipeline.h"
 
 namespace granary {
 namespace {
@@ -14,6 +15,17 @@ proto::ClusterView JoinedView(const std::vector<std::string>& released) {
   view.set_joined_running_job(true);
   for (const std::string& name : released) view.add_released_barriers(name);
   return view;
+}
+
+TEST(MaxBatchesPastResumeTest, PipelineDepthPerThreadCappedByStaleness) {
+  // Asynchronous: the batches each pipeline holds.
+  EXPECT_EQ(MaxBatchesPastResume(/*threads=*/1, /*max_staleness=*/-1), kPipelineBatchesTaken);
+  EXPECT_EQ(MaxBatchesPastResume(4, -1), 4 * kPipelineBatchesTaken);
+  // Bounded staleness: max_staleness + 1 per thread, never more than the pipeline holds.
+  EXPECT_EQ(MaxBatchesPastResume(1, 0), 1);
+  EXPECT_EQ(MaxBatchesPastResume(2, 0), 2);
+  EXPECT_EQ(MaxBatchesPastResume(2, 1), 4);
+  EXPECT_EQ(MaxBatchesPastResume(2, 100), 2 * kPipelineBatchesTaken);
 }
 
 TEST(FindJoinPointTest, AWorkerOfTheFormationDoesEveryStep) {
