@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs a whole Granary cluster on this machine: one scheduler, N parameter servers and M
 # workers on 127.0.0.1, each with a port the kernel picks. Waits for the workers' job, then for
-# the scheduler to shut the cluster down, and exits 0 only if every process exited 0.
+# the scheduler to shut the cluster down, and exits 0 only if every process exited 0, or a
+# worker lost after the cluster formed (killed by a signal, or fenced by the scheduler: exit
+# status 3) while the scheduler finished the job without it and exited 0.
 #
 #   launch/local.sh --servers N --workers M --config FILE [--job demo|idle|train] [--run_dir DIR]
 #                   [--bin_dir DIR] [--timeout SECONDS] [--scheduler_flags "FLAGS"]

@@ -6,6 +6,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "glog/logging.h"
@@ -13,6 +14,9 @@
 
 namespace granary {
 namespace {
+
+// Marks the status RunWorkerJob returns when the scheduler fenced the worker (IsFencedExit).
+constexpr char kFencedPayload[] = "granary/worker-fenced";
 
 // Logs `status` if it is an error, with `who` in front; returns it.
 absl::Status Logged(const std::string& who, absl::Status status) {
@@ -79,8 +83,10 @@ absl::Status RunWorkerJob(zmq::context_t* context, const WorkerJobOptions& optio
   auto fenced = [&]() -> std::optional<absl::Status> {
     std::string reason = scheduler.fenced_reason();
     if (reason.empty()) return std::nullopt;
-    return Logged(worker, absl::FailedPreconditionError(
-                              absl::StrCat("exits: fenced by the scheduler: ", reason)));
+    absl::Status exit =
+        absl::FailedPreconditionError(absl::StrCat("exits: fenced by the scheduler: ", reason));
+    exit.SetPayload(kFencedPayload, absl::Cord());
+    return Logged(worker, exit);
   };
   if (std::optional<absl::Status> exit = fenced()) return *exit;
   if (options.job != "idle") scheduler.ReportJobDone(status);
@@ -93,6 +99,10 @@ absl::Status RunWorkerJob(zmq::context_t* context, const WorkerJobOptions& optio
   }
   Logged(worker, shutdown).IgnoreError();
   return status.ok() ? shutdown : status;
+}
+
+bool IsFencedExit(const absl::Status& status) {
+  return status.GetPayload(kFencedPayload).has_value();
 }
 
 }  // namespace granary

@@ -18,7 +18,9 @@
 // server's refusal of its next pull or push, whichever comes first. Either ends the job at
 // once: the scheduler's order fails every wait of both clients (KVWorker::Fence), a refusal
 // fails the job's request. The worker then reports nothing and returns FailedPrecondition
-// "fenced by the scheduler: <why>", so the process exits non-zero naming it.
+// "fenced by the scheduler: <why>" (IsFencedExit), and the process exits with
+// kFencedExitStatus naming it: launchers tell it apart from a failed job (the scheduler handed
+// a fenced worker's work to the others, so the run goes on).
 //
 // Thread-compatible: RunWorkerJob runs the job on the calling thread (the trainer adds its
 // compute threads).
@@ -40,6 +42,9 @@ namespace granary {
 // The default WorkerJobOptions::exit_timeout: longer than a day close's checkpoint
 // (--checkpoint_timeout, 600 s by default) plus the other workers' last chunks.
 inline constexpr absl::Duration kDefaultExitTimeout = absl::Hours(1);
+
+// The exit status of a granary_worker the scheduler fenced (1 is a failed job).
+inline constexpr int kFencedExitStatus = 3;
 
 struct WorkerJobOptions {
   // What to run: "demo", "train" or "idle" (see above).
@@ -67,6 +72,9 @@ struct WorkerJobOptions {
 // once the job succeeded and the scheduler ordered shutdown. Every error is
 // logged (LOG(ERROR)) when it happens, naming this worker once it has a rank.
 absl::Status RunWorkerJob(zmq::context_t* context, const WorkerJobOptions& options);
+
+// Whether `status`, returned by RunWorkerJob, says the scheduler fenced this worker.
+bool IsFencedExit(const absl::Status& status);
 
 }  // namespace granary
 

@@ -58,5 +58,7 @@ int main(int argc, char** argv) {
   options.demo.num_keys = FLAGS_demo_keys;
   options.demo.rounds = FLAGS_demo_rounds;
   zmq::context_t context(1);
-  return granary::RunWorkerJob(&context, options).ok() ? EXIT_SUCCESS : EXIT_FAILURE;
+  const absl::Status status = granary::RunWorkerJob(&context, options);
+  if (status.ok()) return EXIT_SUCCESS;
+  return granary::IsFencedExit(status) ? granary::kFencedExitStatus : EXIT_FAILURE;
 }

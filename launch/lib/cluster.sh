@@ -62,6 +62,8 @@ readonly KILL_GRACE_SECONDS=5
 # set its own before sourcing (slurm.sbatch: 30).
 readonly CTL_TIMEOUT_SECONDS="${CTL_TIMEOUT_SECONDS:-10}"
 readonly TICK_SECONDS=0.5
+# granary_worker's exit status once the scheduler fenced it (kFencedExitStatus, worker/job.h).
+readonly WORKER_FENCED_STATUS=3
 readonly LOG_TAIL_LINES=20
 readonly BINARIES=(granary_scheduler granary_server granary_worker granary_ctl)
 
@@ -335,6 +337,11 @@ declare -A base_of=()  # worker pid -> the worker it is or replaces, e.g. worker
 declare -A replaced=() # pid -> 1: a dead worker that a restarted one replaced (no failure)
 awaiting=()            # dead worker pids to restart once the scheduler declared them dead
 declare -A noted_dead=() # pid -> 1: a dead worker note_dead_workers looked at
+# pid -> 1: a worker lost after it joined the cluster: killed by a signal, or fenced by the
+# scheduler (exit status WORKER_FENCED_STATUS). The scheduler hands its work to the others
+# (docs/operations.md "Losing a worker"), so it fails the run only if the scheduler does. A
+# worker that exits 1 failed its job: that fails the run.
+declare -A lost=()
 scheduler_pid=""
 scheduler_address=""
 ticker=""  # pid of the sleep that bounds one wait
@@ -450,6 +457,7 @@ note_dead_workers() {
     else
       grep -q "cluster formed" "$run_dir/scheduler.log" 2>/dev/null || continue
     fi
+    if ((status_of[$pid] > 128 || status_of[$pid] == WORKER_FENCED_STATUS)); then lost[$pid]=1; fi
     if [[ -n "$scheduler_pid" && -z "${status_of[$scheduler_pid]+set}" ]] && restart_left; then
       say "$(role_label "$pid") $(describe_status "${status_of[$pid]}"); restarting it alone once the scheduler declared it dead" >&2
       awaiting+=("$pid")
@@ -552,6 +560,10 @@ report() {
     ((rc == 0)) && continue
     if [[ -n "${replaced[$pid]+set}" ]]; then
       say "$(role_label "$pid") $(describe_status "$rc") and was replaced; its log: $run_dir/${name_of[$pid]}.log"
+      continue
+    fi
+    if [[ -n "${lost[$pid]+set}" && "${status_of[$scheduler_pid]:-}" == 0 ]]; then
+      say "$(role_label "$pid") $(describe_status "$rc"); the job finished without it; its log: $run_dir/${name_of[$pid]}.log"
       continue
     fi
     failed=$((failed + 1))
@@ -670,7 +682,8 @@ wait_for_job() {
     replace_dead_workers
     if [[ -z "$teardown_at" ]]; then
       for pid in "${exited[@]}"; do
-        [[ -z "${replaced[$pid]+set}" && " ${awaiting[*]} " != *" $pid "* ]] || continue
+        # A lost worker's work goes on without it: the scheduler ends the run.
+        [[ -z "${replaced[$pid]+set}" && -z "${lost[$pid]+set}" ]] || continue
         if [[ "${status_of[$pid]}" != 0 ]]; then teardown_at=$((SECONDS + TEARDOWN_GRACE_SECONDS)); fi
       done
       if ! worker_running; then teardown_at=$((SECONDS + TEARDOWN_GRACE_SECONDS)); fi

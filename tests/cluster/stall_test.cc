@@ -26,6 +26,7 @@
 #include "tests/testing/child_process.h"
 #include "tests/testing/served_rows.h"
 #include "tests/testing/synthetic_clicks.h"
+#include "worker/job.h"
 #include "worker/train/batch_pipeline.h"
 
 namespace granary {
@@ -188,7 +189,7 @@ TEST_F(StallTest, AWorkerStoppedForTwelveSecondsIsFencedAndTheJobFinishesWithout
   // Back, it learns it was fenced and exits non-zero saying so; the others finish the job.
   const std::optional<int> stalled_exit = stalled.WaitForExit(absl::Seconds(30));
   ASSERT_TRUE(stalled_exit.has_value()) << "the fenced worker hangs:\n" << stalled.ReadLog();
-  EXPECT_NE(*stalled_exit, 0);
+  EXPECT_EQ(*stalled_exit, kFencedExitStatus);
   const std::string stalled_log = stalled.ReadLog();
   EXPECT_NE(stalled_log.find(absl::StrCat("worker ", stalled_rank,
                                           ": exits: fenced by the scheduler: fenced: worker ",
