@@ -1,6 +1,7 @@
 #include "worker/kv_worker.h"
 
 #include <algorithm>
+#include <functional>
 #include <numeric>
 #include <thread>
 
@@ -268,6 +269,24 @@ class SilentServerTest : public ::testing::Test {
     view_.mutable_you()->set_role(proto::WORKER);
   }
 
+  // Waits on `request`, one to the silent server with a deadline far off, while another thread
+  // runs `interrupt` kInterruptAfter in; returns what the wait returned. The wait must end long
+  // before the request's deadline.
+  static absl::Status WaitInterruptedBy(KVWorker& worker, int64_t request,
+                                        const std::function<void()>& interrupt) {
+    const absl::Time start = absl::Now();
+    std::thread interrupter([&] {
+      absl::SleepFor(kInterruptAfter);
+      interrupt();
+    });
+    absl::Status status = worker.Wait(request);
+    interrupter.join();
+    EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+    return status;
+  }
+
+  static constexpr absl::Duration kInterruptAfter = absl::Milliseconds(100);
+
   zmq::context_t context_{1};
   zmq::socket_t silent_{context_, zmq::socket_type::router};
   int port_ = 0;
@@ -300,15 +319,9 @@ TEST_F(SilentServerTest, ServerReportedDeadEndsAWaitInProgress) {
   ASSERT_TRUE(worker.Start().ok());
   std::vector<uint64_t> keys = {1, 2, 3};
   std::vector<float> rows;
-  int64_t id = worker.Pull("emb", keys, &rows);
-  absl::Time start = absl::Now();
-  std::thread reporter([&] {
-    absl::SleepFor(absl::Milliseconds(100));
+  absl::Status status = WaitInterruptedBy(worker, worker.Pull("emb", keys, &rows), [&] {
     worker.MarkServerDead(0, "missed its heartbeats");
   });
-  absl::Status status = worker.Wait(id);
-  reporter.join();
-  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
   ASSERT_TRUE(absl::IsUnavailable(status)) << status;
   EXPECT_NE(status.message().find("missed its heartbeats"), std::string::npos) << status;
 }
@@ -321,15 +334,9 @@ TEST_F(SilentServerTest, FenceEndsAWaitInProgressAndFailsLaterRequests) {
   ASSERT_TRUE(worker.Start().ok());
   std::vector<uint64_t> keys = {1, 2, 3};
   std::vector<float> rows;
-  int64_t id = worker.Pull("emb", keys, &rows);
-  absl::Time start = absl::Now();
-  std::thread fencer([&] {
-    absl::SleepFor(absl::Milliseconds(100));
+  absl::Status status = WaitInterruptedBy(worker, worker.Pull("emb", keys, &rows), [&] {
     worker.Fence("fenced: worker 0 incarnation 2 was declared dead by the scheduler");
   });
-  absl::Status status = worker.Wait(id);
-  fencer.join();
-  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
   ASSERT_TRUE(absl::IsFailedPrecondition(status)) << status;
   EXPECT_NE(status.message().find("was declared dead by the scheduler"), std::string::npos)
       << status;
