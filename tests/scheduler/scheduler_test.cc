@@ -70,6 +70,21 @@ class SchedulerTest : public ::testing::Test {
     return std::make_unique<SchedulerClient>(&context_, options);
   }
 
+  // A thread that answers the next `orders` orders `server` receives with OK, writing nothing (the
+  // scheduler only needs the answers); each must come within kOrderTimeout. Join it before
+  // checking what the orders did.
+  static std::thread AnswerOrders(SchedulerClient* server, int orders) {
+    return std::thread([server, orders] {
+      for (int i = 0; i < orders; ++i) {
+        absl::StatusOr<proto::Header> order = server->WaitForOrder(kOrderTimeout);
+        ASSERT_TRUE(order.ok()) << order.status();
+        server->AnswerOrder(*order, absl::OkStatus());
+      }
+    });
+  }
+
+  static constexpr absl::Duration kOrderTimeout = absl::Seconds(20);
+
   // Registers all clients concurrently (Register blocks until the cluster forms).
   static void RegisterAll(const std::vector<SchedulerClient*>& clients) {
     std::vector<absl::Status> statuses(clients.size());
@@ -493,13 +508,7 @@ TEST_F(SchedulerTest, SlowPruneOfAnOldCheckpointDoesNotStallTheEventLoop) {
   server->SetNodeDeadCallback([&](const proto::NodeInfo&) { ++reported_dead; });
   worker->SetNodeDeadCallback([&](const proto::NodeInfo&) { ++reported_dead; });
   // The server writes nothing: the scheduler only needs its answers to write the manifests.
-  std::thread follower([&] {
-    for (int i = 0; i < 2; ++i) {
-      absl::StatusOr<proto::Header> order = server->WaitForOrder(absl::Seconds(20));
-      ASSERT_TRUE(order.ok()) << order.status();
-      server->AnswerOrder(*order, absl::OkStatus());
-    }
-  });
+  std::thread follower = AnswerOrders(server.get(), 2);
   std::unique_ptr<SchedulerClient> control = NewClient(proto::CONTROL);
   absl::StatusOr<proto::Header> first =
       control->ControlRequest(proto::CHECKPOINT_NOW, absl::Seconds(20));
@@ -566,13 +575,7 @@ TEST_F(SchedulerTest, SlowPublishOfAClosedDayDoesNotStallTheLoopAndEndsBeforeThe
   std::unique_ptr<SchedulerClient> worker = NewClient(proto::WORKER, 0, kHeartbeatTimeout);
   RegisterAll({server.get(), worker.get()});
   // SHRINK, EXPORT_DELTA and CHECKPOINT: the server answers and writes nothing.
-  std::thread follower([&] {
-    for (int i = 0; i < 3; ++i) {
-      absl::StatusOr<proto::Header> order = server->WaitForOrder(absl::Seconds(20));
-      ASSERT_TRUE(order.ok()) << order.status();
-      server->AnswerOrder(*order, absl::OkStatus());
-    }
-  });
+  std::thread follower = AnswerOrders(server.get(), 3);
   worker->ReportJobDone();
   follower.join();
   for (int i = 0; i < 1000 && !deleting && !deleted; ++i) absl::SleepFor(absl::Milliseconds(10));
@@ -612,13 +615,7 @@ TEST_F(SchedulerTest, AFailedPublishLeavesTheEarlierBaseOfTheDayInPlace) {
   std::unique_ptr<SchedulerClient> server = NewClient(proto::SERVER, 1);
   std::unique_ptr<SchedulerClient> worker = NewClient(proto::WORKER, 0);
   RegisterAll({server.get(), worker.get()});
-  std::thread follower([&] {
-    for (int i = 0; i < 3; ++i) {
-      absl::StatusOr<proto::Header> order = server->WaitForOrder(absl::Seconds(20));
-      ASSERT_TRUE(order.ok()) << order.status();
-      server->AnswerOrder(*order, absl::OkStatus());
-    }
-  });
+  std::thread follower = AnswerOrders(server.get(), 3);
   worker->ReportJobDone();
   follower.join();
   scheduler_thread_.join();
