@@ -19,6 +19,7 @@
 #include "common/scheduler_client.h"
 #include "common/shard_map.h"
 #include "gtest/gtest.h"
+#include "tests/testing/fast_scheduler.h"
 
 namespace granary {
 namespace {
@@ -31,26 +32,13 @@ class SchedulerTest : public ::testing::Test {
   // `adjust`, if set, changes the options last.
   void StartScheduler(int servers, int workers, const std::string& checkpoint_dir = "",
                       const std::function<void(SchedulerOptions&)>& adjust = nullptr) {
-    SchedulerOptions options;
+    SchedulerOptions options = FastSchedulerOptions(kCluster, servers, workers);
     options.checkpoint_dir = checkpoint_dir;
-    options.cluster_id = kCluster;
-    options.num_servers = servers;
-    options.num_workers = workers;
-    options.heartbeat_timeout = absl::Milliseconds(600);
-    options.check_interval = absl::Milliseconds(50);
-    options.register_timeout = absl::Seconds(20);
     options.config.add_tables()->set_name("t");
     if (adjust) adjust(options);
     scheduler_ = std::make_unique<Scheduler>(&context_, options);
     scheduler_thread_ = std::thread([this] { run_status_ = scheduler_->Run(); });
-    ASSERT_TRUE(WaitForPort());
-  }
-
-  bool WaitForPort() {
-    for (int i = 0; i < 1000 && scheduler_->port() == 0; ++i) {
-      absl::SleepFor(absl::Milliseconds(10));
-    }
-    return scheduler_->port() != 0;
+    ASSERT_TRUE(WaitForSchedulerPort(*scheduler_));
   }
 
   // A client heartbeating every `heartbeat_interval`; one of several seconds stays silent long
@@ -58,15 +46,10 @@ class SchedulerTest : public ::testing::Test {
   std::unique_ptr<SchedulerClient> NewClient(
       proto::Role role, int port = 0,
       absl::Duration heartbeat_timeout = SchedulerClientOptions().heartbeat_timeout,
-      absl::Duration heartbeat_interval = absl::Milliseconds(100)) {
-    SchedulerClientOptions options;
-    options.scheduler_address = absl::StrCat("127.0.0.1:", scheduler_->port());
-    options.cluster_id = kCluster;
-    options.role = role;
-    options.port = port;
+      absl::Duration heartbeat_interval = kFastHeartbeatInterval) {
+    SchedulerClientOptions options = FastClientOptions(*scheduler_, kCluster, role, port);
     options.heartbeat_interval = heartbeat_interval;
     options.heartbeat_timeout = heartbeat_timeout;
-    options.register_timeout = absl::Seconds(20);
     return std::make_unique<SchedulerClient>(&context_, options);
   }
 
@@ -84,17 +67,6 @@ class SchedulerTest : public ::testing::Test {
   }
 
   static constexpr absl::Duration kOrderTimeout = absl::Seconds(20);
-
-  // Registers all clients concurrently (Register blocks until the cluster forms).
-  static void RegisterAll(const std::vector<SchedulerClient*>& clients) {
-    std::vector<absl::Status> statuses(clients.size());
-    std::vector<std::thread> threads;
-    for (size_t i = 0; i < clients.size(); ++i) {
-      threads.emplace_back([&, i] { statuses[i] = clients[i]->Register(); });
-    }
-    for (std::thread& thread : threads) thread.join();
-    for (const absl::Status& status : statuses) ASSERT_TRUE(status.ok()) << status;
-  }
 
   struct OneServerTwoWorkers {
     std::unique_ptr<SchedulerClient> server, w0, w1;
