@@ -3,8 +3,6 @@
 // Checks the bases, that base of day 1 + deltas of days 2 and 3 = base of day 3 (read back by
 // restoring it), the eviction of ids not seen for more than ttl_days, the day report, the
 // error for a missing previous base and that re-running a closed day changes nothing.
-#include <stdlib.h>
-
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -18,6 +16,7 @@
 #include "tests/testing/daily_model.h"
 #include "tests/testing/in_process_cluster.h"
 #include "tests/testing/served_rows.h"
+#include "tests/testing/temp_dir.h"
 
 namespace granary {
 namespace {
@@ -40,9 +39,9 @@ const std::string kClusterConfig = daily_model::ClusterConfig("ttl_days: 1");
 class DailyTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern = ::testing::TempDir() + "/granary-daily-XXXXXX";
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    root_ = fs::canonical(pattern).string();
+    const std::string dir = MakeTempDir("granary-daily");
+    ASSERT_FALSE(dir.empty());
+    root_ = fs::canonical(dir).string();
     model_dir_ = root_ + "/model";
     daily_model::WriteModelFiles(root_, kClusterConfig, kDays);
   }

@@ -5,8 +5,6 @@
 // base(day 2) row for row, the delta holds the same keys and tombstones as a clean close's, and the
 // show counts of base(day 2) equal a clean close's (decayed once; with show_decay 0.5 and
 // min_decayed_count 1.5, a second Shrink would evict the ids first seen on day 2).
-#include <stdlib.h>
-
 #include <filesystem>
 #include <map>
 #include <set>
@@ -23,6 +21,7 @@
 #include "tests/testing/child_process.h"
 #include "tests/testing/daily_model.h"
 #include "tests/testing/served_rows.h"
+#include "tests/testing/temp_dir.h"
 
 namespace granary {
 namespace {
@@ -59,9 +58,9 @@ class DayCloseFaultTest : public ::testing::TestWithParam<std::vector<std::strin
  protected:
   // Day 1 is closed once, cleanly; a clean close of day 2 is the reference.
   static void SetUpTestSuite() {
-    std::string pattern = ::testing::TempDir() + "/granary-dayclose-XXXXXX";
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    root_ = new std::string(fs::canonical(pattern).string());
+    const std::string dir = MakeTempDir("granary-dayclose");
+    ASSERT_FALSE(dir.empty());
+    root_ = new std::string(fs::canonical(dir).string());
     daily_model::WriteModelFiles(*root_, kClusterConfig, kDays);
     std::string log;
     ASSERT_EQ(RunDay(*root_ + "/day1", kDays[0], {"--cold_start"}, &log), 0) << log;
