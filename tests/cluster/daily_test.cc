@@ -3,8 +3,6 @@
 // Checks the bases, that base of day 1 + deltas of days 2 and 3 = base of day 3 (read back by
 // restoring it), the eviction of ids not seen for more than ttl_days, the day report, the
 // error for a missing previous base and that re-running a closed day changes nothing.
-#include <stdlib.h>
-
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -13,113 +11,50 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/config.h"
-#include "common/feature_key.h"
 #include "gtest/gtest.h"
 #include "tests/testing/child_process.h"
+#include "tests/testing/daily_model.h"
 #include "tests/testing/in_process_cluster.h"
 #include "tests/testing/served_rows.h"
+#include "tests/testing/temp_dir.h"
 
 namespace granary {
 namespace {
 
 namespace fs = std::filesystem;
 
-const std::string kSource = GRANARY_SOURCE_DIR;
+using daily_model::IdKey;
+using daily_model::kDrift;
+using daily_model::kIdsPerDay;
+using daily_model::kJobConfig;
+
 const std::string kBin = GRANARY_BINARY_DIR;
-constexpr absl::Duration kDayTimeout = absl::Seconds(120);
 constexpr int kServers = 2;
-// Day d (from 0) holds ids kDrift * d .. kDrift * d + kIdsPerDay - 1, each kRowsPerId times.
-constexpr int kDrift = 20;
-constexpr int kIdsPerDay = 40;
-constexpr int kRowsPerId = 4;
 const std::vector<std::string> kDays = {"20261101", "20261102", "20261103"};
 
 // Initial rows are a function of the key and the seed: a key without a row reads as its initial
 // value. ttl of one day: on day 3, the ids last trained on day 1 are evicted.
-constexpr char kClusterConfig[] = R"(
-tables {
-  name: "emb"
-  dim: 2
-  initializer { kind: NORMAL scale: 0.1 seed: 7 }
-  optimizer { sgd { learning_rate: 0.5 } }
-  eviction { ttl_days: 1 }
-}
-tables {
-  name: "dense"
-  dim: 32
-  initializer { kind: ZEROS }
-  optimizer { adam { learning_rate: 0.01 } }
-}
-)";
-
-constexpr char kJobConfig[] = R"(
-dataset {
-  columns { name: "click" role: LABEL }
-  columns { name: "id" role: CATEGORICAL }
-}
-model {
-  embedding_dim: 2
-  sparse_table: "emb"
-  dense_table: "dense"
-  shared_bottom { fields: ["id"] bottom_mlp: [4] }
-  tasks { name: "click" head: BINARY label_column: "click" loss_weight: 1 hidden_sizes: [4] }
-}
-training {
-  batch_size: 16
-  epochs: 1
-  seed: 1
-  train_files: "part-*"
-  eval_files: "part-*"
-  metrics_file: "metrics.jsonl"
-  barrier_timeout_seconds: 60
-}
-)";
-
-uint64_t IdKey(int id) { return FeatureKey(FieldSeed("id"), std::to_string(id)); }
+const std::string kClusterConfig = daily_model::ClusterConfig("ttl_days: 1");
 
 class DailyTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern = ::testing::TempDir() + "/granary-daily-XXXXXX";
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    root_ = fs::canonical(pattern).string();
+    const std::string dir = MakeTempDir("granary-daily");
+    ASSERT_FALSE(dir.empty());
+    root_ = fs::canonical(dir).string();
     model_dir_ = root_ + "/model";
-    std::ofstream(root_ + "/cluster.pbtxt") << kClusterConfig;
-    std::ofstream(root_ + "/job.pbtxt") << kJobConfig;
-    for (size_t d = 0; d < kDays.size(); ++d) {
-      fs::create_directories(root_ + "/data/" + kDays[d]);
-      std::ofstream part(root_ + "/data/" + kDays[d] + "/part-00000");
-      part << "click\tid\n";
-      for (int r = 0; r < kRowsPerId; ++r) {
-        for (int id = kDrift * d; id < static_cast<int>(kDrift * d) + kIdsPerDay; ++id) {
-          part << (id + r) % 2 << "\t" << id << "\n";
-        }
-      }
-    }
+    daily_model::WriteModelFiles(root_, kClusterConfig, kDays);
   }
   void TearDown() override { fs::remove_all(root_); }
 
   // Runs daily.sh for `day` with `more` arguments; returns its exit code, *log its output.
   int RunDay(const std::string& day, const std::vector<std::string>& more, std::string* log) {
-    std::vector<std::string> argv = {kSource + "/launch/daily.sh",
-                                     "--date=" + day,
-                                     "--data_root=" + root_ + "/data",
-                                     "--model_dir=" + model_dir_,
-                                     "--config=" + root_ + "/job.pbtxt",
-                                     "--cluster_config=" + root_ + "/cluster.pbtxt",
-                                     "--servers=" + std::to_string(kServers),
-                                     "--workers=2",
-                                     "--bin_dir=" + kBin,
-                                     "--timeout=100"};
-    argv.insert(argv.end(), more.begin(), more.end());
-    const std::string log_path = absl::StrCat(root_, "/daily-", day, "-", ++runs_, ".log");
-    absl::StatusOr<ChildProcess> daily = ChildProcess::Start(argv, log_path);
-    EXPECT_TRUE(daily.ok()) << daily.status();
-    if (!daily.ok()) return -1;
-    std::optional<int> code = daily->WaitForExit(kDayTimeout);
-    *log = daily->ReadLog();
-    EXPECT_TRUE(code.has_value()) << "daily.sh " << day << " did not finish:\n" << *log;
-    return code.value_or(-1);
+    daily_model::DayRun run;
+    run.root = root_;
+    run.model_dir = model_dir_;
+    run.servers = kServers;
+    run.workers = 2;
+    return daily_model::RunDay(run, day, more, log);
   }
 
   // Applies one day's delta files (every server's) to *rows.
@@ -163,7 +98,6 @@ class DailyTest : public ::testing::Test {
 
   std::string root_;
   std::string model_dir_;
-  int runs_ = 0;
 };
 
 TEST_F(DailyTest, ThreeDaysOfDriftingIdsChainBasesAndDeltasAndEvictStaleIds) {

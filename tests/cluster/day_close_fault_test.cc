@@ -5,10 +5,7 @@
 // base(day 2) row for row, the delta holds the same keys and tombstones as a clean close's, and the
 // show counts of base(day 2) equal a clean close's (decayed once; with show_decay 0.5 and
 // min_decayed_count 1.5, a second Shrink would evict the ids first seen on day 2).
-#include <stdlib.h>
-
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
 #include <string>
@@ -19,69 +16,29 @@
 #include "absl/strings/str_join.h"
 #include "common/config.h"
 #include "common/delta_file.h"
-#include "common/feature_key.h"
 #include "gtest/gtest.h"
 #include "ps/table_catalog.h"
 #include "tests/testing/child_process.h"
+#include "tests/testing/daily_model.h"
 #include "tests/testing/served_rows.h"
+#include "tests/testing/temp_dir.h"
 
 namespace granary {
 namespace {
 
 namespace fs = std::filesystem;
 
-const std::string kSource = GRANARY_SOURCE_DIR;
-const std::string kBin = GRANARY_BINARY_DIR;
-constexpr absl::Duration kDayTimeout = absl::Seconds(120);
+using daily_model::IdKey;
+using daily_model::kDrift;
+using daily_model::kIdsPerDay;
+
 constexpr int kServers = 2;
-// Day d (from 0) holds ids kDrift * d .. kDrift * d + kIdsPerDay - 1, each kRowsPerId times.
-constexpr int kDrift = 20;
-constexpr int kIdsPerDay = 40;
-constexpr int kRowsPerId = 4;
 const std::vector<std::string> kDays = {"20261101", "20261102"};
 
 // Each Shrink halves the show counts and evicts rows under 1.5: an id pushed 4 times on day 2
 // only keeps 2 after one Shrink and would be evicted by a second.
-constexpr char kClusterConfig[] = R"(
-tables {
-  name: "emb"
-  dim: 2
-  initializer { kind: NORMAL scale: 0.1 seed: 7 }
-  optimizer { sgd { learning_rate: 0.5 } }
-  eviction { ttl_days: 30 show_decay: 0.5 min_decayed_count: 1.5 }
-}
-tables {
-  name: "dense"
-  dim: 32
-  initializer { kind: ZEROS }
-  optimizer { adam { learning_rate: 0.01 } }
-}
-)";
-
-constexpr char kJobConfig[] = R"(
-dataset {
-  columns { name: "click" role: LABEL }
-  columns { name: "id" role: CATEGORICAL }
-}
-model {
-  embedding_dim: 2
-  sparse_table: "emb"
-  dense_table: "dense"
-  shared_bottom { fields: ["id"] bottom_mlp: [4] }
-  tasks { name: "click" head: BINARY label_column: "click" loss_weight: 1 hidden_sizes: [4] }
-}
-training {
-  batch_size: 16
-  epochs: 1
-  seed: 1
-  train_files: "part-*"
-  eval_files: "part-*"
-  metrics_file: "metrics.jsonl"
-  barrier_timeout_seconds: 60
-}
-)";
-
-uint64_t IdKey(int id) { return FeatureKey(FieldSeed("id"), std::to_string(id)); }
+const std::string kClusterConfig =
+    daily_model::ClusterConfig("ttl_days: 30 show_decay: 0.5 min_decayed_count: 1.5");
 
 // A base's "emb" rows: values and show counts by key.
 struct BaseRows {
@@ -97,30 +54,14 @@ struct DeltaKeys {
   }
 };
 
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 class DayCloseFaultTest : public ::testing::TestWithParam<std::vector<std::string>> {
  protected:
   // Day 1 is closed once, cleanly; a clean close of day 2 is the reference.
   static void SetUpTestSuite() {
-    std::string pattern = ::testing::TempDir() + "/granary-dayclose-XXXXXX";
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    root_ = new std::string(fs::canonical(pattern).string());
-    std::ofstream(*root_ + "/cluster.pbtxt") << kClusterConfig;
-    std::ofstream(*root_ + "/job.pbtxt") << kJobConfig;
-    for (size_t d = 0; d < kDays.size(); ++d) {
-      fs::create_directories(*root_ + "/data/" + kDays[d]);
-      std::ofstream part(*root_ + "/data/" + kDays[d] + "/part-00000");
-      part << "click\tid\n";
-      for (int r = 0; r < kRowsPerId; ++r) {
-        for (int id = kDrift * d; id < static_cast<int>(kDrift * d) + kIdsPerDay; ++id) {
-          part << (id + r) % 2 << "\t" << id << "\n";
-        }
-      }
-    }
+    const std::string dir = MakeTempDir("granary-dayclose");
+    ASSERT_FALSE(dir.empty());
+    root_ = new std::string(fs::canonical(dir).string());
+    daily_model::WriteModelFiles(*root_, kClusterConfig, kDays);
     std::string log;
     ASSERT_EQ(RunDay(*root_ + "/day1", kDays[0], {"--cold_start"}, &log), 0) << log;
     fs::copy(*root_ + "/day1", *root_ + "/clean", fs::copy_options::recursive);
@@ -134,28 +75,14 @@ class DayCloseFaultTest : public ::testing::TestWithParam<std::vector<std::strin
   // Runs daily.sh for `day` into `model_dir`; returns its exit code, *log its output.
   static int RunDay(const std::string& model_dir, const std::string& day,
                     const std::vector<std::string>& more, std::string* log) {
-    std::vector<std::string> argv = {kSource + "/launch/daily.sh",
-                                     "--date=" + day,
-                                     "--data_root=" + *root_ + "/data",
-                                     "--model_dir=" + model_dir,
-                                     "--config=" + *root_ + "/job.pbtxt",
-                                     "--cluster_config=" + *root_ + "/cluster.pbtxt",
-                                     "--servers=" + std::to_string(kServers),
-                                     "--workers=1",
-                                     "--bin_dir=" + kBin,
-                                     "--timeout=100"};
-    argv.insert(argv.end(), more.begin(), more.end());
+    daily_model::DayRun run;
+    run.root = *root_;
+    run.model_dir = model_dir;
+    run.servers = kServers;
+    run.workers = 1;
     // Nodes notice a killed peer sooner.
-    argv.insert(argv.end(), {"--", "--heartbeat_timeout=2"});
-    static int runs = 0;
-    const std::string log_path = absl::StrCat(*root_, "/daily-", day, "-", ++runs, ".log");
-    absl::StatusOr<ChildProcess> daily = ChildProcess::Start(argv, log_path);
-    EXPECT_TRUE(daily.ok()) << daily.status();
-    if (!daily.ok()) return -1;
-    std::optional<int> code = daily->WaitForExit(kDayTimeout);
-    *log = daily->ReadLog();
-    EXPECT_TRUE(code.has_value()) << "daily.sh " << day << " did not finish:\n" << *log;
-    return code.value_or(-1);
+    run.node_flags = {"--heartbeat_timeout=2"};
+    return daily_model::RunDay(run, day, more, log);
   }
 
   // Reads every server's shard of a base by restoring it into a scratch store.
@@ -209,7 +136,7 @@ class DayCloseFaultTest : public ::testing::TestWithParam<std::vector<std::strin
 
   // The close report's per-table rows kept and evicted.
   static std::string TablesOf(const std::string& close_report) {
-    const std::string text = Slurp(close_report);
+    const std::string text = ReadFile(close_report);
     const size_t begin = text.find("\"tables\"");
     return text.substr(begin, text.find("\"delta\"") - begin);
   }
@@ -218,7 +145,7 @@ class DayCloseFaultTest : public ::testing::TestWithParam<std::vector<std::strin
   static bool RunLogsHold(const std::string& runs, const std::string& text) {
     for (const auto& entry : fs::recursive_directory_iterator(runs)) {
       if (entry.path().extension() == ".log" &&
-          absl::StrContains(Slurp(entry.path().string()), text)) {
+          absl::StrContains(ReadFile(entry.path().string()), text)) {
         return true;
       }
     }
@@ -251,7 +178,7 @@ TEST_P(DayCloseFaultTest, ARerunAfterTheFaultClosesTheDayExactlyOnce) {
                                   fault[0] == "--scheduler_flag=--fault_in_close=publish_error";
   EXPECT_EQ(RunLogsHold(model + "/runs/" + kDays[1], "already shrunk"), restores_the_close);
   EXPECT_TRUE(absl::StrContains(
-      Slurp(model + "/reports/" + kDays[1] + ".close.json"),
+      ReadFile(model + "/reports/" + kDays[1] + ".close.json"),
       absl::StrCat("\"shrunk_by_an_earlier_run\": ", restores_the_close ? "true" : "false")));
 
   // base(day 1) + delta(day 2) == base(day 2), row for row.

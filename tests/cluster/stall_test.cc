@@ -6,7 +6,6 @@
 // it held from its resume point; the stalled worker, back, is refused by the server and the
 // scheduler and exits naming why.
 #include <signal.h>
-#include <stdlib.h>
 
 #include <cmath>
 #include <filesystem>
@@ -26,6 +25,7 @@
 #include "tests/testing/child_process.h"
 #include "tests/testing/served_rows.h"
 #include "tests/testing/synthetic_clicks.h"
+#include "tests/testing/temp_dir.h"
 #include "worker/job.h"
 #include "worker/train/batch_pipeline.h"
 
@@ -68,9 +68,8 @@ std::vector<int> AllMatches(const std::string& text, const std::string& pattern)
 class StallTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern = ::testing::TempDir() + "/granary-stall-XXXXXX";
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
+    dir_ = MakeTempDir("granary-stall");
+    ASSERT_FALSE(dir_.empty());
     WriteSyntheticClicks(dir_);
     // kCopies times the data: enough training left after the death that the job is still
     // running when the stalled worker comes back (else nobody could tell it it was fenced).

@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/socket_options.h"
 #include "gtest/gtest.h"
-#include "tests/testing/child_process.h"
+#include "tests/testing/fast_scheduler.h"
 #include "tests/testing/in_process_cluster.h"
 
 namespace granary {
@@ -255,23 +255,15 @@ TEST_F(ServerTest, SmallAndLargeRequestsAreServedAlike) {
 // non-zero instead of as after an orderly shutdown.
 TEST(FollowSchedulerTest, AFencedServerStopsFollowingWithAnErrorNamingTheFencing) {
   zmq::context_t context(1);
-  SchedulerOptions options;
-  options.cluster_id = kCluster;
-  options.num_servers = 1;
-  options.num_workers = 1;
-  options.heartbeat_timeout = absl::Milliseconds(600);
-  options.check_interval = absl::Milliseconds(50);
+  SchedulerOptions options = FastSchedulerOptions(kCluster, 1, 1);
   options.config = SgdTablesConfig({{"emb", 2}}, 1.0f);
   Scheduler scheduler(&context, options);
   absl::Status run;
   std::thread scheduler_thread([&] { run = scheduler.Run(); });
-  ASSERT_TRUE(WaitUntil([&] { return scheduler.port() != 0; }, absl::Seconds(10)));
+  ASSERT_TRUE(WaitForSchedulerPort(scheduler));
   auto client_options = [&](proto::Role role, absl::Duration heartbeat_interval) {
-    SchedulerClientOptions client;
-    client.scheduler_address = absl::StrCat("127.0.0.1:", scheduler.port());
-    client.cluster_id = kCluster;
-    client.role = role;
-    client.port = role == proto::SERVER ? 1 : 0;
+    SchedulerClientOptions client =
+        FastClientOptions(scheduler, kCluster, role, role == proto::SERVER ? 1 : 0);
     client.heartbeat_interval = heartbeat_interval;
     client.heartbeat_timeout = absl::Seconds(60);
     return client;

@@ -1,7 +1,5 @@
 #include "ps/table_catalog.h"
 
-#include <stdlib.h>
-
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -11,6 +9,7 @@
 #include "common/delta_file.h"
 #include "common/feature_key.h"
 #include "gtest/gtest.h"
+#include "tests/testing/temp_dir.h"
 
 namespace granary {
 namespace {
@@ -41,9 +40,8 @@ proto::ClusterConfig TwoTables() {
 class TableCatalogTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern = ::testing::TempDir() + "/catalog-XXXXXX";
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    root_ = pattern;
+    root_ = MakeTempDir("catalog");
+    ASSERT_FALSE(root_.empty());
   }
   void TearDown() override {
     catalog_.reset();

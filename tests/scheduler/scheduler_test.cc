@@ -19,6 +19,7 @@
 #include "common/scheduler_client.h"
 #include "common/shard_map.h"
 #include "gtest/gtest.h"
+#include "tests/testing/fast_scheduler.h"
 
 namespace granary {
 namespace {
@@ -31,26 +32,13 @@ class SchedulerTest : public ::testing::Test {
   // `adjust`, if set, changes the options last.
   void StartScheduler(int servers, int workers, const std::string& checkpoint_dir = "",
                       const std::function<void(SchedulerOptions&)>& adjust = nullptr) {
-    SchedulerOptions options;
+    SchedulerOptions options = FastSchedulerOptions(kCluster, servers, workers);
     options.checkpoint_dir = checkpoint_dir;
-    options.cluster_id = kCluster;
-    options.num_servers = servers;
-    options.num_workers = workers;
-    options.heartbeat_timeout = absl::Milliseconds(600);
-    options.check_interval = absl::Milliseconds(50);
-    options.register_timeout = absl::Seconds(20);
     options.config.add_tables()->set_name("t");
     if (adjust) adjust(options);
     scheduler_ = std::make_unique<Scheduler>(&context_, options);
     scheduler_thread_ = std::thread([this] { run_status_ = scheduler_->Run(); });
-    ASSERT_TRUE(WaitForPort());
-  }
-
-  bool WaitForPort() {
-    for (int i = 0; i < 1000 && scheduler_->port() == 0; ++i) {
-      absl::SleepFor(absl::Milliseconds(10));
-    }
-    return scheduler_->port() != 0;
+    ASSERT_TRUE(WaitForSchedulerPort(*scheduler_));
   }
 
   // A client heartbeating every `heartbeat_interval`; one of several seconds stays silent long
@@ -58,28 +46,27 @@ class SchedulerTest : public ::testing::Test {
   std::unique_ptr<SchedulerClient> NewClient(
       proto::Role role, int port = 0,
       absl::Duration heartbeat_timeout = SchedulerClientOptions().heartbeat_timeout,
-      absl::Duration heartbeat_interval = absl::Milliseconds(100)) {
-    SchedulerClientOptions options;
-    options.scheduler_address = absl::StrCat("127.0.0.1:", scheduler_->port());
-    options.cluster_id = kCluster;
-    options.role = role;
-    options.port = port;
+      absl::Duration heartbeat_interval = kFastHeartbeatInterval) {
+    SchedulerClientOptions options = FastClientOptions(*scheduler_, kCluster, role, port);
     options.heartbeat_interval = heartbeat_interval;
     options.heartbeat_timeout = heartbeat_timeout;
-    options.register_timeout = absl::Seconds(20);
     return std::make_unique<SchedulerClient>(&context_, options);
   }
 
-  // Registers all clients concurrently (Register blocks until the cluster forms).
-  static void RegisterAll(const std::vector<SchedulerClient*>& clients) {
-    std::vector<absl::Status> statuses(clients.size());
-    std::vector<std::thread> threads;
-    for (size_t i = 0; i < clients.size(); ++i) {
-      threads.emplace_back([&, i] { statuses[i] = clients[i]->Register(); });
-    }
-    for (std::thread& thread : threads) thread.join();
-    for (const absl::Status& status : statuses) ASSERT_TRUE(status.ok()) << status;
+  // A thread that answers the next `orders` orders `server` receives with OK, writing nothing (the
+  // scheduler only needs the answers); each must come within kOrderTimeout. Join it before
+  // checking what the orders did.
+  static std::thread AnswerOrders(SchedulerClient* server, int orders) {
+    return std::thread([server, orders] {
+      for (int i = 0; i < orders; ++i) {
+        absl::StatusOr<proto::Header> order = server->WaitForOrder(kOrderTimeout);
+        ASSERT_TRUE(order.ok()) << order.status();
+        server->AnswerOrder(*order, absl::OkStatus());
+      }
+    });
   }
+
+  static constexpr absl::Duration kOrderTimeout = absl::Seconds(20);
 
   struct OneServerTwoWorkers {
     std::unique_ptr<SchedulerClient> server, w0, w1;
@@ -493,13 +480,7 @@ TEST_F(SchedulerTest, SlowPruneOfAnOldCheckpointDoesNotStallTheEventLoop) {
   server->SetNodeDeadCallback([&](const proto::NodeInfo&) { ++reported_dead; });
   worker->SetNodeDeadCallback([&](const proto::NodeInfo&) { ++reported_dead; });
   // The server writes nothing: the scheduler only needs its answers to write the manifests.
-  std::thread follower([&] {
-    for (int i = 0; i < 2; ++i) {
-      absl::StatusOr<proto::Header> order = server->WaitForOrder(absl::Seconds(20));
-      ASSERT_TRUE(order.ok()) << order.status();
-      server->AnswerOrder(*order, absl::OkStatus());
-    }
-  });
+  std::thread follower = AnswerOrders(server.get(), 2);
   std::unique_ptr<SchedulerClient> control = NewClient(proto::CONTROL);
   absl::StatusOr<proto::Header> first =
       control->ControlRequest(proto::CHECKPOINT_NOW, absl::Seconds(20));
@@ -566,13 +547,7 @@ TEST_F(SchedulerTest, SlowPublishOfAClosedDayDoesNotStallTheLoopAndEndsBeforeThe
   std::unique_ptr<SchedulerClient> worker = NewClient(proto::WORKER, 0, kHeartbeatTimeout);
   RegisterAll({server.get(), worker.get()});
   // SHRINK, EXPORT_DELTA and CHECKPOINT: the server answers and writes nothing.
-  std::thread follower([&] {
-    for (int i = 0; i < 3; ++i) {
-      absl::StatusOr<proto::Header> order = server->WaitForOrder(absl::Seconds(20));
-      ASSERT_TRUE(order.ok()) << order.status();
-      server->AnswerOrder(*order, absl::OkStatus());
-    }
-  });
+  std::thread follower = AnswerOrders(server.get(), 3);
   worker->ReportJobDone();
   follower.join();
   for (int i = 0; i < 1000 && !deleting && !deleted; ++i) absl::SleepFor(absl::Milliseconds(10));
@@ -612,13 +587,7 @@ TEST_F(SchedulerTest, AFailedPublishLeavesTheEarlierBaseOfTheDayInPlace) {
   std::unique_ptr<SchedulerClient> server = NewClient(proto::SERVER, 1);
   std::unique_ptr<SchedulerClient> worker = NewClient(proto::WORKER, 0);
   RegisterAll({server.get(), worker.get()});
-  std::thread follower([&] {
-    for (int i = 0; i < 3; ++i) {
-      absl::StatusOr<proto::Header> order = server->WaitForOrder(absl::Seconds(20));
-      ASSERT_TRUE(order.ok()) << order.status();
-      server->AnswerOrder(*order, absl::OkStatus());
-    }
-  });
+  std::thread follower = AnswerOrders(server.get(), 3);
   worker->ReportJobDone();
   follower.join();
   scheduler_thread_.join();

@@ -11,6 +11,7 @@
 #include "common/scheduler_client.h"
 #include "gtest/gtest.h"
 #include "scheduler/scheduler.h"
+#include "tests/testing/fast_scheduler.h"
 #include "tests/testing/reader_input.h"
 
 namespace granary {
@@ -22,31 +23,16 @@ constexpr char kCluster[] = "batch-source-test";
 class QueueBatchSourceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    SchedulerOptions options;
-    options.cluster_id = kCluster;
-    options.num_servers = 1;
-    options.num_workers = 2;
-    options.heartbeat_timeout = absl::Milliseconds(600);
-    options.check_interval = absl::Milliseconds(50);
-    options.register_timeout = absl::Seconds(20);
+    SchedulerOptions options = FastSchedulerOptions(kCluster, 1, 2);
     options.config.add_tables()->set_name("t");
     scheduler_ = std::make_unique<Scheduler>(&context_, options);
     scheduler_thread_ = std::thread([this] { scheduler_->Run().IgnoreError(); });
-    for (int i = 0; i < 1000 && scheduler_->port() == 0; ++i) {
-      absl::SleepFor(absl::Milliseconds(10));
-    }
-    ASSERT_NE(scheduler_->port(), 0);
+    ASSERT_TRUE(WaitForSchedulerPort(*scheduler_));
     server_ = NewClient(proto::SERVER, 1);
     w0_ = NewClient(proto::WORKER, 0);
     w1_ = NewClient(proto::WORKER, 0);
-    std::vector<absl::Status> statuses(3);
-    std::vector<std::thread> threads;
-    SchedulerClient* clients[] = {server_.get(), w0_.get(), w1_.get()};
-    for (int i = 0; i < 3; ++i) {
-      threads.emplace_back([&, i] { statuses[i] = clients[i]->Register(); });
-    }
-    for (std::thread& thread : threads) thread.join();
-    for (const absl::Status& status : statuses) ASSERT_TRUE(status.ok()) << status;
+    RegisterAll({server_.get(), w0_.get(), w1_.get()});
+    ASSERT_FALSE(HasFailure()) << "the cluster did not form";
   }
 
   void TearDown() override {
@@ -56,14 +42,8 @@ class QueueBatchSourceTest : public ::testing::Test {
   }
 
   std::unique_ptr<SchedulerClient> NewClient(proto::Role role, int port) {
-    SchedulerClientOptions options;
-    options.scheduler_address = absl::StrCat("127.0.0.1:", scheduler_->port());
-    options.cluster_id = kCluster;
-    options.role = role;
-    options.port = port;
-    options.heartbeat_interval = absl::Milliseconds(100);
-    options.register_timeout = absl::Seconds(20);
-    return std::make_unique<SchedulerClient>(&context_, options);
+    return std::make_unique<SchedulerClient>(&context_,
+                                             FastClientOptions(*scheduler_, kCluster, role, port));
   }
 
   zmq::context_t context_{1};

@@ -1,6 +1,8 @@
 #include "worker/kv_worker.h"
 
 #include <algorithm>
+#include <functional>
+#include <memory>
 #include <numeric>
 #include <thread>
 
@@ -268,10 +270,40 @@ class SilentServerTest : public ::testing::Test {
     view_.mutable_you()->set_role(proto::WORKER);
   }
 
+  // Starts patient_, a worker whose requests to the silent server would wait kPatientTimeout.
+  absl::Status StartPatientWorker() {
+    KVWorkerOptions options;
+    options.request_timeout = kPatientTimeout;
+    patient_ = std::make_unique<KVWorker>(&context_, view_, options);
+    return patient_->Start();
+  }
+
+  // Pulls kKeys with patient_ and waits for the reply while another thread runs `interrupt`
+  // kInterruptAfter in; returns what the wait returned. The wait must end long before the
+  // request's deadline.
+  absl::Status PullInterruptedBy(const std::function<void()>& interrupt) {
+    const int64_t request = patient_->Pull("emb", kKeys, &pulled_);
+    const absl::Time start = absl::Now();
+    std::thread interrupter([&] {
+      absl::SleepFor(kInterruptAfter);
+      interrupt();
+    });
+    absl::Status status = patient_->Wait(request);
+    interrupter.join();
+    EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+    return status;
+  }
+
+  static constexpr absl::Duration kPatientTimeout = absl::Seconds(60);
+  static constexpr absl::Duration kInterruptAfter = absl::Milliseconds(100);
+  const std::vector<uint64_t> kKeys = {1, 2, 3};
+
   zmq::context_t context_{1};
   zmq::socket_t silent_{context_, zmq::socket_type::router};
   int port_ = 0;
   proto::ClusterView view_;
+  std::unique_ptr<KVWorker> patient_;
+  std::vector<float> pulled_;
 };
 
 // Requests to the silent server must time out, naming it.
@@ -294,47 +326,25 @@ TEST_F(SilentServerTest, RequestTimesOutNamingTheServer) {
 // MarkServerDead must end a Wait already blocked on the dead server's reply, long before the
 // request's own deadline.
 TEST_F(SilentServerTest, ServerReportedDeadEndsAWaitInProgress) {
-  KVWorkerOptions options;
-  options.request_timeout = absl::Seconds(60);
-  KVWorker worker(&context_, view_, options);
-  ASSERT_TRUE(worker.Start().ok());
-  std::vector<uint64_t> keys = {1, 2, 3};
-  std::vector<float> rows;
-  int64_t id = worker.Pull("emb", keys, &rows);
-  absl::Time start = absl::Now();
-  std::thread reporter([&] {
-    absl::SleepFor(absl::Milliseconds(100));
-    worker.MarkServerDead(0, "missed its heartbeats");
-  });
-  absl::Status status = worker.Wait(id);
-  reporter.join();
-  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  ASSERT_TRUE(StartPatientWorker().ok());
+  KVWorker& worker = *patient_;
+  absl::Status status =
+      PullInterruptedBy([&] { worker.MarkServerDead(0, "missed its heartbeats"); });
   ASSERT_TRUE(absl::IsUnavailable(status)) << status;
   EXPECT_NE(status.message().find("missed its heartbeats"), std::string::npos) << status;
 }
 
 // A fenced worker's waits end at once, with the reason, and it sends nothing more.
 TEST_F(SilentServerTest, FenceEndsAWaitInProgressAndFailsLaterRequests) {
-  KVWorkerOptions options;
-  options.request_timeout = absl::Seconds(60);
-  KVWorker worker(&context_, view_, options);
-  ASSERT_TRUE(worker.Start().ok());
-  std::vector<uint64_t> keys = {1, 2, 3};
-  std::vector<float> rows;
-  int64_t id = worker.Pull("emb", keys, &rows);
-  absl::Time start = absl::Now();
-  std::thread fencer([&] {
-    absl::SleepFor(absl::Milliseconds(100));
-    worker.Fence("fenced: worker 0 incarnation 2 was declared dead by the scheduler");
-  });
-  absl::Status status = worker.Wait(id);
-  fencer.join();
-  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  ASSERT_TRUE(StartPatientWorker().ok());
+  KVWorker& worker = *patient_;
+  absl::Status status = PullInterruptedBy(
+      [&] { worker.Fence("fenced: worker 0 incarnation 2 was declared dead by the scheduler"); });
   ASSERT_TRUE(absl::IsFailedPrecondition(status)) << status;
   EXPECT_NE(status.message().find("was declared dead by the scheduler"), std::string::npos)
       << status;
-  const std::vector<float> grads(3 * worker.DimOf("emb"), 1.0f);
-  status = worker.Wait(worker.Push("emb", keys, grads));
+  const std::vector<float> grads(kKeys.size() * worker.DimOf("emb"), 1.0f);
+  status = worker.Wait(worker.Push("emb", kKeys, grads));
   ASSERT_TRUE(absl::IsFailedPrecondition(status)) << status;
   EXPECT_NE(status.message().find("push request"), std::string::npos) << status;
 }
