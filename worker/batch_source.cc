@@ -138,6 +138,7 @@ BatchSource::Take QueueBatchSource::Next(Batch* batch, int64_t* ticket, bool may
       }
       const ReaderStats stats = chunk.reader->stats();
       chunk.lines_total = stats.skipped_lines + stats.lines;
+      bad_lines_ += static_cast<int64_t>(stats.bad_lines);
       chunk.reader.reset();
       const uint64_t id = *reading_;
       reading_.reset();
@@ -265,6 +266,11 @@ void QueueBatchSource::Stop() {
 int64_t QueueBatchSource::chunks_finished() const {
   absl::MutexLock lock(&mutex_);
   return chunks_finished_;
+}
+
+int64_t QueueBatchSource::bad_lines() const {
+  absl::MutexLock lock(&mutex_);
+  return bad_lines_;
 }
 
 }  // namespace granary

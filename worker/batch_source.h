@@ -111,6 +111,9 @@ class QueueBatchSource : public BatchSource {
   void Stop() override;
 
   int64_t chunks_finished() const;
+  // Bad lines (worker/reader.h: counted and skipped) of the chunks this source read to their
+  // end; a chunk abandoned on an error is not counted.
+  int64_t bad_lines() const;
   // The queue's totals from the scheduler's records, once it answered "drained" (Next
   // returned kEnd at the end of the input); empty before.
   proto::QueueTotals totals() const;
@@ -157,6 +160,7 @@ class QueueBatchSource : public BatchSource {
   bool stopped_ ABSL_GUARDED_BY(mutex_) = false;
   absl::Status status_ ABSL_GUARDED_BY(mutex_);
   int64_t chunks_finished_ ABSL_GUARDED_BY(mutex_) = 0;
+  int64_t bad_lines_ ABSL_GUARDED_BY(mutex_) = 0;
   int64_t next_ticket_ ABSL_GUARDED_BY(mutex_) = 0;  // batches taken, over every chunk
 };
 

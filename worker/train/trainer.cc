@@ -305,6 +305,7 @@ absl::Status TrainingRun::TrainEpoch(int epoch, EpochReport* report) {
   }
   if (!source.status().ok()) return source.status();
   report->chunks = source.chunks_finished();
+  report->bad_lines = source.bad_lines();
   report->queue_totals = source.totals();
   if (progress_on_terminal) std::fprintf(stderr, "\r\x1b[K");
   report->threads = static_cast<int>(pipelines_.size());
@@ -327,7 +328,7 @@ absl::Status TrainingRun::TrainEpoch(int epoch, EpochReport* report) {
   LOG(INFO) << absl::StrFormat(
       "worker %d epoch %d trained: %d samples in %.1f s, %.0f samples/s, %d threads (%.1f s "
       "waiting for pulls, %.1f s for pushes, summed over threads), %.0f bytes sent and %.0f "
-      "received per sample, mean loss %s",
+      "received per sample, %d bad lines skipped, mean loss %s",
       rank_, epoch, report->train_samples, report->train_seconds, report->samples_per_second,
       report->threads, report->pull_wait_seconds, report->push_wait_seconds,
       report->train_samples > 0 ? static_cast<double>(report->bytes_sent) / report->train_samples
@@ -335,7 +336,7 @@ absl::Status TrainingRun::TrainEpoch(int epoch, EpochReport* report) {
       report->train_samples > 0
           ? static_cast<double>(report->bytes_received) / report->train_samples
           : 0.0,
-      FormatLosses(tasks, report->train_loss));
+      report->bad_lines, FormatLosses(tasks, report->train_loss));
   return absl::OkStatus();
 }
 
@@ -403,12 +404,13 @@ absl::Status TrainingRun::MergeEvaluation(int epoch, const std::vector<int>& wor
       absl::StrFormat(
           "{\"epoch\": %d, \"workers\": %d, \"threads\": %d, \"worker%d_train_samples\": %d, "
           "\"worker%d_samples_per_second\": %.1f, \"worker%d_train_loss\": {%s}, "
-          "\"samples_trained\": %d, \"requeued_chunks\": %d, \"partial_batches\": %d, "
-          "\"eval_workers\": %s, \"eval\": {%s}}",
+          "\"worker%d_bad_lines\": %d, \"samples_trained\": %d, \"requeued_chunks\": %d, "
+          "\"partial_batches\": %d, \"eval_workers\": %s, \"eval\": {%s}}",
           epoch, num_workers_, report->threads, rank_, report->train_samples, rank_,
-          report->samples_per_second, rank_, absl::StrJoin(train_loss, ", "),
-          report->queue_totals.samples_trained(), report->queue_totals.requeued_chunks(),
-          report->queue_totals.partial_batches(), eval_workers, TaskMetricsJson(report->eval)));
+          report->samples_per_second, rank_, absl::StrJoin(train_loss, ", "), rank_,
+          report->bad_lines, report->queue_totals.samples_trained(),
+          report->queue_totals.requeued_chunks(), report->queue_totals.partial_batches(),
+          eval_workers, TaskMetricsJson(report->eval)));
 }
 
 absl::Status TrainingRun::EvaluateRetrieval(int epoch, EpochReport* report) {

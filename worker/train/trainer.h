@@ -158,6 +158,9 @@ struct EpochReport {
   double compute_seconds = 0;
   int threads = 1;
   int64_t chunks = 0;  // work-queue chunks this worker finished
+  // Input lines this worker skipped as bad over the epoch (worker/reader.h: e.g. a value beyond
+  // max_abs_numeric, a label outside its task's domain, a line over max_line_bytes).
+  int64_t bad_lines = 0;
   // The epoch's work queue totals from the scheduler's records (scheduler/work_queue.h
   // "Progress"): samples trained over all workers, chunks taken back from dead workers and
   // the batches they had in flight (possibly applied partially or twice).
