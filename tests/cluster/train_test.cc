@@ -1,6 +1,7 @@
 // End to end: DUPN trained by 2 workers against 2 servers (in-process cluster, real TCP) on a
 // synthetic multi-task dataset with a known structure must beat chance clearly on held-out
-// data, and the metrics must be merged over both workers.
+// data, and the metrics must be merged over both workers. Poisoned lines in its input must
+// cost their lines and nothing else.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <random>
 #include <string>
@@ -15,12 +17,16 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/config.h"
 #include "gtest/gtest.h"
+#include "ps/embedding_table.h"
+#include "ps/row_layout.h"
+#include "ps/table_catalog.h"
 #include "tests/testing/in_process_cluster.h"
 #include "tests/testing/synthetic_clicks.h"
 #include "worker/train/trainer.h"
@@ -37,15 +43,18 @@ JobSpec TrainJob() {
   return spec;
 }
 
-// Trains TrainJob() with `num_workers` workers of `threads` compute threads each against 2
-// servers in folder `dir`, asynchronously or with `max_staleness`; returns every worker's
-// reports.
+// Trains `spec` with `num_workers` workers of `threads` compute threads each against 2
+// servers on the data write_data(dir) writes into folder `dir`, asynchronously or with
+// `max_staleness`; calls inspect(cluster) once every worker is done, before the cluster
+// stops. Returns every worker's reports.
 std::vector<std::vector<EpochReport>> TrainOnCluster(
     const std::string& dir, int num_workers, int threads,
-    std::optional<int> max_staleness = std::nullopt) {
+    std::optional<int> max_staleness = std::nullopt, const JobSpec& spec = TrainJob(),
+    const std::function<void(const std::string&)>& write_data = WriteSyntheticClicks,
+    const std::function<void(InProcessCluster&)>& inspect = nullptr) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
-  WriteSyntheticClicks(dir);
+  write_data(dir);
 
   InProcessClusterOptions options;
   options.num_servers = 2;
@@ -54,7 +63,6 @@ std::vector<std::vector<EpochReport>> TrainOnCluster(
   InProcessCluster cluster(options);
   EXPECT_TRUE(cluster.Start().ok());
 
-  const JobSpec spec = TrainJob();
   std::vector<absl::Status> status(num_workers);
   std::vector<std::vector<EpochReport>> reports(num_workers);
   std::vector<std::thread> workers;
@@ -70,6 +78,7 @@ std::vector<std::vector<EpochReport>> TrainOnCluster(
     });
   }
   for (std::thread& worker : workers) worker.join();
+  if (inspect) inspect(cluster);
   cluster.Stop();
   for (int w = 0; w < num_workers; ++w) EXPECT_TRUE(status[w].ok()) << status[w];
   return reports;
@@ -191,6 +200,160 @@ TEST(TrainTest, TwoComputeThreadsLearnTheSyntheticClickModel) {
   EXPECT_GT(last.bytes_sent, last.train_samples * static_cast<int64_t>(sizeof(uint64_t)));
   EXPECT_GT(last.bytes_received, 0);
   ExpectLearnedTheClickModel(reports[0]);
+}
+
+// Poisoned input (PoisonedLinesCostTheirLinesAndNothingElse): one poisoned line after every
+// kPoisonEvery-th data line of train.tsv, so they reach many chunks, both workers and every
+// part of the file.
+constexpr int kPoisonEvery = 400;
+// Small bounds for the poisoned job's dataset, so its over-long lines stay light.
+constexpr uint64_t kPoisonMaxLineBytes = 1024;
+constexpr uint32_t kPoisonMaxSequenceSteps = 16;
+
+// Lines of the synthetic dataset's columns (click, score, user_id, item_id, history) that are
+// good but for one cell each.
+std::vector<std::string> PoisonedLines() {
+  return {
+      "1\t0.5\t3\t7\t5,1;6,3e38",  // a NUMERIC step field of 3e38 (beyond max_abs_numeric)
+      "7\t0.5\t3\t7\t5,1;6,0",     // a BINARY label of 7
+      "1\tnan\t3\t7\t5,1;6,0",     // a non-finite REGRESSION label
+      "-inf\t0.5\t3\t7\t5,1;6,0",  // a non-finite BINARY label
+      absl::StrCat("1\t0.5\t", std::string(2 * kPoisonMaxLineBytes, 'u'), "\t7\t5,1"),
+      absl::StrCat(
+          "1\t0.5\t3\t7\t",
+          absl::StrJoin(std::vector<std::string>(2 * kPoisonMaxSequenceSteps, "5,1"), ";")),
+  };
+}
+
+// Writes the synthetic clicks with PoisonedLines() inserted in turn into train.tsv after every
+// kPoisonEvery-th data line; returns how many it inserted.
+int WritePoisonedClicks(const std::string& dir) {
+  WriteSyntheticClicks(dir);
+  const std::string path = dir + "/train.tsv";
+  std::vector<std::string> lines;
+  {
+    std::ifstream in(path);
+    std::string line;
+    while (std::getline(in, line)) lines.push_back(line);
+  }
+  const std::vector<std::string> poison = PoisonedLines();
+  std::ofstream out(path, std::ios::trunc);
+  int inserted = 0;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    out << lines[i] << "\n";
+    if (i > 0 && i % kPoisonEvery == 0) out << poison[inserted++ % poison.size()] << "\n";
+  }
+  return inserted;
+}
+
+// Every value and optimizer slot of every row the servers store is finite, no push was
+// refused as non-finite, and both tables hold rows.
+void ExpectTheServersHoldOnlyFiniteValues(InProcessCluster& cluster, int num_servers) {
+  for (const std::string name : {"emb", "dense"}) {
+    int64_t rows = 0;
+    for (int s = 0; s < num_servers; ++s) {
+      EXPECT_EQ(cluster.server(s).non_finite_pushes(), 0u) << "server " << s;
+      EmbeddingTable* table = cluster.server(s).catalog()->Find(name);
+      ASSERT_NE(table, nullptr) << name;
+      const RowLayout& layout = table->layout();
+      const int floats = layout.dim() * (1 + layout.num_slots());
+      const absl::Status read = table->ForEachStoredRow([&](uint64_t key, const char* record) {
+        ++rows;
+        const float* values = layout.values(record);
+        for (int i = 0; i < floats; ++i) {
+          if (!std::isfinite(values[i])) {
+            return absl::DataLossError(absl::StrCat("server ", s, " table '", name, "' key ", key,
+                                                    " float ", i, ": ", values[i]));
+          }
+        }
+        return absl::OkStatus();
+      });
+      EXPECT_TRUE(read.ok()) << read;
+    }
+    EXPECT_GT(rows, 0) << name;
+  }
+}
+
+// The mean training loss of task k in epoch e over the workers that trained samples.
+double EpochLoss(const std::vector<std::vector<EpochReport>>& reports, size_t e, size_t k) {
+  double total = 0;
+  int64_t samples = 0;
+  for (const std::vector<EpochReport>& worker : reports) {
+    if (worker[e].train_samples == 0) continue;
+    total += worker[e].train_loss[k] * static_cast<double>(worker[e].train_samples);
+    samples += worker[e].train_samples;
+  }
+  return samples > 0 ? total / static_cast<double>(samples) : 0;
+}
+
+// Input poisoned the ways issue 15 met it (a NUMERIC value of 3e38, a BINARY label of 7,
+// non-finite labels, a line over max_line_bytes, a sequence over max_sequence_steps), spread
+// through train.tsv, costs its lines and nothing else: each is a bad line, counted in the
+// epoch's reports and metrics line; the job completes, trains every good sample once per
+// epoch with a clean run's losses and AUC, and the servers hold no non-finite value.
+TEST(TrainTest, PoisonedLinesCostTheirLinesAndNothingElse) {
+  JobSpec spec = TrainJob();
+  spec.dataset.set_max_line_bytes(kPoisonMaxLineBytes);
+  for (proto::ColumnConfig& column : *spec.dataset.mutable_columns()) {
+    if (column.role() == proto::ColumnConfig::SEQUENCE) {
+      column.set_max_sequence_steps(kPoisonMaxSequenceSteps);
+    }
+  }
+  *spec.job.mutable_dataset() = spec.dataset;
+  ASSERT_TRUE(ValidateJobConfig(spec.job, spec.dataset, "job", nullptr).ok());
+  const std::string dir = absl::StrCat(::testing::TempDir(), "/train_test_poison-", getpid());
+  constexpr int kWorkers = 2;
+  constexpr int kServers = 2;  // TrainOnCluster's
+
+  const std::vector<std::vector<EpochReport>> clean =
+      TrainOnCluster(dir + "/clean", kWorkers, 1, std::nullopt, spec);
+  int poisoned = 0;
+  const std::vector<std::vector<EpochReport>> dirty = TrainOnCluster(
+      dir + "/poisoned", kWorkers, 1, std::nullopt, spec,
+      [&](const std::string& data) { poisoned = WritePoisonedClicks(data); },
+      [&](InProcessCluster& cluster) { ExpectTheServersHoldOnlyFiniteValues(cluster, kServers); });
+  ASSERT_EQ(poisoned, kUsers * kTrainEventsPerUser / kPoisonEvery);
+
+  ASSERT_EQ(clean.size(), 2u);
+  ASSERT_EQ(dirty.size(), 2u);
+  const size_t epochs = spec.job.training().epochs();
+  for (int w = 0; w < kWorkers; ++w) {
+    ASSERT_EQ(clean[w].size(), epochs);
+    ASSERT_EQ(dirty[w].size(), epochs);
+  }
+  const size_t num_tasks = spec.job.model().tasks_size();
+  for (size_t e = 0; e < epochs; ++e) {
+    EXPECT_EQ(clean[0][e].bad_lines + clean[1][e].bad_lines, 0) << "epoch " << e + 1;
+    EXPECT_EQ(dirty[0][e].bad_lines + dirty[1][e].bad_lines, poisoned) << "epoch " << e + 1;
+    EXPECT_EQ(dirty[0][e].train_samples + dirty[1][e].train_samples, kUsers * kTrainEventsPerUser)
+        << "epoch " << e + 1;
+    EXPECT_EQ(dirty[0][e].queue_totals.samples_trained(), kUsers * kTrainEventsPerUser)
+        << "epoch " << e + 1;
+    for (size_t k = 0; k < num_tasks; ++k) {
+      const double clean_loss = EpochLoss(clean, e, k);
+      const double dirty_loss = EpochLoss(dirty, e, k);
+      EXPECT_TRUE(std::isfinite(dirty_loss)) << "epoch " << e + 1 << " task " << k;
+      EXPECT_LT(dirty_loss, 2 * clean_loss) << "epoch " << e + 1 << " task " << k;
+    }
+  }
+
+  const int clean_first = clean[0].front().eval.empty() ? 1 : 0;
+  const int dirty_first = dirty[0].front().eval.empty() ? 1 : 0;
+  ExpectLearnedTheClickModel(dirty[dirty_first]);
+  const std::optional<double> clean_auc = clean[clean_first].back().eval[0].auc;
+  const std::optional<double> dirty_auc = dirty[dirty_first].back().eval[0].auc;
+  ASSERT_TRUE(clean_auc.has_value());
+  ASSERT_TRUE(dirty_auc.has_value());
+  EXPECT_NEAR(*dirty_auc, *clean_auc, 0.02);
+
+  // Rank 0 writes the metrics line, with its own bad lines.
+  std::ifstream metrics(dir + "/poisoned/out/metrics.jsonl");
+  std::string line, last;
+  while (std::getline(metrics, line)) last = line;
+  EXPECT_NE(
+      last.find(absl::StrCat("\"worker0_bad_lines\": ", dirty[dirty_first].back().bad_lines, ",")),
+      std::string::npos)
+      << last;
 }
 
 TEST(TrainTest, MissingTablesAndFilesAreNamedErrors) {
