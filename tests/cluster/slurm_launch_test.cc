@@ -12,8 +12,10 @@
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -213,10 +215,11 @@ class SlurmJobTest : public ::testing::Test {
     return code.value_or(-1);
   }
 
-  // sbatch arguments for a 1 scheduler + 1 server + 1 worker job of this test's cluster.
-  std::vector<std::string> Sbatch(std::vector<std::string> script_flags, bool wait) {
+  // sbatch arguments for a 1 scheduler + 1 server + `workers` workers job of this test's cluster.
+  std::vector<std::string> Sbatch(std::vector<std::string> script_flags, bool wait,
+                                  int workers = 1) {
     std::vector<std::string> argv = {
-        programs_["sbatch"], wait ? "--wait" : "--parsable", "--ntasks=3",
+        programs_["sbatch"], wait ? "--wait" : "--parsable", absl::StrCat("--ntasks=", 2 + workers),
         // 3 tasks on a node that may have fewer CPUs.
         "--overcommit", "--time=5", "--chdir=" + dir_, "--output=" + dir_ + "/job.out",
         kSbatchScript, "--servers=1", "--config=" + kDemoConfig, "--bin_dir=" + kBin,
@@ -322,6 +325,87 @@ TEST_F(SlurmJobTest, FailedStepIsStartedAgainUpToRestarts) {
   EXPECT_TRUE(absl::StrContains(ReadFile(run_dir() + "/attempt-2/worker-0.log"),
                                 "/nonexistent/job.pbtxt: cannot open config file"))
       << output;
+}
+
+// --restarts under Slurm: a worker killed after the cluster formed is started again alone by its
+// task, on its node, once the scheduler declared it dead; the step goes on, no attempt-2. Two
+// workers: with none left alive the scheduler ends the job instead of waiting for a replacement.
+TEST_F(SlurmJobTest, KilledWorkerIsRestartedAloneByItsTaskWithoutARollBack) {
+  std::unique_ptr<ChildProcess> sbatch = Start(
+      Sbatch({"--job=idle", "--restarts=1", "--scheduler_flags=--heartbeat_timeout=1.5",
+              "--server_flags=--heartbeat_interval=0.2", "--worker_flags=--heartbeat_interval=0.2"},
+             /*wait=*/true, /*workers=*/2),
+      "sbatch");
+  // Until `done`, or the job ended (sbatch --wait returned) without it.
+  auto wait_for = [&](std::function<bool()> done) {
+    return WaitUntil(
+               [&] { return done() || sbatch->WaitForExit(absl::ZeroDuration()).has_value(); },
+               kJobTimeout) &&
+           done();
+  };
+  const std::string attempt = run_dir() + "/attempt-1";
+  // The worker binary's pid, from its registration in its own log (the task's child).
+  const std::regex registered(R"(registered as worker [0-9]+ \((?:[^)]*, )?pid ([0-9]+)\))");
+  pid_t victim = 0;
+  ASSERT_TRUE(wait_for([&] {
+    std::smatch match;
+    std::string log = ReadFile(attempt + "/worker-0.log");
+    if (!std::regex_search(log, match, registered)) return false;
+    victim = std::stoi(match[1]);
+    return absl::StrContains(ReadFile(attempt + "/scheduler.log"), "cluster formed");
+  })) << ReadFile(dir_ + "/job.out")
+      << ReadFile(attempt + "/worker-0.log");
+  ASSERT_EQ(absl::StripAsciiWhitespace(ReadFile(absl::StrCat("/proc/", victim, "/comm"))),
+            "granary_worker");
+  ASSERT_EQ(kill(victim, SIGKILL), 0);
+  ASSERT_TRUE(wait_for([&] {
+    return absl::StrContains(ReadFile(attempt + "/scheduler.log"), "joined the running cluster");
+  })) << ReadFile(attempt + "/worker-0.log")
+      << ReadFile(attempt + "/scheduler.log");
+
+  // The replacement holds the dead one's rank; then the cluster shuts down in order.
+  std::smatch submitted;
+  const std::string sbatch_log = sbatch->ReadLog();
+  ASSERT_TRUE(std::regex_search(sbatch_log, submitted, std::regex("Submitted batch job ([0-9]+)")))
+      << sbatch_log;
+  ASSERT_EQ(Run({programs_["scancel"], "--batch", "--signal=TERM", submitted[1]}, "scancel"), 0)
+      << ReadFile(dir_ + "/scancel.log");
+  std::optional<int> code = sbatch->WaitForExit(kJobTimeout);
+  ASSERT_TRUE(code.has_value()) << "sbatch --wait still running:\n" << sbatch->ReadLog();
+  std::string output = ReadFile(dir_ + "/job.out");
+  EXPECT_EQ(*code, 0) << sbatch->ReadLog() << output;
+  EXPECT_TRUE(absl::StrContains(output,
+                                "slurm.sbatch: worker-0 on localhost was killed by SIGKILL "
+                                "and was replaced"))
+      << output;
+  EXPECT_TRUE(absl::StrContains(
+      output, "all 4 roles exited 0 or lost a worker the job went on without (1 replaced, 0 not)"))
+      << output;
+  EXPECT_TRUE(absl::StrContains(output, "attempt 1 succeeded")) << output;
+  EXPECT_FALSE(absl::StrContains(output, "attempt 2")) << output;
+  EXPECT_NE(access((run_dir() + "/attempt-2").c_str(), F_OK), 0);
+
+  const std::string scheduler = ReadFile(attempt + "/scheduler.log");
+  EXPECT_TRUE(absl::StrContains(scheduler, absl::StrCat("(pid ", victim, ") is dead")))
+      << scheduler;
+  std::smatch joined;
+  ASSERT_TRUE(std::regex_search(
+      scheduler, joined,
+      std::regex(
+          R"(replacement worker [0-9]+ \((?:[^)]*, )?pid ([0-9]+)\) joined the running cluster)")))
+      << scheduler;
+  const std::string restarted = ReadFile(attempt + "/worker-0.restart-1.log");
+  EXPECT_TRUE(absl::StartsWith(
+      restarted, "slurm.sbatch: worker-0.restart-1 (restart 1 of worker-0) is task 2 of job "))
+      << restarted;
+  EXPECT_TRUE(absl::StrContains(restarted, absl::StrCat("pid ", joined[1].str(), ")")))
+      << restarted;
+  EXPECT_TRUE(absl::StrContains(scheduler, "shutting down the cluster: requested by control"))
+      << scheduler;
+  const std::string statuses = ReadFile(attempt + "/exit_status");
+  EXPECT_TRUE(absl::StrContains(statuses, "worker-0 localhost 137 replaced\n")) << statuses;
+  EXPECT_TRUE(absl::StrContains(statuses, "worker-0.restart-1 localhost 0\n")) << statuses;
+  EXPECT_EQ(absl::StripAsciiWhitespace(ReadFile(run_dir() + "/restarts_left")), "0");
 }
 
 TEST_F(SlurmJobTest, TermToTheBatchShellShutsTheClusterDownInOrder) {
