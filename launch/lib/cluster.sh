@@ -42,8 +42,9 @@
 #   3. Document it in the launcher's header comment and USAGE, and in README.md.
 #   4. Test it: tests/cluster/launch_test.cc for local.sh and ssh.sh (ssh through a stand-in
 #      that runs commands here), tests/cluster/slurm_launch_test.cc for slurm.sbatch
-#      (SlurmSbatchArgsTest: argument errors without Slurm; SlurmJobTest: jobs on a one-node
-#      Slurm the test starts), tests/cluster/recovery_test.cc for --restarts after a crash, and
+#      (SlurmSbatchArgsTest: argument errors without Slurm; SlurmJobTest and
+#      SlurmLostWorkerTest: jobs on a one-node Slurm the test starts),
+#      tests/cluster/recovery_test.cc for --restarts after a crash, and
 #      tests/cluster/daily_test.cc for launch/daily.sh, which runs local.sh.
 #
 # REQUIRES: `set -euo pipefail` in the launcher; bash >= 5.1 for the process supervision
