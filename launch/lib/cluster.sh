@@ -42,8 +42,9 @@
 #   3. Document it in the launcher's header comment and USAGE, and in README.md.
 #   4. Test it: tests/cluster/launch_test.cc for local.sh and ssh.sh (ssh through a stand-in
 #      that runs commands here), tests/cluster/slurm_launch_test.cc for slurm.sbatch
-#      (SlurmSbatchArgsTest: argument errors without Slurm; SlurmJobTest: jobs on a one-node
-#      Slurm the test starts), tests/cluster/recovery_test.cc for --restarts after a crash, and
+#      (SlurmSbatchArgsTest: argument errors without Slurm; SlurmJobTest and
+#      SlurmLostWorkerTest: jobs on a one-node Slurm the test starts),
+#      tests/cluster/recovery_test.cc for --restarts after a crash, and
 #      tests/cluster/daily_test.cc for launch/daily.sh, which runs local.sh.
 #
 # REQUIRES: `set -euo pipefail` in the launcher; bash >= 5.1 for the process supervision
@@ -64,6 +65,9 @@ readonly CTL_TIMEOUT_SECONDS="${CTL_TIMEOUT_SECONDS:-10}"
 readonly TICK_SECONDS=0.5
 # granary_worker's exit status once the scheduler fenced it (kFencedExitStatus, worker/job.h).
 readonly WORKER_FENCED_STATUS=3
+# Bound on waiting for the lock of the restart budget file (take_restart); it is held for a
+# read and a write.
+readonly BUDGET_LOCK_SECONDS=10
 readonly LOG_TAIL_LINES=20
 readonly BINARIES=(granary_scheduler granary_server granary_worker granary_ctl)
 
@@ -201,13 +205,16 @@ check_config_and_binaries() {
 # count left is kept in the file restart_budget_file (RUN_DIR/restarts_left), which the attempts
 # share (supervise_attempts passes it with --restart_budget_file).
 
-# True, with one restart fewer left, if the run has one left.
+# True, with one restart fewer left, if the run has one left. Atomic (flock on the file, bounded
+# by BUDGET_LOCK_SECONDS): slurm.sbatch's tasks take restarts from it at the same time.
 take_restart() {
   [[ -n "$restart_budget_file" && -s "$restart_budget_file" ]] || return 1
-  local left
-  left="$(<"$restart_budget_file")"
-  ((left > 0)) || return 1
-  echo $((left - 1)) >"$restart_budget_file"
+  (
+    flock --wait "$BUDGET_LOCK_SECONDS" 9 || exit 1
+    left="$(<"$restart_budget_file")"
+    ((left > 0)) || exit 1
+    echo $((left - 1)) >"$restart_budget_file"
+  ) 9<"$restart_budget_file"
 }
 
 # Whether the run has a restart left (without taking it).
@@ -442,6 +449,33 @@ worker_running() {
 # dead one then counts as no failure. A dead server or scheduler still fails the attempt: the
 # cluster restarts from the checkpoint.
 
+# The rules of a worker's loss, shared with slurm.sbatch's tasks (which get them with declare -f
+# and must be given WORKER_FENCED_STATUS with declare -p). RUN_DIR is the attempt's folder.
+
+# Whether a worker that exited with status $1 after it joined the cluster was lost (killed by a
+# signal, or fenced by the scheduler) rather than failed: the job goes on without it.
+worker_lost_status() { (($1 > 128 || $1 == WORKER_FENCED_STATUS)); }
+
+# Whether the worker logging to file $2 had joined the cluster of RUN_DIR $1: one started with
+# the cluster ($3 = 0) once it formed, a restarted one ($3 = 1) once it logged its registration.
+worker_joined() {
+  if (($3)); then
+    grep -q "registered as worker" "$2" 2>/dev/null
+  else
+    grep -q "cluster formed" "$1/scheduler.log" 2>/dev/null
+  fi
+}
+
+# Whether the scheduler of RUN_DIR $1 declared the worker process with pid $2 dead (only then
+# does it accept a replacement).
+worker_declared_dead() {
+  grep -q "worker [0-9]* (\([^)]*, \)\?pid $2) is dead" "$1/scheduler.log" 2>/dev/null
+}
+
+# Whether the scheduler of RUN_DIR $1 shuts the cluster down (a worker that exits then needs no
+# replacement: the scheduler would refuse it).
+cluster_shutting_down() { grep -q "shutting down the cluster" "$1/scheduler.log" 2>/dev/null; }
+
 # Moves workers that just died to `awaiting` if they may be restarted.
 note_dead_workers() {
   local pid
@@ -452,12 +486,10 @@ note_dead_workers() {
     noted_dead[$pid]=1
     # One that never joined the cluster (a bad flag, a refused registration) fails the attempt.
     # The first workers joined once it formed; a restarted one once it logged its registration.
-    if [[ -n "${base_of[$pid]+set}" ]]; then
-      grep -q "registered as worker" "$run_dir/${name_of[$pid]}.log" 2>/dev/null || continue
-    else
-      grep -q "cluster formed" "$run_dir/scheduler.log" 2>/dev/null || continue
-    fi
-    if ((status_of[$pid] > 128 || status_of[$pid] == WORKER_FENCED_STATUS)); then lost[$pid]=1; fi
+    local restarted=0
+    if [[ -n "${base_of[$pid]+set}" ]]; then restarted=1; fi
+    worker_joined "$run_dir" "$run_dir/${name_of[$pid]}.log" "$restarted" || continue
+    if worker_lost_status "${status_of[$pid]}"; then lost[$pid]=1; fi
     if [[ -n "$scheduler_pid" && -z "${status_of[$scheduler_pid]+set}" ]] && restart_left; then
       say "$(role_label "$pid") $(describe_status "${status_of[$pid]}"); restarting it alone once the scheduler declared it dead" >&2
       awaiting+=("$pid")
@@ -481,15 +513,14 @@ replace_dead_workers() {
   # A worker that exits once the cluster shuts down needs no replacement (the scheduler would
   # refuse it), nor one of an attempt that fails anyway (a server or the scheduler failed).
   if [[ -n "${status_of[$scheduler_pid]+set}" ]] || other_role_failed ||
-    grep -q "shutting down the cluster" "$run_dir/scheduler.log" 2>/dev/null; then
+    cluster_shutting_down "$run_dir"; then
     awaiting=()
     return 0
   fi
   local pid still=() role_pid
   for pid in "${awaiting[@]}"; do
     role_pid="$(role_pid "$pid")"
-    if [[ -z "$role_pid" ]] ||
-      ! grep -q "worker [0-9]* (pid $role_pid) is dead" "$run_dir/scheduler.log" 2>/dev/null; then
+    if [[ -z "$role_pid" ]] || ! worker_declared_dead "$run_dir" "$role_pid"; then
       still+=("$pid")
       continue
     fi

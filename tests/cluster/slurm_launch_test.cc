@@ -1,9 +1,9 @@
-// Tests of launch/slurm.sbatch. SlurmJobTest runs it against a real single-node Slurm that the
-// test starts itself (munged, slurmctld and slurmd as child processes on 127.0.0.1, with state,
-// sockets and free ports of its own, killed by pid at the end); where Slurm cannot start (not
-// installed, not root, a daemon fails) the test is skipped and says why, and launch/test.sh
-// fails the run (launch/install_deps.sh installs Slurm). SlurmSbatchArgsTest checks the
-// script's own errors without Slurm.
+// Tests of launch/slurm.sbatch. SlurmJobTest (and SlurmLostWorkerTest, jobs that lose a worker)
+// runs it against a real single-node Slurm that the test starts itself (munged, slurmctld and
+// slurmd as child processes on 127.0.0.1, with state, sockets and free ports of its own, killed by
+// pid at the end); where Slurm cannot start (not installed, not root, a daemon fails) the test is
+// skipped and says why, and launch/test.sh fails the run (launch/install_deps.sh installs Slurm).
+// SlurmSbatchArgsTest checks the script's own errors without Slurm.
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -12,8 +12,10 @@
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -213,10 +215,11 @@ class SlurmJobTest : public ::testing::Test {
     return code.value_or(-1);
   }
 
-  // sbatch arguments for a 1 scheduler + 1 server + 1 worker job of this test's cluster.
-  std::vector<std::string> Sbatch(std::vector<std::string> script_flags, bool wait) {
+  // sbatch arguments for a 1 scheduler + 1 server + `workers` workers job of this test's cluster.
+  std::vector<std::string> Sbatch(std::vector<std::string> script_flags, bool wait,
+                                  int workers = 1) {
     std::vector<std::string> argv = {
-        programs_["sbatch"], wait ? "--wait" : "--parsable", "--ntasks=3",
+        programs_["sbatch"], wait ? "--wait" : "--parsable", absl::StrCat("--ntasks=", 2 + workers),
         // 3 tasks on a node that may have fewer CPUs.
         "--overcommit", "--time=5", "--chdir=" + dir_, "--output=" + dir_ + "/job.out",
         kSbatchScript, "--servers=1", "--config=" + kDemoConfig, "--bin_dir=" + kBin,
@@ -322,6 +325,148 @@ TEST_F(SlurmJobTest, FailedStepIsStartedAgainUpToRestarts) {
   EXPECT_TRUE(absl::StrContains(ReadFile(run_dir() + "/attempt-2/worker-0.log"),
                                 "/nonexistent/job.pbtxt: cannot open config file"))
       << output;
+}
+
+// A job of 1 scheduler, 1 server and 2 workers (with none left alive the scheduler would end the
+// job instead of waiting for a replacement) running the idle job with fast heartbeats, and the
+// run folder of its step (`attempt`) in which each test kills worker-0.
+class SlurmLostWorkerTest : public SlurmJobTest {
+ protected:
+  void StartJob(const std::vector<std::string>& more_flags) {
+    std::vector<std::string> flags = {"--job=idle", "--scheduler_flags=--heartbeat_timeout=1.5",
+                                      "--server_flags=--heartbeat_interval=0.2",
+                                      "--worker_flags=--heartbeat_interval=0.2"};
+    flags.insert(flags.end(), more_flags.begin(), more_flags.end());
+    sbatch_ = Start(Sbatch(flags, /*wait=*/true, /*workers=*/2), "sbatch");
+  }
+
+  // Until `done`, or the job ended (sbatch --wait returned) without it.
+  bool WaitFor(const std::function<bool()>& done) {
+    return WaitUntil(
+               [&] { return done() || sbatch_->WaitForExit(absl::ZeroDuration()).has_value(); },
+               kJobTimeout) &&
+           done();
+  }
+
+  // SIGKILLs worker-0's binary once the cluster formed: its pid from its registration in its own
+  // log (a child of the job's task). Returns that pid, 0 on failure.
+  pid_t KillWorkerZero(const std::string& step_dir) {
+    const std::regex registered(R"(registered as worker [0-9]+ \((?:[^)]*, )?pid ([0-9]+)\))");
+    pid_t victim = 0;
+    bool formed = WaitFor([&] {
+      std::smatch match;
+      std::string log = ReadFile(step_dir + "/worker-0.log");
+      if (!std::regex_search(log, match, registered)) return false;
+      victim = std::stoi(match[1]);
+      return absl::StrContains(ReadFile(step_dir + "/scheduler.log"), "cluster formed");
+    });
+    EXPECT_TRUE(formed) << ReadFile(dir_ + "/job.out") << ReadFile(step_dir + "/worker-0.log");
+    if (!formed) return 0;
+    EXPECT_EQ(absl::StripAsciiWhitespace(ReadFile(absl::StrCat("/proc/", victim, "/comm"))),
+              "granary_worker");
+    EXPECT_EQ(kill(victim, SIGKILL), 0);
+    return victim;
+  }
+
+  // scancel --batch --signal=TERM: the cluster shuts down in order. Returns the job's exit code.
+  std::optional<int> ShutDownInOrder() {
+    std::smatch submitted;
+    const std::string sbatch_log = sbatch_->ReadLog();
+    EXPECT_TRUE(
+        std::regex_search(sbatch_log, submitted, std::regex("Submitted batch job ([0-9]+)")))
+        << sbatch_log;
+    if (submitted.empty()) return std::nullopt;
+    EXPECT_EQ(Run({programs_["scancel"], "--batch", "--signal=TERM", submitted[1]}, "scancel"), 0)
+        << ReadFile(dir_ + "/scancel.log");
+    return sbatch_->WaitForExit(kJobTimeout);
+  }
+
+  std::unique_ptr<ChildProcess> sbatch_;
+};
+
+// --restarts under Slurm: a worker killed after the cluster formed is started again alone by its
+// task, on its node, once the scheduler declared it dead; the step goes on, no attempt-2.
+TEST_F(SlurmLostWorkerTest, KilledWorkerIsRestartedAloneByItsTaskWithoutARollBack) {
+  StartJob({"--restarts=1"});
+  const std::string attempt = run_dir() + "/attempt-1";
+  pid_t victim = KillWorkerZero(attempt);
+  ASSERT_GT(victim, 0);
+  ASSERT_TRUE(WaitFor([&] {
+    return absl::StrContains(ReadFile(attempt + "/scheduler.log"), "joined the running cluster");
+  })) << ReadFile(attempt + "/worker-0.log")
+      << ReadFile(attempt + "/scheduler.log");
+
+  // The replacement holds the dead one's rank; then the cluster shuts down in order.
+  std::optional<int> code = ShutDownInOrder();
+  ASSERT_TRUE(code.has_value()) << "sbatch --wait still running:\n" << sbatch_->ReadLog();
+  std::string output = ReadFile(dir_ + "/job.out");
+  EXPECT_EQ(*code, 0) << sbatch_->ReadLog() << output;
+  EXPECT_TRUE(absl::StrContains(output,
+                                "slurm.sbatch: worker-0 on localhost was killed by SIGKILL "
+                                "and was replaced"))
+      << output;
+  EXPECT_TRUE(absl::StrContains(
+      output, "all 4 roles exited 0 or lost a worker the job went on without (1 replaced, 0 not)"))
+      << output;
+  EXPECT_TRUE(absl::StrContains(output, "attempt 1 succeeded")) << output;
+  EXPECT_FALSE(absl::StrContains(output, "attempt 2")) << output;
+  EXPECT_NE(access((run_dir() + "/attempt-2").c_str(), F_OK), 0);
+
+  const std::string scheduler = ReadFile(attempt + "/scheduler.log");
+  EXPECT_TRUE(absl::StrContains(scheduler, absl::StrCat("(pid ", victim, ") is dead")))
+      << scheduler;
+  std::smatch joined;
+  ASSERT_TRUE(std::regex_search(
+      scheduler, joined,
+      std::regex(
+          R"(replacement worker [0-9]+ \((?:[^)]*, )?pid ([0-9]+)\) joined the running cluster)")))
+      << scheduler;
+  const std::string restarted = ReadFile(attempt + "/worker-0.restart-1.log");
+  EXPECT_TRUE(absl::StartsWith(
+      restarted, "slurm.sbatch: worker-0.restart-1 (restart 1 of worker-0) is task 2 of job "))
+      << restarted;
+  EXPECT_TRUE(absl::StrContains(restarted, absl::StrCat("pid ", joined[1].str(), ")")))
+      << restarted;
+  EXPECT_TRUE(absl::StrContains(scheduler, "shutting down the cluster: requested by control"))
+      << scheduler;
+  const std::string statuses = ReadFile(attempt + "/exit_status");
+  EXPECT_TRUE(absl::StrContains(statuses, "worker-0 localhost 137 replaced\n")) << statuses;
+  EXPECT_TRUE(absl::StrContains(statuses, "worker-0.restart-1 localhost 0\n")) << statuses;
+  EXPECT_EQ(absl::StripAsciiWhitespace(ReadFile(run_dir() + "/restarts_left")), "0");
+}
+
+// Without a restart left, the task of a lost worker ends with status 0 and the job goes on
+// without it: no failure once the scheduler exits 0.
+TEST_F(SlurmLostWorkerTest, LostWorkerWithoutARestartLeftFailsNoStep) {
+  StartJob({});
+  pid_t victim = KillWorkerZero(run_dir());
+  ASSERT_GT(victim, 0);
+  ASSERT_TRUE(WaitFor([&] {
+    return absl::StrContains(ReadFile(run_dir() + "/exit_status"), "worker-0 localhost 137 lost\n");
+  })) << ReadFile(run_dir() + "/worker-0.log");
+  EXPECT_TRUE(absl::StrContains(ReadFile(run_dir() + "/worker-0.log"),
+                                absl::StrCat("slurm.sbatch: worker-0 (pid ", victim,
+                                             ") was killed by SIGKILL after it joined the cluster; "
+                                             "not restarted")));
+  std::optional<int> code = ShutDownInOrder();
+  ASSERT_TRUE(code.has_value()) << "sbatch --wait still running:\n" << sbatch_->ReadLog();
+  std::string output = ReadFile(dir_ + "/job.out");
+  EXPECT_EQ(*code, 0) << sbatch_->ReadLog() << output;
+  EXPECT_TRUE(absl::StrContains(output,
+                                "slurm.sbatch: worker-0 on localhost was killed by SIGKILL; "
+                                "the job finished without it"))
+      << output;
+  EXPECT_TRUE(absl::StrContains(
+      output, "all 4 roles exited 0 or lost a worker the job went on without (0 replaced, 1 not)"))
+      << output;
+  const std::string scheduler = ReadFile(run_dir() + "/scheduler.log");
+  EXPECT_TRUE(absl::StrContains(scheduler, absl::StrCat("(pid ", victim, ") is dead")))
+      << scheduler;
+  EXPECT_FALSE(absl::StrContains(scheduler, "joined the running cluster")) << scheduler;
+  EXPECT_NE(access((run_dir() + "/worker-0.restart-1.log").c_str(), F_OK), 0);
+  const std::string statuses = ReadFile(run_dir() + "/exit_status");
+  EXPECT_TRUE(absl::StrContains(statuses, "worker-1 localhost 0\n")) << statuses;
+  EXPECT_TRUE(absl::StrContains(statuses, "scheduler localhost 0\n")) << statuses;
 }
 
 TEST_F(SlurmJobTest, TermToTheBatchShellShutsTheClusterDownInOrder) {
