@@ -60,6 +60,11 @@ absl::Status DecodeMessage(std::vector<zmq::message_t>&& frames, const std::stri
   if (frames.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("empty message from peer ", peer));
   }
+  if (frames[0].size() > kMaxHeaderBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("header of ", frames[0].size(),
+                                                   " bytes (limit kMaxHeaderBytes ",
+                                                   kMaxHeaderBytes, ") from peer ", peer));
+  }
   if (!message->header.ParseFromArray(frames[0].data(), static_cast<int>(frames[0].size()))) {
     message->header.Clear();
     return absl::InvalidArgumentError(

@@ -7,9 +7,11 @@
 // and value frames are raw little-endian arrays whose exact byte sizes the header declares
 // (key_bytes, value_bytes), so bulk data never passes through Protobuf.
 //
-// DecodeMessage is the single gate every received message passes: a frame count that does not
-// match the command, a frame whose size differs from the header, an unknown command or a wrong
-// cluster id is an InvalidArgument naming the sender, and the receiver goes on serving.
+// DecodeMessage is the single gate every received message passes: every size it reads (the
+// header frame's, the key and value frames' and the header's key_bytes / value_bytes) is checked
+// before any cast or allocation; a header frame over kMaxHeaderBytes, a frame count that does
+// not match the command, a frame whose size differs from the header, an unknown command or a
+// wrong cluster id is an InvalidArgument naming the sender, and the receiver goes on serving.
 //
 // Thread-compatible: a Message is a value; sockets passed in must not be shared across threads.
 #ifndef GRANARY_COMMON_MESSAGE_H_
@@ -27,6 +29,11 @@
 #include "zmq_addon.hpp"
 
 namespace granary {
+
+// The largest header frame DecodeMessage parses. A header carries metadata only (the largest,
+// a REGISTER reply's cluster view with the whole config, is a few KB); a larger frame is refused
+// unread, so its size never reaches Protobuf's int-sized parser.
+constexpr size_t kMaxHeaderBytes = size_t{16} << 20;
 
 struct Message {
   proto::Header header;

@@ -48,6 +48,28 @@ TEST(MessageTest, RejectsUnparsableHeaderNamingThePeer) {
   EXPECT_NE(status.message().find("10.1.2.3"), std::string::npos);
 }
 
+TEST(MessageTest, RefusesAHeaderFrameOfGigabytesUnread) {
+  // A 3 GiB frame is a negative int: it must be refused before Protobuf sees its size. The
+  // frame claims 3 GiB over one byte, so reading it at all would crash the test.
+  static char byte = 0;
+  std::vector<zmq::message_t> frames;
+  frames.emplace_back(&byte, size_t{3} << 30, [](void*, void*) {});
+  Message message;
+  absl::Status status = DecodeMessage(std::move(frames), kCluster, "10.1.2.3", &message);
+  ASSERT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_NE(status.message().find("kMaxHeaderBytes"), std::string::npos) << status;
+  EXPECT_NE(status.message().find("10.1.2.3"), std::string::npos) << status;
+}
+
+TEST(MessageTest, RejectsKeyAndValueSizesTheFramesDoNotCarry) {
+  Message message;
+  absl::Status status = DecodeMessage(Frames(PushHeader((uint64_t{4} << 30) + 8, 4), 8, 4),
+                                      kCluster, "peer", &message);
+  ASSERT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_NE(status.message().find("do not match"), std::string::npos) << status;
+  EXPECT_EQ(message.keys.size(), 0u);
+}
+
 TEST(MessageTest, RejectsWrongClusterIdNamingTheSender) {
   proto::Header header = PushHeader(8, 4);
   header.set_cluster_id("other");
