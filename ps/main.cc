@@ -14,6 +14,11 @@ DEFINE_string(data_dir, "granary-data", "Rows live in RocksDB under DATA_DIR/ser
 DEFINE_uint64(cache_bytes, uint64_t{1} << 30, "Row cache budget of this server, in bytes.");
 DEFINE_double(stats_interval, 60, "Seconds between load lines in the log; 0 disables.");
 DEFINE_string(restore_from, "", "Start from the checkpoint folder DIR/server-<rank>.");
+DEFINE_uint64(max_request_keys, granary::ServerOptions().max_request_keys,
+              "Most keys one PULL or PUSH may carry to one table; more gets an error reply.");
+DEFINE_uint64(max_request_bytes, granary::ServerOptions().max_request_bytes,
+              "Most bytes of keys and values (keys x (8 + 4 x dim)) one PULL or PUSH may move "
+              "for one table; more gets an error reply.");
 DEFINE_string(fault_on_order, "",
               "FAULT INJECTION, for tests only: kill this server (SIGKILL) on receiving the order "
               "that completes this comma-separated sequence of order commands (CHECKPOINT, "
@@ -38,6 +43,8 @@ int main(int argc, char** argv) {
   options.data_dir = FLAGS_data_dir;
   options.cache_bytes = FLAGS_cache_bytes;
   options.restore_from = FLAGS_restore_from;
+  options.max_request_keys = FLAGS_max_request_keys;
+  options.max_request_bytes = FLAGS_max_request_bytes;
   if (!FLAGS_fault_on_order.empty()) {
     for (const absl::string_view name : absl::StrSplit(FLAGS_fault_on_order, ',')) {
       granary::proto::Command command;

@@ -211,6 +211,7 @@ bool ParameterServer::CheapToServeInline(const std::vector<zmq::message_t>& fram
   // Routing id, header, keys, values; anything else is malformed, and a handler rejects it.
   constexpr size_t kDataRequestFrames = 4;
   if (frames.size() != kDataRequestFrames) return false;
+  if (frames[1].size() > kMaxHeaderBytes) return false;
   proto::Header header;
   if (!header.ParseFromArray(frames[1].data(), static_cast<int>(frames[1].size()))) return false;
   auto cost = nanos_per_key_.find(header.table());
@@ -362,6 +363,21 @@ absl::Status ParameterServer::CheckRequest(const Message& request, const std::st
     return absl::NotFoundError(absl::StrCat("unknown table '", header.table(), "' from ", sender));
   }
   size_t num_keys = request.keys.size() / sizeof(uint64_t);
+  if (num_keys > options_.max_request_keys) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(proto::Command_Name(header.command()), " of ", num_keys, " keys to table '",
+                     header.table(), "' from ", sender, " is over the limit of ",
+                     options_.max_request_keys, " keys per request (--max_request_keys)"));
+  }
+  // No overflow: num_keys is at most max_request_keys and dim a table's dimension.
+  const size_t request_bytes = num_keys * (sizeof(uint64_t) + (*table)->dim() * sizeof(float));
+  if (request_bytes > options_.max_request_bytes) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(proto::Command_Name(header.command()), " of ", num_keys, " keys to table '",
+                     header.table(), "' (dim ", (*table)->dim(), ") from ", sender, " carries ",
+                     request_bytes, " bytes of keys and values, over the limit of ",
+                     options_.max_request_bytes, " bytes per request (--max_request_bytes)"));
+  }
   size_t expected_values =
       header.command() == proto::PUSH ? num_keys * (*table)->dim() * sizeof(float) : 0;
   if (header.read_only() && header.command() != proto::PULL) {

@@ -5,8 +5,9 @@
 // requests itself (handing them over would cost more than serving them) and hands larger ones
 // to `num_threads` handler threads, so requests from many workers are served concurrently.
 // Every request passes DecodeMessage and then the server's own checks (known table, current
-// shard-map version, value size = keys x dim, every key inside this server's ranges, and for
-// a PUSH every gradient finite); a request that fails any check gets an ERROR_REPLY naming the
+// shard-map version, at most max_request_keys keys and max_request_bytes bytes, checked before
+// anything is allocated for it, value size = keys x dim, every key inside this server's ranges, and
+// for a PUSH every gradient finite); a request that fails any check gets an ERROR_REPLY naming the
 // sender and the reason (for a non-finite gradient: the table and the first offending key), is
 // not applied at all, and the server keeps serving. The stats line counts refused requests.
 //
@@ -85,6 +86,13 @@ struct ServerOptions {
   // order that completes the sequence (its commands received in that order, others between
   // them ignored), before carrying it out. Empty (the default): no fault.
   std::string fault_on_order;
+  // Limits of one PULL or PUSH to one table, checked before anything is allocated for it: at
+  // most this many keys, and at most this many bytes of keys and values (keys x (8 + 4 x dim),
+  // the request's for a PUSH, the request's keys and the reply's values for a PULL). A request
+  // over either gets an ERROR_REPLY naming the limit and the table. The defaults sit far above
+  // tests/bench/ps_bench's largest request (4M keys x 1 float, 48 MB).
+  size_t max_request_keys = size_t{1} << 24;
+  size_t max_request_bytes = size_t{1} << 30;
 };
 
 class ParameterServer {

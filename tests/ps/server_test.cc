@@ -25,6 +25,7 @@ class ServerTest : public ::testing::Test {
     options.num_workers = 1;
     options.cluster_id = kCluster;
     options.config = SgdTablesConfig({{"emb", 2}}, 1.0f);
+    Customize(&options);
     cluster_ = std::make_unique<InProcessCluster>(options);
     ASSERT_TRUE(cluster_->Start().ok());
     for (const proto::NodeInfo& node : cluster_->worker_client(0).view().nodes()) {
@@ -34,6 +35,9 @@ class ServerTest : public ::testing::Test {
     ConfigureSocket(*raw_);
     raw_->connect(TcpEndpoint(server0_.host(), server0_.port()));
   }
+
+  // Lets a derived fixture change the cluster's options.
+  virtual void Customize(InProcessClusterOptions*) {}
 
   // Sends raw frames and returns the decoded reply; fails the test after 10 s.
   Message RoundTrip(std::vector<zmq::message_t> frames) {
@@ -149,6 +153,48 @@ TEST_F(ServerTest, WrongDimKeyOutsideRangeStaleMapAndUnknownTableAreRejected) {
   ExpectStillServing();
   EXPECT_EQ(cluster_->server(0).catalog()->Find("emb")->stats().cached_rows,
             1u);  // only ExpectStillServing's row
+}
+
+// Limits small enough that a test crosses them with a handful of keys (table "emb" has dim 2,
+// so a key costs 8 + 2 x 4 = 16 bytes).
+class LimitedServerTest : public ServerTest {
+ protected:
+  static constexpr size_t kMaxKeys = 100;
+  static constexpr size_t kMaxBytes = 50 * 16;
+  void Customize(InProcessClusterOptions* options) override {
+    options->server_max_request_keys = kMaxKeys;
+    options->server_max_request_bytes = kMaxBytes;
+  }
+};
+
+TEST_F(LimitedServerTest, RequestsOverTheKeyOrByteLimitGetAnErrorNamingLimitAndTable) {
+  std::vector<uint64_t> keys(kMaxKeys + 1);
+  std::iota(keys.begin(), keys.end(), 1);  // key 1 up: inside server 0's range
+  Message too_many = RoundTrip(DataFrames(Request(proto::PULL), keys, {}));
+  EXPECT_EQ(too_many.header.command(), proto::ERROR_REPLY);
+  EXPECT_EQ(too_many.header.request_id(), 99u);
+  EXPECT_NE(too_many.header.error().find("--max_request_keys"), std::string::npos)
+      << too_many.header.error();
+  EXPECT_NE(too_many.header.error().find("table 'emb'"), std::string::npos)
+      << too_many.header.error();
+
+  keys.resize(kMaxBytes / 16 + 1);  // under the key limit, over the byte limit
+  Message too_big =
+      RoundTrip(DataFrames(Request(proto::PUSH), keys, std::vector<float>(keys.size() * 2, 1)));
+  EXPECT_EQ(too_big.header.command(), proto::ERROR_REPLY);
+  EXPECT_NE(too_big.header.error().find("--max_request_bytes"), std::string::npos)
+      << too_big.header.error();
+  EXPECT_NE(too_big.header.error().find("table 'emb'"), std::string::npos)
+      << too_big.header.error();
+
+  keys.resize(kMaxBytes / 16);  // exactly at both limits: served
+  Message at_limit = RoundTrip(DataFrames(Request(proto::PULL), keys, {}));
+  EXPECT_EQ(at_limit.header.command(), proto::PULL_REPLY) << at_limit.header.error();
+  EXPECT_EQ(at_limit.values.size(), keys.size() * 2 * sizeof(float));
+  // Nothing of the refused push was applied: its keys hold their initial rows, which the
+  // at-limit pull created (only key 1 of ExpectStillServing's and these).
+  ExpectStillServing();
+  EXPECT_EQ(cluster_->server(0).catalog()->Find("emb")->stats().cached_rows, keys.size());
 }
 
 TEST_F(ServerTest, APushWithANonFiniteGradientIsRefusedWholeNamingTableKeyAndSender) {

@@ -57,6 +57,8 @@ absl::Status InProcessCluster::Start() {
   server_options.cluster_id = options_.cluster_id;
   server_options.apply_updates = options_.apply_updates;
   server_options.num_threads = options_.server_threads;
+  server_options.max_request_keys = options_.server_max_request_keys;
+  server_options.max_request_bytes = options_.server_max_request_bytes;
   for (int i = 0; i < options_.num_servers; ++i) {
     servers_.push_back(std::make_unique<ParameterServer>(&context_, server_options));
     absl::StatusOr<int> port = servers_.back()->Bind();

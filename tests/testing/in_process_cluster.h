@@ -30,6 +30,9 @@ struct InProcessClusterOptions {
   // Passed to every server (see ServerOptions::apply_updates).
   bool apply_updates = true;
   int server_threads = 2;
+  // Passed to every server (see ServerOptions::max_request_keys, max_request_bytes).
+  size_t server_max_request_keys = ServerOptions().max_request_keys;
+  size_t server_max_request_bytes = ServerOptions().max_request_bytes;
   // Servers keep RocksDB under this folder; empty: a fresh temporary folder, removed by Stop().
   std::string data_dir;
   size_t cache_bytes = size_t{64} << 20;
