@@ -11,10 +11,12 @@ namespace {
 constexpr int kSocketBufferBytes = 4 << 20;
 }  // namespace
 
-void ConfigureSocket(zmq::socket_t& socket) {
+void ConfigureSocket(zmq::socket_t& socket, const SocketLimits& limits) {
   socket.set(zmq::sockopt::linger, 0);
-  socket.set(zmq::sockopt::sndhwm, 0);
-  socket.set(zmq::sockopt::rcvhwm, 0);
+  socket.set(zmq::sockopt::maxmsgsize, limits.max_message_bytes);
+  const bool router = socket.get(zmq::sockopt::type) == ZMQ_ROUTER;
+  socket.set(zmq::sockopt::sndhwm, router ? limits.router_send_hwm : 0);
+  socket.set(zmq::sockopt::rcvhwm, limits.receive_hwm);
   socket.set(zmq::sockopt::sndbuf, kSocketBufferBytes);
   socket.set(zmq::sockopt::rcvbuf, kSocketBufferBytes);
 }

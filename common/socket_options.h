@@ -4,6 +4,7 @@
 #define GRANARY_COMMON_SOCKET_OPTIONS_H_
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -11,10 +12,27 @@
 
 namespace granary {
 
-// Linger 0 (closing never blocks on unsent data: a dead peer must not hang shutdown),
-// unbounded high-water marks (a data-plane message is never silently dropped; memory is
-// bounded by the caller's outstanding requests instead) and large kernel buffers.
-void ConfigureSocket(zmq::socket_t& socket);
+// The bounds every socket gets, so that no peer can make a node queue or allocate without limit.
+struct SocketLimits {
+  // ZMQ_MAXMSGSIZE: the largest message part (frame) accepted from a peer; ZeroMQ drops the
+  // connection of a peer that sends a larger one (a well-behaved DEALER then reconnects). At
+  // least the server's max_request_bytes, so every request it admits fits in a frame.
+  int64_t max_message_bytes = int64_t{1} << 30;
+  // ZMQ_RCVHWM: messages queued from one peer before ZeroMQ stops reading its connection
+  // (TCP backpressure: the peer's own queue grows, not ours).
+  int receive_hwm = 10000;
+  // ZMQ_SNDHWM of ROUTER sockets: replies queued for one peer that does not read them. Past
+  // it a ROUTER drops them (ROUTER_MANDATORY stays off: with it a full peer would block the
+  // sending loop for everyone), and the peer's request fails by its own deadline (KVWorker's
+  // request_timeout, the scheduler client's). DEALER and other sockets keep an unbounded send
+  // queue: there a full queue would block the sender instead of dropping, and what they queue
+  // is bounded by their own outstanding requests.
+  int router_send_hwm = 10000;
+};
+
+// Linger 0 (closing never blocks on unsent data: a dead peer must not hang shutdown), the
+// bounds of `limits` (see SocketLimits) and large kernel buffers.
+void ConfigureSocket(zmq::socket_t& socket, const SocketLimits& limits = SocketLimits());
 
 // "tcp://host:port".
 std::string TcpEndpoint(const std::string& host, int port);

@@ -1,0 +1,60 @@
+#include "common/socket_options.h"
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "zmq_addon.hpp"
+
+namespace granary {
+namespace {
+
+constexpr auto kPollBound = std::chrono::seconds(10);
+
+TEST(SocketOptionsTest, EverySocketIsBoundedAndOnlyRoutersDropPastTheirSendMark) {
+  zmq::context_t context(1);
+  zmq::socket_t router(context, zmq::socket_type::router);
+  zmq::socket_t dealer(context, zmq::socket_type::dealer);
+  SocketLimits limits;
+  ConfigureSocket(router, limits);
+  ConfigureSocket(dealer, limits);
+  EXPECT_EQ(router.get(zmq::sockopt::maxmsgsize), limits.max_message_bytes);
+  EXPECT_EQ(dealer.get(zmq::sockopt::maxmsgsize), limits.max_message_bytes);
+  EXPECT_EQ(router.get(zmq::sockopt::rcvhwm), limits.receive_hwm);
+  EXPECT_EQ(dealer.get(zmq::sockopt::rcvhwm), limits.receive_hwm);
+  EXPECT_EQ(router.get(zmq::sockopt::sndhwm), limits.router_send_hwm);
+  EXPECT_EQ(dealer.get(zmq::sockopt::sndhwm), 0);  // a full DEALER would block its sender
+  EXPECT_GT(limits.max_message_bytes, 0);
+  EXPECT_GT(limits.receive_hwm, 0);
+  EXPECT_GT(limits.router_send_hwm, 0);
+}
+
+// A peer sending a frame over max_message_bytes loses its connection; the receiver keeps
+// serving, and the peer's next (small) message arrives once its DEALER has reconnected.
+TEST(SocketOptionsTest, AnOversizedFrameDropsThePeerAndTheReceiverGoesOn) {
+  zmq::context_t context(1);
+  zmq::socket_t router(context, zmq::socket_type::router);
+  zmq::socket_t dealer(context, zmq::socket_type::dealer);
+  SocketLimits limits;
+  limits.max_message_bytes = 1000;
+  ConfigureSocket(router, limits);
+  ConfigureSocket(dealer);
+  absl::StatusOr<int> port = BindTcp(router, "127.0.0.1", 0);
+  ASSERT_TRUE(port.ok()) << port.status();
+  dealer.connect(TcpEndpoint("127.0.0.1", *port));
+
+  dealer.send(zmq::buffer(std::string(2000, 'x')), zmq::send_flags::none);
+  zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
+  EXPECT_EQ(zmq::poll(&item, 1, std::chrono::milliseconds(500)), 0) << "oversized frame arrived";
+
+  dealer.send(zmq::str_buffer("small"), zmq::send_flags::none);
+  ASSERT_GT(zmq::poll(&item, 1, kPollBound), 0) << "no small message within the bound";
+  std::vector<zmq::message_t> frames;
+  ASSERT_TRUE(zmq::recv_multipart(router, std::back_inserter(frames)));
+  ASSERT_EQ(frames.size(), 2u);  // routing id, payload
+  EXPECT_EQ(frames[1].to_string(), "small");
+}
+
+}  // namespace
+}  // namespace granary
