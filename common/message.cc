@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/node_name.h"
+#include "glog/logging.h"
 
 namespace granary {
 
@@ -58,24 +59,24 @@ absl::Status DecodeMessage(std::vector<zmq::message_t>&& frames, const std::stri
                            const std::string& peer, Message* message) {
   message->header.Clear();
   if (frames.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("empty message from peer ", peer));
+    return absl::PermissionDeniedError(absl::StrCat("empty message from peer ", peer));
   }
   if (frames[0].size() > kMaxHeaderBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("header of ", frames[0].size(),
-                                                   " bytes (limit kMaxHeaderBytes ",
-                                                   kMaxHeaderBytes, ") from peer ", peer));
+    return absl::PermissionDeniedError(absl::StrCat("header of ", frames[0].size(),
+                                                    " bytes (limit kMaxHeaderBytes ",
+                                                    kMaxHeaderBytes, ") from peer ", peer));
   }
   if (!message->header.ParseFromArray(frames[0].data(), static_cast<int>(frames[0].size()))) {
     message->header.Clear();
-    return absl::InvalidArgumentError(
+    return absl::PermissionDeniedError(
         absl::StrCat("unparsable header (", frames[0].size(), " bytes) from peer ", peer));
   }
   const proto::Header& header = message->header;
   std::string sender = DescribeSender(header, peer);
   if (header.cluster_id() != cluster_id) {
-    return absl::InvalidArgumentError(absl::StrCat("wrong cluster id '", header.cluster_id(),
-                                                   "' (expected '", cluster_id, "') from ",
-                                                   sender));
+    return absl::PermissionDeniedError(absl::StrCat("wrong cluster id '", header.cluster_id(),
+                                                    "' (expected '", cluster_id, "') from ",
+                                                    sender));
   }
   if (!proto::Command_IsValid(header.command()) || header.command() == proto::COMMAND_UNKNOWN) {
     return absl::InvalidArgumentError(
@@ -104,6 +105,33 @@ absl::Status DecodeMessage(std::vector<zmq::message_t>&& frames, const std::stri
     message->values = std::move(frames[2]);
   }
   return absl::OkStatus();
+}
+
+bool IsRejection(const absl::Status& status) { return absl::IsPermissionDenied(status); }
+
+proto::Header MakeRejectionHeader(const proto::Header& request) {
+  proto::Header reply;
+  reply.set_command(proto::ERROR_REPLY);
+  reply.set_cluster_id(request.cluster_id());
+  reply.set_request_id(request.request_id());
+  reply.set_error(kRejectedText);
+  return reply;
+}
+
+bool RejectionLog::Log(const std::string& peer, const absl::Status& reason) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (peers_.size() >= kMaxPeers) {
+    if (!full_logged_) {
+      LOG(WARNING) << receiver_ << " rejected messages from " << kMaxPeers
+                   << " peers; rejections of further peers are not logged";
+      full_logged_ = true;
+    }
+    return false;
+  }
+  if (!peers_.insert(peer).second) return false;
+  LOG(WARNING) << receiver_ << " rejected a message from " << peer << ": " << reason.message()
+               << " (further rejections of " << peer << " are not logged)";
+  return true;
 }
 
 proto::Header MakeHeader(proto::Command command, const std::string& cluster_id, proto::Role role,

@@ -11,7 +11,13 @@
 // header frame's, the key and value frames' and the header's key_bytes / value_bytes) is checked
 // before any cast or allocation; a header frame over kMaxHeaderBytes, a frame count that does
 // not match the command, a frame whose size differs from the header, an unknown command or a
-// wrong cluster id is an InvalidArgument naming the sender, and the receiver goes on serving.
+// wrong cluster id is an error naming the sender, and the receiver goes on serving.
+//
+// Nothing leaks to a peer that has not shown it belongs to the cluster: a message refused
+// before its cluster id matched (empty, oversized or unparsable header, wrong cluster id) is a
+// *rejection* (IsRejection). The receiver answers it with MakeRejectionHeader's bare
+// "rejected", which carries nothing the peer did not send (not even the receiver's cluster id
+// or role), and logs the reason with the peer's address once per peer (RejectionLog).
 //
 // Thread-compatible: a Message is a value; sockets passed in must not be shared across threads.
 #ifndef GRANARY_COMMON_MESSAGE_H_
@@ -19,9 +25,11 @@
 
 #include <cstdint>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/types/span.h"
 #include "common/proto/message.pb.h"
@@ -57,6 +65,42 @@ absl::Status SendMessage(zmq::socket_t& socket, Message&& message,
 absl::Status DecodeMessage(std::vector<zmq::message_t>&& frames, const std::string& cluster_id,
                            const std::string& peer, Message* message);
 
+// True if `status` (from DecodeMessage) refused a message from a peer that has not shown it
+// belongs to the cluster: the reply must then be MakeRejectionHeader's, telling it nothing.
+bool IsRejection(const absl::Status& status);
+
+// The error text of every rejection reply.
+inline constexpr char kRejectedText[] = "rejected";
+
+// The whole reply to a rejected `request` (as far as it parsed): ERROR_REPLY with error
+// "rejected", and only the request's own cluster id and request id echoed, so that a
+// misconfigured node fails its request at once instead of at its deadline.
+proto::Header MakeRejectionHeader(const proto::Header& request);
+
+// Logs rejected messages (LOG(WARNING), with the reason and the peer's address) once per
+// peer address, so that a flood from one peer costs one log line. Remembers at most
+// kMaxPeers addresses; past that it logs once that further peers go unlogged.
+// Thread-safe.
+class RejectionLog {
+ public:
+  static constexpr size_t kMaxPeers = 4096;
+
+  // `receiver` names the node in log lines ("server 0", "scheduler").
+  explicit RejectionLog(std::string receiver) : receiver_(std::move(receiver)) {}
+  RejectionLog(const RejectionLog&) = delete;
+  RejectionLog& operator=(const RejectionLog&) = delete;
+
+  // Logs `reason` for a message from `peer` if it is the first rejection of `peer`.
+  // Returns true if it logged.
+  bool Log(const std::string& peer, const absl::Status& reason);
+
+ private:
+  const std::string receiver_;
+  std::mutex mutex_;
+  absl::flat_hash_set<std::string> peers_;  // guarded by mutex_
+  bool full_logged_ = false;                // guarded by mutex_
+};
+
 // "worker 3 (request 17)" or the peer description for a header that did not parse.
 std::string DescribeSender(const proto::Header& header, const std::string& peer);
 
@@ -64,7 +108,8 @@ std::string DescribeSender(const proto::Header& header, const std::string& peer)
 std::string PeerAddress(zmq::message_t& frame);
 
 // The one place a message header is started. Every header a node sends is built by one of
-// these two, so the sender's identity is stamped the same way everywhere.
+// these two (or, for a rejection, by MakeRejectionHeader), so the sender's identity is stamped
+// the same way everywhere.
 //
 // The header of a message a node originates (a request, an order, a notice): `command`, the
 // cluster id and the sender's role and rank. The rest (request id, table, shard-map version,

@@ -77,7 +77,8 @@ ParameterServer::ParameterServer(zmq::context_t* context, ServerOptions options)
       options_(std::move(options)),
       backend_endpoint_(InprocEndpoint("backend", this)),
       control_endpoint_(InprocEndpoint("control", this)),
-      frontend_(*context, zmq::socket_type::router) {
+      frontend_(*context, zmq::socket_type::router),
+      rejections_("server") {
   ConfigureSocket(frontend_);
 }
 
@@ -226,7 +227,10 @@ void ParameterServer::Serve(std::vector<zmq::message_t>&& frames, const std::str
   Message request;
   absl::Status decoded = DecodeMessage(std::move(frames), options_.cluster_id, peer, &request);
   Message reply;
-  if (!decoded.ok()) {
+  if (IsRejection(decoded)) {
+    rejections_.Log(peer, decoded);
+    reply.header = MakeRejectionHeader(request.header);
+  } else if (!decoded.ok()) {
     LOG(ERROR) << "server " << rank_ << " rejected a message: " << decoded.message();
     reply = ErrorReply(request.header, absl::StrCat("server ", rank_, ": ", decoded.message()));
   } else {

@@ -10,6 +10,8 @@
 // for a PUSH every gradient finite); a request that fails any check gets an ERROR_REPLY naming the
 // sender and the reason (for a non-finite gradient: the table and the first offending key), is
 // not applied at all, and the server keeps serving. The stats line counts refused requests.
+// A message DecodeMessage rejects (wrong cluster id, unparsable header) gets only "rejected"
+// and is logged once per peer address (see common/message.h).
 //
 // Fencing: the server accepts the PULL and PUSH of worker rank r only from an incarnation
 // (header.sender_incarnation) at or above the lowest it accepts for r. Start sets that to each
@@ -169,6 +171,8 @@ class ParameterServer {
   const std::string backend_endpoint_;
   const std::string control_endpoint_;
   zmq::socket_t frontend_;
+  // Messages from peers outside the cluster (see common/message.h): logged once per peer.
+  RejectionLog rejections_;
   int rank_ = -1;
   size_t fault_orders_matched_ = 0;  // of options_.fault_on_order; orders come one at a time
   uint64_t shard_map_version_ = 0;

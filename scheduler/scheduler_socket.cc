@@ -9,7 +9,9 @@
 namespace granary {
 
 SchedulerSocket::SchedulerSocket(zmq::context_t* context, std::string cluster_id)
-    : cluster_id_(std::move(cluster_id)), router_(*context, zmq::socket_type::router) {
+    : cluster_id_(std::move(cluster_id)),
+      router_(*context, zmq::socket_type::router),
+      rejections_("scheduler") {
   ConfigureSocket(router_);
 }
 
@@ -32,7 +34,10 @@ bool SchedulerSocket::ReceiveOne(std::string* routing_id, Message* message, bool
   frames.erase(frames.begin());
   absl::Status status = DecodeMessage(std::move(frames), cluster_id_, peer, message);
   *decoded = status.ok();
-  if (!status.ok()) {
+  if (IsRejection(status)) {
+    rejections_.Log(peer, status);
+    Send(*routing_id, MakeRejectionHeader(message->header));
+  } else if (!status.ok()) {
     LOG(ERROR) << "scheduler rejected a message: " << status.message();
     SendError(*routing_id, message->header, std::string(status.message()));
   }

@@ -29,7 +29,8 @@ class SchedulerSocket {
 
   // Waits up to `timeout` for a message, then returns every message ready, decoded, as
   // (routing id, message) to `handle`. A message that fails to decode is logged and answered
-  // with ERROR_REPLY; `handle` never sees it.
+  // with ERROR_REPLY; `handle` never sees it. A rejected one (IsRejection: wrong cluster id,
+  // unparsable header) gets only "rejected", and is logged once per peer address.
   template <typename Handle>
   void ReceiveAll(absl::Duration timeout, Handle&& handle);
 
@@ -50,6 +51,7 @@ class SchedulerSocket {
 
   const std::string cluster_id_;
   zmq::socket_t router_;
+  RejectionLog rejections_;
 };
 
 template <typename Handle>

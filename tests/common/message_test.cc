@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "common/socket_options.h"
 #include "gtest/gtest.h"
 
@@ -43,9 +44,31 @@ TEST(MessageTest, RejectsUnparsableHeaderNamingThePeer) {
   frames.emplace_back(std::string("\xff\xff\xff garbage"));
   Message message;
   absl::Status status = DecodeMessage(std::move(frames), kCluster, "10.1.2.3", &message);
-  ASSERT_TRUE(absl::IsInvalidArgument(status));
+  ASSERT_TRUE(IsRejection(status)) << status;
   EXPECT_NE(status.message().find("unparsable header"), std::string::npos);
   EXPECT_NE(status.message().find("10.1.2.3"), std::string::npos);
+}
+
+TEST(MessageTest, ARejectionTellsThePeerNothingItDidNotSend) {
+  proto::Header request = PushHeader(8, 4);
+  request.set_cluster_id("guess");
+  proto::Header reply = MakeRejectionHeader(request);
+  EXPECT_EQ(reply.command(), proto::ERROR_REPLY);
+  EXPECT_EQ(reply.error(), "rejected");
+  EXPECT_EQ(reply.cluster_id(), "guess");
+  EXPECT_EQ(reply.request_id(), 17u);
+  EXPECT_EQ(reply.sender_role(), proto::ROLE_UNKNOWN);
+  EXPECT_EQ(reply.table(), "");
+}
+
+TEST(MessageTest, RejectionsAreLoggedOncePerPeer) {
+  RejectionLog log("test node");
+  const absl::Status reason = absl::PermissionDeniedError("wrong cluster id");
+  EXPECT_TRUE(log.Log("10.0.0.1", reason));
+  EXPECT_FALSE(log.Log("10.0.0.1", reason));
+  EXPECT_TRUE(log.Log("10.0.0.2", reason));
+  for (size_t i = 2; i < RejectionLog::kMaxPeers; ++i) log.Log(absl::StrCat("peer ", i), reason);
+  EXPECT_FALSE(log.Log("one peer too many", reason));  // memory stays bounded
 }
 
 TEST(MessageTest, RefusesAHeaderFrameOfGigabytesUnread) {
@@ -56,7 +79,7 @@ TEST(MessageTest, RefusesAHeaderFrameOfGigabytesUnread) {
   frames.emplace_back(&byte, size_t{3} << 30, [](void*, void*) {});
   Message message;
   absl::Status status = DecodeMessage(std::move(frames), kCluster, "10.1.2.3", &message);
-  ASSERT_TRUE(absl::IsInvalidArgument(status)) << status;
+  ASSERT_TRUE(IsRejection(status)) << status;
   EXPECT_NE(status.message().find("kMaxHeaderBytes"), std::string::npos) << status;
   EXPECT_NE(status.message().find("10.1.2.3"), std::string::npos) << status;
 }
@@ -75,7 +98,7 @@ TEST(MessageTest, RejectsWrongClusterIdNamingTheSender) {
   header.set_cluster_id("other");
   Message message;
   absl::Status status = DecodeMessage(Frames(header, 8, 4), kCluster, "peer", &message);
-  ASSERT_FALSE(status.ok());
+  ASSERT_TRUE(IsRejection(status)) << status;
   EXPECT_NE(status.message().find("wrong cluster id 'other'"), std::string::npos);
   EXPECT_NE(status.message().find("worker 3"), std::string::npos);
   EXPECT_NE(status.message().find("request 17"), std::string::npos);

@@ -408,6 +408,44 @@ TEST_F(SchedulerTest, ReplacementPassesReleasedBarriersAndDoesNotHoldBackRunning
   waiting.join();
 }
 
+// A SHUTDOWN with a guessed cluster id is answered "rejected" and nothing else: not the real
+// id, not the scheduler's role; the cluster goes on, and the real SHUTDOWN still works.
+TEST_F(SchedulerTest, AWrongClusterIdIsRejectedWithoutRevealingTheIdAndChangesNothing) {
+  auto [server, w0, w1] = FormOneServerTwoWorkers();
+  zmq::socket_t raw(context_, zmq::socket_type::dealer);
+  raw.set(zmq::sockopt::linger, 0);
+  raw.connect(absl::StrCat("tcp://127.0.0.1:", scheduler_->port()));
+  proto::Header guess = MakeHeader(proto::SHUTDOWN, "guess", proto::CONTROL, 0);
+  guess.set_request_id(41);
+  ASSERT_TRUE(SendMessage(raw, Message{guess, {}, {}}).ok());
+  zmq::pollitem_t item{raw.handle(), 0, ZMQ_POLLIN, 0};
+  ASSERT_GT(zmq::poll(&item, 1, std::chrono::seconds(10)), 0) << "no reply within 10 s";
+  std::vector<zmq::message_t> frames;
+  ASSERT_TRUE(zmq::recv_multipart(raw, std::back_inserter(frames)));
+  ASSERT_EQ(frames.size(), 1u);
+  const std::string bytes = frames[0].to_string();
+  EXPECT_EQ(bytes.find(kCluster), std::string::npos) << "the reply reveals the cluster id";
+  proto::Header reply;
+  ASSERT_TRUE(reply.ParseFromString(bytes));
+  EXPECT_EQ(reply.command(), proto::ERROR_REPLY);
+  EXPECT_EQ(reply.error(), kRejectedText);
+  EXPECT_EQ(reply.cluster_id(), "guess");
+  EXPECT_EQ(reply.request_id(), 41u);
+  EXPECT_EQ(reply.sender_role(), proto::ROLE_UNKNOWN);
+
+  // Not shut down: the workers still pass a barrier, and the real SHUTDOWN is obeyed.
+  std::thread other([&] { EXPECT_TRUE(w1->Barrier("after", "workers", absl::Seconds(20)).ok()); });
+  EXPECT_TRUE(w0->Barrier("after", "workers", absl::Seconds(20)).ok());
+  other.join();
+  std::unique_ptr<SchedulerClient> control = NewClient(proto::CONTROL);
+  absl::StatusOr<proto::Header> shutdown =
+      control->ControlRequest(proto::SHUTDOWN, absl::Seconds(20));
+  ASSERT_TRUE(shutdown.ok()) << shutdown.status();
+  EXPECT_EQ(shutdown->command(), proto::SHUTDOWN_ACK);
+  EXPECT_TRUE(server->WaitForShutdown(absl::Seconds(20)).ok());
+  scheduler_thread_.join();
+}
+
 TEST_F(SchedulerTest, ControlRequestShutdownIsAcknowledgedOnceTheClusterShutDown) {
   auto [server, w0, w1] = FormOneServerTwoWorkers();
   std::unique_ptr<SchedulerClient> control = NewClient(proto::CONTROL);
