@@ -19,6 +19,9 @@ DEFINE_uint64(max_request_keys, granary::ServerOptions().max_request_keys,
 DEFINE_uint64(max_request_bytes, granary::ServerOptions().max_request_bytes,
               "Most bytes of keys and values (keys x (8 + 4 x dim)) one PULL or PUSH may move "
               "for one table; more gets an error reply.");
+DEFINE_int32(max_requests_per_peer, granary::ServerOptions().max_requests_per_peer,
+             "Most requests of one peer connection in flight on the handler threads; more are "
+             "answered at once with an error reply.");
 DEFINE_string(fault_on_order, "",
               "FAULT INJECTION, for tests only: kill this server (SIGKILL) on receiving the order "
               "that completes this comma-separated sequence of order commands (CHECKPOINT, "
@@ -45,6 +48,7 @@ int main(int argc, char** argv) {
   options.restore_from = FLAGS_restore_from;
   options.max_request_keys = FLAGS_max_request_keys;
   options.max_request_bytes = FLAGS_max_request_bytes;
+  options.max_requests_per_peer = FLAGS_max_requests_per_peer;
   if (!FLAGS_fault_on_order.empty()) {
     for (const absl::string_view name : absl::StrSplit(FLAGS_fault_on_order, ',')) {
       granary::proto::Command command;

@@ -159,6 +159,8 @@ void ParameterServer::ForwardLoop() {
   zmq::pollitem_t items[] = {{frontend_.handle(), 0, ZMQ_POLLIN, 0},
                              {backend.handle(), 0, ZMQ_POLLIN, 0},
                              {control.handle(), 0, ZMQ_POLLIN, 0}};
+  // Per peer connection (routing id): requests handed to the handlers and not yet answered.
+  absl::flat_hash_map<std::string, int> in_flight;
   while (true) {
     PollSockets(items, 3, std::chrono::milliseconds(-1));
     if (items[2].revents & ZMQ_POLLIN) return;  // Stop()
@@ -176,6 +178,14 @@ void ParameterServer::ForwardLoop() {
         Serve(std::move(frames), peer, routing_id, frontend_);
         continue;
       }
+      int& requests = in_flight[frames[0].to_string()];
+      if (requests >= options_.max_requests_per_peer) {
+        zmq::message_t routing_id = std::move(frames[0]);
+        frames.erase(frames.begin());
+        RefuseOverPeerLimit(std::move(frames), peer, routing_id);
+        continue;
+      }
+      ++requests;
       frames.insert(frames.begin() + 1, zmq::message_t(peer));
       zmq::send_multipart(backend, frames);
     }
@@ -185,6 +195,8 @@ void ParameterServer::ForwardLoop() {
       if (!zmq::recv_multipart(backend, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
         break;
       }
+      auto requests = in_flight.find(frames[0].to_string());
+      if (requests != in_flight.end() && --requests->second <= 0) in_flight.erase(requests);
       zmq::send_multipart(frontend_, frames);
     }
   }
@@ -237,6 +249,28 @@ void ParameterServer::Serve(std::vector<zmq::message_t>&& frames, const std::str
     reply = Handle(std::move(request), peer);
   }
   absl::Status sent = SendMessage(socket, std::move(reply), &routing_id);
+  if (!sent.ok()) LOG(ERROR) << "server " << rank_ << ": reply to " << peer << " failed";
+}
+
+void ParameterServer::RefuseOverPeerLimit(std::vector<zmq::message_t>&& frames,
+                                          const std::string& peer, zmq::message_t& routing_id) {
+  Message request;
+  absl::Status decoded = DecodeMessage(std::move(frames), options_.cluster_id, peer, &request);
+  Message reply;
+  if (IsRejection(decoded)) {
+    rejections_.Log(peer, decoded);
+    reply.header = MakeRejectionHeader(request.header);
+  } else {
+    ++errors_;
+    const std::string error = absl::StrCat(
+        "server ", rank_, ": ", proto::Command_Name(request.header.command()), " to table '",
+        request.header.table(), "' from ", DescribeSender(request.header, peer),
+        " refused: ", options_.max_requests_per_peer,
+        " requests of this peer are in flight already (--max_requests_per_peer)");
+    LOG_EVERY_N(ERROR, 1000) << error;
+    reply = ErrorReply(request.header, error);
+  }
+  absl::Status sent = SendMessage(frontend_, std::move(reply), &routing_id);
   if (!sent.ok()) LOG(ERROR) << "server " << rank_ << ": reply to " << peer << " failed";
 }
 

@@ -4,6 +4,8 @@
 // A ROUTER socket receives requests from every worker; a forwarding thread serves small
 // requests itself (handing them over would cost more than serving them) and hands larger ones
 // to `num_threads` handler threads, so requests from many workers are served concurrently.
+// A peer connection with max_requests_per_peer requests on the handler threads gets an
+// ERROR_REPLY naming that limit for the next one, at once.
 // Every request passes DecodeMessage and then the server's own checks (known table, current
 // shard-map version, at most max_request_keys keys and max_request_bytes bytes, checked before
 // anything is allocated for it, value size = keys x dim, every key inside this server's ranges, and
@@ -95,6 +97,10 @@ struct ServerOptions {
   // tests/bench/ps_bench's largest request (4M keys x 1 float, 48 MB).
   size_t max_request_keys = size_t{1} << 24;
   size_t max_request_bytes = size_t{1} << 30;
+  // Requests of one peer connection handed to the handler threads and not yet answered, at
+  // most; one more is answered at once with an ERROR_REPLY naming the limit, so that one peer
+  // cannot queue the server's memory full. A worker has a few requests in flight per server.
+  int max_requests_per_peer = 1024;
 };
 
 class ParameterServer {
@@ -149,6 +155,11 @@ class ParameterServer {
   // the recent cost per key of its table, to take so little time that serving it on the
   // forwarding thread is cheaper than handing it to a handler thread.
   bool CheapToServeInline(const std::vector<zmq::message_t>& frames) const;
+  // Answers the request in `frames` (routing id removed) from `peer`, which has
+  // max_requests_per_peer requests in flight already, with an ERROR_REPLY naming the limit
+  // (or a bare rejection if it does not decode as the cluster's).
+  void RefuseOverPeerLimit(std::vector<zmq::message_t>&& frames, const std::string& peer,
+                           zmq::message_t& routing_id);
   // Decodes the request in `frames` (routing id and peer removed), serves it and sends the
   // reply to `routing_id` on `socket`.
   void Serve(std::vector<zmq::message_t>&& frames, const std::string& peer,

@@ -207,6 +207,50 @@ TEST_F(LimitedServerTest, RequestsOverTheKeyOrByteLimitGetAnErrorNamingLimitAndT
   EXPECT_EQ(cluster_->server(0).catalog()->Find("emb")->stats().cached_rows, keys.size());
 }
 
+class PeerLimitedServerTest : public ServerTest {
+ protected:
+  static constexpr int kMaxInFlight = 1;
+  void Customize(InProcessClusterOptions* options) override {
+    options->server_max_requests_per_peer = kMaxInFlight;
+  }
+};
+
+TEST_F(PeerLimitedServerTest, RequestsOverThePeerLimitAreRefusedAndEveryOneIsAnswered) {
+  // Pulls big enough for the handler threads (not served inline), all sent at once: while the
+  // first is in flight the next ones from this connection are over the limit.
+  constexpr int kRequests = 50;
+  std::vector<uint64_t> keys(20000);
+  std::iota(keys.begin(), keys.end(), 1);
+  for (int i = 0; i < kRequests; ++i) {
+    std::vector<zmq::message_t> frames = DataFrames(Request(proto::PULL), keys, {});
+    zmq::send_multipart(*raw_, frames);
+  }
+  int served = 0;
+  int refused = 0;
+  zmq::pollitem_t item{raw_->handle(), 0, ZMQ_POLLIN, 0};
+  for (int i = 0; i < kRequests; ++i) {
+    ASSERT_GT(zmq::poll(&item, 1, std::chrono::seconds(10)), 0) << "reply " << i << " missing";
+    std::vector<zmq::message_t> received;
+    ASSERT_TRUE(zmq::recv_multipart(*raw_, std::back_inserter(received)));
+    Message reply;
+    ASSERT_TRUE(DecodeMessage(std::move(received), kCluster, "server 0", &reply).ok());
+    if (reply.header.command() == proto::PULL_REPLY) {
+      EXPECT_EQ(reply.values.size(), keys.size() * 2 * sizeof(float));
+      ++served;
+    } else {
+      EXPECT_NE(reply.header.error().find("--max_requests_per_peer"), std::string::npos)
+          << reply.header.error();
+      ++refused;
+    }
+  }
+  EXPECT_GE(served, 1);
+  EXPECT_GE(refused, 1);
+  ExpectStillServing();
+  // Once the in-flight one is answered, the connection may send again.
+  Message again = RoundTrip(DataFrames(Request(proto::PULL), keys, {}));
+  EXPECT_EQ(again.header.command(), proto::PULL_REPLY) << again.header.error();
+}
+
 TEST_F(ServerTest, APushWithANonFiniteGradientIsRefusedWholeNamingTableKeyAndSender) {
   Message before = RoundTrip(DataFrames(Request(proto::PULL), {1, 2}, {}));
   ASSERT_EQ(before.header.command(), proto::PULL_REPLY) << before.header.error();

@@ -59,6 +59,7 @@ absl::Status InProcessCluster::Start() {
   server_options.num_threads = options_.server_threads;
   server_options.max_request_keys = options_.server_max_request_keys;
   server_options.max_request_bytes = options_.server_max_request_bytes;
+  server_options.max_requests_per_peer = options_.server_max_requests_per_peer;
   for (int i = 0; i < options_.num_servers; ++i) {
     servers_.push_back(std::make_unique<ParameterServer>(&context_, server_options));
     absl::StatusOr<int> port = servers_.back()->Bind();

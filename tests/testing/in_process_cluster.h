@@ -30,9 +30,11 @@ struct InProcessClusterOptions {
   // Passed to every server (see ServerOptions::apply_updates).
   bool apply_updates = true;
   int server_threads = 2;
-  // Passed to every server (see ServerOptions::max_request_keys, max_request_bytes).
+  // Passed to every server (see ServerOptions::max_request_keys, max_request_bytes,
+  // max_requests_per_peer).
   size_t server_max_request_keys = ServerOptions().max_request_keys;
   size_t server_max_request_bytes = ServerOptions().max_request_bytes;
+  int server_max_requests_per_peer = ServerOptions().max_requests_per_peer;
   // Servers keep RocksDB under this folder; empty: a fresh temporary folder, removed by Stop().
   std::string data_dir;
   size_t cache_bytes = size_t{64} << 20;
