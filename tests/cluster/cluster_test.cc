@@ -281,6 +281,99 @@ TEST_F(ClusterTest, GarbageToAServerProcessGetsAnErrorAndItKeepsServing) {
   EXPECT_NE(server->ReadLog().find("rejected a message from 127.0.0.1"), std::string::npos);
 }
 
+// A raw peer without the cluster id, then one with it sending truncated, lying, unknown-table
+// and over-limit requests: each gets a refusal (the first a bare "rejected" that never names
+// the cluster id), and the server process goes on serving what a real worker trains.
+TEST_F(ClusterTest, AHostilePeerIsRefusedEachTimeAndTheServerKeepsServing) {
+  StartScheduler(1, 1);
+  auto server = StartNode("granary_server", "server", {"--max_request_keys=1000"});
+  zmq::context_t context(1);
+  SchedulerClient client(&context, ClientOptions(proto::WORKER));
+  ASSERT_TRUE(client.Register().ok());
+  proto::NodeInfo server_info;
+  for (const proto::NodeInfo& node : client.view().nodes()) {
+    if (node.role() == proto::SERVER) server_info = node;
+  }
+  zmq::socket_t raw(context, zmq::socket_type::dealer);
+  ConfigureSocket(raw);
+  raw.connect(TcpEndpoint(server_info.host(), server_info.port()));
+  // Sends a request of `keys` keys (declaring `key_bytes`, or their true size if negative) and
+  // `floats` values; returns the raw reply bytes.
+  auto send = [&](proto::Header header, size_t keys, size_t floats, int64_t key_bytes = -1) {
+    header.set_key_bytes(key_bytes < 0 ? keys * 8 : key_bytes);
+    header.set_value_bytes(floats * 4);
+    std::vector<zmq::message_t> frames;
+    frames.emplace_back(header.SerializeAsString());
+    std::vector<uint64_t> key_data(keys);
+    for (size_t i = 0; i < keys; ++i) key_data[i] = FeatureKey("f", absl::StrCat(i));
+    frames.emplace_back(key_data.data(), keys * 8);
+    frames.emplace_back(std::vector<float>(floats, 1.0f).data(), floats * 4);
+    zmq::send_multipart(raw, frames);
+    zmq::pollitem_t item{raw.handle(), 0, ZMQ_POLLIN, 0};
+    std::vector<zmq::message_t> received;
+    if (zmq::poll(&item, 1, std::chrono::seconds(10)) <= 0) return std::string("no reply");
+    if (!zmq::recv_multipart(raw, std::back_inserter(received))) return std::string("no reply");
+    return received[0].to_string();
+  };
+  auto request = [&](proto::Command command, const std::string& table) {
+    proto::Header header = MakeHeader(command, cluster_id_, proto::WORKER, 0);
+    header.set_request_id(7);
+    header.set_table(table);
+    header.set_shard_map_version(client.view().shard_map().version());
+    header.set_sender_incarnation(client.view().you().incarnation());
+    return header;
+  };
+  auto error_of = [](const std::string& bytes) {
+    proto::Header reply;
+    if (!reply.ParseFromString(bytes) || reply.command() != proto::ERROR_REPLY) return bytes;
+    return reply.error();
+  };
+
+  proto::Header guess = request(proto::PULL, "demo");
+  guess.set_cluster_id("guess");
+  for (int i = 0; i < 3; ++i) {
+    const std::string bytes = send(guess, 2, 0);
+    EXPECT_EQ(bytes.find(cluster_id_), std::string::npos) << "the reply reveals the cluster id";
+    EXPECT_EQ(error_of(bytes), kRejectedText);
+  }
+  EXPECT_NE(
+      error_of(send(request(proto::PUSH, "demo"), 2, 8, /*key_bytes=*/8)).find("do not match"),
+      std::string::npos);  // truncated
+  EXPECT_NE(error_of(send(request(proto::PUSH, "demo"), 2, 3)).find("expected 64"),
+            std::string::npos);  // key count vs. value bytes
+  EXPECT_NE(error_of(send(request(proto::PULL, "nope"), 2, 0)).find("unknown table 'nope'"),
+            std::string::npos);
+  const std::string over = error_of(send(request(proto::PULL, "demo"), 1001, 0));
+  EXPECT_NE(over.find("--max_request_keys"), std::string::npos) << over;
+  EXPECT_NE(over.find("table 'demo'"), std::string::npos) << over;
+
+  KVWorkerOptions options;
+  options.cluster_id = cluster_id_;
+  options.request_timeout = absl::Seconds(20);
+  KVWorker worker(&context, client.view(), options);
+  ASSERT_TRUE(worker.Start().ok());
+  std::vector<uint64_t> keys(1000);
+  for (size_t i = 0; i < keys.size(); ++i) keys[i] = FeatureKey("g", absl::StrCat(i));
+  std::vector<float> grads(keys.size() * 8, 2.0f);
+  ASSERT_TRUE(worker.Wait(worker.Push("demo", keys, grads)).ok());  // at the limit: served
+  std::vector<float> rows;
+  ASSERT_TRUE(worker.Wait(worker.Pull("demo", keys, &rows)).ok());
+  ASSERT_EQ(rows.size(), keys.size() * 8);
+  for (float v : rows) EXPECT_EQ(v, -1.0f);  // lr 0.5 x grad 2: only the real push applied
+
+  client.ReportJobDone();
+  EXPECT_TRUE(client.WaitForShutdown(absl::Seconds(20)).ok());
+  ExpectExitsWith(*server, 0);
+  ExpectExitsWith(*scheduler_, 0);
+  const std::string log = server->ReadLog();
+  size_t logged = 0;
+  for (size_t at = log.find("rejected a message from 127.0.0.1"); at != std::string::npos;
+       at = log.find("rejected a message from 127.0.0.1", at + 1)) {
+    ++logged;
+  }
+  EXPECT_EQ(logged, 1u) << "three rejections of one peer, logged once";
+}
+
 TEST_F(ClusterTest, ClusterThatNeverFormsFailsNamingWhoIsMissing) {
   StartScheduler(2, 1, {"--register_timeout=1"});
   auto server = StartNode("granary_server", "server", {"--register_timeout=20"});
