@@ -94,7 +94,9 @@ struct ServerOptions {
   // most this many keys, and at most this many bytes of keys and values (keys x (8 + 4 x dim),
   // the request's for a PUSH, the request's keys and the reply's values for a PULL). A request
   // over either gets an ERROR_REPLY naming the limit and the table. The defaults sit far above
-  // tests/bench/ps_bench's largest request (4M keys x 1 float, 48 MB).
+  // tests/bench/ps_bench's largest request (4M keys x 1 float, 48 MB). Raising
+  // max_request_bytes past SocketLimits::max_message_bytes (common/socket_options.h) admits
+  // nothing more: ZeroMQ drops a larger frame before the server sees it.
   size_t max_request_keys = size_t{1} << 24;
   size_t max_request_bytes = size_t{1} << 30;
   // Requests of one peer connection handed to the handler threads and not yet answered, at
