@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   granary::ServerOptions options;
   options.host = client_options->host;
   options.cluster_id = client_options->cluster_id;
+  options.curve = client_options->curve;
   options.port = FLAGS_port;
   options.num_threads = FLAGS_threads;
   options.data_dir = FLAGS_data_dir;

@@ -79,6 +79,7 @@ ParameterServer::ParameterServer(zmq::context_t* context, ServerOptions options)
       control_endpoint_(InprocEndpoint("control", this)),
       frontend_(*context, zmq::socket_type::router) {
   ConfigureSocket(frontend_);
+  ConfigureCurveServer(frontend_, options_.curve);
 }
 
 ParameterServer::~ParameterServer() { Stop(); }

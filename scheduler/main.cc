@@ -6,6 +6,7 @@
 #include "absl/time/time.h"
 #include "common/config.h"
 #include "common/process_init.h"
+#include "common/security_flags.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 #include "scheduler/scheduler.h"
@@ -59,7 +60,13 @@ int main(int argc, char** argv) {
     LOG(ERROR) << config.status().message();
     return EXIT_FAILURE;
   }
+  absl::StatusOr<std::optional<granary::CurveKeys>> curve = granary::CurveKeysFromFlags();
+  if (!curve.ok()) {
+    LOG(ERROR) << curve.status().message();
+    return EXIT_FAILURE;
+  }
   granary::SchedulerOptions options;
+  options.curve = *std::move(curve);
   options.host = FLAGS_host;
   options.port = FLAGS_port;
   options.address_file = FLAGS_address_file;

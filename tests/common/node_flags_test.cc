@@ -1,6 +1,13 @@
 #include "common/node_flags.h"
 
+#include <sys/stat.h>
+
+#include <filesystem>
+
+#include "common/curve_keys.h"
+#include "common/security_flags.h"
 #include "gtest/gtest.h"
+#include "tests/testing/temp_dir.h"
 
 namespace granary {
 namespace {
@@ -33,6 +40,28 @@ TEST(NodeFlagsTest, TranslatesTheSharedFlags) {
   EXPECT_EQ(options->heartbeat_interval, absl::Milliseconds(500));
   EXPECT_EQ(options->heartbeat_timeout, absl::Seconds(3));
   EXPECT_EQ(options->register_timeout, absl::Seconds(20));
+  EXPECT_FALSE(options->curve.has_value());  // no --keys_dir: unauthenticated
+}
+
+TEST(NodeFlagsTest, KeysDirGivesTheClusterKeysAndALooseKeyFileIsAnErrorNamingIt) {
+  gflags::FlagSaver saver;
+  const std::string dir = MakeTempDir("node-flags-keys");
+  absl::StatusOr<CurveKeys> keys = GenerateCurveKeys();
+  ASSERT_TRUE(keys.ok()) << keys.status();
+  ASSERT_TRUE(WriteCurveKeys(dir, *keys).ok());
+  FLAGS_scheduler = "10.0.0.1:7000";
+  FLAGS_keys_dir = dir;
+  absl::StatusOr<SchedulerClientOptions> options =
+      SchedulerClientOptionsFromFlags(proto::SERVER, /*port=*/0);
+  ASSERT_TRUE(options.ok()) << options.status();
+  ASSERT_TRUE(options->curve.has_value());
+  EXPECT_EQ(options->curve->public_key, keys->public_key);
+
+  ASSERT_EQ(chmod(CurveKeyFilePath(dir).c_str(), 0640), 0);
+  options = SchedulerClientOptionsFromFlags(proto::SERVER, /*port=*/0);
+  EXPECT_TRUE(absl::IsPermissionDenied(options.status()));
+  EXPECT_NE(options.status().message().find(CurveKeyFilePath(dir)), std::string::npos);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
