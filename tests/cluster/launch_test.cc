@@ -8,9 +8,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +23,7 @@
 #include "absl/strings/strip.h"
 #include "gtest/gtest.h"
 #include "tests/testing/child_process.h"
+#include "zmq.hpp"
 
 namespace granary {
 namespace {
@@ -522,6 +525,54 @@ TEST_F(LaunchTest, LocalStopsTheClusterOnSigterm) {
     ASSERT_TRUE(absl::SimpleAtoi(fields[1], &pid)) << line;
     EXPECT_NE(kill(pid, 0), 0) << line << " still runs";
   }
+}
+
+// local.sh generates the cluster's CURVE keys into the run folder (0600) and hands them to
+// every role: a peer without them gets no reply from the scheduler and cannot shut the cluster
+// down, while granary_ctl with --keys_dir can.
+TEST_F(LaunchTest, LocalAuthenticatesEveryLinkWithKeysInTheRunFolder) {
+  auto launcher = Start({kSource + "/launch/local.sh", "--servers=1", "--workers=1", "--job=idle",
+                         "--config=" + kDemoConfig, "--bin_dir=" + kBin, "--run_dir=" + run_dir_});
+  ASSERT_TRUE(WaitUntil([&] { return absl::StrContains(launcher->ReadLog(), "stop with Ctrl-C"); },
+                        kStartTimeout))
+      << launcher->ReadLog();
+  const std::string keys_dir = run_dir_ + "/keys";
+  struct stat info;
+  ASSERT_EQ(stat((keys_dir + "/cluster.curve").c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 0777, 0600u);
+  const std::string address(absl::StripAsciiWhitespace(ReadFile(run_dir_ + "/scheduler.addr")));
+  const std::string cluster_id(absl::StripAsciiWhitespace(ReadFile(run_dir_ + "/cluster_id")));
+
+  // A raw ZeroMQ client without keys: whatever it sends, no reply (not even an error naming
+  // the cluster) comes back.
+  {
+    zmq::context_t context(1);
+    zmq::socket_t raw(context, zmq::socket_type::dealer);
+    raw.set(zmq::sockopt::linger, 0);
+    raw.connect("tcp://" + address);
+    raw.send(zmq::str_buffer("guess"), zmq::send_flags::none);
+    zmq::pollitem_t item{raw.handle(), 0, ZMQ_POLLIN, 0};
+    EXPECT_EQ(zmq::poll(&item, 1, std::chrono::milliseconds(1500)), 0);
+  }
+  // granary_ctl's exit code for `flags` plus the verb `shutdown`; -1 if it did not exit.
+  auto shutdown_with = [&](std::vector<std::string> flags, const std::string& log) {
+    std::vector<std::string> argv = {kBin + "/granary_ctl", "--scheduler=" + address,
+                                     "--cluster_id=" + cluster_id, "--timeout=2"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    argv.push_back("shutdown");
+    absl::StatusOr<ChildProcess> ctl = ChildProcess::Start(argv, dir_ + "/" + log);
+    EXPECT_TRUE(ctl.ok()) << ctl.status();
+    if (!ctl.ok()) return -1;
+    std::optional<int> code = ctl->WaitForExit(kStartTimeout);
+    return code.value_or(-1);
+  };
+  // granary_ctl without the keys cannot shut the cluster down ...
+  EXPECT_NE(shutdown_with({}, "ctl-keyless.log"), 0);
+  EXPECT_FALSE(launcher->WaitForExit(absl::Seconds(1)).has_value()) << launcher->ReadLog();
+  // ... and with them it can: the run ends cleanly.
+  EXPECT_EQ(shutdown_with({"--keys_dir=" + keys_dir}, "ctl-keyed.log"), 0)
+      << ReadFile(dir_ + "/ctl-keyed.log");
+  EXPECT_EQ(ExitCodeOf(*launcher), 0) << launcher->ReadLog();
 }
 
 // launch/test.sh fails a run with a skipped test unless launch/allowed_skips.txt names it;
