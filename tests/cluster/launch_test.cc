@@ -57,7 +57,7 @@ if [[ -n "${REFUSE_SHUTDOWN:-}" && "$*" == *granary_ctl*shutdown* ]]; then
   echo "refused: $*" >&2
   exit 1
 fi
-bash -c "$*" &
+bash -c "$*" <&0 &
 wait $!
 )";
 
@@ -208,6 +208,22 @@ TEST_F(LaunchTest, SshRunsTheDemoOnTheHostsOfTheHostFile) {
   EXPECT_TRUE(absl::StartsWith(ReadFile(run_dir_ + "/scheduler.addr"), "127.0.0.1:"));
   EXPECT_TRUE(absl::StrContains(ReadFile(dir_ + "/ssh_calls"), "--host=127.0.0.2"));
   EXPECT_TRUE(AllRolesExited());
+  // The keys generated on the first host reached the others (0600), and every role used them.
+  struct stat key_file;
+  ASSERT_EQ(stat((run_dir_ + "/keys/cluster.curve").c_str(), &key_file), 0);
+  EXPECT_EQ(key_file.st_mode & 0777, 0600u);
+  EXPECT_FALSE(
+      absl::StrContains(ReadFile(dir_ + "/ssh_calls"), ReadFile(run_dir_ + "/keys/cluster.curve")))
+      << "the keys travelled on a command line";
+  EXPECT_TRUE(absl::StrContains(ReadFile(dir_ + "/ssh_calls"), "127.0.0.2: umask 077"))
+      << "the keys were not copied to the third host";
+  for (const std::string& line : Lines(pids)) {
+    const std::string name = std::vector<std::string>(absl::StrSplit(line, ' '))[0];
+    EXPECT_TRUE(
+        absl::StrContains(ReadFile(run_dir_ + "/" + name + ".log"),
+                          "links authenticated with the CURVE keys of " + run_dir_ + "/keys"))
+        << name;
+  }
 }
 
 // Every word of a remote command is quoted: the remote shell sees paths with spaces and quotes
