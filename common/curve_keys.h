@@ -7,9 +7,10 @@
 // server/client pair: every role that binds also connects (a server connects to the scheduler),
 // every member is trusted alike, and one secret to generate, copy and protect is the least that
 // can go wrong. Holding the key file is what makes a process a member: a peer without it cannot
-// complete the CURVE handshake, so ZeroMQ drops it before any Granary message is read. The
-// public key is kept as secret as the secret key: without a ZAP check on the binding side,
-// knowing a CURVE server's public key is all a client needs, so the whole file is the secret.
+// complete the CURVE handshake, so ZeroMQ drops it before any Granary message is read. CURVE
+// alone lets in any client that knows the server's public key; the binding roles therefore run
+// a ZapHandler (common/zap_handler.h) that also demands the cluster's own public key as the
+// client's, which only a holder of the secret key can present. Keep the whole file secret.
 //
 // Storage: KEYS_DIR/cluster.curve, two lines (public key, secret key; Z85, 40 characters each),
 // mode 0600. A key file any other user can read or write is refused, naming it.

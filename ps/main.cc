@@ -5,6 +5,7 @@
 #include "absl/strings/str_split.h"
 #include "common/node_flags.h"
 #include "common/process_init.h"
+#include "common/zap_handler.h"
 #include "glog/logging.h"
 #include "ps/server.h"
 
@@ -51,6 +52,8 @@ int main(int argc, char** argv) {
   }
   options.fault_on_order = FLAGS_fault_on_order;
   options.stats_interval = absl::Seconds(FLAGS_stats_interval);
+  // Admits only peers holding the cluster keypair to the server's CURVE socket.
+  granary::ZapHandler zap(&context, options.curve);
   granary::ParameterServer server(&context, options);
   absl::StatusOr<int> port = server.Bind();
   if (!port.ok()) {

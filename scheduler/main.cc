@@ -7,6 +7,7 @@
 #include "common/config.h"
 #include "common/process_init.h"
 #include "common/security_flags.h"
+#include "common/zap_handler.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 #include "scheduler/scheduler.h"
@@ -87,6 +88,8 @@ int main(int argc, char** argv) {
   options.fault_in_close = FLAGS_fault_in_close;
 
   zmq::context_t context(1);
+  // Admits only peers holding the cluster keypair to the scheduler's CURVE socket.
+  granary::ZapHandler zap(&context, options.curve);
   granary::Scheduler scheduler(&context, std::move(options));
   running_scheduler = &scheduler;
   std::signal(SIGTERM, RequestClusterStop);

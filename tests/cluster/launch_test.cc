@@ -570,6 +570,27 @@ TEST_F(LaunchTest, LocalAuthenticatesEveryLinkWithKeysInTheRunFolder) {
     zmq::pollitem_t item{raw.handle(), 0, ZMQ_POLLIN, 0};
     EXPECT_EQ(zmq::poll(&item, 1, std::chrono::milliseconds(1500)), 0);
   }
+  // One that knows the cluster's public key but holds a keypair of its own is refused by the
+  // scheduler's ZAP handler, which logs its address.
+  {
+    std::string public_key;
+    std::ifstream(keys_dir + "/cluster.curve") >> public_key;
+    zmq::context_t context(1);
+    zmq::socket_t raw(context, zmq::socket_type::dealer);
+    raw.set(zmq::sockopt::linger, 0);
+    char own_public[41], own_secret[41];
+    ASSERT_EQ(zmq_curve_keypair(own_public, own_secret), 0);
+    raw.set(zmq::sockopt::curve_serverkey, public_key);
+    raw.set(zmq::sockopt::curve_publickey, std::string(own_public));
+    raw.set(zmq::sockopt::curve_secretkey, std::string(own_secret));
+    raw.connect("tcp://" + address);
+    raw.send(zmq::str_buffer("guess"), zmq::send_flags::none);
+    zmq::pollitem_t item{raw.handle(), 0, ZMQ_POLLIN, 0};
+    EXPECT_EQ(zmq::poll(&item, 1, std::chrono::milliseconds(1500)), 0);
+    EXPECT_TRUE(
+        absl::StrContains(ReadFile(run_dir_ + "/scheduler.log"), "rejected a peer at 127.0.0.1"))
+        << ReadFile(run_dir_ + "/scheduler.log");
+  }
   // granary_ctl's exit code for `flags` plus the verb `shutdown`; -1 if it did not exit.
   auto shutdown_with = [&](std::vector<std::string> flags, const std::string& log) {
     std::vector<std::string> argv = {kBin + "/granary_ctl", "--scheduler=" + address,
