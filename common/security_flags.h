@@ -11,11 +11,13 @@
 #include "gflags/gflags.h"
 
 DECLARE_string(keys_dir);
+DECLARE_bool(insecure_no_auth);
 
 namespace granary {
 
-// The keys of --keys_dir (LoadCurveKeys: errors name the file), or nullopt when --keys_dir is
-// empty: then every link of this process is unauthenticated, which is logged as a warning.
+// The keys of --keys_dir (LoadCurveKeys: errors name the file). Without --keys_dir a process
+// refuses to run (InvalidArgument naming --keys_dir) unless --insecure_no_auth says it may run
+// unauthenticated: then nullopt, and a warning says so. Both flags at once are an error.
 absl::StatusOr<std::optional<CurveKeys>> CurveKeysFromFlags();
 
 }  // namespace granary

@@ -603,8 +603,8 @@ TEST_F(LaunchTest, LocalAuthenticatesEveryLinkWithKeysInTheRunFolder) {
     std::optional<int> code = ctl->WaitForExit(kStartTimeout);
     return code.value_or(-1);
   };
-  // granary_ctl without the keys cannot shut the cluster down ...
-  EXPECT_NE(shutdown_with({}, "ctl-keyless.log"), 0);
+  // granary_ctl without the keys (told to try unauthenticated) cannot shut the cluster down ...
+  EXPECT_NE(shutdown_with({"--insecure_no_auth"}, "ctl-keyless.log"), 0);
   EXPECT_FALSE(launcher->WaitForExit(absl::Seconds(1)).has_value()) << launcher->ReadLog();
   // ... and with them it can: the run ends cleanly.
   EXPECT_EQ(shutdown_with({"--keys_dir=" + keys_dir}, "ctl-keyed.log"), 0)

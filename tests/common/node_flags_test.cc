@@ -29,6 +29,7 @@ TEST(NodeFlagsTest, TranslatesTheSharedFlags) {
   FLAGS_heartbeat_interval = 0.5;
   FLAGS_heartbeat_timeout = 3;
   FLAGS_register_timeout = 20;
+  FLAGS_insecure_no_auth = true;
   absl::StatusOr<SchedulerClientOptions> options =
       SchedulerClientOptionsFromFlags(proto::WORKER, /*port=*/4000);
   ASSERT_TRUE(options.ok()) << options.status();
@@ -40,7 +41,19 @@ TEST(NodeFlagsTest, TranslatesTheSharedFlags) {
   EXPECT_EQ(options->heartbeat_interval, absl::Milliseconds(500));
   EXPECT_EQ(options->heartbeat_timeout, absl::Seconds(3));
   EXPECT_EQ(options->register_timeout, absl::Seconds(20));
-  EXPECT_FALSE(options->curve.has_value());  // no --keys_dir: unauthenticated
+  EXPECT_FALSE(options->curve.has_value());  // --insecure_no_auth: unauthenticated
+}
+
+TEST(NodeFlagsTest, WithoutKeysOrTheInsecureFlagANodeRefusesNamingKeysDir) {
+  gflags::FlagSaver saver;
+  FLAGS_scheduler = "10.0.0.1:7000";
+  FLAGS_keys_dir = "";
+  FLAGS_insecure_no_auth = false;
+  absl::StatusOr<SchedulerClientOptions> options =
+      SchedulerClientOptionsFromFlags(proto::SERVER, /*port=*/0);
+  ASSERT_TRUE(absl::IsInvalidArgument(options.status()));
+  EXPECT_NE(options.status().message().find("--keys_dir is required"), std::string::npos)
+      << options.status();
 }
 
 TEST(NodeFlagsTest, KeysDirGivesTheClusterKeysAndALooseKeyFileIsAnErrorNamingIt) {
