@@ -20,8 +20,6 @@ constexpr mode_t kKeyFileMode = 0600;
 constexpr mode_t kKeysDirMode = 0700;
 // Any permission bit for group or others.
 constexpr mode_t kGroupOrOtherBits = 077;
-// Raw CURVE key bytes.
-constexpr size_t kCurveKeyBytes = 32;
 
 bool IsZ85Key(const std::string& text) {
   if (text.size() != kCurveKeyTextLength) return false;

@@ -30,7 +30,8 @@
 
 namespace granary {
 
-// Z85 text of a CURVE key: 32 bytes encoded as 40 characters.
+// A CURVE key: kCurveKeyBytes bytes, written as kCurveKeyTextLength characters of Z85.
+inline constexpr size_t kCurveKeyBytes = 32;
 inline constexpr size_t kCurveKeyTextLength = 40;
 // The file in a keys folder that holds the cluster keypair.
 inline constexpr char kCurveKeyFileName[] = "cluster.curve";

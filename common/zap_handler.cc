@@ -21,7 +21,6 @@ constexpr size_t kVersionFrame = 0, kRequestIdFrame = 1, kAddressFrame = 3, kMec
                  kCredentialsFrame = 6;
 // How often the thread looks at stop_.
 constexpr std::chrono::milliseconds kStopCheck{100};
-constexpr size_t kCurveKeyBytes = 32;
 }  // namespace
 
 ZapHandler::ZapHandler(zmq::context_t* context, const std::optional<CurveKeys>& curve) {
