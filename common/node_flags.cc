@@ -2,6 +2,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "common/security_flags.h"
 
 DEFINE_string(scheduler, "", "host:port of the scheduler (required).");
 DEFINE_string(cluster_id, "granary", "Must match the scheduler's --cluster_id.");
@@ -23,6 +24,9 @@ absl::StatusOr<SchedulerClientOptions> SchedulerClientOptionsFromFlags(proto::Ro
   options.heartbeat_interval = absl::Seconds(FLAGS_heartbeat_interval);
   options.heartbeat_timeout = absl::Seconds(FLAGS_heartbeat_timeout);
   options.register_timeout = absl::Seconds(FLAGS_register_timeout);
+  absl::StatusOr<std::optional<CurveKeys>> curve = CurveKeysFromFlags();
+  if (!curve.ok()) return curve.status();
+  options.curve = *std::move(curve);
   return options;
 }
 

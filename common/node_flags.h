@@ -18,7 +18,9 @@ namespace granary {
 
 // Options for a node of `role` serving on `port` (0 for nodes that do not listen), from the
 // flags above. InvalidArgument naming the flag ("--scheduler is required") when a flag every
-// node needs is missing, so that each role's main reports it the same way.
+// node needs is missing, so that each role's main reports it the same way. With --keys_dir
+// (common/security_flags.h) the options carry the cluster's CURVE keys; a key file that cannot
+// be loaded is its error (naming the file).
 absl::StatusOr<SchedulerClientOptions> SchedulerClientOptionsFromFlags(proto::Role role, int port);
 
 }  // namespace granary

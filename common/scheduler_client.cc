@@ -40,6 +40,7 @@ SchedulerClient::SchedulerClient(zmq::context_t* context, SchedulerClientOptions
       dealer_(*context, zmq::socket_type::dealer),
       wakeup_sender_(*context, zmq::socket_type::pair) {
   ConfigureSocket(dealer_);
+  ConfigureCurveClient(dealer_, options_.curve);
   wakeup_sender_.set(zmq::sockopt::linger, 0);
 }
 

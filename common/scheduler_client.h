@@ -30,6 +30,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/curve_keys.h"
 #include "common/message.h"
 #include "common/proto/message.pb.h"
 #include "zmq.hpp"
@@ -51,6 +52,8 @@ struct SchedulerClientOptions {
   // How long Register() waits for the whole cluster to form (a silent scheduler ends the wait
   // sooner, after heartbeat_timeout).
   absl::Duration register_timeout = absl::Seconds(60);
+  // The cluster's CURVE keys (common/curve_keys.h); nullopt: an unauthenticated link.
+  std::optional<CurveKeys> curve;
 };
 
 class SchedulerClient {

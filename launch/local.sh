@@ -62,8 +62,9 @@ prepare_run_dir
 
 cluster_id="$(new_cluster_id local)"
 echo "$cluster_id" >"$run_dir/cluster_id"
+prepare_cluster_keys
 : >"$run_dir/pids"
-ctl_command=("$bin_dir/granary_ctl")
+ctl_command=("$bin_dir/granary_ctl" --keys_dir="$keys_dir")
 install_traps
 
 # --- Start ----------------------------------------------------------------------------------
@@ -71,7 +72,7 @@ start_time=$SECONDS
 address_file="$run_dir/scheduler.addr"
 say "run dir $run_dir, cluster id $cluster_id"
 start_role scheduler "" "$bin_dir/granary_scheduler" --host=127.0.0.1 --port=0 \
-  --address_file="$address_file" --cluster_id="$cluster_id" \
+  --address_file="$address_file" --cluster_id="$cluster_id" --keys_dir="$keys_dir" \
   --num_servers="$servers" --num_workers="$workers" --config="$config" "${extra_flags[@]}" \
   "${scheduler_flags[@]}"
 scheduler_pid=$last_pid
@@ -94,20 +95,21 @@ fi
 
 for ((i = 0; i < servers; i++)); do
   start_role "server-$i" "" "$bin_dir/granary_server" --host=127.0.0.1 --port=0 \
-    --scheduler="$scheduler_address" --cluster_id="$cluster_id" --data_dir="$run_dir/data" \
+    --scheduler="$scheduler_address" --cluster_id="$cluster_id" --keys_dir="$keys_dir" \
+    --data_dir="$run_dir/data" \
     "${extra_flags[@]}" "${server_flags[@]}"
 done
 # shellcheck disable=SC2317  # also invoked by replace_dead_workers
 start_worker() {
   start_role "$1" "" "$bin_dir/granary_worker" --host=127.0.0.1 --job="$job" \
-    --scheduler="$scheduler_address" --cluster_id="$cluster_id" "${extra_flags[@]}" \
-    "${worker_flags[@]}"
+    --scheduler="$scheduler_address" --cluster_id="$cluster_id" --keys_dir="$keys_dir" \
+    "${extra_flags[@]}" "${worker_flags[@]}"
 }
 for ((i = 0; i < workers; i++)); do
   start_worker "worker-$i" "worker-$i"
   worker_pids+=("$last_pid")
 done
 say "scheduler at $scheduler_address; server(s): $servers, worker(s): $workers, job: $job"
-say "stop with Ctrl-C, or: $bin_dir/granary_ctl --scheduler=$scheduler_address --cluster_id=$cluster_id shutdown"
+say "stop with Ctrl-C, or: $bin_dir/granary_ctl --scheduler=$scheduler_address --cluster_id=$cluster_id --keys_dir=$keys_dir shutdown"
 
 wait_for_job

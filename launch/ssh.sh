@@ -224,6 +224,32 @@ quote_words() {
   echo "${quoted% }"
 }
 
+# The run's CURVE keys (docs/operations.md "Security") at the same path on every host: the folder
+# given as --keys_dir=DIR among the flags for every role (it must then be on every host), else
+# REMOTE_DIR/keys, where granary_ctl keygen writes a fresh keypair on the first host; the key
+# file is copied from there to the other hosts through ssh's stdin (never on a command line),
+# created 0600 under umask 077 and moved into place. Sets keys_dir.
+distribute_cluster_keys() {
+  keys_dir=""
+  local flag keys i target
+  for flag in "${extra_flags[@]}"; do
+    if [[ "$flag" == --keys_dir=* ]]; then keys_dir="${flag#--keys_dir=}"; fi
+  done
+  [[ -n "$keys_dir" ]] && return 0
+  keys_dir="$remote_dir/keys"
+  run_on_host 0 "$(quote_words "$bin_dir/granary_ctl" --keys_dir="$keys_dir" keygen)" \
+    >"$run_dir/keygen.log" 2>&1 ||
+    die "check failed: cannot generate the cluster keys into $keys_dir on ${host_names[0]} (see $run_dir/keygen.log)"
+  keys="$(run_on_host 0 "cat $(quote_words "$keys_dir/cluster.curve")")" ||
+    die "check failed: cannot read the cluster keys $keys_dir/cluster.curve on ${host_names[0]}"
+  for ((i = 1; i < ${#host_names[@]}; i++)); do
+    target="$(quote_words "$keys_dir/cluster.curve")"
+    timeout --kill-after=2 "$SSH_COMMAND_TIMEOUT_SECONDS" "${ssh_command[@]}" "${host_names[i]}" \
+      "umask 077 && mkdir -p $(quote_words "$keys_dir") && cat >$target.tmp-$i && mv -f $target.tmp-$i $target" \
+      <<<"$keys" || die "check failed: cannot copy the cluster keys to $keys_dir on ${host_names[i]}"
+  done
+}
+
 # Checks what the roles on host index $1 need, before anything starts: ssh works, the binaries
 # are there, REMOTE_DIR can be created, and on the first host the config is readable.
 # Every path and message is quoted with quote_words: the remote shell sees each intact.
@@ -311,16 +337,18 @@ for ((i = 0; i < ${#host_names[@]}; i++)); do check_host "$i"; done
 
 cluster_id="$(new_cluster_id ssh)"
 echo "$cluster_id" >"$run_dir/cluster_id"
+distribute_cluster_keys
 : >"$run_dir/pids"
 # request_shutdown appends only words that need no quoting (flags of addresses, ids, numbers).
-ctl_command=("${ssh_command[@]}" "${host_names[0]}" "$(quote_words "$bin_dir/granary_ctl")")
+ctl_command=("${ssh_command[@]}" "${host_names[0]}"
+  "$(quote_words "$bin_dir/granary_ctl" --keys_dir="$keys_dir")")
 install_traps
 
 # --- Start ----------------------------------------------------------------------------------
 start_time=$SECONDS
 say "run dir $run_dir, cluster id $cluster_id, hosts: ${host_names[*]}"
 start_remote_role scheduler 0 granary_scheduler --port="$scheduler_port" \
-  --address_file="$remote_dir/scheduler.addr" --cluster_id="$cluster_id" \
+  --address_file="$remote_dir/scheduler.addr" --cluster_id="$cluster_id" --keys_dir="$keys_dir" \
   --num_servers="$servers" --num_workers="$workers" --config="$config" "${extra_flags[@]}" \
   "${scheduler_flags[@]}"
 scheduler_pid=$last_pid
@@ -344,14 +372,15 @@ start_worker() {
     if [[ "${entry% *}" == "$2" ]]; then host="${entry##* }"; fi
   done
   start_remote_role "$1" "$host" granary_worker --job="$job" --scheduler="$scheduler_address" \
-    --cluster_id="$cluster_id" "${extra_flags[@]}" "${worker_flags[@]}"
+    --cluster_id="$cluster_id" --keys_dir="$keys_dir" "${extra_flags[@]}" "${worker_flags[@]}"
 }
 for entry in "${placement[@]}"; do
   name="${entry% *}"
   i="${entry##* }"
   if [[ "$name" == server-* ]]; then
     start_remote_role "$name" "$i" granary_server --scheduler="$scheduler_address" \
-      --cluster_id="$cluster_id" --data_dir="$remote_dir/data" "${extra_flags[@]}" \
+      --cluster_id="$cluster_id" --keys_dir="$keys_dir" --data_dir="$remote_dir/data" \
+      "${extra_flags[@]}" \
       "${server_flags[@]}"
   else
     start_worker "$name" "$name"
@@ -360,6 +389,6 @@ for entry in "${placement[@]}"; do
   say "$name on ${host_names[i]} (${host_addrs[i]})"
 done
 say "scheduler at $scheduler_address on ${host_names[0]}; server(s): $servers, worker(s): $workers, job: $job"
-say "stop with Ctrl-C, or on ${host_names[0]}: $bin_dir/granary_ctl --scheduler=$scheduler_address --cluster_id=$cluster_id shutdown"
+say "stop with Ctrl-C, or on ${host_names[0]}: $bin_dir/granary_ctl --scheduler=$scheduler_address --cluster_id=$cluster_id --keys_dir=$keys_dir shutdown"
 
 wait_for_job

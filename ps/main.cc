@@ -5,6 +5,7 @@
 #include "absl/strings/str_split.h"
 #include "common/node_flags.h"
 #include "common/process_init.h"
+#include "common/zap_handler.h"
 #include "glog/logging.h"
 #include "ps/server.h"
 
@@ -41,6 +42,7 @@ int main(int argc, char** argv) {
   granary::ServerOptions options;
   options.host = client_options->host;
   options.cluster_id = client_options->cluster_id;
+  options.curve = client_options->curve;
   options.port = FLAGS_port;
   options.num_threads = FLAGS_threads;
   options.data_dir = FLAGS_data_dir;
@@ -61,6 +63,8 @@ int main(int argc, char** argv) {
   }
   options.fault_on_order = FLAGS_fault_on_order;
   options.stats_interval = absl::Seconds(FLAGS_stats_interval);
+  // Admits only peers holding the cluster keypair to the server's CURVE socket.
+  granary::ZapHandler zap(&context, options.curve);
   granary::ParameterServer server(&context, options);
   absl::StatusOr<int> port = server.Bind();
   if (!port.ok()) {

@@ -80,6 +80,7 @@ ParameterServer::ParameterServer(zmq::context_t* context, ServerOptions options)
       frontend_(*context, zmq::socket_type::router),
       rejections_("server") {
   ConfigureSocket(frontend_);
+  ConfigureCurveServer(frontend_, options_.curve);
 }
 
 ParameterServer::~ParameterServer() { Stop(); }

@@ -48,6 +48,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <thread>
@@ -58,6 +59,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/curve_keys.h"
 #include "common/message.h"
 #include "common/proto/message.pb.h"
 #include "common/scheduler_client.h"
@@ -69,6 +71,8 @@ namespace granary {
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
+  // The cluster's CURVE keys (common/curve_keys.h); nullopt: workers connect unauthenticated.
+  std::optional<CurveKeys> curve;
   int port = 0;  // 0 picks a free port
   std::string cluster_id = "granary";
   int num_threads = 2;

@@ -6,6 +6,8 @@
 #include "absl/time/time.h"
 #include "common/config.h"
 #include "common/process_init.h"
+#include "common/security_flags.h"
+#include "common/zap_handler.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 #include "scheduler/scheduler.h"
@@ -59,7 +61,13 @@ int main(int argc, char** argv) {
     LOG(ERROR) << config.status().message();
     return EXIT_FAILURE;
   }
+  absl::StatusOr<std::optional<granary::CurveKeys>> curve = granary::CurveKeysFromFlags();
+  if (!curve.ok()) {
+    LOG(ERROR) << curve.status().message();
+    return EXIT_FAILURE;
+  }
   granary::SchedulerOptions options;
+  options.curve = *std::move(curve);
   options.host = FLAGS_host;
   options.port = FLAGS_port;
   options.address_file = FLAGS_address_file;
@@ -80,6 +88,8 @@ int main(int argc, char** argv) {
   options.fault_in_close = FLAGS_fault_in_close;
 
   zmq::context_t context(1);
+  // Admits only peers holding the cluster keypair to the scheduler's CURVE socket.
+  granary::ZapHandler zap(&context, options.curve);
   granary::Scheduler scheduler(&context, std::move(options));
   running_scheduler = &scheduler;
   std::signal(SIGTERM, RequestClusterStop);

@@ -26,10 +26,12 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "common/curve_keys.h"
 #include "common/proto/config.pb.h"
 #include "zmq.hpp"
 
@@ -37,6 +39,8 @@ namespace granary {
 
 struct SchedulerOptions {
   std::string host = "127.0.0.1";
+  // The cluster's CURVE keys (common/curve_keys.h); nullopt: members connect unauthenticated.
+  std::optional<CurveKeys> curve;
   int port = 0;  // 0 picks a free port; see address_file.
   std::string cluster_id = "granary";
   int num_servers = 1;  // >= 1

@@ -3,16 +3,19 @@
 #include <iterator>
 #include <vector>
 
+#include "common/curve_keys.h"
 #include "common/socket_options.h"
 #include "glog/logging.h"
 
 namespace granary {
 
-SchedulerSocket::SchedulerSocket(zmq::context_t* context, std::string cluster_id)
+SchedulerSocket::SchedulerSocket(zmq::context_t* context, std::string cluster_id,
+                                 const std::optional<CurveKeys>& curve)
     : cluster_id_(std::move(cluster_id)),
       router_(*context, zmq::socket_type::router),
       rejections_("scheduler") {
   ConfigureSocket(router_);
+  ConfigureCurveServer(router_, curve);
 }
 
 absl::StatusOr<int> SchedulerSocket::Bind(const std::string& host, int port) {

@@ -9,9 +9,11 @@
 #ifndef GRANARY_SCHEDULER_SCHEDULER_SOCKET_H_
 #define GRANARY_SCHEDULER_SCHEDULER_SOCKET_H_
 
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/curve_keys.h"
 #include "common/message.h"
 #include "common/proto/message.pb.h"
 #include "zmq.hpp"
@@ -20,7 +22,9 @@ namespace granary {
 
 class SchedulerSocket {
  public:
-  SchedulerSocket(zmq::context_t* context, std::string cluster_id);
+  // With `curve`, only peers holding the cluster's keys can connect (common/curve_keys.h).
+  SchedulerSocket(zmq::context_t* context, std::string cluster_id,
+                  const std::optional<CurveKeys>& curve);
   SchedulerSocket(const SchedulerSocket&) = delete;
   SchedulerSocket& operator=(const SchedulerSocket&) = delete;
 

@@ -97,6 +97,7 @@ KVWorker::Channel* KVWorker::ChannelOfThisThread() {
   for (const proto::NodeInfo& server : servers_) {
     channel->dealers.emplace_back(*context_, zmq::socket_type::dealer);
     ConfigureSocket(channel->dealers.back());
+    ConfigureCurveClient(channel->dealers.back(), options_.curve);
     channel->dealers.back().connect(TcpEndpoint(server.host(), server.port()));
   }
   for (zmq::socket_t& dealer : channel->dealers) {

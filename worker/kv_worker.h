@@ -29,6 +29,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -37,6 +38,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "common/curve_keys.h"
 #include "common/message.h"
 #include "common/proto/message.pb.h"
 #include "common/shard_map.h"
@@ -50,6 +52,8 @@ enum class PullMode { kTrain, kEvaluate };
 
 struct KVWorkerOptions {
   std::string cluster_id = "granary";
+  // The cluster's CURVE keys (common/curve_keys.h); nullopt: unauthenticated links.
+  std::optional<CurveKeys> curve;
   // A request not fully answered within this long fails with DeadlineExceeded.
   absl::Duration request_timeout = absl::Seconds(60);
   // Channels (a connection to every server each) at most; threads beyond this many share

@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
   options.job = FLAGS_job;
   options.scheduler = *std::move(client_options);
   options.kv.cluster_id = FLAGS_cluster_id;
+  options.kv.curve = options.scheduler.curve;
   options.kv.request_timeout = absl::Seconds(FLAGS_request_timeout);
   options.job_config = FLAGS_job_config;
   options.trainer.data_dir = FLAGS_data_dir;

@@ -332,6 +332,22 @@ new_cluster_id() {
   echo "$1-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
 }
 
+# The cluster's CURVE keys (common/curve_keys.h, docs/operations.md "Security"): the folder
+# given as --keys_dir=DIR among the flags for every role, else a fresh keypair that
+# `granary_ctl keygen` writes into RUN_DIR/keys (mode 0600), so that every link of the run is
+# authenticated. Sets keys_dir; the launcher passes --keys_dir to every role and granary_ctl.
+prepare_cluster_keys() {
+  keys_dir=""
+  local flag
+  for flag in "${extra_flags[@]}"; do
+    if [[ "$flag" == --keys_dir=* ]]; then keys_dir="${flag#--keys_dir=}"; fi
+  done
+  [[ -n "$keys_dir" ]] && return 0
+  keys_dir="$run_dir/keys"
+  "$bin_dir/granary_ctl" --keys_dir="$keys_dir" keygen >"$run_dir/keygen.log" 2>&1 ||
+    die "check failed: cannot generate the cluster keys into $keys_dir (see $run_dir/keygen.log)"
+}
+
 # --- Process bookkeeping --------------------------------------------------------------------
 declare -A name_of=()   # pid -> role name, e.g. server-1
 declare -A host_of=()   # pid -> host the role runs on, when not this machine

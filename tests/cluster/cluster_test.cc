@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/curve_keys.h"
 #include "common/feature_key.h"
 #include "common/message.h"
 #include "common/scheduler_client.h"
@@ -35,6 +36,12 @@ class ClusterTest : public ::testing::Test {
     run_dir_ = pattern;
     cluster_id_ = absl::StrCat("test-", getpid(), "-",
                                ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    // Every process and this test's own clients authenticate with the cluster's keys.
+    keys_dir_ = run_dir_ + "/keys";
+    absl::StatusOr<CurveKeys> keys = GenerateCurveKeys();
+    ASSERT_TRUE(keys.ok()) << keys.status();
+    ASSERT_TRUE(WriteCurveKeys(keys_dir_, *keys).ok());
+    keys_ = *keys;
   }
 
   // Starts the scheduler and waits until it published its address.
@@ -44,6 +51,7 @@ class ClusterTest : public ::testing::Test {
                                      "--port=0",
                                      "--address_file=" + run_dir_ + "/scheduler.addr",
                                      "--cluster_id=" + cluster_id_,
+                                     "--keys_dir=" + keys_dir_,
                                      absl::StrCat("--num_servers=", servers),
                                      absl::StrCat("--num_workers=", workers)};
     argv.insert(argv.end(), extra.begin(), extra.end());
@@ -61,7 +69,7 @@ class ClusterTest : public ::testing::Test {
   std::unique_ptr<ChildProcess> StartNode(const std::string& binary, const std::string& name,
                                           std::vector<std::string> extra = {}) {
     std::vector<std::string> argv = {kBin + "/" + binary, "--scheduler=" + address_,
-                                     "--cluster_id=" + cluster_id_};
+                                     "--cluster_id=" + cluster_id_, "--keys_dir=" + keys_dir_};
     if (binary == "granary_server") argv.push_back("--data_dir=" + run_dir_ + "/data");
     argv.insert(argv.end(), extra.begin(), extra.end());
     return Start(argv, name);
@@ -87,10 +95,13 @@ class ClusterTest : public ::testing::Test {
     options.cluster_id = cluster_id_;
     options.role = role;
     options.register_timeout = kStartTimeout;
+    options.curve = keys_;
     return options;
   }
 
   std::string run_dir_;
+  std::string keys_dir_;
+  CurveKeys keys_;
   std::string cluster_id_;
   std::string address_;
   std::unique_ptr<ChildProcess> scheduler_;
@@ -157,7 +168,7 @@ TEST_F(ClusterTest, KilledServerIsReportedDeadWithinTheTimeout) {
 
   // One command shuts the rest of the cluster down in order.
   auto ctl = Start({kBin + "/granary_ctl", "--scheduler=" + address_, "--cluster_id=" + cluster_id_,
-                    "--timeout=20", "shutdown"},
+                    "--keys_dir=" + keys_dir_, "--timeout=20", "shutdown"},
                    "ctl");
   ExpectExitsWith(*ctl, 0);
   ExpectExitsWith(*server0, 0);
@@ -248,6 +259,7 @@ TEST_F(ClusterTest, GarbageToAServerProcessGetsAnErrorAndItKeepsServing) {
   }
   zmq::socket_t raw(context, zmq::socket_type::dealer);
   ConfigureSocket(raw);
+  ConfigureCurveClient(raw, keys_);
   raw.connect(TcpEndpoint(server_info.host(), server_info.port()));
   std::vector<zmq::message_t> garbage;
   garbage.emplace_back(std::string("\x08\x96\x01 definitely not a header"));
@@ -264,6 +276,7 @@ TEST_F(ClusterTest, GarbageToAServerProcessGetsAnErrorAndItKeepsServing) {
   KVWorkerOptions options;
   options.cluster_id = cluster_id_;
   options.request_timeout = absl::Seconds(20);
+  options.curve = keys_;
   KVWorker worker(&context, client.view(), options);
   ASSERT_TRUE(worker.Start().ok());
   std::vector<uint64_t> keys = {FeatureKey("f", "a"), FeatureKey("f", "b")};
@@ -397,6 +410,18 @@ TEST_F(ClusterTest, SigtermToTheSchedulerShutsTheClusterDownInOrder) {
   ExpectExitsWith(*server, 0);
   ExpectExitsWith(*worker, 0);
   EXPECT_NE(scheduler_->ReadLog().find("stop requested"), std::string::npos);
+}
+
+// Authentication is off only when asked for: a role without keys refuses to start.
+TEST_F(ClusterTest, ARoleWithoutKeysOrTheInsecureFlagRefusesToStartNamingKeysDir) {
+  auto scheduler = Start({kBin + "/granary_scheduler", "--config=" + kDemoConfig}, "scheduler");
+  ExpectExitsWith(*scheduler, 1);
+  EXPECT_NE(scheduler->ReadLog().find("--keys_dir is required"), std::string::npos)
+      << scheduler->ReadLog();
+  auto server = Start({kBin + "/granary_server", "--scheduler=127.0.0.1:1"}, "server");
+  ExpectExitsWith(*server, 1);
+  EXPECT_NE(server->ReadLog().find("--keys_dir is required"), std::string::npos)
+      << server->ReadLog();
 }
 
 TEST_F(ClusterTest, BadConfigIsReportedWithFileAndLine) {

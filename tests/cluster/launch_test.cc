@@ -8,9 +8,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +23,7 @@
 #include "absl/strings/strip.h"
 #include "gtest/gtest.h"
 #include "tests/testing/child_process.h"
+#include "zmq.hpp"
 
 namespace granary {
 namespace {
@@ -54,7 +57,7 @@ if [[ -n "${REFUSE_SHUTDOWN:-}" && "$*" == *granary_ctl*shutdown* ]]; then
   echo "refused: $*" >&2
   exit 1
 fi
-bash -c "$*" &
+bash -c "$*" <&0 &
 wait $!
 )";
 
@@ -205,6 +208,22 @@ TEST_F(LaunchTest, SshRunsTheDemoOnTheHostsOfTheHostFile) {
   EXPECT_TRUE(absl::StartsWith(ReadFile(run_dir_ + "/scheduler.addr"), "127.0.0.1:"));
   EXPECT_TRUE(absl::StrContains(ReadFile(dir_ + "/ssh_calls"), "--host=127.0.0.2"));
   EXPECT_TRUE(AllRolesExited());
+  // The keys generated on the first host reached the others (0600), and every role used them.
+  struct stat key_file;
+  ASSERT_EQ(stat((run_dir_ + "/keys/cluster.curve").c_str(), &key_file), 0);
+  EXPECT_EQ(key_file.st_mode & 0777, 0600u);
+  EXPECT_FALSE(
+      absl::StrContains(ReadFile(dir_ + "/ssh_calls"), ReadFile(run_dir_ + "/keys/cluster.curve")))
+      << "the keys travelled on a command line";
+  EXPECT_TRUE(absl::StrContains(ReadFile(dir_ + "/ssh_calls"), "127.0.0.2: umask 077"))
+      << "the keys were not copied to the third host";
+  for (const std::string& line : Lines(pids)) {
+    const std::string name = std::vector<std::string>(absl::StrSplit(line, ' '))[0];
+    EXPECT_TRUE(
+        absl::StrContains(ReadFile(run_dir_ + "/" + name + ".log"),
+                          "links authenticated with the CURVE keys of " + run_dir_ + "/keys"))
+        << name;
+  }
 }
 
 // Every word of a remote command is quoted: the remote shell sees paths with spaces and quotes
@@ -522,6 +541,75 @@ TEST_F(LaunchTest, LocalStopsTheClusterOnSigterm) {
     ASSERT_TRUE(absl::SimpleAtoi(fields[1], &pid)) << line;
     EXPECT_NE(kill(pid, 0), 0) << line << " still runs";
   }
+}
+
+// local.sh generates the cluster's CURVE keys into the run folder (0600) and hands them to
+// every role: a peer without them gets no reply from the scheduler and cannot shut the cluster
+// down, while granary_ctl with --keys_dir can.
+TEST_F(LaunchTest, LocalAuthenticatesEveryLinkWithKeysInTheRunFolder) {
+  auto launcher = Start({kSource + "/launch/local.sh", "--servers=1", "--workers=1", "--job=idle",
+                         "--config=" + kDemoConfig, "--bin_dir=" + kBin, "--run_dir=" + run_dir_});
+  ASSERT_TRUE(WaitUntil([&] { return absl::StrContains(launcher->ReadLog(), "stop with Ctrl-C"); },
+                        kStartTimeout))
+      << launcher->ReadLog();
+  const std::string keys_dir = run_dir_ + "/keys";
+  struct stat info;
+  ASSERT_EQ(stat((keys_dir + "/cluster.curve").c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 0777, 0600u);
+  const std::string address(absl::StripAsciiWhitespace(ReadFile(run_dir_ + "/scheduler.addr")));
+  const std::string cluster_id(absl::StripAsciiWhitespace(ReadFile(run_dir_ + "/cluster_id")));
+
+  // A raw ZeroMQ client without keys: whatever it sends, no reply (not even an error naming
+  // the cluster) comes back.
+  {
+    zmq::context_t context(1);
+    zmq::socket_t raw(context, zmq::socket_type::dealer);
+    raw.set(zmq::sockopt::linger, 0);
+    raw.connect("tcp://" + address);
+    raw.send(zmq::str_buffer("guess"), zmq::send_flags::none);
+    zmq::pollitem_t item{raw.handle(), 0, ZMQ_POLLIN, 0};
+    EXPECT_EQ(zmq::poll(&item, 1, std::chrono::milliseconds(1500)), 0);
+  }
+  // One that knows the cluster's public key but holds a keypair of its own is refused by the
+  // scheduler's ZAP handler, which logs its address.
+  {
+    std::string public_key;
+    std::ifstream(keys_dir + "/cluster.curve") >> public_key;
+    zmq::context_t context(1);
+    zmq::socket_t raw(context, zmq::socket_type::dealer);
+    raw.set(zmq::sockopt::linger, 0);
+    char own_public[41], own_secret[41];
+    ASSERT_EQ(zmq_curve_keypair(own_public, own_secret), 0);
+    raw.set(zmq::sockopt::curve_serverkey, public_key);
+    raw.set(zmq::sockopt::curve_publickey, std::string(own_public));
+    raw.set(zmq::sockopt::curve_secretkey, std::string(own_secret));
+    raw.connect("tcp://" + address);
+    raw.send(zmq::str_buffer("guess"), zmq::send_flags::none);
+    zmq::pollitem_t item{raw.handle(), 0, ZMQ_POLLIN, 0};
+    EXPECT_EQ(zmq::poll(&item, 1, std::chrono::milliseconds(1500)), 0);
+    EXPECT_TRUE(
+        absl::StrContains(ReadFile(run_dir_ + "/scheduler.log"), "rejected a peer at 127.0.0.1"))
+        << ReadFile(run_dir_ + "/scheduler.log");
+  }
+  // granary_ctl's exit code for `flags` plus the verb `shutdown`; -1 if it did not exit.
+  auto shutdown_with = [&](std::vector<std::string> flags, const std::string& log) {
+    std::vector<std::string> argv = {kBin + "/granary_ctl", "--scheduler=" + address,
+                                     "--cluster_id=" + cluster_id, "--timeout=2"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    argv.push_back("shutdown");
+    absl::StatusOr<ChildProcess> ctl = ChildProcess::Start(argv, dir_ + "/" + log);
+    EXPECT_TRUE(ctl.ok()) << ctl.status();
+    if (!ctl.ok()) return -1;
+    std::optional<int> code = ctl->WaitForExit(kStartTimeout);
+    return code.value_or(-1);
+  };
+  // granary_ctl without the keys (told to try unauthenticated) cannot shut the cluster down ...
+  EXPECT_NE(shutdown_with({"--insecure_no_auth"}, "ctl-keyless.log"), 0);
+  EXPECT_FALSE(launcher->WaitForExit(absl::Seconds(1)).has_value()) << launcher->ReadLog();
+  // ... and with them it can: the run ends cleanly.
+  EXPECT_EQ(shutdown_with({"--keys_dir=" + keys_dir}, "ctl-keyed.log"), 0)
+      << ReadFile(dir_ + "/ctl-keyed.log");
+  EXPECT_EQ(ExitCodeOf(*launcher), 0) << launcher->ReadLog();
 }
 
 // launch/test.sh fails a run with a skipped test unless launch/allowed_skips.txt names it;

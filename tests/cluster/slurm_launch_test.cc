@@ -253,7 +253,14 @@ TEST_F(SlurmJobTest, RunsTheDemoAsOneJobStepWithRolesFromTheTaskRank) {
         log, absl::StrCat("slurm.sbatch: ", roles[rank], " is task ", rank, " of job ")))
         << log;
     EXPECT_TRUE(absl::StrContains(log, "on localhost (127.0.0.1)")) << log;
+    // Every role authenticated its links with the keys the script generated.
+    EXPECT_TRUE(
+        absl::StrContains(log, "links authenticated with the CURVE keys of " + run_dir() + "/keys"))
+        << log;
   }
+  struct stat key_file;
+  ASSERT_EQ(stat((run_dir() + "/keys/cluster.curve").c_str(), &key_file), 0);
+  EXPECT_EQ(key_file.st_mode & 0777, 0600u);
   std::string worker = ReadFile(run_dir() + "/worker-0.log");
   EXPECT_TRUE(absl::StrContains(worker, "1 workers x 20 rounds: rows match (max abs error 0)"))
       << worker;

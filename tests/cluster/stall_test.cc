@@ -110,10 +110,10 @@ TEST_F(StallTest, AWorkerStoppedForTwelveSecondsIsFencedAndTheJobFinishesWithout
   const std::string address_file = dir_ + "/scheduler.addr";
   auto scheduler =
       Start({kBin + "/granary_scheduler", "--config=" + dir_ + "/cluster.pbtxt", "--port=0",
-             "--address_file=" + address_file, "--cluster_id=" + cluster_id, "--num_servers=1",
-             "--num_workers=2", absl::StrCat("--heartbeat_timeout=", kHeartbeatTimeout),
-             absl::StrCat("--day=", kDay), "--checkpoint_dir=" + dir_ + "/checkpoints",
-             "--close_day_into=" + dir_ + "/model"},
+             "--address_file=" + address_file, "--cluster_id=" + cluster_id, "--insecure_no_auth",
+             "--num_servers=1", "--num_workers=2",
+             absl::StrCat("--heartbeat_timeout=", kHeartbeatTimeout), absl::StrCat("--day=", kDay),
+             "--checkpoint_dir=" + dir_ + "/checkpoints", "--close_day_into=" + dir_ + "/model"},
             "scheduler");
   ASSERT_NE(scheduler, nullptr);
   std::string address;
@@ -125,7 +125,7 @@ TEST_F(StallTest, AWorkerStoppedForTwelveSecondsIsFencedAndTheJobFinishesWithout
       kStartTimeout))
       << scheduler->ReadLog();
   const std::vector<std::string> node = {"--scheduler=" + address, "--cluster_id=" + cluster_id,
-                                         "--heartbeat_interval=0.2"};
+                                         "--heartbeat_interval=0.2", "--insecure_no_auth"};
   std::vector<std::string> server_argv = {kBin + "/granary_server", "--data_dir=" + dir_ + "/data",
                                           "--stats_interval=1"};
   server_argv.insert(server_argv.end(), node.begin(), node.end());

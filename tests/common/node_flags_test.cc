@@ -1,6 +1,13 @@
 #include "common/node_flags.h"
 
+#include <sys/stat.h>
+
+#include <filesystem>
+
+#include "common/curve_keys.h"
+#include "common/security_flags.h"
 #include "gtest/gtest.h"
+#include "tests/testing/temp_dir.h"
 
 namespace granary {
 namespace {
@@ -22,6 +29,7 @@ TEST(NodeFlagsTest, TranslatesTheSharedFlags) {
   FLAGS_heartbeat_interval = 0.5;
   FLAGS_heartbeat_timeout = 3;
   FLAGS_register_timeout = 20;
+  FLAGS_insecure_no_auth = true;
   absl::StatusOr<SchedulerClientOptions> options =
       SchedulerClientOptionsFromFlags(proto::WORKER, /*port=*/4000);
   ASSERT_TRUE(options.ok()) << options.status();
@@ -33,6 +41,40 @@ TEST(NodeFlagsTest, TranslatesTheSharedFlags) {
   EXPECT_EQ(options->heartbeat_interval, absl::Milliseconds(500));
   EXPECT_EQ(options->heartbeat_timeout, absl::Seconds(3));
   EXPECT_EQ(options->register_timeout, absl::Seconds(20));
+  EXPECT_FALSE(options->curve.has_value());  // --insecure_no_auth: unauthenticated
+}
+
+TEST(NodeFlagsTest, WithoutKeysOrTheInsecureFlagANodeRefusesNamingKeysDir) {
+  gflags::FlagSaver saver;
+  FLAGS_scheduler = "10.0.0.1:7000";
+  FLAGS_keys_dir = "";
+  FLAGS_insecure_no_auth = false;
+  absl::StatusOr<SchedulerClientOptions> options =
+      SchedulerClientOptionsFromFlags(proto::SERVER, /*port=*/0);
+  ASSERT_TRUE(absl::IsInvalidArgument(options.status()));
+  EXPECT_NE(options.status().message().find("--keys_dir is required"), std::string::npos)
+      << options.status();
+}
+
+TEST(NodeFlagsTest, KeysDirGivesTheClusterKeysAndALooseKeyFileIsAnErrorNamingIt) {
+  gflags::FlagSaver saver;
+  const std::string dir = MakeTempDir("node-flags-keys");
+  absl::StatusOr<CurveKeys> keys = GenerateCurveKeys();
+  ASSERT_TRUE(keys.ok()) << keys.status();
+  ASSERT_TRUE(WriteCurveKeys(dir, *keys).ok());
+  FLAGS_scheduler = "10.0.0.1:7000";
+  FLAGS_keys_dir = dir;
+  absl::StatusOr<SchedulerClientOptions> options =
+      SchedulerClientOptionsFromFlags(proto::SERVER, /*port=*/0);
+  ASSERT_TRUE(options.ok()) << options.status();
+  ASSERT_TRUE(options->curve.has_value());
+  EXPECT_EQ(options->curve->public_key, keys->public_key);
+
+  ASSERT_EQ(chmod(CurveKeyFilePath(dir).c_str(), 0640), 0);
+  options = SchedulerClientOptionsFromFlags(proto::SERVER, /*port=*/0);
+  EXPECT_TRUE(absl::IsPermissionDenied(options.status()));
+  EXPECT_NE(options.status().message().find(CurveKeyFilePath(dir)), std::string::npos);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
