@@ -294,9 +294,10 @@ TEST_F(ClusterTest, GarbageToAServerProcessGetsAnErrorAndItKeepsServing) {
   EXPECT_NE(server->ReadLog().find("rejected a message from 127.0.0.1"), std::string::npos);
 }
 
-// A raw peer without the cluster id, then one with it sending truncated, lying, unknown-table
-// and over-limit requests: each gets a refusal (the first a bare "rejected" that never names
-// the cluster id), and the server process goes on serving what a real worker trains.
+// An authenticated raw peer (it holds the cluster's keys) without the cluster id, then with it
+// sending truncated, lying, unknown-table and over-limit requests: each gets a refusal (the
+// first a bare "rejected" that never names the cluster id), and the server process goes on
+// serving what a real worker trains.
 TEST_F(ClusterTest, AHostilePeerIsRefusedEachTimeAndTheServerKeepsServing) {
   StartScheduler(1, 1);
   auto server = StartNode("granary_server", "server", {"--max_request_keys=1000"});
@@ -309,6 +310,7 @@ TEST_F(ClusterTest, AHostilePeerIsRefusedEachTimeAndTheServerKeepsServing) {
   }
   zmq::socket_t raw(context, zmq::socket_type::dealer);
   ConfigureSocket(raw);
+  ConfigureCurveClient(raw, keys_);
   raw.connect(TcpEndpoint(server_info.host(), server_info.port()));
   // Sends a request of `keys` keys (declaring `key_bytes`, or their true size if negative) and
   // `floats` values; returns the raw reply bytes.
@@ -363,6 +365,7 @@ TEST_F(ClusterTest, AHostilePeerIsRefusedEachTimeAndTheServerKeepsServing) {
   KVWorkerOptions options;
   options.cluster_id = cluster_id_;
   options.request_timeout = absl::Seconds(20);
+  options.curve = keys_;
   KVWorker worker(&context, client.view(), options);
   ASSERT_TRUE(worker.Start().ok());
   std::vector<uint64_t> keys(1000);
