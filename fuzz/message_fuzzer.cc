@@ -1,8 +1,8 @@
 // Fuzz target: DecodeMessage (common/message.h), the gate every received message passes.
 //
 // The input is the frames of one multi-part message (routing id removed) joined by
-// kFrameSeparator. A message that passes must keep the gate's promise: key and value frames of
-// exactly the header's sizes, in whole elements.
+// kFrameSeparator. A message that passes must keep the gate's promise: a data message's key
+// and value frames of exactly the header's sizes, in whole elements; none on a control message.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -38,6 +38,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)granary::DescribeSender(message.header, kPeer);
   if (!status.ok()) return 0;
 
+  // A control message carries no key or value frame, whatever its header's sizes say (they
+  // are not checked for control commands, and nothing reads them).
+  if (!granary::IsDataCommand(message.header.command())) {
+    if (message.keys.size() != 0 || message.values.size() != 0) __builtin_trap();
+    return 0;
+  }
   if (message.keys.size() != message.header.key_bytes() ||
       message.values.size() != message.header.value_bytes() ||
       message.keys.size() % sizeof(uint64_t) != 0 || message.values.size() % sizeof(float) != 0) {
