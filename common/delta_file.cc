@@ -1,5 +1,7 @@
 #include "common/delta_file.h"
 
+#include <limits>
+
 #include "absl/strings/str_cat.h"
 
 namespace granary {
@@ -104,7 +106,9 @@ absl::StatusOr<bool> DeltaReader::Next(DeltaTableBlock* block) {
   block->keys.clear();
   block->values.clear();
   block->tombstones.clear();
-  if (in.dim() == 0 || !AppendDecodedArray(in.keys(), &block->keys) ||
+  // DeltaTableBlock::dim is an int: a wider dim would reach the caller negative.
+  if (in.dim() == 0 || in.dim() > static_cast<uint32_t>(std::numeric_limits<int>::max()) ||
+      !AppendDecodedArray(in.keys(), &block->keys) ||
       in.values().size() != block->keys.size() * in.dim() * sizeof(float) ||
       !AppendDecodedArray(in.values(), &block->values) ||
       !AppendDecodedArray(in.tombstones(), &block->tombstones)) {

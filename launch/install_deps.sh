@@ -21,6 +21,8 @@ readonly PACKAGES=(
   # Not for the build: slurm_launch_test starts a single-node Slurm of its own (munged,
   # slurmctld, slurmd as root) and submits launch/slurm.sbatch to it.
   slurm-wlm munge
+  # Not for the build: .ci/run builds the fuzz targets (fuzz/) with clang and libFuzzer.
+  clang-14 libfuzzer-14-dev
 )
 # The services those packages enable and start on a machine run by systemd. The test starts
 # daemons of its own, so a machine that had none of these gets none running as a side effect.

@@ -65,6 +65,33 @@ TEST_F(DeltaFileTest, RoundTripsRowsAndTombstonesOfSeveralTables) {
   EXPECT_FALSE(*more);
 }
 
+// Found by fuzz/delta_file_fuzzer.cc: a block of no rows whose dim does not fit
+// DeltaTableBlock::dim (an int) was read with dim -1.
+TEST_F(DeltaFileTest, ABlockWithADimBeyondIntIsMalformed) {
+  absl::StatusOr<std::unique_ptr<RecordWriter>> records = RecordWriter::Create(path_);
+  ASSERT_TRUE(records.ok()) << records.status();
+  proto::DeltaRecord record;
+  record.mutable_header()->set_format(kDeltaFormat);
+  ASSERT_TRUE((*records)->Write(record).ok());
+  record.Clear();
+  record.mutable_block()->set_table("dense");
+  record.mutable_block()->set_dim(0xffffffffu);
+  ASSERT_TRUE((*records)->Write(record).ok());
+  record.Clear();
+  record.mutable_footer()->set_blocks(1);
+  ASSERT_TRUE((*records)->Write(record).ok());
+  ASSERT_TRUE((*records)->Finish().ok());
+
+  absl::StatusOr<std::unique_ptr<DeltaReader>> reader = DeltaReader::Open(path_);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  DeltaTableBlock block;
+  absl::StatusOr<bool> more = (*reader)->Next(&block);
+  ASSERT_FALSE(more.ok()) << "read a block of dim " << block.dim;
+  EXPECT_EQ(more.status().code(), absl::StatusCode::kDataLoss) << more.status();
+  EXPECT_NE(more.status().message().find("malformed block of table 'dense'"), std::string::npos)
+      << more.status();
+}
+
 TEST_F(DeltaFileTest, AnUnfinishedWriterLeavesNoFile) {
   {
     absl::StatusOr<std::unique_ptr<DeltaWriter>> writer =
