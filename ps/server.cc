@@ -235,19 +235,26 @@ bool ParameterServer::CheapToServeInline(const std::vector<zmq::message_t>& fram
          absl::ToDoubleNanoseconds(kMaxInlineServeTime);
 }
 
-void ParameterServer::Serve(std::vector<zmq::message_t>&& frames, const std::string& peer,
-                            zmq::message_t& routing_id, zmq::socket_t& socket) {
-  Message request;
-  absl::Status decoded = DecodeMessage(std::move(frames), options_.cluster_id, peer, &request);
-  Message reply;
+absl::Status ParameterServer::DecodeRequest(std::vector<zmq::message_t>&& frames,
+                                            const std::string& peer, Message* request,
+                                            Message* reply) {
+  absl::Status decoded = DecodeMessage(std::move(frames), options_.cluster_id, peer, request);
   if (IsRejection(decoded)) {
     rejections_.Log(peer, decoded);
-    reply.header = MakeRejectionHeader(request.header);
-  } else if (!decoded.ok()) {
+    reply->header = MakeRejectionHeader(request->header);
+  }
+  return decoded;
+}
+
+void ParameterServer::Serve(std::vector<zmq::message_t>&& frames, const std::string& peer,
+                            zmq::message_t& routing_id, zmq::socket_t& socket) {
+  Message request, reply;
+  absl::Status decoded = DecodeRequest(std::move(frames), peer, &request, &reply);
+  if (decoded.ok()) {
+    reply = Handle(std::move(request), peer);
+  } else if (!IsRejection(decoded)) {  // a rejection's reply is filled in already
     LOG(ERROR) << "server " << rank_ << " rejected a message: " << decoded.message();
     reply = ErrorReply(request.header, absl::StrCat("server ", rank_, ": ", decoded.message()));
-  } else {
-    reply = Handle(std::move(request), peer);
   }
   absl::Status sent = SendMessage(socket, std::move(reply), &routing_id);
   if (!sent.ok()) LOG(ERROR) << "server " << rank_ << ": reply to " << peer << " failed";
@@ -255,13 +262,9 @@ void ParameterServer::Serve(std::vector<zmq::message_t>&& frames, const std::str
 
 void ParameterServer::RefuseOverPeerLimit(std::vector<zmq::message_t>&& frames,
                                           const std::string& peer, zmq::message_t& routing_id) {
-  Message request;
-  absl::Status decoded = DecodeMessage(std::move(frames), options_.cluster_id, peer, &request);
-  Message reply;
-  if (IsRejection(decoded)) {
-    rejections_.Log(peer, decoded);
-    reply.header = MakeRejectionHeader(request.header);
-  } else {
+  Message request, reply;
+  absl::Status decoded = DecodeRequest(std::move(frames), peer, &request, &reply);
+  if (!IsRejection(decoded)) {
     ++errors_;
     const std::string error = absl::StrCat(
         "server ", rank_, ": ", proto::Command_Name(request.header.command()), " to table '",

@@ -161,6 +161,10 @@ class ParameterServer {
   // the recent cost per key of its table, to take so little time that serving it on the
   // forwarding thread is cheaper than handing it to a handler thread.
   bool CheapToServeInline(const std::vector<zmq::message_t>& frames) const;
+  // Decodes `frames` from `peer` into *request. A message from outside the cluster (IsRejection)
+  // is logged once per peer and gets the bare rejection in *reply. Returns DecodeMessage's status.
+  absl::Status DecodeRequest(std::vector<zmq::message_t>&& frames, const std::string& peer,
+                             Message* request, Message* reply);
   // Answers the request in `frames` (routing id removed) from `peer`, which has
   // max_requests_per_peer requests in flight already, with an ERROR_REPLY naming the limit
   // (or a bare rejection if it does not decode as the cluster's).
