@@ -7,31 +7,15 @@
 #include "common/curve_keys.h"
 #include "common/socket_options.h"
 #include "gtest/gtest.h"
+#include "tests/testing/curve_router.h"
 
 namespace granary {
 namespace {
-
-constexpr std::chrono::milliseconds kDeliveryWait{5000};
-constexpr std::chrono::milliseconds kSilenceWait{700};
-
-CurveKeys NewKeys() {
-  absl::StatusOr<CurveKeys> keys = GenerateCurveKeys();
-  EXPECT_TRUE(keys.ok()) << keys.status();
-  return *keys;
-}
 
 // A cluster's CURVE server (ROUTER) in a context with a ZapHandler, as in the scheduler's and
 // the servers' processes.
 class ZapHandlerTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    ConfigureSocket(router_);
-    ConfigureCurveServer(router_, keys_);
-    absl::StatusOr<int> port = BindTcp(router_, "127.0.0.1", 0);
-    ASSERT_TRUE(port.ok()) << port.status();
-    endpoint_ = TcpEndpoint("127.0.0.1", *port);
-  }
-
   // Whether "hello" from a DEALER with `client` as its own keypair, and the cluster's public
   // key as the server key, reaches the router within `wait`.
   bool Delivered(const CurveKeys& client, std::chrono::milliseconds wait) {
@@ -40,21 +24,13 @@ class ZapHandlerTest : public ::testing::Test {
     dealer.set(zmq::sockopt::curve_serverkey, keys_.public_key);
     dealer.set(zmq::sockopt::curve_publickey, client.public_key);
     dealer.set(zmq::sockopt::curve_secretkey, client.secret_key);
-    dealer.connect(endpoint_);
-    dealer.send(zmq::str_buffer("hello"), zmq::send_flags::none);
-    zmq::pollitem_t item{router_.handle(), 0, ZMQ_POLLIN, 0};
-    if (PollSockets(&item, 1, wait) <= 0) return false;
-    zmq::message_t routing_id, body;
-    EXPECT_TRUE(router_.recv(routing_id));
-    EXPECT_TRUE(router_.recv(body));
-    return body.to_string() == "hello";
+    return router_.Delivered(dealer, wait);
   }
 
   zmq::context_t context_{1};
-  const CurveKeys keys_ = NewKeys();
-  ZapHandler zap_{&context_, keys_};
-  zmq::socket_t router_{context_, zmq::socket_type::router};
-  std::string endpoint_;
+  const CurveKeys keys_ = NewCurveKeys();
+  ZapHandler zap_{&context_, keys_};  // before the router binds: it sees the handshakes
+  CurveRouter router_{&context_, keys_};
 };
 
 TEST_F(ZapHandlerTest, AMemberHoldingTheClusterKeypairGetsThrough) {
@@ -65,7 +41,7 @@ TEST_F(ZapHandlerTest, AMemberHoldingTheClusterKeypairGetsThrough) {
 // Knowing the server's public key is enough for CURVE alone; the handler also demands the
 // cluster's own keypair, and counts (and logs) the peer it refused.
 TEST_F(ZapHandlerTest, APeerKnowingOnlyThePublicKeyIsRejected) {
-  EXPECT_FALSE(Delivered(NewKeys(), kSilenceWait));
+  EXPECT_FALSE(Delivered(NewCurveKeys(), kSilenceWait));
   EXPECT_GE(zap_.rejected(), 1);
   EXPECT_TRUE(Delivered(keys_, kDeliveryWait));
 }

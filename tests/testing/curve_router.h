@@ -1,0 +1,38 @@
+// A cluster's CURVE server for tests of authenticated links: a ROUTER on a free port of
+// 127.0.0.1 configured with the cluster's keys (ConfigureCurveServer, common/curve_keys.h), and
+// whether a DEALER's message gets through to it.
+#ifndef GRANARY_TESTS_TESTING_CURVE_ROUTER_H_
+#define GRANARY_TESTS_TESTING_CURVE_ROUTER_H_
+
+#include <chrono>
+#include <string>
+
+#include "common/curve_keys.h"
+#include "zmq.hpp"
+
+namespace granary {
+
+// How long a message that should arrive may take, and how long to listen for one that must not.
+inline constexpr std::chrono::milliseconds kDeliveryWait{5000};
+inline constexpr std::chrono::milliseconds kSilenceWait{700};
+
+// A fresh keypair; a failure to generate one fails the calling test.
+CurveKeys NewCurveKeys();
+
+class CurveRouter {
+ public:
+  // Binds. A ZapHandler that is to see the router's handshakes must exist in `context` first.
+  CurveRouter(zmq::context_t* context, const CurveKeys& keys);
+
+  // Connects `dealer` (configured by the caller), sends "hello" and reports whether the router
+  // received it within `wait`.
+  bool Delivered(zmq::socket_t& dealer, std::chrono::milliseconds wait);
+
+ private:
+  zmq::socket_t router_;
+  std::string endpoint_;
+};
+
+}  // namespace granary
+
+#endif  // GRANARY_TESTS_TESTING_CURVE_ROUTER_H_
