@@ -99,6 +99,21 @@ class ClusterTest : public ::testing::Test {
     return options;
   }
 
+  // A raw DEALER in `context`, holding the cluster's keys, connected to the server in the view
+  // of `client` (registered): a peer that speaks the wire format by hand.
+  static zmq::socket_t ConnectRawToServer(zmq::context_t& context, const SchedulerClient& client,
+                                          const CurveKeys& keys) {
+    proto::NodeInfo server_info;
+    for (const proto::NodeInfo& node : client.view().nodes()) {
+      if (node.role() == proto::SERVER) server_info = node;
+    }
+    zmq::socket_t raw(context, zmq::socket_type::dealer);
+    ConfigureSocket(raw);
+    ConfigureCurveClient(raw, keys);
+    raw.connect(TcpEndpoint(server_info.host(), server_info.port()));
+    return raw;
+  }
+
   std::string run_dir_;
   std::string keys_dir_;
   CurveKeys keys_;
@@ -253,14 +268,7 @@ TEST_F(ClusterTest, GarbageToAServerProcessGetsAnErrorAndItKeepsServing) {
   zmq::context_t context(1);
   SchedulerClient client(&context, ClientOptions(proto::WORKER));
   ASSERT_TRUE(client.Register().ok());
-  proto::NodeInfo server_info;
-  for (const proto::NodeInfo& node : client.view().nodes()) {
-    if (node.role() == proto::SERVER) server_info = node;
-  }
-  zmq::socket_t raw(context, zmq::socket_type::dealer);
-  ConfigureSocket(raw);
-  ConfigureCurveClient(raw, keys_);
-  raw.connect(TcpEndpoint(server_info.host(), server_info.port()));
+  zmq::socket_t raw = ConnectRawToServer(context, client, keys_);
   std::vector<zmq::message_t> garbage;
   garbage.emplace_back(std::string("\x08\x96\x01 definitely not a header"));
   zmq::send_multipart(raw, garbage);
@@ -304,14 +312,7 @@ TEST_F(ClusterTest, AHostilePeerIsRefusedEachTimeAndTheServerKeepsServing) {
   zmq::context_t context(1);
   SchedulerClient client(&context, ClientOptions(proto::WORKER));
   ASSERT_TRUE(client.Register().ok());
-  proto::NodeInfo server_info;
-  for (const proto::NodeInfo& node : client.view().nodes()) {
-    if (node.role() == proto::SERVER) server_info = node;
-  }
-  zmq::socket_t raw(context, zmq::socket_type::dealer);
-  ConfigureSocket(raw);
-  ConfigureCurveClient(raw, keys_);
-  raw.connect(TcpEndpoint(server_info.host(), server_info.port()));
+  zmq::socket_t raw = ConnectRawToServer(context, client, keys_);
   // Sends a request of `keys` keys (declaring `key_bytes`, or their true size if negative) and
   // `floats` values; returns the raw reply bytes.
   auto send = [&](proto::Header header, size_t keys, size_t floats, int64_t key_bytes = -1) {
