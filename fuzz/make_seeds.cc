@@ -1,7 +1,8 @@
 // Writes the binary seed inputs of the fuzz targets into fuzz/corpus/<target>/ under the
-// folder given as the only argument: valid messages, delta files, vector files and
-// checkpoint manifests, made by the writers the system itself uses. The text seeds (configs,
-// TSV lines) are written by hand. Run by hand after a format changes; the seeds are committed.
+// folder given as the only argument: valid messages, server requests (valid and refused),
+// delta files, vector files and checkpoint manifests, made by the writers the system itself
+// uses. The text seeds (configs, TSV lines) are written by hand. Run by hand after a format
+// changes; the seeds are committed.
 //
 //   build-fuzz/fuzz/make_fuzz_seeds fuzz/corpus
 #include <cstdint>
@@ -15,14 +16,15 @@
 #include "common/delta_file.h"
 #include "common/message.h"
 #include "common/vector_file.h"
+#include "fuzz/frames.h"
 #include "scheduler/checkpoint_store.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-constexpr char kClusterId[] = "fuzz-cluster";  // fuzz/message_fuzzer.cc's
-constexpr char kFrameSeparator[] = "FRM|";     // fuzz/message_fuzzer.cc's
+using granary::fuzz::JoinFrames;
+using granary::fuzz::kClusterId;
 
 void Check(const absl::Status& status) {
   if (!status.ok()) {
@@ -35,6 +37,12 @@ void Write(const fs::path& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << bytes;
   if (!out) Check(absl::UnavailableError("cannot write " + path.string()));
+}
+
+// The bytes of `elements`, as a frame carries them.
+template <typename T>
+std::string Bytes(const std::vector<T>& elements) {
+  return std::string(reinterpret_cast<const char*>(elements.data()), elements.size() * sizeof(T));
 }
 
 void WriteMessages(const fs::path& dir) {
@@ -50,18 +58,56 @@ void WriteMessages(const fs::path& dir) {
   push.set_table("emb");
   push.set_key_bytes(keys.size() * sizeof(uint64_t));
   push.set_value_bytes(values.size() * sizeof(float));
-  Write(
-      dir / "push",
-      push.SerializeAsString() + kFrameSeparator +
-          std::string(reinterpret_cast<const char*>(keys.data()), keys.size() * sizeof(uint64_t)) +
-          kFrameSeparator +
-          std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float)));
+  Write(dir / "push", JoinFrames({push.SerializeAsString(), Bytes(keys), Bytes(values)}));
 
   Header pull = granary::MakeHeader(granary::proto::PULL, kClusterId, granary::proto::WORKER, 1);
   pull.set_table("emb");
   pull.set_key_bytes(sizeof(uint64_t));
-  Write(dir / "pull",
-        pull.SerializeAsString() + kFrameSeparator + std::string(8, '\x07') + kFrameSeparator);
+  Write(dir / "pull", JoinFrames({pull.SerializeAsString(), std::string(8, '\x07'), ""}));
+}
+
+// Requests to fuzz/server_request_fuzzer.cc's server: rank 0 of shard-map version 1, owning
+// [0, 2^62) and [2^63, 2^63 + 2^62], with table "emb" of dim 4 among others, at most 256 keys
+// and 4096 bytes per request.
+void WriteServerRequests(const fs::path& dir) {
+  using granary::proto::Header;
+  // `num_keys` keys from 1 up, `num_values` floats; header sizes from the frames.
+  auto request = [](granary::proto::Command command, const std::string& table, size_t num_keys,
+                    size_t num_values) {
+    Header header = granary::MakeHeader(command, kClusterId, granary::proto::WORKER, 2);
+    header.set_request_id(41);
+    header.set_table(table);
+    header.set_shard_map_version(1);
+    std::vector<uint64_t> keys(num_keys);
+    for (size_t i = 0; i < num_keys; ++i) keys[i] = i + 1;
+    const std::vector<float> values(num_values, 0.25f);
+    header.set_key_bytes(keys.size() * sizeof(uint64_t));
+    header.set_value_bytes(values.size() * sizeof(float));
+    return std::vector<std::string>{header.SerializeAsString(), Bytes(keys), Bytes(values)};
+  };
+  Write(dir / "pull", JoinFrames(request(granary::proto::PULL, "emb", 3, 0)));
+  Write(dir / "push", JoinFrames(request(granary::proto::PUSH, "emb", 3, 12)));
+  std::vector<std::string> read_only = request(granary::proto::PULL, "emb", 2, 0);
+  Header header;
+  header.ParseFromString(read_only[0]);
+  header.set_read_only(true);
+  read_only[0] = header.SerializeAsString();
+  Write(dir / "pull_read_only", JoinFrames(read_only));
+  // Over the key limit (257 keys of dim 1) and the byte limit (171 keys of dim 4).
+  Write(dir / "over_key_limit", JoinFrames(request(granary::proto::PULL, "one", 257, 0)));
+  Write(dir / "over_byte_limit", JoinFrames(request(granary::proto::PUSH, "emb", 171, 684)));
+  Write(dir / "huge_dim", JoinFrames(request(granary::proto::PULL, "wide", 1, 0)));
+  // Lying sizes: a push one row short, and a pull that carries values.
+  Write(dir / "push_short", JoinFrames(request(granary::proto::PUSH, "emb", 3, 8)));
+  Write(dir / "pull_with_values", JoinFrames(request(granary::proto::PULL, "emb", 1, 4)));
+  Write(dir / "unknown_table", JoinFrames(request(granary::proto::PULL, "nope", 1, 0)));
+  // A key in the gap between the server's ranges.
+  std::vector<std::string> outside = request(granary::proto::PULL, "emb", 1, 0);
+  outside[1] = Bytes(std::vector<uint64_t>{1, uint64_t{1} << 62, uint64_t{1} << 63});
+  header.ParseFromString(outside[0]);
+  header.set_key_bytes(outside[1].size());
+  outside[0] = header.SerializeAsString();
+  Write(dir / "key_outside_ranges", JoinFrames(outside));
 }
 
 void WriteDeltas(const fs::path& dir) {
@@ -124,10 +170,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   const fs::path corpus = argv[1];
-  for (const char* target : {"message", "delta_file", "vector_file", "checkpoint_manifest"}) {
+  for (const char* target :
+       {"message", "server_request", "delta_file", "vector_file", "checkpoint_manifest"}) {
     fs::create_directories(corpus / target);
   }
   WriteMessages(corpus / "message");
+  WriteServerRequests(corpus / "server_request");
   WriteDeltas(corpus / "delta_file");
   WriteVectors(corpus / "vector_file");
   WriteManifests(corpus / "checkpoint_manifest");

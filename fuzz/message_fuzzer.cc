@@ -1,40 +1,26 @@
 // Fuzz target: DecodeMessage (common/message.h), the gate every received message passes.
 //
-// The input is the frames of one multi-part message (routing id removed) joined by
-// kFrameSeparator. A message that passes must keep the gate's promise: a data message's key
-// and value frames of exactly the header's sizes, in whole elements; none on a control message.
+// The input is the frames of one multi-part message (fuzz/frames.h). A message that passes must
+// keep the gate's promise: a data message's key and value frames of exactly the header's sizes,
+// in whole elements; none on a control message.
 #include <cstddef>
 #include <cstdint>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "common/message.h"
+#include "fuzz/frames.h"
 
 namespace {
 
-constexpr std::string_view kFrameSeparator = "FRM|";
-// The receiver's cluster id; the seeds (fuzz/corpus/message) carry it.
-constexpr char kClusterId[] = "fuzz-cluster";
 constexpr char kPeer[] = "fuzz peer";
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const std::string_view input(reinterpret_cast<const char*>(data), size);
-  std::vector<zmq::message_t> frames;
-  for (size_t start = 0;;) {
-    const size_t end = input.find(kFrameSeparator, start);
-    const std::string_view frame =
-        input.substr(start, end == std::string_view::npos ? end : end - start);
-    frames.emplace_back(frame.data(), frame.size());
-    if (end == std::string_view::npos) break;
-    start = end + kFrameSeparator.size();
-  }
-
   granary::Message message;
-  const absl::Status status =
-      granary::DecodeMessage(std::move(frames), kClusterId, kPeer, &message);
+  const absl::Status status = granary::DecodeMessage(granary::fuzz::SplitFrames(data, size),
+                                                     granary::fuzz::kClusterId, kPeer, &message);
   (void)granary::DescribeSender(message.header, kPeer);
   if (!status.ok()) return 0;
 

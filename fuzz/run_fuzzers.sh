@@ -4,8 +4,11 @@
 # (fuzz/corpus/<target>). Exits 1, naming the target and the input it saved, on the first
 # crash, sanitizer report, timeout or memory blow-up; .ci/run calls it after launch/test.sh.
 # Prints per target its executions, seconds, coverage reached by the seeds, coverage found
-# since (new_cov, in libFuzzer's coverage points) and result. With FUZZ_RUNS=1000000 it is the
-# fuzzing benchmark (docs/testing.md): the target is no report in 1 M executions of each.
+# since (new_cov, in libFuzzer's coverage points), the reports by kind (crashes, which include
+# every ASan and UBSan report, leaks, timeouts, ooms) and the result. A target runs in one
+# process (not libFuzzer's -fork mode), which stops at its first report, so each count is 0 or 1
+# and a 1 ends that target's run. tests/bench/fuzz_bench.sh runs it with FUZZ_RUNS=1000000: the
+# fuzzing benchmark (docs/testing.md), whose target is no report in 1 M executions of each.
 #
 #   fuzz/run_fuzzers.sh                      # every target, FUZZ_RUNS executions each
 #   FUZZ_RUNS=1000000 fuzz/run_fuzzers.sh delta_file vector_file
@@ -20,7 +23,8 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
-readonly ALL_TARGETS=(message config job_config tsv_line delta_file vector_file checkpoint_manifest)
+readonly ALL_TARGETS=(message server_request config job_config tsv_line delta_file vector_file
+  checkpoint_manifest)
 readonly RUNS="${FUZZ_RUNS:-20000}"
 readonly BUILD_DIR="${FUZZ_BUILD_DIR:-build-fuzz}"
 readonly JOBS="${FUZZ_JOBS:-$(nproc)}"
@@ -54,8 +58,10 @@ artifacts="$BUILD_DIR/fuzz-artifacts"
 mkdir -p "$artifacts"
 
 # One row per target: executions, seconds, coverage after the seeds and at the end (its
-# growth is the new coverage), and the result: ok, or what stopped it (crash, leak, timeout,
-# oom; libFuzzer stops at the first).
+# growth is the new coverage), the count of each kind of report (0 or 1: libFuzzer stops at the
+# first) and the result: ok, or what stopped it (crash, leak, timeout, oom, or the whole run
+# over FUZZ_TARGET_TIMEOUT, which is counted as a timeout).
+readonly row_format='%-20s %12s %8s %9s %8s %8s %6s %9s %5s  %s'
 rows=()
 failed=()
 for target in "${targets[@]}"; do
@@ -81,6 +87,7 @@ for target in "${targets[@]}"; do
   executions="$(sed -n 's/^#\([0-9]*\).*/\1/p' <<<"$last")"
   end_cov="$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")"
   result=ok
+  declare -A reports=([crash]=0 [leak]=0 [timeout]=0 [oom]=0)
   if ((status != 0)); then
     if grep -q 'ERROR: LeakSanitizer' "$log"; then
       result=leak
@@ -93,17 +100,23 @@ for target in "${targets[@]}"; do
     else
       result=crash
     fi
+    case "$result" in
+      crash | leak | timeout | oom) reports[$result]=1 ;;
+      *) reports[timeout]=1 ;;
+    esac
     echo "run_fuzzers.sh: $target: $result (exit $status); log $log:" >&2
     grep -E 'ERROR|SUMMARY|runtime error|Test unit written|deadly signal' "$log" | head -20 >&2 ||
       true
     failed+=("$target")
   fi
   new_cov=$((${end_cov:-0} - ${seed_cov:-0}))
-  rows+=("$(printf '%-20s %12s %8s %9s %8s  %s' "$target" "${executions:-0}" "$seconds" \
-    "${seed_cov:-?}" "+$new_cov" "$result")")
+  rows+=("$(printf "$row_format" "$target" "${executions:-0}" "$seconds" "${seed_cov:-?}" \
+    "+$new_cov" "${reports[crash]}" "${reports[leak]}" "${reports[timeout]}" \
+    "${reports[oom]}" "$result")")
 done
 
-printf '%-20s %12s %8s %9s %8s  %s\n' target executions seconds seed_cov new_cov result
+printf "$row_format\n" target executions seconds seed_cov new_cov crashes leaks timeouts ooms \
+  result
 printf '%s\n' "${rows[@]}"
 if ((${#failed[@]} > 0)); then
   echo "run_fuzzers.sh: failed: ${failed[*]} (inputs in $artifacts)" >&2

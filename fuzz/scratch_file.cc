@@ -1,5 +1,7 @@
 #include "fuzz/scratch_file.h"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -7,6 +9,18 @@
 
 namespace granary::fuzz {
 namespace {
+
+// Memory-backed on Linux. On ext4 (/tmp here) truncating the previous input to write the next
+// cost ~3 ms per execution, 18x what the readers themselves took (strace -c: openat with O_TRUNC);
+// on tmpfs it costs microseconds.
+constexpr char kMemoryFolder[] = "/dev/shm";
+
+// The folder the scratch folder is made in: kMemoryFolder if writable, else $TMPDIR, else /tmp.
+std::string ParentFolder() {
+  if (access(kMemoryFolder, W_OK | X_OK) == 0) return kMemoryFolder;
+  const char* tmp = std::getenv("TMPDIR");
+  return tmp != nullptr && *tmp != '\0' ? tmp : "/tmp";
+}
 
 void RemoveScratchDir() {
   std::error_code ignored;
@@ -17,9 +31,7 @@ void RemoveScratchDir() {
 
 const std::string& ScratchDir() {
   static const std::string* const dir = [] {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string pattern =
-        std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/granary-fuzz-XXXXXX";
+    std::string pattern = ParentFolder() + "/granary-fuzz-XXXXXX";
     if (mkdtemp(pattern.data()) == nullptr) {
       std::perror("granary fuzz: mkdtemp");
       std::abort();

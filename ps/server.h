@@ -6,12 +6,13 @@
 // to `num_threads` handler threads, so requests from many workers are served concurrently.
 // A peer connection with max_requests_per_peer requests on the handler threads gets an
 // ERROR_REPLY naming that limit for the next one, at once.
-// Every request passes DecodeMessage and then the server's own checks (known table, current
-// shard-map version, at most max_request_keys keys and max_request_bytes bytes, checked before
-// anything is allocated for it, value size = keys x dim, every key inside this server's ranges, and
-// for a PUSH every gradient finite); a request that fails any check gets an ERROR_REPLY naming the
-// sender and the reason (for a non-finite gradient: the table and the first offending key), is
-// not applied at all, and the server keeps serving. The stats line counts refused requests.
+// Every request passes DecodeMessage and then the server's own checks, CheckRequest
+// (ps/request_check.h: known table, current shard-map version, at most max_request_keys keys
+// and max_request_bytes bytes, checked before anything is allocated for it, value size = keys x
+// dim, every key inside this server's ranges) and, for a PUSH, every gradient finite; a request
+// that fails any check gets an ERROR_REPLY naming the sender and the reason (for a non-finite
+// gradient: the table and the first offending key), is not applied at all, and the server keeps
+// serving. The stats line counts refused requests.
 // A message DecodeMessage rejects (wrong cluster id, unparsable header) gets only "rejected"
 // and is logged once per peer address (see common/message.h).
 //
@@ -26,11 +27,11 @@
 //
 // Adding a server command: first a value in `enum Command` of common/proto/message.proto, with
 // its header fields (and a reply command if it has its own reply).
-//   - A data-plane request from workers (like PULL, PUSH): let CheckRequest accept the command
-//     and check its frames, and serve it in Handle (under catalog_->LockForRequest()), which
-//     builds the reply. CheapToServeInline predicts any request's cost from its table's cost
-//     per key; exclude the command there if that does not fit it. Test it in
-//     tests/ps/server_test.cc, which talks to a server over a socket.
+//   - A data-plane request from workers (like PULL, PUSH): let CheckRequest
+//     (ps/request_check.h) accept the command and check its frames, and serve it in Handle (under
+//     catalog_->LockForRequest()), which builds the reply. CheapToServeInline predicts any
+//     request's cost from its table's cost per key; exclude the command there if that does not fit
+//     it. Test it in tests/ps/server_test.cc, which talks to a server over a socket.
 //   - An order of the scheduler (like CHECKPOINT, SHRINK, EXPORT_DELTA): add a case to the
 //     switch in CarryOut, putting what it reports into *results, and to the switch in
 //     SchedulerClient's receive loop (common/scheduler_client.cc) that queues orders for
@@ -64,6 +65,7 @@
 #include "common/proto/message.pb.h"
 #include "common/scheduler_client.h"
 #include "common/shard_map.h"
+#include "ps/request_check.h"
 #include "ps/table_catalog.h"
 #include "zmq.hpp"
 
@@ -176,8 +178,6 @@ class ParameterServer {
              zmq::message_t& routing_id, zmq::socket_t& socket);
   // Validates and executes one request; returns the reply (an ERROR_REPLY on failure).
   Message Handle(Message&& request, const std::string& peer);
-  absl::Status CheckRequest(const Message& request, const std::string& sender,
-                            EmbeddingTable** table) const;
   // OK if a request of worker `header.sender_rank()` from incarnation
   // `header.sender_incarnation()` is accepted (see Fencing above); else FailedPrecondition
   // naming the worker and incarnation, counted. Raises the rank's lowest accepted incarnation
@@ -196,8 +196,10 @@ class ParameterServer {
   RejectionLog rejections_;
   int rank_ = -1;
   size_t fault_orders_matched_ = 0;  // of options_.fault_on_order; orders come one at a time
-  uint64_t shard_map_version_ = 0;
   std::vector<KeyRange> ranges_;
+  // What CheckRequest (ps/request_check.h) accepts: this server's rank, shard-map version,
+  // ranges_ and request limits. Set by Start.
+  RequestBounds bounds_;
   std::unique_ptr<TableCatalog> catalog_;
   // Per table: the smoothed time Handle took per key, in ns. Filled at Start; only the
   // values change afterwards.

@@ -1,0 +1,69 @@
+// CheckRequest: the one home of a server's validation of a decoded data-plane request (PULL or
+// PUSH), everything it checks before a table is touched or anything is allocated for the
+// request. ParameterServer::Handle runs it on every request that passed DecodeMessage
+// (common/message.h) and the fencing check; fuzz/server_request_fuzzer.cc runs it on every
+// input that decodes, without a server process.
+//
+// A request it accepts is safe to execute on its table: a PULL's reply of keys x dim floats and
+// a PUSH's keys x dim gradients are both within RequestBounds' limits, the value frame holds
+// exactly what the command needs, and every key lies in the server's ranges.
+//
+// Thread-safe: a pure function of its arguments.
+#ifndef GRANARY_PS_REQUEST_CHECK_H_
+#define GRANARY_PS_REQUEST_CHECK_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/types/span.h"
+#include "common/message.h"
+#include "common/shard_map.h"
+
+namespace granary {
+
+// What a server accepts: its identity in the shard map and its per-request limits (the
+// defaults and flags are ServerOptions', ps/server.h).
+struct RequestBounds {
+  int server_rank = 0;  // named in errors
+  // A request stamped with another shard-map version was routed by a stale map.
+  uint64_t shard_map_version = 0;
+  // The key ranges this server owns; every key of a request must lie in one. Not owned: the
+  // caller keeps them alive while CheckRequest runs.
+  absl::Span<const KeyRange> ranges;
+  // At most this many keys per request, and at most this many bytes of keys and values
+  // (keys x (8 + 4 x dim): the request's for a PUSH, its keys and the reply's values for a PULL).
+  size_t max_request_keys = 0;
+  size_t max_request_bytes = 0;
+};
+
+// The dimension of the server's table `name`, or 0 if the server has no such table. Called
+// once per request, before anything else is read of the table.
+using TableDimension = absl::FunctionRef<int(const std::string& name)>;
+
+// OK if `request` (from `sender`, as DescribeSender names it) is a PULL or PUSH the server
+// accepts under `bounds`: the command is PULL or PUSH, its shard-map version is the server's,
+// its table is known (`dim_of` > 0), it carries at most max_request_keys keys and
+// max_request_bytes bytes, read_only is set only on a PULL, its value frame holds keys x dim
+// floats for a PUSH and nothing for a PULL, and every key is in bounds.ranges. Otherwise, in
+// that order of checks:
+//   InvalidArgument    another command, read_only on a PUSH, or a value frame of the wrong size;
+//   FailedPrecondition another shard-map version;
+//   NotFound           an unknown table;
+//   ResourceExhausted  over a limit, naming its flag (--max_request_keys, --max_request_bytes);
+//   OutOfRange         a key outside the ranges, naming the key and the server.
+// Every error names the sender and, once known, the table.
+// REQUIRES: `request` passed DecodeMessage (its key and value frames hold whole elements).
+absl::Status CheckRequest(const Message& request, const std::string& sender,
+                          const RequestBounds& bounds, TableDimension dim_of);
+
+// The index of the first non-finite value (±Inf or NaN) in `values`, or values.size() if all
+// are finite. The server refuses a PUSH whole if its gradients hold one, before applying any.
+// One branch-free pass for the usual all-finite request; only a poisoned one pays for a search.
+size_t FirstNonFinite(absl::Span<const float> values);
+
+}  // namespace granary
+
+#endif  // GRANARY_PS_REQUEST_CHECK_H_

@@ -1,0 +1,163 @@
+#include "ps/request_check.h"
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace granary {
+namespace {
+
+constexpr char kSender[] = "worker 5 (request 99)";
+constexpr int kEmbDim = 2;         // table "emb": a key costs 8 + 2 x 4 = 16 bytes
+constexpr int kWideDim = 1 << 20;  // table "wide": a key costs 4 MiB + 8 bytes
+constexpr uint64_t kVersion = 3;
+
+int DimOf(const std::string& name) {
+  if (name == "emb") return kEmbDim;
+  if (name == "wide") return kWideDim;
+  return 0;
+}
+
+// A server owning keys [0, 999] and [5000, 5999], at most 100 keys and 50 x 16 bytes.
+class RequestCheckTest : public ::testing::Test {
+ protected:
+  RequestCheckTest() {
+    bounds_.server_rank = 1;
+    bounds_.shard_map_version = kVersion;
+    bounds_.ranges = ranges_;
+    bounds_.max_request_keys = 100;
+    bounds_.max_request_bytes = 50 * 16;
+  }
+
+  static Message Request(proto::Command command, const std::string& table,
+                         const std::vector<uint64_t>& keys, const std::vector<float>& values) {
+    Message request;
+    request.header = MakeHeader(command, "cluster", proto::WORKER, 5);
+    request.header.set_table(table);
+    request.header.set_shard_map_version(kVersion);
+    request.keys = zmq::message_t(keys.data(), keys.size() * sizeof(uint64_t));
+    request.values = zmq::message_t(values.data(), values.size() * sizeof(float));
+    return request;
+  }
+
+  absl::Status Check(const Message& request) const {
+    return CheckRequest(request, kSender, bounds_, DimOf);
+  }
+
+  const std::vector<KeyRange> ranges_ = {{0, 999}, {5000, 5999}};
+  RequestBounds bounds_;
+};
+
+TEST_F(RequestCheckTest, AcceptsAPullAndAPushOfKeysTheServerOwns) {
+  EXPECT_TRUE(Check(Request(proto::PULL, "emb", {1, 999, 5000}, {})).ok());
+  EXPECT_TRUE(Check(Request(proto::PUSH, "emb", {7, 5999}, {1, 2, 3, 4})).ok());
+  Message read_only = Request(proto::PULL, "emb", {7}, {});
+  read_only.header.set_read_only(true);
+  EXPECT_TRUE(Check(read_only).ok());
+  EXPECT_TRUE(Check(Request(proto::PULL, "emb", {}, {})).ok());
+}
+
+TEST_F(RequestCheckTest, RefusesOtherCommandsNamingCommandAndSender) {
+  absl::Status status = Check(Request(proto::SHUTDOWN, "emb", {}, {}));
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_NE(status.message().find("SHUTDOWN"), std::string::npos) << status;
+  EXPECT_NE(status.message().find(kSender), std::string::npos) << status;
+}
+
+TEST_F(RequestCheckTest, RefusesAnotherShardMapVersion) {
+  Message stale = Request(proto::PULL, "emb", {1}, {});
+  stale.header.set_shard_map_version(kVersion - 1);
+  absl::Status status = Check(stale);
+  EXPECT_TRUE(absl::IsFailedPrecondition(status)) << status;
+  EXPECT_NE(status.message().find("shard map version 2"), std::string::npos) << status;
+}
+
+TEST_F(RequestCheckTest, RefusesAnUnknownTableNamingIt) {
+  absl::Status status = Check(Request(proto::PULL, "nope", {1}, {}));
+  EXPECT_TRUE(absl::IsNotFound(status)) << status;
+  EXPECT_NE(status.message().find("unknown table 'nope'"), std::string::npos) << status;
+  EXPECT_NE(status.message().find(kSender), std::string::npos) << status;
+}
+
+TEST_F(RequestCheckTest, RefusesMoreKeysThanTheKeyLimitNamingItsFlagAndTable) {
+  std::vector<uint64_t> keys(bounds_.max_request_keys + 1, 1);
+  absl::Status status = Check(Request(proto::PULL, "emb", keys, {}));
+  EXPECT_TRUE(absl::IsResourceExhausted(status)) << status;
+  EXPECT_NE(status.message().find("--max_request_keys"), std::string::npos) << status;
+  EXPECT_NE(status.message().find("table 'emb'"), std::string::npos) << status;
+}
+
+TEST_F(RequestCheckTest, RefusesMoreBytesThanTheByteLimitAndAcceptsExactlyTheLimit) {
+  std::vector<uint64_t> keys(bounds_.max_request_bytes / 16 + 1, 1);
+  absl::Status status =
+      Check(Request(proto::PUSH, "emb", keys, std::vector<float>(keys.size() * kEmbDim)));
+  EXPECT_TRUE(absl::IsResourceExhausted(status)) << status;
+  EXPECT_NE(status.message().find("--max_request_bytes"), std::string::npos) << status;
+  EXPECT_NE(status.message().find("816 bytes"), std::string::npos) << status;
+
+  keys.pop_back();
+  EXPECT_TRUE(Check(Request(proto::PULL, "emb", keys, {})).ok());
+  EXPECT_TRUE(
+      Check(Request(proto::PUSH, "emb", keys, std::vector<float>(keys.size() * kEmbDim))).ok());
+}
+
+TEST_F(RequestCheckTest, APullOfOneKeyOfAHugeDimIsOverTheByteLimitBeforeAnyAllocation) {
+  // The reply would be 4 MiB of floats for 8 bytes of request.
+  absl::Status status = Check(Request(proto::PULL, "wide", {1}, {}));
+  EXPECT_TRUE(absl::IsResourceExhausted(status)) << status;
+  EXPECT_NE(status.message().find("(dim 1048576)"), std::string::npos) << status;
+}
+
+TEST_F(RequestCheckTest, LimitsAsHighAsSizesGoDoNotOverflow) {
+  // With limits no request can reach, the byte check must not wrap around.
+  bounds_.max_request_keys = std::numeric_limits<size_t>::max();
+  bounds_.max_request_bytes = std::numeric_limits<size_t>::max();
+  EXPECT_TRUE(Check(Request(proto::PULL, "wide", {1, 2}, {})).ok());
+  absl::Status lying = Check(Request(proto::PUSH, "wide", {1}, {1}));
+  EXPECT_TRUE(absl::IsInvalidArgument(lying)) << lying;
+}
+
+TEST_F(RequestCheckTest, RefusesValueBytesThatDoNotMatchKeysTimesDim) {
+  // A PUSH whose values are one row short, one float long, and a PULL that carries values.
+  absl::Status short_push = Check(Request(proto::PUSH, "emb", {1, 2}, {1, 2}));
+  EXPECT_TRUE(absl::IsInvalidArgument(short_push)) << short_push;
+  EXPECT_NE(short_push.message().find("carries 8 value bytes, expected 16"), std::string::npos)
+      << short_push;
+  EXPECT_TRUE(absl::IsInvalidArgument(Check(Request(proto::PUSH, "emb", {1}, {1, 2, 3}))));
+  EXPECT_TRUE(absl::IsInvalidArgument(Check(Request(proto::PULL, "emb", {1}, {1, 2}))));
+}
+
+TEST_F(RequestCheckTest, RefusesReadOnlyOnAPush) {
+  Message push = Request(proto::PUSH, "emb", {1}, {1, 2});
+  push.header.set_read_only(true);
+  absl::Status status = Check(push);
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_NE(status.message().find("read_only is only for PULL"), std::string::npos) << status;
+}
+
+TEST_F(RequestCheckTest, RefusesAKeyOutsideTheRangesNamingKeyAndServer) {
+  // Both ends inside owned ranges, one key between them: the per-key pass must find it.
+  absl::Status status = Check(Request(proto::PULL, "emb", {1, 1000, 5999}, {}));
+  EXPECT_TRUE(absl::IsOutOfRange(status)) << status;
+  EXPECT_NE(status.message().find("key 0x00000000000003e8"), std::string::npos) << status;
+  EXPECT_NE(status.message().find("server 1"), std::string::npos) << status;
+  EXPECT_TRUE(absl::IsOutOfRange(Check(Request(proto::PULL, "emb", {6000}, {}))));
+}
+
+TEST(FirstNonFiniteTest, FindsTheFirstInfOrNaNOrReturnsTheSize) {
+  const float kInf = std::numeric_limits<float>::infinity();
+  const float kNaN = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<float> finite = {0, -1, std::numeric_limits<float>::max(), 1e-45f};
+  EXPECT_EQ(FirstNonFinite(finite), finite.size());
+  EXPECT_EQ(FirstNonFinite({}), 0u);
+  const std::vector<float> poisoned = {1, 2, kNaN, -kInf};
+  EXPECT_EQ(FirstNonFinite(poisoned), 2u);
+  const std::vector<float> inf_first = {-kInf, kNaN};
+  EXPECT_EQ(FirstNonFinite(inf_first), 0u);
+}
+
+}  // namespace
+}  // namespace granary
