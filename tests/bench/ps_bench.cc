@@ -19,7 +19,7 @@
 // requests measurably slower than on new ones (10K x 16 pull 0.54-0.65x raw against 0.71-0.97x),
 // which compared Granary's old connections with the raw pair's new ones. Warmup pushes every
 // key first, so a table-mode row times updates of rows that exist, not their creation.
-// The raw pair and both modes are timed in interleaved slices (kSlices), so that load from
+// The raw pair and both modes are timed in interleaved slices (--slices), so that load from
 // elsewhere on the machine hits all of them alike and the ratios between them stay meaningful.
 //
 // What CURVE costs (--auth): each mode runs as two clusters, one unauthenticated ("off": no
@@ -114,6 +114,12 @@ DEFINE_int32(io_threads, 1,
              "cores 1 was as fast as 2 or faster, and as fast as a context per node.");
 DEFINE_int32(server_threads, 2, "Request handler threads per server.");
 DEFINE_bool(raw, true, "Also time a raw ZeroMQ transfer of the same bytes.");
+// Each op is timed in this many slices, taking turns between the raw pair and the clusters: the
+// machine's other load then weighs on all of them alike, and a burst of it cannot land on one
+// figure only. More slices cost a slow row (~0.5 s per op) more time.
+DEFINE_int32(slices, 4,
+             "Turns each op takes between the raw pair and the clusters. More (e.g. 40 with "
+             "--min_seconds=4) steady the ratios of fast rows on a busy machine.");
 
 namespace granary {
 namespace {
@@ -135,10 +141,6 @@ constexpr double kQuickMinSeconds = 0.2;
 // Warmup stops early (after at least one op) once it took this share of min_seconds, so slow
 // rows (4M keys through a real table) do not spend longer warming up than being timed.
 constexpr double kMaxWarmupShare = 0.25;
-// Each op is timed in this many slices, taking turns between the raw pair and the server
-// modes: the machine's other load then weighs on all of them alike, and a burst of it cannot
-// land on one figure only. More slices would cost a slow row (~0.5 s per op) more time.
-constexpr int kSlices = 4;
 // How often the raw ROUTER wakes to check for shutdown while idle.
 constexpr std::chrono::milliseconds kRawStopCheck(100);
 // Longest a raw exchange may wait for its reply: every wait is bounded, even here.
@@ -271,6 +273,7 @@ struct LoopOptions {
   int64_t max_iters = 1;          // or this many ops per thread were timed
   int warmup_iters = 0;           // untimed ops per thread first; fewer (at least one)
   double max_warmup_seconds = 0;  // once they took this long
+  int slices = 1;                 // turns between contenders (TimeInTurns)
 };
 
 // What timing one thing measured. The timings of its slices add up.
@@ -655,19 +658,19 @@ double RawPushPullGbps(double push_gbps, double pull_gbps) {
 // Slice `slice` of `loop`: its share of the time and ops; warmup in the first slice only.
 LoopOptions SliceOf(const LoopOptions& loop, int slice) {
   LoopOptions part = loop;
-  part.seconds = loop.seconds / kSlices;
-  part.max_iters = std::max<int64_t>(1, (loop.max_iters + kSlices - 1) / kSlices);
+  part.seconds = loop.seconds / loop.slices;
+  part.max_iters = std::max<int64_t>(1, (loop.max_iters + loop.slices - 1) / loop.slices);
   if (slice > 0) part.warmup_iters = 0;
   return part;
 }
 
-// Times `op` for every contender, in kSlices turns; returns their timings in order. A
+// Times `op` for every contender, in loop.slices turns; returns their timings in order. A
 // contender already timed for loop.seconds sits out the remaining turns: an op slower than a
-// slice (4M keys through a table) would otherwise run kSlices times.
+// slice (4M keys through a table) would otherwise run loop.slices times.
 absl::StatusOr<std::vector<Timing>> TimeInTurns(const std::vector<Contender>& contenders, Op op,
                                                 int threads, const LoopOptions& loop) {
   std::vector<Timing> timings(contenders.size());
-  for (int slice = 0; slice < kSlices; ++slice) {
+  for (int slice = 0; slice < loop.slices; ++slice) {
     for (size_t c = 0; c < contenders.size(); ++c) {
       if (contenders[c].raw && op == Op::kPushPull) continue;  // see RawPushPullGbps
       if (timings[c].wall_seconds >= loop.seconds) continue;
@@ -771,9 +774,9 @@ absl::Status CheckFlags() {
   if (FLAGS_keys < 0 || FLAGS_dim < 1) {
     return absl::InvalidArgumentError("--keys must be >= 0 and --dim >= 1");
   }
-  if (FLAGS_min_seconds <= 0 || FLAGS_max_iters < 1 || FLAGS_warmup_iters < 0) {
+  if (FLAGS_min_seconds <= 0 || FLAGS_max_iters < 1 || FLAGS_warmup_iters < 0 || FLAGS_slices < 1) {
     return absl::InvalidArgumentError(
-        "--min_seconds must be > 0, --max_iters >= 1 and --warmup_iters >= 0");
+        "--min_seconds must be > 0, --max_iters and --slices >= 1 and --warmup_iters >= 0");
   }
   if (FLAGS_mode != "transport" && FLAGS_mode != "table" && FLAGS_mode != "both") {
     return absl::InvalidArgumentError(
@@ -800,12 +803,13 @@ absl::Status RunBenchmark(const InProcessClusterOptions& cluster,
   }
   loop.max_iters = FLAGS_max_iters;
   loop.warmup_iters = FLAGS_warmup_iters;
+  loop.slices = FLAGS_slices;
   loop.max_warmup_seconds = loop.seconds * kMaxWarmupShare;
   absl::PrintF(
       "ps_bench: %d server(s) x %d handler threads, %d worker(s), one ZeroMQ context with %d "
       "I/O thread(s), >= %.2f s or %d ops per row in %d slices, TCP on %s, links %s\n\n",
       cluster.num_servers, cluster.server_threads, cluster.num_workers, cluster.io_threads,
-      loop.seconds, loop.max_iters, kSlices, kHost,
+      loop.seconds, loop.max_iters, loop.slices, kHost,
       FLAGS_auth == "both"  ? "unauthenticated and CURVE-authenticated in turns"
       : FLAGS_auth == "off" ? "unauthenticated"
                             : "CURVE-authenticated");
