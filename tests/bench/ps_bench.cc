@@ -50,7 +50,7 @@
 //   ps_bench --quick                a smoke test: 1K x 1 and 10K x 16, 0.2 s per op
 //   ps_bench --keys=N --dim=D       one custom workload
 //   [--servers=N --workers=M --mode=transport|table|both --auth=off|curve|both
-//    --min_seconds=S --json=PATH]
+//    --min_seconds=S --slices=N --json=PATH]
 #include <algorithm>
 #include <atomic>
 #include <chrono>
