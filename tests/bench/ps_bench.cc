@@ -19,8 +19,16 @@
 // requests measurably slower than on new ones (10K x 16 pull 0.54-0.65x raw against 0.71-0.97x),
 // which compared Granary's old connections with the raw pair's new ones. Warmup pushes every
 // key first, so a table-mode row times updates of rows that exist, not their creation.
-// The raw pair and both modes are timed in interleaved slices (kSlices), so that load from
+// The raw pair and both modes are timed in interleaved slices (--slices), so that load from
 // elsewhere on the machine hits all of them alike and the ratios between them stay meaningful.
+//
+// What CURVE costs (--auth): each mode runs as two clusters, one unauthenticated ("off": no
+// CURVE on any socket, as the roles' --insecure_no_auth) and one authenticated exactly as
+// production is ("curve": every TCP link CURVE-encrypted with one cluster keypair generated for
+// the run, a ZapHandler admitting only its holders; common/curve_keys.h). They take turns in the
+// same slices (off, curve, off, curve, ...), and each curve row also shows the off row's goodput
+// and the ratio curve/off; a table of the ratios closes the run. The raw pair is never
+// authenticated.
 //
 // Columns:
 //   bytes/op   keys x (8 + 4 x dim): the keys and values one request carries (BENCHMARKS.md's
@@ -34,12 +42,15 @@
 //              --workers clients, so the ratio is cleanest with one server and one worker.
 //   ps-lite    published figures from /work/shared/docs/BENCHMARKS.md (not measured here);
 //              vs_ps = GB/s / ps-lite. Only rows BENCHMARKS.md has; "-" elsewhere.
+//   auth       off or curve (see above); vs_off = a curve row's GB/s / the off row's of the same
+//              workload, op and mode, timed in the same turns.
 //
 // Usage:
 //   ps_bench                        the standard suite (ps-lite's rows, 10K x 16, 4 and 16 MB)
 //   ps_bench --quick                a smoke test: 1K x 1 and 10K x 16, 0.2 s per op
 //   ps_bench --keys=N --dim=D       one custom workload
-//   [--servers=N --workers=M --mode=transport|table|both --min_seconds=S --json=PATH]
+//   [--servers=N --workers=M --mode=transport|table|both --auth=off|curve|both
+//    --min_seconds=S --slices=N --json=PATH]
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -54,6 +65,7 @@
 #include <initializer_list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -67,6 +79,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "common/curve_keys.h"
 #include "common/feature_key.h"
 #include "common/socket_options.h"
 #include "gflags/gflags.h"
@@ -83,6 +96,9 @@ DEFINE_int32(dim, 1, "Floats per key of the custom workload (--keys).");
 DEFINE_int32(servers, 1, "Parameter servers.");
 DEFINE_int32(workers, 1, "Workers; each runs its loop on its own thread, concurrently.");
 DEFINE_string(mode, "both", "Server mode: transport (no table work), table (SGD), or both.");
+DEFINE_string(auth, "both",
+              "Links: off (no CURVE on any socket), curve (every link CURVE-encrypted and "
+              "ZAP-checked, as in production), or both, interleaved, with the ratio curve/off.");
 DEFINE_double(min_seconds, 1.0, "Timed seconds per workload x op x mode (after warmup).");
 DEFINE_int64(max_iters, 2000,
              "At most this many timed ops per worker per workload x op x mode: fast rows need "
@@ -98,6 +114,12 @@ DEFINE_int32(io_threads, 1,
              "cores 1 was as fast as 2 or faster, and as fast as a context per node.");
 DEFINE_int32(server_threads, 2, "Request handler threads per server.");
 DEFINE_bool(raw, true, "Also time a raw ZeroMQ transfer of the same bytes.");
+// Each op is timed in this many slices, taking turns between the raw pair and the clusters: the
+// machine's other load then weighs on all of them alike, and a burst of it cannot land on one
+// figure only. More slices cost a slow row (~0.5 s per op) more time.
+DEFINE_int32(slices, 4,
+             "Turns each op takes between the raw pair and the clusters. More (e.g. 40 with "
+             "--min_seconds=4) steady the ratios of fast rows on a busy machine.");
 
 namespace granary {
 namespace {
@@ -119,10 +141,6 @@ constexpr double kQuickMinSeconds = 0.2;
 // Warmup stops early (after at least one op) once it took this share of min_seconds, so slow
 // rows (4M keys through a real table) do not spend longer warming up than being timed.
 constexpr double kMaxWarmupShare = 0.25;
-// Each op is timed in this many slices, taking turns between the raw pair and the server
-// modes: the machine's other load then weighs on all of them alike, and a burst of it cannot
-// land on one figure only. More slices would cost a slow row (~0.5 s per op) more time.
-constexpr int kSlices = 4;
 // How often the raw ROUTER wakes to check for shutdown while idle.
 constexpr std::chrono::milliseconds kRawStopCheck(100);
 // Longest a raw exchange may wait for its reply: every wait is bounded, even here.
@@ -255,6 +273,7 @@ struct LoopOptions {
   int64_t max_iters = 1;          // or this many ops per thread were timed
   int warmup_iters = 0;           // untimed ops per thread first; fewer (at least one)
   double max_warmup_seconds = 0;  // once they took this long
+  int slices = 1;                 // turns between contenders (TimeInTurns)
 };
 
 // What timing one thing measured. The timings of its slices add up.
@@ -507,6 +526,7 @@ struct Row {
   std::string workload;
   std::string op;
   std::string mode;
+  std::string auth;
   size_t keys = 0;
   int dim = 0;
   size_t bytes_per_op = 0;
@@ -514,6 +534,8 @@ struct Row {
   double gbps = 0;
   double raw_gbps = 0;     // 0: not measured
   double pslite_gbps = 0;  // 0: BENCHMARKS.md has no figure
+  double off_gbps = 0;     // a curve row's unauthenticated twin; 0: none (or an off row)
+  double off_ops_per_second = 0;
 };
 
 double Goodput(const Timing& timing, size_t bytes_per_op) {
@@ -528,35 +550,56 @@ std::string FormatOptional(double value) {
   return value > 0 ? absl::StrFormat("%.3f", value) : "-";
 }
 
-constexpr char kRowFormat[] = "%-22s %-9s %-9s %10s %6s %9s %9s %7s %8s %7s %7s %6s\n";
+constexpr char kRowFormat[] = "%-22s %-9s %-9s %-5s %10s %6s %9s %9s %7s %8s %7s %7s %6s %6s\n";
 
 void PrintHeader() {
-  absl::PrintF(kRowFormat, "workload", "op", "mode", "bytes/op", "iters", "median_ms", "ops/s",
-               "GB/s", "raw_GB/s", "vs_raw", "ps-lite", "vs_ps");
+  absl::PrintF(kRowFormat, "workload", "op", "mode", "auth", "bytes/op", "iters", "median_ms",
+               "ops/s", "GB/s", "raw_GB/s", "vs_raw", "ps-lite", "vs_ps", "vs_off");
 }
 
 void PrintRow(const Row& row) {
-  absl::PrintF(kRowFormat, row.workload, row.op, row.mode, absl::StrCat(row.bytes_per_op),
+  absl::PrintF(kRowFormat, row.workload, row.op, row.mode, row.auth, absl::StrCat(row.bytes_per_op),
                absl::StrCat(row.timing.ops), absl::StrFormat("%.3f", row.timing.MedianMs()),
                absl::StrFormat("%.1f", row.timing.ops_per_second()),
                absl::StrFormat("%.3f", row.gbps), FormatOptional(row.raw_gbps),
                FormatRatio(row.gbps, row.raw_gbps), FormatOptional(row.pslite_gbps),
-               FormatRatio(row.gbps, row.pslite_gbps));
+               FormatRatio(row.gbps, row.pslite_gbps), FormatRatio(row.gbps, row.off_gbps));
   std::fflush(stdout);
+}
+
+constexpr char kCostFormat[] = "%-22s %-9s %-9s %9s %9s %10s %10s %9s\n";
+
+// The closing table of --auth=both: per workload, op and mode, the unauthenticated and the
+// authenticated goodput and round trips per second side by side, and curve/off.
+void PrintCurveCost(const std::vector<Row>& rows) {
+  absl::PrintF("\nWhat CURVE costs (off and curve timed in alternating turns of the same run):\n");
+  absl::PrintF(kCostFormat, "workload", "op", "mode", "off_GB/s", "curve_GB/s", "off_ops/s",
+               "curve_ops/s", "curve/off");
+  for (const Row& row : rows) {
+    if (row.off_gbps <= 0) continue;
+    absl::PrintF(kCostFormat, row.workload, row.op, row.mode, absl::StrFormat("%.3f", row.off_gbps),
+                 absl::StrFormat("%.3f", row.gbps), absl::StrFormat("%.1f", row.off_ops_per_second),
+                 absl::StrFormat("%.1f", row.timing.ops_per_second()),
+                 FormatRatio(row.gbps, row.off_gbps));
+  }
 }
 
 std::string RowJson(const Row& row, const InProcessClusterOptions& cluster) {
   return absl::StrFormat(
-      "  {\"workload\": \"%s\", \"op\": \"%s\", \"mode\": \"%s\", \"keys\": %d, \"dim\": %d, "
+      "  {\"workload\": \"%s\", \"op\": \"%s\", \"mode\": \"%s\", \"auth\": \"%s\", "
+      "\"keys\": %d, \"dim\": %d, "
       "\"servers\": %d, \"workers\": %d, \"bytes_per_op\": %d, \"iters\": %d, "
       "\"wall_seconds\": %.6g, \"median_ms\": %.6g, \"ops_per_s\": %.6g, \"goodput_gbps\": %.6g, "
-      "\"raw_gbps\": %s, \"vs_raw\": %s, \"pslite_gbps\": %s, \"vs_pslite\": %s}",
-      row.workload, row.op, row.mode, row.keys, row.dim, cluster.num_servers, cluster.num_workers,
-      row.bytes_per_op, row.timing.ops, row.timing.wall_seconds, row.timing.MedianMs(),
-      row.timing.ops_per_second(), row.gbps, JsonNumberOrNull(row.raw_gbps),
+      "\"raw_gbps\": %s, \"vs_raw\": %s, \"pslite_gbps\": %s, \"vs_pslite\": %s, "
+      "\"off_gbps\": %s, \"off_ops_per_s\": %s, \"curve_vs_off\": %s}",
+      row.workload, row.op, row.mode, row.auth, row.keys, row.dim, cluster.num_servers,
+      cluster.num_workers, row.bytes_per_op, row.timing.ops, row.timing.wall_seconds,
+      row.timing.MedianMs(), row.timing.ops_per_second(), row.gbps, JsonNumberOrNull(row.raw_gbps),
       row.raw_gbps > 0 ? JsonNumberOrNull(row.gbps / row.raw_gbps) : "null",
       JsonNumberOrNull(row.pslite_gbps),
-      row.pslite_gbps > 0 ? JsonNumberOrNull(row.gbps / row.pslite_gbps) : "null");
+      row.pslite_gbps > 0 ? JsonNumberOrNull(row.gbps / row.pslite_gbps) : "null",
+      JsonNumberOrNull(row.off_gbps), JsonNumberOrNull(row.off_ops_per_second),
+      row.off_gbps > 0 ? JsonNumberOrNull(row.gbps / row.off_gbps) : "null");
 }
 
 std::vector<std::string> RowsJson(const std::vector<Row>& rows,
@@ -573,13 +616,22 @@ struct Mode {
   bool apply_updates;
 };
 
-// A Granary cluster in one server mode, up for the whole run: starting and stopping one per
-// workload would add about half a second each.
+// A Granary cluster in one server mode, authenticated or not, for one workload.
 struct ModeCluster {
   Mode mode;
+  bool curve = false;  // every link CURVE-authenticated (--auth)
   std::unique_ptr<InProcessCluster> cluster;
   std::vector<std::vector<float>> pulled;  // the rows each worker pulls into
 };
+
+const char* AuthName(bool curve) { return curve ? "curve" : "off"; }
+
+std::vector<bool> SelectedAuths() {
+  std::vector<bool> curve;
+  if (FLAGS_auth != "curve") curve.push_back(false);
+  if (FLAGS_auth != "off") curve.push_back(true);
+  return curve;
+}
 
 std::vector<Mode> SelectedModes() {
   std::vector<Mode> modes;
@@ -593,6 +645,7 @@ struct Contender {
   std::string name;
   bool raw = false;
   std::function<absl::Status(Op op, int thread)> run;
+  const ModeCluster* granary = nullptr;  // nullptr for the raw pair
 };
 
 // A raw push+pull would be a raw push and a raw pull back to back, so its goodput is derived
@@ -605,19 +658,19 @@ double RawPushPullGbps(double push_gbps, double pull_gbps) {
 // Slice `slice` of `loop`: its share of the time and ops; warmup in the first slice only.
 LoopOptions SliceOf(const LoopOptions& loop, int slice) {
   LoopOptions part = loop;
-  part.seconds = loop.seconds / kSlices;
-  part.max_iters = std::max<int64_t>(1, (loop.max_iters + kSlices - 1) / kSlices);
+  part.seconds = loop.seconds / loop.slices;
+  part.max_iters = std::max<int64_t>(1, (loop.max_iters + loop.slices - 1) / loop.slices);
   if (slice > 0) part.warmup_iters = 0;
   return part;
 }
 
-// Times `op` for every contender, in kSlices turns; returns their timings in order. A
+// Times `op` for every contender, in loop.slices turns; returns their timings in order. A
 // contender already timed for loop.seconds sits out the remaining turns: an op slower than a
-// slice (4M keys through a table) would otherwise run kSlices times.
+// slice (4M keys through a table) would otherwise run loop.slices times.
 absl::StatusOr<std::vector<Timing>> TimeInTurns(const std::vector<Contender>& contenders, Op op,
                                                 int threads, const LoopOptions& loop) {
   std::vector<Timing> timings(contenders.size());
-  for (int slice = 0; slice < kSlices; ++slice) {
+  for (int slice = 0; slice < loop.slices; ++slice) {
     for (size_t c = 0; c < contenders.size(); ++c) {
       if (contenders[c].raw && op == Op::kPushPull) continue;  // see RawPushPullGbps
       if (timings[c].wall_seconds >= loop.seconds) continue;
@@ -656,10 +709,13 @@ absl::Status MeasureWorkload(const Workload& workload, std::vector<ModeCluster>&
         Contender{"raw", true, [&](Op op, int t) { return RunRawOp(*raw, t, op, workload); }});
   }
   for (ModeCluster& granary : clusters) {
-    contenders.push_back(Contender{granary.mode.name, false, [&](Op op, int t) {
+    contenders.push_back(Contender{absl::StrCat(granary.mode.name, " ", AuthName(granary.curve)),
+                                   false,
+                                   [&](Op op, int t) {
                                      return RunGranaryOp(granary.cluster->worker(t), op, table,
                                                          keys, grads, &granary.pulled[t]);
-                                   }});
+                                   },
+                                   &granary});
   }
 
   std::vector<double> raw_gbps;  // by op, as kOps
@@ -674,12 +730,14 @@ absl::Status MeasureWorkload(const Workload& workload, std::vector<ModeCluster>&
       raw_gbps.push_back(op == Op::kPushPull ? RawPushPullGbps(raw_gbps[0], raw_gbps[1])
                                              : Goodput((*timings)[0], bytes_per_op));
     }
+    const Row* off_row = nullptr;  // the current mode's unauthenticated row, timed just before
     for (size_t c = 0; c < contenders.size(); ++c) {
       if (contenders[c].raw) continue;
       Row row;
       row.workload = workload.name;
       row.op = OpName(op);
-      row.mode = contenders[c].name;
+      row.mode = contenders[c].granary->mode.name;
+      row.auth = AuthName(contenders[c].granary->curve);
       row.keys = keys.size();
       row.dim = workload.dim;
       row.bytes_per_op = bytes_per_op;
@@ -687,16 +745,22 @@ absl::Status MeasureWorkload(const Workload& workload, std::vector<ModeCluster>&
       row.gbps = Goodput(row.timing, bytes_per_op);
       row.raw_gbps = raw_gbps.empty() ? 0 : raw_gbps.back();
       row.pslite_gbps = PsliteGbps(workload, op);
+      if (contenders[c].granary->curve && off_row != nullptr && off_row->mode == row.mode) {
+        row.off_gbps = off_row->gbps;
+        row.off_ops_per_second = off_row->timing.ops_per_second();
+      }
       PrintRow(row);
       rows->push_back(std::move(row));
+      off_row = contenders[c].granary->curve ? nullptr : &rows->back();
     }
   }
   for (ModeCluster& granary : clusters) {
     absl::Status status =
         CheckPulledRows(granary.cluster->worker(0), keys, workload.dim, granary.mode.apply_updates);
     if (!status.ok()) {
-      return absl::Status(status.code(), absl::StrCat(workload.name, " (", granary.mode.name,
-                                                      "): ", status.message()));
+      return absl::Status(status.code(),
+                          absl::StrCat(workload.name, " (", granary.mode.name, " ",
+                                       AuthName(granary.curve), "): ", status.message()));
     }
   }
   return absl::OkStatus();
@@ -710,13 +774,17 @@ absl::Status CheckFlags() {
   if (FLAGS_keys < 0 || FLAGS_dim < 1) {
     return absl::InvalidArgumentError("--keys must be >= 0 and --dim >= 1");
   }
-  if (FLAGS_min_seconds <= 0 || FLAGS_max_iters < 1 || FLAGS_warmup_iters < 0) {
+  if (FLAGS_min_seconds <= 0 || FLAGS_max_iters < 1 || FLAGS_warmup_iters < 0 || FLAGS_slices < 1) {
     return absl::InvalidArgumentError(
-        "--min_seconds must be > 0, --max_iters >= 1 and --warmup_iters >= 0");
+        "--min_seconds must be > 0, --max_iters and --slices >= 1 and --warmup_iters >= 0");
   }
   if (FLAGS_mode != "transport" && FLAGS_mode != "table" && FLAGS_mode != "both") {
     return absl::InvalidArgumentError(
         absl::StrCat("unknown --mode=", FLAGS_mode, " (use transport, table or both)"));
+  }
+  if (FLAGS_auth != "off" && FLAGS_auth != "curve" && FLAGS_auth != "both") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown --auth=", FLAGS_auth, " (use off, curve or both)"));
   }
   return absl::OkStatus();
 }
@@ -726,7 +794,8 @@ std::vector<Workload> SelectedWorkloads() {
   return FLAGS_quick ? QuickSuite() : StandardSuite();
 }
 
-absl::Status RunBenchmark(const InProcessClusterOptions& cluster, std::vector<Row>* rows) {
+absl::Status RunBenchmark(const InProcessClusterOptions& cluster,
+                          const std::optional<CurveKeys>& curve, std::vector<Row>* rows) {
   LoopOptions loop;
   loop.seconds = FLAGS_min_seconds;
   if (FLAGS_quick && gflags::GetCommandLineFlagInfoOrDie("min_seconds").is_default) {
@@ -734,12 +803,16 @@ absl::Status RunBenchmark(const InProcessClusterOptions& cluster, std::vector<Ro
   }
   loop.max_iters = FLAGS_max_iters;
   loop.warmup_iters = FLAGS_warmup_iters;
+  loop.slices = FLAGS_slices;
   loop.max_warmup_seconds = loop.seconds * kMaxWarmupShare;
   absl::PrintF(
       "ps_bench: %d server(s) x %d handler threads, %d worker(s), one ZeroMQ context with %d "
-      "I/O thread(s), >= %.2f s or %d ops per row in %d slices, TCP on %s\n\n",
+      "I/O thread(s), >= %.2f s or %d ops per row in %d slices, TCP on %s, links %s\n\n",
       cluster.num_servers, cluster.server_threads, cluster.num_workers, cluster.io_threads,
-      loop.seconds, loop.max_iters, kSlices, kHost);
+      loop.seconds, loop.max_iters, loop.slices, kHost,
+      FLAGS_auth == "both"  ? "unauthenticated and CURVE-authenticated in turns"
+      : FLAGS_auth == "off" ? "unauthenticated"
+                            : "CURVE-authenticated");
   const std::vector<Workload> workloads = SelectedWorkloads();
   std::vector<std::pair<std::string, int>> tables;
   for (const Workload& workload : workloads) {
@@ -750,17 +823,22 @@ absl::Status RunBenchmark(const InProcessClusterOptions& cluster, std::vector<Ro
   for (const Workload& workload : workloads) {
     std::vector<ModeCluster> clusters;
     for (const Mode& mode : SelectedModes()) {
-      InProcessClusterOptions options = cluster;
-      options.config = SgdTablesConfig(tables, kLearningRate);
-      options.apply_updates = mode.apply_updates;
-      clusters.push_back(ModeCluster{mode, std::make_unique<InProcessCluster>(options),
-                                     std::vector<std::vector<float>>(cluster.num_workers)});
-      absl::Status status = clusters.back().cluster->Start();
-      if (!status.ok()) return status;
+      for (bool authenticated : SelectedAuths()) {  // off then curve: they alternate in turns
+        InProcessClusterOptions options = cluster;
+        options.config = SgdTablesConfig(tables, kLearningRate);
+        options.apply_updates = mode.apply_updates;
+        if (authenticated) options.curve = curve;
+        clusters.push_back(ModeCluster{mode, authenticated,
+                                       std::make_unique<InProcessCluster>(options),
+                                       std::vector<std::vector<float>>(cluster.num_workers)});
+        absl::Status status = clusters.back().cluster->Start();
+        if (!status.ok()) return status;
+      }
     }
     absl::Status status = MeasureWorkload(workload, clusters, cluster, loop, rows);
     if (!status.ok()) return status;
   }
+  if (FLAGS_auth == "both") PrintCurveCost(*rows);
   return absl::OkStatus();
 }
 
@@ -776,9 +854,16 @@ absl::Status Run() {
   // production server would, not the test default of a small cache over RocksDB.
   cluster.cache_bytes = ServerOptions().cache_bytes;
 
+  std::optional<CurveKeys> curve;
+  if (FLAGS_auth != "off") {
+    absl::StatusOr<CurveKeys> keys = GenerateCurveKeys();  // the run's cluster keypair
+    if (!keys.ok()) return keys.status();
+    curve = *std::move(keys);
+  }
+
   const absl::Time start = absl::Now();
   std::vector<Row> rows;
-  status = RunBenchmark(cluster, &rows);
+  status = RunBenchmark(cluster, curve, &rows);
   if (!status.ok()) return status;
   return FinishTable(rows.size(), absl::ToDoubleSeconds(absl::Now() - start), FLAGS_json,
                      RowsJson(rows, cluster));
@@ -788,8 +873,10 @@ absl::Status Run() {
 }  // namespace granary
 
 int main(int argc, char** argv) {
-  return granary::BenchmarkMain("ps_bench",
-                                "ps_bench [--quick] [--keys=N --dim=D] [--servers=N] [--workers=M] "
-                                "[--mode=transport|table|both] [--min_seconds=S] [--json=PATH]",
-                                argc, argv, granary::Run);
+  return granary::BenchmarkMain(
+      "ps_bench",
+      "ps_bench [--quick] [--keys=N --dim=D] [--servers=N] [--workers=M] "
+      "[--mode=transport|table|both] [--auth=off|curve|both] [--min_seconds=S] "
+      "[--json=PATH]",
+      argc, argv, granary::Run);
 }

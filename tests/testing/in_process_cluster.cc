@@ -18,8 +18,11 @@ InProcessCluster::InProcessCluster(InProcessClusterOptions options)
 InProcessCluster::~InProcessCluster() { Stop(); }
 
 absl::Status InProcessCluster::Start() {
+  // As the roles' main.cc do: the handler must serve the context before a CURVE server binds.
+  zap_ = std::make_unique<ZapHandler>(&context_, options_.curve);
   SchedulerOptions scheduler_options;
   scheduler_options.cluster_id = options_.cluster_id;
+  scheduler_options.curve = options_.curve;
   scheduler_options.num_servers = options_.num_servers;
   scheduler_options.num_workers = options_.num_workers;
   scheduler_options.config = options_.config;
@@ -42,6 +45,7 @@ absl::Status InProcessCluster::Start() {
   SchedulerClientOptions client_options;
   client_options.scheduler_address = absl::StrCat("127.0.0.1:", scheduler_->port());
   client_options.cluster_id = options_.cluster_id;
+  client_options.curve = options_.curve;
   client_options.register_timeout = kFormTimeout;
   data_dir_ = options_.data_dir;
   if (data_dir_.empty()) {
@@ -55,6 +59,7 @@ absl::Status InProcessCluster::Start() {
   server_options.data_dir = data_dir_;
   server_options.cache_bytes = options_.cache_bytes;
   server_options.cluster_id = options_.cluster_id;
+  server_options.curve = options_.curve;
   server_options.apply_updates = options_.apply_updates;
   server_options.num_threads = options_.server_threads;
   server_options.max_request_keys = options_.server_max_request_keys;
@@ -110,6 +115,7 @@ absl::Status InProcessCluster::Start() {
   worker_clients_ = std::move(workers_by_rank);
   KVWorkerOptions worker_options;
   worker_options.cluster_id = options_.cluster_id;
+  worker_options.curve = options_.curve;
   worker_options.request_timeout = options_.request_timeout;
   worker_options.max_channels = options_.max_channels;
   for (auto& client : worker_clients_) {

@@ -8,12 +8,15 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/curve_keys.h"
 #include "common/proto/config.pb.h"
 #include "common/scheduler_client.h"
+#include "common/zap_handler.h"
 #include "ps/server.h"
 #include "scheduler/scheduler.h"
 #include "worker/kv_worker.h"
@@ -27,6 +30,11 @@ struct InProcessClusterOptions {
   std::string cluster_id = "in-process";
   // I/O threads of the one ZeroMQ context every node shares.
   int io_threads = 2;
+  // The cluster's CURVE keys, as a production cluster uses them: every node's TCP link is
+  // authenticated and encrypted with them, and a ZapHandler in the shared context admits only
+  // their holders to the scheduler's and servers' sockets. nullopt: unauthenticated links (no
+  // CURVE on either end), as the roles' --insecure_no_auth.
+  std::optional<CurveKeys> curve;
   // Passed to every server (see ServerOptions::apply_updates).
   bool apply_updates = true;
   int server_threads = 2;
@@ -78,6 +86,7 @@ class InProcessCluster {
  private:
   const InProcessClusterOptions options_;
   zmq::context_t context_;
+  std::unique_ptr<ZapHandler> zap_;  // before any socket binds; destroyed after them
   std::unique_ptr<Scheduler> scheduler_;
   std::thread scheduler_thread_;
   std::atomic<bool> scheduler_exited_{false};

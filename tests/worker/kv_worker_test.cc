@@ -8,8 +8,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/feature_key.h"
+#include "common/message.h"
 #include "common/socket_options.h"
 #include "gtest/gtest.h"
+#include "tests/testing/curve_router.h"
 #include "tests/testing/in_process_cluster.h"
 
 namespace granary {
@@ -233,6 +235,65 @@ TEST(KVWorkerDenseTest, DenseVectorIsSlicedAcrossServersAndRoundTrips) {
   std::vector<float> wrong_size(10);
   EXPECT_TRUE(absl::IsInvalidArgument(worker.Wait(worker.PushDense("mlp", wrong_size))));
   EXPECT_TRUE(absl::IsNotFound(worker.Wait(worker.PullDense("nope", &values))));
+}
+
+// Whether a DEALER set up by `configure` gets any reply from the server at `server` to a
+// garbage request within `wait`. A member gets the bare rejection; an outsider gets nothing.
+bool ServerAnswers(zmq::context_t& context, const proto::NodeInfo& server,
+                   const std::function<void(zmq::socket_t&)>& configure,
+                   std::chrono::milliseconds wait) {
+  zmq::socket_t dealer(context, zmq::socket_type::dealer);
+  ConfigureSocket(dealer);
+  configure(dealer);
+  dealer.connect(TcpEndpoint(server.host(), server.port()));
+  dealer.send(zmq::str_buffer("not a header"), zmq::send_flags::none);
+  zmq::pollitem_t item{dealer.handle(), 0, ZMQ_POLLIN, 0};
+  if (zmq::poll(&item, 1, wait) <= 0) return false;
+  std::vector<zmq::message_t> frames;
+  if (!zmq::recv_multipart(dealer, std::back_inserter(frames))) return false;
+  proto::Header reply;
+  return reply.ParseFromArray(frames[0].data(), static_cast<int>(frames[0].size())) &&
+         reply.error() == kRejectedText;
+}
+
+// With keys the in-process cluster is authenticated as production is (ps_bench times it so):
+// its workers round-trip exact rows over CURVE, and the servers' ZAP handler admits only
+// holders of the cluster keypair.
+TEST(KVWorkerCurveTest, AnAuthenticatedClusterRoundTripsExactRowsAndAdmitsOnlyItsMembers) {
+  const CurveKeys keys = NewCurveKeys();
+  InProcessClusterOptions options;
+  options.num_servers = 1;
+  options.config = SgdTablesConfig({{"emb", 4}}, 0.5f);
+  options.curve = keys;
+  InProcessCluster cluster(options);
+  ASSERT_TRUE(cluster.Start().ok());
+  KVWorker& worker = cluster.worker(0);
+  std::vector<uint64_t> row_keys = HashedKeys(1000, "curve");
+  std::vector<float> grads(row_keys.size() * 4, 1.0f);
+  ASSERT_TRUE(worker.Wait(worker.Push("emb", row_keys, grads)).ok());
+  std::vector<float> rows;
+  ASSERT_TRUE(worker.Wait(worker.Pull("emb", row_keys, &rows)).ok());
+  ASSERT_EQ(rows.size(), grads.size());
+  for (float v : rows) ASSERT_EQ(v, -0.5f);
+
+  proto::NodeInfo server;
+  for (const proto::NodeInfo& node : cluster.worker_client(0).view().nodes()) {
+    if (node.role() == proto::SERVER) server = node;
+  }
+  EXPECT_FALSE(ServerAnswers(
+      cluster.context(), server, [](zmq::socket_t&) {}, kSilenceWait));
+  const CurveKeys stranger = NewCurveKeys();
+  EXPECT_FALSE(ServerAnswers(
+      cluster.context(), server,
+      [&](zmq::socket_t& dealer) {  // knows the public key only: the ZAP handler refuses it
+        dealer.set(zmq::sockopt::curve_serverkey, keys.public_key);
+        dealer.set(zmq::sockopt::curve_publickey, stranger.public_key);
+        dealer.set(zmq::sockopt::curve_secretkey, stranger.secret_key);
+      },
+      kSilenceWait));
+  EXPECT_TRUE(ServerAnswers(
+      cluster.context(), server, [&](zmq::socket_t& dealer) { ConfigureCurveClient(dealer, keys); },
+      kDeliveryWait));
 }
 
 TEST_F(KVWorkerTest, EvaluationPullsLeaveTheModelUntouched) {
