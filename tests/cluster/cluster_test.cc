@@ -14,14 +14,12 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "common/curve_keys.h"
 #include "common/feature_key.h"
 #include "common/message.h"
 #include "common/scheduler_client.h"
 #include "common/socket_options.h"
-#include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
 #include "tests/testing/child_process.h"
 #include "tests/testing/curve_router.h"
@@ -325,22 +323,7 @@ TEST_F(ClusterTest, AHostilePeerIsRefusedEachTimeWhileTheClusterTrains) {
   constexpr int kEpochs = 16;
   // Connections an outsider tries until the process it tries names it in its log.
   constexpr int kMaxAttempts = 10;
-  WriteSyntheticClicks(run_dir_);
-  {
-    const std::string train = ReadFile(run_dir_ + "/train.tsv");
-    const std::string rows = train.substr(train.find('\n') + 1);
-    std::ofstream out(run_dir_ + "/train.tsv", std::ios::app);
-    for (int copy = 1; copy < kCopies; ++copy) out << rows;
-  }
-  std::ofstream(run_dir_ + "/dataset.pbtxt") << kSyntheticClicksDataset;
-  std::ofstream(run_dir_ + "/job.pbtxt")
-      << "dataset_config: \"dataset.pbtxt\"\n"
-      << absl::StrReplaceAll(kSyntheticClicksJob,
-                             {{"epochs: 12", absl::StrCat("epochs: ", kEpochs)}});
-  std::string cluster;
-  ASSERT_TRUE(
-      google::protobuf::TextFormat::PrintToString(SyntheticClicksClusterConfig(), &cluster));
-  std::ofstream(run_dir_ + "/cluster.pbtxt") << cluster;
+  WriteSyntheticClicksRun(run_dir_, kCopies, kEpochs);
   config_ = run_dir_ + "/cluster.pbtxt";
 
   // Limits small enough that a request past them would show in the server's memory, large
