@@ -129,8 +129,11 @@ bool RejectionLog::Log(const std::string& peer, const absl::Status& reason) {
     return false;
   }
   if (!peers_.insert(peer).second) return false;
-  LOG(WARNING) << receiver_ << " rejected a message from " << peer << ": " << reason.message()
-               << " (further rejections of " << peer << " are not logged)";
+  LOG(WARNING) << receiver_
+               << (what_ == Rejected::kMessage ? " rejected a message from "
+                                               : " rejected a peer at ")
+               << peer << ": " << reason.message() << " (further rejections of " << peer
+               << " are not logged)";
   return true;
 }
 

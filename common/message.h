@@ -77,25 +77,35 @@ inline constexpr char kRejectedText[] = "rejected";
 // misconfigured node fails its request at once instead of at its deadline.
 proto::Header MakeRejectionHeader(const proto::Header& request);
 
-// Logs rejected messages (LOG(WARNING), with the reason and the peer's address) once per
-// peer address, so that a flood from one peer costs one log line. Remembers at most
-// kMaxPeers addresses; past that it logs once that further peers go unlogged.
+// Logs rejected messages or peers (LOG(WARNING), with the reason and the peer's address) once
+// per peer address, so that a flood from one peer costs one log line. The one limiter of
+// rejection logs: a role's message decoding, its ZAP handler (common/zap_handler.h) and its
+// handshake monitor (common/handshake_monitor.h) each hold one. Remembers at most kMaxPeers
+// addresses; past that it logs once that further peers go unlogged. Key it by IP address, not
+// ip:port, or an attacker with many source ports grows neither the log nor the set.
 // Thread-safe.
 class RejectionLog {
  public:
   static constexpr size_t kMaxPeers = 4096;
 
+  // What is rejected, as the log line says it: a message that arrived ("rejected a message
+  // from ADDRESS") or a connecting peer refused before any message ("rejected a peer at
+  // ADDRESS").
+  enum class Rejected { kMessage, kPeer };
+
   // `receiver` names the node in log lines ("server 0", "scheduler").
-  explicit RejectionLog(std::string receiver) : receiver_(std::move(receiver)) {}
+  explicit RejectionLog(std::string receiver, Rejected what = Rejected::kMessage)
+      : receiver_(std::move(receiver)), what_(what) {}
   RejectionLog(const RejectionLog&) = delete;
   RejectionLog& operator=(const RejectionLog&) = delete;
 
-  // Logs `reason` for a message from `peer` if it is the first rejection of `peer`.
+  // Logs `reason` for a rejection of `peer` if it is the first rejection of `peer`.
   // Returns true if it logged.
   bool Log(const std::string& peer, const absl::Status& reason);
 
  private:
   const std::string receiver_;
+  const Rejected what_;
   std::mutex mutex_;
   absl::flat_hash_set<std::string> peers_;  // guarded by mutex_
   bool full_logged_ = false;                // guarded by mutex_

@@ -23,7 +23,9 @@ constexpr size_t kVersionFrame = 0, kRequestIdFrame = 1, kAddressFrame = 3, kMec
 constexpr std::chrono::milliseconds kStopCheck{100};
 }  // namespace
 
-ZapHandler::ZapHandler(zmq::context_t* context, const std::optional<CurveKeys>& curve) {
+ZapHandler::ZapHandler(zmq::context_t* context, const std::optional<CurveKeys>& curve,
+                       std::string receiver)
+    : rejections_(std::move(receiver), RejectionLog::Rejected::kPeer) {
   if (!curve.has_value()) return;
   std::array<uint8_t, kCurveKeyBytes> key;
   CHECK(zmq_z85_decode(key.data(), curve->public_key.c_str()) != nullptr)
@@ -64,13 +66,9 @@ bool ZapHandler::AnswerOne(zmq::socket_t& socket) {
       request.size() > kAddressFrame ? request[kAddressFrame].to_string() : "unknown address";
   if (!member) {
     ++rejected_;
-    if (logged_peers_.size() < kZapMaxLoggedPeers && logged_peers_.insert(address).second) {
-      LOG(WARNING) << "rejected a peer at " << address
-                   << ": it does not hold the cluster's CURVE keys (logged once per address)";
-    } else if (logged_peers_.size() >= kZapMaxLoggedPeers &&
-               rejected_.load() % kZapMaxLoggedPeers == 0) {
-      LOG(WARNING) << rejected_.load() << " peers rejected so far (addresses no longer logged)";
-    }
+    rejections_.Log(address, absl::PermissionDeniedError(
+                                 "it does not hold the cluster's CURVE keys: it presented a "
+                                 "client key other than the cluster's"));
   }
   std::vector<zmq::message_t> reply;
   reply.emplace_back(std::string(kZapVersion));

@@ -4,9 +4,10 @@
 // CURVE server socket of the context asks it about every peer that completed the handshake;
 // this one accepts only the cluster's own public key (common/curve_keys.h: every member holds
 // the cluster keypair), so a peer must hold the secret key too. A rejected peer gets nothing
-// (ZeroMQ closes the connection) and is logged with its address, once per address: an
-// attacker retrying in a loop cannot flood the log. (A peer without the server's public key
-// fails the handshake before ZAP and is dropped silently.)
+// (ZeroMQ closes the connection) and is logged with its address, once per address
+// (RejectionLog, common/message.h): an attacker retrying in a loop cannot flood the log. (A peer
+// without the server's public key fails the handshake before ZAP: common/handshake_monitor.h
+// logs it.)
 //
 // One per zmq::context_t that has CURVE server sockets: construct it in the role's main before
 // binding. Thread-safe: the handler runs on its own thread; the object is only built and
@@ -19,21 +20,17 @@
 #include <string>
 #include <thread>
 
-#include "absl/container/flat_hash_set.h"
 #include "common/curve_keys.h"
+#include "common/message.h"
 #include "zmq.hpp"
 
 namespace granary {
 
-// Peer addresses remembered for "logged once"; beyond this many, rejections are counted and
-// summarised instead (the memory of the log stays bounded).
-inline constexpr size_t kZapMaxLoggedPeers = 1024;
-
 class ZapHandler {
  public:
   // Serves ZAP in `context` with the cluster's keys; without keys (an unauthenticated
-  // cluster) it does nothing.
-  ZapHandler(zmq::context_t* context, const std::optional<CurveKeys>& curve);
+  // cluster) it does nothing. `receiver` names the node in log lines ("server", "scheduler").
+  ZapHandler(zmq::context_t* context, const std::optional<CurveKeys>& curve, std::string receiver);
   ~ZapHandler();  // Stops the thread (within kStopCheck).
   ZapHandler(const ZapHandler&) = delete;
   ZapHandler& operator=(const ZapHandler&) = delete;
@@ -49,7 +46,7 @@ class ZapHandler {
   std::string cluster_public_key_;  // 32 bytes, binary
   std::atomic<bool> stop_{false};
   std::atomic<int> rejected_{0};
-  absl::flat_hash_set<std::string> logged_peers_;  // Serve's thread only
+  RejectionLog rejections_;
   std::thread thread_;
 };
 

@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
   options.fault_on_order = FLAGS_fault_on_order;
   options.stats_interval = absl::Seconds(FLAGS_stats_interval);
   // Admits only peers holding the cluster keypair to the server's CURVE socket.
-  granary::ZapHandler zap(&context, options.curve);
+  granary::ZapHandler zap(&context, options.curve, "server");
   granary::ParameterServer server(&context, options);
   absl::StatusOr<int> port = server.Bind();
   if (!port.ok()) {

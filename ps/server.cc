@@ -43,6 +43,7 @@ ParameterServer::ParameterServer(zmq::context_t* context, ServerOptions options)
       backend_endpoint_(InprocEndpoint("backend", this)),
       control_endpoint_(InprocEndpoint("control", this)),
       frontend_(*context, zmq::socket_type::router),
+      handshake_monitor_(context, frontend_, "server", options_.curve),
       rejections_("server") {
   ConfigureSocket(frontend_);
   ConfigureCurveServer(frontend_, options_.curve);

@@ -61,6 +61,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/curve_keys.h"
+#include "common/handshake_monitor.h"
 #include "common/message.h"
 #include "common/proto/message.pb.h"
 #include "common/scheduler_client.h"
@@ -192,6 +193,8 @@ class ParameterServer {
   const std::string backend_endpoint_;
   const std::string control_endpoint_;
   zmq::socket_t frontend_;
+  // Logs peers frontend_ drops in the CURVE handshake. After frontend_: destroyed before it.
+  HandshakeMonitor handshake_monitor_;
   // Messages from peers outside the cluster (see common/message.h): logged once per peer.
   RejectionLog rejections_;
   int rank_ = -1;

@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
 
   zmq::context_t context(1);
   // Admits only peers holding the cluster keypair to the scheduler's CURVE socket.
-  granary::ZapHandler zap(&context, options.curve);
+  granary::ZapHandler zap(&context, options.curve, "scheduler");
   granary::Scheduler scheduler(&context, std::move(options));
   running_scheduler = &scheduler;
   std::signal(SIGTERM, RequestClusterStop);

@@ -13,6 +13,7 @@ SchedulerSocket::SchedulerSocket(zmq::context_t* context, std::string cluster_id
                                  const std::optional<CurveKeys>& curve)
     : cluster_id_(std::move(cluster_id)),
       router_(*context, zmq::socket_type::router),
+      handshake_monitor_(context, router_, "scheduler", curve),
       rejections_("scheduler") {
   ConfigureSocket(router_);
   ConfigureCurveServer(router_, curve);

@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/curve_keys.h"
+#include "common/handshake_monitor.h"
 #include "common/message.h"
 #include "common/proto/message.pb.h"
 #include "zmq.hpp"
@@ -55,6 +56,8 @@ class SchedulerSocket {
 
   const std::string cluster_id_;
   zmq::socket_t router_;
+  // Logs peers router_ drops in the CURVE handshake. After router_: destroyed before it.
+  HandshakeMonitor handshake_monitor_;
   RejectionLog rejections_;
 };
 

@@ -19,8 +19,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_replace.h"
-#include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
 #include "tests/testing/child_process.h"
 #include "tests/testing/served_rows.h"
@@ -70,22 +68,9 @@ class StallTest : public ::testing::Test {
   void SetUp() override {
     dir_ = MakeTempDir("granary-stall");
     ASSERT_FALSE(dir_.empty());
-    WriteSyntheticClicks(dir_);
     // kCopies times the data: enough training left after the death that the job is still
     // running when the stalled worker comes back (else nobody could tell it it was fenced).
-    const std::string train = ReadFile(dir_ + "/train.tsv");
-    const std::string rows = train.substr(train.find('\n') + 1);
-    std::ofstream out(dir_ + "/train.tsv", std::ios::app);
-    for (int copy = 1; copy < kCopies; ++copy) out << rows;
-    std::ofstream(dir_ + "/dataset.pbtxt") << kSyntheticClicksDataset;
-    std::ofstream(dir_ + "/job.pbtxt")
-        << "dataset_config: \"dataset.pbtxt\"\n"
-        << absl::StrReplaceAll(kSyntheticClicksJob,
-                               {{"epochs: 12", absl::StrCat("epochs: ", kEpochs)}});
-    std::string cluster;
-    ASSERT_TRUE(
-        google::protobuf::TextFormat::PrintToString(SyntheticClicksClusterConfig(), &cluster));
-    std::ofstream(dir_ + "/cluster.pbtxt") << cluster;
+    WriteSyntheticClicksRun(dir_, kCopies, kEpochs);
   }
   // Kept after a failure, for its logs.
   void TearDown() override {

@@ -29,7 +29,7 @@ class ZapHandlerTest : public ::testing::Test {
 
   zmq::context_t context_{1};
   const CurveKeys keys_ = NewCurveKeys();
-  ZapHandler zap_{&context_, keys_};  // before the router binds: it sees the handshakes
+  ZapHandler zap_{&context_, keys_, "server"};  // before the router binds: it sees the handshakes
   CurveRouter router_{&context_, keys_};
 };
 
@@ -48,7 +48,7 @@ TEST_F(ZapHandlerTest, APeerKnowingOnlyThePublicKeyIsRejected) {
 
 TEST(ZapHandlerWithoutKeysTest, DoesNothing) {
   zmq::context_t context(1);
-  ZapHandler zap(&context, std::nullopt);
+  ZapHandler zap(&context, std::nullopt, "server");
   EXPECT_EQ(zap.rejected(), 0);
 }
 

@@ -25,8 +25,13 @@ class CurveRouter {
   CurveRouter(zmq::context_t* context, const CurveKeys& keys);
 
   // Connects `dealer` (configured by the caller), sends "hello" and reports whether the router
-  // received it within `wait`.
-  bool Delivered(zmq::socket_t& dealer, std::chrono::milliseconds wait);
+  // received it within `wait`. With `source_ip` (another loopback address, e.g. "127.0.0.2"),
+  // the dealer connects from there, so that tests can tell peers apart by address.
+  bool Delivered(zmq::socket_t& dealer, std::chrono::milliseconds wait,
+                 const std::string& source_ip = "");
+
+  // The router itself, e.g. to monitor it.
+  zmq::socket_t& socket() { return router_; }
 
  private:
   zmq::socket_t router_;

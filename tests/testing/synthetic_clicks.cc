@@ -6,6 +6,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "google/protobuf/text_format.h"
+#include "gtest/gtest.h"
+#include "tests/testing/child_process.h"
 
 namespace granary {
 namespace {
@@ -57,6 +61,25 @@ void WriteSyntheticClicks(const std::string& dir) {
       history.push_back(absl::StrCat(item, ",", click));
     }
   }
+}
+
+void WriteSyntheticClicksRun(const std::string& dir, int copies, int epochs) {
+  WriteSyntheticClicks(dir);
+  const std::string train = ReadFile(dir + "/train.tsv");
+  const std::string rows = train.substr(train.find('\n') + 1);
+  {
+    std::ofstream out(dir + "/train.tsv", std::ios::app);
+    for (int copy = 1; copy < copies; ++copy) out << rows;
+  }
+  std::ofstream(dir + "/dataset.pbtxt") << kSyntheticClicksDataset;
+  std::ofstream(dir + "/job.pbtxt")
+      << "dataset_config: \"dataset.pbtxt\"\n"
+      << absl::StrReplaceAll(kSyntheticClicksJob,
+                             {{"epochs: 12", absl::StrCat("epochs: ", epochs)}});
+  std::string cluster;
+  EXPECT_TRUE(
+      google::protobuf::TextFormat::PrintToString(SyntheticClicksClusterConfig(), &cluster));
+  std::ofstream(dir + "/cluster.pbtxt") << cluster;
 }
 
 proto::ClusterConfig SyntheticClicksClusterConfig() {

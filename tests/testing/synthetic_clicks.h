@@ -32,6 +32,12 @@ proto::ClusterConfig SyntheticClicksClusterConfig();
 // out/metrics.jsonl.
 extern const char kSyntheticClicksJob[];
 
+// Writes what granary_* processes need to train the job in `dir`: train.tsv (its events
+// `copies` times over, for a job long enough to act on while it runs), eval.tsv,
+// dataset.pbtxt, job.pbtxt (kSyntheticClicksJob with `epochs` epochs, reading dataset.pbtxt)
+// and cluster.pbtxt (SyntheticClicksClusterConfig). A failure fails the calling test.
+void WriteSyntheticClicksRun(const std::string& dir, int copies, int epochs);
+
 }  // namespace granary
 
 #endif  // GRANARY_TESTS_TESTING_SYNTHETIC_CLICKS_H_

@@ -24,6 +24,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/child_process.h"
 #include "tests/testing/reader_input.h"
+#include "tests/testing/warning_collector.h"
 
 namespace granary {
 namespace {
@@ -51,29 +52,6 @@ class ReaderTest : public ::testing::Test {
                                int prefetch_batches = 2) {
     return OpenReader(std::move(files), config, batch_size, prefetch_batches);
   }
-};
-
-// Collects the text of WARNING log messages (logged from the prefetch thread).
-class WarningCollector : public google::LogSink {
- public:
-  WarningCollector() { google::AddLogSink(this); }
-  ~WarningCollector() override { google::RemoveLogSink(this); }
-
-  void send(google::LogSeverity severity, const char*, const char*, int,
-            const google::LogMessageTime&, const char* message, size_t length) override {
-    if (severity != google::GLOG_WARNING) return;
-    std::lock_guard<std::mutex> lock(mutex_);
-    messages_.emplace_back(message, length);
-  }
-
-  std::vector<std::string> messages() const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return messages_;
-  }
-
- private:
-  mutable std::mutex mutex_;
-  std::vector<std::string> messages_;
 };
 
 TEST_F(ReaderTest, PlainAndGzipGiveIdenticalBatches) {
