@@ -19,7 +19,7 @@ InProcessCluster::~InProcessCluster() { Stop(); }
 
 absl::Status InProcessCluster::Start() {
   // As the roles' main.cc do: the handler must serve the context before a CURVE server binds.
-  zap_ = std::make_unique<ZapHandler>(&context_, options_.curve);
+  zap_ = std::make_unique<ZapHandler>(&context_, options_.curve, "in-process cluster");
   SchedulerOptions scheduler_options;
   scheduler_options.cluster_id = options_.cluster_id;
   scheduler_options.curve = options_.curve;
