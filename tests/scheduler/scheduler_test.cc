@@ -193,6 +193,82 @@ TEST_F(SchedulerTest, LateOrSurplusRegistrationIsRefused) {
   EXPECT_NE(status.message().find("already formed"), std::string::npos);
 }
 
+// The answer to a REGISTER of `role` asking for `rank`, sent on a raw connection (a
+// SchedulerClient never asks for a rank); ERROR_REPLY "no reply" if none came within 10 s.
+proto::Header RawRegister(zmq::context_t& context, int port, proto::Role role, int rank) {
+  zmq::socket_t raw(context, zmq::socket_type::dealer);
+  raw.set(zmq::sockopt::linger, 0);
+  raw.connect(absl::StrCat("tcp://127.0.0.1:", port));
+  proto::Header registration = MakeHeader(proto::REGISTER, kCluster, role, -1);
+  registration.mutable_node()->set_role(role);
+  registration.mutable_node()->set_rank(rank);
+  registration.mutable_node()->set_host("127.0.0.1");
+  registration.mutable_node()->set_port(1);
+  proto::Header reply;
+  reply.set_command(proto::ERROR_REPLY);
+  reply.set_error("no reply");
+  if (!SendMessage(raw, Message{registration, {}, {}}).ok()) return reply;
+  zmq::pollitem_t item{raw.handle(), 0, ZMQ_POLLIN, 0};
+  if (zmq::poll(&item, 1, std::chrono::seconds(10)) <= 0) return reply;
+  std::vector<zmq::message_t> frames;
+  if (zmq::recv_multipart(raw, std::back_inserter(frames)) && !frames.empty()) {
+    reply.ParseFromString(frames[0].to_string());
+  }
+  return reply;
+}
+
+// Registration only for the members the launch expects: a control client, a node asking for a
+// rank (in range or not), a surplus server before formation and any server after it are each
+// refused naming why, and the cluster forms and runs with exactly its configured members.
+TEST_F(SchedulerTest, RegistrationOutsideTheExpectedMembersIsRefusedAndChangesNothing) {
+  StartScheduler(1, 2);
+  auto expect_refused = [](const absl::Status& status, const std::string& reason) {
+    EXPECT_TRUE(absl::IsFailedPrecondition(status)) << status;
+    EXPECT_NE(status.message().find(reason), std::string::npos) << status;
+  };
+  expect_refused(NewClient(proto::CONTROL)->Register(),
+                 "only servers and workers register, not a control");
+  for (int rank : {0, 1, 7}) {
+    proto::Header reply = RawRegister(context_, scheduler_->port(), proto::WORKER, rank);
+    EXPECT_EQ(reply.command(), proto::ERROR_REPLY);
+    EXPECT_NE(reply.error().find(absl::StrCat("may not ask for rank ", rank)), std::string::npos)
+        << reply.error();
+  }
+  // Two servers for one place: one is refused, the other is the cluster's.
+  std::unique_ptr<SchedulerClient> servers[] = {NewClient(proto::SERVER, 1),
+                                                NewClient(proto::SERVER, 2)};
+  absl::Status registered[2];
+  std::thread server_threads[2];
+  for (int i = 0; i < 2; ++i) {
+    server_threads[i] = std::thread([&, i] { registered[i] = servers[i]->Register(); });
+  }
+  auto w0 = NewClient(proto::WORKER);
+  auto w1 = NewClient(proto::WORKER);
+  RegisterAll({w0.get(), w1.get()});
+  for (std::thread& thread : server_threads) thread.join();
+  const int winner = registered[0].ok() ? 0 : 1;
+  ASSERT_TRUE(registered[winner].ok()) << registered[winner];
+  expect_refused(registered[1 - winner], "cluster expects only 1 servers");
+  SchedulerClient* server = servers[winner].get();
+  expect_refused(NewClient(proto::SERVER, 3)->Register(),
+                 "a server is not replaced in a running cluster");
+  expect_refused(NewClient(proto::WORKER)->Register(), "no worker is dead to be replaced");
+
+  // The cluster is the one expected: the winning server, workers 0 and 1, and it runs.
+  ASSERT_EQ(w0->view().nodes_size(), 3);
+  for (const proto::NodeInfo& node : w0->view().nodes()) {
+    if (node.role() == proto::SERVER) {
+      EXPECT_EQ(node.port(), winner + 1);
+    }
+  }
+  EXPECT_EQ(w0->rank() + w1->rank(), 1);
+  w0->ReportJobDone();
+  w1->ReportJobDone();
+  ASSERT_TRUE(server->WaitForShutdown(absl::Seconds(20)).ok());
+  scheduler_thread_.join();
+  EXPECT_TRUE(run_status_.ok()) << run_status_;
+}
+
 TEST_F(SchedulerTest, ShutsDownWhenAllWorkersAreDone) {
   auto [server, w0, w1] = FormOneServerTwoWorkers();
   w0->ReportJobDone();
