@@ -79,7 +79,7 @@ ParameterServer::ParameterServer(zmq::context_t* context, ServerOptions options)
       control_endpoint_(InprocEndpoint("control", this)),
       frontend_(*context, zmq::socket_type::router),
       rejections_("server") {
-  ConfigureSocket(frontend_);
+  ConfigureSocket(frontend_, options_.socket_limits);
   ConfigureCurveServer(frontend_, options_.curve);
 }
 

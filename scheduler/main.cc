@@ -66,8 +66,14 @@ int main(int argc, char** argv) {
     LOG(ERROR) << curve.status().message();
     return EXIT_FAILURE;
   }
+  absl::StatusOr<granary::SocketLimits> limits = granary::SocketLimitsFromFlags();
+  if (!limits.ok()) {
+    LOG(ERROR) << limits.status().message();
+    return EXIT_FAILURE;
+  }
   granary::SchedulerOptions options;
   options.curve = *std::move(curve);
+  options.socket_limits = *limits;
   options.host = FLAGS_host;
   options.port = FLAGS_port;
   options.address_file = FLAGS_address_file;

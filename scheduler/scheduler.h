@@ -33,6 +33,7 @@
 #include "absl/time/time.h"
 #include "common/curve_keys.h"
 #include "common/proto/config.pb.h"
+#include "common/socket_options.h"
 #include "zmq.hpp"
 
 namespace granary {
@@ -41,6 +42,8 @@ struct SchedulerOptions {
   std::string host = "127.0.0.1";
   // The cluster's CURVE keys (common/curve_keys.h); nullopt: members connect unauthenticated.
   std::optional<CurveKeys> curve;
+  // The bounds of the scheduler's socket (common/socket_options.h).
+  SocketLimits socket_limits;
   int port = 0;  // 0 picks a free port; see address_file.
   std::string cluster_id = "granary";
   int num_servers = 1;  // >= 1

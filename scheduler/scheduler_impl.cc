@@ -10,7 +10,7 @@ namespace granary {
 
 SchedulerImpl::SchedulerImpl(zmq::context_t* context, SchedulerOptions options)
     : options_(std::move(options)),
-      socket_(context, options_.cluster_id, options_.curve),
+      socket_(context, options_.cluster_id, options_.curve, options_.socket_limits),
       membership_(options_, socket_),
       barriers_(socket_, membership_),
       orders_(options_, socket_, membership_),

@@ -18,6 +18,7 @@
 #include "common/message.h"
 #include "common/scheduler_client.h"
 #include "common/shard_map.h"
+#include "common/socket_options.h"
 #include "gtest/gtest.h"
 #include "tests/testing/fast_scheduler.h"
 
@@ -267,6 +268,39 @@ TEST_F(SchedulerTest, RegistrationOutsideTheExpectedMembersIsRefusedAndChangesNo
   ASSERT_TRUE(server->WaitForShutdown(absl::Seconds(20)).ok());
   scheduler_thread_.join();
   EXPECT_TRUE(run_status_.ok()) << run_status_;
+}
+
+// The scheduler's socket takes its limits from the options (--max_message_bytes): a message
+// with a frame over max_message_bytes is dropped unanswered, the same message with a small
+// frame is answered, and the cluster still forms.
+TEST_F(SchedulerTest, AFrameOverMaxMessageBytesIsDroppedAndTheSchedulerGoesOn) {
+  constexpr int64_t kLimit = kMinMaxMessageBytes;
+  StartScheduler(1, 1, "", [](SchedulerOptions& options) {
+    options.socket_limits.max_message_bytes = kLimit;
+  });
+  zmq::socket_t raw(context_, zmq::socket_type::dealer);
+  raw.set(zmq::sockopt::linger, 0);
+  raw.connect(absl::StrCat("tcp://127.0.0.1:", scheduler_->port()));
+  proto::Header header = MakeHeader(proto::CHECKPOINT_NOW, kCluster, proto::CONTROL, 0);
+  auto send = [&](size_t frame_bytes) {
+    std::string header_bytes = header.SerializeAsString();
+    std::vector<zmq::message_t> frames;
+    frames.emplace_back(header_bytes.data(), header_bytes.size());
+    frames.emplace_back(std::string(frame_bytes, 'x'));
+    ASSERT_TRUE(zmq::send_multipart(raw, frames));
+  };
+  zmq::pollitem_t item{raw.handle(), 0, ZMQ_POLLIN, 0};
+  send(static_cast<size_t>(kLimit) + 1);
+  EXPECT_EQ(zmq::poll(&item, 1, std::chrono::seconds(1)), 0) << "an oversized frame was answered";
+  send(1000);
+  ASSERT_GT(zmq::poll(&item, 1, std::chrono::seconds(10)), 0) << "a small frame got no answer";
+  std::vector<zmq::message_t> reply;
+  ASSERT_TRUE(zmq::recv_multipart(raw, std::back_inserter(reply)));
+
+  auto server = NewClient(proto::SERVER, 1);
+  auto worker = NewClient(proto::WORKER);
+  RegisterAll({server.get(), worker.get()});
+  EXPECT_EQ(worker->view().nodes_size(), 2);
 }
 
 TEST_F(SchedulerTest, ShutsDownWhenAllWorkersAreDone) {
