@@ -34,6 +34,10 @@ DEFINE_string(base_dir, "",
 DEFINE_string(close_day_into, "",
               "Model folder: once every worker is done, close --day into it (Shrink, delta "
               "export to deltas/DAY, base bases/DAY, report reports/DAY.close.json).");
+DEFINE_int32(max_requests_per_peer, granary::SchedulerOptions().max_requests_per_peer,
+             "Most requests of one peer connection the scheduler holds unanswered (barriers, "
+             "NEXT_CHUNK waiting for a chunk, CHECKPOINT_NOW, SHUTDOWN); more are answered at "
+             "once with an error reply.");
 DEFINE_string(fault_in_close, "",
               "FAULT INJECTION, for tests only: kill the scheduler (SIGKILL) right after this "
               "step of the day close (shrink, export, checkpoint, publish, report), or make the "
@@ -92,6 +96,7 @@ int main(int argc, char** argv) {
   options.base_dir = FLAGS_base_dir;
   options.close_day_into = FLAGS_close_day_into;
   options.fault_in_close = FLAGS_fault_in_close;
+  options.max_requests_per_peer = FLAGS_max_requests_per_peer;
 
   zmq::context_t context(1);
   // Admits only peers holding the cluster keypair to the scheduler's CURVE socket.

@@ -57,6 +57,12 @@ struct SchedulerOptions {
   // How long shutdown waits for nodes to acknowledge before giving up on them; then how long
   // Run() waits for file work still under way (a prune, a day's publish) before it returns.
   absl::Duration shutdown_timeout = absl::Seconds(5);
+  // Requests of one peer connection the scheduler holds unanswered, at most: barriers it waits
+  // in, NEXT_CHUNK requests waiting for a chunk, CHECKPOINT_NOW and SHUTDOWN requests waiting
+  // for their end. One more such request is answered at once with an ERROR_REPLY naming the
+  // limit, so that one peer cannot fill the scheduler's memory. A worker holds one barrier and
+  // a NEXT_CHUNK per reading thread; a control client one request. >= 1.
+  int max_requests_per_peer = 1024;
   // If non-empty, "host:port" is written here (atomically) once the socket is bound.
   std::string address_file;
   // Consistent checkpoints go here (scheduler/checkpoint_store.h); empty: none.
@@ -100,8 +106,9 @@ class Scheduler {
   Scheduler& operator=(const Scheduler&) = delete;
 
   // Binds, then serves until the cluster has shut down. Returns OK after an orderly shutdown;
-  // Unavailable if the port cannot be bound; InvalidArgument if a number of nodes is below 1,
-  // day is not a date or close_day_into lacks day or checkpoint_dir; DeadlineExceeded if the
+  // Unavailable if the port cannot be bound; InvalidArgument if a number of nodes or
+  // max_requests_per_peer is below 1, day is not a date or close_day_into lacks day or
+  // checkpoint_dir; DeadlineExceeded if the
   // cluster did not form; the error if the checkpoint to roll back to is unusable or closing the
   // day failed; Aborted if a worker reported its job failed.
   absl::Status Run();

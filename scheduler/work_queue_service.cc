@@ -215,6 +215,14 @@ bool WorkQueueService::NoneInFlight() const {
   return true;
 }
 
+int WorkQueueService::HeldOf(const std::string& routing_id) const {
+  int held = 0;
+  for (const auto& [name, requests] : held_requests_) {
+    for (const HeldRequest& request : requests) held += request.routing_id == routing_id;
+  }
+  return held;
+}
+
 bool WorkQueueService::IsWaitingForChunk(const std::string& name,
                                          const std::string& routing_id) const {
   auto held = held_requests_.find(name);

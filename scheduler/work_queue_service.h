@@ -59,6 +59,8 @@ class WorkQueueService {
   bool NoneInFlight() const;
   // Whether worker `routing_id` waits in a held NEXT_CHUNK of queue `name`.
   bool IsWaitingForChunk(const std::string& name, const std::string& routing_id) const;
+  // How many NEXT_CHUNK requests of `routing_id` are held, in every queue.
+  int HeldOf(const std::string& routing_id) const;
 
   const std::map<std::string, WorkQueue>& queues() const { return queues_; }
 

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "common/message.h"
@@ -301,6 +302,56 @@ TEST_F(SchedulerTest, AFrameOverMaxMessageBytesIsDroppedAndTheSchedulerGoesOn) {
   auto worker = NewClient(proto::WORKER);
   RegisterAll({server.get(), worker.get()});
   EXPECT_EQ(worker->view().nodes_size(), 2);
+}
+
+// A member holding max_requests_per_peer requests (here barriers it waits in) gets the next one
+// refused at once, naming the limit; the ones held are still released; a name over the limit
+// is refused too, and neither changes anything.
+TEST_F(SchedulerTest, RequestsHeldPerPeerAndNameLengthAreBounded) {
+  constexpr int kLimit = 3;
+  StartScheduler(1, 2, "",
+                 [](SchedulerOptions& options) { options.max_requests_per_peer = kLimit; });
+  auto server = NewClient(proto::SERVER, 1);
+  auto w0 = NewClient(proto::WORKER);
+  auto w1 = NewClient(proto::WORKER);
+  RegisterAll({server.get(), w0.get(), w1.get()});
+
+  absl::Status long_name = w0->Barrier(std::string(1000, 'b'), "workers", absl::Seconds(20));
+  EXPECT_NE(long_name.message().find("over the scheduler's limit of 256 bytes per name"),
+            std::string::npos)
+      << long_name;
+
+  // w0 reaches kLimit + 1 barriers at once that wait for w1: exactly one is refused.
+  absl::Status reached[kLimit + 1];  // each written by its thread; read once joined
+  std::atomic<int> refused_index{-1};
+  std::vector<std::thread> threads;
+  for (int i = 0; i <= kLimit; ++i) {
+    threads.emplace_back([&, i] {
+      reached[i] = w0->Barrier(absl::StrCat("b", i), "workers", absl::Seconds(20));
+      if (absl::StrContains(reached[i].message(), "--max_requests_per_peer=3")) refused_index = i;
+    });
+  }
+  for (int attempt = 0; attempt < 200 && refused_index < 0; ++attempt) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  const int refused = refused_index;
+  ASSERT_GE(refused, 0) << "no barrier was refused naming the limit";
+  // w1 reaches the held ones: they are released; the refused one was never recorded.
+  for (int i = 0; i <= kLimit; ++i) {
+    if (i != refused) {
+      EXPECT_TRUE(w1->Barrier(absl::StrCat("b", i), "workers", absl::Seconds(20)).ok());
+    }
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (int i = 0; i <= kLimit; ++i) {
+    if (i != refused) {
+      EXPECT_TRUE(reached[i].ok()) << i << ": " << reached[i];
+    }
+  }
+  // Below the limit again, w0 waits in barriers as before.
+  std::thread again([&] { EXPECT_TRUE(w1->Barrier("after", "workers", absl::Seconds(20)).ok()); });
+  EXPECT_TRUE(w0->Barrier("after", "workers", absl::Seconds(20)).ok());
+  again.join();
 }
 
 TEST_F(SchedulerTest, ShutsDownWhenAllWorkersAreDone) {
