@@ -21,6 +21,7 @@
 #include "common/shard_map.h"
 #include "common/socket_options.h"
 #include "gtest/gtest.h"
+#include "scheduler/step_clocks.h"
 #include "tests/testing/fast_scheduler.h"
 
 namespace granary {
@@ -352,6 +353,31 @@ TEST_F(SchedulerTest, RequestsHeldPerPeerAndNameLengthAreBounded) {
   std::thread again([&] { EXPECT_TRUE(w1->Barrier("after", "workers", absl::Seconds(20)).ok()); });
   EXPECT_TRUE(w0->Barrier("after", "workers", absl::Seconds(20)).ok());
   again.join();
+}
+
+// A worker cannot make the scheduler keep clocks without bound: a report that would start a
+// clock beyond the limit is ignored, and once the clocks in use are done, new ones start.
+TEST_F(SchedulerTest, ClocksInUseAreBounded) {
+  auto [server, w0, w1] = FormOneServerTwoWorkers();
+  const int kClocks = static_cast<int>(StepClocks::kMaxClocks);
+  for (SchedulerClient* worker : {w0.get(), w1.get()}) {
+    for (int i = 0; i <= kClocks; ++i) worker->ReportClock(absl::StrCat("c", i), 1);
+  }
+  EXPECT_TRUE(w0->WaitForClock(absl::StrCat("c", kClocks - 1), 1, absl::Seconds(20)).ok());
+  absl::Status beyond = w0->WaitForClock(absl::StrCat("c", kClocks), 1, absl::Seconds(1));
+  EXPECT_TRUE(absl::IsDeadlineExceeded(beyond)) << beyond;
+
+  for (SchedulerClient* worker : {w0.get(), w1.get()}) {
+    for (int i = 0; i < kClocks; ++i) worker->ReportClockDone(absl::StrCat("c", i));
+  }
+  absl::Status fresh;
+  for (int attempt = 0; attempt < 20; ++attempt) {  // until the done clocks were forgotten
+    w0->ReportClock("fresh", attempt + 1);
+    w1->ReportClock("fresh", attempt + 1);
+    fresh = w0->WaitForClock("fresh", attempt + 1, absl::Milliseconds(500));
+    if (fresh.ok()) break;
+  }
+  EXPECT_TRUE(fresh.ok()) << fresh;
 }
 
 TEST_F(SchedulerTest, ShutsDownWhenAllWorkersAreDone) {
