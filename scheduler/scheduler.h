@@ -63,6 +63,11 @@ struct SchedulerOptions {
   // limit, so that one peer cannot fill the scheduler's memory. A worker holds one barrier and
   // a NEXT_CHUNK per reading thread; a control client one request. >= 1.
   int max_requests_per_peer = 1024;
+  // The work queues workers open (OPEN_QUEUE) may take this many bytes of the scheduler's
+  // memory together, their definitions and per-chunk bookkeeping counted
+  // (WorkQueueService::QueueBytes); an OPEN_QUEUE beyond it is refused naming the limit. Queues
+  // are kept for the whole run (one per epoch); 1 GiB holds millions of chunks.
+  size_t max_work_queue_bytes = size_t{1} << 30;
   // If non-empty, "host:port" is written here (atomically) once the socket is bound.
   std::string address_file;
   // Consistent checkpoints go here (scheduler/checkpoint_store.h); empty: none.

@@ -64,6 +64,10 @@ class WorkQueueService {
 
   const std::map<std::string, WorkQueue>& queues() const { return queues_; }
 
+  // The memory a queue of `spec` takes, as counted against max_work_queue_bytes: its
+  // definition and every chunk's bookkeeping.
+  static size_t QueueBytes(const proto::WorkQueueSpec& spec);
+
  private:
   struct HeldRequest {
     std::string routing_id;
@@ -85,7 +89,8 @@ class WorkQueueService {
   const RestoreProgress restore_progress_;
   const ChunkFinished chunk_finished_;
   bool paused_ = false;
-  std::map<std::string, WorkQueue> queues_;                        // by name
+  size_t queue_bytes_ = 0;                   // QueueBytes of every queue opened
+  std::map<std::string, WorkQueue> queues_;  // by name
   std::map<std::string, std::vector<HeldRequest>> held_requests_;  // NEXT_CHUNK, by queue
 };
 

@@ -22,6 +22,7 @@
 #include "common/socket_options.h"
 #include "gtest/gtest.h"
 #include "scheduler/step_clocks.h"
+#include "scheduler/work_queue_service.h"
 #include "tests/testing/fast_scheduler.h"
 
 namespace granary {
@@ -921,6 +922,32 @@ TEST_F(SchedulerTest, WorkQueueHandsEveryChunkToExactlyOneWorker) {
   all.insert(all.end(), trained[1].begin(), trained[1].end());
   std::sort(all.begin(), all.end());
   EXPECT_EQ(all, (std::vector<uint64_t>{0, 1, 2, 3, 4, 5}));
+}
+
+// The queues open may take max_work_queue_bytes together: one that would take more is refused
+// naming the limit, and the queues open still serve.
+TEST_F(SchedulerTest, WorkQueuesBeyondTheirMemoryLimitAreRefused) {
+  const size_t small = WorkQueueService::QueueBytes(ChunkSpec("small", 2));
+  StartScheduler(1, 1, "", [small](SchedulerOptions& options) {
+    options.max_work_queue_bytes = 2 * small + 1;
+  });
+  auto server = NewClient(proto::SERVER, 1);
+  auto w0 = NewClient(proto::WORKER);
+  RegisterAll({server.get(), w0.get()});
+  const absl::Duration timeout = absl::Seconds(20);
+  ASSERT_TRUE(w0->OpenQueue(ChunkSpec("small", 2), timeout).ok());
+  absl::Status big = w0->OpenQueue(ChunkSpec("big", 100), timeout);
+  ASSERT_TRUE(absl::IsFailedPrecondition(big)) << big;
+  EXPECT_NE(big.message().find(
+                absl::StrCat("over the limit (--max_work_queue_bytes=", 2 * small + 1, ")")),
+            std::string::npos)
+      << big;
+  absl::StatusOr<std::optional<proto::Chunk>> refused = w0->NextChunk("big", timeout);
+  EXPECT_TRUE(absl::IsFailedPrecondition(refused.status())) << refused.status();
+  ASSERT_TRUE(w0->OpenQueue(ChunkSpec("small", 2), timeout).ok());  // open already: no more
+  absl::StatusOr<std::optional<proto::Chunk>> chunk = w0->NextChunk("small", timeout);
+  ASSERT_TRUE(chunk.ok()) << chunk.status();
+  EXPECT_TRUE(chunk->has_value());
 }
 
 TEST_F(SchedulerTest, WorkQueueErrorsNameTheQueueAndTheWorker) {
