@@ -867,6 +867,17 @@ TEST(SchedulerOptionsTest, RunRefusesAnUnknownCloseFault) {
       << status;
 }
 
+TEST(SchedulerOptionsTest, RunRefusesNoRequestsPerPeer) {
+  zmq::context_t context(1);
+  SchedulerOptions options;
+  options.max_requests_per_peer = 0;
+  Scheduler scheduler(&context, options);
+  absl::Status status = scheduler.Run();
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_NE(status.message().find("max_requests_per_peer must be >= 1 (is 0)"), std::string::npos)
+      << status;
+}
+
 TEST(SchedulerOptionsTest, RunRefusesAClusterWithoutServersOrWorkers) {
   zmq::context_t context(1);
   SchedulerOptions options;
