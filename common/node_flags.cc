@@ -27,6 +27,9 @@ absl::StatusOr<SchedulerClientOptions> SchedulerClientOptionsFromFlags(proto::Ro
   absl::StatusOr<std::optional<CurveKeys>> curve = CurveKeysFromFlags();
   if (!curve.ok()) return curve.status();
   options.curve = *std::move(curve);
+  absl::StatusOr<SocketLimits> limits = SocketLimitsFromFlags();
+  if (!limits.ok()) return limits.status();
+  options.socket_limits = *limits;
   return options;
 }
 

@@ -20,7 +20,8 @@ namespace granary {
 // flags above. InvalidArgument naming the flag ("--scheduler is required") when a flag every
 // node needs is missing, so that each role's main reports it the same way. With --keys_dir
 // (common/security_flags.h) the options carry the cluster's CURVE keys; a key file that cannot
-// be loaded is its error (naming the file).
+// be loaded is its error (naming the file). The options carry the socket limits of
+// --max_message_bytes, --receive_hwm and --send_hwm (common/security_flags.h; their errors).
 absl::StatusOr<SchedulerClientOptions> SchedulerClientOptionsFromFlags(proto::Role role, int port);
 
 }  // namespace granary

@@ -39,7 +39,7 @@ SchedulerClient::SchedulerClient(zmq::context_t* context, SchedulerClientOptions
       wakeup_endpoint_(UniqueInprocEndpoint(this)),
       dealer_(*context, zmq::socket_type::dealer),
       wakeup_sender_(*context, zmq::socket_type::pair) {
-  ConfigureSocket(dealer_);
+  ConfigureSocket(dealer_, options_.socket_limits);
   ConfigureCurveClient(dealer_, options_.curve);
   wakeup_sender_.set(zmq::sockopt::linger, 0);
 }

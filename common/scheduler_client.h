@@ -33,6 +33,7 @@
 #include "common/curve_keys.h"
 #include "common/message.h"
 #include "common/proto/message.pb.h"
+#include "common/socket_options.h"
 #include "zmq.hpp"
 
 namespace granary {
@@ -54,6 +55,8 @@ struct SchedulerClientOptions {
   absl::Duration register_timeout = absl::Seconds(60);
   // The cluster's CURVE keys (common/curve_keys.h); nullopt: an unauthenticated link.
   std::optional<CurveKeys> curve;
+  // The bounds of the link's socket (common/socket_options.h).
+  SocketLimits socket_limits;
 };
 
 class SchedulerClient {

@@ -30,6 +30,10 @@ struct SocketLimits {
   int router_send_hwm = 10000;
 };
 
+// The smallest max_message_bytes a process accepts (common/security_flags.h): every header
+// Granary sends, a cluster view with its table configs included, is far below it.
+constexpr int64_t kMinMaxMessageBytes = int64_t{1} << 20;
+
 // Linger 0 (closing never blocks on unsent data: a dead peer must not hang shutdown), the
 // bounds of `limits` (see SocketLimits) and large kernel buffers.
 void ConfigureSocket(zmq::socket_t& socket, const SocketLimits& limits = SocketLimits());

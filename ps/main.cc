@@ -5,6 +5,7 @@
 #include "absl/strings/str_split.h"
 #include "common/node_flags.h"
 #include "common/process_init.h"
+#include "common/security_flags.h"
 #include "common/zap_handler.h"
 #include "glog/logging.h"
 #include "ps/server.h"
@@ -43,6 +44,7 @@ int main(int argc, char** argv) {
   options.host = client_options->host;
   options.cluster_id = client_options->cluster_id;
   options.curve = client_options->curve;
+  options.socket_limits = client_options->socket_limits;
   options.port = FLAGS_port;
   options.num_threads = FLAGS_threads;
   options.data_dir = FLAGS_data_dir;
@@ -51,6 +53,12 @@ int main(int argc, char** argv) {
   options.max_request_keys = FLAGS_max_request_keys;
   options.max_request_bytes = FLAGS_max_request_bytes;
   options.max_requests_per_peer = FLAGS_max_requests_per_peer;
+  if (absl::Status admitted =
+          granary::CheckMessageBytesAdmitRequests(options.socket_limits, FLAGS_max_request_bytes);
+      !admitted.ok()) {
+    LOG(ERROR) << "server: " << admitted.message();
+    return EXIT_FAILURE;
+  }
   if (!FLAGS_fault_on_order.empty()) {
     for (const absl::string_view name : absl::StrSplit(FLAGS_fault_on_order, ',')) {
       granary::proto::Command command;

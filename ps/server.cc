@@ -45,7 +45,7 @@ ParameterServer::ParameterServer(zmq::context_t* context, ServerOptions options)
       frontend_(*context, zmq::socket_type::router),
       handshake_monitor_(context, frontend_, "server", options_.curve),
       rejections_("server") {
-  ConfigureSocket(frontend_);
+  ConfigureSocket(frontend_, options_.socket_limits);
   ConfigureCurveServer(frontend_, options_.curve);
 }
 

@@ -66,6 +66,7 @@
 #include "common/proto/message.pb.h"
 #include "common/scheduler_client.h"
 #include "common/shard_map.h"
+#include "common/socket_options.h"
 #include "ps/request_check.h"
 #include "ps/table_catalog.h"
 #include "zmq.hpp"
@@ -76,6 +77,8 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   // The cluster's CURVE keys (common/curve_keys.h); nullopt: workers connect unauthenticated.
   std::optional<CurveKeys> curve;
+  // The bounds of the socket workers connect to (common/socket_options.h).
+  SocketLimits socket_limits;
   int port = 0;  // 0 picks a free port
   std::string cluster_id = "granary";
   int num_threads = 2;

@@ -35,6 +35,12 @@ void Barriers::HandleBarrier(const std::string& routing_id, const proto::Header&
   ReleaseComplete();
 }
 
+int Barriers::WaitingOf(const std::string& routing_id) const {
+  int waiting = 0;
+  for (const auto& [name, barrier] : barriers_) waiting += barrier.arrived.count(routing_id);
+  return waiting;
+}
+
 void Barriers::ReleaseComplete() {
   for (auto it = barriers_.begin(); it != barriers_.end();) {
     bool complete = true;

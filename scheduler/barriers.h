@@ -45,6 +45,8 @@ class Barriers {
   // The names of the barriers released (at most kMaxReleasedBarriers, the newest), oldest
   // first.
   const std::deque<std::string>& ReleasedNames() const { return released_order_; }
+  // How many barriers `routing_id` waits in.
+  int WaitingOf(const std::string& routing_id) const;
 
   // How many released barrier names are kept.
   static constexpr size_t kMaxReleasedBarriers = 4096;

@@ -98,6 +98,12 @@ void CheckpointCoordinator::HandleCheckpointNow(const std::string& routing_id,
   }
 }
 
+int CheckpointCoordinator::WaitersOf(const std::string& routing_id) const {
+  int waiting = 0;
+  for (const HeldRequest& waiter : waiters_) waiting += waiter.routing_id == routing_id;
+  return waiting;
+}
+
 std::optional<CheckpointCoordinator::Outcome> CheckpointCoordinator::Advance() {
   if (store_ == nullptr) return std::nullopt;
   const absl::Time now = absl::Now();

@@ -84,6 +84,9 @@ class CheckpointCoordinator {
   // CHECKPOINT_NOW: answered with ACK and the checkpoint's folder once a checkpoint is written
   // (one under way serves it: no chunk finishes after it began), or with the error.
   void HandleCheckpointNow(const std::string& routing_id, const proto::Header& header);
+  // How many CHECKPOINT_NOW requests of `routing_id` wait, and of everyone.
+  int WaitersOf(const std::string& routing_id) const;
+  size_t waiters() const { return waiters_.size(); }
 
   // Whether a checkpoint is wanted or under way.
   bool pending() const { return in_progress_.has_value() || !wanted_.empty(); }

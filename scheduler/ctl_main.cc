@@ -55,6 +55,12 @@ int main(int argc, char** argv) {
     return EXIT_FAILURE;
   }
   options.curve = *std::move(curve);
+  absl::StatusOr<granary::SocketLimits> limits = granary::SocketLimitsFromFlags();
+  if (!limits.ok()) {
+    LOG(ERROR) << limits.status().message();
+    return EXIT_FAILURE;
+  }
+  options.socket_limits = *limits;
   zmq::context_t context(1);
   granary::SchedulerClient client(&context, options);
   absl::StatusOr<granary::proto::Header> reply =

@@ -34,6 +34,13 @@ DEFINE_string(base_dir, "",
 DEFINE_string(close_day_into, "",
               "Model folder: once every worker is done, close --day into it (Shrink, delta "
               "export to deltas/DAY, base bases/DAY, report reports/DAY.close.json).");
+DEFINE_int32(max_requests_per_peer, granary::SchedulerOptions().max_requests_per_peer,
+             "Most requests of one peer connection the scheduler holds unanswered (barriers, "
+             "NEXT_CHUNK waiting for a chunk, CHECKPOINT_NOW, SHUTDOWN); more are answered at "
+             "once with an error reply.");
+DEFINE_uint64(max_work_queue_bytes, granary::SchedulerOptions().max_work_queue_bytes,
+              "Most bytes the work queues workers open may take together (definitions and "
+              "per-chunk bookkeeping); an OPEN_QUEUE beyond it is refused.");
 DEFINE_string(fault_in_close, "",
               "FAULT INJECTION, for tests only: kill the scheduler (SIGKILL) right after this "
               "step of the day close (shrink, export, checkpoint, publish, report), or make the "
@@ -66,8 +73,14 @@ int main(int argc, char** argv) {
     LOG(ERROR) << curve.status().message();
     return EXIT_FAILURE;
   }
+  absl::StatusOr<granary::SocketLimits> limits = granary::SocketLimitsFromFlags();
+  if (!limits.ok()) {
+    LOG(ERROR) << limits.status().message();
+    return EXIT_FAILURE;
+  }
   granary::SchedulerOptions options;
   options.curve = *std::move(curve);
+  options.socket_limits = *limits;
   options.host = FLAGS_host;
   options.port = FLAGS_port;
   options.address_file = FLAGS_address_file;
@@ -86,6 +99,8 @@ int main(int argc, char** argv) {
   options.base_dir = FLAGS_base_dir;
   options.close_day_into = FLAGS_close_day_into;
   options.fault_in_close = FLAGS_fault_in_close;
+  options.max_requests_per_peer = FLAGS_max_requests_per_peer;
+  options.max_work_queue_bytes = FLAGS_max_work_queue_bytes;
 
   zmq::context_t context(1);
   // Admits only peers holding the cluster keypair to the scheduler's CURVE socket.

@@ -15,18 +15,35 @@ Membership::Membership(const SchedulerOptions& options, SchedulerSocket& socket)
 void Membership::HandleRegister(const std::string& routing_id, const proto::Header& header,
                                 bool closed, const JoinHook& on_join) {
   const proto::NodeInfo& node = header.node();
-  if (formed_ && !closed && node.role() == proto::WORKER) {
-    JoinRunningCluster(routing_id, header, on_join);
+  auto existing = members_.find(routing_id);
+  if (existing != members_.end() && existing->second.alive) return;  // duplicate REGISTER
+  const bool is_server = node.role() == proto::SERVER;
+  if (!is_server && node.role() != proto::WORKER) {
+    Refuse(routing_id, header,
+           absl::StrCat("only servers and workers register, not a ", RoleName(node.role())));
+    return;
+  }
+  if (node.rank() != kNoRankRequested) {
+    Refuse(routing_id, header,
+           absl::StrCat("ranks are assigned by the scheduler in order of arrival; a ",
+                        RoleName(node.role()), " may not ask for rank ", node.rank(),
+                        " (REGISTER carries rank ", kNoRankRequested, ")"));
     return;
   }
   if (closed) {
-    socket_.SendError(routing_id, header, "the cluster is shutting down");
+    Refuse(routing_id, header, "the cluster is shutting down");
+    return;
+  }
+  if (formed_ && !is_server) {
+    JoinRunningCluster(routing_id, header, on_join);
     return;
   }
   if (formed_) {
-    socket_.SendError(routing_id, header,
-                      absl::StrCat("cluster already formed with ", options_.num_servers,
-                                   " servers and ", options_.num_workers, " workers"));
+    Refuse(routing_id, header,
+           absl::StrCat("cluster already formed with ", options_.num_servers, " servers and ",
+                        options_.num_workers,
+                        " workers; a server is not replaced in a running cluster (losing one "
+                        "rolls the run back to its newest checkpoint)"));
     return;
   }
   int servers = 0, workers = 0;
@@ -34,23 +51,26 @@ void Membership::HandleRegister(const std::string& routing_id, const proto::Head
     if (m.routing_id == routing_id) return;  // duplicate REGISTER
     (m.info.role() == proto::SERVER ? servers : workers)++;
   }
-  bool is_server = node.role() == proto::SERVER;
-  if (!is_server && node.role() != proto::WORKER) {
-    socket_.SendError(routing_id, header, "only servers and workers register");
-    return;
-  }
   if ((is_server && servers >= options_.num_servers) ||
       (!is_server && workers >= options_.num_workers)) {
-    socket_.SendError(routing_id, header,
-                      absl::StrCat("cluster expects only ",
-                                   is_server ? options_.num_servers : options_.num_workers, " ",
-                                   RoleName(node.role()), "s"));
+    Refuse(routing_id, header,
+           absl::StrCat("cluster expects only ",
+                        is_server ? options_.num_servers : options_.num_workers, " ",
+                        RoleName(node.role()), "s"));
     return;
   }
   pending_.push_back(ClusterMember{routing_id, node, absl::Now()});
   LOG(INFO) << "registered " << RoleName(node.role()) << " pid " << node.pid() << " from "
             << node.host() << (node.port() > 0 ? absl::StrCat(":", node.port()) : "");
   if (servers + workers + 1 == options_.num_servers + options_.num_workers) FormCluster();
+}
+
+void Membership::Refuse(const std::string& routing_id, const proto::Header& header,
+                        const std::string& reason) {
+  const proto::NodeInfo& node = header.node();
+  LOG(WARNING) << "refused the registration of a " << RoleName(node.role()) << " (pid "
+               << node.pid() << " on " << node.host() << "): " << reason;
+  socket_.SendError(routing_id, header, reason);
 }
 
 void Membership::FormCluster() {
@@ -91,10 +111,8 @@ void Membership::AssignIncarnations() {
 
 void Membership::JoinRunningCluster(const std::string& routing_id, const proto::Header& header,
                                     const JoinHook& on_join) {
-  auto existing = members_.find(routing_id);
-  if (existing != members_.end()) {
-    if (existing->second.alive) return;  // duplicate REGISTER of a member
-    socket_.SendError(routing_id, header, "a member declared dead cannot register again");
+  if (members_.count(routing_id) > 0) {  // a live member's duplicate returned earlier
+    Refuse(routing_id, header, "a member declared dead cannot register again");
     return;
   }
   // The lowest worker rank whose member died before its job was done, and that no live member
@@ -112,10 +130,9 @@ void Membership::JoinRunningCluster(const std::string& routing_id, const proto::
     }
   }
   if (rank < 0) {
-    socket_.SendError(
-        routing_id, header,
-        absl::StrCat("cluster already formed with ", options_.num_servers, " servers and ",
-                     options_.num_workers, " workers, and no worker is dead to be replaced"));
+    Refuse(routing_id, header,
+           absl::StrCat("cluster already formed with ", options_.num_servers, " servers and ",
+                        options_.num_workers, " workers, and no worker is dead to be replaced"));
     return;
   }
   ClusterMember joiner{routing_id, header.node(), absl::Now()};

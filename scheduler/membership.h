@@ -63,11 +63,17 @@ class Membership {
   // components take it in and complete `view` (the joiner's).
   using JoinHook = std::function<void(const ClusterMember& joiner, proto::ClusterView* view)>;
 
-  // Registers the sender of REGISTER `header`, or answers it with an error (the cluster is
-  // `closed`, the role is not server or worker, that role is full, or, once formed, no worker
-  // rank is free to replace). Forms the cluster once the last node registered. After
-  // formation a worker joins as a replacement (see above), calling `on_join`. A duplicate
-  // REGISTER is ignored.
+  // REGISTER carries this rank: the scheduler assigns ranks, a node does not ask for one.
+  static constexpr int kNoRankRequested = -1;
+
+  // Registers the sender of REGISTER `header`, or refuses it: answers with an error naming the
+  // reason, logs it, and changes nothing. Refused: a role that is not server or worker; a
+  // REGISTER asking for a rank (not kNoRankRequested); any while the cluster is `closed`; one
+  // past num_servers servers or num_workers workers; once formed, a server, or a worker when
+  // no worker rank is dead to be replaced (a live rank is never taken over), or a member
+  // declared dead. Forms the cluster once the last node registered. After formation a worker
+  // joins as a replacement (see above), calling `on_join`. A duplicate REGISTER of a live
+  // member (or one waiting for formation) is ignored.
   void HandleRegister(const std::string& routing_id, const proto::Header& header, bool closed,
                       const JoinHook& on_join = nullptr);
 
@@ -98,6 +104,9 @@ class Membership {
   static bool InGroup(const ClusterMember& member, const std::string& group);
 
  private:
+  // Answers REGISTER `header` with an error carrying `reason`, and logs it.
+  void Refuse(const std::string& routing_id, const proto::Header& header,
+              const std::string& reason);
   void FormCluster();
   // Gives every member of pending_ (ranks assigned) its incarnation, servers then workers, each
   // in rank order.

@@ -33,6 +33,7 @@
 #include "absl/time/time.h"
 #include "common/curve_keys.h"
 #include "common/proto/config.pb.h"
+#include "common/socket_options.h"
 #include "zmq.hpp"
 
 namespace granary {
@@ -41,6 +42,8 @@ struct SchedulerOptions {
   std::string host = "127.0.0.1";
   // The cluster's CURVE keys (common/curve_keys.h); nullopt: members connect unauthenticated.
   std::optional<CurveKeys> curve;
+  // The bounds of the scheduler's socket (common/socket_options.h).
+  SocketLimits socket_limits;
   int port = 0;  // 0 picks a free port; see address_file.
   std::string cluster_id = "granary";
   int num_servers = 1;  // >= 1
@@ -54,6 +57,17 @@ struct SchedulerOptions {
   // How long shutdown waits for nodes to acknowledge before giving up on them; then how long
   // Run() waits for file work still under way (a prune, a day's publish) before it returns.
   absl::Duration shutdown_timeout = absl::Seconds(5);
+  // Requests of one peer connection the scheduler holds unanswered, at most: barriers it waits
+  // in, NEXT_CHUNK requests waiting for a chunk, CHECKPOINT_NOW and SHUTDOWN requests waiting
+  // for their end. One more such request is answered at once with an ERROR_REPLY naming the
+  // limit, so that one peer cannot fill the scheduler's memory. A worker holds one barrier and
+  // a NEXT_CHUNK per reading thread; a control client one request. >= 1.
+  int max_requests_per_peer = 1024;
+  // The work queues workers open (OPEN_QUEUE) may take this many bytes of the scheduler's
+  // memory together, their definitions and per-chunk bookkeeping counted
+  // (WorkQueueService::QueueBytes); an OPEN_QUEUE beyond it is refused naming the limit. Queues
+  // are kept for the whole run (one per epoch); 1 GiB holds millions of chunks.
+  size_t max_work_queue_bytes = size_t{1} << 30;
   // If non-empty, "host:port" is written here (atomically) once the socket is bound.
   std::string address_file;
   // Consistent checkpoints go here (scheduler/checkpoint_store.h); empty: none.
@@ -97,8 +111,9 @@ class Scheduler {
   Scheduler& operator=(const Scheduler&) = delete;
 
   // Binds, then serves until the cluster has shut down. Returns OK after an orderly shutdown;
-  // Unavailable if the port cannot be bound; InvalidArgument if a number of nodes is below 1,
-  // day is not a date or close_day_into lacks day or checkpoint_dir; DeadlineExceeded if the
+  // Unavailable if the port cannot be bound; InvalidArgument if a number of nodes or
+  // max_requests_per_peer is below 1, day is not a date or close_day_into lacks day or
+  // checkpoint_dir; DeadlineExceeded if the
   // cluster did not form; the error if the checkpoint to roll back to is unusable or closing the
   // day failed; Aborted if a worker reported its job failed.
   absl::Status Run();

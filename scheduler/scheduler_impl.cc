@@ -1,5 +1,7 @@
 #include "scheduler/scheduler_impl.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
 #include "common/atomic_file.h"
@@ -10,7 +12,7 @@ namespace granary {
 
 SchedulerImpl::SchedulerImpl(zmq::context_t* context, SchedulerOptions options)
     : options_(std::move(options)),
-      socket_(context, options_.cluster_id, options_.curve),
+      socket_(context, options_.cluster_id, options_.curve, options_.socket_limits),
       membership_(options_, socket_),
       barriers_(socket_, membership_),
       orders_(options_, socket_, membership_),
@@ -30,6 +32,10 @@ SchedulerImpl::SchedulerImpl(zmq::context_t* context, SchedulerOptions options)
 }
 
 absl::Status SchedulerImpl::CheckOptions() {
+  if (options_.max_requests_per_peer < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("max_requests_per_peer must be >= 1 (is ",
+                                                   options_.max_requests_per_peer, ")"));
+  }
   if (options_.num_servers < 1 || options_.num_workers < 1) {
     return absl::InvalidArgumentError(absl::StrCat("num_servers and num_workers must be >= 1 (are ",
                                                    options_.num_servers, " and ",
@@ -110,6 +116,21 @@ void SchedulerImpl::HandleMessage(const std::string& routing_id, Message&& messa
     RefuseFenced(*member, header);
     return;
   }
+  if (absl::Status admitted = AdmitRequest(routing_id, header); !admitted.ok()) {
+    LOG_EVERY_N(WARNING, kRefusalsPerLogLine)
+        << "refused " << proto::Command_Name(header.command()) << " of "
+        << DescribeSender(header, "a peer") << ": " << admitted.message() << " (logged once per "
+        << kRefusalsPerLogLine << " refusals)";
+    if (header.command() == proto::BARRIER) {  // a barrier's answer, error or not, is this
+      proto::Header release = socket_.NewHeader(proto::BARRIER_RELEASE);
+      release.set_barrier_name(header.barrier_name());
+      release.set_error(std::string(admitted.message()));
+      socket_.Send(routing_id, std::move(release));
+    } else {
+      socket_.SendError(routing_id, header, std::string(admitted.message()));
+    }
+    return;
+  }
   const bool from_server = member != nullptr && member->info.role() == proto::SERVER;
   const bool from_worker = member != nullptr && member->info.role() == proto::WORKER;
   switch (header.command()) {
@@ -137,7 +158,7 @@ void SchedulerImpl::HandleMessage(const std::string& routing_id, Message&& messa
       StartShutdown(absl::StrCat("requested by ", DescribeSender(header, "control client")));
       return;
     case proto::SHUTDOWN_ACK:
-      shutdown_acked_.insert(routing_id);
+      if (member != nullptr) shutdown_acked_.insert(routing_id);  // only members are waited for
       return;
     case proto::ACK:
     case proto::ERROR_REPLY:
@@ -163,6 +184,40 @@ void SchedulerImpl::HandleMessage(const std::string& routing_id, Message&& messa
   socket_.SendError(routing_id, header,
                     absl::StrCat("scheduler does not serve ", proto::Command_Name(header.command()),
                                  " from ", DescribeSender(header, "this sender")));
+}
+
+absl::Status SchedulerImpl::AdmitRequest(const std::string& routing_id,
+                                         const proto::Header& header) const {
+  for (const std::string* name :
+       {&header.barrier_name(), &header.queue_name(), &header.queue().name(),
+        &header.clock().name(), &header.chunk_progress().queue()}) {
+    if (name->size() > kMaxNameBytes) {
+      return absl::ResourceExhaustedError(absl::StrCat("a name of ", name->size(),
+                                                       " bytes is over the scheduler's limit of ",
+                                                       kMaxNameBytes, " bytes per name"));
+    }
+  }
+  const proto::Command command = header.command();
+  const bool control = command == proto::CHECKPOINT_NOW || command == proto::SHUTDOWN;
+  if (!control && command != proto::BARRIER && command != proto::NEXT_CHUNK) {
+    return absl::OkStatus();
+  }
+  const int held =
+      barriers_.WaitingOf(routing_id) + queues_.HeldOf(routing_id) +
+      checkpoints_.WaitersOf(routing_id) +
+      static_cast<int>(std::count(control_waiters_.begin(), control_waiters_.end(), routing_id));
+  if (held >= options_.max_requests_per_peer) {
+    return absl::ResourceExhaustedError(absl::StrCat("this peer has ", held,
+                                                     " requests held by the scheduler, its limit "
+                                                     "(--max_requests_per_peer=",
+                                                     options_.max_requests_per_peer, ")"));
+  }
+  if (control && checkpoints_.waiters() + control_waiters_.size() >= kMaxHeldControlRequests) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the scheduler holds ", kMaxHeldControlRequests,
+                     " CHECKPOINT_NOW and SHUTDOWN requests, its limit for all peers"));
+  }
+  return absl::OkStatus();
 }
 
 void SchedulerImpl::HandleJobDone(ClusterMember& member, const proto::Header& header) {

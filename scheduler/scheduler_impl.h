@@ -58,6 +58,12 @@ class SchedulerImpl {
   // view. InvalidArgument naming the option.
   absl::Status CheckOptions();
   absl::Status WriteAddressFile() const;
+  // OK for `header` from `routing_id` if its names (barrier, queue, clock) are at most
+  // kMaxNameBytes long and, for a request the scheduler may hold (BARRIER, NEXT_CHUNK,
+  // CHECKPOINT_NOW, SHUTDOWN), the peer holds fewer than max_requests_per_peer and, for a
+  // control request, all peers fewer than kMaxHeldControlRequests. Else ResourceExhausted
+  // naming the limit.
+  absl::Status AdmitRequest(const std::string& routing_id, const proto::Header& header) const;
   // Dispatches one message by its command: a new command gets its case here, served by the
   // component whose idea it is.
   void HandleMessage(const std::string& routing_id, Message&& message);
@@ -86,6 +92,16 @@ class SchedulerImpl {
   // Whether the shutdown is complete: every live member acknowledged, or shutdown_timeout
   // passed. Then answers the control clients that asked for it.
   bool ShutdownComplete();
+
+  // Barrier, work queue and step clock names longer than this are refused: what a peer makes
+  // the scheduler keep stays small.
+  static constexpr size_t kMaxNameBytes = 256;
+  // CHECKPOINT_NOW and SHUTDOWN requests held for all peers at most: every connection of a
+  // control client is a peer of its own.
+  static constexpr size_t kMaxHeldControlRequests = 1024;
+  // A refusal of AdmitRequest is logged once per this many, so that a flood does not fill the
+  // log.
+  static constexpr int kRefusalsPerLogLine = 100;
 
   const SchedulerOptions options_;
   std::atomic<int> port_{0};

@@ -10,12 +10,12 @@
 namespace granary {
 
 SchedulerSocket::SchedulerSocket(zmq::context_t* context, std::string cluster_id,
-                                 const std::optional<CurveKeys>& curve)
+                                 const std::optional<CurveKeys>& curve, const SocketLimits& limits)
     : cluster_id_(std::move(cluster_id)),
       router_(*context, zmq::socket_type::router),
       handshake_monitor_(context, router_, "scheduler", curve),
       rejections_("scheduler") {
-  ConfigureSocket(router_);
+  ConfigureSocket(router_, limits);
   ConfigureCurveServer(router_, curve);
 }
 

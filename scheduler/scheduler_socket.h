@@ -17,15 +17,17 @@
 #include "common/handshake_monitor.h"
 #include "common/message.h"
 #include "common/proto/message.pb.h"
+#include "common/socket_options.h"
 #include "zmq.hpp"
 
 namespace granary {
 
 class SchedulerSocket {
  public:
-  // With `curve`, only peers holding the cluster's keys can connect (common/curve_keys.h).
+  // With `curve`, only peers holding the cluster's keys can connect (common/curve_keys.h); the
+  // socket is bounded by `limits` (common/socket_options.h).
   SchedulerSocket(zmq::context_t* context, std::string cluster_id,
-                  const std::optional<CurveKeys>& curve);
+                  const std::optional<CurveKeys>& curve, const SocketLimits& limits);
   SchedulerSocket(const SchedulerSocket&) = delete;
   SchedulerSocket& operator=(const SchedulerSocket&) = delete;
 

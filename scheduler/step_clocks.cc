@@ -13,6 +13,13 @@ StepClocks::StepClocks(SchedulerSocket& socket, const Membership& membership,
 
 void StepClocks::HandleReport(const ClusterMember& member, const proto::Header& header) {
   const proto::Clock& report = header.clock();
+  if (clocks_.size() >= kMaxClocks && clocks_.count(report.name()) == 0) {
+    LOG_EVERY_N(WARNING, kIgnoredReportsPerLogLine)
+        << "ignored the report of " << NodeName(member.info) << " on clock '" << report.name()
+        << "': the scheduler keeps at most " << kMaxClocks << " clocks in use (logged once per "
+        << kIgnoredReportsPerLogLine << ")";
+    return;
+  }
   Clock& clock = clocks_[report.name()];
   const int rank = member.info.rank();
   if (report.done()) {

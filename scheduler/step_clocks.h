@@ -44,8 +44,15 @@ class StepClocks {
   StepClocks& operator=(const StepClocks&) = delete;
 
   // A CLOCK report of worker `member`. A step count below one reported before is logged and
-  // ignored.
+  // ignored; so is a report that would start a clock beyond kMaxClocks (logged once per
+  // kIgnoredReportsPerLogLine), so that a worker cannot make the scheduler keep, and push,
+  // clocks without bound.
   void HandleReport(const ClusterMember& member, const proto::Header& header);
+
+  // Clocks in use at once, at most: a job uses one per epoch, forgotten once every worker is
+  // done with it.
+  static constexpr size_t kMaxClocks = 64;
+  static constexpr int kIgnoredReportsPerLogLine = 100;
   // Replacement worker `joiner` joined: it does not count for the clocks that exist now.
   void HandleJoin(const ClusterMember& joiner);
   // Pushes every clock whose minimum (or the ranks at it) changed to the live workers, and

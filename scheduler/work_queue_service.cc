@@ -122,6 +122,15 @@ void WorkQueueService::OpenQueue(const ClusterMember& member, const proto::Heade
                                    " workers; the cluster has ", options_.num_workers));
     return;
   }
+  const size_t bytes = QueueBytes(header.queue());
+  if (queue_bytes_ + bytes > options_.max_work_queue_bytes) {
+    socket_.SendError(
+        routing_id, header,
+        absl::StrCat("work queue '", header.queue().name(), "' from ", who, " would take ", bytes,
+                     " bytes beside the ", queue_bytes_, " of the queues open, over the limit (",
+                     "--max_work_queue_bytes=", options_.max_work_queue_bytes, ")"));
+    return;
+  }
   absl::StatusOr<WorkQueue> queue = WorkQueue::Create(header.queue());
   if (!queue.ok()) {
     socket_.SendError(routing_id, header,
@@ -149,6 +158,7 @@ void WorkQueueService::OpenQueue(const ClusterMember& member, const proto::Heade
             << " chunks, " << queue->num_finished() << " already finished";
   queue->set_paused(paused_);
   queues_.emplace(queue->name(), *std::move(queue));
+  queue_bytes_ += bytes;
   socket_.Acknowledge(routing_id, header);
 }
 
@@ -213,6 +223,21 @@ bool WorkQueueService::NoneInFlight() const {
     if (queue.num_in_flight() > 0) return false;
   }
   return true;
+}
+
+size_t WorkQueueService::QueueBytes(const proto::WorkQueueSpec& spec) {
+  // Per chunk: its message object, its owner and its progress record (scheduler/work_queue.h).
+  constexpr size_t kChunkBookkeepingBytes =
+      sizeof(proto::Chunk) + sizeof(int) + sizeof(WorkQueue::ChunkRecord);
+  return spec.ByteSizeLong() + static_cast<size_t>(spec.chunks_size()) * kChunkBookkeepingBytes;
+}
+
+int WorkQueueService::HeldOf(const std::string& routing_id) const {
+  int held = 0;
+  for (const auto& [name, requests] : held_requests_) {
+    for (const HeldRequest& request : requests) held += request.routing_id == routing_id;
+  }
+  return held;
 }
 
 bool WorkQueueService::IsWaitingForChunk(const std::string& name,

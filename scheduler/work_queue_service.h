@@ -59,8 +59,14 @@ class WorkQueueService {
   bool NoneInFlight() const;
   // Whether worker `routing_id` waits in a held NEXT_CHUNK of queue `name`.
   bool IsWaitingForChunk(const std::string& name, const std::string& routing_id) const;
+  // How many NEXT_CHUNK requests of `routing_id` are held, in every queue.
+  int HeldOf(const std::string& routing_id) const;
 
   const std::map<std::string, WorkQueue>& queues() const { return queues_; }
+
+  // The memory a queue of `spec` takes, as counted against max_work_queue_bytes: its
+  // definition and every chunk's bookkeeping.
+  static size_t QueueBytes(const proto::WorkQueueSpec& spec);
 
  private:
   struct HeldRequest {
@@ -83,7 +89,8 @@ class WorkQueueService {
   const RestoreProgress restore_progress_;
   const ChunkFinished chunk_finished_;
   bool paused_ = false;
-  std::map<std::string, WorkQueue> queues_;                        // by name
+  size_t queue_bytes_ = 0;                   // QueueBytes of every queue opened
+  std::map<std::string, WorkQueue> queues_;  // by name
   std::map<std::string, std::vector<HeldRequest>> held_requests_;  // NEXT_CHUNK, by queue
 };
 

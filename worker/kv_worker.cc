@@ -96,7 +96,7 @@ KVWorker::Channel* KVWorker::ChannelOfThisThread() {
   auto channel = std::make_unique<Channel>();
   for (const proto::NodeInfo& server : servers_) {
     channel->dealers.emplace_back(*context_, zmq::socket_type::dealer);
-    ConfigureSocket(channel->dealers.back());
+    ConfigureSocket(channel->dealers.back(), options_.socket_limits);
     ConfigureCurveClient(channel->dealers.back(), options_.curve);
     channel->dealers.back().connect(TcpEndpoint(server.host(), server.port()));
   }

@@ -42,6 +42,7 @@
 #include "common/message.h"
 #include "common/proto/message.pb.h"
 #include "common/shard_map.h"
+#include "common/socket_options.h"
 #include "zmq.hpp"
 
 namespace granary {
@@ -54,6 +55,8 @@ struct KVWorkerOptions {
   std::string cluster_id = "granary";
   // The cluster's CURVE keys (common/curve_keys.h); nullopt: unauthenticated links.
   std::optional<CurveKeys> curve;
+  // The bounds of every link's socket (common/socket_options.h).
+  SocketLimits socket_limits;
   // A request not fully answered within this long fails with DeadlineExceeded.
   absl::Duration request_timeout = absl::Seconds(60);
   // Channels (a connection to every server each) at most; threads beyond this many share

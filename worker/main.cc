@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
   options.scheduler = *std::move(client_options);
   options.kv.cluster_id = FLAGS_cluster_id;
   options.kv.curve = options.scheduler.curve;
+  options.kv.socket_limits = options.scheduler.socket_limits;
   options.kv.request_timeout = absl::Seconds(FLAGS_request_timeout);
   options.job_config = FLAGS_job_config;
   options.trainer.data_dir = FLAGS_data_dir;

@@ -13,12 +13,16 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "common/message.h"
 #include "common/scheduler_client.h"
 #include "common/shard_map.h"
+#include "common/socket_options.h"
 #include "gtest/gtest.h"
+#include "scheduler/step_clocks.h"
+#include "scheduler/work_queue_service.h"
 #include "tests/testing/fast_scheduler.h"
 
 namespace granary {
@@ -191,6 +195,190 @@ TEST_F(SchedulerTest, LateOrSurplusRegistrationIsRefused) {
   absl::Status status = late->Register();
   EXPECT_TRUE(absl::IsFailedPrecondition(status)) << status;
   EXPECT_NE(status.message().find("already formed"), std::string::npos);
+}
+
+// The answer to a REGISTER of `role` asking for `rank`, sent on a raw connection (a
+// SchedulerClient never asks for a rank); ERROR_REPLY "no reply" if none came within 10 s.
+proto::Header RawRegister(zmq::context_t& context, int port, proto::Role role, int rank) {
+  zmq::socket_t raw(context, zmq::socket_type::dealer);
+  raw.set(zmq::sockopt::linger, 0);
+  raw.connect(absl::StrCat("tcp://127.0.0.1:", port));
+  proto::Header registration = MakeHeader(proto::REGISTER, kCluster, role, -1);
+  registration.mutable_node()->set_role(role);
+  registration.mutable_node()->set_rank(rank);
+  registration.mutable_node()->set_host("127.0.0.1");
+  registration.mutable_node()->set_port(1);
+  proto::Header reply;
+  reply.set_command(proto::ERROR_REPLY);
+  reply.set_error("no reply");
+  if (!SendMessage(raw, Message{registration, {}, {}}).ok()) return reply;
+  zmq::pollitem_t item{raw.handle(), 0, ZMQ_POLLIN, 0};
+  if (zmq::poll(&item, 1, std::chrono::seconds(10)) <= 0) return reply;
+  std::vector<zmq::message_t> frames;
+  if (zmq::recv_multipart(raw, std::back_inserter(frames)) && !frames.empty()) {
+    reply.ParseFromString(frames[0].to_string());
+  }
+  return reply;
+}
+
+// Registration only for the members the launch expects: a control client, a node asking for a
+// rank (in range or not), a surplus server before formation and any server after it are each
+// refused naming why, and the cluster forms and runs with exactly its configured members.
+TEST_F(SchedulerTest, RegistrationOutsideTheExpectedMembersIsRefusedAndChangesNothing) {
+  StartScheduler(1, 2);
+  auto expect_refused = [](const absl::Status& status, const std::string& reason) {
+    EXPECT_TRUE(absl::IsFailedPrecondition(status)) << status;
+    EXPECT_NE(status.message().find(reason), std::string::npos) << status;
+  };
+  expect_refused(NewClient(proto::CONTROL)->Register(),
+                 "only servers and workers register, not a control");
+  for (int rank : {0, 1, 7}) {
+    proto::Header reply = RawRegister(context_, scheduler_->port(), proto::WORKER, rank);
+    EXPECT_EQ(reply.command(), proto::ERROR_REPLY);
+    EXPECT_NE(reply.error().find(absl::StrCat("may not ask for rank ", rank)), std::string::npos)
+        << reply.error();
+  }
+  // Two servers for one place: one is refused, the other is the cluster's.
+  std::unique_ptr<SchedulerClient> servers[] = {NewClient(proto::SERVER, 1),
+                                                NewClient(proto::SERVER, 2)};
+  absl::Status registered[2];
+  std::thread server_threads[2];
+  for (int i = 0; i < 2; ++i) {
+    server_threads[i] = std::thread([&, i] { registered[i] = servers[i]->Register(); });
+  }
+  auto w0 = NewClient(proto::WORKER);
+  auto w1 = NewClient(proto::WORKER);
+  RegisterAll({w0.get(), w1.get()});
+  for (std::thread& thread : server_threads) thread.join();
+  const int winner = registered[0].ok() ? 0 : 1;
+  ASSERT_TRUE(registered[winner].ok()) << registered[winner];
+  expect_refused(registered[1 - winner], "cluster expects only 1 servers");
+  SchedulerClient* server = servers[winner].get();
+  expect_refused(NewClient(proto::SERVER, 3)->Register(),
+                 "a server is not replaced in a running cluster");
+  expect_refused(NewClient(proto::WORKER)->Register(), "no worker is dead to be replaced");
+
+  // The cluster is the one expected: the winning server, workers 0 and 1, and it runs.
+  ASSERT_EQ(w0->view().nodes_size(), 3);
+  for (const proto::NodeInfo& node : w0->view().nodes()) {
+    if (node.role() == proto::SERVER) {
+      EXPECT_EQ(node.port(), winner + 1);
+    }
+  }
+  EXPECT_EQ(w0->rank() + w1->rank(), 1);
+  w0->ReportJobDone();
+  w1->ReportJobDone();
+  ASSERT_TRUE(server->WaitForShutdown(absl::Seconds(20)).ok());
+  scheduler_thread_.join();
+  EXPECT_TRUE(run_status_.ok()) << run_status_;
+}
+
+// The scheduler's socket takes its limits from the options (--max_message_bytes): a message
+// with a frame over max_message_bytes is dropped unanswered, the same message with a small
+// frame is answered, and the cluster still forms.
+TEST_F(SchedulerTest, AFrameOverMaxMessageBytesIsDroppedAndTheSchedulerGoesOn) {
+  constexpr int64_t kLimit = kMinMaxMessageBytes;
+  StartScheduler(1, 1, "", [](SchedulerOptions& options) {
+    options.socket_limits.max_message_bytes = kLimit;
+  });
+  zmq::socket_t raw(context_, zmq::socket_type::dealer);
+  raw.set(zmq::sockopt::linger, 0);
+  raw.connect(absl::StrCat("tcp://127.0.0.1:", scheduler_->port()));
+  proto::Header header = MakeHeader(proto::CHECKPOINT_NOW, kCluster, proto::CONTROL, 0);
+  auto send = [&](size_t frame_bytes) {
+    std::string header_bytes = header.SerializeAsString();
+    std::vector<zmq::message_t> frames;
+    frames.emplace_back(header_bytes.data(), header_bytes.size());
+    frames.emplace_back(std::string(frame_bytes, 'x'));
+    ASSERT_TRUE(zmq::send_multipart(raw, frames));
+  };
+  zmq::pollitem_t item{raw.handle(), 0, ZMQ_POLLIN, 0};
+  send(static_cast<size_t>(kLimit) + 1);
+  EXPECT_EQ(zmq::poll(&item, 1, std::chrono::seconds(1)), 0) << "an oversized frame was answered";
+  send(1000);
+  ASSERT_GT(zmq::poll(&item, 1, std::chrono::seconds(10)), 0) << "a small frame got no answer";
+  std::vector<zmq::message_t> reply;
+  ASSERT_TRUE(zmq::recv_multipart(raw, std::back_inserter(reply)));
+
+  auto server = NewClient(proto::SERVER, 1);
+  auto worker = NewClient(proto::WORKER);
+  RegisterAll({server.get(), worker.get()});
+  EXPECT_EQ(worker->view().nodes_size(), 2);
+}
+
+// A member holding max_requests_per_peer requests (here barriers it waits in) gets the next one
+// refused at once, naming the limit; the ones held are still released; a name over the limit
+// is refused too, and neither changes anything.
+TEST_F(SchedulerTest, RequestsHeldPerPeerAndNameLengthAreBounded) {
+  constexpr int kLimit = 3;
+  StartScheduler(1, 2, "",
+                 [](SchedulerOptions& options) { options.max_requests_per_peer = kLimit; });
+  auto server = NewClient(proto::SERVER, 1);
+  auto w0 = NewClient(proto::WORKER);
+  auto w1 = NewClient(proto::WORKER);
+  RegisterAll({server.get(), w0.get(), w1.get()});
+
+  absl::Status long_name = w0->Barrier(std::string(1000, 'b'), "workers", absl::Seconds(20));
+  EXPECT_NE(long_name.message().find("over the scheduler's limit of 256 bytes per name"),
+            std::string::npos)
+      << long_name;
+
+  // w0 reaches kLimit + 1 barriers at once that wait for w1: exactly one is refused.
+  absl::Status reached[kLimit + 1];  // each written by its thread; read once joined
+  std::atomic<int> refused_index{-1};
+  std::vector<std::thread> threads;
+  for (int i = 0; i <= kLimit; ++i) {
+    threads.emplace_back([&, i] {
+      reached[i] = w0->Barrier(absl::StrCat("b", i), "workers", absl::Seconds(20));
+      if (absl::StrContains(reached[i].message(), "--max_requests_per_peer=3")) refused_index = i;
+    });
+  }
+  for (int attempt = 0; attempt < 200 && refused_index < 0; ++attempt) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  const int refused = refused_index;
+  ASSERT_GE(refused, 0) << "no barrier was refused naming the limit";
+  // w1 reaches the held ones: they are released; the refused one was never recorded.
+  for (int i = 0; i <= kLimit; ++i) {
+    if (i != refused) {
+      EXPECT_TRUE(w1->Barrier(absl::StrCat("b", i), "workers", absl::Seconds(20)).ok());
+    }
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (int i = 0; i <= kLimit; ++i) {
+    if (i != refused) {
+      EXPECT_TRUE(reached[i].ok()) << i << ": " << reached[i];
+    }
+  }
+  // Below the limit again, w0 waits in barriers as before.
+  std::thread again([&] { EXPECT_TRUE(w1->Barrier("after", "workers", absl::Seconds(20)).ok()); });
+  EXPECT_TRUE(w0->Barrier("after", "workers", absl::Seconds(20)).ok());
+  again.join();
+}
+
+// A worker cannot make the scheduler keep clocks without bound: a report that would start a
+// clock beyond the limit is ignored, and once the clocks in use are done, new ones start.
+TEST_F(SchedulerTest, ClocksInUseAreBounded) {
+  auto [server, w0, w1] = FormOneServerTwoWorkers();
+  const int kClocks = static_cast<int>(StepClocks::kMaxClocks);
+  for (SchedulerClient* worker : {w0.get(), w1.get()}) {
+    for (int i = 0; i <= kClocks; ++i) worker->ReportClock(absl::StrCat("c", i), 1);
+  }
+  EXPECT_TRUE(w0->WaitForClock(absl::StrCat("c", kClocks - 1), 1, absl::Seconds(20)).ok());
+  absl::Status beyond = w0->WaitForClock(absl::StrCat("c", kClocks), 1, absl::Seconds(1));
+  EXPECT_TRUE(absl::IsDeadlineExceeded(beyond)) << beyond;
+
+  for (SchedulerClient* worker : {w0.get(), w1.get()}) {
+    for (int i = 0; i < kClocks; ++i) worker->ReportClockDone(absl::StrCat("c", i));
+  }
+  absl::Status fresh;
+  for (int attempt = 0; attempt < 20; ++attempt) {  // until the done clocks were forgotten
+    w0->ReportClock("fresh", attempt + 1);
+    w1->ReportClock("fresh", attempt + 1);
+    fresh = w0->WaitForClock("fresh", attempt + 1, absl::Milliseconds(500));
+    if (fresh.ok()) break;
+  }
+  EXPECT_TRUE(fresh.ok()) << fresh;
 }
 
 TEST_F(SchedulerTest, ShutsDownWhenAllWorkersAreDone) {
@@ -679,6 +867,17 @@ TEST(SchedulerOptionsTest, RunRefusesAnUnknownCloseFault) {
       << status;
 }
 
+TEST(SchedulerOptionsTest, RunRefusesNoRequestsPerPeer) {
+  zmq::context_t context(1);
+  SchedulerOptions options;
+  options.max_requests_per_peer = 0;
+  Scheduler scheduler(&context, options);
+  absl::Status status = scheduler.Run();
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_NE(status.message().find("max_requests_per_peer must be >= 1 (is 0)"), std::string::npos)
+      << status;
+}
+
 TEST(SchedulerOptionsTest, RunRefusesAClusterWithoutServersOrWorkers) {
   zmq::context_t context(1);
   SchedulerOptions options;
@@ -734,6 +933,32 @@ TEST_F(SchedulerTest, WorkQueueHandsEveryChunkToExactlyOneWorker) {
   all.insert(all.end(), trained[1].begin(), trained[1].end());
   std::sort(all.begin(), all.end());
   EXPECT_EQ(all, (std::vector<uint64_t>{0, 1, 2, 3, 4, 5}));
+}
+
+// The queues open may take max_work_queue_bytes together: one that would take more is refused
+// naming the limit, and the queues open still serve.
+TEST_F(SchedulerTest, WorkQueuesBeyondTheirMemoryLimitAreRefused) {
+  const size_t small = WorkQueueService::QueueBytes(ChunkSpec("small", 2));
+  StartScheduler(1, 1, "", [small](SchedulerOptions& options) {
+    options.max_work_queue_bytes = 2 * small + 1;
+  });
+  auto server = NewClient(proto::SERVER, 1);
+  auto w0 = NewClient(proto::WORKER);
+  RegisterAll({server.get(), w0.get()});
+  const absl::Duration timeout = absl::Seconds(20);
+  ASSERT_TRUE(w0->OpenQueue(ChunkSpec("small", 2), timeout).ok());
+  absl::Status big = w0->OpenQueue(ChunkSpec("big", 100), timeout);
+  ASSERT_TRUE(absl::IsFailedPrecondition(big)) << big;
+  EXPECT_NE(big.message().find(
+                absl::StrCat("over the limit (--max_work_queue_bytes=", 2 * small + 1, ")")),
+            std::string::npos)
+      << big;
+  absl::StatusOr<std::optional<proto::Chunk>> refused = w0->NextChunk("big", timeout);
+  EXPECT_TRUE(absl::IsFailedPrecondition(refused.status())) << refused.status();
+  ASSERT_TRUE(w0->OpenQueue(ChunkSpec("small", 2), timeout).ok());  // open already: no more
+  absl::StatusOr<std::optional<proto::Chunk>> chunk = w0->NextChunk("small", timeout);
+  ASSERT_TRUE(chunk.ok()) << chunk.status();
+  EXPECT_TRUE(chunk->has_value());
 }
 
 TEST_F(SchedulerTest, WorkQueueErrorsNameTheQueueAndTheWorker) {
