@@ -35,28 +35,8 @@ while IFS= read -r line || [[ -n "$line" ]]; do
   allowed[$name]=1
 done <"$allow_list"
 
-# ctest writes one <testcase ...> tag a line; status "notrun" (a skip) or "disabled" means the
-# test did not run. Prints "TEST name" for each such test, then "WHY line" for the message
-# GTEST_SKIP gave (between gtest's "file:line: Skipped" and "[  SKIPPED ]").
-not_run="$(awk '
-  /<testcase / {
-    name = ""; status = ""
-    if (match($0, /name="[^"]*"/)) name = substr($0, RSTART + 6, RLENGTH - 7)
-    if (match($0, /status="[^"]*"/)) status = substr($0, RSTART + 8, RLENGTH - 9)
-    in_case = (status == "notrun" || status == "disabled")
-    in_reason = 0
-    if (in_case) print "TEST " name
-    next
-  }
-  /<\/testcase>/ { in_case = 0; next }
-  in_case && /^\[  SKIPPED \]/ { in_reason = 0 }
-  in_case && in_reason {
-    gsub(/&lt;/, "<"); gsub(/&gt;/, ">"); gsub(/&quot;/, "\""); gsub(/&apos;/, "'\''")
-    gsub(/&amp;/, "\\&")
-    print "WHY " $0
-  }
-  in_case && /: Skipped$/ { in_reason = 1 }
-' "$junit")"
+# "TEST name" for each test that did not run, then "WHY line" for the reason it gave.
+not_run="$("$(dirname "${BASH_SOURCE[0]}")/list_skips.sh" "$junit")"
 
 unlisted=()
 report=""

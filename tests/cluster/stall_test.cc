@@ -126,11 +126,13 @@ TEST_F(StallTest, AWorkerStoppedForTwelveSecondsIsFencedAndTheJobFinishesWithout
   }
   ChildProcess& survivor = *workers[0];
   ChildProcess& stalled = *workers[1];
+  // `match` points into `log`, so the log outlives the wait.
+  std::string log;
   std::smatch match;
   const std::regex registered(R"(registered as worker ([0-9]+) \(pid ([0-9]+)\))");
   ASSERT_TRUE(WaitUntil(
       [&] {
-        const std::string log = stalled.ReadLog();
+        log = stalled.ReadLog();
         return std::regex_search(log, match, registered);
       },
       kStartTimeout))

@@ -1,10 +1,10 @@
 // Numeric gradient checks for the model tests: the gradient a Backward pass computed is
 // compared, element by element, with central differences of a scalar loss.
 //
-// Layers compute in float, so the differences are taken in float with a step of kStep and
-// compared with a relative-plus-absolute tolerance. A layer's output is reduced to a scalar
-// by a fixed random projection (ProjectOntoWeights), whose gradient w.r.t. the output is the
-// projection itself: that is the d_output the test hands to Backward.
+// Layers compute in float, so the differences are taken in float (divided by the step the
+// float perturbation really took) and compared with a relative-plus-absolute tolerance. A layer's
+// output is reduced to a scalar by a fixed random projection (ProjectOntoWeights), whose gradient
+// w.r.t. the output is the projection itself: that is the d_output the test hands to Backward.
 #ifndef GRANARY_TESTS_TESTING_GRADIENT_CHECK_H_
 #define GRANARY_TESTS_TESTING_GRADIENT_CHECK_H_
 
@@ -26,8 +26,30 @@ namespace gradient_check {
 // tolerance once divided by 2 * kStep; small enough that the O(kStep^2) truncation error of
 // central differences does too.
 inline constexpr float kStep = 1e-2f;
+// The step of ExpectGradientNearExtrapolated, larger: its truncation error is O(step^4) rather
+// than O(step^2), while the loss's float rounding error e (relative ~1e-7, more where the loss
+// sums many float terms) enters as 3 e / step. The step that balances the two is about
+// FLT_EPSILON^(1/5) ~ 0.04 of the scale on which the loss varies (for step^2, the cube root,
+// as kStep); at 1e-2 the rounding alone reached 2.3e-4 on a DAT gradient of 1e-2 under ASan
+// (whose code rounds differently), beyond the tolerance. A power of two.
+inline constexpr float kExtrapolatedStep = 1.0f / 32;
 inline constexpr double kRelativeTolerance = 1e-2;
 inline constexpr double kAbsoluteTolerance = 1e-4;
+
+// (loss(x + step) - loss(x - step)) / (the distance between them as floats) for the element
+// *value: x +- step is rounded to float, and dividing by the rounded distance rather than
+// 2 * step removes that error. *value is restored.
+inline double CentralDifference(float* value, float step, const std::function<double()>& loss) {
+  const float original = *value;
+  const float plus = original + step;
+  const float minus = original - step;
+  *value = plus;
+  const double loss_plus = loss();
+  *value = minus;
+  const double loss_minus = loss();
+  *value = original;
+  return (loss_plus - loss_minus) / (static_cast<double>(plus) - static_cast<double>(minus));
+}
 
 // A matrix of `rows` x `cols` values drawn from U(-scale, scale).
 inline Matrix RandomMatrix(std::mt19937* rng, int rows, int cols, float scale = 1.0f) {
@@ -52,13 +74,7 @@ inline void ExpectGradientNear(const std::string& what, Matrix* values, const Ma
   ASSERT_EQ(values->cols(), analytic.cols()) << what;
   for (Eigen::Index r = 0; r < values->rows(); ++r) {
     for (Eigen::Index c = 0; c < values->cols(); ++c) {
-      const float original = (*values)(r, c);
-      (*values)(r, c) = original + kStep;
-      const double loss_plus = loss();
-      (*values)(r, c) = original - kStep;
-      const double loss_minus = loss();
-      (*values)(r, c) = original;
-      const double numeric = (loss_plus - loss_minus) / (2.0 * static_cast<double>(kStep));
+      const double numeric = CentralDifference(&(*values)(r, c), kStep, loss);
       const double expected = analytic(r, c);
       const double tolerance =
           kAbsoluteTolerance + kRelativeTolerance * std::max(std::abs(numeric), std::abs(expected));
@@ -69,25 +85,19 @@ inline void ExpectGradientNear(const std::string& what, Matrix* values, const Ma
 
 // As ExpectGradientNear, for losses curved enough (normalized vectors under a sharp softmax,
 // covariance alignment) that the O(kStep^2) error of one central difference exceeds the
-// tolerance: Richardson extrapolation of the differences at kStep and kStep / 2,
+// tolerance: Richardson extrapolation of the differences at kExtrapolatedStep (h) and h / 2,
 // (4 g(h / 2) - g(h)) / 3, cancels that term.
 inline void ExpectGradientNearExtrapolated(const std::string& what, Matrix* values,
                                            const Matrix& analytic,
                                            const std::function<double()>& loss) {
   ASSERT_EQ(values->rows(), analytic.rows()) << what;
   ASSERT_EQ(values->cols(), analytic.cols()) << what;
-  auto central = [&](Eigen::Index r, Eigen::Index c, float step) {
-    const float original = (*values)(r, c);
-    (*values)(r, c) = original + step;
-    const double loss_plus = loss();
-    (*values)(r, c) = original - step;
-    const double loss_minus = loss();
-    (*values)(r, c) = original;
-    return (loss_plus - loss_minus) / (2.0 * static_cast<double>(step));
-  };
   for (Eigen::Index r = 0; r < values->rows(); ++r) {
     for (Eigen::Index c = 0; c < values->cols(); ++c) {
-      const double numeric = (4.0 * central(r, c, kStep / 2) - central(r, c, kStep)) / 3.0;
+      float* value = &(*values)(r, c);
+      const double numeric = (4.0 * CentralDifference(value, kExtrapolatedStep / 2, loss) -
+                              CentralDifference(value, kExtrapolatedStep, loss)) /
+                             3.0;
       const double expected = analytic(r, c);
       const double tolerance =
           kAbsoluteTolerance + kRelativeTolerance * std::max(std::abs(numeric), std::abs(expected));
