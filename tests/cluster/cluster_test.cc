@@ -342,12 +342,14 @@ TEST_F(ClusterTest, AHostilePeerIsRefusedEachTimeWhileTheClusterTrains) {
                            "--data_dir=" + run_dir_, "--output_dir=" + run_dir_ + "/out"});
   ASSERT_NE(server, nullptr);
   ASSERT_NE(worker, nullptr);
+  // `match` points into `server_log`, which must outlive it.
+  std::string server_log;
   std::smatch match;
   const std::regex registered(R"(registered as server 0 \(([0-9.]+):([0-9]+), pid)");
   ASSERT_TRUE(WaitUntil(
       [&] {
-        const std::string log = server->ReadLog();
-        return std::regex_search(log, match, registered);
+        server_log = server->ReadLog();
+        return std::regex_search(server_log, match, registered);
       },
       kStartTimeout))
       << server->ReadLog();
