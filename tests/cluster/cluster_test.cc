@@ -33,7 +33,8 @@ namespace {
 const std::string kBin = GRANARY_BINARY_DIR;
 const std::string kDemoConfig = std::string(GRANARY_SOURCE_DIR) + "/configs/demo.pbtxt";
 constexpr absl::Duration kStartTimeout = absl::Seconds(20);
-constexpr absl::Duration kExitTimeout = absl::Seconds(60);
+// A process's exit after its work (longer under a sanitizer: tests/testing/sanitizer.h).
+constexpr absl::Duration kExitTimeout = absl::Seconds(60 * kSanitizerSlowdown);
 
 class ClusterTest : public ::testing::Test {
  protected:
