@@ -855,38 +855,31 @@ TEST_F(SchedulerTest, ControlRequestErrorsNameTheSchedulerAndItsAnswer) {
       << silent.status();
 }
 
-TEST(SchedulerOptionsTest, RunRefusesAnUnknownCloseFault) {
+// Run() of a scheduler with `options` refuses them at once: InvalidArgument, saying `why`.
+void ExpectRunRefuses(const SchedulerOptions& options, const std::string& why) {
   zmq::context_t context(1);
-  SchedulerOptions options;
-  options.fault_in_close = "shrnk";
   Scheduler scheduler(&context, options);
   absl::Status status = scheduler.Run();
   EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
-  EXPECT_NE(status.message().find("fault_in_close 'shrnk' is none of: shrink, export"),
-            std::string::npos)
-      << status;
+  EXPECT_NE(status.message().find(why), std::string::npos) << status;
+}
+
+TEST(SchedulerOptionsTest, RunRefusesAnUnknownCloseFault) {
+  SchedulerOptions options;
+  options.fault_in_close = "shrnk";
+  ExpectRunRefuses(options, "fault_in_close 'shrnk' is none of: shrink, export");
 }
 
 TEST(SchedulerOptionsTest, RunRefusesNoRequestsPerPeer) {
-  zmq::context_t context(1);
   SchedulerOptions options;
   options.max_requests_per_peer = 0;
-  Scheduler scheduler(&context, options);
-  absl::Status status = scheduler.Run();
-  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
-  EXPECT_NE(status.message().find("max_requests_per_peer must be >= 1 (is 0)"), std::string::npos)
-      << status;
+  ExpectRunRefuses(options, "max_requests_per_peer must be >= 1 (is 0)");
 }
 
 TEST(SchedulerOptionsTest, RunRefusesAClusterWithoutServersOrWorkers) {
-  zmq::context_t context(1);
   SchedulerOptions options;
   options.num_workers = 0;
-  Scheduler scheduler(&context, options);
-  absl::Status status = scheduler.Run();
-  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
-  EXPECT_NE(status.message().find("num_servers and num_workers must be >= 1"), std::string::npos)
-      << status;
+  ExpectRunRefuses(options, "num_servers and num_workers must be >= 1");
 }
 
 proto::WorkQueueSpec ChunkSpec(const std::string& name, int chunks) {
