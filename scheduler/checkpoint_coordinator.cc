@@ -11,14 +11,21 @@ namespace granary {
 
 CheckpointCoordinator::CheckpointCoordinator(const SchedulerOptions& options,
                                              SchedulerSocket& socket, Membership& membership,
-                                             ServerOrders& orders, FileWorker& files)
-    : options_(options), socket_(socket), membership_(membership), orders_(orders), files_(files) {}
+                                             ServerOrders& orders, FileWorker& files,
+                                             FileWorker& manifests)
+    : options_(options),
+      socket_(socket),
+      membership_(membership),
+      orders_(orders),
+      files_(files),
+      manifests_(manifests) {}
 
 absl::Status CheckpointCoordinator::RestoreNewest() {
   last_checkpoint_ = absl::Now();
   if (options_.checkpoint_dir.empty()) return absl::OkStatus();
   proto::ClusterView& view = *membership_.mutable_view();
-  store_ = std::make_unique<CheckpointStore>(options_.checkpoint_dir, options_.remove_tree);
+  store_ = std::make_unique<CheckpointStore>(options_.checkpoint_dir, options_.remove_tree,
+                                             options_.write_file);
   absl::StatusOr<std::optional<proto::CheckpointManifest>> newest = store_->Newest();
   if (!newest.ok()) return newest.status();
   absl::StatusOr<uint64_t> next_id = store_->NextId();
@@ -142,11 +149,21 @@ std::optional<CheckpointCoordinator::Outcome> CheckpointCoordinator::Advance() {
     in_progress_->ordered = true;
     return std::nullopt;
   }
+  if (in_progress_->manifest.has_value()) {
+    if (!in_progress_->written.has_value()) {
+      if (now <= in_progress_->deadline) return std::nullopt;
+      // The write goes on alone; a manifest it writes late still describes this checkpoint.
+      return Finish(absl::DeadlineExceededError(absl::StrCat(
+          "manifest not written within ", absl::FormatDuration(options_.checkpoint_timeout))));
+    }
+    if (in_progress_->written->ok()) restored_ = std::move(in_progress_->manifest);
+    return Finish(*in_progress_->written);
+  }
   if (absl::Status error = orders_.Error(); !error.ok()) return Finish(error);
   if (!orders_.Complete()) return std::nullopt;
   orders_.Finish();
 
-  proto::CheckpointManifest manifest;
+  proto::CheckpointManifest& manifest = in_progress_->manifest.emplace();
   manifest.set_id(in_progress_->id);
   manifest.set_created(absl::FormatTime(absl::RFC3339_sec, now, absl::UTCTimeZone()));
   manifest.set_reason(in_progress_->reason);
@@ -163,9 +180,23 @@ std::optional<CheckpointCoordinator::Outcome> CheckpointCoordinator::Advance() {
       if (queues_->queues().count(old.spec().name()) == 0) *manifest.add_queues() = old;
     }
   }
-  absl::Status written = store_->WriteManifest(manifest);
-  if (written.ok()) restored_ = manifest;
-  return Finish(written);
+  in_progress_->deadline = now + options_.checkpoint_timeout;
+  WriteManifestInBackground();
+  return std::nullopt;
+}
+
+void CheckpointCoordinator::WriteManifestInBackground() {
+  const uint64_t id = in_progress_->id;
+  // The work gets copies: it runs on the manifest thread while this object goes on.
+  manifests_.Post(
+      absl::StrCat("writing the manifest of checkpoint ", id),
+      [store = *store_, manifest = *in_progress_->manifest] {
+        return store.WriteManifest(manifest);
+      },
+      [this, id](const absl::Status& status) {
+        // A checkpoint that ended at its deadline meanwhile no longer waits for it.
+        if (in_progress_.has_value() && in_progress_->id == id) in_progress_->written = status;
+      });
 }
 
 CheckpointCoordinator::Outcome CheckpointCoordinator::Finish(const absl::Status& status) {

@@ -19,7 +19,10 @@
 // Once a checkpoint is written, the older ones are pruned (keep_checkpoints) on the scheduler's
 // file thread (FileWorker), not on the event loop: heartbeats go on while a large checkpoint is
 // deleted. One prune is queued at a time; a checkpoint written meanwhile prunes again after it.
-// The manifest, a small file, is still written on the loop.
+// The manifest is written on a thread of its own (`manifests`, a second FileWorker): its fsyncs
+// took over a second on a loaded disk, longer than a heartbeat timeout of a second, and it must
+// not wait behind a slow prune either. The checkpoint ends (waiters answered, queues unpaused)
+// when that write ended, or failed after checkpoint_timeout.
 //
 // Thread-compatible: the scheduler's single thread owns it.
 #ifndef GRANARY_SCHEDULER_CHECKPOINT_COORDINATOR_H_
@@ -58,7 +61,8 @@ class CheckpointCoordinator {
   // Every argument must outlive this object. `queues` is set later (SetQueues): the queues need
   // RestoreQueueProgress when they open.
   CheckpointCoordinator(const SchedulerOptions& options, SchedulerSocket& socket,
-                        Membership& membership, ServerOrders& orders, FileWorker& files);
+                        Membership& membership, ServerOrders& orders, FileWorker& files,
+                        FileWorker& manifests);
   CheckpointCoordinator(const CheckpointCoordinator&) = delete;
   CheckpointCoordinator& operator=(const CheckpointCoordinator&) = delete;
 
@@ -94,9 +98,9 @@ class CheckpointCoordinator {
   bool in_progress() const { return in_progress_.has_value(); }
 
   // Moves the checkpoints on: starts a due or wanted one, orders the servers once no chunk is
-  // out, writes the manifest once every server answered. Returns the outcome when a checkpoint
-  // ended in this call (waiters answered, queues unpaused). Call after every round of messages
-  // while the cluster is formed and not shutting down.
+  // out, writes the manifest (on the manifest thread) once every server answered. Returns the
+  // outcome when a checkpoint ended in this call (waiters answered, queues unpaused). Call after
+  // every round of messages while the cluster is formed and not shutting down.
   std::optional<Outcome> Advance();
 
  private:
@@ -109,7 +113,13 @@ class CheckpointCoordinator {
     std::string reason;
     bool ordered = false;  // CHECKPOINT orders sent to the servers (ServerOrders round)
     absl::Time deadline;
+    // Set once every server wrote its part: the manifest being written on the manifest thread.
+    std::optional<proto::CheckpointManifest> manifest;
+    // The outcome of that write, once it ended.
+    std::optional<absl::Status> written;
   };
+  // Queues the write of in_progress_'s manifest on the manifest thread.
+  void WriteManifestInBackground();
   Outcome Finish(const absl::Status& status);
   // Queues a prune on the file thread, or marks one to follow the prune already queued.
   void PruneInBackground();
@@ -119,6 +129,7 @@ class CheckpointCoordinator {
   Membership& membership_;
   ServerOrders& orders_;
   FileWorker& files_;
+  FileWorker& manifests_;
   WorkQueueService* queues_ = nullptr;
 
   std::unique_ptr<CheckpointStore> store_;  // null without checkpoint_dir

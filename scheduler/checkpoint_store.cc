@@ -96,9 +96,10 @@ absl::Status CheckpointStore::WriteManifest(const proto::CheckpointManifest& man
   if (!google::protobuf::TextFormat::PrintToString(manifest, &text)) {
     return absl::InternalError(absl::StrCat("cannot print manifest ", path));
   }
-  return WriteFileAtomically(
-      path, absl::StrCat("# Granary checkpoint manifest (proto granary.proto.CheckpointManifest)\n",
-                         text));
+  std::string contents = absl::StrCat(
+      "# Granary checkpoint manifest (proto granary.proto.CheckpointManifest)\n", text);
+  if (write_file_) return write_file_(path, contents);
+  return WriteFileAtomically(path, contents);
 }
 
 absl::StatusOr<int> CheckpointStore::Prune(int keep) const {

@@ -7,9 +7,10 @@
 // short by a crash) is ignored, and removed by Prune once a newer checkpoint is complete. Ids only
 // grow, so the newest manifest is the one with the highest id.
 //
-// Prune runs on the scheduler's file thread (scheduler/file_worker.h) while the event loop may
-// write the next checkpoint: it never removes the newest complete checkpoint (the one restored
-// or just written) nor an incomplete folder newer than it (one being written).
+// Prune runs on the scheduler's file thread (scheduler/file_worker.h) while the next
+// checkpoint may be written (its MANIFEST on the manifest thread): it never removes the newest
+// complete checkpoint (the one restored or just written) nor an incomplete folder newer than it
+// (one being written).
 //
 // Thread-compatible; copyable (a copy goes to the file thread).
 #ifndef GRANARY_SCHEDULER_CHECKPOINT_STORE_H_
@@ -33,10 +34,18 @@ using RemoveTreeFn = std::function<absl::Status(const std::string& path)>;
 // path if that fails.
 absl::Status RemoveTree(const RemoveTreeFn& remove_tree, const std::string& path);
 
+// Writes `contents` to the file `path` atomically (common/atomic_file.h's WriteFileAtomically)
+// unless SchedulerOptions::write_file replaces it (tests: a slow disk).
+using WriteFileFn =
+    std::function<absl::Status(const std::string& path, const std::string& contents)>;
+
 class CheckpointStore {
  public:
-  explicit CheckpointStore(std::string root, RemoveTreeFn remove_tree = nullptr)
-      : root_(std::move(root)), remove_tree_(std::move(remove_tree)) {}
+  explicit CheckpointStore(std::string root, RemoveTreeFn remove_tree = nullptr,
+                           WriteFileFn write_file = nullptr)
+      : root_(std::move(root)),
+        remove_tree_(std::move(remove_tree)),
+        write_file_(std::move(write_file)) {}
 
   const std::string& root() const { return root_; }
 
@@ -55,6 +64,7 @@ class CheckpointStore {
   absl::Status Prepare(uint64_t id) const;
 
   // Writes manifest.id()'s MANIFEST: to a temporary file, fsync, rename, fsync of the folder.
+  // The fsyncs may take a second on a loaded disk: the scheduler runs it on its manifest thread.
   absl::Status WriteManifest(const proto::CheckpointManifest& manifest) const;
 
   // Removes every checkpoint folder except the `keep` newest complete ones; incomplete
@@ -65,6 +75,7 @@ class CheckpointStore {
  private:
   std::string root_;
   RemoveTreeFn remove_tree_;
+  WriteFileFn write_file_;
 };
 
 }  // namespace granary

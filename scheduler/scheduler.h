@@ -79,6 +79,10 @@ struct SchedulerOptions {
   // scheduler's file thread (scheduler/file_worker.h), never on the event loop. Empty:
   // std::filesystem::remove_all. Tests put a slow one here.
   std::function<absl::Status(const std::string& path)> remove_tree;
+  // Writes a checkpoint's MANIFEST atomically; it runs on the scheduler's manifest thread, never
+  // on the event loop. Empty: WriteFileAtomically (common/atomic_file.h). Tests put a slow one
+  // here.
+  std::function<absl::Status(const std::string& path, const std::string& contents)> write_file;
   // A checkpoint fails if the chunks out are not finished within this long, or then the
   // servers did not write their parts within this long; also the bound on each day-close order.
   absl::Duration checkpoint_timeout = absl::Minutes(10);

@@ -16,7 +16,7 @@ SchedulerImpl::SchedulerImpl(zmq::context_t* context, SchedulerOptions options)
       membership_(options_, socket_),
       barriers_(socket_, membership_),
       orders_(options_, socket_, membership_),
-      checkpoints_(options_, socket_, membership_, orders_, files_),
+      checkpoints_(options_, socket_, membership_, orders_, files_, manifests_),
       queues_(
           options_, socket_, membership_,
           [this](WorkQueue& queue) { return checkpoints_.RestoreQueueProgress(queue); },
@@ -94,6 +94,7 @@ absl::Status SchedulerImpl::Run() {
     }
     if (shutting_down_ && ShutdownComplete()) {
       files_.Stop(options_.shutdown_timeout);
+      manifests_.Stop(options_.shutdown_timeout);
       return run_outcome_;
     }
     socket_.ReceiveAll(options_.check_interval,
@@ -105,6 +106,7 @@ absl::Status SchedulerImpl::Run() {
     }
     clocks_.Publish();
     files_.RunFinished();
+    manifests_.RunFinished();
     AdvanceCheckpointAndDay();
   }
 }

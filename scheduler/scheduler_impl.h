@@ -12,8 +12,9 @@
 // What ends the run (the shutdown and its outcome) stays here.
 //
 // The loop never waits on slow file work: pruning old checkpoints and publishing a closed day
-// run on the FileWorker's thread; each round runs the callbacks of the work that ended
-// (FileWorker::RunFinished) before the checkpoints and the day close move on. Run() returns
+// run on one FileWorker's thread, writing checkpoint manifests on another's; each round runs
+// the callbacks of the work that ended (FileWorker::RunFinished) before the checkpoints and the
+// day close move on. Run() returns
 // only after that work ended, or after shutdown_timeout more.
 //
 // Thread-compatible, except RequestStop() and port(), which are thread-safe.
@@ -109,6 +110,9 @@ class SchedulerImpl {
 
   // Components; each uses only those above it (but see CheckpointCoordinator::SetQueues).
   FileWorker files_;
+  // Checkpoint manifests: small writes whose fsyncs must wait neither on the loop nor behind a
+  // slow prune on files_.
+  FileWorker manifests_;
   SchedulerSocket socket_;
   Membership membership_;
   Barriers barriers_;

@@ -16,6 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "common/atomic_file.h"
 #include "common/message.h"
 #include "common/scheduler_client.h"
 #include "common/shard_map.h"
@@ -252,7 +253,13 @@ TEST_F(SchedulerTest, RegistrationOutsideTheExpectedMembersIsRefusedAndChangesNo
   for (std::thread& thread : server_threads) thread.join();
   const int winner = registered[0].ok() ? 0 : 1;
   ASSERT_TRUE(registered[winner].ok()) << registered[winner];
-  expect_refused(registered[1 - winner], "cluster expects only 1 servers");
+  // The loser is refused for the place taken, or, if its registration arrived after the
+  // workers', for the cluster having formed: the threads race.
+  const absl::Status& loser = registered[1 - winner];
+  EXPECT_TRUE(absl::IsFailedPrecondition(loser)) << loser;
+  EXPECT_TRUE(absl::StrContains(loser.message(), "cluster expects only 1 servers") ||
+              absl::StrContains(loser.message(), "a server is not replaced in a running cluster"))
+      << loser;
   SchedulerClient* server = servers[winner].get();
   expect_refused(NewClient(proto::SERVER, 3)->Register(),
                  "a server is not replaced in a running cluster");
@@ -739,6 +746,57 @@ TEST_F(SchedulerTest, SlowPruneOfAnOldCheckpointDoesNotStallTheEventLoop) {
   }
   EXPECT_FALSE(std::filesystem::exists(first->checkpoint_dir()));
   EXPECT_TRUE(std::filesystem::exists(second->checkpoint_dir() + "/MANIFEST"));
+  std::filesystem::remove_all(root);
+}
+
+// A checkpoint's MANIFEST is written off the event loop: its write takes 2 s on a "slow disk"
+// (fsyncs under load took over a second) while the nodes keep their 1 s heartbeats; the
+// checkpoint is answered only once the manifest is in place, and nobody is lost meanwhile.
+TEST_F(SchedulerTest, SlowManifestWriteDoesNotStallTheEventLoop) {
+  constexpr absl::Duration kHeartbeatTimeout = absl::Seconds(1);
+  constexpr absl::Duration kSlowWrite = absl::Seconds(2);
+  const std::string root = absl::StrCat(::testing::TempDir(), "/slow-manifest-", getpid());
+  std::filesystem::remove_all(root);
+  std::atomic<bool> writing{false};
+  std::atomic<int> written{0};
+  StartScheduler(1, 1, root, [&](SchedulerOptions& options) {
+    options.heartbeat_timeout = kHeartbeatTimeout;
+    options.write_file = [&](const std::string& path, const std::string& contents) {
+      writing = true;
+      absl::SleepFor(kSlowWrite);
+      absl::Status status = WriteFileAtomically(path, contents);
+      writing = false;
+      ++written;
+      return status;
+    };
+  });
+  std::unique_ptr<SchedulerClient> server = NewClient(proto::SERVER, 1, kHeartbeatTimeout);
+  std::unique_ptr<SchedulerClient> worker = NewClient(proto::WORKER, 0, kHeartbeatTimeout);
+  RegisterAll({server.get(), worker.get()});
+  std::atomic<int> reported_dead{0};
+  server->SetNodeDeadCallback([&](const proto::NodeInfo&) { ++reported_dead; });
+  worker->SetNodeDeadCallback([&](const proto::NodeInfo&) { ++reported_dead; });
+  std::thread follower = AnswerOrders(server.get(), 1);
+  std::optional<absl::StatusOr<proto::Header>> answer;
+  std::thread control_thread([&] {
+    std::unique_ptr<SchedulerClient> control = NewClient(proto::CONTROL);
+    answer = control->ControlRequest(proto::CHECKPOINT_NOW, absl::Seconds(20));
+  });
+  for (int i = 0; i < 1000 && !writing && written == 0; ++i) absl::SleepFor(absl::Milliseconds(10));
+  ASSERT_TRUE(writing) << "the manifest write never started, or ended at once";
+  // While the manifest is written, the loop answers at once.
+  const absl::Status barrier = worker->Barrier("during-write", "workers", kHeartbeatTimeout / 2);
+  EXPECT_TRUE(barrier.ok()) << barrier;
+  EXPECT_TRUE(writing) << "the write ended before the barrier was answered";
+  control_thread.join();
+  follower.join();
+  ASSERT_TRUE(answer.has_value());
+  ASSERT_TRUE(answer->ok()) << answer->status();
+  EXPECT_EQ(written.load(), 1) << "the checkpoint was answered before its manifest was written";
+  EXPECT_TRUE(std::filesystem::exists((*answer)->checkpoint_dir() + "/MANIFEST"));
+  EXPECT_EQ(reported_dead.load(), 0);
+  EXPECT_TRUE(absl::IsDeadlineExceeded(server->WaitForShutdown(absl::Milliseconds(1))))
+      << "the server lost the scheduler";
   std::filesystem::remove_all(root);
 }
 
