@@ -581,9 +581,9 @@ std::optional<double> JsonNumberField(const std::string& json, const std::string
 std::string LastLine(const std::string& text) {
   size_t end = text.find_last_not_of("\n \t");
   if (end == std::string::npos) return "no output";
-  size_t begin = text.rfind('\n', end);
-  return text.substr(begin == std::string::npos ? 0 : begin + 1,
-                     end + 1 - (begin == std::string::npos ? 0 : begin + 1));
+  const size_t newline = text.rfind('\n', end);
+  const size_t begin = newline == std::string::npos ? 0 : newline + 1;
+  return text.substr(begin, end + 1 - begin);
 }
 
 // Runs ps-lite's benchmark (pslite_bench.sh) one turn at a time, never two at once (its
