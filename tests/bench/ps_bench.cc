@@ -46,8 +46,9 @@
 // authenticated.
 //
 // Columns:
-//   bytes/op   keys x (8 + 4 x dim): the keys and values one request carries (BENCHMARKS.md's
-//              "num x 12 bytes" for one float per key). A push+pull round trip counts twice.
+//   bytes/op   keys x (8 + 4 x dim): the keys and values one request carries (ps-lite's
+//              "num x 12 bytes" for one float per key, as pslite_bench.sh counts them). A push+pull
+//              round trip counts twice.
 //   median_ms  median latency of one op, all workers' samples pooled.
 //   ops/s      ops completed by all workers together per wall-clock second.
 //   GB/s       goodput: ops/s x bytes/op / 1e9.
@@ -170,7 +171,7 @@ constexpr float kLearningRate = 0.01f;
 constexpr float kGradient = 1.0f;
 constexpr size_t kKeyBytes = sizeof(uint64_t);
 constexpr size_t kValueBytes = sizeof(float);
-// Decimal units, as BENCHMARKS.md uses them (12 KB = 12,000 bytes).
+// Decimal units, as pslite_bench.sh uses them (12 KB = 12,000 bytes).
 constexpr double kBytesPerMB = 1e6;
 constexpr double kBytesPerGB = 1e9;
 // Rows of the "~4 MB" and "~16 MB per request" workloads.
@@ -419,15 +420,14 @@ absl::Status CheckPulledRows(KVWorker& worker, absl::Span<const uint64_t> keys, 
 // ---- Raw ZeroMQ baseline --------------------------------------------------------------------
 
 // What moving the same bytes over loopback costs with no Granary code in the way: each client
-// is a DEALER that sends [reply size: uint64][payload frames] with copying sends (as ps-lite's
-// raw figure in BENCHMARKS.md does) and waits for the reply; one ROUTER thread answers each
-// request with a copying send of the asked number of bytes. A raw push sends a key frame and a
-// value frame and gets a 1-byte ack; a raw pull sends the key frame and gets the values back.
-// Keys and values travel as separate frames, as in Granary and ps-lite: one 48 MB frame would
-// be slower for a reason of its own (glibc serves allocations over 32 MB with a fresh mmap, so
-// every such frame page-faults in anew: 4M keys x 1 float measured 0.55 GB/s as one frame).
-// Sockets get ConfigureSocket's options, so the kernel buffers equal Granary's and only
-// Granary's own software path differs.
+// is a DEALER that sends [reply size: uint64][payload frames] with copying sends and waits for the
+// reply; one ROUTER thread answers each request with a copying send of the asked number of bytes. A
+// raw push sends a key frame and a value frame and gets a 1-byte ack; a raw pull sends the key
+// frame and gets the values back. Keys and values travel as separate frames, as in Granary and
+// ps-lite: one 48 MB frame would be slower for a reason of its own (glibc serves allocations over
+// 32 MB with a fresh mmap, so every such frame page-faults in anew: 4M keys x 1 float measured 0.55
+// GB/s as one frame). Sockets get ConfigureSocket's options, so the kernel buffers equal Granary's
+// and only Granary's own software path differs.
 //
 // Thread-compatible: Exchange(client, ...) must be called from one thread per client.
 class RawZmqPair {
