@@ -30,7 +30,8 @@
 // worker on 127.0.0.1) runs as a child process with --cases "KEYS:REPEATS" --json FILE, and
 // times REPEATS pushes then REPEATS pulls; REPEATS is chosen so that each op takes about
 // --min_seconds / --slices, as ours do (and at most as many ops as ours per slice). So the order
-// is peer, ours, peer, ours, and vs_ps compares figures taken minutes, not days, apart. If the
+// is peer, ours, peer, ours, and vs_ps compares figures taken minutes, not days, apart. Only
+// runs of ps-lite's shape (--servers=1 --workers=1, the defaults) run the peer. If the
 // script is missing or a turn fails or overruns --peer_turn_seconds, one line says
 // "ps-lite: not measured: ..." and why, the rest of the run goes on without the peer, and the
 // run still succeeds. ps-lite's scheduler listens on the fixed port 8000: ps_bench runs one peer
@@ -592,8 +593,9 @@ std::string LastLine(const std::string& text) {
 // Thread-compatible.
 class PsliteTurns {
  public:
-  // `script` is --peer_script; `enabled` false (--peer=off) measures nothing.
-  PsliteTurns(std::string script, bool enabled);
+  // `script` is --peer_script. Measures nothing if `why_not` is non-empty (--peer=off, or a
+  // cluster shape ps-lite's benchmark does not have), and says so.
+  PsliteTurns(std::string script, const std::string& why_not);
   ~PsliteTurns();
   PsliteTurns(const PsliteTurns&) = delete;
   PsliteTurns& operator=(const PsliteTurns&) = delete;
@@ -617,9 +619,10 @@ class PsliteTurns {
   int turns_ = 0;
 };
 
-PsliteTurns::PsliteTurns(std::string script, bool enabled) : script_(std::move(script)) {
-  if (!enabled) {
-    Disable("--peer=off");
+PsliteTurns::PsliteTurns(std::string script, const std::string& why_not)
+    : script_(std::move(script)) {
+  if (!why_not.empty()) {
+    Disable(why_not);
   } else if (access(script_.c_str(), R_OK) != 0) {
     Disable(absl::StrCat(script_, " not found: ", std::strerror(errno)));
   } else if (dir_ = MakeTempDir("ps_bench-pslite"); dir_.empty()) {
@@ -1142,7 +1145,15 @@ absl::Status Run() {
 
   const absl::Time start = absl::Now();
   std::vector<Row> rows;
-  PsliteTurns peer(FLAGS_peer_script, FLAGS_peer == "auto");
+  // ps-lite's benchmark runs one server and one worker: other shapes have nothing to compare.
+  std::string peer_why_not;
+  if (FLAGS_peer == "off") {
+    peer_why_not = "--peer=off";
+  } else if (cluster.num_servers != 1 || cluster.num_workers != 1) {
+    peer_why_not = absl::StrCat("its benchmark runs 1 server and 1 worker, this run ",
+                                cluster.num_servers, " and ", cluster.num_workers);
+  }
+  PsliteTurns peer(FLAGS_peer_script, peer_why_not);
   status = RunBenchmark(cluster, curve, peer, &rows);
   if (!status.ok()) return status;
   return FinishTable(rows.size(), absl::ToDoubleSeconds(absl::Now() - start), FLAGS_json,
