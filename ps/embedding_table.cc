@@ -109,15 +109,39 @@ absl::Status EmbeddingTable::ForEachShard(absl::Span<const uint64_t> keys, Fn fn
   order.resize(keys.size());
   std::vector<size_t> next(begin_of.begin(), begin_of.end() - 1);
   for (size_t i = 0; i < keys.size(); ++i) order[next[keys[i] & mask]++] = static_cast<uint32_t>(i);
+  auto serve = [&](size_t s, std::unique_lock<std::mutex>& lock) {
+    return fn(*shards_[s],
+              absl::Span<const uint32_t>(order.data() + begin_of[s], begin_of[s + 1] - begin_of[s]),
+              lock);
+  };
+  // Shards whose lock is free are served first; one another request holds is tried again after
+  // the rest, and waited for only when every shard left is held. Requests that touch every
+  // shard (any batch of thousands of keys, and every batch with a hot key) then work on
+  // different shards at once, instead of each walking the shards in index order right behind
+  // the other and waiting for it on every shard where it is slower or was preempted.
+  thread_local std::vector<uint32_t> left;  // shards with keys not served yet
+  left.clear();
   for (size_t s = 0; s < num_shards; ++s) {
-    if (begin_of[s] == begin_of[s + 1]) continue;
-    Shard& shard = *shards_[s];
-    std::unique_lock<std::mutex> lock(shard.mutex);
-    absl::Status status =
-        fn(shard,
-           absl::Span<const uint32_t>(order.data() + begin_of[s], begin_of[s + 1] - begin_of[s]),
-           lock);
+    if (begin_of[s] != begin_of[s + 1]) left.push_back(static_cast<uint32_t>(s));
+  }
+  while (!left.empty()) {
+    size_t kept = 0;
+    for (uint32_t s : left) {
+      std::unique_lock<std::mutex> lock(shards_[s]->mutex, std::try_to_lock);
+      if (!lock.owns_lock()) {
+        left[kept++] = s;
+        continue;
+      }
+      absl::Status status = serve(s, lock);
+      if (!status.ok()) return status;
+    }
+    const bool served_any = kept < left.size();
+    left.resize(kept);
+    if (served_any || left.empty()) continue;
+    std::unique_lock<std::mutex> lock(shards_[left.front()]->mutex);  // all held: wait for one
+    absl::Status status = serve(left.front(), lock);
     if (!status.ok()) return status;
+    left.erase(left.begin());
   }
   return absl::OkStatus();
 }

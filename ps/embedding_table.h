@@ -161,9 +161,11 @@ class EmbeddingTable {
   EmbeddingTable(const proto::TableConfig& config, RowStore* store, int store_index,
                  const UpdateStamp* stamp, std::unique_ptr<Optimizer> optimizer);
 
-  // Groups key positions by shard and calls fn(shard, positions, lock) with the shard locked
-  // by `lock`, in shard index order; fn may move the lock out to keep the shard locked.
-  // Stops at the first error.
+  // Groups key positions by shard and calls fn(shard, positions, lock) once per shard with the
+  // shard locked by `lock`, one shard at a time: free shards first, a shard another request
+  // holds after the others (so not in index order). fn may unlock and relock `lock`, but must
+  // not keep it past its return. Stops at the first error; the shards served before it keep
+  // their changes.
   template <typename Fn>
   absl::Status ForEachShard(absl::Span<const uint64_t> keys, Fn fn);
   // Writes every logged push and every dirty cached row to RocksDB. REQUIRES: spiller_->LockAll

@@ -1,5 +1,6 @@
 // ps_bench: push, pull and push+pull round-trip throughput of Granary's data plane, in
-// ps-lite's terms, beside a raw ZeroMQ transfer of the same bytes.
+// ps-lite's terms, beside a raw ZeroMQ transfer of the same bytes and beside ps-lite itself,
+// run in the same slices.
 //
 // The whole cluster runs inside this process — a scheduler, --servers parameter servers and
 // --workers workers — but every node talks TCP over 127.0.0.1 exactly as separate processes
@@ -21,6 +22,21 @@
 // key first, so a table-mode row times updates of rows that exist, not their creation.
 // The raw pair and both modes are timed in interleaved slices (--slices), so that load from
 // elsewhere on the machine hits all of them alike and the ratios between them stay meaningful.
+// A slice times every op in turn (push, pull, push+pull; raw, then each cluster).
+//
+// ps-lite beside us (--peer): for ps-lite's own rows (1K, 160K, 1M and 4M keys x 1 float) each
+// slice starts with a peer turn: --peer_script (../shared/peers/pslite_bench.sh, which builds
+// ps-lite's test_kv_app_benchmark once and runs its scheduler, server with an empty handler and
+// worker on 127.0.0.1) runs as a child process with --cases "KEYS:REPEATS" --json FILE, and
+// times REPEATS pushes then REPEATS pulls; REPEATS is chosen so that each op takes about
+// --min_seconds / --slices, as ours do (and at most as many ops as ours per slice). So the order
+// is peer, ours, peer, ours, and vs_ps compares figures taken minutes, not days, apart. Only
+// runs of ps-lite's shape (--servers=1 --workers=1, the defaults) run the peer. If the
+// script is missing or a turn fails or overruns --peer_turn_seconds, one line says
+// "ps-lite: not measured: ..." and why, the rest of the run goes on without the peer, and the
+// run still succeeds. ps-lite's scheduler listens on the fixed port 8000: ps_bench runs one peer
+// turn at a time, but two ps_bench runs with the peer (or anything else running
+// pslite_bench.sh) must not overlap; run them under one lock, e.g. flock /tmp/pslite.lock.
 //
 // What CURVE costs (--auth): each mode runs as two clusters, one unauthenticated ("off": no
 // CURVE on any socket, as the roles' --insecure_no_auth) and one authenticated exactly as
@@ -31,8 +47,9 @@
 // authenticated.
 //
 // Columns:
-//   bytes/op   keys x (8 + 4 x dim): the keys and values one request carries (BENCHMARKS.md's
-//              "num x 12 bytes" for one float per key). A push+pull round trip counts twice.
+//   bytes/op   keys x (8 + 4 x dim): the keys and values one request carries (ps-lite's
+//              "num x 12 bytes" for one float per key, as pslite_bench.sh counts them). A push+pull
+//              round trip counts twice.
 //   median_ms  median latency of one op, all workers' samples pooled.
 //   ops/s      ops completed by all workers together per wall-clock second.
 //   GB/s       goodput: ops/s x bytes/op / 1e9.
@@ -40,17 +57,25 @@
 //              measured in this run (push+pull derived from push and pull, see
 //              RawPushPullGbps); vs_raw = GB/s / raw GB/s. One ROUTER thread serves all
 //              --workers clients, so the ratio is cleanest with one server and one worker.
-//   ps-lite    published figures from /work/shared/docs/BENCHMARKS.md (not measured here);
-//              vs_ps = GB/s / ps-lite. Only rows BENCHMARKS.md has; "-" elsewhere.
+//   ps-lite    ps-lite's goodput for the same workload and op, measured in the peer turns of
+//              the same slices (push and pull of ps-lite's rows only; "-" elsewhere or when the
+//              peer was not measured); vs_ps = GB/s / ps-lite. ps-lite has no authentication,
+//              so the fair ratio is an "off" row's; a curve row's is for information. The
+//              closing table "Beside ps-lite (this run)" lists each row's ratio per slice (our
+//              slice against the peer turn just before it) and their range.
 //   auth       off or curve (see above); vs_off = a curve row's GB/s / the off row's of the same
 //              workload, op and mode, timed in the same turns.
 //
 // Usage:
 //   ps_bench                        the standard suite (ps-lite's rows, 10K x 16, 4 and 16 MB)
+//   ps_bench --peer=off             without ps-lite
 //   ps_bench --quick                a smoke test: 1K x 1 and 10K x 16, 0.2 s per op
 //   ps_bench --keys=N --dim=D       one custom workload
 //   [--servers=N --workers=M --mode=transport|table|both --auth=off|curve|both
-//    --min_seconds=S --slices=N --json=PATH]
+//    --min_seconds=S --slices=N --json=PATH --peer=auto|off --peer_script=PATH]
+#include <signal.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -60,6 +85,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <initializer_list>
@@ -87,7 +113,9 @@
 #include "ps/server.h"
 #include "tests/bench/bench_json.h"
 #include "tests/bench/bench_main.h"
+#include "tests/testing/child_process.h"
 #include "tests/testing/in_process_cluster.h"
+#include "tests/testing/temp_dir.h"
 #include "worker/kv_worker.h"
 #include "zmq.hpp"
 
@@ -120,6 +148,18 @@ DEFINE_bool(raw, true, "Also time a raw ZeroMQ transfer of the same bytes.");
 DEFINE_int32(slices, 4,
              "Turns each op takes between the raw pair and the clusters. More (e.g. 40 with "
              "--min_seconds=4) steady the ratios of fast rows on a busy machine.");
+DEFINE_string(peer, "auto",
+              "ps-lite beside us on its own rows: auto (run --peer_script if it exists and "
+              "works; otherwise say why and go on without it) or off.");
+DEFINE_string(peer_script, GRANARY_SOURCE_DIR "/../shared/peers/pslite_bench.sh",
+              "ps-lite's benchmark script (see ../shared/peers/README.md). Its scheduler uses "
+              "the fixed port 8000: never let two runs of it overlap.");
+DEFINE_double(peer_turn_seconds, 120,
+              "Deadline of one ps-lite turn; a turn that overruns it is stopped and the peer is "
+              "left out of the rest of the run.");
+DEFINE_double(peer_build_seconds, 900,
+              "Extra deadline of the first ps-lite turn, in which the script builds ps-lite "
+              "once if it has not been built yet.");
 
 namespace granary {
 namespace {
@@ -132,7 +172,7 @@ constexpr float kLearningRate = 0.01f;
 constexpr float kGradient = 1.0f;
 constexpr size_t kKeyBytes = sizeof(uint64_t);
 constexpr size_t kValueBytes = sizeof(float);
-// Decimal units, as BENCHMARKS.md uses them (12 KB = 12,000 bytes).
+// Decimal units, as pslite_bench.sh uses them (12 KB = 12,000 bytes).
 constexpr double kBytesPerMB = 1e6;
 constexpr double kBytesPerGB = 1e9;
 // Rows of the "~4 MB" and "~16 MB per request" workloads.
@@ -177,31 +217,14 @@ size_t BytesPerOp(const Workload& workload, Op op) {
   return op == Op::kPushPull ? 2 * bytes : bytes;
 }
 
-// ps-lite's figures as published in /work/shared/docs/BENCHMARKS.md: dmlc/ps-lite 15b8adf,
-// tests/test_kv_app_benchmark.cc, 1 server + 1 worker on 127.0.0.1, empty server handler,
-// median of 3 runs, measured on a machine of the same kind as ours (2 cores, Debian 12).
-// They are not measured in this run.
-struct PsliteReference {
-  size_t keys;
-  int dim;
-  double push_gbps;
-  double pull_gbps;
-};
-constexpr PsliteReference kPsliteReferences[] = {
-    {1000, 1, 0.073, 0.068},
-    {160000, 1, 1.50, 1.47},
-    {1000000, 1, 0.69, 1.03},
-    {4000000, 1, 0.72, 1.01},
-};
+// The keys per request of ps-lite's benchmark rows (one float per key): the workloads the peer
+// runs beside us.
+constexpr size_t kPsliteKeys[] = {1000, 160000, 1000000, 4000000};
+constexpr int kPsliteDim = 1;
 
-// ps-lite's goodput for this workload and op, or 0 if BENCHMARKS.md has none.
-double PsliteGbps(const Workload& workload, Op op) {
-  for (const PsliteReference& ref : kPsliteReferences) {
-    if (ref.keys != workload.keys || ref.dim != workload.dim) continue;
-    if (op == Op::kPush) return ref.push_gbps;
-    if (op == Op::kPull) return ref.pull_gbps;
-  }
-  return 0;
+bool IsPsliteWorkload(const Workload& workload) {
+  return workload.dim == kPsliteDim && std::find(std::begin(kPsliteKeys), std::end(kPsliteKeys),
+                                                 workload.keys) != std::end(kPsliteKeys);
 }
 
 size_t KeysForRequestBytes(double bytes, int dim) {
@@ -220,9 +243,7 @@ Workload MakeWorkload(size_t keys, int dim) {
 
 std::vector<Workload> StandardSuite() {
   std::vector<Workload> suite;
-  for (const PsliteReference& ref : kPsliteReferences) {
-    suite.push_back(MakeWorkload(ref.keys, ref.dim));
-  }
+  for (size_t keys : kPsliteKeys) suite.push_back(MakeWorkload(keys, kPsliteDim));
   suite.push_back(MakeWorkload(10000, kLargeRequestDim));
   for (double megabytes : {4.0, 16.0}) {
     Workload workload = MakeWorkload(KeysForRequestBytes(megabytes * kBytesPerMB, kLargeRequestDim),
@@ -281,6 +302,8 @@ struct Timing {
   int64_t ops = 0;                   // timed ops of all threads
   double wall_seconds = 0;           // per slice: first thread's start to last thread's end
   std::vector<double> latencies_ms;  // one per op
+  // By slice (TimeInTurns): that slice's ops per second; 0 where this sat the slice out.
+  std::vector<double> slice_ops_per_second;
 
   void Add(const Timing& slice) {
     ops += slice.ops;
@@ -398,15 +421,14 @@ absl::Status CheckPulledRows(KVWorker& worker, absl::Span<const uint64_t> keys, 
 // ---- Raw ZeroMQ baseline --------------------------------------------------------------------
 
 // What moving the same bytes over loopback costs with no Granary code in the way: each client
-// is a DEALER that sends [reply size: uint64][payload frames] with copying sends (as ps-lite's
-// raw figure in BENCHMARKS.md does) and waits for the reply; one ROUTER thread answers each
-// request with a copying send of the asked number of bytes. A raw push sends a key frame and a
-// value frame and gets a 1-byte ack; a raw pull sends the key frame and gets the values back.
-// Keys and values travel as separate frames, as in Granary and ps-lite: one 48 MB frame would
-// be slower for a reason of its own (glibc serves allocations over 32 MB with a fresh mmap, so
-// every such frame page-faults in anew: 4M keys x 1 float measured 0.55 GB/s as one frame).
-// Sockets get ConfigureSocket's options, so the kernel buffers equal Granary's and only
-// Granary's own software path differs.
+// is a DEALER that sends [reply size: uint64][payload frames] with copying sends and waits for the
+// reply; one ROUTER thread answers each request with a copying send of the asked number of bytes. A
+// raw push sends a key frame and a value frame and gets a 1-byte ack; a raw pull sends the key
+// frame and gets the values back. Keys and values travel as separate frames, as in Granary and
+// ps-lite: one 48 MB frame would be slower for a reason of its own (glibc serves allocations over
+// 32 MB with a fresh mmap, so every such frame page-faults in anew: 4M keys x 1 float measured 0.55
+// GB/s as one frame). Sockets get ConfigureSocket's options, so the kernel buffers equal Granary's
+// and only Granary's own software path differs.
 //
 // Thread-compatible: Exchange(client, ...) must be called from one thread per client.
 class RawZmqPair {
@@ -520,6 +542,160 @@ absl::Status RunRawOp(RawZmqPair& pair, int client, Op op, const Workload& workl
   return pair.Exchange(client, {key_bytes}, value_bytes);
 }
 
+// ---- ps-lite beside us ----------------------------------------------------------------------
+
+// What one peer turn measured: ps-lite's ms per request and goodput for push and pull.
+struct PeerTurn {
+  int64_t repeats = 0;  // requests of each op
+  double push_ms = 0;
+  double pull_ms = 0;
+  double push_gbps = 0;
+  double pull_gbps = 0;
+};
+
+// Before the first turn, the time of one ps-lite request is guessed as a fixed latency plus the
+// bytes at this goodput; later turns use the previous turn's figures. Only the number of
+// requests of the first turn depends on the guess.
+constexpr double kPeerGuessLatencyMs = 0.1;
+constexpr double kPeerGuessGbps = 1.0;
+// How long a stopped turn's script gets to stop its own processes (its TERM trap) before it is
+// killed.
+constexpr absl::Duration kPeerStopGrace = absl::Seconds(5);
+constexpr char kShell[] = "/bin/bash";
+
+// The value of the first "name": number field in `json`, or nullopt. Enough for the flat
+// objects pslite_bench.sh writes ({"keys": 1000, "push_ms": 0.0888, ...}).
+std::optional<double> JsonNumberField(const std::string& json, const std::string& name) {
+  const std::string quoted = absl::StrCat("\"", name, "\"");
+  size_t at = json.find(quoted);
+  if (at == std::string::npos) return std::nullopt;
+  at = json.find(':', at + quoted.size());
+  if (at == std::string::npos) return std::nullopt;
+  const char* begin = json.c_str() + at + 1;
+  char* end = nullptr;
+  const double value = std::strtod(begin, &end);
+  if (end == begin || !std::isfinite(value)) return std::nullopt;
+  return value;
+}
+
+// The last non-empty line of `text` (a failed script's reason), or "no output".
+std::string LastLine(const std::string& text) {
+  size_t end = text.find_last_not_of("\n \t");
+  if (end == std::string::npos) return "no output";
+  const size_t newline = text.rfind('\n', end);
+  const size_t begin = newline == std::string::npos ? 0 : newline + 1;
+  return text.substr(begin, end + 1 - begin);
+}
+
+// Runs ps-lite's benchmark (pslite_bench.sh) one turn at a time, never two at once (its
+// scheduler's port is fixed). Once a turn fails it says why, once, and measures no more.
+//
+// Thread-compatible.
+class PsliteTurns {
+ public:
+  // `script` is --peer_script. Measures nothing if `why_not` is non-empty (--peer=off, or a
+  // cluster shape ps-lite's benchmark does not have), and says so.
+  PsliteTurns(std::string script, const std::string& why_not);
+  ~PsliteTurns();
+  PsliteTurns(const PsliteTurns&) = delete;
+  PsliteTurns& operator=(const PsliteTurns&) = delete;
+
+  bool measuring() const { return measuring_; }
+
+  // One turn of `keys` keys x 1 float, `repeats` pushes then as many pulls. Returns nullopt
+  // (after printing the one "ps-lite: not measured" line) if the peer is not, or no longer,
+  // measured.
+  std::optional<PeerTurn> Run(size_t keys, int64_t repeats);
+
+ private:
+  absl::StatusOr<PeerTurn> RunOnce(size_t keys, int64_t repeats);
+  void Disable(const std::string& why);
+
+  const std::string script_;
+  bool measuring_ = true;
+  bool built_ = false;  // a turn succeeded, so the script will not build again
+  std::string dir_;     // logs and JSON of the turns; kept if a turn failed
+  bool keep_dir_ = false;
+  int turns_ = 0;
+};
+
+PsliteTurns::PsliteTurns(std::string script, const std::string& why_not)
+    : script_(std::move(script)) {
+  if (!why_not.empty()) {
+    Disable(why_not);
+  } else if (access(script_.c_str(), R_OK) != 0) {
+    Disable(absl::StrCat(script_, " not found: ", std::strerror(errno)));
+  } else if (dir_ = MakeTempDir("ps_bench-pslite"); dir_.empty()) {
+    Disable("cannot create a temporary folder for its logs");
+  }
+}
+
+PsliteTurns::~PsliteTurns() {
+  if (dir_.empty() || keep_dir_) return;
+  std::error_code ignored;
+  std::filesystem::remove_all(dir_, ignored);
+}
+
+void PsliteTurns::Disable(const std::string& why) {
+  if (!measuring_) return;
+  measuring_ = false;
+  absl::PrintF("ps-lite: not measured: %s; rows without ps-lite figures from here on\n", why);
+  std::fflush(stdout);
+}
+
+std::optional<PeerTurn> PsliteTurns::Run(size_t keys, int64_t repeats) {
+  if (!measuring_) return std::nullopt;
+  absl::StatusOr<PeerTurn> turn = RunOnce(keys, repeats);
+  if (!turn.ok()) {
+    keep_dir_ = true;  // the message names a log in it
+    Disable(std::string(turn.status().message()));
+    return std::nullopt;
+  }
+  built_ = true;
+  return *turn;
+}
+
+absl::StatusOr<PeerTurn> PsliteTurns::RunOnce(size_t keys, int64_t repeats) {
+  const int turn = turns_++;
+  const std::string json = absl::StrCat(dir_, "/turn", turn, ".json");
+  const std::string log = absl::StrCat(dir_, "/turn", turn, ".log");
+  absl::StatusOr<ChildProcess> child = ChildProcess::Start(
+      {kShell, script_, "--cases", absl::StrCat(keys, ":", repeats), "--json", json}, log);
+  if (!child.ok()) return absl::UnavailableError(std::string(child.status().message()));
+  const absl::Duration deadline =
+      absl::Seconds(FLAGS_peer_turn_seconds + (built_ ? 0.0 : FLAGS_peer_build_seconds));
+  std::optional<int> exit_code = child->WaitForExit(deadline);
+  if (!exit_code.has_value()) {
+    child->Signal(SIGTERM);  // its trap stops the processes it started
+    child->WaitForExit(kPeerStopGrace);
+    return absl::DeadlineExceededError(
+        absl::StrCat(script_, " gave no result within ", absl::FormatDuration(deadline), " (", keys,
+                     " keys x ", repeats, " repeats; log ", log, ")"));
+  }
+  if (*exit_code != 0) {
+    return absl::UnavailableError(
+        absl::StrCat(script_, " failed (exit ", *exit_code, "): ", LastLine(ReadFile(log))));
+  }
+  const std::string text = ReadFile(json);
+  PeerTurn result;
+  result.repeats = repeats;
+  std::optional<double> got_keys = JsonNumberField(text, "keys");
+  std::optional<double> push_ms = JsonNumberField(text, "push_ms");
+  std::optional<double> pull_ms = JsonNumberField(text, "pull_ms");
+  std::optional<double> push_gbps = JsonNumberField(text, "push_gbps");
+  std::optional<double> pull_gbps = JsonNumberField(text, "pull_gbps");
+  if (!got_keys || *got_keys != static_cast<double>(keys) || !push_ms || !pull_ms || !push_gbps ||
+      !pull_gbps || *push_ms <= 0 || *pull_ms <= 0 || *push_gbps <= 0 || *pull_gbps <= 0) {
+    return absl::DataLossError(absl::StrCat(script_, " wrote no figures for ", keys, " keys to ",
+                                            json, ": '", LastLine(text), "'"));
+  }
+  result.push_ms = *push_ms;
+  result.pull_ms = *pull_ms;
+  result.push_gbps = *push_gbps;
+  result.pull_gbps = *pull_gbps;
+  return result;
+}
+
 // ---- Results --------------------------------------------------------------------------------
 
 struct Row {
@@ -533,8 +709,11 @@ struct Row {
   Timing timing;
   double gbps = 0;
   double raw_gbps = 0;     // 0: not measured
-  double pslite_gbps = 0;  // 0: BENCHMARKS.md has no figure
-  double off_gbps = 0;     // a curve row's unauthenticated twin; 0: none (or an off row)
+  double pslite_gbps = 0;  // ps-lite's, over this run's peer turns; 0: not measured
+  // By slice: GB/s in that slice / ps-lite's in the peer turn just before it; 0 where either
+  // was not measured.
+  std::vector<double> vs_ps_by_slice;
+  double off_gbps = 0;  // a curve row's unauthenticated twin; 0: none (or an off row)
   double off_ops_per_second = 0;
 };
 
@@ -568,6 +747,38 @@ void PrintRow(const Row& row) {
 }
 
 constexpr char kCostFormat[] = "%-22s %-9s %-9s %9s %9s %10s %10s %9s\n";
+
+constexpr char kPeerFormat[] = "%-22s %-9s %-9s %-5s %9s %9s %7s  %-13s %s\n";
+
+// The closing table when the peer was measured: per row that has ps-lite figures, the ratio
+// ours / ps-lite in each slice and their range.
+void PrintBesidePslite(const std::vector<Row>& rows) {
+  bool any = false;
+  for (const Row& row : rows) any = any || row.pslite_gbps > 0;
+  if (!any) return;
+  absl::PrintF(
+      "\nBeside ps-lite (this run; a peer turn, then ours, in every slice; GB/s ours / "
+      "ps-lite). ps-lite has no authentication: the \"off\" rows are the comparison, curve rows "
+      "are for information:\n");
+  absl::PrintF(kPeerFormat, "workload", "op", "mode", "auth", "GB/s", "ps-lite", "vs_ps", "range",
+               "per slice");
+  for (const Row& row : rows) {
+    if (row.pslite_gbps <= 0) continue;
+    std::vector<std::string> slices;
+    double low = 0, high = 0;
+    for (double ratio : row.vs_ps_by_slice) {
+      if (ratio <= 0) continue;
+      low = slices.empty() ? ratio : std::min(low, ratio);
+      high = slices.empty() ? ratio : std::max(high, ratio);
+      slices.push_back(absl::StrFormat("%.2f", ratio));
+    }
+    absl::PrintF(kPeerFormat, row.workload, row.op, row.mode, row.auth,
+                 absl::StrFormat("%.3f", row.gbps), absl::StrFormat("%.3f", row.pslite_gbps),
+                 FormatRatio(row.gbps, row.pslite_gbps),
+                 slices.empty() ? "-" : absl::StrFormat("%.2f-%.2fx", low, high),
+                 absl::StrJoin(slices, " "));
+  }
+}
 
 // The closing table of --auth=both: per workload, op and mode, the unauthenticated and the
 // authenticated goodput and round trips per second side by side, and curve/off.
@@ -664,34 +875,73 @@ LoopOptions SliceOf(const LoopOptions& loop, int slice) {
   return part;
 }
 
-// Times `op` for every contender, in loop.slices turns; returns their timings in order. A
-// contender already timed for loop.seconds sits out the remaining turns: an op slower than a
-// slice (4M keys through a table) would otherwise run loop.slices times.
-absl::StatusOr<std::vector<Timing>> TimeInTurns(const std::vector<Contender>& contenders, Op op,
-                                                int threads, const LoopOptions& loop) {
-  std::vector<Timing> timings(contenders.size());
+// Called before each slice of TimeInTurns with the slice's index: the peer's turn.
+using BeforeSlice = std::function<void(int slice)>;
+
+// Times every op for every contender, in loop.slices turns: each slice calls `before_slice`,
+// then times each op on each contender. Returns the timings by op (as kOps) and contender. A
+// contender already timed for loop.seconds on an op sits out its remaining turns: an op slower
+// than a slice (4M keys through a table) would otherwise run loop.slices times.
+absl::StatusOr<std::vector<std::vector<Timing>>> TimeInTurns(
+    const std::vector<Contender>& contenders, int threads, const LoopOptions& loop,
+    const BeforeSlice& before_slice) {
+  std::vector<std::vector<Timing>> timings(std::size(kOps), std::vector<Timing>(contenders.size()));
+  for (std::vector<Timing>& by_contender : timings) {
+    for (Timing& timing : by_contender) timing.slice_ops_per_second.assign(loop.slices, 0);
+  }
   for (int slice = 0; slice < loop.slices; ++slice) {
-    for (size_t c = 0; c < contenders.size(); ++c) {
-      if (contenders[c].raw && op == Op::kPushPull) continue;  // see RawPushPullGbps
-      if (timings[c].wall_seconds >= loop.seconds) continue;
-      absl::StatusOr<Timing> timing = TimeConcurrently(
-          threads, SliceOf(loop, slice), [&](int t) { return contenders[c].run(op, t); });
-      if (!timing.ok()) {
-        return absl::Status(
-            timing.status().code(),
-            absl::StrCat(OpName(op), " (", contenders[c].name, "): ", timing.status().message()));
+    before_slice(slice);
+    for (size_t o = 0; o < std::size(kOps); ++o) {
+      const Op op = kOps[o];
+      for (size_t c = 0; c < contenders.size(); ++c) {
+        if (contenders[c].raw && op == Op::kPushPull) continue;  // see RawPushPullGbps
+        if (timings[o][c].wall_seconds >= loop.seconds) continue;
+        absl::StatusOr<Timing> timing = TimeConcurrently(
+            threads, SliceOf(loop, slice), [&](int t) { return contenders[c].run(op, t); });
+        if (!timing.ok()) {
+          return absl::Status(
+              timing.status().code(),
+              absl::StrCat(OpName(op), " (", contenders[c].name, "): ", timing.status().message()));
+        }
+        timings[o][c].Add(*timing);
+        timings[o][c].slice_ops_per_second[slice] = timing->ops_per_second();
       }
-      timings[c].Add(*timing);
     }
   }
   return timings;
+}
+
+// The number of requests per op of a peer turn: about as long as one of our slices of an op
+// (at the previous turn's speed, or a guess before the first), and no more than ours do.
+int64_t PeerRepeats(const Workload& workload, const LoopOptions& loop,
+                    const std::optional<PeerTurn>& previous) {
+  const double ms = previous.has_value()
+                        ? (previous->push_ms + previous->pull_ms) / 2
+                        : kPeerGuessLatencyMs + RequestBytes(workload.keys, workload.dim) /
+                                                    (kPeerGuessGbps * kBytesPerGB) * 1e3;
+  const double slice_ms = loop.seconds / loop.slices * 1e3;
+  const int64_t repeats = static_cast<int64_t>(std::ceil(slice_ms / ms));
+  return std::clamp<int64_t>(repeats, 1, SliceOf(loop, 0).max_iters);
+}
+
+// ps-lite's goodput for `op` over all `turns` (total bytes / total time); 0 if none measured or
+// `op` is not one ps-lite times.
+double PeerGbps(const std::vector<std::optional<PeerTurn>>& turns, Op op, size_t bytes_per_op) {
+  if (op == Op::kPushPull) return 0;
+  double requests = 0, seconds = 0;
+  for (const std::optional<PeerTurn>& turn : turns) {
+    if (!turn.has_value()) continue;
+    requests += turn->repeats;
+    seconds += turn->repeats * (op == Op::kPush ? turn->push_ms : turn->pull_ms) / 1e3;
+  }
+  return seconds > 0 ? requests * bytes_per_op / seconds / kBytesPerGB : 0;
 }
 
 // Times every op of `workload` on a raw pair and on every cluster, and appends (and prints)
 // one row per op and mode.
 absl::Status MeasureWorkload(const Workload& workload, std::vector<ModeCluster>& clusters,
                              const InProcessClusterOptions& cluster, const LoopOptions& loop,
-                             std::vector<Row>* rows) {
+                             PsliteTurns& peer, std::vector<Row>* rows) {
   const std::vector<uint64_t> keys = BenchKeys(workload.keys);
   const std::vector<float> grads(keys.size() * workload.dim, kGradient);
   const std::string table = TableOfDim(workload.dim);
@@ -718,13 +968,26 @@ absl::Status MeasureWorkload(const Workload& workload, std::vector<ModeCluster>&
                                    &granary});
   }
 
+  // The peer's turn opens each slice of ps-lite's workloads; by slice, nullopt where it did
+  // not run.
+  std::vector<std::optional<PeerTurn>> peer_turns(loop.slices);
+  const bool with_peer = IsPsliteWorkload(workload) && peer.measuring();
+  std::optional<PeerTurn> last_turn;
+  absl::StatusOr<std::vector<std::vector<Timing>>> all_timings =
+      TimeInTurns(contenders, threads, loop, [&](int slice) {
+        if (!with_peer) return;
+        peer_turns[slice] = peer.Run(workload.keys, PeerRepeats(workload, loop, last_turn));
+        if (peer_turns[slice].has_value()) last_turn = peer_turns[slice];
+      });
+  if (!all_timings.ok()) {
+    return absl::Status(all_timings.status().code(),
+                        absl::StrCat(workload.name, ": ", all_timings.status().message()));
+  }
+
   std::vector<double> raw_gbps;  // by op, as kOps
-  for (Op op : kOps) {
-    absl::StatusOr<std::vector<Timing>> timings = TimeInTurns(contenders, op, threads, loop);
-    if (!timings.ok()) {
-      return absl::Status(timings.status().code(),
-                          absl::StrCat(workload.name, ": ", timings.status().message()));
-    }
+  for (size_t o = 0; o < std::size(kOps); ++o) {
+    const Op op = kOps[o];
+    std::vector<Timing>* timings = &(*all_timings)[o];
     const size_t bytes_per_op = BytesPerOp(workload, op);
     if (raw != nullptr) {
       raw_gbps.push_back(op == Op::kPushPull ? RawPushPullGbps(raw_gbps[0], raw_gbps[1])
@@ -744,7 +1007,16 @@ absl::Status MeasureWorkload(const Workload& workload, std::vector<ModeCluster>&
       row.timing = std::move((*timings)[c]);
       row.gbps = Goodput(row.timing, bytes_per_op);
       row.raw_gbps = raw_gbps.empty() ? 0 : raw_gbps.back();
-      row.pslite_gbps = PsliteGbps(workload, op);
+      row.pslite_gbps = PeerGbps(peer_turns, op, bytes_per_op);
+      if (row.pslite_gbps > 0) {
+        row.vs_ps_by_slice.assign(loop.slices, 0);
+        for (int slice = 0; slice < loop.slices; ++slice) {
+          const std::optional<PeerTurn>& turn = peer_turns[slice];
+          const double ours = row.timing.slice_ops_per_second[slice] * bytes_per_op / kBytesPerGB;
+          if (!turn.has_value() || ours <= 0) continue;
+          row.vs_ps_by_slice[slice] = ours / (op == Op::kPush ? turn->push_gbps : turn->pull_gbps);
+        }
+      }
       if (contenders[c].granary->curve && off_row != nullptr && off_row->mode == row.mode) {
         row.off_gbps = off_row->gbps;
         row.off_ops_per_second = off_row->timing.ops_per_second();
@@ -782,6 +1054,14 @@ absl::Status CheckFlags() {
     return absl::InvalidArgumentError(
         absl::StrCat("unknown --mode=", FLAGS_mode, " (use transport, table or both)"));
   }
+  if (FLAGS_peer != "auto" && FLAGS_peer != "off") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown --peer=", FLAGS_peer, " (use auto or off)"));
+  }
+  if (FLAGS_peer_turn_seconds <= 0 || FLAGS_peer_build_seconds < 0) {
+    return absl::InvalidArgumentError(
+        "--peer_turn_seconds must be > 0 and --peer_build_seconds >= 0");
+  }
   if (FLAGS_auth != "off" && FLAGS_auth != "curve" && FLAGS_auth != "both") {
     return absl::InvalidArgumentError(
         absl::StrCat("unknown --auth=", FLAGS_auth, " (use off, curve or both)"));
@@ -795,7 +1075,8 @@ std::vector<Workload> SelectedWorkloads() {
 }
 
 absl::Status RunBenchmark(const InProcessClusterOptions& cluster,
-                          const std::optional<CurveKeys>& curve, std::vector<Row>* rows) {
+                          const std::optional<CurveKeys>& curve, PsliteTurns& peer,
+                          std::vector<Row>* rows) {
   LoopOptions loop;
   loop.seconds = FLAGS_min_seconds;
   if (FLAGS_quick && gflags::GetCommandLineFlagInfoOrDie("min_seconds").is_default) {
@@ -835,9 +1116,10 @@ absl::Status RunBenchmark(const InProcessClusterOptions& cluster,
         if (!status.ok()) return status;
       }
     }
-    absl::Status status = MeasureWorkload(workload, clusters, cluster, loop, rows);
+    absl::Status status = MeasureWorkload(workload, clusters, cluster, loop, peer, rows);
     if (!status.ok()) return status;
   }
+  PrintBesidePslite(*rows);
   if (FLAGS_auth == "both") PrintCurveCost(*rows);
   return absl::OkStatus();
 }
@@ -863,7 +1145,16 @@ absl::Status Run() {
 
   const absl::Time start = absl::Now();
   std::vector<Row> rows;
-  status = RunBenchmark(cluster, curve, &rows);
+  // ps-lite's benchmark runs one server and one worker: other shapes have nothing to compare.
+  std::string peer_why_not;
+  if (FLAGS_peer == "off") {
+    peer_why_not = "--peer=off";
+  } else if (cluster.num_servers != 1 || cluster.num_workers != 1) {
+    peer_why_not = absl::StrCat("its benchmark runs 1 server and 1 worker, this run ",
+                                cluster.num_servers, " and ", cluster.num_workers);
+  }
+  PsliteTurns peer(FLAGS_peer_script, peer_why_not);
+  status = RunBenchmark(cluster, curve, peer, &rows);
   if (!status.ok()) return status;
   return FinishTable(rows.size(), absl::ToDoubleSeconds(absl::Now() - start), FLAGS_json,
                      RowsJson(rows, cluster));
@@ -877,6 +1168,6 @@ int main(int argc, char** argv) {
       "ps_bench",
       "ps_bench [--quick] [--keys=N --dim=D] [--servers=N] [--workers=M] "
       "[--mode=transport|table|both] [--auth=off|curve|both] [--min_seconds=S] "
-      "[--json=PATH]",
+      "[--json=PATH] [--peer=auto|off] [--peer_script=PATH]",
       argc, argv, granary::Run);
 }

@@ -11,6 +11,9 @@
 // of its 8 bytes, so hot keys spread over every cache shard. A batch is --batch draws,
 // deduplicated and sorted as KVWorker sends them; rows/s counts its unique keys. Every batch
 // is generated before any timing, and the same batches serve every dim and set-up.
+// --hot_key adds key rank 1 to every batch (a bias row, a popular item), which every request
+// then updates; with --threads=2 two requests at a time push it. (At Zipf 1.1 and 4,096 draws
+// rank 1, drawn with p = 0.095, is in every batch already; the flag matters for flatter --zipf.)
 //
 // Set-ups (--cache_fractions), each a fresh EmbeddingTable and RowStore with default options:
 //   memory     cache_bytes = keys x (row stride + RowCache::kMaxOverheadBytesPerRow), plus
@@ -72,8 +75,8 @@
 //   table_bench                    dims 16 and 64, 10 M keys, memory / 10 % / 1 %
 //   table_bench --quick            a smoke test: 200 K keys, a fraction of a second per phase
 //   [--keys=N --zipf=S --batch=B --batches=N --phase_seconds=S --warmup_batches=N
-//    --warmup_seconds=S --dims=16,64 --cache_fractions=1,0.1,0.01 --threads=T --dir=DIR
-//    --json=PATH --v=1 (warm-up progress)]
+//    --warmup_seconds=S --dims=16,64 --cache_fractions=1,0.1,0.01 --threads=T --hot_key
+//    --dir=DIR --json=PATH --v=1 (warm-up progress)]
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -132,7 +135,12 @@ DEFINE_int32(warmup_threads, 0, "Threads of the (untimed) prefill and warm-up; 0
 DEFINE_string(dims, "16,64", "Comma-separated embedding dims.");
 DEFINE_string(cache_fractions, "1,0.1,0.01",
               "Comma-separated cache sizes as fractions of the whole table; 1 = all in memory.");
-DEFINE_int32(threads, 1, "Threads calling the table at once; batches are dealt round-robin.");
+DEFINE_int32(threads, 1,
+             "Threads calling the table at once in the timed phases; batches are dealt "
+             "round-robin.");
+DEFINE_bool(hot_key, false,
+            "Every batch also holds key rank 1, as a bias row or a popular item would be: one "
+            "row every request updates.");
 DEFINE_int32(shards, granary::EmbeddingTable::kDefaultShards, "Cache shards of the table.");
 DEFINE_string(dir, "/tmp", "A fresh folder is made (and removed at the end) under this one.");
 DEFINE_string(json, "", "If set, the result rows are also written here as a JSON array.");
@@ -284,14 +292,17 @@ class Batches {
   size_t max_batch_keys_ = 0;
 };
 
-// `count` batches of `draws` Zipf draws each, deduplicated and sorted as KVWorker sends them.
-Batches ZipfBatches(const ZipfSampler& sampler, Random& random, int count, int draws) {
+// `count` batches of `draws` Zipf draws each, plus key rank 1 if `hot_key`, deduplicated and
+// sorted as KVWorker sends them.
+Batches ZipfBatches(const ZipfSampler& sampler, Random& random, int count, int draws,
+                    bool hot_key) {
   const uint64_t field_seed = FieldSeed(kKeyField);
   Batches batches;
   std::vector<uint64_t> keys(draws);
   for (int b = 0; b < count; ++b) {
     for (uint64_t& key : keys) key = KeyOfRank(field_seed, sampler.Sample(random));
     std::vector<uint64_t> unique = keys;
+    if (hot_key) unique.push_back(KeyOfRank(field_seed, 1));
     std::sort(unique.begin(), unique.end());
     unique.erase(std::unique(unique.begin(), unique.end()), unique.end());
     batches.Add(unique);
@@ -630,7 +641,8 @@ std::string RowJson(const Row& row, const Workload& workload) {
       "\"rocksdb_bytes_per_update\": %.6g, "
       "\"written_rows_per_update\": %.6g, \"push_stall_seconds\": %.6g, "
       "\"cache_memory_bytes\": %d, \"rss_bytes\": %d, "
-      "\"prepare_seconds\": %.6g, \"warmup_seconds\": %.6g, \"warmup_steps\": %d}",
+      "\"prepare_seconds\": %.6g, \"warmup_seconds\": %.6g, \"warmup_steps\": %d, "
+      "\"hot_key\": %s}",
       row.dim, row.setup, row.cache_fraction, workload.keys, FLAGS_zipf, FLAGS_batch, FLAGS_threads,
       row.cache_budget_bytes, row.cached_rows_at_start, PhaseJson("pull", row.pull),
       PhaseJson("push", row.push), PhaseJson("train", row.train),
@@ -638,7 +650,7 @@ std::string RowJson(const Row& row, const Workload& workload) {
       JsonNumberOrNull(row.train_vs_memory), JsonNumberOrNull(row.push_cpu_vs_memory),
       row.rocksdb_bytes_per_update(), row.written_rows_per_update(), row.push_stall_seconds,
       row.train.stats.memory_bytes, row.rss_bytes, row.prepare_seconds, row.warmup_seconds,
-      row.warmup_steps);
+      row.warmup_steps, FLAGS_hot_key ? "true" : "false");
 }
 
 std::vector<std::string> RowsJson(const std::vector<Row>& rows, const Workload& workload) {
@@ -883,21 +895,21 @@ absl::Status RunBenchmark(std::vector<Row>* rows, Workload* workload_out) {
   for (size_t i = 0; i < std::size(sets); ++i) {
     generators.emplace_back([&, i] {
       Random random(FLAGS_seed + i);
-      *sets[i].batches = ZipfBatches(sampler, random, sets[i].count, FLAGS_batch);
+      *sets[i].batches = ZipfBatches(sampler, random, sets[i].count, FLAGS_batch, FLAGS_hot_key);
     });
   }
   for (std::thread& generator : generators) generator.join();
   const int max_dim = *std::max_element(dims->begin(), dims->end());
-  workload.grads.resize(static_cast<size_t>(FLAGS_batch) * max_dim);
+  workload.grads.resize((static_cast<size_t>(FLAGS_batch) + 1) * max_dim);  // + the hot key
   Random random(FLAGS_seed + std::size(sets));
   for (float& grad : workload.grads) {
     grad = static_cast<float>((2 * random.NextDouble() - 1) * kGradientScale);
   }
   absl::PrintF(
-      "table_bench: %d keys, Zipf(%g), batches of %d draws = %.0f unique keys on average, "
+      "table_bench: %d keys, Zipf(%g)%s, batches of %d draws = %.0f unique keys on average, "
       "timed phases of <= %d batches or %g s on %d thread(s), warm-up of <= %d steps or %g s on "
       "%d thread(s), %d shards, Adagrad, in %s (batches generated in %.1f s)\n\n",
-      workload.keys, FLAGS_zipf, FLAGS_batch,
+      workload.keys, FLAGS_zipf, FLAGS_hot_key ? " + key rank 1 in every batch" : "", FLAGS_batch,
       static_cast<double>(workload.pull.total_keys()) / workload.pull.count(), FLAGS_batches,
       FLAGS_phase_seconds, FLAGS_threads, FLAGS_warmup_batches, FLAGS_warmup_seconds,
       WarmupThreads(), FLAGS_shards, (*scratch)->path().string(), SecondsSince(generate_start));
@@ -994,6 +1006,7 @@ int main(int argc, char** argv) {
       "table_bench",
       "table_bench [--quick] [--keys=N] [--zipf=S] [--batch=B] [--batches=N] "
       "[--warmup_batches=N] [--dims=16,64] [--cache_fractions=1,0.1,0.01] [--threads=T] "
+      "[--hot_key] "
       "[--dir=DIR] [--json=PATH]",
       argc, argv, granary::Run);
 }

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -415,6 +417,46 @@ TEST_P(ConcurrentPushTest, ConcurrentPushesAreAllApplied) {
   std::vector<float> values(kKeys * 4);
   ASSERT_TRUE(table_->Pull(keys, values.data(), false).ok());
   for (float v : values) ASSERT_EQ(v, -static_cast<float>(kThreads * kRounds));
+  if (GetParam()) {
+    EXPECT_GT(table_->stats().pushes_merged, 0u);
+  }
+}
+
+// A hot key (a bias row, a popular item) is in every request of both threads, beside keys of
+// each thread's own: every push of it is applied exactly once, in the cache or (merged) in the
+// push logs, while the two requests take the shards in whatever order they find them free.
+TEST_P(ConcurrentPushTest, TwoThreadsPushingOneHotKeyLoseNoUpdate) {
+  proto::TableConfig config = SgdTable("t", 2, 1.0f);
+  config.mutable_initializer()->set_kind(proto::InitializerConfig::ZEROS);
+  Open(config, GetParam() ? 64 << 10 : 16 << 20, nullptr, /*merge_pushes=*/GetParam());
+  constexpr int kThreads = 2, kRounds = 300, kOwnKeys = 400;
+  const uint64_t hot_key = FeatureKey("hot", "bias");
+  std::vector<std::vector<uint64_t>> batches(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    batches[t] = Keys(kOwnKeys, t == 0 ? "hot-a" : "hot-b");
+    batches[t].push_back(hot_key);
+    std::sort(batches[t].begin(), batches[t].end());  // as KVWorker sends them
+  }
+  const std::vector<float> ones((kOwnKeys + 1) * 2, 1.0f);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int r = 0; r < kRounds; ++r) failures += !table_->Push(batches[t], ones.data()).ok();
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  ASSERT_EQ(failures.load(), 0);
+  for (int t = 0; t < kThreads; ++t) {
+    std::vector<float> values(batches[t].size() * 2);
+    ASSERT_TRUE(table_->Pull(batches[t], values.data(), /*read_only=*/true).ok());
+    for (size_t i = 0; i < batches[t].size(); ++i) {
+      const float expected =
+          -static_cast<float>(batches[t][i] == hot_key ? kThreads * kRounds : kRounds);
+      ASSERT_EQ(values[2 * i], expected) << "key " << batches[t][i] << " of thread " << t;
+      ASSERT_EQ(values[2 * i + 1], expected) << "key " << batches[t][i] << " of thread " << t;
+    }
+  }
   if (GetParam()) {
     EXPECT_GT(table_->stats().pushes_merged, 0u);
   }
