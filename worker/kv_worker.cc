@@ -127,6 +127,15 @@ int64_t KVWorker::Pull(const std::string& table, absl::Span<const uint64_t> keys
                 mode);
 }
 
+int64_t KVWorker::Pull(const std::string& table, SharedArray<uint64_t> keys, PulledRows* rows,
+                       PullMode mode) {
+  if (keys == nullptr) {
+    return Reject(proto::PULL, table, absl::InvalidArgumentError("null key array"));
+  }
+  Arrays arrays{*keys, {}, std::move(keys), nullptr};
+  return Submit(proto::PULL, table, std::move(arrays), PullOutput{nullptr, rows}, mode);
+}
+
 int64_t KVWorker::Push(const std::string& table, absl::Span<const uint64_t> keys,
                        absl::Span<const float> grads) {
   return Submit(proto::PUSH, table, Arrays{keys, grads, nullptr, nullptr},

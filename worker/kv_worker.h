@@ -160,6 +160,10 @@ class KVWorker {
   // returns.
   int64_t Pull(const std::string& table, absl::Span<const uint64_t> keys, PulledRows* rows,
                PullMode mode = PullMode::kTrain);
+  // The zero-copy pull with shared keys: sent as Push's shared arrays are, with no copy when
+  // they are sorted and unique.
+  int64_t Pull(const std::string& table, SharedArray<uint64_t> keys, PulledRows* rows,
+               PullMode mode = PullMode::kTrain);
 
   // Sends gradients (keys.size() * dim floats, row-major) to be applied by the servers. Both
   // spans may be reused as soon as Push returns: they are copied once, into the frames.

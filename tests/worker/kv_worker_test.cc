@@ -410,10 +410,11 @@ TEST_F(KVWorkerTest, ZeroCopyPushesApplyExactlyAcrossBothServers) {
   EXPECT_GT(cluster_->server(1).catalog()->Find("emb")->stats().cached_rows, 400u);
 }
 
-// The zero-copy Push sends the caller's array itself: while its frames wait in ZeroMQ (here
-// for a server that never accepts the connection) they hold references to the caller's arrays,
-// which a copying Push would have dropped on return; the references go with the worker.
-TEST(KVWorkerZeroCopyTest, PushHandsTheCallersArraysToZeroMQ) {
+// The zero-copy Push (and Pull of shared keys) sends the caller's array itself: while its frames
+// wait in ZeroMQ (here for a server that never accepts the connection) they hold references to the
+// caller's arrays, which a copying Push would have dropped on return; the references go with the
+// worker.
+TEST(KVWorkerZeroCopyTest, PushAndPullHandTheCallersArraysToZeroMQ) {
   zmq::context_t context(1);
   int port = 0;
   {
@@ -443,10 +444,14 @@ TEST(KVWorkerZeroCopyTest, PushHandsTheCallersArraysToZeroMQ) {
     const int64_t shared = worker.Push("emb", keys, grads);
     EXPECT_EQ(keys.use_count(), 2);
     EXPECT_EQ(grads.use_count(), 2);
+    PulledRows rows;
+    const int64_t pulled = worker.Pull("emb", keys, &rows);
+    EXPECT_EQ(keys.use_count(), 3);  // the pull's key frame too
     const int64_t copied = worker.Push("emb", absl::MakeConstSpan(*copied_keys), *grads);
     EXPECT_EQ(copied_keys.use_count(), 1);
     EXPECT_TRUE(absl::IsDeadlineExceeded(worker.Wait(shared)));
     EXPECT_TRUE(absl::IsDeadlineExceeded(worker.Wait(copied)));
+    EXPECT_TRUE(absl::IsDeadlineExceeded(worker.Wait(pulled)));
   }
   // Closing the sockets (linger 0) frees their queued frames on ZeroMQ's own threads.
   for (int i = 0; i < 500 && (keys.use_count() > 1 || grads.use_count() > 1); ++i) {
