@@ -12,6 +12,13 @@
 // server — never a hang. Every request carries this worker's incarnation (the view's
 // you().incarnation), by which servers refuse the requests of a fenced worker.
 //
+// Copying or zero-copy, by the caller's choice of overload. The span forms copy the caller's
+// arrays once, into the frames, and the vector Pull copies the rows once, out of the reply.
+// The zero-copy forms copy nothing in user space: Push and Pull of SharedArrays send slices of
+// the arrays themselves, the frames holding references until ZeroMQ has sent them, and a Pull
+// into PulledRows keeps the reply messages as the rows' storage. Ownership is in the types: a
+// SharedArray must not change while shared; a PulledRows owns what it shows.
+//
 // Thread-safe: Pull, Push and Wait may be called from any threads concurrently.
 //
 // There is no I/O thread between the caller and ZeroMQ: each calling thread gets its own
