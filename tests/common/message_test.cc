@@ -149,14 +149,23 @@ TEST(MessageTest, ControlMessagesHaveOneFrame) {
   EXPECT_FALSE(DecodeMessage(Frames(header, 0, 0), kCluster, "peer", &message).ok());
 }
 
+// Two connected inproc PAIR sockets.
+struct SocketPair {
+  explicit SocketPair(const std::string& name) {
+    ConfigureSocket(sender);
+    ConfigureSocket(receiver);
+    receiver.bind("inproc://" + name);
+    sender.connect("inproc://" + name);
+  }
+  zmq::context_t context{1};
+  zmq::socket_t sender{context, zmq::socket_type::pair};
+  zmq::socket_t receiver{context, zmq::socket_type::pair};
+};
+
 TEST(MessageTest, SendThenDecodeRoundTripsOverASocketPair) {
-  zmq::context_t context(1);
-  zmq::socket_t sender(context, zmq::socket_type::pair);
-  zmq::socket_t receiver(context, zmq::socket_type::pair);
-  ConfigureSocket(sender);
-  ConfigureSocket(receiver);
-  receiver.bind("inproc://message-test");
-  sender.connect("inproc://message-test");
+  SocketPair pair("message-test");
+  zmq::socket_t& sender = pair.sender;
+  zmq::socket_t& receiver = pair.receiver;
 
   Message out;
   out.header = PushHeader(0, 0);  // sizes are filled in by SendMessage
@@ -190,16 +199,10 @@ TEST(MessageTest, SharedFramesViewTheOwnersArrayAndReleaseIt) {
     EXPECT_EQ(rest.size(), 4 * sizeof(float));
     EXPECT_EQ(owner.use_count(), 3);
 
-    zmq::context_t context(1);
-    zmq::socket_t sender(context, zmq::socket_type::pair);
-    zmq::socket_t receiver(context, zmq::socket_type::pair);
-    ConfigureSocket(sender);
-    ConfigureSocket(receiver);
-    receiver.bind("inproc://shared-frame-test");
-    sender.connect("inproc://shared-frame-test");
-    ASSERT_TRUE(sender.send(rest, zmq::send_flags::none));
+    SocketPair pair("shared-frame-test");
+    ASSERT_TRUE(pair.sender.send(rest, zmq::send_flags::none));
     zmq::message_t received;
-    ASSERT_TRUE(receiver.recv(received));
+    ASSERT_TRUE(pair.receiver.recv(received));
     EXPECT_EQ(received.data(), data + 2);
     EXPECT_EQ(owner.use_count(), 3);  // `rest` moved into ZeroMQ, `received` holds it now
   }

@@ -79,6 +79,19 @@ class ServerTest : public ::testing::Test {
     return frames;
   }
 
+  // Pushes `grads` for `keys`, expecting a PUSH_REPLY, then pulls them back and returns the
+  // pulled rows, expecting as many as the gradients.
+  std::vector<float> PushThenPull(const std::vector<uint64_t>& keys,
+                                  const std::vector<float>& grads) {
+    Message pushed = RoundTrip(DataFrames(Request(proto::PUSH), keys, grads));
+    EXPECT_EQ(pushed.header.command(), proto::PUSH_REPLY) << pushed.header.error();
+    Message pulled = RoundTrip(DataFrames(Request(proto::PULL), keys, {}));
+    EXPECT_EQ(pulled.header.command(), proto::PULL_REPLY) << pulled.header.error();
+    FrameArray<float> rows(pulled.values);
+    EXPECT_EQ(rows.size(), grads.size());
+    return std::vector<float>(rows.span().begin(), rows.span().end());
+  }
+
   // The server still serves a correct pull of key 1 (owned by server 0).
   void ExpectStillServing() {
     Message reply = RoundTrip(DataFrames(Request(proto::PULL), {1}, {}));
@@ -341,13 +354,8 @@ TEST_F(ServerTest, SmallAndLargeRequestsAreServedAlike) {
     std::vector<uint64_t> keys(num_keys);
     std::iota(keys.begin(), keys.end(), 1000000 * num_keys);  // owned by server 0, never pushed
     std::vector<float> grads(keys.size() * kDim, kGrad);
-    Message pushed = RoundTrip(DataFrames(Request(proto::PUSH), keys, grads));
-    EXPECT_EQ(pushed.header.command(), proto::PUSH_REPLY) << pushed.header.error();
-    Message pulled = RoundTrip(DataFrames(Request(proto::PULL), keys, {}));
-    ASSERT_EQ(pulled.header.command(), proto::PULL_REPLY) << pulled.header.error();
-    FrameArray<float> rows(pulled.values);
-    ASSERT_EQ(rows.size(), grads.size());
-    for (float row : rows.span()) ASSERT_EQ(row, -kGrad);  // zero initial row, learning rate 1
+    std::vector<float> rows = PushThenPull(keys, grads);
+    EXPECT_EQ(rows, std::vector<float>(grads.size(), -kGrad));  // zero initial row, rate 1
   }
 }
 
@@ -362,13 +370,7 @@ TEST_F(TransportServerTest, PullsAnswerZerosOfTheRightSize) {
     std::vector<uint64_t> keys(num_keys);
     std::iota(keys.begin(), keys.end(), 1000);  // owned by server 0
     std::vector<float> grads(keys.size() * 2, 0.5f);
-    Message pushed = RoundTrip(DataFrames(Request(proto::PUSH), keys, grads));
-    EXPECT_EQ(pushed.header.command(), proto::PUSH_REPLY) << pushed.header.error();
-    Message pulled = RoundTrip(DataFrames(Request(proto::PULL), keys, {}));
-    ASSERT_EQ(pulled.header.command(), proto::PULL_REPLY) << pulled.header.error();
-    FrameArray<float> rows(pulled.values);
-    ASSERT_EQ(rows.size(), grads.size());
-    for (float row : rows.span()) ASSERT_EQ(row, 0.0f);
+    EXPECT_EQ(PushThenPull(keys, grads), std::vector<float>(grads.size(), 0.0f));
   }
 }
 
