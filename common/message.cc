@@ -39,6 +39,14 @@ absl::Status SendMessage(zmq::socket_t& socket, Message&& message, zmq::message_
   return absl::OkStatus();
 }
 
+zmq::message_t FrameOfShared(std::shared_ptr<const void> owner, const void* data, size_t bytes) {
+  if (bytes == 0) return zmq::message_t();
+  auto* reference = new std::shared_ptr<const void>(std::move(owner));
+  return zmq::message_t(
+      const_cast<void*>(data), bytes,
+      [](void*, void* hint) { delete static_cast<std::shared_ptr<const void>*>(hint); }, reference);
+}
+
 std::string PeerAddress(zmq::message_t& frame) {
   const char* address = nullptr;
   try {

@@ -25,6 +25,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -142,6 +143,12 @@ zmq::message_t FrameFromVector(std::vector<T>&& data) {
       owned->data(), owned->size() * sizeof(T),
       [](void*, void* hint) { delete static_cast<std::vector<T>*>(hint); }, owned);
 }
+
+// A frame over `bytes` bytes at `data` that lives inside an array `owner` keeps alive, without
+// copying them: the frame holds one reference to `owner` and drops it when ZeroMQ is done with
+// the bytes (after sending them, on whichever thread that is). Several frames may view slices
+// of one owner. REQUIRES: nobody writes the bytes while any such frame exists.
+zmq::message_t FrameOfShared(std::shared_ptr<const void> owner, const void* data, size_t bytes);
 
 // A typed read-only view of a frame. Large ZeroMQ frames are heap-allocated and thus
 // aligned; a small frame stored inside zmq_msg_t may not be, and is copied.

@@ -11,19 +11,21 @@
 namespace granary {
 namespace {
 
-// True if all `keys` lie in one of `ranges`, as a worker's request normally does (it sends one
-// part per range). One min/max pass proves it, and unlike a range search per key that pass
-// vectorizes: for 4M keys it takes ~1 ms instead of ~7 ms.
+// True if all `keys` lie in the range that holds the first, as a worker's request normally does
+// (it sends one part per range). One pass of a subtraction and an unsigned compare per key,
+// counted rather than branched on, proves it; the pass vectorizes, and costs half of the min/max
+// pass it replaced (two compares and two blends per key without AVX-512's unsigned min/max),
+// which perf showed at 7-8 % of a 160K- or 1M-key transport round trip.
 bool AllInOneRange(absl::Span<const uint64_t> keys, absl::Span<const KeyRange> ranges) {
   if (keys.empty()) return true;
-  uint64_t lowest = keys[0];
-  uint64_t highest = keys[0];
-  for (uint64_t key : keys) {
-    lowest = std::min(lowest, key);
-    highest = std::max(highest, key);
-  }
+  const uint64_t* key = keys.data();  // not keys[i]: Span's checked operator[] stops GCC
   for (const KeyRange& range : ranges) {
-    if (range.Contains(lowest) && range.Contains(highest)) return true;
+    if (!range.Contains(key[0])) continue;
+    const uint64_t first = range.first;
+    const uint64_t width = range.last - range.first;
+    size_t outside = 0;  // a key below `first` wraps around to far above `width`
+    for (size_t i = 0; i < keys.size(); ++i) outside += key[i] - first > width;
+    return outside == 0;
   }
   return false;
 }

@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
@@ -396,6 +397,26 @@ absl::Status ParameterServer::CheckNotFenced(const proto::Header& header,
       rank, " from incarnation ", lowest, " on)"));
 }
 
+zmq::message_t ParameterServer::PullReplyFrame(EmbeddingTable* table,
+                                               absl::Span<const uint64_t> keys, bool read_only,
+                                               absl::Status* status) {
+  const size_t count = keys.size() * static_cast<size_t>(table->dim());
+  zmq::message_t frame(count * sizeof(float));
+  // A large frame is heap memory, aligned for floats; ZeroMQ keeps a small one inside the
+  // message itself, maybe misaligned: that one is filled through a copy.
+  const bool aligned = reinterpret_cast<uintptr_t>(frame.data()) % alignof(float) == 0;
+  std::vector<float> unaligned(aligned ? 0 : count);
+  float* values = aligned ? static_cast<float*>(frame.data()) : unaligned.data();
+  if (options_.apply_updates) {
+    auto cut = catalog_->LockForRequest();
+    *status = table->Pull(keys, values, read_only);  // writes every value
+  } else {
+    std::fill(values, values + count, 0.0f);  // transport mode answers zeros
+  }
+  if (!aligned && count > 0) std::memcpy(frame.data(), values, count * sizeof(float));
+  return frame;
+}
+
 Message ParameterServer::Handle(Message&& request, const std::string& peer) {
   const absl::Time start = absl::Now();
   std::string sender = DescribeSender(request.header, peer);
@@ -412,14 +433,9 @@ Message ParameterServer::Handle(Message&& request, const std::string& peer) {
   if (status.ok() && request.header.command() == proto::PULL) {
     ++pulls_;
     pulled_keys_ += keys.size();
-    std::vector<float> values(keys.size() * table->dim());
-    if (options_.apply_updates) {
-      auto cut = catalog_->LockForRequest();
-      status = table->Pull(keys.span(), values.data(), request.header.read_only());
-    }
+    reply.values = PullReplyFrame(table, keys.span(), request.header.read_only(), &status);
     reply.header = MakeReplyHeader(request.header, proto::PULL_REPLY, options_.cluster_id,
                                    proto::SERVER, rank_);
-    reply.values = FrameFromVector(std::move(values));
   } else if (status.ok()) {
     ++pushes_;
     pushed_keys_ += keys.size();

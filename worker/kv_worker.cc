@@ -117,12 +117,94 @@ std::string KVWorker::ServerName(int server_rank) const { return NodeName(server
 
 int64_t KVWorker::Pull(const std::string& table, absl::Span<const uint64_t> keys,
                        std::vector<float>* values, PullMode mode) {
-  return Submit(proto::PULL, table, keys, {}, values, mode);
+  return Submit(proto::PULL, table, Arrays{keys, {}, nullptr, nullptr}, PullOutput{values, nullptr},
+                mode);
+}
+
+int64_t KVWorker::Pull(const std::string& table, absl::Span<const uint64_t> keys, PulledRows* rows,
+                       PullMode mode) {
+  return Submit(proto::PULL, table, Arrays{keys, {}, nullptr, nullptr}, PullOutput{nullptr, rows},
+                mode);
+}
+
+int64_t KVWorker::Pull(const std::string& table, SharedArray<uint64_t> keys, PulledRows* rows,
+                       PullMode mode) {
+  if (keys == nullptr) {
+    return Reject(proto::PULL, table, absl::InvalidArgumentError("null key array"));
+  }
+  Arrays arrays{*keys, {}, std::move(keys), nullptr};
+  return Submit(proto::PULL, table, std::move(arrays), PullOutput{nullptr, rows}, mode);
 }
 
 int64_t KVWorker::Push(const std::string& table, absl::Span<const uint64_t> keys,
                        absl::Span<const float> grads) {
-  return Submit(proto::PUSH, table, keys, grads, nullptr, PullMode::kTrain);
+  return Submit(proto::PUSH, table, Arrays{keys, grads, nullptr, nullptr},
+                PullOutput{nullptr, nullptr}, PullMode::kTrain);
+}
+
+int64_t KVWorker::Push(const std::string& table, SharedArray<uint64_t> keys,
+                       SharedArray<float> grads) {
+  if (keys == nullptr || grads == nullptr) {
+    return Reject(proto::PUSH, table, absl::InvalidArgumentError("null key or gradient array"));
+  }
+  Arrays arrays{*keys, *grads, std::move(keys), std::move(grads)};
+  return Submit(proto::PUSH, table, std::move(arrays), PullOutput{nullptr, nullptr},
+                PullMode::kTrain);
+}
+
+int64_t KVWorker::Push(const std::string& table, std::vector<uint64_t>&& keys,
+                       std::vector<float>&& grads) {
+  return Push(table, std::make_shared<const std::vector<uint64_t>>(std::move(keys)),
+              std::make_shared<const std::vector<float>>(std::move(grads)));
+}
+
+zmq::message_t KVWorker::KeyFrame(const Arrays& arrays, size_t begin, size_t end) {
+  const uint64_t* keys = arrays.keys.data() + begin;
+  const size_t bytes = (end - begin) * sizeof(uint64_t);
+  if (arrays.key_owner != nullptr) return FrameOfShared(arrays.key_owner, keys, bytes);
+  return zmq::message_t(keys, bytes);
+}
+
+zmq::message_t KVWorker::GradFrame(const Arrays& arrays, size_t begin, size_t end, size_t dim) {
+  const float* grads = arrays.grads.data() + begin * dim;
+  const size_t bytes = (end - begin) * dim * sizeof(float);
+  if (arrays.grad_owner != nullptr) return FrameOfShared(arrays.grad_owner, grads, bytes);
+  return zmq::message_t(grads, bytes);
+}
+
+void PulledRows::Reset(int dim, size_t num_rows, size_t num_parts) {
+  dim_ = dim;
+  num_rows_ = num_rows;
+  parts_.clear();
+  parts_.resize(num_parts);
+  unique_of_.clear();
+}
+
+void PulledRows::TakePart(size_t part, size_t begin, zmq::message_t&& frame) {
+  Part& taken = parts_[part];
+  taken.begin = begin;
+  taken.frame = std::make_unique<zmq::message_t>(std::move(frame));
+  // ZeroMQ keeps a small frame inside the message itself, possibly misaligned for floats.
+  if (reinterpret_cast<uintptr_t>(taken.frame->data()) % alignof(float) == 0) {
+    taken.rows = static_cast<const float*>(taken.frame->data());
+  } else {
+    taken.unaligned_copy.resize(taken.frame->size() / sizeof(float));
+    std::memcpy(taken.unaligned_copy.data(), taken.frame->data(), taken.frame->size());
+    taken.rows = taken.unaligned_copy.data();
+  }
+}
+
+void PulledRows::CopyTo(std::vector<float>* values) const {
+  const size_t dim = static_cast<size_t>(dim_);
+  values->resize(num_rows_ * dim);
+  if (contiguous()) {
+    if (!parts_.empty())
+      std::memcpy(values->data(), parts_[0].rows, num_rows_ * dim * sizeof(float));
+    return;
+  }
+  for (size_t i = 0; i < num_rows_; ++i) {
+    std::memcpy(values->data() + i * dim, row(i).data(), dim * sizeof(float));
+  }
 }
 
 size_t KVWorker::DensePaddedSize(const std::string& table) const {
@@ -137,7 +219,8 @@ int64_t KVWorker::PullDense(const std::string& table, std::vector<float>* values
         proto::PULL, table,
         absl::NotFoundError(absl::StrCat("no dense table '", table, "' in the cluster config")));
   }
-  return Submit(proto::PULL, table, keys->second, {}, values, mode);
+  return Submit(proto::PULL, table, Arrays{keys->second, {}, nullptr, nullptr},
+                PullOutput{values, nullptr}, mode);
 }
 
 int64_t KVWorker::PushDense(const std::string& table, absl::Span<const float> grads) {
@@ -151,7 +234,10 @@ int64_t KVWorker::PushDense(const std::string& table, absl::Span<const float> gr
   // Zero gradients for the padding of the last block.
   std::vector<float> padded(DensePaddedSize(table), 0.0f);
   std::copy(grads.begin(), grads.end(), padded.begin());
-  return Submit(proto::PUSH, table, keys->second, padded, nullptr, PullMode::kTrain);
+  auto padded_grads = std::make_shared<const std::vector<float>>(std::move(padded));
+  Arrays arrays{keys->second, *padded_grads, nullptr, padded_grads};
+  return Submit(proto::PUSH, table, std::move(arrays), PullOutput{nullptr, nullptr},
+                PullMode::kTrain);
 }
 
 int64_t KVWorker::Reject(proto::Command command, const std::string& table, absl::Status status) {
@@ -168,17 +254,18 @@ int64_t KVWorker::Reject(proto::Command command, const std::string& table, absl:
   return id;
 }
 
-int64_t KVWorker::Submit(proto::Command command, const std::string& table,
-                         absl::Span<const uint64_t> keys, absl::Span<const float> grads,
-                         std::vector<float>* output, PullMode mode) {
+int64_t KVWorker::Submit(proto::Command command, const std::string& table, Arrays arrays,
+                         PullOutput output, PullMode mode) {
+  const absl::Span<const uint64_t> keys = arrays.keys;
   const size_t dim = DimOf(table);
   if (dim == 0) {
     return Reject(command, table, absl::NotFoundError("the cluster has no such table"));
   }
-  if (command == proto::PUSH && grads.size() != keys.size() * dim) {
-    return Reject(command, table,
-                  absl::InvalidArgumentError(absl::StrCat(grads.size(), " gradient floats for ",
-                                                          keys.size(), " keys of dim ", dim)));
+  if (command == proto::PUSH && arrays.grads.size() != keys.size() * dim) {
+    return Reject(
+        command, table,
+        absl::InvalidArgumentError(absl::StrCat(arrays.grads.size(), " gradient floats for ",
+                                                keys.size(), " keys of dim ", dim)));
   }
   auto request = std::make_unique<Request>();
   const int64_t id = next_id_++;
@@ -186,66 +273,62 @@ int64_t KVWorker::Submit(proto::Command command, const std::string& table,
   request->command = command;
   request->table = table;
   request->dim = static_cast<int>(dim);
-  request->output = output;
+  request->output = output.values;
+  request->rows = output.rows;
   request->deadline = absl::Now() + options_.request_timeout;
   std::vector<std::pair<int, Message>> outgoing;  // server rank, message
-  {  // The deduplicated copies live only until the messages own their bytes.
-    // Deduplicate into ascending unique keys (and summed gradients), unless already so.
-    absl::Span<const uint64_t> unique_keys = keys;
-    absl::Span<const float> unique_grads = grads;
-    std::vector<uint64_t> unique_key_storage;
-    std::vector<float> unique_grad_storage;
-    if (!IsSortedUnique(keys)) {
-      std::vector<uint32_t> order(keys.size());
-      std::iota(order.begin(), order.end(), 0);
-      std::sort(order.begin(), order.end(),
-                [&](uint32_t a, uint32_t b) { return keys[a] < keys[b]; });
-      request->unique_of.resize(keys.size());
-      for (uint32_t position : order) {
-        if (unique_key_storage.empty() || unique_key_storage.back() != keys[position]) {
-          unique_key_storage.push_back(keys[position]);
-        }
-        request->unique_of[position] = static_cast<uint32_t>(unique_key_storage.size() - 1);
+  // Deduplicate into ascending unique keys (and summed gradients), unless already so. The
+  // deduplicated arrays are new, so the frames share them instead of copying them again.
+  if (!IsSortedUnique(keys)) {
+    std::vector<uint32_t> order(keys.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(),
+              [&](uint32_t a, uint32_t b) { return keys[a] < keys[b]; });
+    request->unique_of.resize(keys.size());
+    auto unique_keys = std::make_shared<std::vector<uint64_t>>();
+    for (uint32_t position : order) {
+      if (unique_keys->empty() || unique_keys->back() != keys[position]) {
+        unique_keys->push_back(keys[position]);
       }
-      if (command == proto::PUSH) {
-        unique_grad_storage.assign(unique_key_storage.size() * dim, 0.0f);
-        for (size_t i = 0; i < keys.size(); ++i) {
-          float* sum = &unique_grad_storage[request->unique_of[i] * dim];
-          const float* grad = &grads[i * dim];
-          for (size_t d = 0; d < dim; ++d) sum[d] += grad[d];
-        }
-        unique_grads = unique_grad_storage;
-      } else {
-        request->unique_rows.resize(unique_key_storage.size() * dim);
-      }
-      unique_keys = unique_key_storage;
+      request->unique_of[position] = static_cast<uint32_t>(unique_keys->size() - 1);
     }
-    if (output != nullptr) output->resize(keys.size() * dim);
-
-    std::vector<KeySlice> slices = shard_map_.SliceSortedKeys(unique_keys);
-    for (size_t p = 0; p < slices.size(); ++p) {
-      const KeySlice& slice = slices[p];
-      request->parts.push_back(Part{slice.server_rank, slice.begin, slice.end, false});
-      Message message;
-      message.header = MakeHeader(command, options_.cluster_id, proto::WORKER, rank());
-      proto::Header& header = message.header;
-      header.set_sender_incarnation(view_.you().incarnation());
-      header.set_request_id(static_cast<uint64_t>(id));
-      header.set_table(table);
-      header.set_shard_map_version(shard_map_.version());
-      header.set_part(static_cast<uint32_t>(p));
-      header.set_read_only(mode == PullMode::kEvaluate);
-      size_t count = slice.end - slice.begin;
-      message.keys = zmq::message_t(unique_keys.data() + slice.begin, count * sizeof(uint64_t));
-      if (command == proto::PUSH) {
-        message.values =
-            zmq::message_t(unique_grads.data() + slice.begin * dim, count * dim * sizeof(float));
+    if (command == proto::PUSH) {
+      auto unique_grads = std::make_shared<std::vector<float>>(unique_keys->size() * dim, 0.0f);
+      for (size_t i = 0; i < keys.size(); ++i) {
+        float* sum = &(*unique_grads)[request->unique_of[i] * dim];
+        const float* grad = &arrays.grads[i * dim];
+        for (size_t d = 0; d < dim; ++d) sum[d] += grad[d];
       }
-      outgoing.emplace_back(slice.server_rank, std::move(message));
+      arrays.grads = *unique_grads;
+      arrays.grad_owner = std::move(unique_grads);
+    } else if (output.values != nullptr) {
+      request->unique_rows.resize(unique_keys->size() * dim);
     }
-    request->parts_left = request->parts.size();
-    if (request->parts.empty()) request->done = true;  // no keys: nothing to do
+    arrays.keys = *unique_keys;
+    arrays.key_owner = std::move(unique_keys);
   }
+  if (output.values != nullptr) output.values->resize(keys.size() * dim);
+
+  std::vector<KeySlice> slices = shard_map_.SliceSortedKeys(arrays.keys);
+  if (output.rows != nullptr) output.rows->Reset(static_cast<int>(dim), keys.size(), slices.size());
+  for (size_t p = 0; p < slices.size(); ++p) {
+    const KeySlice& slice = slices[p];
+    request->parts.push_back(Part{slice.server_rank, slice.begin, slice.end, false});
+    Message message;
+    message.header = MakeHeader(command, options_.cluster_id, proto::WORKER, rank());
+    proto::Header& header = message.header;
+    header.set_sender_incarnation(view_.you().incarnation());
+    header.set_request_id(static_cast<uint64_t>(id));
+    header.set_table(table);
+    header.set_shard_map_version(shard_map_.version());
+    header.set_part(static_cast<uint32_t>(p));
+    header.set_read_only(mode == PullMode::kEvaluate);
+    message.keys = KeyFrame(arrays, slice.begin, slice.end);
+    if (command == proto::PUSH) message.values = GradFrame(arrays, slice.begin, slice.end, dim);
+    outgoing.emplace_back(slice.server_rank, std::move(message));
+  }
+  request->parts_left = request->parts.size();
+  if (request->parts.empty()) request->done = true;  // no keys: nothing to do
 
   Channel& channel = *ChannelOfThisThread();
   request->channel = &channel;
@@ -334,7 +417,9 @@ void KVWorker::FinishPartLocked(Request& request, size_t part_index) {
   if (part.done) return;
   part.done = true;
   if (--request.parts_left > 0 || request.done) return;
-  if (request.command == proto::PULL && !request.unique_of.empty()) {
+  if (request.rows != nullptr) {
+    request.rows->unique_of_ = std::move(request.unique_of);
+  } else if (request.command == proto::PULL && !request.unique_of.empty()) {
     const size_t dim = request.dim;
     float* out = request.output->data();
     for (size_t i = 0; i < request.unique_of.size(); ++i) {
@@ -406,6 +491,13 @@ void KVWorker::HandleReply(Message&& reply, int server_rank) {
       FailLocked(request, absl::DataLossError(absl::StrCat(
                               what, ": ", ServerName(server_rank), " sent ", reply.values.size(),
                               " value bytes, expected ", expected_bytes)));
+      return;
+    }
+    if (request.rows != nullptr) {  // a move: the view keeps the reply's own bytes
+      request.rows->TakePart(header.part(), part.begin, std::move(reply.values));
+      FinishPartLocked(request, header.part());
+      lock.unlock();
+      request_done_.notify_all();
       return;
     }
     float* destination =

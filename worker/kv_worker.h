@@ -12,6 +12,13 @@
 // server — never a hang. Every request carries this worker's incarnation (the view's
 // you().incarnation), by which servers refuse the requests of a fenced worker.
 //
+// Copying or zero-copy, by the caller's choice of overload. The span forms copy the caller's
+// arrays once, into the frames, and the vector Pull copies the rows once, out of the reply.
+// The zero-copy forms copy nothing in user space: Push and Pull of SharedArrays send slices of
+// the arrays themselves, the frames holding references until ZeroMQ has sent them, and a Pull
+// into PulledRows keeps the reply messages as the rows' storage. Ownership is in the types: a
+// SharedArray must not change while shared; a PulledRows owns what it shows.
+//
 // Thread-safe: Pull, Push and Wait may be called from any threads concurrently.
 //
 // There is no I/O thread between the caller and ZeroMQ: each calling thread gets its own
@@ -51,6 +58,77 @@ namespace granary {
 // changing it (no rows created, no admission counts, no "last seen" stamps).
 enum class PullMode { kTrain, kEvaluate };
 
+// An array whose ownership is shared with ZeroMQ: KVWorker's zero-copy Push sends slices of it
+// as frames that each hold a reference, released once ZeroMQ has sent them (common/message.h,
+// FrameOfShared). Nobody may change its contents while any reference is held elsewhere: to send
+// other values, build another array.
+template <typename T>
+using SharedArray = std::shared_ptr<const std::vector<T>>;
+
+// The rows of a Pull, read where they arrived: PulledRows owns the reply messages of its request
+// (one per server the keys went to) and shows their rows by the caller's key positions, with no
+// copy in between. KVWorker::Pull(table, keys, PulledRows*) fills it; it may be read once
+// Wait(id) returned OK, and neither the caller nor anyone else may touch it between Pull and
+// Wait. Once filled it depends on nothing else: it stays valid through later requests, other
+// replies and the KVWorker's destruction, until it is destroyed, moved from or passed to Pull
+// again. Thread-compatible: once filled, any threads may read it concurrently.
+class PulledRows {
+ public:
+  PulledRows() = default;
+  PulledRows(PulledRows&&) = default;
+  PulledRows& operator=(PulledRows&&) = default;
+  PulledRows(const PulledRows&) = delete;
+  PulledRows& operator=(const PulledRows&) = delete;
+
+  // The number of rows: the keys the caller pulled, repeats included.
+  size_t size() const { return num_rows_; }
+  int dim() const { return dim_; }
+
+  // The dim floats of the caller's key `i` (repeated keys share one row). REQUIRES: i < size().
+  absl::Span<const float> row(size_t i) const {
+    const size_t unique = unique_of_.empty() ? i : unique_of_[i];
+    size_t part = parts_.size() - 1;
+    while (parts_[part].begin > unique) --part;  // parts ascend; a request has few
+    return absl::Span<const float>(
+        parts_[part].rows + (unique - parts_[part].begin) * static_cast<size_t>(dim_), dim_);
+  }
+
+  // True if all rows lie in one array in the caller's order (the keys were sorted and unique
+  // and went to one server, or there were none); all() then returns it.
+  bool contiguous() const { return unique_of_.empty() && parts_.size() <= 1; }
+  // size() x dim floats, row i at i x dim. REQUIRES: contiguous().
+  absl::Span<const float> all() const {
+    return parts_.empty() ? absl::Span<const float>()
+                          : absl::Span<const float>(parts_[0].rows, num_rows_ * dim_);
+  }
+
+  // Copies the rows, in the caller's order, into *values (size() x dim floats).
+  void CopyTo(std::vector<float>* values) const;
+
+ private:
+  friend class KVWorker;
+  // The rows of the unique keys [begin, next part's begin), ascending, from one server's reply.
+  struct Part {
+    size_t begin = 0;
+    std::unique_ptr<zmq::message_t> frame;  // the reply's value frame; on the heap, so that
+                                            // `rows` stays put when PulledRows moves
+    std::vector<float> unaligned_copy;      // the rows, if the frame's bytes are misaligned
+    const float* rows = nullptr;            // into *frame or unaligned_copy
+  };
+
+  // Empties it for a request of `num_rows` rows of `dim` floats, from `num_parts` replies.
+  void Reset(int dim, size_t num_rows, size_t num_parts);
+  // Keeps `frame` (rows of the unique keys from `begin` on) as part `part`.
+  void TakePart(size_t part, size_t begin, zmq::message_t&& frame);
+
+  int dim_ = 0;
+  size_t num_rows_ = 0;
+  std::vector<Part> parts_;
+  // Empty when the caller's keys were sorted and unique; otherwise the unique key of each of
+  // the caller's positions.
+  std::vector<uint32_t> unique_of_;
+};
+
 struct KVWorkerOptions {
   std::string cluster_id = "granary";
   // The cluster's CURVE keys (common/curve_keys.h); nullopt: unauthenticated links.
@@ -83,10 +161,29 @@ class KVWorker {
   int64_t Pull(const std::string& table, absl::Span<const uint64_t> keys,
                std::vector<float>* values, PullMode mode = PullMode::kTrain);
 
+  // The zero-copy pull: fills *rows with views of the reply messages themselves (see
+  // PulledRows), nothing copied. `rows` must stay alive and untouched until Wait(id) returns;
+  // after that it is independent of this KVWorker. `keys` may be reused as soon as Pull
+  // returns.
+  int64_t Pull(const std::string& table, absl::Span<const uint64_t> keys, PulledRows* rows,
+               PullMode mode = PullMode::kTrain);
+  // The zero-copy pull with shared keys: sent as Push's shared arrays are, with no copy when
+  // they are sorted and unique.
+  int64_t Pull(const std::string& table, SharedArray<uint64_t> keys, PulledRows* rows,
+               PullMode mode = PullMode::kTrain);
+
   // Sends gradients (keys.size() * dim floats, row-major) to be applied by the servers. Both
-  // spans may be reused as soon as Push returns.
+  // spans may be reused as soon as Push returns: they are copied once, into the frames.
   int64_t Push(const std::string& table, absl::Span<const uint64_t> keys,
                absl::Span<const float> grads);
+  // The zero-copy push: when `keys` are sorted and unique, ZeroMQ sends slices of the two
+  // arrays themselves, one per server (frames holding references, see SharedArray), with no
+  // copy in user space. Otherwise the keys are deduplicated first (as above) into new arrays,
+  // which are sent the same way. The arrays must not change while ZeroMQ holds them; the
+  // caller may keep its references and push the same arrays again.
+  int64_t Push(const std::string& table, SharedArray<uint64_t> keys, SharedArray<float> grads);
+  // Push's zero-copy form for arrays the caller gives up: moved, not copied.
+  int64_t Push(const std::string& table, std::vector<uint64_t>&& keys, std::vector<float>&& grads);
 
   // Dense tables (TableConfig.dense_size > 0): the whole vector, stored as blocks of dim
   // floats spread over the servers. PullDense fills *values with DensePaddedSize(table)
@@ -141,16 +238,34 @@ class KVWorker {
     // back (and its output freed) until they finish.
     int copies_in_flight = 0;
     absl::Time deadline;
-    std::vector<float>* output = nullptr;  // Pull only
+    std::vector<float>* output = nullptr;  // Pull into a vector only
+    PulledRows* rows = nullptr;            // zero-copy Pull only
     // Empty when the caller's keys were already sorted and unique: rows then land directly
     // in *output. Otherwise position i of the caller's keys has unique key unique_of[i], and
-    // rows land in unique_rows before being scattered.
+    // rows land in unique_rows before being scattered (or unique_of moves to *rows).
     std::vector<uint32_t> unique_of;
     std::vector<float> unique_rows;
   };
 
-  int64_t Submit(proto::Command command, const std::string& table, absl::Span<const uint64_t> keys,
-                 absl::Span<const float> grads, std::vector<float>* output, PullMode mode);
+  // What a request sends: the caller's keys and gradients (empty for a PULL), and their owners
+  // when the caller shares them (zero-copy Push); without an owner an array is copied.
+  struct Arrays {
+    absl::Span<const uint64_t> keys;
+    absl::Span<const float> grads;
+    std::shared_ptr<const void> key_owner;
+    std::shared_ptr<const void> grad_owner;
+  };
+  // Where a PULL's rows go: one of the two, or neither for a PUSH.
+  struct PullOutput {
+    std::vector<float>* values = nullptr;
+    PulledRows* rows = nullptr;
+  };
+  int64_t Submit(proto::Command command, const std::string& table, Arrays arrays, PullOutput output,
+                 PullMode mode);
+  // The key frame and value frame of part [begin, end) of a request's unique keys: views of
+  // arrays the request owns or shares, or copies of the caller's spans.
+  static zmq::message_t KeyFrame(const Arrays& arrays, size_t begin, size_t end);
+  static zmq::message_t GradFrame(const Arrays& arrays, size_t begin, size_t end, size_t dim);
   // A request that failed before it was sent.
   int64_t Reject(proto::Command command, const std::string& table, absl::Status status);
   // The calling thread's channel, connected on first use.

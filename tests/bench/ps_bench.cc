@@ -386,10 +386,11 @@ absl::StatusOr<Timing> TimeConcurrently(int threads, const LoopOptions& options,
 // The clusters have one SGD table (ZEROS initializer) per row width the workloads use.
 std::string TableOfDim(int dim) { return absl::StrCat("bench_dim", dim); }
 
-// One round trip of `op` on `worker`. `rows` receives the pulled rows.
+// One round trip of `op` on `worker`, with KVWorker's zero-copy calls, as ps-lite's benchmark
+// uses its own: the push sends the shared arrays themselves, the pull keeps the reply as `rows`.
 absl::Status RunGranaryOp(KVWorker& worker, Op op, const std::string& table,
-                          absl::Span<const uint64_t> keys, absl::Span<const float> grads,
-                          std::vector<float>* rows) {
+                          const SharedArray<uint64_t>& keys, const SharedArray<float>& grads,
+                          PulledRows* rows) {
   if (op != Op::kPull) {
     absl::Status status = worker.Wait(worker.Push(table, keys, grads));
     if (!status.ok()) return status;
@@ -832,7 +833,7 @@ struct ModeCluster {
   Mode mode;
   bool curve = false;  // every link CURVE-authenticated (--auth)
   std::unique_ptr<InProcessCluster> cluster;
-  std::vector<std::vector<float>> pulled;  // the rows each worker pulls into
+  std::vector<PulledRows> pulled;  // the rows each worker pulls into
 };
 
 const char* AuthName(bool curve) { return curve ? "curve" : "off"; }
@@ -944,6 +945,8 @@ absl::Status MeasureWorkload(const Workload& workload, std::vector<ModeCluster>&
                              PsliteTurns& peer, std::vector<Row>* rows) {
   const std::vector<uint64_t> keys = BenchKeys(workload.keys);
   const std::vector<float> grads(keys.size() * workload.dim, kGradient);
+  const auto shared_keys = std::make_shared<const std::vector<uint64_t>>(keys);
+  const auto shared_grads = std::make_shared<const std::vector<float>>(grads);
   const std::string table = TableOfDim(workload.dim);
   const int threads = cluster.num_workers;
   std::vector<Contender> contenders;
@@ -959,13 +962,13 @@ absl::Status MeasureWorkload(const Workload& workload, std::vector<ModeCluster>&
         Contender{"raw", true, [&](Op op, int t) { return RunRawOp(*raw, t, op, workload); }});
   }
   for (ModeCluster& granary : clusters) {
-    contenders.push_back(Contender{absl::StrCat(granary.mode.name, " ", AuthName(granary.curve)),
-                                   false,
-                                   [&](Op op, int t) {
-                                     return RunGranaryOp(granary.cluster->worker(t), op, table,
-                                                         keys, grads, &granary.pulled[t]);
-                                   },
-                                   &granary});
+    contenders.push_back(
+        Contender{absl::StrCat(granary.mode.name, " ", AuthName(granary.curve)), false,
+                  [&](Op op, int t) {
+                    return RunGranaryOp(granary.cluster->worker(t), op, table, shared_keys,
+                                        shared_grads, &granary.pulled[t]);
+                  },
+                  &granary});
   }
 
   // The peer's turn opens each slice of ps-lite's workloads; by slice, nullopt where it did
@@ -1111,7 +1114,7 @@ absl::Status RunBenchmark(const InProcessClusterOptions& cluster,
         if (authenticated) options.curve = curve;
         clusters.push_back(ModeCluster{mode, authenticated,
                                        std::make_unique<InProcessCluster>(options),
-                                       std::vector<std::vector<float>>(cluster.num_workers)});
+                                       std::vector<PulledRows>(cluster.num_workers)});
         absl::Status status = clusters.back().cluster->Start();
         if (!status.ok()) return status;
       }

@@ -1,5 +1,6 @@
 #include "common/message.h"
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -148,14 +149,23 @@ TEST(MessageTest, ControlMessagesHaveOneFrame) {
   EXPECT_FALSE(DecodeMessage(Frames(header, 0, 0), kCluster, "peer", &message).ok());
 }
 
+// Two connected inproc PAIR sockets.
+struct SocketPair {
+  explicit SocketPair(const std::string& name) {
+    ConfigureSocket(sender);
+    ConfigureSocket(receiver);
+    receiver.bind("inproc://" + name);
+    sender.connect("inproc://" + name);
+  }
+  zmq::context_t context{1};
+  zmq::socket_t sender{context, zmq::socket_type::pair};
+  zmq::socket_t receiver{context, zmq::socket_type::pair};
+};
+
 TEST(MessageTest, SendThenDecodeRoundTripsOverASocketPair) {
-  zmq::context_t context(1);
-  zmq::socket_t sender(context, zmq::socket_type::pair);
-  zmq::socket_t receiver(context, zmq::socket_type::pair);
-  ConfigureSocket(sender);
-  ConfigureSocket(receiver);
-  receiver.bind("inproc://message-test");
-  sender.connect("inproc://message-test");
+  SocketPair pair("message-test");
+  zmq::socket_t& sender = pair.sender;
+  zmq::socket_t& receiver = pair.receiver;
 
   Message out;
   out.header = PushHeader(0, 0);  // sizes are filled in by SendMessage
@@ -174,6 +184,31 @@ TEST(MessageTest, SendThenDecodeRoundTripsOverASocketPair) {
             (std::vector<uint64_t>{1, 2, 3}));
   EXPECT_EQ(std::vector<float>(values.span().begin(), values.span().end()),
             (std::vector<float>{0.5f, 1.5f, 2.5f}));
+}
+
+// FrameOfShared views the owner's bytes (no copy) and holds a reference until the frame is gone,
+// also across a send over inproc, where ZeroMQ passes the frame on without copying it.
+TEST(MessageTest, SharedFramesViewTheOwnersArrayAndReleaseIt) {
+  auto owner = std::make_shared<const std::vector<float>>(std::vector<float>{1, 2, 3, 4, 5, 6});
+  const float* data = owner->data();
+  {
+    zmq::message_t first = FrameOfShared(owner, data, 2 * sizeof(float));
+    zmq::message_t rest = FrameOfShared(owner, data + 2, 4 * sizeof(float));
+    EXPECT_EQ(first.data(), data);
+    EXPECT_EQ(rest.data(), data + 2);
+    EXPECT_EQ(rest.size(), 4 * sizeof(float));
+    EXPECT_EQ(owner.use_count(), 3);
+
+    SocketPair pair("shared-frame-test");
+    ASSERT_TRUE(pair.sender.send(rest, zmq::send_flags::none));
+    zmq::message_t received;
+    ASSERT_TRUE(pair.receiver.recv(received));
+    EXPECT_EQ(received.data(), data + 2);
+    EXPECT_EQ(owner.use_count(), 3);  // `rest` moved into ZeroMQ, `received` holds it now
+  }
+  EXPECT_EQ(owner.use_count(), 1);
+  EXPECT_EQ(FrameOfShared(owner, data, 0).size(), 0u);
+  EXPECT_EQ(owner.use_count(), 1);  // an empty frame holds nothing
 }
 
 TEST(MessageTest, HeaderCarriesTheCommandAndTheSender) {

@@ -147,6 +147,24 @@ TEST_F(RequestCheckTest, RefusesAKeyOutsideTheRangesNamingKeyAndServer) {
   EXPECT_TRUE(absl::IsOutOfRange(Check(Request(proto::PULL, "emb", {6000}, {}))));
 }
 
+// The one-range pass takes the range of the first key: a key below it (which wraps around in an
+// unsigned subtraction), far above it, or just past either end, anywhere in a long request, must
+// still be found.
+TEST_F(RequestCheckTest, EveryKeyOfALongRequestIsCheckedAgainstItsRange) {
+  const std::vector<uint64_t> outsiders = {4999, 6000, 1000, std::numeric_limits<uint64_t>::max()};
+  for (uint64_t outsider : outsiders) {
+    for (size_t position : {size_t{1}, size_t{37}, size_t{49}}) {
+      std::vector<uint64_t> keys(50);  // the byte limit
+      for (size_t i = 0; i < keys.size(); ++i) keys[i] = 5000 + i;
+      keys[position] = outsider;
+      absl::Status status = Check(Request(proto::PULL, "emb", keys, {}));
+      EXPECT_TRUE(absl::IsOutOfRange(status)) << outsider << " at " << position << ": " << status;
+    }
+  }
+  std::vector<uint64_t> edges = {5000, 5999, 5000, 5999};
+  EXPECT_TRUE(Check(Request(proto::PULL, "emb", edges, {})).ok());
+}
+
 TEST(FirstNonFiniteTest, FindsTheFirstInfOrNaNOrReturnsTheSize) {
   const float kInf = std::numeric_limits<float>::infinity();
   const float kNaN = std::numeric_limits<float>::quiet_NaN();

@@ -314,6 +314,153 @@ TEST_F(KVWorkerTest, EvaluationPullsLeaveTheModelUntouched) {
 }
 
 // A "server" that accepts requests and never answers, and the view of a worker that uses it.
+// Pushes rows -0.5 x (i, i+1, i+2, i+3) for keys[i] into "emb" (dim 4, SGD rate 0.5).
+void PushDistinctRows(KVWorker& worker, const std::vector<uint64_t>& keys) {
+  std::vector<float> grads(keys.size() * 4);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    for (int d = 0; d < 4; ++d) grads[i * 4 + d] = static_cast<float>(i + d);
+  }
+  ASSERT_TRUE(worker.Wait(worker.Push("emb", keys, grads)).ok());
+}
+
+// Unsorted and repeated keys across both servers: the view shows, row by row, what the copying
+// Pull returns, and CopyTo gives the same vector.
+TEST_F(KVWorkerTest, PulledRowsShowTheCopyingPullsRowsForRepeatedUnsortedKeys) {
+  KVWorker& worker = cluster_->worker(0);
+  std::vector<uint64_t> keys = HashedKeys(200, "view");
+  PushDistinctRows(worker, keys);
+  std::vector<uint64_t> asked;
+  for (size_t i : {199, 3, 3, 0, 57, 199, 12, 150, 151}) asked.push_back(keys[i]);
+  for (const std::vector<uint64_t>& request : {asked, keys}) {
+    std::vector<float> copied;
+    ASSERT_TRUE(worker.Wait(worker.Pull("emb", request, &copied)).ok());
+    PulledRows rows;
+    absl::Status status = worker.Wait(worker.Pull("emb", request, &rows));
+    ASSERT_TRUE(status.ok()) << status;
+    ASSERT_EQ(rows.size(), request.size());
+    ASSERT_EQ(rows.dim(), 4);
+    EXPECT_FALSE(rows.contiguous());  // repeats, or keys on both servers
+    for (size_t j = 0; j < request.size(); ++j) {
+      ASSERT_EQ(rows.row(j).size(), 4u);
+      for (int d = 0; d < 4; ++d) ASSERT_EQ(rows.row(j)[d], copied[j * 4 + d]) << j;
+    }
+    std::vector<float> via_view;
+    rows.CopyTo(&via_view);
+    EXPECT_EQ(via_view, copied);
+  }
+}
+
+// A view holds the reply it came in: later pushes change the model, not the view, and it
+// outlives the KVWorker that filled it. Sorted unique keys on one server give one array.
+TEST_F(KVWorkerTest, PulledRowsStayValidAfterLaterRequestsAndTheWorker) {
+  const std::vector<uint64_t> keys = {1, 2, 3};  // all in server 0's half of the key space
+  PushDistinctRows(cluster_->worker(0), keys);
+  KVWorkerOptions options;
+  options.cluster_id = InProcessClusterOptions().cluster_id;
+  auto worker =
+      std::make_unique<KVWorker>(&cluster_->context(), cluster_->worker_client(1).view(), options);
+  ASSERT_TRUE(worker->Start().ok());
+  PulledRows rows;
+  absl::Status pulled = worker->Wait(worker->Pull("emb", keys, &rows));
+  ASSERT_TRUE(pulled.ok()) << pulled;
+  ASSERT_TRUE(rows.contiguous());
+  const float* data = rows.all().data();
+  PulledRows moved = std::move(rows);
+  EXPECT_EQ(moved.all().data(), data);  // moving the view moves no rows
+
+  PulledRows other;
+  ASSERT_TRUE(worker->Wait(worker->Pull("emb", keys, &other)).ok());
+  std::vector<float> more(keys.size() * 4, 10.0f);
+  ASSERT_TRUE(worker->Wait(worker->Push("emb", keys, more)).ok());
+  std::vector<float> now;
+  ASSERT_TRUE(worker->Wait(worker->Pull("emb", keys, &now)).ok());
+  EXPECT_EQ(now[0], -5.0f);  // 0 - 0.5 x 0 - 0.5 x 10
+  worker.reset();
+
+  ASSERT_EQ(moved.all().size(), 12u);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    for (int d = 0; d < 4; ++d) {
+      EXPECT_EQ(moved.all()[i * 4 + d], -0.5f * (i + d));
+      EXPECT_EQ(moved.row(i)[d], -0.5f * (i + d));
+      EXPECT_EQ(other.row(i)[d], -0.5f * (i + d));
+    }
+  }
+}
+
+// The zero-copy Push: shared arrays may be pushed again (each push applied), moved arrays with
+// repeated unsorted keys are deduplicated and summed, and both reach both servers.
+TEST_F(KVWorkerTest, ZeroCopyPushesApplyExactlyAcrossBothServers) {
+  KVWorker& worker = cluster_->worker(0);
+  std::vector<uint64_t> sorted = HashedKeys(1000, "zero-copy");
+  std::sort(sorted.begin(), sorted.end());
+  auto keys = std::make_shared<const std::vector<uint64_t>>(sorted);
+  auto grads = std::make_shared<const std::vector<float>>(sorted.size() * 4, 1.0f);
+  ASSERT_TRUE(worker.Wait(worker.Push("emb", keys, grads)).ok());
+  ASSERT_TRUE(worker.Wait(worker.Push("emb", keys, grads)).ok());
+  std::vector<uint64_t> repeated = {sorted[999], sorted[0], sorted[999]};
+  std::vector<float> repeated_grads(12, 2.0f);
+  ASSERT_TRUE(worker.Wait(worker.Push("emb", std::move(repeated), std::move(repeated_grads))).ok());
+  std::vector<float> rows;
+  ASSERT_TRUE(worker.Wait(worker.Pull("emb", sorted, &rows)).ok());
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    const float expected = i == 999 ? -3.0f : i == 0 ? -2.0f : -1.0f;
+    for (int d = 0; d < 4; ++d) ASSERT_EQ(rows[i * 4 + d], expected) << i;
+  }
+  EXPECT_GT(cluster_->server(0).catalog()->Find("emb")->stats().cached_rows, 400u);
+  EXPECT_GT(cluster_->server(1).catalog()->Find("emb")->stats().cached_rows, 400u);
+}
+
+// The zero-copy Push (and Pull of shared keys) sends the caller's array itself: while its frames
+// wait in ZeroMQ (here for a server that never accepts the connection) they hold references to the
+// caller's arrays, which a copying Push would have dropped on return; the references go with the
+// worker.
+TEST(KVWorkerZeroCopyTest, PushAndPullHandTheCallersArraysToZeroMQ) {
+  zmq::context_t context(1);
+  int port = 0;
+  {
+    zmq::socket_t probe(context, zmq::socket_type::router);
+    ConfigureSocket(probe);
+    absl::StatusOr<int> bound = BindTcp(probe, "127.0.0.1", 0);
+    ASSERT_TRUE(bound.ok());
+    port = *bound;
+  }  // closed: nothing listens on `port` now
+  proto::ClusterView view;
+  proto::NodeInfo* server = view.add_nodes();
+  server->set_role(proto::SERVER);
+  server->set_rank(0);
+  server->set_host("127.0.0.1");
+  server->set_port(port);
+  *view.mutable_shard_map() = ShardMap::EvenSplit(1, 1).ToProto();
+  *view.mutable_config() = SgdTablesConfig({{"emb", 2}}, 1.0f);
+  view.mutable_you()->set_role(proto::WORKER);
+  auto keys = std::make_shared<const std::vector<uint64_t>>(std::vector<uint64_t>{1, 5, 9});
+  auto grads = std::make_shared<const std::vector<float>>(6, 1.0f);
+  auto copied_keys = std::make_shared<const std::vector<uint64_t>>(*keys);
+  {
+    KVWorkerOptions options;
+    options.request_timeout = absl::Milliseconds(100);
+    KVWorker worker(&context, view, options);
+    ASSERT_TRUE(worker.Start().ok());
+    const int64_t shared = worker.Push("emb", keys, grads);
+    EXPECT_EQ(keys.use_count(), 2);
+    EXPECT_EQ(grads.use_count(), 2);
+    PulledRows rows;
+    const int64_t pulled = worker.Pull("emb", keys, &rows);
+    EXPECT_EQ(keys.use_count(), 3);  // the pull's key frame too
+    const int64_t copied = worker.Push("emb", absl::MakeConstSpan(*copied_keys), *grads);
+    EXPECT_EQ(copied_keys.use_count(), 1);
+    EXPECT_TRUE(absl::IsDeadlineExceeded(worker.Wait(shared)));
+    EXPECT_TRUE(absl::IsDeadlineExceeded(worker.Wait(copied)));
+    EXPECT_TRUE(absl::IsDeadlineExceeded(worker.Wait(pulled)));
+  }
+  // Closing the sockets (linger 0) frees their queued frames on ZeroMQ's own threads.
+  for (int i = 0; i < 500 && (keys.use_count() > 1 || grads.use_count() > 1); ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(keys.use_count(), 1);
+  EXPECT_EQ(grads.use_count(), 1);
+}
+
 class SilentServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
