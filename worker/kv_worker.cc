@@ -8,6 +8,7 @@
 #include "common/feature_key.h"
 #include "common/node_name.h"
 #include "common/socket_options.h"
+#include "common/wire_codec.h"
 #include "glog/logging.h"
 
 namespace granary {
@@ -42,6 +43,11 @@ KVWorker::KVWorker(zmq::context_t* context, const proto::ClusterView& view, KVWo
     : context_(context), view_(view), options_(std::move(options)) {
   for (const proto::TableConfig& table : view_.config().tables()) {
     dim_of_table_[table.name()] = static_cast<int>(table.dim());
+    wire_of_table_[table.name()] = table.wire();
+    if (table.wire().push_values() != proto::VALUES_FP32) {
+      feedback_of_table_[table.name()] = std::make_unique<ErrorFeedback>(
+          table.wire().push_values(), table.dim(), options_.max_residual_keys);
+    }
     if (table.dense_size() == 0) continue;
     dense_size_of_table_[table.name()] = table.dense_size();
     std::vector<uint64_t>& keys = dense_keys_of_table_[table.name()];
@@ -111,6 +117,18 @@ KVWorker::Channel* KVWorker::ChannelOfThisThread() {
 int KVWorker::DimOf(const std::string& table) const {
   auto it = dim_of_table_.find(table);
   return it == dim_of_table_.end() ? 0 : it->second;
+}
+
+size_t KVWorker::PullRowBytes(const std::string& table) const {
+  auto wire = wire_of_table_.find(table);
+  return wire == wire_of_table_.end() ? 0
+                                      : EncodedRowBytes(wire->second.pull_values(), DimOf(table));
+}
+
+size_t KVWorker::PushRowBytes(const std::string& table) const {
+  auto wire = wire_of_table_.find(table);
+  return wire == wire_of_table_.end() ? 0
+                                      : EncodedRowBytes(wire->second.push_values(), DimOf(table));
 }
 
 std::string KVWorker::ServerName(int server_rank) const { return NodeName(servers_[server_rank]); }
@@ -188,6 +206,8 @@ int64_t KVWorker::Submit(proto::Command command, const std::string& table,
   request->dim = static_cast<int>(dim);
   request->output = output;
   request->deadline = absl::Now() + options_.request_timeout;
+  const proto::WireConfig& wire = wire_of_table_.at(table);
+  request->value_encoding = command == proto::PUSH ? wire.push_values() : wire.pull_values();
   std::vector<std::pair<int, Message>> outgoing;  // server rank, message
   {  // The deduplicated copies live only until the messages own their bytes.
     // Deduplicate into ascending unique keys (and summed gradients), unless already so.
@@ -221,6 +241,12 @@ int64_t KVWorker::Submit(proto::Command command, const std::string& table,
       unique_keys = unique_key_storage;
     }
     if (output != nullptr) output->resize(keys.size() * dim);
+    // A lossy push encoding: the gradients with their carried errors, encoded once and sliced.
+    std::vector<uint8_t> encoded_grads;
+    const size_t encoded_row_bytes = EncodedRowBytes(request->value_encoding, dim);
+    if (command == proto::PUSH && request->value_encoding != proto::VALUES_FP32) {
+      encoded_grads = feedback_of_table_.at(table)->Encode(unique_keys, unique_grads);
+    }
 
     std::vector<KeySlice> slices = shard_map_.SliceSortedKeys(unique_keys);
     for (size_t p = 0; p < slices.size(); ++p) {
@@ -235,9 +261,13 @@ int64_t KVWorker::Submit(proto::Command command, const std::string& table,
       header.set_shard_map_version(shard_map_.version());
       header.set_part(static_cast<uint32_t>(p));
       header.set_read_only(mode == PullMode::kEvaluate);
+      header.set_value_encoding(request->value_encoding);
       size_t count = slice.end - slice.begin;
       message.keys = zmq::message_t(unique_keys.data() + slice.begin, count * sizeof(uint64_t));
-      if (command == proto::PUSH) {
+      if (!encoded_grads.empty()) {
+        message.values = zmq::message_t(encoded_grads.data() + slice.begin * encoded_row_bytes,
+                                        count * encoded_row_bytes);
+      } else if (command == proto::PUSH) {
         message.values =
             zmq::message_t(unique_grads.data() + slice.begin * dim, count * dim * sizeof(float));
       }
@@ -401,7 +431,15 @@ void KVWorker::HandleReply(Message&& reply, int server_rank) {
   }
   const Part& part = request.parts[header.part()];
   if (request.command == proto::PULL) {
-    size_t expected_bytes = (part.end - part.begin) * request.dim * sizeof(float);
+    if (header.value_encoding() != request.value_encoding) {
+      FailLocked(request, absl::DataLossError(absl::StrCat(
+                              what, ": ", ServerName(server_rank), " sent values encoded ",
+                              header.value_encoding(), ", expected ", request.value_encoding,
+                              " (the worker's and the server's TableConfig.wire differ)")));
+      return;
+    }
+    const size_t rows = part.end - part.begin;
+    size_t expected_bytes = rows * EncodedRowBytes(request.value_encoding, request.dim);
     if (reply.values.size() != expected_bytes) {
       FailLocked(request, absl::DataLossError(absl::StrCat(
                               what, ": ", ServerName(server_rank), " sent ", reply.values.size(),
@@ -414,9 +452,18 @@ void KVWorker::HandleReply(Message&& reply, int server_rank) {
     // request stays registered (its output alive) while copies_in_flight > 0.
     ++request.copies_in_flight;
     lock.unlock();
-    std::memcpy(destination + part.begin * request.dim, reply.values.data(), expected_bytes);
+    // fp32 rows are copied as they are; others decode (their size was checked above).
+    const absl::Status decoded = DecodeValues(
+        request.value_encoding,
+        absl::MakeConstSpan(static_cast<const uint8_t*>(reply.values.data()), expected_bytes), rows,
+        request.dim, destination + part.begin * request.dim);
     lock.lock();
     --request.copies_in_flight;
+    if (!decoded.ok()) {
+      FailLocked(request, absl::DataLossError(absl::StrCat(what, ": ", ServerName(server_rank),
+                                                           ": ", decoded.message())));
+      return;
+    }
   }
   FinishPartLocked(request, header.part());
   lock.unlock();
