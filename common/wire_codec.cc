@@ -102,8 +102,12 @@ void EncodeInt8Row(const float* row, size_t dim, uint8_t* out) {
   float inverse = 0;
   if (non_finite != 0) {
     scale = std::numeric_limits<float>::quiet_NaN();
-  } else if (largest >= std::numeric_limits<float>::min()) {
+  } else if (largest >= kInt8Levels * std::numeric_limits<float>::min()) {
+    // Below that the scale would be a subnormal float, whose few significant bits would make
+    // q x s far from x: such a row (every |x| < 1.5e-36) is sent as zeros.
     scale = largest / kInt8Levels;
+    // Rounded up, 127 x scale may pass FLT_MAX and a finite row would decode as Inf.
+    if (!std::isfinite(scale * kInt8Levels)) scale = std::nextafter(scale, 0.0f);
     inverse = kInt8Levels / largest;
   }
   std::memcpy(out, &scale, sizeof(scale));

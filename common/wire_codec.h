@@ -6,7 +6,8 @@
 //                beyond +-65504 becomes +-Inf, NaN stays NaN.
 //   VALUES_INT8  row = one float scale s = max|x| / 127, then dim signed bytes q = round(x / s)
 //                in [-127, 127] (4 + dim bytes); decoded as q * s. A row of zeros (or of values
-//                below FLT_MIN) has s = 0. A row holding a NaN or +-Inf gets s = NaN, so it
+//                below 127 x FLT_MIN, 1.5e-36) has s = 0. A row holding a NaN or +-Inf gets
+//                s = NaN, so it
 //                decodes to NaN and the server's non-finite check refuses the push, as for fp32.
 //
 // Rows are encoded one after another, each in EncodedRowBytes(encoding, dim) bytes, so rows

@@ -95,8 +95,8 @@ TEST(WireCodecTest, Int8SaturatesKeepsZerosAndPoisonsNonFiniteRows) {
   const std::vector<float> values = {
       0,       0,
       0,       0,  // zeros stay zeros
-      1e-42f,  0,
-      -1e-42f, 0,  // below FLT_MIN: no scale to divide by
+      1e-37f,  0,
+      -1e-42f, 0,  // below 127 FLT_MIN: the scale would be a subnormal float
       3e38f,   -3e38f,
       1,       0,  // the largest floats keep their sign and size
       1,       inf,
@@ -106,6 +106,11 @@ TEST(WireCodecTest, Int8SaturatesKeepsZerosAndPoisonsNonFiniteRows) {
   };
   const std::vector<float> decoded = RoundTrip(proto::VALUES_INT8, values, 4);
   for (size_t d = 0; d < 8; ++d) EXPECT_EQ(decoded[d], 0.0f) << d;
+  // The largest finite float stays finite: 127 x its scale must not round up to Inf.
+  const float largest = std::numeric_limits<float>::max();
+  const std::vector<float> extreme = RoundTrip(proto::VALUES_INT8, {largest, -largest}, 2);
+  EXPECT_TRUE(std::isfinite(extreme[0]) && std::isfinite(extreme[1]));
+  EXPECT_FLOAT_EQ(extreme[0], largest);
   EXPECT_FLOAT_EQ(decoded[8], 3e38f);
   EXPECT_FLOAT_EQ(decoded[9], -3e38f);
   EXPECT_EQ(decoded[10], 0.0f);  // 1 is far below half a step of 3e38 / 127
