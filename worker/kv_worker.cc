@@ -433,8 +433,9 @@ void KVWorker::HandleReply(Message&& reply, int server_rank) {
   if (request.command == proto::PULL) {
     if (header.value_encoding() != request.value_encoding) {
       FailLocked(request, absl::DataLossError(absl::StrCat(
-                              what, ": ", ServerName(server_rank), " sent values encoded ",
-                              header.value_encoding(), ", expected ", request.value_encoding,
+                              what, ": ", ServerName(server_rank), " sent values encoded #",
+                              header.value_encoding(), ", expected ",
+                              proto::ValueEncoding_Name(request.value_encoding),
                               " (the worker's and the server's TableConfig.wire differ)")));
       return;
     }

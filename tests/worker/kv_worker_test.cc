@@ -421,6 +421,31 @@ class SilentServerTest : public ::testing::Test {
   std::vector<float> pulled_;
 };
 
+// A pull reply in another encoding than the table's (a server with another cluster config) is
+// an error naming the server and the table, never rows misread.
+TEST_F(SilentServerTest, AReplyInAnotherWireEncodingIsRefused) {
+  view_.mutable_config()->mutable_tables(0)->mutable_wire()->set_pull_values(proto::VALUES_FP16);
+  ASSERT_TRUE(StartPatientWorker().ok());
+  const int64_t id = patient_->Pull("emb", kKeys, &pulled_);
+  zmq::pollitem_t item{silent_.handle(), 0, ZMQ_POLLIN, 0};
+  ASSERT_GT(zmq::poll(&item, 1, std::chrono::seconds(10)), 0);
+  std::vector<zmq::message_t> frames;
+  ASSERT_TRUE(zmq::recv_multipart(silent_, std::back_inserter(frames)));
+  zmq::message_t routing_id = std::move(frames[0]);
+  frames.erase(frames.begin());
+  Message request;
+  ASSERT_TRUE(DecodeMessage(std::move(frames), "granary", "worker", &request).ok());
+  EXPECT_EQ(request.header.value_encoding(), proto::VALUES_FP16);
+  Message reply;
+  reply.header = MakeReplyHeader(request.header, proto::PULL_REPLY, "granary", proto::SERVER, 0);
+  reply.values = FrameFromVector(std::vector<float>(kKeys.size() * 2, 1.0f));  // fp32 rows
+  ASSERT_TRUE(SendMessage(silent_, std::move(reply), &routing_id).ok());
+  const absl::Status status = patient_->Wait(id);
+  EXPECT_TRUE(absl::IsDataLoss(status)) << status;
+  EXPECT_NE(status.message().find("(table 'emb')"), std::string::npos) << status;
+  EXPECT_NE(status.message().find("expected VALUES_FP16"), std::string::npos) << status;
+}
+
 // Requests to the silent server must time out, naming it.
 TEST_F(SilentServerTest, RequestTimesOutNamingTheServer) {
   KVWorkerOptions options;
