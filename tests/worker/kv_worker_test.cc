@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <numeric>
 #include <thread>
@@ -283,6 +284,16 @@ TEST(KVWorkerWireTest, LightWireTrainsWhatFp32Would) {
           << "key " << i << " dim " << d;
     }
   }
+  // A non-finite gradient reaches the server as non-finite (an int8 row of NaN) and the push is
+  // refused whole, as on fp32: the row keeps what it held.
+  const std::vector<uint64_t> first = {keys[0]};
+  std::vector<float> poisoned(16, 0.5f);
+  poisoned[3] = std::numeric_limits<float>::infinity();
+  const absl::Status refused = worker.Wait(worker.Push("emb", first, poisoned));
+  EXPECT_NE(refused.message().find("non-finite gradient"), std::string::npos) << refused;
+  std::vector<float> row;
+  ASSERT_TRUE(worker.Wait(worker.Pull("emb", first, &row)).ok());
+  EXPECT_EQ(row, std::vector<float>(rows.begin(), rows.begin() + 16));
   // A dense table on the same wire.
   std::vector<float> dense_grads(10, 0.25f);
   ASSERT_TRUE(worker.Wait(worker.PushDense("mlp", dense_grads)).ok());
