@@ -163,6 +163,20 @@ absl::Status ValidateTable(const proto::TableConfig& table, const ConfigLocation
         absl::StrCat("table '", table.name(),
                      "' needs clip_gradient_abs > 0 (unset: no clipping)"));
   }
+  // Pulled rows carry no error feedback, so a pull is at most rounded to fp16, never quantized.
+  const proto::WireConfig& wire = table.wire();
+  if (wire.pull_values() != proto::VALUES_FP32 && wire.pull_values() != proto::VALUES_FP16) {
+    return ConfigLocation::Invalid(
+        at.Nested(wire, "wire").At("pull_values"),
+        absl::StrCat("table '", table.name(),
+                     "' needs pull_values VALUES_FP32 or VALUES_FP16, not ",
+                     proto::ValueEncoding_Name(wire.pull_values())));
+  }
+  if (!proto::ValueEncoding_IsValid(wire.push_values())) {
+    return ConfigLocation::Invalid(
+        at.Nested(wire, "wire").At("push_values"),
+        absl::StrCat("table '", table.name(), "' has an unknown push_values ", wire.push_values()));
+  }
   // A dense vector must never lose a block to admission or eviction.
   if (table.dense_size() > 0 && (table.has_admission() || table.has_eviction())) {
     return ConfigLocation::Invalid(

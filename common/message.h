@@ -2,7 +2,8 @@
 //
 // On the wire a message is one multi-part ZeroMQ message:
 //   control plane: [header]
-//   data plane:    [header][keys: uint64_t[n]][values: float[m]]
+//   data plane:    [header][keys: uint64_t[n]][values: float[m], or the encoding the header
+//                  names (value_encoding, common/wire_codec.h)]
 // (preceded by a routing-id frame on ROUTER sockets). The header is a proto::Header; the key
 // and value frames are raw little-endian arrays whose exact byte sizes the header declares
 // (key_bytes, value_bytes), so bulk data never passes through Protobuf.

@@ -13,9 +13,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "common/delta_file.h"
 #include "common/message.h"
 #include "common/vector_file.h"
+#include "common/wire_codec.h"
 #include "fuzz/frames.h"
 #include "scheduler/checkpoint_store.h"
 
@@ -108,6 +110,20 @@ void WriteServerRequests(const fs::path& dir) {
   header.set_key_bytes(outside[1].size());
   outside[0] = header.SerializeAsString();
   Write(dir / "key_outside_ranges", JoinFrames(outside));
+  // Table "light" on the light wire: an int8 push of 3 rows (4 + 4 bytes each) and an fp16 pull.
+  std::vector<std::string> light = request(granary::proto::PUSH, "light", 3, 0);
+  light[2] =
+      Bytes(granary::EncodeValues(granary::proto::VALUES_INT8, std::vector<float>(12, 0.25f), 4));
+  header.ParseFromString(light[0]);
+  header.set_value_encoding(granary::proto::VALUES_INT8);
+  header.set_value_bytes(light[2].size());
+  light[0] = header.SerializeAsString();
+  Write(dir / "light_push", JoinFrames(light));
+  light = request(granary::proto::PULL, "light", 3, 0);
+  header.ParseFromString(light[0]);
+  header.set_value_encoding(granary::proto::VALUES_FP16);
+  light[0] = header.SerializeAsString();
+  Write(dir / "light_pull", JoinFrames(light));
 }
 
 void WriteDeltas(const fs::path& dir) {
@@ -144,6 +160,21 @@ void WriteVectors(const fs::path& dir) {
   Check((*writer)->Finish());
 }
 
+// The prefix of a wire_codec input (fuzz/wire_codec_fuzzer.cc): encoding, dim, rows; then the
+// frame as a peer would send it.
+void WriteWireFrames(const fs::path& dir) {
+  const std::vector<float> values = {0.5f, -1.0f, 2.0f, 0.0f, 3e-3f, -0.25f, 1e-8f, 7.0f};
+  for (auto encoding :
+       {granary::proto::VALUES_FP32, granary::proto::VALUES_FP16, granary::proto::VALUES_INT8}) {
+    const std::vector<uint8_t> frame = granary::EncodeValues(encoding, values, 4);
+    std::string input = {static_cast<char>(encoding), 4, 2};
+    input += Bytes(frame);
+    Write(dir / absl::StrCat(granary::proto::ValueEncoding_Name(encoding), "_2x4"), input);
+    input[2] = 3;  // a header that claims a row more than the frame holds
+    Write(dir / absl::StrCat(granary::proto::ValueEncoding_Name(encoding), "_short"), input);
+  }
+}
+
 void WriteManifests(const fs::path& dir) {
   const fs::path root = dir / "root";
   granary::CheckpointStore store(root.string());
@@ -170,8 +201,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   const fs::path corpus = argv[1];
-  for (const char* target :
-       {"message", "server_request", "delta_file", "vector_file", "checkpoint_manifest"}) {
+  for (const char* target : {"message", "server_request", "delta_file", "vector_file",
+                             "checkpoint_manifest", "wire_codec"}) {
     fs::create_directories(corpus / target);
   }
   WriteMessages(corpus / "message");
@@ -179,5 +210,6 @@ int main(int argc, char** argv) {
   WriteDeltas(corpus / "delta_file");
   WriteVectors(corpus / "vector_file");
   WriteManifests(corpus / "checkpoint_manifest");
+  WriteWireFrames(corpus / "wire_codec");
   return 0;
 }

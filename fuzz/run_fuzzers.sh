@@ -24,7 +24,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
 readonly ALL_TARGETS=(message server_request config job_config tsv_line delta_file vector_file
-  checkpoint_manifest)
+  checkpoint_manifest wire_codec)
 readonly RUNS="${FUZZ_RUNS:-20000}"
 readonly BUILD_DIR="${FUZZ_BUILD_DIR:-build-fuzz}"
 readonly JOBS="${FUZZ_JOBS:-$(nproc)}"

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/message.h"
+#include "common/wire_codec.h"
 #include "fuzz/frames.h"
 #include "ps/request_check.h"
 
@@ -39,9 +40,13 @@ constexpr uint64_t kShardMapVersion = 1;
 const granary::KeyRange kRanges[] = {
     {0, (uint64_t{1} << 62) - 1}, {uint64_t{1} << 63, (uint64_t{1} << 63) + (uint64_t{1} << 62)}};
 
-int DimOf(const std::string& table) {
+// "light" is "emb" on the light wire (fp16 pulls, int8 pushes: common/wire_codec.h).
+granary::TableShape DimOf(const std::string& table) {
   if (table == "one") return kOneDim;
   if (table == "emb") return kEmbDim;
+  if (table == "light") {
+    return granary::TableShape(kEmbDim, granary::proto::VALUES_FP16, granary::proto::VALUES_INT8);
+  }
   if (table == "wide") return kWideDim;
   return 0;
 }
@@ -57,9 +62,11 @@ bool Owned(uint64_t key) {
 std::vector<float>& RowsOf(const std::string& name) {
   static std::vector<float>* const one = new std::vector<float>(kRows * kOneDim);
   static std::vector<float>* const emb = new std::vector<float>(kRows * kEmbDim);
+  static std::vector<float>* const light = new std::vector<float>(kRows * kEmbDim);
   static std::vector<float>* const wide = new std::vector<float>(kRows * kWideDim);
   if (name == "one") return *one;
   if (name == "emb") return *emb;
+  if (name == "light") return *light;
   return *wide;
 }
 
@@ -97,7 +104,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const bool push = header.command() == granary::proto::PUSH;
   if (!push && header.command() != granary::proto::PULL) __builtin_trap();
   if (push && header.read_only()) __builtin_trap();
-  const int dim = DimOf(header.table());
+  const granary::TableShape shape = DimOf(header.table());
+  const int dim = shape.dim;
   if (dim <= 0) __builtin_trap();
   const granary::FrameArray<uint64_t> keys(request.keys);
   const size_t row_floats = static_cast<size_t>(dim);
@@ -105,7 +113,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       keys.size() * (sizeof(uint64_t) + row_floats * sizeof(float)) > kMaxBytes) {
     __builtin_trap();
   }
-  if (request.values.size() != (push ? keys.size() * row_floats * sizeof(float) : 0)) {
+  if (header.value_encoding() != (push ? shape.push_values : shape.pull_values)) __builtin_trap();
+  if (request.values.size() !=
+      (push ? keys.size() * granary::EncodedRowBytes(shape.push_values, row_floats) : 0)) {
     __builtin_trap();
   }
   for (uint64_t key : keys.span()) {
@@ -122,10 +132,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     return 0;
   }
-  const granary::FrameArray<float> grads(request.values);
-  const size_t bad = granary::FirstNonFinite(grads.span());
+  // Decoded as the server does (ps/server.cc): a frame CheckRequest accepted always decodes.
+  std::vector<float> grads(keys.size() * row_floats);
+  if (!granary::DecodeValues(shape.push_values,
+                             absl::MakeConstSpan(static_cast<const uint8_t*>(request.values.data()),
+                                                 request.values.size()),
+                             keys.size(), row_floats, grads.data())
+           .ok()) {
+    __builtin_trap();
+  }
+  const size_t bad = granary::FirstNonFinite(grads);
   if (bad < grads.size()) {
-    if (std::isfinite(grads.span()[bad])) __builtin_trap();
+    if (std::isfinite(grads[bad])) __builtin_trap();
     return 0;  // refused whole, as the server does
   }
   if (bad != grads.size()) __builtin_trap();
@@ -133,7 +151,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     float* row = &rows[(keys.span()[i] % kRows) * row_floats];
     for (size_t j = 0; j < row_floats; ++j) {
       // Bounded, so that the rows stay finite over millions of executions.
-      row[j] = std::clamp(row[j] - grads.span()[i * row_floats + j], -1.0f, 1.0f);
+      row[j] = std::clamp(row[j] - grads[i * row_floats + j], -1.0f, 1.0f);
     }
   }
   return 0;

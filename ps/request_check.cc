@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/wire_codec.h"
 
 namespace granary {
 namespace {
@@ -30,6 +31,12 @@ bool AllInOneRange(absl::Span<const uint64_t> keys, absl::Span<const KeyRange> r
   return false;
 }
 
+// The enum's name, or its number for one this build does not know.
+std::string EncodingName(proto::ValueEncoding encoding) {
+  return proto::ValueEncoding_IsValid(encoding) ? proto::ValueEncoding_Name(encoding)
+                                                : absl::StrCat("#", static_cast<int>(encoding));
+}
+
 }  // namespace
 
 absl::Status CheckRequest(const Message& request, const std::string& sender,
@@ -44,7 +51,8 @@ absl::Status CheckRequest(const Message& request, const std::string& sender,
         absl::StrCat("shard map version ", header.shard_map_version(), " from ", sender,
                      " is not the server's ", bounds.shard_map_version));
   }
-  const int dim = dim_of(header.table());
+  const TableShape shape = dim_of(header.table());
+  const int dim = shape.dim;
   if (dim <= 0) {
     return absl::NotFoundError(absl::StrCat("unknown table '", header.table(), "' from ", sender));
   }
@@ -67,9 +75,21 @@ absl::Status CheckRequest(const Message& request, const std::string& sender,
                      " bytes of keys and values, over the limit of ", bounds.max_request_bytes,
                      " bytes per request (--max_request_bytes)"));
   }
-  // No overflow: num_keys x bytes_per_key is at most max_request_bytes.
+  const proto::ValueEncoding encoding =
+      header.command() == proto::PUSH ? shape.push_values : shape.pull_values;
+  if (header.value_encoding() != encoding) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        proto::Command_Name(header.command()), " to table '", header.table(), "' from ", sender,
+        " has values encoded ", EncodingName(header.value_encoding()),
+        ", but the server's table takes ", EncodingName(encoding),
+        " (the worker's and the server's TableConfig.wire differ)"));
+  }
+  // No overflow: num_keys x bytes_per_key is at most max_request_bytes, and an encoded row is
+  // at most 4 + 4 x dim bytes.
   const size_t expected_values =
-      header.command() == proto::PUSH ? num_keys * static_cast<size_t>(dim) * sizeof(float) : 0;
+      header.command() == proto::PUSH
+          ? num_keys * EncodedRowBytes(shape.push_values, static_cast<size_t>(dim))
+          : 0;
   if (header.read_only() && header.command() != proto::PULL) {
     return absl::InvalidArgumentError(absl::StrCat(
         "read_only is only for PULL; ", proto::Command_Name(header.command()), " from ", sender));

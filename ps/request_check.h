@@ -39,17 +39,32 @@ struct RequestBounds {
   size_t max_request_bytes = 0;
 };
 
-// The dimension of the server's table `name`, or 0 if the server has no such table. Called
-// once per request, before anything else is read of the table.
-using TableDimension = absl::FunctionRef<int(const std::string& name)>;
+// What a request is checked against of the server's table: its dimension (0: no such table)
+// and its wire encodings (TableConfig.wire). Built implicitly from a dimension, for tables on
+// today's fp32 wire.
+struct TableShape {
+  TableShape(int dim = 0, proto::ValueEncoding pull_values = proto::VALUES_FP32,  // NOLINT
+             proto::ValueEncoding push_values = proto::VALUES_FP32)
+      : dim(dim), pull_values(pull_values), push_values(push_values) {}
+  int dim;
+  proto::ValueEncoding pull_values;
+  proto::ValueEncoding push_values;
+};
+
+// The shape of the server's table `name`. Called once per request, before anything else is read
+// of the table.
+using TableDimension = absl::FunctionRef<TableShape(const std::string& name)>;
 
 // OK if `request` (from `sender`, as DescribeSender names it) is a PULL or PUSH the server
 // accepts under `bounds`: the command is PULL or PUSH, its shard-map version is the server's,
 // its table is known (`dim_of` > 0), it carries at most max_request_keys keys and
-// max_request_bytes bytes, read_only is set only on a PULL, its value frame holds keys x dim
-// floats for a PUSH and nothing for a PULL, and every key is in bounds.ranges. Otherwise, in
-// that order of checks:
-//   InvalidArgument    another command, read_only on a PUSH, or a value frame of the wrong size;
+// max_request_bytes bytes (counted as fp32 keys x (8 + 4 x dim), what the server holds once
+// decoded), its header's value_encoding is the table's (push_values on a PUSH, pull_values on a
+// PULL), read_only is set only on a PULL, its value frame holds keys x dim values in that
+// encoding for a PUSH (common/wire_codec.h) and nothing for a PULL, and every key is in
+// bounds.ranges. Otherwise, in that order of checks:
+//   InvalidArgument    another command, another value encoding than the table's, read_only on a
+//                      PUSH, or a value frame of the wrong size;
 //   FailedPrecondition another shard-map version;
 //   NotFound           an unknown table;
 //   ResourceExhausted  over a limit, naming its flag (--max_request_keys, --max_request_bytes);

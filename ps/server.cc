@@ -5,11 +5,14 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <optional>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "common/socket_options.h"
+#include "common/wire_codec.h"
 #include "glog/logging.h"
 #include "ps/request_check.h"
 
@@ -31,6 +34,45 @@ constexpr absl::Duration kMaxInlineServeTime = absl::Microseconds(200);
 constexpr double kInitialNanosPerKey = 200;
 // Weight of the newest request in the smoothed cost per key.
 constexpr double kCostSmoothing = 1.0 / 8;
+
+// A PUSH's gradients as floats: a view of its value frame on the fp32 wire, else decoded from
+// the table's push encoding (common/wire_codec.h). CheckRequest checked the frame's size; a
+// frame that still does not decode leaves *status an error naming the sender and the table.
+class WireGradients {
+ public:
+  WireGradients(const Message& request, const EmbeddingTable& table, const std::string& sender,
+                absl::Status* status) {
+    const proto::ValueEncoding encoding = table.config().wire().push_values();
+    if (encoding == proto::VALUES_FP32) {
+      frame_.emplace(request.values);
+      span_ = frame_->span();
+      return;
+    }
+    const size_t rows = request.keys.size() / sizeof(uint64_t);
+    decoded_.resize(rows * table.dim());
+    const absl::Status decoded =
+        DecodeValues(encoding,
+                     absl::MakeConstSpan(static_cast<const uint8_t*>(request.values.data()),
+                                         request.values.size()),
+                     rows, table.dim(), decoded_.data());
+    if (!decoded.ok()) {
+      *status = absl::InvalidArgumentError(absl::StrCat("PUSH to table '", table.name(), "' from ",
+                                                        sender, ": ", decoded.message()));
+      decoded_.clear();
+    }
+    span_ = decoded_;
+  }
+  WireGradients(const WireGradients&) = delete;
+  WireGradients& operator=(const WireGradients&) = delete;
+
+  absl::Span<const float> span() const { return span_; }
+  size_t size() const { return span_.size(); }
+
+ private:
+  std::optional<FrameArray<float>> frame_;
+  std::vector<float> decoded_;
+  absl::Span<const float> span_;
+};
 
 std::string InprocEndpoint(const char* what, const void* owner) {
   return absl::StrCat("inproc://server-", what, "-", reinterpret_cast<uintptr_t>(owner));
@@ -401,18 +443,28 @@ zmq::message_t ParameterServer::PullReplyFrame(EmbeddingTable* table,
                                                absl::Span<const uint64_t> keys, bool read_only,
                                                absl::Status* status) {
   const size_t count = keys.size() * static_cast<size_t>(table->dim());
+  auto fill = [&](float* values) {
+    if (options_.apply_updates) {
+      auto cut = catalog_->LockForRequest();
+      *status = table->Pull(keys, values, read_only);  // writes every value
+    } else {
+      std::fill(values, values + count, 0.0f);  // transport mode answers zeros
+    }
+  };
+  const proto::ValueEncoding encoding = table->config().wire().pull_values();
+  if (encoding != proto::VALUES_FP32) {
+    // A light wire (common/wire_codec.h): the rows are encoded into a frame of their own.
+    std::vector<float> values(count);
+    fill(values.data());
+    return FrameFromVector(EncodeValues(encoding, values, table->dim()));
+  }
   zmq::message_t frame(count * sizeof(float));
   // A large frame is heap memory, aligned for floats; ZeroMQ keeps a small one inside the
   // message itself, maybe misaligned: that one is filled through a copy.
   const bool aligned = reinterpret_cast<uintptr_t>(frame.data()) % alignof(float) == 0;
   std::vector<float> unaligned(aligned ? 0 : count);
   float* values = aligned ? static_cast<float*>(frame.data()) : unaligned.data();
-  if (options_.apply_updates) {
-    auto cut = catalog_->LockForRequest();
-    *status = table->Pull(keys, values, read_only);  // writes every value
-  } else {
-    std::fill(values, values + count, 0.0f);  // transport mode answers zeros
-  }
+  fill(values);
   if (!aligned && count > 0) std::memcpy(frame.data(), values, count * sizeof(float));
   return frame;
 }
@@ -425,7 +477,9 @@ Message ParameterServer::Handle(Message&& request, const std::string& peer) {
   if (status.ok()) {
     status = CheckRequest(request, sender, bounds_, [&](const std::string& name) {
       table = catalog_->Find(name);
-      return table == nullptr ? 0 : table->dim();
+      if (table == nullptr) return TableShape();
+      const proto::WireConfig& wire = table->config().wire();
+      return TableShape(table->dim(), wire.pull_values(), wire.push_values());
     });
   }
   FrameArray<uint64_t> keys(request.keys);
@@ -436,13 +490,18 @@ Message ParameterServer::Handle(Message&& request, const std::string& peer) {
     reply.values = PullReplyFrame(table, keys.span(), request.header.read_only(), &status);
     reply.header = MakeReplyHeader(request.header, proto::PULL_REPLY, options_.cluster_id,
                                    proto::SERVER, rank_);
+    if (table->config().wire().pull_values() != proto::VALUES_FP32) {
+      reply.header.set_value_encoding(table->config().wire().pull_values());
+    }
   } else if (status.ok()) {
     ++pushes_;
     pushed_keys_ += keys.size();
-    FrameArray<float> grads(request.values);
+    const WireGradients grads(request, *table, sender, &status);
     // Checked whole before any of it is applied: a poisoned push changes nothing.
     const size_t bad = FirstNonFinite(grads.span());
-    if (bad < grads.size()) {
+    if (!status.ok()) {
+      // Not decoded: nothing to apply.
+    } else if (bad < grads.size()) {
       ++non_finite_pushes_;
       const size_t dim = table->dim();
       status = absl::InvalidArgumentError(absl::StrFormat(

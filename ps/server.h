@@ -181,7 +181,8 @@ class ParameterServer {
   void Serve(std::vector<zmq::message_t>&& frames, const std::string& peer,
              zmq::message_t& routing_id, zmq::socket_t& socket);
   // The value frame of a PULL's reply: `table`'s rows of `keys` (zeros if !apply_updates),
-  // written straight into the frame ZeroMQ sends. Sets *status to the table's error, if any.
+  // written straight into the frame ZeroMQ sends, or encoded in the table's light wire
+  // (TableConfig.wire.pull_values). Sets *status to the table's error, if any.
   // The one place a reply's value frame is built.
   zmq::message_t PullReplyFrame(EmbeddingTable* table, absl::Span<const uint64_t> keys,
                                 bool read_only, absl::Status* status);

@@ -8,6 +8,7 @@
 #include "common/feature_key.h"
 #include "common/node_name.h"
 #include "common/socket_options.h"
+#include "common/wire_codec.h"
 #include "glog/logging.h"
 
 namespace granary {
@@ -42,6 +43,11 @@ KVWorker::KVWorker(zmq::context_t* context, const proto::ClusterView& view, KVWo
     : context_(context), view_(view), options_(std::move(options)) {
   for (const proto::TableConfig& table : view_.config().tables()) {
     dim_of_table_[table.name()] = static_cast<int>(table.dim());
+    wire_of_table_[table.name()] = table.wire();
+    if (table.wire().push_values() != proto::VALUES_FP32) {
+      feedback_of_table_[table.name()] = std::make_unique<ErrorFeedback>(
+          table.wire().push_values(), table.dim(), options_.max_residual_keys);
+    }
     if (table.dense_size() == 0) continue;
     dense_size_of_table_[table.name()] = table.dense_size();
     std::vector<uint64_t>& keys = dense_keys_of_table_[table.name()];
@@ -111,6 +117,18 @@ KVWorker::Channel* KVWorker::ChannelOfThisThread() {
 int KVWorker::DimOf(const std::string& table) const {
   auto it = dim_of_table_.find(table);
   return it == dim_of_table_.end() ? 0 : it->second;
+}
+
+size_t KVWorker::PullRowBytes(const std::string& table) const {
+  auto wire = wire_of_table_.find(table);
+  return wire == wire_of_table_.end() ? 0
+                                      : EncodedRowBytes(wire->second.pull_values(), DimOf(table));
+}
+
+size_t KVWorker::PushRowBytes(const std::string& table) const {
+  auto wire = wire_of_table_.find(table);
+  return wire == wire_of_table_.end() ? 0
+                                      : EncodedRowBytes(wire->second.push_values(), DimOf(table));
 }
 
 std::string KVWorker::ServerName(int server_rank) const { return NodeName(servers_[server_rank]); }
@@ -276,6 +294,8 @@ int64_t KVWorker::Submit(proto::Command command, const std::string& table, Array
   request->output = output.values;
   request->rows = output.rows;
   request->deadline = absl::Now() + options_.request_timeout;
+  const proto::WireConfig& wire = wire_of_table_.at(table);
+  request->value_encoding = command == proto::PUSH ? wire.push_values() : wire.pull_values();
   std::vector<std::pair<int, Message>> outgoing;  // server rank, message
   // Deduplicate into ascending unique keys (and summed gradients), unless already so. The
   // deduplicated arrays are new, so the frames share them instead of copying them again.
@@ -308,6 +328,14 @@ int64_t KVWorker::Submit(proto::Command command, const std::string& table, Array
     arrays.key_owner = std::move(unique_keys);
   }
   if (output.values != nullptr) output.values->resize(keys.size() * dim);
+  // A lossy push encoding (common/wire_codec.h): the gradients with their carried errors,
+  // encoded once into a new array whose slices the frames share.
+  std::shared_ptr<const std::vector<uint8_t>> encoded_grads;
+  const size_t encoded_row_bytes = EncodedRowBytes(request->value_encoding, dim);
+  if (command == proto::PUSH && request->value_encoding != proto::VALUES_FP32) {
+    encoded_grads = std::make_shared<const std::vector<uint8_t>>(
+        feedback_of_table_.at(table)->Encode(arrays.keys, arrays.grads));
+  }
 
   std::vector<KeySlice> slices = shard_map_.SliceSortedKeys(arrays.keys);
   if (output.rows != nullptr) output.rows->Reset(static_cast<int>(dim), keys.size(), slices.size());
@@ -323,8 +351,15 @@ int64_t KVWorker::Submit(proto::Command command, const std::string& table, Array
     header.set_shard_map_version(shard_map_.version());
     header.set_part(static_cast<uint32_t>(p));
     header.set_read_only(mode == PullMode::kEvaluate);
+    header.set_value_encoding(request->value_encoding);
     message.keys = KeyFrame(arrays, slice.begin, slice.end);
-    if (command == proto::PUSH) message.values = GradFrame(arrays, slice.begin, slice.end, dim);
+    if (encoded_grads != nullptr) {
+      message.values =
+          FrameOfShared(encoded_grads, encoded_grads->data() + slice.begin * encoded_row_bytes,
+                        (slice.end - slice.begin) * encoded_row_bytes);
+    } else if (command == proto::PUSH) {
+      message.values = GradFrame(arrays, slice.begin, slice.end, dim);
+    }
     outgoing.emplace_back(slice.server_rank, std::move(message));
   }
   request->parts_left = request->parts.size();
@@ -486,15 +521,40 @@ void KVWorker::HandleReply(Message&& reply, int server_rank) {
   }
   const Part& part = request.parts[header.part()];
   if (request.command == proto::PULL) {
-    size_t expected_bytes = (part.end - part.begin) * request.dim * sizeof(float);
+    if (header.value_encoding() != request.value_encoding) {
+      FailLocked(request, absl::DataLossError(absl::StrCat(
+                              what, ": ", ServerName(server_rank), " sent values encoded #",
+                              header.value_encoding(), ", expected ",
+                              proto::ValueEncoding_Name(request.value_encoding),
+                              " (the worker's and the server's TableConfig.wire differ)")));
+      return;
+    }
+    const size_t rows = part.end - part.begin;
+    size_t expected_bytes = rows * EncodedRowBytes(request.value_encoding, request.dim);
     if (reply.values.size() != expected_bytes) {
       FailLocked(request, absl::DataLossError(absl::StrCat(
                               what, ": ", ServerName(server_rank), " sent ", reply.values.size(),
                               " value bytes, expected ", expected_bytes)));
       return;
     }
-    if (request.rows != nullptr) {  // a move: the view keeps the reply's own bytes
-      request.rows->TakePart(header.part(), part.begin, std::move(reply.values));
+    if (request.rows != nullptr) {
+      zmq::message_t rows_frame = std::move(reply.values);
+      if (request.value_encoding != proto::VALUES_FP32) {
+        // A light wire's rows are decoded once, into an array the view then owns.
+        std::vector<float> decoded(rows * static_cast<size_t>(request.dim));
+        const absl::Status status = DecodeValues(
+            request.value_encoding,
+            absl::MakeConstSpan(static_cast<const uint8_t*>(rows_frame.data()), expected_bytes),
+            rows, request.dim, decoded.data());
+        if (!status.ok()) {
+          FailLocked(request, absl::DataLossError(absl::StrCat(what, ": ", ServerName(server_rank),
+                                                               ": ", status.message())));
+          return;
+        }
+        rows_frame = FrameFromVector(std::move(decoded));
+      }
+      // A move: the view keeps the reply's own bytes (or the decoded rows).
+      request.rows->TakePart(header.part(), part.begin, std::move(rows_frame));
       FinishPartLocked(request, header.part());
       lock.unlock();
       request_done_.notify_all();
@@ -506,9 +566,18 @@ void KVWorker::HandleReply(Message&& reply, int server_rank) {
     // request stays registered (its output alive) while copies_in_flight > 0.
     ++request.copies_in_flight;
     lock.unlock();
-    std::memcpy(destination + part.begin * request.dim, reply.values.data(), expected_bytes);
+    // fp32 rows are copied as they are; others decode (their size was checked above).
+    const absl::Status decoded = DecodeValues(
+        request.value_encoding,
+        absl::MakeConstSpan(static_cast<const uint8_t*>(reply.values.data()), expected_bytes), rows,
+        request.dim, destination + part.begin * request.dim);
     lock.lock();
     --request.copies_in_flight;
+    if (!decoded.ok()) {
+      FailLocked(request, absl::DataLossError(absl::StrCat(what, ": ", ServerName(server_rank),
+                                                           ": ", decoded.message())));
+      return;
+    }
   }
   FinishPartLocked(request, header.part());
   lock.unlock();

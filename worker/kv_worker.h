@@ -50,6 +50,7 @@
 #include "common/proto/message.pb.h"
 #include "common/shard_map.h"
 #include "common/socket_options.h"
+#include "worker/error_feedback.h"
 #include "zmq.hpp"
 
 namespace granary {
@@ -141,6 +142,9 @@ struct KVWorkerOptions {
   // them, which is correct but makes them take turns. Bounds sockets and file descriptors to
   // max_channels x servers.
   int max_channels = 32;
+  // Per table with a lossy push encoding (TableConfig.wire), the keys whose quantization error
+  // is carried into their next push at most (worker/error_feedback.h).
+  size_t max_residual_keys = ErrorFeedback::kDefaultMaxKeys;
 };
 
 class KVWorker {
@@ -208,6 +212,11 @@ class KVWorker {
   // Row width of `table`, or 0 if the cluster has no such table.
   int DimOf(const std::string& table) const;
 
+  // Bytes one row of `table` takes in a pull reply's or a push's value frame under the table's
+  // wire encoding (TableConfig.wire, common/wire_codec.h); 0 if there is no such table.
+  size_t PullRowBytes(const std::string& table) const;
+  size_t PushRowBytes(const std::string& table) const;
+
   int rank() const { return view_.you().rank(); }
 
  private:
@@ -240,6 +249,8 @@ class KVWorker {
     absl::Time deadline;
     std::vector<float>* output = nullptr;  // Pull into a vector only
     PulledRows* rows = nullptr;            // zero-copy Pull only
+    // The value frames' encoding: of the pushed gradients, or of the pull replies.
+    proto::ValueEncoding value_encoding = proto::VALUES_FP32;
     // Empty when the caller's keys were already sorted and unique: rows then land directly
     // in *output. Otherwise position i of the caller's keys has unique key unique_of[i], and
     // rows land in unique_rows before being scattered (or unique_of moves to *rows).
@@ -289,6 +300,9 @@ class KVWorker {
   const KVWorkerOptions options_;
   ShardMap shard_map_;
   std::map<std::string, int> dim_of_table_;
+  std::map<std::string, proto::WireConfig> wire_of_table_;
+  // Tables with a lossy push encoding.
+  std::map<std::string, std::unique_ptr<ErrorFeedback>> feedback_of_table_;
   std::map<std::string, uint64_t> dense_size_of_table_;
   std::map<std::string, std::vector<uint64_t>> dense_keys_of_table_;  // block keys
   std::vector<proto::NodeInfo> servers_;                              // by rank

@@ -5,7 +5,13 @@
 // folder. For each --models job (configs/movielens_<model>.pbtxt) and each --threads count, a
 // fresh in-process cluster (tests/testing/in_process_cluster.h: 1 server, 1 worker, real TCP
 // on 127.0.0.1; tables of configs/movielens_dupn_cluster.pbtxt) trains --epochs epochs with
-// the job's batch size, without evaluation. Columns:
+// the job's batch size, then evaluates on the split's held-out file after each epoch. Each run
+// is repeated for each --wires setting (TableConfig.wire of every table, common/wire_codec.h):
+//   fp32       today's wire                    fp16_pull  fp16 pulls, fp32 pushes
+//   fp16_push  fp32 pulls, fp16 pushes         int8_push  fp32 pulls, int8 pushes
+//   light      fp16 pulls, int8 pushes
+// (lossy pushes with error feedback), the settings of one model and thread count run one after
+// another so that their figures share the machine's load. Columns:
 //   samples/s         the worker's training samples per wall-clock second, best epoch (the
 //                     least disturbed by other load on the machine)
 //   per thread        samples/s / threads
@@ -13,16 +19,23 @@
 //                     threads, reader, KVWorker I/O and the server's threads together
 //   sent B, recv B    payload bytes the worker's pulls and pushes carried per sample (8 per
 //                     key, 4 per float; headers excluded), see EpochReport
+//   B vs fp32         (sent B + recv B) / that of the fp32 row of the same model and threads
+//   click AUC         the last epoch's evaluation; --split=eval trains on train-* and
+//                     evaluates on eval.tsv.gz, --split=validation trains on train-00..06 and
+//                     evaluates on train-07 (where defaults are chosen, docs/experiments.md)
+//   AUC vs fp32       click AUC - that of the fp32 row
 //   vs PyTorch        per thread / PyTorch's samples/s on one core (torch.set_num_threads(1))
 // The PyTorch row runs tests/bench/torch_dupn.py (the DUPN job's network, batch size and
 // optimizers) when `python3 -c 'import torch'` works (Debian 12: apt-get install
 // python3-torch); otherwise it prints "skipped: python3-torch not installed".
 //
 // Usage: train_bench [--models=dupn,shared_bottom,mmoe] [--threads=1,2] [--epochs=N]
+//                    [--wires=fp32,light] [--split=eval|validation] [--evaluate=false]
 //                    [--movielens_dir=DIR] [--torch=false] [--json=PATH]
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -48,6 +61,7 @@
 #include "tests/bench/bench_main.h"
 #include "tests/testing/in_process_cluster.h"
 #include "worker/job_config.h"
+#include "worker/train/evaluation.h"
 #include "worker/train/trainer.h"
 
 DEFINE_string(models, "dupn", "Comma-separated jobs configs/movielens_<model>.pbtxt to train.");
@@ -57,6 +71,13 @@ DEFINE_string(movielens_dir, GRANARY_SOURCE_DIR "/../shared/data/movielens-100k"
               "The unpacked ml-100k folder.");
 DEFINE_bool(torch, true, "Also time tests/bench/torch_dupn.py when PyTorch is installed.");
 DEFINE_int32(torch_epochs, 2, "Epochs of the PyTorch run; its best epoch is reported.");
+DEFINE_string(wires, "fp32,light",
+              "Comma-separated wire settings of every table: fp32, fp16_pull, fp16_push, "
+              "int8_push, light (fp16 pulls, int8 pushes).");
+DEFINE_string(split, "eval",
+              "eval: train on train-*, evaluate on eval.tsv.gz; validation: train on "
+              "train-00..06, evaluate on train-07.");
+DEFINE_bool(evaluate, true, "Evaluate after each epoch (the click AUC column).");
 DEFINE_string(json, "", "If set, the result rows are also written here as a JSON array.");
 
 namespace granary {
@@ -64,6 +85,7 @@ namespace {
 
 struct Row {
   std::string model;
+  std::string wire = "fp32";
   int threads = 1;
   int64_t samples = 0;  // per epoch
   double samples_per_second = 0;
@@ -72,7 +94,35 @@ struct Row {
   double bytes_sent_per_sample = 0;
   double bytes_received_per_sample = 0;
   double vs_torch = 0;
+  std::optional<double> click_auc;  // the last epoch's evaluation
+  double bytes_vs_fp32 = 0;         // 0: no fp32 row to compare with
+  std::optional<double> auc_vs_fp32;
 };
+
+struct WireSetting {
+  std::string name;
+  proto::ValueEncoding pull_values;
+  proto::ValueEncoding push_values;
+};
+
+absl::StatusOr<std::vector<WireSetting>> ParseWires(const std::string& text) {
+  const std::vector<WireSetting> known = {{"fp32", proto::VALUES_FP32, proto::VALUES_FP32},
+                                          {"fp16_pull", proto::VALUES_FP16, proto::VALUES_FP32},
+                                          {"fp16_push", proto::VALUES_FP32, proto::VALUES_FP16},
+                                          {"int8_push", proto::VALUES_FP32, proto::VALUES_INT8},
+                                          {"light", proto::VALUES_FP16, proto::VALUES_INT8}};
+  std::vector<WireSetting> wires;
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    auto it = std::find_if(known.begin(), known.end(),
+                           [&](const WireSetting& wire) { return wire.name == part; });
+    if (it == known.end()) {
+      return absl::InvalidArgumentError(absl::StrCat("--wires: unknown setting '", part, "'"));
+    }
+    wires.push_back(*it);
+  }
+  if (wires.empty()) return absl::InvalidArgumentError("--wires is empty");
+  return wires;
+}
 
 double CpuSeconds() {
   rusage usage;
@@ -122,14 +172,26 @@ std::optional<std::string> FindTorchPython() {
 }
 
 absl::StatusOr<Row> TrainOnce(const std::string& model, int threads, const std::string& data_dir,
-                              const proto::ClusterConfig& cluster_config) {
+                              const WireSetting& wire, proto::ClusterConfig cluster_config) {
+  for (proto::TableConfig& table : *cluster_config.mutable_tables()) {
+    table.mutable_wire()->set_pull_values(wire.pull_values);
+    table.mutable_wire()->set_push_values(wire.push_values);
+  }
   absl::StatusOr<JobSpec> spec =
       LoadJobConfig(absl::StrCat(GRANARY_SOURCE_DIR, "/configs/movielens_", model, ".pbtxt"));
   if (!spec.ok()) return spec.status();
   proto::TrainingConfig* training = spec->job.mutable_training();
   training->set_epochs(FLAGS_epochs);
   training->clear_eval_files();
-  training->set_metrics_file(absl::StrCat("out-", model, "-", threads, "/metrics.jsonl"));
+  if (FLAGS_split == "validation") {
+    training->clear_train_files();
+    training->add_train_files("train-0[0-6].tsv.gz");
+    if (FLAGS_evaluate) training->add_eval_files("train-07.tsv.gz");
+  } else if (FLAGS_evaluate) {
+    training->add_eval_files("eval.tsv.gz");
+  }
+  training->set_metrics_file(
+      absl::StrCat("out-", model, "-", wire.name, "-", threads, "/metrics.jsonl"));
   training->set_progress_interval_seconds(3600);
 
   InProcessClusterOptions options;
@@ -155,9 +217,13 @@ absl::StatusOr<Row> TrainOnce(const std::string& model, int threads, const std::
 
   Row row;
   row.model = model;
+  row.wire = wire.name;
   row.threads = threads;
   int64_t total_samples = 0;
   for (const EpochReport& report : reports) {
+    for (const TaskMetrics& task : report.eval) {
+      if (task.task == "click" && task.auc.has_value()) row.click_auc = task.auc;
+    }
     total_samples += report.train_samples;
     if (report.samples_per_second > row.samples_per_second) {
       row.samples_per_second = report.samples_per_second;
@@ -170,7 +236,8 @@ absl::StatusOr<Row> TrainOnce(const std::string& model, int threads, const std::
   }
   row.per_thread = row.samples_per_second / threads;
   row.per_cpu_second = cpu > 0 ? static_cast<double>(total_samples) / cpu : 0;
-  absl::PrintF("  %s, threads=%d: %d epochs in %.1f s\n", model, threads, reports.size(), wall);
+  absl::PrintF("  %s, wire %s, threads=%d: %d epochs in %.1f s\n", model, wire.name, threads,
+               reports.size(), wall);
   return row;
 }
 
@@ -202,6 +269,11 @@ absl::Status Run() {
   }
   absl::StatusOr<std::vector<int>> thread_counts = ParseCounts(FLAGS_threads);
   if (!thread_counts.ok()) return thread_counts.status();
+  absl::StatusOr<std::vector<WireSetting>> wires = ParseWires(FLAGS_wires);
+  if (!wires.ok()) return wires.status();
+  if (FLAGS_split != "eval" && FLAGS_split != "validation") {
+    return absl::InvalidArgumentError("--split must be eval or validation");
+  }
   absl::StatusOr<proto::ClusterConfig> cluster_config =
       LoadClusterConfig(absl::StrCat(GRANARY_SOURCE_DIR, "/configs/movielens_dupn_cluster.pbtxt"));
   if (!cluster_config.ok()) return cluster_config.status();
@@ -221,12 +293,28 @@ absl::Status Run() {
   absl::Status status;
   for (absl::string_view model : absl::StrSplit(FLAGS_models, ',', absl::SkipEmpty())) {
     for (int threads : *thread_counts) {
-      absl::StatusOr<Row> row = TrainOnce(std::string(model), threads, data_dir, *cluster_config);
-      if (!row.ok()) {
-        status = row.status();
-        break;
+      std::optional<Row> fp32;
+      for (const WireSetting& wire : *wires) {
+        absl::StatusOr<Row> row =
+            TrainOnce(std::string(model), threads, data_dir, wire, *cluster_config);
+        if (!row.ok()) {
+          status = row.status();
+          break;
+        }
+        if (wire.name == "fp32") fp32 = *row;
+        if (fp32.has_value()) {
+          const double fp32_bytes = fp32->bytes_sent_per_sample + fp32->bytes_received_per_sample;
+          if (fp32_bytes > 0) {
+            row->bytes_vs_fp32 =
+                (row->bytes_sent_per_sample + row->bytes_received_per_sample) / fp32_bytes;
+          }
+          if (fp32->click_auc.has_value() && row->click_auc.has_value()) {
+            row->auc_vs_fp32 = *row->click_auc - *fp32->click_auc;
+          }
+        }
+        rows.push_back(*row);
       }
-      rows.push_back(*row);
+      if (!status.ok()) break;
     }
     if (!status.ok()) break;
   }
@@ -259,30 +347,37 @@ absl::Status Run() {
   if (!status.ok()) return status;
 
   absl::PrintF(
-      "\n| model | threads | samples/s | per thread | per CPU-s | sent B | recv B | "
-      "vs PyTorch |\n|---|---|---|---|---|---|---|---|\n");
+      "\n| model | wire | threads | samples/s | per thread | per CPU-s | sent B | recv B | "
+      "B vs fp32 | click AUC (%s) | AUC vs fp32 | vs PyTorch |\n"
+      "|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+      FLAGS_split);
   std::vector<std::string> json;
   for (Row& row : rows) {
-    if (torch.has_value() && row.model == "dupn") {
+    if (torch.has_value() && row.model == "dupn" && row.wire == "fp32") {
       row.vs_torch = row.per_thread / torch->samples_per_second;
     }
-    absl::PrintF("| %s | %d | %.0f | %.0f | %.0f | %.0f | %.0f | %s |\n", row.model, row.threads,
-                 row.samples_per_second, row.per_thread, row.per_cpu_second,
-                 row.bytes_sent_per_sample, row.bytes_received_per_sample,
+    absl::PrintF("| %s | %s | %d | %.0f | %.0f | %.0f | %.0f | %.0f | %s | %s | %s | %s |\n",
+                 row.model, row.wire, row.threads, row.samples_per_second, row.per_thread,
+                 row.per_cpu_second, row.bytes_sent_per_sample, row.bytes_received_per_sample,
+                 row.bytes_vs_fp32 > 0 ? absl::StrFormat("%.3f", row.bytes_vs_fp32) : "-",
+                 row.click_auc.has_value() ? absl::StrFormat("%.4f", *row.click_auc) : "-",
+                 row.auc_vs_fp32.has_value() ? absl::StrFormat("%+.4f", *row.auc_vs_fp32) : "-",
                  row.vs_torch > 0 ? absl::StrFormat("%.1fx", row.vs_torch) : "-");
     json.push_back(absl::StrFormat(
-        "{\"model\": \"%s\", \"threads\": %d, \"samples_per_second\": %s, "
+        "{\"model\": \"%s\", \"wire\": \"%s\", \"threads\": %d, \"samples_per_second\": %s, "
         "\"samples_per_second_per_thread\": %s, \"samples_per_cpu_second\": %s, "
         "\"bytes_sent_per_sample\": %s, \"bytes_received_per_sample\": %s, "
-        "\"vs_pytorch_per_core\": %s}",
-        row.model, row.threads, JsonNumberOrNull(row.samples_per_second),
+        "\"vs_pytorch_per_core\": %s, \"click_auc\": %s, \"bytes_vs_fp32\": %s}",
+        row.model, row.wire, row.threads, JsonNumberOrNull(row.samples_per_second),
         JsonNumberOrNull(row.per_thread), JsonNumberOrNull(row.per_cpu_second),
         JsonNumberOrNull(row.bytes_sent_per_sample),
-        JsonNumberOrNull(row.bytes_received_per_sample), JsonNumberOrNull(row.vs_torch)));
+        JsonNumberOrNull(row.bytes_received_per_sample), JsonNumberOrNull(row.vs_torch),
+        JsonNumberOrNull(row.click_auc.value_or(std::nan(""))),
+        JsonNumberOrNull(row.bytes_vs_fp32)));
   }
   if (torch.has_value()) {
-    absl::PrintF("| %s | 1 | %.0f | %.0f | - | - | - | 1.0x |\n", torch->model,
-                 torch->samples_per_second, torch->per_thread);
+    absl::PrintF("| %s | fp32 | 1 | %.0f | %.0f | - | - | - | - | %.4f | - | 1.0x |\n",
+                 torch->model, torch->samples_per_second, torch->per_thread, torch_auc);
     json.push_back(
         absl::StrFormat("{\"model\": \"dupn-pytorch\", \"threads\": 1, \"samples_per_second\": %s, "
                         "\"click_auc\": %s}",
@@ -300,6 +395,7 @@ int main(int argc, char** argv) {
   return granary::BenchmarkMain(
       "train_bench",
       "train_bench [--models=dupn,shared_bottom,mmoe] [--threads=1,2] [--epochs=N] "
+      "[--wires=fp32,light] [--split=eval|validation] [--evaluate=false] "
       "[--movielens_dir=DIR] [--torch=false] [--json=PATH]",
       argc, argv, granary::Run);
 }

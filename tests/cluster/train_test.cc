@@ -51,7 +51,8 @@ std::vector<std::vector<EpochReport>> TrainOnCluster(
     const std::string& dir, int num_workers, int threads,
     std::optional<int> max_staleness = std::nullopt, const JobSpec& spec = TrainJob(),
     const std::function<void(const std::string&)>& write_data = WriteSyntheticClicks,
-    const std::function<void(InProcessCluster&)>& inspect = nullptr) {
+    const std::function<void(InProcessCluster&)>& inspect = nullptr,
+    const proto::ClusterConfig& cluster_config = SyntheticClicksClusterConfig()) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   write_data(dir);
@@ -59,7 +60,7 @@ std::vector<std::vector<EpochReport>> TrainOnCluster(
   InProcessClusterOptions options;
   options.num_servers = 2;
   options.num_workers = num_workers;
-  options.config = SyntheticClicksClusterConfig();
+  options.config = cluster_config;
   InProcessCluster cluster(options);
   EXPECT_TRUE(cluster.Start().ok());
 
@@ -200,6 +201,36 @@ TEST(TrainTest, TwoComputeThreadsLearnTheSyntheticClickModel) {
   EXPECT_GT(last.bytes_sent, last.train_samples * static_cast<int64_t>(sizeof(uint64_t)));
   EXPECT_GT(last.bytes_received, 0);
   ExpectLearnedTheClickModel(reports[0]);
+}
+
+// The light wire (fp16 pulls, int8 pushes with error feedback, on every table) moves at most
+// half the bytes per sample of fp32 and learns the same model: bulk-synchronous runs, so that
+// the two differ by the wire alone.
+TEST(TrainTest, LightWireLearnsWhatFp32LearnsWithHalfTheBytes) {
+  proto::ClusterConfig light = SyntheticClicksClusterConfig();
+  for (proto::TableConfig& table : *light.mutable_tables()) {
+    table.mutable_wire()->set_pull_values(proto::VALUES_FP16);
+    table.mutable_wire()->set_push_values(proto::VALUES_INT8);
+  }
+  std::vector<EpochReport> runs[2];
+  for (int run = 0; run < 2; ++run) {
+    const std::string dir =
+        absl::StrCat(::testing::TempDir(), "/train_test_wire", run, "-", getpid());
+    std::vector<std::vector<EpochReport>> reports =
+        TrainOnCluster(dir, 1, 1, /*max_staleness=*/0, TrainJob(), WriteSyntheticClicks, nullptr,
+                       run == 0 ? SyntheticClicksClusterConfig() : light);
+    ASSERT_EQ(reports.size(), 1u);
+    ExpectLearnedTheClickModel(reports[0]);
+    runs[run] = reports[0];
+  }
+  const EpochReport& fp32 = runs[0].back();
+  const EpochReport& lighter = runs[1].back();
+  ASSERT_EQ(fp32.train_samples, lighter.train_samples);
+  EXPECT_LE(lighter.bytes_sent + lighter.bytes_received,
+            (fp32.bytes_sent + fp32.bytes_received) / 2);
+  // The synthetic eval set is small: any change of trajectory moves its AUC by about 0.01 (the
+  // light wire's on MovieLens, within 0.001, is train_bench's, docs/performance.md).
+  EXPECT_NEAR(*lighter.eval[0].auc, *fp32.eval[0].auc, 0.02);
 }
 
 // Poisoned input (PoisonedLinesCostTheirLinesAndNothingElse): one poisoned line after every

@@ -174,6 +174,30 @@ TEST_F(ConfigTest, GradientClippingMustBePositive) {
   EXPECT_FLOAT_EQ(config->tables(0).clip_gradient_abs(), 10);
 }
 
+TEST_F(ConfigTest, WireEncodingDefaultsToFp32AndRefusesInt8Pulls) {
+  std::string path = Write(
+      "tables {\n"
+      "  name: \"e\" dim: 4 optimizer { sgd { learning_rate: 1 } }\n"
+      "  wire { pull_values: VALUES_INT8 }\n"
+      "}\n");
+  absl::StatusOr<proto::ClusterConfig> config = LoadClusterConfig(path);
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find(path + ":3: table 'e' needs pull_values VALUES_FP32 or"),
+            std::string::npos)
+      << config.status();
+
+  path = Write(
+      "tables { name: \"e\" dim: 4 optimizer { sgd { learning_rate: 1 } }\n"
+      "  wire { pull_values: VALUES_FP16 push_values: VALUES_INT8 } }\n"
+      "tables { name: \"f\" dim: 4 optimizer { sgd { learning_rate: 1 } } }\n");
+  config = LoadClusterConfig(path);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->tables(0).wire().pull_values(), proto::VALUES_FP16);
+  EXPECT_EQ(config->tables(0).wire().push_values(), proto::VALUES_INT8);
+  EXPECT_EQ(config->tables(1).wire().pull_values(), proto::VALUES_FP32);
+  EXPECT_EQ(config->tables(1).wire().push_values(), proto::VALUES_FP32);
+}
+
 TEST_F(ConfigTest, MissingOptimizerAndDuplicateNamesAreErrors) {
   std::string path = Write("tables { name: \"a\" dim: 2 }\n");
   absl::StatusOr<proto::ClusterConfig> config = LoadClusterConfig(path);

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -15,9 +16,11 @@ constexpr int kEmbDim = 2;         // table "emb": a key costs 8 + 2 x 4 = 16 by
 constexpr int kWideDim = 1 << 20;  // table "wide": a key costs 4 MiB + 8 bytes
 constexpr uint64_t kVersion = 3;
 
-int DimOf(const std::string& name) {
+TableShape DimOf(const std::string& name) {
   if (name == "emb") return kEmbDim;
   if (name == "wide") return kWideDim;
+  // "light": dim 16 on the light wire, an int8 push row of 4 + 16 bytes.
+  if (name == "light") return TableShape(16, proto::VALUES_FP16, proto::VALUES_INT8);
   return 0;
 }
 
@@ -175,6 +178,41 @@ TEST(FirstNonFiniteTest, FindsTheFirstInfOrNaNOrReturnsTheSize) {
   EXPECT_EQ(FirstNonFinite(poisoned), 2u);
   const std::vector<float> inf_first = {-kInf, kNaN};
   EXPECT_EQ(FirstNonFinite(inf_first), 0u);
+}
+
+TEST_F(RequestCheckTest, ValuesMustComeInTheTablesWireEncoding) {
+  auto request = [](proto::Command command, const std::string& table, size_t keys,
+                    proto::ValueEncoding encoding, size_t value_bytes) {
+    Message message;
+    message.header = MakeHeader(command, "cluster", proto::WORKER, 5);
+    message.header.set_table(table);
+    message.header.set_shard_map_version(kVersion);
+    message.header.set_value_encoding(encoding);
+    std::vector<uint64_t> key_values(keys);
+    std::iota(key_values.begin(), key_values.end(), 1);
+    message.keys = zmq::message_t(key_values.data(), keys * sizeof(uint64_t));
+    message.values = zmq::message_t(value_bytes);
+    return message;
+  };
+  EXPECT_TRUE(Check(request(proto::PUSH, "light", 3, proto::VALUES_INT8, 3 * 20)).ok());
+  EXPECT_TRUE(Check(request(proto::PULL, "light", 3, proto::VALUES_FP16, 0)).ok());
+  // A frame of fp32 size under an int8 header: the decoded size would disagree.
+  absl::Status status = Check(request(proto::PUSH, "light", 3, proto::VALUES_INT8, 3 * 64));
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_NE(status.message().find("carries 192 value bytes, expected 60, from worker 5"),
+            std::string::npos)
+      << status;
+  // A worker configured otherwise than the server.
+  status = Check(request(proto::PUSH, "light", 3, proto::VALUES_FP32, 3 * 64));
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_NE(status.message().find("PUSH to table 'light' from worker 5 (request 99) has values "
+                                  "encoded VALUES_FP32, but the server's table takes VALUES_INT8"),
+            std::string::npos)
+      << status;
+  EXPECT_TRUE(
+      absl::IsInvalidArgument(Check(request(proto::PULL, "emb", 3, proto::VALUES_FP16, 0))));
+  status = Check(request(proto::PUSH, "light", 1, static_cast<proto::ValueEncoding>(77), 20));
+  EXPECT_NE(status.message().find("encoded #77"), std::string::npos) << status;
 }
 
 }  // namespace

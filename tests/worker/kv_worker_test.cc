@@ -1,7 +1,9 @@
 #include "worker/kv_worker.h"
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <numeric>
 #include <thread>
@@ -235,6 +237,69 @@ TEST(KVWorkerDenseTest, DenseVectorIsSlicedAcrossServersAndRoundTrips) {
   std::vector<float> wrong_size(10);
   EXPECT_TRUE(absl::IsInvalidArgument(worker.Wait(worker.PushDense("mlp", wrong_size))));
   EXPECT_TRUE(absl::IsNotFound(worker.Wait(worker.PullDense("nope", &values))));
+}
+
+// A table on the light wire (fp16 pulls, int8 pushes with error feedback) over two servers:
+// after many pushes of small gradients each row holds -lr x their sum to within one int8 step
+// of the last push plus fp16 rounding, where int8 alone would have sent zeros.
+TEST(KVWorkerWireTest, LightWireTrainsWhatFp32Would) {
+  InProcessClusterOptions options;
+  options.num_servers = 2;
+  options.num_workers = 1;
+  options.config = SgdTablesConfig({{"emb", 16}, {"mlp", 4}}, 1.0f);
+  for (int t = 0; t < 2; ++t) {
+    proto::WireConfig* wire = options.config.mutable_tables(t)->mutable_wire();
+    wire->set_pull_values(proto::VALUES_FP16);
+    wire->set_push_values(proto::VALUES_INT8);
+  }
+  options.config.mutable_tables(1)->set_dense_size(10);
+  InProcessCluster cluster(options);
+  ASSERT_TRUE(cluster.Start().ok());
+  KVWorker& worker = cluster.worker(0);
+  EXPECT_EQ(worker.PullRowBytes("emb"), 32u);
+  EXPECT_EQ(worker.PushRowBytes("emb"), 20u);
+  std::vector<uint64_t> keys = HashedKeys(300, "wire");
+  keys.push_back(keys[5]);  // a repeat: its gradients are summed before encoding
+  constexpr int kSteps = 50;
+  std::vector<float> grads(keys.size() * 16);
+  for (size_t i = 0; i < grads.size(); ++i) {
+    // One element of 1 per row sets the int8 step (1/127); the rest are far below half of it.
+    grads[i] = i % 16 == 0 ? 1.0f : 0.0005f * static_cast<float>(i % 7);
+  }
+  for (int step = 0; step < kSteps; ++step) {
+    absl::Status pushed = worker.Wait(worker.Push("emb", keys, grads));
+    ASSERT_TRUE(pushed.ok()) << pushed;
+  }
+  std::vector<float> rows;
+  absl::Status pulled = worker.Wait(worker.Pull("emb", keys, &rows));
+  ASSERT_TRUE(pulled.ok()) << pulled;
+  ASSERT_EQ(rows.size(), grads.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const bool repeated = keys[i] == keys[5];
+    const float repeats = repeated ? 2.0f : 1.0f;
+    for (size_t d = 0; d < 16; ++d) {
+      const float pushed = repeated ? grads[5 * 16 + d] + grads[300 * 16 + d] : grads[i * 16 + d];
+      const float trained = -kSteps * pushed;
+      ASSERT_NEAR(rows[i * 16 + d], trained, repeats / 127 + std::fabs(trained) / 1024)
+          << "key " << i << " dim " << d;
+    }
+  }
+  // A non-finite gradient reaches the server as non-finite (an int8 row of NaN) and the push is
+  // refused whole, as on fp32: the row keeps what it held.
+  const std::vector<uint64_t> first = {keys[0]};
+  std::vector<float> poisoned(16, 0.5f);
+  poisoned[3] = std::numeric_limits<float>::infinity();
+  const absl::Status refused = worker.Wait(worker.Push("emb", first, poisoned));
+  EXPECT_NE(refused.message().find("non-finite gradient"), std::string::npos) << refused;
+  std::vector<float> row;
+  ASSERT_TRUE(worker.Wait(worker.Pull("emb", first, &row)).ok());
+  EXPECT_EQ(row, std::vector<float>(rows.begin(), rows.begin() + 16));
+  // A dense table on the same wire.
+  std::vector<float> dense_grads(10, 0.25f);
+  ASSERT_TRUE(worker.Wait(worker.PushDense("mlp", dense_grads)).ok());
+  std::vector<float> dense;
+  ASSERT_TRUE(worker.Wait(worker.PullDense("mlp", &dense)).ok());
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(dense[i], -0.25f) << i;
 }
 
 // Whether a DEALER set up by `configure` gets any reply from the server at `server` to a
@@ -513,6 +578,31 @@ class SilentServerTest : public ::testing::Test {
   std::unique_ptr<KVWorker> patient_;
   std::vector<float> pulled_;
 };
+
+// A pull reply in another encoding than the table's (a server with another cluster config) is
+// an error naming the server and the table, never rows misread.
+TEST_F(SilentServerTest, AReplyInAnotherWireEncodingIsRefused) {
+  view_.mutable_config()->mutable_tables(0)->mutable_wire()->set_pull_values(proto::VALUES_FP16);
+  ASSERT_TRUE(StartPatientWorker().ok());
+  const int64_t id = patient_->Pull("emb", kKeys, &pulled_);
+  zmq::pollitem_t item{silent_.handle(), 0, ZMQ_POLLIN, 0};
+  ASSERT_GT(zmq::poll(&item, 1, std::chrono::seconds(10)), 0);
+  std::vector<zmq::message_t> frames;
+  ASSERT_TRUE(zmq::recv_multipart(silent_, std::back_inserter(frames)));
+  zmq::message_t routing_id = std::move(frames[0]);
+  frames.erase(frames.begin());
+  Message request;
+  ASSERT_TRUE(DecodeMessage(std::move(frames), "granary", "worker", &request).ok());
+  EXPECT_EQ(request.header.value_encoding(), proto::VALUES_FP16);
+  Message reply;
+  reply.header = MakeReplyHeader(request.header, proto::PULL_REPLY, "granary", proto::SERVER, 0);
+  reply.values = FrameFromVector(std::vector<float>(kKeys.size() * 2, 1.0f));  // fp32 rows
+  ASSERT_TRUE(SendMessage(silent_, std::move(reply), &routing_id).ok());
+  const absl::Status status = patient_->Wait(id);
+  EXPECT_TRUE(absl::IsDataLoss(status)) << status;
+  EXPECT_NE(status.message().find("(table 'emb')"), std::string::npos) << status;
+  EXPECT_NE(status.message().find("expected VALUES_FP16"), std::string::npos) << status;
+}
 
 // Requests to the silent server must time out, naming it.
 TEST_F(SilentServerTest, RequestTimesOutNamingTheServer) {

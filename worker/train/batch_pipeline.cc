@@ -123,10 +123,10 @@ void BatchPipelineImpl::IssuePulls(PullMode mode, Slot* slot) {
   if (mode == PullMode::kTrain) {
     const int64_t keys = static_cast<int64_t>(slot->input->keys.size() + dense_keys.size());
     counters_.bytes_sent += keys * static_cast<int64_t>(sizeof(uint64_t));
+    // Values at their wire size (TableConfig.wire): 4 bytes a float on the fp32 wire.
     counters_.bytes_received +=
-        (static_cast<int64_t>(slot->input->keys.size()) * model_->embedding_dim() +
-         static_cast<int64_t>(grads_.size())) *
-        static_cast<int64_t>(sizeof(float));
+        static_cast<int64_t>(slot->input->keys.size() * kv_.PullRowBytes(parameters_.sparse_table) +
+                             dense_keys.size() * kv_.PullRowBytes(parameters_.dense_table));
   }
 }
 
@@ -235,10 +235,9 @@ absl::Status BatchPipelineImpl::TrainStep(Slot& slot) {
                              absl::MakeConstSpan(d_rows_.data(), d_rows_.size())));
   pushes_.push_back(kv_.Push(parameters_.dense_table, dense_keys, grads_));
   pushed_.push_back(slot.ticket);
-  counters_.bytes_sent +=
-      static_cast<int64_t>(slot.input->keys.size() + dense_keys.size()) *
-          static_cast<int64_t>(sizeof(uint64_t)) +
-      static_cast<int64_t>(d_rows_.size() + grads_.size()) * static_cast<int64_t>(sizeof(float));
+  counters_.bytes_sent += static_cast<int64_t>(
+      slot.input->keys.size() * (sizeof(uint64_t) + kv_.PushRowBytes(parameters_.sparse_table)) +
+      dense_keys.size() * (sizeof(uint64_t) + kv_.PushRowBytes(parameters_.dense_table)));
   return absl::OkStatus();
 }
 
