@@ -40,11 +40,18 @@
 //   pull/s, push/s, train/s   unique rows per wall-clock second (all --threads together).
 //   pull_vs, push_vs, trn_vs  the ratio to the memory set-up of the same dim.
 //   pull%, push%, trn%        cache hits / (hits + misses) of the phase (EmbeddingTable::stats).
+//   pbnd%, tbnd%              the bound of pull% and trn%: the hit rate of the best static
+//                             choice of cached_rows keys (those in the most batches) over the
+//                             batches the phase ran (StaticHitRateBound). Cached set-ups only.
+//   miss_us, tmiss_us         wall-clock microseconds per miss of the pull and train phases,
+//                             timed on the miss path itself (CacheStats::miss_nanos: RocksDB
+//                             reads, write-back of dirty victims, filling the rows).
 //   pull/cpu-s, push/cpu-s, trn/cpu-s
 //                             rows per CPU second of the whole process (RocksDB's background
 //                             threads included) during the phase: the cost per core, which other
 //                             load on the machine does not change much (wall-clock rates drop by
 //                             whatever share of the cores other processes take).
+//   trn_cpu_vs                trn/cpu-s over the memory set-up's.
 //   db_B/upd                  RocksDB bytes written (RowStore::BytesWritten: memtable flushes
 //                             and compactions; the WAL is off) per row-update (pushed row) of
 //                             the push and train phases. Counted from the start of the pull
@@ -95,6 +102,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
@@ -453,6 +461,13 @@ struct Phase {
     uint64_t lookups = stats.hits + stats.misses + stats.pushes_merged;
     return lookups > 0 ? static_cast<double>(stats.hits) / lookups : 0;
   }
+  // Microseconds per miss spent on the miss path (CacheStats::miss_nanos).
+  double micros_per_miss() const {
+    return stats.misses > 0 ? stats.miss_nanos * 1e-3 / stats.misses : 0;
+  }
+  // The hit rate of the best static choice of as many rows as the cache held, over the batches
+  // this phase ran (StaticHitRateBound); 0 for the memory set-up.
+  double hit_rate_bound = 0;
 };
 
 absl::Status RunBatch(EmbeddingTable& table, Op op, absl::Span<const uint64_t> keys,
@@ -509,6 +524,7 @@ absl::StatusOr<Phase> RunPhase(EmbeddingTable& table, Op op, const Batches& batc
   const CacheStats after = table.stats();
   phase.stats.hits = after.hits - before.hits;
   phase.stats.misses = after.misses - before.misses;
+  phase.stats.miss_nanos = after.miss_nanos - before.miss_nanos;
   phase.stats.pushes_merged = after.pushes_merged - before.pushes_merged;
   phase.stats.rows_written = after.rows_written - before.rows_written;
   phase.stats.pushes_not_admitted = after.pushes_not_admitted - before.pushes_not_admitted;
@@ -519,6 +535,27 @@ absl::StatusOr<Phase> RunPhase(EmbeddingTable& table, Op op, const Batches& batc
   phase.stats.cached_rows = after.cached_rows;
   phase.stats.memory_bytes = after.memory_bytes;
   return phase;
+}
+
+// The hit rate of the best static choice of `rows` keys for batches [0, count): the `rows`
+// keys in the most batches, over all the batches' keys. No replacement policy does better
+// on these batches without knowing the future.
+double StaticHitRateBound(const Batches& batches, size_t count, uint64_t rows) {
+  count = std::min(count, batches.count());
+  absl::flat_hash_map<uint64_t, uint32_t> batches_of_key;
+  uint64_t lookups = 0;
+  for (size_t b = 0; b < count; ++b) {
+    for (uint64_t key : batches.batch(b)) ++batches_of_key[key];
+    lookups += batches.batch(b).size();
+  }
+  std::vector<uint32_t> counts;
+  counts.reserve(batches_of_key.size());
+  for (const auto& [key, batch_count] : batches_of_key) counts.push_back(batch_count);
+  const size_t chosen = std::min<size_t>(rows, counts.size());
+  std::nth_element(counts.begin(), counts.begin() + chosen, counts.end(), std::greater<>());
+  uint64_t hits = 0;
+  for (size_t i = 0; i < chosen; ++i) hits += counts[i];
+  return lookups > 0 ? static_cast<double>(hits) / lookups : 0;
 }
 
 // ---- The benchmark ----------------------------------------------------------------------------
@@ -556,6 +593,8 @@ struct Row {
   double train_vs_memory = 0;
   // push/cpu-s over the memory set-up's: the ratio per core, whatever else loads the machine.
   double push_cpu_vs_memory = 0;
+  // trn/cpu-s over the memory set-up's.
+  double train_cpu_vs_memory = 0;
 
   // Row-updates (pushed rows) of the timed phases.
   uint64_t updates() const { return push.rows + train.rows; }
@@ -574,14 +613,15 @@ std::string SetupName(double fraction) {
 }
 
 constexpr char kRowFormat[] =
-    "%4s  %-10s %9s %11s %8s %8s %8s %7s %7s %7s %5s %5s %5s %9s %9s %9s %7s %6s %7s %8s %6s %8s "
-    "%7s %8s %8s %7s %6s %11s\n";
+    "%4s  %-10s %9s %11s %8s %8s %8s %7s %7s %7s %5s %5s %5s %5s %5s %7s %7s %9s %9s %9s %10s %7s "
+    "%6s %7s %8s %6s %8s %7s %8s %8s %7s %6s %11s\n";
 
 void PrintHeader() {
   absl::PrintF(kRowFormat, "dim", "setup", "budget_MB", "cached_rows", "pull/s", "push/s",
-               "train/s", "pull_vs", "push_vs", "trn_vs", "pull%", "push%", "trn%", "pull/cpu-s",
-               "push/cpu-s", "trn/cpu-s", "stall_s", "spills", "spill_s", "ingest_s", "wait_s",
-               "db_B/upd", "wb/upd", "cache_MB", "rss_MB", "prep_s", "warm_s", "warm_steps");
+               "train/s", "pull_vs", "push_vs", "trn_vs", "pull%", "push%", "trn%", "pbnd%",
+               "tbnd%", "miss_us", "tmiss_us", "pull/cpu-s", "push/cpu-s", "trn/cpu-s",
+               "trn_cpu_vs", "stall_s", "spills", "spill_s", "ingest_s", "wait_s", "db_B/upd",
+               "wb/upd", "cache_MB", "rss_MB", "prep_s", "warm_s", "warm_steps");
 }
 
 std::string Ratio(double ratio) { return ratio > 0 ? absl::StrFormat("%.3f", ratio) : "-"; }
@@ -590,15 +630,23 @@ std::string Millions(double value) { return absl::StrFormat("%.3fM", value / 1e6
 
 void PrintRow(const Row& row) {
   auto hit = [](const Phase& phase) { return absl::StrFormat("%.1f", 100 * phase.hit_rate()); };
+  auto bound = [](const Phase& phase) {
+    return phase.hit_rate_bound > 0 ? absl::StrFormat("%.1f", 100 * phase.hit_rate_bound) : "-";
+  };
+  auto miss_us = [](const Phase& phase) {
+    return phase.stats.misses > 0 ? absl::StrFormat("%.2f", phase.micros_per_miss()) : "-";
+  };
   absl::PrintF(kRowFormat, absl::StrCat(row.dim), row.setup,
                absl::StrFormat("%.0f", row.cache_budget_bytes / kBytesPerMB),
                absl::StrFormat("%.2fM", row.cached_rows_at_start / 1e6),
                Millions(row.pull.rows_per_second()), Millions(row.push.rows_per_second()),
                Millions(row.train.rows_per_second()), Ratio(row.pull_vs_memory),
                Ratio(row.push_vs_memory), Ratio(row.train_vs_memory), hit(row.pull), hit(row.push),
-               hit(row.train), Millions(row.pull.rows_per_cpu_second()),
+               hit(row.train), bound(row.pull), bound(row.train), miss_us(row.pull),
+               miss_us(row.train), Millions(row.pull.rows_per_cpu_second()),
                Millions(row.push.rows_per_cpu_second()), Millions(row.train.rows_per_cpu_second()),
-               absl::StrFormat("%.2f", row.push_stall_seconds), absl::StrCat(row.push.stats.spills),
+               Ratio(row.train_cpu_vs_memory), absl::StrFormat("%.2f", row.push_stall_seconds),
+               absl::StrCat(row.push.stats.spills),
                absl::StrFormat("%.2f", row.push.stats.spill_write_micros * 1e-6),
                absl::StrFormat("%.2f", row.push.stats.spill_ingest_micros * 1e-6),
                absl::StrFormat("%.2f", row.push.stats.push_wait_micros * 1e-6),
@@ -615,10 +663,11 @@ std::string PhaseJson(const char* name, const Phase& phase) {
   return absl::StrFormat(
       "\"%s_rows_per_s\": %.6g, \"%s_rows_per_cpu_s\": %.6g, \"%s_hit_rate\": %.6g, "
       "\"%s_rows\": %d, \"%s_seconds\": %.6g, \"%s_thread_cpu_seconds\": %.6g, "
-      "\"%s_process_cpu_seconds\": %.6g",
+      "\"%s_process_cpu_seconds\": %.6g, \"%s_hit_rate_bound\": %.6g, "
+      "\"%s_micros_per_miss\": %.6g",
       name, phase.rows_per_second(), name, phase.rows_per_cpu_second(), name, phase.hit_rate(),
       name, phase.rows, name, phase.seconds, name, phase.thread_cpu_seconds, name,
-      phase.process_cpu_seconds);
+      phase.process_cpu_seconds, name, phase.hit_rate_bound, name, phase.micros_per_miss());
 }
 
 std::string RowJson(const Row& row, const Workload& workload) {
@@ -627,6 +676,7 @@ std::string RowJson(const Row& row, const Workload& workload) {
       "\"zipf\": %g, \"batch\": %d, \"threads\": %d, \"cache_budget_bytes\": %d, "
       "\"cached_rows_at_start\": %d, %s, %s, %s, \"pull_vs_memory\": %s, "
       "\"push_vs_memory\": %s, \"train_vs_memory\": %s, \"push_cpu_vs_memory\": %s, "
+      "\"train_cpu_vs_memory\": %s, "
       "\"rocksdb_bytes_per_update\": %.6g, "
       "\"written_rows_per_update\": %.6g, \"push_stall_seconds\": %.6g, "
       "\"cache_memory_bytes\": %d, \"rss_bytes\": %d, "
@@ -636,9 +686,9 @@ std::string RowJson(const Row& row, const Workload& workload) {
       PhaseJson("push", row.push), PhaseJson("train", row.train),
       JsonNumberOrNull(row.pull_vs_memory), JsonNumberOrNull(row.push_vs_memory),
       JsonNumberOrNull(row.train_vs_memory), JsonNumberOrNull(row.push_cpu_vs_memory),
-      row.rocksdb_bytes_per_update(), row.written_rows_per_update(), row.push_stall_seconds,
-      row.train.stats.memory_bytes, row.rss_bytes, row.prepare_seconds, row.warmup_seconds,
-      row.warmup_steps);
+      JsonNumberOrNull(row.train_cpu_vs_memory), row.rocksdb_bytes_per_update(),
+      row.written_rows_per_update(), row.push_stall_seconds, row.train.stats.memory_bytes,
+      row.rss_bytes, row.prepare_seconds, row.warmup_seconds, row.warmup_steps);
 }
 
 std::vector<std::string> RowsJson(const std::vector<Row>& rows, const Workload& workload) {
@@ -777,6 +827,12 @@ absl::StatusOr<Row> MeasureSetup(DimState& state, double fraction, const Workloa
   WaitForRocksDbIdle(store);
   row.rocksdb_bytes_written = store.BytesWritten() - written_before;
   row.rss_bytes = ResidentBytes();
+  if (!in_memory) {
+    row.pull.hit_rate_bound =
+        StaticHitRateBound(workload.pull, row.pull.batches, row.cached_rows_at_start);
+    row.train.hit_rate_bound =
+        StaticHitRateBound(workload.train, row.train.batches, row.cached_rows_at_start);
+  }
   return row;
 }
 
@@ -854,6 +910,14 @@ void PrintTargets(const std::vector<Row>& rows) {
           row.dim, row.setup, row.push_vs_memory, kTargetRatio,
           row.push_vs_memory >= kTargetRatio ? "met" : "MISSED", row.train_vs_memory,
           row.push_cpu_vs_memory);
+      const bool met = row.train_vs_memory >= kTargetRatio && row.pull_vs_memory >= kTargetRatio;
+      absl::PrintF(
+          "target: dim %d %s, train step at %.3f and pull at %.3f of all in memory (both >= "
+          "%.2f): %s (train per CPU-second at %.3f; pull hit rate %.1f %% of bound %.1f %%, "
+          "%.2f us per miss)\n",
+          row.dim, row.setup, row.train_vs_memory, row.pull_vs_memory, kTargetRatio,
+          met ? "met" : "MISSED", row.train_cpu_vs_memory, 100 * row.pull.hit_rate(),
+          100 * row.pull.hit_rate_bound, row.pull.micros_per_miss());
     }
   }
 }
@@ -932,9 +996,13 @@ absl::Status RunBenchmark(std::vector<Row>* rows, Workload* workload_out) {
           row->push_cpu_vs_memory =
               row->push.rows_per_cpu_second() / memory_row->push.rows_per_cpu_second();
         }
+        if (memory_row->train.rows_per_cpu_second() > 0) {
+          row->train_cpu_vs_memory =
+              row->train.rows_per_cpu_second() / memory_row->train.rows_per_cpu_second();
+        }
       } else if (fraction >= 1) {
         row->pull_vs_memory = row->push_vs_memory = row->train_vs_memory = 1;
-        row->push_cpu_vs_memory = 1;
+        row->push_cpu_vs_memory = row->train_cpu_vs_memory = 1;
       }
       if (fraction >= 1) memory_row = *row;
       PrintRow(*row);

@@ -599,6 +599,30 @@ TEST_F(EmbeddingTableTest, RowsSurviveReopening) {
   for (float v : values) EXPECT_EQ(v, -1.0f);
 }
 
+// CacheStats::miss_nanos times the training misses' path only: evaluation pulls and hits add
+// nothing to it, misses read from RocksDB do.
+TEST_F(EmbeddingTableTest, TrainingMissesAreTimedAndHitsAndEvaluationPullsAreNot) {
+  proto::TableConfig config = SgdTable("t", 2, 0.5f);
+  Open(config, 1 << 20);
+  std::vector<uint64_t> keys = Keys(100, "t");
+  std::vector<float> grads(200, 2.0f);
+  ASSERT_TRUE(table_->Push(keys, grads.data()).ok());
+  ASSERT_TRUE(table_->FlushDirtyRows().ok());
+  Open(config, 1 << 20);  // an empty cache in front of the stored rows
+  std::vector<float> values(200);
+  ASSERT_TRUE(table_->Pull(keys, values.data(), /*read_only=*/true).ok());
+  EXPECT_EQ(table_->stats().misses, 0u);
+  EXPECT_EQ(table_->stats().miss_nanos, 0u);
+  ASSERT_TRUE(table_->Pull(keys, values.data(), /*read_only=*/false).ok());
+  for (float v : values) ASSERT_EQ(v, -1.0f);
+  const CacheStats missed = table_->stats();
+  EXPECT_EQ(missed.misses, 100u);
+  EXPECT_GT(missed.miss_nanos, 0u);
+  ASSERT_TRUE(table_->Pull(keys, values.data(), /*read_only=*/false).ok());
+  EXPECT_EQ(table_->stats().hits, missed.hits + 100);
+  EXPECT_EQ(table_->stats().miss_nanos, missed.miss_nanos);
+}
+
 TEST_F(EmbeddingTableTest, ReadOnlyPullsCreateCountAndStampNothing) {
   proto::TableConfig config = SgdTable("t", 3, 1.0f);
   config.mutable_initializer()->set_kind(proto::InitializerConfig::UNIFORM);
