@@ -41,8 +41,11 @@
 //   pull_vs, push_vs, trn_vs  the ratio to the memory set-up of the same dim.
 //   pull%, push%, trn%        cache hits / (hits + misses) of the phase (EmbeddingTable::stats).
 //   pbnd%, tbnd%              the bound of pull% and trn%: the hit rate of the best static
-//                             choice of cached_rows keys (those in the most batches) over the
-//                             batches the phase ran (StaticHitRateBound). Cached set-ups only.
+//                             choice of cached_rows keys (those in the most batches) over all
+//                             --batches batches generated for the phase (StaticHitRateBound):
+//                             a phase cut short by --phase_seconds may see fewer distinct keys
+//                             than the cache holds, which would make any bound 100 %.
+//                             Cached set-ups only.
 //   miss_us, tmiss_us         wall-clock microseconds per miss of the pull and train phases,
 //                             timed on the miss path itself (CacheStats::miss_nanos: RocksDB
 //                             reads, write-back of dirty victims, filling the rows).
@@ -71,7 +74,8 @@
 //                             found a push log full.
 //   wb/upd                    dirty rows written back per row-update, same window.
 //   cache_MB                  memory the cache shards allocated (stats().memory_bytes).
-//   rss_MB                    resident memory of the process after the set-up's phases.
+//   rss_MB                    resident anonymous memory of the process after the set-up's
+//                             phases (not the page cache's pages of the files RocksDB maps).
 //   prep_s                    prefill (memory) or RocksDB seeding (first cached set-up) time.
 //   warm_s, warm_steps        warm-up time (including RocksDB going idle) and steps.
 //
@@ -151,6 +155,10 @@ DEFINE_bool(
 DEFINE_uint64(memtable_mb, granary::RowStoreOptions().memtable_bytes >> 20,
               "RocksDB memtable bound of the cached set-ups (RowStoreOptions::memtable_bytes).");
 DEFINE_uint64(seed, 1, "Seed of the Zipf draws and of the gradients.");
+DEFINE_bool(mmap_reads, granary::RowStoreOptions().mmap_reads,
+            "RocksDB reads files through mmap (RowStoreOptions::mmap_reads).");
+DEFINE_bool(partitioned_index, granary::RowStoreOptions().partitioned_index,
+            "RocksDB files have partitioned, pinned indexes (RowStoreOptions::partitioned_index).");
 
 namespace granary {
 namespace {
@@ -335,11 +343,13 @@ proto::TableConfig BenchTableConfig(int dim) {
 
 // ---- Process and RocksDB probes ---------------------------------------------------------------
 
+// Resident anonymous memory: not the pages of the files RocksDB maps
+// (RowStoreOptions::mmap_reads), which are the kernel's page cache.
 uint64_t ResidentBytes() {
   std::ifstream statm("/proc/self/statm");
-  uint64_t size_pages = 0, resident_pages = 0;
-  statm >> size_pages >> resident_pages;
-  return resident_pages * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  uint64_t size_pages = 0, resident_pages = 0, file_backed_pages = 0;
+  statm >> size_pages >> resident_pages >> file_backed_pages;
+  return (resident_pages - file_backed_pages) * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 }
 
 double ProcessCpuSeconds() {
@@ -399,6 +409,8 @@ absl::StatusOr<std::unique_ptr<RowStore>> OpenRowStore(const std::string& path,
   RowStoreOptions options;
   options.path = path;
   options.memtable_bytes = FLAGS_memtable_mb << 20;
+  options.mmap_reads = FLAGS_mmap_reads;
+  options.partitioned_index = FLAGS_partitioned_index;
   absl::StatusOr<std::shared_ptr<rocksdb::MergeOperator>> merge_operator =
       EmbeddingTable::NewMergeOperator(config);
   if (!merge_operator.ok()) return merge_operator.status();
@@ -465,8 +477,8 @@ struct Phase {
   double micros_per_miss() const {
     return stats.misses > 0 ? stats.miss_nanos * 1e-3 / stats.misses : 0;
   }
-  // The hit rate of the best static choice of as many rows as the cache held, over the batches
-  // this phase ran (StaticHitRateBound); 0 for the memory set-up.
+  // The hit rate of the best static choice of as many rows as the cache held, over every batch
+  // generated for this phase (StaticHitRateBound); 0 for the memory set-up.
   double hit_rate_bound = 0;
 };
 
@@ -829,9 +841,9 @@ absl::StatusOr<Row> MeasureSetup(DimState& state, double fraction, const Workloa
   row.rss_bytes = ResidentBytes();
   if (!in_memory) {
     row.pull.hit_rate_bound =
-        StaticHitRateBound(workload.pull, row.pull.batches, row.cached_rows_at_start);
+        StaticHitRateBound(workload.pull, workload.pull.count(), row.cached_rows_at_start);
     row.train.hit_rate_bound =
-        StaticHitRateBound(workload.train, row.train.batches, row.cached_rows_at_start);
+        StaticHitRateBound(workload.train, workload.train.count(), row.cached_rows_at_start);
   }
   return row;
 }

@@ -509,12 +509,13 @@ TEST_F(EmbeddingTableTest, SpillOntoAFullDiskFailsLoudlyAndLosesNoLoggedPush) {
   }
 }
 
-// Resident memory of this process, in bytes.
+// Resident anonymous memory of this process, in bytes: what it allocated. Not the pages of
+// files it maps (RowStoreOptions::mmap_reads), which are the kernel's page cache.
 size_t ResidentBytes() {
   std::ifstream statm("/proc/self/statm");
-  size_t pages = 0, resident = 0;
-  statm >> pages >> resident;
-  return resident * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  size_t pages = 0, resident = 0, file_backed = 0;
+  statm >> pages >> resident >> file_backed;
+  return (resident - file_backed) * static_cast<size_t>(sysconf(_SC_PAGESIZE));
 }
 
 class MemoryBudgetTest : public EmbeddingTableTest, public ::testing::WithParamInterface<bool> {};
