@@ -53,6 +53,7 @@ rocksdb::ColumnFamilyOptions TableOptions(const std::shared_ptr<rocksdb::Cache>&
   options.write_buffer_size = store.memtable_bytes / kMemtablesPerTable;
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = cache;
+  table.block_size = store.block_bytes;
   if (store.partitioned_index) {
     table.index_type = rocksdb::BlockBasedTableOptions::kTwoLevelIndexSearch;
     table.metadata_cache_options.top_level_index_pinning = rocksdb::PinningTier::kAll;

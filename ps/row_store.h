@@ -48,6 +48,9 @@ struct RowStoreOptions {
   // the top level (which stays in the CPU caches) and one partition, instead of one index
   // over the whole file whose deep probes each miss the CPU caches.
   bool partitioned_index = true;
+  // Size of an (uncompressed) data block: a miss verifies the checksum of, and searches, a
+  // whole block, while the index holds an entry per block.
+  size_t block_bytes = 4096;
   // If non-null, RocksDB does all file I/O through it (tests inject disk-full faults). Not
   // owned; must outlive the store. Either way its syncs are skipped but a checkpoint's
   // (ps/unsynced_file_system.h).

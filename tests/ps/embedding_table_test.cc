@@ -614,14 +614,17 @@ TEST_F(EmbeddingTableTest, TrainingMissesAreTimedAndHitsAndEvaluationPullsAreNot
   ASSERT_TRUE(table_->Pull(keys, values.data(), /*read_only=*/true).ok());
   EXPECT_EQ(table_->stats().misses, 0u);
   EXPECT_EQ(table_->stats().miss_nanos, 0u);
+  EXPECT_EQ(table_->stats().miss_cpu_nanos, 0u);
   ASSERT_TRUE(table_->Pull(keys, values.data(), /*read_only=*/false).ok());
   for (float v : values) ASSERT_EQ(v, -1.0f);
   const CacheStats missed = table_->stats();
   EXPECT_EQ(missed.misses, 100u);
   EXPECT_GT(missed.miss_nanos, 0u);
+  EXPECT_GT(missed.miss_cpu_nanos, 0u);
   ASSERT_TRUE(table_->Pull(keys, values.data(), /*read_only=*/false).ok());
   EXPECT_EQ(table_->stats().hits, missed.hits + 100);
   EXPECT_EQ(table_->stats().miss_nanos, missed.miss_nanos);
+  EXPECT_EQ(table_->stats().miss_cpu_nanos, missed.miss_cpu_nanos);
 }
 
 TEST_F(EmbeddingTableTest, ReadOnlyPullsCreateCountAndStampNothing) {
