@@ -90,6 +90,8 @@
 //   [--keys=N --zipf=S --batch=B --batches=N --phase_seconds=S --warmup_batches=N
 //    --warmup_seconds=S --dims=16,64 --cache_fractions=1,0.1,0.01 --threads=T --dir=DIR
 //    --json=PATH --v=1 (warm-up progress)]
+//   [--nommap_reads --nopartitioned_index --block_bytes=4096]  RocksDB's read path before
+//                                  (RowStoreOptions), to compare the cost of a miss
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
