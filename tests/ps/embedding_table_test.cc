@@ -76,6 +76,8 @@ class EmbeddingTableTest : public ::testing::Test {
     table_ = *std::move(table);
   }
 
+  std::vector<uint64_t> StoreRowsAndReopen(const proto::TableConfig& config);
+
   size_t StoredRows() {
     size_t rows = 0;
     EXPECT_TRUE(table_
@@ -587,14 +589,21 @@ TEST_P(MemoryBudgetTest, MemoryStaysUnderBudgetWhileTrainingATableTenTimesLarger
 
 INSTANTIATE_TEST_SUITE_P(CachedOrMerged, MemoryBudgetTest, ::testing::Bool());
 
-TEST_F(EmbeddingTableTest, RowsSurviveReopening) {
-  proto::TableConfig config = SgdTable("t", 2, 0.5f);
+// Pushes a gradient of 2 to each of 100 keys of an SGD table of dim 2 (rate 0.5), flushes and
+// reopens it: an empty cache in front of 100 stored rows of -1. Returns the keys.
+std::vector<uint64_t> EmbeddingTableTest::StoreRowsAndReopen(const proto::TableConfig& config) {
   Open(config, 1 << 20);
   std::vector<uint64_t> keys = Keys(100, "t");
   std::vector<float> grads(200, 2.0f);
-  ASSERT_TRUE(table_->Push(keys, grads.data()).ok());
-  ASSERT_TRUE(table_->FlushDirtyRows().ok());
+  EXPECT_TRUE(table_->Push(keys, grads.data()).ok());
+  EXPECT_TRUE(table_->FlushDirtyRows().ok());
   Open(config, 1 << 20);
+  return keys;
+}
+
+TEST_F(EmbeddingTableTest, RowsSurviveReopening) {
+  proto::TableConfig config = SgdTable("t", 2, 0.5f);
+  std::vector<uint64_t> keys = StoreRowsAndReopen(config);
   std::vector<float> values(200);
   ASSERT_TRUE(table_->Pull(keys, values.data(), false).ok());
   for (float v : values) EXPECT_EQ(v, -1.0f);
@@ -604,12 +613,7 @@ TEST_F(EmbeddingTableTest, RowsSurviveReopening) {
 // nothing to it, misses read from RocksDB do.
 TEST_F(EmbeddingTableTest, TrainingMissesAreTimedAndHitsAndEvaluationPullsAreNot) {
   proto::TableConfig config = SgdTable("t", 2, 0.5f);
-  Open(config, 1 << 20);
-  std::vector<uint64_t> keys = Keys(100, "t");
-  std::vector<float> grads(200, 2.0f);
-  ASSERT_TRUE(table_->Push(keys, grads.data()).ok());
-  ASSERT_TRUE(table_->FlushDirtyRows().ok());
-  Open(config, 1 << 20);  // an empty cache in front of the stored rows
+  std::vector<uint64_t> keys = StoreRowsAndReopen(config);
   std::vector<float> values(200);
   ASSERT_TRUE(table_->Pull(keys, values.data(), /*read_only=*/true).ok());
   EXPECT_EQ(table_->stats().misses, 0u);
