@@ -66,7 +66,14 @@ struct UpdateStamp {
 
 struct CacheStats {
   uint64_t hits = 0;
-  uint64_t misses = 0;         // keys looked up in RocksDB
+  uint64_t misses = 0;  // keys looked up in RocksDB
+  // Wall-clock nanoseconds spent serving those misses: reading them from RocksDB, making room
+  // for the cached ones (writing dirty victims back) and filling their rows. miss_nanos /
+  // misses is the cost of a miss (table_bench's miss_us).
+  uint64_t miss_nanos = 0;
+  // The same in CPU time of the serving thread: the cost of a miss whatever else shares the
+  // cores (on a loaded machine the wall time also holds the waits for a core).
+  uint64_t miss_cpu_nanos = 0;
   uint64_t pushes_merged = 0;  // pushes to uncached rows logged (then merge operands), unread
   uint64_t logged_pushes = 0;  // in PushLogs now, not yet in RocksDB
   uint64_t spills = 0;         // PushLog files ingested into RocksDB

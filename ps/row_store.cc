@@ -48,11 +48,17 @@ constexpr int kSortedRunsBeforeCompaction = 12;
 constexpr int kMemtablesPerTable = 4;
 
 rocksdb::ColumnFamilyOptions TableOptions(const std::shared_ptr<rocksdb::Cache>& cache,
-                                          size_t memtable_bytes) {
+                                          const RowStoreOptions& store) {
   rocksdb::ColumnFamilyOptions options;
-  options.write_buffer_size = memtable_bytes / kMemtablesPerTable;
+  options.write_buffer_size = store.memtable_bytes / kMemtablesPerTable;
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = cache;
+  table.block_size = store.block_bytes;
+  if (store.partitioned_index) {
+    table.index_type = rocksdb::BlockBasedTableOptions::kTwoLevelIndexSearch;
+    table.metadata_cache_options.top_level_index_pinning = rocksdb::PinningTier::kAll;
+    table.metadata_cache_options.partition_pinning = rocksdb::PinningTier::kAll;
+  }
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(kBloomBitsPerKey));
   // A point lookup finds its key in a data block by hash, not by binary search.
   table.data_block_index_type = rocksdb::BlockBasedTableOptions::kDataBlockBinaryAndHash;
@@ -133,6 +139,7 @@ absl::StatusOr<std::unique_ptr<RowStore>> RowStore::Open(const RowStoreOptions& 
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   db_options.paranoid_checks = true;
+  db_options.allow_mmap_reads = options.mmap_reads;
   rocksdb::Env* base_env = options.env != nullptr ? options.env : rocksdb::Env::Default();
   store->env_ =
       rocksdb::NewCompositeEnv(std::make_shared<UnsyncedFileSystem>(base_env->GetFileSystem()));
@@ -156,7 +163,7 @@ absl::StatusOr<std::unique_ptr<RowStore>> RowStore::Open(const RowStoreOptions& 
   }
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (const auto& [name, unused] : names) {
-    descriptors.emplace_back(name, TableOptions(cache, options.memtable_bytes));
+    descriptors.emplace_back(name, TableOptions(cache, options));
     auto merge_operator = options.merge_operators.find(name);
     if (merge_operator != options.merge_operators.end()) {
       descriptors.back().options.merge_operator = merge_operator->second;

@@ -39,6 +39,19 @@ struct RowStoreOptions {
   size_t block_cache_bytes = 32 << 20;
   // Bound on all memtables together (RocksDB's WriteBufferManager).
   size_t memtable_bytes = 64 << 20;
+  // The read path of a row-cache miss (docs/storage.md has what each costs per miss):
+  // Files are read through mmap: a miss parses its (uncompressed) block where the page cache
+  // holds it, with no pread and no copy. Without it, a 4 KB block is copied per miss.
+  bool mmap_reads = true;
+  // Each file's index is cut into partitions of about a block, under a small top level held by
+  // the table reader, with the partitions pinned in the block cache: a miss binary-searches
+  // the top level (which stays in the CPU caches) and one partition, instead of one index
+  // over the whole file whose deep probes each miss the CPU caches.
+  bool partitioned_index = true;
+  // Size of an (uncompressed) data block: a miss verifies the checksum of, and searches, a
+  // whole block, while the index (partitioned, so it stays cheap to search) holds an entry per
+  // block. 1 KB (RocksDB's default is 4 KB) holds ~6 rows of dim 16 with Adagrad.
+  size_t block_bytes = 1024;
   // If non-null, RocksDB does all file I/O through it (tests inject disk-full faults). Not
   // owned; must outlive the store. Either way its syncs are skipped but a checkpoint's
   // (ps/unsynced_file_system.h).

@@ -43,11 +43,26 @@
 //   pull/s, push/s, train/s   unique rows per wall-clock second (all --threads together).
 //   pull_vs, push_vs, trn_vs  the ratio to the memory set-up of the same dim.
 //   pull%, push%, trn%        cache hits / (hits + misses) of the phase (EmbeddingTable::stats).
+//   pbnd%, tbnd%              the bound of pull% and trn%: the hit rate of the best static
+//                             choice of cached_rows keys (those in the most batches) over all
+//                             --batches batches generated for the phase (StaticHitRateBound):
+//                             a phase cut short by --phase_seconds may see fewer distinct keys
+//                             than the cache holds, which would make any bound 100 %.
+//                             Cached set-ups only. It has hindsight: over 10,000 batches it
+//                             exceeds the hit rate of the distribution's hottest ranks
+//                             (TopRanksHitRate, printed on the target line) by ~2 points.
+//   miss_us, tmiss_us         wall-clock microseconds per miss of the pull and train phases,
+//                             timed on the miss path itself (CacheStats::miss_nanos: RocksDB
+//                             reads, write-back of dirty victims, filling the rows).
+//   miss_cpu_us               the pull phase's miss path in CPU microseconds of the calling
+//                             thread (CacheStats::miss_cpu_nanos): on a loaded machine
+//                             miss_us also holds the waits for a core, this does not.
 //   pull/cpu-s, push/cpu-s, trn/cpu-s
 //                             rows per CPU second of the whole process (RocksDB's background
 //                             threads included) during the phase: the cost per core, which other
 //                             load on the machine does not change much (wall-clock rates drop by
 //                             whatever share of the cores other processes take).
+//   trn_cpu_vs                trn/cpu-s over the memory set-up's.
 //   db_B/upd                  RocksDB bytes written (RowStore::BytesWritten: memtable flushes
 //                             and compactions; the WAL is off) per row-update (pushed row) of
 //                             the push and train phases. Counted from the start of the pull
@@ -67,7 +82,8 @@
 //                             found a push log full.
 //   wb/upd                    dirty rows written back per row-update, same window.
 //   cache_MB                  memory the cache shards allocated (stats().memory_bytes).
-//   rss_MB                    resident memory of the process after the set-up's phases.
+//   rss_MB                    resident anonymous memory of the process after the set-up's
+//                             phases (not the page cache's pages of the files RocksDB maps).
 //   prep_s                    prefill (memory) or RocksDB seeding (first cached set-up) time.
 //   warm_s, warm_steps        warm-up time (including RocksDB going idle) and steps.
 //
@@ -77,6 +93,8 @@
 //   [--keys=N --zipf=S --batch=B --batches=N --phase_seconds=S --warmup_batches=N
 //    --warmup_seconds=S --dims=16,64 --cache_fractions=1,0.1,0.01 --threads=T --hot_key
 //    --dir=DIR --json=PATH --v=1 (warm-up progress)]
+//   [--nommap_reads --nopartitioned_index --block_bytes=4096]  RocksDB's read path before
+//                                  (RowStoreOptions), to compare the cost of a miss
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -98,6 +116,8 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
@@ -151,6 +171,12 @@ DEFINE_bool(
 DEFINE_uint64(memtable_mb, granary::RowStoreOptions().memtable_bytes >> 20,
               "RocksDB memtable bound of the cached set-ups (RowStoreOptions::memtable_bytes).");
 DEFINE_uint64(seed, 1, "Seed of the Zipf draws and of the gradients.");
+DEFINE_bool(mmap_reads, granary::RowStoreOptions().mmap_reads,
+            "RocksDB reads files through mmap (RowStoreOptions::mmap_reads).");
+DEFINE_uint64(block_bytes, granary::RowStoreOptions().block_bytes,
+              "RocksDB data block size (RowStoreOptions::block_bytes).");
+DEFINE_bool(partitioned_index, granary::RowStoreOptions().partitioned_index,
+            "RocksDB files have partitioned, pinned indexes (RowStoreOptions::partitioned_index).");
 
 namespace granary {
 namespace {
@@ -338,11 +364,13 @@ proto::TableConfig BenchTableConfig(int dim) {
 
 // ---- Process and RocksDB probes ---------------------------------------------------------------
 
+// Resident anonymous memory: not the pages of the files RocksDB maps
+// (RowStoreOptions::mmap_reads), which are the kernel's page cache.
 uint64_t ResidentBytes() {
   std::ifstream statm("/proc/self/statm");
-  uint64_t size_pages = 0, resident_pages = 0;
-  statm >> size_pages >> resident_pages;
-  return resident_pages * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  uint64_t size_pages = 0, resident_pages = 0, file_backed_pages = 0;
+  statm >> size_pages >> resident_pages >> file_backed_pages;
+  return (resident_pages - file_backed_pages) * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 }
 
 double ProcessCpuSeconds() {
@@ -402,6 +430,9 @@ absl::StatusOr<std::unique_ptr<RowStore>> OpenRowStore(const std::string& path,
   RowStoreOptions options;
   options.path = path;
   options.memtable_bytes = FLAGS_memtable_mb << 20;
+  options.mmap_reads = FLAGS_mmap_reads;
+  options.partitioned_index = FLAGS_partitioned_index;
+  options.block_bytes = FLAGS_block_bytes;
   absl::StatusOr<std::shared_ptr<rocksdb::MergeOperator>> merge_operator =
       EmbeddingTable::NewMergeOperator(config);
   if (!merge_operator.ok()) return merge_operator.status();
@@ -464,6 +495,19 @@ struct Phase {
     uint64_t lookups = stats.hits + stats.misses + stats.pushes_merged;
     return lookups > 0 ? static_cast<double>(stats.hits) / lookups : 0;
   }
+  // Microseconds per miss spent on the miss path (CacheStats::miss_nanos).
+  double micros_per_miss() const {
+    return stats.misses > 0 ? stats.miss_nanos * 1e-3 / stats.misses : 0;
+  }
+  // CPU microseconds of the serving thread per miss (CacheStats::miss_cpu_nanos).
+  double cpu_micros_per_miss() const {
+    return stats.misses > 0 ? stats.miss_cpu_nanos * 1e-3 / stats.misses : 0;
+  }
+  // The hit rate of the best static choice of as many rows as the cache held, over every batch
+  // generated for this phase (StaticHitRateBound); 0 for the memory set-up.
+  double hit_rate_bound = 0;
+  // The same for the hottest ranks of the distribution (TopRanksHitRate).
+  double top_ranks_hit_rate = 0;
 };
 
 absl::Status RunBatch(EmbeddingTable& table, Op op, absl::Span<const uint64_t> keys,
@@ -520,6 +564,8 @@ absl::StatusOr<Phase> RunPhase(EmbeddingTable& table, Op op, const Batches& batc
   const CacheStats after = table.stats();
   phase.stats.hits = after.hits - before.hits;
   phase.stats.misses = after.misses - before.misses;
+  phase.stats.miss_nanos = after.miss_nanos - before.miss_nanos;
+  phase.stats.miss_cpu_nanos = after.miss_cpu_nanos - before.miss_cpu_nanos;
   phase.stats.pushes_merged = after.pushes_merged - before.pushes_merged;
   phase.stats.rows_written = after.rows_written - before.rows_written;
   phase.stats.pushes_not_admitted = after.pushes_not_admitted - before.pushes_not_admitted;
@@ -530,6 +576,42 @@ absl::StatusOr<Phase> RunPhase(EmbeddingTable& table, Op op, const Batches& batc
   phase.stats.cached_rows = after.cached_rows;
   phase.stats.memory_bytes = after.memory_bytes;
   return phase;
+}
+
+// The hit rate of the best static choice of `rows` keys for batches [0, count): the `rows`
+// keys in the most batches, over all the batches' keys. No replacement policy does better
+// on these batches without knowing the future.
+double StaticHitRateBound(const Batches& batches, size_t count, uint64_t rows) {
+  count = std::min(count, batches.count());
+  absl::flat_hash_map<uint64_t, uint32_t> batches_of_key;
+  uint64_t lookups = 0;
+  for (size_t b = 0; b < count; ++b) {
+    for (uint64_t key : batches.batch(b)) ++batches_of_key[key];
+    lookups += batches.batch(b).size();
+  }
+  std::vector<uint32_t> counts;
+  counts.reserve(batches_of_key.size());
+  for (const auto& [key, batch_count] : batches_of_key) counts.push_back(batch_count);
+  const size_t chosen = std::min<size_t>(rows, counts.size());
+  std::nth_element(counts.begin(), counts.begin() + chosen, counts.end(), std::greater<>());
+  uint64_t hits = 0;
+  for (size_t i = 0; i < chosen; ++i) hits += counts[i];
+  return lookups > 0 ? static_cast<double>(hits) / lookups : 0;
+}
+
+// The hit rate over every batch of a cache holding exactly the `rows` hottest ranks of the
+// Zipf distribution: the best static choice for the distribution, without the hindsight of
+// StaticHitRateBound (which may pick keys that merely happened to recur in these batches).
+double TopRanksHitRate(const Batches& batches, uint64_t rows) {
+  const uint64_t field_seed = FieldSeed(kKeyField);
+  absl::flat_hash_set<uint64_t> hottest;
+  hottest.reserve(rows);
+  for (uint64_t rank = 1; rank <= rows; ++rank) hottest.insert(KeyOfRank(field_seed, rank));
+  uint64_t hits = 0;
+  for (size_t b = 0; b < batches.count(); ++b) {
+    for (uint64_t key : batches.batch(b)) hits += hottest.contains(key);
+  }
+  return batches.total_keys() > 0 ? static_cast<double>(hits) / batches.total_keys() : 0;
 }
 
 // ---- The benchmark ----------------------------------------------------------------------------
@@ -567,6 +649,8 @@ struct Row {
   double train_vs_memory = 0;
   // push/cpu-s over the memory set-up's: the ratio per core, whatever else loads the machine.
   double push_cpu_vs_memory = 0;
+  // trn/cpu-s over the memory set-up's.
+  double train_cpu_vs_memory = 0;
 
   // Row-updates (pushed rows) of the timed phases.
   uint64_t updates() const { return push.rows + train.rows; }
@@ -585,13 +669,15 @@ std::string SetupName(double fraction) {
 }
 
 constexpr char kRowFormat[] =
-    "%4s  %-10s %9s %11s %8s %8s %8s %7s %7s %7s %5s %5s %5s %9s %9s %9s %7s %6s %7s %8s %6s %8s "
-    "%7s %8s %8s %7s %6s %11s\n";
+    "%4s  %-10s %9s %11s %8s %8s %8s %7s %7s %7s %5s %5s %5s %5s %5s %7s %7s %8s %9s %9s %9s %10s "
+    "%7s "
+    "%6s %7s %8s %6s %8s %7s %8s %8s %7s %6s %11s\n";
 
 void PrintHeader() {
   absl::PrintF(kRowFormat, "dim", "setup", "budget_MB", "cached_rows", "pull/s", "push/s",
-               "train/s", "pull_vs", "push_vs", "trn_vs", "pull%", "push%", "trn%", "pull/cpu-s",
-               "push/cpu-s", "trn/cpu-s", "stall_s", "spills", "spill_s", "ingest_s", "wait_s",
+               "train/s", "pull_vs", "push_vs", "trn_vs", "pull%", "push%", "trn%", "pbnd%",
+               "tbnd%", "miss_us", "tmiss_us", "miss_cpu_us", "pull/cpu-s", "push/cpu-s",
+               "trn/cpu-s", "trn_cpu_vs", "stall_s", "spills", "spill_s", "ingest_s", "wait_s",
                "db_B/upd", "wb/upd", "cache_MB", "rss_MB", "prep_s", "warm_s", "warm_steps");
 }
 
@@ -601,15 +687,26 @@ std::string Millions(double value) { return absl::StrFormat("%.3fM", value / 1e6
 
 void PrintRow(const Row& row) {
   auto hit = [](const Phase& phase) { return absl::StrFormat("%.1f", 100 * phase.hit_rate()); };
+  auto bound = [](const Phase& phase) {
+    return phase.hit_rate_bound > 0 ? absl::StrFormat("%.1f", 100 * phase.hit_rate_bound) : "-";
+  };
+  auto miss_us = [](const Phase& phase) {
+    return phase.stats.misses > 0 ? absl::StrFormat("%.2f", phase.micros_per_miss()) : "-";
+  };
+  auto miss_cpu_us = [](const Phase& phase) {
+    return phase.stats.misses > 0 ? absl::StrFormat("%.2f", phase.cpu_micros_per_miss()) : "-";
+  };
   absl::PrintF(kRowFormat, absl::StrCat(row.dim), row.setup,
                absl::StrFormat("%.0f", row.cache_budget_bytes / kBytesPerMB),
                absl::StrFormat("%.2fM", row.cached_rows_at_start / 1e6),
                Millions(row.pull.rows_per_second()), Millions(row.push.rows_per_second()),
                Millions(row.train.rows_per_second()), Ratio(row.pull_vs_memory),
                Ratio(row.push_vs_memory), Ratio(row.train_vs_memory), hit(row.pull), hit(row.push),
-               hit(row.train), Millions(row.pull.rows_per_cpu_second()),
+               hit(row.train), bound(row.pull), bound(row.train), miss_us(row.pull),
+               miss_us(row.train), miss_cpu_us(row.pull), Millions(row.pull.rows_per_cpu_second()),
                Millions(row.push.rows_per_cpu_second()), Millions(row.train.rows_per_cpu_second()),
-               absl::StrFormat("%.2f", row.push_stall_seconds), absl::StrCat(row.push.stats.spills),
+               Ratio(row.train_cpu_vs_memory), absl::StrFormat("%.2f", row.push_stall_seconds),
+               absl::StrCat(row.push.stats.spills),
                absl::StrFormat("%.2f", row.push.stats.spill_write_micros * 1e-6),
                absl::StrFormat("%.2f", row.push.stats.spill_ingest_micros * 1e-6),
                absl::StrFormat("%.2f", row.push.stats.push_wait_micros * 1e-6),
@@ -626,10 +723,13 @@ std::string PhaseJson(const char* name, const Phase& phase) {
   return absl::StrFormat(
       "\"%s_rows_per_s\": %.6g, \"%s_rows_per_cpu_s\": %.6g, \"%s_hit_rate\": %.6g, "
       "\"%s_rows\": %d, \"%s_seconds\": %.6g, \"%s_thread_cpu_seconds\": %.6g, "
-      "\"%s_process_cpu_seconds\": %.6g",
+      "\"%s_process_cpu_seconds\": %.6g, \"%s_hit_rate_bound\": %.6g, "
+      "\"%s_micros_per_miss\": %.6g, \"%s_cpu_micros_per_miss\": %.6g, "
+      "\"%s_top_ranks_hit_rate\": %.6g",
       name, phase.rows_per_second(), name, phase.rows_per_cpu_second(), name, phase.hit_rate(),
       name, phase.rows, name, phase.seconds, name, phase.thread_cpu_seconds, name,
-      phase.process_cpu_seconds);
+      phase.process_cpu_seconds, name, phase.hit_rate_bound, name, phase.micros_per_miss(), name,
+      phase.cpu_micros_per_miss(), name, phase.top_ranks_hit_rate);
 }
 
 std::string RowJson(const Row& row, const Workload& workload) {
@@ -638,6 +738,7 @@ std::string RowJson(const Row& row, const Workload& workload) {
       "\"zipf\": %g, \"batch\": %d, \"threads\": %d, \"cache_budget_bytes\": %d, "
       "\"cached_rows_at_start\": %d, %s, %s, %s, \"pull_vs_memory\": %s, "
       "\"push_vs_memory\": %s, \"train_vs_memory\": %s, \"push_cpu_vs_memory\": %s, "
+      "\"train_cpu_vs_memory\": %s, "
       "\"rocksdb_bytes_per_update\": %.6g, "
       "\"written_rows_per_update\": %.6g, \"push_stall_seconds\": %.6g, "
       "\"cache_memory_bytes\": %d, \"rss_bytes\": %d, "
@@ -648,9 +749,10 @@ std::string RowJson(const Row& row, const Workload& workload) {
       PhaseJson("push", row.push), PhaseJson("train", row.train),
       JsonNumberOrNull(row.pull_vs_memory), JsonNumberOrNull(row.push_vs_memory),
       JsonNumberOrNull(row.train_vs_memory), JsonNumberOrNull(row.push_cpu_vs_memory),
-      row.rocksdb_bytes_per_update(), row.written_rows_per_update(), row.push_stall_seconds,
-      row.train.stats.memory_bytes, row.rss_bytes, row.prepare_seconds, row.warmup_seconds,
-      row.warmup_steps, FLAGS_hot_key ? "true" : "false");
+      JsonNumberOrNull(row.train_cpu_vs_memory), row.rocksdb_bytes_per_update(),
+      row.written_rows_per_update(), row.push_stall_seconds, row.train.stats.memory_bytes,
+      row.rss_bytes, row.prepare_seconds, row.warmup_seconds, row.warmup_steps,
+      FLAGS_hot_key ? "true" : "false");
 }
 
 std::vector<std::string> RowsJson(const std::vector<Row>& rows, const Workload& workload) {
@@ -789,6 +891,13 @@ absl::StatusOr<Row> MeasureSetup(DimState& state, double fraction, const Workloa
   WaitForRocksDbIdle(store);
   row.rocksdb_bytes_written = store.BytesWritten() - written_before;
   row.rss_bytes = ResidentBytes();
+  if (!in_memory) {
+    row.pull.hit_rate_bound =
+        StaticHitRateBound(workload.pull, workload.pull.count(), row.cached_rows_at_start);
+    row.train.hit_rate_bound =
+        StaticHitRateBound(workload.train, workload.train.count(), row.cached_rows_at_start);
+    row.pull.top_ranks_hit_rate = TopRanksHitRate(workload.pull, row.cached_rows_at_start);
+  }
   return row;
 }
 
@@ -866,6 +975,15 @@ void PrintTargets(const std::vector<Row>& rows) {
           row.dim, row.setup, row.push_vs_memory, kTargetRatio,
           row.push_vs_memory >= kTargetRatio ? "met" : "MISSED", row.train_vs_memory,
           row.push_cpu_vs_memory);
+      const bool met = row.train_vs_memory >= kTargetRatio && row.pull_vs_memory >= kTargetRatio;
+      absl::PrintF(
+          "target: dim %d %s, train step at %.3f and pull at %.3f of all in memory (both >= "
+          "%.2f): %s (train per CPU-second at %.3f; pull hit rate %.1f %% of bound %.1f %%, "
+          "hottest ranks %.1f %%; %.2f us per miss, %.2f us of CPU)\n",
+          row.dim, row.setup, row.train_vs_memory, row.pull_vs_memory, kTargetRatio,
+          met ? "met" : "MISSED", row.train_cpu_vs_memory, 100 * row.pull.hit_rate(),
+          100 * row.pull.hit_rate_bound, 100 * row.pull.top_ranks_hit_rate,
+          row.pull.micros_per_miss(), row.pull.cpu_micros_per_miss());
     }
   }
 }
@@ -944,9 +1062,13 @@ absl::Status RunBenchmark(std::vector<Row>* rows, Workload* workload_out) {
           row->push_cpu_vs_memory =
               row->push.rows_per_cpu_second() / memory_row->push.rows_per_cpu_second();
         }
+        if (memory_row->train.rows_per_cpu_second() > 0) {
+          row->train_cpu_vs_memory =
+              row->train.rows_per_cpu_second() / memory_row->train.rows_per_cpu_second();
+        }
       } else if (fraction >= 1) {
         row->pull_vs_memory = row->push_vs_memory = row->train_vs_memory = 1;
-        row->push_cpu_vs_memory = 1;
+        row->push_cpu_vs_memory = row->train_cpu_vs_memory = 1;
       }
       if (fraction >= 1) memory_row = *row;
       PrintRow(*row);

@@ -78,6 +78,8 @@ class EmbeddingTableTest : public ::testing::Test {
     table_ = *std::move(table);
   }
 
+  std::vector<uint64_t> StoreRowsAndReopen(const proto::TableConfig& config);
+
   size_t StoredRows() {
     size_t rows = 0;
     EXPECT_TRUE(table_
@@ -551,12 +553,13 @@ TEST_F(EmbeddingTableTest, SpillOntoAFullDiskFailsLoudlyAndLosesNoLoggedPush) {
   }
 }
 
-// Resident memory of this process, in bytes.
+// Resident anonymous memory of this process, in bytes: what it allocated. Not the pages of
+// files it maps (RowStoreOptions::mmap_reads), which are the kernel's page cache.
 size_t ResidentBytes() {
   std::ifstream statm("/proc/self/statm");
-  size_t pages = 0, resident = 0;
-  statm >> pages >> resident;
-  return resident * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  size_t pages = 0, resident = 0, file_backed = 0;
+  statm >> pages >> resident >> file_backed;
+  return (resident - file_backed) * static_cast<size_t>(sysconf(_SC_PAGESIZE));
 }
 
 class MemoryBudgetTest : public EmbeddingTableTest, public ::testing::WithParamInterface<bool> {};
@@ -628,17 +631,46 @@ TEST_P(MemoryBudgetTest, MemoryStaysUnderBudgetWhileTrainingATableTenTimesLarger
 
 INSTANTIATE_TEST_SUITE_P(CachedOrMerged, MemoryBudgetTest, ::testing::Bool());
 
-TEST_F(EmbeddingTableTest, RowsSurviveReopening) {
-  proto::TableConfig config = SgdTable("t", 2, 0.5f);
+// Pushes a gradient of 2 to each of 100 keys of an SGD table of dim 2 (rate 0.5), flushes and
+// reopens it: an empty cache in front of 100 stored rows of -1. Returns the keys.
+std::vector<uint64_t> EmbeddingTableTest::StoreRowsAndReopen(const proto::TableConfig& config) {
   Open(config, 1 << 20);
   std::vector<uint64_t> keys = Keys(100, "t");
   std::vector<float> grads(200, 2.0f);
-  ASSERT_TRUE(table_->Push(keys, grads.data()).ok());
-  ASSERT_TRUE(table_->FlushDirtyRows().ok());
+  EXPECT_TRUE(table_->Push(keys, grads.data()).ok());
+  EXPECT_TRUE(table_->FlushDirtyRows().ok());
   Open(config, 1 << 20);
+  return keys;
+}
+
+TEST_F(EmbeddingTableTest, RowsSurviveReopening) {
+  proto::TableConfig config = SgdTable("t", 2, 0.5f);
+  std::vector<uint64_t> keys = StoreRowsAndReopen(config);
   std::vector<float> values(200);
   ASSERT_TRUE(table_->Pull(keys, values.data(), false).ok());
   for (float v : values) EXPECT_EQ(v, -1.0f);
+}
+
+// CacheStats::miss_nanos times the training misses' path only: evaluation pulls and hits add
+// nothing to it, misses read from RocksDB do.
+TEST_F(EmbeddingTableTest, TrainingMissesAreTimedAndHitsAndEvaluationPullsAreNot) {
+  proto::TableConfig config = SgdTable("t", 2, 0.5f);
+  std::vector<uint64_t> keys = StoreRowsAndReopen(config);
+  std::vector<float> values(200);
+  ASSERT_TRUE(table_->Pull(keys, values.data(), /*read_only=*/true).ok());
+  EXPECT_EQ(table_->stats().misses, 0u);
+  EXPECT_EQ(table_->stats().miss_nanos, 0u);
+  EXPECT_EQ(table_->stats().miss_cpu_nanos, 0u);
+  ASSERT_TRUE(table_->Pull(keys, values.data(), /*read_only=*/false).ok());
+  for (float v : values) ASSERT_EQ(v, -1.0f);
+  const CacheStats missed = table_->stats();
+  EXPECT_EQ(missed.misses, 100u);
+  EXPECT_GT(missed.miss_nanos, 0u);
+  EXPECT_GT(missed.miss_cpu_nanos, 0u);
+  ASSERT_TRUE(table_->Pull(keys, values.data(), /*read_only=*/false).ok());
+  EXPECT_EQ(table_->stats().hits, missed.hits + 100);
+  EXPECT_EQ(table_->stats().miss_nanos, missed.miss_nanos);
+  EXPECT_EQ(table_->stats().miss_cpu_nanos, missed.miss_cpu_nanos);
 }
 
 TEST_F(EmbeddingTableTest, ReadOnlyPullsCreateCountAndStampNothing) {
