@@ -452,6 +452,12 @@ zmq::message_t ParameterServer::PullReplyFrame(EmbeddingTable* table,
     }
   };
   const proto::ValueEncoding encoding = table->config().wire().pull_values();
+  if (!options_.apply_updates && encoding == proto::VALUES_FP32) {
+    if (count == 0) return zmq::message_t();
+    std::shared_ptr<const std::vector<float>> zeros = ZerosOf(count);
+    const float* data = zeros->data();
+    return FrameOfShared(std::move(zeros), data, count * sizeof(float));
+  }
   if (encoding != proto::VALUES_FP32) {
     // A light wire (common/wire_codec.h): the rows are encoded into a frame of their own.
     std::vector<float> values(count);
@@ -467,6 +473,14 @@ zmq::message_t ParameterServer::PullReplyFrame(EmbeddingTable* table,
   fill(values);
   if (!aligned && count > 0) std::memcpy(frame.data(), values, count * sizeof(float));
   return frame;
+}
+
+std::shared_ptr<const std::vector<float>> ParameterServer::ZerosOf(size_t count) {
+  std::lock_guard<std::mutex> lock(zeros_mutex_);
+  if (zeros_ == nullptr || zeros_->size() < count) {
+    zeros_ = std::make_shared<const std::vector<float>>(count, 0.0f);
+  }
+  return zeros_;
 }
 
 Message ParameterServer::Handle(Message&& request, const std::string& peer) {

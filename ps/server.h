@@ -186,6 +186,10 @@ class ParameterServer {
   // The one place a reply's value frame is built.
   zmq::message_t PullReplyFrame(EmbeddingTable* table, absl::Span<const uint64_t> keys,
                                 bool read_only, absl::Status* status);
+  // Transport mode (!apply_updates): at least `count` zero floats that reply frames view
+  // without a copy (FrameOfShared), so a pull's reply costs no allocation or fill per request.
+  // Replaced by a larger array when a pull needs more; frames still sending keep the old one.
+  std::shared_ptr<const std::vector<float>> ZerosOf(size_t count);
   // Validates and executes one request; returns the reply (an ERROR_REPLY on failure).
   Message Handle(Message&& request, const std::string& peer);
   // OK if a request of worker `header.sender_rank()` from incarnation
@@ -232,6 +236,8 @@ class ParameterServer {
   std::atomic<uint64_t> fenced_requests_{0};  // refused since Start (also counted in errors_)
   std::mutex stats_mutex_;
   absl::Time last_stats_ = absl::Now();
+  std::mutex zeros_mutex_;
+  std::shared_ptr<const std::vector<float>> zeros_;  // guarded by zeros_mutex_; see ZerosOf
   std::thread proxy_thread_;
   std::vector<std::thread> handler_threads_;
 };

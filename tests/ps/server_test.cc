@@ -1,8 +1,10 @@
 #include "ps/server.h"
 
+#include <atomic>
 #include <limits>
 #include <numeric>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/socket_options.h"
@@ -366,12 +368,38 @@ class TransportServerTest : public ServerTest {
 };
 
 TEST_F(TransportServerTest, PullsAnswerZerosOfTheRightSize) {
-  for (size_t num_keys : {size_t{1}, size_t{20000}, size_t{20000}}) {
+  // Growing, shrinking and growing again: the replies view one shared array of zeros that a
+  // larger pull replaces.
+  for (size_t num_keys : {size_t{1}, size_t{20000}, size_t{20000}, size_t{5}, size_t{50000}}) {
     std::vector<uint64_t> keys(num_keys);
     std::iota(keys.begin(), keys.end(), 1000);  // owned by server 0
     std::vector<float> grads(keys.size() * 2, 0.5f);
     EXPECT_EQ(PushThenPull(keys, grads), std::vector<float>(grads.size(), 0.0f));
   }
+}
+
+// Pulls of different sizes at once, on the forwarding thread and on handler threads: each
+// reply holds zeros of its own size, also while a larger pull replaces the shared array of
+// zeros that earlier replies still view.
+TEST_F(TransportServerTest, ConcurrentPullsOfGrowingSizesAnswerZeros) {
+  constexpr int kThreads = 3;
+  constexpr int kDim = 2;  // the fixture's table
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (size_t num_keys = 1 + t; num_keys < 200000; num_keys = num_keys * 3 + t) {
+        std::vector<uint64_t> keys(num_keys);
+        std::iota(keys.begin(), keys.end(), 1000);  // the worker splits them between servers
+        std::vector<float> rows;
+        absl::Status status =
+            cluster_->worker(0).Wait(cluster_->worker(0).Pull("emb", keys, &rows));
+        if (!status.ok() || rows != std::vector<float>(num_keys * kDim, 0.0f)) ++wrong;
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(wrong.load(), 0);
 }
 
 // A server the scheduler declared dead (silent longer than its heartbeat timeout) that comes
