@@ -3,6 +3,8 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "common/security_flags.h"
+#include "common/socket_options.h"
+#include "glog/logging.h"
 
 DEFINE_string(scheduler, "", "host:port of the scheduler (required).");
 DEFINE_string(cluster_id, "granary", "Must match the scheduler's --cluster_id.");
@@ -10,8 +12,19 @@ DEFINE_string(host, "127.0.0.1", "Address this node listens on and advertises.")
 DEFINE_double(heartbeat_interval, 1.0, "Seconds between heartbeats to the scheduler.");
 DEFINE_double(heartbeat_timeout, 5.0, "Seconds of scheduler silence after which it is lost.");
 DEFINE_double(register_timeout, 60.0, "Seconds to wait for the cluster to form.");
+DEFINE_bool(keep_freed_memory, true,
+            "Keep freed memory for the next large message instead of page-faulting every "
+            "request in anew (KeepFreedMessageMemory, common/socket_options.h: one malloc arena, "
+            "up to 256 MiB kept free). false: glibc's defaults.");
 
 namespace granary {
+
+void KeepFreedMemoryIfFlagged() {
+  if (FLAGS_keep_freed_memory && !KeepFreedMessageMemory()) {
+    LOG(WARNING) << "--keep_freed_memory: glibc refused a malloc setting; running with its "
+                    "defaults";
+  }
+}
 
 absl::StatusOr<SchedulerClientOptions> SchedulerClientOptionsFromFlags(proto::Role role, int port) {
   if (FLAGS_scheduler.empty()) return absl::InvalidArgumentError("--scheduler is required");

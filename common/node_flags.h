@@ -13,6 +13,7 @@ DECLARE_string(host);
 DECLARE_double(heartbeat_interval);
 DECLARE_double(heartbeat_timeout);
 DECLARE_double(register_timeout);
+DECLARE_bool(keep_freed_memory);
 
 namespace granary {
 
@@ -23,6 +24,10 @@ namespace granary {
 // be loaded is its error (naming the file). The options carry the socket limits of
 // --max_message_bytes, --receive_hwm and --send_hwm (common/security_flags.h; their errors).
 absl::StatusOr<SchedulerClientOptions> SchedulerClientOptionsFromFlags(proto::Role role, int port);
+
+// With --keep_freed_memory (default true), KeepFreedMessageMemory (common/socket_options.h);
+// logs a warning if glibc refused it. Call at the start of main(), before any thread starts.
+void KeepFreedMemoryIfFlagged();
 
 }  // namespace granary
 

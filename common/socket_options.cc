@@ -1,5 +1,7 @@
 #include "common/socket_options.h"
 
+#include <malloc.h>
+
 #include <cerrno>
 
 #include "absl/strings/numbers.h"
@@ -19,6 +21,13 @@ void ConfigureSocket(zmq::socket_t& socket, const SocketLimits& limits) {
   socket.set(zmq::sockopt::rcvhwm, limits.receive_hwm);
   socket.set(zmq::sockopt::sndbuf, kSocketBufferBytes);
   socket.set(zmq::sockopt::rcvbuf, kSocketBufferBytes);
+}
+
+bool KeepFreedMessageMemory() {
+  bool ok = mallopt(M_ARENA_MAX, kMallocArenas) == 1;
+  ok &= mallopt(M_MMAP_THRESHOLD, kMallocMmapThreshold) == 1;
+  ok &= mallopt(M_TRIM_THRESHOLD, kMallocKeptFreeBytes) == 1;
+  return ok;
 }
 
 std::string TcpEndpoint(const std::string& host, int port) {

@@ -38,6 +38,20 @@ constexpr int64_t kMinMaxMessageBytes = int64_t{1} << 20;
 // bounds of `limits` (see SocketLimits) and large kernel buffers.
 void ConfigureSocket(zmq::socket_t& socket, const SocketLimits& limits = SocketLimits());
 
+// ZeroMQ receives every message into memory from malloc. glibc serves a large one from fresh
+// pages (an mmap, or a new heap of a thread's arena) and hands them back to the kernel when it
+// is freed, so each large request's bytes are page-faulted in anew (5-13 % of the samples of a
+// 4M-key push, docs/performance.md). This makes the process keep freed memory for
+// the next message instead: one malloc arena (M_ARENA_MAX, kMallocArenas), every allocation up
+// to glibc's largest mmap threshold (kMallocMmapThreshold, 32 MiB) from that heap, and up to
+// kMallocKeptFreeBytes (256 MiB) of freed memory kept at its top (M_TRIM_THRESHOLD).
+// Call once at the start of main(), before any thread starts. Returns false if glibc refused
+// a setting (the process then runs with glibc's defaults for it).
+inline constexpr int kMallocArenas = 1;
+inline constexpr int kMallocMmapThreshold = 32 << 20;
+inline constexpr int kMallocKeptFreeBytes = 256 << 20;
+bool KeepFreedMessageMemory();
+
 // "tcp://host:port".
 std::string TcpEndpoint(const std::string& host, int port);
 

@@ -31,6 +31,7 @@ DEFINE_string(fault_on_order, "",
 
 int main(int argc, char** argv) {
   granary::InitProcess("granary_server --scheduler=HOST:PORT", &argc, &argv);
+  granary::KeepFreedMemoryIfFlagged();  // before any thread starts
   // The flags every node shares (--scheduler, --host, --cluster_id, ...) are read in
   // common/node_flags.cc; the port is known once the server is bound.
   absl::StatusOr<granary::SchedulerClientOptions> client_options =

@@ -35,6 +35,7 @@ DEFINE_int32(demo_rounds, 20, "Push rounds of the demo.");
 
 int main(int argc, char** argv) {
   granary::InitProcess("granary_worker --scheduler=HOST:PORT [--job=demo]", &argc, &argv);
+  granary::KeepFreedMemoryIfFlagged();  // before any thread starts
   absl::StatusOr<granary::SchedulerClientOptions> client_options =
       granary::SchedulerClientOptionsFromFlags(granary::proto::WORKER, /*port=*/0);
   if (!client_options.ok()) {

@@ -140,6 +140,9 @@ DEFINE_string(json, "", "If set, the result rows are also written here as a JSON
 DEFINE_int32(io_threads, 1,
              "ZeroMQ I/O threads of the context all nodes share (and of the raw pair's). On 2 "
              "cores 1 was as fast as 2 or faster, and as fast as a context per node.");
+// Defined with the roles' shared flags (common/node_flags.cc), default true: the raw pair and the
+// clusters in this process keep freed message memory, as granary_server and granary_worker do.
+DECLARE_bool(keep_freed_memory);
 DEFINE_int32(server_threads, 2, "Request handler threads per server.");
 DEFINE_bool(raw, true, "Also time a raw ZeroMQ transfer of the same bytes.");
 // Each op is timed in this many slices, taking turns between the raw pair and the clusters: the
@@ -1136,6 +1139,10 @@ absl::Status RunBenchmark(const InProcessClusterOptions& cluster,
 absl::Status Run() {
   absl::Status status = CheckFlags();
   if (!status.ok()) return status;
+  // As granary_server and granary_worker do: the raw pair and the clusters receive alike.
+  if (FLAGS_keep_freed_memory && !KeepFreedMessageMemory()) {
+    return absl::InternalError("mallopt refused KeepFreedMessageMemory's settings");
+  }
   InProcessClusterOptions cluster;
   cluster.num_servers = FLAGS_servers;
   cluster.num_workers = FLAGS_workers;
