@@ -139,7 +139,8 @@ DEFINE_bool(quick, false,
 DEFINE_string(json, "", "If set, the result rows are also written here as a JSON array.");
 DEFINE_int32(io_threads, 1,
              "ZeroMQ I/O threads of the context all nodes share (and of the raw pair's). On 2 "
-             "cores 1 was as fast as 2 or faster, and as fast as a context per node.");
+             "cores 1 was as fast as 2 or faster, and faster than a context per node "
+             "(docs/performance.md, \"Where the time goes\").");
 // Defined with the roles' shared flags (common/node_flags.cc), default true: the raw pair and the
 // clusters in this process keep freed message memory, as granary_server and granary_worker do.
 DECLARE_bool(keep_freed_memory);
