@@ -12,10 +12,11 @@ DEFINE_string(host, "127.0.0.1", "Address this node listens on and advertises.")
 DEFINE_double(heartbeat_interval, 1.0, "Seconds between heartbeats to the scheduler.");
 DEFINE_double(heartbeat_timeout, 5.0, "Seconds of scheduler silence after which it is lost.");
 DEFINE_double(register_timeout, 60.0, "Seconds to wait for the cluster to form.");
-DEFINE_bool(keep_freed_memory, true,
+DEFINE_bool(keep_freed_memory, false,
             "Keep freed memory for the next large message instead of page-faulting every "
             "request in anew (KeepFreedMessageMemory, common/socket_options.h: one malloc arena, "
-            "up to 256 MiB kept free). false: glibc's defaults.");
+            "up to 256 MiB kept free): ~7 % less CPU for 48 MB messages, but 4-8 % fewer training "
+            "samples per CPU-second on a worker (docs/performance.md). Off: glibc's defaults.");
 
 namespace granary {
 
