@@ -73,9 +73,9 @@ rocksdb::ColumnFamilyOptions TableOptions(const std::shared_ptr<rocksdb::Cache>&
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = cache;
   table.block_size = store.block_bytes;
-  if (store.hash_index && keyed) {
+  if (store.hash_index_prefix_bytes > 0 && keyed) {
     table.index_type = rocksdb::BlockBasedTableOptions::kHashSearch;
-    options.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(kEncodedKeyBytes));
+    options.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(store.hash_index_prefix_bytes));
   } else if (store.partitioned_index) {
     table.index_type = rocksdb::BlockBasedTableOptions::kTwoLevelIndexSearch;
     table.metadata_cache_options.top_level_index_pinning = rocksdb::PinningTier::kAll;
@@ -145,6 +145,13 @@ absl::Status RowStore::Error(const rocksdb::Status& status, const std::string& w
 
 absl::StatusOr<std::unique_ptr<RowStore>> RowStore::Open(const RowStoreOptions& options,
                                                          const std::vector<std::string>& tables) {
+  if (options.hash_index_prefix_bytes < 0 ||
+      options.hash_index_prefix_bytes > static_cast<int>(kEncodedKeyBytes)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("RocksDB at ", options.path, ": hash_index_prefix_bytes is ",
+                     options.hash_index_prefix_bytes, ", must be 0 (off) to ", kEncodedKeyBytes,
+                     " (the key's bytes)"));
+  }
   if (options.sorted_runs_before_compaction < kMinSortedRunsBeforeCompaction) {
     return absl::InvalidArgumentError(
         absl::StrCat("RocksDB at ", options.path, ": sorted_runs_before_compaction is ",

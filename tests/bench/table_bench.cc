@@ -188,8 +188,9 @@ DEFINE_int32(sorted_runs_before_compaction,
              "(RowStoreOptions::sorted_runs_before_compaction).");
 DEFINE_bool(verify_read_checksums, granary::RowStoreOptions().verify_read_checksums,
             "A miss verifies its block's checksum (RowStoreOptions::verify_read_checksums).");
-DEFINE_bool(hash_index, granary::RowStoreOptions().hash_index,
-            "RocksDB files of rows have a hash index (RowStoreOptions::hash_index).");
+DEFINE_int32(hash_index_prefix_bytes, granary::RowStoreOptions().hash_index_prefix_bytes,
+             "RocksDB files of rows have a hash index over the keys' first N bytes, 0 = none "
+             "(RowStoreOptions::hash_index_prefix_bytes).");
 DEFINE_bool(read_counts, false,
             "Count RocksDB's work per miss on the serving threads (its PerfContext at "
             "kEnableCount, which itself costs a little CPU): the runs/miss and blk/miss columns.");
@@ -451,7 +452,7 @@ absl::StatusOr<std::unique_ptr<RowStore>> OpenRowStore(const std::string& path,
   options.block_bytes = FLAGS_block_bytes;
   options.sorted_runs_before_compaction = FLAGS_sorted_runs_before_compaction;
   options.verify_read_checksums = FLAGS_verify_read_checksums;
-  options.hash_index = FLAGS_hash_index;
+  options.hash_index_prefix_bytes = FLAGS_hash_index_prefix_bytes;
   absl::StatusOr<std::shared_ptr<rocksdb::MergeOperator>> merge_operator =
       EmbeddingTable::NewMergeOperator(config);
   if (!merge_operator.ok()) return merge_operator.status();

@@ -236,10 +236,11 @@ TEST_F(EmbeddingTableTest, MergedPushesLeaveTheRowsCachedPushesLeave) {
   ExpectMergedPushesLeaveTheRowsCachedPushesLeave();
 }
 
-// The same through hash-indexed files (RowStoreOptions::hash_index), with compactions after
-// every second spill: misses read merged rows through the hash index and its prefix extractor.
+// The same through hash-indexed files (RowStoreOptions::hash_index_prefix_bytes), with compactions
+// after every second spill: misses read merged rows through the hash index and its prefix
+// extractor.
 TEST_F(EmbeddingTableTest, MergedPushesReadThroughAHashIndexLeaveTheRowsCachedPushesLeave) {
-  store_options_.hash_index = true;
+  store_options_.hash_index_prefix_bytes = 2;
   store_options_.sorted_runs_before_compaction = 2;
   ExpectMergedPushesLeaveTheRowsCachedPushesLeave();
 }
