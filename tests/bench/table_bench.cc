@@ -98,6 +98,9 @@
 //    --dir=DIR --json=PATH --v=1 (warm-up progress)]
 //   [--nommap_reads --nopartitioned_index --block_bytes=4096]  RocksDB's read path before
 //                                  (RowStoreOptions), to compare the cost of a miss
+//   [--hash_index_prefix_bytes=N --sorted_runs_before_compaction=N --noverify_read_checksums]
+//                                  other RowStoreOptions of the read path
+//   [--read_counts]                sorted runs probed and blocks read per miss
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
