@@ -12,6 +12,7 @@
 #include "rocksdb/env.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/options.h"
+#include "rocksdb/slice_transform.h"
 #include "rocksdb/table.h"
 #include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_buffer_manager.h"
@@ -27,6 +28,16 @@ constexpr double kBloomBitsPerKey = 10;
 // Share of each memtable spent on a whole-key bloom filter: a cache miss's lookup of a key
 // that is in a file, not in the memtable (nearly all of them), skips the skip-list search.
 constexpr double kMemtableBloomRatio = 0.1;
+// Bytes of an encoded key (EncodeKey).
+constexpr size_t kEncodedKeyBytes = sizeof(uint64_t);
+
+// Reads for iterators over a whole column family: with a prefix extractor (hash_index) an
+// iterator would otherwise stay within one key's prefix.
+rocksdb::ReadOptions TotalOrder() {
+  rocksdb::ReadOptions options;
+  options.total_order_seek = true;
+  return options;
+}
 
 absl::Status ToStatus(const rocksdb::Status& status, const std::string& message) {
   if (status.IsNoSpace()) return absl::ResourceExhaustedError(message);
@@ -42,19 +53,30 @@ constexpr absl::Duration kRecoveryWait = absl::Milliseconds(500);
 constexpr absl::Duration kRecoveryPoll = absl::Milliseconds(20);
 constexpr uint64_t kRecoveryRetryMicros = 100 * 1000;
 
-// Sorted runs (ingested files and flushed memtables) a table gathers before compacting them.
-constexpr int kSortedRunsBeforeCompaction = 12;
+// Sorted runs at which writes slow down, and stop, until compaction catches up: a multiple of
+// RowStoreOptions::sorted_runs_before_compaction plus a margin, so that a burst of spills does
+// not stall pushes.
+constexpr int kSlowdownRunsPerTrigger = 3;
+constexpr int kMinSortedRunsBeforeCompaction = 2;
+constexpr int kSlowdownExtraRuns = 20;
+constexpr int kStopRunsPerTrigger = 4;
+constexpr int kStopExtraRuns = 30;
 // Memtables per column family before a flush; with the WriteBufferManager bounding the sum.
 constexpr int kMemtablesPerTable = 4;
 
+// `keyed`: the column family's keys are all EncodeKey's 8 bytes (rows and tombstones; not the
+// default column family's metadata names).
 rocksdb::ColumnFamilyOptions TableOptions(const std::shared_ptr<rocksdb::Cache>& cache,
-                                          const RowStoreOptions& store) {
+                                          const RowStoreOptions& store, bool keyed) {
   rocksdb::ColumnFamilyOptions options;
   options.write_buffer_size = store.memtable_bytes / kMemtablesPerTable;
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = cache;
   table.block_size = store.block_bytes;
-  if (store.partitioned_index) {
+  if (store.hash_index_prefix_bytes > 0 && keyed) {
+    table.index_type = rocksdb::BlockBasedTableOptions::kHashSearch;
+    options.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(store.hash_index_prefix_bytes));
+  } else if (store.partitioned_index) {
     table.index_type = rocksdb::BlockBasedTableOptions::kTwoLevelIndexSearch;
     table.metadata_cache_options.top_level_index_pinning = rocksdb::PinningTier::kAll;
     table.metadata_cache_options.partition_pinning = rocksdb::PinningTier::kAll;
@@ -73,9 +95,11 @@ rocksdb::ColumnFamilyOptions TableOptions(const std::shared_ptr<rocksdb::Cache>&
   // per update, and 1.3x the pushes per CPU-second. A pull checks each run's bloom filter, so
   // a dozen runs before compacting cost little.
   options.compaction_style = rocksdb::kCompactionStyleUniversal;
-  options.level0_file_num_compaction_trigger = kSortedRunsBeforeCompaction;
-  options.level0_slowdown_writes_trigger = 3 * kSortedRunsBeforeCompaction + 20;
-  options.level0_stop_writes_trigger = 4 * kSortedRunsBeforeCompaction + 30;
+  options.level0_file_num_compaction_trigger = store.sorted_runs_before_compaction;
+  options.level0_slowdown_writes_trigger =
+      kSlowdownRunsPerTrigger * store.sorted_runs_before_compaction + kSlowdownExtraRuns;
+  options.level0_stop_writes_trigger =
+      kStopRunsPerTrigger * store.sorted_runs_before_compaction + kStopExtraRuns;
   return options;
 }
 
@@ -121,6 +145,19 @@ absl::Status RowStore::Error(const rocksdb::Status& status, const std::string& w
 
 absl::StatusOr<std::unique_ptr<RowStore>> RowStore::Open(const RowStoreOptions& options,
                                                          const std::vector<std::string>& tables) {
+  if (options.hash_index_prefix_bytes < 0 ||
+      options.hash_index_prefix_bytes > static_cast<int>(kEncodedKeyBytes)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("RocksDB at ", options.path, ": hash_index_prefix_bytes is ",
+                     options.hash_index_prefix_bytes, ", must be 0 (off) to ", kEncodedKeyBytes,
+                     " (the key's bytes)"));
+  }
+  if (options.sorted_runs_before_compaction < kMinSortedRunsBeforeCompaction) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("RocksDB at ", options.path, ": sorted_runs_before_compaction is ",
+                     options.sorted_runs_before_compaction, ", must be at least ",
+                     kMinSortedRunsBeforeCompaction, " (compaction merges at least two runs)"));
+  }
   std::unique_ptr<RowStore> store(new RowStore());
   store->path_ = options.path;
   store->table_names_ = tables;
@@ -163,7 +200,8 @@ absl::StatusOr<std::unique_ptr<RowStore>> RowStore::Open(const RowStoreOptions& 
   }
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (const auto& [name, unused] : names) {
-    descriptors.emplace_back(name, TableOptions(cache, options));
+    descriptors.emplace_back(
+        name, TableOptions(cache, options, name != rocksdb::kDefaultColumnFamilyName));
     auto merge_operator = options.merge_operators.find(name);
     if (merge_operator != options.merge_operators.end()) {
       descriptors.back().options.merge_operator = merge_operator->second;
@@ -180,7 +218,8 @@ absl::StatusOr<std::unique_ptr<RowStore>> RowStore::Open(const RowStoreOptions& 
   for (size_t t = 0; t < tables.size(); ++t) {
     store->row_handles_.push_back(by_name[tables[t]]);
     store->tombstone_handles_.push_back(by_name[tables[t] + kTombstoneSuffix]);
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}, store->row_handles_.back()));
+    std::unique_ptr<rocksdb::Iterator> it(
+        db->NewIterator(TotalOrder(), store->row_handles_.back()));
     it->SeekToFirst();
     if (!it->status().ok())
       return store->Error(it->status(), "first read failed", static_cast<int>(t));
@@ -188,6 +227,7 @@ absl::StatusOr<std::unique_ptr<RowStore>> RowStore::Open(const RowStoreOptions& 
     store->has_merge_operator_.push_back(options.merge_operators.count(tables[t]) > 0);
   }
   store->write_options_.disableWAL = true;
+  store->verify_read_checksums_ = options.verify_read_checksums;
   return store;
 }
 
@@ -320,6 +360,7 @@ absl::Status RowStore::MultiGet(int table, absl::Span<const uint64_t> keys,
   read_options.snapshot = snapshot;
   // The RowCache holds the hot rows; a block read for one cold row would only evict others.
   read_options.fill_cache = false;
+  read_options.verify_checksums = verify_read_checksums_;
   db_->MultiGet(read_options, row_handles_[table], keys.size(), slices.data(), records->data(),
                 statuses.data());
   found->assign(keys.size(), false);
@@ -334,11 +375,12 @@ absl::Status RowStore::MultiGet(int table, absl::Span<const uint64_t> keys,
 }
 
 std::unique_ptr<rocksdb::Iterator> RowStore::NewRowIterator(int table) const {
-  return std::unique_ptr<rocksdb::Iterator>(db_->NewIterator({}, row_handles_[table]));
+  return std::unique_ptr<rocksdb::Iterator>(db_->NewIterator(TotalOrder(), row_handles_[table]));
 }
 
 std::unique_ptr<rocksdb::Iterator> RowStore::NewTombstoneIterator(int table) const {
-  return std::unique_ptr<rocksdb::Iterator>(db_->NewIterator({}, tombstone_handles_[table]));
+  return std::unique_ptr<rocksdb::Iterator>(
+      db_->NewIterator(TotalOrder(), tombstone_handles_[table]));
 }
 
 absl::Status RowStore::PutMetadata(const std::string& name, const std::string& value) {

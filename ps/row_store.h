@@ -48,10 +48,25 @@ struct RowStoreOptions {
   // the top level (which stays in the CPU caches) and one partition, instead of one index
   // over the whole file whose deep probes each miss the CPU caches.
   bool partitioned_index = true;
+  // If non-zero, each file of a table's rows has a hash index (RocksDB's kHashSearch) over
+  // the first hash_index_prefix_bytes bytes of the keys instead of the partitioned index: a
+  // miss finds the blocks of its prefix by hash and binary-searches only those. The index
+  // holds every distinct prefix of a file in memory: with 8 bytes (the whole key) ~56 bytes
+  // per row, more than a 10 % row cache; with 2 bytes at most 65,536 prefixes per file.
+  // Takes the place of partitioned_index. 0 (off), or 1 to 8.
+  int hash_index_prefix_bytes = 0;
   // Size of an (uncompressed) data block: a miss verifies the checksum of, and searches, a
   // whole block, while the index (partitioned, so it stays cheap to search) holds an entry per
   // block. 1 KB (RocksDB's default is 4 KB) holds ~6 rows of dim 16 with Adagrad.
   size_t block_bytes = 1024;
+  // Sorted runs (ingested files of merge operands and flushed memtables) a table gathers
+  // before universal compaction merges them. A row-cache miss checks the bloom filter of every
+  // run and reads a block of each run that holds the key, so fewer runs make misses cheaper,
+  // while compacting more often rewrites more bytes per pushed row (docs/storage.md).
+  int sorted_runs_before_compaction = 12;
+  // Whether a miss verifies the checksum of the block it reads. RocksDB verifies every block
+  // a flush or compaction reads either way.
+  bool verify_read_checksums = true;
   // If non-null, RocksDB does all file I/O through it (tests inject disk-full faults). Not
   // owned; must outlive the store. Either way its syncs are skipped but a checkpoint's
   // (ps/unsynced_file_system.h).
@@ -192,6 +207,7 @@ class RowStore {
   std::vector<rocksdb::ColumnFamilyHandle*> row_handles_;  // by table index
   std::vector<rocksdb::ColumnFamilyHandle*> tombstone_handles_;
   rocksdb::WriteOptions write_options_;
+  bool verify_read_checksums_ = true;
   std::atomic<uint64_t> merge_files_created_{0};  // names incoming files
 };
 

@@ -57,6 +57,9 @@
 //   miss_cpu_us               the pull phase's miss path in CPU microseconds of the calling
 //                             thread (CacheStats::miss_cpu_nanos): on a loaded machine
 //                             miss_us also holds the waits for a core, this does not.
+//   runs/miss, blk/miss       with --read_counts, per miss of the pull phase: the sorted runs
+//                             (RocksDB files) whose bloom filter a lookup checked, and the
+//                             blocks it read (RocksDB's PerfContext of the calling threads).
 //   pull/cpu-s, push/cpu-s, trn/cpu-s
 //                             rows per CPU second of the whole process (RocksDB's background
 //                             threads included) during the phase: the cost per core, which other
@@ -95,6 +98,9 @@
 //    --dir=DIR --json=PATH --v=1 (warm-up progress)]
 //   [--nommap_reads --nopartitioned_index --block_bytes=4096]  RocksDB's read path before
 //                                  (RowStoreOptions), to compare the cost of a miss
+//   [--hash_index_prefix_bytes=N --sorted_runs_before_compaction=N --noverify_read_checksums]
+//                                  other RowStoreOptions of the read path
+//   [--read_counts]                sorted runs probed and blocks read per miss
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -137,6 +143,8 @@
 #include "ps/row_cache.h"
 #include "ps/row_layout.h"
 #include "ps/row_store.h"
+#include "rocksdb/perf_context.h"
+#include "rocksdb/perf_level.h"
 #include "tests/bench/bench_json.h"
 #include "tests/bench/bench_main.h"
 
@@ -177,6 +185,18 @@ DEFINE_uint64(block_bytes, granary::RowStoreOptions().block_bytes,
               "RocksDB data block size (RowStoreOptions::block_bytes).");
 DEFINE_bool(partitioned_index, granary::RowStoreOptions().partitioned_index,
             "RocksDB files have partitioned, pinned indexes (RowStoreOptions::partitioned_index).");
+DEFINE_int32(sorted_runs_before_compaction,
+             granary::RowStoreOptions().sorted_runs_before_compaction,
+             "Sorted runs a table gathers before compacting them "
+             "(RowStoreOptions::sorted_runs_before_compaction).");
+DEFINE_bool(verify_read_checksums, granary::RowStoreOptions().verify_read_checksums,
+            "A miss verifies its block's checksum (RowStoreOptions::verify_read_checksums).");
+DEFINE_int32(hash_index_prefix_bytes, granary::RowStoreOptions().hash_index_prefix_bytes,
+             "RocksDB files of rows have a hash index over the keys' first N bytes, 0 = none "
+             "(RowStoreOptions::hash_index_prefix_bytes).");
+DEFINE_bool(read_counts, false,
+            "Count RocksDB's work per miss on the serving threads (its PerfContext at "
+            "kEnableCount, which itself costs a little CPU): the runs/miss and blk/miss columns.");
 
 namespace granary {
 namespace {
@@ -433,6 +453,9 @@ absl::StatusOr<std::unique_ptr<RowStore>> OpenRowStore(const std::string& path,
   options.mmap_reads = FLAGS_mmap_reads;
   options.partitioned_index = FLAGS_partitioned_index;
   options.block_bytes = FLAGS_block_bytes;
+  options.sorted_runs_before_compaction = FLAGS_sorted_runs_before_compaction;
+  options.verify_read_checksums = FLAGS_verify_read_checksums;
+  options.hash_index_prefix_bytes = FLAGS_hash_index_prefix_bytes;
   absl::StatusOr<std::shared_ptr<rocksdb::MergeOperator>> merge_operator =
       EmbeddingTable::NewMergeOperator(config);
   if (!merge_operator.ok()) return merge_operator.status();
@@ -486,6 +509,10 @@ struct Phase {
   uint64_t rows = 0;
   double thread_cpu_seconds = 0;   // of the calling threads together
   double process_cpu_seconds = 0;  // of the whole process, RocksDB's threads included
+  // RocksDB's PerfContext of the calling threads (--read_counts): sorted runs whose filter a
+  // lookup checked (bloom_sst_hit_count + bloom_sst_miss_count) and blocks read.
+  uint64_t runs_probed = 0;
+  uint64_t blocks_read = 0;
   CacheStats stats;  // change during the phase (cached_rows and memory_bytes: at the end)
   double rows_per_second() const { return seconds > 0 ? rows / seconds : 0; }
   double rows_per_cpu_second() const {
@@ -531,6 +558,8 @@ absl::StatusOr<Phase> RunPhase(EmbeddingTable& table, Op op, const Batches& batc
     uint64_t batches = 0;
     uint64_t rows = 0;
     double cpu_seconds = 0;
+    uint64_t runs_probed = 0;
+    uint64_t blocks_read = 0;
   };
   std::vector<ThreadRun> runs(threads);
   const CacheStats before = table.stats();
@@ -541,6 +570,10 @@ absl::StatusOr<Phase> RunPhase(EmbeddingTable& table, Op op, const Batches& batc
     pool.emplace_back([&, t] {
       ThreadRun& run = runs[t];
       std::vector<float> values(batches.max_batch_keys() * table.dim());
+      if (FLAGS_read_counts) {
+        rocksdb::SetPerfLevel(rocksdb::PerfLevel::kEnableCount);
+        rocksdb::get_perf_context()->Reset();
+      }
       const double cpu_start = ThreadCpuSeconds();
       for (size_t b = begin + t; b < end && run.status.ok() && Clock::now() < deadline;
            b += threads) {
@@ -549,6 +582,12 @@ absl::StatusOr<Phase> RunPhase(EmbeddingTable& table, Op op, const Batches& batc
         run.rows += batches.batch(b).size();
       }
       run.cpu_seconds = ThreadCpuSeconds() - cpu_start;
+      if (FLAGS_read_counts) {
+        const rocksdb::PerfContext& perf = *rocksdb::get_perf_context();
+        run.runs_probed = perf.bloom_sst_hit_count + perf.bloom_sst_miss_count;
+        run.blocks_read = perf.block_read_count;
+        rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
+      }
     });
   }
   for (std::thread& thread : pool) thread.join();
@@ -560,6 +599,8 @@ absl::StatusOr<Phase> RunPhase(EmbeddingTable& table, Op op, const Batches& batc
     phase.batches += run.batches;
     phase.rows += run.rows;
     phase.thread_cpu_seconds += run.cpu_seconds;
+    phase.runs_probed += run.runs_probed;
+    phase.blocks_read += run.blocks_read;
   }
   const CacheStats after = table.stats();
   phase.stats.hits = after.hits - before.hits;
@@ -669,16 +710,18 @@ std::string SetupName(double fraction) {
 }
 
 constexpr char kRowFormat[] =
-    "%4s  %-10s %9s %11s %8s %8s %8s %7s %7s %7s %5s %5s %5s %5s %5s %7s %7s %8s %9s %9s %9s %10s "
+    "%4s  %-10s %9s %11s %8s %8s %8s %7s %7s %7s %5s %5s %5s %5s %5s %7s %7s %8s %9s %8s %9s %9s "
+    "%9s %10s "
     "%7s "
     "%6s %7s %8s %6s %8s %7s %8s %8s %7s %6s %11s\n";
 
 void PrintHeader() {
   absl::PrintF(kRowFormat, "dim", "setup", "budget_MB", "cached_rows", "pull/s", "push/s",
                "train/s", "pull_vs", "push_vs", "trn_vs", "pull%", "push%", "trn%", "pbnd%",
-               "tbnd%", "miss_us", "tmiss_us", "miss_cpu_us", "pull/cpu-s", "push/cpu-s",
-               "trn/cpu-s", "trn_cpu_vs", "stall_s", "spills", "spill_s", "ingest_s", "wait_s",
-               "db_B/upd", "wb/upd", "cache_MB", "rss_MB", "prep_s", "warm_s", "warm_steps");
+               "tbnd%", "miss_us", "tmiss_us", "miss_cpu_us", "runs/miss", "blk/miss", "pull/cpu-s",
+               "push/cpu-s", "trn/cpu-s", "trn_cpu_vs", "stall_s", "spills", "spill_s", "ingest_s",
+               "wait_s", "db_B/upd", "wb/upd", "cache_MB", "rss_MB", "prep_s", "warm_s",
+               "warm_steps");
 }
 
 std::string Ratio(double ratio) { return ratio > 0 ? absl::StrFormat("%.3f", ratio) : "-"; }
@@ -696,6 +739,12 @@ void PrintRow(const Row& row) {
   auto miss_cpu_us = [](const Phase& phase) {
     return phase.stats.misses > 0 ? absl::StrFormat("%.2f", phase.cpu_micros_per_miss()) : "-";
   };
+  // Per miss of the pull phase, with --read_counts.
+  auto per_miss = [](const Phase& phase, uint64_t count) {
+    return FLAGS_read_counts && phase.stats.misses > 0
+               ? absl::StrFormat("%.2f", static_cast<double>(count) / phase.stats.misses)
+               : "-";
+  };
   absl::PrintF(kRowFormat, absl::StrCat(row.dim), row.setup,
                absl::StrFormat("%.0f", row.cache_budget_bytes / kBytesPerMB),
                absl::StrFormat("%.2fM", row.cached_rows_at_start / 1e6),
@@ -703,7 +752,8 @@ void PrintRow(const Row& row) {
                Millions(row.train.rows_per_second()), Ratio(row.pull_vs_memory),
                Ratio(row.push_vs_memory), Ratio(row.train_vs_memory), hit(row.pull), hit(row.push),
                hit(row.train), bound(row.pull), bound(row.train), miss_us(row.pull),
-               miss_us(row.train), miss_cpu_us(row.pull), Millions(row.pull.rows_per_cpu_second()),
+               miss_us(row.train), miss_cpu_us(row.pull), per_miss(row.pull, row.pull.runs_probed),
+               per_miss(row.pull, row.pull.blocks_read), Millions(row.pull.rows_per_cpu_second()),
                Millions(row.push.rows_per_cpu_second()), Millions(row.train.rows_per_cpu_second()),
                Ratio(row.train_cpu_vs_memory), absl::StrFormat("%.2f", row.push_stall_seconds),
                absl::StrCat(row.push.stats.spills),

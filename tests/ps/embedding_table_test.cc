@@ -60,7 +60,7 @@ class EmbeddingTableTest : public ::testing::Test {
             bool merge_pushes = false) {
     table_.reset();
     store_.reset();
-    RowStoreOptions options;
+    RowStoreOptions options = store_options_;
     options.path = dir_;
     options.env = env;
     if (merge_pushes) {
@@ -79,6 +79,9 @@ class EmbeddingTableTest : public ::testing::Test {
   }
 
   std::vector<uint64_t> StoreRowsAndReopen(const proto::TableConfig& config);
+  // Pushes to rows a full cache does not hold, merged by RocksDB, against a table that caches
+  // every row (see the tests that call it).
+  void ExpectMergedPushesLeaveTheRowsCachedPushesLeave();
 
   size_t StoredRows() {
     size_t rows = 0;
@@ -92,6 +95,8 @@ class EmbeddingTableTest : public ::testing::Test {
   }
 
   std::string dir_ = NewTempDir();
+  // The options of the store Open() opens (path and env aside).
+  RowStoreOptions store_options_;
   UpdateStamp stamp_;
   // Declared before the store: RocksDB's background threads use it until the store closes.
   std::unique_ptr<rocksdb::Env> env_;
@@ -162,7 +167,7 @@ std::map<uint64_t, std::string> StoredRecords(EmbeddingTable& table) {
 // Pushes to rows a full cache does not hold are written as merge operands, unread; RocksDB's
 // merge must leave exactly the row a cached push leaves: values, Adagrad's accumulator and
 // every metadata field, with repeated keys applied in order, also after reopening.
-TEST_F(EmbeddingTableTest, MergedPushesLeaveTheRowsCachedPushesLeave) {
+void EmbeddingTableTest::ExpectMergedPushesLeaveTheRowsCachedPushesLeave() {
   constexpr int kDim = 4, kKeys = 2000, kBatches = 30, kBatchDraws = 300;
   const proto::TableConfig config = AdagradTable("merged", kDim);
   // Reference: the same table with room for every row, in a store without the operator.
@@ -225,6 +230,19 @@ TEST_F(EmbeddingTableTest, MergedPushesLeaveTheRowsCachedPushesLeave) {
   reference->reset();
   reference_store->reset();
   std::filesystem::remove_all(reference_dir);
+}
+
+TEST_F(EmbeddingTableTest, MergedPushesLeaveTheRowsCachedPushesLeave) {
+  ExpectMergedPushesLeaveTheRowsCachedPushesLeave();
+}
+
+// The same through hash-indexed files (RowStoreOptions::hash_index_prefix_bytes), with compactions
+// after every second spill: misses read merged rows through the hash index and its prefix
+// extractor.
+TEST_F(EmbeddingTableTest, MergedPushesReadThroughAHashIndexLeaveTheRowsCachedPushesLeave) {
+  store_options_.hash_index_prefix_bytes = 2;
+  store_options_.sorted_runs_before_compaction = 2;
+  ExpectMergedPushesLeaveTheRowsCachedPushesLeave();
 }
 
 // A store holding merge operands opened without the operator cannot fold them: opening it

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/temp_dir.h"
 
@@ -61,6 +62,7 @@ struct ReadPath {
   bool mmap_reads;
   bool partitioned_index;
   size_t block_bytes;
+  int hash_index_prefix_bytes = 0;
 };
 
 RowStoreOptions OptionsFor(const std::string& path, const ReadPath& read_path) {
@@ -69,6 +71,7 @@ RowStoreOptions OptionsFor(const std::string& path, const ReadPath& read_path) {
   options.mmap_reads = read_path.mmap_reads;
   options.partitioned_index = read_path.partitioned_index;
   options.block_bytes = read_path.block_bytes;
+  options.hash_index_prefix_bytes = read_path.hash_index_prefix_bytes;
   return options;
 }
 
@@ -144,6 +147,41 @@ TEST(RowStoreTest, EveryReadPathReadsTheNewestRows) {
   ExpectNewestRowsRead(before, before);
   ExpectNewestRowsRead(before, defaults);  // a store of an earlier build
   ExpectNewestRowsRead(defaults, before);
+  const ReadPath hashed{/*mmap_reads=*/true, /*partitioned_index=*/false, /*block_bytes=*/1024,
+                        /*hash_index_prefix_bytes=*/2};
+  ExpectNewestRowsRead(hashed, hashed);
+  ExpectNewestRowsRead(defaults, hashed);  // files with a partitioned index, read hashed
+  ExpectNewestRowsRead(hashed, defaults);
+  const ReadPath whole_key{/*mmap_reads=*/true, /*partitioned_index=*/false,
+                           /*block_bytes=*/1024, /*hash_index_prefix_bytes=*/8};
+  ExpectNewestRowsRead(whole_key, whole_key);
+  ExpectNewestRowsRead(hashed, whole_key);
+}
+
+TEST(RowStoreTest, AHashIndexPrefixLongerThanTheKeyIsRefused) {
+  const std::string dir = MakeTempDir("row-store-prefix");
+  ASSERT_FALSE(dir.empty());
+  RowStoreOptions options;
+  options.path = dir + "/db";
+  options.hash_index_prefix_bytes = 9;
+  absl::StatusOr<std::unique_ptr<RowStore>> store = RowStore::Open(options, {"t"});
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(store.status().message()), testing::HasSubstr(options.path));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(RowStoreTest, TooFewSortedRunsBeforeCompactionIsRefused) {
+  const std::string dir = MakeTempDir("row-store-runs");
+  ASSERT_FALSE(dir.empty());
+  RowStoreOptions options;
+  options.path = dir + "/db";
+  options.sorted_runs_before_compaction = 1;
+  absl::StatusOr<std::unique_ptr<RowStore>> store = RowStore::Open(options, {"t"});
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(store.status().message()), testing::HasSubstr(options.path));
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
