@@ -90,7 +90,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   bounds.ranges = kRanges;
   bounds.max_request_keys = kMaxKeys;
   bounds.max_request_bytes = kMaxBytes;
-  const absl::Status status = granary::CheckRequest(request, sender, bounds, DimOf);
+  const absl::Status status = granary::CheckRequest(&request, sender, bounds, DimOf);
   if (!status.ok()) {
     if (!Contains(status, sender)) __builtin_trap();
     if (absl::IsResourceExhausted(status) && !Contains(status, "--max_request_")) {
