@@ -272,7 +272,8 @@ std::vector<uint64_t> EncodeKeys(proto::KeyEncoding encoding, absl::Span<const u
 absl::Status DecodeKeys(proto::KeyEncoding encoding, absl::Span<const uint8_t> frame,
                         uint64_t count, uint64_t* out) {
   const size_t expected = EncodedKeyBytes(encoding, count);
-  if (count > 0 && expected == 0) {
+  const bool known = encoding == proto::KEYS_RAW || encoding == proto::KEYS_ELIAS_FANO;
+  if (!known || (count > 0 && expected == 0)) {
     return absl::InvalidArgumentError(
         absl::StrCat("cannot decode ", count, " keys encoded ", proto::KeyEncoding_Name(encoding),
                      " (encoding ", encoding, "; at most ", kMaxEncodedKeys, " keys per frame)"));

@@ -255,6 +255,7 @@ TEST(WireCodecTest, DecodeKeysRefusesTruncatedOrLyingFrames) {
   // Unknown encoding.
   EXPECT_EQ(EncodedKeyBytes(static_cast<proto::KeyEncoding>(9), 4), 0u);
   EXPECT_FALSE(DecodeKeys(static_cast<proto::KeyEncoding>(9), bytes(words), 4, out.data()).ok());
+  EXPECT_FALSE(DecodeKeys(static_cast<proto::KeyEncoding>(9), {}, 0, out.data()).ok());
 }
 
 }  // namespace
