@@ -9,7 +9,7 @@
 // is repeated for each --wires setting (TableConfig.wire of every table, common/wire_codec.h):
 //   fp32       today's wire                    fp16_pull  fp16 pulls, fp32 pushes
 //   fp16_push  fp32 pulls, fp16 pushes         int8_push  fp32 pulls, int8 pushes
-//   light      fp16 pulls, int8 pushes
+//   light      fp16 pulls, int8 pushes         light_keys light with Elias-Fano keys
 // (lossy pushes with error feedback), the settings of one model and thread count run one after
 // another so that their figures share the machine's load. Columns:
 //   samples/s         the worker's training samples per wall-clock second, best epoch (the
@@ -18,7 +18,8 @@
 //   per CPU-s         samples per CPU-second of the whole process over all epochs: worker
 //                     threads, reader, KVWorker I/O and the server's threads together
 //   sent B, recv B    payload bytes the worker's pulls and pushes carried per sample (8 per
-//                     key, 4 per float; headers excluded), see EpochReport
+//                     key, or the Elias-Fano frames' measured average, printed per table after
+//                     the run; 4 per float; headers excluded), see EpochReport
 //   B vs fp32         (sent B + recv B) / that of the fp32 row of the same model and threads
 //   click AUC         the last epoch's evaluation; --split=eval trains on train-* and
 //                     evaluates on eval.tsv.gz, --split=validation trains on train-00..06 and
@@ -73,7 +74,8 @@ DEFINE_bool(torch, true, "Also time tests/bench/torch_dupn.py when PyTorch is in
 DEFINE_int32(torch_epochs, 2, "Epochs of the PyTorch run; its best epoch is reported.");
 DEFINE_string(wires, "fp32,light",
               "Comma-separated wire settings of every table: fp32, fp16_pull, fp16_push, "
-              "int8_push, light (fp16 pulls, int8 pushes).");
+              "int8_push, light (fp16 pulls, int8 pushes), light_keys (light with "
+              "Elias-Fano keys).");
 DEFINE_string(split, "eval",
               "eval: train on train-*, evaluate on eval.tsv.gz; validation: train on "
               "train-00..06, evaluate on train-07.");
@@ -103,14 +105,17 @@ struct WireSetting {
   std::string name;
   proto::ValueEncoding pull_values;
   proto::ValueEncoding push_values;
+  proto::KeyEncoding keys = proto::KEYS_RAW;
 };
 
 absl::StatusOr<std::vector<WireSetting>> ParseWires(const std::string& text) {
-  const std::vector<WireSetting> known = {{"fp32", proto::VALUES_FP32, proto::VALUES_FP32},
-                                          {"fp16_pull", proto::VALUES_FP16, proto::VALUES_FP32},
-                                          {"fp16_push", proto::VALUES_FP32, proto::VALUES_FP16},
-                                          {"int8_push", proto::VALUES_FP32, proto::VALUES_INT8},
-                                          {"light", proto::VALUES_FP16, proto::VALUES_INT8}};
+  const std::vector<WireSetting> known = {
+      {"fp32", proto::VALUES_FP32, proto::VALUES_FP32},
+      {"fp16_pull", proto::VALUES_FP16, proto::VALUES_FP32},
+      {"fp16_push", proto::VALUES_FP32, proto::VALUES_FP16},
+      {"int8_push", proto::VALUES_FP32, proto::VALUES_INT8},
+      {"light", proto::VALUES_FP16, proto::VALUES_INT8},
+      {"light_keys", proto::VALUES_FP16, proto::VALUES_INT8, proto::KEYS_ELIAS_FANO}};
   std::vector<WireSetting> wires;
   for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
     auto it = std::find_if(known.begin(), known.end(),
@@ -176,6 +181,7 @@ absl::StatusOr<Row> TrainOnce(const std::string& model, int threads, const std::
   for (proto::TableConfig& table : *cluster_config.mutable_tables()) {
     table.mutable_wire()->set_pull_values(wire.pull_values);
     table.mutable_wire()->set_push_values(wire.push_values);
+    table.mutable_wire()->set_keys(wire.keys);
   }
   absl::StatusOr<JobSpec> spec =
       LoadJobConfig(absl::StrCat(GRANARY_SOURCE_DIR, "/configs/movielens_", model, ".pbtxt"));
@@ -212,6 +218,13 @@ absl::StatusOr<Row> TrainOnce(const std::string& model, int threads, const std::
   status = trainer.Run(&reports);
   const double cpu = CpuSeconds() - cpu_start;
   const double wall = absl::ToDoubleSeconds(absl::Now() - start);
+  if (wire.keys != proto::KEYS_RAW) {
+    // Measured over every key frame the worker sent: the sorted unique keys of each request.
+    for (const proto::TableConfig& table : cluster_config.tables()) {
+      absl::PrintF("  %s, wire %s: table '%s' keys %.3f B/key on the wire\n", model, wire.name,
+                   table.name(), cluster.worker(0).KeyBytesPerKey(table.name()));
+    }
+  }
   cluster.Stop();
   if (!status.ok()) return status;
 
