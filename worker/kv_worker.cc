@@ -368,8 +368,11 @@ int64_t KVWorker::Submit(proto::Command command, const std::string& table, Array
     } else {
       // An encoded key frame (common/wire_codec.h): the part's sorted unique keys, encoded into
       // a new array the frame owns.
-      auto encoded = std::make_shared<const std::vector<uint64_t>>(
-          EncodeKeys(wire.keys(), arrays.keys.subspan(slice.begin, slice.end - slice.begin)));
+      const absl::Span<const uint64_t> part_keys =
+          arrays.keys.subspan(slice.begin, slice.end - slice.begin);
+      if (options_.on_encoded_keys) options_.on_encoded_keys(table, part_keys);
+      auto encoded =
+          std::make_shared<const std::vector<uint64_t>>(EncodeKeys(wire.keys(), part_keys));
       header.set_key_encoding(wire.keys());
       header.set_key_count(slice.end - slice.begin);
       KeyFrameTally& tally = key_tally_of_table_.at(table);

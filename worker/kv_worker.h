@@ -33,6 +33,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -145,6 +146,10 @@ struct KVWorkerOptions {
   // Per table with a lossy push encoding (TableConfig.wire), the keys whose quantization error
   // is carried into their next push at most (worker/error_feedback.h).
   size_t max_residual_keys = ErrorFeedback::kDefaultMaxKeys;
+  // For benchmarks (tests/bench/train_bench): called on the sending thread with each request
+  // part's sorted unique keys of a table whose keys travel encoded (TableConfig.wire.keys),
+  // before they are encoded. Empty (the default): nothing is called.
+  std::function<void(const std::string& table, absl::Span<const uint64_t> keys)> on_encoded_keys;
 };
 
 class KVWorker {

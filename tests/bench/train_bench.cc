@@ -40,7 +40,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -54,6 +56,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/config.h"
+#include "common/wire_codec.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 #include "google/protobuf/struct.pb.h"
@@ -204,6 +207,35 @@ absl::StatusOr<Row> TrainOnce(const std::string& model, int threads, const std::
   options.num_servers = 1;
   options.num_workers = 1;
   options.config = cluster_config;
+  // The key frames as sent (Elias-Fano) beside what delta varints of the same sorted unique keys
+  // would take: the first key's varint, then each gap's.
+  struct KeyTally {
+    uint64_t frames = 0;
+    uint64_t keys = 0;
+    uint64_t elias_fano_bytes = 0;
+    uint64_t varint_bytes = 0;
+  };
+  std::mutex key_mutex;
+  std::map<std::string, KeyTally> key_tally;
+  if (wire.keys != proto::KEYS_RAW) {
+    options.on_encoded_keys = [&](const std::string& table, absl::Span<const uint64_t> keys) {
+      constexpr int kVarintPayloadBits = 7;
+      uint64_t varint = 0;
+      uint64_t previous = 0;
+      for (uint64_t key : keys) {
+        const uint64_t delta = key - previous;
+        const int bits = delta == 0 ? 1 : 64 - __builtin_clzll(delta);
+        varint += (bits + kVarintPayloadBits - 1) / kVarintPayloadBits;
+        previous = key;
+      }
+      std::lock_guard<std::mutex> lock(key_mutex);
+      KeyTally& tally = key_tally[table];
+      ++tally.frames;
+      tally.keys += keys.size();
+      tally.elias_fano_bytes += EncodedKeyBytes(proto::KEYS_ELIAS_FANO, keys.size());
+      tally.varint_bytes += varint;
+    };
+  }
   InProcessCluster cluster(options);
   absl::Status status = cluster.Start();
   if (!status.ok()) return status;
@@ -218,12 +250,14 @@ absl::StatusOr<Row> TrainOnce(const std::string& model, int threads, const std::
   status = trainer.Run(&reports);
   const double cpu = CpuSeconds() - cpu_start;
   const double wall = absl::ToDoubleSeconds(absl::Now() - start);
-  if (wire.keys != proto::KEYS_RAW) {
-    // Measured over every key frame the worker sent: the sorted unique keys of each request.
-    for (const proto::TableConfig& table : cluster_config.tables()) {
-      absl::PrintF("  %s, wire %s: table '%s' keys %.3f B/key on the wire\n", model, wire.name,
-                   table.name(), cluster.worker(0).KeyBytesPerKey(table.name()));
-    }
+  for (const auto& [table, tally] : key_tally) {
+    const double keys = static_cast<double>(std::max<uint64_t>(tally.keys, 1));
+    absl::PrintF(
+        "  %s, wire %s: table '%s' %d key frames of %.0f keys on average: Elias-Fano %.3f B/key "
+        "(%.3f as counted by the worker), delta varints would take %.3f B/key\n",
+        model, wire.name, table, tally.frames, keys / std::max<uint64_t>(tally.frames, 1),
+        tally.elias_fano_bytes / keys, cluster.worker(0).KeyBytesPerKey(table),
+        tally.varint_bytes / keys);
   }
   cluster.Stop();
   if (!status.ok()) return status;

@@ -1,6 +1,7 @@
 #include "worker/kv_worker.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -327,6 +328,14 @@ TEST(KVWorkerWireTest, EliasFanoKeysTrainExactlyAsRawKeys) {
     for (int t = 0; t < 2; ++t) {
       options.config.mutable_tables(t)->mutable_wire()->set_keys(encoding);
     }
+    // The benchmark hook sees every part's sorted unique keys, only of encoded tables.
+    std::atomic<size_t> observed_emb_keys{0};
+    std::atomic<bool> observed_unsorted{false};
+    options.on_encoded_keys = [&](const std::string& table, absl::Span<const uint64_t> part) {
+      if (table == "emb") observed_emb_keys += part.size();
+      for (size_t i = 1; i < part.size(); ++i)
+        observed_unsorted = observed_unsorted || part[i] <= part[i - 1];
+    };
     InProcessCluster cluster(options);
     ASSERT_TRUE(cluster.Start().ok());
     KVWorker& worker = cluster.worker(0);
@@ -342,6 +351,9 @@ TEST(KVWorkerWireTest, EliasFanoKeysTrainExactlyAsRawKeys) {
     ASSERT_TRUE(worker.Wait(worker.PullDense("mlp", &dense)).ok());
     trained.push_back(rows);
     dense_trained.push_back(dense);
+    EXPECT_FALSE(observed_unsorted);
+    // 3 pushes and a pull of the 2,002 unique keys.
+    EXPECT_EQ(observed_emb_keys, encoding == proto::KEYS_RAW ? 0u : 4u * (keys.size() - 1));
     if (encoding == proto::KEYS_RAW) {
       EXPECT_EQ(worker.KeyBytesPerKey("emb"), 8.0);
     } else {
