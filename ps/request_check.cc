@@ -80,11 +80,14 @@ absl::Status CheckRequest(Message* request_ptr, const std::string& sender,
   if (dim <= 0) {
     return absl::NotFoundError(absl::StrCat("unknown table '", header.table(), "' from ", sender));
   }
-  if (header.key_encoding() != shape.keys) {
+  // Raw keys are self-describing, and a worker sends a part raw where the table's encoding
+  // would not be smaller.
+  if (header.key_encoding() != proto::KEYS_RAW && header.key_encoding() != shape.keys) {
     return absl::InvalidArgumentError(absl::StrCat(
         proto::Command_Name(header.command()), " to table '", header.table(), "' from ", sender,
         " has keys encoded ", KeyEncodingName(header.key_encoding()),
-        ", but the server's table takes ", KeyEncodingName(shape.keys),
+        ", but the server's table takes KEYS_RAW",
+        shape.keys == proto::KEYS_RAW ? "" : absl::StrCat(" or ", KeyEncodingName(shape.keys)),
         " (the worker's and the server's TableConfig.wire differ)"));
   }
   const bool raw_keys = header.key_encoding() == proto::KEYS_RAW;

@@ -59,7 +59,8 @@ using TableDimension = absl::FunctionRef<TableShape(const std::string& name)>;
 
 // OK if `*request` (from `sender`, as DescribeSender names it) is a PULL or PUSH the server
 // accepts under `bounds`: the command is PULL or PUSH, its shard-map version is the server's,
-// its table is known (`dim_of` > 0), its header's key_encoding is the table's (wire.keys), it
+// its table is known (`dim_of` > 0), its header's key_encoding is KEYS_RAW or the table's
+// (wire.keys; a worker sends a part raw where the encoding would not be smaller), it
 // carries at most max_request_keys keys (key_bytes / 8 raw, else the header's key_count, bounded
 // before anything is decoded or allocated) and max_request_bytes bytes (counted as fp32 keys x
 // (8 + 4 x dim), what the server holds once decoded), its header's value_encoding is the table's

@@ -363,22 +363,29 @@ int64_t KVWorker::Submit(proto::Command command, const std::string& table, Array
     header.set_part(static_cast<uint32_t>(p));
     header.set_read_only(mode == PullMode::kEvaluate);
     header.set_value_encoding(request->value_encoding);
-    if (wire.keys() == proto::KEYS_RAW) {
+    const size_t part_size = slice.end - slice.begin;
+    // A part whose encoded keys would not be smaller than raw ones (a few keys: Elias-Fano
+    // rounds to whole words) goes raw; the header says which (common/wire_codec.h).
+    const bool encode_keys = wire.keys() != proto::KEYS_RAW &&
+                             EncodedKeyBytes(wire.keys(), part_size) < part_size * sizeof(uint64_t);
+    if (wire.keys() != proto::KEYS_RAW && options_.on_encoded_keys) {
+      options_.on_encoded_keys(table, arrays.keys.subspan(slice.begin, part_size));
+    }
+    if (!encode_keys) {
       message.keys = KeyFrame(arrays, slice.begin, slice.end);
     } else {
-      // An encoded key frame (common/wire_codec.h): the part's sorted unique keys, encoded into
-      // a new array the frame owns.
-      const absl::Span<const uint64_t> part_keys =
-          arrays.keys.subspan(slice.begin, slice.end - slice.begin);
-      if (options_.on_encoded_keys) options_.on_encoded_keys(table, part_keys);
-      auto encoded =
-          std::make_shared<const std::vector<uint64_t>>(EncodeKeys(wire.keys(), part_keys));
+      // An encoded key frame: the part's sorted unique keys, encoded into a new array the frame
+      // owns.
+      auto encoded = std::make_shared<const std::vector<uint64_t>>(
+          EncodeKeys(wire.keys(), arrays.keys.subspan(slice.begin, part_size)));
       header.set_key_encoding(wire.keys());
-      header.set_key_count(slice.end - slice.begin);
-      KeyFrameTally& tally = key_tally_of_table_.at(table);
-      tally.keys.fetch_add(slice.end - slice.begin, std::memory_order_relaxed);
-      tally.bytes.fetch_add(encoded->size() * sizeof(uint64_t), std::memory_order_relaxed);
+      header.set_key_count(part_size);
       message.keys = FrameOfShared(encoded, encoded->data(), encoded->size() * sizeof(uint64_t));
+    }
+    if (wire.keys() != proto::KEYS_RAW) {
+      KeyFrameTally& tally = key_tally_of_table_.at(table);
+      tally.keys.fetch_add(part_size, std::memory_order_relaxed);
+      tally.bytes.fetch_add(message.keys.size(), std::memory_order_relaxed);
     }
     if (encoded_grads != nullptr) {
       message.values =

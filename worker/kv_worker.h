@@ -148,7 +148,8 @@ struct KVWorkerOptions {
   size_t max_residual_keys = ErrorFeedback::kDefaultMaxKeys;
   // For benchmarks (tests/bench/train_bench): called on the sending thread with each request
   // part's sorted unique keys of a table whose keys travel encoded (TableConfig.wire.keys),
-  // before they are encoded. Empty (the default): nothing is called.
+  // before they are sent (encoded, or raw where the encoding would not be smaller). Empty (the
+  // default): nothing is called.
   std::function<void(const std::string& table, absl::Span<const uint64_t> keys)> on_encoded_keys;
 };
 

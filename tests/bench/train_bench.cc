@@ -232,7 +232,9 @@ absl::StatusOr<Row> TrainOnce(const std::string& model, int threads, const std::
       KeyTally& tally = key_tally[table];
       ++tally.frames;
       tally.keys += keys.size();
-      tally.elias_fano_bytes += EncodedKeyBytes(proto::KEYS_ELIAS_FANO, keys.size());
+      // A part where Elias-Fano would not be smaller goes raw (KVWorker::Submit).
+      tally.elias_fano_bytes += std::min<uint64_t>(
+          EncodedKeyBytes(proto::KEYS_ELIAS_FANO, keys.size()), keys.size() * sizeof(uint64_t));
       tally.varint_bytes += varint;
     };
   }
