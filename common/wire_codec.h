@@ -24,8 +24,11 @@
 //                     Both arrays end in zero bits up to a whole word, so a frame's size is a
 //                     function of n alone (EncodedKeyBytes). Keys are XXH3 hashes, uniform over
 //                     2^64 (common/feature_key.h, no field id in the high bits), so the gaps are
-//                     ~2^64 / n: a delta varint takes 7-8 bytes of 8, Elias-Fano 2 + L bits
-//                     (6.9 B at n = 2,000, 6.2 B at 100K; docs/performance.md "The light wire").
+//                     ~2^64 / n: a delta varint takes 7-9 bytes a key (8.2-8.6 on dupn's
+//                     requests of 127-344 keys), Elias-Fano 2 + L bits (7.2-7.4 B there, 6.9 B
+//                     at n = 2,000, 6.2 B at 100K; docs/performance.md "The light wire"). For a
+//                     few keys the whole words make it no smaller than raw: KVWorker then sends
+//                     the part raw, which a server takes for any table.
 //
 // Thread-safe: pure functions.
 #ifndef GRANARY_COMMON_WIRE_CODEC_H_
