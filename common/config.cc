@@ -177,6 +177,12 @@ absl::Status ValidateTable(const proto::TableConfig& table, const ConfigLocation
         at.Nested(wire, "wire").At("push_values"),
         absl::StrCat("table '", table.name(), "' has an unknown push_values ", wire.push_values()));
   }
+  if (!proto::KeyEncoding_IsValid(wire.keys())) {
+    return ConfigLocation::Invalid(
+        at.Nested(wire, "wire").At("keys"),
+        absl::StrCat("table '", table.name(), "' has an unknown keys encoding ", wire.keys(),
+                     " (KEYS_RAW or KEYS_ELIAS_FANO)"));
+  }
   // A dense vector must never lose a block to admission or eviction.
   if (table.dense_size() > 0 && (table.has_admission() || table.has_eviction())) {
     return ConfigLocation::Invalid(

@@ -2,8 +2,9 @@
 //
 // On the wire a message is one multi-part ZeroMQ message:
 //   control plane: [header]
-//   data plane:    [header][keys: uint64_t[n]][values: float[m], or the encoding the header
-//                  names (value_encoding, common/wire_codec.h)]
+//   data plane:    [header][keys: uint64_t[n], or the encoding the header names (key_encoding,
+//                  key_count)][values: float[m], or the encoding the header names
+//                  (value_encoding, common/wire_codec.h)]
 // (preceded by a routing-id frame on ROUTER sockets). The header is a proto::Header; the key
 // and value frames are raw little-endian arrays whose exact byte sizes the header declares
 // (key_bytes, value_bytes), so bulk data never passes through Protobuf.
@@ -47,7 +48,9 @@ constexpr size_t kMaxHeaderBytes = size_t{16} << 20;
 
 struct Message {
   proto::Header header;
-  zmq::message_t keys;    // uint64_t[header.key_bytes / 8]; empty on control messages
+  // uint64_t[header.key_bytes / 8] (whole u64 words in every key encoding); empty on control
+  // messages.
+  zmq::message_t keys;
   zmq::message_t values;  // float[header.value_bytes / 4]; empty on control messages
 };
 

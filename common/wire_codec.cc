@@ -10,6 +10,7 @@
 #endif
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace granary {
 namespace {
@@ -197,6 +198,141 @@ absl::Status DecodeValues(proto::ValueEncoding encoding, absl::Span<const uint8_
       break;
     default:
       break;
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+constexpr unsigned kWordBits = 64;
+
+// The layout of an Elias-Fano frame of `count` keys (count >= 1, <= kMaxEncodedKeys).
+struct EliasFano {
+  explicit EliasFano(uint64_t count)
+      : high_bits(count <= 1 ? 0u : static_cast<unsigned>(kWordBits - __builtin_clzll(count - 1))),
+        low_bits(kWordBits - high_bits),
+        low_words((count * low_bits + kWordBits - 1) / kWordBits),
+        upper_bits(count + (uint64_t{1} << high_bits)),
+        upper_words((upper_bits + kWordBits - 1) / kWordBits) {}
+  uint64_t Words() const { return low_words + upper_words; }
+
+  unsigned high_bits;    // H = ceil(log2 count)
+  unsigned low_bits;     // L = 64 - H, in 1..64
+  uint64_t low_words;    // words of the n low parts
+  uint64_t upper_bits;   // n + 2^H
+  uint64_t upper_words;  // words of the upper bit array
+};
+
+uint64_t LoadWord(const uint8_t* frame, uint64_t word) {
+  uint64_t value;
+  std::memcpy(&value, frame + word * sizeof(uint64_t), sizeof(value));
+  return value;
+}
+
+}  // namespace
+
+size_t EncodedKeyBytes(proto::KeyEncoding encoding, uint64_t count) {
+  switch (encoding) {
+    case proto::KEYS_RAW:
+      return count <= std::numeric_limits<size_t>::max() / sizeof(uint64_t)
+                 ? count * sizeof(uint64_t)
+                 : 0;
+    case proto::KEYS_ELIAS_FANO:
+      if (count == 0 || count > kMaxEncodedKeys) return 0;
+      return EliasFano(count).Words() * sizeof(uint64_t);
+    default:
+      return 0;
+  }
+}
+
+std::vector<uint64_t> EncodeKeys(proto::KeyEncoding encoding, absl::Span<const uint64_t> keys) {
+  if (encoding == proto::KEYS_RAW || keys.empty()) {
+    return std::vector<uint64_t>(keys.begin(), keys.end());
+  }
+  const EliasFano layout(keys.size());
+  std::vector<uint64_t> words(layout.Words(), 0);
+  const unsigned low_bits = layout.low_bits;
+  const uint64_t low_mask = low_bits == kWordBits ? ~uint64_t{0} : (uint64_t{1} << low_bits) - 1;
+  uint64_t* upper = words.data() + layout.low_words;
+  const uint64_t* key = keys.data();  // not keys[i]: Span's checked operator[] stops GCC
+  for (uint64_t i = 0; i < keys.size(); ++i) {
+    const uint64_t low = key[i] & low_mask;
+    const uint64_t position = i * low_bits;
+    const uint64_t word = position / kWordBits;
+    const unsigned offset = position % kWordBits;
+    words[word] |= low << offset;
+    if (offset + low_bits > kWordBits) words[word + 1] |= low >> (kWordBits - offset);
+    const uint64_t high = low_bits == kWordBits ? 0 : key[i] >> low_bits;
+    const uint64_t bit = high + i;
+    upper[bit / kWordBits] |= uint64_t{1} << (bit % kWordBits);
+  }
+  return words;
+}
+
+absl::Status DecodeKeys(proto::KeyEncoding encoding, absl::Span<const uint8_t> frame,
+                        uint64_t count, uint64_t* out) {
+  const size_t expected = EncodedKeyBytes(encoding, count);
+  const bool known = encoding == proto::KEYS_RAW || encoding == proto::KEYS_ELIAS_FANO;
+  if (!known || (count > 0 && expected == 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot decode ", count, " keys encoded ", proto::KeyEncoding_Name(encoding),
+                     " (encoding ", encoding, "; at most ", kMaxEncodedKeys, " keys per frame)"));
+  }
+  if (frame.size() != expected) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a key frame of ", frame.size(), " bytes is not ", count, " keys in ",
+                     proto::KeyEncoding_Name(encoding), " (", expected, " bytes)"));
+  }
+  if (count == 0) return absl::OkStatus();
+  if (encoding == proto::KEYS_RAW) {
+    std::memcpy(out, frame.data(), frame.size());
+    return absl::OkStatus();
+  }
+  const EliasFano layout(count);
+  const unsigned low_bits = layout.low_bits;
+  const uint64_t low_mask = low_bits == kWordBits ? ~uint64_t{0} : (uint64_t{1} << low_bits) - 1;
+  const uint8_t* bytes = frame.data();
+  for (uint64_t i = 0; i < count; ++i) {
+    const uint64_t position = i * low_bits;
+    const uint64_t word = position / kWordBits;
+    const unsigned offset = position % kWordBits;
+    uint64_t low = LoadWord(bytes, word) >> offset;
+    if (offset + low_bits > kWordBits) low |= LoadWord(bytes, word + 1) << (kWordBits - offset);
+    out[i] = low & low_mask;
+  }
+  // The low array's padding bits past its last key must be zero.
+  const unsigned low_used = (count * low_bits) % kWordBits;
+  if (low_used != 0 && (LoadWord(bytes, layout.low_words - 1) >> low_used) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("an Elias-Fano key frame of ", count,
+                                                   " keys has bits set past its low parts"));
+  }
+  const uint64_t high_limit = uint64_t{1} << layout.high_bits;
+  uint64_t found = 0;
+  for (uint64_t w = 0; w < layout.upper_words; ++w) {
+    uint64_t bits = LoadWord(bytes, layout.low_words + w);
+    while (bits != 0) {
+      const uint64_t bit = w * kWordBits + static_cast<unsigned>(__builtin_ctzll(bits));
+      bits &= bits - 1;
+      // found <= bit always: every earlier set bit is a lower position.
+      const uint64_t high = bit - found;
+      if (found == count || high >= high_limit) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "an Elias-Fano key frame of ", count, " keys decodes to more keys, or to a high part ",
+            high, " past ", high_limit - 1, " (bit ", bit, ")"));
+      }
+      const uint64_t key = low_bits == kWordBits ? out[found] : (high << low_bits) | out[found];
+      if (found > 0 && key <= out[found - 1]) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "an Elias-Fano key frame of %d keys is not strictly ascending: key %d (%#018x) "
+            "follows %#018x",
+            count, found, key, out[found - 1]));
+      }
+      out[found++] = key;
+    }
+  }
+  if (found != count) {
+    return absl::InvalidArgumentError(absl::StrCat("an Elias-Fano key frame declared to hold ",
+                                                   count, " keys decodes to ", found));
   }
   return absl::OkStatus();
 }

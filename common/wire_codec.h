@@ -14,9 +14,21 @@
 // [b, e) of an encoded array are bytes [b, e) x EncodedRowBytes of it: a request sliced by
 // server takes contiguous byte ranges of one encoding.
 //
-// Keys are not encoded: they are XXH3 hashes, uniform over 2^64 (common/feature_key.h), so the
-// gaps between a request's sorted keys are ~2^64 / keys and a delta varint would take 7-8 of
-// their 8 bytes (measured in docs/performance.md "Training throughput"); it does not pay.
+// Keys (proto::KeyEncoding, TableConfig.wire.keys) are lossless either way:
+//
+//   KEYS_RAW          n little-endian u64: today's wire, byte for byte.
+//   KEYS_ELIAS_FANO   the n sorted unique keys of one request part. With H = ceil(log2 n) high
+//                     bits and L = 64 - H low bits per key: first the n low parts, L bits each,
+//                     packed from bit 0 of little-endian u64 words; then, from the next word, an
+//                     upper bit array of n + 2^H bits where key i (high part h) sets bit h + i.
+//                     Both arrays end in zero bits up to a whole word, so a frame's size is a
+//                     function of n alone (EncodedKeyBytes). Keys are XXH3 hashes, uniform over
+//                     2^64 (common/feature_key.h, no field id in the high bits), so the gaps are
+//                     ~2^64 / n: a delta varint takes 7-9 bytes a key (8.2-8.6 on dupn's
+//                     requests of 127-344 keys), Elias-Fano 2 + L bits (7.2-7.4 B there, 6.9 B
+//                     at n = 2,000, 6.2 B at 100K; docs/performance.md "The light wire"). For a
+//                     few keys the whole words make it no smaller than raw: KVWorker then sends
+//                     the part raw, which a server takes for any table.
 //
 // Thread-safe: pure functions.
 #ifndef GRANARY_COMMON_WIRE_CODEC_H_
@@ -50,6 +62,26 @@ std::vector<uint8_t> EncodeValues(proto::ValueEncoding encoding, absl::Span<cons
 // table. Non-finite values decode as non-finite (see above): the caller's checks see them.
 absl::Status DecodeValues(proto::ValueEncoding encoding, absl::Span<const uint8_t> frame,
                           size_t rows, size_t dim, float* out);
+
+// The most keys one key frame may hold in an encoding other than KEYS_RAW; more is refused
+// (EncodedKeyBytes 0), which keeps every size computed from a count far from overflow.
+constexpr uint64_t kMaxEncodedKeys = uint64_t{1} << 40;
+
+// Bytes of the key frame of `count` keys in `encoding`; 0 for an unknown encoding or a count
+// over kMaxEncodedKeys (and for count 0).
+size_t EncodedKeyBytes(proto::KeyEncoding encoding, uint64_t count);
+
+// Encodes `keys` into a new array of EncodedKeyBytes(encoding, keys.size()) bytes, as u64 words.
+// REQUIRES: keys ascending and unique, keys.size() <= kMaxEncodedKeys, encoding known.
+std::vector<uint64_t> EncodeKeys(proto::KeyEncoding encoding, absl::Span<const uint64_t> keys);
+
+// Decodes `frame` (bytes from a peer) as `count` keys into out[count]. InvalidArgument if the
+// encoding is unknown, count is over kMaxEncodedKeys, the frame's size is not
+// EncodedKeyBytes(encoding, count) (checked before anything is read), or it decodes to another
+// number of keys, to keys not strictly ascending, or has bits set past its last key. Callers add
+// who sent it and the table; out may be partly written on error.
+absl::Status DecodeKeys(proto::KeyEncoding encoding, absl::Span<const uint8_t> frame,
+                        uint64_t count, uint64_t* out);
 
 }  // namespace granary
 

@@ -124,6 +124,20 @@ void WriteServerRequests(const fs::path& dir) {
   header.set_value_encoding(granary::proto::VALUES_FP16);
   light[0] = header.SerializeAsString();
   Write(dir / "light_pull", JoinFrames(light));
+  // Table "efkeys": a push of 3 keys (1, 2, 3) as Elias-Fano, and one whose header claims 4.
+  std::vector<std::string> efkeys = request(granary::proto::PUSH, "efkeys", 3, 12);
+  const std::vector<uint64_t> words =
+      granary::EncodeKeys(granary::proto::KEYS_ELIAS_FANO, {1, 2, 3});
+  efkeys[1] = Bytes(words);
+  header.ParseFromString(efkeys[0]);
+  header.set_key_encoding(granary::proto::KEYS_ELIAS_FANO);
+  header.set_key_count(3);
+  header.set_key_bytes(efkeys[1].size());
+  efkeys[0] = header.SerializeAsString();
+  Write(dir / "efkeys_push", JoinFrames(efkeys));
+  header.set_key_count(4);
+  efkeys[0] = header.SerializeAsString();
+  Write(dir / "efkeys_lying_count", JoinFrames(efkeys));
 }
 
 void WriteDeltas(const fs::path& dir) {
@@ -172,6 +186,18 @@ void WriteWireFrames(const fs::path& dir) {
     Write(dir / absl::StrCat(granary::proto::ValueEncoding_Name(encoding), "_2x4"), input);
     input[2] = 3;  // a header that claims a row more than the frame holds
     Write(dir / absl::StrCat(granary::proto::ValueEncoding_Name(encoding), "_short"), input);
+  }
+  // Key frames: the 0x80 prefix (+ encoding), the count the header claims, the frame.
+  const std::vector<uint64_t> keys = {0,           1, 1000, uint64_t{1} << 40, ~uint64_t{0} - 1,
+                                      ~uint64_t{0}};
+  for (granary::proto::KeyEncoding encoding :
+       {granary::proto::KEYS_RAW, granary::proto::KEYS_ELIAS_FANO}) {
+    const std::vector<uint64_t> words = granary::EncodeKeys(encoding, keys);
+    std::string input = {static_cast<char>(0x80 | encoding), static_cast<char>(keys.size()), 0};
+    input.append(reinterpret_cast<const char*>(words.data()), words.size() * sizeof(uint64_t));
+    Write(dir / absl::StrCat(granary::proto::KeyEncoding_Name(encoding), "_6"), input);
+    input[1] = static_cast<char>(keys.size() + 1);  // a header that claims a key more
+    Write(dir / absl::StrCat(granary::proto::KeyEncoding_Name(encoding), "_lying_count"), input);
   }
 }
 

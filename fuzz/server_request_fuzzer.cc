@@ -48,6 +48,11 @@ granary::TableShape DimOf(const std::string& table) {
     return granary::TableShape(kEmbDim, granary::proto::VALUES_FP16, granary::proto::VALUES_INT8);
   }
   if (table == "wide") return kWideDim;
+  // "efkeys" is "emb" with Elias-Fano keys (common/wire_codec.h).
+  if (table == "efkeys") {
+    return granary::TableShape(kEmbDim, granary::proto::VALUES_FP32, granary::proto::VALUES_FP32,
+                               granary::proto::KEYS_ELIAS_FANO);
+  }
   return 0;
 }
 
@@ -65,7 +70,7 @@ std::vector<float>& RowsOf(const std::string& name) {
   static std::vector<float>* const light = new std::vector<float>(kRows * kEmbDim);
   static std::vector<float>* const wide = new std::vector<float>(kRows * kWideDim);
   if (name == "one") return *one;
-  if (name == "emb") return *emb;
+  if (name == "emb" || name == "efkeys") return *emb;
   if (name == "light") return *light;
   return *wide;
 }
@@ -90,7 +95,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   bounds.ranges = kRanges;
   bounds.max_request_keys = kMaxKeys;
   bounds.max_request_bytes = kMaxBytes;
-  const absl::Status status = granary::CheckRequest(request, sender, bounds, DimOf);
+  const absl::Status status = granary::CheckRequest(&request, sender, bounds, DimOf);
   if (!status.ok()) {
     if (!Contains(status, sender)) __builtin_trap();
     if (absl::IsResourceExhausted(status) && !Contains(status, "--max_request_")) {
@@ -114,6 +119,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     __builtin_trap();
   }
   if (header.value_encoding() != (push ? shape.push_values : shape.pull_values)) __builtin_trap();
+  const bool raw_keys = header.key_encoding() == granary::proto::KEYS_RAW;
+  if (!raw_keys && header.key_encoding() != shape.keys) __builtin_trap();
+  // Encoded keys were replaced by the decoded ones: their declared count, strictly ascending.
+  if (!raw_keys) {
+    if (keys.size() != header.key_count()) __builtin_trap();
+    for (size_t i = 1; i < keys.size(); ++i) {
+      if (keys.span()[i] <= keys.span()[i - 1]) __builtin_trap();
+    }
+  }
   if (request.values.size() !=
       (push ? keys.size() * granary::EncodedRowBytes(shape.push_values, row_floats) : 0)) {
     __builtin_trap();

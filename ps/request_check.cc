@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -37,10 +39,32 @@ std::string EncodingName(proto::ValueEncoding encoding) {
                                                 : absl::StrCat("#", static_cast<int>(encoding));
 }
 
+std::string KeyEncodingName(proto::KeyEncoding encoding) {
+  return proto::KeyEncoding_IsValid(encoding) ? proto::KeyEncoding_Name(encoding)
+                                              : absl::StrCat("#", static_cast<int>(encoding));
+}
+
+// Replaces the encoded key frame *frame by its `count` decoded raw u64 keys.
+absl::Status DecodeKeyFrame(proto::KeyEncoding encoding, uint64_t count, zmq::message_t* frame) {
+  zmq::message_t decoded(count * sizeof(uint64_t));
+  // ZeroMQ keeps a small frame inside the message itself, maybe misaligned for u64.
+  const bool aligned = reinterpret_cast<uintptr_t>(decoded.data()) % alignof(uint64_t) == 0;
+  std::vector<uint64_t> unaligned(aligned ? 0 : count);
+  uint64_t* keys = aligned ? static_cast<uint64_t*>(decoded.data()) : unaligned.data();
+  absl::Status status = DecodeKeys(
+      encoding, absl::MakeConstSpan(static_cast<const uint8_t*>(frame->data()), frame->size()),
+      count, keys);
+  if (!status.ok()) return status;
+  if (!aligned && count > 0) std::memcpy(decoded.data(), keys, count * sizeof(uint64_t));
+  *frame = std::move(decoded);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
-absl::Status CheckRequest(const Message& request, const std::string& sender,
+absl::Status CheckRequest(Message* request_ptr, const std::string& sender,
                           const RequestBounds& bounds, TableDimension dim_of) {
+  Message& request = *request_ptr;
   const proto::Header& header = request.header;
   if (header.command() != proto::PULL && header.command() != proto::PUSH) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -56,7 +80,18 @@ absl::Status CheckRequest(const Message& request, const std::string& sender,
   if (dim <= 0) {
     return absl::NotFoundError(absl::StrCat("unknown table '", header.table(), "' from ", sender));
   }
-  const size_t num_keys = request.keys.size() / sizeof(uint64_t);
+  // Raw keys are self-describing, and a worker sends a part raw where the table's encoding
+  // would not be smaller.
+  if (header.key_encoding() != proto::KEYS_RAW && header.key_encoding() != shape.keys) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        proto::Command_Name(header.command()), " to table '", header.table(), "' from ", sender,
+        " has keys encoded ", KeyEncodingName(header.key_encoding()),
+        ", but the server's table takes KEYS_RAW",
+        shape.keys == proto::KEYS_RAW ? "" : absl::StrCat(" or ", KeyEncodingName(shape.keys)),
+        " (the worker's and the server's TableConfig.wire differ)"));
+  }
+  const bool raw_keys = header.key_encoding() == proto::KEYS_RAW;
+  const uint64_t num_keys = raw_keys ? request.keys.size() / sizeof(uint64_t) : header.key_count();
   if (num_keys > bounds.max_request_keys) {
     return absl::ResourceExhaustedError(
         absl::StrCat(proto::Command_Name(header.command()), " of ", num_keys, " keys to table '",
@@ -99,6 +134,15 @@ absl::Status CheckRequest(const Message& request, const std::string& sender,
         absl::StrCat(proto::Command_Name(header.command()), " of ", num_keys, " keys to table '",
                      header.table(), "' (dim ", dim, ") carries ", request.values.size(),
                      " value bytes, expected ", expected_values, ", from ", sender));
+  }
+  if (!raw_keys) {
+    // num_keys is within max_request_keys, so this allocation is bounded by a flag.
+    absl::Status decoded = DecodeKeyFrame(header.key_encoding(), num_keys, &request.keys);
+    if (!decoded.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(proto::Command_Name(header.command()),
+                                                     " to table '", header.table(), "' from ",
+                                                     sender, ": ", decoded.message()));
+    }
   }
   FrameArray<uint64_t> keys(request.keys);
   if (AllInOneRange(keys.span(), bounds.ranges)) return absl::OkStatus();

@@ -44,35 +44,43 @@ struct RequestBounds {
 // today's fp32 wire.
 struct TableShape {
   TableShape(int dim = 0, proto::ValueEncoding pull_values = proto::VALUES_FP32,  // NOLINT
-             proto::ValueEncoding push_values = proto::VALUES_FP32)
-      : dim(dim), pull_values(pull_values), push_values(push_values) {}
+             proto::ValueEncoding push_values = proto::VALUES_FP32,
+             proto::KeyEncoding keys = proto::KEYS_RAW)
+      : dim(dim), pull_values(pull_values), push_values(push_values), keys(keys) {}
   int dim;
   proto::ValueEncoding pull_values;
   proto::ValueEncoding push_values;
+  proto::KeyEncoding keys;
 };
 
 // The shape of the server's table `name`. Called once per request, before anything else is read
 // of the table.
 using TableDimension = absl::FunctionRef<TableShape(const std::string& name)>;
 
-// OK if `request` (from `sender`, as DescribeSender names it) is a PULL or PUSH the server
+// OK if `*request` (from `sender`, as DescribeSender names it) is a PULL or PUSH the server
 // accepts under `bounds`: the command is PULL or PUSH, its shard-map version is the server's,
-// its table is known (`dim_of` > 0), it carries at most max_request_keys keys and
-// max_request_bytes bytes (counted as fp32 keys x (8 + 4 x dim), what the server holds once
-// decoded), its header's value_encoding is the table's (push_values on a PUSH, pull_values on a
-// PULL), read_only is set only on a PULL, its value frame holds keys x dim values in that
-// encoding for a PUSH (common/wire_codec.h) and nothing for a PULL, and every key is in
-// bounds.ranges. Otherwise, in that order of checks:
-//   InvalidArgument    another command, another value encoding than the table's, read_only on a
-//                      PUSH, or a value frame of the wrong size;
+// its table is known (`dim_of` > 0), its header's key_encoding is KEYS_RAW or the table's
+// (wire.keys; a worker sends a part raw where the encoding would not be smaller), it
+// carries at most max_request_keys keys (key_bytes / 8 raw, else the header's key_count, bounded
+// before anything is decoded or allocated) and max_request_bytes bytes (counted as fp32 keys x
+// (8 + 4 x dim), what the server holds once decoded), its header's value_encoding is the table's
+// (push_values on a PUSH, pull_values on a PULL), read_only is set only on a PULL, its value
+// frame holds keys x dim values in that encoding for a PUSH (common/wire_codec.h) and nothing for
+// a PULL, an encoded key frame decodes to exactly key_count strictly ascending keys, and every
+// key is in bounds.ranges. An accepted request with encoded keys has its key frame replaced by
+// the decoded raw u64 keys, so the caller reads request->keys as on the raw wire. Otherwise, in
+// that order of checks:
+//   InvalidArgument    another command, another key or value encoding than the table's,
+//                      read_only on a PUSH, a value frame of the wrong size, or a key frame that
+//                      does not decode (wrong size, another count, unsorted or repeated keys);
 //   FailedPrecondition another shard-map version;
 //   NotFound           an unknown table;
 //   ResourceExhausted  over a limit, naming its flag (--max_request_keys, --max_request_bytes);
 //   OutOfRange         a key outside the ranges, naming the key and the server.
 // Every error names the sender and, once known, the table.
 // REQUIRES: `request` passed DecodeMessage (its key and value frames hold whole elements).
-absl::Status CheckRequest(const Message& request, const std::string& sender,
-                          const RequestBounds& bounds, TableDimension dim_of);
+absl::Status CheckRequest(Message* request, const std::string& sender, const RequestBounds& bounds,
+                          TableDimension dim_of);
 
 // The index of the first non-finite value (±Inf or NaN) in `values`, or values.size() if all
 // are finite. The server refuses a PUSH whole if its gradients hold one, before applying any.

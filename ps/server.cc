@@ -489,11 +489,11 @@ Message ParameterServer::Handle(Message&& request, const std::string& peer) {
   EmbeddingTable* table = nullptr;
   absl::Status status = CheckNotFenced(request.header, sender);
   if (status.ok()) {
-    status = CheckRequest(request, sender, bounds_, [&](const std::string& name) {
+    status = CheckRequest(&request, sender, bounds_, [&](const std::string& name) {
       table = catalog_->Find(name);
       if (table == nullptr) return TableShape();
       const proto::WireConfig& wire = table->config().wire();
-      return TableShape(table->dim(), wire.pull_values(), wire.push_values());
+      return TableShape(table->dim(), wire.pull_values(), wire.push_values(), wire.keys());
     });
   }
   FrameArray<uint64_t> keys(request.keys);

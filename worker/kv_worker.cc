@@ -44,6 +44,7 @@ KVWorker::KVWorker(zmq::context_t* context, const proto::ClusterView& view, KVWo
   for (const proto::TableConfig& table : view_.config().tables()) {
     dim_of_table_[table.name()] = static_cast<int>(table.dim());
     wire_of_table_[table.name()] = table.wire();
+    if (table.wire().keys() != proto::KEYS_RAW) key_tally_of_table_[table.name()];
     if (table.wire().push_values() != proto::VALUES_FP32) {
       feedback_of_table_[table.name()] = std::make_unique<ErrorFeedback>(
           table.wire().push_values(), table.dim(), options_.max_residual_keys);
@@ -129,6 +130,16 @@ size_t KVWorker::PushRowBytes(const std::string& table) const {
   auto wire = wire_of_table_.find(table);
   return wire == wire_of_table_.end() ? 0
                                       : EncodedRowBytes(wire->second.push_values(), DimOf(table));
+}
+
+double KVWorker::KeyBytesPerKey(const std::string& table) const {
+  if (wire_of_table_.count(table) == 0) return 0;
+  auto tally = key_tally_of_table_.find(table);
+  if (tally == key_tally_of_table_.end()) return sizeof(uint64_t);
+  const uint64_t keys = tally->second.keys.load(std::memory_order_relaxed);
+  if (keys == 0) return sizeof(uint64_t);
+  return static_cast<double>(tally->second.bytes.load(std::memory_order_relaxed)) /
+         static_cast<double>(keys);
 }
 
 std::string KVWorker::ServerName(int server_rank) const { return NodeName(servers_[server_rank]); }
@@ -352,7 +363,30 @@ int64_t KVWorker::Submit(proto::Command command, const std::string& table, Array
     header.set_part(static_cast<uint32_t>(p));
     header.set_read_only(mode == PullMode::kEvaluate);
     header.set_value_encoding(request->value_encoding);
-    message.keys = KeyFrame(arrays, slice.begin, slice.end);
+    const size_t part_size = slice.end - slice.begin;
+    // A part whose encoded keys would not be smaller than raw ones (a few keys: Elias-Fano
+    // rounds to whole words) goes raw; the header says which (common/wire_codec.h).
+    const bool encode_keys = wire.keys() != proto::KEYS_RAW &&
+                             EncodedKeyBytes(wire.keys(), part_size) < part_size * sizeof(uint64_t);
+    if (wire.keys() != proto::KEYS_RAW && options_.on_encoded_keys) {
+      options_.on_encoded_keys(table, arrays.keys.subspan(slice.begin, part_size));
+    }
+    if (!encode_keys) {
+      message.keys = KeyFrame(arrays, slice.begin, slice.end);
+    } else {
+      // An encoded key frame: the part's sorted unique keys, encoded into a new array the frame
+      // owns.
+      auto encoded = std::make_shared<const std::vector<uint64_t>>(
+          EncodeKeys(wire.keys(), arrays.keys.subspan(slice.begin, part_size)));
+      header.set_key_encoding(wire.keys());
+      header.set_key_count(part_size);
+      message.keys = FrameOfShared(encoded, encoded->data(), encoded->size() * sizeof(uint64_t));
+    }
+    if (wire.keys() != proto::KEYS_RAW) {
+      KeyFrameTally& tally = key_tally_of_table_.at(table);
+      tally.keys.fetch_add(part_size, std::memory_order_relaxed);
+      tally.bytes.fetch_add(message.keys.size(), std::memory_order_relaxed);
+    }
     if (encoded_grads != nullptr) {
       message.values =
           FrameOfShared(encoded_grads, encoded_grads->data() + slice.begin * encoded_row_bytes,

@@ -33,6 +33,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -145,6 +146,11 @@ struct KVWorkerOptions {
   // Per table with a lossy push encoding (TableConfig.wire), the keys whose quantization error
   // is carried into their next push at most (worker/error_feedback.h).
   size_t max_residual_keys = ErrorFeedback::kDefaultMaxKeys;
+  // For benchmarks (tests/bench/train_bench): called on the sending thread with each request
+  // part's sorted unique keys of a table whose keys travel encoded (TableConfig.wire.keys),
+  // before they are sent (encoded, or raw where the encoding would not be smaller). Empty (the
+  // default): nothing is called.
+  std::function<void(const std::string& table, absl::Span<const uint64_t> keys)> on_encoded_keys;
 };
 
 class KVWorker {
@@ -216,6 +222,10 @@ class KVWorker {
   // wire encoding (TableConfig.wire, common/wire_codec.h); 0 if there is no such table.
   size_t PullRowBytes(const std::string& table) const;
   size_t PushRowBytes(const std::string& table) const;
+  // Key-frame bytes per key this worker has sent to `table`: 8 on the raw wire; under an
+  // encoded one (TableConfig.wire.keys) the average over every frame sent so far (8 until one
+  // was); 0 if there is no such table. What the bytes-per-sample figures count for keys.
+  double KeyBytesPerKey(const std::string& table) const;
 
   int rank() const { return view_.you().rank(); }
 
@@ -301,6 +311,12 @@ class KVWorker {
   ShardMap shard_map_;
   std::map<std::string, int> dim_of_table_;
   std::map<std::string, proto::WireConfig> wire_of_table_;
+  // Of tables with encoded keys: keys and key-frame bytes sent (KeyBytesPerKey).
+  struct KeyFrameTally {
+    std::atomic<uint64_t> keys{0};
+    std::atomic<uint64_t> bytes{0};
+  };
+  std::map<std::string, KeyFrameTally> key_tally_of_table_;
   // Tables with a lossy push encoding.
   std::map<std::string, std::unique_ptr<ErrorFeedback>> feedback_of_table_;
   std::map<std::string, uint64_t> dense_size_of_table_;

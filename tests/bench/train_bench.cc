@@ -9,7 +9,7 @@
 // is repeated for each --wires setting (TableConfig.wire of every table, common/wire_codec.h):
 //   fp32       today's wire                    fp16_pull  fp16 pulls, fp32 pushes
 //   fp16_push  fp32 pulls, fp16 pushes         int8_push  fp32 pulls, int8 pushes
-//   light      fp16 pulls, int8 pushes
+//   light      fp16 pulls, int8 pushes         light_keys light with Elias-Fano keys
 // (lossy pushes with error feedback), the settings of one model and thread count run one after
 // another so that their figures share the machine's load. Columns:
 //   samples/s         the worker's training samples per wall-clock second, best epoch (the
@@ -18,7 +18,8 @@
 //   per CPU-s         samples per CPU-second of the whole process over all epochs: worker
 //                     threads, reader, KVWorker I/O and the server's threads together
 //   sent B, recv B    payload bytes the worker's pulls and pushes carried per sample (8 per
-//                     key, 4 per float; headers excluded), see EpochReport
+//                     key, or the Elias-Fano frames' measured average, printed per table after
+//                     the run; 4 per float; headers excluded), see EpochReport
 //   B vs fp32         (sent B + recv B) / that of the fp32 row of the same model and threads
 //   click AUC         the last epoch's evaluation; --split=eval trains on train-* and
 //                     evaluates on eval.tsv.gz, --split=validation trains on train-00..06 and
@@ -39,7 +40,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -53,6 +56,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/config.h"
+#include "common/wire_codec.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 #include "google/protobuf/struct.pb.h"
@@ -73,7 +77,8 @@ DEFINE_bool(torch, true, "Also time tests/bench/torch_dupn.py when PyTorch is in
 DEFINE_int32(torch_epochs, 2, "Epochs of the PyTorch run; its best epoch is reported.");
 DEFINE_string(wires, "fp32,light",
               "Comma-separated wire settings of every table: fp32, fp16_pull, fp16_push, "
-              "int8_push, light (fp16 pulls, int8 pushes).");
+              "int8_push, light (fp16 pulls, int8 pushes), light_keys (light with "
+              "Elias-Fano keys).");
 DEFINE_string(split, "eval",
               "eval: train on train-*, evaluate on eval.tsv.gz; validation: train on "
               "train-00..06, evaluate on train-07.");
@@ -103,14 +108,17 @@ struct WireSetting {
   std::string name;
   proto::ValueEncoding pull_values;
   proto::ValueEncoding push_values;
+  proto::KeyEncoding keys = proto::KEYS_RAW;
 };
 
 absl::StatusOr<std::vector<WireSetting>> ParseWires(const std::string& text) {
-  const std::vector<WireSetting> known = {{"fp32", proto::VALUES_FP32, proto::VALUES_FP32},
-                                          {"fp16_pull", proto::VALUES_FP16, proto::VALUES_FP32},
-                                          {"fp16_push", proto::VALUES_FP32, proto::VALUES_FP16},
-                                          {"int8_push", proto::VALUES_FP32, proto::VALUES_INT8},
-                                          {"light", proto::VALUES_FP16, proto::VALUES_INT8}};
+  const std::vector<WireSetting> known = {
+      {"fp32", proto::VALUES_FP32, proto::VALUES_FP32},
+      {"fp16_pull", proto::VALUES_FP16, proto::VALUES_FP32},
+      {"fp16_push", proto::VALUES_FP32, proto::VALUES_FP16},
+      {"int8_push", proto::VALUES_FP32, proto::VALUES_INT8},
+      {"light", proto::VALUES_FP16, proto::VALUES_INT8},
+      {"light_keys", proto::VALUES_FP16, proto::VALUES_INT8, proto::KEYS_ELIAS_FANO}};
   std::vector<WireSetting> wires;
   for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
     auto it = std::find_if(known.begin(), known.end(),
@@ -176,6 +184,7 @@ absl::StatusOr<Row> TrainOnce(const std::string& model, int threads, const std::
   for (proto::TableConfig& table : *cluster_config.mutable_tables()) {
     table.mutable_wire()->set_pull_values(wire.pull_values);
     table.mutable_wire()->set_push_values(wire.push_values);
+    table.mutable_wire()->set_keys(wire.keys);
   }
   absl::StatusOr<JobSpec> spec =
       LoadJobConfig(absl::StrCat(GRANARY_SOURCE_DIR, "/configs/movielens_", model, ".pbtxt"));
@@ -198,6 +207,37 @@ absl::StatusOr<Row> TrainOnce(const std::string& model, int threads, const std::
   options.num_servers = 1;
   options.num_workers = 1;
   options.config = cluster_config;
+  // The key frames as sent (Elias-Fano) beside what delta varints of the same sorted unique keys
+  // would take: the first key's varint, then each gap's.
+  struct KeyTally {
+    uint64_t frames = 0;
+    uint64_t keys = 0;
+    uint64_t elias_fano_bytes = 0;
+    uint64_t varint_bytes = 0;
+  };
+  std::mutex key_mutex;
+  std::map<std::string, KeyTally> key_tally;
+  if (wire.keys != proto::KEYS_RAW) {
+    options.on_encoded_keys = [&](const std::string& table, absl::Span<const uint64_t> keys) {
+      constexpr int kVarintPayloadBits = 7;
+      uint64_t varint = 0;
+      uint64_t previous = 0;
+      for (uint64_t key : keys) {
+        const uint64_t delta = key - previous;
+        const int bits = delta == 0 ? 1 : 64 - __builtin_clzll(delta);
+        varint += (bits + kVarintPayloadBits - 1) / kVarintPayloadBits;
+        previous = key;
+      }
+      std::lock_guard<std::mutex> lock(key_mutex);
+      KeyTally& tally = key_tally[table];
+      ++tally.frames;
+      tally.keys += keys.size();
+      // A part where Elias-Fano would not be smaller goes raw (KVWorker::Submit).
+      tally.elias_fano_bytes += std::min<uint64_t>(
+          EncodedKeyBytes(proto::KEYS_ELIAS_FANO, keys.size()), keys.size() * sizeof(uint64_t));
+      tally.varint_bytes += varint;
+    };
+  }
   InProcessCluster cluster(options);
   absl::Status status = cluster.Start();
   if (!status.ok()) return status;
@@ -212,6 +252,15 @@ absl::StatusOr<Row> TrainOnce(const std::string& model, int threads, const std::
   status = trainer.Run(&reports);
   const double cpu = CpuSeconds() - cpu_start;
   const double wall = absl::ToDoubleSeconds(absl::Now() - start);
+  for (const auto& [table, tally] : key_tally) {
+    const double keys = static_cast<double>(std::max<uint64_t>(tally.keys, 1));
+    absl::PrintF(
+        "  %s, wire %s: table '%s' %d key frames of %.0f keys on average: Elias-Fano %.3f B/key "
+        "(%.3f as counted by the worker), delta varints would take %.3f B/key\n",
+        model, wire.name, table, tally.frames, keys / std::max<uint64_t>(tally.frames, 1),
+        tally.elias_fano_bytes / keys, cluster.worker(0).KeyBytesPerKey(table),
+        tally.varint_bytes / keys);
+  }
   cluster.Stop();
   if (!status.ok()) return status;
 

@@ -233,6 +233,33 @@ TEST(TrainTest, LightWireLearnsWhatFp32LearnsWithHalfTheBytes) {
   EXPECT_NEAR(*lighter.eval[0].auc, *fp32.eval[0].auc, 0.02);
 }
 
+// Elias-Fano keys (wire.keys on every table) are lossless: a bulk-synchronous run learns the
+// model raw keys learn, with the same values received and fewer bytes sent (the key frames'
+// measured size, not 8 bytes a key).
+TEST(TrainTest, EliasFanoKeysLearnWhatRawKeysLearnWithFewerBytesSent) {
+  proto::ClusterConfig encoded = SyntheticClicksClusterConfig();
+  for (proto::TableConfig& table : *encoded.mutable_tables()) {
+    table.mutable_wire()->set_keys(proto::KEYS_ELIAS_FANO);
+  }
+  std::vector<EpochReport> runs[2];
+  for (int run = 0; run < 2; ++run) {
+    const std::string dir =
+        absl::StrCat(::testing::TempDir(), "/train_test_keys", run, "-", getpid());
+    std::vector<std::vector<EpochReport>> reports =
+        TrainOnCluster(dir, 1, 1, /*max_staleness=*/0, TrainJob(), WriteSyntheticClicks, nullptr,
+                       run == 0 ? SyntheticClicksClusterConfig() : encoded);
+    ASSERT_EQ(reports.size(), 1u);
+    ExpectLearnedTheClickModel(reports[0]);
+    runs[run] = reports[0];
+  }
+  const EpochReport& raw = runs[0].back();
+  const EpochReport& elias_fano = runs[1].back();
+  ASSERT_EQ(raw.train_samples, elias_fano.train_samples);
+  EXPECT_EQ(elias_fano.bytes_received, raw.bytes_received);
+  EXPECT_LT(elias_fano.bytes_sent, raw.bytes_sent);
+  EXPECT_NEAR(*elias_fano.eval[0].auc, *raw.eval[0].auc, 1e-6);
+}
+
 // Poisoned input (PoisonedLinesCostTheirLinesAndNothingElse): one poisoned line after every
 // kPoisonEvery-th data line of train.tsv, so they reach many chunks, both workers and every
 // part of the file.

@@ -196,6 +196,23 @@ TEST_F(ConfigTest, WireEncodingDefaultsToFp32AndRefusesInt8Pulls) {
   EXPECT_EQ(config->tables(0).wire().push_values(), proto::VALUES_INT8);
   EXPECT_EQ(config->tables(1).wire().pull_values(), proto::VALUES_FP32);
   EXPECT_EQ(config->tables(1).wire().push_values(), proto::VALUES_FP32);
+  EXPECT_EQ(config->tables(1).wire().keys(), proto::KEYS_RAW);
+
+  path = Write(
+      "tables { name: \"e\" dim: 4 optimizer { sgd { learning_rate: 1 } }\n"
+      "  wire { keys: KEYS_ELIAS_FANO } }\n");
+  config = LoadClusterConfig(path);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->tables(0).wire().keys(), proto::KEYS_ELIAS_FANO);
+
+  path = Write(
+      "tables { name: \"e\" dim: 4 optimizer { sgd { learning_rate: 1 } }\n"
+      "  wire { keys: 7 } }\n");
+  config = LoadClusterConfig(path);
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find("table 'e' has an unknown keys encoding 7"),
+            std::string::npos)
+      << config.status();
 }
 
 TEST_F(ConfigTest, MissingOptimizerAndDuplicateNamesAreErrors) {

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "common/wire_codec.h"
 #include "gtest/gtest.h"
 
 namespace granary {
@@ -21,6 +22,10 @@ TableShape DimOf(const std::string& name) {
   if (name == "wide") return kWideDim;
   // "light": dim 16 on the light wire, an int8 push row of 4 + 16 bytes.
   if (name == "light") return TableShape(16, proto::VALUES_FP16, proto::VALUES_INT8);
+  // "ef": "emb" with Elias-Fano keys.
+  if (name == "ef") {
+    return TableShape(kEmbDim, proto::VALUES_FP32, proto::VALUES_FP32, proto::KEYS_ELIAS_FANO);
+  }
   return 0;
 }
 
@@ -46,9 +51,11 @@ class RequestCheckTest : public ::testing::Test {
     return request;
   }
 
-  absl::Status Check(const Message& request) const {
-    return CheckRequest(request, kSender, bounds_, DimOf);
+  // CheckRequest may replace an encoded key frame by the decoded keys: `request` shows them.
+  absl::Status Check(Message& request) const {
+    return CheckRequest(&request, kSender, bounds_, DimOf);
   }
+  absl::Status Check(Message&& request) const { return Check(request); }
 
   const std::vector<KeyRange> ranges_ = {{0, 999}, {5000, 5999}};
   RequestBounds bounds_;
@@ -213,6 +220,78 @@ TEST_F(RequestCheckTest, ValuesMustComeInTheTablesWireEncoding) {
       absl::IsInvalidArgument(Check(request(proto::PULL, "emb", 3, proto::VALUES_FP16, 0))));
   status = Check(request(proto::PUSH, "light", 1, static_cast<proto::ValueEncoding>(77), 20));
   EXPECT_NE(status.message().find("encoded #77"), std::string::npos) << status;
+}
+
+// A request to table "ef" whose key frame is `words` (an Elias-Fano frame) declared as `count`.
+Message EliasFanoRequest(proto::Command command, const std::vector<uint64_t>& words, uint64_t count,
+                         size_t value_floats) {
+  Message message;
+  message.header = MakeHeader(command, "cluster", proto::WORKER, 5);
+  message.header.set_table("ef");
+  message.header.set_shard_map_version(kVersion);
+  message.header.set_key_encoding(proto::KEYS_ELIAS_FANO);
+  message.header.set_key_count(count);
+  message.keys = zmq::message_t(words.data(), words.size() * sizeof(uint64_t));
+  message.values = zmq::message_t(value_floats * sizeof(float));
+  return message;
+}
+
+TEST_F(RequestCheckTest, EliasFanoKeysAreDecodedCheckedAndRangeChecked) {
+  const std::vector<uint64_t> keys = {1, 999, 5000, 5999};
+  Message pull = EliasFanoRequest(proto::PULL, EncodeKeys(proto::KEYS_ELIAS_FANO, keys), 4, 0);
+  ASSERT_TRUE(Check(pull).ok()) << Check(pull);
+  // The key frame now holds the decoded raw keys.
+  ASSERT_EQ(pull.keys.size(), keys.size() * sizeof(uint64_t));
+  EXPECT_EQ(std::vector<uint64_t>(static_cast<const uint64_t*>(pull.keys.data()),
+                                  static_cast<const uint64_t*>(pull.keys.data()) + keys.size()),
+            keys);
+  EXPECT_TRUE(Check(EliasFanoRequest(proto::PUSH, EncodeKeys(proto::KEYS_ELIAS_FANO, keys), 4,
+                                     keys.size() * kEmbDim))
+                  .ok());
+
+  // Raw keys are taken by any table (a worker sends a part raw where Elias-Fano would not be
+  // smaller); an encoding the table does not use is refused.
+  EXPECT_TRUE(Check(Request(proto::PULL, "ef", keys, {})).ok());
+  Message encoded_to_raw =
+      EliasFanoRequest(proto::PULL, EncodeKeys(proto::KEYS_ELIAS_FANO, keys), 4, 0);
+  encoded_to_raw.header.set_table("emb");
+  absl::Status status = Check(encoded_to_raw);
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_NE(status.message().find("PULL to table 'emb' from worker 5 (request 99) has keys encoded "
+                                  "KEYS_ELIAS_FANO, but the server's table takes KEYS_RAW ("),
+            std::string::npos)
+      << status;
+
+  // The header's count is bounded before anything is decoded or allocated.
+  status = Check(EliasFanoRequest(proto::PULL, EncodeKeys(proto::KEYS_ELIAS_FANO, keys),
+                                  uint64_t{1} << 62, 0));
+  EXPECT_TRUE(absl::IsResourceExhausted(status)) << status;
+  EXPECT_NE(status.message().find("--max_request_keys"), std::string::npos) << status;
+
+  // A truncated frame, a lying count, repeated keys: refused naming the sender and the table.
+  std::vector<uint64_t> truncated = EncodeKeys(proto::KEYS_ELIAS_FANO, keys);
+  truncated.pop_back();
+  status = Check(EliasFanoRequest(proto::PULL, truncated, 4, 0));
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_NE(status.message().find("PULL to table 'ef' from worker 5 (request 99): a key frame of"),
+            std::string::npos)
+      << status;
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      Check(EliasFanoRequest(proto::PULL, EncodeKeys(proto::KEYS_ELIAS_FANO, keys), 3, 0))));
+  status =
+      Check(EliasFanoRequest(proto::PULL, EncodeKeys(proto::KEYS_ELIAS_FANO, {7, 7, 8, 9}), 4, 0));
+  EXPECT_TRUE(absl::IsInvalidArgument(status)) << status;
+  EXPECT_NE(status.message().find("from worker 5 (request 99): an Elias-Fano key frame of 4 keys "
+                                  "is not strictly ascending"),
+            std::string::npos)
+      << status;
+
+  // Decoded keys go through the range checks.
+  status =
+      Check(EliasFanoRequest(proto::PULL, EncodeKeys(proto::KEYS_ELIAS_FANO, {1, 1000}), 2, 0));
+  EXPECT_TRUE(absl::IsOutOfRange(status)) << status;
+  EXPECT_NE(status.message().find("key 0x00000000000003e8 in table 'ef'"), std::string::npos)
+      << status;
 }
 
 }  // namespace

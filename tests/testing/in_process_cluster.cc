@@ -118,6 +118,7 @@ absl::Status InProcessCluster::Start() {
   worker_options.curve = options_.curve;
   worker_options.request_timeout = options_.request_timeout;
   worker_options.max_channels = options_.max_channels;
+  worker_options.on_encoded_keys = options_.on_encoded_keys;
   for (auto& client : worker_clients_) {
     workers_.push_back(std::make_unique<KVWorker>(&context_, client->view(), worker_options));
     absl::Status status = workers_.back()->Start();

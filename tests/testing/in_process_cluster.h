@@ -7,12 +7,16 @@
 #define GRANARY_TESTS_TESTING_IN_PROCESS_CLUSTER_H_
 
 #include <atomic>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/types/span.h"
 #include "common/curve_keys.h"
 #include "common/proto/config.pb.h"
 #include "common/scheduler_client.h"
@@ -48,6 +52,8 @@ struct InProcessClusterOptions {
   size_t cache_bytes = size_t{64} << 20;
   absl::Duration request_timeout = absl::Seconds(30);
   int max_channels = 32;  // KVWorkerOptions::max_channels
+  // KVWorkerOptions::on_encoded_keys of every worker.
+  std::function<void(const std::string& table, absl::Span<const uint64_t> keys)> on_encoded_keys;
   // SchedulerOptions::checkpoint_dir and checkpoint_every_chunks; servers follow the
   // scheduler's orders (FollowScheduler) on a thread each.
   std::string checkpoint_dir;

@@ -1,6 +1,7 @@
 #include "worker/kv_worker.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -300,6 +301,73 @@ TEST(KVWorkerWireTest, LightWireTrainsWhatFp32Would) {
   std::vector<float> dense;
   ASSERT_TRUE(worker.Wait(worker.PullDense("mlp", &dense)).ok());
   for (int i = 0; i < 10; ++i) EXPECT_EQ(dense[i], -0.25f) << i;
+}
+
+// Tables with Elias-Fano keys (TableConfig.wire.keys) over two servers train exactly as the
+// same tables with raw keys: the same pushes of unsorted keys with repeats (and keys at the
+// ends of the key space) leave bit-identical rows, and the key frames are smaller.
+TEST(KVWorkerWireTest, EliasFanoKeysTrainExactlyAsRawKeys) {
+  std::vector<uint64_t> keys = HashedKeys(2000, "keys");
+  keys.push_back(keys[7]);  // a repeat
+  keys.push_back(0);
+  keys.push_back(std::numeric_limits<uint64_t>::max());
+  std::reverse(keys.begin(), keys.end());  // unsorted
+  std::vector<float> grads(keys.size() * 4);
+  for (size_t i = 0; i < grads.size(); ++i) grads[i] = 0.001f * static_cast<float>(i % 97);
+  std::vector<float> dense_grads(10);
+  for (int i = 0; i < 10; ++i) dense_grads[i] = 0.1f * static_cast<float>(i);
+
+  std::vector<std::vector<float>> trained;
+  std::vector<std::vector<float>> dense_trained;
+  for (proto::KeyEncoding encoding : {proto::KEYS_RAW, proto::KEYS_ELIAS_FANO}) {
+    InProcessClusterOptions options;
+    options.num_servers = 2;
+    options.num_workers = 1;
+    options.config = SgdTablesConfig({{"emb", 4}, {"mlp", 2}}, 0.5f);
+    options.config.mutable_tables(1)->set_dense_size(10);
+    for (int t = 0; t < 2; ++t) {
+      options.config.mutable_tables(t)->mutable_wire()->set_keys(encoding);
+    }
+    // The benchmark hook sees every part's sorted unique keys, only of encoded tables.
+    std::atomic<size_t> observed_emb_keys{0};
+    std::atomic<bool> observed_unsorted{false};
+    options.on_encoded_keys = [&](const std::string& table, absl::Span<const uint64_t> part) {
+      if (table == "emb") observed_emb_keys += part.size();
+      for (size_t i = 1; i < part.size(); ++i)
+        observed_unsorted = observed_unsorted || part[i] <= part[i - 1];
+    };
+    InProcessCluster cluster(options);
+    ASSERT_TRUE(cluster.Start().ok());
+    KVWorker& worker = cluster.worker(0);
+    for (int step = 0; step < 3; ++step) {
+      absl::Status pushed = worker.Wait(worker.Push("emb", keys, grads));
+      ASSERT_TRUE(pushed.ok()) << pushed;
+      ASSERT_TRUE(worker.Wait(worker.PushDense("mlp", dense_grads)).ok());
+    }
+    std::vector<float> rows;
+    absl::Status pulled = worker.Wait(worker.Pull("emb", keys, &rows));
+    ASSERT_TRUE(pulled.ok()) << pulled;
+    std::vector<float> dense;
+    ASSERT_TRUE(worker.Wait(worker.PullDense("mlp", &dense)).ok());
+    trained.push_back(rows);
+    dense_trained.push_back(dense);
+    EXPECT_FALSE(observed_unsorted);
+    // 3 pushes and a pull of the 2,002 unique keys.
+    EXPECT_EQ(observed_emb_keys, encoding == proto::KEYS_RAW ? 0u : 4u * (keys.size() - 1));
+    if (encoding == proto::KEYS_RAW) {
+      EXPECT_EQ(worker.KeyBytesPerKey("emb"), 8.0);
+    } else {
+      // ~1,000 hashed keys per server: 2 + 64 - 10 bits a key.
+      EXPECT_LT(worker.KeyBytesPerKey("emb"), 7.2);
+      EXPECT_GT(worker.KeyBytesPerKey("emb"), 6.5);
+    }
+  }
+  ASSERT_EQ(trained[0].size(), keys.size() * 4);
+  EXPECT_EQ(trained[1], trained[0]);
+  EXPECT_EQ(dense_trained[1], dense_trained[0]);
+  // Trained at all: the repeated key took both of its gradients, -0.5 x 3 steps x their sum.
+  const size_t repeat = keys.size() - 1 - 7;  // keys[7] before the reversal
+  EXPECT_FLOAT_EQ(trained[1][repeat * 4 + 1], -1.5f * (grads[repeat * 4 + 1] + grads[2 * 4 + 1]));
 }
 
 // Whether a DEALER set up by `configure` gets any reply from the server at `server` to a

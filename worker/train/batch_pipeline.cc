@@ -121,8 +121,11 @@ void BatchPipelineImpl::IssuePulls(PullMode mode, Slot* slot) {
   slot->dense_request = kv_.Pull(parameters_.dense_table, dense_keys, &slot->dense, mode);
   slot->pulling = true;
   if (mode == PullMode::kTrain) {
-    const int64_t keys = static_cast<int64_t>(slot->input->keys.size() + dense_keys.size());
-    counters_.bytes_sent += keys * static_cast<int64_t>(sizeof(uint64_t));
+    // Keys at their wire size (TableConfig.wire.keys): 8 bytes a key on the raw wire.
+    counters_.bytes_sent += static_cast<int64_t>(static_cast<double>(slot->input->keys.size()) *
+                                                     kv_.KeyBytesPerKey(parameters_.sparse_table) +
+                                                 static_cast<double>(dense_keys.size()) *
+                                                     kv_.KeyBytesPerKey(parameters_.dense_table));
     // Values at their wire size (TableConfig.wire): 4 bytes a float on the fp32 wire.
     counters_.bytes_received +=
         static_cast<int64_t>(slot->input->keys.size() * kv_.PullRowBytes(parameters_.sparse_table) +
@@ -235,9 +238,13 @@ absl::Status BatchPipelineImpl::TrainStep(Slot& slot) {
                              absl::MakeConstSpan(d_rows_.data(), d_rows_.size())));
   pushes_.push_back(kv_.Push(parameters_.dense_table, dense_keys, grads_));
   pushed_.push_back(slot.ticket);
-  counters_.bytes_sent += static_cast<int64_t>(
-      slot.input->keys.size() * (sizeof(uint64_t) + kv_.PushRowBytes(parameters_.sparse_table)) +
-      dense_keys.size() * (sizeof(uint64_t) + kv_.PushRowBytes(parameters_.dense_table)));
+  counters_.bytes_sent +=
+      static_cast<int64_t>(static_cast<double>(slot.input->keys.size()) *
+                               (kv_.KeyBytesPerKey(parameters_.sparse_table) +
+                                static_cast<double>(kv_.PushRowBytes(parameters_.sparse_table))) +
+                           static_cast<double>(dense_keys.size()) *
+                               (kv_.KeyBytesPerKey(parameters_.dense_table) +
+                                static_cast<double>(kv_.PushRowBytes(parameters_.dense_table))));
   return absl::OkStatus();
 }
 
