@@ -187,18 +187,12 @@ int64_t KVWorker::Push(const std::string& table, std::vector<uint64_t>&& keys,
               std::make_shared<const std::vector<float>>(std::move(grads)));
 }
 
-zmq::message_t KVWorker::KeyFrame(const Arrays& arrays, size_t begin, size_t end) {
-  const uint64_t* keys = arrays.keys.data() + begin;
-  const size_t bytes = (end - begin) * sizeof(uint64_t);
-  if (arrays.key_owner != nullptr) return FrameOfShared(arrays.key_owner, keys, bytes);
-  return zmq::message_t(keys, bytes);
-}
-
-zmq::message_t KVWorker::GradFrame(const Arrays& arrays, size_t begin, size_t end, size_t dim) {
-  const float* grads = arrays.grads.data() + begin * dim;
-  const size_t bytes = (end - begin) * dim * sizeof(float);
-  if (arrays.grad_owner != nullptr) return FrameOfShared(arrays.grad_owner, grads, bytes);
-  return zmq::message_t(grads, bytes);
+zmq::message_t KVWorker::SliceFrame(const std::shared_ptr<const void>& owner, const void* data,
+                                    size_t begin, size_t end, size_t row_bytes) {
+  const void* slice = static_cast<const uint8_t*>(data) + begin * row_bytes;
+  const size_t bytes = (end - begin) * row_bytes;
+  if (owner != nullptr) return FrameOfShared(owner, slice, bytes);
+  return zmq::message_t(slice, bytes);
 }
 
 void PulledRows::Reset(int dim, size_t num_rows, size_t num_parts) {
@@ -372,7 +366,8 @@ int64_t KVWorker::Submit(proto::Command command, const std::string& table, Array
       options_.on_encoded_keys(table, arrays.keys.subspan(slice.begin, part_size));
     }
     if (!encode_keys) {
-      message.keys = KeyFrame(arrays, slice.begin, slice.end);
+      message.keys = SliceFrame(arrays.key_owner, arrays.keys.data(), slice.begin, slice.end,
+                                sizeof(uint64_t));
     } else {
       // An encoded key frame: the part's sorted unique keys, encoded into a new array the frame
       // owns.
@@ -388,11 +383,11 @@ int64_t KVWorker::Submit(proto::Command command, const std::string& table, Array
       tally.bytes.fetch_add(message.keys.size(), std::memory_order_relaxed);
     }
     if (encoded_grads != nullptr) {
-      message.values =
-          FrameOfShared(encoded_grads, encoded_grads->data() + slice.begin * encoded_row_bytes,
-                        (slice.end - slice.begin) * encoded_row_bytes);
+      message.values = SliceFrame(encoded_grads, encoded_grads->data(), slice.begin, slice.end,
+                                  encoded_row_bytes);
     } else if (command == proto::PUSH) {
-      message.values = GradFrame(arrays, slice.begin, slice.end, dim);
+      message.values = SliceFrame(arrays.grad_owner, arrays.grads.data(), slice.begin, slice.end,
+                                  dim * sizeof(float));
     }
     outgoing.emplace_back(slice.server_rank, std::move(message));
   }

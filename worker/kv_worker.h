@@ -283,10 +283,11 @@ class KVWorker {
   };
   int64_t Submit(proto::Command command, const std::string& table, Arrays arrays, PullOutput output,
                  PullMode mode);
-  // The key frame and value frame of part [begin, end) of a request's unique keys: views of
-  // arrays the request owns or shares, or copies of the caller's spans.
-  static zmq::message_t KeyFrame(const Arrays& arrays, size_t begin, size_t end);
-  static zmq::message_t GradFrame(const Arrays& arrays, size_t begin, size_t end, size_t dim);
+  // The frame of part [begin, end) of a request's unique keys, gradients or encoded gradients
+  // (rows of `row_bytes` bytes at `data`): a view that holds a reference to `owner`, or a copy
+  // if `owner` is null (the caller's span).
+  static zmq::message_t SliceFrame(const std::shared_ptr<const void>& owner, const void* data,
+                                   size_t begin, size_t end, size_t row_bytes);
   // A request that failed before it was sent.
   int64_t Reject(proto::Command command, const std::string& table, absl::Status status);
   // The calling thread's channel, connected on first use.
