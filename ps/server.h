@@ -212,7 +212,7 @@ class ParameterServer {
   RejectionLog rejections_;
   int rank_ = -1;
   size_t fault_orders_matched_ = 0;  // of options_.fault_on_order; orders come one at a time
-  std::vector<KeyRange> ranges_;
+  std::vector<KeyRange> ranges_;  // the storage bounds_.ranges views
   // What CheckRequest (ps/request_check.h) accepts: this server's rank, shard-map version,
   // ranges_ and request limits. Set by Start.
   RequestBounds bounds_;
