@@ -142,6 +142,19 @@ absl::Status ValidateMmoe(const proto::MmoeConfig& config, const ConfigLocation&
   return CheckWidths(config.expert_mlp(), "expert_mlp", at);
 }
 
+absl::Status ValidateAutoInt(const proto::AutoIntConfig& config, const ConfigLocation& at,
+                             const proto::DatasetConfig& dataset) {
+  absl::Status status = CheckPooledInputs(config, at, dataset);
+  if (!status.ok()) return status;
+  for (const auto& [name, value] :
+       {std::pair<std::string, uint32_t>{"attention_layers", config.attention_layers()},
+        {"attention_heads", config.attention_heads()},
+        {"attention_head_dim", config.attention_head_dim()}}) {
+    if (value < 1) return ConfigLocation::Invalid(at.At(name), name + " must be >= 1");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateTask(const proto::TaskConfig& task, const ConfigLocation& at,
                           const proto::DatasetConfig& dataset) {
   if (task.head() == proto::TaskConfig::HEAD_KIND_UNSPECIFIED) {
@@ -358,6 +371,9 @@ absl::Status ValidateModelConfig(const proto::ModelConfig& model,
     case proto::ModelConfig::kMmoe:
       status = ValidateMmoe(model.mmoe(), at.Nested(model.mmoe(), "mmoe"), dataset);
       break;
+    case proto::ModelConfig::kAutoint:
+      status = ValidateAutoInt(model.autoint(), at.Nested(model.autoint(), "autoint"), dataset);
+      break;
     case proto::ModelConfig::kTwoTower:
     case proto::ModelConfig::kDat:
     case proto::ModelConfig::kAtnn:
@@ -371,7 +387,7 @@ absl::Status ValidateModelConfig(const proto::ModelConfig& model,
     default:
       return ConfigLocation::Invalid(
           at.Here(),
-          "model has no architecture (dupn, shared_bottom, mmoe, two_tower, dat or atnn)");
+          "model has no architecture (dupn, shared_bottom, mmoe, autoint, two_tower, dat or atnn)");
   }
   if (!status.ok()) return status;
   if (model.tasks().empty()) return ConfigLocation::Invalid(at.Here(), "model has no tasks");

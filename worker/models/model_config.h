@@ -64,7 +64,9 @@ absl::StatusOr<const proto::ColumnConfig*> ColumnFor(const proto::DatasetConfig&
 //         lstm_hidden and attention_hidden >= 1; >= 1 user_mlp layer;
 //   shared_bottom / mmoe: >= 1 field, each kPooled; >= 1 bottom_mlp / expert_mlp layer;
 //         num_experts >= 1;
-//   dupn, shared_bottom, mmoe: every numeric_fields entry kNumeric;
+//   autoint: >= 1 field, each kPooled; attention_layers, attention_heads and
+//         attention_head_dim >= 1;
+//   dupn, shared_bottom, mmoe, autoint: every numeric_fields entry kNumeric;
 //   two_tower, dat, atnn: as ValidateRetrievalModel;
 // all widths >= 1; >= 1 task, each uniquely named with a head kind and a LABEL column,
 // num_classes >= 2 exactly for MULTICLASS, loss_weight >= 0. InvalidArgument "where: reason"

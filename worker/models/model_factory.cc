@@ -1,6 +1,7 @@
 #include "worker/models/model_factory.h"
 
 #include "worker/models/atnn_model.h"
+#include "worker/models/autoint_model.h"
 #include "worker/models/dupn_model.h"
 #include "worker/models/mmoe_model.h"
 #include "worker/models/model_config.h"
@@ -30,6 +31,8 @@ absl::StatusOr<std::unique_ptr<Model>> CreateModel(const proto::ModelConfig& con
       return AsModel(SharedBottomModel::Create(model, dataset));
     case proto::ModelConfig::kMmoe:
       return AsModel(MmoeModel::Create(model, dataset));
+    case proto::ModelConfig::kAutoint:
+      return AsModel(AutoIntModel::Create(model, dataset));
     case proto::ModelConfig::kTwoTower:
     case proto::ModelConfig::kDat:
       return AsModel(TwoTowerModel::Create(model, dataset));
