@@ -191,6 +191,21 @@ TEST(JobConfigTest, SharedBottomAndMmoeErrorsNameTheLine) {
   EXPECT_TRUE(spec.ok()) << spec.status();
 }
 
+TEST(JobConfigTest, LoadsTheMovieLensAutoIntConfigAndNamesTheLineOfAnError) {
+  absl::StatusOr<JobSpec> spec =
+      LoadJobConfig(absl::StrCat(GRANARY_SOURCE_DIR, "/configs/movielens_autoint.pbtxt"));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->job.model().autoint().attention_layers(), 3u);
+  const std::string path =
+      Write(PooledJob("autoint { fields: \"user_id\" attention_layers: 1 attention_heads: 0\n"
+                      "  attention_head_dim: 4 }"));
+  spec = LoadJobConfig(path);
+  EXPECT_TRUE(absl::IsInvalidArgument(spec.status()));
+  EXPECT_NE(spec.status().message().find(path + ":15: attention_heads must be >= 1"),
+            std::string::npos)
+      << spec.status();
+}
+
 TEST(JobConfigTest, MisspeltFieldIsAParseError) {
   absl::StatusOr<JobSpec> spec = LoadJobConfig(Write("modle {}"));
   EXPECT_TRUE(absl::IsInvalidArgument(spec.status()));
