@@ -155,7 +155,8 @@ TEST(AutoIntTrainTest, LearnsAPlantedPairwiseInteractionBetterThanASharedBottom)
       TrainedAuc(dir, R"(shared_bottom { fields: ["a", "b", "noise"] bottom_mlp: [32, 32] })");
   std::cout << "eval click AUC: Bayes " << bayes_auc << ", autoint " << autoint
             << ", shared_bottom " << shared_bottom << "\n";
-  // Measured (4 epochs, 2026-12-07): Bayes 0.885, autoint 0.849, shared_bottom 0.761.
+  // Measured (4 epochs, 2026-12-07, four runs): Bayes 0.885, autoint 0.839-0.849, shared_bottom
+  // 0.761-0.770.
   EXPECT_GE(autoint, 0.5 + kShareOfBayes * (bayes_auc - 0.5));
   EXPECT_GE(autoint, shared_bottom + kMarginOverSharedBottom);
   std::filesystem::remove_all(dir);
