@@ -1,0 +1,117 @@
+// LookalikeScorer: the look-alike stage of RALM (Liu et al., KDD 2019): scores a target user
+// against an item represented by its seed users' centroids (worker/models/seed_store.h).
+//
+// For sample b with user vector u [1, d] and its item's k centroids C [k, d] (rows c_1..c_k):
+//   global attention (the seeds among themselves):
+//     e_i = tanh(c_i W_g + b_g) . v_g,      a = softmax(e),   g = sum_i a_i c_i
+//   local attention (the target user against the seeds):
+//     f_i = s_l * tanh(c_i W_l . u),        a' = softmax(f),  l = sum_i a'_i c_i
+//   score = w_g cos(u, g) + w_l cos(u, l) + bias            (a logit)
+// The paper's local attention is softmax(tanh(E_s^T W_l E_u)); the trained sharpness s_l lets it
+// concentrate on one of many centroids, which tanh alone bounds to weights within e^2 of each
+// other. The paper weighs the two cosines by fixed α and β; here w_g, w_l and the bias are
+// trained, so the score is a calibrated logit for the click loss.
+//
+// No weight belongs to an item, so an item the scorer never saw in training is scored as soon
+// as it has seeds. Fed one centroid per item, the mean of its seeds (SeedStore::ItemSeeds::mean),
+// both attentions are the identity and the scorer is the average-pooled seed set, RALM's
+// ablation: (w_g + w_l) cos(u, mean) + bias.
+//
+// Parameters: "<name>/global_weight" [d, attention_dim], "<name>/global_bias" [1, attention_dim],
+// "<name>/global_score" [attention_dim, 1], "<name>/local_weight" [d, d] (Glorot uniform, the bias
+// zeros), "<name>/local_sharpness" [1, 1], "<name>/merge_weight" [1, 2] (w_g, w_l) and
+// "<name>/merge_bias" [1, 1], set from the options and kept by ParameterSet::Initialize.
+// A sample whose item has no centroid scores the bias alone.
+//
+// Not thread-safe: the scorer keeps its activations between Forward and Backward.
+#ifndef GRANARY_WORKER_MODELS_RALM_LOOKALIKE_H_
+#define GRANARY_WORKER_MODELS_RALM_LOOKALIKE_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "worker/nn/parameter_set.h"
+#include "worker/nn/tensor.h"
+
+namespace granary {
+
+struct LookalikeOptions {
+  // Width of the global attention's hidden layer. Default 16.
+  int attention_dim = 16;
+  // The starting s_l. Default 4: the nearest of a few centroids already leads.
+  float initial_local_sharpness = 4.0f;
+  // The starting w_g and w_l: a cosine of 1 is a logit of this much. Default 5, the scale of a
+  // cosine divided by a typical retrieval temperature.
+  float initial_merge_weight = 5.0f;
+};
+
+class LookalikeScorer {
+ public:
+  // Adds the parameters named above to *params, which must outlive the scorer. REQUIRES:
+  // dim >= 1, options.attention_dim >= 1.
+  LookalikeScorer(nn::ParameterSet* params, absl::string_view name, int dim,
+                  const LookalikeOptions& options);
+  LookalikeScorer(const LookalikeScorer&) = delete;
+  LookalikeScorer& operator=(const LookalikeScorer&) = delete;
+
+  // Returns the logits [B, 1], valid until the next Forward. `users` is [B, d]; `seeds` [S, d]
+  // holds every sample's centroids, sample b's being rows [offsets[b], offsets[b + 1]).
+  // REQUIRES: offsets has B + 1 non-decreasing entries from 0 to S; `users`, `seeds` and
+  // `offsets` stay alive and unchanged until Backward returns.
+  const nn::Matrix& Forward(const nn::Matrix& users, const nn::Matrix& seeds,
+                            absl::Span<const int32_t> offsets);
+
+  // Given d_logits [B, 1] for the last Forward, adds the parameter gradients into their
+  // blocks' grad and computes d_users() [B, d] and d_seeds() [S, d], valid until the next
+  // Backward.
+  void Backward(const nn::Matrix& d_logits);
+  const nn::Matrix& d_users() const { return d_users_; }
+  const nn::Matrix& d_seeds() const { return d_seeds_; }
+
+  // [S, 1]: the global and local attention weights of the last Forward, per centroid.
+  const nn::Matrix& global_weights() const { return global_weights_; }
+  const nn::Matrix& local_weights() const { return local_weights_; }
+
+ private:
+  const int dim_;
+  nn::ParamBlock* const global_weight_;
+  nn::ParamBlock* const global_bias_;
+  nn::ParamBlock* const global_score_;
+  nn::ParamBlock* const local_weight_;
+  nn::ParamBlock* const local_sharpness_;
+  nn::ParamBlock* const merge_weight_;
+  nn::ParamBlock* const merge_bias_;
+
+  // From the last Forward.
+  const nn::Matrix* users_ = nullptr;
+  const nn::Matrix* seeds_ = nullptr;
+  std::vector<int32_t> offsets_;
+  nn::Matrix global_hidden_;   // [S, attention_dim]: tanh(C W_g + b_g)
+  nn::Matrix global_scores_;   // [S, 1]: e
+  nn::Matrix global_weights_;  // [S, 1]: a
+  nn::Matrix user_queries_;    // [B, d]: u W_l^T, so that c_i W_l . u = c_i . (u W_l^T)
+  nn::Matrix local_tanh_;      // [S, 1]: tanh(c_i W_l . u)
+  nn::Matrix local_scores_;    // [S, 1]: f
+  nn::Matrix local_weights_;   // [S, 1]: a'
+  nn::Matrix pooled_;          // [B, 2d]: g | l
+  nn::Matrix cosines_;         // [B, 2]: cos(u, g) | cos(u, l)
+  nn::Matrix logits_;          // [B, 1]
+
+  // Backward results and scratch.
+  nn::Matrix d_users_;
+  nn::Matrix d_seeds_;
+  nn::Matrix d_user_queries_;                         // [B, d]
+  nn::Matrix d_global_scores_;                        // [S, 1]
+  nn::Matrix d_global_weights_;                       // [S, 1]
+  nn::Matrix d_local_weights_;                        // [S, 1]
+  nn::Matrix d_local_scores_;                         // [S, 1]
+  nn::Matrix d_hidden_;                               // [S, attention_dim]
+  nn::Matrix d_products_;                             // [k, 1]: one sample's d (c_i . q_b)
+  Eigen::Matrix<float, 1, Eigen::Dynamic> d_pooled_;  // one sample's d g or d l
+};
+
+}  // namespace granary
+
+#endif  // GRANARY_WORKER_MODELS_RALM_LOOKALIKE_H_
