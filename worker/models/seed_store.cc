@@ -1,5 +1,7 @@
 #include "worker/models/seed_store.h"
 
+#include <cmath>
+
 #include "glog/logging.h"
 
 namespace granary {
@@ -45,7 +47,19 @@ int SeedStore::Refresh() {
     if (!entry.changed) continue;
     const auto seeds = entry.seeds.topRows(entry.count);
     KMeans(seeds, options_.clustering, &scratch_);
-    entry.clusters.centroids = scratch_.centroids;
+    // A cluster k-means left empty is no part of the item.
+    int kept = 0;
+    for (int32_t size : scratch_.sizes) kept += size > 0;
+    entry.clusters.centroids.resize(kept, dim_);
+    entry.clusters.log_shares.resize(kept, 1);
+    int row = 0;
+    for (size_t c = 0; c < scratch_.sizes.size(); ++c) {
+      if (scratch_.sizes[c] == 0) continue;
+      entry.clusters.centroids.row(row) = scratch_.centroids.row(c);
+      entry.clusters.log_shares(row, 0) =
+          std::log(static_cast<float>(scratch_.sizes[c]) / static_cast<float>(entry.count));
+      ++row;
+    }
     entry.clusters.mean = seeds.colwise().mean();
     entry.clusters.num_seeds = entry.count;
     entry.changed = false;

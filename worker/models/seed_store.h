@@ -41,8 +41,9 @@ class SeedStore {
  public:
   // What the scorer reads of an item after a Refresh.
   struct ItemSeeds {
-    nn::Matrix centroids;  // [k, dim], k = min(K, seeds)
-    nn::Matrix mean;       // [1, dim]: the mean of the seeds (the average-pooled ablation)
+    nn::Matrix centroids;   // [k, dim], k <= min(K, seeds): the clusters that have seeds
+    nn::Matrix log_shares;  // [k, 1]: log(seeds of the centroid / seeds of the item)
+    nn::Matrix mean;        // [1, dim]: the mean of the seeds (the average-pooled ablation)
     int num_seeds = 0;
   };
 

@@ -1,5 +1,7 @@
 #include "worker/models/seed_store.h"
 
+#include <cmath>
+
 #include "gtest/gtest.h"
 
 namespace granary {
@@ -55,6 +57,7 @@ TEST(SeedStoreTest, KeepsTheMostRecentSeedsClusteredIntoAtMostK) {
   EXPECT_TRUE(seeds->centroids.row(first_is_x ? 0 : 1).isApprox(Vector(2, 0, 0)));
   EXPECT_TRUE(seeds->centroids.row(first_is_x ? 1 : 0).isApprox(Vector(0, 11, 0)));
   EXPECT_TRUE(seeds->mean.isApprox(Vector(1, 5.5f, 0)));
+  EXPECT_TRUE(seeds->log_shares.isApprox(nn::Matrix::Constant(2, 1, std::log(0.5f))));
 }
 
 TEST(SeedStoreTest, DropsTheLeastRecentlyClickedItemWhenFull) {
