@@ -141,6 +141,36 @@ Figures TrainAndEvaluate(const World& world, RalmLookalikeTrainerOptions::Poolin
   return FiguresOf(world, scores);
 }
 
+// A stream of one item: three clicks, then a fourth user shown it. Each impression is scored
+// before its own click joins the seeds, and evaluation refreshes the seeds without touching
+// the weights.
+TEST(RalmLookalikeTrainerTest, EvaluationScoresANewItemFromItsFirstClicksWithoutTraining) {
+  UserVectors users;
+  users.vectors.resize(4, 2);
+  users.vectors << 1, 0, 0.9f, 0.1f, 1, 0.2f, 0.95f, 0;
+  for (int u = 0; u < 4; ++u) users.row_of[u] = u;
+  RalmLookalikeTrainerOptions options;
+  options.batch_size = 1;
+  options.refresh_interval = 1;
+  RalmLookalikeTrainer trainer(&users, options);
+  std::vector<float> before;
+  trainer.params().FlattenValues(&before);
+  constexpr uint64_t kNewItem = 99;
+  const std::vector<Impression> stream = {
+      {0, kNewItem, 1}, {1, kNewItem, 1}, {2, kNewItem, 1}, {3, kNewItem, 0}};
+  std::vector<float> scores(stream.size());
+  trainer.Evaluate(stream, absl::MakeSpan(scores));
+  const float bias = trainer.params().Find("ralm/merge_bias")->value(0, 0);
+  EXPECT_EQ(scores[0], bias) << "the first click had no seed yet, not even itself";
+  EXPECT_GT(scores[1], bias);
+  EXPECT_GT(scores[3], bias) << "three clicks, and the fourth user is like them";
+  ASSERT_NE(trainer.seed_store().Find(kNewItem), nullptr);
+  EXPECT_EQ(trainer.seed_store().Find(kNewItem)->num_seeds, 3);
+  std::vector<float> after;
+  trainer.params().FlattenValues(&after);
+  EXPECT_EQ(before, after);
+}
+
 TEST(RalmLookalikeTrainerTest, AttentionOverSeedsBeatsAveragePooledSeedsOnNewItems) {
   const World world = MakeWorld(17);
   std::vector<float> truth(world.eval_click_probability.begin(),
