@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -55,12 +56,18 @@ DEFINE_int32(batch_size, 256, "Ratings per Adam step.");
 DEFINE_int32(refresh_interval, 256, "Ratings between two re-clusterings of the seeds.");
 DEFINE_double(learning_rate, 0.01, "Adam's step size.");
 DEFINE_int32(precision_k, 10, "K of precision@K: the top users of each movie.");
+DEFINE_int32(negatives_per_rating, 0,
+             "Sampled non-clicks added after each rating: earlier likers shown the same movie.");
 DEFINE_uint64(seed, 1, "Seeds the look-alike weights and the k-means draws.");
+DEFINE_double(initial_merge_weight, 5.0,
+              "The starting weight of each cosine in the look-alike score (LookalikeOptions).");
 
 namespace granary {
 namespace {
 
 constexpr float kClick = 0.5f;
+// Draws per sampled non-click before giving up (the drawn user may be the rating's own).
+constexpr int kMaxNegativeDraws = 16;
 
 struct Rating {
   uint64_t user = 0;
@@ -187,34 +194,50 @@ absl::Status Run() {
   absl::Status status = ReadRatings(FLAGS_data_dir + "/eval.tsv.gz", true, &ratings);
   if (!status.ok()) return status;
 
-  // Stage 1: each rating's user vector from the user's earlier likes. The trainer's "user" of a
-  // rating is its index, so a user's vector can change from one rating to the next.
+  // Stage 1: each impression's user vector from the user's earlier likes. The trainer's "user"
+  // of an impression is its index, so a user's vector can change from one to the next.
   const int dim = items->dim;
   UserVectors vectors;
-  vectors.vectors.resize(static_cast<Eigen::Index>(ratings.size()), dim);
+  std::vector<float> rows;
   absl::flat_hash_map<uint64_t, Eigen::VectorXf> liked_sum;
+  std::vector<uint64_t> likers;  // users with a like so far, in order of their first
   std::vector<Impression> train, eval;
   std::vector<Rating> eval_ratings;
   absl::flat_hash_set<uint64_t> train_items;
-  for (size_t i = 0; i < ratings.size(); ++i) {
-    const Rating& rating = ratings[i];
-    auto sum = liked_sum.find(rating.user);
-    if (sum != liked_sum.end() && sum->second.norm() > 0) {
-      vectors.vectors.row(i) = sum->second.normalized().transpose();
-      vectors.row_of[i] = static_cast<int32_t>(i);
+  const auto add_impression = [&](uint64_t user, uint64_t item, float click, bool in_eval) {
+    const uint64_t key = train.size() + eval.size();
+    auto sum = liked_sum.find(user);
+    if (sum != liked_sum.end()) {
+      vectors.row_of[key] = static_cast<int32_t>(rows.size() / dim);
+      const Eigen::VectorXf normalized = sum->second.normalized();
+      rows.insert(rows.end(), normalized.data(), normalized.data() + dim);
     }
-    (rating.eval ? eval : train).push_back({i, rating.item, rating.click});
-    if (rating.eval) {
-      eval_ratings.push_back(rating);
-    } else {
-      train_items.insert(rating.item);
+    (in_eval ? eval : train).push_back({key, item, click});
+    if (in_eval) eval_ratings.push_back({user, item, click, true});
+  };
+  std::mt19937_64 rng(FLAGS_seed);
+  for (const Rating& rating : ratings) {
+    add_impression(rating.user, rating.item, rating.click, rating.eval);
+    if (!rating.eval) train_items.insert(rating.item);
+    // Sampled non-clicks: earlier likers shown the movie (in eval, those the two-tower has a
+    // vector for, so that every model scores every impression).
+    for (int n = 0; n < FLAGS_negatives_per_rating && !likers.empty(); ++n) {
+      std::uniform_int_distribution<size_t> pick(0, likers.size() - 1);
+      for (int draw = 0; draw < kMaxNegativeDraws; ++draw) {
+        const uint64_t user = likers[pick(rng)];
+        if (user == rating.user || (rating.eval && users->Find(user) == nullptr)) continue;
+        add_impression(user, rating.item, 0.0f, rating.eval);
+        break;
+      }
     }
     const float* item = items->Find(rating.item);
     if (rating.click >= kClick && item != nullptr) {
-      Eigen::Map<const Eigen::VectorXf> item_vector(item, dim);
-      liked_sum.try_emplace(rating.user, Eigen::VectorXf::Zero(dim)).first->second += item_vector;
+      auto [sum, first] = liked_sum.try_emplace(rating.user, Eigen::VectorXf::Zero(dim));
+      if (first) likers.push_back(rating.user);
+      sum->second += Eigen::Map<const Eigen::VectorXf>(item, dim);
     }
   }
+  vectors.vectors = Eigen::Map<const nn::Matrix>(rows.data(), rows.size() / dim, dim);
 
   RalmLookalikeTrainerOptions options;
   options.seeds.max_seeds_per_item = FLAGS_max_seeds;
@@ -225,6 +248,7 @@ absl::Status Run() {
   options.refresh_interval = FLAGS_refresh_interval;
   options.learning_rate = static_cast<float>(FLAGS_learning_rate);
   options.seed = FLAGS_seed;
+  options.scorer.initial_merge_weight = static_cast<float>(FLAGS_initial_merge_weight);
   const auto look_alike = [&](RalmLookalikeTrainerOptions::Pooling pooling) {
     options.pooling = pooling;
     RalmLookalikeTrainer trainer(&vectors, options);
