@@ -16,7 +16,8 @@
 // two-tower scores a rating by <exported user vector, item vector>: the user's vector as of their
 // last eval rating, so slightly ahead of time for earlier ones. Printed per model: AUC of the
 // click label over the scored eval ratings and over those of movies new in the eval file (absent
-// from every train file), and precision@K (lookalike_metrics.h) overall and on new movies.
+// from every train file), and precision@K (lookalike_metrics.h) overall and on new movies. The
+// simple baseline, no model, scores a rating by the number of the user's earlier likes.
 #include <glob.h>
 
 #include <algorithm>
@@ -201,6 +202,8 @@ absl::Status Run() {
   std::vector<float> rows;
   absl::flat_hash_map<uint64_t, Eigen::VectorXf> liked_sum;
   std::vector<uint64_t> likers;  // users with a like so far, in order of their first
+  absl::flat_hash_map<uint64_t, int> like_count;
+  std::vector<float> earlier_likes;  // per eval impression: the simple baseline's score
   std::vector<Impression> train, eval;
   std::vector<Rating> eval_ratings;
   absl::flat_hash_set<uint64_t> train_items;
@@ -213,7 +216,11 @@ absl::Status Run() {
       rows.insert(rows.end(), normalized.data(), normalized.data() + dim);
     }
     (in_eval ? eval : train).push_back({key, item, click});
-    if (in_eval) eval_ratings.push_back({user, item, click, true});
+    if (in_eval) {
+      eval_ratings.push_back({user, item, click, true});
+      auto count = like_count.find(user);
+      earlier_likes.push_back(count == like_count.end() ? 0.0f : static_cast<float>(count->second));
+    }
   };
   std::mt19937_64 rng(FLAGS_seed);
   for (const Rating& rating : ratings) {
@@ -234,6 +241,7 @@ absl::Status Run() {
     if (rating.click >= kClick && item != nullptr) {
       auto [sum, first] = liked_sum.try_emplace(rating.user, Eigen::VectorXf::Zero(dim));
       if (first) likers.push_back(rating.user);
+      ++like_count[rating.user];
       sum->second += Eigen::Map<const Eigen::VectorXf>(item, dim);
     }
   }
@@ -283,7 +291,8 @@ absl::Status Run() {
   std::printf("model\tAUC\tnew AUC\tprecision@%d (movies)\tnew precision@%d (movies)\n",
               FLAGS_precision_k, FLAGS_precision_k);
   for (const auto& [name, scores] :
-       {std::pair<const char*, const std::vector<float>*>{"two_tower", &two_tower},
+       {std::pair<const char*, const std::vector<float>*>{"user's earlier likes", &earlier_likes},
+        {"two_tower", &two_tower},
         {"average-pooled seeds", &average},
         {"ralm", &ralm}}) {
     const ModelFigures f = FiguresOf(eval_ratings, *scores, scored, train_items);
