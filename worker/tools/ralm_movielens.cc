@@ -257,6 +257,9 @@ absl::Status Run() {
   options.learning_rate = static_cast<float>(FLAGS_learning_rate);
   options.seed = FLAGS_seed;
   options.scorer.initial_merge_weight = static_cast<float>(FLAGS_initial_merge_weight);
+  if (absl::Status valid = ValidateRalmLookalikeOptions(options); !valid.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("bad flag: ", valid.message()));
+  }
   const auto look_alike = [&](RalmLookalikeTrainerOptions::Pooling pooling) {
     options.pooling = pooling;
     RalmLookalikeTrainer trainer(&vectors, options);

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 #include "worker/nn/loss.h"
 
@@ -11,7 +12,48 @@ namespace {
 
 constexpr float kClickLabel = 0.5f;
 
+// InvalidArgument "<name> <value>: must be <rule>" unless `ok`.
+template <typename Value>
+absl::Status Require(bool ok, const char* name, Value value, const char* rule) {
+  if (ok) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(name, " ", value, ": must be ", rule));
+}
+
 }  // namespace
+
+absl::Status ValidateRalmLookalikeOptions(const RalmLookalikeTrainerOptions& options) {
+  const SeedStoreOptions& seeds = options.seeds;
+  const LookalikeOptions& scorer = options.scorer;
+  for (absl::Status status : {
+           Require(seeds.max_seeds_per_item >= 1, "seeds.max_seeds_per_item",
+                   seeds.max_seeds_per_item, ">= 1"),
+           Require(seeds.max_items >= 1, "seeds.max_items", seeds.max_items, ">= 1"),
+           Require(seeds.clustering.num_clusters >= 1, "seeds.clustering.num_clusters",
+                   seeds.clustering.num_clusters, ">= 1"),
+           Require(seeds.clustering.max_iterations >= 0, "seeds.clustering.max_iterations",
+                   seeds.clustering.max_iterations, ">= 0"),
+           Require(scorer.attention_dim >= 1, "scorer.attention_dim", scorer.attention_dim, ">= 1"),
+           Require(std::isfinite(scorer.initial_local_sharpness), "scorer.initial_local_sharpness",
+                   scorer.initial_local_sharpness, "finite"),
+           Require(std::isfinite(scorer.initial_merge_weight), "scorer.initial_merge_weight",
+                   scorer.initial_merge_weight, "finite"),
+           Require(std::isfinite(scorer.initial_mass_weight), "scorer.initial_mass_weight",
+                   scorer.initial_mass_weight, "finite"),
+           Require(std::isfinite(scorer.initial_size_weight), "scorer.initial_size_weight",
+                   scorer.initial_size_weight, "finite"),
+           Require(options.batch_size >= 1, "batch_size", options.batch_size, ">= 1"),
+           Require(options.refresh_interval >= 1, "refresh_interval", options.refresh_interval,
+                   ">= 1"),
+           Require(options.learning_rate > 0 && std::isfinite(options.learning_rate),
+                   "learning_rate", options.learning_rate, "finite and > 0"),
+           Require(options.beta1 >= 0 && options.beta1 < 1, "beta1", options.beta1, "in [0, 1)"),
+           Require(options.beta2 >= 0 && options.beta2 < 1, "beta2", options.beta2, "in [0, 1)"),
+           Require(options.epsilon > 0, "epsilon", options.epsilon, "> 0"),
+       }) {
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
 
 RalmLookalikeTrainer::RalmLookalikeTrainer(const UserVectors* users,
                                            const RalmLookalikeTrainerOptions& options)
@@ -19,9 +61,8 @@ RalmLookalikeTrainer::RalmLookalikeTrainer(const UserVectors* users,
       options_(options),
       scorer_(&params_, "ralm", static_cast<int>(users->vectors.cols()), options.scorer),
       store_(std::make_unique<SeedStore>(static_cast<int>(users->vectors.cols()), options.seeds)) {
-  CHECK_GE(options.batch_size, 1);
-  CHECK_GE(options.refresh_interval, 1);
-  CHECK_GT(options.learning_rate, 0);
+  const absl::Status valid = ValidateRalmLookalikeOptions(options);
+  CHECK(valid.ok()) << valid;
   params_.Initialize(options.seed);
   for (const auto& block : params_.blocks()) {
     first_moments_.push_back(nn::Matrix::Zero(block->value.rows(), block->value.cols()));

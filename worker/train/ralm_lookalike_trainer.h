@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
 #include "absl/types/span.h"
 #include "worker/models/ralm_lookalike.h"
 #include "worker/models/seed_store.h"
@@ -67,10 +68,15 @@ struct RalmLookalikeTrainerOptions {
   uint64_t seed = 1;
 };
 
+// OK, or InvalidArgument naming the first option out of range (e.g. "seeds.clustering.
+// num_clusters 0: must be >= 1"): sizes, intervals and iterations below their minimum, a
+// learning rate or Adam constant outside its range, a non-finite starting weight.
+absl::Status ValidateRalmLookalikeOptions(const RalmLookalikeTrainerOptions& options);
+
 class RalmLookalikeTrainer {
  public:
-  // REQUIRES: users outlives the trainer and has at least one column; options valid (each size
-  // and interval >= 1, learning_rate > 0).
+  // REQUIRES: users outlives the trainer and has at least one column; options valid
+  // (ValidateRalmLookalikeOptions).
   RalmLookalikeTrainer(const UserVectors* users, const RalmLookalikeTrainerOptions& options);
   RalmLookalikeTrainer(const RalmLookalikeTrainer&) = delete;
   RalmLookalikeTrainer& operator=(const RalmLookalikeTrainer&) = delete;

@@ -141,6 +141,23 @@ Figures TrainAndEvaluate(const World& world, RalmLookalikeTrainerOptions::Poolin
   return FiguresOf(world, scores);
 }
 
+TEST(RalmLookalikeTrainerTest, AbsurdOptionsAreRefusedByName) {
+  EXPECT_TRUE(ValidateRalmLookalikeOptions(RalmLookalikeTrainerOptions{}).ok());
+  RalmLookalikeTrainerOptions options;
+  options.seeds.clustering.num_clusters = 0;
+  const absl::Status status = ValidateRalmLookalikeOptions(options);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(), "seeds.clustering.num_clusters 0: must be >= 1");
+  options = {};
+  options.learning_rate = -1;
+  EXPECT_EQ(ValidateRalmLookalikeOptions(options).message(),
+            "learning_rate -1: must be finite and > 0");
+  options = {};
+  options.seeds.max_seeds_per_item = -5;
+  EXPECT_EQ(ValidateRalmLookalikeOptions(options).message(),
+            "seeds.max_seeds_per_item -5: must be >= 1");
+}
+
 // A stream of one item: three clicks, then a fourth user shown it. Each impression is scored
 // before its own click joins the seeds, and evaluation refreshes the seeds without touching
 // the weights.
