@@ -13,7 +13,7 @@
 // the average-pooled ablation and moves away only where the data says so.
 // The paper's local attention is softmax(tanh(E_s^T W_l E_u)); the trained sharpness s_l lets it
 // concentrate on one of many centroids, which tanh alone bounds to weights within e^2 of each
-// other. The paper weighs the two cosines by fixed α and β; here w_g, w_l and the bias are
+// other. The paper weighs the two cosines by α and β; here w_g, w_l and the bias are
 // trained, so the score is a calibrated logit for the click loss. The mass term (ours too) is the
 // local attention's normalizer, sum_i n_i^z_l exp(s_l tanh(...)): how much of the item's seed
 // mass lies near the user. A softmax forgets it (l is a convex mix whether the centroid near the
@@ -25,11 +25,12 @@
 // both attentions are the identity and the scorer is the average-pooled seed set, RALM's
 // ablation: (w_g + w_l) cos(u, mean) + w_m s_l tanh(mean W_l . u) + bias.
 //
-// Parameters: "<name>/global_weight" [d, attention_dim], "<name>/global_bias" [1, attention_dim],
-// "<name>/global_score" [attention_dim, 1], "<name>/local_weight" [d, d] (Glorot uniform, the bias
-// zeros), "<name>/local_sharpness" [1, 1], "<name>/size_weight" [1, 2] (z_g, z_l),
-// "<name>/merge_weight" [1, 3] (w_g, w_l, w_m) and "<name>/merge_bias" [1, 1], set from the options
-// and kept by ParameterSet::Initialize.
+// Parameters: "<name>/global_weight" [d, attention_dim] (Glorot uniform), "<name>/global_bias"
+// [1, attention_dim], "<name>/global_score" [attention_dim, 1] and "<name>/local_weight" [d, d]
+// (zeros, so that training starts from the seeds' mean), "<name>/local_sharpness" [1, 1],
+// "<name>/size_weight" [1, 2] (z_g, z_l), "<name>/merge_weight" [1, 3] (w_g, w_l, w_m) and
+// "<name>/merge_bias" [1, 1] (zero), the others set from the options; ParameterSet::Initialize
+// draws only the Glorot block.
 // A sample whose item has no centroid scores the bias alone.
 //
 // Not thread-safe: the scorer keeps its activations between Forward and Backward.
@@ -49,10 +50,10 @@ namespace granary {
 struct LookalikeOptions {
   // Width of the global attention's hidden layer. Default 16.
   int attention_dim = 16;
-  // The starting s_l. Default 4: the nearest of a few centroids already leads.
+  // The starting s_l. Default 4: once W_l has grown, the nearest of a few centroids can lead.
   float initial_local_sharpness = 4.0f;
-  // The starting w_g and w_l: a cosine of 1 is a logit of this much. Default 5, the scale of a
-  // cosine divided by a typical retrieval temperature.
+  // The starting w_g and w_l: a cosine of 1 adds this much to the logit. Default 5, so that
+  // cosines in [-1, 1] span odds from e^-10 to e^10 between them.
   float initial_merge_weight = 5.0f;
   // The starting w_m. Default 0: training starts from the cosines alone.
   float initial_mass_weight = 0.0f;

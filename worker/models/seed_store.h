@@ -11,8 +11,9 @@
 // Memory is bounded: at most max_items items, each with at most max_seeds_per_item seed
 // vectors (a ring: a new click replaces the item's oldest seed) and at most
 // clustering.num_clusters centroids, so at most
-//   max_items * (max_seeds_per_item + num_clusters + 1) * dim floats
-// (the +1 is the mean of the seeds, for the average-pooled ablation). When a click on a new item
+//   max_items * ((max_seeds_per_item + num_clusters + 1) * dim + num_clusters) floats
+// (the +1 is the mean of the seeds, for the average-pooled ablation; the last term the
+// centroids' log shares). When a click on a new item
 // finds the store full, the item whose last click is oldest is dropped first.
 //
 // Not thread-safe: one thread at a time (the stream's reader, then Refresh, then the scorer).

@@ -3,9 +3,9 @@
 // a SeedStore (worker/models/seed_store.h) refreshed from the same stream.
 //
 // Every impression is scored against the seeds of its item as of the last Refresh before it,
-// which only earlier clicks reached: as served in real time, and so a positive never finds its
-// own user among the seeds it is scored against (which would teach the local attention to look
-// for the user rather than for users like it). After each batch the batch's positives join
+// which only earlier clicks reached: as served in real time, and so a click is never among the
+// seeds it is scored against (which would teach the local attention to look for the user
+// rather than for users like it). After each batch the batch's positives join
 // their items' seeds, and every refresh_interval impressions the store re-clusters.
 //
 //   Train(stream)     one epoch: a fresh store, and after each batch an Adam step of the
