@@ -64,10 +64,20 @@ RalmLookalikeTrainer::RalmLookalikeTrainer(const UserVectors* users,
   const absl::Status valid = ValidateRalmLookalikeOptions(options);
   CHECK(valid.ok()) << valid;
   params_.Initialize(options.seed);
+  proto::OptimizerConfig adam;
+  adam.mutable_adam()->set_learning_rate(options.learning_rate);
+  adam.mutable_adam()->set_beta1(options.beta1);
+  adam.mutable_adam()->set_beta2(options.beta2);
+  adam.mutable_adam()->set_epsilon(options.epsilon);
+  absl::StatusOr<std::unique_ptr<Optimizer>> optimizer = MakeOptimizer(adam);
+  CHECK(optimizer.ok()) << optimizer.status();
+  optimizer_ = *std::move(optimizer);
   for (const auto& block : params_.blocks()) {
-    first_moments_.push_back(nn::Matrix::Zero(block->value.rows(), block->value.cols()));
-    second_moments_.push_back(nn::Matrix::Zero(block->value.rows(), block->value.cols()));
+    const int size = static_cast<int>(block->value.size());
+    slots_.emplace_back(static_cast<size_t>(optimizer_->num_slots()) * size);
+    optimizer_->InitSlots(block->value.data(), slots_.back().data(), size);
   }
+  metas_.resize(params_.blocks().size());
 }
 
 double RalmLookalikeTrainer::Train(absl::Span<const Impression> stream) {
@@ -136,7 +146,7 @@ std::pair<double, int64_t> RalmLookalikeTrainer::RunBatch(absl::Span<const Impre
     const nn::LossValue value = nn::SigmoidBinaryCrossEntropy(logits, labels_, {}, &d_logits_);
     params_.ZeroGrads();
     scorer_.Backward(d_logits_);
-    AdamStep();
+    OptimizerStep();
     loss = {value.total, value.count};
   }
   for (int b = 0; b < kept; ++b) {
@@ -150,19 +160,12 @@ std::pair<double, int64_t> RalmLookalikeTrainer::RunBatch(absl::Span<const Impre
   return loss;
 }
 
-void RalmLookalikeTrainer::AdamStep() {
-  ++steps_;
-  const double correction1 = 1.0 - std::pow(options_.beta1, static_cast<double>(steps_));
-  const double correction2 = 1.0 - std::pow(options_.beta2, static_cast<double>(steps_));
-  const float step_size =
-      static_cast<float>(options_.learning_rate * std::sqrt(correction2) / correction1);
+void RalmLookalikeTrainer::OptimizerStep() {
+  // Each block is one row of its own width, so each goes alone to Apply.
   for (size_t i = 0; i < params_.blocks().size(); ++i) {
     nn::ParamBlock& block = *params_.blocks()[i];
-    first_moments_[i] = options_.beta1 * first_moments_[i] + (1 - options_.beta1) * block.grad;
-    second_moments_[i] = options_.beta2 * second_moments_[i] +
-                         (1 - options_.beta2) * block.grad.array().square().matrix();
-    block.value.array() -= step_size * first_moments_[i].array() /
-                           (second_moments_[i].array().sqrt() + options_.epsilon);
+    const RowUpdate update{block.value.data(), slots_[i].data(), &metas_[i], block.grad.data()};
+    optimizer_->Apply(absl::MakeConstSpan(&update, 1), static_cast<int>(block.value.size()));
   }
 }
 

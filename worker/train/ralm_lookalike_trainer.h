@@ -28,6 +28,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/types/span.h"
+#include "ps/optimizer.h"
+#include "ps/row_layout.h"
 #include "worker/models/ralm_lookalike.h"
 #include "worker/models/seed_store.h"
 #include "worker/nn/parameter_set.h"
@@ -59,7 +61,8 @@ struct RalmLookalikeTrainerOptions {
   int batch_size = 256;
   // Impressions between two Refresh of the seed store. Default 1024.
   int refresh_interval = 1024;
-  // Adam (Kingma and Ba, 2015) on the scorer's weights. Defaults 0.01, 0.9, 0.999, 1e-8.
+  // Adam (Kingma and Ba, 2015) on the scorer's weights, the servers' own update rule
+  // (ps/optimizer.h). Defaults 0.01, 0.9, 0.999, 1e-8.
   float learning_rate = 0.01f;
   float beta1 = 0.9f;
   float beta2 = 0.999f;
@@ -97,7 +100,8 @@ class RalmLookalikeTrainer {
   // and count.
   std::pair<double, int64_t> RunBatch(absl::Span<const Impression> batch, bool train,
                                       absl::Span<float> scores);
-  void AdamStep();
+  // Applies each block's gradient to its values with optimizer_.
+  void OptimizerStep();
 
   const UserVectors* const users_;
   const RalmLookalikeTrainerOptions options_;
@@ -105,10 +109,11 @@ class RalmLookalikeTrainer {
   LookalikeScorer scorer_;
   std::unique_ptr<SeedStore> store_;
   int since_refresh_ = 0;
-  // Adam's moments per parameter block, and its step count.
-  std::vector<nn::Matrix> first_moments_;
-  std::vector<nn::Matrix> second_moments_;
-  int64_t steps_ = 0;
+  // The update rule and, per parameter block, its slots and step count, the block being one
+  // row of the optimizer's.
+  std::unique_ptr<Optimizer> optimizer_;
+  std::vector<std::vector<float>> slots_;
+  std::vector<RowMeta> metas_;
 
   // Batch scratch.
   std::vector<int32_t> kept_;  // the batch's impressions with a user vector
