@@ -203,5 +203,225 @@ TEST(EsmmModelTest, LoadsTheMovieLensJob) {
   EXPECT_EQ((*model)->tasks().size(), 3u);
 }
 
+// --- A planted stream with sample selection bias ----------------------------------------
+// Users and items have latent vectors and biases; an impression of item i to user u is
+// clicked with probability sigmoid(kClickScale <p_u, q_i> + a_u + b_i + kClickBias) and, only
+// once clicked, converted with probability sigmoid(kConversionScale <r_u, s_i> + c_u + d_i +
+// kConversionBias): conversions are observed after clicks only. Clicks are rare (about 1 in
+// 6) and items many (about 40 impressions each), so the clicked impressions alone are a
+// sparse sample of the space the purchase is ranked over: the regime ESMM was made for. Both
+// models see the ids alone.
+constexpr int kPlantedUsers = 300;
+constexpr int kPlantedItems = 1000;
+constexpr int kPlantedLatentDim = 4;
+constexpr float kClickScale = 1.5f;
+constexpr float kClickBias = -2.0f;
+constexpr float kConversionScale = 1.5f;
+constexpr float kConversionBias = -0.5f;
+constexpr int kPlantedTrainBatches = 600;
+constexpr int kPlantedEvalBatches = 150;
+constexpr int kPlantedBatchSize = 64;
+constexpr int kPlantedEpochs = 4;
+constexpr float kLearningRate = 0.05f;
+constexpr float kRowInitLimit = 0.1f;
+
+constexpr char kPlantedDataset[] = R"(
+columns { name: "click" role: LABEL }
+columns { name: "buy" role: LABEL }
+columns { name: "user_id" role: CATEGORICAL }
+columns { name: "item_id" role: CATEGORICAL }
+)";
+
+struct PlantedStream {
+  std::vector<Batch> train, eval;
+  // Per eval impression: whether it was clicked, converted, and the true P(click and buy).
+  std::vector<float> eval_click, eval_buy, eval_ctcvr_probability;
+};
+
+PlantedStream MakePlantedStream(uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f / std::sqrt(float{kPlantedLatentDim}));
+  auto draw = [&](int n) {
+    nn::Matrix m(n, kPlantedLatentDim);
+    for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = normal(rng);
+    return m;
+  };
+  const nn::Matrix p = draw(kPlantedUsers), q = draw(kPlantedItems);
+  const nn::Matrix r = draw(kPlantedUsers), s = draw(kPlantedItems);
+  std::normal_distribution<float> bias(0.0f, 1.0f);
+  std::vector<float> user_click(kPlantedUsers), item_click(kPlantedItems);
+  std::vector<float> user_buy(kPlantedUsers), item_buy(kPlantedItems);
+  for (auto* v : {&user_click, &item_click, &user_buy, &item_buy}) {
+    for (float& x : *v) x = bias(rng);
+  }
+  std::uniform_int_distribution<int> user(0, kPlantedUsers - 1), item(0, kPlantedItems - 1);
+  std::uniform_real_distribution<double> coin(0.0, 1.0);
+  PlantedStream stream;
+  for (int b = 0; b < kPlantedTrainBatches + kPlantedEvalBatches; ++b) {
+    const bool eval = b >= kPlantedTrainBatches;
+    Batch batch;
+    batch.size = kPlantedBatchSize;
+    FloatColumn click{"click", {}, {}}, buy{"buy", {}, {}};
+    CategoricalColumn users{"user_id", {}, {}}, items{"item_id", {}, {}};
+    for (int k = 0; k < kPlantedBatchSize; ++k) {
+      const int u = user(rng), i = item(rng);
+      const double p_click = nn::Sigmoid(kClickScale * p.row(u).dot(q.row(i)) + user_click[u] +
+                                         item_click[i] + kClickBias);
+      const double p_buy = nn::Sigmoid(kConversionScale * r.row(u).dot(s.row(i)) + user_buy[u] +
+                                       item_buy[i] + kConversionBias);
+      const bool clicked = coin(rng) < p_click;
+      const bool bought = coin(rng) < p_buy;  // observed only if clicked
+      users.keys.push_back(u + 1);
+      users.present.push_back(1);
+      items.keys.push_back(i + 1);
+      items.present.push_back(1);
+      click.values.push_back(clicked ? 1 : 0);
+      click.present.push_back(1);
+      buy.values.push_back(clicked && bought ? 1 : 0);
+      buy.present.push_back(clicked ? 1 : 0);
+      if (eval) {
+        stream.eval_click.push_back(clicked ? 1 : 0);
+        stream.eval_buy.push_back(clicked && bought ? 1 : 0);
+        stream.eval_ctcvr_probability.push_back(static_cast<float>(p_click * p_buy));
+      }
+    }
+    batch.labels = {click, buy};
+    batch.categoricals = {users, items};
+    (eval ? stream.eval : stream.train).push_back(std::move(batch));
+  }
+  return stream;
+}
+
+// Trains `model` on the stream with Adagrad on the dense parameters and the rows (the rows
+// held here, as the servers would), then returns the logits of tasks 0 and 1 of every eval
+// impression, [N, 2].
+nn::Matrix TrainAndScore(Model* model, const PlantedStream& stream) {
+  model->params().Initialize(1);
+  absl::flat_hash_map<uint64_t, nn::Matrix> row_of, row_sum_sq;
+  std::vector<nn::Matrix> dense_sum_sq;
+  for (const auto& block : model->params().blocks()) {
+    dense_sum_sq.push_back(nn::Matrix::Zero(block->value.rows(), block->value.cols()));
+  }
+  const int dim = model->embedding_dim();
+  std::unique_ptr<ModelInput> input = model->NewInput();
+  nn::Matrix rows, d_rows;
+  std::vector<nn::LossValue> losses;
+  auto gather = [&]() {
+    rows.resize(static_cast<Eigen::Index>(input->keys.size()), dim);
+    for (size_t k = 0; k < input->keys.size(); ++k) {
+      auto [it, inserted] = row_of.try_emplace(input->keys[k]);
+      if (inserted) {
+        std::mt19937 rng(static_cast<uint32_t>(input->keys[k]));
+        std::uniform_real_distribution<float> init(-kRowInitLimit, kRowInitLimit);
+        it->second.resize(1, dim);
+        for (int d = 0; d < dim; ++d) it->second(0, d) = init(rng);
+        row_sum_sq[input->keys[k]] = nn::Matrix::Zero(1, dim);
+      }
+      rows.row(static_cast<Eigen::Index>(k)) = it->second;
+    }
+  };
+  auto adagrad = [](nn::Matrix* value, nn::Matrix* sum_sq, const auto& grad) {
+    sum_sq->array() += grad.array().square();
+    value->array() -= kLearningRate * grad.array() / (sum_sq->array().sqrt() + 1e-8f);
+  };
+  for (int epoch = 0; epoch < kPlantedEpochs; ++epoch) {
+    for (const Batch& batch : stream.train) {
+      EXPECT_TRUE(model->Prepare(batch, input.get()).ok());
+      gather();
+      model->Forward(*input, rows);
+      model->Backward(*input, &losses, &d_rows);
+      for (size_t b = 0; b < model->params().blocks().size(); ++b) {
+        nn::ParamBlock& block = *model->params().blocks()[b];
+        adagrad(&block.value, &dense_sum_sq[b], block.grad);
+      }
+      for (size_t k = 0; k < input->keys.size(); ++k) {
+        adagrad(&row_of[input->keys[k]], &row_sum_sq[input->keys[k]],
+                d_rows.row(static_cast<Eigen::Index>(k)));
+      }
+    }
+  }
+  nn::Matrix scores(static_cast<Eigen::Index>(stream.eval.size()) * kPlantedBatchSize, 2);
+  Eigen::Index at = 0;
+  for (const Batch& batch : stream.eval) {
+    EXPECT_TRUE(model->Prepare(batch, input.get()).ok());
+    gather();
+    model->Forward(*input, rows);
+    scores.block(at, 0, batch.size, 1) = model->output(0);
+    scores.block(at, 1, batch.size, 1) = model->output(1);
+    at += batch.size;
+  }
+  return scores;
+}
+
+double AucOf(const std::vector<float>& scores, const std::vector<float>& labels,
+             const std::vector<float>* only_where = nullptr) {
+  std::vector<ScoredLabel> scored;
+  for (size_t i = 0; i < scores.size(); ++i) {
+    if (only_where == nullptr || (*only_where)[i] == 1.0f) scored.push_back({scores[i], labels[i]});
+  }
+  return Auc(std::move(scored)).value_or(0.0);
+}
+
+struct PlantedAucs {
+  double ctr, cvr_given_click, ctcvr, cvr_head_alone;
+};
+
+PlantedAucs Evaluate(const nn::Matrix& scores, const PlantedStream& stream) {
+  std::vector<float> ctr, cvr, ctcvr;
+  for (Eigen::Index i = 0; i < scores.rows(); ++i) {
+    ctr.push_back(scores(i, 0));
+    cvr.push_back(scores(i, 1));
+    ctcvr.push_back(static_cast<float>(nn::ProductLogit(scores(i, 0), scores(i, 1))));
+  }
+  return {AucOf(ctr, stream.eval_click), AucOf(cvr, stream.eval_buy, &stream.eval_click),
+          AucOf(ctcvr, stream.eval_buy), AucOf(cvr, stream.eval_buy)};
+}
+
+TEST(EsmmModelTest, BeatsAPurchaseHeadTrainedOnClicksOnlyUnderSelectionBias) {
+  proto::DatasetConfig dataset;
+  ASSERT_TRUE(ParseTextProto(kPlantedDataset, "dataset", &dataset).ok());
+  constexpr char kTasks[] = R"(
+tasks { name: "click" head: BINARY label_column: "click" hidden_sizes: [16] }
+tasks { name: "buy" head: BINARY label_column: "buy" hidden_sizes: [16] })";
+  proto::ModelConfig esmm_config, baseline_config;
+  ASSERT_TRUE(ParseTextProto(std::string(R"(
+embedding_dim: 8
+esmm { fields: ["user_id", "item_id"] ctr_task: "click" cvr_task: "buy" }
+)") + kTasks,
+                             "esmm", &esmm_config)
+                  .ok());
+  // The baseline: shared bottom, its buy head trained on the clicked impressions only (the
+  // buy cell is empty elsewhere), pCTCVR = pCTR * pCVR of its two heads.
+  ASSERT_TRUE(ParseTextProto(std::string(R"(
+embedding_dim: 8
+shared_bottom { fields: ["user_id", "item_id"] bottom_mlp: [32] }
+)") + kTasks,
+                             "baseline", &baseline_config)
+                  .ok());
+  const PlantedStream stream = MakePlantedStream(7);
+  absl::StatusOr<std::unique_ptr<Model>> esmm = CreateModel(esmm_config, dataset);
+  absl::StatusOr<std::unique_ptr<Model>> baseline = CreateModel(baseline_config, dataset);
+  ASSERT_TRUE(esmm.ok()) << esmm.status();
+  ASSERT_TRUE(baseline.ok()) << baseline.status();
+  const PlantedAucs e = Evaluate(TrainAndScore(esmm->get(), stream), stream);
+  const PlantedAucs s = Evaluate(TrainAndScore(baseline->get(), stream), stream);
+  const double bayes = AucOf(stream.eval_ctcvr_probability, stream.eval_buy);
+  // The figures of docs/models.md.
+  std::printf("CTCVR AUC of the true probabilities: %.4f\n", bayes);
+  std::printf("esmm:     CTR AUC %.4f, CVR AUC given click %.4f, CTCVR AUC %.4f\n", e.ctr,
+              e.cvr_given_click, e.ctcvr);
+  std::printf(
+      "baseline: CTR AUC %.4f, CVR AUC given click %.4f, CTCVR AUC %.4f (pCTR * pCVR), "
+      "%.4f (pCVR alone)\n",
+      s.ctr, s.cvr_given_click, s.ctcvr, s.cvr_head_alone);
+  // Fixed seeds make the run deterministic; the margins leave room for another platform's
+  // float rounding (over three stream seeds ESMM led the product by 0.009 to 0.011).
+  EXPECT_GT(e.ctcvr, s.ctcvr + 0.004);
+  EXPECT_GT(e.ctcvr, s.cvr_head_alone + 0.05);
+  EXPECT_GT(e.ctr, s.ctr - 0.01);
+  EXPECT_LT(e.ctcvr, bayes);
+  EXPECT_GT(e.ctcvr, 0.72);  // it learned: an untrained model ranks at about 0.5
+}
+
 }  // namespace
 }  // namespace granary
