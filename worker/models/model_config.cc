@@ -155,6 +155,52 @@ absl::Status ValidateAutoInt(const proto::AutoIntConfig& config, const ConfigLoc
   return absl::OkStatus();
 }
 
+// ESMM's tasks: exactly the CTR and the CVR task, both BINARY, and a free name for the task it
+// adds. Its errors name the esmm field.
+absl::Status ValidateEsmm(const proto::ModelConfig& model, const ConfigLocation& at,
+                          const proto::DatasetConfig& dataset) {
+  const proto::EsmmConfig& esmm = model.esmm();
+  absl::Status status = CheckPooledInputs(esmm, at, dataset);
+  if (!status.ok()) return status;
+  if (model.tasks_size() != 2) {
+    return ConfigLocation::Invalid(
+        at.Here(), absl::StrCat("esmm needs exactly two tasks, its ctr_task and cvr_task (the job "
+                                "has ",
+                                model.tasks_size(), ")"));
+  }
+  const std::string ctcvr = esmm.ctcvr_task().empty() ? kDefaultCtcvrTask : esmm.ctcvr_task();
+  for (const auto& [field, name] :
+       {std::pair<std::string, std::string>{"ctr_task", esmm.ctr_task()},
+        {"cvr_task", esmm.cvr_task()}}) {
+    const proto::TaskConfig* task = nullptr;
+    for (const proto::TaskConfig& candidate : model.tasks()) {
+      if (candidate.name() == name) task = &candidate;
+    }
+    if (task == nullptr) {
+      return ConfigLocation::Invalid(at.At(field),
+                                     absl::StrCat(field, " '", name, "' is not a task of the job"));
+    }
+    if (task->head() != proto::TaskConfig::BINARY) {
+      return ConfigLocation::Invalid(
+          at.At(field), absl::StrCat(field, " '", name,
+                                     "' must be a BINARY task (pCTCVR = pCTR * pCVR is a product "
+                                     "of probabilities)"));
+    }
+    if (name == ctcvr) {
+      return ConfigLocation::Invalid(
+          at.At("ctcvr_task"),
+          absl::StrCat("ctcvr_task '", ctcvr, "' is the name of a task of the job"));
+    }
+  }
+  if (esmm.ctr_task() == esmm.cvr_task()) {
+    return ConfigLocation::Invalid(at.At("cvr_task"), "cvr_task is the same task as ctr_task");
+  }
+  if (esmm.has_ctcvr_loss_weight() && !(esmm.ctcvr_loss_weight() >= 0)) {
+    return ConfigLocation::Invalid(at.At("ctcvr_loss_weight"), "ctcvr_loss_weight must be >= 0");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateTask(const proto::TaskConfig& task, const ConfigLocation& at,
                           const proto::DatasetConfig& dataset) {
   if (task.head() == proto::TaskConfig::HEAD_KIND_UNSPECIFIED) {
@@ -332,6 +378,17 @@ void FillTwoTowerDefaults(proto::TwoTowerConfig* towers) {
   if (towers->negative_seed() == 0) towers->set_negative_seed(kDefaultNegativeSeed);
 }
 
+void FillEsmmDefaults(proto::ModelConfig* model) {
+  proto::EsmmConfig* esmm = model->mutable_esmm();
+  if (esmm->ctcvr_task().empty()) esmm->set_ctcvr_task(kDefaultCtcvrTask);
+  if (!esmm->has_ctcvr_loss_weight()) esmm->set_ctcvr_loss_weight(kDefaultCtcvrLossWeight);
+  for (proto::TaskConfig& task : *model->mutable_tasks()) {
+    if (task.name() == esmm->cvr_task() && !task.has_loss_weight()) {
+      task.set_loss_weight(kDefaultEsmmCvrLossWeight);
+    }
+  }
+}
+
 }  // namespace
 
 const proto::ColumnConfig* FindDatasetColumn(const proto::DatasetConfig& dataset,
@@ -374,6 +431,9 @@ absl::Status ValidateModelConfig(const proto::ModelConfig& model,
     case proto::ModelConfig::kAutoint:
       status = ValidateAutoInt(model.autoint(), at.Nested(model.autoint(), "autoint"), dataset);
       break;
+    case proto::ModelConfig::kEsmm:
+      status = ValidateEsmm(model, at.Nested(model.esmm(), "esmm"), dataset);
+      break;
     case proto::ModelConfig::kTwoTower:
     case proto::ModelConfig::kDat:
     case proto::ModelConfig::kAtnn:
@@ -387,7 +447,7 @@ absl::Status ValidateModelConfig(const proto::ModelConfig& model,
     default:
       return ConfigLocation::Invalid(
           at.Here(),
-          "model has no architecture (dupn, shared_bottom, mmoe, autoint, two_tower, dat or atnn)");
+          "model has no architecture (dupn, shared_bottom, mmoe, autoint, esmm, two_tower, dat or atnn)");
   }
   if (!status.ok()) return status;
   if (model.tasks().empty()) return ConfigLocation::Invalid(at.Here(), "model has no tasks");
@@ -420,6 +480,8 @@ absl::Status ValidateRetrievalModel(const proto::ModelConfig& model,
 void FillModelDefaults(proto::ModelConfig* model) {
   if (model->sparse_table().empty()) model->set_sparse_table(kDefaultSparseTable);
   if (model->dense_table().empty()) model->set_dense_table(kDefaultDenseTable);
+  // Before the tasks' default weight, which ESMM's CVR task does not take.
+  if (model->has_esmm()) FillEsmmDefaults(model);
   for (proto::TaskConfig& task : *model->mutable_tasks()) {
     if (!task.has_loss_weight()) task.set_loss_weight(kDefaultLossWeight);
   }

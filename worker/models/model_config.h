@@ -34,6 +34,10 @@ inline constexpr uint64_t kDefaultNegativeSeed = 1;             // TwoTowerConfi
 inline constexpr float kDefaultAmmWeight = 0.5f;                // DatConfig, user and item
 inline constexpr float kDefaultCategoryAlignmentWeight = 0.1f;  // DatConfig
 inline constexpr float kDefaultSimilarityWeight = 1.0f;         // AtnnConfig
+inline constexpr char kDefaultCtcvrTask[] = "ctcvr";            // EsmmConfig
+inline constexpr float kDefaultCtcvrLossWeight = 1.0f;          // EsmmConfig
+// EsmmConfig: pCVR is trained through pCTCVR only, unless the CVR task says otherwise.
+inline constexpr float kDefaultEsmmCvrLossWeight = 0.0f;
 
 // How a model reads a column. Each use admits the roles below and no other.
 enum class ColumnUse {
@@ -68,6 +72,8 @@ absl::StatusOr<const proto::ColumnConfig*> ColumnFor(const proto::DatasetConfig&
 //         attention_head_dim >= 1;
 //   dupn, shared_bottom, mmoe, autoint: every numeric_fields entry kNumeric;
 //   two_tower, dat, atnn: as ValidateRetrievalModel;
+//   esmm: fields and numeric_fields as shared_bottom's; exactly two tasks, its ctr_task and
+//         cvr_task, both BINARY; ctcvr_task not the name of one; ctcvr_loss_weight >= 0;
 // all widths >= 1; >= 1 task, each uniquely named with a head kind and a LABEL column,
 // num_classes >= 2 exactly for MULTICLASS, loss_weight >= 0. InvalidArgument "where: reason"
 // for the first violation, where = at.At() of the field that breaks the rule.

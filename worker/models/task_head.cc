@@ -37,7 +37,11 @@ const nn::Matrix& TaskHead::Backward(const ModelInput& input, int task_index, nn
       break;
   }
   d_output_ *= task_.loss_weight();
-  return hidden_.Backward(out_.Backward(d_output_));
+  return BackwardFromOutput(d_output_);
+}
+
+const nn::Matrix& TaskHead::BackwardFromOutput(const nn::Matrix& d_output) {
+  return hidden_.Backward(out_.Backward(d_output));
 }
 
 }  // namespace granary

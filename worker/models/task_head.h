@@ -38,6 +38,11 @@ class TaskHead {
   // output into *loss, adds the parameter gradients of loss_weight * loss->mean() and returns
   // its gradient w.r.t. the head's input, valid until the next Backward.
   const nn::Matrix& Backward(const ModelInput& input, int task_index, nn::LossValue* loss);
+  // For a loss the caller computes over this head's output (e.g. one over several heads'
+  // outputs): adds the parameter gradients for the gradient `d_output` of that loss w.r.t.
+  // the last Forward's output (loss weight included) and returns the gradient w.r.t. the
+  // head's input, valid until the next Backward.
+  const nn::Matrix& BackwardFromOutput(const nn::Matrix& d_output);
 
  private:
   const proto::TaskConfig task_;

@@ -137,5 +137,48 @@ LossValue PairwiseLogistic(const Matrix& scores, absl::Span<const float> labels,
   return loss;
 }
 
+double ProductLogit(double a, double b) {
+  // p = sigmoid(a) sigmoid(b) and 1 - p = (e^-a + e^-b + e^(-a-b)) / ((1 + e^-a)(1 + e^-b)),
+  // so log(p / (1 - p)) = -log(e^-a + e^-b + e^(-a-b)): a log-sum-exp, shifted by the max of
+  // its terms so that no exp overflows.
+  const double top = std::max({-a, -b, -a - b});
+  return -(top + std::log(std::exp(-a - top) + std::exp(-b - top) + std::exp(-a - b - top)));
+}
+
+LossValue ProductSigmoidBinaryCrossEntropy(const Matrix& logits_a, const Matrix& logits_b,
+                                           absl::Span<const float> labels,
+                                           const SampleWeighting& weighting, Matrix* d_a,
+                                           Matrix* d_b) {
+  const Eigen::Index batch = logits_a.rows();
+  DCHECK_EQ(logits_a.cols(), 1);
+  DCHECK_EQ(logits_b.rows(), batch);
+  DCHECK_EQ(logits_b.cols(), 1);
+  DCHECK_EQ(static_cast<Eigen::Index>(labels.size()), batch);
+  CheckWeighting(weighting, batch);
+  LossValue loss;
+  loss.count = weighting.CountLabelled(batch);
+  d_a->setZero(batch, 1);
+  d_b->setZero(batch, 1);
+  const double scale = loss.count > 0 ? 1.0 / static_cast<double>(loss.count) : 0.0;
+  for (Eigen::Index i = 0; i < batch; ++i) {
+    if (!weighting.HasLabel(i)) continue;
+    const double a = logits_a(i, 0);
+    const double b = logits_b(i, 0);
+    const double y = labels[i];
+    const double logit = ProductLogit(a, b);
+    const double log_p = -Softplus(-a) - Softplus(-b);
+    const double log_one_minus_p = log_p - logit;
+    const double weight = weighting.WeightOf(i);
+    loss.total += weight * (-y * log_p - (1 - y) * log_one_minus_p);
+    // d(-log p)/da = -sigmoid(-a); d(-log(1 - p))/da = sigmoid(-a) p / (1 - p)
+    // = exp(log sigmoid(-a) + logit), at most 1 since 1 - p >= sigmoid(-a).
+    const double slope_a = -y * Sigmoid(-a) + (1 - y) * std::exp(logit - Softplus(a));
+    const double slope_b = -y * Sigmoid(-b) + (1 - y) * std::exp(logit - Softplus(b));
+    (*d_a)(i, 0) = static_cast<float>(weight * slope_a * scale);
+    (*d_b)(i, 0) = static_cast<float>(weight * slope_b * scale);
+  }
+  return loss;
+}
+
 }  // namespace nn
 }  // namespace granary

@@ -85,6 +85,20 @@ LossValue PairwiseLogistic(const Matrix& scores, absl::Span<const float> labels,
                            absl::Span<const int64_t> group_ids, const SampleWeighting& weighting,
                            Matrix* d_scores);
 
+// The logit of the product of two probabilities, log(p / (1 - p)) for p = sigmoid(a) *
+// sigmoid(b), without overflow or lost precision for large |a| or |b|.
+double ProductLogit(double a, double b);
+
+// Binary cross-entropy of the product p = sigmoid(a) * sigmoid(b) of two probabilities given
+// by their logits a, b [B, 1] each (ESMM's pCTCVR = pCTR * pCVR), against labels in [0, 1]:
+// -y log p - (1 - y) log(1 - p), computed in log space. Writes d_a and d_b [B, 1], the
+// gradients of total / count w.r.t. a and b; each is bounded by weight / count in magnitude
+// however close p is to 0 or 1.
+LossValue ProductSigmoidBinaryCrossEntropy(const Matrix& logits_a, const Matrix& logits_b,
+                                           absl::Span<const float> labels,
+                                           const SampleWeighting& weighting, Matrix* d_a,
+                                           Matrix* d_b);
+
 }  // namespace nn
 }  // namespace granary
 
