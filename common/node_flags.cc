@@ -15,7 +15,7 @@ DEFINE_double(register_timeout, 60.0, "Seconds to wait for the cluster to form."
 DEFINE_bool(ipc, true,
             "Same-host links over Unix domain sockets (common/ipc_endpoint.h): a server also "
             "serves on a socket file under --data_dir/ipc and a worker on its host connects "
-            "there instead of to its TCP port; 1.3-2x the goodput of loopback TCP for large "
+            "there instead of to its TCP port: 10-20 % less CPU than loopback TCP for large "
             "requests (docs/performance.md). Off: TCP only.");
 DEFINE_bool(keep_freed_memory, false,
             "Keep freed memory for the next large message instead of page-faulting every "

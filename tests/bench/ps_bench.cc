@@ -57,6 +57,9 @@
 //              measured in this run (push+pull derived from push and pull, see
 //              RawPushPullGbps); vs_raw = GB/s / raw GB/s. One ROUTER thread serves all
 //              --workers clients, so the ratio is cleanest with one server and one worker.
+//   tcp_raw    with --ipc (the default: workers reach their servers over ipc, as same-host
+//              workers do in production), the raw pair over loopback TCP as well; vs_tcp = GB/s /
+//              tcp_raw GB/s. raw GB/s is then the pair over ipc. --ipc=false times TCP only.
 //   ps-lite    ps-lite's goodput for the same workload and op, measured in the peer turns of
 //              the same slices (push and pull of ps-lite's rows only; "-" elsewhere or when the
 //              peer was not measured); vs_ps = GB/s / ps-lite. ps-lite has no authentication,
@@ -72,7 +75,7 @@
 //   ps_bench --quick                a smoke test: 1K x 1 and 10K x 16, 0.2 s per op
 //   ps_bench --keys=N --dim=D       one custom workload
 //   [--servers=N --workers=M --mode=transport|table|both --auth=off|curve|both
-//    --min_seconds=S --slices=N --json=PATH --peer=auto|off --peer_script=PATH]
+//    --min_seconds=S --slices=N --json=PATH --peer=auto|off --peer_script=PATH --ipc=true|false]
 #include <signal.h>
 #include <unistd.h>
 

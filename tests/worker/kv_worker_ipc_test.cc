@@ -1,22 +1,16 @@
 // KVWorker over ipc:// (common/ipc_endpoint.h): workers of a server's host connect to its
 // socket file, others over TCP, and both carry exactly the same requests.
 #include <algorithm>
-#include <chrono>
-#include <functional>
 #include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/feature_key.h"
-#include "common/ipc_endpoint.h"
-#include "common/message.h"
-#include "common/socket_options.h"
 #include "gtest/gtest.h"
 #include "tests/testing/curve_router.h"
 #include "tests/testing/in_process_cluster.h"
 #include "worker/kv_worker.h"
-#include "zmq_addon.hpp"
 
 namespace granary {
 namespace {
@@ -111,24 +105,6 @@ TEST(KVWorkerIpcTest, WorkersWithIpcOffOrOnAnotherHostUseTcp) {
   }
 }
 
-// Whether `endpoint` answers a malformed request from a DEALER `configure`d by the caller
-// with the server's rejection (the server saw it) within `wait`.
-bool Answers(zmq::context_t& context, const std::string& endpoint,
-             const std::function<void(zmq::socket_t&)>& configure, std::chrono::milliseconds wait) {
-  zmq::socket_t dealer(context, zmq::socket_type::dealer);
-  ConfigureSocket(dealer);
-  configure(dealer);
-  dealer.connect(endpoint);
-  dealer.send(zmq::str_buffer("not a header"), zmq::send_flags::none);
-  zmq::pollitem_t item{dealer.handle(), 0, ZMQ_POLLIN, 0};
-  if (zmq::poll(&item, 1, wait) <= 0) return false;
-  std::vector<zmq::message_t> frames;
-  if (!zmq::recv_multipart(dealer, std::back_inserter(frames))) return false;
-  proto::Header reply;
-  return reply.ParseFromArray(frames[0].data(), static_cast<int>(frames[0].size())) &&
-         reply.error() == kRejectedText;
-}
-
 // CURVE is the socket's, not the transport's: an authenticated cluster's workers train over
 // ipc, and its socket file admits only holders of the cluster keypair.
 TEST(KVWorkerIpcTest, CurveGuardsTheIpcEndpointAsItGuardsTcp) {
@@ -142,21 +118,7 @@ TEST(KVWorkerIpcTest, CurveGuardsTheIpcEndpointAsItGuardsTcp) {
   ASSERT_TRUE(over_tcp.Start().ok());
   EXPECT_EQ(TrainAndPull(cluster.worker(0)), TrainAndPull(over_tcp.worker(0)));
 
-  const std::string endpoint = cluster.server(0).ipc_endpoint();
-  EXPECT_FALSE(Answers(
-      cluster.context(), endpoint, [](zmq::socket_t&) {}, kSilenceWait));
-  const CurveKeys stranger = NewCurveKeys();
-  EXPECT_FALSE(Answers(
-      cluster.context(), endpoint,
-      [&](zmq::socket_t& dealer) {  // knows the public key only: the ZAP handler refuses it
-        dealer.set(zmq::sockopt::curve_serverkey, keys.public_key);
-        dealer.set(zmq::sockopt::curve_publickey, stranger.public_key);
-        dealer.set(zmq::sockopt::curve_secretkey, stranger.secret_key);
-      },
-      kSilenceWait));
-  EXPECT_TRUE(Answers(
-      cluster.context(), endpoint,
-      [&](zmq::socket_t& dealer) { ConfigureCurveClient(dealer, keys); }, kDeliveryWait));
+  ExpectOnlyKeyHoldersAnswered(cluster.context(), cluster.server(0).ipc_endpoint(), keys);
 }
 
 }  // namespace
