@@ -14,6 +14,7 @@ DECLARE_double(heartbeat_interval);
 DECLARE_double(heartbeat_timeout);
 DECLARE_double(register_timeout);
 DECLARE_bool(keep_freed_memory);
+DECLARE_bool(ipc);
 
 namespace granary {
 

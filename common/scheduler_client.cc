@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/ipc_endpoint.h"
 #include "common/node_name.h"
 #include "common/socket_options.h"
 #include "glog/logging.h"
@@ -111,6 +112,8 @@ absl::Status SchedulerClient::Register() {
   node->set_rank(-1);
   node->set_host(options_.host);
   node->set_port(options_.port);
+  node->set_host_id(LocalHostId());
+  node->set_ipc_endpoint(options_.ipc_endpoint);
   node->set_pid(getpid());
   absl::Status status = SendMessage(dealer_, Message{header, {}, {}});
   if (!status.ok()) return status;

@@ -47,6 +47,10 @@ struct SchedulerClientOptions {
   proto::Role role = proto::WORKER;
   std::string host = "127.0.0.1";
   int port = 0;
+  // Servers: the ipc:// endpoint they also serve on for workers of their host
+  // (ParameterServer::ipc_endpoint, common/ipc_endpoint.h); empty: TCP only. Register()
+  // advertises it with this host's LocalHostId().
+  std::string ipc_endpoint;
   absl::Duration heartbeat_interval = absl::Seconds(1);
   // Without any message from the scheduler for this long, the scheduler is reported lost.
   absl::Duration heartbeat_timeout = absl::Seconds(5);

@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
   options.port = FLAGS_port;
   options.num_threads = FLAGS_threads;
   options.data_dir = FLAGS_data_dir;
+  if (FLAGS_ipc) options.ipc_dir = FLAGS_data_dir + "/ipc";
   options.cache_bytes = FLAGS_cache_bytes;
   options.restore_from = FLAGS_restore_from;
   options.max_request_keys = FLAGS_max_request_keys;
@@ -81,6 +82,7 @@ int main(int argc, char** argv) {
     return EXIT_FAILURE;
   }
   client_options->port = *port;
+  client_options->ipc_endpoint = server.ipc_endpoint();
   granary::SchedulerClient client(&context, *client_options);
   absl::Status status = client.Register();
   if (status.ok()) status = server.Start(client.view());

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "common/ipc_endpoint.h"
 #include "common/socket_options.h"
 #include "common/wire_codec.h"
 #include "glog/logging.h"
@@ -95,7 +96,15 @@ ParameterServer::ParameterServer(zmq::context_t* context, ServerOptions options)
 ParameterServer::~ParameterServer() { Stop(); }
 
 absl::StatusOr<int> ParameterServer::Bind() {
-  return BindTcp(frontend_, options_.host, options_.port);
+  absl::StatusOr<int> port = BindTcp(frontend_, options_.host, options_.port);
+  if (!port.ok() || options_.ipc_dir.empty()) return port;
+  absl::StatusOr<std::string> ipc =
+      BindIpc(frontend_, options_.ipc_dir, absl::StrCat("server-", *port, ".sock"));
+  if (!ipc.ok()) return ipc.status();
+  ipc_endpoint_ = *std::move(ipc);
+  LOG(INFO) << "server on port " << *port << " also serves workers of its host at "
+            << ipc_endpoint_;
+  return port;
 }
 
 absl::Status ParameterServer::Start(const proto::ClusterView& view) {

@@ -80,6 +80,10 @@ struct ServerOptions {
   // The bounds of the socket workers connect to (common/socket_options.h).
   SocketLimits socket_limits;
   int port = 0;  // 0 picks a free port
+  // Non-empty: Bind() also serves on the socket file <ipc_dir>/server-<port>.sock, for workers
+  // on this host (common/ipc_endpoint.h; the folder is made mode 0700). Empty (the default
+  // here; the granary_server binary's --ipc puts it under --data_dir): TCP only.
+  std::string ipc_dir;
   std::string cluster_id = "granary";
   int num_threads = 2;
   // Rows live in RocksDB under <data_dir>/server-<rank>.
@@ -122,8 +126,13 @@ class ParameterServer {
   ParameterServer(const ParameterServer&) = delete;
   ParameterServer& operator=(const ParameterServer&) = delete;
 
-  // Binds the request socket; returns the bound port or Unavailable naming the endpoint.
+  // Binds the request socket to its TCP port and, with ipc_dir, to its socket file; returns
+  // the bound port, or the error of BindTcp or BindIpc naming the endpoint or path.
   absl::StatusOr<int> Bind();
+
+  // The ipc:// endpoint Bind() bound, to advertise (SchedulerClientOptions::ipc_endpoint);
+  // empty without ipc_dir.
+  const std::string& ipc_endpoint() const { return ipc_endpoint_; }
 
   // Opens (or restores) this server's store and the tables of view.config(), takes its ranges
   // from view.shard_map() (rank view.you().rank()) and starts the handler threads. Errors
@@ -206,13 +215,14 @@ class ParameterServer {
   const std::string backend_endpoint_;
   const std::string control_endpoint_;
   zmq::socket_t frontend_;
+  std::string ipc_endpoint_;  // set by Bind()
   // Logs peers frontend_ drops in the CURVE handshake. After frontend_: destroyed before it.
   HandshakeMonitor handshake_monitor_;
   // Messages from peers outside the cluster (see common/message.h): logged once per peer.
   RejectionLog rejections_;
   int rank_ = -1;
   size_t fault_orders_matched_ = 0;  // of options_.fault_on_order; orders come one at a time
-  std::vector<KeyRange> ranges_;  // the storage bounds_.ranges views
+  std::vector<KeyRange> ranges_;     // the storage bounds_.ranges views
   // What CheckRequest (ps/request_check.h) accepts: this server's rank, shard-map version,
   // ranges_ and request limits. Set by Start.
   RequestBounds bounds_;

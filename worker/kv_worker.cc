@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/feature_key.h"
+#include "common/ipc_endpoint.h"
 #include "common/node_name.h"
 #include "common/socket_options.h"
 #include "common/wire_codec.h"
@@ -88,6 +89,12 @@ absl::Status KVWorker::Start() {
           absl::StrCat("shard map names server ", rank, " but the view has no such server"));
     }
   }
+  const std::string local_host_id = options_.use_ipc ? LocalHostId() : "";
+  server_endpoints_.clear();
+  for (const proto::NodeInfo& server : servers_) {
+    server_endpoints_.push_back(ServerEndpoint(server, local_host_id));
+    LOG(INFO) << "worker connects to " << NodeName(server) << " at " << server_endpoints_.back();
+  }
   ChannelOfThisThread();  // connecting takes a while: start before the first request
   return absl::OkStatus();
 }
@@ -101,11 +108,11 @@ KVWorker::Channel* KVWorker::ChannelOfThisThread() {
     return it->second;
   }
   auto channel = std::make_unique<Channel>();
-  for (const proto::NodeInfo& server : servers_) {
+  for (const std::string& endpoint : server_endpoints_) {
     channel->dealers.emplace_back(*context_, zmq::socket_type::dealer);
     ConfigureSocket(channel->dealers.back(), options_.socket_limits);
     ConfigureCurveClient(channel->dealers.back(), options_.curve);
-    channel->dealers.back().connect(TcpEndpoint(server.host(), server.port()));
+    channel->dealers.back().connect(endpoint);
   }
   for (zmq::socket_t& dealer : channel->dealers) {
     channel->items.push_back({dealer.handle(), 0, ZMQ_POLLIN, 0});

@@ -143,6 +143,9 @@ struct KVWorkerOptions {
   // them, which is correct but makes them take turns. Bounds sockets and file descriptors to
   // max_channels x servers.
   int max_channels = 32;
+  // Connect to a server of this host over the ipc:// endpoint it advertises, if any
+  // (common/ipc_endpoint.h); false: always over TCP.
+  bool use_ipc = true;
   // Per table with a lossy push encoding (TableConfig.wire), the keys whose quantization error
   // is carried into their next push at most (worker/error_feedback.h).
   size_t max_residual_keys = ErrorFeedback::kDefaultMaxKeys;
@@ -165,6 +168,10 @@ class KVWorker {
   // Checks the view and connects the calling thread's channel to every server.
   // InvalidArgument if the view is inconsistent (bad shard map, a server without an address).
   absl::Status Start();
+
+  // The endpoint each server is connected to, by rank (ipc:// or tcp://; see
+  // KVWorkerOptions::use_ipc). REQUIRES: Start() succeeded.
+  const std::vector<std::string>& server_endpoints() const { return server_endpoints_; }
 
   // Fills *values with keys.size() * dim floats, row i for keys[i]. `values` must stay alive
   // and untouched until Wait(id) returns. `keys` may be reused as soon as Pull returns.
@@ -323,6 +330,7 @@ class KVWorker {
   std::map<std::string, uint64_t> dense_size_of_table_;
   std::map<std::string, std::vector<uint64_t>> dense_keys_of_table_;  // block keys
   std::vector<proto::NodeInfo> servers_;                              // by rank
+  std::vector<std::string> server_endpoints_;                         // by rank
 
   std::atomic<int64_t> next_id_{1};
   std::mutex channels_mutex_;

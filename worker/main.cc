@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
   options.kv.curve = options.scheduler.curve;
   options.kv.socket_limits = options.scheduler.socket_limits;
   options.kv.request_timeout = absl::Seconds(FLAGS_request_timeout);
+  options.kv.use_ipc = FLAGS_ipc;
   options.job_config = FLAGS_job_config;
   options.trainer.data_dir = FLAGS_data_dir;
   options.trainer.output_dir = FLAGS_output_dir;

@@ -57,6 +57,9 @@
 //              measured in this run (push+pull derived from push and pull, see
 //              RawPushPullGbps); vs_raw = GB/s / raw GB/s. One ROUTER thread serves all
 //              --workers clients, so the ratio is cleanest with one server and one worker.
+//   tcp_raw    with --ipc (the default: workers reach their servers over ipc, as same-host
+//              workers do in production), the raw pair over loopback TCP as well; vs_tcp = GB/s /
+//              tcp_raw GB/s. raw GB/s is then the pair over ipc. --ipc=false times TCP only.
 //   ps-lite    ps-lite's goodput for the same workload and op, measured in the peer turns of
 //              the same slices (push and pull of ps-lite's rows only; "-" elsewhere or when the
 //              peer was not measured); vs_ps = GB/s / ps-lite. ps-lite has no authentication,
@@ -72,7 +75,7 @@
 //   ps_bench --quick                a smoke test: 1K x 1 and 10K x 16, 0.2 s per op
 //   ps_bench --keys=N --dim=D       one custom workload
 //   [--servers=N --workers=M --mode=transport|table|both --auth=off|curve|both
-//    --min_seconds=S --slices=N --json=PATH --peer=auto|off --peer_script=PATH]
+//    --min_seconds=S --slices=N --json=PATH --peer=auto|off --peer_script=PATH --ipc=true|false]
 #include <signal.h>
 #include <unistd.h>
 
@@ -107,6 +110,8 @@
 #include "absl/types/span.h"
 #include "common/curve_keys.h"
 #include "common/feature_key.h"
+#include "common/ipc_endpoint.h"
+#include "common/node_flags.h"
 #include "common/socket_options.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
@@ -433,18 +438,24 @@ absl::Status CheckPulledRows(KVWorker& worker, absl::Span<const uint64_t> keys, 
 // ps-lite: one 48 MB frame would be slower for a reason of its own (glibc serves allocations over
 // 32 MB with a fresh mmap, so every such frame page-faults in anew: 4M keys x 1 float measured 0.55
 // GB/s as one frame). Sockets get ConfigureSocket's options, so the kernel buffers equal Granary's
-// and only Granary's own software path differs.
+// and only Granary's own software path differs. The pair runs over the transport the clusters
+// use (ipc:// with --ipc, the default, as a worker reaches a server of its own host) and, for
+// reference, over loopback TCP as well: each ratio is stated against the floor of its own
+// transport.
 //
 // Thread-compatible: Exchange(client, ...) must be called from one thread per client.
 class RawZmqPair {
  public:
   // `max_request_bytes` and `max_reply_bytes` bound what Exchange may move.
-  RawZmqPair(int clients, size_t max_request_bytes, size_t max_reply_bytes, int io_threads);
+  // `ipc_dir` non-empty: the pair talks over a socket file in that folder; empty: over TCP.
+  RawZmqPair(int clients, size_t max_request_bytes, size_t max_reply_bytes, int io_threads,
+             std::string ipc_dir);
   ~RawZmqPair();
   RawZmqPair(const RawZmqPair&) = delete;
   RawZmqPair& operator=(const RawZmqPair&) = delete;
 
-  // Binds the ROUTER on a free port, connects the clients and starts the ROUTER thread.
+  // Binds the ROUTER (a free TCP port, or the socket file), connects the clients and starts
+  // the ROUTER thread.
   absl::Status Start();
 
   // Sends frames of `frame_bytes` (in total at most max_request_bytes) from client `client`
@@ -454,6 +465,7 @@ class RawZmqPair {
  private:
   void Serve();
 
+  const std::string ipc_dir_;
   zmq::context_t context_;
   zmq::socket_t router_;
   std::vector<zmq::socket_t> dealers_;
@@ -464,8 +476,9 @@ class RawZmqPair {
 };
 
 RawZmqPair::RawZmqPair(int clients, size_t max_request_bytes, size_t max_reply_bytes,
-                       int io_threads)
-    : context_(io_threads),
+                       int io_threads, std::string ipc_dir)
+    : ipc_dir_(std::move(ipc_dir)),
+      context_(io_threads),
       router_(context_, zmq::socket_type::router),
       payloads_(clients, std::vector<char>(max_request_bytes, 1)),
       reply_payload_(max_reply_bytes, 1) {
@@ -483,9 +496,17 @@ RawZmqPair::~RawZmqPair() {
 }
 
 absl::Status RawZmqPair::Start() {
-  absl::StatusOr<int> port = BindTcp(router_, kHost, 0);
-  if (!port.ok()) return port.status();
-  for (zmq::socket_t& dealer : dealers_) dealer.connect(TcpEndpoint(kHost, *port));
+  std::string endpoint;
+  if (ipc_dir_.empty()) {
+    absl::StatusOr<int> port = BindTcp(router_, kHost, 0);
+    if (!port.ok()) return port.status();
+    endpoint = TcpEndpoint(kHost, *port);
+  } else {
+    absl::StatusOr<std::string> ipc = BindIpc(router_, ipc_dir_, "raw.sock");
+    if (!ipc.ok()) return ipc.status();
+    endpoint = *ipc;
+  }
+  for (zmq::socket_t& dealer : dealers_) dealer.connect(endpoint);
   thread_ = std::thread([this] { Serve(); });
   return absl::OkStatus();
 }
@@ -719,8 +740,9 @@ struct Row {
   size_t bytes_per_op = 0;
   Timing timing;
   double gbps = 0;
-  double raw_gbps = 0;     // 0: not measured
-  double pslite_gbps = 0;  // ps-lite's, over this run's peer turns; 0: not measured
+  double raw_gbps = 0;      // the raw pair over the clusters' transport; 0: not measured
+  double tcp_raw_gbps = 0;  // with --ipc, the raw pair over loopback TCP; 0: not measured
+  double pslite_gbps = 0;   // ps-lite's, over this run's peer turns; 0: not measured
   // By slice: GB/s in that slice / ps-lite's in the peer turn just before it; 0 where either
   // was not measured.
   std::vector<double> vs_ps_by_slice;
@@ -740,11 +762,13 @@ std::string FormatOptional(double value) {
   return value > 0 ? absl::StrFormat("%.3f", value) : "-";
 }
 
-constexpr char kRowFormat[] = "%-22s %-9s %-9s %-5s %10s %6s %9s %9s %7s %8s %7s %7s %6s %6s\n";
+constexpr char kRowFormat[] =
+    "%-22s %-9s %-9s %-5s %10s %6s %9s %9s %7s %8s %7s %7s %6s %6s %8s %7s\n";
 
 void PrintHeader() {
   absl::PrintF(kRowFormat, "workload", "op", "mode", "auth", "bytes/op", "iters", "median_ms",
-               "ops/s", "GB/s", "raw_GB/s", "vs_raw", "ps-lite", "vs_ps", "vs_off");
+               "ops/s", "GB/s", "raw_GB/s", "vs_raw", "ps-lite", "vs_ps", "vs_off", "tcp_raw",
+               "vs_tcp");
 }
 
 void PrintRow(const Row& row) {
@@ -753,7 +777,8 @@ void PrintRow(const Row& row) {
                absl::StrFormat("%.1f", row.timing.ops_per_second()),
                absl::StrFormat("%.3f", row.gbps), FormatOptional(row.raw_gbps),
                FormatRatio(row.gbps, row.raw_gbps), FormatOptional(row.pslite_gbps),
-               FormatRatio(row.gbps, row.pslite_gbps), FormatRatio(row.gbps, row.off_gbps));
+               FormatRatio(row.gbps, row.pslite_gbps), FormatRatio(row.gbps, row.off_gbps),
+               FormatOptional(row.tcp_raw_gbps), FormatRatio(row.gbps, row.tcp_raw_gbps));
   std::fflush(stdout);
 }
 
@@ -813,7 +838,8 @@ std::string RowJson(const Row& row, const InProcessClusterOptions& cluster) {
       "\"servers\": %d, \"workers\": %d, \"bytes_per_op\": %d, \"iters\": %d, "
       "\"wall_seconds\": %.6g, \"median_ms\": %.6g, \"ops_per_s\": %.6g, \"goodput_gbps\": %.6g, "
       "\"raw_gbps\": %s, \"vs_raw\": %s, \"pslite_gbps\": %s, \"vs_pslite\": %s, "
-      "\"off_gbps\": %s, \"off_ops_per_s\": %s, \"curve_vs_off\": %s}",
+      "\"off_gbps\": %s, \"off_ops_per_s\": %s, \"curve_vs_off\": %s, "
+      "\"transport\": \"%s\", \"tcp_raw_gbps\": %s, \"vs_tcp_raw\": %s}",
       row.workload, row.op, row.mode, row.auth, row.keys, row.dim, cluster.num_servers,
       cluster.num_workers, row.bytes_per_op, row.timing.ops, row.timing.wall_seconds,
       row.timing.MedianMs(), row.timing.ops_per_second(), row.gbps, JsonNumberOrNull(row.raw_gbps),
@@ -821,7 +847,9 @@ std::string RowJson(const Row& row, const InProcessClusterOptions& cluster) {
       JsonNumberOrNull(row.pslite_gbps),
       row.pslite_gbps > 0 ? JsonNumberOrNull(row.gbps / row.pslite_gbps) : "null",
       JsonNumberOrNull(row.off_gbps), JsonNumberOrNull(row.off_ops_per_second),
-      row.off_gbps > 0 ? JsonNumberOrNull(row.gbps / row.off_gbps) : "null");
+      row.off_gbps > 0 ? JsonNumberOrNull(row.gbps / row.off_gbps) : "null",
+      cluster.ipc ? "ipc" : "tcp", JsonNumberOrNull(row.tcp_raw_gbps),
+      row.tcp_raw_gbps > 0 ? JsonNumberOrNull(row.gbps / row.tcp_raw_gbps) : "null");
 }
 
 std::vector<std::string> RowsJson(const std::vector<Row>& rows,
@@ -961,15 +989,24 @@ absl::Status MeasureWorkload(const Workload& workload, std::vector<ModeCluster>&
   const int threads = cluster.num_workers;
   std::vector<Contender> contenders;
 
-  std::unique_ptr<RawZmqPair> raw;
+  // The raw pair over the clusters' transport (contender 0) and, with ipc, over TCP (1).
+  std::vector<std::unique_ptr<RawZmqPair>> raws;
   if (FLAGS_raw) {
-    raw =
-        std::make_unique<RawZmqPair>(threads, RequestBytes(keys.size(), workload.dim),
-                                     keys.size() * workload.dim * kValueBytes, cluster.io_threads);
-    absl::Status status = raw->Start();
-    if (!status.ok()) return status;
-    contenders.push_back(
-        Contender{"raw", true, [&](Op op, int t) { return RunRawOp(*raw, t, op, workload); }});
+    // In the first cluster's data folder, which the cluster removes when it stops.
+    std::vector<std::string> ipc_dirs = {
+        cluster.ipc ? clusters.front().cluster->data_dir() + "/raw-ipc" : ""};
+    if (cluster.ipc) ipc_dirs.push_back("");
+    for (const std::string& ipc_dir : ipc_dirs) {
+      raws.push_back(std::make_unique<RawZmqPair>(threads, RequestBytes(keys.size(), workload.dim),
+                                                  keys.size() * workload.dim * kValueBytes,
+                                                  cluster.io_threads, ipc_dir));
+      absl::Status status = raws.back()->Start();
+      if (!status.ok()) return status;
+      RawZmqPair* raw = raws.back().get();
+      contenders.push_back(
+          Contender{ipc_dir.empty() ? "raw tcp" : "raw", true,
+                    [raw, &workload](Op op, int t) { return RunRawOp(*raw, t, op, workload); }});
+    }
   }
   for (ModeCluster& granary : clusters) {
     contenders.push_back(
@@ -997,14 +1034,18 @@ absl::Status MeasureWorkload(const Workload& workload, std::vector<ModeCluster>&
                         absl::StrCat(workload.name, ": ", all_timings.status().message()));
   }
 
-  std::vector<double> raw_gbps;  // by op, as kOps
+  std::vector<double> raw_gbps, tcp_raw_gbps;  // by op, as kOps
   for (size_t o = 0; o < std::size(kOps); ++o) {
     const Op op = kOps[o];
     std::vector<Timing>* timings = &(*all_timings)[o];
     const size_t bytes_per_op = BytesPerOp(workload, op);
-    if (raw != nullptr) {
+    if (!raws.empty()) {
       raw_gbps.push_back(op == Op::kPushPull ? RawPushPullGbps(raw_gbps[0], raw_gbps[1])
                                              : Goodput((*timings)[0], bytes_per_op));
+    }
+    if (raws.size() > 1) {
+      tcp_raw_gbps.push_back(op == Op::kPushPull ? RawPushPullGbps(tcp_raw_gbps[0], tcp_raw_gbps[1])
+                                                 : Goodput((*timings)[1], bytes_per_op));
     }
     const Row* off_row = nullptr;  // the current mode's unauthenticated row, timed just before
     for (size_t c = 0; c < contenders.size(); ++c) {
@@ -1020,6 +1061,7 @@ absl::Status MeasureWorkload(const Workload& workload, std::vector<ModeCluster>&
       row.timing = std::move((*timings)[c]);
       row.gbps = Goodput(row.timing, bytes_per_op);
       row.raw_gbps = raw_gbps.empty() ? 0 : raw_gbps.back();
+      row.tcp_raw_gbps = tcp_raw_gbps.empty() ? 0 : tcp_raw_gbps.back();
       row.pslite_gbps = PeerGbps(peer_turns, op, bytes_per_op);
       if (row.pslite_gbps > 0) {
         row.vs_ps_by_slice.assign(loop.slices, 0);
@@ -1101,9 +1143,11 @@ absl::Status RunBenchmark(const InProcessClusterOptions& cluster,
   loop.max_warmup_seconds = loop.seconds * kMaxWarmupShare;
   absl::PrintF(
       "ps_bench: %d server(s) x %d handler threads, %d worker(s), one ZeroMQ context with %d "
-      "I/O thread(s), >= %.2f s or %d ops per row in %d slices, TCP on %s, links %s\n\n",
+      "I/O thread(s), >= %.2f s or %d ops per row in %d slices, %s, links %s\n\n",
       cluster.num_servers, cluster.server_threads, cluster.num_workers, cluster.io_threads,
-      loop.seconds, loop.max_iters, loop.slices, kHost,
+      loop.seconds, loop.max_iters, loop.slices,
+      cluster.ipc ? "workers reach servers over ipc (raw: ipc, tcp_raw: TCP on 127.0.0.1)"
+                  : absl::StrCat("TCP on ", kHost),
       FLAGS_auth == "both"  ? "unauthenticated and CURVE-authenticated in turns"
       : FLAGS_auth == "off" ? "unauthenticated"
                             : "CURVE-authenticated");
@@ -1149,6 +1193,8 @@ absl::Status Run() {
   cluster.num_workers = FLAGS_workers;
   cluster.server_threads = FLAGS_server_threads;
   cluster.io_threads = FLAGS_io_threads;
+  // As granary_server and granary_worker on one host do (--ipc, common/node_flags.h).
+  cluster.ipc = FLAGS_ipc;
   // The servers' default budget, so that table mode measures rows served from memory as a
   // production server would, not the test default of a small cache over RocksDB.
   cluster.cache_bytes = ServerOptions().cache_bytes;

@@ -5,6 +5,7 @@
 #define GRANARY_TESTS_TESTING_CURVE_ROUTER_H_
 
 #include <chrono>
+#include <functional>
 #include <string>
 
 #include "common/curve_keys.h"
@@ -18,6 +19,18 @@ inline constexpr std::chrono::milliseconds kSilenceWait{700};
 
 // A fresh keypair; a failure to generate one fails the calling test.
 CurveKeys NewCurveKeys();
+
+// Whether a DEALER set up by `configure` gets a reply from the Granary server at `endpoint`
+// (tcp:// or ipc://) to a garbage request within `wait`. A member gets the bare rejection
+// (kRejectedText, common/message.h); an outsider gets nothing.
+bool ServerAnswers(zmq::context_t& context, const std::string& endpoint,
+                   const std::function<void(zmq::socket_t&)>& configure,
+                   std::chrono::milliseconds wait);
+
+// Expects (gtest) that the CURVE server at `endpoint` answers a holder of `keys` only: not a
+// client without CURVE, nor one that knows the public key but holds a keypair of its own.
+void ExpectOnlyKeyHoldersAnswered(zmq::context_t& context, const std::string& endpoint,
+                                  const CurveKeys& keys);
 
 class CurveRouter {
  public:

@@ -65,6 +65,7 @@ absl::Status InProcessCluster::Start() {
   server_options.max_request_keys = options_.server_max_request_keys;
   server_options.max_request_bytes = options_.server_max_request_bytes;
   server_options.max_requests_per_peer = options_.server_max_requests_per_peer;
+  if (options_.ipc) server_options.ipc_dir = data_dir_ + "/ipc";
   for (int i = 0; i < options_.num_servers; ++i) {
     servers_.push_back(std::make_unique<ParameterServer>(&context_, server_options));
     absl::StatusOr<int> port = servers_.back()->Bind();
@@ -72,6 +73,7 @@ absl::Status InProcessCluster::Start() {
     SchedulerClientOptions server_client = client_options;
     server_client.role = proto::SERVER;
     server_client.port = *port;
+    server_client.ipc_endpoint = servers_.back()->ipc_endpoint();
     server_clients_.push_back(std::make_unique<SchedulerClient>(&context_, server_client));
   }
   for (int i = 0; i < options_.num_workers; ++i) {

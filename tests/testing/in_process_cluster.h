@@ -1,5 +1,6 @@
 // InProcessCluster: a whole Granary cluster (scheduler, servers, worker-side clients) inside
-// one process, talking over real TCP sockets on 127.0.0.1 with free ports. For tests and
+// one process, talking over real TCP sockets on 127.0.0.1 with free ports (or, with
+// InProcessClusterOptions::ipc, Unix domain sockets). For tests and
 // benchmarks that need the real transport without managing processes.
 //
 // Thread-compatible: Start/Stop from one thread; the KVWorkers it hands out are thread-safe.
@@ -52,6 +53,9 @@ struct InProcessClusterOptions {
   size_t cache_bytes = size_t{64} << 20;
   absl::Duration request_timeout = absl::Seconds(30);
   int max_channels = 32;  // KVWorkerOptions::max_channels
+  // Servers also serve on a socket file under <data_dir>/ipc and advertise it, so that the
+  // workers (all on this host) connect over ipc:// (common/ipc_endpoint.h). false: TCP only.
+  bool ipc = false;
   // KVWorkerOptions::on_encoded_keys of every worker.
   std::function<void(const std::string& table, absl::Span<const uint64_t> keys)> on_encoded_keys;
   // SchedulerOptions::checkpoint_dir and checkpoint_every_chunks; servers follow the

@@ -370,25 +370,6 @@ TEST(KVWorkerWireTest, EliasFanoKeysTrainExactlyAsRawKeys) {
   EXPECT_FLOAT_EQ(trained[1][repeat * 4 + 1], -1.5f * (grads[repeat * 4 + 1] + grads[2 * 4 + 1]));
 }
 
-// Whether a DEALER set up by `configure` gets any reply from the server at `server` to a
-// garbage request within `wait`. A member gets the bare rejection; an outsider gets nothing.
-bool ServerAnswers(zmq::context_t& context, const proto::NodeInfo& server,
-                   const std::function<void(zmq::socket_t&)>& configure,
-                   std::chrono::milliseconds wait) {
-  zmq::socket_t dealer(context, zmq::socket_type::dealer);
-  ConfigureSocket(dealer);
-  configure(dealer);
-  dealer.connect(TcpEndpoint(server.host(), server.port()));
-  dealer.send(zmq::str_buffer("not a header"), zmq::send_flags::none);
-  zmq::pollitem_t item{dealer.handle(), 0, ZMQ_POLLIN, 0};
-  if (zmq::poll(&item, 1, wait) <= 0) return false;
-  std::vector<zmq::message_t> frames;
-  if (!zmq::recv_multipart(dealer, std::back_inserter(frames))) return false;
-  proto::Header reply;
-  return reply.ParseFromArray(frames[0].data(), static_cast<int>(frames[0].size())) &&
-         reply.error() == kRejectedText;
-}
-
 // With keys the in-process cluster is authenticated as production is (ps_bench times it so):
 // its workers round-trip exact rows over CURVE, and the servers' ZAP handler admits only
 // holders of the cluster keypair.
@@ -413,20 +394,7 @@ TEST(KVWorkerCurveTest, AnAuthenticatedClusterRoundTripsExactRowsAndAdmitsOnlyIt
   for (const proto::NodeInfo& node : cluster.worker_client(0).view().nodes()) {
     if (node.role() == proto::SERVER) server = node;
   }
-  EXPECT_FALSE(ServerAnswers(
-      cluster.context(), server, [](zmq::socket_t&) {}, kSilenceWait));
-  const CurveKeys stranger = NewCurveKeys();
-  EXPECT_FALSE(ServerAnswers(
-      cluster.context(), server,
-      [&](zmq::socket_t& dealer) {  // knows the public key only: the ZAP handler refuses it
-        dealer.set(zmq::sockopt::curve_serverkey, keys.public_key);
-        dealer.set(zmq::sockopt::curve_publickey, stranger.public_key);
-        dealer.set(zmq::sockopt::curve_secretkey, stranger.secret_key);
-      },
-      kSilenceWait));
-  EXPECT_TRUE(ServerAnswers(
-      cluster.context(), server, [&](zmq::socket_t& dealer) { ConfigureCurveClient(dealer, keys); },
-      kDeliveryWait));
+  ExpectOnlyKeyHoldersAnswered(cluster.context(), TcpEndpoint(server.host(), server.port()), keys);
 }
 
 TEST_F(KVWorkerTest, EvaluationPullsLeaveTheModelUntouched) {
