@@ -20,10 +20,13 @@ namespace {
 using Role = proto::ColumnConfig::Role;
 
 // Rule 2: words of a column name that make a numeric column a label.
+// "like"/"liked" are not among them: they name features as often (history_liked).
 constexpr const char* kLabelWords[] = {"click", "clicked", "clicks",  "purchase",  "purchased",
                                        "buy",   "bought",  "convert", "converted", "conversion",
-                                       "label", "target",  "rating",  "like",      "liked",
-                                       "class", "y",       "ctr",     "cvr"};
+                                       "label", "target",  "rating",  "class",     "y",
+                                       "ctr",   "cvr"};
+// Rule 1: words of a column name that make it a point in time.
+constexpr const char* kTimeWords[] = {"timestamp", "time", "date", "datetime", "ts"};
 // Rule 5: words of a column name that make it an id.
 constexpr const char* kIdWords[] = {"id", "uid", "userid", "itemid"};
 // Distinct values kept per column; enough to tell rule 6's few categories from many.
@@ -43,6 +46,15 @@ bool HasLabelWord(const std::string& name) {
   for (const std::string& word : NameWords(name)) {
     for (const char* label : kLabelWords) {
       if (word == label) return true;
+    }
+  }
+  return false;
+}
+
+bool HasTimeWord(const std::string& name) {
+  for (const std::string& word : NameWords(name)) {
+    for (const char* time : kTimeWords) {
+      if (word == time) return true;
     }
   }
   return false;
@@ -164,12 +176,7 @@ absl::StatusOr<std::vector<proto::StepFieldConfig>> GuessStepFields(
   for (size_t f = 0; f < fields.size(); ++f) {
     proto::StepFieldConfig& step = steps[f];
     step.set_name(absl::StrCat("field", f));
-    if (fields[f].all_numbers && !fields[f].numbers.empty()) {
-      step.set_kind(proto::StepFieldConfig::NUMERIC);
-      parts.push_back(absl::StrCat(step.name(), " NUMERIC"));
-      continue;
-    }
-    step.set_kind(proto::StepFieldConfig::CATEGORICAL);
+    // Tokens of a CATEGORICAL column first: integer ids are numbers too.
     const std::string* shared = nullptr;
     double best_share = kSharedTokenShare;
     for (const auto& [column, column_sample] : categorical_columns) {
@@ -186,6 +193,12 @@ absl::StatusOr<std::vector<proto::StepFieldConfig>> GuessStepFields(
         shared = &column;
       }
     }
+    if (shared == nullptr && fields[f].all_numbers && !fields[f].numbers.empty()) {
+      step.set_kind(proto::StepFieldConfig::NUMERIC);
+      parts.push_back(absl::StrCat(step.name(), " NUMERIC"));
+      continue;
+    }
+    step.set_kind(proto::StepFieldConfig::CATEGORICAL);
     if (shared != nullptr) {
       step.set_name(*shared);
       step.set_hash_space(*shared);
@@ -264,6 +277,11 @@ absl::StatusOr<DatasetGuess> GuessDataset(std::string_view header,
     if (sample.present == 0) {
       roles[i] = proto::ColumnConfig::IGNORED;
       whys[i] = absl::StrCat("no value in the ", used, " sampled lines");
+      continue;
+    }
+    if (!listed && HasTimeWord(name)) {
+      roles[i] = proto::ColumnConfig::IGNORED;
+      whys[i] = "named like a time: eval data lies beyond the training times";
       continue;
     }
     if (sample.all_numbers) {

@@ -5,15 +5,16 @@
 //   for (const std::string& reason : guess->reasons) std::cout << reason << "\n";
 //
 // Each column's role comes from the first rule that applies (the reason names it):
-//   1. no value in the sampled lines                       -> IGNORED
+//   1. no value in the sampled lines, or a name with a time word (timestamp, time, date, ts)
+//      and not listed as a label                           -> IGNORED
 //   2. a label: named in DescribeOptions::label_columns, or, when none are, a name with a
-//      label word (click, purchase, label, target, rating, ...) and only numbers:
+//      label word (click, purchase, label, target, rating, class, ...) and only numbers:
 //      0/1 -> LABEL of a BINARY task; integers 0..K-1 (K <= kMaxGuessedClasses) -> LABEL of a
 //      MULTICLASS task of K classes; other numbers -> LABEL of a REGRESSION task
 //   3. a cell with ';'                                     -> SEQUENCE; each step field
-//      NUMERIC if all its values are numbers, else CATEGORICAL, sharing the hash space of the
-//      CATEGORICAL column most of its tokens appear in (so a history's item and the target
-//      item share rows)
+//      CATEGORICAL sharing the hash space of the CATEGORICAL column most of its tokens appear
+//      in (so a history's item and the target item share rows, even when ids are integers),
+//      else NUMERIC if all its values are numbers, else CATEGORICAL
 //   4. a cell with ','                                     -> MULTI_CATEGORICAL
 //   5. a name with the word "id" (user_id, itemid)         -> CATEGORICAL
 //   6. integers of at most kMaxCategoricalIntegers distinct values (an hour, a bucket)

@@ -52,6 +52,12 @@ TEST(DatasetGuessTest, Rule1AnEmptyColumnIsIgnored) {
   EXPECT_THAT(guess.reasons[1], HasSubstr("note: IGNORED (no value in the 3 sampled lines)"));
 }
 
+TEST(DatasetGuessTest, Rule1ATimeIsIgnored) {
+  DatasetGuess guess = GuessColumn("event_timestamp", {"874965758", "874965801", "875001234"});
+  EXPECT_EQ(Column(guess, "event_timestamp").role(), proto::ColumnConfig::IGNORED);
+  EXPECT_THAT(guess.reasons[1], HasSubstr("named like a time"));
+}
+
 TEST(DatasetGuessTest, Rule2LabelsByNameAndTheirHeads) {
   DatasetGuess guess = Guess("is_click\tpurchase\tpower_class\tspend_target\tscore",
                              {"0\t\t2\t1.5\t3", "1\t1\t0\t0.2\t4", "1\t0\t1\t7\t5"});
@@ -64,8 +70,10 @@ TEST(DatasetGuessTest, Rule2LabelsByNameAndTheirHeads) {
   EXPECT_EQ(guess.tasks[2].head, proto::TaskConfig::MULTICLASS);
   EXPECT_EQ(guess.tasks[2].num_classes, 3u);
   EXPECT_EQ(guess.tasks[3].head, proto::TaskConfig::REGRESSION);
-  // "score" is no label word: a feature.
+  // "score" is no label word: a feature; nor is "liked", which names features as often.
   EXPECT_NE(Column(guess, "score").role(), proto::ColumnConfig::LABEL);
+  EXPECT_EQ(Column(GuessColumn("history_liked", {"0.5", "0.25", "1"}), "history_liked").role(),
+            proto::ColumnConfig::NUMERIC);
   // A label-named column of tokens is not a label.
   EXPECT_EQ(Column(GuessColumn("label_text", {"a", "b"}), "label_text").role(),
             proto::ColumnConfig::CATEGORICAL);
@@ -101,6 +109,11 @@ TEST(DatasetGuessTest, Rule3SequencesShareKeysWithTheColumnTheirTokensAppearIn) 
   EXPECT_EQ(history.step_fields(0).hash_space(), "item");
   EXPECT_EQ(Column(guess, "item").hash_space(), "item");
   EXPECT_EQ(history.step_fields(1).kind(), proto::StepFieldConfig::NUMERIC);
+  // Integer ids in the steps are the id column's keys, not numbers.
+  DatasetGuess ids = Guess("click\tmovie\thistory", {"1\t242\t242,4;302,3", "0\t302\t51,1"});
+  EXPECT_EQ(Column(ids, "history").step_fields(0).kind(), proto::StepFieldConfig::CATEGORICAL);
+  EXPECT_EQ(Column(ids, "history").step_fields(0).hash_space(), "movie");
+  EXPECT_EQ(Column(ids, "history").step_fields(1).kind(), proto::StepFieldConfig::NUMERIC);
   // Steps of differing field counts cannot be read as a sequence.
   DatasetGuess ragged = GuessColumn("steps", {"a,b;c", "d"});
   EXPECT_EQ(Column(ragged, "steps").role(), proto::ColumnConfig::IGNORED);
