@@ -32,42 +32,9 @@ constexpr const char* kIdWords[] = {"id", "uid", "userid", "itemid"};
 // Distinct values kept per column; enough to tell rule 6's few categories from many.
 constexpr size_t kMaxDistinctTracked = 4096;
 
-// The lower-case words of a column name, split at anything not a letter or digit.
-std::vector<std::string> NameWords(const std::string& name) {
-  std::vector<std::string> words;
-  for (absl::string_view word :
-       absl::StrSplit(name, absl::ByAnyChar(" _-.:/"), absl::SkipEmpty())) {
-    words.push_back(absl::AsciiStrToLower(word));
-  }
-  return words;
-}
-
-bool HasLabelWord(const std::string& name) {
-  for (const std::string& word : NameWords(name)) {
-    for (const char* label : kLabelWords) {
-      if (word == label) return true;
-    }
-  }
-  return false;
-}
-
-bool HasTimeWord(const std::string& name) {
-  for (const std::string& word : NameWords(name)) {
-    for (const char* time : kTimeWords) {
-      if (word == time) return true;
-    }
-  }
-  return false;
-}
-
-bool HasIdWord(const std::string& name) {
-  for (const std::string& word : NameWords(name)) {
-    for (const char* id : kIdWords) {
-      if (word == id) return true;
-    }
-  }
-  return false;
-}
+bool HasLabelWord(const std::string& name) { return NameHasWord(name, kLabelWords); }
+bool HasTimeWord(const std::string& name) { return NameHasWord(name, kTimeWords); }
+bool HasIdWord(const std::string& name) { return NameHasWord(name, kIdWords); }
 
 bool ParseNumber(absl::string_view text, double* value) {
   return absl::SimpleAtod(text, value) && std::isfinite(*value);
@@ -215,6 +182,17 @@ absl::StatusOr<std::vector<proto::StepFieldConfig>> GuessStepFields(
 }
 
 }  // namespace
+
+bool NameHasWord(const std::string& name, absl::Span<const char* const> words) {
+  for (absl::string_view word :
+       absl::StrSplit(name, absl::ByAnyChar(" _-.:/"), absl::SkipEmpty())) {
+    const std::string lower = absl::AsciiStrToLower(word);
+    for (const char* candidate : words) {
+      if (lower == candidate) return true;
+    }
+  }
+  return false;
+}
 
 absl::StatusOr<DatasetGuess> GuessDataset(std::string_view header,
                                           const std::vector<std::string>& lines,

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "common/proto/dataset.pb.h"
 #include "common/proto/job.pb.h"
 
@@ -73,6 +74,10 @@ struct DatasetGuess {
   // One line per column, "name: ROLE (why)", in header order, then notes (skipped lines).
   std::vector<std::string> reasons;
 };
+
+// Whether one of the words of column name `name` (split at ' ', '_', '-', '.', ':', '/'),
+// lower-cased, is one of `words` (lower case): "is_Click" has the word "click", "clickbait" not.
+bool NameHasWord(const std::string& name, absl::Span<const char* const> words);
 
 // Guesses the dataset config of `header` (a TSV header line) from `lines` (data lines under
 // it; lines whose cell count differs from the header's are skipped and counted in a note).

@@ -1,10 +1,8 @@
 #include "worker/tools/starter_configs.h"
 
 #include "absl/container/flat_hash_set.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 
 namespace granary {
 namespace {
@@ -16,17 +14,6 @@ constexpr char kSparseTable[] = "emb";
 constexpr char kDenseTable[] = "dense";
 constexpr uint64_t kStarterSeed = 1;
 constexpr uint64_t kStarterInitializerSeed = 7;
-
-bool HasItemWord(const std::string& name) {
-  for (absl::string_view word :
-       absl::StrSplit(name, absl::ByAnyChar(" _-.:/"), absl::SkipEmpty())) {
-    const std::string lower = absl::AsciiStrToLower(word);
-    for (const char* item : kItemWords) {
-      if (lower == item) return true;
-    }
-  }
-  return false;
-}
 
 bool IsEmbedded(proto::ColumnConfig::Role role) {
   return role == proto::ColumnConfig::CATEGORICAL || role == proto::ColumnConfig::MULTI_CATEGORICAL;
@@ -82,7 +69,7 @@ absl::StatusOr<StarterConfigs> MakeStarterConfigs(const DatasetGuess& guess,
       embedded.push_back(name);
       const bool item =
           shared_with_steps.contains(column.hash_space().empty() ? name : column.hash_space()) ||
-          HasItemWord(name);
+          NameHasWord(name, kItemWords);
       (item ? item_fields : user_fields).push_back(name);
     }
     if (column.role() == proto::ColumnConfig::SEQUENCE && HasCategoricalStep(column)) {
