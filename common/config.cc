@@ -223,6 +223,34 @@ absl::Status ValidateStepFields(const proto::ColumnConfig& column, const ConfigL
                                absl::StrCat(" in column '", column.name(), "'"), validate_step);
 }
 
+// A NUMERIC column's transform: mean and stddev both or neither, stddev > 0, clip > 0, all
+// finite (a NaN or infinite setting would turn every value of the column into NaN or 0).
+absl::Status ValidateNumericTransform(const proto::ColumnConfig& column, const ConfigLocation& at) {
+  const proto::NumericTransform& transform = column.transform();
+  const ConfigLocation transform_at = at.Nested(transform, "transform");
+  if (transform.has_mean() != transform.has_stddev()) {
+    return ConfigLocation::Invalid(
+        transform_at.At(transform.has_mean() ? "mean" : "stddev"),
+        absl::StrCat("column '", column.name(), "' transform needs both mean and stddev"));
+  }
+  if (transform.has_mean() && !std::isfinite(transform.mean())) {
+    return ConfigLocation::Invalid(
+        transform_at.At("mean"),
+        absl::StrCat("column '", column.name(), "' transform needs a finite mean"));
+  }
+  if (transform.has_stddev() && !(transform.stddev() > 0 && std::isfinite(transform.stddev()))) {
+    return ConfigLocation::Invalid(
+        transform_at.At("stddev"),
+        absl::StrCat("column '", column.name(), "' transform needs stddev > 0 and finite"));
+  }
+  if (transform.has_clip() && !(transform.clip() > 0 && std::isfinite(transform.clip()))) {
+    return ConfigLocation::Invalid(
+        transform_at.At("clip"),
+        absl::StrCat("column '", column.name(), "' transform needs clip > 0 and finite"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateColumn(const proto::ColumnConfig& column, const ConfigLocation& at) {
   if (column.name().empty()) return ConfigLocation::Invalid(at.Here(), "column has no name");
   // The header line is split on tabs and lines on newlines; such a name could never match.
@@ -234,6 +262,15 @@ absl::Status ValidateColumn(const proto::ColumnConfig& column, const ConfigLocat
   if (column.role() == proto::ColumnConfig::ROLE_UNSPECIFIED) {
     return ConfigLocation::Invalid(at.Here(),
                                    absl::StrCat("column '", column.name(), "' has no role"));
+  }
+  if (column.has_transform()) {
+    if (column.role() != proto::ColumnConfig::NUMERIC) {
+      return ConfigLocation::Invalid(at.At("transform"),
+                                     absl::StrCat("column '", column.name(), "' is ", role,
+                                                  "; only a NUMERIC column has a transform"));
+    }
+    absl::Status status = ValidateNumericTransform(column, at);
+    if (!status.ok()) return status;
   }
   if (!IsCategorical(column.role()) && !column.hash_space().empty()) {
     return ConfigLocation::Invalid(

@@ -57,7 +57,8 @@ inline constexpr double kDefaultReadTimeoutSeconds = 600;
 // a SEQUENCE column with >= 1 uniquely named step field, each with a kind;
 // max_sequence_length >= 1, max_sequence_steps >= max_sequence_length (both as defaulted
 // below), each only on SEQUENCE; max_bad_line_fraction in [0, 1]; max_abs_numeric > 0 (and not
-// NaN); max_line_bytes >= 1; read_timeout_seconds > 0 (and finite). Returns
+// NaN); max_line_bytes >= 1; read_timeout_seconds > 0 (and finite); a transform only on a
+// NUMERIC column, with mean and stddev both or neither, stddev > 0, clip > 0, all finite. Returns
 // InvalidArgument for the first broken rule. `tree` as for ValidateClusterConfig.
 absl::Status ValidateDatasetConfig(const proto::DatasetConfig& config,
                                    const std::string& source_name,

@@ -15,8 +15,8 @@
 
 namespace {
 
-// Every role, a sequence of both step-field kinds and a tight length bound, so that the
-// parser's bounds are within reach of short inputs.
+// Every role, a sequence of both step-field kinds, a NUMERIC transform and a tight length
+// bound, so that the parser's bounds are within reach of short inputs.
 constexpr char kDatasetConfig[] = R"pb(
   columns { name: "click" role: LABEL }
   columns { name: "user" role: CATEGORICAL }
@@ -30,7 +30,11 @@ constexpr char kDatasetConfig[] = R"pb(
     step_fields { name: "genre" kind: CATEGORICAL hash_space: "genre" }
     step_fields { name: "score" kind: NUMERIC }
   }
-  columns { name: "price" role: NUMERIC }
+  columns {
+    name: "price"
+    role: NUMERIC
+    transform { log1p: true mean: 1 stddev: 2 clip: 5 }
+  }
   columns { name: "note" role: IGNORED }
   max_abs_numeric: 1000
   max_line_bytes: 4096

@@ -23,6 +23,8 @@ readonly PACKAGES=(
   slurm-wlm munge
   # Not for the build: .ci/run builds the fuzz targets (fuzz/) with clang and libFuzzer.
   clang-14 libfuzzer-14-dev
+  # Not for the build: describe_train_test writes its stream with tests/bench/synthetic_stream.py.
+  python3
 )
 # The services those packages enable and start on a machine run by systemd. The test starts
 # daemons of its own, so a machine that had none of these gets none running as a side effect.

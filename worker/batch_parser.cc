@@ -88,6 +88,34 @@ bool AppendFloat(std::string_view text, double max_abs, const LabelPlan* label, 
   return true;
 }
 
+// A NUMERIC column's transform (common/proto/dataset.proto NumericTransform), compiled.
+struct NumericPlan {
+  bool log1p = false;
+  bool standardize = false;
+  double mean = 0;
+  double inverse_stddev = 1;
+  bool clip = false;
+  double clip_abs = 0;
+};
+
+// Transforms the value the last AppendFloat appended to *column (if it was present), or says
+// why it cannot: log1p of a negative value.
+bool TransformLast(const NumericPlan& plan, FloatColumn* column, std::string* reason) {
+  if (!column->present.back()) return true;
+  double value = column->values.back();
+  if (plan.log1p) {
+    if (value < 0) {
+      *reason = absl::StrCat(value, " is negative; transform log1p needs a value >= 0");
+      return false;
+    }
+    value = std::log1p(value);
+  }
+  if (plan.standardize) value = (value - plan.mean) * plan.inverse_stddev;
+  if (plan.clip) value = std::clamp(value, -plan.clip_abs, plan.clip_abs);
+  column->values.back() = static_cast<float>(value);
+  return true;
+}
+
 void AppendCategorical(std::string_view text, uint64_t seed, CategoricalColumn* column) {
   column->keys.push_back(text.empty() ? 0 : FeatureKey(seed, text));
   column->present.push_back(text.empty() ? 0 : 1);
@@ -246,10 +274,19 @@ struct BatchParser::Plan {
             }
           }
           break;
-        case proto::ColumnConfig::NUMERIC:
+        case proto::ColumnConfig::NUMERIC: {
           cell.index = static_cast<int>(empty.numerics.size());
           empty.numerics.push_back({column.name(), {}, {}});
+          const proto::NumericTransform& transform = column.transform();
+          NumericPlan& plan = numeric_plans.emplace_back();
+          plan.log1p = transform.log1p();
+          plan.standardize = transform.has_stddev();
+          plan.mean = transform.mean();
+          plan.inverse_stddev = plan.standardize ? 1.0 / transform.stddev() : 1.0;
+          plan.clip = transform.has_clip();
+          plan.clip_abs = transform.clip();
           break;
+        }
         case proto::ColumnConfig::CATEGORICAL:
           cell.index = static_cast<int>(empty.categoricals.size());
           empty.categoricals.push_back({column.name(), {}, {}});
@@ -294,6 +331,7 @@ struct BatchParser::Plan {
   std::vector<uint64_t> multi_seeds;                       // by Batch::multi_categoricals index
   std::vector<SequencePlan> sequences;                     // by Batch::sequences index
   std::vector<LabelPlan> labels;                           // by Batch::labels index
+  std::vector<NumericPlan> numeric_plans;                  // by Batch::numerics index
 };
 
 absl::Status BatchParser::CheckLabelDomains(const proto::DatasetConfig& config,
@@ -407,7 +445,8 @@ bool BatchParser::ParseLine(std::string_view line, Layout* layout, Batch* batch,
         name = &batch->labels[index].name;
         break;
       case proto::ColumnConfig::NUMERIC:
-        ok = AppendFloat(text, plan.max_abs_numeric, nullptr, &batch->numerics[index], reason);
+        ok = AppendFloat(text, plan.max_abs_numeric, nullptr, &batch->numerics[index], reason) &&
+             TransformLast(plan.numeric_plans[index], &batch->numerics[index], reason);
         name = &batch->numerics[index].name;
         break;
       case proto::ColumnConfig::CATEGORICAL:

@@ -14,7 +14,8 @@
 // cell or step field beyond max_abs_numeric, a LABEL outside its LabelDomain, an empty token in
 // a MULTI_CATEGORICAL list, a SEQUENCE cell of more than max_sequence_steps steps (counted
 // before any is parsed), a sequence step with the wrong number of fields, an empty or
-// non-numeric step field.
+// non-numeric step field, a negative cell of a NUMERIC column whose transform takes its log1p.
+// A NUMERIC column's transform (log1p, standardize, clip) is applied as its cell is parsed.
 //
 // Thread-safe: const after construction (each thread parses into its own Batch and Layout).
 #ifndef GRANARY_WORKER_BATCH_PARSER_H_

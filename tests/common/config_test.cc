@@ -324,6 +324,22 @@ TEST_F(ConfigTest, InvalidDatasetConfigsNameFileLineAndReason) {
       {"columns { name: \"l\" role: LABEL }\nread_timeout_seconds: inf\n",
        ":2: read_timeout_seconds must be > 0 and finite"},
       {"columns { name: \"l\" role: LABLE }\n", ":1:"},
+      {"columns {\n  name: \"l\" role: LABEL\n  transform { log1p: true }\n}\n",
+       ":3: column 'l' is LABEL; only a NUMERIC column has a transform"},
+      {"columns { name: \"n\" role: NUMERIC\n  transform {\n    mean: 1\n  }\n}\n",
+       ":3: column 'n' transform needs both mean and stddev"},
+      {"columns { name: \"n\" role: NUMERIC\n  transform {\n    stddev: 1\n  }\n}\n",
+       ":3: column 'n' transform needs both mean and stddev"},
+      {"columns { name: \"n\" role: NUMERIC\n  transform { mean: 1\n stddev: 0 }\n}\n",
+       ":3: column 'n' transform needs stddev > 0 and finite"},
+      {"columns { name: \"n\" role: NUMERIC\n  transform { mean: 1\n stddev: inf }\n}\n",
+       ":3: column 'n' transform needs stddev > 0 and finite"},
+      {"columns { name: \"n\" role: NUMERIC\n  transform {\n mean: nan stddev: 2 }\n}\n",
+       ":3: column 'n' transform needs a finite mean"},
+      {"columns { name: \"n\" role: NUMERIC\n  transform {\n clip: -1 }\n}\n",
+       ":3: column 'n' transform needs clip > 0 and finite"},
+      {"columns { name: \"n\" role: NUMERIC\n  transform {\n clip: nan }\n}\n",
+       ":3: column 'n' transform needs clip > 0 and finite"},
   };
   for (const BadDataset& bad : cases) {
     std::string path = Write(bad.text);
@@ -333,6 +349,14 @@ TEST_F(ConfigTest, InvalidDatasetConfigsNameFileLineAndReason) {
         << "config:\n"
         << bad.text << "\nerror: " << config.status();
   }
+}
+
+TEST_F(ConfigTest, ANumericTransformLoads) {
+  absl::StatusOr<proto::DatasetConfig> good =
+      LoadDatasetConfig(Write("columns { name: \"n\" role: NUMERIC\n"
+                              "  transform { log1p: true mean: 2 stddev: 0.5 clip: 4 }\n}\n"));
+  ASSERT_TRUE(good.ok()) << good.status();
+  EXPECT_TRUE(good->columns(0).transform().log1p());
 }
 
 TEST_F(ConfigTest, ShippedDatasetConfigsLoad) {

@@ -1,5 +1,6 @@
 #include "worker/batch_parser.h"
 
+#include <cmath>
 #include <string>
 #include <utility>
 #include <vector>
@@ -150,6 +151,51 @@ TEST(BatchParserTest, ANumericBeyondMaxAbsNumericIsBad) {
   config.set_max_abs_numeric(10);
   EXPECT_EQ(BadLineReason(BatchParser(config, 4), Line("1", "10.5", "a", "u", "", "")),
             "column 'price': 10.5 exceeds max_abs_numeric 10");
+}
+
+// The config of kConfig with `transform` on the NUMERIC column "price".
+proto::DatasetConfig PriceTransformed(const std::string& transform) {
+  proto::DatasetConfig config = Config();
+  absl::Status status =
+      ParseTextProto(transform, "transform", config.mutable_columns(1)->mutable_transform());
+  EXPECT_TRUE(status.ok()) << status;
+  return config;
+}
+
+TEST(BatchParserTest, Log1pTransformsANumericAndRefusesANegativeCell) {
+  const proto::DatasetConfig config = PriceTransformed("log1p: true");
+  Batch batch =
+      ParseGoodLines({Line("1", "0", "a", "u", "", ""), Line("1", "9999", "a", "u", "", ""),
+                      Line("1", "", "a", "u", "", "")},
+                     config);
+  ASSERT_EQ(batch.size, 3);
+  EXPECT_FLOAT_EQ(batch.numerics[0].values[0], 0);
+  EXPECT_FLOAT_EQ(batch.numerics[0].values[1], std::log1p(9999.0));
+  // Missing stays missing.
+  EXPECT_EQ(batch.numerics[0].present, (std::vector<uint8_t>{1, 1, 0}));
+  EXPECT_EQ(batch.numerics[0].values[2], 0);
+  EXPECT_EQ(BadLineReason(BatchParser(config, 4), Line("1", "-0.5", "a", "u", "", "")),
+            "column 'price': -0.5 is negative; transform log1p needs a value >= 0");
+  // max_abs_numeric bounds the cell as written, before the transform.
+  EXPECT_EQ(BadLineReason(BatchParser(config, 4), Line("1", "2e6", "a", "u", "", "")),
+            "column 'price': 2e+06 exceeds max_abs_numeric 1e+06");
+}
+
+TEST(BatchParserTest, StandardizeAndClipApplyAfterLog1p) {
+  Batch standardized =
+      ParseGoodLines({Line("1", "7", "a", "u", "", "")}, PriceTransformed("mean: 3 stddev: 2"));
+  EXPECT_FLOAT_EQ(standardized.numerics[0].values[0], 2);
+  Batch clipped =
+      ParseGoodLines({Line("1", "7", "a", "u", "", ""), Line("1", "-7", "a", "u", "", "")},
+                     PriceTransformed("clip: 1.5"));
+  EXPECT_EQ(clipped.numerics[0].values, (std::vector<float>{1.5f, -1.5f}));
+  // log1p(e^2 - 1) = 2, standardized to (2 - 1) / 0.25 = 4, clipped to 3.
+  Batch all = ParseGoodLines({Line("1", absl::StrCat(std::expm1(2.0)), "a", "u", "", "")},
+                             PriceTransformed("log1p: true mean: 1 stddev: 0.25 clip: 3"));
+  EXPECT_FLOAT_EQ(all.numerics[0].values[0], 3);
+  Batch unclipped = ParseGoodLines({Line("1", absl::StrCat(std::expm1(2.0)), "a", "u", "", "")},
+                                   PriceTransformed("log1p: true mean: 1 stddev: 0.25"));
+  EXPECT_NEAR(unclipped.numerics[0].values[0], 4, 1e-4);
 }
 
 TEST(BatchParserTest, ALabelOutsideItsDomainIsBad) {
