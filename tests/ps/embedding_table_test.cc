@@ -245,6 +245,55 @@ TEST_F(EmbeddingTableTest, MergedPushesReadThroughAHashIndexLeaveTheRowsCachedPu
   ExpectMergedPushesLeaveTheRowsCachedPushesLeave();
 }
 
+// A table ten times larger than its cache, in PlainTable files (RowStoreOptions::plain_table,
+// which merges no pushes: misses are read), trains exactly as one in block-based files: the
+// same pulls, and the same stored records after a reopen.
+TEST_F(EmbeddingTableTest, PlainTableRowsTrainLikeBlockBasedRows) {
+  constexpr int kDim = 4, kKeys = 4000, kBatches = 40, kBatchDraws = 400;
+  const proto::TableConfig config = AdagradTable("plain", kDim);
+  const std::string reference_dir = NewTempDir();
+  RowStoreOptions reference_options;
+  reference_options.path = reference_dir;
+  absl::StatusOr<std::unique_ptr<RowStore>> reference_store =
+      RowStore::Open(reference_options, {config.name()});
+  ASSERT_TRUE(reference_store.ok()) << reference_store.status();
+  UpdateStamp reference_stamp;
+  // About 400 of the 4,000 rows fit either cache.
+  absl::StatusOr<std::unique_ptr<EmbeddingTable>> reference =
+      EmbeddingTable::Create(config, reference_store->get(), 0, 48 << 10, &reference_stamp);
+  ASSERT_TRUE(reference.ok()) << reference.status();
+  store_options_.plain_table = true;
+  store_options_.sorted_runs_before_compaction = 2;  // compactions of PlainTable files too
+  store_options_.memtable_bytes = 256 << 10;         // and many flushes
+  Open(config, 48 << 10);
+  std::vector<uint64_t> keys = Keys(kKeys, "plain");
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> pick(0, kKeys - 1);
+  std::uniform_real_distribution<float> gradient(-1, 1);
+  for (int b = 0; b < kBatches; ++b) {
+    std::vector<uint64_t> batch;
+    std::vector<float> grads;
+    for (int i = 0; i < kBatchDraws; ++i) {
+      batch.push_back(keys[pick(rng)]);
+      for (int d = 0; d < kDim; ++d) grads.push_back(gradient(rng));
+    }
+    std::vector<float> values(batch.size() * kDim), expected(batch.size() * kDim);
+    ASSERT_TRUE(table_->Pull(batch, values.data(), /*read_only=*/false).ok());
+    ASSERT_TRUE((*reference)->Pull(batch, expected.data(), /*read_only=*/false).ok());
+    ASSERT_EQ(values, expected) << "batch " << b;
+    ASSERT_TRUE(table_->Push(batch, grads.data()).ok());
+    ASSERT_TRUE((*reference)->Push(batch, grads.data()).ok());
+  }
+  EXPECT_GT(table_->stats().rows_written, static_cast<uint64_t>(kKeys));  // evicted, reread
+  const std::map<uint64_t, std::string> expected_records = StoredRecords(**reference);
+  ASSERT_EQ(StoredRecords(*table_), expected_records);  // flushes the dirty cached rows
+  Open(config, 48 << 10);
+  ASSERT_EQ(StoredRecords(*table_), expected_records);
+  reference->reset();
+  reference_store->reset();
+  std::filesystem::remove_all(reference_dir);
+}
+
 // A store holding merge operands opened without the operator cannot fold them: opening it
 // fails with an error naming the table and path, never serving a silently stale row.
 TEST_F(EmbeddingTableTest, MergedRowsOpenedWithoutTheOperatorAreAnErrorNamingTheTable) {
