@@ -77,6 +77,19 @@ RowStoreOptions OptionsFor(const std::string& path, const ReadPath& read_path) {
   return options;
 }
 
+// Expects a scan of `store`'s table 0 to return exactly `expected`, in key order.
+void ExpectScanReads(RowStore& store, const std::map<uint64_t, std::string>& expected) {
+  std::unique_ptr<rocksdb::Iterator> scan = store.NewRowIterator(0);
+  auto next = expected.begin();
+  for (scan->SeekToFirst(); scan->Valid(); scan->Next(), ++next) {
+    ASSERT_NE(next, expected.end());
+    ASSERT_EQ(RowStore::DecodeKey(scan->key()), next->first);
+    ASSERT_EQ(scan->value().ToString(), next->second);
+  }
+  ASSERT_TRUE(scan->status().ok());
+  EXPECT_EQ(next, expected.end());
+}
+
 // Writes rows over several files (each round overwrites a third of the keys and is flushed to
 // a file of its own) with `written`, then reopens the store with `read` and expects MultiGet,
 // in any key order and mixed with absent keys, and a scan to return the newest records: a
@@ -127,16 +140,7 @@ void ExpectNewestRowsRead(const ReadPath& written, const ReadPath& read) {
       }
     }
   }
-  std::unique_ptr<rocksdb::Iterator> scan = (*store)->NewRowIterator(0);
-  auto expected = newest.begin();
-  for (scan->SeekToFirst(); scan->Valid(); scan->Next(), ++expected) {
-    ASSERT_NE(expected, newest.end());
-    ASSERT_EQ(RowStore::DecodeKey(scan->key()), expected->first);
-    ASSERT_EQ(scan->value().ToString(), expected->second);
-  }
-  ASSERT_TRUE(scan->status().ok());
-  EXPECT_EQ(expected, newest.end());
-  scan.reset();  // before the store
+  ExpectScanReads(**store, newest);
   store->reset();
   std::filesystem::remove_all(dir);
 }
@@ -213,16 +217,7 @@ TEST(RowStoreTest, PlainTableRowsRoundTripThroughACheckpoint) {
     ASSERT_EQ(records[i].ToString(), expected[keys[i]]) << "key " << keys[i];
   }
   records.clear();
-  std::unique_ptr<rocksdb::Iterator> scan = (*restored)->NewRowIterator(0);
-  auto next = expected.begin();
-  for (scan->SeekToFirst(); scan->Valid(); scan->Next(), ++next) {
-    ASSERT_NE(next, expected.end());
-    ASSERT_EQ(RowStore::DecodeKey(scan->key()), next->first);
-    ASSERT_EQ(scan->value().ToString(), next->second);
-  }
-  ASSERT_TRUE(scan->status().ok());
-  EXPECT_EQ(next, expected.end());
-  scan.reset();
+  ExpectScanReads(**restored, expected);
   restored->reset();
   std::filesystem::remove_all(dir);
 }
