@@ -240,6 +240,28 @@ TEST(RowStoreTest, AHashIndexPrefixLongerThanTheKeyIsRefused) {
   ExpectOpenRefused(options);
 }
 
+// A store of PlainTable files opened without the option is refused with an error naming the
+// path, never read as if it were empty.
+TEST(RowStoreTest, PlainTableFilesOpenedWithoutTheOptionAreAnErrorNamingThePath) {
+  const std::string dir = MakeTempDir("row-store-plain-reopen");
+  ASSERT_FALSE(dir.empty());
+  RowStoreOptions options;
+  options.path = dir + "/db";
+  options.plain_table = true;
+  {
+    absl::StatusOr<std::unique_ptr<RowStore>> store = RowStore::Open(options, {"t"});
+    ASSERT_TRUE(store.ok()) << store.status();
+    RowStore::Batch batch = (*store)->NewBatch();
+    batch.PutRow(0, 42, Record(42, 0).data(), Record(42, 0).size());
+    ASSERT_TRUE((*store)->Write(batch).ok());
+  }  // closing flushes the row into a PlainTable file
+  options.plain_table = false;
+  absl::StatusOr<std::unique_ptr<RowStore>> store = RowStore::Open(options, {"t"});
+  ASSERT_FALSE(store.ok());
+  EXPECT_THAT(std::string(store.status().message()), testing::HasSubstr(options.path));
+  std::filesystem::remove_all(dir);
+}
+
 TEST(RowStoreTest, PlainTableWithAHashIndexIsRefused) {
   RowStoreOptions options;
   options.plain_table = true;
