@@ -64,18 +64,14 @@ constexpr int kStopExtraRuns = 30;
 // Memtables per column family before a flush; with the WriteBufferManager bounding the sum.
 constexpr int kMemtablesPerTable = 4;
 
-// `keyed`: the column family's keys are all EncodeKey's 8 bytes (rows and tombstones; not the
-// default column family's metadata names).
-rocksdb::ColumnFamilyOptions TableOptions(const std::shared_ptr<rocksdb::Cache>& cache,
-                                          const RowStoreOptions& store, bool keyed) {
-  rocksdb::ColumnFamilyOptions options;
-  options.write_buffer_size = store.memtable_bytes / kMemtablesPerTable;
+// The block-based format of a column family's files; `keyed` as for TableOptions.
+rocksdb::BlockBasedTableOptions BlockBasedOptions(const std::shared_ptr<rocksdb::Cache>& cache,
+                                                  const RowStoreOptions& store, bool keyed) {
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = cache;
   table.block_size = store.block_bytes;
   if (store.hash_index_prefix_bytes > 0 && keyed) {
     table.index_type = rocksdb::BlockBasedTableOptions::kHashSearch;
-    options.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(store.hash_index_prefix_bytes));
   } else if (store.partitioned_index) {
     table.index_type = rocksdb::BlockBasedTableOptions::kTwoLevelIndexSearch;
     table.metadata_cache_options.top_level_index_pinning = rocksdb::PinningTier::kAll;
@@ -84,7 +80,32 @@ rocksdb::ColumnFamilyOptions TableOptions(const std::shared_ptr<rocksdb::Cache>&
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(kBloomBitsPerKey));
   // A point lookup finds its key in a data block by hash, not by binary search.
   table.data_block_index_type = rocksdb::BlockBasedTableOptions::kDataBlockBinaryAndHash;
-  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  return table;
+}
+
+// `keyed`: the column family's keys are all EncodeKey's 8 bytes (rows and tombstones; not the
+// default column family's metadata names).
+rocksdb::ColumnFamilyOptions TableOptions(const std::shared_ptr<rocksdb::Cache>& cache,
+                                          const RowStoreOptions& store, bool keyed) {
+  rocksdb::ColumnFamilyOptions options;
+  options.write_buffer_size = store.memtable_bytes / kMemtablesPerTable;
+  std::shared_ptr<rocksdb::TableFactory> block_based(
+      rocksdb::NewBlockBasedTableFactory(BlockBasedOptions(cache, store, keyed)));
+  options.table_factory = block_based;
+  if (store.hash_index_prefix_bytes > 0 && keyed) {
+    options.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(store.hash_index_prefix_bytes));
+  } else if (store.plain_table && keyed) {
+    rocksdb::PlainTableOptions plain;
+    plain.user_key_len = kEncodedKeyBytes;
+    plain.bloom_bits_per_key = static_cast<int>(kBloomBitsPerKey);
+    // The whole key is the "prefix" PlainTable hashes: a lookup goes straight to its record.
+    options.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(kEncodedKeyBytes));
+    std::shared_ptr<rocksdb::TableFactory> plain_factory(rocksdb::NewPlainTableFactory(plain));
+    // Writes PlainTable files, reads those and block-based ones (files written without the
+    // option), telling them apart by their magic number.
+    options.table_factory.reset(
+        rocksdb::NewAdaptiveTableFactory(plain_factory, block_based, plain_factory));
+  }
   options.compression = rocksdb::kNoCompression;  // float rows barely compress
   options.memtable_whole_key_filtering = true;
   options.memtable_prefix_bloom_size_ratio = kMemtableBloomRatio;
@@ -151,6 +172,18 @@ absl::StatusOr<std::unique_ptr<RowStore>> RowStore::Open(const RowStoreOptions& 
         absl::StrCat("RocksDB at ", options.path, ": hash_index_prefix_bytes is ",
                      options.hash_index_prefix_bytes, ", must be 0 (off) to ", kEncodedKeyBytes,
                      " (the key's bytes)"));
+  }
+  if (options.plain_table && options.hash_index_prefix_bytes > 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("RocksDB at ", options.path,
+                     ": plain_table and hash_index_prefix_bytes are two formats of the same files; "
+                     "set one"));
+  }
+  if (options.plain_table && !options.merge_operators.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "RocksDB at ", options.path, ": plain_table takes no merge operators (table '",
+        options.merge_operators.begin()->first,
+        "'): RocksDB's PlainTable cannot seek in total order, as ingesting merge files needs"));
   }
   if (options.sorted_runs_before_compaction < kMinSortedRunsBeforeCompaction) {
     return absl::InvalidArgumentError(
@@ -433,6 +466,17 @@ absl::Status RowStore::Checkpoint(const std::string& dir) {
 uint64_t RowStore::BytesWritten() const {
   return statistics_->getTickerCount(rocksdb::FLUSH_WRITE_BYTES) +
          statistics_->getTickerCount(rocksdb::COMPACT_WRITE_BYTES);
+}
+
+uint64_t RowStore::TableReaderBytes() const {
+  uint64_t total = 0;
+  for (rocksdb::ColumnFamilyHandle* handle : all_handles_) {
+    uint64_t bytes = 0;
+    if (db_->GetIntProperty(handle, rocksdb::DB::Properties::kEstimateTableReadersMem, &bytes)) {
+      total += bytes;
+    }
+  }
+  return total;
 }
 
 uint64_t RowStore::WriteStallMicros() const {

@@ -55,6 +55,16 @@ struct RowStoreOptions {
   // per row, more than a 10 % row cache; with 2 bytes at most 65,536 prefixes per file.
   // Takes the place of partitioned_index. 0 (off), or 1 to 8.
   int hash_index_prefix_bytes = 0;
+  // If true, each table's rows (and tombstones) are written as RocksDB PlainTable files instead
+  // of block-based ones: records one after another, read where mmap maps them, found through
+  // an in-memory hash index over the whole key (a 4-byte bucket at a 0.75 load, a sub-index
+  // entry where buckets collide, and a 10-bit bloom filter: about 9 bytes per row), with no
+  // blocks, block index or block checksums. Files written before (block-based) are read too;
+  // a store whose files were written with it must be opened with it. RocksDB 7.8's PlainTable
+  // cannot seek in total order, which ingesting a file needs, so it takes no merge_operators
+  // (its tables read the rows they push). Excludes hash_index_prefix_bytes. Measured, and why
+  // it is off, in docs/storage.md.
+  bool plain_table = false;
   // Size of an (uncompressed) data block: a miss verifies the checksum of, and searches, a
   // whole block, while the index (partitioned, so it stays cheap to search) holds an entry per
   // block. 1 KB (RocksDB's default is 4 KB) holds ~6 rows of dim 16 with Adagrad.
@@ -181,6 +191,10 @@ class RowStore {
 
   // Bytes RocksDB has written to disk so far: flushes and compactions (the WAL is off).
   uint64_t BytesWritten() const;
+  // Bytes RocksDB's open files hold in memory outside the block cache: their indexes and
+  // filters where these are not block-cache blocks (PlainTable's hash index and bloom filter,
+  // a partitioned index's top level). RocksDB's estimate, summed over the column families.
+  uint64_t TableReaderBytes() const;
   // Microseconds writers have waited so far because flushes or compactions fell behind.
   uint64_t WriteStallMicros() const;
 

@@ -85,6 +85,8 @@
 //                             found a push log full.
 //   wb/upd                    dirty rows written back per row-update, same window.
 //   cache_MB                  memory the cache shards allocated (stats().memory_bytes).
+//   readers_MB                memory of RocksDB's open files outside the block cache after the
+//                             phases (RowStore::TableReaderBytes): PlainTable's hash index.
 //   rss_MB                    resident anonymous memory of the process after the set-up's
 //                             phases (not the page cache's pages of the files RocksDB maps).
 //   prep_s                    prefill (memory) or RocksDB seeding (first cached set-up) time.
@@ -99,6 +101,8 @@
 //   [--nommap_reads --nopartitioned_index --block_bytes=4096]  RocksDB's read path before
 //                                  (RowStoreOptions), to compare the cost of a miss
 //   [--hash_index_prefix_bytes=N --sorted_runs_before_compaction=N --noverify_read_checksums]
+//   [--plain_table]                rows in RocksDB PlainTable files (RowStoreOptions::plain_table),
+//                                  without merged pushes
 //                                  other RowStoreOptions of the read path
 //   [--read_counts]                sorted runs probed and blocks read per miss
 #include <sys/resource.h>
@@ -194,6 +198,9 @@ DEFINE_bool(verify_read_checksums, granary::RowStoreOptions().verify_read_checks
 DEFINE_int32(hash_index_prefix_bytes, granary::RowStoreOptions().hash_index_prefix_bytes,
              "RocksDB files of rows have a hash index over the keys' first N bytes, 0 = none "
              "(RowStoreOptions::hash_index_prefix_bytes).");
+DEFINE_bool(plain_table, granary::RowStoreOptions().plain_table,
+            "Rows in RocksDB PlainTable files, hash-indexed (RowStoreOptions::plain_table); "
+            "pushes to uncached rows then read them instead of merging.");
 DEFINE_bool(read_counts, false,
             "Count RocksDB's work per miss on the serving threads (its PerfContext at "
             "kEnableCount, which itself costs a little CPU): the runs/miss and blk/miss columns.");
@@ -456,6 +463,9 @@ absl::StatusOr<std::unique_ptr<RowStore>> OpenRowStore(const std::string& path,
   options.sorted_runs_before_compaction = FLAGS_sorted_runs_before_compaction;
   options.verify_read_checksums = FLAGS_verify_read_checksums;
   options.hash_index_prefix_bytes = FLAGS_hash_index_prefix_bytes;
+  options.plain_table = FLAGS_plain_table;
+  // A PlainTable store takes no merge operator: its pushes to uncached rows read them.
+  if (options.plain_table) return RowStore::Open(options, {kTable});
   absl::StatusOr<std::shared_ptr<rocksdb::MergeOperator>> merge_operator =
       EmbeddingTable::NewMergeOperator(config);
   if (!merge_operator.ok()) return merge_operator.status();
@@ -680,6 +690,7 @@ struct Row {
   // comment).
   uint64_t rocksdb_bytes_written = 0;
   uint64_t rss_bytes = 0;
+  uint64_t table_reader_bytes = 0;
   // Time the push phase's writes waited for RocksDB's flushes and compactions to catch up.
   double push_stall_seconds = 0;
   double prepare_seconds = 0;
@@ -713,15 +724,15 @@ constexpr char kRowFormat[] =
     "%4s  %-10s %9s %11s %8s %8s %8s %7s %7s %7s %5s %5s %5s %5s %5s %7s %7s %8s %9s %8s %9s %9s "
     "%9s %10s "
     "%7s "
-    "%6s %7s %8s %6s %8s %7s %8s %8s %7s %6s %11s\n";
+    "%6s %7s %8s %6s %8s %7s %8s %10s %8s %7s %6s %11s\n";
 
 void PrintHeader() {
   absl::PrintF(kRowFormat, "dim", "setup", "budget_MB", "cached_rows", "pull/s", "push/s",
                "train/s", "pull_vs", "push_vs", "trn_vs", "pull%", "push%", "trn%", "pbnd%",
                "tbnd%", "miss_us", "tmiss_us", "miss_cpu_us", "runs/miss", "blk/miss", "pull/cpu-s",
                "push/cpu-s", "trn/cpu-s", "trn_cpu_vs", "stall_s", "spills", "spill_s", "ingest_s",
-               "wait_s", "db_B/upd", "wb/upd", "cache_MB", "rss_MB", "prep_s", "warm_s",
-               "warm_steps");
+               "wait_s", "db_B/upd", "wb/upd", "cache_MB", "readers_MB", "rss_MB", "prep_s",
+               "warm_s", "warm_steps");
 }
 
 std::string Ratio(double ratio) { return ratio > 0 ? absl::StrFormat("%.3f", ratio) : "-"; }
@@ -763,6 +774,7 @@ void PrintRow(const Row& row) {
                absl::StrFormat("%.1f", row.rocksdb_bytes_per_update()),
                absl::StrFormat("%.3f", row.written_rows_per_update()),
                absl::StrFormat("%.0f", row.train.stats.memory_bytes / kBytesPerMB),
+               absl::StrFormat("%.0f", row.table_reader_bytes / kBytesPerMB),
                absl::StrFormat("%.0f", row.rss_bytes / kBytesPerMB),
                absl::StrFormat("%.1f", row.prepare_seconds),
                absl::StrFormat("%.1f", row.warmup_seconds), absl::StrCat(row.warmup_steps));
@@ -791,7 +803,7 @@ std::string RowJson(const Row& row, const Workload& workload) {
       "\"train_cpu_vs_memory\": %s, "
       "\"rocksdb_bytes_per_update\": %.6g, "
       "\"written_rows_per_update\": %.6g, \"push_stall_seconds\": %.6g, "
-      "\"cache_memory_bytes\": %d, \"rss_bytes\": %d, "
+      "\"cache_memory_bytes\": %d, \"table_reader_bytes\": %d, \"rss_bytes\": %d, "
       "\"prepare_seconds\": %.6g, \"warmup_seconds\": %.6g, \"warmup_steps\": %d, "
       "\"hot_key\": %s}",
       row.dim, row.setup, row.cache_fraction, workload.keys, FLAGS_zipf, FLAGS_batch, FLAGS_threads,
@@ -801,8 +813,8 @@ std::string RowJson(const Row& row, const Workload& workload) {
       JsonNumberOrNull(row.train_vs_memory), JsonNumberOrNull(row.push_cpu_vs_memory),
       JsonNumberOrNull(row.train_cpu_vs_memory), row.rocksdb_bytes_per_update(),
       row.written_rows_per_update(), row.push_stall_seconds, row.train.stats.memory_bytes,
-      row.rss_bytes, row.prepare_seconds, row.warmup_seconds, row.warmup_steps,
-      FLAGS_hot_key ? "true" : "false");
+      row.table_reader_bytes, row.rss_bytes, row.prepare_seconds, row.warmup_seconds,
+      row.warmup_steps, FLAGS_hot_key ? "true" : "false");
 }
 
 std::vector<std::string> RowsJson(const std::vector<Row>& rows, const Workload& workload) {
@@ -941,6 +953,7 @@ absl::StatusOr<Row> MeasureSetup(DimState& state, double fraction, const Workloa
   WaitForRocksDbIdle(store);
   row.rocksdb_bytes_written = store.BytesWritten() - written_before;
   row.rss_bytes = ResidentBytes();
+  row.table_reader_bytes = store.TableReaderBytes();
   if (!in_memory) {
     row.pull.hit_rate_bound =
         StaticHitRateBound(workload.pull, workload.pull.count(), row.cached_rows_at_start);

@@ -164,6 +164,32 @@ std::map<uint64_t, std::string> StoredRecords(EmbeddingTable& table) {
   return records;
 }
 
+// A table in a store of its own with RowStore's default options and no merge operator: what
+// another set-up must match.
+struct ReferenceTable {
+  ~ReferenceTable() {
+    table.reset();
+    store.reset();
+    std::filesystem::remove_all(dir);
+  }
+  void Open(const proto::TableConfig& config, size_t cache_bytes) {
+    RowStoreOptions options;
+    options.path = dir;
+    absl::StatusOr<std::unique_ptr<RowStore>> opened = RowStore::Open(options, {config.name()});
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    store = *std::move(opened);
+    absl::StatusOr<std::unique_ptr<EmbeddingTable>> created =
+        EmbeddingTable::Create(config, store.get(), 0, cache_bytes, &stamp);
+    ASSERT_TRUE(created.ok()) << created.status();
+    table = *std::move(created);
+  }
+
+  std::string dir = NewTempDir();
+  UpdateStamp stamp;
+  std::unique_ptr<RowStore> store;
+  std::unique_ptr<EmbeddingTable> table;
+};
+
 // Pushes to rows a full cache does not hold are written as merge operands, unread; RocksDB's
 // merge must leave exactly the row a cached push leaves: values, Adagrad's accumulator and
 // every metadata field, with repeated keys applied in order, also after reopening.
@@ -171,16 +197,9 @@ void EmbeddingTableTest::ExpectMergedPushesLeaveTheRowsCachedPushesLeave() {
   constexpr int kDim = 4, kKeys = 2000, kBatches = 30, kBatchDraws = 300;
   const proto::TableConfig config = AdagradTable("merged", kDim);
   // Reference: the same table with room for every row, in a store without the operator.
-  const std::string reference_dir = NewTempDir();
-  RowStoreOptions reference_options;
-  reference_options.path = reference_dir;
-  absl::StatusOr<std::unique_ptr<RowStore>> reference_store =
-      RowStore::Open(reference_options, {config.name()});
-  ASSERT_TRUE(reference_store.ok()) << reference_store.status();
-  UpdateStamp reference_stamp;
-  absl::StatusOr<std::unique_ptr<EmbeddingTable>> reference =
-      EmbeddingTable::Create(config, reference_store->get(), 0, 16 << 20, &reference_stamp);
-  ASSERT_TRUE(reference.ok()) << reference.status();
+  ReferenceTable reference;
+  reference.Open(config, 16 << 20);
+  if (HasFatalFailure()) return;
   // About 100 of the 2,000 rows fit the cache: most pushes are merged.
   Open(config, 16 << 10, nullptr, /*merge_pushes=*/true);
 
@@ -189,7 +208,7 @@ void EmbeddingTableTest::ExpectMergedPushesLeaveTheRowsCachedPushesLeave() {
   std::uniform_int_distribution<int> pick(0, kKeys - 1);
   std::uniform_real_distribution<float> gradient(-1, 1);
   for (int b = 0; b < kBatches; ++b) {
-    for (UpdateStamp* stamp : {&stamp_, &reference_stamp}) {
+    for (UpdateStamp* stamp : {&stamp_, &reference.stamp}) {
       stamp->day = 1 + b / 10;
       stamp->version = 100 + b;
     }
@@ -200,7 +219,7 @@ void EmbeddingTableTest::ExpectMergedPushesLeaveTheRowsCachedPushesLeave() {
       for (int d = 0; d < kDim; ++d) grads.push_back(gradient(rng));
     }
     ASSERT_TRUE(table_->Push(batch, grads.data()).ok());
-    ASSERT_TRUE((*reference)->Push(batch, grads.data()).ok());
+    ASSERT_TRUE(reference.table->Push(batch, grads.data()).ok());
     if (b % 10 == 9) {  // pulls in between cache merged rows, which pushes then hit
       std::vector<float> values(batch.size() * kDim);
       ASSERT_TRUE(table_->Pull(batch, values.data(), /*read_only=*/false).ok());
@@ -213,8 +232,8 @@ void EmbeddingTableTest::ExpectMergedPushesLeaveTheRowsCachedPushesLeave() {
   EXPECT_GT(stats.spills, 3u);
 
   std::vector<float> values(kKeys * kDim), expected(kKeys * kDim);
-  ASSERT_TRUE((*reference)->Pull(keys, expected.data(), /*read_only=*/true).ok());
-  const std::map<uint64_t, std::string> expected_records = StoredRecords(**reference);
+  ASSERT_TRUE(reference.table->Pull(keys, expected.data(), /*read_only=*/true).ok());
+  const std::map<uint64_t, std::string> expected_records = StoredRecords(*reference.table);
   for (int reopen = 0; reopen < 2; ++reopen) {
     ASSERT_TRUE(table_->Pull(keys, values.data(), /*read_only=*/true).ok());
     for (int i = 0; i < kKeys * kDim; ++i) ASSERT_EQ(values[i], expected[i]) << "at " << i;
@@ -227,9 +246,6 @@ void EmbeddingTableTest::ExpectMergedPushesLeaveTheRowsCachedPushesLeave() {
     }
     Open(config, 16 << 10, nullptr, /*merge_pushes=*/true);
   }
-  reference->reset();
-  reference_store->reset();
-  std::filesystem::remove_all(reference_dir);
 }
 
 TEST_F(EmbeddingTableTest, MergedPushesLeaveTheRowsCachedPushesLeave) {
@@ -243,6 +259,44 @@ TEST_F(EmbeddingTableTest, MergedPushesReadThroughAHashIndexLeaveTheRowsCachedPu
   store_options_.hash_index_prefix_bytes = 2;
   store_options_.sorted_runs_before_compaction = 2;
   ExpectMergedPushesLeaveTheRowsCachedPushesLeave();
+}
+
+// A table ten times larger than its cache, in PlainTable files (RowStoreOptions::plain_table,
+// which merges no pushes: misses are read), trains exactly as one in block-based files: the
+// same pulls, and the same stored records after a reopen.
+TEST_F(EmbeddingTableTest, PlainTableRowsTrainLikeBlockBasedRows) {
+  constexpr int kDim = 4, kKeys = 4000, kBatches = 40, kBatchDraws = 400;
+  const proto::TableConfig config = AdagradTable("plain", kDim);
+  ReferenceTable reference;
+  reference.Open(config, 48 << 10);  // about 400 of the 4,000 rows fit either cache
+  if (HasFatalFailure()) return;
+  store_options_.plain_table = true;
+  store_options_.sorted_runs_before_compaction = 2;  // compactions of PlainTable files too
+  store_options_.memtable_bytes = 256 << 10;         // and many flushes
+  Open(config, 48 << 10);
+  std::vector<uint64_t> keys = Keys(kKeys, "plain");
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> pick(0, kKeys - 1);
+  std::uniform_real_distribution<float> gradient(-1, 1);
+  for (int b = 0; b < kBatches; ++b) {
+    std::vector<uint64_t> batch;
+    std::vector<float> grads;
+    for (int i = 0; i < kBatchDraws; ++i) {
+      batch.push_back(keys[pick(rng)]);
+      for (int d = 0; d < kDim; ++d) grads.push_back(gradient(rng));
+    }
+    std::vector<float> values(batch.size() * kDim), expected(batch.size() * kDim);
+    ASSERT_TRUE(table_->Pull(batch, values.data(), /*read_only=*/false).ok());
+    ASSERT_TRUE(reference.table->Pull(batch, expected.data(), /*read_only=*/false).ok());
+    ASSERT_EQ(values, expected) << "batch " << b;
+    ASSERT_TRUE(table_->Push(batch, grads.data()).ok());
+    ASSERT_TRUE(reference.table->Push(batch, grads.data()).ok());
+  }
+  EXPECT_GT(table_->stats().rows_written, static_cast<uint64_t>(kKeys));  // evicted, reread
+  const std::map<uint64_t, std::string> expected_records = StoredRecords(*reference.table);
+  ASSERT_EQ(StoredRecords(*table_), expected_records);  // flushes the dirty cached rows
+  Open(config, 48 << 10);
+  ASSERT_EQ(StoredRecords(*table_), expected_records);
 }
 
 // A store holding merge operands opened without the operator cannot fold them: opening it

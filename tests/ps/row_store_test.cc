@@ -63,6 +63,7 @@ struct ReadPath {
   bool partitioned_index;
   size_t block_bytes;
   int hash_index_prefix_bytes = 0;
+  bool plain_table = false;
 };
 
 RowStoreOptions OptionsFor(const std::string& path, const ReadPath& read_path) {
@@ -72,7 +73,21 @@ RowStoreOptions OptionsFor(const std::string& path, const ReadPath& read_path) {
   options.partitioned_index = read_path.partitioned_index;
   options.block_bytes = read_path.block_bytes;
   options.hash_index_prefix_bytes = read_path.hash_index_prefix_bytes;
+  options.plain_table = read_path.plain_table;
   return options;
+}
+
+// Expects a scan of `store`'s table 0 to return exactly `expected`, in key order.
+void ExpectScanReads(RowStore& store, const std::map<uint64_t, std::string>& expected) {
+  std::unique_ptr<rocksdb::Iterator> scan = store.NewRowIterator(0);
+  auto next = expected.begin();
+  for (scan->SeekToFirst(); scan->Valid(); scan->Next(), ++next) {
+    ASSERT_NE(next, expected.end());
+    ASSERT_EQ(RowStore::DecodeKey(scan->key()), next->first);
+    ASSERT_EQ(scan->value().ToString(), next->second);
+  }
+  ASSERT_TRUE(scan->status().ok());
+  EXPECT_EQ(next, expected.end());
 }
 
 // Writes rows over several files (each round overwrites a third of the keys and is flushed to
@@ -125,16 +140,7 @@ void ExpectNewestRowsRead(const ReadPath& written, const ReadPath& read) {
       }
     }
   }
-  std::unique_ptr<rocksdb::Iterator> scan = (*store)->NewRowIterator(0);
-  auto expected = newest.begin();
-  for (scan->SeekToFirst(); scan->Valid(); scan->Next(), ++expected) {
-    ASSERT_NE(expected, newest.end());
-    ASSERT_EQ(RowStore::DecodeKey(scan->key()), expected->first);
-    ASSERT_EQ(scan->value().ToString(), expected->second);
-  }
-  ASSERT_TRUE(scan->status().ok());
-  EXPECT_EQ(expected, newest.end());
-  scan.reset();  // before the store
+  ExpectScanReads(**store, newest);
   store->reset();
   std::filesystem::remove_all(dir);
 }
@@ -158,6 +164,64 @@ TEST(RowStoreTest, EveryReadPathReadsTheNewestRows) {
   ExpectNewestRowsRead(hashed, whole_key);
 }
 
+// PlainTable files (RowStoreOptions::plain_table) read the newest rows, and so does a store
+// of block-based files opened with the option (it reads both formats).
+TEST(RowStoreTest, PlainTableFilesReadTheNewestRows) {
+  const ReadPath defaults{RowStoreOptions().mmap_reads, RowStoreOptions().partitioned_index,
+                          RowStoreOptions().block_bytes};
+  ReadPath plain = defaults;
+  plain.plain_table = true;
+  ExpectNewestRowsRead(plain, plain);
+  ExpectNewestRowsRead(defaults, plain);
+  ReadPath plain_pread = plain;  // PlainTable reads files without mmap too
+  plain_pread.mmap_reads = false;
+  ExpectNewestRowsRead(plain, plain_pread);
+}
+
+// A checkpoint of a PlainTable store opens as one and holds every row as last written, and
+// RocksDB holds the PlainTable hash index in memory (TableReaderBytes), not in its block cache.
+TEST(RowStoreTest, PlainTableRowsRoundTripThroughACheckpoint) {
+  const std::string dir = MakeTempDir("row-store-plain");
+  ASSERT_FALSE(dir.empty());
+  RowStoreOptions options;
+  options.path = dir + "/db";
+  options.plain_table = true;
+  constexpr uint64_t kKeys = 5000;
+  std::map<uint64_t, std::string> expected;
+  {
+    absl::StatusOr<std::unique_ptr<RowStore>> store = RowStore::Open(options, {"t"});
+    ASSERT_TRUE(store.ok()) << store.status();
+    for (int round = 0; round < 2; ++round) {  // the second round overwrites every other row
+      RowStore::Batch batch = (*store)->NewBatch();
+      for (uint64_t key = 1 + round; key <= kKeys; key += 1 + round) {
+        expected[key * 7919] = Record(key, round);
+        batch.PutRow(0, key * 7919, expected[key * 7919].data(), expected[key * 7919].size());
+      }
+      ASSERT_TRUE((*store)->Write(batch).ok());
+      ASSERT_TRUE((*store)->Checkpoint(dir + "/flush-" + std::to_string(round)).ok());
+    }
+    EXPECT_GT((*store)->TableReaderBytes(), kKeys * 4);  // a 4-byte bucket per key at least
+    ASSERT_TRUE((*store)->Checkpoint(dir + "/ckpt").ok());
+  }
+  std::filesystem::remove_all(options.path);  // the checkpoint must stand alone
+  options.path = dir + "/ckpt";
+  absl::StatusOr<std::unique_ptr<RowStore>> restored = RowStore::Open(options, {"t"});
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  std::vector<uint64_t> keys;
+  for (const auto& [key, record] : expected) keys.push_back(key);
+  std::vector<rocksdb::PinnableSlice> records;
+  std::vector<bool> found;
+  ASSERT_TRUE((*restored)->MultiGet(0, keys, &records, &found, nullptr).ok());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    ASSERT_TRUE(found[i]) << "key " << keys[i];
+    ASSERT_EQ(records[i].ToString(), expected[keys[i]]) << "key " << keys[i];
+  }
+  records.clear();
+  ExpectScanReads(**restored, expected);
+  restored->reset();
+  std::filesystem::remove_all(dir);
+}
+
 // Open refuses `options` with InvalidArgument naming the store's path.
 void ExpectOpenRefused(RowStoreOptions options) {
   const std::string dir = MakeTempDir("row-store-refused");
@@ -173,6 +237,51 @@ void ExpectOpenRefused(RowStoreOptions options) {
 TEST(RowStoreTest, AHashIndexPrefixLongerThanTheKeyIsRefused) {
   RowStoreOptions options;
   options.hash_index_prefix_bytes = 9;
+  ExpectOpenRefused(options);
+}
+
+// A store of PlainTable files opened without the option is refused with an error naming the
+// path, never read as if it were empty.
+TEST(RowStoreTest, PlainTableFilesOpenedWithoutTheOptionAreAnErrorNamingThePath) {
+  const std::string dir = MakeTempDir("row-store-plain-reopen");
+  ASSERT_FALSE(dir.empty());
+  RowStoreOptions options;
+  options.path = dir + "/db";
+  options.plain_table = true;
+  {
+    absl::StatusOr<std::unique_ptr<RowStore>> store = RowStore::Open(options, {"t"});
+    ASSERT_TRUE(store.ok()) << store.status();
+    RowStore::Batch batch = (*store)->NewBatch();
+    batch.PutRow(0, 42, Record(42, 0).data(), Record(42, 0).size());
+    ASSERT_TRUE((*store)->Write(batch).ok());
+  }  // closing flushes the row into a PlainTable file
+  options.plain_table = false;
+  absl::StatusOr<std::unique_ptr<RowStore>> store = RowStore::Open(options, {"t"});
+  ASSERT_FALSE(store.ok());
+  EXPECT_THAT(std::string(store.status().message()), testing::HasSubstr(options.path));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(RowStoreTest, PlainTableWithAHashIndexIsRefused) {
+  RowStoreOptions options;
+  options.plain_table = true;
+  options.hash_index_prefix_bytes = 8;
+  ExpectOpenRefused(options);
+}
+
+TEST(RowStoreTest, PlainTableWithAMergeOperatorIsRefused) {
+  class AppendOperator : public rocksdb::AssociativeMergeOperator {
+   public:
+    bool Merge(const rocksdb::Slice&, const rocksdb::Slice* existing, const rocksdb::Slice& value,
+               std::string* merged, rocksdb::Logger*) const override {
+      *merged = (existing != nullptr ? existing->ToString() : "") + value.ToString();
+      return true;
+    }
+    const char* Name() const override { return "AppendOperator"; }
+  };
+  RowStoreOptions options;
+  options.plain_table = true;
+  options.merge_operators["t"] = std::make_shared<AppendOperator>();
   ExpectOpenRefused(options);
 }
 
