@@ -445,9 +445,9 @@ absl::Status ValidateModelConfig(const proto::ModelConfig& model,
       }
       break;
     default:
-      return ConfigLocation::Invalid(
-          at.Here(),
-          "model has no architecture (dupn, shared_bottom, mmoe, autoint, esmm, two_tower, dat or atnn)");
+      return ConfigLocation::Invalid(at.Here(),
+                                     "model has no architecture (dupn, shared_bottom, mmoe, "
+                                     "autoint, esmm, two_tower, dat or atnn)");
   }
   if (!status.ok()) return status;
   if (model.tasks().empty()) return ConfigLocation::Invalid(at.Here(), "model has no tasks");
