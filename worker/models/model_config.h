@@ -34,6 +34,13 @@ inline constexpr uint64_t kDefaultNegativeSeed = 1;             // TwoTowerConfi
 inline constexpr float kDefaultAmmWeight = 0.5f;                // DatConfig, user and item
 inline constexpr float kDefaultCategoryAlignmentWeight = 0.1f;  // DatConfig
 inline constexpr float kDefaultSimilarityWeight = 1.0f;         // AtnnConfig
+inline constexpr uint32_t kDefaultNumInterests = 4;             // MindConfig
+inline constexpr uint32_t kDefaultRoutingIterations = 3;        // MindConfig
+inline constexpr float kDefaultAttentionPower = 2.0f;           // MindConfig
+// Bounds on MindConfig beyond which a value is a typo, not a model: the paper uses K <= 8 and
+// 3 iterations, and each interest costs a pass of the per-interest MLP.
+inline constexpr uint32_t kMaxNumInterests = 64;
+inline constexpr uint32_t kMaxRoutingIterations = 20;
 
 // How a model reads a column. Each use admits the roles below and no other.
 enum class ColumnUse {
@@ -67,7 +74,7 @@ absl::StatusOr<const proto::ColumnConfig*> ColumnFor(const proto::DatasetConfig&
 //   autoint: >= 1 field, each kPooled; attention_layers, attention_heads and
 //         attention_head_dim >= 1;
 //   dupn, shared_bottom, mmoe, autoint: every numeric_fields entry kNumeric;
-//   two_tower, dat, atnn: as ValidateRetrievalModel;
+//   two_tower, dat, atnn, mind: as ValidateRetrievalModel;
 // all widths >= 1; >= 1 task, each uniquely named with a head kind and a LABEL column,
 // num_classes >= 2 exactly for MULTICLASS, loss_weight >= 0. InvalidArgument "where: reason"
 // for the first violation, where = at.At() of the field that breaks the rule.
@@ -79,7 +86,10 @@ absl::Status ValidateModelConfig(const proto::ModelConfig& model,
 // layer, widths >= 1, and both towers end at the same width; temperature > 0; two_tower and
 // dat: a loss, frequency_learning_rate in (0, 1]; dat: the towers end at embedding_dim,
 // weights >= 0, category_column kCategorical; atnn: >= 1 statistics column, each kNumeric,
-// similarity_weight >= 0. InvalidArgument naming the field as "model.<arch>.<field>".
+// similarity_weight >= 0; mind: behavior_column kSequence with >= 1 CATEGORICAL step field,
+// num_interests <= kMaxNumInterests, routing_iterations <= kMaxRoutingIterations (0: the
+// default), attention_power >= 1, frequency_learning_rate in (0, 1]. InvalidArgument naming the
+// field as "model.<arch>.<field>".
 absl::Status ValidateRetrievalModel(const proto::ModelConfig& model,
                                     const proto::DatasetConfig& dataset);
 
