@@ -35,7 +35,10 @@ columns {
 // One routing iteration: the routing weights are then the softmax of the fixed initial logits,
 // constants, so the loss is a smooth function of rows and parameters and the finite
 // differences see exactly what Backward computes (with more iterations the weights move with
-// the inputs while Backward holds them constant, as the paper's routing does).
+// the inputs while Backward holds them constant, as the paper's routing does). The per-interest
+// MLP has no hidden ReLU layer here: at this size, pre-activations within the finite-difference
+// step of a kink, and rows whose hidden units all die (normalized from a zero vector), make the
+// finite differences meaningless; nn::Mlp itself is checked in mlp_test.
 constexpr char kMind[] = R"(
 embedding_dim: 3
 mind {
