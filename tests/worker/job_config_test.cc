@@ -220,6 +220,23 @@ TEST(JobConfigTest, LoadsTheMovieLensRetrievalConfigs) {
   }
 }
 
+TEST(JobConfigTest, LoadsTheMovieLensMindConfigAndNamesTheFileOfAnError) {
+  absl::StatusOr<JobSpec> spec =
+      LoadJobConfig(absl::StrCat(GRANARY_SOURCE_DIR, "/configs/movielens_mind.pbtxt"));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->job.model().mind().num_interests(), 4u);
+  const std::string path = Write(PooledJob(
+      R"(mind { retrieval { user_id_column: "user_id" item_id_column: "item_id" }
+             user_tower { fields: "user_id" mlp: [4] } item_tower { fields: "item_id" mlp: [4] }
+             behavior_column: "history" attention_power: 0.5 })"));
+  spec = LoadJobConfig(path);
+  EXPECT_TRUE(absl::IsInvalidArgument(spec.status()));
+  EXPECT_NE(spec.status().message().find(path + ":"), std::string::npos) << spec.status();
+  EXPECT_NE(spec.status().message().find("model.mind.attention_power: must be >= 1"),
+            std::string::npos)
+      << spec.status();
+}
+
 TEST(JobConfigTest, RetrievalErrorsNameTheFileAndTheField) {
   std::string path = Write(PooledJob(
       R"(two_tower { retrieval { user_id_column: "user_id" item_id_column: "price" }

@@ -361,6 +361,48 @@ absl::Status ValidateAtnn(const proto::ModelConfig& model, const proto::DatasetC
   return absl::OkStatus();
 }
 
+absl::Status ValidateMind(const proto::ModelConfig& model, const proto::DatasetConfig& dataset) {
+  const proto::MindConfig& mind = model.mind();
+  absl::Status status = ValidateRetrievalParts(model, mind.retrieval(), mind.user_tower(),
+                                               mind.item_tower(), "model.mind", dataset);
+  if (!status.ok()) return status;
+  absl::StatusOr<const proto::ColumnConfig*> behavior =
+      ColumnFor(dataset, mind.behavior_column(), ColumnUse::kSequence);
+  if (!behavior.ok()) {
+    return ConfigLocation::Invalid("model.mind.behavior_column",
+                                   std::string(behavior.status().message()));
+  }
+  bool has_categorical_step = false;
+  for (const proto::StepFieldConfig& step : (*behavior)->step_fields()) {
+    has_categorical_step |= step.kind() != proto::StepFieldConfig::NUMERIC;
+  }
+  if (!has_categorical_step) {
+    return ConfigLocation::Invalid(
+        "model.mind.behavior_column",
+        absl::StrCat("'", mind.behavior_column(),
+                     "' has no CATEGORICAL step field to embed the behaviours from"));
+  }
+  if (mind.num_interests() > kMaxNumInterests) {
+    return ConfigLocation::Invalid(
+        "model.mind.num_interests",
+        absl::StrCat(mind.num_interests(), " is more than the ", kMaxNumInterests, " allowed"));
+  }
+  if (mind.routing_iterations() > kMaxRoutingIterations) {
+    return ConfigLocation::Invalid("model.mind.routing_iterations",
+                                   absl::StrCat(mind.routing_iterations(), " is more than the ",
+                                                kMaxRoutingIterations, " allowed"));
+  }
+  if (mind.has_attention_power() && !(mind.attention_power() >= 1)) {
+    return ConfigLocation::Invalid("model.mind.attention_power",
+                                   "must be >= 1 (below 1 its slope is unbounded at 0)");
+  }
+  if (mind.has_frequency_learning_rate() &&
+      !(mind.frequency_learning_rate() > 0 && mind.frequency_learning_rate() <= 1)) {
+    return ConfigLocation::Invalid("model.mind.frequency_learning_rate", "must be in (0, 1]");
+  }
+  return absl::OkStatus();
+}
+
 void FillRetrievalDefaults(proto::RetrievalConfig* retrieval) {
   if (!retrieval->has_temperature()) retrieval->set_temperature(kDefaultTemperature);
 }
@@ -437,6 +479,7 @@ absl::Status ValidateModelConfig(const proto::ModelConfig& model,
     case proto::ModelConfig::kTwoTower:
     case proto::ModelConfig::kDat:
     case proto::ModelConfig::kAtnn:
+    case proto::ModelConfig::kMind:
       status = ValidateRetrievalModel(model, dataset);
       if (!status.ok()) {
         const std::string architecture =
@@ -447,7 +490,7 @@ absl::Status ValidateModelConfig(const proto::ModelConfig& model,
     default:
       return ConfigLocation::Invalid(at.Here(),
                                      "model has no architecture (dupn, shared_bottom, mmoe, "
-                                     "autoint, esmm, two_tower, dat or atnn)");
+                                     "autoint, esmm, two_tower, dat, atnn or mind)");
   }
   if (!status.ok()) return status;
   if (model.tasks().empty()) return ConfigLocation::Invalid(at.Here(), "model has no tasks");
@@ -472,6 +515,8 @@ absl::Status ValidateRetrievalModel(const proto::ModelConfig& model,
       return ValidateTwoTowerOrDat(model, dataset);
     case proto::ModelConfig::kAtnn:
       return ValidateAtnn(model, dataset);
+    case proto::ModelConfig::kMind:
+      return ValidateMind(model, dataset);
     default:
       return absl::OkStatus();
   }
@@ -504,6 +549,23 @@ void FillModelDefaults(proto::ModelConfig* model) {
       proto::AtnnConfig* atnn = model->mutable_atnn();
       FillRetrievalDefaults(atnn->mutable_retrieval());
       if (!atnn->has_similarity_weight()) atnn->set_similarity_weight(kDefaultSimilarityWeight);
+      break;
+    }
+    case proto::ModelConfig::kMind: {
+      proto::MindConfig* mind = model->mutable_mind();
+      FillRetrievalDefaults(mind->mutable_retrieval());
+      // 0 means unset for the counts: a config that asks for 0 interests gets the default.
+      if (mind->num_interests() == 0) mind->set_num_interests(kDefaultNumInterests);
+      if (mind->routing_iterations() == 0) mind->set_routing_iterations(kDefaultRoutingIterations);
+      if (!mind->has_attention_power()) mind->set_attention_power(kDefaultAttentionPower);
+      if (!mind->has_adaptive_interest_count()) mind->set_adaptive_interest_count(true);
+      const FrequencyEstimatorOptions estimator;
+      if (mind->frequency_buckets() == 0) {
+        mind->set_frequency_buckets(static_cast<uint32_t>(estimator.num_buckets));
+      }
+      if (!mind->has_frequency_learning_rate()) {
+        mind->set_frequency_learning_rate(estimator.learning_rate);
+      }
       break;
     }
     default:

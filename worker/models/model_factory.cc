@@ -4,6 +4,7 @@
 #include "worker/models/autoint_model.h"
 #include "worker/models/dupn_model.h"
 #include "worker/models/esmm_model.h"
+#include "worker/models/mind_model.h"
 #include "worker/models/mmoe_model.h"
 #include "worker/models/model_config.h"
 #include "worker/models/shared_bottom_model.h"
@@ -41,6 +42,8 @@ absl::StatusOr<std::unique_ptr<Model>> CreateModel(const proto::ModelConfig& con
       return AsModel(AtnnModel::Create(model, dataset));
     case proto::ModelConfig::kEsmm:
       return AsModel(EsmmModel::Create(model, dataset));
+    case proto::ModelConfig::kMind:
+      return AsModel(MindModel::Create(model, dataset));
     default:
       return absl::InvalidArgumentError("the model config has no supported architecture");
   }

@@ -54,6 +54,12 @@ class RetrievalModel : public Model {
   // model scores the sample's item with).
   virtual const nn::Matrix& user_vectors() const = 0;
   virtual const nn::Matrix& item_vectors() const = 0;
+  // [B, K * d]: the several vectors of each user of the last Forward, vector k of sample b in
+  // columns k * d .., of which sample b has interest_counts()[b] in [1, K] (later ones are
+  // ignored); or null when the model has one vector per user (user_vectors()). A query then
+  // scores an item by its best vector (max over k), as MIND serves.
+  virtual const nn::Matrix* interest_vectors() const { return nullptr; }
+  virtual absl::Span<const int32_t> interest_counts() const { return {}; }
   // [B, d]: the vectors the model gives items it has never seen (new arrivals), or null when
   // it has no special path for them (they get item_vectors()).
   virtual const nn::Matrix* cold_item_vectors() const { return nullptr; }

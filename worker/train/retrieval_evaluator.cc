@@ -98,7 +98,9 @@ void RetrievalEvaluator::AddEvalBatch(const RetrievalInput& input, const Retriev
   const Matrix& users = model.user_vectors();
   const Matrix& items = model.item_vectors();
   const Matrix* cold_items = model.cold_item_vectors();
+  const Matrix* interests = model.interest_vectors();
   dim_ = static_cast<int>(items.cols());
+  query_width_ = interests != nullptr ? static_cast<int>(interests->cols()) : dim_;
   const Matrix& logits = model.output(0);
   for (int b = 0; b < input.batch_size; ++b) {
     if (input.has_user_id[b]) {
@@ -123,7 +125,10 @@ void RetrievalEvaluator::AddEvalBatch(const RetrievalInput& input, const Retriev
       (cold ? cold_scores_ : warm_scores_).push_back({score, input.labels[0][b]});
     }
     if (input.positive[b]) {
-      query_values_.insert(query_values_.end(), users.row(b).data(), users.row(b).data() + dim_);
+      const Matrix& queries = interests != nullptr ? *interests : users;
+      query_values_.insert(query_values_.end(), queries.row(b).data(),
+                           queries.row(b).data() + queries.cols());
+      if (interests != nullptr) query_counts_.push_back(model.interest_counts()[b]);
       query_targets_.push_back(key);
     }
   }
@@ -138,10 +143,14 @@ RetrievalEvaluation RetrievalEvaluator::Evaluate(absl::Span<const int> ks,
   std::vector<int32_t> targets(queries), ranks(queries);
   for (Eigen::Index q = 0; q < queries; ++q) targets[q] = item_row_.at(query_targets_[q]);
   if (queries > 0) {
-    const Matrix users = nn::ConstMatrixMap(query_values_.data(), queries, dim_);
+    const Matrix users = nn::ConstMatrixMap(query_values_.data(), queries, query_width_);
     const Matrix items =
         nn::ConstMatrixMap(item_values_.data(), static_cast<Eigen::Index>(item_keys_.size()), dim_);
-    RankTargets(users, items, targets, absl::MakeSpan(ranks));
+    if (query_counts_.empty()) {
+      RankTargets(users, items, targets, absl::MakeSpan(ranks));
+    } else {
+      RankTargetsBestInterest(users, query_counts_, items, targets, absl::MakeSpan(ranks));
+    }
   }
   std::vector<int32_t> cold_ranks;
   for (Eigen::Index q = 0; q < queries; ++q) {

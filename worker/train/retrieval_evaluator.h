@@ -9,7 +9,9 @@
 //     (cold: a new arrival) keeps its vector from its first evaluation sample, computed with
 //     the model's cold_item_vectors() when it has them (ATNN's generator);
 //   - each positive evaluation sample is a query: its user vector against the whole corpus,
-//     its item the target (RankTargets; ties count against the target). The cold split
+//     its item the target (RankTargets; ties count against the target); a model with several
+//     vectors per user (interest_vectors(), MIND) scores an item by the user's best vector
+//     (RankTargetsBestInterest). The cold split
 //     is the queries whose target is cold.
 //   - the popularity of new arrivals: when the model predicts it (NewItemPopularity, from the
 //     cold items' corpus vectors), its Spearman rank correlation with the number of positive
@@ -84,7 +86,11 @@ class RetrievalEvaluator {
   absl::flat_hash_map<uint64_t, int32_t> user_row_;
   std::vector<uint64_t> user_keys_;
   std::vector<float> user_values_;
-  std::vector<float> query_values_;  // [queries, dim]
+  // [queries, query_width_]: a user vector each, or K of them when the model has several
+  // (RetrievalModel::interest_vectors), query_counts_ then giving how many each query uses.
+  int query_width_ = 0;
+  std::vector<float> query_values_;
+  std::vector<int32_t> query_counts_;
   std::vector<uint64_t> query_targets_;
   std::vector<ScoredLabel> warm_scores_;
   std::vector<ScoredLabel> cold_scores_;

@@ -1,6 +1,7 @@
 #include "worker/train/retrieval_metrics.h"
 
 #include <algorithm>
+#include <limits>
 #include <numeric>
 
 #include "glog/logging.h"
@@ -38,6 +39,35 @@ void RankTargets(const Matrix& users, const Matrix& items, absl::Span<const int3
       ranks[first + r] = static_cast<int32_t>((scores.row(r).array() >= target_score).count());
     }
   });
+}
+
+void RankTargetsBestInterest(const Matrix& users, absl::Span<const int32_t> counts,
+                             const Matrix& items, absl::Span<const int32_t> targets,
+                             absl::Span<int32_t> ranks) {
+  const Eigen::Index dim = items.cols();
+  DCHECK(dim > 0 && users.cols() % dim == 0) << users.cols() << " " << dim;
+  DCHECK_EQ(static_cast<Eigen::Index>(counts.size()), users.rows());
+  DCHECK_EQ(static_cast<Eigen::Index>(targets.size()), users.rows());
+  DCHECK_EQ(ranks.size(), targets.size());
+  const int num_interests = static_cast<int>(users.cols() / dim);
+  Matrix best, scores;
+  for (Eigen::Index first = 0; first < users.rows(); first += kQueryBlock) {
+    const Eigen::Index n = std::min<Eigen::Index>(kQueryBlock, users.rows() - first);
+    best.setConstant(n, items.rows(), -std::numeric_limits<float>::infinity());
+    for (int k = 0; k < num_interests; ++k) {
+      scores.resize(n, items.rows());
+      scores.noalias() = users.block(first, k * dim, n, dim) * items.transpose();
+      for (Eigen::Index r = 0; r < n; ++r) {
+        if (k < counts[first + r]) best.row(r) = best.row(r).cwiseMax(scores.row(r));
+      }
+    }
+    for (Eigen::Index r = 0; r < n; ++r) {
+      const int32_t target = targets[first + r];
+      DCHECK(target >= 0 && target < items.rows()) << target;
+      // Counts the target itself too: rank = 1 + the others at or above it.
+      ranks[first + r] = static_cast<int32_t>((best.row(r).array() >= best(r, target)).count());
+    }
+  }
 }
 
 void TopK(const Matrix& users, const Matrix& items, int k, absl::Span<int32_t> top) {

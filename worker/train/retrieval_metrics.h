@@ -35,6 +35,14 @@ inline constexpr int kQueryBlock = 256;
 void RankTargets(const nn::Matrix& users, const nn::Matrix& items,
                  absl::Span<const int32_t> targets, absl::Span<int32_t> ranks);
 
+// As RankTargets for users with several vectors: users [Q, K * d], vector k of query q in
+// columns k * d .., of which query q has counts[q] in [1, K]; an item's score is the best of
+// the query's vectors (max over k < counts[q]). REQUIRES: users.cols() == K * items.cols()
+// for some K >= 1; counts, targets and ranks have Q entries, targets in [0, N).
+void RankTargetsBestInterest(const nn::Matrix& users, absl::Span<const int32_t> counts,
+                             const nn::Matrix& items, absl::Span<const int32_t> targets,
+                             absl::Span<int32_t> ranks);
+
 // Writes the k highest-scoring item rows of each query, best first (ties: lower row first),
 // into top [Q * k] row-major. REQUIRES: 0 < k <= N; top has Q * k entries.
 void TopK(const nn::Matrix& users, const nn::Matrix& items, int k, absl::Span<int32_t> top);

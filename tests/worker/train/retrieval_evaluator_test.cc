@@ -35,8 +35,14 @@ class FakeRetrievalModel : public RetrievalModel {
     return has_cold;
   }
 
+  const Matrix* interest_vectors() const override { return has_interests ? &interests : nullptr; }
+  absl::Span<const int32_t> interest_counts() const override { return counts; }
+
   Matrix users, items, cold_items, logits;
   bool has_cold = false;
+  Matrix interests;             // [B, K * 2] when has_interests
+  std::vector<int32_t> counts;  // [B]
+  bool has_interests = false;
 
  private:
   // Vectors of 2 and no tasks: all the evaluator reads of the config.
@@ -109,6 +115,46 @@ TEST(RetrievalEvaluatorTest, RanksQueriesAgainstWarmAndColdItems) {
   EXPECT_DOUBLE_EQ(*evaluation.cold_auc, 1.0);
   // One cold item: no rank correlation.
   EXPECT_FALSE(evaluation.new_item_popularity_spearman.has_value());
+}
+
+// Two queries for item 11 against items 10 (0.9, 0), 11 (0, 1) and 12 (0.5, 0.5). Both users
+// have the interests (1, 0) and (0, 1), but user 2 uses only the first (count 1).
+RetrievalEvaluation EvaluateTwoInterestQueries(bool has_interests) {
+  FakeRetrievalModel model;
+  RetrievalEvaluator evaluator;
+  model.items = Rows({{0.9f, 0}, {0, 1}, {0.5f, 0.5f}});
+  model.users = Rows({{1, 0}, {1, 0}, {1, 0}});
+  model.logits = Rows({{0, 0}, {0, 0}, {0, 0}}).leftCols(1);
+  evaluator.AddTrainBatch(Batch3({1, 1, 2}, {10, 11, 12}, {1, 1, 1}), model);
+  model.items = Rows({{0, 1}, {0, 1}});
+  model.users = Rows({{1, 0}, {1, 0}});
+  model.logits = Rows({{0, 0}, {0, 0}}).leftCols(1);
+  model.has_interests = has_interests;
+  model.interests.resize(2, 4);
+  model.interests << 1, 0, 0, 1, 1, 0, 0, 1;
+  model.counts = {2, 1};
+  evaluator.AddEvalBatch(Batch3({1, 2}, {11, 11}, {1, 1}), model);
+  const std::vector<int> ks = {1, 2};
+  return evaluator.Evaluate(ks, model);
+}
+
+TEST(RetrievalEvaluatorTest, SeveralUserVectorsScoreAnItemByTheBest) {
+  const RetrievalEvaluation evaluation = EvaluateTwoInterestQueries(true);
+  // User 1's second interest finds item 11 first (1 > 0.9); user 2 has only the first: 0 is
+  // below 0.9 and 0.5, rank 3.
+  EXPECT_EQ(evaluation.overall.queries, 2);
+  EXPECT_DOUBLE_EQ(evaluation.overall.hit_rates[0], 0.5);
+  EXPECT_DOUBLE_EQ(evaluation.overall.hit_rates[1], 0.5);
+  EXPECT_DOUBLE_EQ(evaluation.overall.mrr, (1.0 + 1.0 / 3) / 2);
+}
+
+TEST(RetrievalEvaluatorTest, OneUserVectorModelsRankByUserVectors) {
+  // The two-tower path: no interest vectors, each query is its user vector (1, 0), as before.
+  const RetrievalEvaluation evaluation = EvaluateTwoInterestQueries(false);
+  EXPECT_EQ(evaluation.overall.queries, 2);
+  EXPECT_DOUBLE_EQ(evaluation.overall.hit_rates[0], 0.0);
+  EXPECT_DOUBLE_EQ(evaluation.overall.hit_rates[1], 0.0);
+  EXPECT_DOUBLE_EQ(evaluation.overall.mrr, 1.0 / 3);
 }
 
 class RetrievalEvaluatorExportTest : public ::testing::Test {

@@ -37,6 +37,29 @@ TEST(RetrievalMetricsTest, EmptySubsetHasNoQueries) {
   EXPECT_EQ(metrics.hit_rates, std::vector<double>{0.0});
 }
 
+TEST(RetrievalMetricsTest, BestInterestRanksWithOneInterestAreRankTargets) {
+  std::mt19937 rng(4);
+  std::normal_distribution<float> normal;
+  const int queries = kQueryBlock + 3, items = 40, dim = 3;
+  Matrix users(queries, 2 * dim), corpus(items, dim);
+  for (Eigen::Index i = 0; i < users.size(); ++i) users.data()[i] = normal(rng);
+  for (Eigen::Index i = 0; i < corpus.size(); ++i) corpus.data()[i] = normal(rng);
+  std::vector<int32_t> targets(queries), ones(queries, 1), twos(queries, 2);
+  for (int q = 0; q < queries; ++q) targets[q] = q % items;
+  std::vector<int32_t> expected(queries), ranks(queries);
+  RankTargets(users.leftCols(dim), corpus, targets, absl::MakeSpan(expected));
+  RankTargetsBestInterest(users, ones, corpus, targets, absl::MakeSpan(ranks));
+  EXPECT_EQ(ranks, expected);
+  // With both interests an item scores the better of its two products.
+  std::vector<int32_t> both(queries);
+  RankTargetsBestInterest(users, twos, corpus, targets, absl::MakeSpan(both));
+  for (int q = 0; q < queries; ++q) {
+    const Matrix best = (users.row(q).head(dim) * corpus.transpose())
+                            .cwiseMax(users.row(q).tail(dim) * corpus.transpose());
+    EXPECT_EQ(both[q], (best.array() >= best(0, targets[q])).count()) << q;
+  }
+}
+
 TEST(RetrievalMetricsTest, TopKAgreesWithRanksAcrossQueryBlocks) {
   // More queries than one block, so the blocking is exercised.
   std::mt19937 rng(67);
