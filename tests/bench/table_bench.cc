@@ -101,6 +101,7 @@
 //   [--hash_index_prefix_bytes=N --sorted_runs_before_compaction=N --noverify_read_checksums]
 //                                  other RowStoreOptions of the read path
 //   [--read_counts]                sorted runs probed and blocks read per miss
+//   [--l2=X]                       the table's TableConfig.l2 (its cost on push)
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -194,6 +195,7 @@ DEFINE_bool(verify_read_checksums, granary::RowStoreOptions().verify_read_checks
 DEFINE_int32(hash_index_prefix_bytes, granary::RowStoreOptions().hash_index_prefix_bytes,
              "RocksDB files of rows have a hash index over the keys' first N bytes, 0 = none "
              "(RowStoreOptions::hash_index_prefix_bytes).");
+DEFINE_double(l2, 0, "TableConfig.l2 of the table (0: none), to time its cost on push.");
 DEFINE_bool(read_counts, false,
             "Count RocksDB's work per miss on the serving threads (its PerfContext at "
             "kEnableCount, which itself costs a little CPU): the runs/miss and blk/miss columns.");
@@ -379,6 +381,7 @@ proto::TableConfig BenchTableConfig(int dim) {
   config.mutable_initializer()->set_scale(kInitScale);
   config.mutable_initializer()->set_seed(kInitSeed);
   config.mutable_optimizer()->mutable_adagrad()->set_learning_rate(kLearningRate);
+  if (FLAGS_l2 > 0) config.set_l2(static_cast<float>(FLAGS_l2));
   return config;
 }
 
