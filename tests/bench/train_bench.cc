@@ -33,7 +33,7 @@
 // Usage: train_bench [--models=dupn,shared_bottom,mmoe] [--threads=1,2] [--epochs=N]
 //                    [--wires=fp32,light] [--split=eval|validation] [--evaluate=false]
 //                    [--movielens_dir=DIR] [--torch=false] [--json=PATH]
-//                    [--l2=X] [--dropout=X]  (the embedding table's l2, every head's dropout)
+//                    [--l2=X] [--dense_l2=X] [--dropout=X]  (the tables' l2, the heads' dropout)
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -85,6 +85,9 @@ DEFINE_string(split, "eval",
               "train-00..06, evaluate on train-07.");
 DEFINE_bool(evaluate, true, "Evaluate after each epoch (the click AUC column).");
 DEFINE_double(l2, 0, "TableConfig.l2 of the embedding table 'emb' (0: none, as the config).");
+DEFINE_double(dense_l2, 0,
+              "TableConfig.l2 of the dense table 'dense' (0: none); it holds offsets from the "
+              "initial weights, so this pulls the weights toward those.");
 DEFINE_double(dropout, 0,
               "TaskConfig.dropout of every task with hidden layers (0: none, as the job).");
 DEFINE_string(json, "", "If set, the result rows are also written here as a JSON array.");
@@ -187,6 +190,9 @@ absl::StatusOr<Row> TrainOnce(const std::string& model, int threads, const std::
                               const WireSetting& wire, proto::ClusterConfig cluster_config) {
   for (proto::TableConfig& table : *cluster_config.mutable_tables()) {
     if (FLAGS_l2 > 0 && table.name() == "emb") table.set_l2(static_cast<float>(FLAGS_l2));
+    if (FLAGS_dense_l2 > 0 && table.name() == "dense") {
+      table.set_l2(static_cast<float>(FLAGS_dense_l2));
+    }
     table.mutable_wire()->set_pull_values(wire.pull_values);
     table.mutable_wire()->set_push_values(wire.push_values);
     table.mutable_wire()->set_keys(wire.keys);
