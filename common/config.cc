@@ -67,6 +67,9 @@ struct FieldRule {
   const char* requirement;
 };
 
+// TableConfig.l2 must be below this (see ValidateTable).
+constexpr float kMaxTableL2 = 1.0f;
+
 constexpr bool Positive(float v) { return v > 0; }
 constexpr bool NonNegative(float v) { return v >= 0; }
 constexpr bool UnitInterval(float v) { return v >= 0 && v < 1; }
@@ -162,6 +165,15 @@ absl::Status ValidateTable(const proto::TableConfig& table, const ConfigLocation
         at.At("clip_gradient_abs"),
         absl::StrCat("table '", table.name(),
                      "' needs clip_gradient_abs > 0 (unset: no clipping)"));
+  }
+  // The penalty (l2 / 2) |w|^2 is added on every push to a loss that is a batch mean of order 1,
+  // where useful values are 1e-6 to 1e-2; from kMaxTableL2 on it outweighs the loss (and
+  // flips the sign of w under SGD at a learning rate of 1), which only a typo asks for. Also
+  // refuses NaN.
+  if (table.has_l2() && !(table.l2() >= 0 && table.l2() < kMaxTableL2)) {
+    return ConfigLocation::Invalid(
+        at.At("l2"), absl::StrCat("table '", table.name(), "' needs l2 in [0, ", kMaxTableL2,
+                                  "), not ", table.l2(), " (unset: no L2)"));
   }
   // Pulled rows carry no error feedback, so a pull is at most rounded to fp16, never quantized.
   const proto::WireConfig& wire = table.wire();

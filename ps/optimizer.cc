@@ -26,6 +26,13 @@ constexpr float kDefaultFtrlBeta = 1.0f;
 // exactly, so an unclipped table computes what it did before clipping existed.
 inline float Clip(float g, float clip) { return std::min(std::max(g, -clip), clip); }
 
+// The gradient a rule applies (GradientTerms): the clipped push plus the L2 term of the row's
+// stored value w. Branch-free: with l2 = 0 it adds 0 * w = +0 (w is always finite), which
+// changes no value, so a table without L2 computes what it did before L2 existed.
+inline float Penalized(float g, float w, const GradientTerms& terms) {
+  return Clip(g, terms.clip) + terms.l2 * w;
+}
+
 // 1 if any of `xs` is ±Inf or NaN, else 0: x * 0 is ±0 for a finite x and NaN otherwise, and
 // a NaN survives the sum. OR-ed over a row's dims it is a finiteness test without a branch per
 // dimension, and it vectorizes (a float sum over the dims would not: its order is fixed).
@@ -55,20 +62,21 @@ bool UpdateRowIfFinite(int dim, Update update) {
 // w -= lr g
 class Sgd final : public Optimizer {
  public:
-  Sgd(const proto::SgdConfig& config, float clip)
-      : learning_rate_(config.learning_rate()), clip_(clip) {}
+  Sgd(const proto::SgdConfig& config, const GradientTerms& terms)
+      : learning_rate_(config.learning_rate()), terms_(terms) {}
 
   int num_slots() const override { return 0; }
   void InitSlots(const float*, float*, int) const override {}
 
   size_t Apply(absl::Span<const RowUpdate> updates, int dim) const override {
-    const float lr = learning_rate_, clip = clip_;
+    const float lr = learning_rate_;
+    const GradientTerms terms = terms_;
     size_t rejected = 0;
     for (const RowUpdate& update : updates) {
       float* w = update.values;
       const float* g = update.grad;
       rejected += !UpdateRowIfFinite(dim, [&](int d, auto commit) {
-        const float wd = w[d] - lr * Clip(g[d], clip);
+        const float wd = w[d] - lr * Penalized(g[d], w[d], terms);
         if constexpr (decltype(commit)::value) w[d] = wd;
         return AnyNonFinite(wd);
       });
@@ -78,15 +86,15 @@ class Sgd final : public Optimizer {
 
  private:
   const float learning_rate_;
-  const float clip_;
+  const GradientTerms terms_;
 };
 
 // acc += g^2; w -= lr g / (sqrt(acc) + eps). Slot 0: acc.
 class Adagrad final : public Optimizer {
  public:
-  Adagrad(const proto::AdagradConfig& config, float clip)
+  Adagrad(const proto::AdagradConfig& config, const GradientTerms& terms)
       : learning_rate_(config.learning_rate()),
-        clip_(clip),
+        terms_(terms),
         initial_accumulator_(config.has_initial_accumulator() ? config.initial_accumulator()
                                                               : kDefaultInitialAccumulator),
         epsilon_(config.has_epsilon() ? config.epsilon() : kDefaultEpsilon) {}
@@ -98,15 +106,16 @@ class Adagrad final : public Optimizer {
   }
 
   size_t Apply(absl::Span<const RowUpdate> updates, int dim) const override {
-    const float lr = learning_rate_, clip = clip_;
+    const float lr = learning_rate_;
     const float eps = epsilon_;
+    const GradientTerms terms = terms_;
     size_t rejected = 0;
     for (const RowUpdate& update : updates) {
       float* w = update.values;
       float* acc = update.slots;
       const float* g = update.grad;
       rejected += !UpdateRowIfFinite(dim, [&](int d, auto commit) {
-        const float gd = Clip(g[d], clip);
+        const float gd = Penalized(g[d], w[d], terms);
         const float a = acc[d] + gd * gd;
         const float wd = w[d] - lr * gd / (std::sqrt(a) + eps);
         if constexpr (decltype(commit)::value) {
@@ -121,7 +130,7 @@ class Adagrad final : public Optimizer {
 
  private:
   const float learning_rate_;
-  const float clip_;
+  const GradientTerms terms_;
   const float initial_accumulator_;
   const float epsilon_;
 };
@@ -131,9 +140,9 @@ class Adagrad final : public Optimizer {
 // this update. Slot 0: m, slot 1: v.
 class Adam final : public Optimizer {
  public:
-  Adam(const proto::AdamConfig& config, float clip)
+  Adam(const proto::AdamConfig& config, const GradientTerms& terms)
       : learning_rate_(config.learning_rate()),
-        clip_(clip),
+        terms_(terms),
         beta1_(config.has_beta1() ? config.beta1() : kDefaultBeta1),
         beta2_(config.has_beta2() ? config.beta2() : kDefaultBeta2),
         epsilon_(config.has_epsilon() ? config.epsilon() : kDefaultEpsilon),
@@ -150,7 +159,8 @@ class Adam final : public Optimizer {
 
   size_t Apply(absl::Span<const RowUpdate> updates, int dim) const override {
     const float b1 = beta1_, b2 = beta2_, c1 = one_minus_beta1_, c2 = one_minus_beta2_;
-    const float eps = epsilon_, clip = clip_;
+    const float eps = epsilon_;
+    const GradientTerms terms = terms_;
     size_t rejected = 0;
     for (const RowUpdate& update : updates) {
       // Saturates rather than wrapping to 0 (a bias correction of 0); far below the maximum
@@ -169,7 +179,7 @@ class Adam final : public Optimizer {
       float* v = update.slots + dim;
       const float* g = update.grad;
       const bool updated = UpdateRowIfFinite(dim, [&](int d, auto commit) {
-        const float gd = Clip(g[d], clip);
+        const float gd = Penalized(g[d], w[d], terms);
         const float md = b1 * m[d] + c1 * gd;
         const float vd = b2 * v[d] + c2 * gd * gd;
         const float wd = w[d] - step_size * md / (std::sqrt(vd * inv_bias2) + eps);
@@ -191,7 +201,7 @@ class Adam final : public Optimizer {
 
  private:
   const float learning_rate_;
-  const float clip_;
+  const GradientTerms terms_;
   const float beta1_;
   const float beta2_;
   const float epsilon_;
@@ -218,8 +228,8 @@ class Adam final : public Optimizer {
 // because sigma w carries w0 into z.
 class Ftrl final : public Optimizer {
  public:
-  Ftrl(const proto::FtrlConfig& config, float clip)
-      : clip_(clip),
+  Ftrl(const proto::FtrlConfig& config, const GradientTerms& terms)
+      : terms_(terms),
         inv_alpha_(1.0f / config.alpha()),
         l1_(config.l1()),
         // The denominator at n = 0, (beta + 0) / alpha + l2.
@@ -239,7 +249,8 @@ class Ftrl final : public Optimizer {
   }
 
   size_t Apply(absl::Span<const RowUpdate> updates, int dim) const override {
-    const float inv_alpha = inv_alpha_, l1 = l1_, base = base_denominator_, clip = clip_;
+    const float inv_alpha = inv_alpha_, l1 = l1_, base = base_denominator_;
+    const GradientTerms terms = terms_;
     size_t rejected = 0;
     for (const RowUpdate& update : updates) {
       float* w = update.values;
@@ -247,7 +258,7 @@ class Ftrl final : public Optimizer {
       float* n = update.slots + dim;
       const float* g = update.grad;
       rejected += !UpdateRowIfFinite(dim, [&](int d, auto commit) {
-        const float gd = Clip(g[d], clip);
+        const float gd = Penalized(g[d], w[d], terms);
         const float nd = n[d] + gd * gd;
         const float sqrt_nd = std::sqrt(nd);
         const float sigma = (sqrt_nd - std::sqrt(n[d])) * inv_alpha;
@@ -268,7 +279,7 @@ class Ftrl final : public Optimizer {
   }
 
  private:
-  const float clip_;
+  const GradientTerms terms_;
   const float inv_alpha_;
   const float l1_;
   const float base_denominator_;
@@ -277,16 +288,16 @@ class Ftrl final : public Optimizer {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Optimizer>> MakeOptimizer(const proto::OptimizerConfig& config,
-                                                         float clip) {
+                                                         const GradientTerms& terms) {
   switch (config.kind_case()) {
     case proto::OptimizerConfig::kSgd:
-      return std::make_unique<Sgd>(config.sgd(), clip);
+      return std::make_unique<Sgd>(config.sgd(), terms);
     case proto::OptimizerConfig::kAdagrad:
-      return std::make_unique<Adagrad>(config.adagrad(), clip);
+      return std::make_unique<Adagrad>(config.adagrad(), terms);
     case proto::OptimizerConfig::kAdam:
-      return std::make_unique<Adam>(config.adam(), clip);
+      return std::make_unique<Adam>(config.adam(), terms);
     case proto::OptimizerConfig::kFtrl:
-      return std::make_unique<Ftrl>(config.ftrl(), clip);
+      return std::make_unique<Ftrl>(config.ftrl(), terms);
     case proto::OptimizerConfig::KIND_NOT_SET:
       break;
   }
@@ -295,9 +306,10 @@ absl::StatusOr<std::unique_ptr<Optimizer>> MakeOptimizer(const proto::OptimizerC
 }
 
 absl::StatusOr<std::unique_ptr<Optimizer>> MakeTableOptimizer(const proto::TableConfig& config) {
-  absl::StatusOr<std::unique_ptr<Optimizer>> optimizer =
-      MakeOptimizer(config.optimizer(),
-                    config.has_clip_gradient_abs() ? config.clip_gradient_abs() : kNoClipping);
+  GradientTerms terms;
+  if (config.has_clip_gradient_abs()) terms.clip = config.clip_gradient_abs();
+  if (config.has_l2()) terms.l2 = config.l2();
+  absl::StatusOr<std::unique_ptr<Optimizer>> optimizer = MakeOptimizer(config.optimizer(), terms);
   if (optimizer.ok()) return optimizer;
   return absl::InvalidArgumentError(
       absl::StrCat("table '", config.name(), "': ", optimizer.status().message()));

@@ -12,6 +12,13 @@
 // gradient clipping (TableConfig.clip_gradient_abs) each gradient element is first clamped to
 // [-clip, clip].
 //
+// L2 (TableConfig.l2): each update adds l2 * w to the (clipped) gradient before the rule
+// applies it, the gradient of (l2 / 2) |w|^2, so every optimizer minimizes the penalized loss
+// (coupled L2, as Adam's weight_decay in PyTorch, not AdamW's decoupled decay). It is lazy: a
+// row is penalized only when a push touches it, once per push, with the row's values as
+// stored before that push. A row no push touches keeps its values; a row pushed often shrinks
+// more often than a rare one. Untouched rows are never caught up later.
+//
 // Thread-safe: an Optimizer is immutable after construction, so one instance may serve any
 // number of threads at once. The rows it updates are the caller's: the caller must ensure
 // that no other thread reads or writes a row while Apply or InitSlots works on it.
@@ -71,16 +78,23 @@ class Optimizer {
 // The clip bound of an optimizer that does not clip gradients.
 inline constexpr float kNoClipping = std::numeric_limits<float>::infinity();
 
-// Returns the optimizer `config` selects, with each unset optional field at the default
-// documented in config.proto, which clamps each gradient element to [-clip, clip] before
-// applying it. InvalidArgument if `config` selects no optimizer.
-// REQUIRES: the numeric fields satisfy ValidateClusterConfig (common/config.h), e.g. Adam's
-// betas in [0, 1) and positive learning rates; clip > 0.
-absl::StatusOr<std::unique_ptr<Optimizer>> MakeOptimizer(const proto::OptimizerConfig& config,
-                                                         float clip = kNoClipping);
+// What a table does to each pushed gradient element g of a row with values w before its
+// optimizer's rule: g' = clamp(g, -clip, clip) + l2 * w. The defaults change nothing.
+struct GradientTerms {
+  float clip = kNoClipping;  // > 0
+  float l2 = 0.0f;           // >= 0
+};
 
-// MakeOptimizer of a table's optimizer and clip_gradient_abs (kNoClipping if unset); the error
-// names the table.
+// Returns the optimizer `config` selects, with each unset optional field at the default
+// documented in config.proto, which turns each gradient element into g' (GradientTerms)
+// before applying it. InvalidArgument if `config` selects no optimizer.
+// REQUIRES: the numeric fields satisfy ValidateClusterConfig (common/config.h), e.g. Adam's
+// betas in [0, 1) and positive learning rates; terms.clip > 0; terms.l2 >= 0.
+absl::StatusOr<std::unique_ptr<Optimizer>> MakeOptimizer(const proto::OptimizerConfig& config,
+                                                         const GradientTerms& terms = {});
+
+// MakeOptimizer of a table's optimizer with its clip_gradient_abs (kNoClipping if unset) and
+// l2 (0 if unset); the error names the table.
 absl::StatusOr<std::unique_ptr<Optimizer>> MakeTableOptimizer(const proto::TableConfig& config);
 
 }  // namespace granary

@@ -105,6 +105,7 @@
 //                                  without merged pushes
 //                                  other RowStoreOptions of the read path
 //   [--read_counts]                sorted runs probed and blocks read per miss
+//   [--l2=X]                       the table's TableConfig.l2 (its cost on push)
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -201,6 +202,7 @@ DEFINE_int32(hash_index_prefix_bytes, granary::RowStoreOptions().hash_index_pref
 DEFINE_bool(plain_table, granary::RowStoreOptions().plain_table,
             "Rows in RocksDB PlainTable files, hash-indexed (RowStoreOptions::plain_table); "
             "pushes to uncached rows then read them instead of merging.");
+DEFINE_double(l2, 0, "TableConfig.l2 of the table (0: none), to time its cost on push.");
 DEFINE_bool(read_counts, false,
             "Count RocksDB's work per miss on the serving threads (its PerfContext at "
             "kEnableCount, which itself costs a little CPU): the runs/miss and blk/miss columns.");
@@ -386,6 +388,7 @@ proto::TableConfig BenchTableConfig(int dim) {
   config.mutable_initializer()->set_scale(kInitScale);
   config.mutable_initializer()->set_seed(kInitSeed);
   config.mutable_optimizer()->mutable_adagrad()->set_learning_rate(kLearningRate);
+  if (FLAGS_l2 > 0) config.set_l2(static_cast<float>(FLAGS_l2));
   return config;
 }
 

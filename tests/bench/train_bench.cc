@@ -33,6 +33,7 @@
 // Usage: train_bench [--models=dupn,shared_bottom,mmoe] [--threads=1,2] [--epochs=N]
 //                    [--wires=fp32,light] [--split=eval|validation] [--evaluate=false]
 //                    [--movielens_dir=DIR] [--torch=false] [--json=PATH]
+//                    [--l2=X] [--dense_l2=X] [--dropout=X]  (the tables' l2, the heads' dropout)
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -83,6 +84,12 @@ DEFINE_string(split, "eval",
               "eval: train on train-*, evaluate on eval.tsv.gz; validation: train on "
               "train-00..06, evaluate on train-07.");
 DEFINE_bool(evaluate, true, "Evaluate after each epoch (the click AUC column).");
+DEFINE_double(l2, 0, "TableConfig.l2 of the embedding table 'emb' (0: none, as the config).");
+DEFINE_double(dense_l2, 0,
+              "TableConfig.l2 of the dense table 'dense' (0: none); it holds offsets from the "
+              "initial weights, so this pulls the weights toward those.");
+DEFINE_double(dropout, 0,
+              "TaskConfig.dropout of every task with hidden layers (0: none, as the job).");
 DEFINE_string(json, "", "If set, the result rows are also written here as a JSON array.");
 
 namespace granary {
@@ -182,6 +189,10 @@ std::optional<std::string> FindTorchPython() {
 absl::StatusOr<Row> TrainOnce(const std::string& model, int threads, const std::string& data_dir,
                               const WireSetting& wire, proto::ClusterConfig cluster_config) {
   for (proto::TableConfig& table : *cluster_config.mutable_tables()) {
+    if (FLAGS_l2 > 0 && table.name() == "emb") table.set_l2(static_cast<float>(FLAGS_l2));
+    if (FLAGS_dense_l2 > 0 && table.name() == "dense") {
+      table.set_l2(static_cast<float>(FLAGS_dense_l2));
+    }
     table.mutable_wire()->set_pull_values(wire.pull_values);
     table.mutable_wire()->set_push_values(wire.push_values);
     table.mutable_wire()->set_keys(wire.keys);
@@ -189,6 +200,9 @@ absl::StatusOr<Row> TrainOnce(const std::string& model, int threads, const std::
   absl::StatusOr<JobSpec> spec =
       LoadJobConfig(absl::StrCat(GRANARY_SOURCE_DIR, "/configs/movielens_", model, ".pbtxt"));
   if (!spec.ok()) return spec.status();
+  for (proto::TaskConfig& task : *spec->job.mutable_model()->mutable_tasks()) {
+    if (!task.hidden_sizes().empty()) task.set_dropout(static_cast<float>(FLAGS_dropout));
+  }
   proto::TrainingConfig* training = spec->job.mutable_training();
   training->set_epochs(FLAGS_epochs);
   training->clear_eval_files();
@@ -269,10 +283,15 @@ absl::StatusOr<Row> TrainOnce(const std::string& model, int threads, const std::
   row.wire = wire.name;
   row.threads = threads;
   int64_t total_samples = 0;
-  for (const EpochReport& report : reports) {
+  for (size_t e = 0; e < reports.size(); ++e) {
+    const EpochReport& report = reports[e];
+    std::string aucs;
     for (const TaskMetrics& task : report.eval) {
       if (task.task == "click" && task.auc.has_value()) row.click_auc = task.auc;
+      if (task.auc.has_value()) absl::StrAppendFormat(&aucs, " %s AUC %.4f", task.task, *task.auc);
     }
+    // Per epoch, to see a model overfit and regularization act (docs/models.md).
+    if (!aucs.empty()) absl::PrintF("  %s, wire %s: epoch %d:%s\n", model, wire.name, e + 1, aucs);
     total_samples += report.train_samples;
     if (report.samples_per_second > row.samples_per_second) {
       row.samples_per_second = report.samples_per_second;

@@ -332,6 +332,78 @@ void ExpectTheServersHoldOnlyFiniteValues(InProcessCluster& cluster, int num_ser
   }
 }
 
+// The mean squared value of the rows of table `name` the servers store.
+double MeanSquaredValue(InProcessCluster& cluster, int num_servers, const std::string& name) {
+  double sum = 0;
+  int64_t values = 0;
+  for (int s = 0; s < num_servers; ++s) {
+    EmbeddingTable* table = cluster.server(s).catalog()->Find(name);
+    EXPECT_NE(table, nullptr) << name;
+    if (table == nullptr) return 0;
+    const RowLayout& layout = table->layout();
+    EXPECT_TRUE(table
+                    ->ForEachStoredRow([&](uint64_t, const char* record) {
+                      const float* row = layout.values(record);
+                      for (int d = 0; d < layout.dim(); ++d) sum += double{row[d]} * row[d];
+                      values += layout.dim();
+                      return absl::OkStatus();
+                    })
+                    .ok());
+  }
+  EXPECT_GT(values, 0) << name;
+  return values > 0 ? sum / static_cast<double>(values) : 0;
+}
+
+// TableConfig.l2 on the embedding table: the same job on the same data ends with smaller
+// embeddings than without it, and still learns the click model. (l2 0.01 about halves the mean
+// squared value: 0.093 against 0.179 when written.)
+TEST(TrainTest, TableL2KeepsEmbeddingsSmaller) {
+  constexpr int kServers = 2, kEpochs = 12;  // the job's: fewer do not learn the model yet
+  const JobSpec spec = TrainJob();
+  double mean_square[2] = {0, 0};
+  for (int run = 0; run < 2; ++run) {
+    proto::ClusterConfig config = SyntheticClicksClusterConfig();
+    if (run == 1) config.mutable_tables(0)->set_l2(0.01f);
+    ASSERT_EQ(config.tables(0).name(), "emb");
+    const std::string dir =
+        absl::StrCat(::testing::TempDir(), "/train_test_l2-", getpid(), "-", run);
+    std::vector<std::vector<EpochReport>> reports = TrainOnCluster(
+        dir, 1, 1, std::nullopt, spec, WriteSyntheticClicks,
+        [&](InProcessCluster& cluster) {
+          mean_square[run] = MeanSquaredValue(cluster, kServers, "emb");
+        },
+        config);
+    ASSERT_EQ(reports[0].size(), static_cast<size_t>(kEpochs));
+    ASSERT_TRUE(reports[0].back().eval[0].auc.has_value());
+    EXPECT_GE(*reports[0].back().eval[0].auc, 0.7) << "run " << run;
+    std::filesystem::remove_all(dir);
+  }
+  EXPECT_LT(mean_square[1], 0.8 * mean_square[0])
+      << "with l2 " << mean_square[1] << ", without " << mean_square[0];
+}
+
+// TaskConfig.dropout acts in training (the trainer turns it on for each step): the same job
+// on the same data trains differently with it, and still learns the click model.
+TEST(TrainTest, HeadDropoutChangesTrainingAndStillLearns) {
+  constexpr int kEpochs = 12;  // the job's: fewer do not learn the model yet
+  double last_loss[2] = {0, 0};
+  for (int run = 0; run < 2; ++run) {
+    JobSpec spec = TrainJob();
+    if (run == 1) spec.job.mutable_model()->mutable_tasks(0)->set_dropout(0.5f);
+    const std::string dir =
+        absl::StrCat(::testing::TempDir(), "/train_test_dropout-", getpid(), "-", run);
+    std::vector<std::vector<EpochReport>> reports = TrainOnCluster(dir, 1, 1, std::nullopt, spec);
+    ASSERT_EQ(reports[0].size(), static_cast<size_t>(kEpochs));
+    ASSERT_TRUE(reports[0].back().eval[0].auc.has_value());
+    EXPECT_GE(*reports[0].back().eval[0].auc, 0.7) << "run " << run;
+    last_loss[run] = reports[0].back().train_loss[0];
+    std::filesystem::remove_all(dir);
+  }
+  // Dropping half the head's units makes its training loss (measured on the dropped network)
+  // clearly higher.
+  EXPECT_GT(last_loss[1], last_loss[0] * 1.02) << "without " << last_loss[0];
+}
+
 // The mean training loss of task k in epoch e over the workers that trained samples.
 double EpochLoss(const std::vector<std::vector<EpochReport>>& reports, size_t e, size_t k) {
   double total = 0;

@@ -174,6 +174,27 @@ TEST_F(ConfigTest, GradientClippingMustBePositive) {
   EXPECT_FLOAT_EQ(config->tables(0).clip_gradient_abs(), 10);
 }
 
+TEST_F(ConfigTest, TableL2MustBeInZeroToOne) {
+  for (const char* l2 : {"-0.001", "1", "250", "nan"}) {
+    std::string path =
+        Write(absl::StrCat("tables {\n"
+                           "  name: \"e\" dim: 4 optimizer { adam { learning_rate: 1 } }\n"
+                           "  l2: ",
+                           l2, "\n}\n"));
+    absl::StatusOr<proto::ClusterConfig> config = LoadClusterConfig(path);
+    ASSERT_FALSE(config.ok()) << l2;
+    EXPECT_NE(config.status().message().find(path + ":3: table 'e' needs l2 in [0, 1)"),
+              std::string::npos)
+        << config.status();
+  }
+  std::string path = Write(
+      "tables { name: \"e\" dim: 4 optimizer { sgd { learning_rate: 1 } }\n"
+      "  l2: 0.0001 }\n");
+  absl::StatusOr<proto::ClusterConfig> config = LoadClusterConfig(path);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_FLOAT_EQ(config->tables(0).l2(), 0.0001f);
+}
+
 TEST_F(ConfigTest, WireEncodingDefaultsToFp32AndRefusesInt8Pulls) {
   std::string path = Write(
       "tables {\n"

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/feature_key.h"
+#include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
 #include "ps/initializer.h"
 #include "ps/row_cache.h"
@@ -468,6 +469,42 @@ TEST_F(EmbeddingTableTest, ClippedTableClampsEachGradientElement) {
   InitializeRow(config.initializer(), 7, 2, initial.data());
   EXPECT_EQ(values[0], initial[0] - 0.5f);
   EXPECT_EQ(values[1], initial[1] + 0.25f);
+}
+
+// L2 (TableConfig.l2) is applied by the optimizer on push, to the pushed rows only, and is no
+// state of its own: a table restored from a checkpoint continues exactly as one that was not.
+TEST_F(EmbeddingTableTest, L2ShrinksOnlyPushedRowsAndSurvivesACheckpointUnchanged) {
+  proto::TableConfig config;
+  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
+      "name: 'l2' dim: 2 l2: 0.01 initializer { kind: UNIFORM scale: 0.5 seed: 3 } "
+      "optimizer { adam { learning_rate: 0.01 } }",
+      &config));
+  Open(config, 1 << 20);
+  const std::vector<uint64_t> pushed = {7}, other = {8};
+  const std::vector<float> grads = {0.25f, -0.5f};
+  ASSERT_TRUE(table_->Pull(other, std::vector<float>(2).data(), /*read_only=*/false).ok());
+  ASSERT_TRUE(table_->Push(pushed, grads.data()).ok());
+  ASSERT_TRUE(table_->FlushDirtyRows().ok());
+  const std::string checkpoint = dir_ + "-checkpoint";
+  ASSERT_TRUE(store_->Checkpoint(checkpoint).ok());
+  ASSERT_TRUE(table_->Push(pushed, grads.data()).ok());
+  std::vector<float> uninterrupted(2), untouched(2), initial(2);
+  ASSERT_TRUE(table_->Pull(pushed, uninterrupted.data(), /*read_only=*/true).ok());
+  ASSERT_TRUE(table_->Pull(other, untouched.data(), /*read_only=*/true).ok());
+  InitializeRow(config.initializer(), 8, 2, initial.data());
+  EXPECT_EQ(untouched, initial);
+
+  table_.reset();
+  store_.reset();
+  std::filesystem::remove_all(dir_);
+  std::filesystem::rename(checkpoint, dir_);
+  Open(config, 1 << 20);
+  ASSERT_TRUE(table_->Push(pushed, grads.data()).ok());
+  std::vector<float> restored(2);
+  ASSERT_TRUE(table_->Pull(pushed, restored.data(), /*read_only=*/true).ok());
+  EXPECT_EQ(restored, uninterrupted);
+  ASSERT_TRUE(table_->Pull(other, untouched.data(), /*read_only=*/true).ok());
+  EXPECT_EQ(untouched, initial);
 }
 
 class ConcurrentPushTest : public EmbeddingTableTest, public ::testing::WithParamInterface<bool> {};

@@ -379,6 +379,66 @@ TEST(OptimizerTest, AnUpdateThatWouldStoreANonFiniteValueLeavesItsRowAndIsCounte
   }
 }
 
+// TableConfig.l2 adds l2 * w to the pushed gradient before each optimizer's rule. w0 = (0.5,
+// -0.25), g = (-1/32, -2), l2 = 1/8: g' = g + w0 / 8 = (1/32, -65/32), exact in float; the sign
+// of g'[0] is the opposite of g[0]'s, so even Adam's first step (about lr * sign(g')) shows the
+// term. Expected values by hand (python3, double):
+TEST(OptimizerTest, L2AddsItsTermToTheGradientOfEveryOptimizer) {
+  constexpr float kInitial[2] = {0.5f, -0.25f};
+  constexpr float kGrad[2] = {-0.03125f, -2.0f};
+  struct Case {
+    const char* optimizer;
+    std::vector<double> values;
+    std::vector<double> slots;
+  };
+  const Case cases[] = {
+      // w - 0.1 g'
+      {"sgd { learning_rate: 0.1 }", {0.496875, -0.046875}, {}},
+      // acc = 0.1 + g'^2; w - 0.1 g' / (sqrt(acc) + 1e-8)
+      {"adagrad { learning_rate: 0.1 }", {0.490165785, -0.151190242}, {0.1009765625, 4.2259765625}},
+      // Betas exact in float: m = 0.5 g'; v = 0.25 g'^2; w - (0.01 / 0.5) m / (sqrt(v / 0.25) +
+      // 1e-8)
+      {"adam { learning_rate: 0.01 beta1: 0.5 beta2: 0.75 }",
+       {0.490000003, -0.240000000},
+       {0.015625, -1.015625, 0.000244140625, 1.031494140625}},
+      // z0 = -10 w0; n = g'^2; z = z0 + g' - (|g'| / 0.1) w0; w = -z / (sqrt(n) / 0.1 + 10)
+      {"ftrl { alpha: 0.1 }",
+       {0.496969697, -0.182989691},
+       {-5.125, 5.546875, 0.0009765625, 4.1259765625}},
+  };
+  for (const Case& c : cases) {
+    proto::TableConfig table;
+    ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
+        absl::StrCat("name: 't' dim: 2 l2: 0.125 optimizer { ", c.optimizer, " }"), &table));
+    absl::StatusOr<std::unique_ptr<Optimizer>> optimizer = MakeTableOptimizer(table);
+    ASSERT_TRUE(optimizer.ok()) << optimizer.status();
+    TestRow row(**optimizer, kInitial);
+    ApplyOne(**optimizer, row, kGrad);
+    ExpectRowIs(row, c.values, c.slots, c.optimizer);
+    // Without l2 the same push moves the row elsewhere (Adam's first value the other way).
+    table.clear_l2();
+    std::unique_ptr<Optimizer> plain = *MakeTableOptimizer(table);
+    TestRow unpenalized(*plain, kInitial);
+    ApplyOne(*plain, unpenalized, kGrad);
+    EXPECT_GT(std::abs(unpenalized.values[0] - row.values[0]), 1e-3f) << c.optimizer;
+  }
+}
+
+// A row only changes when a push touches it: an Apply over other rows leaves it as it was, and
+// a zero gradient still shrinks a pushed row by the L2 term alone.
+TEST(OptimizerTest, L2ActsOnlyOnTheRowsOfAnApply) {
+  proto::TableConfig table;
+  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
+      "name: 't' dim: 2 l2: 0.5 optimizer { sgd { learning_rate: 0.1 } }", &table));
+  std::unique_ptr<Optimizer> sgd = *MakeTableOptimizer(table);
+  TestRow pushed(*sgd, kInitialValues), untouched(*sgd, kInitialValues);
+  constexpr float kZero[2] = {0.0f, 0.0f};
+  for (int step = 0; step < 3; ++step) ApplyOne(*sgd, pushed, kZero);
+  // w (1 - 0.1 * 0.5)^3
+  ExpectRowIs(pushed, {0.5 * 0.857375, -0.25 * 0.857375}, {}, "pushed");
+  EXPECT_EQ(untouched.values, (std::vector<float>{0.5f, -0.25f}));
+}
+
 TEST(OptimizerTest, ClippingClampsEachGradientElementBeforeTheUpdate) {
   constexpr float kInitial[3] = {0.5f, -0.25f, 1.0f};
   constexpr float kGrad[3] = {5.0f, -7.0f, 1.0f};

@@ -157,6 +157,32 @@ TEST(JobConfigTest, MulticlassNeedsClasses) {
   EXPECT_NE(spec.status().message().find("num_classes"), std::string::npos);
 }
 
+TEST(JobConfigTest, DropoutMustBeARateOfHiddenLayers) {
+  for (const char* rate : {"-0.1", "1", "nan"}) {
+    const std::string path = Write(
+        Job("item_fields: \"item_id\"",
+            absl::StrCat(R"(tasks { name: "c" head: BINARY label_column: "click" hidden_sizes: 4 )",
+                         "\ndropout: ", rate, " }")));
+    absl::StatusOr<JobSpec> spec = LoadJobConfig(path);
+    EXPECT_TRUE(absl::IsInvalidArgument(spec.status())) << rate;
+    EXPECT_NE(spec.status().message().find("task 'c': dropout must be in [0, 1)"),
+              std::string::npos)
+        << spec.status();
+    EXPECT_NE(spec.status().message().find(path + ":"), std::string::npos) << spec.status();
+  }
+  absl::StatusOr<JobSpec> spec = LoadJobConfig(
+      Write(Job("item_fields: \"item_id\"",
+                R"(tasks { name: "c" head: BINARY label_column: "click" dropout: 0.5 })")));
+  EXPECT_NE(spec.status().message().find("task 'c': dropout acts on hidden layers"),
+            std::string::npos)
+      << spec.status();
+  spec = LoadJobConfig(Write(Job(
+      "item_fields: \"item_id\"",
+      R"(tasks { name: "c" head: BINARY label_column: "click" hidden_sizes: 4 dropout: 0.5 })")));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_FLOAT_EQ(spec->job.model().tasks(0).dropout(), 0.5f);
+}
+
 TEST(JobConfigTest, LoadsTheOtherMovieLensArchitectures) {
   for (const char* name : {"movielens_shared_bottom", "movielens_mmoe"}) {
     absl::StatusOr<JobSpec> spec =

@@ -232,6 +232,17 @@ absl::Status ValidateTask(const proto::TaskConfig& task, const ConfigLocation& a
           absl::StrCat("task '", task.name(), "': layer widths must be >= 1"));
     }
   }
+  // A rate of 1 would drop every unit (and scale by 1 / 0); NaN is refused too.
+  if (!(task.dropout() >= 0 && task.dropout() < 1)) {
+    return ConfigLocation::Invalid(
+        at.At("dropout"),
+        absl::StrCat("task '", task.name(), "': dropout must be in [0, 1), not ", task.dropout()));
+  }
+  if (task.dropout() > 0 && task.hidden_sizes().empty()) {
+    return ConfigLocation::Invalid(
+        at.At("dropout"),
+        absl::StrCat("task '", task.name(), "': dropout acts on hidden layers; set hidden_sizes"));
+  }
   return absl::OkStatus();
 }
 

@@ -13,7 +13,8 @@ int OutputWidth(const proto::TaskConfig& task) {
 
 TaskHead::TaskHead(nn::ParameterSet* params, const proto::TaskConfig& task, int input_dim)
     : task_(task),
-      hidden_(params, absl::StrCat("task.", task.name()), input_dim, task.hidden_sizes()),
+      hidden_(params, absl::StrCat("task.", task.name()), input_dim, task.hidden_sizes(),
+              task.dropout()),
       out_(params, absl::StrCat("task.", task.name(), ".out"), hidden_.output_dim(),
            OutputWidth(task)) {}
 

@@ -1,5 +1,6 @@
 // TaskHead: one task's tower on top of a model's shared representation: the task's hidden
-// ReLU layers (TaskConfig.hidden_sizes), an output layer of the head's width, and the loss of
+// ReLU layers (TaskConfig.hidden_sizes, each followed in training by a Dropout of
+// TaskConfig.dropout when that is > 0), an output layer of the head's width, and the loss of
 // the head's kind (BINARY: sigmoid cross-entropy, MULTICLASS: softmax cross-entropy,
 // REGRESSION: squared error) over the samples that have the task's label.
 //

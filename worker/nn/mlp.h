@@ -1,5 +1,6 @@
-// Mlp: a stack of Dense layers, each followed by ReLU: the hidden layers of a tower, a shared
-// bottom or an expert.
+// Mlp: a stack of Dense layers, each followed by ReLU and, if a dropout rate is given, by
+// Dropout (worker/nn/dropout.h, training passes only): the hidden layers of a tower, a head, a
+// shared bottom or an expert.
 //
 // With no layers the stack is the identity: Forward returns its input and Backward its
 // d_output, so a head without hidden layers needs no special case.
@@ -16,6 +17,7 @@
 #include "absl/types/span.h"
 #include "worker/nn/activation.h"
 #include "worker/nn/dense.h"
+#include "worker/nn/dropout.h"
 #include "worker/nn/parameter_set.h"
 #include "worker/nn/tensor.h"
 
@@ -25,9 +27,11 @@ namespace nn {
 class Mlp {
  public:
   // Adds layer i as Dense "<name>.<i>" of width widths[i] to *params, which must outlive the
-  // stack. REQUIRES: input_dim and every width >= 1.
+  // stack; with dropout_rate > 0, each layer's ReLU output goes through a Dropout of that rate
+  // in the training passes of params->forward_mode(). REQUIRES: input_dim and every width
+  // >= 1; dropout_rate in [0, 1).
   Mlp(ParameterSet* params, absl::string_view name, int input_dim,
-      absl::Span<const uint32_t> widths);
+      absl::Span<const uint32_t> widths, float dropout_rate = 0.0f);
   Mlp(const Mlp&) = delete;
   Mlp& operator=(const Mlp&) = delete;
 
@@ -46,6 +50,7 @@ class Mlp {
   int output_dim_;
   std::vector<std::unique_ptr<Dense>> layers_;
   std::vector<std::unique_ptr<Activation>> activations_;
+  std::vector<std::unique_ptr<Dropout>> dropouts_;  // one per layer, or none
 };
 
 }  // namespace nn

@@ -24,6 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "worker/nn/forward_mode.h"
 #include "worker/nn/tensor.h"
 
 namespace granary {
@@ -79,9 +80,15 @@ class ParameterSet {
   // Sets every gradient to zero; call before each batch's Backward passes.
   void ZeroGrads();
 
+  // Whether the layers built on this set run a training or an inference pass
+  // (worker/nn/forward_mode.h); layers keep the pointer. Default: inference.
+  ForwardMode& forward_mode() { return forward_mode_; }
+  const ForwardMode& forward_mode() const { return forward_mode_; }
+
  private:
   std::vector<std::unique_ptr<ParamBlock>> blocks_;
   int64_t num_values_ = 0;
+  ForwardMode forward_mode_;
 };
 
 }  // namespace nn

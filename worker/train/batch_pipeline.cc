@@ -222,9 +222,15 @@ absl::Status BatchPipelineImpl::Forward(Slot& slot) {
 
 absl::Status BatchPipelineImpl::TrainStep(Slot& slot) {
   if (clock_ != nullptr) clock_->Pulled(slot.step);
+  // Only this step's Forward and Backward are a training pass (Dropout draws its masks from
+  // the replica's seed and step); any other Forward of the model is inference.
+  nn::ForwardMode& mode = model_->params().forward_mode();
+  mode.training = true;
+  ++mode.step;
   absl::Status status = Forward(slot);
+  if (status.ok()) model_->Backward(*slot.input, &losses_, &d_rows_);
+  mode.training = false;
   if (!status.ok()) return status;
-  model_->Backward(*slot.input, &losses_, &d_rows_);
   model_->params().FlattenGrads(&flat_grads_);
   std::copy(flat_grads_.begin(), flat_grads_.end(), grads_.begin());
   // Pushes of the previous batch had this batch's compute time to finish.

@@ -10,6 +10,10 @@
 // on its own thread), so the network round trip overlaps the computation; pushes are waited
 // one batch later, once the next batch is computed.
 //
+// Only a training step's Forward and Backward run with the model's ForwardMode.training on
+// (worker/nn/forward_mode.h: Dropout acts), each with the next step of the replica's stream;
+// Evaluate's Forwards, and any Forward outside Train, are inference passes.
+//
 // A batch taken from a BatchSource (worker/batch_source.h) is reported Done once its pushes
 // are acknowledged, never before: a chunk of the work queue is finished only when every update
 // of it reached the servers (the promise consistent checkpoints rest on).

@@ -18,6 +18,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/feature_key.h"
+#include "common/random.h"
 #include "glog/logging.h"
 #include "worker/batch_source.h"
 #include "worker/models/model_factory.h"
@@ -28,6 +29,15 @@
 
 namespace granary {
 namespace {
+
+// The dropout stream of compute thread `thread` of worker `rank`: the job's seed mixed with
+// both, so no two replicas of a run share masks and a rerun draws the same.
+uint64_t DropoutSeed(uint64_t job_seed, uint64_t rank, uint64_t thread) {
+  uint64_t state = job_seed;
+  state = SplitMix64(&state) ^ rank;
+  state = SplitMix64(&state) ^ thread;
+  return SplitMix64(&state);
+}
 
 // TrainingConfig.chunk_bytes when unset.
 constexpr uint64_t kDefaultChunkBytes = 64 << 20;
@@ -197,6 +207,9 @@ absl::Status TrainingRun::Start() {
     absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(config, spec_.dataset);
     if (!model.ok()) return model.status();
     (*model)->params().Initialize(training_.seed());
+    // Each replica its own dropout stream (worker/nn/forward_mode.h), the same on a rerun.
+    (*model)->params().forward_mode().seed =
+        DropoutSeed(training_.seed(), static_cast<uint64_t>(rank_), static_cast<uint64_t>(t));
     models.push_back(*std::move(model));
   }
   parameters_.kv = kv_;

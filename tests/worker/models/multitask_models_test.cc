@@ -1,6 +1,7 @@
 // The multi-task architectures besides DUPN (shared bottom, MMoE) and the factory that builds
 // every architecture from a ModelConfig.
 #include <memory>
+#include <random>
 #include <string>
 
 #include "common/config.h"
@@ -87,6 +88,38 @@ TEST(MmoeModelTest, EachTaskHasItsOwnGate) {
   EXPECT_FALSE(mixture.gate_weights(0).isApprox(mixture.gate_weights(1)));
   EXPECT_EQ((*model)->output(0).cols(), 1);
   EXPECT_EQ((*model)->output(1).cols(), 3);
+}
+
+// TaskConfig.dropout: the head's hidden layers drop units in training passes only, so the
+// model evaluates as the same model without dropout, and its training gradients (one fixed
+// mask) are exact.
+TEST(SharedBottomModelTest, HeadDropoutActsInTrainingOnly) {
+  proto::ModelConfig with_dropout = Config(kSharedBottom);
+  with_dropout.mutable_tasks(0)->set_dropout(0.5f);  // on its hidden layer of 4
+  proto::ModelConfig plain = with_dropout;
+  plain.mutable_tasks(0)->clear_dropout();
+  absl::StatusOr<std::unique_ptr<SharedBottomModel>> dropping =
+      SharedBottomModel::Create(with_dropout, Dataset());
+  absl::StatusOr<std::unique_ptr<SharedBottomModel>> reference =
+      SharedBottomModel::Create(plain, Dataset());
+  ASSERT_TRUE(dropping.ok()) << dropping.status();
+  ASSERT_TRUE(reference.ok()) << reference.status();
+  (*dropping)->params().Initialize(7);
+  (*reference)->params().Initialize(7);
+  std::unique_ptr<ModelInput> input = (*dropping)->NewInput();
+  ASSERT_TRUE((*dropping)->Prepare(SmallBatch(), input.get()).ok());
+  std::mt19937 rng(3);
+  const nn::Matrix rows = nn::gradient_check::RandomMatrix(
+      &rng, static_cast<int>(input->keys.size()), (*dropping)->embedding_dim(), 0.5f);
+  (*dropping)->Forward(*input, rows);
+  const nn::Matrix evaluated = (*dropping)->output(0);
+  (*reference)->Forward(*input, rows);
+  EXPECT_EQ(evaluated, (*reference)->output(0));
+
+  (*dropping)->params().forward_mode() = nn::ForwardMode{true, 11, 1};
+  (*dropping)->Forward(*input, rows);
+  EXPECT_NE((*dropping)->output(0), evaluated);
+  testing_batch::ExpectModelGradientsMatch(dropping->get(), SmallBatch(), {3, 2}, 6);
 }
 
 TEST(ModelFactoryTest, BuildsEveryArchitecture) {
