@@ -2,6 +2,9 @@
 
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <system_error>
@@ -15,7 +18,23 @@ namespace granary {
 namespace {
 constexpr char kBootIdFile[] = "/proc/sys/kernel/random/boot_id";
 constexpr char kIpcScheme[] = "ipc://";
+constexpr char kIpcDirTemplate[] = "granary-ipc-XXXXXX";
+constexpr char kDefaultTempDir[] = "/tmp";
 }  // namespace
+
+absl::StatusOr<std::string> MakeIpcDir(const std::string& parent) {
+  std::string base = parent;
+  if (base.empty()) {
+    const char* temp = std::getenv("TMPDIR");
+    base = temp != nullptr && temp[0] != '\0' ? temp : kDefaultTempDir;
+  }
+  std::string path = absl::StrCat(base, "/", kIpcDirTemplate);
+  if (mkdtemp(path.data()) == nullptr) {
+    return absl::UnavailableError(absl::StrCat("cannot make an ipc folder ", base, "/",
+                                               kIpcDirTemplate, ": ", std::strerror(errno)));
+  }
+  return path;
+}
 
 std::string LocalHostId() {
   std::ifstream file(kBootIdFile);

@@ -32,6 +32,13 @@ inline constexpr size_t kMaxIpcPathBytes = 107;
 // read: such a process neither advertises nor uses ipc.
 std::string LocalHostId();
 
+// Makes a new private folder (mode 0700, by mkdtemp) for a server's socket file:
+// <parent>/granary-ipc-XXXXXX, `parent` empty meaning $TMPDIR, else /tmp. A runtime folder, not
+// the data folder: a socket file is not data, and copying a data folder (a backup, a model
+// handed on) must not meet one; /tmp also keeps the path short. The caller removes it when done.
+// Unavailable naming the folder if it cannot be made.
+absl::StatusOr<std::string> MakeIpcDir(const std::string& parent);
+
 // Binds `socket` to the socket file <dir>/<name> (ipc://..., the path made absolute), first
 // creating `dir` (and its parents) and making it mode 0700, so that only this user can connect, and
 // removing a stale file of that name left by a killed process. Returns the endpoint

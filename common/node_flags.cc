@@ -14,7 +14,8 @@ DEFINE_double(heartbeat_timeout, 5.0, "Seconds of scheduler silence after which 
 DEFINE_double(register_timeout, 60.0, "Seconds to wait for the cluster to form.");
 DEFINE_bool(ipc, true,
             "Same-host links over Unix domain sockets (common/ipc_endpoint.h): a server also "
-            "serves on a socket file under --data_dir/ipc and a worker on its host connects "
+            "serves on a socket file in a private temp folder (--ipc_dir) and a worker on its "
+            "host connects "
             "there instead of to its TCP port: 10-20 % less CPU than loopback TCP for large "
             "requests (docs/performance.md). Off: TCP only.");
 DEFINE_bool(keep_freed_memory, false,

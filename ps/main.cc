@@ -1,8 +1,13 @@
 // granary_server: a parameter server. Parses flags, binds, registers with the scheduler,
 // serves until the scheduler orders shutdown.
 #include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <system_error>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_split.h"
+#include "common/ipc_endpoint.h"
 #include "common/node_flags.h"
 #include "common/process_init.h"
 #include "common/security_flags.h"
@@ -13,6 +18,9 @@
 DEFINE_int32(port, 0, "Port to serve on; 0 picks a free one (reported to the scheduler).");
 DEFINE_int32(threads, 2, "Request handler threads.");
 DEFINE_string(data_dir, "granary-data", "Rows live in RocksDB under DATA_DIR/server-<rank>.");
+DEFINE_string(ipc_dir, "",
+              "With --ipc, the socket file lives in a new private folder granary-ipc-XXXXXX "
+              "under IPC_DIR (empty: $TMPDIR, else /tmp), removed when the server stops.");
 DEFINE_uint64(cache_bytes, uint64_t{1} << 30, "Row cache budget of this server, in bytes.");
 DEFINE_double(stats_interval, 60, "Seconds between load lines in the log; 0 disables.");
 DEFINE_string(restore_from, "", "Start from the checkpoint folder DIR/server-<rank>.");
@@ -49,7 +57,20 @@ int main(int argc, char** argv) {
   options.port = FLAGS_port;
   options.num_threads = FLAGS_threads;
   options.data_dir = FLAGS_data_dir;
-  if (FLAGS_ipc) options.ipc_dir = FLAGS_data_dir + "/ipc";
+  if (FLAGS_ipc) {
+    absl::StatusOr<std::string> ipc_dir = granary::MakeIpcDir(FLAGS_ipc_dir);
+    if (!ipc_dir.ok()) {
+      LOG(ERROR) << "server: " << ipc_dir.status().message();
+      return EXIT_FAILURE;
+    }
+    options.ipc_dir = *std::move(ipc_dir);
+  }
+  // The folder holds only this server's socket file; a killed server leaves it in the temp
+  // folder, as any killed process leaves its temp files.
+  const absl::Cleanup remove_ipc_dir = [&options] {
+    std::error_code ignored;
+    if (!options.ipc_dir.empty()) std::filesystem::remove_all(options.ipc_dir, ignored);
+  };
   options.cache_bytes = FLAGS_cache_bytes;
   options.restore_from = FLAGS_restore_from;
   options.max_request_keys = FLAGS_max_request_keys;

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -35,6 +36,31 @@ TEST_F(IpcEndpointTest, LocalHostIdIsTheBootIdAndHostNameAndStable) {
   ASSERT_FALSE(id.empty());
   EXPECT_NE(id.find('/'), std::string::npos) << id;
   EXPECT_EQ(LocalHostId(), id);
+}
+
+// A server's socket folder is new and private each time, under the given parent or $TMPDIR,
+// never inside a data folder; a parent that cannot hold it is an error naming it.
+TEST_F(IpcEndpointTest, MakeIpcDirMakesANewPrivateFolder) {
+  absl::StatusOr<std::string> first = MakeIpcDir(dir_);
+  absl::StatusOr<std::string> second = MakeIpcDir(dir_);
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_NE(*first, *second);
+  EXPECT_EQ(std::filesystem::path(*first).parent_path(), std::filesystem::path(dir_));
+  struct stat info {};
+  ASSERT_EQ(stat(first->c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 0777, 0700u);
+
+  ASSERT_EQ(setenv("TMPDIR", dir_.c_str(), 1), 0);
+  absl::StatusOr<std::string> from_env = MakeIpcDir("");
+  unsetenv("TMPDIR");
+  ASSERT_TRUE(from_env.ok()) << from_env.status();
+  EXPECT_EQ(std::filesystem::path(*from_env).parent_path(), std::filesystem::path(dir_));
+
+  absl::StatusOr<std::string> missing = MakeIpcDir(dir_ + "/no/such/folder");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find(dir_ + "/no/such/folder"), std::string::npos)
+      << missing.status();
 }
 
 // The folder is created private (only this user may connect), the endpoint is absolute, and a
