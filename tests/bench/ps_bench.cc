@@ -588,6 +588,10 @@ constexpr double kPeerGuessGbps = 1.0;
 // killed.
 constexpr absl::Duration kPeerStopGrace = absl::Seconds(5);
 constexpr char kShell[] = "/bin/bash";
+constexpr char kEnv[] = "/usr/bin/env";
+// ps-lite's own same-host switch (src/zmq_van.h): its nodes bind and connect over
+// ipc:///tmp/<port> instead of TCP, as Granary's same-host workers do with --ipc.
+constexpr char kPsliteIpc[] = "DMLC_LOCAL=1";
 
 // The value of the first "name": number field in `json`, or nullopt. Enough for the flat
 // objects pslite_bench.sh writes ({"keys": 1000, "push_ms": 0.0888, ...}).
@@ -620,8 +624,9 @@ std::string LastLine(const std::string& text) {
 class PsliteTurns {
  public:
   // `script` is --peer_script. Measures nothing if `why_not` is non-empty (--peer=off, or a
-  // cluster shape ps-lite's benchmark does not have), and says so.
-  PsliteTurns(std::string script, const std::string& why_not);
+  // cluster shape ps-lite's benchmark does not have), and says so. `ipc`: ps-lite runs over its
+  // own ipc transport too (DMLC_LOCAL=1), so that both sides use the same kind of link.
+  PsliteTurns(std::string script, const std::string& why_not, bool ipc);
   ~PsliteTurns();
   PsliteTurns(const PsliteTurns&) = delete;
   PsliteTurns& operator=(const PsliteTurns&) = delete;
@@ -638,6 +643,7 @@ class PsliteTurns {
   void Disable(const std::string& why);
 
   const std::string script_;
+  const bool ipc_;
   bool measuring_ = true;
   bool built_ = false;  // a turn succeeded, so the script will not build again
   std::string dir_;     // logs and JSON of the turns; kept if a turn failed
@@ -645,8 +651,8 @@ class PsliteTurns {
   int turns_ = 0;
 };
 
-PsliteTurns::PsliteTurns(std::string script, const std::string& why_not)
-    : script_(std::move(script)) {
+PsliteTurns::PsliteTurns(std::string script, const std::string& why_not, bool ipc)
+    : script_(std::move(script)), ipc_(ipc) {
   if (!why_not.empty()) {
     Disable(why_not);
   } else if (access(script_.c_str(), R_OK) != 0) {
@@ -691,8 +697,10 @@ absl::StatusOr<PeerTurn> PsliteTurns::RunOnce(size_t keys, int64_t repeats) {
   const int turn = turns_++;
   const std::string json = absl::StrCat(dir_, "/turn", turn, ".json");
   const std::string log = absl::StrCat(dir_, "/turn", turn, ".log");
-  absl::StatusOr<ChildProcess> child = ChildProcess::Start(
-      {kShell, script_, "--cases", absl::StrCat(keys, ":", repeats), "--json", json}, log);
+  std::vector<std::string> argv = {kShell,   script_, "--cases", absl::StrCat(keys, ":", repeats),
+                                   "--json", json};
+  if (ipc_) argv.insert(argv.begin(), {kEnv, kPsliteIpc});
+  absl::StatusOr<ChildProcess> child = ChildProcess::Start(argv, log);
   if (!child.ok()) return absl::UnavailableError(std::string(child.status().message()));
   const absl::Duration deadline =
       absl::Seconds(FLAGS_peer_turn_seconds + (built_ ? 0.0 : FLAGS_peer_build_seconds));
@@ -1146,7 +1154,8 @@ absl::Status RunBenchmark(const InProcessClusterOptions& cluster,
       "I/O thread(s), >= %.2f s or %d ops per row in %d slices, %s, links %s\n\n",
       cluster.num_servers, cluster.server_threads, cluster.num_workers, cluster.io_threads,
       loop.seconds, loop.max_iters, loop.slices,
-      cluster.ipc ? "workers reach servers over ipc (raw: ipc, tcp_raw: TCP on 127.0.0.1)"
+      cluster.ipc ? "workers reach servers over ipc (raw: ipc, tcp_raw: TCP on 127.0.0.1; "
+                    "ps-lite: its ipc, DMLC_LOCAL=1)"
                   : absl::StrCat("TCP on ", kHost),
       FLAGS_auth == "both"  ? "unauthenticated and CURVE-authenticated in turns"
       : FLAGS_auth == "off" ? "unauthenticated"
@@ -1216,7 +1225,7 @@ absl::Status Run() {
     peer_why_not = absl::StrCat("its benchmark runs 1 server and 1 worker, this run ",
                                 cluster.num_servers, " and ", cluster.num_workers);
   }
-  PsliteTurns peer(FLAGS_peer_script, peer_why_not);
+  PsliteTurns peer(FLAGS_peer_script, peer_why_not, cluster.ipc);
   status = RunBenchmark(cluster, curve, peer, &rows);
   if (!status.ok()) return status;
   return FinishTable(rows.size(), absl::ToDoubleSeconds(absl::Now() - start), FLAGS_json,

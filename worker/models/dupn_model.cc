@@ -4,28 +4,10 @@
 #include <cmath>
 
 #include "worker/models/model_config.h"
+#include "worker/models/sequence_steps.h"
 #include "worker/nn/embedding_pooling.h"
 
 namespace granary {
-namespace {
-
-// Lays a step field of `sequence` (one entry per step of the batch) out sample-major in *out,
-// [B * steps]: sample b's step t at b * steps + t, through `convert`, and `padding` past the
-// sample's length.
-template <typename From, typename To, typename Convert>
-void PadSteps(const SequenceColumn& sequence, const std::vector<int32_t>& lengths, int steps,
-              const std::vector<From>& step_values, To padding, Convert convert,
-              std::vector<To>* out) {
-  out->assign(lengths.size() * static_cast<size_t>(steps), padding);
-  for (size_t b = 0; b < lengths.size(); ++b) {
-    for (int t = 0; t < lengths[b]; ++t) {
-      (*out)[b * steps + t] = convert(step_values[sequence.offsets[b] + t]);
-    }
-  }
-}
-
-}  // namespace
-
 using nn::Matrix;
 
 absl::StatusOr<std::unique_ptr<DupnModel>> DupnModel::Create(const proto::ModelConfig& model,
@@ -91,14 +73,7 @@ absl::Status DupnModel::Prepare(const Batch& batch, ModelInput* model_input) con
       ColumnNamed(batch.sequences, behavior_column_, "SEQUENCE");
   if (!found.ok()) return found.status();
   const SequenceColumn& sequence = **found;
-  input->lengths.resize(n);
-  int longest = 0;
-  for (int b = 0; b < n; ++b) {
-    input->lengths[b] = static_cast<int32_t>(sequence.Length(b));
-    longest = std::max(longest, input->lengths[b]);
-  }
-  // LSTM and attention need at least one (padding) step.
-  const int steps = std::max(1, longest);
+  const int steps = SequenceLengths(sequence, n, &input->lengths);
   input->num_steps = steps;
   input->step_row_ids.resize(categorical_steps_.size());
   for (size_t j = 0; j < categorical_steps_.size(); ++j) {

@@ -5,6 +5,7 @@
 
 #include "glog/logging.h"
 #include "worker/models/model_config.h"
+#include "worker/models/sequence_steps.h"
 #include "worker/nn/embedding_pooling.h"
 
 namespace granary {
@@ -83,27 +84,15 @@ absl::Status MindModel::Prepare(const Batch& batch, ModelInput* base) const {
   if (!found.ok()) return found.status();
   const SequenceColumn& sequence = **found;
   const int n = batch.size;
-  input->lengths.resize(n);
-  int longest = 0;
-  for (int b = 0; b < n; ++b) {
-    input->lengths[b] = static_cast<int32_t>(sequence.Length(b));
-    longest = std::max(longest, input->lengths[b]);
-  }
-  // The routing reads at least one (padding) step.
-  const int steps = std::max(1, longest);
+  const int steps = SequenceLengths(sequence, n, &input->lengths);
   input->num_steps = steps;
   input->step_row_ids.resize(step_fields_.size());
   for (size_t j = 0; j < step_fields_.size(); ++j) {
     absl::StatusOr<const SequenceField*> field = StepFieldNamed(sequence, step_fields_[j]);
     if (!field.ok()) return field.status();
-    std::vector<int32_t>& ids = input->step_row_ids[j];
-    ids.assign(static_cast<size_t>(n) * steps, nn::kPaddingRow);
-    for (int b = 0; b < n; ++b) {
-      for (int t = 0; t < input->lengths[b]; ++t) {
-        ids[static_cast<size_t>(b) * steps + t] =
-            input->RowOf((*field)->keys[sequence.offsets[b] + t]);
-      }
-    }
+    PadSteps(
+        sequence, input->lengths, steps, (*field)->keys, nn::kPaddingRow,
+        [input](uint64_t key) { return input->RowOf(key); }, &input->step_row_ids[j]);
   }
   return absl::OkStatus();
 }
