@@ -63,14 +63,8 @@ MindModel::MindModel(const proto::ModelConfig& model, EmbeddedFields user_fields
       attention_(static_cast<int>(mind_.num_interests()), interest_out_.output_dim(),
                  mind_.attention_power()),
       item_tower_(&params_, "item_tower", std::move(item_fields), dim_, 0,
-                  mind_.item_tower().mlp()) {
-  if (mind_.sampling_bias_correction()) {
-    FrequencyEstimatorOptions options;
-    options.num_buckets = static_cast<int>(mind_.frequency_buckets());
-    options.learning_rate = mind_.frequency_learning_rate();
-    estimator_ = std::make_unique<StreamingFrequencyEstimator>(options);
-  }
-}
+                  mind_.item_tower().mlp()),
+      softmax_(temperature_, SamplingBiasCorrection(mind_)) {}
 
 std::unique_ptr<ModelInput> MindModel::NewInput() const { return std::make_unique<MindInput>(); }
 
@@ -172,16 +166,7 @@ void MindModel::Backward(const ModelInput& base, std::vector<nn::LossValue>* los
     positive_users_.row(i) = trained_users_->row(positives_[i]);
     positive_items_vectors_.row(i) = item_vectors_->row(positives_[i]);
   }
-  nn::InBatchSoftmaxOptions options;
-  options.temperature = temperature_;
-  options.item_keys = positive_items_;
-  if (estimator_ != nullptr) {
-    estimator_->Update(positive_items_);
-    log_probabilities_.resize(positive_items_.size());
-    estimator_->LogProbabilities(positive_items_, absl::MakeSpan(log_probabilities_));
-    options.log_sampling_probabilities = log_probabilities_;
-  }
-  (*losses)[0] = softmax_.Compute(positive_users_, positive_items_vectors_, options, {},
+  (*losses)[0] = softmax_.Compute(positive_users_, positive_items_vectors_, positive_items_,
                                   &d_positive_users_, &d_positive_items_);
   const float weight = tasks_[0].loss_weight();
   d_users_.setZero(n, width);

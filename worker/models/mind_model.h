@@ -33,7 +33,7 @@
 #include "absl/status/statusor.h"
 #include "common/proto/dataset.pb.h"
 #include "common/proto/job.pb.h"
-#include "worker/models/frequency_estimator.h"
+#include "worker/models/corrected_in_batch_softmax.h"
 #include "worker/models/retrieval_model.h"
 #include "worker/models/tower.h"
 #include "worker/nn/dense.h"
@@ -87,7 +87,6 @@ class MindModel : public RetrievalModel {
   const EmbeddedFields user_fields_;
   const std::string behavior_column_;
   const std::vector<std::string> step_fields_;  // the CATEGORICAL step fields
-  std::unique_ptr<StreamingFrequencyEstimator> estimator_;
 
   nn::InterestRouting routing_;
   nn::Mlp interest_hidden_;
@@ -95,7 +94,7 @@ class MindModel : public RetrievalModel {
   nn::L2Normalize interest_normalize_;
   nn::LabelAwareAttention attention_;
   Tower item_tower_;
-  nn::InBatchSoftmax softmax_;
+  CorrectedInBatchSoftmax softmax_;
 
   // Forward activations.
   nn::Matrix behaviours_;        // [T * B, fields * dim]
@@ -111,7 +110,6 @@ class MindModel : public RetrievalModel {
   // Backward scratch.
   std::vector<int32_t> positives_;
   std::vector<uint64_t> positive_items_;
-  std::vector<float> log_probabilities_;
   nn::Matrix positive_users_, positive_items_vectors_;
   nn::Matrix d_positive_users_, d_positive_items_;
   nn::Matrix d_users_, d_items_;

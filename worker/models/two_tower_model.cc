@@ -81,15 +81,11 @@ TwoTowerModel::TwoTowerModel(const proto::ModelConfig& model, EmbeddedFields use
       user_tower_(&params_, "user_tower", std::move(user_fields), dim_, dat_ ? dim_ : 0,
                   towers_.user_tower().mlp()),
       item_tower_(&params_, "item_tower", std::move(item_fields), dim_, dat_ ? dim_ : 0,
-                  towers_.item_tower().mlp()) {
-  if (towers_.loss() == proto::TwoTowerConfig::IN_BATCH_SOFTMAX &&
-      towers_.sampling_bias_correction()) {
-    FrequencyEstimatorOptions options;
-    options.num_buckets = static_cast<int>(towers_.frequency_buckets());
-    options.learning_rate = towers_.frequency_learning_rate();
-    estimator_ = std::make_unique<StreamingFrequencyEstimator>(options);
-  }
-}
+                  towers_.item_tower().mlp()),
+      // Only the in-batch softmax is corrected: no estimator for RANDOM_NEGATIVE_BCE.
+      softmax_(temperature_, towers_.loss() == proto::TwoTowerConfig::IN_BATCH_SOFTMAX
+                                 ? SamplingBiasCorrection(towers_)
+                                 : std::nullopt) {}
 
 std::unique_ptr<ModelInput> TwoTowerModel::NewInput() const {
   return std::make_unique<TwoTowerInput>();
@@ -171,16 +167,7 @@ nn::LossValue TwoTowerModel::MainLossBackward(const TwoTowerInput& input) {
   }
   nn::LossValue loss;
   if (towers_.loss() == proto::TwoTowerConfig::IN_BATCH_SOFTMAX) {
-    nn::InBatchSoftmaxOptions options;
-    options.temperature = temperature_;
-    options.item_keys = positive_items_;
-    if (estimator_ != nullptr) {
-      estimator_->Update(positive_items_);
-      log_probabilities_.resize(positive_items_.size());
-      estimator_->LogProbabilities(positive_items_, absl::MakeSpan(log_probabilities_));
-      options.log_sampling_probabilities = log_probabilities_;
-    }
-    loss = softmax_.Compute(positive_users_, positive_items_vectors_, options, {},
+    loss = softmax_.Compute(positive_users_, positive_items_vectors_, positive_items_,
                             &d_positive_users_, &d_positive_items_);
   } else {
     // Negatives: other positive rows, drawn uniformly over the batch's distinct items.

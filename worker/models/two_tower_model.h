@@ -28,7 +28,7 @@
 #include "absl/status/statusor.h"
 #include "common/proto/dataset.pb.h"
 #include "common/proto/job.pb.h"
-#include "worker/models/frequency_estimator.h"
+#include "worker/models/corrected_in_batch_softmax.h"
 #include "worker/models/retrieval_model.h"
 #include "worker/models/tower.h"
 #include "worker/nn/retrieval_loss.h"
@@ -89,12 +89,11 @@ class TwoTowerModel : public RetrievalModel {
   const proto::TwoTowerConfig towers_;
   const proto::DatConfig dat_config_;
   const bool category_multi_;
-  std::unique_ptr<StreamingFrequencyEstimator> estimator_;
   std::mt19937_64 negative_rng_;
 
   Tower user_tower_;
   Tower item_tower_;
-  nn::InBatchSoftmax softmax_;
+  CorrectedInBatchSoftmax softmax_;
   nn::CategoryAlignment alignment_;
   AuxiliaryLosses auxiliary_;
 
@@ -106,7 +105,6 @@ class TwoTowerModel : public RetrievalModel {
   // Backward scratch.
   std::vector<int32_t> positives_;
   std::vector<uint64_t> positive_items_;
-  std::vector<float> log_probabilities_;
   std::vector<nn::ScoredPair> pairs_;
   nn::Matrix positive_users_, positive_items_vectors_;
   nn::Matrix d_positive_users_, d_positive_items_;
