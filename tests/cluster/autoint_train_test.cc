@@ -11,14 +11,12 @@
 #include <fstream>
 #include <random>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "common/config.h"
 #include "gtest/gtest.h"
-#include "tests/testing/in_process_cluster.h"
+#include "tests/testing/in_process_training.h"
 #include "worker/job_config.h"
 #include "worker/train/metrics.h"
 #include "worker/train/trainer.h"
@@ -40,6 +38,11 @@ constexpr double kInteractionScale = 4.0;
 // lead over the shared bottom.
 constexpr double kShareOfBayes = 0.75;
 constexpr double kMarginOverSharedBottom = 0.03;
+
+// Both models' schedule and tables: Adam on the rows and dense parameters alike.
+constexpr int kEpochs = 4;
+constexpr float kLearningRate = 0.01f;
+constexpr float kRowInitScale = 0.1f;
 
 constexpr char kDataset[] = R"(
 columns { name: "click" role: LABEL }
@@ -89,56 +92,28 @@ double WriteInteractionData(const std::string& dir) {
   return Auc(std::move(bayes)).value_or(0);
 }
 
-proto::ClusterConfig InteractionClusterConfig() {
-  proto::ClusterConfig config;
-  proto::TableConfig* emb = config.add_tables();
-  emb->set_name("emb");
-  emb->set_dim(8);
-  emb->mutable_initializer()->set_kind(proto::InitializerConfig::NORMAL);
-  emb->mutable_initializer()->set_scale(0.1f);
-  emb->mutable_optimizer()->mutable_adam()->set_learning_rate(0.01f);
-  proto::TableConfig* dense = config.add_tables();
-  dense->set_name("dense");
-  dense->set_dim(64);
-  dense->mutable_optimizer()->mutable_adam()->set_learning_rate(0.01f);
-  return config;
-}
-
-// The click AUC on eval.tsv after the last epoch of `model` (a ModelConfig's architecture and
-// tasks) trained by one worker on the data in `dir`.
+// The click AUC on eval.tsv after the last epoch of `model` (a ModelConfig's architecture)
+// trained by one worker on the data in `dir`.
 double TrainedAuc(const std::string& dir, const std::string& model) {
-  JobSpec spec;
-  EXPECT_TRUE(ParseTextProto(kDataset, "dataset", &spec.dataset).ok());
-  const std::string job =
-      absl::StrCat("model {\n  embedding_dim: 8 sparse_table: \"emb\" dense_table: \"dense\"\n",
-                   model, "\n  tasks { name: \"click\" head: BINARY label_column: \"click\" }\n}\n",
-                   "training { batch_size: 64 epochs: 4 seed: 3 train_files: \"train.tsv\"\n",
-                   "  eval_files: \"eval.tsv\" metrics_file: \"", dir, "/metrics.jsonl\"\n",
-                   "  barrier_timeout_seconds: 60 }\n");
-  EXPECT_TRUE(ParseTextProto(job, "job", &spec.job).ok());
-  *spec.job.mutable_dataset() = spec.dataset;
-  const absl::Status valid = ValidateJobConfig(spec.job, spec.dataset, "job", nullptr);
-  EXPECT_TRUE(valid.ok()) << valid;
-
-  InProcessClusterOptions options;
-  options.num_servers = 2;
-  options.num_workers = 1;
-  options.config = InteractionClusterConfig();
-  InProcessCluster cluster(options);
-  EXPECT_TRUE(cluster.Start().ok());
-  std::vector<EpochReport> reports;
-  TrainerOptions trainer_options;
-  trainer_options.data_dir = dir;
-  trainer_options.output_dir = dir;
-  Trainer trainer(spec, &cluster.worker(0), &cluster.worker_client(0), trainer_options);
-  const absl::Status status = trainer.Run(&reports);
-  cluster.Stop();
-  EXPECT_TRUE(status.ok()) << status;
-  if (reports.empty() || !reports.back().eval[0].auc.has_value()) {
+  const absl::StatusOr<JobSpec> spec = ClickJob(kDataset, model, kEpochs, dir);
+  if (!spec.ok()) {
+    ADD_FAILURE() << spec.status();
+    return 0;
+  }
+  proto::OptimizerConfig adam;
+  adam.mutable_adam()->set_learning_rate(kLearningRate);
+  const absl::StatusOr<std::vector<std::vector<EpochReport>>> reports =
+      TrainInProcessCluster(*spec, EmbAndDenseTables(kRowInitScale, adam, kLearningRate), dir);
+  if (!reports.ok()) {
+    ADD_FAILURE() << reports.status();
+    return 0;
+  }
+  const std::vector<EpochReport>& epochs = (*reports)[0];
+  if (epochs.empty() || !epochs.back().eval[0].auc.has_value()) {
     ADD_FAILURE() << "no AUC";
     return 0;
   }
-  return *reports.back().eval[0].auc;
+  return *epochs.back().eval[0].auc;
 }
 
 TEST(AutoIntTrainTest, LearnsAPlantedPairwiseInteractionBetterThanASharedBottom) {

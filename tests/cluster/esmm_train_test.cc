@@ -13,7 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "tests/testing/in_process_cluster.h"
+#include "tests/testing/in_process_training.h"
 #include "tests/testing/synthetic_clicks.h"
 #include "worker/job_config.h"
 #include "worker/nn/loss.h"
@@ -100,20 +100,10 @@ TEST(EsmmTrainTest, TheTrainerReportsClickConversionGivenClickAndCtcvr) {
   absl::StatusOr<JobSpec> spec = LoadJobConfig(dir + "/job.pbtxt");
   ASSERT_TRUE(spec.ok()) << spec.status();
 
-  InProcessClusterOptions options;
-  options.num_servers = 2;
-  options.num_workers = 1;
-  options.config = SyntheticClicksClusterConfig();
-  InProcessCluster cluster(options);
-  ASSERT_TRUE(cluster.Start().ok());
-  TrainerOptions trainer_options;
-  trainer_options.data_dir = dir;
-  trainer_options.output_dir = dir;
-  Trainer trainer(*spec, &cluster.worker(0), &cluster.worker_client(0), trainer_options);
-  std::vector<EpochReport> reports;
-  const absl::Status status = trainer.Run(&reports);
-  cluster.Stop();
-  ASSERT_TRUE(status.ok()) << status;
+  const absl::StatusOr<std::vector<std::vector<EpochReport>>> trained =
+      TrainInProcessCluster(*spec, SyntheticClicksClusterConfig(), dir);
+  ASSERT_TRUE(trained.ok()) << trained.status();
+  const std::vector<EpochReport>& reports = (*trained)[0];
   ASSERT_EQ(reports.size(), 3u);
 
   const std::vector<TaskMetrics>& eval = reports.back().eval;

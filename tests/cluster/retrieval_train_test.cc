@@ -10,7 +10,6 @@
 #include <fstream>
 #include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -19,7 +18,7 @@
 #include "common/config.h"
 #include "common/vector_file.h"
 #include "gtest/gtest.h"
-#include "tests/testing/in_process_cluster.h"
+#include "tests/testing/in_process_training.h"
 #include "worker/train/trainer.h"
 
 namespace granary {
@@ -32,6 +31,10 @@ constexpr int kUsers = 150;
 constexpr int kTrainEventsPerUser = 40;
 constexpr int kEvalEventsPerUser = 10;
 constexpr double kPositiveShare = 0.6;
+constexpr int kWorkers = 2;
+constexpr float kRowInitScale = 0.1f;
+constexpr float kRowLearningRate = 0.2f;
+constexpr float kDenseLearningRate = 0.01f;
 
 constexpr char kDataset[] = R"(
 columns { name: "click" role: LABEL }
@@ -79,19 +82,11 @@ void WriteSyntheticData(const std::string& dir) {
   }
 }
 
+// Adagrad on the rows, Adam on the dense parameters.
 proto::ClusterConfig RetrievalClusterConfig() {
-  proto::ClusterConfig config;
-  proto::TableConfig* emb = config.add_tables();
-  emb->set_name("emb");
-  emb->set_dim(8);
-  emb->mutable_initializer()->set_kind(proto::InitializerConfig::NORMAL);
-  emb->mutable_initializer()->set_scale(0.1f);
-  emb->mutable_optimizer()->mutable_adagrad()->set_learning_rate(0.2f);
-  proto::TableConfig* dense = config.add_tables();
-  dense->set_name("dense");
-  dense->set_dim(64);
-  dense->mutable_optimizer()->mutable_adam()->set_learning_rate(0.01f);
-  return config;
+  proto::OptimizerConfig adagrad;
+  adagrad.mutable_adagrad()->set_learning_rate(kRowLearningRate);
+  return EmbAndDenseTables(kRowInitScale, adagrad, kDenseLearningRate);
 }
 
 constexpr char kTraining[] = R"(
@@ -135,28 +130,10 @@ TEST_P(RetrievalTrainTest, TwoWorkersRetrieveHeldOutPositives) {
   absl::Status valid = ValidateJobConfig(spec.job, spec.dataset, "job", nullptr);
   ASSERT_TRUE(valid.ok()) << valid;
 
-  InProcessClusterOptions options;
-  options.num_servers = 2;
-  options.num_workers = 2;
-  options.config = RetrievalClusterConfig();
-  InProcessCluster cluster(options);
-  ASSERT_TRUE(cluster.Start().ok());
-  std::vector<absl::Status> status(2);
-  std::vector<std::vector<EpochReport>> reports(2);
-  std::vector<std::thread> threads;
-  for (int w = 0; w < 2; ++w) {
-    threads.emplace_back([&, w] {
-      TrainerOptions trainer_options;
-      trainer_options.data_dir = dir;
-      trainer_options.output_dir = dir;
-      Trainer trainer(spec, &cluster.worker(w), &cluster.worker_client(w), trainer_options);
-      status[w] = trainer.Run(&reports[w]);
-    });
-  }
-  for (std::thread& thread : threads) thread.join();
-  cluster.Stop();
-  ASSERT_TRUE(status[0].ok()) << status[0];
-  ASSERT_TRUE(status[1].ok()) << status[1];
+  const absl::StatusOr<std::vector<std::vector<EpochReport>>> trained =
+      TrainInProcessCluster(spec, RetrievalClusterConfig(), dir, kWorkers);
+  ASSERT_TRUE(trained.ok()) << trained.status();
+  const std::vector<std::vector<EpochReport>>& reports = *trained;
 
   // Worker 0 (either thread) evaluated retrieval after the last epoch.
   const int first = reports[0].back().retrieval.has_value() ? 0 : 1;
