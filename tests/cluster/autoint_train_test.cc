@@ -95,20 +95,13 @@ double WriteInteractionData(const std::string& dir) {
 // The click AUC on eval.tsv after the last epoch of `model` (a ModelConfig's architecture)
 // trained by one worker on the data in `dir`.
 double TrainedAuc(const std::string& dir, const std::string& model) {
-  const absl::StatusOr<JobSpec> spec = ClickJob(kDataset, model, kEpochs, dir);
-  if (!spec.ok()) {
-    ADD_FAILURE() << spec.status();
-    return 0;
-  }
-  proto::OptimizerConfig adam;
-  adam.mutable_adam()->set_learning_rate(kLearningRate);
-  const absl::StatusOr<std::vector<std::vector<EpochReport>>> reports =
-      TrainInProcessCluster(*spec, EmbAndDenseTables(kRowInitScale, adam, kLearningRate), dir);
+  const absl::StatusOr<std::vector<EpochReport>> reports = TrainClickJob(
+      kDataset, model, kEpochs, AdamEmbAndDenseTables(kRowInitScale, kLearningRate), dir);
   if (!reports.ok()) {
     ADD_FAILURE() << reports.status();
     return 0;
   }
-  const std::vector<EpochReport>& epochs = (*reports)[0];
+  const std::vector<EpochReport>& epochs = *reports;
   if (epochs.empty() || !epochs.back().eval[0].auc.has_value()) {
     ADD_FAILURE() << "no AUC";
     return 0;

@@ -83,20 +83,13 @@ void WriteTwoInterestData(const std::string& dir, int seed) {
 
 // HitRate@10 over eval.tsv's positives after training `model` (an architecture) on `dir`.
 double TrainedHitRateAt10(const std::string& dir, const std::string& model) {
-  const absl::StatusOr<JobSpec> spec = ClickJob(kDataset, model, kEpochs, dir);
-  if (!spec.ok()) {
-    ADD_FAILURE() << spec.status();
-    return 0;
-  }
-  proto::OptimizerConfig adam;
-  adam.mutable_adam()->set_learning_rate(kLearningRate);
-  const absl::StatusOr<std::vector<std::vector<EpochReport>>> reports =
-      TrainInProcessCluster(*spec, EmbAndDenseTables(kRowInitScale, adam, kLearningRate), dir);
+  const absl::StatusOr<std::vector<EpochReport>> reports = TrainClickJob(
+      kDataset, model, kEpochs, AdamEmbAndDenseTables(kRowInitScale, kLearningRate), dir);
   if (!reports.ok()) {
     ADD_FAILURE() << reports.status();
     return 0;
   }
-  const std::vector<EpochReport>& epochs = (*reports)[0];
+  const std::vector<EpochReport>& epochs = *reports;
   if (epochs.empty() || !epochs.back().retrieval.has_value()) {
     ADD_FAILURE() << "no retrieval evaluation";
     return 0;

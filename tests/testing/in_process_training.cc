@@ -1,6 +1,7 @@
 #include "tests/testing/in_process_training.h"
 
 #include <thread>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/config.h"
@@ -23,6 +24,12 @@ proto::ClusterConfig EmbAndDenseTables(float emb_init_scale,
   dense->set_dim(64);
   dense->mutable_optimizer()->mutable_adam()->set_learning_rate(dense_learning_rate);
   return config;
+}
+
+proto::ClusterConfig AdamEmbAndDenseTables(float emb_init_scale, float learning_rate) {
+  proto::OptimizerConfig adam;
+  adam.mutable_adam()->set_learning_rate(learning_rate);
+  return EmbAndDenseTables(emb_init_scale, adam, learning_rate);
 }
 
 absl::StatusOr<JobSpec> ClickJob(const std::string& dataset, const std::string& architecture,
@@ -72,6 +79,18 @@ absl::StatusOr<std::vector<std::vector<EpochReport>>> TrainInProcessCluster(
     if (!worker_status.ok()) return worker_status;
   }
   return reports;
+}
+
+absl::StatusOr<std::vector<EpochReport>> TrainClickJob(const std::string& dataset,
+                                                       const std::string& architecture, int epochs,
+                                                       const proto::ClusterConfig& tables,
+                                                       const std::string& dir) {
+  absl::StatusOr<JobSpec> spec = ClickJob(dataset, architecture, epochs, dir);
+  if (!spec.ok()) return spec.status();
+  absl::StatusOr<std::vector<std::vector<EpochReport>>> reports =
+      TrainInProcessCluster(*spec, tables, dir);
+  if (!reports.ok()) return reports.status();
+  return std::move((*reports)[0]);
 }
 
 }  // namespace granary

@@ -23,6 +23,9 @@ proto::ClusterConfig EmbAndDenseTables(float emb_init_scale,
                                        const proto::OptimizerConfig& emb_optimizer,
                                        float dense_learning_rate);
 
+// EmbAndDenseTables with Adam at `learning_rate` on the rows too.
+proto::ClusterConfig AdamEmbAndDenseTables(float emb_init_scale, float learning_rate);
+
 // A validated job over `dataset` (Protobuf text): `architecture` (a ModelConfig's architecture
 // text) with embedding_dim 8 on tables "emb" and "dense" and one BINARY task "click" on label
 // column "click"; `epochs` epochs of batches of 64 (seed 3) on train.tsv, evaluated on
@@ -36,6 +39,13 @@ absl::StatusOr<JobSpec> ClickJob(const std::string& dataset, const std::string& 
 absl::StatusOr<std::vector<std::vector<EpochReport>>> TrainInProcessCluster(
     const JobSpec& spec, const proto::ClusterConfig& tables, const std::string& dir,
     int num_workers = 1);
+
+// ClickJob(dataset, architecture, epochs, dir) trained by one worker (TrainInProcessCluster
+// holding `tables`): that worker's epoch reports, or the first error.
+absl::StatusOr<std::vector<EpochReport>> TrainClickJob(const std::string& dataset,
+                                                       const std::string& architecture, int epochs,
+                                                       const proto::ClusterConfig& tables,
+                                                       const std::string& dir);
 
 }  // namespace granary
 
