@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/testing/click_and_buy_biases.h"
 #include "tests/testing/in_process_training.h"
 #include "tests/testing/synthetic_clicks.h"
 #include "worker/job_config.h"
@@ -64,12 +65,7 @@ struct StreamCounts {
 // clicked (empty otherwise), as a log of purchases after clicks holds them.
 StreamCounts WriteStream(const std::string& dir) {
   std::mt19937 rng(11);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> user_click(kUsersOfStream), item_click(kItemsOfStream);
-  std::vector<float> user_buy(kUsersOfStream), item_buy(kItemsOfStream);
-  for (auto* biases : {&user_click, &item_click, &user_buy, &item_buy}) {
-    for (float& bias : *biases) bias = normal(rng);
-  }
+  const ClickAndBuyBiases biases = DrawClickAndBuyBiases(kUsersOfStream, kItemsOfStream, &rng);
   std::uniform_int_distribution<int> user(0, kUsersOfStream - 1), item(0, kItemsOfStream - 1);
   std::uniform_real_distribution<double> coin(0.0, 1.0);
   StreamCounts counts;
@@ -79,8 +75,10 @@ StreamCounts WriteStream(const std::string& dir) {
     out << "click\tbuy\tuser_id\titem_id\n";
     for (int n = 0; n < lines; ++n) {
       const int u = user(rng), i = item(rng);
-      const bool clicked = coin(rng) < nn::Sigmoid(user_click[u] + item_click[i] + kClickBias);
-      const bool bought = coin(rng) < nn::Sigmoid(user_buy[u] + item_buy[i] + kConversionBias);
+      const bool clicked =
+          coin(rng) < nn::Sigmoid(biases.user_click[u] + biases.item_click[i] + kClickBias);
+      const bool bought =
+          coin(rng) < nn::Sigmoid(biases.user_buy[u] + biases.item_buy[i] + kConversionBias);
       if (name == "eval.tsv") counts.eval_clicked += clicked;
       out << (clicked ? 1 : 0) << "\t" << (clicked ? (bought ? "1" : "0") : "") << "\tu" << u
           << "\ti" << i << "\n";

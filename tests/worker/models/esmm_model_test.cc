@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/config.h"
 #include "gtest/gtest.h"
+#include "tests/testing/click_and_buy_biases.h"
 #include "tests/testing/model_testing.h"
 #include "worker/job_config.h"
 #include "worker/models/model_config.h"
@@ -248,12 +249,7 @@ PlantedStream MakePlantedStream(uint32_t seed) {
   };
   const nn::Matrix p = draw(kPlantedUsers), q = draw(kPlantedItems);
   const nn::Matrix r = draw(kPlantedUsers), s = draw(kPlantedItems);
-  std::normal_distribution<float> bias(0.0f, 1.0f);
-  std::vector<float> user_click(kPlantedUsers), item_click(kPlantedItems);
-  std::vector<float> user_buy(kPlantedUsers), item_buy(kPlantedItems);
-  for (auto* v : {&user_click, &item_click, &user_buy, &item_buy}) {
-    for (float& x : *v) x = bias(rng);
-  }
+  const ClickAndBuyBiases biases = DrawClickAndBuyBiases(kPlantedUsers, kPlantedItems, &rng);
   std::uniform_int_distribution<int> user(0, kPlantedUsers - 1), item(0, kPlantedItems - 1);
   std::uniform_real_distribution<double> coin(0.0, 1.0);
   PlantedStream stream;
@@ -265,10 +261,10 @@ PlantedStream MakePlantedStream(uint32_t seed) {
     CategoricalColumn users{"user_id", {}, {}}, items{"item_id", {}, {}};
     for (int k = 0; k < kPlantedBatchSize; ++k) {
       const int u = user(rng), i = item(rng);
-      const double p_click = nn::Sigmoid(kClickScale * p.row(u).dot(q.row(i)) + user_click[u] +
-                                         item_click[i] + kClickBias);
-      const double p_buy = nn::Sigmoid(kConversionScale * r.row(u).dot(s.row(i)) + user_buy[u] +
-                                       item_buy[i] + kConversionBias);
+      const double p_click = nn::Sigmoid(kClickScale * p.row(u).dot(q.row(i)) +
+                                         biases.user_click[u] + biases.item_click[i] + kClickBias);
+      const double p_buy = nn::Sigmoid(kConversionScale * r.row(u).dot(s.row(i)) +
+                                       biases.user_buy[u] + biases.item_buy[i] + kConversionBias);
       const bool clicked = coin(rng) < p_click;
       const bool bought = coin(rng) < p_buy;  // observed only if clicked
       users.keys.push_back(u + 1);
