@@ -126,11 +126,25 @@ absl::Status CheckPooledInputs(const Config& config, const ConfigLocation& at,
   return status;
 }
 
+// The `dropout` of an architecture's MLP (shared bottom, experts), held to TaskConfig.dropout's
+// range: a rate of 1 would drop every unit (and scale by 1 / 0); NaN is refused too.
+absl::Status CheckMlpDropout(float dropout, const std::string& mlp_field,
+                             const ConfigLocation& at) {
+  if (!(dropout >= 0 && dropout < 1)) {
+    return ConfigLocation::Invalid(
+        at.At("dropout"),
+        absl::StrCat("dropout (of ", mlp_field, ") must be in [0, 1), not ", dropout));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateSharedBottom(const proto::SharedBottomConfig& config, const ConfigLocation& at,
                                   const proto::DatasetConfig& dataset) {
   absl::Status status = CheckPooledInputs(config, at, dataset);
   if (!status.ok()) return status;
-  return CheckWidths(config.bottom_mlp(), "bottom_mlp", at);
+  status = CheckWidths(config.bottom_mlp(), "bottom_mlp", at);
+  if (!status.ok()) return status;
+  return CheckMlpDropout(config.dropout(), "bottom_mlp", at);
 }
 
 absl::Status ValidateMmoe(const proto::MmoeConfig& config, const ConfigLocation& at,
@@ -139,7 +153,9 @@ absl::Status ValidateMmoe(const proto::MmoeConfig& config, const ConfigLocation&
   if (!status.ok()) return status;
   if (config.num_experts() < 1)
     return ConfigLocation::Invalid(at.At("num_experts"), "num_experts must be >= 1");
-  return CheckWidths(config.expert_mlp(), "expert_mlp", at);
+  status = CheckWidths(config.expert_mlp(), "expert_mlp", at);
+  if (!status.ok()) return status;
+  return CheckMlpDropout(config.dropout(), "expert_mlp", at);
 }
 
 absl::Status ValidateAutoInt(const proto::AutoIntConfig& config, const ConfigLocation& at,
