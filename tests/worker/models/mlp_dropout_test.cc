@@ -1,6 +1,6 @@
-// SharedBottomConfig.dropout and MmoeConfig.dropout: the shared bottom's and the experts' MLP
-// drop units in training passes only, so the model evaluates as the same model without
-// dropout, a training pass differs, and its gradients (one fixed mask) are exact.
+// SharedBottomConfig, MmoeConfig and DupnConfig.dropout: the shared bottom's, the experts' and
+// DUPN's user MLP drop units in training passes only, so the model evaluates as the same model
+// without dropout, a training pass differs, and its gradients (one fixed mask) are exact.
 #include <memory>
 #include <random>
 #include <string>
@@ -8,6 +8,7 @@
 #include "common/config.h"
 #include "gtest/gtest.h"
 #include "tests/testing/model_testing.h"
+#include "worker/models/dupn_model.h"
 #include "worker/models/mmoe_model.h"
 #include "worker/models/shared_bottom_model.h"
 
@@ -24,6 +25,18 @@ shared_bottom { fields: ["user_id", "item_id", "tags", "history"] bottom_mlp: [6
 constexpr char kMmoe[] = R"(
 embedding_dim: 3
 mmoe { fields: ["user_id", "item_id", "tags", "history"] num_experts: 3 expert_mlp: [5, 4] }
+)";
+
+constexpr char kDupn[] = R"(
+embedding_dim: 3
+dupn {
+  user_fields: "user_id"
+  item_fields: ["item_id", "tags"]
+  behavior_column: "history"
+  lstm_hidden: 4
+  attention_hidden: 3
+  user_mlp: [5, 4]
+}
 )";
 
 // A training pass's seed and step: any fixed pair gives one mask.
@@ -90,6 +103,13 @@ TEST(MmoeDropoutTest, ActsInTrainingOnly) {
   config.mutable_mmoe()->set_dropout(0.5f);
   ExpectDropoutInTrainingOnly<MmoeModel>(
       config, [](proto::ModelConfig* plain) { plain->mutable_mmoe()->clear_dropout(); });
+}
+
+TEST(DupnDropoutTest, ActsInTrainingOnly) {
+  proto::ModelConfig config = Config(kDupn);
+  config.mutable_dupn()->set_dropout(0.5f);
+  ExpectDropoutInTrainingOnly<DupnModel>(
+      config, [](proto::ModelConfig* plain) { plain->mutable_dupn()->clear_dropout(); });
 }
 
 }  // namespace
