@@ -34,6 +34,7 @@
 //                    [--wires=fp32,light] [--split=eval|validation] [--evaluate=false]
 //                    [--movielens_dir=DIR] [--torch=false] [--json=PATH]
 //                    [--l2=X] [--dense_l2=X] [--dropout=X]  (the tables' l2, the heads' dropout)
+//                    [--bottom_dropout=X]  (the shared bottom's / MMoE experts' dropout)
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -90,6 +91,9 @@ DEFINE_double(dense_l2, 0,
               "initial weights, so this pulls the weights toward those.");
 DEFINE_double(dropout, 0,
               "TaskConfig.dropout of every task with hidden layers (0: none, as the job).");
+DEFINE_double(bottom_dropout, 0,
+              "SharedBottomConfig.dropout or MmoeConfig.dropout of the job (0: none, as the "
+              "job).");
 DEFINE_string(json, "", "If set, the result rows are also written here as a JSON array.");
 
 namespace granary {
@@ -202,6 +206,14 @@ absl::StatusOr<Row> TrainOnce(const std::string& model, int threads, const std::
   if (!spec.ok()) return spec.status();
   for (proto::TaskConfig& task : *spec->job.mutable_model()->mutable_tasks()) {
     if (!task.hidden_sizes().empty()) task.set_dropout(static_cast<float>(FLAGS_dropout));
+  }
+  if (spec->job.model().has_shared_bottom()) {
+    spec->job.mutable_model()->mutable_shared_bottom()->set_dropout(
+        static_cast<float>(FLAGS_bottom_dropout));
+  }
+  if (spec->job.model().has_mmoe()) {
+    spec->job.mutable_model()->mutable_mmoe()->set_dropout(
+        static_cast<float>(FLAGS_bottom_dropout));
   }
   proto::TrainingConfig* training = spec->job.mutable_training();
   training->set_epochs(FLAGS_epochs);

@@ -285,5 +285,33 @@ TEST(JobConfigTest, RetrievalErrorsNameTheFileAndTheField) {
       << spec.status();
 }
 
+// SharedBottomConfig, MmoeConfig and DupnConfig.dropout: rates in [0, 1), errors at their line.
+TEST(JobConfigTest, BottomAndExpertDropoutMustBeARate) {
+  for (const char* rate : {"-0.1", "1", "nan"}) {
+    std::string path = Write(PooledJob(
+        absl::StrCat(R"(shared_bottom { fields: "user_id" bottom_mlp: 4 dropout: )", rate, " }")));
+    absl::StatusOr<JobSpec> spec = LoadJobConfig(path);
+    EXPECT_TRUE(absl::IsInvalidArgument(spec.status())) << rate;
+    EXPECT_NE(spec.status().message().find(path + ":15: dropout (of bottom_mlp) must be in [0, 1)"),
+              std::string::npos)
+        << spec.status();
+    path = Write(PooledJob(absl::StrCat(
+        R"(mmoe { fields: "user_id" num_experts: 2 expert_mlp: 4 dropout: )", rate, " }")));
+    spec = LoadJobConfig(path);
+    EXPECT_NE(spec.status().message().find(path + ":15: dropout (of expert_mlp) must be in [0, 1)"),
+              std::string::npos)
+        << spec.status();
+  }
+  const std::string path = Write(Job("item_fields: \"item_id\" dropout: 1", kGoodTask));
+  absl::StatusOr<JobSpec> spec = LoadJobConfig(path);
+  EXPECT_NE(spec.status().message().find(path + ":17: dropout (of user_mlp) must be in [0, 1)"),
+            std::string::npos)
+      << spec.status();
+  spec = LoadJobConfig(
+      Write(PooledJob(R"(shared_bottom { fields: "user_id" bottom_mlp: 4 dropout: 0.3 })")));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_FLOAT_EQ(spec->job.model().shared_bottom().dropout(), 0.3f);
+}
+
 }  // namespace
 }  // namespace granary

@@ -53,7 +53,7 @@ DupnModel::DupnModel(const proto::ModelConfig& model, EmbeddedFields user_fields
                                              static_cast<int>(dupn.attention_hidden()));
   user_mlp_ = std::make_unique<nn::Mlp>(
       &params_, "user_mlp", user_fields_.num_slots() * dim_ + hidden + numeric_fields_.num_fields(),
-      dupn.user_mlp());
+      dupn.user_mlp(), dupn.dropout());
   const int head_width = user_mlp_->output_dim() + item_width + numeric_fields_.num_fields();
   head_cross_ = std::make_unique<nn::CrossNetwork>(&params_, "head_cross", head_width,
                                                    static_cast<int>(dupn.cross_layers()));

@@ -18,7 +18,7 @@ MmoeModel::MmoeModel(const proto::ModelConfig& model, Inputs inputs)
   const proto::MmoeConfig& mmoe = model.mmoe();
   mixture_ = std::make_unique<nn::MixtureOfExperts>(
       &params_, "mmoe", input_dim(), static_cast<int>(mmoe.num_experts()), mmoe.expert_mlp(),
-      static_cast<int>(tasks_.size()));
+      static_cast<int>(tasks_.size()), mmoe.dropout());
   AddHeads(mixture_->output_dim());
   d_mixtures_.resize(tasks_.size());
 }

@@ -92,6 +92,19 @@ absl::Status CheckWidths(const RepeatedField<uint32_t>& widths, const std::strin
   return absl::OkStatus();
 }
 
+// The `dropout` of an architecture's MLP (shared bottom, experts, DUPN's user MLP), held to
+// TaskConfig.dropout's range: a rate of 1 would drop every unit (and scale by 1 / 0); NaN is
+// refused too.
+absl::Status CheckMlpDropout(float dropout, const std::string& mlp_field,
+                             const ConfigLocation& at) {
+  if (!(dropout >= 0 && dropout < 1)) {
+    return ConfigLocation::Invalid(
+        at.At("dropout"),
+        absl::StrCat("dropout (of ", mlp_field, ") must be in [0, 1), not ", dropout));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateDupn(const proto::DupnConfig& dupn, const ConfigLocation& at,
                           const proto::DatasetConfig& dataset) {
   absl::Status status =
@@ -113,7 +126,9 @@ absl::Status ValidateDupn(const proto::DupnConfig& dupn, const ConfigLocation& a
   if (dupn.attention_hidden() < 1) {
     return ConfigLocation::Invalid(at.At("attention_hidden"), "attention_hidden must be >= 1");
   }
-  return CheckWidths(dupn.user_mlp(), "user_mlp", at);
+  status = CheckWidths(dupn.user_mlp(), "user_mlp", at);
+  if (!status.ok()) return status;
+  return CheckMlpDropout(dupn.dropout(), "user_mlp", at);
 }
 
 // The input of a model built on PooledFieldsModel (shared-bottom, MMoE): pooled `fields` and
@@ -130,7 +145,9 @@ absl::Status ValidateSharedBottom(const proto::SharedBottomConfig& config, const
                                   const proto::DatasetConfig& dataset) {
   absl::Status status = CheckPooledInputs(config, at, dataset);
   if (!status.ok()) return status;
-  return CheckWidths(config.bottom_mlp(), "bottom_mlp", at);
+  status = CheckWidths(config.bottom_mlp(), "bottom_mlp", at);
+  if (!status.ok()) return status;
+  return CheckMlpDropout(config.dropout(), "bottom_mlp", at);
 }
 
 absl::Status ValidateMmoe(const proto::MmoeConfig& config, const ConfigLocation& at,
@@ -139,7 +156,9 @@ absl::Status ValidateMmoe(const proto::MmoeConfig& config, const ConfigLocation&
   if (!status.ok()) return status;
   if (config.num_experts() < 1)
     return ConfigLocation::Invalid(at.At("num_experts"), "num_experts must be >= 1");
-  return CheckWidths(config.expert_mlp(), "expert_mlp", at);
+  status = CheckWidths(config.expert_mlp(), "expert_mlp", at);
+  if (!status.ok()) return status;
+  return CheckMlpDropout(config.dropout(), "expert_mlp", at);
 }
 
 absl::Status ValidateAutoInt(const proto::AutoIntConfig& config, const ConfigLocation& at,

@@ -17,8 +17,9 @@ absl::StatusOr<std::unique_ptr<SharedBottomModel>> SharedBottomModel::Create(
 
 SharedBottomModel::SharedBottomModel(const proto::ModelConfig& model, Inputs inputs)
     : PooledFieldsModel(model, std::move(inputs)) {
-  bottom_ = std::make_unique<nn::Mlp>(&params_, "bottom", input_dim(),
-                                      model.shared_bottom().bottom_mlp());
+  bottom_ =
+      std::make_unique<nn::Mlp>(&params_, "bottom", input_dim(), model.shared_bottom().bottom_mlp(),
+                                model.shared_bottom().dropout());
   AddHeads(bottom_->output_dim());
 }
 

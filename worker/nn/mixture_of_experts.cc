@@ -8,10 +8,10 @@ namespace nn {
 
 MixtureOfExperts::MixtureOfExperts(ParameterSet* params, absl::string_view name, int input_dim,
                                    int num_experts, absl::Span<const uint32_t> expert_widths,
-                                   int num_gates) {
+                                   int num_gates, float dropout_rate) {
   for (int e = 0; e < num_experts; ++e) {
-    experts_.push_back(
-        std::make_unique<Mlp>(params, absl::StrCat(name, ".expert", e), input_dim, expert_widths));
+    experts_.push_back(std::make_unique<Mlp>(params, absl::StrCat(name, ".expert", e), input_dim,
+                                             expert_widths, dropout_rate));
   }
   for (int g = 0; g < num_gates; ++g) {
     gates_.push_back(

@@ -29,9 +29,12 @@ namespace nn {
 class MixtureOfExperts {
  public:
   // Adds num_experts experts (ReLU layers of `expert_widths` over input_dim) and num_gates
-  // gates to *params, which must outlive the layer. REQUIRES: every size >= 1.
+  // gates to *params, which must outlive the layer; with dropout_rate > 0 every expert layer's
+  // output goes through a Dropout of that rate in training passes (Mlp). REQUIRES: every
+  // size >= 1; dropout_rate in [0, 1).
   MixtureOfExperts(ParameterSet* params, absl::string_view name, int input_dim, int num_experts,
-                   absl::Span<const uint32_t> expert_widths, int num_gates);
+                   absl::Span<const uint32_t> expert_widths, int num_gates,
+                   float dropout_rate = 0.0f);
   MixtureOfExperts(const MixtureOfExperts&) = delete;
   MixtureOfExperts& operator=(const MixtureOfExperts&) = delete;
 
