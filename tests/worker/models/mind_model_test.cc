@@ -10,6 +10,7 @@
 #include "common/config.h"
 #include "gtest/gtest.h"
 #include "tests/testing/gradient_check.h"
+#include "tests/testing/retrieval_testing.h"
 #include "worker/models/model_factory.h"
 
 namespace granary {
@@ -56,17 +57,12 @@ mind {
 tasks { name: "click" head: BINARY label_column: "click" loss_weight: 1.5 }
 )";
 
-// Six samples; sample 2 is a negative with no history (one interest, the profile's alone);
+// The shared six samples (tests/testing/retrieval_testing.h) with histories; sample 2 is a
+// negative with no history (one interest, the profile's alone);
 // histories of 4, 2, 0, 5, 1 and 3 steps give K_b = 2, 1, 1, 2, 1, 1 (floor(log2 length), at
 // least 1, at most K = 2).
 Batch SmallBatch() {
-  Batch batch;
-  batch.size = 6;
-  batch.labels = {{"click", {1, 1, 0, 1, 1, 1}, {1, 1, 1, 1, 1, 1}}};
-  batch.categoricals = {{"user_id", {11, 12, 11, 13, 14, 15}, {1, 1, 1, 1, 1, 1}},
-                        {"age", {31, 32, 31, 31, 33, 32}, {1, 1, 1, 1, 1, 1}},
-                        {"item_id", {7, 8, 9, 7, 10, 12}, {1, 1, 1, 1, 1, 1}}};
-  batch.multi_categoricals = {{"genres", {0, 2, 3, 4, 6, 7, 8}, {21, 22, 21, 23, 21, 22, 23, 23}}};
+  Batch batch = testing_batch::RetrievalSmallBatch();
   SequenceColumn history;
   history.name = "history";
   history.offsets = {0, 4, 6, 6, 11, 12, 15};

@@ -7,6 +7,7 @@
 #include "common/config.h"
 #include "gtest/gtest.h"
 #include "tests/testing/gradient_check.h"
+#include "tests/testing/retrieval_testing.h"
 #include "worker/models/model_factory.h"
 
 namespace granary {
@@ -37,19 +38,8 @@ two_tower {
 tasks { name: "click" head: BINARY label_column: "click" loss_weight: 1.5 }
 )";
 
-// Six samples; sample 2 is a negative (it takes no part in the losses), sample 3 repeats item
-// 7 (an accidental hit for sample 0). Positives' first genres: 21 (samples 0, 1, 3, the major
-// category) and 23 (samples 4, 5).
-Batch SmallBatch() {
-  Batch batch;
-  batch.size = 6;
-  batch.labels = {{"click", {1, 1, 0, 1, 1, 1}, {1, 1, 1, 1, 1, 1}}};
-  batch.categoricals = {{"user_id", {11, 12, 11, 13, 14, 15}, {1, 1, 1, 1, 1, 1}},
-                        {"age", {31, 32, 31, 31, 33, 32}, {1, 1, 1, 1, 1, 1}},
-                        {"item_id", {7, 8, 9, 7, 10, 12}, {1, 1, 1, 1, 1, 1}}};
-  batch.multi_categoricals = {{"genres", {0, 2, 3, 4, 6, 7, 8}, {21, 22, 21, 23, 21, 22, 23, 23}}};
-  return batch;
-}
+// The shared six-sample batch (tests/testing/retrieval_testing.h).
+Batch SmallBatch() { return testing_batch::RetrievalSmallBatch(); }
 
 class TwoTowerModelTest : public ::testing::Test {
  protected:
