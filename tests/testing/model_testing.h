@@ -6,9 +6,12 @@
 #define GRANARY_TESTS_TESTING_MODEL_TESTING_H_
 
 #include <random>
+#include <string>
 #include <vector>
 
+#include "common/config.h"
 #include "common/proto/dataset.pb.h"
+#include "common/proto/job.pb.h"
 #include "gtest/gtest.h"
 #include "tests/testing/gradient_check.h"
 #include "worker/batch.h"
@@ -39,6 +42,20 @@ inline constexpr char kTasks[] = R"(
 tasks { name: "click" head: BINARY label_column: "click" loss_weight: 1 hidden_sizes: [4] }
 tasks { name: "grade" head: MULTICLASS label_column: "grade" num_classes: 3 loss_weight: 0.5 }
 )";
+
+// kDataset, parsed.
+inline proto::DatasetConfig SmallDataset() {
+  proto::DatasetConfig dataset;
+  EXPECT_TRUE(ParseTextProto(kDataset, "dataset", &dataset).ok());
+  return dataset;
+}
+
+// An architecture's text followed by kTasks, parsed.
+inline proto::ModelConfig ModelWithTasks(const std::string& architecture) {
+  proto::ModelConfig config;
+  EXPECT_TRUE(ParseTextProto(architecture + kTasks, "model", &config).ok());
+  return config;
+}
 
 // Three samples; sample 1 has no history, no grade and no score, sample 2 has no item and
 // repeats item 7 (sample 0's item) in its history.

@@ -30,25 +30,20 @@ autoint {
 }
 )";
 
-proto::DatasetConfig Dataset() {
-  proto::DatasetConfig dataset;
-  EXPECT_TRUE(ParseTextProto(testing_batch::kDataset, "dataset", &dataset).ok());
-  return dataset;
-}
-
 proto::ModelConfig Config(const std::string& architecture = kAutoInt) {
-  proto::ModelConfig config;
-  EXPECT_TRUE(ParseTextProto(architecture + testing_batch::kTasks, "model", &config).ok());
+  proto::ModelConfig config = testing_batch::ModelWithTasks(architecture);
   FillModelDefaults(&config);
   return config;
 }
 
 absl::Status Validate(const proto::ModelConfig& model) {
-  return ValidateModelConfig(model, Dataset(), ConfigLocation(model, nullptr, "job"));
+  return ValidateModelConfig(model, testing_batch::SmallDataset(),
+                             ConfigLocation(model, nullptr, "job"));
 }
 
 TEST(AutoIntModelTest, LayersChainFromTheEmbeddingsToTheHeads) {
-  absl::StatusOr<std::unique_ptr<AutoIntModel>> model = AutoIntModel::Create(Config(), Dataset());
+  absl::StatusOr<std::unique_ptr<AutoIntModel>> model =
+      AutoIntModel::Create(Config(), testing_batch::SmallDataset());
   ASSERT_TRUE(model.ok()) << model.status();
   const auto& layers = (*model)->layers();
   ASSERT_EQ(layers.size(), 2u);
@@ -64,7 +59,8 @@ TEST(AutoIntModelTest, LayersChainFromTheEmbeddingsToTheHeads) {
 }
 
 TEST(AutoIntModelTest, GradientsMatchFiniteDifferences) {
-  absl::StatusOr<std::unique_ptr<AutoIntModel>> model = AutoIntModel::Create(Config(), Dataset());
+  absl::StatusOr<std::unique_ptr<AutoIntModel>> model =
+      AutoIntModel::Create(Config(), testing_batch::SmallDataset());
   ASSERT_TRUE(model.ok()) << model.status();
   testing_batch::ExpectModelGradientsMatch(model->get(), SmallBatch(), {3, 2}, kSeed);
 }
@@ -73,9 +69,11 @@ TEST(AutoIntModelTest, NumericFieldsGradientsMatchFiniteDifferences) {
   proto::ModelConfig config = Config();
   config.mutable_autoint()->add_numeric_fields("views");
   config.mutable_autoint()->add_numeric_fields("score");
-  absl::StatusOr<std::unique_ptr<AutoIntModel>> model = AutoIntModel::Create(config, Dataset());
+  absl::StatusOr<std::unique_ptr<AutoIntModel>> model =
+      AutoIntModel::Create(config, testing_batch::SmallDataset());
   ASSERT_TRUE(model.ok()) << model.status();
-  absl::StatusOr<std::unique_ptr<AutoIntModel>> without = AutoIntModel::Create(Config(), Dataset());
+  absl::StatusOr<std::unique_ptr<AutoIntModel>> without =
+      AutoIntModel::Create(Config(), testing_batch::SmallDataset());
   ASSERT_TRUE(without.ok()) << without.status();
   // Two more inputs of the click head's hidden layer (4 wide) and of the grade head (3).
   EXPECT_EQ((*model)->params().num_values(), (*without)->params().num_values() + 2 * (4 + 3));
@@ -83,7 +81,8 @@ TEST(AutoIntModelTest, NumericFieldsGradientsMatchFiniteDifferences) {
 }
 
 TEST(AutoIntModelTest, TheFactoryBuildsIt) {
-  absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(Config(), Dataset());
+  absl::StatusOr<std::unique_ptr<Model>> model =
+      CreateModel(Config(), testing_batch::SmallDataset());
   ASSERT_TRUE(model.ok()) << model.status();
   EXPECT_NE(dynamic_cast<AutoIntModel*>(model->get()), nullptr);
   EXPECT_EQ(ArchitectureName(Config()), "autoint");

@@ -11,12 +11,6 @@ namespace {
 
 using nn::Matrix;
 
-proto::DatasetConfig Dataset() {
-  proto::DatasetConfig dataset;
-  EXPECT_TRUE(ParseTextProto(testing_batch::kDataset, "dataset", &dataset).ok());
-  return dataset;
-}
-
 google::protobuf::RepeatedPtrField<std::string> Names(std::initializer_list<const char*> names) {
   google::protobuf::RepeatedPtrField<std::string> result;
   for (const char* name : names) result.Add(name);
@@ -25,7 +19,7 @@ google::protobuf::RepeatedPtrField<std::string> Names(std::initializer_list<cons
 
 TEST(EmbeddedFieldsTest, PoolsEveryKindIntoItsSlot) {
   absl::StatusOr<EmbeddedFields> fields =
-      EmbeddedFields::Create(Names({"item_id", "tags", "history"}), Dataset());
+      EmbeddedFields::Create(Names({"item_id", "tags", "history"}), testing_batch::SmallDataset());
   ASSERT_TRUE(fields.ok()) << fields.status();
   // The history embeds its one CATEGORICAL step field; the NUMERIC rating is not embedded.
   ASSERT_EQ(fields->num_slots(), 3);
@@ -52,14 +46,15 @@ TEST(EmbeddedFieldsTest, PoolsEveryKindIntoItsSlot) {
 }
 
 TEST(EmbeddedFieldsTest, BadColumnsAreNamed) {
-  absl::StatusOr<EmbeddedFields> fields = EmbeddedFields::Create(Names({"click"}), Dataset());
+  absl::StatusOr<EmbeddedFields> fields =
+      EmbeddedFields::Create(Names({"click"}), testing_batch::SmallDataset());
   EXPECT_TRUE(absl::IsInvalidArgument(fields.status()));
   EXPECT_NE(fields.status().message().find("'click' is not"), std::string::npos);
-  fields = EmbeddedFields::Create(Names({"nope"}), Dataset());
+  fields = EmbeddedFields::Create(Names({"nope"}), testing_batch::SmallDataset());
   EXPECT_TRUE(absl::IsInvalidArgument(fields.status()));
   EXPECT_NE(fields.status().message().find("no column 'nope'"), std::string::npos);
 
-  fields = EmbeddedFields::Create(Names({"tags", "history"}), Dataset());
+  fields = EmbeddedFields::Create(Names({"tags", "history"}), testing_batch::SmallDataset());
   ASSERT_TRUE(fields.ok());
   Batch batch = testing_batch::SmallBatch();
   batch.sequences[0].fields.erase(batch.sequences[0].fields.begin());

@@ -15,7 +15,9 @@
 namespace granary {
 namespace {
 
+using testing_batch::ModelWithTasks;
 using testing_batch::SmallBatch;
+using testing_batch::SmallDataset;
 
 constexpr char kSharedBottom[] = R"(
 embedding_dim: 3
@@ -43,27 +45,15 @@ dupn {
 constexpr uint64_t kTrainingSeed = 11;
 constexpr int64_t kTrainingStep = 1;
 
-proto::DatasetConfig Dataset() {
-  proto::DatasetConfig dataset;
-  EXPECT_TRUE(ParseTextProto(testing_batch::kDataset, "dataset", &dataset).ok());
-  return dataset;
-}
-
-proto::ModelConfig Config(const char* architecture) {
-  proto::ModelConfig config;
-  EXPECT_TRUE(
-      ParseTextProto(std::string(architecture) + testing_batch::kTasks, "model", &config).ok());
-  return config;
-}
-
 // Builds `with_dropout` and the same config with its architecture's dropout cleared (by
 // `clear`), with equal weights, and checks the contract on both tasks' outputs.
 template <typename ModelType, typename Clear>
 void ExpectDropoutInTrainingOnly(const proto::ModelConfig& with_dropout, Clear clear) {
   proto::ModelConfig plain = with_dropout;
   clear(&plain);
-  absl::StatusOr<std::unique_ptr<ModelType>> dropping = ModelType::Create(with_dropout, Dataset());
-  absl::StatusOr<std::unique_ptr<ModelType>> reference = ModelType::Create(plain, Dataset());
+  absl::StatusOr<std::unique_ptr<ModelType>> dropping =
+      ModelType::Create(with_dropout, SmallDataset());
+  absl::StatusOr<std::unique_ptr<ModelType>> reference = ModelType::Create(plain, SmallDataset());
   ASSERT_TRUE(dropping.ok()) << dropping.status();
   ASSERT_TRUE(reference.ok()) << reference.status();
   (*dropping)->params().Initialize(7);
@@ -92,21 +82,21 @@ void ExpectDropoutInTrainingOnly(const proto::ModelConfig& with_dropout, Clear c
 }
 
 TEST(SharedBottomDropoutTest, ActsInTrainingOnly) {
-  proto::ModelConfig config = Config(kSharedBottom);
+  proto::ModelConfig config = ModelWithTasks(kSharedBottom);
   config.mutable_shared_bottom()->set_dropout(0.5f);
   ExpectDropoutInTrainingOnly<SharedBottomModel>(
       config, [](proto::ModelConfig* plain) { plain->mutable_shared_bottom()->clear_dropout(); });
 }
 
 TEST(MmoeDropoutTest, ActsInTrainingOnly) {
-  proto::ModelConfig config = Config(kMmoe);
+  proto::ModelConfig config = ModelWithTasks(kMmoe);
   config.mutable_mmoe()->set_dropout(0.5f);
   ExpectDropoutInTrainingOnly<MmoeModel>(
       config, [](proto::ModelConfig* plain) { plain->mutable_mmoe()->clear_dropout(); });
 }
 
 TEST(DupnDropoutTest, ActsInTrainingOnly) {
-  proto::ModelConfig config = Config(kDupn);
+  proto::ModelConfig config = ModelWithTasks(kDupn);
   config.mutable_dupn()->set_dropout(0.5f);
   ExpectDropoutInTrainingOnly<DupnModel>(
       config, [](proto::ModelConfig* plain) { plain->mutable_dupn()->clear_dropout(); });

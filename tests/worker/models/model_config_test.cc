@@ -10,14 +10,8 @@
 namespace granary {
 namespace {
 
-proto::DatasetConfig Dataset() {
-  proto::DatasetConfig dataset;
-  EXPECT_TRUE(ParseTextProto(testing_batch::kDataset, "dataset", &dataset).ok());
-  return dataset;
-}
-
 TEST(ColumnForTest, EachUseAdmitsItsRolesAndNamesTheOthers) {
-  const proto::DatasetConfig dataset = Dataset();
+  const proto::DatasetConfig dataset = testing_batch::SmallDataset();
   struct Case {
     const char* column;
     ColumnUse use;
@@ -49,7 +43,7 @@ TEST(ColumnForTest, EachUseAdmitsItsRolesAndNamesTheOthers) {
 }
 
 TEST(ColumnForTest, ASequenceWithoutACategoricalStepIsNotPooled) {
-  proto::DatasetConfig dataset = Dataset();
+  proto::DatasetConfig dataset = testing_batch::SmallDataset();
   proto::ColumnConfig* ratings = dataset.add_columns();
   ratings->set_name("ratings");
   ratings->set_role(proto::ColumnConfig::SEQUENCE);
@@ -101,8 +95,8 @@ TEST(ValidateModelConfigTest, WithoutAParseTreeErrorsNameTheSource) {
   const proto::ModelConfig model =
       Parse(R"(embedding_dim: 4 shared_bottom { fields: "views" bottom_mlp: 4 })");
   const std::string source = "in code";
-  absl::Status status =
-      ValidateModelConfig(model, Dataset(), ConfigLocation(model, nullptr, source));
+  absl::Status status = ValidateModelConfig(model, testing_batch::SmallDataset(),
+                                            ConfigLocation(model, nullptr, source));
   EXPECT_TRUE(absl::IsInvalidArgument(status));
   EXPECT_EQ(status.message(),
             "in code: column 'views' is not CATEGORICAL, MULTI_CATEGORICAL or a SEQUENCE with a "

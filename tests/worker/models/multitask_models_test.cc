@@ -14,7 +14,9 @@
 namespace granary {
 namespace {
 
+using testing_batch::ModelWithTasks;
 using testing_batch::SmallBatch;
+using testing_batch::SmallDataset;
 
 constexpr char kSharedBottom[] = R"(
 embedding_dim: 3
@@ -26,57 +28,46 @@ embedding_dim: 3
 mmoe { fields: ["user_id", "item_id", "tags", "history"] num_experts: 3 expert_mlp: [5] }
 )";
 
-proto::DatasetConfig Dataset() {
-  proto::DatasetConfig dataset;
-  EXPECT_TRUE(ParseTextProto(testing_batch::kDataset, "dataset", &dataset).ok());
-  return dataset;
-}
-
-proto::ModelConfig Config(const char* architecture) {
-  proto::ModelConfig config;
-  EXPECT_TRUE(
-      ParseTextProto(std::string(architecture) + testing_batch::kTasks, "model", &config).ok());
-  return config;
-}
-
 TEST(SharedBottomModelTest, GradientsMatchFiniteDifferences) {
   absl::StatusOr<std::unique_ptr<SharedBottomModel>> model =
-      SharedBottomModel::Create(Config(kSharedBottom), Dataset());
+      SharedBottomModel::Create(ModelWithTasks(kSharedBottom), SmallDataset());
   ASSERT_TRUE(model.ok()) << model.status();
   testing_batch::ExpectModelGradientsMatch(model->get(), SmallBatch(), {3, 2}, 6);
 }
 
 TEST(MmoeModelTest, GradientsMatchFiniteDifferences) {
-  absl::StatusOr<std::unique_ptr<MmoeModel>> model = MmoeModel::Create(Config(kMmoe), Dataset());
+  absl::StatusOr<std::unique_ptr<MmoeModel>> model =
+      MmoeModel::Create(ModelWithTasks(kMmoe), SmallDataset());
   ASSERT_TRUE(model.ok()) << model.status();
   testing_batch::ExpectModelGradientsMatch(model->get(), SmallBatch(), {3, 2}, 6);
 }
 
 TEST(SharedBottomModelTest, NumericFieldsGradientsMatchFiniteDifferences) {
-  proto::ModelConfig config = Config(kSharedBottom);
+  proto::ModelConfig config = ModelWithTasks(kSharedBottom);
   config.mutable_shared_bottom()->add_numeric_fields("views");
   config.mutable_shared_bottom()->add_numeric_fields("score");
   absl::StatusOr<std::unique_ptr<SharedBottomModel>> model =
-      SharedBottomModel::Create(config, Dataset());
+      SharedBottomModel::Create(config, SmallDataset());
   ASSERT_TRUE(model.ok()) << model.status();
   // Two more inputs of the first bottom layer (6 wide).
   absl::StatusOr<std::unique_ptr<SharedBottomModel>> without =
-      SharedBottomModel::Create(Config(kSharedBottom), Dataset());
+      SharedBottomModel::Create(ModelWithTasks(kSharedBottom), SmallDataset());
   ASSERT_TRUE(without.ok()) << without.status();
   EXPECT_EQ((*model)->params().num_values(), (*without)->params().num_values() + 2 * 6);
   testing_batch::ExpectModelGradientsMatch(model->get(), SmallBatch(), {3, 2}, 6);
 }
 
 TEST(MmoeModelTest, NumericFieldsGradientsMatchFiniteDifferences) {
-  proto::ModelConfig config = Config(kMmoe);
+  proto::ModelConfig config = ModelWithTasks(kMmoe);
   config.mutable_mmoe()->add_numeric_fields("score");
-  absl::StatusOr<std::unique_ptr<MmoeModel>> model = MmoeModel::Create(config, Dataset());
+  absl::StatusOr<std::unique_ptr<MmoeModel>> model = MmoeModel::Create(config, SmallDataset());
   ASSERT_TRUE(model.ok()) << model.status();
   testing_batch::ExpectModelGradientsMatch(model->get(), SmallBatch(), {3, 2}, 6);
 }
 
 TEST(MmoeModelTest, EachTaskHasItsOwnGate) {
-  absl::StatusOr<std::unique_ptr<MmoeModel>> model = MmoeModel::Create(Config(kMmoe), Dataset());
+  absl::StatusOr<std::unique_ptr<MmoeModel>> model =
+      MmoeModel::Create(ModelWithTasks(kMmoe), SmallDataset());
   ASSERT_TRUE(model.ok()) << model.status();
   (*model)->params().Initialize(6);
   std::unique_ptr<ModelInput> input = (*model)->NewInput();
@@ -94,14 +85,14 @@ TEST(MmoeModelTest, EachTaskHasItsOwnGate) {
 // model evaluates as the same model without dropout, and its training gradients (one fixed
 // mask) are exact.
 TEST(SharedBottomModelTest, HeadDropoutActsInTrainingOnly) {
-  proto::ModelConfig with_dropout = Config(kSharedBottom);
+  proto::ModelConfig with_dropout = ModelWithTasks(kSharedBottom);
   with_dropout.mutable_tasks(0)->set_dropout(0.5f);  // on its hidden layer of 4
   proto::ModelConfig plain = with_dropout;
   plain.mutable_tasks(0)->clear_dropout();
   absl::StatusOr<std::unique_ptr<SharedBottomModel>> dropping =
-      SharedBottomModel::Create(with_dropout, Dataset());
+      SharedBottomModel::Create(with_dropout, SmallDataset());
   absl::StatusOr<std::unique_ptr<SharedBottomModel>> reference =
-      SharedBottomModel::Create(plain, Dataset());
+      SharedBottomModel::Create(plain, SmallDataset());
   ASSERT_TRUE(dropping.ok()) << dropping.status();
   ASSERT_TRUE(reference.ok()) << reference.status();
   (*dropping)->params().Initialize(7);
@@ -123,17 +114,17 @@ TEST(SharedBottomModelTest, HeadDropoutActsInTrainingOnly) {
 }
 
 TEST(ModelFactoryTest, BuildsEveryArchitecture) {
-  const proto::DatasetConfig dataset = Dataset();
+  const proto::DatasetConfig dataset = SmallDataset();
   for (const char* architecture : {kSharedBottom, kMmoe}) {
-    const proto::ModelConfig config = Config(architecture);
+    const proto::ModelConfig config = ModelWithTasks(architecture);
     absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(config, dataset);
     ASSERT_TRUE(model.ok()) << model.status();
     EXPECT_EQ((*model)->tasks().size(), 2u);
     EXPECT_GT((*model)->params().num_values(), 0);
   }
-  EXPECT_EQ(ArchitectureName(Config(kMmoe)), "mmoe");
-  EXPECT_EQ(ArchitectureName(Config(kSharedBottom)), "shared_bottom");
-  proto::ModelConfig none = Config(kMmoe);
+  EXPECT_EQ(ArchitectureName(ModelWithTasks(kMmoe)), "mmoe");
+  EXPECT_EQ(ArchitectureName(ModelWithTasks(kSharedBottom)), "shared_bottom");
+  proto::ModelConfig none = ModelWithTasks(kMmoe);
   none.clear_mmoe();
   EXPECT_EQ(ArchitectureName(none), "none");
   absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(none, dataset);
@@ -141,14 +132,14 @@ TEST(ModelFactoryTest, BuildsEveryArchitecture) {
 }
 
 TEST(ModelFactoryTest, AnUnknownFieldIsNamed) {
-  proto::ModelConfig config = Config(kSharedBottom);
+  proto::ModelConfig config = ModelWithTasks(kSharedBottom);
   config.mutable_shared_bottom()->add_fields("nope");
-  absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(config, Dataset());
+  absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(config, SmallDataset());
   EXPECT_TRUE(absl::IsInvalidArgument(model.status()));
   EXPECT_NE(model.status().message().find("'nope'"), std::string::npos) << model.status();
-  config = Config(kMmoe);
+  config = ModelWithTasks(kMmoe);
   config.mutable_mmoe()->add_numeric_fields("tags");
-  model = CreateModel(config, Dataset());
+  model = CreateModel(config, SmallDataset());
   EXPECT_TRUE(absl::IsInvalidArgument(model.status()));
   EXPECT_NE(model.status().message().find("'tags' is not NUMERIC"), std::string::npos)
       << model.status();
