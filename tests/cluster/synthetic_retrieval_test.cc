@@ -62,6 +62,7 @@ struct ItemTruth {
   double planted_popularity = 0;
   double train_positives = 0;
   double group_ctr_baseline = 0;
+  double eval_positives = 0;
 };
 
 // truth.json's items by item id.
@@ -79,6 +80,7 @@ absl::flat_hash_map<std::string, ItemTruth> ReadTruth(const std::string& path) {
     item.planted_popularity = fields.at("planted_popularity").number_value();
     item.train_positives = fields.at("train_positives").number_value();
     item.group_ctr_baseline = fields.at("group_ctr_baseline").number_value();
+    item.eval_positives = fields.at("eval_positives").number_value();
   }
   return items;
 }
@@ -285,6 +287,13 @@ RetrievalMetrics ScoreBaselines(int seed, const SyntheticSet& set) {
                SplitByCategory(ranks, set.query_is_major),
                Spearman(count_baseline.predicted, count_baseline.planted),
                Spearman(count_baseline.major_predicted, count_baseline.major_planted));
+  // The trainer's own rho compares with the new items' eval clicks, a noisy draw of the truth.
+  NewItemScores observed;
+  for (const auto& [id, item] : set.truth) observed.Add(item, item.eval_positives);
+  std::printf("synthetic_retrieval seed %d %-22s new-item popularity rho %s, in %s %s\n", seed,
+              "observed eval clicks",
+              Format(Spearman(observed.predicted, observed.planted)).c_str(), kMajorCategory,
+              Format(Spearman(observed.major_predicted, observed.major_planted)).c_str());
   std::printf("synthetic_retrieval seed %d %-22s HR@10 %.3f HR@50 %.3f\n", seed, "random",
               static_cast<double>(kCutoffs[0]) / corpus.size(),
               static_cast<double>(kCutoffs[1]) / corpus.size());
