@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/vector_file.h"
 #include "glog/logging.h"
+#include "worker/train/spearman.h"
 
 namespace granary {
 namespace {
@@ -28,42 +29,6 @@ absl::Status WriteVectors(const std::string& path, proto::VectorFileHeader::Kind
     if (!status.ok()) return status;
   }
   return (*writer)->Finish();
-}
-
-// Ranks of values (1-based, ties get their mean rank).
-std::vector<double> MidRanks(const std::vector<double>& values) {
-  std::vector<size_t> order(values.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return values[a] < values[b]; });
-  std::vector<double> ranks(values.size());
-  for (size_t begin = 0; begin < order.size();) {
-    size_t end = begin + 1;
-    while (end < order.size() && values[order[end]] == values[order[begin]]) ++end;
-    for (size_t i = begin; i < end; ++i)
-      ranks[order[i]] = 0.5 * static_cast<double>(begin + 1 + end);
-    begin = end;
-  }
-  return ranks;
-}
-
-// The Pearson correlation of the mid-ranks; nullopt when either side is constant.
-std::optional<double> Spearman(const std::vector<double>& x, const std::vector<double>& y) {
-  if (x.size() < 2) return std::nullopt;
-  const std::vector<double> rx = MidRanks(x), ry = MidRanks(y);
-  const double n = static_cast<double>(x.size());
-  double mx = 0, my = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    mx += rx[i] / n;
-    my += ry[i] / n;
-  }
-  double sxy = 0, sxx = 0, syy = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    sxy += (rx[i] - mx) * (ry[i] - my);
-    sxx += (rx[i] - mx) * (rx[i] - mx);
-    syy += (ry[i] - my) * (ry[i] - my);
-  }
-  if (sxx == 0 || syy == 0) return std::nullopt;
-  return sxy / std::sqrt(sxx * syy);
 }
 
 }  // namespace
