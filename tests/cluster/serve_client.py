@@ -8,7 +8,8 @@ through Python's http.client.
   serve_client.py loop ADDRESS BODY_FILE STOP_FILE OUT_FILE MAX_SECONDS
       POST /score with BODY_FILE again and again until STOP_FILE exists (at most MAX_SECONDS).
       OUT_FILE gets one line per request: the status (0 if the connection failed), the
-      delta_day of the answer and the first score, tab-separated.
+      delta_day of the answer, the first score and the time it was answered (seconds since
+      the epoch), tab-separated.
 """
 import http.client
 import json
@@ -63,14 +64,14 @@ def main():
                 try:
                     status, text = request(address, "POST", "/score", body)
                 except OSError as error:
-                    out.write(f"0\t{error}\t\n")
+                    out.write(f"0\t{error}\t\t{time.time()}\n")
                     continue
                 if status == 200:
                     answer = json.loads(text)
                     out.write(f"{status}\t{answer['version']['delta_day']}\t"
-                              f"{answer['tasks'][0]['scores'][0]!r}\n")
+                              f"{answer['tasks'][0]['scores'][0]!r}\t{time.time()}\n")
                 else:
-                    out.write(f"{status}\t{text}\t\n")
+                    out.write(f"{status}\t{text}\t\t{time.time()}\n")
                 out.flush()
         return 0
     print(__doc__, file=sys.stderr)

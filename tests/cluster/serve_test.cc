@@ -3,6 +3,8 @@
 // the scores against the trainer's evaluation of the same rows, the answers to bad requests,
 // and that a third day closed while a client keeps asking is picked up without a failed request
 // and with the scores of the day-3 model.
+#include <sys/stat.h>
+
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -199,6 +201,14 @@ class ServeTest : public ::testing::Test {
     }
   }
 
+  // When the close report of `day` was written, in seconds since the epoch.
+  double CloseReportTime(const std::string& day) const {
+    struct stat info;
+    const std::string path = root_ + "/model/reports/" + day + ".close.json";
+    EXPECT_EQ(stat(path.c_str(), &info), 0) << path;
+    return static_cast<double>(info.st_mtim.tv_sec) + 1e-9 * info.st_mtim.tv_nsec;
+  }
+
   std::string root_;
   std::string address_;
   int requests_ = 0;
@@ -274,6 +284,7 @@ TEST_F(ServeTest, ServesTheTrainedScoresRefusesBadRequestsAndFollowsANewDayWitho
 
   std::map<std::string, std::vector<double>> scores_by_version;
   int answered = 0;
+  double first_day3_answer = 0;
   for (absl::string_view line : absl::StrSplit(ReadFile(loop_out), '\n', absl::SkipEmpty())) {
     std::vector<std::string> cells = absl::StrSplit(line, '\t');
     ASSERT_EQ(cells[0], "200") << line;
@@ -281,11 +292,15 @@ TEST_F(ServeTest, ServesTheTrainedScoresRefusesBadRequestsAndFollowsANewDayWitho
     ASSERT_TRUE(absl::SimpleAtod(cells[2], &score)) << line;
     scores_by_version[cells[1]].push_back(score);
     ++answered;
+    if (cells[1] == kDays[2] && first_day3_answer == 0) {
+      ASSERT_TRUE(absl::SimpleAtod(cells[3], &first_day3_answer)) << line;
+    }
   }
   EXPECT_GT(answered, 10);
   std::cout << "requests answered while day 3 closed: " << answered << " ("
-            << scores_by_version[""].size() << " by day 2, "
-            << scores_by_version["20261103"].size() << " by day 3)\n";
+            << scores_by_version[""].size() << " by day 2, " << scores_by_version["20261103"].size()
+            << " by day 3); first day-3 answer " << first_day3_answer - CloseReportTime(kDays[2])
+            << " s after its close report\n";
   ASSERT_EQ(scores_by_version.size(), 2u);
   ASSERT_EQ(scores_by_version.count(""), 1u);
   ASSERT_EQ(scores_by_version.count("20261103"), 1u);
