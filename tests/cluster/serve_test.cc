@@ -5,11 +5,13 @@
 // and with the scores of the day-3 model.
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,7 +19,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/feature_key.h"
 #include "common/proto/serve.pb.h"
+#include "common/vector_file.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "tests/testing/child_process.h"
@@ -209,7 +213,24 @@ class ServeTest : public ::testing::Test {
     return static_cast<double>(info.st_mtim.tv_sec) + 1e-9 * info.st_mtim.tv_nsec;
   }
 
+  // Starts granary_serve on the model folder, on a free port of 127.0.0.1.
+  void StartServe() {
+    const std::string address_file = root_ + "/serve.address";
+    absl::StatusOr<ChildProcess> serve = ChildProcess::Start(
+        {kBin + "/granary_serve", "--job=" + root_ + "/job.pbtxt",
+         "--cluster_config=" + root_ + "/cluster.pbtxt", "--model_dir=" + root_ + "/model",
+         "--bind=127.0.0.1", "--port=0", "--address_file=" + address_file, "--poll_seconds=0.2",
+         "--scratch_dir=" + root_ + "/serve-scratch"},
+        root_ + "/serve.log");
+    ASSERT_TRUE(serve.ok()) << serve.status();
+    serve_.emplace(*std::move(serve));
+    ASSERT_TRUE(WaitUntil([&] { return fs::exists(address_file); }, kStartTimeout))
+        << serve_->ReadLog();
+    address_ = std::string(absl::StripTrailingAsciiWhitespace(ReadFile(address_file)));
+  }
+
   std::string root_;
+  std::optional<ChildProcess> serve_;
   std::string address_;
   int requests_ = 0;
 };
@@ -218,17 +239,8 @@ TEST_F(ServeTest, ServesTheTrainedScoresRefusesBadRequestsAndFollowsANewDayWitho
   RunDay(kDays[0], {"--cold_start"});
   RunDay(kDays[1], {});
 
-  const std::string address_file = root_ + "/serve.address";
-  absl::StatusOr<ChildProcess> serve = ChildProcess::Start(
-      {kBin + "/granary_serve", "--job=" + root_ + "/job.pbtxt",
-       "--cluster_config=" + root_ + "/cluster.pbtxt", "--model_dir=" + root_ + "/model",
-       "--bind=127.0.0.1", "--port=0", "--address_file=" + address_file, "--poll_seconds=0.2",
-       "--scratch_dir=" + root_ + "/serve-scratch"},
-      root_ + "/serve.log");
-  ASSERT_TRUE(serve.ok()) << serve.status();
-  ASSERT_TRUE(WaitUntil([&] { return fs::exists(address_file); }, kStartTimeout))
-      << serve->ReadLog();
-  address_ = std::string(absl::StripTrailingAsciiWhitespace(ReadFile(address_file)));
+  ASSERT_NO_FATAL_FAILURE(StartServe());
+  ChildProcess* serve = &*serve_;
 
   std::string json;
   ASSERT_EQ(Request("GET", "/healthz", "", &json), 200) << json;
@@ -263,6 +275,8 @@ TEST_F(ServeTest, ServesTheTrainedScoresRefusesBadRequestsAndFollowsANewDayWitho
   EXPECT_EQ(Request("POST", "/score", std::string(10 << 20, ' '), &json), 413);
   EXPECT_TRUE(absl::StrContains(json, "over --max_body_bytes=1048576")) << json;
   EXPECT_EQ(Request("GET", "/nothing", "", &json), 404);
+  EXPECT_EQ(Request("POST", "/topk", R"({"user": {"user": "1"}, "k": 3})", &json), 400);
+  EXPECT_TRUE(absl::StrContains(json, "(shared_bottom) has no user and item vectors")) << json;
   ASSERT_EQ(Request("GET", "/healthz", "", &json), 200) << json;
 
   // Day 3 closes while a client keeps asking: every request answered, the version changes.
@@ -314,6 +328,94 @@ TEST_F(ServeTest, ServesTheTrainedScoresRefusesBadRequestsAndFollowsANewDayWitho
   ExpectScoresOfTheTrainedModel(2, "20261103");
   serve->Signal(SIGTERM);
   serve->WaitForExit(kClientTimeout);
+}
+
+constexpr char kTwoTowerJobConfig[] = R"(
+dataset {
+  columns { name: "click" role: LABEL }
+  columns { name: "rating" role: IGNORED }
+  columns { name: "user" role: CATEGORICAL }
+  columns { name: "item" role: CATEGORICAL }
+}
+model {
+  embedding_dim: 4
+  sparse_table: "emb"
+  dense_table: "dense"
+  two_tower {
+    retrieval { user_id_column: "user" item_id_column: "item" temperature: 0.1 }
+    user_tower { fields: ["user"] mlp: [8, 4] }
+    item_tower { fields: ["item"] mlp: [8, 4] }
+    loss: IN_BATCH_SOFTMAX
+  }
+  tasks { name: "click" head: BINARY label_column: "click" }
+}
+training {
+  batch_size: 16
+  epochs: 1
+  seed: 1
+  train_files: "part-*"
+  eval_files: "part-*"
+  metrics_file: "metrics.jsonl"
+  barrier_timeout_seconds: 60
+}
+)";
+
+TEST_F(ServeTest, TopKOfATwoTowerModelIsTheExactSearchOverItsExportedVectors) {
+  std::ofstream(root_ + "/job.pbtxt") << kTwoTowerJobConfig;
+  RunDay(kDays[0], {"--cold_start"});
+  ASSERT_NO_FATAL_FAILURE(StartServe());
+
+  std::string users_file, items_file;
+  for (const auto& entry : fs::recursive_directory_iterator(root_ + "/model/runs/" + kDays[0])) {
+    if (entry.path().filename() == "user_vectors.vec") users_file = entry.path().string();
+    if (entry.path().filename() == "item_vectors.vec") items_file = entry.path().string();
+  }
+  absl::StatusOr<VectorSet> users = ReadVectorFile(users_file);
+  absl::StatusOr<VectorSet> items = ReadVectorFile(items_file);
+  ASSERT_TRUE(users.ok()) << users.status();
+  ASSERT_TRUE(items.ok()) << items.status();
+  ASSERT_EQ(items->keys.size(), static_cast<size_t>(kItemsPerDay));
+  const int dim = static_cast<int>(items->header.dim());
+  constexpr int kTop = 5;
+  for (int user = 0; user < kUsers; ++user) {
+    // The expected answer: the user's exported vector against every exported item vector.
+    const uint64_t key = FeatureKey(FieldSeed("user"), std::to_string(user));
+    const auto found = std::find(users->keys.begin(), users->keys.end(), key);
+    ASSERT_NE(found, users->keys.end()) << "user " << user;
+    const float* vector = users->values.data() + (found - users->keys.begin()) * dim;
+    std::vector<std::pair<double, size_t>> expected;
+    for (size_t i = 0; i < items->keys.size(); ++i) {
+      double dot = 0;
+      for (int d = 0; d < dim; ++d) dot += vector[d] * items->values[i * dim + d];
+      expected.emplace_back(-dot, i);
+    }
+    std::sort(expected.begin(), expected.end());
+
+    std::string json;
+    ASSERT_EQ(
+        Request("POST", "/topk",
+                absl::StrCat(R"({"user": {"user": ")", user, R"("}, "k": )", kTop, "}"), &json),
+        200)
+        << json;
+    proto::TopKResponse response;
+    ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json, &response).ok()) << json;
+    EXPECT_EQ(response.version().base_day(), kDays[0]);
+    EXPECT_EQ(response.vectors(), items_file);
+    ASSERT_EQ(response.items_size(), kTop) << json;
+    for (int i = 0; i < kTop; ++i) {
+      EXPECT_NEAR(response.items(i).score(), -expected[i].first, kTolerance)
+          << "user " << user << " rank " << i;
+      // Ranks of (near-)equal scores may swap; the keys must agree where scores differ.
+      if (i + 1 < kTop && -expected[i].first - -expected[i + 1].first > kTolerance &&
+          (i == 0 || -expected[i - 1].first - -expected[i].first > kTolerance)) {
+        EXPECT_EQ(response.items(i).key(), items->keys[expected[i].second])
+            << "user " << user << " rank " << i;
+      }
+    }
+  }
+  std::string json;
+  EXPECT_EQ(Request("POST", "/topk", R"({"user": {"user": "1"}, "k": 0})", &json), 400);
+  EXPECT_TRUE(absl::StrContains(json, "k is 0, not in [1, --max_candidates=10000]")) << json;
 }
 
 }  // namespace

@@ -62,6 +62,34 @@ void ServeHandlers::Register(httplib::Server* server) const {
     *scores->mutable_version() = VersionOf(*model);
     res.set_content(ToJson(*scores), kJsonType);
   });
+  server->Post("/topk", [this](const httplib::Request& req, httplib::Response& res) {
+    absl::StatusOr<ScoreRequestParser::UserQuery> query = parser_->ParseTopK(req.body);
+    if (!query.ok()) return SetError(kBadRequest, std::string(query.status().message()), &res);
+    std::shared_ptr<const ServedModel> model = bundle_->Current();
+    absl::StatusOr<UserVectors> user =
+        scorer_->UserVectorsOf(parser_->header(), query->line, *model);
+    if (!user.ok()) {
+      // A bad user line, or a model without vectors: the request's to fix or not to make.
+      const bool bad_request =
+          absl::IsInvalidArgument(user.status()) || absl::IsFailedPrecondition(user.status());
+      if (!bad_request) LOG(ERROR) << "POST /topk failed: " << user.status();
+      return SetError(bad_request ? kBadRequest : kServerError,
+                      std::string(user.status().message()), &res);
+    }
+    absl::StatusOr<std::shared_ptr<const ItemVectorStore::DayVectors>> items =
+        item_vectors_->ForDay(model->version().day());
+    absl::StatusOr<std::vector<proto::TopKItem>> top =
+        items.ok() ? TopKItems((*items)->vectors, *user, query->k) : items.status();
+    if (!top.ok()) {
+      LOG(ERROR) << "POST /topk failed: " << top.status();
+      return SetError(kServerError, std::string(top.status().message()), &res);
+    }
+    proto::TopKResponse response;
+    *response.mutable_version() = VersionOf(*model);
+    response.set_vectors((*items)->path);
+    for (proto::TopKItem& item : *top) *response.add_items() = std::move(item);
+    res.set_content(ToJson(response), kJsonType);
+  });
   server->Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
     proto::HealthResponse health;
     health.set_status("ok");

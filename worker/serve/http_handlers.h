@@ -2,6 +2,8 @@
 // Protobuf's mapping of common/proto/serve.proto:
 //
 //   POST /score    ScoreRequest -> ScoreResponse (the served version and every task's scores)
+//   POST /topk     TopKRequest -> TopKResponse (retrieval models: the k best items by exact
+//                  search over the served day's exported item vectors)
 //   GET  /healthz  HealthResponse: "ok", the served version, the last refused delta
 //   GET  /version  ModelVersion
 //
@@ -17,6 +19,7 @@
 
 #include "common/model_bundle.h"
 #include "worker/serve/delta_poller.h"
+#include "worker/serve/item_vectors.h"
 #include "worker/serve/score_request.h"
 #include "worker/serve/scorer.h"
 
@@ -34,11 +37,12 @@ class ServeHandlers {
  public:
   // Every pointer must outlive the handlers; `poller` may be null (no polling).
   ServeHandlers(const ModelBundle* bundle, Scorer* scorer, const ScoreRequestParser* parser,
-                const DeltaPoller* poller, size_t max_body_bytes)
+                const DeltaPoller* poller, ItemVectorStore* item_vectors, size_t max_body_bytes)
       : bundle_(bundle),
         scorer_(scorer),
         parser_(parser),
         poller_(poller),
+        item_vectors_(item_vectors),
         max_body_bytes_(max_body_bytes) {}
 
   // Registers the endpoints and the error bodies on `server`, and sets its payload limit.
@@ -49,6 +53,7 @@ class ServeHandlers {
   Scorer* const scorer_;
   const ScoreRequestParser* const parser_;
   const DeltaPoller* const poller_;
+  ItemVectorStore* const item_vectors_;
   const size_t max_body_bytes_;
 };
 

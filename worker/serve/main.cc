@@ -21,6 +21,7 @@
 #include "worker/job_config.h"
 #include "worker/serve/delta_poller.h"
 #include "worker/serve/http_handlers.h"
+#include "worker/serve/item_vectors.h"
 #include "worker/serve/score_request.h"
 #include "worker/serve/scorer.h"
 
@@ -91,8 +92,9 @@ int main(int argc, char** argv) {
   if (!scorer.ok()) return Fail(scorer.status().ToString());
   const granary::ScoreRequestParser parser(spec->dataset, FLAGS_max_candidates);
   granary::DeltaPoller poller(bundle->get(), absl::Seconds(FLAGS_poll_seconds));
+  granary::ItemVectorStore item_vectors(FLAGS_model_dir);
   const granary::ServeHandlers handlers(bundle->get(), scorer->get(), &parser, &poller,
-                                        FLAGS_max_body_bytes);
+                                        &item_vectors, FLAGS_max_body_bytes);
 
   httplib::Server server;
   const int threads = FLAGS_threads;

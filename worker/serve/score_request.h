@@ -40,7 +40,23 @@ class ScoreRequestParser {
   // problem ("candidate 3: unknown column 'movie'").
   absl::StatusOr<std::vector<std::string>> Parse(std::string_view body) const;
 
+  // The body of POST /topk (TopKRequest): the user's line (no item columns) and k. The same
+  // refusals for the user's columns; InvalidArgument if k is not in [1, max_candidates].
+  struct UserQuery {
+    std::string line;
+    int k = 0;
+  };
+  absl::StatusOr<UserQuery> ParseTopK(std::string_view body) const;
+
  private:
+  // The header index of input column `column`, or InvalidArgument naming `where` and why not.
+  absl::StatusOr<int> CheckCell(const std::string& where, const std::string& column,
+                                const std::string& value) const;
+  // Fills the user's cells (and which columns the user gave) from a request's user map.
+  template <typename ColumnMap>
+  absl::Status FillUserCells(const ColumnMap& user, std::vector<std::string>* cells,
+                             std::vector<bool>* given) const;
+
   int max_candidates_;
   std::string header_;
   int num_columns_ = 0;

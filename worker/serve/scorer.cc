@@ -7,6 +7,7 @@
 #include "common/feature_key.h"
 #include "worker/batch_parser.h"
 #include "worker/models/model_factory.h"
+#include "worker/models/retrieval_model.h"
 #include "worker/nn/loss.h"
 
 namespace granary {
@@ -73,9 +74,36 @@ absl::StatusOr<proto::ScoreResponse> Scorer::Score(const std::string& header,
   return response;
 }
 
-absl::StatusOr<proto::ScoreResponse> Scorer::ScoreOn(Replica& r, const std::string& header,
-                                                     const std::vector<std::string>& lines,
-                                                     const ServedModel& model) const {
+absl::StatusOr<UserVectors> Scorer::UserVectorsOf(const std::string& header,
+                                                  const std::string& line,
+                                                  const ServedModel& model) {
+  absl::StatusOr<std::unique_ptr<Replica>> replica = TakeReplica();
+  if (!replica.ok()) return replica.status();
+  absl::StatusOr<UserVectors> vectors;
+  const auto* retrieval = dynamic_cast<const RetrievalModel*>((*replica)->model.get());
+  if (retrieval == nullptr) {
+    vectors = absl::FailedPreconditionError(absl::StrCat("the job's model (",
+                                                         ArchitectureName(spec_.job.model()),
+                                                         ") has no user and item vectors"));
+  } else if (absl::Status run = ForwardCandidates(**replica, header, {line}, model); !run.ok()) {
+    vectors = run;
+  } else {
+    vectors.emplace();
+    const nn::Matrix* interests = retrieval->interest_vectors();
+    const nn::Matrix& single = retrieval->user_vectors();
+    vectors->count = interests == nullptr ? 1 : retrieval->interest_counts()[0];
+    vectors->dim = static_cast<int>(single.cols());
+    const nn::Matrix& all = interests == nullptr ? single : *interests;
+    vectors->values.assign(all.row(0).data(),
+                           all.row(0).data() + static_cast<size_t>(vectors->dim) * vectors->count);
+  }
+  ReturnReplica(*std::move(replica));
+  return vectors;
+}
+
+absl::Status Scorer::ForwardCandidates(Replica& r, const std::string& header,
+                                       const std::vector<std::string>& lines,
+                                       const ServedModel& model) const {
   const proto::ModelConfig& config = spec_.job.model();
 
   // Dense parameters, once per served version.
@@ -127,7 +155,13 @@ absl::StatusOr<proto::ScoreResponse> Scorer::ScoreOn(Replica& r, const std::stri
   }
   // Lead: switch to ForwardOneUser at merge.
   r.model->Forward(*r.input, r.rows);
+  return absl::OkStatus();
+}
 
+absl::StatusOr<proto::ScoreResponse> Scorer::ScoreOn(Replica& r, const std::string& header,
+                                                     const std::vector<std::string>& lines,
+                                                     const ServedModel& model) const {
+  if (absl::Status run = ForwardCandidates(r, header, lines, model); !run.ok()) return run;
   proto::ScoreResponse response;
   const std::vector<proto::TaskConfig>& tasks = r.model->tasks();
   for (size_t k = 0; k < tasks.size(); ++k) {

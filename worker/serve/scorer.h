@@ -25,6 +25,14 @@
 
 namespace granary {
 
+// A user's vectors from a retrieval model: `count` vectors of `dim` floats (MIND: one per
+// interest; the others: one).
+struct UserVectors {
+  int dim = 0;
+  int count = 0;
+  std::vector<float> values;  // count * dim
+};
+
 class Scorer {
  public:
   // FailedPrecondition naming the job if its model cannot be built.
@@ -43,6 +51,12 @@ class Scorer {
                                              const std::vector<std::string>& lines,
                                              const ServedModel& model);
 
+  // The user's vectors of a retrieval model (worker/models/retrieval_model.h) from `line` (the
+  // user's columns, e.g. ScoreRequestParser::ParseTopK). FailedPrecondition naming the
+  // architecture if the job's model is not a retrieval model; otherwise as Score.
+  absl::StatusOr<UserVectors> UserVectorsOf(const std::string& header, const std::string& line,
+                                            const ServedModel& model);
+
  private:
   struct Replica;
   explicit Scorer(const JobSpec& spec);
@@ -50,6 +64,10 @@ class Scorer {
   void ReturnReplica(std::unique_ptr<Replica> replica);
   // Builds the batch of the candidates (the user's columns repeated in each), prepares it, fills
   // its rows from `model` and runs the model forward: the one place a request meets the model.
+  absl::Status ForwardCandidates(Replica& replica, const std::string& header,
+                                 const std::vector<std::string>& lines,
+                                 const ServedModel& model) const;
+  // ForwardCandidates, then every task's predictions.
   absl::StatusOr<proto::ScoreResponse> ScoreOn(Replica& replica, const std::string& header,
                                                const std::vector<std::string>& lines,
                                                const ServedModel& model) const;

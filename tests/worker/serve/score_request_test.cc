@@ -75,3 +75,24 @@ TEST(ScoreRequestParserTest, RefusesMalformedBodiesAndCandidateCountsOutOfBounds
 
 }  // namespace
 }  // namespace granary
+
+namespace granary {
+namespace {
+
+TEST(ScoreRequestParserTest, ATopKRequestIsTheUsersLineAndABoundedK) {
+  const ScoreRequestParser parser(Dataset(), kMaxCandidates);
+  absl::StatusOr<ScoreRequestParser::UserQuery> query =
+      parser.ParseTopK(R"({"user": {"user": "7"}, "k": 2})");
+  ASSERT_TRUE(query.ok()) << query.status();
+  EXPECT_EQ(query->line, "\t7\t\t\t");
+  EXPECT_EQ(query->k, 2);
+  query = parser.ParseTopK(R"({"user": {"user": "7"}, "k": 4})");
+  ASSERT_FALSE(query.ok());
+  EXPECT_EQ(query.status().message(), "k is 4, not in [1, --max_candidates=3]");
+  query = parser.ParseTopK(R"({"user": {"itm": "7"}, "k": 1})");
+  ASSERT_FALSE(query.ok());
+  EXPECT_EQ(query.status().message(), "user: unknown column 'itm'");
+}
+
+}  // namespace
+}  // namespace granary
