@@ -330,6 +330,27 @@ TEST_F(ServeTest, ServesTheTrainedScoresRefusesBadRequestsAndFollowsANewDayWitho
   serve->WaitForExit(kClientTimeout);
 }
 
+TEST_F(ServeTest, BadFlagsAndAFolderWithoutAClosedDayStopItNamingWhy) {
+  const std::vector<std::string> flags = {kBin + "/granary_serve", "--job=" + root_ + "/job.pbtxt",
+                                          "--cluster_config=" + root_ + "/cluster.pbtxt",
+                                          "--model_dir=" + root_ + "/model"};
+  struct Case {
+    std::string flag;
+    std::string error;
+  };
+  for (const Case& bad : std::vector<Case>{
+           {"--poll_seconds=0", "--poll_seconds must be > 0"},
+           {"--max_candidates=0", "--max_candidates, --max_body_bytes, --threads >= 1"},
+           {"--port=1", "no verified base to serve in " + root_ + "/model"}}) {
+    std::vector<std::string> argv = flags;
+    argv.push_back(bad.flag);
+    absl::StatusOr<ChildProcess> serve = ChildProcess::Start(argv, root_ + "/bad.log");
+    ASSERT_TRUE(serve.ok()) << serve.status();
+    EXPECT_EQ(serve->WaitForExit(kClientTimeout), 1) << bad.flag;
+    EXPECT_TRUE(absl::StrContains(serve->ReadLog(), bad.error)) << serve->ReadLog();
+  }
+}
+
 constexpr char kTwoTowerJobConfig[] = R"(
 dataset {
   columns { name: "click" role: LABEL }

@@ -5,6 +5,8 @@
 // The one include of another role: a base is a parameter server's RocksDB checkpoint, which
 // only ps/ can read (ps/base_export.h); the bundle (common/model_bundle.h) takes that reader
 // as a function, so only this file, where a serving process is put together, knows both.
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
@@ -69,21 +71,24 @@ int main(int argc, char** argv) {
       granary::LoadClusterConfig(FLAGS_cluster_config);
   if (!cluster.ok()) return Fail(cluster.status().ToString());
 
-  granary::ModelBundleOptions options;
-  options.model_dir = FLAGS_model_dir;
-  options.scratch_dir = FLAGS_scratch_dir;
-  const std::string copies =
+  // One scratch folder for the copies of the base's shards, removed once the base is read.
+  const std::string scratch =
       FLAGS_scratch_dir.empty()
           ? (std::filesystem::temp_directory_path() / absl::StrCat("granary-serve-", getpid()))
                 .string()
           : FLAGS_scratch_dir;
+  granary::ModelBundleOptions options;
+  options.model_dir = FLAGS_model_dir;
+  options.scratch_dir = scratch;
   options.export_base_shard = [&](const std::string& shard_dir, int rank,
                                   const std::string& delta_path) {
     return granary::ExportBaseShard(*cluster, shard_dir, rank,
-                                    absl::StrCat(copies, "/copy-server-", rank), delta_path);
+                                    absl::StrCat(scratch, "/copy-server-", rank), delta_path);
   };
   absl::StatusOr<std::unique_ptr<granary::ModelBundle>> bundle =
       granary::ModelBundle::Open(options);
+  std::error_code ignored;
+  if (FLAGS_scratch_dir.empty()) std::filesystem::remove_all(scratch, ignored);
   if (!bundle.ok()) return Fail(bundle.status().ToString());
   if (absl::StatusOr<int> applied = (*bundle)->ApplyNewDeltas(); !applied.ok()) {
     LOG(ERROR) << "refused a delta at start: " << applied.status();
