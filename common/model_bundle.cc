@@ -153,14 +153,15 @@ struct DayChanges {
   std::vector<DeltaTableBlock> blocks;
 };
 
-absl::Status ReadDelta(const std::string& path, DayChanges* changes) {
+// Reads the delta file at `path` into *changes; returns its header.
+absl::StatusOr<proto::DeltaHeader> ReadDelta(const std::string& path, DayChanges* changes) {
   absl::StatusOr<std::unique_ptr<DeltaReader>> reader = DeltaReader::Open(path);
   if (!reader.ok()) return reader.status();
   while (true) {
     DeltaTableBlock block;
     absl::StatusOr<bool> more = (*reader)->Next(&block);
     if (!more.ok()) return more.status();
-    if (!*more) return absl::OkStatus();
+    if (!*more) return (*reader)->header();
     changes->blocks.push_back(std::move(block));
   }
 }
@@ -230,12 +231,19 @@ absl::StatusOr<std::unique_ptr<ModelBundle>> ModelBundle::Open(const ModelBundle
           absl::StrCat(scratch, "/base-", *day, "-server-", rank, ".delta");
       absl::Status status = options.export_base_shard(shard, rank, exported);
       DayChanges rows;
-      if (status.ok()) status = ReadDelta(exported, &rows);
+      if (status.ok()) status = ReadDelta(exported, &rows).status();
       fs::remove(exported, error);
       if (status.ok()) status = ApplyChanges(rows, /*rows_only=*/true, shard, &model->tables_);
       if (!status.ok()) return status;
     }
     if (options.scratch_dir.empty()) fs::remove_all(scratch, error);
+    // Where each server's next delta must start: where the base day's delta ended.
+    for (const proto::CloseReportFile& file : report->delta().files()) {
+      absl::StatusOr<std::unique_ptr<DeltaReader>> reader = DeltaReader::Open(file.path());
+      if (!reader.ok()) return reader.status();
+      bundle->until_version_of_server_[(*reader)->header().server_rank()] =
+          (*reader)->header().until_version();
+    }
     LOG(INFO) << "serving base " << options.model_dir << "/bases/" << *day;
     bundle->current_ = std::move(model);
     return bundle;
@@ -265,9 +273,22 @@ absl::Status ModelBundle::ApplyDay(const std::string& day) {
   absl::StatusOr<proto::CloseReport> report = ReadCloseReport(options_.model_dir, day);
   if (!report.ok()) return report.status();
   DayChanges changes;
+  absl::flat_hash_map<int, uint64_t> until_version_of_server = until_version_of_server_;
   for (const proto::CloseReportFile& file : report->delta().files()) {
-    absl::Status read = ReadDelta(file.path(), &changes);
-    if (!read.ok()) return read;
+    absl::StatusOr<proto::DeltaHeader> header = ReadDelta(file.path(), &changes);
+    if (!header.ok()) return header.status();
+    // Deltas chain: a day's delta holds a server's changes since the version the day before's
+    // ended at. Another start means a day between is missing or was closed again since.
+    auto served = until_version_of_server.find(header->server_rank());
+    if (served == until_version_of_server.end() || served->second != header->since_version()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "delta file ", file.path(), " holds the changes of server ", header->server_rank(),
+          " after version ", header->since_version(), ", but the served model is at ",
+          served == until_version_of_server.end() ? std::string("no version")
+                                                  : absl::StrCat("version ", served->second),
+          " of it: a day before is missing or was closed again (restart to load the newest base)"));
+    }
+    served->second = header->until_version();
   }
   std::shared_ptr<const ServedModel> previous = Current();
   auto model = std::make_shared<ServedModel>();
@@ -281,6 +302,7 @@ absl::Status ModelBundle::ApplyDay(const std::string& day) {
     std::lock_guard<std::mutex> lock(mutex_);
     current_ = std::move(model);
   }
+  until_version_of_server_ = std::move(until_version_of_server);
   LOG(INFO) << "serving the delta of " << day << " (" << report->delta().files_size()
             << " files) on base " << previous->version().base_day;
   return absl::OkStatus();

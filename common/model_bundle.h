@@ -24,7 +24,9 @@
 // ServedModel that shares the tables the day did not touch, so a reader holding Current() never
 // sees part of a day. A day's delta that is missing, truncated, corrupt or of another size than
 // its report says is refused with an error naming the file; the current version stays, and
-// later days wait behind it (a delta holds the changes since the day before).
+// later days wait behind it (a delta holds the changes since the day before). So is a delta
+// whose since_version is not the version the served model is at for its server (a day between
+// missing, or a served day closed again with --force): only a restart loads that newer base.
 //
 // Rows only: optimizer state is not exported. A key without a row has no served values; the
 // caller decides what it reads as (granary_serve: zeros, docs/operations.md "Serving").
@@ -120,7 +122,8 @@ class ModelBundle {
   // Applies, in day order, the delta of every day after Current()'s newest day whose close
   // report is there (reports/<day>.close.json), each day published whole. Returns the number
   // of days applied; if a day's close report or delta is refused, the days before it stay
-  // applied and the error names the report or delta file (NotFound, DataLoss).
+  // applied and the error names the report or delta file (NotFound, DataLoss; FailedPrecondition
+  // if it does not start where the served model is).
   absl::StatusOr<int> ApplyNewDeltas();
 
  private:
@@ -128,6 +131,9 @@ class ModelBundle {
   absl::Status ApplyDay(const std::string& day);
 
   const ModelBundleOptions options_;
+  // Each server's version the served model is at: the until_version of its last delta applied
+  // (of the base's day at first). Used by ApplyNewDeltas' thread only.
+  absl::flat_hash_map<int, uint64_t> until_version_of_server_;
   mutable std::mutex mutex_;  // guards current_ (the pointer, not the model)
   std::shared_ptr<const ServedModel> current_;
 };

@@ -45,8 +45,13 @@ class ModelBundleTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(root_); }
 
-  static absl::Status WriteDelta(const std::string& path, const std::vector<Change>& changes) {
-    absl::StatusOr<std::unique_ptr<DeltaWriter>> writer = DeltaWriter::Create(path, {});
+  // A delta of server 0 with the changes of versions (since, until].
+  static absl::Status WriteDelta(const std::string& path, const std::vector<Change>& changes,
+                                 uint64_t since = 0, uint64_t until = 0) {
+    proto::DeltaHeader header;
+    header.set_since_version(since);
+    header.set_until_version(until);
+    absl::StatusOr<std::unique_ptr<DeltaWriter>> writer = DeltaWriter::Create(path, header);
     if (!writer.ok()) return writer.status();
     for (const Change& change : changes) {
       absl::Status status = change.values.empty()
@@ -59,10 +64,10 @@ class ModelBundleTest : public ::testing::Test {
 
   // Closes `day`: its delta (one server), its base (rows `base`) and, last, its close report.
   void CloseDay(const std::string& day, const std::vector<Change>& delta,
-                const std::vector<Change>& base) {
+                const std::vector<Change>& base, uint64_t since = 0, uint64_t until = 0) {
     const std::string delta_path = absl::StrCat(model_dir_, "/deltas/", day, "/server-0.delta");
     fs::create_directories(fs::path(delta_path).parent_path());
-    ASSERT_TRUE(WriteDelta(delta_path, delta).ok());
+    ASSERT_TRUE(WriteDelta(delta_path, delta, since, until).ok());
     fs::create_directories(absl::StrCat(model_dir_, "/bases/", day, "/server-0"));
     std::ofstream(absl::StrCat(model_dir_, "/bases/", day, "/MANIFEST"))
         << "id: " << kManifestId << "\n";
@@ -173,6 +178,27 @@ TEST_F(ModelBundleTest, ADayWithoutItsCloseReportHasNotArrivedAndABadBaseFallsBa
   absl::StatusOr<int> applied = (*bundle)->ApplyNewDeltas();
   ASSERT_TRUE(applied.ok()) << applied.status();
   EXPECT_EQ(*applied, 1);
+  EXPECT_EQ((*bundle)->Current()->version().delta_day, "20261102");
+  EXPECT_EQ(Row(*(*bundle)->Current(), 1), (std::vector<float>{2, 2}));
+}
+
+TEST_F(ModelBundleTest, ADeltaThatDoesNotStartWhereTheServedModelIsIsRefused) {
+  CloseDay("20261101", {{1, {1, 1}}}, {{1, {1, 1}}}, 0, 5);
+  absl::StatusOr<std::unique_ptr<ModelBundle>> bundle = ModelBundle::Open(options_);
+  ASSERT_TRUE(bundle.ok()) << bundle.status();
+  CloseDay("20261102", {{1, {2, 2}}}, {}, 5, 9);
+  absl::StatusOr<int> applied = (*bundle)->ApplyNewDeltas();
+  ASSERT_TRUE(applied.ok()) << applied.status();
+  // Day 3's delta starts after version 12: the changes of versions 10..12 are not served.
+  CloseDay("20261103", {{1, {3, 3}}}, {}, 12, 15);
+  applied = (*bundle)->ApplyNewDeltas();
+  ASSERT_FALSE(applied.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(applied.status())) << applied.status();
+  EXPECT_NE(applied.status().message().find("20261103/server-0.delta holds the changes of server "
+                                            "0 after version 12, but the served model is at "
+                                            "version 9"),
+            std::string::npos)
+      << applied.status();
   EXPECT_EQ((*bundle)->Current()->version().delta_day, "20261102");
   EXPECT_EQ(Row(*(*bundle)->Current(), 1), (std::vector<float>{2, 2}));
 }
