@@ -60,21 +60,19 @@ tables {
 }
 )";
 
-constexpr char kJobConfig[] = R"(
+// A job on the days' columns: `rating_role` LABEL for a rating task, else IGNORED; `model` the
+// model block's contents but the tables.
+std::string JobConfig(const std::string& rating_role, const std::string& model) {
+  return absl::StrCat(R"(
 dataset {
   columns { name: "click" role: LABEL }
-  columns { name: "rating" role: LABEL }
+  columns { name: "rating" role: )",
+                      rating_role, R"( }
   columns { name: "user" role: CATEGORICAL }
   columns { name: "item" role: CATEGORICAL }
 }
-model {
-  embedding_dim: 4
-  sparse_table: "emb"
-  dense_table: "dense"
-  shared_bottom { fields: ["user", "item"] bottom_mlp: [8] }
-  tasks { name: "click" head: BINARY label_column: "click" loss_weight: 1 hidden_sizes: [4] }
-  tasks { name: "rating" head: REGRESSION label_column: "rating" loss_weight: 1 hidden_sizes: [4] }
-}
+model { sparse_table: "emb" dense_table: "dense" )",
+                      model, R"(}
 training {
   batch_size: 16
   epochs: 1
@@ -84,7 +82,16 @@ training {
   metrics_file: "metrics.jsonl"
   barrier_timeout_seconds: 60
 }
-)";
+)");
+}
+
+// Two tasks over a shared bottom.
+const std::string kJobConfig = JobConfig("LABEL", R"(
+  embedding_dim: 4
+  shared_bottom { fields: ["user", "item"] bottom_mlp: [8] }
+  tasks { name: "click" head: BINARY label_column: "click" loss_weight: 1 hidden_sizes: [4] }
+  tasks { name: "rating" head: REGRESSION label_column: "rating" loss_weight: 1 hidden_sizes: [4] }
+)");
 
 // The items of day `d`, in the order of each user's lines.
 std::vector<int> ItemsOf(int d) {
@@ -351,17 +358,8 @@ TEST_F(ServeTest, BadFlagsAndAFolderWithoutAClosedDayStopItNamingWhy) {
   }
 }
 
-constexpr char kTwoTowerJobConfig[] = R"(
-dataset {
-  columns { name: "click" role: LABEL }
-  columns { name: "rating" role: IGNORED }
-  columns { name: "user" role: CATEGORICAL }
-  columns { name: "item" role: CATEGORICAL }
-}
-model {
+const std::string kTwoTowerJobConfig = JobConfig("IGNORED", R"(
   embedding_dim: 4
-  sparse_table: "emb"
-  dense_table: "dense"
   two_tower {
     retrieval { user_id_column: "user" item_id_column: "item" temperature: 0.1 }
     user_tower { fields: ["user"] mlp: [8, 4] }
@@ -369,17 +367,7 @@ model {
     loss: IN_BATCH_SOFTMAX
   }
   tasks { name: "click" head: BINARY label_column: "click" }
-}
-training {
-  batch_size: 16
-  epochs: 1
-  seed: 1
-  train_files: "part-*"
-  eval_files: "part-*"
-  metrics_file: "metrics.jsonl"
-  barrier_timeout_seconds: 60
-}
-)";
+)");
 
 TEST_F(ServeTest, TopKOfATwoTowerModelIsTheExactSearchOverItsExportedVectors) {
   std::ofstream(root_ + "/job.pbtxt") << kTwoTowerJobConfig;
