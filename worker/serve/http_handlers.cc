@@ -71,7 +71,7 @@ void ServeHandlers::Register(httplib::Server* server) const {
     if (!user.ok()) {
       // A bad user line, or a model without vectors: the request's to fix or not to make.
       const bool bad_request =
-          absl::IsInvalidArgument(user.status()) || absl::IsFailedPrecondition(user.status());
+          absl::IsInvalidArgument(user.status()) || absl::IsUnimplemented(user.status());
       if (!bad_request) LOG(ERROR) << "POST /topk failed: " << user.status();
       return SetError(bad_request ? kBadRequest : kServerError,
                       std::string(user.status().message()), &res);

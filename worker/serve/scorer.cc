@@ -82,9 +82,9 @@ absl::StatusOr<UserVectors> Scorer::UserVectorsOf(const std::string& header,
   absl::StatusOr<UserVectors> vectors;
   const auto* retrieval = dynamic_cast<const RetrievalModel*>((*replica)->model.get());
   if (retrieval == nullptr) {
-    vectors = absl::FailedPreconditionError(absl::StrCat("the job's model (",
-                                                         ArchitectureName(spec_.job.model()),
-                                                         ") has no user and item vectors"));
+    vectors = absl::UnimplementedError(absl::StrCat("the job's model (",
+                                                    ArchitectureName(spec_.job.model()),
+                                                    ") has no user and item vectors"));
   } else if (absl::Status run = ForwardCandidates(**replica, header, {line}, model); !run.ok()) {
     vectors = run;
   } else {

@@ -52,8 +52,8 @@ class Scorer {
                                              const ServedModel& model);
 
   // The user's vectors of a retrieval model (worker/models/retrieval_model.h) from `line` (the
-  // user's columns, e.g. ScoreRequestParser::ParseTopK). FailedPrecondition naming the
-  // architecture if the job's model is not a retrieval model; otherwise as Score.
+  // user's columns, e.g. ScoreRequestParser::ParseTopK). Unimplemented naming the architecture
+  // if the job's model is not a retrieval model; otherwise as Score.
   absl::StatusOr<UserVectors> UserVectorsOf(const std::string& header, const std::string& line,
                                             const ServedModel& model);
 
