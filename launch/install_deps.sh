@@ -16,6 +16,8 @@ readonly PACKAGES=(
   libeigen3-dev libabsl-dev
   libgtest-dev libgmock-dev
   libxxhash-dev zlib1g-dev
+  # granary_serve's HTTP server (worker/serve/), found through pkg-config cpp-httplib.
+  libcpp-httplib-dev
   # Not for the build: launch/daily.sh writes its day report with jq (daily_test).
   jq
   # Not for the build: slurm_launch_test starts a single-node Slurm of its own (munged,
