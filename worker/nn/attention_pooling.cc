@@ -105,11 +105,17 @@ const Matrix& AttentionPooling::ForwardOneSequence(const Matrix& states, int len
   one_states_projection_.noalias() = valid_states * state_weight_->value;
   one_query_projection_.noalias() = query * query_weight_->value;
   one_query_projection_.rowwise() += bias_->value.row(0);
-  one_weights_.resize(queries, length);
+  // u for every (step, query) pair in one [L * N, attention] block, rows t * N + n, so that
+  // tanh runs as one vectorized pass (on a broadcast sum Eigen evaluates it per element) and
+  // the scores as one GEMV.
+  one_hidden_.resize(static_cast<Eigen::Index>(length) * queries, attention_dim_);
   for (int t = 0; t < length; ++t) {
-    one_hidden_ = (one_query_projection_.rowwise() + one_states_projection_.row(t)).array().tanh();
-    one_weights_.col(t).noalias() = one_hidden_ * score_vector_->value;
+    one_hidden_.middleRows(t * queries, queries) =
+        one_query_projection_.rowwise() + one_states_projection_.row(t);
   }
+  one_hidden_ = one_hidden_.array().tanh();
+  one_scores_.noalias() = one_hidden_ * score_vector_->value;
+  one_weights_ = ConstMatrixMap(one_scores_.data(), length, queries).transpose();
   // Softmax along each query's row; every step is valid, so no masking.
   one_weights_.colwise() -= one_weights_.rowwise().maxCoeff();
   one_weights_ = one_weights_.array().exp();

@@ -51,7 +51,7 @@ class AttentionPooling {
   // Inference for one sequence and N queries (one user's behaviours, N candidate items):
   // returns pooled [N, state_dim], whose row n equals Forward's for N copies of the sequence
   // with query row n, valid until the next ForwardOneSequence. The state projection is
-  // computed once instead of N times; the scores are one [N, attention_dim] block per step.
+  // computed once instead of N times.
   // Leaves the last Forward's activations (weights(), Backward) alone.
   // REQUIRES: states is [T, state_dim()] (one sample, so row t is step t); 0 <= length <= T;
   // query is [N, query_dim()] with N > 0.
@@ -97,8 +97,9 @@ class AttentionPooling {
   // ForwardOneSequence's activations (length L, N queries).
   Matrix one_states_projection_;  // [L, attention]: h_t * state_weight
   Matrix one_query_projection_;   // [N, attention]: q * query_weight + bias
-  Matrix one_hidden_;             // [N, attention]: u_t of one step for every query
-  Matrix one_weights_;            // [N, L]: scores, then a_t
+  Matrix one_hidden_;             // [L * N, attention]: u_t, rows t * N + n
+  Matrix one_scores_;             // [L * N, 1]: e_t
+  Matrix one_weights_;            // [N, L]: e_t, then a_t
   Matrix one_pooled_;             // [N, state]
 
   // Backward scratch and results.

@@ -105,45 +105,48 @@ std::unique_ptr<Model> RandomModel(const std::string& model_text, const std::str
   return *std::move(model);
 }
 
-// Prepares `batch`, runs Forward and then ForwardOneUser on the same random rows, and expects
-// every task's outputs to agree to kTolerance.
-void ExpectForwardOneUserMatchesForward(Model* model, const Batch& batch) {
-  std::unique_ptr<ModelInput> input = model->NewInput();
-  ASSERT_TRUE(model->Prepare(batch, input.get()).ok());
+// Builds two models of `model_text` with the same random parameters (RandomModel), prepares
+// `batch`, runs Forward on one and ForwardOneUser on the other (so that no activation left by
+// Forward can stand in for one ForwardOneUser failed to compute) on the same random rows, and
+// expects every task's outputs to agree to kTolerance.
+void ExpectForwardOneUserMatchesForward(const std::string& model_text,
+                                        const std::string& dataset_text, const Batch& batch) {
+  std::unique_ptr<Model> per_item = RandomModel(model_text, dataset_text);
+  std::unique_ptr<Model> one_user = RandomModel(model_text, dataset_text);
+  ASSERT_NE(per_item, nullptr);
+  ASSERT_NE(one_user, nullptr);
+  std::unique_ptr<ModelInput> input = per_item->NewInput();
+  ASSERT_TRUE(per_item->Prepare(batch, input.get()).ok());
   std::mt19937 rng(5);
   const nn::Matrix rows =
-      gc::RandomMatrix(&rng, static_cast<int>(input->keys.size()), model->embedding_dim(), 1.0f);
-  model->Forward(*input, rows);
-  std::vector<nn::Matrix> expected;
-  for (size_t k = 0; k < model->tasks().size(); ++k) expected.push_back(model->output(k));
-  model->ForwardOneUser(*input, rows);
-  for (size_t k = 0; k < expected.size(); ++k) {
-    const nn::Matrix& actual = model->output(static_cast<int>(k));
+      gc::RandomMatrix(&rng, static_cast<int>(input->keys.size()), per_item->embedding_dim(), 1.0f);
+  per_item->Forward(*input, rows);
+  one_user->ForwardOneUser(*input, rows);
+  for (size_t k = 0; k < per_item->tasks().size(); ++k) {
+    const nn::Matrix& expected = per_item->output(static_cast<int>(k));
+    const nn::Matrix& actual = one_user->output(static_cast<int>(k));
     ASSERT_EQ(actual.rows(), batch.size) << "task " << k;
-    ASSERT_EQ(actual.cols(), expected[k].cols()) << "task " << k;
-    EXPECT_LE((actual - expected[k]).cwiseAbs().maxCoeff(), kTolerance) << "task " << k;
+    ASSERT_EQ(actual.cols(), expected.cols()) << "task " << k;
+    EXPECT_LE((actual - expected).cwiseAbs().maxCoeff(), kTolerance) << "task " << k;
     // The candidates are told apart: a model that scored every candidate alike would pass
     // the comparison above only if Forward did too.
     if (batch.size > 2) {
-      EXPECT_GT((expected[k].row(0) - expected[k].row(2)).norm(), 0) << "task " << k;
+      EXPECT_GT((expected.row(0) - expected.row(2)).norm(), 0) << "task " << k;
     }
   }
 }
 
+std::string DupnText() { return std::string(kDupn) + testing_batch::kTasks; }
+
 class DupnForwardOneUserTest : public ::testing::TestWithParam<int> {};
 
 TEST_P(DupnForwardOneUserTest, MatchesForwardOnOneUsersCandidates) {
-  std::unique_ptr<Model> model =
-      RandomModel(std::string(kDupn) + testing_batch::kTasks, testing_batch::kDataset);
-  ASSERT_NE(model, nullptr);
-  ExpectForwardOneUserMatchesForward(model.get(), DupnRequest(GetParam()));
+  ExpectForwardOneUserMatchesForward(DupnText(), testing_batch::kDataset, DupnRequest(GetParam()));
 }
 
 TEST_P(DupnForwardOneUserTest, MatchesForwardForAUserWithoutHistory) {
-  std::unique_ptr<Model> model =
-      RandomModel(std::string(kDupn) + testing_batch::kTasks, testing_batch::kDataset);
-  ASSERT_NE(model, nullptr);
-  ExpectForwardOneUserMatchesForward(model.get(), DupnRequest(GetParam(), 0));
+  ExpectForwardOneUserMatchesForward(DupnText(), testing_batch::kDataset,
+                                     DupnRequest(GetParam(), 0));
 }
 
 INSTANTIATE_TEST_SUITE_P(Candidates, DupnForwardOneUserTest, ::testing::Values(1, 7));
@@ -151,25 +154,20 @@ INSTANTIATE_TEST_SUITE_P(Candidates, DupnForwardOneUserTest, ::testing::Values(1
 // A step field that depends on the candidate (as MovieLens' history "similarity" to the
 // target) makes the LSTM per candidate: the scores must still be Forward's.
 TEST(DupnForwardOneUser, MatchesForwardWhenAStepFieldDependsOnTheCandidate) {
-  std::unique_ptr<Model> model =
-      RandomModel(std::string(kDupn) + testing_batch::kTasks, testing_batch::kDataset);
-  ASSERT_NE(model, nullptr);
   Batch batch = DupnRequest(7);
   std::vector<float>& ratings = batch.sequences[0].fields[1].values;
   for (size_t i = 0; i < ratings.size(); ++i) ratings[i] += 0.1f * static_cast<float>(i / 3);
-  ExpectForwardOneUserMatchesForward(model.get(), batch);
+  ExpectForwardOneUserMatchesForward(DupnText(), testing_batch::kDataset, batch);
 }
 
 // A batch of several users (a training batch) is scored as Forward scores it, not as sample
 // 0's user.
 TEST(DupnForwardOneUser, MatchesForwardOnABatchOfSeveralUsers) {
-  std::unique_ptr<Model> model =
-      RandomModel(std::string(kDupn) + testing_batch::kTasks, testing_batch::kDataset);
-  ASSERT_NE(model, nullptr);
-  ExpectForwardOneUserMatchesForward(model.get(), testing_batch::SmallBatch());
+  ExpectForwardOneUserMatchesForward(DupnText(), testing_batch::kDataset,
+                                     testing_batch::SmallBatch());
   Batch batch = DupnRequest(7);
   batch.categoricals[0].keys[4] = 12;
-  ExpectForwardOneUserMatchesForward(model.get(), batch);
+  ExpectForwardOneUserMatchesForward(DupnText(), testing_batch::kDataset, batch);
 }
 
 constexpr char kRetrievalDataset[] = R"(
@@ -210,10 +208,9 @@ Batch RetrievalRequest() {
 TEST(TwoTowerForwardOneUser, MatchesForwardOnOneUsersCandidates) {
   for (const std::string& text : {TwoTowerText(), DatText()}) {
     SCOPED_TRACE(text);
-    std::unique_ptr<Model> model = RandomModel(text, kRetrievalDataset);
-    ASSERT_NE(model, nullptr);
-    ExpectForwardOneUserMatchesForward(model.get(), RetrievalRequest());
-    ExpectForwardOneUserMatchesForward(model.get(), testing_batch::RetrievalSmallBatch());
+    ExpectForwardOneUserMatchesForward(text, kRetrievalDataset, RetrievalRequest());
+    ExpectForwardOneUserMatchesForward(text, kRetrievalDataset,
+                                       testing_batch::RetrievalSmallBatch());
   }
 }
 
