@@ -170,13 +170,7 @@ TEST(DupnForwardOneUser, MatchesForwardOnABatchOfSeveralUsers) {
   ExpectForwardOneUserMatchesForward(DupnText(), testing_batch::kDataset, batch);
 }
 
-constexpr char kRetrievalDataset[] = R"(
-columns { name: "click" role: LABEL }
-columns { name: "user_id" role: CATEGORICAL }
-columns { name: "age" role: CATEGORICAL }
-columns { name: "item_id" role: CATEGORICAL }
-columns { name: "genres" role: MULTI_CATEGORICAL }
-)";
+using testing_batch::kRetrievalDataset;
 
 constexpr char kTowers[] = R"(
     retrieval { user_id_column: "user_id" item_id_column: "item_id" temperature: 0.5 }
