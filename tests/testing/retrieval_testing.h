@@ -10,6 +10,15 @@
 namespace granary {
 namespace testing_batch {
 
+// The dataset config of RetrievalSmallBatch's columns.
+inline constexpr char kRetrievalDataset[] = R"(
+columns { name: "click" role: LABEL }
+columns { name: "user_id" role: CATEGORICAL }
+columns { name: "age" role: CATEGORICAL }
+columns { name: "item_id" role: CATEGORICAL }
+columns { name: "genres" role: MULTI_CATEGORICAL }
+)";
+
 inline Batch RetrievalSmallBatch() {
   Batch batch;
   batch.size = 6;

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "worker/models/model_config.h"
+#include "worker/models/one_user_batch.h"
 #include "worker/models/sequence_steps.h"
 #include "worker/nn/embedding_pooling.h"
 
@@ -123,6 +124,60 @@ void DupnModel::Forward(const ModelInput& model_input, nn::ConstMatrixRef rows) 
 
   const Matrix& states = lstm_->Forward(step_inputs_, input.lengths);
   user_input_.middleCols(profile_width, hidden) = attention_->Forward(states, item_, input.lengths);
+  ForwardUserMlpAndHeads(input);
+}
+
+bool DupnModel::UserSideShared(const DupnInput& input) {
+  const size_t steps = static_cast<size_t>(input.num_steps);
+  if (!RepeatsFirstBlock<int32_t>(input.lengths, 1)) return false;
+  for (const std::vector<int32_t>& row_ids : input.step_row_ids) {
+    if (!RepeatsFirstBlock<int32_t>(row_ids, steps)) return false;
+  }
+  for (const std::vector<float>& values : input.step_values) {
+    if (!RepeatsFirstBlock<float>(values, steps)) return false;
+  }
+  return SameRowsForEverySample(input.user_fields);
+}
+
+void DupnModel::ForwardOneUser(const ModelInput& model_input, nn::ConstMatrixRef rows) {
+  const DupnInput& input = static_cast<const DupnInput&>(model_input);
+  if (!UserSideShared(input)) {
+    Forward(input, rows);
+    return;
+  }
+  const int n = input.batch_size;
+  const int steps = input.num_steps;
+  const int hidden = lstm_->hidden_dim();
+  const int num_categorical = static_cast<int>(categorical_steps_.size());
+
+  // Sample 0's steps as a batch of one: in the time-major layout, row t is step t.
+  step_inputs_.resize(steps, lstm_->input_dim());
+  for (int j = 0; j < num_categorical; ++j) {
+    nn::GatherSequence(rows, absl::MakeConstSpan(input.step_row_ids[j]).first(steps), steps,
+                       step_inputs_.middleCols(j * dim_, dim_));
+  }
+  for (size_t j = 0; j < numeric_steps_.size(); ++j) {
+    const int col = num_categorical * dim_ + static_cast<int>(j);
+    for (int t = 0; t < steps; ++t) step_inputs_(t, col) = input.step_values[j][t];
+  }
+  const Matrix& states = lstm_->Forward(step_inputs_, absl::MakeConstSpan(input.lengths).first(1));
+
+  item_.resize(n, static_cast<Eigen::Index>(item_fields_.num_slots()) * dim_);
+  item_fields_.Pool(rows, input.item_fields, item_);
+  const int profile_width = user_fields_.num_slots() * dim_;
+  user_input_.resize(n, profile_width + hidden + input.numeric.cols());
+  user_input_.rightCols(input.numeric.cols()) = input.numeric;
+  FirstSampleRows(input.user_fields, &first_user_fields_);
+  user_fields_.Pool(rows, first_user_fields_, user_input_.topLeftCorner(1, profile_width));
+  user_input_.block(1, 0, n - 1, profile_width) =
+      user_input_.topLeftCorner(1, profile_width).replicate(n - 1, 1);
+  user_input_.middleCols(profile_width, hidden) =
+      attention_->ForwardOneSequence(states, input.lengths[0], item_);
+  ForwardUserMlpAndHeads(input);
+}
+
+void DupnModel::ForwardUserMlpAndHeads(const DupnInput& input) {
+  const int n = input.batch_size;
   const Matrix& user_vector = user_mlp_->Forward(user_input_);
 
   head_input_.resize(n, user_vector.cols() + item_.cols() + input.numeric.cols());

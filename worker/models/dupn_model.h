@@ -23,6 +23,17 @@
 // Usage per batch: Prepare (before the pull: it says which keys to pull), Forward, then
 // Backward for training or output() for evaluation.
 //
+// Serving (ForwardOneUser, one user and N candidate items): the user-side columns are the
+// user_fields and the behaviour sequence (its lengths and every step field); the item_fields
+// and the numeric_fields are per candidate (the numeric fields are statistics of the user AND
+// the item, e.g. MovieLens' movie_mean and item_cf_mean). When the user-side columns repeat
+// sample 0's, the user profile, the steps' inputs and the LSTM run once; the attention with
+// each candidate as query, the user MLP, the cross network and the heads run over the N
+// candidates as one batch. A step field that depends on the candidate (MovieLens' history
+// "similarity" to the target) makes the LSTM per candidate: ForwardOneUser checks the
+// user-side arrays and runs Forward when they differ, so its outputs always equal Forward's.
+// Backward does not follow ForwardOneUser.
+//
 // Not thread-safe: layers keep activations between Forward and Backward; one thread per model.
 #ifndef GRANARY_WORKER_MODELS_DUPN_MODEL_H_
 #define GRANARY_WORKER_MODELS_DUPN_MODEL_H_
@@ -80,12 +91,18 @@ class DupnModel : public MultiTaskModel {
   std::unique_ptr<ModelInput> NewInput() const override { return std::make_unique<DupnInput>(); }
   absl::Status Prepare(const Batch& batch, ModelInput* input) const override;
   void Forward(const ModelInput& input, nn::ConstMatrixRef rows) override;
+  void ForwardOneUser(const ModelInput& input, nn::ConstMatrixRef rows) override;
   void Backward(const ModelInput& input, std::vector<nn::LossValue>* losses,
                 nn::Matrix* d_rows) override;
 
  private:
   DupnModel(const proto::ModelConfig& model, EmbeddedFields user_fields, EmbeddedFields item_fields,
             NumericFields numeric_fields, const proto::ColumnConfig& behavior);
+  // Whether every sample's user fields and behaviour sequence equal sample 0's.
+  static bool UserSideShared(const DupnInput& input);
+  // Forward's part after the attention: REQUIRES user_input_ and item_ filled for `input`;
+  // runs the user MLP, the cross network and the heads over the batch.
+  void ForwardUserMlpAndHeads(const DupnInput& input);
 
   const EmbeddedFields user_fields_;
   const EmbeddedFields item_fields_;
@@ -104,6 +121,7 @@ class DupnModel : public MultiTaskModel {
   nn::Matrix user_input_;   // [B, user fields * dim + lstm hidden + numeric fields]
   nn::Matrix item_;         // [B, item fields * dim]
   nn::Matrix head_input_;   // [B, user vector + item fields * dim + numeric fields]
+  std::vector<SlotRows> first_user_fields_;  // ForwardOneUser: sample 0's user_fields
   nn::Matrix d_crossed_;
   nn::Matrix d_user_vector_;
   nn::Matrix d_pooled_;

@@ -7,7 +7,8 @@
 //   Prepare(batch, input)    before the pull: fills input->keys, the batch's unique embedding
 //                            keys (row i of the pulled matrix is keys[i]), the task labels and
 //                            whatever else the architecture reads from the batch;
-//   Forward(input, rows)     runs the network on the pulled rows;
+//   Forward(input, rows)     runs the network on the pulled rows (ForwardOneUser when the
+//                            batch is one user's N candidates, as a serving request);
 //   Backward(input, ...)     training: every task's loss over the batch, the dense gradients
 //                            into params() and the row gradients into d_rows; or
 //   output(k)                evaluation: task k's scores of the last Forward.
@@ -82,6 +83,15 @@ class Model {
   // Runs the network. REQUIRES: `input` was prepared; `rows` is [input.keys.size(),
   // embedding_dim()] and, like `input`, stays alive and unchanged until Backward returns.
   virtual void Forward(const ModelInput& input, nn::ConstMatrixRef rows) = 0;
+
+  // Forward for a batch whose samples share every user-side column (one user, N candidate
+  // items), as a serving request is: output(k) afterwards equals Forward's. REQUIRES as
+  // Forward, plus every sample's user-side columns equal sample 0's. The default runs Forward.
+  // An architecture with a user-only sub-computation overrides it to compute that once per
+  // batch; its header says which columns are user-side.
+  virtual void ForwardOneUser(const ModelInput& input, nn::ConstMatrixRef rows) {
+    Forward(input, rows);
+  }
 
   // Task k's output of the last Forward, one row per sample: BINARY [B, 1] logits, MULTICLASS
   // [B, K] logits, REGRESSION [B, 1] predictions. REQUIRES: Forward ran.

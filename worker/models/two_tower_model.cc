@@ -6,6 +6,7 @@
 #include "common/feature_key.h"
 #include "glog/logging.h"
 #include "worker/models/model_config.h"
+#include "worker/models/one_user_batch.h"
 
 namespace granary {
 namespace {
@@ -144,6 +145,30 @@ void TwoTowerModel::Forward(const ModelInput& base, nn::ConstMatrixRef rows) {
     GatherRows(rows, input.item_augment_rows, dim_, &item_augmented_);
   }
   user_vectors_ = &user_tower_.Forward(rows, input.user_slots, user_augmented_);
+  item_vectors_ = &item_tower_.Forward(rows, input.item_slots, item_augmented_);
+  ScorePairs(*user_vectors_, *item_vectors_);
+}
+
+void TwoTowerModel::ForwardOneUser(const ModelInput& base, nn::ConstMatrixRef rows) {
+  const auto& input = static_cast<const TwoTowerInput&>(base);
+  if (!SameRowsForEverySample(input.user_slots) ||
+      (dat_ && !RepeatsFirstBlock<int32_t>(input.user_augment_rows, 1))) {
+    Forward(input, rows);
+    return;
+  }
+  if (dat_) {
+    user_augmented_.resize(1, dim_);
+    if (input.user_augment_rows[0] < 0) {
+      user_augmented_.setZero();
+    } else {
+      user_augmented_ = rows.row(input.user_augment_rows[0]);
+    }
+    GatherRows(rows, input.item_augment_rows, dim_, &item_augmented_);
+  }
+  FirstSampleRows(input.user_slots, &first_user_slots_);
+  const Matrix& user_vector = user_tower_.Forward(rows, first_user_slots_, user_augmented_);
+  repeated_user_vectors_ = user_vector.replicate(input.batch_size, 1);
+  user_vectors_ = &repeated_user_vectors_;
   item_vectors_ = &item_tower_.Forward(rows, input.item_slots, item_augmented_);
   ScorePairs(*user_vectors_, *item_vectors_);
 }

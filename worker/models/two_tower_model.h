@@ -65,6 +65,11 @@ class TwoTowerModel : public RetrievalModel {
   std::unique_ptr<ModelInput> NewInput() const override;
   absl::Status Prepare(const Batch& batch, ModelInput* input) const override;
   void Forward(const ModelInput& input, nn::ConstMatrixRef rows) override;
+  // The user-side columns are the user tower's fields and (DAT) the user id's augmented vector:
+  // when they repeat sample 0's, the user tower runs on sample 0 alone and its vector is
+  // copied to every row of user_vectors(); otherwise this runs Forward. Backward does not
+  // follow it.
+  void ForwardOneUser(const ModelInput& input, nn::ConstMatrixRef rows) override;
   void Backward(const ModelInput& input, std::vector<nn::LossValue>* losses,
                 nn::Matrix* d_rows) override;
   const nn::Matrix& user_vectors() const override { return *user_vectors_; }
@@ -101,6 +106,9 @@ class TwoTowerModel : public RetrievalModel {
   const nn::Matrix* item_vectors_ = nullptr;
   nn::Matrix user_augmented_;
   nn::Matrix item_augmented_;
+  // ForwardOneUser: sample 0's user fields, and its user vector repeated over the batch.
+  std::vector<SlotRows> first_user_slots_;
+  nn::Matrix repeated_user_vectors_;
 
   // Backward scratch.
   std::vector<int32_t> positives_;

@@ -89,6 +89,41 @@ const Matrix& AttentionPooling::Forward(const Matrix& states, const Matrix& quer
   return pooled_;
 }
 
+const Matrix& AttentionPooling::ForwardOneSequence(const Matrix& states, int length,
+                                                   const Matrix& query) {
+  DCHECK_EQ(states.cols(), state_dim_);
+  DCHECK(length >= 0 && length <= states.rows()) << length;
+  DCHECK_GT(query.rows(), 0);
+  DCHECK_EQ(query.cols(), query_dim_);
+  const Eigen::Index queries = query.rows();
+  one_pooled_.resize(queries, state_dim_);
+  if (length == 0) {
+    one_pooled_.setZero();
+    return one_pooled_;
+  }
+  const auto valid_states = states.topRows(length);
+  one_states_projection_.noalias() = valid_states * state_weight_->value;
+  one_query_projection_.noalias() = query * query_weight_->value;
+  one_query_projection_.rowwise() += bias_->value.row(0);
+  // u for every (step, query) pair in one [L * N, attention] block, rows t * N + n, so that
+  // tanh runs as one vectorized pass (on a broadcast sum Eigen evaluates it per element) and
+  // the scores as one GEMV.
+  one_hidden_.resize(static_cast<Eigen::Index>(length) * queries, attention_dim_);
+  for (int t = 0; t < length; ++t) {
+    one_hidden_.middleRows(t * queries, queries) =
+        one_query_projection_.rowwise() + one_states_projection_.row(t);
+  }
+  one_hidden_ = one_hidden_.array().tanh();
+  one_scores_.noalias() = one_hidden_ * score_vector_->value;
+  one_weights_ = ConstMatrixMap(one_scores_.data(), length, queries).transpose();
+  // Softmax along each query's row; every step is valid, so no masking.
+  one_weights_.colwise() -= one_weights_.rowwise().maxCoeff();
+  one_weights_ = one_weights_.array().exp();
+  one_weights_.array().colwise() /= one_weights_.rowwise().sum().array();
+  one_pooled_.noalias() = one_weights_ * valid_states;
+  return one_pooled_;
+}
+
 void AttentionPooling::Backward(const Matrix& d_pooled) {
   DCHECK(states_ != nullptr) << "Backward before Forward";
   const int batch = static_cast<int>(lengths_.size());

@@ -48,6 +48,15 @@ class AttentionPooling {
   const Matrix& Forward(const Matrix& states, const Matrix& query,
                         absl::Span<const int32_t> lengths);
 
+  // Inference for one sequence and N queries (one user's behaviours, N candidate items):
+  // returns pooled [N, state_dim], whose row n equals Forward's for N copies of the sequence
+  // with query row n, valid until the next ForwardOneSequence. The state projection is
+  // computed once instead of N times.
+  // Leaves the last Forward's activations (weights(), Backward) alone.
+  // REQUIRES: states is [T, state_dim()] (one sample, so row t is step t); 0 <= length <= T;
+  // query is [N, query_dim()] with N > 0.
+  const Matrix& ForwardOneSequence(const Matrix& states, int length, const Matrix& query);
+
   // [T, B]: the attention weights of the last Forward; row t holds step t of every sample.
   const Matrix& weights() const { return weights_; }
 
@@ -84,6 +93,14 @@ class AttentionPooling {
   Matrix weights_;           // [T, B]: a_t
   Matrix pooled_;            // [B, state]
   Matrix per_sample_;        // [1, B] scratch: a max, a normalizer or a weighted sum
+
+  // ForwardOneSequence's activations (length L, N queries).
+  Matrix one_states_projection_;  // [L, attention]: h_t * state_weight
+  Matrix one_query_projection_;   // [N, attention]: q * query_weight + bias
+  Matrix one_hidden_;             // [L * N, attention]: u_t, rows t * N + n
+  Matrix one_scores_;             // [L * N, 1]: e_t
+  Matrix one_weights_;            // [N, L]: e_t, then a_t
+  Matrix one_pooled_;             // [N, state]
 
   // Backward scratch and results.
   Matrix d_scores_;  // [T * B, 1]: gradient w.r.t. e_t

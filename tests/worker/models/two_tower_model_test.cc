@@ -16,13 +16,7 @@ namespace {
 using nn::Matrix;
 namespace gc = nn::gradient_check;
 
-constexpr char kDataset[] = R"(
-columns { name: "click" role: LABEL }
-columns { name: "user_id" role: CATEGORICAL }
-columns { name: "age" role: CATEGORICAL }
-columns { name: "item_id" role: CATEGORICAL }
-columns { name: "genres" role: MULTI_CATEGORICAL }
-)";
+using testing_batch::kRetrievalDataset;
 
 constexpr char kTwoTower[] = R"(
 embedding_dim: 3
@@ -44,7 +38,7 @@ Batch SmallBatch() { return testing_batch::RetrievalSmallBatch(); }
 class TwoTowerModelTest : public ::testing::Test {
  protected:
   void Build(const std::string& model_text) {
-    ASSERT_TRUE(ParseTextProto(kDataset, "dataset", &dataset_).ok());
+    ASSERT_TRUE(ParseTextProto(kRetrievalDataset, "dataset", &dataset_).ok());
     ASSERT_TRUE(ParseTextProto(model_text, "model", &config_).ok());
     absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(config_, dataset_);
     ASSERT_TRUE(model.ok()) << model.status();
@@ -194,7 +188,7 @@ TEST_F(TwoTowerModelTest, DatPrepareNamesAMissingColumn) {
 TEST_F(TwoTowerModelTest, DatRejectsTowersNarrowerThanTheEmbeddings) {
   std::string text = kDat;
   text.replace(text.find("embedding_dim: 3"), 16, "embedding_dim: 4");
-  ASSERT_TRUE(ParseTextProto(kDataset, "dataset", &dataset_).ok());
+  ASSERT_TRUE(ParseTextProto(kRetrievalDataset, "dataset", &dataset_).ok());
   ASSERT_TRUE(ParseTextProto(text, "model", &config_).ok());
   absl::Status status = CreateModel(config_, dataset_).status();
   EXPECT_TRUE(absl::IsInvalidArgument(status));
@@ -204,7 +198,7 @@ TEST_F(TwoTowerModelTest, DatRejectsTowersNarrowerThanTheEmbeddings) {
 TEST_F(TwoTowerModelTest, RejectsTowersOfDifferentWidths) {
   std::string text = kTwoTower;
   text.replace(text.find("mlp: [3] }"), 10, "mlp: [5] }");
-  ASSERT_TRUE(ParseTextProto(kDataset, "dataset", &dataset_).ok());
+  ASSERT_TRUE(ParseTextProto(kRetrievalDataset, "dataset", &dataset_).ok());
   ASSERT_TRUE(ParseTextProto(text, "model", &config_).ok());
   absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(config_, dataset_);
   EXPECT_TRUE(absl::IsInvalidArgument(model.status()));
@@ -214,7 +208,7 @@ TEST_F(TwoTowerModelTest, RejectsTowersOfDifferentWidths) {
 TEST_F(TwoTowerModelTest, RejectsAnIdColumnThatIsNotCategorical) {
   std::string text = kTwoTower;
   text.replace(text.find("item_id_column: \"item_id\""), 25, "item_id_column: \"genres\"");
-  ASSERT_TRUE(ParseTextProto(kDataset, "dataset", &dataset_).ok());
+  ASSERT_TRUE(ParseTextProto(kRetrievalDataset, "dataset", &dataset_).ok());
   ASSERT_TRUE(ParseTextProto(text, "model", &config_).ok());
   absl::Status status = CreateModel(config_, dataset_).status();
   EXPECT_TRUE(absl::IsInvalidArgument(status));

@@ -130,6 +130,24 @@ TEST_F(AttentionPoolingTest, AllEmptyBatchIsZero) {
   for (const auto& block : params_.blocks()) EXPECT_TRUE(block->grad.isZero()) << block->name;
 }
 
+// One sequence against N = kBatch queries equals Forward over N copies of it, padded steps
+// (length < T) and an empty sequence included.
+TEST_F(AttentionPoolingTest, ForwardOneSequenceMatchesForwardOverCopies) {
+  for (int length : {3, kSteps, 0}) {
+    const Matrix sequence = RandomMatrix(&rng_, kSteps, kStateDim);
+    Matrix copies(kSteps * kBatch, kStateDim);
+    for (int t = 0; t < kSteps; ++t) StepRows(copies, t, kBatch).rowwise() = sequence.row(t);
+    const std::vector<int32_t> lengths(kBatch, length);
+    const Matrix expected = attention_.Forward(copies, query_, lengths);
+    const Matrix& actual = attention_.ForwardOneSequence(sequence, length, query_);
+    ASSERT_EQ(actual.rows(), kBatch);
+    EXPECT_LE((actual - expected).cwiseAbs().maxCoeff(), 1e-6f) << "length " << length;
+    if (length > 1) {
+      EXPECT_GT((expected.row(0) - expected.row(1)).norm(), 0.0f);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace nn
 }  // namespace granary
