@@ -153,8 +153,8 @@ absl::Status Scorer::ForwardCandidates(Replica& r, const std::string& header,
         std::copy(row, row + dim, r.rows.row(static_cast<Eigen::Index>(i)).data());
     }
   }
-  // Lead: switch to ForwardOneUser at merge.
-  r.model->Forward(*r.input, r.rows);
+  // Every sample is the request's user with one candidate: the user side runs once.
+  r.model->ForwardOneUser(*r.input, r.rows);
   return absl::OkStatus();
 }
 
