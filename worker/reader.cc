@@ -14,10 +14,17 @@
 #include "common/config.h"
 #include "glog/logging.h"
 #include "worker/batch_parser.h"
+#include "worker/bounded_call.h"
 #include "worker/line_source.h"
 
 namespace granary {
 namespace {
+
+// The bound on every wait for input: the config's read_timeout_seconds, or its default.
+absl::Duration ReadTimeout(const proto::DatasetConfig& config) {
+  return absl::Seconds(config.has_read_timeout_seconds() ? config.read_timeout_seconds()
+                                                         : kDefaultReadTimeoutSeconds);
+}
 
 // Everything the prefetch thread touches, shared between it and the PrefetchReader: a thread
 // stuck in a read that never returns is abandoned by the destructor (detached) and keeps its
@@ -67,9 +74,11 @@ class Prefetch {
   uint64_t skipped_lines_ = 0;
   std::string first_bad_line_;  // as logged, for error messages
   // Where the thread reads, for TimedOut: the slice (index into slices_, or -1 before the
-  // first), whether its header is read, and the line last read and the byte after it. Stored
-  // by the thread without the lock (relaxed: approximate is fine for an error message).
+  // first), whether its file is open and its header read, and the line last read and the byte
+  // after it. Stored by the thread without the lock (relaxed: approximate is fine for an error
+  // message).
   std::atomic<int64_t> at_slice_ = -1;
+  std::atomic<bool> opened_ = false;
   std::atomic<bool> past_header_ = false;
   std::atomic<uint64_t> at_line_ = 0;
   std::atomic<uint64_t> at_byte_ = 0;
@@ -128,9 +137,7 @@ Prefetch::Prefetch(const proto::DatasetConfig& config, std::vector<InputSlice> s
       min_lines_before_abort_(config.has_min_lines_before_abort() ? config.min_lines_before_abort()
                                                                   : kDefaultMinLinesBeforeAbort),
       max_line_bytes_(config.has_max_line_bytes() ? config.max_line_bytes() : kDefaultMaxLineBytes),
-      read_timeout_(absl::Seconds(config.has_read_timeout_seconds() ? config.read_timeout_seconds()
-                                                                    : kDefaultReadTimeoutSeconds)) {
-}
+      read_timeout_(ReadTimeout(config)) {}
 
 bool Prefetch::Stop(absl::Duration wait) {
   std::unique_lock<std::mutex> lock(mutex_);
@@ -172,9 +179,15 @@ absl::Status Prefetch::TimedOut() const {
   if (slice < 0) return absl::DeadlineExceededError(absl::StrCat("input: ", bound));
   const std::string name = slices_[slice].Name();
   const uint64_t line = at_line_.load(std::memory_order_relaxed);
+  if (!opened_.load(std::memory_order_relaxed)) {
+    // open() itself blocks: a hung network mount, a FIFO no one opened for writing.
+    return absl::DeadlineExceededError(absl::StrCat("input ", name, " did not open within ",
+                                                    "read_timeout_seconds ",
+                                                    absl::ToDoubleSeconds(read_timeout_)));
+  }
   if (!past_header_.load(std::memory_order_relaxed)) {
     return absl::DeadlineExceededError(
-        absl::StrCat(name, ": ", bound, "; opening it or reading its header is stuck"));
+        absl::StrCat(name, ": ", bound, "; reading its header is stuck"));
   }
   if (line == 0) {  // a partial slice, before its first line
     return absl::DeadlineExceededError(absl::StrCat(name, ": ", bound,
@@ -207,6 +220,7 @@ void Prefetch::Run() {
   Batch batch = parser_.NewBatch();
   absl::Status status;
   for (size_t i = 0; i < slices_.size(); ++i) {
+    opened_.store(false, std::memory_order_relaxed);
     past_header_.store(false, std::memory_order_relaxed);
     at_slice_.store(static_cast<int64_t>(i), std::memory_order_relaxed);
     status = ReadSlice(slices_[i], &batch);
@@ -228,6 +242,7 @@ absl::Status Prefetch::ReadSlice(const InputSlice& slice, Batch* batch) {
   const std::string name = slice.Name();
   absl::StatusOr<LineSource> source = LineSource::Open(slice.path, max_line_bytes_);
   if (!source.ok()) return source.status();
+  opened_.store(true, std::memory_order_relaxed);
   std::string_view line;
   if (!source->NextLine(&line)) {
     if (!source->status().ok()) return source->status();
@@ -371,15 +386,25 @@ absl::StatusOr<std::unique_ptr<Reader>> Reader::Open(const proto::DatasetConfig&
                                                    options.batch_size, ") and prefetch_batches",
                                                    " >= 1 (got ", options.prefetch_batches, ")"));
   }
+  const absl::Duration read_timeout = ReadTimeout(config);
   for (const InputSlice& slice : slices) {
-    const std::string& path = slice.path;
-    std::error_code error;
-    if (!std::filesystem::exists(path, error)) {
-      return absl::NotFoundError(absl::StrCat(path, ": no such input file"));
-    }
-    if (std::filesystem::is_directory(path, error)) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": input is a directory, not a file"));
-    }
+    // stat() on a hung network mount blocks in the kernel: bounded like every read of input.
+    status = CallWithDeadline(
+        [path = slice.path] {
+          std::error_code error;
+          if (!std::filesystem::exists(path, error)) {
+            return absl::NotFoundError(absl::StrCat(path, ": no such input file"));
+          }
+          if (std::filesystem::is_directory(path, error)) {
+            return absl::InvalidArgumentError(
+                absl::StrCat(path, ": input is a directory, not a file"));
+          }
+          return absl::OkStatus();
+        },
+        read_timeout,
+        absl::StrCat("input ", slice.path, " did not answer whether it exists within ",
+                     "read_timeout_seconds ", absl::ToDoubleSeconds(read_timeout)));
+    if (!status.ok()) return status;
   }
   return std::make_unique<PrefetchReader>(config, std::move(slices), options);
 }

@@ -107,7 +107,9 @@ class Reader {
   // Validates `config` (as ValidateDatasetConfig) and `options` (label_domains as
   // BatchParser::CheckLabelDomains), checks that every file exists,
   // and starts the prefetch thread. InvalidArgument for a bad config or options, or a file
-  // that is a directory; NotFound naming the first file that does not exist. An empty `files`
+  // that is a directory; NotFound naming the first file that does not exist; DeadlineExceeded
+  // naming the first file whose check did not return within read_timeout_seconds (a hung
+  // mount: the check's thread is left behind, see worker/bounded_call.h). An empty `files`
   // gives an empty input.
   static absl::StatusOr<std::unique_ptr<Reader>> Open(const proto::DatasetConfig& config,
                                                       std::vector<std::string> files,

@@ -25,6 +25,7 @@
 #include "tests/testing/curve_router.h"
 #include "tests/testing/sanitizer.h"
 #include "tests/testing/synthetic_clicks.h"
+#include "tests/testing/temp_dir.h"
 #include "worker/kv_worker.h"
 
 namespace granary {
@@ -50,6 +51,13 @@ class ClusterTest : public ::testing::Test {
     ASSERT_TRUE(keys.ok()) << keys.status();
     ASSERT_TRUE(WriteCurveKeys(keys_dir_, *keys).ok());
     keys_ = *keys;
+  }
+
+  // The run folder holds the servers' ipc folders (their TMPDIR, tests/testing/child_process.h)
+  // and RocksDB tables: it goes with the test, unless the test failed and its logs may tell why.
+  void TearDown() override {
+    scheduler_.reset();
+    RemoveTempDirUnlessFailed(run_dir_);
   }
 
   // Starts the scheduler and waits until it published its address.

@@ -23,6 +23,7 @@
 #include "absl/strings/strip.h"
 #include "gtest/gtest.h"
 #include "tests/testing/child_process.h"
+#include "tests/testing/temp_dir.h"
 #include "zmq.hpp"
 
 namespace granary {
@@ -83,16 +84,18 @@ class LaunchTest : public ::testing::Test {
   }
 
   // Whatever the launcher left running (it should leave nothing) is killed by the pid it
-  // reported, if that process still carries this run's cluster id.
+  // reported, if that process still carries this run's cluster id. Then the test's folder,
+  // with the servers' ipc folders (their TMPDIR, tests/testing/child_process.h), goes, unless
+  // the test failed and its logs may tell why.
   void TearDown() override {
     std::string cluster_id(absl::StripAsciiWhitespace(ReadFile(run_dir_ + "/cluster_id")));
-    if (cluster_id.empty()) return;
-    for (pid_t pid : RolePids()) {
+    for (pid_t pid : cluster_id.empty() ? std::vector<pid_t>() : RolePids()) {
       if (absl::StrContains(ReadFile(absl::StrCat("/proc/", pid, "/cmdline")), cluster_id)) {
         ADD_FAILURE() << "pid " << pid << " of this run still runs";
         kill(pid, SIGKILL);
       }
     }
+    RemoveTempDirUnlessFailed(dir_);
   }
 
   void WriteHostFile(const std::string& text) { std::ofstream(hostfile_) << text; }

@@ -26,6 +26,7 @@
 #include "absl/strings/strip.h"
 #include "gtest/gtest.h"
 #include "tests/testing/child_process.h"
+#include "tests/testing/temp_dir.h"
 
 namespace granary {
 namespace {
@@ -126,6 +127,8 @@ class SlurmJobTest : public ::testing::Test {
       (*daemon)->WaitForExit(absl::Seconds(10));
       daemon->reset();
     }
+    // With the servers' ipc folders: the daemons, and so the jobs, have TMPDIR in it.
+    RemoveTempDirUnlessFailed(dir_);
   }
 
   // Starts munged, slurmctld and slurmd for a one-node cluster "localhost" and waits until the
@@ -505,6 +508,7 @@ class SlurmSbatchArgsTest : public ::testing::Test {
     dir_ = MakeTestDir();
     ASSERT_FALSE(dir_.empty());
   }
+  void TearDown() override { RemoveTempDirUnlessFailed(dir_); }
 
   // Runs slurm.sbatch with `environment` (NAME=VALUE; SLURM_* not listed are unset).
   std::string RunScript(std::vector<std::string> environment, std::vector<std::string> flags,

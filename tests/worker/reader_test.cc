@@ -611,14 +611,18 @@ TEST_F(ReaderTest, StuckInputTimesOutNamingTheFileAndLineAndDestroyingDoesNotHan
   // Its read returns once the FIFO has no writer; it then ends on state it owns.
   close(fd);
 
-  // A file nobody ever opens for writing blocks in open() itself: named too.
+  // A file nobody ever opens for writing blocks in open() itself: said so, naming it.
   const std::string unopened = Path("unopened.tsv");
   ASSERT_EQ(mkfifo(unopened.c_str(), 0600), 0);
   reader = Open({unopened}, 4, Config("read_timeout_seconds: 0.3\n"));
   ASSERT_NE(reader, nullptr);
+  start = absl::Now();
   EXPECT_FALSE(reader->Next(&batch));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
   EXPECT_TRUE(absl::IsDeadlineExceeded(reader->status())) << reader->status();
-  EXPECT_THAT(reader->status().message(), HasSubstr(unopened + ": no batch within"));
+  EXPECT_THAT(
+      reader->status().message(),
+      HasSubstr(absl::StrCat("input ", unopened, " did not open within read_timeout_seconds 0.3")));
   start = absl::Now();
   reader.reset();
   EXPECT_LT(absl::Now() - start, kReaderStopWait + absl::Seconds(2));
@@ -626,6 +630,23 @@ TEST_F(ReaderTest, StuckInputTimesOutNamingTheFileAndLineAndDestroyingDoesNotHan
   const int unblock = open(unopened.c_str(), O_RDWR | O_CLOEXEC);
   absl::SleepFor(absl::Milliseconds(100));
   close(unblock);
+}
+
+// An input that opens but never sends its header is stuck reading it, not opening it.
+TEST_F(ReaderTest, InputStuckBeforeItsHeaderTimesOutSayingSo) {
+  const std::string path = Path("headless.tsv");
+  const int fd = MakeHeldFifo(path);
+  ASSERT_GE(fd, 0);
+  std::unique_ptr<Reader> reader = Open({path}, 4, Config("read_timeout_seconds: 0.3\n"));
+  ASSERT_NE(reader, nullptr);
+  Batch batch;
+  EXPECT_FALSE(reader->Next(&batch));
+  EXPECT_TRUE(absl::IsDeadlineExceeded(reader->status())) << reader->status();
+  EXPECT_THAT(reader->status().message(),
+              HasSubstr(absl::StrCat(path, ": no batch within read_timeout_seconds 0.3; reading ",
+                                     "its header is stuck")));
+  close(fd);  // the blocked read returns (end of input) and the reader stops in time
+  reader.reset();
 }
 
 TEST_F(ReaderTest, SlowButAliveInputDoesNotTimeOut) {
