@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/node_flags.h"
 #include "gtest/gtest.h"
 #include "zmq_addon.hpp"
 
@@ -116,16 +117,19 @@ int MallocArenas() {
 // messages alive at once, more than one heap (64 MiB) of the thread's arena, freed together.
 // With glibc's defaults the heap they overflowed into is unmapped when the last of them is
 // freed and the first is trimmed, so later bursts fault pages in anew (18,435 faults in the
-// three timed bursts here); kept, they fault none. The thread keeps an arena of its own (compute
-// threads must not queue on one arena's lock).
-TEST(KeepFreedMessageMemoryTest, AThreadsBurstOfMessagesOverSeveralHeapsIsReusedWithoutFaults) {
-  ASSERT_TRUE(KeepFreedMessageMemory());
+// three timed bursts here); kept, they fault none.
+constexpr long kMaxBurstFaults = 64;  // far below the 18,432 pages of a fresh burst
+
+struct BurstsOnAThread {
+  long faults_of_later_bursts = -1;  // minor faults of the thread in its three timed bursts
+  int arenas = 0;                    // malloc arenas while the thread lives
+};
+
+BurstsOnAThread ReceiveBurstsOnAThread() {
   constexpr size_t kMessageBytes = size_t{24} << 20;  // a 2M-key pull's keys, e.g.
   constexpr int kMessagesPerBurst = 3;                // 72 MiB: over one heap
   constexpr size_t kPageBytes = 4096;
-  constexpr long kMaxFaults = 64;  // far below the 18,432 pages of a fresh burst
-  long faults_of_later_bursts = -1;
-  int arenas_with_thread = 0;
+  BurstsOnAThread result;
   std::thread receiver([&] {
     auto burst = [&] {
       std::vector<char*> messages;
@@ -142,13 +146,35 @@ TEST(KeepFreedMessageMemoryTest, AThreadsBurstOfMessagesOverSeveralHeapsIsReused
     burst();
     const long before = ThreadMinorFaults();
     for (int i = 0; i < 3; ++i) burst();
-    faults_of_later_bursts = ThreadMinorFaults() - before;
-    arenas_with_thread = MallocArenas();
+    result.faults_of_later_bursts = ThreadMinorFaults() - before;
+    result.arenas = MallocArenas();
   });
   receiver.join();
-  EXPECT_GE(faults_of_later_bursts, 0);
-  EXPECT_LT(faults_of_later_bursts, kMaxFaults);
-  EXPECT_GE(arenas_with_thread, 2) << "the thread shares the main arena";
+  return result;
+}
+
+// The thread keeps an arena of its own: compute threads must not queue on one arena's lock.
+TEST(KeepFreedMessageMemoryTest, AThreadsBurstOfMessagesOverSeveralHeapsIsReusedWithoutFaults) {
+  ASSERT_TRUE(KeepFreedMessageMemory());
+  const BurstsOnAThread bursts = ReceiveBurstsOnAThread();
+  EXPECT_GE(bursts.faults_of_later_bursts, 0);
+  EXPECT_LT(bursts.faults_of_later_bursts, kMaxBurstFaults);
+  EXPECT_GE(bursts.arenas, 2) << "the thread shares the main arena";
+}
+
+// Servers and workers call KeepFreedMemoryIfFlagged first thing; with the flags' defaults it
+// keeps freed memory. Run in a fresh process (mallopt settings are process-wide, and the
+// tests above set them).
+TEST(KeepFreedMessageMemoryTest, ANodeKeepsFreedMessageMemoryByDefault) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        KeepFreedMemoryIfFlagged();
+        const long faults = ReceiveBurstsOnAThread().faults_of_later_bursts;
+        std::fprintf(stderr, "faults of later bursts: %ld\n", faults);
+        std::exit(faults >= 0 && faults < kMaxBurstFaults ? 0 : 1);
+      },
+      testing::ExitedWithCode(0), "faults of later bursts");
 }
 
 }  // namespace
