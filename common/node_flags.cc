@@ -18,11 +18,11 @@ DEFINE_bool(ipc, true,
             "host connects "
             "there instead of to its TCP port: 10-20 % less CPU than loopback TCP for large "
             "requests (docs/performance.md). Off: TCP only.");
-DEFINE_bool(keep_freed_memory, false,
+DEFINE_bool(keep_freed_memory, true,
             "Keep freed memory for the next large message instead of page-faulting every "
-            "request in anew (KeepFreedMessageMemory, common/socket_options.h: one malloc arena, "
-            "up to 256 MiB kept free): ~7 % less CPU for 48 MB messages, but 4-8 % fewer training "
-            "samples per CPU-second on a worker (docs/performance.md). Off: glibc's defaults.");
+            "request in anew (KeepFreedMessageMemory, common/socket_options.h: messages up to "
+            "32 MiB from malloc's heaps, whose pages each thread's arena keeps, and up to 256 MiB "
+            "kept free in the main arena; docs/performance.md). Off: glibc's defaults.");
 
 namespace granary {
 

@@ -26,7 +26,7 @@ namespace granary {
 // --max_message_bytes, --receive_hwm and --send_hwm (common/security_flags.h; their errors).
 absl::StatusOr<SchedulerClientOptions> SchedulerClientOptionsFromFlags(proto::Role role, int port);
 
-// With --keep_freed_memory (default false), KeepFreedMessageMemory (common/socket_options.h);
+// With --keep_freed_memory (default true), KeepFreedMessageMemory (common/socket_options.h);
 // logs a warning if glibc refused it. Call at the start of main(), before any thread starts.
 void KeepFreedMemoryIfFlagged();
 

@@ -24,9 +24,9 @@ void ConfigureSocket(zmq::socket_t& socket, const SocketLimits& limits) {
 }
 
 bool KeepFreedMessageMemory() {
-  bool ok = mallopt(M_ARENA_MAX, kMallocArenas) == 1;
-  ok &= mallopt(M_MMAP_THRESHOLD, kMallocMmapThreshold) == 1;
+  bool ok = mallopt(M_MMAP_THRESHOLD, kMallocMmapThreshold) == 1;
   ok &= mallopt(M_TRIM_THRESHOLD, kMallocKeptFreeBytes) == 1;
+  ok &= mallopt(M_TOP_PAD, kMallocTopPadBytes) == 1;
   return ok;
 }
 

@@ -40,16 +40,20 @@ void ConfigureSocket(zmq::socket_t& socket, const SocketLimits& limits = SocketL
 
 // ZeroMQ receives every message into memory from malloc. glibc serves a large one from fresh
 // pages (an mmap, or a new heap of a thread's arena) and hands them back to the kernel when it
-// is freed, so each large request's bytes are page-faulted in anew (5-13 % of the samples of a
-// 4M-key push, docs/performance.md). This makes the process keep freed memory for
-// the next message instead: one malloc arena (M_ARENA_MAX, kMallocArenas), every allocation up
-// to glibc's largest mmap threshold (kMallocMmapThreshold, 32 MiB) from that heap, and up to
-// kMallocKeptFreeBytes (256 MiB) of freed memory kept at its top (M_TRIM_THRESHOLD).
+// is freed, so each large request's bytes are page-faulted in anew (10 % of the samples of a
+// 4M-key push over TCP, all on the I/O thread that receives it; docs/performance.md). This
+// makes the process keep freed memory for the next message instead, with every thread still
+// in its own malloc arena: every allocation up to glibc's largest mmap threshold
+// (kMallocMmapThreshold, 32 MiB) comes from an arena's heap; up to kMallocKeptFreeBytes
+// (256 MiB) of freed memory stays at the top of the main arena (M_TRIM_THRESHOLD); and a top
+// pad of one whole thread heap (M_TOP_PAD, kMallocTopPadBytes: glibc's HEAP_MAX_SIZE on 64-bit
+// hosts) stops glibc from unmapping a thread arena's heap when the last message in it is freed
+// or from shrinking it, so a thread arena keeps the pages of its largest burst of messages.
 // Call once at the start of main(), before any thread starts. Returns false if glibc refused
 // a setting (the process then runs with glibc's defaults for it).
-inline constexpr int kMallocArenas = 1;
 inline constexpr int kMallocMmapThreshold = 32 << 20;
 inline constexpr int kMallocKeptFreeBytes = 256 << 20;
+inline constexpr int kMallocTopPadBytes = 2 * kMallocMmapThreshold;
 bool KeepFreedMessageMemory();
 
 // "tcp://host:port".
