@@ -175,6 +175,32 @@ absl::Status ValidateTable(const proto::TableConfig& table, const ConfigLocation
         at.At("l2"), absl::StrCat("table '", table.name(), "' needs l2 in [0, ", kMaxTableL2,
                                   "), not ", table.l2(), " (unset: no L2)"));
   }
+  // Decoupled decay is defined for Adam (AdamW); under SGD it would equal l2, and Adagrad and
+  // FTRL have no published decoupled form. lr * wd >= 1 would shrink w past zero on every push.
+  // Also refuses NaN and infinities.
+  if (table.has_weight_decay()) {
+    const float decay = table.weight_decay();
+    if (!(decay >= 0 && std::isfinite(decay))) {
+      return ConfigLocation::Invalid(
+          at.At("weight_decay"),
+          absl::StrCat("table '", table.name(), "' needs a finite weight_decay >= 0, not ", decay,
+                       " (unset: no decay)"));
+    }
+    if (decay > 0 && !table.optimizer().has_adam()) {
+      return ConfigLocation::Invalid(
+          at.At("weight_decay"),
+          absl::StrCat("table '", table.name(),
+                       "': weight_decay (decoupled, AdamW) needs the adam optimizer; use l2 with "
+                       "the others"));
+    }
+    if (!(table.optimizer().adam().learning_rate() * decay < 1)) {
+      return ConfigLocation::Invalid(
+          at.At("weight_decay"),
+          absl::StrCat("table '", table.name(),
+                       "' needs adam learning_rate * weight_decay < 1, not ",
+                       table.optimizer().adam().learning_rate(), " * ", decay));
+    }
+  }
   // Pulled rows carry no error feedback, so a pull is at most rounded to fp16, never quantized.
   const proto::WireConfig& wire = table.wire();
   if (wire.pull_values() != proto::VALUES_FP32 && wire.pull_values() != proto::VALUES_FP16) {

@@ -136,12 +136,13 @@ class Adagrad final : public Optimizer {
 };
 
 // m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
-// w -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps), t = the row's meta->step after
-// this update. Slot 0: m, slot 1: v.
+// w -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps) + lr wd w, t = the row's meta->step
+// after this update, wd the decoupled weight decay (0: plain Adam). Slot 0: m, slot 1: v.
 class Adam final : public Optimizer {
  public:
-  Adam(const proto::AdamConfig& config, const GradientTerms& terms)
+  Adam(const proto::AdamConfig& config, const GradientTerms& terms, float weight_decay)
       : learning_rate_(config.learning_rate()),
+        decay_rate_(config.learning_rate() * weight_decay),
         terms_(terms),
         beta1_(config.has_beta1() ? config.beta1() : kDefaultBeta1),
         beta2_(config.has_beta2() ? config.beta2() : kDefaultBeta2),
@@ -160,6 +161,7 @@ class Adam final : public Optimizer {
   size_t Apply(absl::Span<const RowUpdate> updates, int dim) const override {
     const float b1 = beta1_, b2 = beta2_, c1 = one_minus_beta1_, c2 = one_minus_beta2_;
     const float eps = epsilon_;
+    const float decay_rate = decay_rate_;
     const GradientTerms terms = terms_;
     size_t rejected = 0;
     for (const RowUpdate& update : updates) {
@@ -182,7 +184,9 @@ class Adam final : public Optimizer {
         const float gd = Penalized(g[d], w[d], terms);
         const float md = b1 * m[d] + c1 * gd;
         const float vd = b2 * v[d] + c2 * gd * gd;
-        const float wd = w[d] - step_size * md / (std::sqrt(vd * inv_bias2) + eps);
+        // Branch-free decay: with decay_rate 0 it subtracts +0, which changes no value.
+        const float wd =
+            w[d] - step_size * md / (std::sqrt(vd * inv_bias2) + eps) - decay_rate * w[d];
         if constexpr (decltype(commit)::value) {
           m[d] = md;
           v[d] = vd;
@@ -201,6 +205,7 @@ class Adam final : public Optimizer {
 
  private:
   const float learning_rate_;
+  const float decay_rate_;  // learning_rate * weight_decay
   const GradientTerms terms_;
   const float beta1_;
   const float beta2_;
@@ -288,14 +293,19 @@ class Ftrl final : public Optimizer {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Optimizer>> MakeOptimizer(const proto::OptimizerConfig& config,
-                                                         const GradientTerms& terms) {
+                                                         const GradientTerms& terms,
+                                                         float weight_decay) {
+  if (weight_decay != 0 && !config.has_adam()) {
+    return absl::InvalidArgumentError(
+        "weight_decay (decoupled, AdamW) is defined for the adam optimizer only");
+  }
   switch (config.kind_case()) {
     case proto::OptimizerConfig::kSgd:
       return std::make_unique<Sgd>(config.sgd(), terms);
     case proto::OptimizerConfig::kAdagrad:
       return std::make_unique<Adagrad>(config.adagrad(), terms);
     case proto::OptimizerConfig::kAdam:
-      return std::make_unique<Adam>(config.adam(), terms);
+      return std::make_unique<Adam>(config.adam(), terms, weight_decay);
     case proto::OptimizerConfig::kFtrl:
       return std::make_unique<Ftrl>(config.ftrl(), terms);
     case proto::OptimizerConfig::KIND_NOT_SET:
@@ -309,7 +319,8 @@ absl::StatusOr<std::unique_ptr<Optimizer>> MakeTableOptimizer(const proto::Table
   GradientTerms terms;
   if (config.has_clip_gradient_abs()) terms.clip = config.clip_gradient_abs();
   if (config.has_l2()) terms.l2 = config.l2();
-  absl::StatusOr<std::unique_ptr<Optimizer>> optimizer = MakeOptimizer(config.optimizer(), terms);
+  absl::StatusOr<std::unique_ptr<Optimizer>> optimizer =
+      MakeOptimizer(config.optimizer(), terms, config.weight_decay());
   if (optimizer.ok()) return optimizer;
   return absl::InvalidArgumentError(
       absl::StrCat("table '", config.name(), "': ", optimizer.status().message()));

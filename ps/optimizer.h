@@ -19,6 +19,12 @@
 // stored before that push. A row no push touches keeps its values; a row pushed often shrinks
 // more often than a rare one. Untouched rows are never caught up later.
 //
+// Weight decay (TableConfig.weight_decay, Adam only): AdamW's decoupled decay (Loshchilov &
+// Hutter, ICLR 2019), w -= lr * (m_hat / (sqrt(v_hat) + eps) + weight_decay * w), with w as
+// stored before the push: the decay is not divided by sqrt(v_hat) as l2's gradient term is, so
+// every weight shrinks by the same fraction lr * weight_decay per update whatever its gradient
+// history. Lazy as L2: once per push that touches the row, not once per global step.
+//
 // Thread-safe: an Optimizer is immutable after construction, so one instance may serve any
 // number of threads at once. The rows it updates are the caller's: the caller must ensure
 // that no other thread reads or writes a row while Apply or InitSlots works on it.
@@ -87,14 +93,17 @@ struct GradientTerms {
 
 // Returns the optimizer `config` selects, with each unset optional field at the default
 // documented in config.proto, which turns each gradient element into g' (GradientTerms)
-// before applying it. InvalidArgument if `config` selects no optimizer.
+// before applying it and, with weight_decay > 0, decays each updated row as AdamW does.
+// InvalidArgument if `config` selects no optimizer, or if weight_decay > 0 and it is not Adam.
 // REQUIRES: the numeric fields satisfy ValidateClusterConfig (common/config.h), e.g. Adam's
-// betas in [0, 1) and positive learning rates; terms.clip > 0; terms.l2 >= 0.
+// betas in [0, 1) and positive learning rates; terms.clip > 0; terms.l2 >= 0;
+// weight_decay >= 0 with learning_rate * weight_decay < 1.
 absl::StatusOr<std::unique_ptr<Optimizer>> MakeOptimizer(const proto::OptimizerConfig& config,
-                                                         const GradientTerms& terms = {});
+                                                         const GradientTerms& terms = {},
+                                                         float weight_decay = 0.0f);
 
-// MakeOptimizer of a table's optimizer with its clip_gradient_abs (kNoClipping if unset) and
-// l2 (0 if unset); the error names the table.
+// MakeOptimizer of a table's optimizer with its clip_gradient_abs (kNoClipping if unset), l2
+// and weight_decay (0 if unset); the error names the table.
 absl::StatusOr<std::unique_ptr<Optimizer>> MakeTableOptimizer(const proto::TableConfig& config);
 
 }  // namespace granary

@@ -3,19 +3,26 @@
 //   --job=demo  the push/pull demo (worker/demo_job.h)
 //   --job=train train and evaluate the model of --job_config (worker/train/trainer.h)
 //   --job=idle  no work: stay a cluster member until shutdown (for tests and debugging)
+//   --job=describe  no cluster: write the configs of a new dataset from --input's header and
+//               first lines into --output_dir, as granary_describe (worker/tools/describe_flags.h)
 #include <cstdlib>
+#include <iostream>
 #include <optional>
+#include <string>
 #include <utility>
 
 #include "common/node_flags.h"
 #include "common/process_init.h"
 #include "glog/logging.h"
 #include "worker/job.h"
+#include "worker/tools/describe_flags.h"
 
-DEFINE_string(job, "demo", "What to run: demo, train or idle.");
+DEFINE_string(job, "demo", "What to run: demo, train, idle or describe.");
 DEFINE_string(job_config, "", "--job=train: the job config (common/proto/job.proto).");
 DEFINE_string(data_dir, ".", "--job=train: folder of the job's relative train/eval patterns.");
-DEFINE_string(output_dir, ".", "--job=train: folder of the job's relative metrics file.");
+DEFINE_string(output_dir, ".",
+              "--job=train: folder of the job's relative metrics file. --job=describe: where "
+              "dataset.pbtxt, job.pbtxt and cluster.pbtxt are written.");
 DEFINE_int32(threads, 1,
              "--job=train: compute threads, each training its own model replica on its own "
              "batches.");
@@ -34,7 +41,18 @@ DEFINE_int32(demo_keys, 10000, "Keys the demo pushes and pulls.");
 DEFINE_int32(demo_rounds, 20, "Push rounds of the demo.");
 
 int main(int argc, char** argv) {
-  granary::InitProcess("granary_worker --scheduler=HOST:PORT [--job=demo]", &argc, &argv);
+  const std::string usage =
+      "granary_worker --scheduler=HOST:PORT [--job=demo|train|idle]\n"
+      "granary_worker --job=describe --output_dir=DIR " +
+      granary::DescribeFlagsUsage();
+  granary::InitProcess(usage.c_str(), &argc, &argv);
+  if (FLAGS_job == "describe") {
+    // Reads one file and writes three: no cluster to join.
+    const absl::Status status = granary::RunDescribeFromFlags(FLAGS_output_dir, &std::cout);
+    if (status.ok()) return EXIT_SUCCESS;
+    LOG(ERROR) << status.message();
+    return EXIT_FAILURE;
+  }
   granary::KeepFreedMemoryIfFlagged();  // before any thread starts
   absl::StatusOr<granary::SchedulerClientOptions> client_options =
       granary::SchedulerClientOptionsFromFlags(granary::proto::WORKER, /*port=*/0);

@@ -35,6 +35,7 @@
 //                    [--movielens_dir=DIR] [--torch=false] [--json=PATH]
 //                    [--l2=X] [--dense_l2=X] [--dropout=X]  (the tables' l2, the heads' dropout)
 //                    [--bottom_dropout=X]  (the shared bottom's / MMoE experts' dropout)
+//                    [--dense_weight_decay=X]  (the dense table's AdamW decay)
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -89,6 +90,9 @@ DEFINE_double(l2, 0, "TableConfig.l2 of the embedding table 'emb' (0: none, as t
 DEFINE_double(dense_l2, 0,
               "TableConfig.l2 of the dense table 'dense' (0: none); it holds offsets from the "
               "initial weights, so this pulls the weights toward those.");
+DEFINE_double(dense_weight_decay, 0,
+              "TableConfig.weight_decay of the dense table 'dense' (0: none; its optimizer must "
+              "be adam, as in the MovieLens cluster config).");
 DEFINE_double(dropout, 0,
               "TaskConfig.dropout of every task with hidden layers (0: none, as the job).");
 DEFINE_double(bottom_dropout, 0,
@@ -196,6 +200,9 @@ absl::StatusOr<Row> TrainOnce(const std::string& model, int threads, const std::
     if (FLAGS_l2 > 0 && table.name() == "emb") table.set_l2(static_cast<float>(FLAGS_l2));
     if (FLAGS_dense_l2 > 0 && table.name() == "dense") {
       table.set_l2(static_cast<float>(FLAGS_dense_l2));
+    }
+    if (FLAGS_dense_weight_decay > 0 && table.name() == "dense") {
+      table.set_weight_decay(static_cast<float>(FLAGS_dense_weight_decay));
     }
     table.mutable_wire()->set_pull_values(wire.pull_values);
     table.mutable_wire()->set_push_values(wire.push_values);

@@ -195,6 +195,46 @@ TEST_F(ConfigTest, TableL2MustBeInZeroToOne) {
   EXPECT_FLOAT_EQ(config->tables(0).l2(), 0.0001f);
 }
 
+TEST_F(ConfigTest, TableWeightDecayIsAdamsAndFinite) {
+  for (const char* decay : {"-0.001", "nan", "inf"}) {
+    std::string path =
+        Write(absl::StrCat("tables {\n"
+                           "  name: \"e\" dim: 4 optimizer { adam { learning_rate: 0.01 } }\n"
+                           "  weight_decay: ",
+                           decay, "\n}\n"));
+    absl::StatusOr<proto::ClusterConfig> config = LoadClusterConfig(path);
+    ASSERT_FALSE(config.ok()) << decay;
+    EXPECT_NE(
+        config.status().message().find(path + ":3: table 'e' needs a finite weight_decay >= 0"),
+        std::string::npos)
+        << config.status();
+  }
+  std::string path = Write(
+      "tables { name: \"e\" dim: 4 optimizer { adagrad { learning_rate: 0.1 } }\n"
+      "  weight_decay: 0.01 }\n");
+  absl::StatusOr<proto::ClusterConfig> config = LoadClusterConfig(path);
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find(
+                path + ":2: table 'e': weight_decay (decoupled, AdamW) needs the adam optimizer"),
+            std::string::npos)
+      << config.status();
+  path = Write(
+      "tables { name: \"e\" dim: 4 optimizer { adam { learning_rate: 0.5 } }\n"
+      "  weight_decay: 2 }\n");
+  config = LoadClusterConfig(path);
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find(
+                path + ":2: table 'e' needs adam learning_rate * weight_decay < 1, not 0.5 * 2"),
+            std::string::npos)
+      << config.status();
+  path = Write(
+      "tables { name: \"e\" dim: 4 optimizer { adam { learning_rate: 0.01 } }\n"
+      "  weight_decay: 0.05 }\n");
+  config = LoadClusterConfig(path);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_FLOAT_EQ(config->tables(0).weight_decay(), 0.05f);
+}
+
 TEST_F(ConfigTest, WireEncodingDefaultsToFp32AndRefusesInt8Pulls) {
   std::string path = Write(
       "tables {\n"

@@ -285,6 +285,34 @@ TEST(JobConfigTest, RetrievalErrorsNameTheFileAndTheField) {
       << spec.status();
 }
 
+// TowerConfig.dropout: a rate in [0, 1) of hidden layers, so a tower needs two layers for it.
+TEST(JobConfigTest, TowerDropoutMustBeARateOfHiddenLayers) {
+  auto two_tower = [](const std::string& user_tower) {
+    return Write(PooledJob(
+        R"(two_tower { retrieval { user_id_column: "user_id" item_id_column: "item_id" }
+             user_tower { fields: "user_id" )" +
+        user_tower +
+        R"( } item_tower { fields: "item_id" mlp: [8, 4] } loss: IN_BATCH_SOFTMAX })"));
+  };
+  for (const char* rate : {"-0.1", "1", "nan"}) {
+    absl::StatusOr<JobSpec> spec =
+        LoadJobConfig(two_tower(absl::StrCat("mlp: [8, 4] dropout: ", rate)));
+    EXPECT_TRUE(absl::IsInvalidArgument(spec.status())) << rate;
+    EXPECT_NE(spec.status().message().find(
+                  "model.two_tower.user_tower.dropout: dropout must be in [0, 1)"),
+              std::string::npos)
+        << spec.status();
+  }
+  absl::StatusOr<JobSpec> spec = LoadJobConfig(two_tower("mlp: [4] dropout: 0.5"));
+  EXPECT_NE(spec.status().message().find(
+                "model.two_tower.user_tower.dropout: dropout acts on hidden layers"),
+            std::string::npos)
+      << spec.status();
+  spec = LoadJobConfig(two_tower("mlp: [8, 4] dropout: 0.5"));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_FLOAT_EQ(spec->job.model().two_tower().user_tower().dropout(), 0.5f);
+}
+
 // SharedBottomConfig, MmoeConfig and DupnConfig.dropout: rates in [0, 1), errors at their line.
 TEST(JobConfigTest, BottomAndExpertDropoutMustBeARate) {
   for (const char* rate : {"-0.1", "1", "nan"}) {

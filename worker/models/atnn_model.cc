@@ -30,11 +30,11 @@ AtnnModel::AtnnModel(const proto::ModelConfig& model, EmbeddedFields user_fields
       config_(model.atnn()),
       statistics_(std::move(statistics)),
       user_tower_(&params_, "user_tower", std::move(user_fields), dim_, 0,
-                  config_.user_tower().mlp()),
+                  config_.user_tower().mlp(), config_.user_tower().dropout()),
       encoder_(&params_, "item_encoder", item_fields, dim_, config_.statistics_columns_size(),
-               config_.item_tower().mlp()),
+               config_.item_tower().mlp(), config_.item_tower().dropout()),
       generator_(&params_, "item_generator", std::move(item_fields), dim_, 0,
-                 config_.item_tower().mlp()),
+                 config_.item_tower().mlp(), config_.item_tower().dropout()),
       user_vector_sum_(Eigen::VectorXd::Zero(user_tower_.output_dim())) {}
 
 std::unique_ptr<ModelInput> AtnnModel::NewInput() const { return std::make_unique<AtnnInput>(); }

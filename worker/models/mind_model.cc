@@ -57,13 +57,14 @@ MindModel::MindModel(const proto::ModelConfig& model, EmbeddedFields user_fields
                RoutingOptions(mind_)),
       interest_hidden_(
           &params_, "mind.interest_mlp", dim_ + user_fields_.num_slots() * dim_,
-          absl::MakeConstSpan(mind_.user_tower().mlp()).first(mind_.user_tower().mlp_size() - 1)),
+          absl::MakeConstSpan(mind_.user_tower().mlp()).first(mind_.user_tower().mlp_size() - 1),
+          mind_.user_tower().dropout()),
       interest_out_(&params_, "mind.interest_mlp.out", interest_hidden_.output_dim(),
                     static_cast<int>(mind_.user_tower().mlp(mind_.user_tower().mlp_size() - 1))),
       attention_(static_cast<int>(mind_.num_interests()), interest_out_.output_dim(),
                  mind_.attention_power()),
-      item_tower_(&params_, "item_tower", std::move(item_fields), dim_, 0,
-                  mind_.item_tower().mlp()),
+      item_tower_(&params_, "item_tower", std::move(item_fields), dim_, 0, mind_.item_tower().mlp(),
+                  mind_.item_tower().dropout()),
       softmax_(temperature_, SamplingBiasCorrection(mind_)) {}
 
 std::unique_ptr<ModelInput> MindModel::NewInput() const { return std::make_unique<MindInput>(); }

@@ -286,6 +286,17 @@ absl::Status ValidateTower(const proto::TowerConfig& tower, const std::string& w
       return ConfigLocation::Invalid(absl::StrCat(where, ".mlp[", i, "]"), "width must be >= 1");
     }
   }
+  // TaskConfig.dropout's range and rule: dropout acts after hidden layers, and a tower's only
+  // layer is its output, which is never dropped.
+  if (!(tower.dropout() >= 0 && tower.dropout() < 1)) {
+    return ConfigLocation::Invalid(
+        where + ".dropout", absl::StrCat("dropout must be in [0, 1), not ", tower.dropout()));
+  }
+  if (tower.dropout() > 0 && tower.mlp_size() < 2) {
+    return ConfigLocation::Invalid(
+        where + ".dropout",
+        "dropout acts on hidden layers (every mlp layer but the last); give mlp >= 2 layers");
+  }
   return absl::OkStatus();
 }
 

@@ -5,11 +5,12 @@
 namespace granary {
 
 Tower::Tower(nn::ParameterSet* params, const std::string& name, EmbeddedFields fields, int dim,
-             int extra_dim, absl::Span<const uint32_t> widths)
+             int extra_dim, absl::Span<const uint32_t> widths, float dropout_rate)
     : fields_(std::move(fields)),
       dim_(dim),
       extra_dim_(extra_dim),
-      hidden_(params, name, fields_.num_slots() * dim + extra_dim, widths.first(widths.size() - 1)),
+      hidden_(params, name, fields_.num_slots() * dim + extra_dim, widths.first(widths.size() - 1),
+              dropout_rate),
       out_(params, name + ".out", hidden_.output_dim(), static_cast<int>(widths.back())) {}
 
 const nn::Matrix& Tower::Forward(nn::ConstMatrixRef rows, const std::vector<SlotRows>& slot_rows,

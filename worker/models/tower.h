@@ -1,6 +1,7 @@
 // Tower: one side of a two-tower model. Embedded fields (worker/models/embedded_fields.h),
 // optionally followed by extra dense inputs the model supplies (DAT's augmented vector, ATNN's item
-// statistics), go through ReLU layers and a final linear layer, and the output is
+// statistics), go through ReLU layers (each followed, in training passes, by a Dropout when the
+// tower has a dropout rate: TowerConfig.dropout) and a final linear layer, and the output is
 // L2-normalized, so the dot product of a user and an item vector is their cosine similarity.
 //
 //   input  = [pooled fields (num_slots * dim) | extra (extra_dim)]       [B, input width]
@@ -28,10 +29,12 @@ namespace granary {
 
 class Tower {
  public:
-  // REQUIRES: widths has >= 1 entry, each >= 1; dim >= 1; extra_dim >= 0; *params outlives
-  // the tower.
+  // With dropout_rate > 0 each hidden layer's output goes through a Dropout of that rate in
+  // the training passes of params->forward_mode() (the output layer never does).
+  // REQUIRES: widths has >= 1 entry, each >= 1; dim >= 1; extra_dim >= 0; dropout_rate in
+  // [0, 1); *params outlives the tower.
   Tower(nn::ParameterSet* params, const std::string& name, EmbeddedFields fields, int dim,
-        int extra_dim, absl::Span<const uint32_t> widths);
+        int extra_dim, absl::Span<const uint32_t> widths, float dropout_rate);
   Tower(const Tower&) = delete;
   Tower& operator=(const Tower&) = delete;
 

@@ -80,9 +80,9 @@ TwoTowerModel::TwoTowerModel(const proto::ModelConfig& model, EmbeddedFields use
       category_multi_(category_multi),
       negative_rng_(towers_.negative_seed()),
       user_tower_(&params_, "user_tower", std::move(user_fields), dim_, dat_ ? dim_ : 0,
-                  towers_.user_tower().mlp()),
+                  towers_.user_tower().mlp(), towers_.user_tower().dropout()),
       item_tower_(&params_, "item_tower", std::move(item_fields), dim_, dat_ ? dim_ : 0,
-                  towers_.item_tower().mlp()),
+                  towers_.item_tower().mlp(), towers_.item_tower().dropout()),
       // Only the in-batch softmax is corrected: no estimator for RANDOM_NEGATIVE_BCE.
       softmax_(temperature_, towers_.loss() == proto::TwoTowerConfig::IN_BATCH_SOFTMAX
                                  ? SamplingBiasCorrection(towers_)

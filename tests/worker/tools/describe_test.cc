@@ -3,6 +3,7 @@
 #include <zlib.h>
 
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,54 @@ TEST(DescribeTest, BadInputIsNamed) {
   EXPECT_THAT(Describe(run).status().message(), HasSubstr("--labels"));
   run.sample_lines = 0;
   EXPECT_THAT(Describe(run).status().message(), HasSubstr("sample_lines must be >= 1"));
+}
+
+// Runs build/<program> with `flags`; returns its exit code and its output (stdout and stderr).
+int RunProgram(const std::string& program, const std::vector<std::string>& flags,
+               const std::string& log_path, std::string* log) {
+  std::vector<std::string> argv = {std::string(GRANARY_BINARY_DIR) + "/" + program};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  absl::StatusOr<ChildProcess> child = ChildProcess::Start(argv, log_path);
+  EXPECT_TRUE(child.ok()) << child.status();
+  if (!child.ok()) return -1;
+  std::optional<int> code = child->WaitForExit(absl::Seconds(60));
+  *log = child->ReadLog();
+  return code.value_or(-1);
+}
+
+// `granary_worker --job=describe` is granary_describe's code path: the same three files and the
+// same report from the same flags, without a scheduler to join.
+TEST(DescribeTest, WorkerJobDescribeWritesWhatGranaryDescribeWrites) {
+  const std::string dir = MakeTempDir("describe_test");
+  const std::string input = dir + "/train-00.tsv";
+  std::ofstream(input) << kData;
+  std::string tool_log, worker_log;
+  ASSERT_EQ(RunProgram("granary_describe",
+                       {"--input=" + input, "--output_dir=" + dir + "/tool", "--labels=click"},
+                       dir + "/tool.log", &tool_log),
+            0)
+      << tool_log;
+  ASSERT_EQ(RunProgram("granary_worker",
+                       {"--job=describe", "--input=" + input, "--output_dir=" + dir + "/worker",
+                        "--labels=click"},
+                       dir + "/worker.log", &worker_log),
+            0)
+      << worker_log;
+  EXPECT_THAT(worker_log, HasSubstr("click: LABEL"));
+  for (const char* file : {kDescribedDatasetFile, kDescribedJobFile, kDescribedClusterFile}) {
+    const std::string written = ReadFile(dir + "/worker/" + file);
+    EXPECT_FALSE(written.empty()) << file;
+    EXPECT_EQ(written, ReadFile(dir + "/tool/" + file)) << file;
+  }
+  absl::StatusOr<JobSpec> job = LoadJobConfig(dir + "/worker/" + kDescribedJobFile);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->dataset.columns_size(), 5);
+
+  // Without --input the worker says what is missing and fails.
+  EXPECT_EQ(RunProgram("granary_worker", {"--job=describe", "--output_dir=" + dir + "/none"},
+                       dir + "/none.log", &worker_log),
+            1);
+  EXPECT_THAT(worker_log, HasSubstr("--input and --output_dir are required"));
 }
 
 }  // namespace
