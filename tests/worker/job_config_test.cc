@@ -267,7 +267,7 @@ TEST(JobConfigTest, LoadsTheMovieLensRalmUserConfigAndNamesANumericFieldWithoutA
   absl::StatusOr<JobSpec> spec =
       LoadJobConfig(absl::StrCat(GRANARY_SOURCE_DIR, "/configs/movielens_ralm_user.pbtxt"));
   ASSERT_TRUE(spec.ok()) << spec.status();
-  EXPECT_EQ(spec->job.model().ralm_user().numeric_fields_size(), 3);
+  EXPECT_EQ(spec->job.model().ralm_user().numeric_fields_size(), 1);
   // "price" is NUMERIC without a min-max transform.
   const std::string path = Write(PooledJob(
       R"(ralm_user { retrieval { user_id_column: "user_id" item_id_column: "item_id" }
