@@ -60,6 +60,11 @@ DEFINE_int32(precision_k, 10, "K of precision@K: the top users of each movie.");
 DEFINE_int32(negatives_per_rating, 0,
              "Sampled non-clicks added after each rating: earlier likers shown the same movie.");
 DEFINE_uint64(seed, 1, "Seeds the look-alike weights and the k-means draws.");
+DEFINE_string(user_vectors, "liked_items",
+              "The look-alike's user at each rating: liked_items, the normalized mean of the item "
+              "vectors of the movies the user liked before it, or exported, the user's vector in "
+              "user_vectors.vec (a ralm_user or two_tower run's; as of the user's last eval "
+              "rating, so ahead of time).");
 DEFINE_double(initial_merge_weight, 5.0,
               "The starting weight of each cosine in the look-alike score (LookalikeOptions).");
 
@@ -195,6 +200,16 @@ absl::Status Run() {
   absl::Status status = ReadRatings(FLAGS_data_dir + "/eval.tsv.gz", true, &ratings);
   if (!status.ok()) return status;
 
+  if (FLAGS_user_vectors != "liked_items" && FLAGS_user_vectors != "exported") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "bad flag: --user_vectors is '", FLAGS_user_vectors, "', not liked_items or exported"));
+  }
+  const bool exported_users = FLAGS_user_vectors == "exported";
+  if (exported_users && users->dim != items->dim) {
+    return absl::InvalidArgumentError(absl::StrCat(FLAGS_vectors_dir, ": user vectors of dim ",
+                                                   users->dim, ", item vectors of dim ",
+                                                   items->dim));
+  }
   // Stage 1: each impression's user vector from the user's earlier likes. The trainer's "user"
   // of an impression is its index, so a user's vector can change from one to the next.
   const int dim = items->dim;
@@ -210,10 +225,19 @@ absl::Status Run() {
   const auto add_impression = [&](uint64_t user, uint64_t item, float click, bool in_eval) {
     const uint64_t key = train.size() + eval.size();
     auto sum = liked_sum.find(user);
+    // The same ratings are scored in both modes: those of users with an earlier like.
     if (sum != liked_sum.end()) {
-      vectors.row_of[key] = static_cast<int32_t>(rows.size() / dim);
-      const Eigen::VectorXf normalized = sum->second.normalized();
-      rows.insert(rows.end(), normalized.data(), normalized.data() + dim);
+      if (exported_users) {
+        const float* exported = users->Find(user);
+        if (exported != nullptr) {
+          vectors.row_of[key] = static_cast<int32_t>(rows.size() / dim);
+          rows.insert(rows.end(), exported, exported + dim);
+        }
+      } else {
+        vectors.row_of[key] = static_cast<int32_t>(rows.size() / dim);
+        const Eigen::VectorXf normalized = sum->second.normalized();
+        rows.insert(rows.end(), normalized.data(), normalized.data() + dim);
+      }
     }
     (in_eval ? eval : train).push_back({key, item, click});
     if (in_eval) {
