@@ -92,10 +92,6 @@ class RalmUserModel : public RetrievalModel {
   std::vector<int32_t> lengths_;
 
   // Backward scratch.
-  std::vector<int32_t> positives_;
-  std::vector<uint64_t> positive_items_;
-  nn::Matrix positive_users_, positive_items_vectors_;
-  nn::Matrix d_positive_users_, d_positive_items_;
   nn::Matrix d_user_vectors_, d_item_vectors_;
   nn::Matrix d_field_vectors_;
   nn::Matrix d_pooled_;
