@@ -180,6 +180,10 @@ absl::Status Run() {
   if (FLAGS_data_dir.empty() || FLAGS_vectors_dir.empty()) {
     return absl::InvalidArgumentError("--data_dir and --vectors_dir are required");
   }
+  if (FLAGS_user_vectors != "liked_items" && FLAGS_user_vectors != "exported") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "bad flag: --user_vectors is '", FLAGS_user_vectors, "', not liked_items or exported"));
+  }
   absl::StatusOr<KeyedVectors> items = ReadVectors(FLAGS_vectors_dir + "/item_vectors.vec");
   if (!items.ok()) return items.status();
   absl::StatusOr<KeyedVectors> users = ReadVectors(FLAGS_vectors_dir + "/user_vectors.vec");
@@ -200,10 +204,6 @@ absl::Status Run() {
   absl::Status status = ReadRatings(FLAGS_data_dir + "/eval.tsv.gz", true, &ratings);
   if (!status.ok()) return status;
 
-  if (FLAGS_user_vectors != "liked_items" && FLAGS_user_vectors != "exported") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "bad flag: --user_vectors is '", FLAGS_user_vectors, "', not liked_items or exported"));
-  }
   const bool exported_users = FLAGS_user_vectors == "exported";
   if (exported_users && users->dim != items->dim) {
     return absl::InvalidArgumentError(absl::StrCat(FLAGS_vectors_dir, ": user vectors of dim ",
