@@ -102,9 +102,10 @@ void RalmUserModel::Backward(const ModelInput& base, std::vector<nn::LossValue>*
       user_hidden_.Backward(user_out_.Backward(user_normalize_.Backward(d_user_vectors_))));
   // The query is the mean of the field vectors: each takes 1/F of its gradient.
   d_field_vectors_ = merge_.d_states();
-  const Matrix d_query_share = merge_.d_query() / static_cast<float>(num_field_vectors_);
-  for (int f = 0; f < num_field_vectors_; ++f)
-    d_field_vectors_.middleRows(f * n, n) += d_query_share;
+  d_query_share_ = merge_.d_query() / static_cast<float>(num_field_vectors_);
+  for (int f = 0; f < num_field_vectors_; ++f) {
+    d_field_vectors_.middleRows(f * n, n) += d_query_share_;
+  }
   const int slots = user_fields_.num_slots();
   d_pooled_.resize(n, slots * dim_);
   for (int f = 0; f < slots; ++f) {
@@ -112,7 +113,8 @@ void RalmUserModel::Backward(const ModelInput& base, std::vector<nn::LossValue>*
   }
   user_fields_.PoolBackward(d_pooled_, input.user_slots, *d_rows);
   if (numeric_projection_) {
-    numeric_projection_->Backward(d_field_vectors_.middleRows(slots * n, n));
+    d_numeric_vectors_ = d_field_vectors_.middleRows(slots * n, n);
+    numeric_projection_->Backward(d_numeric_vectors_);
   }
 }
 

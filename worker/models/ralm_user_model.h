@@ -94,6 +94,8 @@ class RalmUserModel : public RetrievalModel {
   // Backward scratch.
   nn::Matrix d_user_vectors_, d_item_vectors_;
   nn::Matrix d_field_vectors_;
+  nn::Matrix d_query_share_;      // [B, dim]: 1/F of the query's gradient
+  nn::Matrix d_numeric_vectors_;  // [B, dim]: the numeric fields' vector's gradient
   nn::Matrix d_pooled_;
 };
 
