@@ -1,5 +1,6 @@
 // granary_ralm_movielens (worker/tools/ralm_movielens.cc), run as a process on a tiny synthetic
-// rating stream: which user vectors the look-alike reads (--user_vectors), and a bad flag.
+// rating stream: which user vectors the look-alike reads (--user_vectors), a stream described by
+// a job config (--job_config), and a bad flag.
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -25,11 +26,23 @@ constexpr int kMoviesPerGroup = 10;
 // not those of the other. Each movie is rated by every user, in rounds, so every user has
 // earlier likes (and vectors) after the first round. The train file holds movies 0..7 of each
 // group, the eval file the last two (new movies).
-void WriteRatings(const std::string& dir) {
-  std::filesystem::create_directories(dir);
+// Column and file names are MovieLens's unless given.
+struct Names {
+  std::string user = "user_id";
+  std::string item = "movie_id";
+  std::string click = "click";
+  std::string item_hash_space = "movie_id";
   // LineSource reads plain text whatever the name (it tells gzip by its magic bytes).
-  std::ofstream train(dir + "/train-00.tsv.gz"), eval(dir + "/eval.tsv.gz");
-  for (std::ofstream* out : {&train, &eval}) *out << "user_id\tmovie_id\tclick\n";
+  std::string train_file = "train-00.tsv.gz";
+  std::string eval_file = "eval.tsv.gz";
+};
+
+void WriteRatings(const std::string& dir, const Names& names = {}) {
+  std::filesystem::create_directories(dir);
+  std::ofstream train(dir + "/" + names.train_file), eval(dir + "/" + names.eval_file);
+  for (std::ofstream* out : {&train, &eval}) {
+    *out << names.user << "\t" << names.item << "\t" << names.click << "\n";
+  }
   for (int movie = 0; movie < kMoviesPerGroup; ++movie) {
     std::ofstream& out = movie < kMoviesPerGroup - 2 ? train : eval;
     for (int user = 0; user < kUsersPerGroup; ++user) {
@@ -45,15 +58,15 @@ void WriteRatings(const std::string& dir) {
 
 // Exported user vectors that tell the groups apart, and item vectors that do not (all equal):
 // the mean of liked items' vectors is then the same for every user.
-void WriteVectors(const std::string& dir) {
+void WriteVectors(const std::string& dir, const Names& names = {}) {
   proto::VectorFileHeader header;
   header.set_dim(2);
   header.set_kind(proto::VectorFileHeader::USER);
   absl::StatusOr<std::unique_ptr<VectorFileWriter>> users =
       VectorFileWriter::Create(dir + "/user_vectors.vec", header);
   ASSERT_TRUE(users.ok()) << users.status();
-  const uint64_t user_seed = FieldSeed("user_id");
-  const uint64_t movie_seed = FieldSeed("movie_id");
+  const uint64_t user_seed = FieldSeed(names.user);
+  const uint64_t movie_seed = FieldSeed(names.item_hash_space);
   for (int user = 0; user < kUsersPerGroup; ++user) {
     for (int group = 0; group < 2; ++group) {
       const std::vector<float> vector =
@@ -128,6 +141,46 @@ TEST(RalmMovieLensTest, ExportedUserVectorsFeedTheLookalike) {
   const std::vector<double> ralm = RowOf(exported, "ralm");
   EXPECT_GT(ralm[0], 0.85) << exported;
   EXPECT_GT(ralm[1], 0.85) << exported;
+  std::filesystem::remove_all(dir);
+}
+
+TEST(RalmMovieLensTest, AJobConfigNamesTheFilesAndColumns) {
+  const std::string dir = TestTempDir() + "/ralm_job";
+  std::filesystem::remove_all(dir);
+  Names names;
+  names.user = "viewer";
+  names.item = "video";
+  names.click = "watched";
+  names.item_hash_space = "videos";
+  names.train_file = "day1.tsv";
+  names.eval_file = "day2.tsv";
+  WriteRatings(dir, names);
+  WriteVectors(dir, names);
+  const std::string job = dir + "/job.pbtxt";
+  std::ofstream(job) << R"(dataset {
+  columns { name: "viewer" role: CATEGORICAL }
+  columns { name: "video" role: CATEGORICAL hash_space: "videos" }
+  columns { name: "watched" role: LABEL }
+}
+model {
+  embedding_dim: 2
+  ralm_user {
+    retrieval { user_id_column: "viewer" item_id_column: "video" }
+    user_fields: "viewer" user_mlp: [2]
+    item_tower { fields: "video" mlp: [2] }
+  }
+  tasks { name: "watched" head: BINARY label_column: "watched" }
+}
+training { batch_size: 16 epochs: 1 train_files: "day1.tsv" eval_files: "day2.tsv" }
+)";
+  std::string output;
+  ASSERT_EQ(RunTool({"--data_dir=" + dir, "--vectors_dir=" + dir, "--job_config=" + job,
+                     "--num_clusters=2", "--epochs=3", "--refresh_interval=1", "--batch_size=16",
+                     "--user_vectors=exported"},
+                    &output),
+            0)
+      << output;
+  EXPECT_GT(RowOf(output, "ralm")[1], 0.85) << output;
   std::filesystem::remove_all(dir);
 }
 
