@@ -261,7 +261,8 @@ absl::Status ValidateStepFields(const proto::ColumnConfig& column, const ConfigL
                                absl::StrCat(" in column '", column.name(), "'"), validate_step);
 }
 
-// A NUMERIC column's transform: mean and stddev both or neither, stddev > 0, clip > 0, all
+// A NUMERIC column's transform: mean and stddev both or neither, stddev > 0, clip > 0, min and
+// max both or neither with min < max, all
 // finite (a NaN or infinite setting would turn every value of the column into NaN or 0).
 absl::Status ValidateNumericTransform(const proto::ColumnConfig& column, const ConfigLocation& at) {
   const proto::NumericTransform& transform = column.transform();
@@ -285,6 +286,18 @@ absl::Status ValidateNumericTransform(const proto::ColumnConfig& column, const C
     return ConfigLocation::Invalid(
         transform_at.At("clip"),
         absl::StrCat("column '", column.name(), "' transform needs clip > 0 and finite"));
+  }
+  if (transform.has_min() != transform.has_max()) {
+    return ConfigLocation::Invalid(
+        transform_at.At(transform.has_min() ? "min" : "max"),
+        absl::StrCat("column '", column.name(), "' transform needs both min and max"));
+  }
+  if (transform.has_min() && !(std::isfinite(transform.min()) && std::isfinite(transform.max()) &&
+                               transform.min() < transform.max())) {
+    return ConfigLocation::Invalid(
+        transform_at.At("max"),
+        absl::StrCat("column '", column.name(), "' transform needs finite min < max, not ",
+                     transform.min(), " and ", transform.max()));
   }
   return absl::OkStatus();
 }

@@ -96,6 +96,9 @@ struct NumericPlan {
   double inverse_stddev = 1;
   bool clip = false;
   double clip_abs = 0;
+  bool min_max = false;
+  double min = 0;
+  double inverse_range = 1;
 };
 
 // Transforms the value the last AppendFloat appended to *column (if it was present), or says
@@ -112,6 +115,7 @@ bool TransformLast(const NumericPlan& plan, FloatColumn* column, std::string* re
   }
   if (plan.standardize) value = (value - plan.mean) * plan.inverse_stddev;
   if (plan.clip) value = std::clamp(value, -plan.clip_abs, plan.clip_abs);
+  if (plan.min_max) value = std::clamp((value - plan.min) * plan.inverse_range, 0.0, 1.0);
   column->values.back() = static_cast<float>(value);
   return true;
 }
@@ -285,6 +289,9 @@ struct BatchParser::Plan {
           plan.inverse_stddev = plan.standardize ? 1.0 / transform.stddev() : 1.0;
           plan.clip = transform.has_clip();
           plan.clip_abs = transform.clip();
+          plan.min_max = transform.has_min();
+          plan.min = transform.min();
+          plan.inverse_range = plan.min_max ? 1.0 / (transform.max() - transform.min()) : 1.0;
           break;
         }
         case proto::ColumnConfig::CATEGORICAL:

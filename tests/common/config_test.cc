@@ -401,6 +401,10 @@ TEST_F(ConfigTest, InvalidDatasetConfigsNameFileLineAndReason) {
        ":3: column 'n' transform needs clip > 0 and finite"},
       {"columns { name: \"n\" role: NUMERIC\n  transform {\n clip: nan }\n}\n",
        ":3: column 'n' transform needs clip > 0 and finite"},
+      {"columns { name: \"n\" role: NUMERIC\n  transform {\n min: 1 }\n}\n",
+       ":3: column 'n' transform needs both min and max"},
+      {"columns { name: \"n\" role: NUMERIC\n  transform { min: 2\n max: 2 }\n}\n",
+       ":3: column 'n' transform needs finite min < max, not 2 and 2"},
   };
   for (const BadDataset& bad : cases) {
     std::string path = Write(bad.text);

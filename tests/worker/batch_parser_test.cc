@@ -198,6 +198,20 @@ TEST(BatchParserTest, StandardizeAndClipApplyAfterLog1p) {
   EXPECT_NEAR(unclipped.numerics[0].values[0], 4, 1e-4);
 }
 
+TEST(BatchParserTest, MinMaxMapsTheRangeToZeroOneAfterTheOtherSteps) {
+  Batch scaled =
+      ParseGoodLines({Line("1", "7", "a", "u", "", ""), Line("1", "-3", "a", "u", "", ""),
+                      Line("1", "20", "a", "u", "", ""), Line("1", "", "a", "u", "", "")},
+                     PriceTransformed("min: 2 max: 12"));
+  // (7 - 2) / 10; below min and above max clamp to 0 and 1; missing stays missing.
+  EXPECT_EQ(scaled.numerics[0].values, (std::vector<float>{0.5f, 0.0f, 1.0f, 0.0f}));
+  EXPECT_EQ(scaled.numerics[0].present, (std::vector<uint8_t>{1, 1, 1, 0}));
+  // log1p(e^2 - 1) = 2, then (2 - 1) / (5 - 1).
+  Batch after_log1p = ParseGoodLines({Line("1", absl::StrCat(std::expm1(2.0)), "a", "u", "", "")},
+                                     PriceTransformed("log1p: true min: 1 max: 5"));
+  EXPECT_NEAR(after_log1p.numerics[0].values[0], 0.25, 1e-5);
+}
+
 TEST(BatchParserTest, ALabelOutsideItsDomainIsBad) {
   BatchParser binary(Config(), 4, {{"click", kBinaryLabelClasses, "ctr"}});
   EXPECT_EQ(BadLineReason(binary, Line("7", "1", "a", "u", "", "")),

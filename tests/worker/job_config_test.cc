@@ -263,6 +263,25 @@ TEST(JobConfigTest, LoadsTheMovieLensMindConfigAndNamesTheFileOfAnError) {
       << spec.status();
 }
 
+TEST(JobConfigTest, LoadsTheMovieLensRalmUserConfigAndNamesANumericFieldWithoutARange) {
+  absl::StatusOr<JobSpec> spec =
+      LoadJobConfig(absl::StrCat(GRANARY_SOURCE_DIR, "/configs/movielens_ralm_user.pbtxt"));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->job.model().ralm_user().numeric_fields_size(), 1);
+  // "price" is NUMERIC without a min-max transform.
+  const std::string path = Write(PooledJob(
+      R"(ralm_user { retrieval { user_id_column: "user_id" item_id_column: "item_id" }
+             user_fields: "user_id" numeric_fields: "price" user_mlp: [4]
+             item_tower { fields: "item_id" mlp: [4] } })"));
+  spec = LoadJobConfig(path);
+  EXPECT_TRUE(absl::IsInvalidArgument(spec.status()));
+  EXPECT_NE(spec.status().message().find(path + ":"), std::string::npos) << spec.status();
+  EXPECT_NE(spec.status().message().find("model.ralm_user.numeric_fields[0]: column 'price' has "
+                                         "no min-max range"),
+            std::string::npos)
+      << spec.status();
+}
+
 TEST(JobConfigTest, RetrievalErrorsNameTheFileAndTheField) {
   std::string path = Write(PooledJob(
       R"(two_tower { retrieval { user_id_column: "user_id" item_id_column: "price" }

@@ -48,11 +48,24 @@ class CorrectedInBatchSoftmax {
                         absl::Span<const uint64_t> item_keys, nn::Matrix* d_users,
                         nn::Matrix* d_items);
 
+  // Compute over the rows b of users and items [B, d] where positive[b] (item item_keys[b]);
+  // writes d_users and d_items [B, d]: `weight` times the loss's gradients on those rows, zero
+  // on the others. REQUIRES: positive and item_keys have B entries.
+  nn::LossValue ComputeOnPositives(const nn::Matrix& users, const nn::Matrix& items,
+                                   absl::Span<const uint8_t> positive,
+                                   absl::Span<const uint64_t> item_keys, float weight,
+                                   nn::Matrix* d_users, nn::Matrix* d_items);
+
  private:
   const float temperature_;
   std::unique_ptr<StreamingFrequencyEstimator> estimator_;  // null: no correction
   nn::InBatchSoftmax softmax_;
   std::vector<float> log_probabilities_;  // scratch, [P]
+  // ComputeOnPositives scratch: the positive rows, their items and vectors, their gradients.
+  std::vector<int32_t> positives_;
+  std::vector<uint64_t> positive_items_;
+  nn::Matrix positive_users_, positive_item_vectors_;
+  nn::Matrix d_positive_users_, d_positive_items_;
 };
 
 }  // namespace granary

@@ -153,29 +153,9 @@ void MindModel::Backward(const ModelInput& base, std::vector<nn::LossValue>* los
   losses->resize(1);
   d_rows->setZero(static_cast<Eigen::Index>(input.keys.size()), dim_);
 
-  positives_.clear();
-  positive_items_.clear();
-  for (Eigen::Index b = 0; b < n; ++b) {
-    if (!input.positive[b]) continue;
-    positives_.push_back(static_cast<int32_t>(b));
-    positive_items_.push_back(input.item_ids[b]);
-  }
-  const Eigen::Index p = static_cast<Eigen::Index>(positives_.size());
-  positive_users_.resize(p, width);
-  positive_items_vectors_.resize(p, width);
-  for (Eigen::Index i = 0; i < p; ++i) {
-    positive_users_.row(i) = trained_users_->row(positives_[i]);
-    positive_items_vectors_.row(i) = item_vectors_->row(positives_[i]);
-  }
-  (*losses)[0] = softmax_.Compute(positive_users_, positive_items_vectors_, positive_items_,
-                                  &d_positive_users_, &d_positive_items_);
-  const float weight = tasks_[0].loss_weight();
-  d_users_.setZero(n, width);
-  d_items_.setZero(n, width);
-  for (Eigen::Index i = 0; i < p; ++i) {
-    d_users_.row(positives_[i]) = weight * d_positive_users_.row(i);
-    d_items_.row(positives_[i]) = weight * d_positive_items_.row(i);
-  }
+  (*losses)[0] =
+      softmax_.ComputeOnPositives(*trained_users_, *item_vectors_, input.positive, input.item_ids,
+                                  tasks_[0].loss_weight(), &d_users_, &d_items_);
 
   attention_.Backward(d_users_);
   d_items_ += attention_.d_target();

@@ -108,10 +108,6 @@ class MindModel : public RetrievalModel {
   nn::Matrix no_extra_;
 
   // Backward scratch.
-  std::vector<int32_t> positives_;
-  std::vector<uint64_t> positive_items_;
-  nn::Matrix positive_users_, positive_items_vectors_;
-  nn::Matrix d_positive_users_, d_positive_items_;
   nn::Matrix d_users_, d_items_;
   nn::Matrix d_interest_rows_;  // [K * B, width]
   nn::Matrix d_routed_;         // [B, K * dim]

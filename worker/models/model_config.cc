@@ -302,10 +302,10 @@ absl::Status ValidateTower(const proto::TowerConfig& tower, const std::string& w
 
 // The parts every retrieval architecture shares: the task, the id columns, the temperature,
 // the towers.
-absl::Status ValidateRetrievalParts(const proto::ModelConfig& model,
-                                    const proto::RetrievalConfig& retrieval,
-                                    const proto::TowerConfig& user, const proto::TowerConfig& item,
-                                    const std::string& where, const proto::DatasetConfig& dataset) {
+absl::Status ValidateRetrievalColumns(const proto::ModelConfig& model,
+                                      const proto::RetrievalConfig& retrieval,
+                                      const std::string& where,
+                                      const proto::DatasetConfig& dataset) {
   if (model.tasks_size() != 1 || model.tasks(0).head() != proto::TaskConfig::BINARY) {
     return ConfigLocation::Invalid("model.tasks",
                                    absl::StrCat(where,
@@ -325,7 +325,15 @@ absl::Status ValidateRetrievalParts(const proto::ModelConfig& model,
   if (retrieval.has_temperature() && !(retrieval.temperature() > 0)) {
     return ConfigLocation::Invalid(where + ".retrieval.temperature", "must be > 0");
   }
-  absl::Status status = ValidateTower(user, where + ".user_tower", dataset);
+  return absl::OkStatus();
+}
+
+absl::Status ValidateRetrievalParts(const proto::ModelConfig& model,
+                                    const proto::RetrievalConfig& retrieval,
+                                    const proto::TowerConfig& user, const proto::TowerConfig& item,
+                                    const std::string& where, const proto::DatasetConfig& dataset) {
+  absl::Status status = ValidateRetrievalColumns(model, retrieval, where, dataset);
+  if (status.ok()) status = ValidateTower(user, where + ".user_tower", dataset);
   if (status.ok()) status = ValidateTower(item, where + ".item_tower", dataset);
   if (!status.ok()) return status;
   if (user.mlp(user.mlp_size() - 1) != item.mlp(item.mlp_size() - 1)) {
@@ -444,6 +452,69 @@ absl::Status ValidateMind(const proto::ModelConfig& model, const proto::DatasetC
   return absl::OkStatus();
 }
 
+absl::Status ValidateRalmUser(const proto::ModelConfig& model,
+                              const proto::DatasetConfig& dataset) {
+  const proto::RalmUserConfig& ralm = model.ralm_user();
+  const std::string where = "model.ralm_user";
+  absl::Status status = ValidateRetrievalColumns(model, ralm.retrieval(), where, dataset);
+  if (!status.ok()) return status;
+  if (ralm.user_fields().empty() && ralm.numeric_fields().empty()) {
+    return ConfigLocation::Invalid(where + ".user_fields",
+                                   "no user field: give >= 1 user_fields or numeric_fields");
+  }
+  for (int i = 0; i < ralm.user_fields_size(); ++i) {
+    absl::StatusOr<const proto::ColumnConfig*> column =
+        ColumnFor(dataset, ralm.user_fields(i), ColumnUse::kPooled);
+    if (!column.ok()) {
+      return ConfigLocation::Invalid(absl::StrCat(where, ".user_fields[", i, "]"),
+                                     std::string(column.status().message()));
+    }
+  }
+  for (int i = 0; i < ralm.numeric_fields_size(); ++i) {
+    absl::StatusOr<const proto::ColumnConfig*> column =
+        ColumnFor(dataset, ralm.numeric_fields(i), ColumnUse::kNumeric);
+    if (!column.ok()) {
+      return ConfigLocation::Invalid(absl::StrCat(where, ".numeric_fields[", i, "]"),
+                                     std::string(column.status().message()));
+    }
+    // RALM reads numeric fields in [0, 1]; an unbounded count would set the merge's scale.
+    if (!(*column)->transform().has_min()) {
+      return ConfigLocation::Invalid(
+          absl::StrCat(where, ".numeric_fields[", i, "]"),
+          absl::StrCat("column '", ralm.numeric_fields(i),
+                       "' has no min-max range: set transform { min: .. max: .. } on it in the "
+                       "dataset config"));
+    }
+  }
+  if (ralm.attention_hidden() > kMaxRalmAttentionHidden) {
+    return ConfigLocation::Invalid(where + ".attention_hidden",
+                                   absl::StrCat(ralm.attention_hidden(), " is more than the ",
+                                                kMaxRalmAttentionHidden, " allowed"));
+  }
+  if (ralm.user_mlp().empty()) {
+    return ConfigLocation::Invalid(where + ".user_mlp", "the user MLP needs >= 1 layer");
+  }
+  for (int i = 0; i < ralm.user_mlp_size(); ++i) {
+    if (ralm.user_mlp(i) < 1) {
+      return ConfigLocation::Invalid(absl::StrCat(where, ".user_mlp[", i, "]"),
+                                     "width must be >= 1");
+    }
+  }
+  status = ValidateTower(ralm.item_tower(), where + ".item_tower", dataset);
+  if (!status.ok()) return status;
+  const proto::TowerConfig& item = ralm.item_tower();
+  if (ralm.user_mlp(ralm.user_mlp_size() - 1) != item.mlp(item.mlp_size() - 1)) {
+    return ConfigLocation::Invalid(
+        where, absl::StrCat("the user MLP ends at width ", ralm.user_mlp(ralm.user_mlp_size() - 1),
+                            ", the item tower at ", item.mlp(item.mlp_size() - 1)));
+  }
+  if (ralm.has_frequency_learning_rate() &&
+      !(ralm.frequency_learning_rate() > 0 && ralm.frequency_learning_rate() <= 1)) {
+    return ConfigLocation::Invalid(where + ".frequency_learning_rate", "must be in (0, 1]");
+  }
+  return absl::OkStatus();
+}
+
 void FillRetrievalDefaults(proto::RetrievalConfig* retrieval) {
   if (!retrieval->has_temperature()) retrieval->set_temperature(kDefaultTemperature);
 }
@@ -521,6 +592,7 @@ absl::Status ValidateModelConfig(const proto::ModelConfig& model,
     case proto::ModelConfig::kDat:
     case proto::ModelConfig::kAtnn:
     case proto::ModelConfig::kMind:
+    case proto::ModelConfig::kRalmUser:
       status = ValidateRetrievalModel(model, dataset);
       if (!status.ok()) {
         const std::string architecture =
@@ -558,6 +630,8 @@ absl::Status ValidateRetrievalModel(const proto::ModelConfig& model,
       return ValidateAtnn(model, dataset);
     case proto::ModelConfig::kMind:
       return ValidateMind(model, dataset);
+    case proto::ModelConfig::kRalmUser:
+      return ValidateRalmUser(model, dataset);
     default:
       return absl::OkStatus();
   }
@@ -606,6 +680,19 @@ void FillModelDefaults(proto::ModelConfig* model) {
       }
       if (!mind->has_frequency_learning_rate()) {
         mind->set_frequency_learning_rate(estimator.learning_rate);
+      }
+      break;
+    }
+    case proto::ModelConfig::kRalmUser: {
+      proto::RalmUserConfig* ralm = model->mutable_ralm_user();
+      FillRetrievalDefaults(ralm->mutable_retrieval());
+      if (ralm->attention_hidden() == 0) ralm->set_attention_hidden(kDefaultRalmAttentionHidden);
+      const FrequencyEstimatorOptions estimator;
+      if (ralm->frequency_buckets() == 0) {
+        ralm->set_frequency_buckets(static_cast<uint32_t>(estimator.num_buckets));
+      }
+      if (!ralm->has_frequency_learning_rate()) {
+        ralm->set_frequency_learning_rate(estimator.learning_rate);
       }
       break;
     }

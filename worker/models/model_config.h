@@ -38,13 +38,17 @@ inline constexpr char kDefaultCtcvrTask[] = "ctcvr";            // EsmmConfig
 inline constexpr float kDefaultCtcvrLossWeight = 1.0f;          // EsmmConfig
 // EsmmConfig: pCVR is trained through pCTCVR only, unless the CVR task says otherwise.
 inline constexpr float kDefaultEsmmCvrLossWeight = 0.0f;
-inline constexpr uint32_t kDefaultNumInterests = 4;             // MindConfig
-inline constexpr uint32_t kDefaultRoutingIterations = 3;        // MindConfig
-inline constexpr float kDefaultAttentionPower = 2.0f;           // MindConfig
+inline constexpr uint32_t kDefaultNumInterests = 4;       // MindConfig
+inline constexpr uint32_t kDefaultRoutingIterations = 3;  // MindConfig
+inline constexpr float kDefaultAttentionPower = 2.0f;     // MindConfig
 // Bounds on MindConfig beyond which a value is a typo, not a model: the paper uses K <= 8 and
 // 3 iterations, and each interest costs a pass of the per-interest MLP.
 inline constexpr uint32_t kMaxNumInterests = 64;
 inline constexpr uint32_t kMaxRoutingIterations = 20;
+inline constexpr uint32_t kDefaultRalmAttentionHidden = 16;  // RalmUserConfig
+// Bound on RalmUserConfig.attention_hidden beyond which it is a typo: the merge's hidden layer
+// scores a handful of field vectors of embedding_dim floats.
+inline constexpr uint32_t kMaxRalmAttentionHidden = 4096;
 
 // How a model reads a column. Each use admits the roles below and no other.
 enum class ColumnUse {
@@ -78,7 +82,7 @@ absl::StatusOr<const proto::ColumnConfig*> ColumnFor(const proto::DatasetConfig&
 //   autoint: >= 1 field, each kPooled; attention_layers, attention_heads and
 //         attention_head_dim >= 1;
 //   dupn, shared_bottom, mmoe, autoint: every numeric_fields entry kNumeric;
-//   two_tower, dat, atnn, mind: as ValidateRetrievalModel;
+//   two_tower, dat, atnn, mind, ralm_user: as ValidateRetrievalModel;
 //   esmm: fields and numeric_fields as shared_bottom's; exactly two tasks, its ctr_task and
 //         cvr_task, both BINARY; ctcvr_task not the name of one; ctcvr_loss_weight >= 0;
 // all widths >= 1; >= 1 task, each uniquely named with a head kind and a LABEL column,
@@ -94,7 +98,10 @@ absl::Status ValidateModelConfig(const proto::ModelConfig& model,
 // weights >= 0, category_column kCategorical; atnn: >= 1 statistics column, each kNumeric,
 // similarity_weight >= 0; mind: behavior_column kSequence with >= 1 CATEGORICAL step field,
 // num_interests <= kMaxNumInterests, routing_iterations <= kMaxRoutingIterations (0: the
-// default), attention_power >= 1, frequency_learning_rate in (0, 1]. InvalidArgument naming the
+// default), attention_power >= 1, frequency_learning_rate in (0, 1]; ralm_user: >= 1 user
+// field (kPooled) or numeric field (kNumeric with a min-max transform, min and max, in the
+// dataset config), >= 1 user_mlp layer ending at the item tower's width, attention_hidden <=
+// kMaxRalmAttentionHidden, frequency_learning_rate in (0, 1]. InvalidArgument naming the
 // field as "model.<arch>.<field>".
 absl::Status ValidateRetrievalModel(const proto::ModelConfig& model,
                                     const proto::DatasetConfig& dataset);

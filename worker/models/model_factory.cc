@@ -7,6 +7,7 @@
 #include "worker/models/mind_model.h"
 #include "worker/models/mmoe_model.h"
 #include "worker/models/model_config.h"
+#include "worker/models/ralm_user_model.h"
 #include "worker/models/shared_bottom_model.h"
 #include "worker/models/two_tower_model.h"
 
@@ -44,6 +45,8 @@ absl::StatusOr<std::unique_ptr<Model>> CreateModel(const proto::ModelConfig& con
       return AsModel(EsmmModel::Create(model, dataset));
     case proto::ModelConfig::kMind:
       return AsModel(MindModel::Create(model, dataset));
+    case proto::ModelConfig::kRalmUser:
+      return AsModel(RalmUserModel::Create(model, dataset));
     default:
       return absl::InvalidArgumentError("the model config has no supported architecture");
   }

@@ -6,18 +6,21 @@
 //
 // --data_dir holds train-*.tsv.gz and eval.tsv.gz (or a validation split laid out the same way,
 // as tests/bench/movielens_validation.sh makes it); --vectors_dir the item_vectors.vec and
-// user_vectors.vec a two_tower run on the same split exported (docs/models.md, "Retrieval").
+// user_vectors.vec a two_tower or ralm_user run on the same split exported (docs/models.md,
+// "Retrieval"). With --job_config (that run's job config) any dataset: the train and eval files,
+// the user, item and click columns come from the job.
 //
 // The stream is every rating, train files then eval file, in file order (time). Stage 1, the
-// user's representation, is the normalized mean of the two-tower item vectors of the movies the
-// user liked (click = 1) strictly before the rating; a rating of a user who liked nothing yet is
-// not scored by any model. The look-alike stage trains on the train files and is evaluated on
-// the eval file, its seeds refreshed from the stream as it goes (no weight changes). The
-// two-tower scores a rating by <exported user vector, item vector>: the user's vector as of their
-// last eval rating, so slightly ahead of time for earlier ones. Printed per model: AUC of the
-// click label over the scored eval ratings and over those of movies new in the eval file (absent
-// from every train file), and precision@K (lookalike_metrics.h) overall and on new movies. The
-// simple baseline, no model, scores a rating by the number of the user's earlier likes.
+// user's representation, is the normalized mean of the run's item vectors of the movies the
+// user liked (click = 1) strictly before the rating, or with --user_vectors=exported the user's
+// exported vector; a rating of a user who liked nothing yet is not scored by any model. The
+// look-alike stage trains on the train files and is evaluated on the eval file, its seeds refreshed
+// from the stream as it goes (no weight changes). The two-tower scores a rating by <exported user
+// vector, item vector>: the user's vector as of their last eval rating, so slightly ahead of time
+// for earlier ones. Printed per model: AUC of the click label over the scored eval ratings and over
+// those of movies new in the eval file (absent from every train file), and precision@K
+// (lookalike_metrics.h) overall and on new movies. The simple baseline, no model, scores a rating
+// by the number of the user's earlier likes.
 #include <glob.h>
 
 #include <algorithm>
@@ -41,7 +44,11 @@
 #include "common/vector_file.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
+#include "worker/batch_parser.h"
+#include "worker/job_config.h"
 #include "worker/line_source.h"
+#include "worker/models/model_config.h"
+#include "worker/models/model_factory.h"
 #include "worker/train/lookalike_metrics.h"
 #include "worker/train/metrics.h"
 #include "worker/train/ralm_lookalike_trainer.h"
@@ -60,6 +67,16 @@ DEFINE_int32(precision_k, 10, "K of precision@K: the top users of each movie.");
 DEFINE_int32(negatives_per_rating, 0,
              "Sampled non-clicks added after each rating: earlier likers shown the same movie.");
 DEFINE_uint64(seed, 1, "Seeds the look-alike weights and the k-means draws.");
+DEFINE_string(job_config, "",
+              "A ralm_user or two_tower job config: the stream is its train_files then "
+              "eval_files (relative ones under --data_dir), the user and item its retrieval id "
+              "columns, the click its task's label column. Empty: the MovieLens files and "
+              "columns (user_id, movie_id, click).");
+DEFINE_string(user_vectors, "liked_items",
+              "The look-alike's user at each rating: liked_items, the normalized mean of the item "
+              "vectors of the movies the user liked before it, or exported, the user's vector in "
+              "user_vectors.vec (a ralm_user or two_tower run's; as of the user's last eval "
+              "rating, so ahead of time).");
 DEFINE_double(initial_merge_weight, 5.0,
               "The starting weight of each cosine in the look-alike score (LookalikeOptions).");
 
@@ -99,8 +116,70 @@ absl::StatusOr<KeyedVectors> ReadVectors(const std::string& path) {
   return vectors;
 }
 
-// Appends the ratings of one converted file, naming file:line on a malformed one.
-absl::Status ReadRatings(const std::string& path, bool eval, std::vector<Rating>* ratings) {
+// Where the stream is and which columns it reads: the MovieLens converter's, or a job config's.
+struct StreamSpec {
+  std::vector<std::string> train_patterns{"train-*.tsv.gz"};
+  std::vector<std::string> eval_patterns{"eval.tsv.gz"};
+  std::string user_column = "user_id";
+  std::string item_column = "movie_id";
+  std::string click_column = "click";
+  // The feature-key seeds of the id columns, as the reader hashes them (their hash_space).
+  uint64_t user_seed = FieldSeed("user_id");
+  uint64_t item_seed = FieldSeed("movie_id");
+};
+
+absl::StatusOr<StreamSpec> StreamOfJob(const std::string& path) {
+  absl::StatusOr<JobSpec> spec = LoadJobConfig(path);
+  if (!spec.ok()) return spec.status();
+  const proto::ModelConfig& model = spec->job.model();
+  const proto::RetrievalConfig* retrieval = nullptr;
+  if (model.has_ralm_user()) retrieval = &model.ralm_user().retrieval();
+  if (model.has_two_tower()) retrieval = &model.two_tower().retrieval();
+  if (retrieval == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": the look-alike reads a ralm_user or two_tower job, not ",
+                     ArchitectureName(model)));
+  }
+  StreamSpec stream;
+  stream.train_patterns.assign(spec->job.training().train_files().begin(),
+                               spec->job.training().train_files().end());
+  stream.eval_patterns.assign(spec->job.training().eval_files().begin(),
+                              spec->job.training().eval_files().end());
+  if (stream.eval_patterns.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": training.eval_files is empty; the look-alike is judged on them"));
+  }
+  stream.user_column = retrieval->user_id_column();
+  stream.item_column = retrieval->item_id_column();
+  stream.click_column = model.tasks(0).label_column();
+  // LoadJobConfig checked that both are CATEGORICAL columns of the dataset.
+  stream.user_seed =
+      FieldSeed(ColumnHashSpace(*FindDatasetColumn(spec->dataset, stream.user_column)));
+  stream.item_seed =
+      FieldSeed(ColumnHashSpace(*FindDatasetColumn(spec->dataset, stream.item_column)));
+  return stream;
+}
+
+// The files matching `patterns` (relative ones under --data_dir), each pattern's sorted; NotFound
+// naming a pattern that matches none.
+absl::StatusOr<std::vector<std::string>> FilesOf(const std::vector<std::string>& patterns) {
+  std::vector<std::string> files;
+  for (const std::string& pattern : patterns) {
+    const std::string full =
+        !pattern.empty() && pattern.front() == '/' ? pattern : FLAGS_data_dir + "/" + pattern;
+    glob_t matches;
+    if (glob(full.c_str(), 0, nullptr, &matches) != 0) {
+      return absl::NotFoundError(absl::StrCat("no file matches ", full));
+    }
+    files.insert(files.end(), matches.gl_pathv, matches.gl_pathv + matches.gl_pathc);
+    globfree(&matches);
+  }
+  return files;
+}
+
+// Appends the ratings of one file, naming file:line on a malformed one.
+absl::Status ReadRatings(const std::string& path, bool eval, const StreamSpec& stream,
+                         std::vector<Rating>* ratings) {
   absl::StatusOr<LineSource> source = LineSource::Open(path);
   if (!source.ok()) return source.status();
   std::string_view line;
@@ -109,18 +188,17 @@ absl::Status ReadRatings(const std::string& path, bool eval, std::vector<Rating>
     const std::vector<absl::string_view> names =
         absl::StrSplit(absl::string_view(line.data(), line.size()), '\t');
     for (size_t i = 0; i < names.size(); ++i) {
-      if (names[i] == "user_id") user_column = static_cast<int>(i);
-      if (names[i] == "movie_id") item_column = static_cast<int>(i);
-      if (names[i] == "click") click_column = static_cast<int>(i);
+      if (names[i] == stream.user_column) user_column = static_cast<int>(i);
+      if (names[i] == stream.item_column) item_column = static_cast<int>(i);
+      if (names[i] == stream.click_column) click_column = static_cast<int>(i);
     }
   }
   if (user_column < 0 || item_column < 0 || click_column < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ":1: the header lacks user_id, movie_id or click"));
+    return absl::InvalidArgumentError(absl::StrCat(path, ":1: the header lacks ",
+                                                   stream.user_column, ", ", stream.item_column,
+                                                   " or ", stream.click_column));
   }
   const size_t needed = std::max({user_column, item_column, click_column}) + 1;
-  static const uint64_t kUserSeed = FieldSeed("user_id");
-  static const uint64_t kItemSeed = FieldSeed("movie_id");
   while (source->NextLine(&line)) {
     const std::vector<absl::string_view> cells =
         absl::StrSplit(absl::string_view(line.data(), line.size()), '\t');
@@ -131,9 +209,9 @@ absl::Status ReadRatings(const std::string& path, bool eval, std::vector<Rating>
     }
     const absl::string_view user = cells[user_column];
     const absl::string_view item = cells[item_column];
-    ratings->push_back({FeatureKey(kUserSeed, std::string_view(user.data(), user.size())),
-                        FeatureKey(kItemSeed, std::string_view(item.data(), item.size())), click,
-                        eval});
+    ratings->push_back({FeatureKey(stream.user_seed, std::string_view(user.data(), user.size())),
+                        FeatureKey(stream.item_seed, std::string_view(item.data(), item.size())),
+                        click, eval});
   }
   return source->status();
 }
@@ -175,26 +253,38 @@ absl::Status Run() {
   if (FLAGS_data_dir.empty() || FLAGS_vectors_dir.empty()) {
     return absl::InvalidArgumentError("--data_dir and --vectors_dir are required");
   }
+  if (FLAGS_user_vectors != "liked_items" && FLAGS_user_vectors != "exported") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "bad flag: --user_vectors is '", FLAGS_user_vectors, "', not liked_items or exported"));
+  }
   absl::StatusOr<KeyedVectors> items = ReadVectors(FLAGS_vectors_dir + "/item_vectors.vec");
   if (!items.ok()) return items.status();
   absl::StatusOr<KeyedVectors> users = ReadVectors(FLAGS_vectors_dir + "/user_vectors.vec");
   if (!users.ok()) return users.status();
 
+  StreamSpec stream;
+  if (!FLAGS_job_config.empty()) {
+    absl::StatusOr<StreamSpec> of_job = StreamOfJob(FLAGS_job_config);
+    if (!of_job.ok()) return of_job.status();
+    stream = *std::move(of_job);
+  }
   std::vector<Rating> ratings;
-  glob_t matches;
-  const std::string pattern = FLAGS_data_dir + "/train-*.tsv.gz";
-  if (glob(pattern.c_str(), 0, nullptr, &matches) != 0) {
-    return absl::NotFoundError(absl::StrCat("no file matches ", pattern));
+  for (const bool eval : {false, true}) {
+    absl::StatusOr<std::vector<std::string>> files =
+        FilesOf(eval ? stream.eval_patterns : stream.train_patterns);
+    if (!files.ok()) return files.status();
+    for (const std::string& file : *files) {
+      absl::Status status = ReadRatings(file, eval, stream, &ratings);
+      if (!status.ok()) return status;
+    }
   }
-  std::vector<std::string> train_files(matches.gl_pathv, matches.gl_pathv + matches.gl_pathc);
-  globfree(&matches);
-  for (const std::string& file : train_files) {
-    absl::Status status = ReadRatings(file, false, &ratings);
-    if (!status.ok()) return status;
-  }
-  absl::Status status = ReadRatings(FLAGS_data_dir + "/eval.tsv.gz", true, &ratings);
-  if (!status.ok()) return status;
 
+  const bool exported_users = FLAGS_user_vectors == "exported";
+  if (exported_users && users->dim != items->dim) {
+    return absl::InvalidArgumentError(absl::StrCat(FLAGS_vectors_dir, ": user vectors of dim ",
+                                                   users->dim, ", item vectors of dim ",
+                                                   items->dim));
+  }
   // Stage 1: each impression's user vector from the user's earlier likes. The trainer's "user"
   // of an impression is its index, so a user's vector can change from one to the next.
   const int dim = items->dim;
@@ -210,10 +300,19 @@ absl::Status Run() {
   const auto add_impression = [&](uint64_t user, uint64_t item, float click, bool in_eval) {
     const uint64_t key = train.size() + eval.size();
     auto sum = liked_sum.find(user);
+    // The same ratings are scored in both modes: those of users with an earlier like.
     if (sum != liked_sum.end()) {
-      vectors.row_of[key] = static_cast<int32_t>(rows.size() / dim);
-      const Eigen::VectorXf normalized = sum->second.normalized();
-      rows.insert(rows.end(), normalized.data(), normalized.data() + dim);
+      if (exported_users) {
+        const float* exported = users->Find(user);
+        if (exported != nullptr) {
+          vectors.row_of[key] = static_cast<int32_t>(rows.size() / dim);
+          rows.insert(rows.end(), exported, exported + dim);
+        }
+      } else {
+        vectors.row_of[key] = static_cast<int32_t>(rows.size() / dim);
+        const Eigen::VectorXf normalized = sum->second.normalized();
+        rows.insert(rows.end(), normalized.data(), normalized.data() + dim);
+      }
     }
     (in_eval ? eval : train).push_back({key, item, click});
     if (in_eval) {

@@ -68,5 +68,37 @@ TEST(CorrectedInBatchSoftmaxTest, CorrectsByTheEstimateIncludingThisStep) {
   }
 }
 
+TEST(CorrectedInBatchSoftmaxTest, OnPositivesIsTheLossOfThePositiveRowsWeighted) {
+  // Rows 0, 2 and 4 of five are the positive pairs of Vectors; rows 1 and 3 are negatives with
+  // other items, which take no part.
+  nn::Matrix users(5, 2), items(5, 2);
+  const nn::Matrix positive_users = Vectors(0), positive_items = Vectors(0.3f);
+  for (int i = 0; i < 3; ++i) {
+    users.row(2 * i) = positive_users.row(i);
+    items.row(2 * i) = positive_items.row(i);
+  }
+  users.row(1) << 9, 9;
+  users.row(3) << -9, 1;
+  items.row(1) << 3, -3;
+  items.row(3) << 1, 1;
+  const std::vector<uint8_t> positive = {1, 0, 1, 0, 1};
+  const std::vector<uint64_t> item_keys = {5, 11, 7, 12, 5};
+  CorrectedInBatchSoftmax softmax(kTemperature, std::nullopt);
+  nn::Matrix d_users, d_items, want_users, want_items;
+  const nn::LossValue loss =
+      softmax.ComputeOnPositives(users, items, positive, item_keys, 2.0f, &d_users, &d_items);
+  EXPECT_DOUBLE_EQ(loss.total, ReferenceLoss({}, &want_users, &want_items));
+  EXPECT_EQ(loss.count, 3);
+  ASSERT_EQ(d_users.rows(), 5);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(d_users.row(2 * i).isApprox(2.0f * want_users.row(i))) << i;
+    EXPECT_TRUE(d_items.row(2 * i).isApprox(2.0f * want_items.row(i))) << i;
+  }
+  for (int b : {1, 3}) {
+    EXPECT_TRUE(d_users.row(b).isZero()) << b;
+    EXPECT_TRUE(d_items.row(b).isZero()) << b;
+  }
+}
+
 }  // namespace
 }  // namespace granary
