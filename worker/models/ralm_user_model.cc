@@ -42,8 +42,8 @@ RalmUserModel::RalmUserModel(const proto::ModelConfig& model, EmbeddedFields use
       user_hidden_(&params_, "ralm_user.mlp", dim_, HiddenWidths(ralm_)),
       user_out_(&params_, "ralm_user.mlp.out", user_hidden_.output_dim(),
                 static_cast<int>(ralm_.user_mlp(ralm_.user_mlp_size() - 1))),
-      item_tower_(&params_, "item_tower", std::move(item_fields), dim_, 0,
-                  ralm_.item_tower().mlp()),
+      item_tower_(&params_, "item_tower", std::move(item_fields), dim_, 0, ralm_.item_tower().mlp(),
+                  ralm_.item_tower().dropout()),
       softmax_(temperature_, SamplingBiasCorrection(ralm_)) {
   if (numeric_fields_.num_fields() > 0) {
     numeric_projection_.emplace(&params_, "ralm_user.numeric", numeric_fields_.num_fields(), dim_);
