@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "common/ipc_endpoint.h"
 #include "common/socket_options.h"
+#include "common/socket_poller.h"
 #include "common/wire_codec.h"
 #include "glog/logging.h"
 #include "ps/request_check.h"
@@ -179,26 +180,23 @@ void ParameterServer::ForwardLoop() {
   zmq::socket_t control(*context_, zmq::socket_type::pair);
   control.set(zmq::sockopt::linger, 0);
   control.bind(control_endpoint_);
-  zmq::pollitem_t items[] = {{frontend_.handle(), 0, ZMQ_POLLIN, 0},
-                             {backend.handle(), 0, ZMQ_POLLIN, 0},
-                             {control.handle(), 0, ZMQ_POLLIN, 0}};
+  enum : size_t { kFrontend, kBackend, kControl };
+  SocketPoller poller({&frontend_, &backend, &control});
+  std::vector<zmq::message_t> frames;
   // Per peer connection (routing id): requests handed to the handlers and not yet answered.
   absl::flat_hash_map<std::string, int> in_flight;
   while (true) {
-    PollSockets(items, 3, std::chrono::milliseconds(-1));
-    if (items[2].revents & ZMQ_POLLIN) return;  // Stop()
+    poller.Wait(std::chrono::milliseconds(-1));
+    if (poller.MayHaveInput(kControl) && poller.TryReceive(kControl, &frames)) return;  // Stop()
     // Requests: [routing id][frames...] -> [routing id][peer address][frames...]. The peer's
     // TCP address is only known on the frontend, and errors must name it.
-    while (items[0].revents & ZMQ_POLLIN) {
-      std::vector<zmq::message_t> frames;
-      if (!zmq::recv_multipart(frontend_, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
-        break;
-      }
+    while (poller.MayHaveInput(kFrontend) && poller.TryReceive(kFrontend, &frames)) {
       std::string peer = frames.size() > 1 ? PeerAddress(frames[1]) : "unknown peer";
       if (CheapToServeInline(frames)) {
         zmq::message_t routing_id = std::move(frames[0]);
         frames.erase(frames.begin());
         Serve(std::move(frames), peer, routing_id, frontend_);
+        poller.Sent(kFrontend);
         continue;
       }
       int& requests = in_flight[frames[0].to_string()];
@@ -206,21 +204,20 @@ void ParameterServer::ForwardLoop() {
         zmq::message_t routing_id = std::move(frames[0]);
         frames.erase(frames.begin());
         RefuseOverPeerLimit(std::move(frames), peer, routing_id);
+        poller.Sent(kFrontend);
         continue;
       }
       ++requests;
       frames.insert(frames.begin() + 1, zmq::message_t(peer));
       zmq::send_multipart(backend, frames);
+      poller.Sent(kBackend);
     }
     // Replies go back unchanged: the routing id leads them to their worker.
-    while (items[1].revents & ZMQ_POLLIN) {
-      std::vector<zmq::message_t> frames;
-      if (!zmq::recv_multipart(backend, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
-        break;
-      }
+    while (poller.MayHaveInput(kBackend) && poller.TryReceive(kBackend, &frames)) {
       auto requests = in_flight.find(frames[0].to_string());
       if (requests != in_flight.end() && --requests->second <= 0) in_flight.erase(requests);
       zmq::send_multipart(frontend_, frames);
+      poller.Sent(kFrontend);
     }
   }
 }

@@ -114,9 +114,9 @@ KVWorker::Channel* KVWorker::ChannelOfThisThread() {
     ConfigureCurveClient(channel->dealers.back(), options_.curve);
     channel->dealers.back().connect(endpoint);
   }
-  for (zmq::socket_t& dealer : channel->dealers) {
-    channel->items.push_back({dealer.handle(), 0, ZMQ_POLLIN, 0});
-  }
+  std::vector<zmq::socket_t*> dealers;
+  for (zmq::socket_t& dealer : channel->dealers) dealers.push_back(&dealer);
+  channel->poller = std::make_unique<SocketPoller>(std::move(dealers));
   it->second = channel.get();
   channels_.push_back(std::move(channel));
   return it->second;
@@ -425,6 +425,7 @@ int64_t KVWorker::Submit(proto::Command command, const std::string& table, Array
   std::lock_guard<std::mutex> sending(channel.mutex);
   for (auto& [server_rank, message] : outgoing) {
     absl::Status sent = SendMessage(channel.dealers[server_rank], std::move(message));
+    channel.poller->Sent(server_rank);
     if (!sent.ok()) {
       std::lock_guard<std::mutex> lock(mutex_);
       auto it = requests_.find(id);
@@ -635,30 +636,25 @@ void KVWorker::ExpireLocked(Request& request) {
 
 void KVWorker::ReceiveReplies(Channel& channel, absl::Duration timeout) {
   const long timeout_ms = std::max<long>(0, absl::ToInt64Milliseconds(timeout));
-  if (PollSockets(channel.items.data(), channel.items.size(),
-                  std::chrono::milliseconds(timeout_ms)) <= 0) {
-    return;
-  }
+  SocketPoller& poller = *channel.poller;
+  if (!poller.Wait(std::chrono::milliseconds(timeout_ms))) return;
+  // One message per dealer, then back to the caller, who is done once its own replies are in:
+  // receiving until a dealer is empty would cost one more system call per reply, and the next
+  // Wait asks the dealers that got a message anyway.
+  std::vector<zmq::message_t> frames;
   for (size_t s = 0; s < channel.dealers.size(); ++s) {
-    if (!(channel.items[s].revents & ZMQ_POLLIN)) continue;
-    while (true) {
-      std::vector<zmq::message_t> frames;
-      if (!zmq::recv_multipart(channel.dealers[s], std::back_inserter(frames),
-                               zmq::recv_flags::dontwait)) {
-        break;
-      }
-      Message reply;
-      absl::Status decoded = DecodeMessage(std::move(frames), options_.cluster_id,
-                                           ServerName(static_cast<int>(s)), &reply);
-      if (!decoded.ok()) {
-        LOG(ERROR) << "worker " << rank() << ": bad reply: " << decoded.message();
-        if (reply.header.request_id() == 0) continue;
-        // Fail the request it names rather than leave it to time out.
-        reply.header.set_command(proto::ERROR_REPLY);
-        reply.header.set_error(std::string(decoded.message()));
-      }
-      HandleReply(std::move(reply), static_cast<int>(s));
+    if (!poller.MayHaveInput(s) || !poller.TryReceive(s, &frames)) continue;
+    Message reply;
+    absl::Status decoded = DecodeMessage(std::move(frames), options_.cluster_id,
+                                         ServerName(static_cast<int>(s)), &reply);
+    if (!decoded.ok()) {
+      LOG(ERROR) << "worker " << rank() << ": bad reply: " << decoded.message();
+      if (reply.header.request_id() == 0) continue;
+      // Fail the request it names rather than leave it to time out.
+      reply.header.set_command(proto::ERROR_REPLY);
+      reply.header.set_error(std::string(decoded.message()));
     }
+    HandleReply(std::move(reply), static_cast<int>(s));
   }
 }
 

@@ -51,6 +51,7 @@
 #include "common/proto/message.pb.h"
 #include "common/shard_map.h"
 #include "common/socket_options.h"
+#include "common/socket_poller.h"
 #include "worker/error_feedback.h"
 #include "zmq.hpp"
 
@@ -242,7 +243,8 @@ class KVWorker {
   struct Channel {
     std::mutex mutex;                    // held while sending or receiving
     std::vector<zmq::socket_t> dealers;  // by server rank
-    std::vector<zmq::pollitem_t> items;  // one per dealer
+    // Waits for replies on the dealers (by server rank); told of every send.
+    std::unique_ptr<SocketPoller> poller;
   };
   struct Part {
     int server_rank = 0;
@@ -304,7 +306,8 @@ class KVWorker {
   // Marks part `part_index` of `request` answered, and the request done once all are.
   // REQUIRES: mutex_ held.
   void FinishPartLocked(Request& request, size_t part_index);
-  // Waits up to `timeout` for replies on `channel` and handles all that arrived.
+  // Waits up to `timeout` for replies on `channel` and handles one from each server whose reply
+  // arrived (the caller loops until its request is done).
   // REQUIRES: channel.mutex held, mutex_ not held.
   void ReceiveReplies(Channel& channel, absl::Duration timeout);
   void HandleReply(Message&& reply, int server_rank);
