@@ -52,4 +52,17 @@ bool SocketPoller::TryReceive(size_t i, std::vector<zmq::message_t>* frames) {
   return false;
 }
 
+bool SocketPoller::Receive(size_t i, std::vector<zmq::message_t>* frames,
+                           std::chrono::milliseconds timeout) {
+  frames->clear();
+  sockets_[i]->set(
+      zmq::sockopt::rcvtimeo,
+      static_cast<int>(std::clamp<int64_t>(timeout.count(), 0, std::numeric_limits<int>::max())));
+  // Whatever happened, the socket's commands were processed: it stays unasked only if a
+  // message came (more may wait behind it).
+  const bool received = zmq::recv_multipart(*sockets_[i], std::back_inserter(*frames)).has_value();
+  unasked_[i] = received;
+  return received;
+}
+
 }  // namespace granary

@@ -465,8 +465,9 @@ absl::Status KVWorker::Wait(int64_t id) {
       request_done_.wait_for(lock, absl::ToChronoMilliseconds(kReceiveSlice));
       continue;
     }
+    const int sole_server = SoleOutstandingServer(*request);
     lock.unlock();
-    ReceiveReplies(channel, std::min(kReceiveSlice, request->deadline - now));
+    ReceiveReplies(channel, std::min(kReceiveSlice, request->deadline - now), sole_server);
     receiving.unlock();
     lock.lock();
     // A waiter that found the channel taken may now take it.
@@ -634,28 +635,48 @@ void KVWorker::ExpireLocked(Request& request) {
                  absl::FormatDuration(options_.request_timeout), " from ", missing)));
 }
 
-void KVWorker::ReceiveReplies(Channel& channel, absl::Duration timeout) {
-  const long timeout_ms = std::max<long>(0, absl::ToInt64Milliseconds(timeout));
+int KVWorker::SoleOutstandingServer(const Request& request) {
+  int server_rank = -1;
+  for (const Part& part : request.parts) {
+    if (part.done) continue;
+    if (server_rank >= 0) return -1;
+    server_rank = part.server_rank;
+  }
+  return server_rank;
+}
+
+void KVWorker::ReceiveReplies(Channel& channel, absl::Duration timeout, int sole_server) {
+  const std::chrono::milliseconds timeout_ms(
+      std::max<int64_t>(0, absl::ToInt64Milliseconds(timeout)));
   SocketPoller& poller = *channel.poller;
-  if (!poller.Wait(std::chrono::milliseconds(timeout_ms))) return;
+  std::vector<zmq::message_t> frames;
+  if (sole_server >= 0) {
+    if (poller.Receive(sole_server, &frames, timeout_ms))
+      HandleFrames(std::move(frames), sole_server);
+    return;
+  }
+  if (!poller.Wait(timeout_ms)) return;
   // One message per dealer, then back to the caller, who is done once its own replies are in:
   // receiving until a dealer is empty would cost one more system call per reply, and the next
   // Wait asks the dealers that got a message anyway.
-  std::vector<zmq::message_t> frames;
   for (size_t s = 0; s < channel.dealers.size(); ++s) {
     if (!poller.MayHaveInput(s) || !poller.TryReceive(s, &frames)) continue;
-    Message reply;
-    absl::Status decoded = DecodeMessage(std::move(frames), options_.cluster_id,
-                                         ServerName(static_cast<int>(s)), &reply);
-    if (!decoded.ok()) {
-      LOG(ERROR) << "worker " << rank() << ": bad reply: " << decoded.message();
-      if (reply.header.request_id() == 0) continue;
-      // Fail the request it names rather than leave it to time out.
-      reply.header.set_command(proto::ERROR_REPLY);
-      reply.header.set_error(std::string(decoded.message()));
-    }
-    HandleReply(std::move(reply), static_cast<int>(s));
+    HandleFrames(std::move(frames), static_cast<int>(s));
   }
+}
+
+void KVWorker::HandleFrames(std::vector<zmq::message_t>&& frames, int server_rank) {
+  Message reply;
+  absl::Status decoded =
+      DecodeMessage(std::move(frames), options_.cluster_id, ServerName(server_rank), &reply);
+  if (!decoded.ok()) {
+    LOG(ERROR) << "worker " << rank() << ": bad reply: " << decoded.message();
+    if (reply.header.request_id() == 0) return;
+    // Fail the request it names rather than leave it to time out.
+    reply.header.set_command(proto::ERROR_REPLY);
+    reply.header.set_error(std::string(decoded.message()));
+  }
+  HandleReply(std::move(reply), server_rank);
 }
 
 }  // namespace granary

@@ -307,9 +307,18 @@ class KVWorker {
   // REQUIRES: mutex_ held.
   void FinishPartLocked(Request& request, size_t part_index);
   // Waits up to `timeout` for replies on `channel` and handles one from each server whose reply
-  // arrived (the caller loops until its request is done).
+  // arrived (the caller loops until its request is done). With `sole_server` >= 0 (the waited
+  // request needs that server's reply alone) it sleeps on that server's dealer only, ZeroMQ's
+  // blocking receive being the cheapest wait for one socket; replies from other servers then
+  // wait for the next call (at most `timeout`, for threads sharing the channel).
   // REQUIRES: channel.mutex held, mutex_ not held.
-  void ReceiveReplies(Channel& channel, absl::Duration timeout);
+  void ReceiveReplies(Channel& channel, absl::Duration timeout, int sole_server);
+  // The server rank of `request`'s one unanswered part, or -1 if none or several are.
+  // REQUIRES: mutex_ held.
+  static int SoleOutstandingServer(const Request& request);
+  // Decodes a reply's frames from server `server_rank` and handles it (a reply that does not
+  // decode fails the request it names).
+  void HandleFrames(std::vector<zmq::message_t>&& frames, int server_rank);
   void HandleReply(Message&& reply, int server_rank);
   // Fails `request` for its deadline, naming the servers that did not answer.
   // REQUIRES: mutex_ held.

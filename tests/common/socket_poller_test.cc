@@ -88,6 +88,37 @@ TEST_F(SocketPollerTest, AMessageWhoseNoticeASendTookInIsFoundAfterSent) {
   EXPECT_EQ(frames[0].to_string(), "reply");
 }
 
+TEST_F(SocketPollerTest, ReceiveSleepsOnOneSocketUntilItsMessageComesOrTheTimeout) {
+  zmq::socket_t other(context_, zmq::socket_type::dealer);
+  other.set(zmq::sockopt::linger, 0);
+  other.bind("inproc://socket-poller-test-receive");
+  zmq::socket_t other_far(context_, zmq::socket_type::dealer);
+  other_far.set(zmq::sockopt::linger, 0);
+  other_far.connect("inproc://socket-poller-test-receive");
+  SocketPoller poller({&near_, &other});
+  std::vector<zmq::message_t> frames;
+  EXPECT_FALSE(poller.Receive(0, &frames, kQuietWait));
+  EXPECT_FALSE(poller.MayHaveInput(0));
+
+  // A message on the other socket does not end the sleep; the one on socket 0 does.
+  other_far.send(zmq::str_buffer("to other"), zmq::send_flags::none);
+  std::thread sender([this] {
+    std::this_thread::sleep_for(kPastSendThrottle);
+    far_.send(zmq::str_buffer("to near"), zmq::send_flags::none);
+  });
+  const bool received = poller.Receive(0, &frames, kArrivalBound);
+  sender.join();
+  ASSERT_TRUE(received);
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_EQ(frames[0].to_string(), "to near");
+  EXPECT_TRUE(poller.MayHaveInput(0));
+  // The other socket's message waits for a later Wait.
+  ASSERT_TRUE(poller.Wait(kArrivalBound));
+  ASSERT_TRUE(poller.MayHaveInput(1));
+  ASSERT_TRUE(poller.TryReceive(1, &frames));
+  EXPECT_EQ(frames[0].to_string(), "to other");
+}
+
 TEST_F(SocketPollerTest, OnlyTheSocketThatSignalledMayHaveInput) {
   zmq::socket_t other(context_, zmq::socket_type::dealer);
   other.set(zmq::sockopt::linger, 0);
