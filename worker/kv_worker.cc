@@ -91,7 +91,9 @@ absl::Status KVWorker::Start() {
   }
   const std::string local_host_id = options_.use_ipc ? LocalHostId() : "";
   server_endpoints_.clear();
+  server_names_.clear();
   for (const proto::NodeInfo& server : servers_) {
+    server_names_.push_back(NodeName(server));
     server_endpoints_.push_back(ServerEndpoint(server, local_host_id));
     LOG(INFO) << "worker connects to " << NodeName(server) << " at " << server_endpoints_.back();
   }
@@ -149,7 +151,9 @@ double KVWorker::KeyBytesPerKey(const std::string& table) const {
          static_cast<double>(keys);
 }
 
-std::string KVWorker::ServerName(int server_rank) const { return NodeName(servers_[server_rank]); }
+const std::string& KVWorker::ServerName(int server_rank) const {
+  return server_names_[server_rank];
+}
 
 int64_t KVWorker::Pull(const std::string& table, absl::Span<const uint64_t> keys,
                        std::vector<float>* values, PullMode mode) {
@@ -537,23 +541,25 @@ void KVWorker::HandleReply(Message&& reply, int server_rank) {
     return;
   }
   Request& request = *it->second;
-  std::string what = DescribeRequest(request.command, request.id, request.table);
+  // Only errors name the request: built when one needs it, not for every reply.
+  auto what = [&] { return DescribeRequest(request.command, request.id, request.table); };
   if (header.part() >= request.parts.size() ||
       request.parts[header.part()].server_rank != server_rank) {
-    FailLocked(request, absl::InternalError(absl::StrCat(what, ": ", ServerName(server_rank),
+    FailLocked(request, absl::InternalError(absl::StrCat(what(), ": ", ServerName(server_rank),
                                                          " answered for part ", header.part(),
                                                          " it was not sent")));
     return;
   }
   if (header.command() == proto::ERROR_REPLY) {
-    FailLocked(request, absl::FailedPreconditionError(absl::StrCat(
-                            what, " rejected by ", ServerName(server_rank), ": ", header.error())));
+    FailLocked(request,
+               absl::FailedPreconditionError(absl::StrCat(
+                   what(), " rejected by ", ServerName(server_rank), ": ", header.error())));
     return;
   }
   proto::Command expected = request.command == proto::PULL ? proto::PULL_REPLY : proto::PUSH_REPLY;
   if (header.command() != expected) {
     FailLocked(request,
-               absl::InternalError(absl::StrCat(what, ": ", ServerName(server_rank), " replied ",
+               absl::InternalError(absl::StrCat(what(), ": ", ServerName(server_rank), " replied ",
                                                 proto::Command_Name(header.command()))));
     return;
   }
@@ -561,7 +567,7 @@ void KVWorker::HandleReply(Message&& reply, int server_rank) {
   if (request.command == proto::PULL) {
     if (header.value_encoding() != request.value_encoding) {
       FailLocked(request, absl::DataLossError(absl::StrCat(
-                              what, ": ", ServerName(server_rank), " sent values encoded #",
+                              what(), ": ", ServerName(server_rank), " sent values encoded #",
                               header.value_encoding(), ", expected ",
                               proto::ValueEncoding_Name(request.value_encoding),
                               " (the worker's and the server's TableConfig.wire differ)")));
@@ -571,7 +577,7 @@ void KVWorker::HandleReply(Message&& reply, int server_rank) {
     size_t expected_bytes = rows * EncodedRowBytes(request.value_encoding, request.dim);
     if (reply.values.size() != expected_bytes) {
       FailLocked(request, absl::DataLossError(absl::StrCat(
-                              what, ": ", ServerName(server_rank), " sent ", reply.values.size(),
+                              what(), ": ", ServerName(server_rank), " sent ", reply.values.size(),
                               " value bytes, expected ", expected_bytes)));
       return;
     }
@@ -585,8 +591,8 @@ void KVWorker::HandleReply(Message&& reply, int server_rank) {
             absl::MakeConstSpan(static_cast<const uint8_t*>(rows_frame.data()), expected_bytes),
             rows, request.dim, decoded.data());
         if (!status.ok()) {
-          FailLocked(request, absl::DataLossError(absl::StrCat(what, ": ", ServerName(server_rank),
-                                                               ": ", status.message())));
+          FailLocked(request, absl::DataLossError(absl::StrCat(
+                                  what(), ": ", ServerName(server_rank), ": ", status.message())));
           return;
         }
         rows_frame = FrameFromVector(std::move(decoded));
@@ -612,7 +618,7 @@ void KVWorker::HandleReply(Message&& reply, int server_rank) {
     lock.lock();
     --request.copies_in_flight;
     if (!decoded.ok()) {
-      FailLocked(request, absl::DataLossError(absl::StrCat(what, ": ", ServerName(server_rank),
+      FailLocked(request, absl::DataLossError(absl::StrCat(what(), ": ", ServerName(server_rank),
                                                            ": ", decoded.message())));
       return;
     }

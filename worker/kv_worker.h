@@ -323,7 +323,8 @@ class KVWorker {
   // Fails `request` for its deadline, naming the servers that did not answer.
   // REQUIRES: mutex_ held.
   void ExpireLocked(Request& request);
-  std::string ServerName(int server_rank) const;
+  // "server R (host:port, pid P)", named once at Start for the errors and logs that use it.
+  const std::string& ServerName(int server_rank) const;
 
   zmq::context_t* const context_;
   const proto::ClusterView view_;
@@ -343,6 +344,7 @@ class KVWorker {
   std::map<std::string, std::vector<uint64_t>> dense_keys_of_table_;  // block keys
   std::vector<proto::NodeInfo> servers_;                              // by rank
   std::vector<std::string> server_endpoints_;                         // by rank
+  std::vector<std::string> server_names_;  // NodeName of each server, by rank; set by Start
 
   std::atomic<int64_t> next_id_{1};
   std::mutex channels_mutex_;
