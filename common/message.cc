@@ -80,34 +80,35 @@ absl::Status DecodeMessage(std::vector<zmq::message_t>&& frames, const std::stri
         absl::StrCat("unparsable header (", frames[0].size(), " bytes) from peer ", peer));
   }
   const proto::Header& header = message->header;
-  std::string sender = DescribeSender(header, peer);
+  // Only errors name the sender: built when one needs it, not for every message.
+  auto sender = [&] { return DescribeSender(header, peer); };
   if (header.cluster_id() != cluster_id) {
     return absl::PermissionDeniedError(absl::StrCat("wrong cluster id '", header.cluster_id(),
                                                     "' (expected '", cluster_id, "') from ",
-                                                    sender));
+                                                    sender()));
   }
   if (!proto::Command_IsValid(header.command()) || header.command() == proto::COMMAND_UNKNOWN) {
     return absl::InvalidArgumentError(
-        absl::StrCat("unknown command ", static_cast<int>(header.command()), " from ", sender));
+        absl::StrCat("unknown command ", static_cast<int>(header.command()), " from ", sender()));
   }
   size_t expected_frames = IsDataCommand(header.command()) ? 3 : 1;
   if (frames.size() != expected_frames) {
     return absl::InvalidArgumentError(absl::StrCat(proto::Command_Name(header.command()), " with ",
                                                    frames.size(), " frames (expected ",
-                                                   expected_frames, ") from ", sender));
+                                                   expected_frames, ") from ", sender()));
   }
   if (expected_frames == 3) {
     if (frames[1].size() != header.key_bytes() || frames[2].size() != header.value_bytes()) {
       return absl::InvalidArgumentError(absl::StrCat(
           proto::Command_Name(header.command()), " frames of ", frames[1].size(), " key bytes and ",
           frames[2].size(), " value bytes do not match the header's ", header.key_bytes(), " and ",
-          header.value_bytes(), " (truncated or corrupt) from ", sender));
+          header.value_bytes(), " (truncated or corrupt) from ", sender()));
     }
     if (header.key_bytes() % sizeof(uint64_t) != 0 || header.value_bytes() % sizeof(float) != 0) {
       return absl::InvalidArgumentError(
           absl::StrCat(proto::Command_Name(header.command()), " key bytes ", header.key_bytes(),
                        " or value bytes ", header.value_bytes(),
-                       " not a whole number of elements from ", sender));
+                       " not a whole number of elements from ", sender()));
     }
     message->keys = std::move(frames[1]);
     message->values = std::move(frames[2]);

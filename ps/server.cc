@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "common/ipc_endpoint.h"
 #include "common/socket_options.h"
+#include "common/socket_poller.h"
 #include "common/wire_codec.h"
 #include "glog/logging.h"
 #include "ps/request_check.h"
@@ -179,48 +180,51 @@ void ParameterServer::ForwardLoop() {
   zmq::socket_t control(*context_, zmq::socket_type::pair);
   control.set(zmq::sockopt::linger, 0);
   control.bind(control_endpoint_);
-  zmq::pollitem_t items[] = {{frontend_.handle(), 0, ZMQ_POLLIN, 0},
-                             {backend.handle(), 0, ZMQ_POLLIN, 0},
-                             {control.handle(), 0, ZMQ_POLLIN, 0}};
+  enum : size_t { kFrontend, kBackend, kControl };
+  SocketPoller poller({&frontend_, &backend, &control});
+  std::vector<zmq::message_t> frames;
   // Per peer connection (routing id): requests handed to the handlers and not yet answered.
   absl::flat_hash_map<std::string, int> in_flight;
   while (true) {
-    PollSockets(items, 3, std::chrono::milliseconds(-1));
-    if (items[2].revents & ZMQ_POLLIN) return;  // Stop()
+    poller.Wait(std::chrono::milliseconds(-1));
+    if (poller.MayHaveInput(kControl) && poller.TryReceive(kControl, &frames)) return;  // Stop()
     // Requests: [routing id][frames...] -> [routing id][peer address][frames...]. The peer's
     // TCP address is only known on the frontend, and errors must name it.
-    while (items[0].revents & ZMQ_POLLIN) {
-      std::vector<zmq::message_t> frames;
-      if (!zmq::recv_multipart(frontend_, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
-        break;
-      }
+    while (poller.MayHaveInput(kFrontend) && poller.TryReceive(kFrontend, &frames)) {
       std::string peer = frames.size() > 1 ? PeerAddress(frames[1]) : "unknown peer";
-      if (CheapToServeInline(frames)) {
-        zmq::message_t routing_id = std::move(frames[0]);
-        frames.erase(frames.begin());
-        Serve(std::move(frames), peer, routing_id, frontend_);
+      zmq::message_t routing_id = std::move(frames[0]);
+      frames.erase(frames.begin());
+      // Decoded here, once: a request served inline is not parsed again.
+      Message request, reply;
+      const absl::Status decoded = DecodeRequest(std::move(frames), peer, &request, &reply);
+      if (!decoded.ok() || CheapToServeInline(request)) {
+        ServeDecoded(decoded, std::move(request), std::move(reply), peer, routing_id, frontend_);
+        poller.Sent(kFrontend);
         continue;
       }
-      int& requests = in_flight[frames[0].to_string()];
+      int& requests = in_flight[routing_id.to_string()];
       if (requests >= options_.max_requests_per_peer) {
-        zmq::message_t routing_id = std::move(frames[0]);
-        frames.erase(frames.begin());
-        RefuseOverPeerLimit(std::move(frames), peer, routing_id);
+        RefuseOverPeerLimit(request.header, peer, routing_id);
+        poller.Sent(kFrontend);
         continue;
       }
       ++requests;
-      frames.insert(frames.begin() + 1, zmq::message_t(peer));
+      // The frames as received, for the handler to decode: DecodeMessage left the header frame
+      // in place and moved the key and value frames into `request`.
+      frames.resize(1);
+      frames.insert(frames.begin(), zmq::message_t(peer));
+      frames.insert(frames.begin(), std::move(routing_id));
+      frames.push_back(std::move(request.keys));
+      frames.push_back(std::move(request.values));
       zmq::send_multipart(backend, frames);
+      poller.Sent(kBackend);
     }
     // Replies go back unchanged: the routing id leads them to their worker.
-    while (items[1].revents & ZMQ_POLLIN) {
-      std::vector<zmq::message_t> frames;
-      if (!zmq::recv_multipart(backend, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
-        break;
-      }
+    while (poller.MayHaveInput(kBackend) && poller.TryReceive(kBackend, &frames)) {
       auto requests = in_flight.find(frames[0].to_string());
       if (requests != in_flight.end() && --requests->second <= 0) in_flight.erase(requests);
       zmq::send_multipart(frontend_, frames);
+      poller.Sent(kFrontend);
     }
   }
 }
@@ -243,16 +247,11 @@ void ParameterServer::HandlerLoop() {
   }
 }
 
-bool ParameterServer::CheapToServeInline(const std::vector<zmq::message_t>& frames) const {
-  // Routing id, header, keys, values; anything else is malformed, and a handler rejects it.
-  constexpr size_t kDataRequestFrames = 4;
-  if (frames.size() != kDataRequestFrames) return false;
-  if (frames[1].size() > kMaxHeaderBytes) return false;
-  proto::Header header;
-  if (!header.ParseFromArray(frames[1].data(), static_cast<int>(frames[1].size()))) return false;
-  auto cost = nanos_per_key_.find(header.table());
-  if (cost == nanos_per_key_.end()) return false;
-  const double keys = static_cast<double>(frames[2].size() / sizeof(uint64_t));
+bool ParameterServer::CheapToServeInline(const Message& request) const {
+  auto cost = nanos_per_key_.find(request.header.table());
+  // Not a table's request: it is refused, which is cheap.
+  if (cost == nanos_per_key_.end() || !IsDataCommand(request.header.command())) return true;
+  const double keys = static_cast<double>(request.keys.size() / sizeof(uint64_t));
   return keys * cost->second.load(std::memory_order_relaxed) <=
          absl::ToDoubleNanoseconds(kMaxInlineServeTime);
 }
@@ -271,7 +270,13 @@ absl::Status ParameterServer::DecodeRequest(std::vector<zmq::message_t>&& frames
 void ParameterServer::Serve(std::vector<zmq::message_t>&& frames, const std::string& peer,
                             zmq::message_t& routing_id, zmq::socket_t& socket) {
   Message request, reply;
-  absl::Status decoded = DecodeRequest(std::move(frames), peer, &request, &reply);
+  const absl::Status decoded = DecodeRequest(std::move(frames), peer, &request, &reply);
+  ServeDecoded(decoded, std::move(request), std::move(reply), peer, routing_id, socket);
+}
+
+void ParameterServer::ServeDecoded(const absl::Status& decoded, Message&& request, Message&& reply,
+                                   const std::string& peer, zmq::message_t& routing_id,
+                                   zmq::socket_t& socket) {
   if (decoded.ok()) {
     reply = Handle(std::move(request), peer);
   } else if (!IsRejection(decoded)) {  // a rejection's reply is filled in already
@@ -282,21 +287,16 @@ void ParameterServer::Serve(std::vector<zmq::message_t>&& frames, const std::str
   if (!sent.ok()) LOG(ERROR) << "server " << rank_ << ": reply to " << peer << " failed";
 }
 
-void ParameterServer::RefuseOverPeerLimit(std::vector<zmq::message_t>&& frames,
-                                          const std::string& peer, zmq::message_t& routing_id) {
-  Message request, reply;
-  absl::Status decoded = DecodeRequest(std::move(frames), peer, &request, &reply);
-  if (!IsRejection(decoded)) {
-    ++errors_;
-    const std::string error = absl::StrCat(
-        "server ", rank_, ": ", proto::Command_Name(request.header.command()), " to table '",
-        request.header.table(), "' from ", DescribeSender(request.header, peer),
-        " refused: ", options_.max_requests_per_peer,
-        " requests of this peer are in flight already (--max_requests_per_peer)");
-    LOG_EVERY_N(ERROR, 1000) << error;
-    reply = ErrorReply(request.header, error);
-  }
-  absl::Status sent = SendMessage(frontend_, std::move(reply), &routing_id);
+void ParameterServer::RefuseOverPeerLimit(const proto::Header& request, const std::string& peer,
+                                          zmq::message_t& routing_id) {
+  ++errors_;
+  const std::string error =
+      absl::StrCat("server ", rank_, ": ", proto::Command_Name(request.command()), " to table '",
+                   request.table(), "' from ", DescribeSender(request, peer),
+                   " refused: ", options_.max_requests_per_peer,
+                   " requests of this peer are in flight already (--max_requests_per_peer)");
+  LOG_EVERY_N(ERROR, 1000) << error;
+  absl::Status sent = SendMessage(frontend_, ErrorReply(request, error), &routing_id);
   if (!sent.ok()) LOG(ERROR) << "server " << rank_ << ": reply to " << peer << " failed";
 }
 

@@ -172,23 +172,26 @@ class ParameterServer {
   // Stop() signals the control socket.
   void ForwardLoop();
   void HandlerLoop();
-  // True if the request in `frames` ([routing id][header][keys][values]) is predicted, from
-  // the recent cost per key of its table, to take so little time that serving it on the
-  // forwarding thread is cheaper than handing it to a handler thread.
-  bool CheapToServeInline(const std::vector<zmq::message_t>& frames) const;
+  // True if `request` (decoded) is predicted, from the recent cost per key of its table, to
+  // take so little time that serving it on the forwarding thread is cheaper than handing it to
+  // a handler thread; true as well for a request that names no table, which is refused.
+  bool CheapToServeInline(const Message& request) const;
   // Decodes `frames` from `peer` into *request. A message from outside the cluster (IsRejection)
   // is logged once per peer and gets the bare rejection in *reply. Returns DecodeMessage's status.
   absl::Status DecodeRequest(std::vector<zmq::message_t>&& frames, const std::string& peer,
                              Message* request, Message* reply);
-  // Answers the request in `frames` (routing id removed) from `peer`, which has
-  // max_requests_per_peer requests in flight already, with an ERROR_REPLY naming the limit
-  // (or a bare rejection if it does not decode as the cluster's).
-  void RefuseOverPeerLimit(std::vector<zmq::message_t>&& frames, const std::string& peer,
+  // Answers `request` (decoded) from `peer`, which has max_requests_per_peer requests in flight
+  // already, with an ERROR_REPLY naming the limit.
+  void RefuseOverPeerLimit(const proto::Header& request, const std::string& peer,
                            zmq::message_t& routing_id);
   // Decodes the request in `frames` (routing id and peer removed), serves it and sends the
   // reply to `routing_id` on `socket`.
   void Serve(std::vector<zmq::message_t>&& frames, const std::string& peer,
              zmq::message_t& routing_id, zmq::socket_t& socket);
+  // Serve for a request DecodeRequest already decoded (`decoded` its status, `reply` the
+  // rejection it filled in, if any).
+  void ServeDecoded(const absl::Status& decoded, Message&& request, Message&& reply,
+                    const std::string& peer, zmq::message_t& routing_id, zmq::socket_t& socket);
   // The value frame of a PULL's reply: `table`'s rows of `keys` (zeros if !apply_updates),
   // written straight into the frame ZeroMQ sends, or encoded in the table's light wire
   // (TableConfig.wire.pull_values). Sets *status to the table's error, if any.

@@ -91,7 +91,9 @@ absl::Status KVWorker::Start() {
   }
   const std::string local_host_id = options_.use_ipc ? LocalHostId() : "";
   server_endpoints_.clear();
+  server_names_.clear();
   for (const proto::NodeInfo& server : servers_) {
+    server_names_.push_back(NodeName(server));
     server_endpoints_.push_back(ServerEndpoint(server, local_host_id));
     LOG(INFO) << "worker connects to " << NodeName(server) << " at " << server_endpoints_.back();
   }
@@ -114,9 +116,9 @@ KVWorker::Channel* KVWorker::ChannelOfThisThread() {
     ConfigureCurveClient(channel->dealers.back(), options_.curve);
     channel->dealers.back().connect(endpoint);
   }
-  for (zmq::socket_t& dealer : channel->dealers) {
-    channel->items.push_back({dealer.handle(), 0, ZMQ_POLLIN, 0});
-  }
+  std::vector<zmq::socket_t*> dealers;
+  for (zmq::socket_t& dealer : channel->dealers) dealers.push_back(&dealer);
+  channel->poller = std::make_unique<SocketPoller>(std::move(dealers));
   it->second = channel.get();
   channels_.push_back(std::move(channel));
   return it->second;
@@ -149,7 +151,9 @@ double KVWorker::KeyBytesPerKey(const std::string& table) const {
          static_cast<double>(keys);
 }
 
-std::string KVWorker::ServerName(int server_rank) const { return NodeName(servers_[server_rank]); }
+const std::string& KVWorker::ServerName(int server_rank) const {
+  return server_names_[server_rank];
+}
 
 int64_t KVWorker::Pull(const std::string& table, absl::Span<const uint64_t> keys,
                        std::vector<float>* values, PullMode mode) {
@@ -425,6 +429,7 @@ int64_t KVWorker::Submit(proto::Command command, const std::string& table, Array
   std::lock_guard<std::mutex> sending(channel.mutex);
   for (auto& [server_rank, message] : outgoing) {
     absl::Status sent = SendMessage(channel.dealers[server_rank], std::move(message));
+    channel.poller->Sent(server_rank);
     if (!sent.ok()) {
       std::lock_guard<std::mutex> lock(mutex_);
       auto it = requests_.find(id);
@@ -464,8 +469,9 @@ absl::Status KVWorker::Wait(int64_t id) {
       request_done_.wait_for(lock, absl::ToChronoMilliseconds(kReceiveSlice));
       continue;
     }
+    const int sole_server = SoleOutstandingServer(*request);
     lock.unlock();
-    ReceiveReplies(channel, std::min(kReceiveSlice, request->deadline - now));
+    ReceiveReplies(channel, std::min(kReceiveSlice, request->deadline - now), sole_server);
     receiving.unlock();
     lock.lock();
     // A waiter that found the channel taken may now take it.
@@ -535,23 +541,25 @@ void KVWorker::HandleReply(Message&& reply, int server_rank) {
     return;
   }
   Request& request = *it->second;
-  std::string what = DescribeRequest(request.command, request.id, request.table);
+  // Only errors name the request: built when one needs it, not for every reply.
+  auto what = [&] { return DescribeRequest(request.command, request.id, request.table); };
   if (header.part() >= request.parts.size() ||
       request.parts[header.part()].server_rank != server_rank) {
-    FailLocked(request, absl::InternalError(absl::StrCat(what, ": ", ServerName(server_rank),
+    FailLocked(request, absl::InternalError(absl::StrCat(what(), ": ", ServerName(server_rank),
                                                          " answered for part ", header.part(),
                                                          " it was not sent")));
     return;
   }
   if (header.command() == proto::ERROR_REPLY) {
-    FailLocked(request, absl::FailedPreconditionError(absl::StrCat(
-                            what, " rejected by ", ServerName(server_rank), ": ", header.error())));
+    FailLocked(request,
+               absl::FailedPreconditionError(absl::StrCat(
+                   what(), " rejected by ", ServerName(server_rank), ": ", header.error())));
     return;
   }
   proto::Command expected = request.command == proto::PULL ? proto::PULL_REPLY : proto::PUSH_REPLY;
   if (header.command() != expected) {
     FailLocked(request,
-               absl::InternalError(absl::StrCat(what, ": ", ServerName(server_rank), " replied ",
+               absl::InternalError(absl::StrCat(what(), ": ", ServerName(server_rank), " replied ",
                                                 proto::Command_Name(header.command()))));
     return;
   }
@@ -559,7 +567,7 @@ void KVWorker::HandleReply(Message&& reply, int server_rank) {
   if (request.command == proto::PULL) {
     if (header.value_encoding() != request.value_encoding) {
       FailLocked(request, absl::DataLossError(absl::StrCat(
-                              what, ": ", ServerName(server_rank), " sent values encoded #",
+                              what(), ": ", ServerName(server_rank), " sent values encoded #",
                               header.value_encoding(), ", expected ",
                               proto::ValueEncoding_Name(request.value_encoding),
                               " (the worker's and the server's TableConfig.wire differ)")));
@@ -569,7 +577,7 @@ void KVWorker::HandleReply(Message&& reply, int server_rank) {
     size_t expected_bytes = rows * EncodedRowBytes(request.value_encoding, request.dim);
     if (reply.values.size() != expected_bytes) {
       FailLocked(request, absl::DataLossError(absl::StrCat(
-                              what, ": ", ServerName(server_rank), " sent ", reply.values.size(),
+                              what(), ": ", ServerName(server_rank), " sent ", reply.values.size(),
                               " value bytes, expected ", expected_bytes)));
       return;
     }
@@ -583,8 +591,8 @@ void KVWorker::HandleReply(Message&& reply, int server_rank) {
             absl::MakeConstSpan(static_cast<const uint8_t*>(rows_frame.data()), expected_bytes),
             rows, request.dim, decoded.data());
         if (!status.ok()) {
-          FailLocked(request, absl::DataLossError(absl::StrCat(what, ": ", ServerName(server_rank),
-                                                               ": ", status.message())));
+          FailLocked(request, absl::DataLossError(absl::StrCat(
+                                  what(), ": ", ServerName(server_rank), ": ", status.message())));
           return;
         }
         rows_frame = FrameFromVector(std::move(decoded));
@@ -610,7 +618,7 @@ void KVWorker::HandleReply(Message&& reply, int server_rank) {
     lock.lock();
     --request.copies_in_flight;
     if (!decoded.ok()) {
-      FailLocked(request, absl::DataLossError(absl::StrCat(what, ": ", ServerName(server_rank),
+      FailLocked(request, absl::DataLossError(absl::StrCat(what(), ": ", ServerName(server_rank),
                                                            ": ", decoded.message())));
       return;
     }
@@ -633,33 +641,48 @@ void KVWorker::ExpireLocked(Request& request) {
                  absl::FormatDuration(options_.request_timeout), " from ", missing)));
 }
 
-void KVWorker::ReceiveReplies(Channel& channel, absl::Duration timeout) {
-  const long timeout_ms = std::max<long>(0, absl::ToInt64Milliseconds(timeout));
-  if (PollSockets(channel.items.data(), channel.items.size(),
-                  std::chrono::milliseconds(timeout_ms)) <= 0) {
+int KVWorker::SoleOutstandingServer(const Request& request) {
+  int server_rank = -1;
+  for (const Part& part : request.parts) {
+    if (part.done) continue;
+    if (server_rank >= 0) return -1;
+    server_rank = part.server_rank;
+  }
+  return server_rank;
+}
+
+void KVWorker::ReceiveReplies(Channel& channel, absl::Duration timeout, int sole_server) {
+  const std::chrono::milliseconds timeout_ms(
+      std::max<int64_t>(0, absl::ToInt64Milliseconds(timeout)));
+  SocketPoller& poller = *channel.poller;
+  std::vector<zmq::message_t> frames;
+  if (sole_server >= 0) {
+    if (poller.Receive(sole_server, &frames, timeout_ms))
+      HandleFrames(std::move(frames), sole_server);
     return;
   }
+  if (!poller.Wait(timeout_ms)) return;
+  // One message per dealer, then back to the caller, who is done once its own replies are in:
+  // receiving until a dealer is empty would cost one more system call per reply, and the next
+  // Wait asks the dealers that got a message anyway.
   for (size_t s = 0; s < channel.dealers.size(); ++s) {
-    if (!(channel.items[s].revents & ZMQ_POLLIN)) continue;
-    while (true) {
-      std::vector<zmq::message_t> frames;
-      if (!zmq::recv_multipart(channel.dealers[s], std::back_inserter(frames),
-                               zmq::recv_flags::dontwait)) {
-        break;
-      }
-      Message reply;
-      absl::Status decoded = DecodeMessage(std::move(frames), options_.cluster_id,
-                                           ServerName(static_cast<int>(s)), &reply);
-      if (!decoded.ok()) {
-        LOG(ERROR) << "worker " << rank() << ": bad reply: " << decoded.message();
-        if (reply.header.request_id() == 0) continue;
-        // Fail the request it names rather than leave it to time out.
-        reply.header.set_command(proto::ERROR_REPLY);
-        reply.header.set_error(std::string(decoded.message()));
-      }
-      HandleReply(std::move(reply), static_cast<int>(s));
-    }
+    if (!poller.MayHaveInput(s) || !poller.TryReceive(s, &frames)) continue;
+    HandleFrames(std::move(frames), static_cast<int>(s));
   }
+}
+
+void KVWorker::HandleFrames(std::vector<zmq::message_t>&& frames, int server_rank) {
+  Message reply;
+  absl::Status decoded =
+      DecodeMessage(std::move(frames), options_.cluster_id, ServerName(server_rank), &reply);
+  if (!decoded.ok()) {
+    LOG(ERROR) << "worker " << rank() << ": bad reply: " << decoded.message();
+    if (reply.header.request_id() == 0) return;
+    // Fail the request it names rather than leave it to time out.
+    reply.header.set_command(proto::ERROR_REPLY);
+    reply.header.set_error(std::string(decoded.message()));
+  }
+  HandleReply(std::move(reply), server_rank);
 }
 
 }  // namespace granary

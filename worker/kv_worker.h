@@ -51,6 +51,7 @@
 #include "common/proto/message.pb.h"
 #include "common/shard_map.h"
 #include "common/socket_options.h"
+#include "common/socket_poller.h"
 #include "worker/error_feedback.h"
 #include "zmq.hpp"
 
@@ -242,7 +243,8 @@ class KVWorker {
   struct Channel {
     std::mutex mutex;                    // held while sending or receiving
     std::vector<zmq::socket_t> dealers;  // by server rank
-    std::vector<zmq::pollitem_t> items;  // one per dealer
+    // Waits for replies on the dealers (by server rank); told of every send.
+    std::unique_ptr<SocketPoller> poller;
   };
   struct Part {
     int server_rank = 0;
@@ -304,14 +306,25 @@ class KVWorker {
   // Marks part `part_index` of `request` answered, and the request done once all are.
   // REQUIRES: mutex_ held.
   void FinishPartLocked(Request& request, size_t part_index);
-  // Waits up to `timeout` for replies on `channel` and handles all that arrived.
+  // Waits up to `timeout` for replies on `channel` and handles one from each server whose reply
+  // arrived (the caller loops until its request is done). With `sole_server` >= 0 (the waited
+  // request needs that server's reply alone) it sleeps on that server's dealer only, ZeroMQ's
+  // blocking receive being the cheapest wait for one socket; replies from other servers then
+  // wait for the next call (at most `timeout`, for threads sharing the channel).
   // REQUIRES: channel.mutex held, mutex_ not held.
-  void ReceiveReplies(Channel& channel, absl::Duration timeout);
+  void ReceiveReplies(Channel& channel, absl::Duration timeout, int sole_server);
+  // The server rank of `request`'s one unanswered part, or -1 if none or several are.
+  // REQUIRES: mutex_ held.
+  static int SoleOutstandingServer(const Request& request);
+  // Decodes a reply's frames from server `server_rank` and handles it (a reply that does not
+  // decode fails the request it names).
+  void HandleFrames(std::vector<zmq::message_t>&& frames, int server_rank);
   void HandleReply(Message&& reply, int server_rank);
   // Fails `request` for its deadline, naming the servers that did not answer.
   // REQUIRES: mutex_ held.
   void ExpireLocked(Request& request);
-  std::string ServerName(int server_rank) const;
+  // "server R (host:port, pid P)", named once at Start for the errors and logs that use it.
+  const std::string& ServerName(int server_rank) const;
 
   zmq::context_t* const context_;
   const proto::ClusterView view_;
@@ -331,6 +344,7 @@ class KVWorker {
   std::map<std::string, std::vector<uint64_t>> dense_keys_of_table_;  // block keys
   std::vector<proto::NodeInfo> servers_;                              // by rank
   std::vector<std::string> server_endpoints_;                         // by rank
+  std::vector<std::string> server_names_;  // NodeName of each server, by rank; set by Start
 
   std::atomic<int64_t> next_id_{1};
   std::mutex channels_mutex_;

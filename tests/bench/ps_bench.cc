@@ -68,6 +68,9 @@
 //              slice against the peer turn just before it) and their range.
 //   auth       off or curve (see above); vs_off = a curve row's GB/s / the off row's of the same
 //              workload, op and mode, timed in the same turns.
+// The closing table "Median latency beside the raw pair" sets each row's median round trip
+// beside the raw pair's (a push+pull's raw figure: raw push plus raw pull), the steadier
+// measure of per-request cost on a machine that others load.
 //
 // Usage:
 //   ps_bench                        the standard suite (ps-lite's rows, 10K x 16, 4 and 16 MB)
@@ -756,6 +759,9 @@ struct Row {
   std::vector<double> vs_ps_by_slice;
   double off_gbps = 0;  // a curve row's unauthenticated twin; 0: none (or an off row)
   double off_ops_per_second = 0;
+  // The raw pair's median latency of the same exchange over the clusters' transport (a
+  // push+pull's: the raw push's plus the raw pull's); 0: not measured.
+  double raw_median_ms = 0;
 };
 
 double Goodput(const Timing& timing, size_t bytes_per_op) {
@@ -836,6 +842,29 @@ void PrintCurveCost(const std::vector<Row>& rows) {
                  absl::StrFormat("%.3f", row.gbps), absl::StrFormat("%.1f", row.off_ops_per_second),
                  absl::StrFormat("%.1f", row.timing.ops_per_second()),
                  FormatRatio(row.gbps, row.off_gbps));
+  }
+}
+
+constexpr char kLatencyFormat[] = "%-22s %-9s %-9s %-5s %10s %10s %10s\n";
+
+// The closing table when the raw pair ran: each row's median round trip beside the raw pair's.
+// On a machine loaded by others a slow op here and there moves ops/s (and so vs_raw) far more
+// than it moves a median, so this ratio is the steadier figure of the per-request cost.
+void PrintLatencyBesideRaw(const std::vector<Row>& rows) {
+  bool any = false;
+  for (const Row& row : rows) {
+    if (row.raw_median_ms <= 0 || row.timing.MedianMs() <= 0) continue;
+    if (!any) {
+      absl::PrintF(
+          "\nMedian latency beside the raw pair (this run; raw/ours, above 1 is faster):\n");
+      absl::PrintF(kLatencyFormat, "workload", "op", "mode", "auth", "median_ms", "raw_ms",
+                   "raw/ours");
+      any = true;
+    }
+    absl::PrintF(kLatencyFormat, row.workload, row.op, row.mode, row.auth,
+                 absl::StrFormat("%.4f", row.timing.MedianMs()),
+                 absl::StrFormat("%.4f", row.raw_median_ms),
+                 FormatRatio(row.raw_median_ms, row.timing.MedianMs()));
   }
 }
 
@@ -1043,6 +1072,7 @@ absl::Status MeasureWorkload(const Workload& workload, std::vector<ModeCluster>&
   }
 
   std::vector<double> raw_gbps, tcp_raw_gbps;  // by op, as kOps
+  std::vector<double> raw_median_ms;           // by op, as kOps
   for (size_t o = 0; o < std::size(kOps); ++o) {
     const Op op = kOps[o];
     std::vector<Timing>* timings = &(*all_timings)[o];
@@ -1050,6 +1080,10 @@ absl::Status MeasureWorkload(const Workload& workload, std::vector<ModeCluster>&
     if (!raws.empty()) {
       raw_gbps.push_back(op == Op::kPushPull ? RawPushPullGbps(raw_gbps[0], raw_gbps[1])
                                              : Goodput((*timings)[0], bytes_per_op));
+    }
+    if (!raws.empty()) {
+      raw_median_ms.push_back(op == Op::kPushPull ? raw_median_ms[0] + raw_median_ms[1]
+                                                  : (*timings)[0].MedianMs());
     }
     if (raws.size() > 1) {
       tcp_raw_gbps.push_back(op == Op::kPushPull ? RawPushPullGbps(tcp_raw_gbps[0], tcp_raw_gbps[1])
@@ -1070,6 +1104,7 @@ absl::Status MeasureWorkload(const Workload& workload, std::vector<ModeCluster>&
       row.gbps = Goodput(row.timing, bytes_per_op);
       row.raw_gbps = raw_gbps.empty() ? 0 : raw_gbps.back();
       row.tcp_raw_gbps = tcp_raw_gbps.empty() ? 0 : tcp_raw_gbps.back();
+      row.raw_median_ms = raw_median_ms.empty() ? 0 : raw_median_ms.back();
       row.pslite_gbps = PeerGbps(peer_turns, op, bytes_per_op);
       if (row.pslite_gbps > 0) {
         row.vs_ps_by_slice.assign(loop.slices, 0);
@@ -1186,6 +1221,7 @@ absl::Status RunBenchmark(const InProcessClusterOptions& cluster,
     if (!status.ok()) return status;
   }
   PrintBesidePslite(*rows);
+  PrintLatencyBesideRaw(*rows);
   if (FLAGS_auth == "both") PrintCurveCost(*rows);
   return absl::OkStatus();
 }
