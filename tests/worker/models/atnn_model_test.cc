@@ -8,6 +8,7 @@
 #include "common/config.h"
 #include "gtest/gtest.h"
 #include "tests/testing/gradient_check.h"
+#include "tests/testing/retrieval_testing.h"
 #include "worker/models/model_factory.h"
 
 namespace granary {
@@ -50,19 +51,12 @@ Batch SmallBatch() {
   return batch;
 }
 
-class AtnnModelTest : public ::testing::Test {
+class AtnnModelTest : public PreparedModelTest<AtnnModel> {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(ParseTextProto(kDataset, "dataset", &dataset_).ok());
-    ASSERT_TRUE(ParseTextProto(kAtnn, "model", &config_).ok());
-    absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(config_, dataset_);
-    ASSERT_TRUE(model.ok()) << model.status();
-    model_.reset(static_cast<AtnnModel*>(model->release()));
-    model_->params().Initialize(7);
-    input_ = model_->NewInput();
-    ASSERT_TRUE(model_->Prepare(SmallBatch(), input_.get()).ok());
-    std::mt19937 rng(5);
-    rows_ = gc::RandomMatrix(&rng, static_cast<int>(input_->keys.size()), 3, 0.5f);
+    const absl::Status built = Build(kDataset, kAtnn, SmallBatch(),
+                                     Draw{/*param_seed=*/7, /*row_seed=*/5, /*row_scale=*/0.5f});
+    ASSERT_TRUE(built.ok()) << built;
   }
 
   // Runs Forward and the Backward of step `step`; returns the step's total loss.
@@ -73,12 +67,6 @@ class AtnnModelTest : public ::testing::Test {
     model_->Backward(*input_, &losses, d_rows);
     return 1.5 * losses[0].mean() + 0.8 * model_->similarity_loss().mean();
   }
-
-  proto::DatasetConfig dataset_;
-  proto::ModelConfig config_;
-  std::unique_ptr<AtnnModel> model_;
-  std::unique_ptr<ModelInput> input_;
-  Matrix rows_;
 };
 
 TEST_F(AtnnModelTest, NewItemsAreScoredByTheGenerator) {

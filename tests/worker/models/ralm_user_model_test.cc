@@ -66,35 +66,12 @@ Batch SmallBatch() {
   return batch;
 }
 
-class RalmUserModelTest : public ::testing::Test {
+class RalmUserModelTest : public PreparedModelTest<RalmUserModel> {
  protected:
   absl::Status Build(const std::string& model_text) {
-    EXPECT_TRUE(ParseTextProto(kDataset, "dataset", &dataset_).ok());
-    EXPECT_TRUE(ParseTextProto(model_text, "model", &config_).ok());
-    absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(config_, dataset_);
-    if (!model.ok()) return model.status();
-    model_.reset(static_cast<RalmUserModel*>(model->release()));
-    model_->params().Initialize(5);
-    input_ = model_->NewInput();
-    absl::Status status = model_->Prepare(SmallBatch(), input_.get());
-    std::mt19937 rng(3);
-    rows_ = gc::RandomMatrix(&rng, static_cast<int>(input_->keys.size()), 3, 1.0f);
-    return status;
+    return PreparedModelTest::Build(kDataset, model_text, SmallBatch(), {});
   }
-
-  double MainLoss() {
-    std::vector<nn::LossValue> losses;
-    Matrix scratch;
-    model_->Forward(*input_, rows_);
-    model_->Backward(*input_, &losses, &scratch);
-    return 1.5 * losses[0].mean();
-  }
-
-  proto::DatasetConfig dataset_;
-  proto::ModelConfig config_;
-  std::unique_ptr<RalmUserModel> model_;
-  std::unique_ptr<ModelInput> input_;
-  Matrix rows_;
+  double MainLoss() { return FirstTaskLoss(1.5); }
 };
 
 TEST_F(RalmUserModelTest, MergesTheFieldsByPerUserWeights) {

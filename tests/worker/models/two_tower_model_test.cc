@@ -35,19 +35,10 @@ tasks { name: "click" head: BINARY label_column: "click" loss_weight: 1.5 }
 // The shared six-sample batch (tests/testing/retrieval_testing.h).
 Batch SmallBatch() { return testing_batch::RetrievalSmallBatch(); }
 
-class TwoTowerModelTest : public ::testing::Test {
+class TwoTowerModelTest : public PreparedModelTest<TwoTowerModel> {
  protected:
   void Build(const std::string& model_text) {
-    ASSERT_TRUE(ParseTextProto(kRetrievalDataset, "dataset", &dataset_).ok());
-    ASSERT_TRUE(ParseTextProto(model_text, "model", &config_).ok());
-    absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(config_, dataset_);
-    ASSERT_TRUE(model.ok()) << model.status();
-    model_.reset(static_cast<TwoTowerModel*>(model->release()));
-    model_->params().Initialize(5);
-    input_ = model_->NewInput();
-    ASSERT_TRUE(model_->Prepare(SmallBatch(), input_.get()).ok());
-    std::mt19937 rng(3);
-    rows_ = gc::RandomMatrix(&rng, static_cast<int>(input_->keys.size()), 3, 1.0f);
+    ASSERT_TRUE(PreparedModelTest::Build(kRetrievalDataset, model_text, SmallBatch(), {}).ok());
   }
 
   // Checks d_rows and every parameter gradient of one Backward against central differences of
@@ -68,19 +59,9 @@ class TwoTowerModelTest : public ::testing::Test {
   }
 
   double MainLoss(const std::function<void()>& before_backward) {
-    std::vector<nn::LossValue> losses;
-    Matrix scratch;
     before_backward();
-    model_->Forward(*input_, rows_);
-    model_->Backward(*input_, &losses, &scratch);
-    return 1.5 * losses[0].mean();
+    return FirstTaskLoss(1.5);
   }
-
-  proto::DatasetConfig dataset_;
-  proto::ModelConfig config_;
-  std::unique_ptr<TwoTowerModel> model_;
-  std::unique_ptr<ModelInput> input_;
-  Matrix rows_;
 };
 
 TEST_F(TwoTowerModelTest, OutputIsTheScaledCosine) {
