@@ -197,7 +197,7 @@ class ServeTest : public ::testing::Test {
       ASSERT_EQ(Request("POST", "/score", ScoreBody(user, items), &json), 200) << json;
       proto::ScoreResponse response;
       ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json, &response).ok()) << json;
-      EXPECT_EQ(response.version().base_day(), kDays[1]);
+      EXPECT_EQ(response.version().base_day(), expected_base_day_);
       EXPECT_EQ(response.version().delta_day(), delta_day);
       ASSERT_EQ(response.tasks_size(), 2);
       EXPECT_EQ(response.tasks(0).task(), "click");
@@ -221,14 +221,19 @@ class ServeTest : public ::testing::Test {
   }
 
   // Starts granary_serve on the model folder, on a free port of 127.0.0.1.
-  void StartServe() {
+  void StartServe(const std::vector<std::string>& extra_flags = {}) {
     const std::string address_file = root_ + "/serve.address";
-    absl::StatusOr<ChildProcess> serve = ChildProcess::Start(
-        {kBin + "/granary_serve", "--job=" + root_ + "/job.pbtxt",
-         "--cluster_config=" + root_ + "/cluster.pbtxt", "--model_dir=" + root_ + "/model",
-         "--bind=127.0.0.1", "--port=0", "--address_file=" + address_file, "--poll_seconds=0.2",
-         "--scratch_dir=" + root_ + "/serve-scratch"},
-        root_ + "/serve.log");
+    std::vector<std::string> argv = {kBin + "/granary_serve",
+                                     "--job=" + root_ + "/job.pbtxt",
+                                     "--cluster_config=" + root_ + "/cluster.pbtxt",
+                                     "--model_dir=" + root_ + "/model",
+                                     "--bind=127.0.0.1",
+                                     "--port=0",
+                                     "--address_file=" + address_file,
+                                     "--poll_seconds=0.2",
+                                     "--scratch_dir=" + root_ + "/serve-scratch"};
+    argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
+    absl::StatusOr<ChildProcess> serve = ChildProcess::Start(argv, root_ + "/serve.log");
     ASSERT_TRUE(serve.ok()) << serve.status();
     serve_.emplace(*std::move(serve));
     ASSERT_TRUE(WaitUntil([&] { return fs::exists(address_file); }, kStartTimeout))
@@ -240,6 +245,8 @@ class ServeTest : public ::testing::Test {
   std::optional<ChildProcess> serve_;
   std::string address_;
   int requests_ = 0;
+  // The base day ExpectScoresOfTheTrainedModel expects the answers to name.
+  std::string expected_base_day_ = kDays[1];
 };
 
 TEST_F(ServeTest, ServesTheTrainedScoresRefusesBadRequestsAndFollowsANewDayWithoutAFailure) {
@@ -335,6 +342,29 @@ TEST_F(ServeTest, ServesTheTrainedScoresRefusesBadRequestsAndFollowsANewDayWitho
   ExpectScoresOfTheTrainedModel(2, "20261103");
   serve->Signal(SIGTERM);
   serve->WaitForExit(kClientTimeout);
+}
+
+// --tables=rocksdb reads the base in place: the same scores as the trainer's evaluation (as the
+// memory mode's, checked above), and once day 3 closes, its base serves in place.
+TEST_F(ServeTest, TablesReadInPlaceThroughRocksDbScoreAsTrainedAndSwitchToTheNewBase) {
+  RunDay(kDays[0], {"--cold_start"});
+  RunDay(kDays[1], {});
+  ASSERT_NO_FATAL_FAILURE(StartServe({"--tables=rocksdb", "--base_block_cache_mb=8"}));
+  ExpectScoresOfTheTrainedModel(1, "");
+
+  RunDay(kDays[2], {});
+  std::string json;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return Request("GET", "/version", "", &json) == 200 &&
+               absl::StrContains(json, R"("base_day":"20261103")");
+      },
+      kStartTimeout))
+      << json << serve_->ReadLog();
+  expected_base_day_ = kDays[2];
+  ExpectScoresOfTheTrainedModel(2, "");
+  serve_->Signal(SIGTERM);
+  serve_->WaitForExit(kClientTimeout);
 }
 
 TEST_F(ServeTest, BadFlagsAndAFolderWithoutAClosedDayStopItNamingWhy) {
