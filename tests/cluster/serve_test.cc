@@ -378,7 +378,9 @@ TEST_F(ServeTest, BadFlagsAndAFolderWithoutAClosedDayStopItNamingWhy) {
   for (const Case& bad : std::vector<Case>{
            {"--poll_seconds=0", "--poll_seconds must be > 0"},
            {"--max_candidates=0", "--max_candidates, --max_body_bytes, --threads >= 1"},
-           {"--port=1", "no verified base to serve in " + root_ + "/model"}}) {
+           {"--port=1", "no verified base to serve in " + root_ + "/model"},
+           {"--tables=disk", "--tables is 'disk': 'memory' or 'rocksdb'"},
+           {"--base_block_cache_mb=0", "--base_block_cache_mb must be >= 1"}}) {
     std::vector<std::string> argv = flags;
     argv.push_back(bad.flag);
     absl::StatusOr<ChildProcess> serve = ChildProcess::Start(argv, root_ + "/bad.log");
