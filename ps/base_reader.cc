@@ -13,11 +13,16 @@
 #include "ps/row_store.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/db.h"
+#include "rocksdb/filter_policy.h"
 #include "rocksdb/table.h"
 
 namespace granary {
 
 namespace {
+
+// Bits per key of the bloom filters the server writes (ps/row_store.cc); the reader reads them
+// whatever the bits, but needs a filter policy of the same kind to use them.
+constexpr double kBloomBitsPerKey = 10;
 
 class RocksDbBaseReader : public BaseShardRows {
  public:
@@ -107,6 +112,8 @@ absl::StatusOr<std::unique_ptr<BaseShardRows>> RocksDbBaseReader::Open(
     return absl::NotFoundError(absl::StrCat("base shard ", shard_dir, " is missing"));
   }
   rocksdb::DBOptions db_options;
+  // Blocks are parsed where the page cache maps them, with no pread and no copy.
+  db_options.allow_mmap_reads = true;
   std::vector<std::string> names;
   rocksdb::Status listed = rocksdb::DB::ListColumnFamilies(db_options, shard_dir, &names);
   if (!listed.ok()) {
@@ -116,6 +123,11 @@ absl::StatusOr<std::unique_ptr<BaseShardRows>> RocksDbBaseReader::Open(
   std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(block_cache_bytes);
   rocksdb::BlockBasedTableOptions block_options;
   block_options.block_cache = cache;
+  // The base's files are read as the server reads its own (ps/row_store.cc): index partitions
+  // pinned in the cache, and bloom filters read (a reader without a filter policy skips them).
+  block_options.metadata_cache_options.top_level_index_pinning = rocksdb::PinningTier::kAll;
+  block_options.metadata_cache_options.partition_pinning = rocksdb::PinningTier::kAll;
+  block_options.filter_policy.reset(rocksdb::NewBloomFilterPolicy(kBloomBitsPerKey));
   std::shared_ptr<rocksdb::TableFactory> factory(rocksdb::NewBlockBasedTableFactory(block_options));
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (const std::string& name : names) {
