@@ -127,6 +127,7 @@ class ServeTest : public ::testing::Test {
     daily_model::DayRun run;
     run.root = root_;
     run.model_dir = root_ + "/model";
+    run.servers = servers_;
     std::string log;
     ASSERT_EQ(daily_model::RunDay(run, day, more, &log), 0) << log;
   }
@@ -245,6 +246,8 @@ class ServeTest : public ::testing::Test {
   std::optional<ChildProcess> serve_;
   std::string address_;
   int requests_ = 0;
+  // Parameter servers of each day RunDay trains.
+  int servers_ = 1;
   // The base day ExpectScoresOfTheTrainedModel expects the answers to name.
   std::string expected_base_day_ = kDays[1];
 };
@@ -345,8 +348,10 @@ TEST_F(ServeTest, ServesTheTrainedScoresRefusesBadRequestsAndFollowsANewDayWitho
 }
 
 // --tables=rocksdb reads the base in place: the same scores as the trainer's evaluation (as the
-// memory mode's, checked above), and once day 3 closes, its base serves in place.
+// memory mode's, checked above), and once day 3 closes, its base serves in place. Two servers,
+// so that keys are read from the shard the base's shard map gives them.
 TEST_F(ServeTest, TablesReadInPlaceThroughRocksDbScoreAsTrainedAndSwitchToTheNewBase) {
+  servers_ = 2;
   RunDay(kDays[0], {"--cold_start"});
   RunDay(kDays[1], {});
   ASSERT_NO_FATAL_FAILURE(StartServe({"--tables=rocksdb", "--base_block_cache_mb=8"}));
