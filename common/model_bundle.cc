@@ -12,20 +12,142 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/delta_file.h"
+#include "common/proto/message.pb.h"
 #include "common/proto/serve.pb.h"
+#include "common/shard_map.h"
 #include "glog/logging.h"
+#include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace granary {
+
+// A base read in place: each server's shard, and the shard map the base was written with.
+struct BaseRows {
+  std::string dir;  // bases/<day>
+  ShardMap shard_map;
+  std::vector<std::unique_ptr<BaseShardRows>> shards;  // by rank
+};
+
+// One table of a BaseRows: routes each key to the server that owns it.
+class BaseTableRows {
+ public:
+  BaseTableRows(std::shared_ptr<const BaseRows> base, std::string table, int dim)
+      : base_(std::move(base)), table_(std::move(table)), dim_(dim) {}
+
+  // As BaseShardRows::Read, over every server: one batched read per server holding keys.
+  absl::Status Read(absl::Span<const uint64_t> keys, float* rows, bool* found) const {
+    const size_t num_servers = base_->shards.size();
+    // Per-thread buffers, grown to the largest request and reused: no allocation per row.
+    thread_local std::vector<std::vector<uint64_t>> keys_of_server;
+    thread_local std::vector<std::vector<size_t>> index_of_server;
+    thread_local std::vector<float> server_rows;
+    thread_local std::unique_ptr<bool[]> server_found;
+    thread_local size_t server_found_capacity = 0;
+    keys_of_server.resize(std::max(keys_of_server.size(), num_servers));
+    index_of_server.resize(std::max(index_of_server.size(), num_servers));
+    for (size_t s = 0; s < num_servers; ++s) {
+      keys_of_server[s].clear();
+      index_of_server[s].clear();
+    }
+    for (size_t i = 0; i < keys.size(); ++i) {
+      found[i] = false;
+      const size_t server = static_cast<size_t>(base_->shard_map.ServerForKey(keys[i]));
+      if (server >= num_servers) continue;  // checked at open: every rank has a shard
+      keys_of_server[server].push_back(keys[i]);
+      index_of_server[server].push_back(i);
+    }
+    const size_t dim = static_cast<size_t>(dim_);
+    for (size_t s = 0; s < num_servers; ++s) {
+      const std::vector<uint64_t>& server_keys = keys_of_server[s];
+      if (server_keys.empty()) continue;
+      server_rows.resize(server_keys.size() * dim);
+      if (server_found_capacity < server_keys.size()) {
+        server_found_capacity = server_keys.size();
+        server_found = std::make_unique<bool[]>(server_found_capacity);
+      }
+      absl::Status status =
+          base_->shards[s]->Read(table_, server_keys, server_rows.data(), server_found.get());
+      if (!status.ok()) return status;
+      for (size_t j = 0; j < server_keys.size(); ++j) {
+        if (!server_found[j]) continue;
+        const size_t i = index_of_server[s][j];
+        found[i] = true;
+        std::copy(server_rows.begin() + j * dim, server_rows.begin() + (j + 1) * dim,
+                  rows + i * dim);
+      }
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  const std::shared_ptr<const BaseRows> base_;
+  const std::string table_;
+  const int dim_;
+};
+
+const float* ServedTable::Find(uint64_t key) const {
+  auto it = slot_of_key_.find(key);
+  if (it != slot_of_key_.end()) return values_.data() + size_t{it->second} * dim_;
+  if (base_ == nullptr || tombstones_.contains(key)) return nullptr;
+  thread_local std::vector<float> row;
+  row.resize(static_cast<size_t>(dim_));
+  bool found = false;
+  absl::Status status = base_->Read(absl::MakeConstSpan(&key, 1), row.data(), &found);
+  if (!status.ok()) LOG(ERROR) << status;
+  return found ? row.data() : nullptr;
+}
+
+absl::Status ServedTable::Read(absl::Span<const uint64_t> keys, float* rows) const {
+  const size_t dim = static_cast<size_t>(dim_);
+  // The keys the overlay does not answer, read from the base at once.
+  thread_local std::vector<uint64_t> base_keys;
+  thread_local std::vector<size_t> base_index;
+  base_keys.clear();
+  base_index.clear();
+  for (size_t i = 0; i < keys.size(); ++i) {
+    auto it = slot_of_key_.find(keys[i]);
+    if (it != slot_of_key_.end()) {
+      const float* row = values_.data() + size_t{it->second} * dim;
+      std::copy(row, row + dim, rows + i * dim);
+    } else if (base_ != nullptr && !tombstones_.contains(keys[i])) {
+      base_keys.push_back(keys[i]);
+      base_index.push_back(i);
+    }
+  }
+  if (base_keys.empty()) return absl::OkStatus();
+  thread_local std::vector<float> base_rows;
+  thread_local std::unique_ptr<bool[]> base_found;
+  thread_local size_t base_found_capacity = 0;
+  base_rows.resize(base_keys.size() * dim);
+  if (base_found_capacity < base_keys.size()) {
+    base_found_capacity = base_keys.size();
+    base_found = std::make_unique<bool[]>(base_found_capacity);
+  }
+  absl::Status status = base_->Read(base_keys, base_rows.data(), base_found.get());
+  if (!status.ok()) return status;
+  for (size_t j = 0; j < base_keys.size(); ++j) {
+    if (!base_found[j]) continue;
+    std::copy(base_rows.begin() + j * dim, base_rows.begin() + (j + 1) * dim,
+              rows + base_index[j] * dim);
+  }
+  return absl::OkStatus();
+}
 
 // Builds one new table version: the live rows of the version before (if any), then the changes
 // of a day. Holes left by deleted rows are dropped at the next copy.
 class ServedTableBuilder {
  public:
   explicit ServedTableBuilder(int dim) : table_(std::make_shared<ServedTable>(dim)) {}
+  // A table whose rows are `base`'s, with an empty overlay.
+  explicit ServedTableBuilder(std::shared_ptr<const BaseTableRows> base, int dim)
+      : table_(std::make_shared<ServedTable>(dim)) {
+    table_->base_ = std::move(base);
+  }
   ServedTableBuilder(const ServedTable& previous)
       : table_(std::make_shared<ServedTable>(previous.dim())) {
     ServedTable& table = *table_;
+    table.base_ = previous.base_;
+    table.tombstones_ = previous.tombstones_;
     const size_t dim = static_cast<size_t>(table.dim_);
     table.slot_of_key_.reserve(previous.slot_of_key_.size());
     table.values_.reserve(previous.slot_of_key_.size() * dim);
@@ -48,8 +170,13 @@ class ServedTableBuilder {
     } else {
       std::copy(values, values + dim, table.values_.begin() + size_t{it->second} * dim);
     }
+    if (table.base_ != nullptr) table.tombstones_.erase(key);
   }
-  void Erase(uint64_t key) { table_->slot_of_key_.erase(key); }
+  void Erase(uint64_t key) {
+    table_->slot_of_key_.erase(key);
+    // The base's row stays on disk: the tombstone hides it.
+    if (table_->base_ != nullptr) table_->tombstones_.insert(key);
+  }
 
   std::shared_ptr<const ServedTable> Finish() { return std::move(table_); }
 
@@ -197,9 +324,82 @@ absl::Status ApplyChanges(
 
 }  // namespace
 
+absl::Status ModelBundle::LoadBase(const std::string& day, int num_servers,
+                                   ServedModel* model) const {
+  const ModelBundleOptions& options = options_;
+  const std::string base = absl::StrCat(options.model_dir, "/bases/", day);
+  if (options.tables == ServedTables::kRocksDb) {
+    auto rows = std::make_shared<BaseRows>();
+    rows->dir = base;
+    // Keys go to the server the base's shard map gives them: the map it was written with.
+    const std::string manifest_path = base + "/MANIFEST";
+    absl::StatusOr<std::string> text = ReadSmallFile(manifest_path);
+    if (!text.ok()) return text.status();
+    proto::CheckpointManifest manifest;
+    google::protobuf::TextFormat::Parser parser;
+    parser.AllowUnknownField(true);
+    if (!parser.ParseFromString(*text, &manifest)) {
+      return absl::DataLossError(absl::StrCat("base ", manifest_path, " does not parse"));
+    }
+    absl::StatusOr<ShardMap> shard_map = ShardMap::FromProto(manifest.shard_map());
+    if (!shard_map.ok()) {
+      return absl::DataLossError(absl::StrCat(
+          "base ", manifest_path, " has no valid shard map: ", shard_map.status().message()));
+    }
+    if (shard_map->num_servers() > num_servers) {
+      return absl::DataLossError(
+          absl::StrCat("base ", manifest_path, "'s shard map names ", shard_map->num_servers(),
+                       " servers, the close report ", num_servers, " shards"));
+    }
+    rows->shard_map = *std::move(shard_map);
+    for (int rank = 0; rank < num_servers; ++rank) {
+      const std::string shard = absl::StrCat(base, "/server-", rank);
+      absl::StatusOr<std::unique_ptr<BaseShardRows>> opened = options.open_base_shard(shard, rank);
+      if (!opened.ok()) return opened.status();
+      rows->shards.push_back(*std::move(opened));
+    }
+    absl::flat_hash_map<std::string, int> dim_of_table;
+    for (const std::unique_ptr<BaseShardRows>& shard : rows->shards) {
+      for (const std::string& table : shard->tables()) dim_of_table[table] = shard->dim(table);
+    }
+    std::shared_ptr<const BaseRows> shared = std::move(rows);
+    for (const auto& [table, dim] : dim_of_table) {
+      ServedTableBuilder builder(std::make_shared<BaseTableRows>(shared, table, dim), dim);
+      model->tables_[table] = builder.Finish();
+    }
+    return absl::OkStatus();
+  }
+  std::string scratch = options.scratch_dir;
+  if (scratch.empty()) {
+    scratch = (fs::temp_directory_path() / absl::StrCat("granary-bundle-", getpid())).string();
+  }
+  std::error_code error;
+  fs::create_directories(scratch, error);
+  if (error) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot create the scratch folder ", scratch, ": ", error.message()));
+  }
+  for (int rank = 0; rank < num_servers; ++rank) {
+    const std::string shard = absl::StrCat(base, "/server-", rank);
+    const std::string exported = absl::StrCat(scratch, "/base-", day, "-server-", rank, ".delta");
+    absl::Status status = options.export_base_shard(shard, rank, exported);
+    DayChanges rows;
+    if (status.ok()) status = ReadDelta(exported, &rows).status();
+    fs::remove(exported, error);
+    if (status.ok()) status = ApplyChanges(rows, /*rows_only=*/true, shard, &model->tables_);
+    if (!status.ok()) return status;
+  }
+  if (options.scratch_dir.empty()) fs::remove_all(scratch, error);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<ModelBundle>> ModelBundle::Open(const ModelBundleOptions& options) {
-  if (!options.export_base_shard) {
+  if (options.tables == ServedTables::kMemory && !options.export_base_shard) {
     return absl::InvalidArgumentError("ModelBundleOptions.export_base_shard is required");
+  }
+  if (options.tables == ServedTables::kRocksDb && !options.open_base_shard) {
+    return absl::InvalidArgumentError(
+        "ModelBundleOptions.open_base_shard is required for ServedTables::kRocksDb");
   }
   std::unique_ptr<ModelBundle> bundle(new ModelBundle(options));
   std::vector<std::string> days = ClosedDays(options.model_dir);
@@ -213,30 +413,10 @@ absl::StatusOr<std::unique_ptr<ModelBundle>> ModelBundle::Open(const ModelBundle
       absl::StrAppend(&reasons, "; day ", *day, ": ", verified.message());
       continue;
     }
-    std::string scratch = options.scratch_dir;
-    if (scratch.empty()) {
-      scratch = (fs::temp_directory_path() / absl::StrCat("granary-bundle-", getpid())).string();
-    }
-    std::error_code error;
-    fs::create_directories(scratch, error);
-    if (error) {
-      return absl::UnavailableError(
-          absl::StrCat("cannot create the scratch folder ", scratch, ": ", error.message()));
-    }
     auto model = std::make_shared<ServedModel>();
     model->version_.base_day = *day;
-    for (int rank = 0; rank < report->delta().files_size(); ++rank) {
-      const std::string shard = absl::StrCat(options.model_dir, "/bases/", *day, "/server-", rank);
-      const std::string exported =
-          absl::StrCat(scratch, "/base-", *day, "-server-", rank, ".delta");
-      absl::Status status = options.export_base_shard(shard, rank, exported);
-      DayChanges rows;
-      if (status.ok()) status = ReadDelta(exported, &rows).status();
-      fs::remove(exported, error);
-      if (status.ok()) status = ApplyChanges(rows, /*rows_only=*/true, shard, &model->tables_);
-      if (!status.ok()) return status;
-    }
-    if (options.scratch_dir.empty()) fs::remove_all(scratch, error);
+    absl::Status loaded = bundle->LoadBase(*day, report->delta().files_size(), model.get());
+    if (!loaded.ok()) return loaded;
     // Where each server's next delta must start: where the base day's delta ended.
     for (const proto::CloseReportFile& file : report->delta().files()) {
       absl::StatusOr<std::unique_ptr<DeltaReader>> reader = DeltaReader::Open(file.path());
@@ -292,19 +472,35 @@ absl::Status ModelBundle::ApplyDay(const std::string& day) {
   }
   std::shared_ptr<const ServedModel> previous = Current();
   auto model = std::make_shared<ServedModel>();
-  model->tables_ = previous->tables_;
-  model->version_ = previous->version_;
-  model->version_.delta_day = day;
-  absl::Status applied = ApplyChanges(changes, /*rows_only=*/false,
-                                      CloseReportPath(options_.model_dir, day), &model->tables_);
-  if (!applied.ok()) return applied;
+  // Read in place, the day's own base holds the same rows as the delta on the served model and
+  // empties the overlay, whose memory would otherwise grow with every day since the base.
+  bool switched = false;
+  if (options_.tables == ServedTables::kRocksDb &&
+      VerifyBase(options_.model_dir, day, *report).ok()) {
+    model->version_.base_day = day;
+    absl::Status loaded = LoadBase(day, report->delta().files_size(), model.get());
+    switched = loaded.ok();
+    if (!switched) {
+      LOG(WARNING) << "base of " << day << " cannot be read (" << loaded
+                   << "); applying its delta instead";
+      model = std::make_shared<ServedModel>();
+    }
+  }
+  if (!switched) {
+    model->tables_ = previous->tables_;
+    model->version_ = previous->version_;
+    model->version_.delta_day = day;
+    absl::Status applied = ApplyChanges(changes, /*rows_only=*/false,
+                                        CloseReportPath(options_.model_dir, day), &model->tables_);
+    if (!applied.ok()) return applied;
+  }
   {
     std::lock_guard<std::mutex> lock(mutex_);
     current_ = std::move(model);
   }
   until_version_of_server_ = std::move(until_version_of_server);
-  LOG(INFO) << "serving the delta of " << day << " (" << report->delta().files_size()
-            << " files) on base " << previous->version().base_day;
+  LOG(INFO) << "serving the " << (switched ? "base" : "delta") << " of " << day << " ("
+            << report->delta().files_size() << " files) on base " << previous->version().base_day;
   return absl::OkStatus();
 }
 

@@ -28,6 +28,14 @@
 // whose since_version is not the version the served model is at for its server (a day between
 // missing, or a served day closed again with --force): only a restart loads that newer base.
 //
+// Tables larger than memory (ModelBundleOptions.tables = ServedTables::kRocksDb): each served
+// table reads the base's rows in place, through one BaseShardRows per server folder
+// (common/base_shard_rows.h; RocksDB opened read-only), routing a key to its server by the shard
+// map in the base's MANIFEST (the map the base was written with). Only the deltas applied since
+// the base are held in memory, as an overlay of upserts and tombstones in front of the base,
+// published per day exactly as in memory; when a later day's base verifies, the bundle serves
+// that base instead, with an empty overlay, rather than adding the day's delta to the overlay.
+//
 // Rows only: optimizer state is not exported. A key without a row has no served values; the
 // caller decides what it reads as (granary_serve: zeros, docs/operations.md "Serving").
 //
@@ -44,10 +52,15 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "common/base_shard_rows.h"
 
 namespace granary {
+
+class BaseTableRows;  // a table's rows in a base read in place (model_bundle.cc)
 
 // One table's rows as served. Immutable once published; thread-safe.
 class ServedTable {
@@ -55,19 +68,32 @@ class ServedTable {
   explicit ServedTable(int dim) : dim_(dim) {}
 
   int dim() const { return dim_; }
+  // Rows held in memory: all of them, or with a base read in place the rows of the overlay.
   size_t size() const { return slot_of_key_.size(); }
   // The dim() values of `key`'s row, or null if the table has no such row. Valid while the
-  // table is alive.
-  const float* Find(uint64_t key) const {
-    auto it = slot_of_key_.find(key);
-    return it == slot_of_key_.end() ? nullptr : values_.data() + size_t{it->second} * dim_;
-  }
+  // table is alive; with a base read in place, a row from the base only until this thread's
+  // next Find (and null if the base cannot be read: Read reports why).
+  const float* Find(uint64_t key) const;
+  // For each keys[i] with a row, writes its dim() values to rows[i * dim, (i + 1) * dim);
+  // leaves the rows of keys without one untouched. With a base read in place, the keys the
+  // overlay does not answer are read from the base in one batch per server; the base's error
+  // (naming the table and folder) if it cannot be read.
+  absl::Status Read(absl::Span<const uint64_t> keys, float* rows) const;
 
  private:
   friend class ServedTableBuilder;
   int dim_;
   absl::flat_hash_map<uint64_t, uint32_t> slot_of_key_;
   std::vector<float> values_;  // slot s holds values_[s * dim, (s + 1) * dim)
+  // With a base read in place: the base, and the keys a delta since deleted from it.
+  std::shared_ptr<const BaseTableRows> base_;
+  absl::flat_hash_set<uint64_t> tombstones_;
+};
+
+// Where a bundle's tables are held (granary_serve --tables).
+enum class ServedTables {
+  kMemory,   // every row in memory
+  kRocksDb,  // the base read in place through RocksDB, the deltas since in memory
 };
 
 // Which days a served model holds.
@@ -98,9 +124,16 @@ struct ModelBundleOptions {
   // The daily model folder (launch/daily.sh --model_dir).
   std::string model_dir;
   // Writes every row of the base shard folder `shard_dir` (bases/<day>/server-<rank>) to a delta
-  // file at `delta_path` (common/delta_file.h). Required.
+  // file at `delta_path` (common/delta_file.h). Required for ServedTables::kMemory.
   std::function<absl::Status(const std::string& shard_dir, int rank, const std::string& delta_path)>
       export_base_shard;
+  // Where the tables are held; kRocksDb needs open_base_shard instead of export_base_shard.
+  ServedTables tables = ServedTables::kMemory;
+  // Opens the base shard folder `shard_dir` (bases/<day>/server-<rank>) for reading in place.
+  // Required for ServedTables::kRocksDb.
+  std::function<absl::StatusOr<std::unique_ptr<BaseShardRows>>(const std::string& shard_dir,
+                                                               int rank)>
+      open_base_shard;
   // Where the base exports are written (and removed once read). Empty: a fresh folder under
   // the system's temporary directory.
   std::string scratch_dir;
@@ -129,6 +162,8 @@ class ModelBundle {
  private:
   explicit ModelBundle(ModelBundleOptions options) : options_(std::move(options)) {}
   absl::Status ApplyDay(const std::string& day);
+  // Fills `model`'s tables from bases/<day> (of `num_servers` shards), per options_.tables.
+  absl::Status LoadBase(const std::string& day, int num_servers, ServedModel* model) const;
 
   const ModelBundleOptions options_;
   // Each server's version the served model is at: the until_version of its last delta applied

@@ -127,6 +127,7 @@ class ServeTest : public ::testing::Test {
     daily_model::DayRun run;
     run.root = root_;
     run.model_dir = root_ + "/model";
+    run.servers = servers_;
     std::string log;
     ASSERT_EQ(daily_model::RunDay(run, day, more, &log), 0) << log;
   }
@@ -197,7 +198,7 @@ class ServeTest : public ::testing::Test {
       ASSERT_EQ(Request("POST", "/score", ScoreBody(user, items), &json), 200) << json;
       proto::ScoreResponse response;
       ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json, &response).ok()) << json;
-      EXPECT_EQ(response.version().base_day(), kDays[1]);
+      EXPECT_EQ(response.version().base_day(), expected_base_day_);
       EXPECT_EQ(response.version().delta_day(), delta_day);
       ASSERT_EQ(response.tasks_size(), 2);
       EXPECT_EQ(response.tasks(0).task(), "click");
@@ -221,14 +222,19 @@ class ServeTest : public ::testing::Test {
   }
 
   // Starts granary_serve on the model folder, on a free port of 127.0.0.1.
-  void StartServe() {
+  void StartServe(const std::vector<std::string>& extra_flags = {}) {
     const std::string address_file = root_ + "/serve.address";
-    absl::StatusOr<ChildProcess> serve = ChildProcess::Start(
-        {kBin + "/granary_serve", "--job=" + root_ + "/job.pbtxt",
-         "--cluster_config=" + root_ + "/cluster.pbtxt", "--model_dir=" + root_ + "/model",
-         "--bind=127.0.0.1", "--port=0", "--address_file=" + address_file, "--poll_seconds=0.2",
-         "--scratch_dir=" + root_ + "/serve-scratch"},
-        root_ + "/serve.log");
+    std::vector<std::string> argv = {kBin + "/granary_serve",
+                                     "--job=" + root_ + "/job.pbtxt",
+                                     "--cluster_config=" + root_ + "/cluster.pbtxt",
+                                     "--model_dir=" + root_ + "/model",
+                                     "--bind=127.0.0.1",
+                                     "--port=0",
+                                     "--address_file=" + address_file,
+                                     "--poll_seconds=0.2",
+                                     "--scratch_dir=" + root_ + "/serve-scratch"};
+    argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
+    absl::StatusOr<ChildProcess> serve = ChildProcess::Start(argv, root_ + "/serve.log");
     ASSERT_TRUE(serve.ok()) << serve.status();
     serve_.emplace(*std::move(serve));
     ASSERT_TRUE(WaitUntil([&] { return fs::exists(address_file); }, kStartTimeout))
@@ -240,6 +246,10 @@ class ServeTest : public ::testing::Test {
   std::optional<ChildProcess> serve_;
   std::string address_;
   int requests_ = 0;
+  // Parameter servers of each day RunDay trains.
+  int servers_ = 1;
+  // The base day ExpectScoresOfTheTrainedModel expects the answers to name.
+  std::string expected_base_day_ = kDays[1];
 };
 
 TEST_F(ServeTest, ServesTheTrainedScoresRefusesBadRequestsAndFollowsANewDayWithoutAFailure) {
@@ -337,6 +347,31 @@ TEST_F(ServeTest, ServesTheTrainedScoresRefusesBadRequestsAndFollowsANewDayWitho
   serve->WaitForExit(kClientTimeout);
 }
 
+// --tables=rocksdb reads the base in place: the same scores as the trainer's evaluation (as the
+// memory mode's, checked above), and once day 3 closes, its base serves in place. Two servers,
+// so that keys are read from the shard the base's shard map gives them.
+TEST_F(ServeTest, TablesReadInPlaceThroughRocksDbScoreAsTrainedAndSwitchToTheNewBase) {
+  servers_ = 2;
+  RunDay(kDays[0], {"--cold_start"});
+  RunDay(kDays[1], {});
+  ASSERT_NO_FATAL_FAILURE(StartServe({"--tables=rocksdb", "--base_block_cache_mb=8"}));
+  ExpectScoresOfTheTrainedModel(1, "");
+
+  RunDay(kDays[2], {});
+  std::string json;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return Request("GET", "/version", "", &json) == 200 &&
+               absl::StrContains(json, R"("base_day":"20261103")");
+      },
+      kStartTimeout))
+      << json << serve_->ReadLog();
+  expected_base_day_ = kDays[2];
+  ExpectScoresOfTheTrainedModel(2, "");
+  serve_->Signal(SIGTERM);
+  serve_->WaitForExit(kClientTimeout);
+}
+
 TEST_F(ServeTest, BadFlagsAndAFolderWithoutAClosedDayStopItNamingWhy) {
   const std::vector<std::string> flags = {kBin + "/granary_serve", "--job=" + root_ + "/job.pbtxt",
                                           "--cluster_config=" + root_ + "/cluster.pbtxt",
@@ -348,7 +383,9 @@ TEST_F(ServeTest, BadFlagsAndAFolderWithoutAClosedDayStopItNamingWhy) {
   for (const Case& bad : std::vector<Case>{
            {"--poll_seconds=0", "--poll_seconds must be > 0"},
            {"--max_candidates=0", "--max_candidates, --max_body_bytes, --threads >= 1"},
-           {"--port=1", "no verified base to serve in " + root_ + "/model"}}) {
+           {"--port=1", "no verified base to serve in " + root_ + "/model"},
+           {"--tables=disk", "--tables is 'disk': 'memory' or 'rocksdb'"},
+           {"--base_block_cache_mb=0", "--base_block_cache_mb must be >= 1"}}) {
     std::vector<std::string> argv = flags;
     argv.push_back(bad.flag);
     absl::StatusOr<ChildProcess> serve = ChildProcess::Start(argv, root_ + "/bad.log");

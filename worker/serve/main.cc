@@ -20,6 +20,7 @@
 #include "glog/logging.h"
 #include "httplib.h"
 #include "ps/base_export.h"
+#include "ps/base_reader.h"
 #include "worker/job_config.h"
 #include "worker/serve/delta_poller.h"
 #include "worker/serve/http_handlers.h"
@@ -40,6 +41,12 @@ DEFINE_uint64(max_body_bytes, granary::kDefaultMaxBodyBytes,
               "Largest request body; a larger one gets 413.");
 DEFINE_int32(max_candidates, granary::kDefaultMaxCandidates,
              "Most candidates of one score request; more gets 400.");
+DEFINE_string(tables, "memory",
+              "Where the served tables are held: 'memory' (every row loaded) or 'rocksdb' (the "
+              "base read in place through RocksDB, only the deltas since in memory; for tables "
+              "larger than memory, docs/operations.md \"Serving\").");
+DEFINE_uint64(base_block_cache_mb, granary::kDefaultBaseBlockCacheBytes >> 20,
+              "With --tables=rocksdb: RocksDB's block cache per base server folder, in MiB.");
 DEFINE_string(scratch_dir, "",
               "Where base shards are copied to be read (removed after); empty: a fresh folder "
               "under the system's temporary directory.");
@@ -78,6 +85,15 @@ int main(int argc, char** argv) {
                 .string()
           : FLAGS_scratch_dir;
   granary::ModelBundleOptions options;
+  if (FLAGS_tables == "rocksdb") {
+    options.tables = granary::ServedTables::kRocksDb;
+  } else if (FLAGS_tables != "memory") {
+    return Fail(absl::StrCat("--tables is '", FLAGS_tables, "': 'memory' or 'rocksdb'"));
+  }
+  if (FLAGS_base_block_cache_mb < 1) return Fail("--base_block_cache_mb must be >= 1");
+  options.open_base_shard = [&](const std::string& shard_dir, int) {
+    return granary::OpenBaseReader(*cluster, shard_dir, size_t{FLAGS_base_block_cache_mb} << 20);
+  };
   options.model_dir = FLAGS_model_dir;
   options.scratch_dir = scratch;
   options.export_base_shard = [&](const std::string& shard_dir, int rank,

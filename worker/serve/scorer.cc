@@ -147,11 +147,9 @@ absl::Status Scorer::ForwardCandidates(Replica& r, const std::string& header,
   }
   r.rows.setZero(static_cast<Eigen::Index>(r.input->keys.size()), dim);
   if (sparse != nullptr) {
-    for (size_t i = 0; i < r.input->keys.size(); ++i) {
-      const float* row = sparse->Find(r.input->keys[i]);
-      if (row != nullptr)
-        std::copy(row, row + dim, r.rows.row(static_cast<Eigen::Index>(i)).data());
-    }
+    // One batched read of the request's keys (row-major: row i at data() + i * dim).
+    absl::Status read = sparse->Read(r.input->keys, r.rows.data());
+    if (!read.ok()) return read;
   }
   // Every sample is the request's user with one candidate: the user side runs once.
   r.model->ForwardOneUser(*r.input, r.rows);
