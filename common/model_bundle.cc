@@ -257,14 +257,15 @@ absl::StatusOr<std::unique_ptr<ModelBundle>> ModelBundle::InMemory(
   auto model = std::make_shared<ServedModel>();
   model->version_ = std::move(version);
   for (const InMemoryTable& table : tables) {
-    if (table.dim <= 0 || table.values.size() != table.keys.size() * size_t(table.dim)) {
+    if (table.dim <= 0 ||
+        table.values.size() != table.keys.size() * static_cast<size_t>(table.dim)) {
       return absl::InvalidArgumentError(absl::StrCat("in-memory table '", table.name, "': dim ",
                                                      table.dim, ", ", table.keys.size(),
                                                      " keys and ", table.values.size(), " values"));
     }
     ServedTableBuilder builder(table.dim);
     for (size_t i = 0; i < table.keys.size(); ++i) {
-      builder.Upsert(table.keys[i], table.values.data() + i * size_t(table.dim));
+      builder.Upsert(table.keys[i], table.values.data() + i * static_cast<size_t>(table.dim));
     }
     model->tables_[table.name] = builder.Finish();
   }
