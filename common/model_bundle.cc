@@ -432,12 +432,35 @@ absl::StatusOr<std::unique_ptr<ModelBundle>> ModelBundle::Open(const ModelBundle
       absl::StrCat("no verified base to serve in ", options.model_dir, reasons));
 }
 
+absl::StatusOr<std::unique_ptr<ModelBundle>> ModelBundle::InMemory(
+    ServedVersion version, const std::vector<InMemoryTable>& tables) {
+  auto model = std::make_shared<ServedModel>();
+  model->version_ = std::move(version);
+  for (const InMemoryTable& table : tables) {
+    if (table.dim <= 0 ||
+        table.values.size() != table.keys.size() * static_cast<size_t>(table.dim)) {
+      return absl::InvalidArgumentError(absl::StrCat("in-memory table '", table.name, "': dim ",
+                                                     table.dim, ", ", table.keys.size(),
+                                                     " keys and ", table.values.size(), " values"));
+    }
+    ServedTableBuilder builder(table.dim);
+    for (size_t i = 0; i < table.keys.size(); ++i) {
+      builder.Upsert(table.keys[i], table.values.data() + i * static_cast<size_t>(table.dim));
+    }
+    model->tables_[table.name] = builder.Finish();
+  }
+  std::unique_ptr<ModelBundle> bundle(new ModelBundle(ModelBundleOptions{}));
+  bundle->current_ = std::move(model);
+  return bundle;
+}
+
 std::shared_ptr<const ServedModel> ModelBundle::Current() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return current_;
 }
 
 absl::StatusOr<int> ModelBundle::ApplyNewDeltas() {
+  if (options_.model_dir.empty()) return 0;  // InMemory: no folder to read days from
   const std::string newest = Current()->version().day();
   int applied = 0;
   for (const std::string& day : ClosedDays(options_.model_dir)) {

@@ -146,6 +146,19 @@ class ModelBundle {
   // day's reason is in the message); the error of export_base_shard or DataLoss naming the file
   // if a shard cannot be read. Deltas of later days are not applied yet: ApplyNewDeltas does.
   static absl::StatusOr<std::unique_ptr<ModelBundle>> Open(const ModelBundleOptions& options);
+
+  // One table's rows made in memory, for InMemory.
+  struct InMemoryTable {
+    std::string name;
+    int dim = 0;
+    std::vector<uint64_t> keys;
+    std::vector<float> values;  // keys.size() * dim, key i's row at [i * dim, (i + 1) * dim)
+  };
+  // A bundle serving `tables` as `version`, with no model folder behind it (ApplyNewDeltas
+  // applies nothing): what benchmarks and tests serve without training. InvalidArgument naming
+  // the table if its dim is not positive or its values are not keys.size() * dim.
+  static absl::StatusOr<std::unique_ptr<ModelBundle>> InMemory(
+      ServedVersion version, const std::vector<InMemoryTable>& tables);
   ModelBundle(const ModelBundle&) = delete;
   ModelBundle& operator=(const ModelBundle&) = delete;
 

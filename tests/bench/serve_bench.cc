@@ -25,9 +25,19 @@
 // largest difference between the two modes' outputs on one request (should be < 1e-5), and
 // the median microseconds of each stage: build, prepare, lookup, forward (with the read).
 //
-// Everything runs on this thread, pinned to the CPU it started on (sched_setaffinity).
+// With --http (the default), the user-only variant's requests are also timed as granary_serve
+// answers them, a third mode interleaved with the two: the same request as the JSON body of
+// POST /score (built before timing), sent by a keep-alive httplib client to granary_serve's
+// handlers (worker/serve/) on an httplib server in this process, over the same random rows as a
+// model bundle made in memory (tests/bench/http_serving.h); timed from the send to the whole
+// answer read. Its scores on the first request must equal the in-process ones to 1e-5, or the
+// bench fails.
 //
-// Usage: serve_bench [--quick] [--candidates=1,100,1000] [--seconds=S] [--job=PATH]
+// Everything runs pinned to the CPU this thread started on (sched_setaffinity): the in-process
+// modes on this thread; in the HTTP mode, this thread as the client and httplib's accept and
+// one handler thread, all on that one core.
+//
+// Usage: serve_bench [--quick] [--candidates=1,100,1000] [--seconds=S] [--job=PATH] [--http]
 //                    [--movielens_dir=DIR] [--candidate_step_fields=similarity] [--json=PATH]
 #include <sched.h>
 
@@ -48,14 +58,19 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/feature_key.h"
+#include "common/proto/serve.pb.h"
 #include "gflags/gflags.h"
+#include "google/protobuf/util/json_util.h"
 #include "tests/bench/bench_json.h"
 #include "tests/bench/bench_main.h"
+#include "tests/bench/http_serving.h"
 #include "worker/batch.h"
 #include "worker/job_config.h"
 #include "worker/models/model_factory.h"
+#include "worker/nn/loss.h"
 #include "worker/tools/movielens_input.h"
 
 DEFINE_string(job, GRANARY_SOURCE_DIR "/configs/movielens_dupn.pbtxt",
@@ -69,6 +84,9 @@ DEFINE_bool(quick, false, "A smoke run: N = 1 and 100, 0.1 s each.");
 DEFINE_string(candidate_step_fields, "similarity",
               "Comma-separated step fields of the behaviour sequence that depend on the candidate; "
               "the 'user-only steps' variant drops them from the dataset config.");
+DEFINE_bool(http, true,
+            "Also time the user-only variant's requests through granary_serve's HTTP handlers "
+            "in this process (JSON bodies, one keep-alive client, one handler thread).");
 DEFINE_string(json, "", "If set, the result rows are also written here as a JSON array.");
 
 namespace granary {
@@ -94,6 +112,11 @@ struct MovieKeys {
   std::vector<uint64_t> genres;
   uint64_t year = 0;
   bool has_year = false;
+  // The tokens of the dataset's cells, for the HTTP mode's requests.
+  std::string id_token;
+  std::string first_genre_token;
+  std::string genres_token;  // joined by ','
+  std::string year_token;    // empty if unknown
 };
 
 struct Step {
@@ -103,8 +126,9 @@ struct Step {
 };
 
 struct UserFeatures {
-  std::vector<uint64_t> profile;  // in kUserColumns order
-  std::vector<Step> history;      // oldest first, at most kHistoryLength
+  std::vector<uint64_t> profile;            // in kUserColumns order
+  std::vector<std::string> profile_tokens;  // the same columns' tokens
+  std::vector<Step> history;                // oldest first, at most kHistoryLength
 };
 
 constexpr const char* kUserColumns[] = {"user_id", "gender", "age", "occupation", "zip3"};
@@ -139,6 +163,10 @@ absl::StatusOr<Catalog> BuildCatalog(const MovielensInput& input) {
     for (int genre : movie.genre_ids) m.genres.push_back(key("genre", input.genre_names[genre]));
     m.has_year = !movie.year.empty();
     if (m.has_year) m.year = key("year", movie.year);
+    m.id_token = absl::StrCat(id);
+    m.first_genre_token = movie.first_genre;
+    m.genres_token = movie.genres;
+    m.year_token = movie.year;
     catalog.movie_ids.push_back(id);
   }
   std::sort(catalog.movie_ids.begin(), catalog.movie_ids.end());
@@ -149,6 +177,7 @@ absl::StatusOr<Catalog> BuildCatalog(const MovielensInput& input) {
     UserFeatures user;
     user.profile = {key("user_id", absl::StrCat(id)), key("gender", u.gender), key("age", u.age),
                     key("occupation", u.occupation), key("zip3", u.zip3)};
+    user.profile_tokens = {absl::StrCat(id), u.gender, u.age, u.occupation, u.zip3};
     std::sort(ratings.begin(), ratings.end(),
               [](const Rating& a, const Rating& b) { return a.timestamp < b.timestamp; });
     double mean = 0;
@@ -421,14 +450,130 @@ class RowStore {
     }
   }
 
+  // The same rows as a served table named `name`, for HttpServing.
+  ModelBundle::InMemoryTable AsServedTable(const std::string& name) const {
+    ModelBundle::InMemoryTable table{name, static_cast<int>(table_.cols()), {}, {}};
+    for (const auto& [key, row] : row_of_key_) {
+      table.keys.push_back(key);
+      for (Eigen::Index j = 0; j < table_.cols(); ++j) table.values.push_back(table_(row, j));
+    }
+    return table;
+  }
+
  private:
   nn::Matrix table_;
   absl::flat_hash_map<uint64_t, int32_t> row_of_key_;
 };
 
+// The body of POST /score (common/proto/serve.proto ScoreRequest) holding what `batch` holds,
+// `batch` built by RequestBatchBuilder from `request` for `dataset`: the user's profile and
+// history in the user's columns, each candidate's movie columns and numeric values (printed
+// with 9 significant digits, which read back as the same float). The history's numeric step
+// fields are the first candidate's, so the behaviour sequence must not depend on the candidate.
+absl::StatusOr<std::string> ScoreRequestBody(const proto::DatasetConfig& dataset,
+                                             const Catalog& catalog, const Request& request,
+                                             const Batch& batch) {
+  const UserFeatures& user = catalog.users[request.user];
+  proto::ScoreRequest body;
+  auto& user_columns = *body.mutable_user();
+  for (size_t i = 0; i < std::size(kUserColumns); ++i) {
+    user_columns[kUserColumns[i]] = user.profile_tokens[i];
+  }
+  for (const proto::ColumnConfig& column : dataset.columns()) {
+    if (column.role() != proto::ColumnConfig::SEQUENCE) continue;
+    const SequenceColumn* sequence = nullptr;
+    for (const SequenceColumn& s : batch.sequences) {
+      if (s.name == column.name()) sequence = &s;
+    }
+    if (sequence == nullptr) return absl::InternalError("serve_bench: no " + column.name());
+    std::vector<std::string> steps;
+    for (size_t t = 0; t < user.history.size(); ++t) {
+      const MovieKeys& movie = catalog.movies.at(user.history[t].movie);
+      std::vector<std::string> fields;
+      for (int j = 0; j < column.step_fields_size(); ++j) {
+        const proto::StepFieldConfig& step = column.step_fields(j);
+        if (step.kind() == proto::StepFieldConfig::NUMERIC) {
+          fields.push_back(absl::StrFormat("%.9g", sequence->fields[j].values[t]));
+        } else {
+          fields.push_back(step.name() == "movie_id" ? movie.id_token : movie.first_genre_token);
+        }
+      }
+      steps.push_back(absl::StrJoin(fields, ","));
+    }
+    user_columns[column.name()] = absl::StrJoin(steps, ";");
+  }
+  for (size_t c = 0; c < request.movies.size(); ++c) {
+    const MovieKeys& movie = catalog.movies.at(request.movies[c]);
+    auto& fields = *body.add_candidates()->mutable_fields();
+    fields["movie_id"].set_string_value(movie.id_token);
+    fields["genres"].set_string_value(movie.genres_token);
+    if (movie.has_year) fields["year"].set_string_value(movie.year_token);
+    for (const FloatColumn& numeric : batch.numerics) {
+      fields[numeric.name].set_string_value(absl::StrFormat("%.9g", numeric.values[c]));
+    }
+  }
+  std::string json;
+  if (!google::protobuf::util::MessageToJsonString(body, &json).ok()) {
+    return absl::InternalError("serve_bench: cannot print a ScoreRequest");
+  }
+  return json;
+}
+
+// The largest difference between the scores of a /score response and `outputs`, the model's
+// outputs of the same request in task order, turned into scores as granary_serve does
+// (worker/serve/scorer.h): sigmoid, softmax or as it is.
+absl::StatusOr<double> MaxScoreDiff(const std::string& response_json,
+                                    const std::vector<proto::TaskConfig>& tasks,
+                                    const std::vector<float>& outputs) {
+  proto::ScoreResponse response;
+  if (!google::protobuf::util::JsonStringToMessage(response_json, &response).ok() ||
+      response.tasks_size() != static_cast<int>(tasks.size())) {
+    return absl::InternalError("serve_bench: a /score response that does not parse");
+  }
+  std::vector<double> expected;
+  size_t next = 0;
+  for (size_t k = 0; k < tasks.size(); ++k) {
+    const int classes = response.tasks(static_cast<int>(k)).classes();
+    const size_t values = static_cast<size_t>(response.tasks(static_cast<int>(k)).scores_size());
+    for (size_t b = 0; b < values / static_cast<size_t>(classes); ++b, next += classes) {
+      if (next + classes > outputs.size()) break;
+      const float* row = outputs.data() + next;
+      if (tasks[k].head() == proto::TaskConfig::MULTICLASS) {
+        const float top = *std::max_element(row, row + classes);
+        double sum = 0;
+        for (int j = 0; j < classes; ++j) sum += std::exp(static_cast<double>(row[j] - top));
+        for (int j = 0; j < classes; ++j) {
+          expected.push_back(std::exp(static_cast<double>(row[j] - top)) / sum);
+        }
+      } else if (tasks[k].head() == proto::TaskConfig::REGRESSION) {
+        expected.push_back(row[0]);
+      } else {
+        expected.push_back(nn::Sigmoid(row[0]));
+      }
+    }
+  }
+  std::vector<double> got;
+  for (const proto::TaskScores& task : response.tasks()) {
+    got.insert(got.end(), task.scores().begin(), task.scores().end());
+  }
+  if (got.size() != expected.size() || expected.size() != outputs.size()) {
+    return absl::InternalError(absl::StrCat("serve_bench: /score answered ", got.size(),
+                                            " scores, the model has ", outputs.size()));
+  }
+  double max_diff = 0;
+  for (size_t i = 0; i < got.size(); ++i)
+    max_diff = std::max(max_diff, std::abs(got[i] - expected[i]));
+  return max_diff;
+}
+
 // A request's stages, timed apart: build the Batch, Prepare, look up the rows, Forward (or
 // ForwardOneUser) and read the outputs.
 constexpr int kStages = 4;
+// The timed modes: per item, user side once, and (user-only variant, --http) over HTTP.
+constexpr int kModes = 3;
+constexpr int kHttpMode = 2;
+// The largest difference allowed between the HTTP and the in-process scores (issue 19).
+constexpr double kScoreTolerance = 1e-5;
 
 struct ModeTimes {
   std::vector<double> seconds;  // one per request
@@ -521,10 +666,26 @@ absl::Status Run() {
   size_t table_rows = 0;
   const Clock::time_point start = Clock::now();
   std::mt19937 rng(kSeed);
+  // The server's path, run on the user-only variant: the one where the server's
+  // ForwardOneUser computes the user side once.
+  const bool http = FLAGS_http;
+  JobSpec http_spec = *spec;
+  http_spec.dataset = user_only;
+  const std::vector<ModelBundle::InMemoryTable> served_tables = {
+      store.AsServedTable(spec->job.model().sparse_table())};
   for (const Variant& variant : variants) {
+    const bool http_variant = http && variant.dataset == &user_only;
+    std::unique_ptr<HttpServing> serving;
+    if (http_variant) {
+      absl::StatusOr<std::unique_ptr<HttpServing>> started =
+          HttpServing::Start(http_spec, served_tables);
+      if (!started.ok()) return started.status();
+      serving = *std::move(started);
+    }
     absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(spec->job.model(), *variant.dataset);
     if (!model.ok()) return model.status();
-    (*model)->params().Initialize(kSeed);
+    // The server's dense parameters: the job seed's initial values (worker/serve/scorer.h).
+    (*model)->params().Initialize(spec->job.training().seed());
     absl::StatusOr<RequestBatchBuilder> builder =
         RequestBatchBuilder::Create(*variant.dataset, *catalog, candidate_steps);
     if (!builder.ok()) return builder.status();
@@ -582,43 +743,88 @@ absl::Status Run() {
       for (size_t i = 0; i < response.size(); ++i) {
         max_diff = std::max(max_diff, std::abs(response[i] - per_item_scores[i]));
       }
+      // The HTTP mode's bodies, made before timing as a client would hold them, and its
+      // scores on the first request against the in-process ones.
+      std::vector<std::string> bodies;
+      double http_max_diff = 0;
+      if (http_variant) {
+        const std::vector<float> one_user_scores = response;
+        Batch body_batch;
+        for (const Request& request : requests) {
+          builder->Build(request, &body_batch);
+          absl::StatusOr<std::string> body =
+              ScoreRequestBody(*variant.dataset, *catalog, request, body_batch);
+          if (!body.ok()) return body.status();
+          bodies.push_back(*std::move(body));
+        }
+        absl::StatusOr<std::string> answer = serving->Score(bodies[0]);
+        if (!answer.ok()) return answer.status();
+        absl::StatusOr<double> diff = MaxScoreDiff(*answer, (*model)->tasks(), one_user_scores);
+        if (!diff.ok()) return diff.status();
+        http_max_diff = *diff;
+        if (http_max_diff > kScoreTolerance) {
+          return absl::InternalError(absl::StrFormat(
+              "serve_bench: N=%d: HTTP scores differ from the in-process ones by %g (> %g)", n,
+              http_max_diff, kScoreTolerance));
+        }
+      }
+      // One request through granary_serve's handlers: POST /score and read the answer.
+      auto serve_http = [&](const std::string& body) -> absl::StatusOr<double> {
+        const Clock::time_point begin = Clock::now();
+        absl::StatusOr<std::string> answer = serving->Score(body);
+        if (!answer.ok()) return answer.status();
+        return std::chrono::duration<double>(Clock::now() - begin).count();
+      };
 
-      ModeTimes times[2];  // [0] per item, [1] one user
+      const int modes = http_variant ? kModes : kModes - 1;
+      ModeTimes times[kModes];  // [0] per item, [1] one user, [2] HTTP
       const Clock::time_point phase = Clock::now();
       for (size_t r = 0;; ++r) {
         const bool enough_time =
             std::chrono::duration<double>(Clock::now() - phase).count() >= seconds;
-        if (enough_time && times[0].seconds.size() >= static_cast<size_t>(FLAGS_min_requests) &&
-            times[1].seconds.size() >= static_cast<size_t>(FLAGS_min_requests)) {
-          break;
+        bool enough_requests = true;
+        for (int mode = 0; mode < modes; ++mode) {
+          enough_requests = enough_requests &&
+                            times[mode].seconds.size() >= static_cast<size_t>(FLAGS_min_requests);
         }
-        const int mode = static_cast<int>(r % 2);
-        absl::StatusOr<double> took = serve(requests[(r / 2) % requests.size()], mode == 1);
+        if (enough_time && enough_requests) break;
+        const int mode = static_cast<int>(r % static_cast<size_t>(modes));
+        const size_t index = (r / static_cast<size_t>(modes)) % requests.size();
+        absl::StatusOr<double> took =
+            mode == kHttpMode ? serve_http(bodies[index]) : serve(requests[index], mode == 1);
         if (!took.ok()) return took.status();
         times[mode].seconds.push_back(*took);
         times[mode].total += *took;
+        if (mode == kHttpMode) continue;
         for (int i = 0; i < kStages; ++i) times[mode].stages[i].push_back(stages[i]);
       }
       const double per_item_rate = static_cast<double>(times[0].seconds.size()) / times[0].total;
-      for (int mode = 0; mode < 2; ++mode) {
+      for (int mode = 0; mode < modes; ++mode) {
         const ModeTimes& t = times[mode];
         const double rate = static_cast<double>(t.seconds.size()) / t.total;
         const double p50 = 1e3 * Percentile(t.seconds, 0.5);
         const double p99 = 1e3 * Percentile(t.seconds, 0.99);
-        const std::string mode_name = mode == 0 ? "per item" : "user side once";
-        const double ratio = mode == 1 ? rate / per_item_rate : 0;
-        absl::PrintF("%-16s %5d  %-14s %10.1f %9.3f %9.3f %7s %10s  %.0f+%.0f+%.0f+%.0f\n",
-                     variant.name, n, mode_name, rate, p50, p99,
-                     mode == 1 ? absl::StrFormat("%.2fx", ratio) : "",
-                     mode == 1 ? absl::StrFormat("%.2g", max_diff) : "",
-                     1e6 * Percentile(t.stages[0], 0.5), 1e6 * Percentile(t.stages[1], 0.5),
-                     1e6 * Percentile(t.stages[2], 0.5), 1e6 * Percentile(t.stages[3], 0.5));
+        const std::string mode_name = mode == 0   ? "per item"
+                                      : mode == 1 ? "user side once"
+                                                  : "http";
+        const double ratio = mode >= 1 ? rate / per_item_rate : 0;
+        const double diff = mode == kHttpMode ? http_max_diff : max_diff;
+        const std::string stage_column =
+            mode == kHttpMode
+                ? std::string("round trip: JSON, handlers, the same stages")
+                : absl::StrFormat("%.0f+%.0f+%.0f+%.0f", 1e6 * Percentile(t.stages[0], 0.5),
+                                  1e6 * Percentile(t.stages[1], 0.5),
+                                  1e6 * Percentile(t.stages[2], 0.5),
+                                  1e6 * Percentile(t.stages[3], 0.5));
+        absl::PrintF("%-16s %5d  %-14s %10.1f %9.3f %9.3f %7s %10s  %s\n", variant.name, n,
+                     mode_name, rate, p50, p99, mode >= 1 ? absl::StrFormat("%.2fx", ratio) : "",
+                     mode >= 1 ? absl::StrFormat("%.2g", diff) : "", stage_column);
         json.push_back(absl::StrFormat(
             R"({"bench": "serve", "variant": "%s", "candidates": %d, "mode": "%s", )"
             R"("requests": %zu, "requests_per_second": %s, "p50_ms": %s, "p99_ms": %s, )"
             R"("ratio_vs_per_item": %s, "max_abs_diff": %.3g})",
             variant.name, n, mode_name, t.seconds.size(), JsonNumberOrNull(rate),
-            JsonNumberOrNull(p50), JsonNumberOrNull(p99), JsonNumberOrNull(ratio), max_diff));
+            JsonNumberOrNull(p50), JsonNumberOrNull(p99), JsonNumberOrNull(ratio), diff));
         ++table_rows;
       }
     }
@@ -634,6 +840,7 @@ int main(int argc, char** argv) {
   return granary::BenchmarkMain(
       "serve_bench",
       "serve_bench [--quick] [--candidates=1,100,1000] [--seconds=S] [--min_requests=N] "
-      "[--job=PATH] [--movielens_dir=DIR] [--candidate_step_fields=similarity] [--json=PATH]",
+      "[--http] [--job=PATH] [--movielens_dir=DIR] [--candidate_step_fields=similarity] "
+      "[--json=PATH]",
       argc, argv, granary::Run);
 }

@@ -346,5 +346,31 @@ INSTANTIATE_TEST_SUITE_P(BothModes, ModelBundleTest,
                            return info.param == ServedTables::kMemory ? "Memory" : "RocksDb";
                          });
 
+TEST(ModelBundleInMemoryTest, ServesTheGivenRowsAsTheGivenVersionAndAppliesNoDeltas) {
+  absl::StatusOr<std::unique_ptr<ModelBundle>> bundle = ModelBundle::InMemory(
+      ServedVersion{"20260101", ""}, {{"emb", 2, {7, 9}, {1.0f, 2.0f, 3.0f, 4.0f}}});
+  ASSERT_TRUE(bundle.ok()) << bundle.status();
+  std::shared_ptr<const ServedModel> model = (*bundle)->Current();
+  EXPECT_EQ(model->version().day(), "20260101");
+  const ServedTable* table = model->table("emb");
+  ASSERT_NE(table, nullptr);
+  EXPECT_EQ(table->size(), 2u);
+  ASSERT_NE(table->Find(9), nullptr);
+  EXPECT_EQ(table->Find(9)[0], 3.0f);
+  EXPECT_EQ(table->Find(9)[1], 4.0f);
+  EXPECT_EQ(table->Find(8), nullptr);
+  absl::StatusOr<int> applied = (*bundle)->ApplyNewDeltas();
+  ASSERT_TRUE(applied.ok()) << applied.status();
+  EXPECT_EQ(*applied, 0);
+}
+
+TEST(ModelBundleInMemoryTest, RowsThatDoNotFitTheDimAreAnErrorNamingTheTable) {
+  absl::StatusOr<std::unique_ptr<ModelBundle>> bundle =
+      ModelBundle::InMemory(ServedVersion{"20260101", ""}, {{"emb", 2, {7, 9}, {1.0f, 2.0f}}});
+  ASSERT_FALSE(bundle.ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(bundle.status())) << bundle.status();
+  EXPECT_NE(bundle.status().message().find("'emb'"), std::string::npos) << bundle.status();
+}
+
 }  // namespace
 }  // namespace granary
