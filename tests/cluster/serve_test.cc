@@ -462,6 +462,9 @@ TEST_F(ServeTest, TopKOfATwoTowerModelIsTheExactSearchOverItsExportedVectors) {
   std::string json;
   EXPECT_EQ(Request("POST", "/topk", R"({"user": {"user": "1"}, "k": 0})", &json), 400);
   EXPECT_TRUE(absl::StrContains(json, "k is 0, not in [1, --max_candidates=10000]")) << json;
+  // New-item popularity is ATNN's: a two-tower model refuses it, naming why.
+  EXPECT_EQ(Request("POST", "/popularity", R"({"candidates": [{"item": "3"}]})", &json), 400);
+  EXPECT_TRUE(absl::StrContains(json, "(two_tower) predicts no new-item popularity")) << json;
 }
 
 }  // namespace

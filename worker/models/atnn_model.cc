@@ -120,10 +120,13 @@ Matrix AtnnModel::mean_user_vector() const {
   return mean;
 }
 
-void AtnnModel::PopularityScores(const Matrix& items, absl::Span<float> scores) const {
+void PopularityScores(const Matrix& mean_user, const Matrix& items, absl::Span<float> scores) {
   DCHECK_EQ(static_cast<Eigen::Index>(scores.size()), items.rows());
-  const Matrix mean = mean_user_vector();
-  for (Eigen::Index i = 0; i < items.rows(); ++i) scores[i] = items.row(i).dot(mean.row(0));
+  for (Eigen::Index i = 0; i < items.rows(); ++i) scores[i] = items.row(i).dot(mean_user.row(0));
+}
+
+void AtnnModel::PopularityScores(const Matrix& items, absl::Span<float> scores) const {
+  granary::PopularityScores(mean_user_vector(), items, scores);
 }
 
 }  // namespace granary

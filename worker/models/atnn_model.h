@@ -45,6 +45,12 @@ struct AtnnInput : RetrievalInput {
   std::vector<uint8_t> has_statistics;  // [B]: the first column present and non-zero
 };
 
+// Writes <mean_user.row(0), items.row(i)> into scores[i]: ATNN's predicted popularity of the
+// items [N, d] given the mean user vector [1, d] (the one definition the trainer's evaluation
+// and granary_serve's POST /popularity share).
+void PopularityScores(const nn::Matrix& mean_user, const nn::Matrix& items,
+                      absl::Span<float> scores);
+
 class AtnnModel : public RetrievalModel {
  public:
   // REQUIRES: model.has_atnn(); defaults filled by FillModelDefaults (CreateModel fills

@@ -1,6 +1,8 @@
 #include "worker/serve/http_handlers.h"
 
+#include <filesystem>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/proto/serve.pb.h"
@@ -16,6 +18,8 @@ constexpr char kJsonType[] = "application/json";
 constexpr int kBadRequest = 400;
 constexpr int kPayloadTooLarge = 413;
 constexpr int kServerError = 500;
+// Written by the trainer beside item_vectors.vec (worker/train/trainer.h).
+constexpr char kUserVectorFile[] = "user_vectors.vec";
 
 std::string ToJson(const google::protobuf::Message& message) {
   google::protobuf::util::JsonPrintOptions options;
@@ -88,6 +92,38 @@ void ServeHandlers::Register(httplib::Server* server) const {
     *response.mutable_version() = VersionOf(*model);
     response.set_vectors((*items)->path);
     for (proto::TopKItem& item : *top) *response.add_items() = std::move(item);
+    res.set_content(ToJson(response), kJsonType);
+  });
+  server->Post("/popularity", [this](const httplib::Request& req, httplib::Response& res) {
+    absl::StatusOr<std::vector<std::string>> lines = parser_->Parse(req.body);
+    if (!lines.ok()) return SetError(kBadRequest, std::string(lines.status().message()), &res);
+    std::shared_ptr<const ServedModel> model = bundle_->Current();
+    absl::StatusOr<UserVectors> items =
+        scorer_->NewItemVectorsOf(parser_->header(), *lines, *model);
+    if (!items.ok()) {
+      // A bad item line, or a model that predicts no popularity: the request's to fix.
+      const bool bad_request =
+          absl::IsInvalidArgument(items.status()) || absl::IsUnimplemented(items.status());
+      if (!bad_request) LOG(ERROR) << "POST /popularity failed: " << items.status();
+      return SetError(bad_request ? kBadRequest : kServerError,
+                      std::string(items.status().message()), &res);
+    }
+    // The user vectors exported with the item vectors POST /topk searches (same attempt).
+    absl::StatusOr<std::shared_ptr<const ItemVectorStore::DayVectors>> day =
+        item_vectors_->ForDay(model->version().day());
+    const std::string user_path =
+        day.ok() ? (std::filesystem::path((*day)->path).parent_path() / kUserVectorFile).string()
+                 : std::string();
+    absl::StatusOr<std::vector<float>> popularity =
+        day.ok() ? popularity_.Of(user_path, *items) : day.status();
+    if (!popularity.ok()) {
+      LOG(ERROR) << "POST /popularity failed: " << popularity.status();
+      return SetError(kServerError, std::string(popularity.status().message()), &res);
+    }
+    proto::PopularityResponse response;
+    *response.mutable_version() = VersionOf(*model);
+    response.set_user_vectors(user_path);
+    for (float value : *popularity) response.add_popularity(value);
     res.set_content(ToJson(response), kJsonType);
   });
   server->Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {

@@ -4,6 +4,8 @@
 //   POST /score    ScoreRequest -> ScoreResponse (the served version and every task's scores)
 //   POST /topk     TopKRequest -> TopKResponse (retrieval models: the k best items by exact
 //                  search over the served day's exported item vectors)
+//   POST /popularity  ScoreRequest -> PopularityResponse (atnn: the predicted popularity of the
+//                  candidates as new items, worker/serve/popularity.h)
 //   GET  /healthz  HealthResponse: "ok", the served version, the last refused delta
 //   GET  /version  ModelVersion
 //
@@ -20,6 +22,7 @@
 #include "common/model_bundle.h"
 #include "worker/serve/delta_poller.h"
 #include "worker/serve/item_vectors.h"
+#include "worker/serve/popularity.h"
 #include "worker/serve/score_request.h"
 #include "worker/serve/scorer.h"
 
@@ -55,6 +58,7 @@ class ServeHandlers {
   const DeltaPoller* const poller_;
   ItemVectorStore* const item_vectors_;
   const size_t max_body_bytes_;
+  mutable NewItemPopularity popularity_;  // thread-safe; caches the mean, so const handlers fill it
 };
 
 }  // namespace granary

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/feature_key.h"
 #include "worker/batch_parser.h"
+#include "worker/models/atnn_model.h"
 #include "worker/models/model_factory.h"
 #include "worker/models/retrieval_model.h"
 #include "worker/nn/loss.h"
@@ -96,6 +97,31 @@ absl::StatusOr<UserVectors> Scorer::UserVectorsOf(const std::string& header,
     const nn::Matrix& all = interests == nullptr ? single : *interests;
     vectors->values.assign(all.row(0).data(),
                            all.row(0).data() + static_cast<size_t>(vectors->dim) * vectors->count);
+  }
+  ReturnReplica(*std::move(replica));
+  return vectors;
+}
+
+absl::StatusOr<UserVectors> Scorer::NewItemVectorsOf(const std::string& header,
+                                                     const std::vector<std::string>& lines,
+                                                     const ServedModel& model) {
+  absl::StatusOr<std::unique_ptr<Replica>> replica = TakeReplica();
+  if (!replica.ok()) return replica.status();
+  absl::StatusOr<UserVectors> vectors;
+  const auto* atnn = dynamic_cast<const AtnnModel*>((*replica)->model.get());
+  if (atnn == nullptr) {
+    vectors = absl::UnimplementedError(
+        absl::StrCat("the job's model (", ArchitectureName(spec_.job.model()),
+                     ") predicts no new-item popularity; only atnn does"));
+  } else if (absl::Status run = ForwardCandidates(**replica, header, lines, model); !run.ok()) {
+    vectors = run;
+  } else {
+    const nn::Matrix& generated = atnn->generator_vectors();
+    vectors.emplace();
+    vectors->dim = static_cast<int>(generated.cols());
+    vectors->count = static_cast<int>(generated.rows());
+    // Row-major: row b's d floats are contiguous, as UserVectors lays them out.
+    vectors->values.assign(generated.data(), generated.data() + generated.size());
   }
   ReturnReplica(*std::move(replica));
   return vectors;

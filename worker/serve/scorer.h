@@ -57,6 +57,14 @@ class Scorer {
   absl::StatusOr<UserVectors> UserVectorsOf(const std::string& header, const std::string& line,
                                             const ServedModel& model);
 
+  // The vectors ATNN gives the items of `lines` as new arrivals (its generator, from their
+  // side features: AtnnModel::generator_vectors), one per line (count = lines; UserVectors'
+  // layout, though they are items'). Unimplemented naming the
+  // architecture if the job's model is not atnn; otherwise as Score.
+  absl::StatusOr<UserVectors> NewItemVectorsOf(const std::string& header,
+                                               const std::vector<std::string>& lines,
+                                               const ServedModel& model);
+
  private:
   struct Replica;
   explicit Scorer(const JobSpec& spec);
