@@ -12,8 +12,8 @@
 // than max_candidates.
 //
 // Candidates come in one of two forms: `candidates`, a JSON object per candidate, or
-// `candidate_columns`, a list of values per column (several times cheaper to parse: no Struct
-// per candidate). Both in one request is refused, and so is a column whose list is not as
+// `candidate_columns`, a list of values per column (cheaper to parse: no Struct per
+// candidate). Both in one request is refused, and so is a column whose list is not as
 // long as the longest (named, with its length).
 //
 // Thread-safe: const after construction.
