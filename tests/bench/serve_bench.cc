@@ -27,11 +27,12 @@
 //
 // With --http (the default), the user-only variant's requests are also timed as granary_serve
 // answers them, a third mode interleaved with the two: the same request as the JSON body of
-// POST /score (built before timing), sent by a keep-alive httplib client to granary_serve's
-// handlers (worker/serve/) on an httplib server in this process, over the same random rows as a
-// model bundle made in memory (tests/bench/http_serving.h); timed from the send to the whole
-// answer read. Its scores on the first request must equal the in-process ones to 1e-5, or the
-// bench fails.
+// POST /score (built before timing; candidates in the columnar form, candidate_columns, or with
+// --http_candidate_rows a JSON object per candidate), sent by a keep-alive httplib client to
+// granary_serve's handlers (worker/serve/) on an httplib server in this process, over the same
+// random rows as a model bundle made in memory (tests/bench/http_serving.h); timed from the send to
+// the whole answer read. Its scores on the first request must equal the in-process ones to 1e-5, or
+// the bench fails.
 //
 // Everything runs pinned to the CPU this thread started on (sched_setaffinity): the in-process
 // modes on this thread; in the HTTP mode, this thread as the client and httplib's accept and
@@ -87,6 +88,9 @@ DEFINE_string(candidate_step_fields, "similarity",
 DEFINE_bool(http, true,
             "Also time the user-only variant's requests through granary_serve's HTTP handlers "
             "in this process (JSON bodies, one keep-alive client, one handler thread).");
+DEFINE_bool(http_candidate_rows, false,
+            "Send the HTTP mode's candidates in the row form (a JSON object per candidate) "
+            "instead of the columnar form (candidate_columns), to compare the two.");
 DEFINE_string(json, "", "If set, the result rows are also written here as a JSON array.");
 
 namespace granary {
@@ -502,7 +506,7 @@ absl::StatusOr<std::string> ScoreRequestBody(const proto::DatasetConfig& dataset
     }
     user_columns[column.name()] = absl::StrJoin(steps, ";");
   }
-  for (size_t c = 0; c < request.movies.size(); ++c) {
+  for (size_t c = 0; FLAGS_http_candidate_rows && c < request.movies.size(); ++c) {
     const MovieKeys& movie = catalog.movies.at(request.movies[c]);
     auto& fields = *body.add_candidates()->mutable_fields();
     fields["movie_id"].set_string_value(movie.id_token);
@@ -510,6 +514,18 @@ absl::StatusOr<std::string> ScoreRequestBody(const proto::DatasetConfig& dataset
     if (movie.has_year) fields["year"].set_string_value(movie.year_token);
     for (const FloatColumn& numeric : batch.numerics) {
       fields[numeric.name].set_string_value(absl::StrFormat("%.9g", numeric.values[c]));
+    }
+  }
+  // Else the columnar form (candidate_columns), the fast one to parse; a movie without a year
+  // has an empty cell (missing).
+  auto& columns = *body.mutable_candidate_columns();
+  for (size_t c = 0; !FLAGS_http_candidate_rows && c < request.movies.size(); ++c) {
+    const MovieKeys& movie = catalog.movies.at(request.movies[c]);
+    columns["movie_id"].add_values(movie.id_token);
+    columns["genres"].add_values(movie.genres_token);
+    columns["year"].add_values(movie.has_year ? movie.year_token : "");
+    for (const FloatColumn& numeric : batch.numerics) {
+      columns[numeric.name].add_values(absl::StrFormat("%.9g", numeric.values[c]));
     }
   }
   std::string json;
@@ -811,7 +827,9 @@ absl::Status Run() {
         const double diff = mode == kHttpMode ? http_max_diff : max_diff;
         const std::string stage_column =
             mode == kHttpMode
-                ? std::string("round trip: JSON, handlers, the same stages")
+                ? std::string(FLAGS_http_candidate_rows
+                                  ? "round trip: row JSON, handlers, the same stages"
+                                  : "round trip: columnar JSON, handlers, the same stages")
                 : absl::StrFormat("%.0f+%.0f+%.0f+%.0f", 1e6 * Percentile(t.stages[0], 0.5),
                                   1e6 * Percentile(t.stages[1], 0.5),
                                   1e6 * Percentile(t.stages[2], 0.5),

@@ -18,6 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/feature_key.h"
 #include "common/proto/serve.pb.h"
@@ -186,6 +187,13 @@ class ServeTest : public ::testing::Test {
     return body + "]}";
   }
 
+  // The same request in the columnar form (candidate_columns).
+  static std::string ScoreColumnsBody(int user, const std::vector<int>& items) {
+    return absl::StrCat(R"({"user": {"user": ")", user,
+                        R"("}, "candidate_columns": {"item": {"values": [")",
+                        absl::StrJoin(items, R"(", ")"), R"("]}}})");
+  }
+
   // Asks for every user's scores of the day's items and compares them with the trainer's
   // evaluation of the same samples after training on `day` (day index d).
   void ExpectScoresOfTheTrainedModel(int d, const std::string& delta_day) {
@@ -208,6 +216,20 @@ class ServeTest : public ::testing::Test {
         for (int c = 0; c < kItemsPerDay; ++c) {
           EXPECT_NEAR(response.tasks(k).scores(c), expected[k][user * kItemsPerDay + c], kTolerance)
               << "day " << kDays[d] << " task " << k << " user " << user << " item " << items[c];
+        }
+      }
+      if (user == 0) {
+        // The columnar form makes the same input lines, so the same scores, bit for bit.
+        ASSERT_EQ(Request("POST", "/score", ScoreColumnsBody(user, items), &json), 200) << json;
+        proto::ScoreResponse columnar;
+        ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json, &columnar).ok()) << json;
+        ASSERT_EQ(columnar.tasks_size(), 2);
+        for (int k = 0; k < 2; ++k) {
+          ASSERT_EQ(columnar.tasks(k).scores_size(), kItemsPerDay);
+          for (int c = 0; c < kItemsPerDay; ++c) {
+            EXPECT_EQ(columnar.tasks(k).scores(c), response.tasks(k).scores(c))
+                << "day " << kDays[d] << " task " << k << " item " << items[c];
+          }
         }
       }
     }

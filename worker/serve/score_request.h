@@ -11,6 +11,11 @@
 // by the user and by a candidate, a value holding a tab or a line break, no candidate, more
 // than max_candidates.
 //
+// Candidates come in one of two forms: `candidates`, a JSON object per candidate, or
+// `candidate_columns`, a list of values per column (cheaper to parse: no Struct per
+// candidate). Both in one request is refused, and so is a column whose list is not as
+// long as the longest (named, with its length).
+//
 // Thread-safe: const after construction.
 #ifndef GRANARY_WORKER_SERVE_SCORE_REQUEST_H_
 #define GRANARY_WORKER_SERVE_SCORE_REQUEST_H_
@@ -24,6 +29,10 @@
 #include "common/proto/dataset.pb.h"
 
 namespace granary {
+
+namespace proto {
+class ScoreRequest;
+}  // namespace proto
 
 // Default of granary_serve's --max_candidates: a bound on one request's work and memory.
 inline constexpr int kDefaultMaxCandidates = 10000;
@@ -57,8 +66,13 @@ class ScoreRequestParser {
   absl::Status FillUserCells(const ColumnMap& user, std::vector<std::string>* cells,
                              std::vector<bool>* given) const;
 
+  // The lines of a request in the columnar form (candidate_columns), one per candidate.
+  absl::StatusOr<std::vector<std::string>> ParseCandidateColumns(
+      const proto::ScoreRequest& request) const;
+
   int max_candidates_;
   std::string header_;
+  std::vector<std::string> header_columns_;  // the dataset's column names, in config order
   int num_columns_ = 0;
   // The input columns (not LABEL or IGNORED) by name: their index in the header.
   absl::flat_hash_map<std::string, int> input_column_;

@@ -96,3 +96,48 @@ TEST(ScoreRequestParserTest, ATopKRequestIsTheUsersLineAndABoundedK) {
 
 }  // namespace
 }  // namespace granary
+
+namespace granary {
+namespace {
+
+TEST(ScoreRequestParserTest, TheColumnarFormGivesTheSameLinesAsTheRowForm) {
+  const ScoreRequestParser parser(Dataset(), kMaxCandidates);
+  absl::StatusOr<std::vector<std::string>> rows = parser.Parse(
+      R"({"user": {"user": "7"}, "candidates": [{"item": "50", "genres": "a,b"}, {"item": "51"}]})");
+  absl::StatusOr<std::vector<std::string>> columns = parser.Parse(
+      R"({"user": {"user": "7"},
+          "candidate_columns": {"item": {"values": ["50", "51"]}, "genres": {"values": ["a,b", ""]}}})");
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  ASSERT_TRUE(columns.ok()) << columns.status();
+  EXPECT_EQ(*columns, (std::vector<std::string>{"\t7\t\ta,b\t50", "\t7\t\t\t51"}));
+  EXPECT_EQ(*columns, *rows);
+}
+
+TEST(ScoreRequestParserTest, RefusesColumnarRequestsThatDoNotHoldOneValuePerCandidate) {
+  EXPECT_EQ(
+      ErrorOf(
+          R"({"candidate_columns": {"item": {"values": ["1", "2"]}, "genres": {"values": ["a"]}}})"),
+      "candidate column 'genres' has 1 values, not one per candidate (2, the longest "
+      "column's)");
+  EXPECT_EQ(ErrorOf(R"({"candidates": [{}], "candidate_columns": {"item": {"values": ["1"]}}})"),
+            "the request gives both candidates and candidate_columns; give one");
+  EXPECT_EQ(ErrorOf(R"({"candidate_columns": {"item": {"values": []}}})"),
+            "the request has no candidates");
+  EXPECT_EQ(
+      ErrorOf(R"({"candidate_columns": {"item": {"values": ["1", "2", "3", "4"]}}})"),
+      absl::StrCat("the request has 4 candidates, more than --max_candidates=", kMaxCandidates));
+  EXPECT_EQ(ErrorOf(R"({"candidate_columns": {"itm": {"values": ["1"]}}})"),
+            "candidate column 'itm': unknown column 'itm'");
+  EXPECT_EQ(ErrorOf(R"({"candidate_columns": {"click": {"values": ["1"]}}})"),
+            "candidate column 'click': column 'click' is a label, not an input");
+  EXPECT_EQ(ErrorOf(R"({"user": {"item": "1"}, "candidate_columns": {"item": {"values": ["2"]}}})"),
+            "candidate column 'item': column 'item' is given by the user too");
+  EXPECT_EQ(ErrorOf(R"({"candidate_columns": {"item": {"values": ["1", "2\n"]}}})"),
+            "candidate column 'item': value 1 holds a tab or line break");
+  EXPECT_TRUE(absl::StrContains(ErrorOf(R"({"candidate_columns": {"item": {"values": [1]}}})"),
+                                "not a score request"));
+  EXPECT_EQ(ErrorOf(R"({"candidate_columns": {"item": {"values": ["1", "2", "3"]}}})"), "");
+}
+
+}  // namespace
+}  // namespace granary
