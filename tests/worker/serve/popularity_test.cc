@@ -15,6 +15,7 @@
 #include "common/vector_file.h"
 #include "gtest/gtest.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/worker/serve/one_day_model.h"
 #include "worker/batch_parser.h"
 #include "worker/models/atnn_model.h"
 #include "worker/models/model_factory.h"
@@ -94,24 +95,7 @@ class PopularityTest : public ::testing::Test {
   void SetUp() override {
     root_ = MakeTempDir("popularity");
     ASSERT_FALSE(root_.empty());
-    const std::string model_dir = root_ + "/model";
-    const std::string day = "20261101";
-    fs::create_directories(model_dir + "/deltas/" + day);
-    fs::create_directories(model_dir + "/bases/" + day + "/server-0");
-    fs::create_directories(model_dir + "/reports");
-    std::ofstream(model_dir + "/bases/" + day + "/MANIFEST") << "id: 1\n";
-    const std::string delta = model_dir + "/deltas/" + day + "/server-0.delta";
-    ASSERT_TRUE(WriteItemRows(delta).ok());
-    std::ofstream(model_dir + "/reports/" + day + ".close.json") << absl::StrFormat(
-        R"({"base_manifest_id": 1, "delta": {"files": [{"path": "server-0.delta", "bytes": %d}]}})",
-        fs::file_size(delta));
-    ModelBundleOptions options;
-    options.model_dir = model_dir;
-    options.scratch_dir = root_ + "/scratch";
-    options.export_base_shard = [](const std::string&, int, const std::string& path) {
-      return WriteItemRows(path);
-    };
-    absl::StatusOr<std::unique_ptr<ModelBundle>> bundle = ModelBundle::Open(options);
+    absl::StatusOr<std::unique_ptr<ModelBundle>> bundle = OpenOneDayModel(root_, &WriteItemRows);
     ASSERT_TRUE(bundle.ok()) << bundle.status();
     bundle_ = *std::move(bundle);
   }

@@ -11,6 +11,7 @@
 #include "common/feature_key.h"
 #include "gtest/gtest.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/worker/serve/one_day_model.h"
 #include "worker/batch_parser.h"
 #include "worker/models/model_factory.h"
 #include "worker/nn/loss.h"
@@ -48,24 +49,7 @@ class ScorerTest : public ::testing::Test {
     absl::StatusOr<JobSpec> spec = LoadJobConfig(root_ + "/job.pbtxt");
     ASSERT_TRUE(spec.ok()) << spec.status();
     spec_ = *spec;
-    const std::string model_dir = root_ + "/model";
-    const std::string day = "20261101";
-    fs::create_directories(model_dir + "/deltas/" + day);
-    fs::create_directories(model_dir + "/bases/" + day + "/server-0");
-    fs::create_directories(model_dir + "/reports");
-    std::ofstream(model_dir + "/bases/" + day + "/MANIFEST") << "id: 1\n";
-    const std::string delta = model_dir + "/deltas/" + day + "/server-0.delta";
-    ASSERT_TRUE(WriteUserRow(delta).ok());
-    std::ofstream(model_dir + "/reports/" + day + ".close.json") << absl::StrFormat(
-        R"({"base_manifest_id": 1, "delta": {"files": [{"path": "server-0.delta", "bytes": %d}]}})",
-        fs::file_size(delta));
-    ModelBundleOptions options;
-    options.model_dir = model_dir;
-    options.scratch_dir = root_ + "/scratch";
-    options.export_base_shard = [](const std::string&, int, const std::string& path) {
-      return WriteUserRow(path);
-    };
-    absl::StatusOr<std::unique_ptr<ModelBundle>> bundle = ModelBundle::Open(options);
+    absl::StatusOr<std::unique_ptr<ModelBundle>> bundle = OpenOneDayModel(root_, &WriteUserRow);
     ASSERT_TRUE(bundle.ok()) << bundle.status();
     bundle_ = *std::move(bundle);
   }
