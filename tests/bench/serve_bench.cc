@@ -61,6 +61,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/config.h"
 #include "common/feature_key.h"
 #include "common/proto/serve.pb.h"
 #include "gflags/gflags.h"
@@ -85,6 +86,11 @@ DEFINE_bool(quick, false, "A smoke run: N = 1 and 100, 0.1 s each.");
 DEFINE_string(candidate_step_fields, "similarity",
               "Comma-separated step fields of the behaviour sequence that depend on the candidate; "
               "the 'user-only steps' variant drops them from the dataset config.");
+DEFINE_int32(
+    history_length, 0,
+    "Steps of each user's behaviour sequence (the most recent earlier ratings), set as the "
+    "dataset's max_sequence_length; 0 keeps the dataset config's (20 for MovieLens). A "
+    "longer history, as in the DUPN paper, is more of a request's work on the user side.");
 DEFINE_bool(http, true,
             "Also time the user-only variant's requests through granary_serve's HTTP handlers "
             "in this process (JSON bodies, one keep-alive client, one handler thread).");
@@ -98,9 +104,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// The most recent earlier ratings a MovieLens user's behaviour sequence keeps
-// (configs/movielens_dataset.pbtxt: max_sequence_length).
-constexpr size_t kHistoryLength = 20;
 // Requests drawn per N before timing; the timed loop cycles through them.
 constexpr int kDrawnRequests = 64;
 // Random values cycled through for the per-candidate numeric columns and step fields.
@@ -132,7 +135,7 @@ struct Step {
 struct UserFeatures {
   std::vector<uint64_t> profile;            // in kUserColumns order
   std::vector<std::string> profile_tokens;  // the same columns' tokens
-  std::vector<Step> history;                // oldest first, at most kHistoryLength
+  std::vector<Step> history;                // oldest first, at most history_length
 };
 
 constexpr const char* kUserColumns[] = {"user_id", "gender", "age", "occupation", "zip3"};
@@ -145,7 +148,8 @@ struct Catalog {
   std::vector<uint64_t> all_keys;
 };
 
-absl::StatusOr<Catalog> BuildCatalog(const MovielensInput& input) {
+// history_length: the most recent earlier ratings a user's behaviour sequence keeps.
+absl::StatusOr<Catalog> BuildCatalog(const MovielensInput& input, size_t history_length) {
   Catalog catalog;
   absl::flat_hash_set<uint64_t> keys;
   auto key = [&keys](std::string_view field, std::string_view token) {
@@ -187,7 +191,7 @@ absl::StatusOr<Catalog> BuildCatalog(const MovielensInput& input) {
     double mean = 0;
     for (const Rating& r : ratings) mean += r.rating;
     mean /= static_cast<double>(ratings.size());
-    const size_t first = ratings.size() > kHistoryLength ? ratings.size() - kHistoryLength : 0;
+    const size_t first = ratings.size() > history_length ? ratings.size() - history_length : 0;
     for (size_t i = first; i < ratings.size(); ++i) {
       const Rating& r = ratings[i];
       user.history.push_back(
@@ -643,7 +647,24 @@ absl::Status Run() {
   }
   absl::StatusOr<MovielensInput> input = ReadMovielens(FLAGS_movielens_dir);
   if (!input.ok()) return input.status();
-  absl::StatusOr<Catalog> catalog = BuildCatalog(*input);
+  if (FLAGS_history_length < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--history_length must be >= 0, not ", FLAGS_history_length));
+  }
+  size_t history_length = 0;
+  for (proto::ColumnConfig& column : *spec->dataset.mutable_columns()) {
+    if (column.name() != spec->job.model().dupn().behavior_column()) continue;
+    if (FLAGS_history_length > 0) {
+      column.set_max_sequence_length(static_cast<uint32_t>(FLAGS_history_length));
+      if (column.has_max_sequence_steps() &&
+          column.max_sequence_steps() < column.max_sequence_length()) {
+        column.set_max_sequence_steps(column.max_sequence_length());
+      }
+    }
+    history_length =
+        column.has_max_sequence_length() ? column.max_sequence_length() : kDefaultMaxSequenceLength;
+  }
+  absl::StatusOr<Catalog> catalog = BuildCatalog(*input, history_length);
   if (!catalog.ok()) return catalog.status();
   const absl::flat_hash_set<std::string> candidate_steps = [] {
     absl::flat_hash_set<std::string> names;
