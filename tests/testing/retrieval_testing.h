@@ -9,6 +9,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -45,6 +46,21 @@ inline Batch RetrievalSmallBatch() {
                         {"item_id", {7, 8, 9, 7, 10, 12}, {1, 1, 1, 1, 1, 1}}};
   batch.multi_categoricals = {{"genres", {0, 2, 3, 4, 6, 7, 8}, {21, 22, 21, 23, 21, 22, 23, 23}}};
   return batch;
+}
+
+// A SEQUENCE column "history" whose one step field, CATEGORICAL "item", holds `keys`, sample
+// b's steps being keys[offsets[b], offsets[b + 1]): the behaviours of RetrievalSmallBatch's
+// samples for the models that read a history (mind, ralm_user).
+inline SequenceColumn ItemHistory(std::vector<uint32_t> offsets, std::vector<uint64_t> keys) {
+  SequenceColumn history;
+  history.name = "history";
+  history.offsets = std::move(offsets);
+  SequenceField item;
+  item.name = "item";
+  item.kind = proto::StepFieldConfig::CATEGORICAL;
+  item.keys = std::move(keys);
+  history.fields = {item};
+  return history;
 }
 
 }  // namespace testing_batch

@@ -63,18 +63,13 @@ tasks { name: "click" head: BINARY label_column: "click" loss_weight: 1.5 }
 // least 1, at most K = 2).
 Batch SmallBatch() {
   Batch batch = testing_batch::RetrievalSmallBatch();
-  SequenceColumn history;
-  history.name = "history";
-  history.offsets = {0, 4, 6, 6, 11, 12, 15};
-  SequenceField item;
-  item.name = "item";
-  item.kind = proto::StepFieldConfig::CATEGORICAL;
-  item.keys = {8, 9, 10, 12, 7, 9, 8, 10, 12, 9, 13, 7, 10, 13, 8};
+  SequenceColumn history = testing_batch::ItemHistory(
+      {0, 4, 6, 6, 11, 12, 15}, {8, 9, 10, 12, 7, 9, 8, 10, 12, 9, 13, 7, 10, 13, 8});
   SequenceField rating;
   rating.name = "rating";
   rating.kind = proto::StepFieldConfig::NUMERIC;
   rating.values.assign(15, 4.0f);
-  history.fields = {item, rating};
+  history.fields.push_back(rating);
   batch.sequences = {history};
   return batch;
 }

@@ -53,15 +53,8 @@ tasks { name: "click" head: BINARY label_column: "click" loss_weight: 1.5 }
 // none) and an activity, normalized as the reader would (sample 4's missing: 0).
 Batch SmallBatch() {
   Batch batch = testing_batch::RetrievalSmallBatch();
-  SequenceColumn history;
-  history.name = "history";
-  history.offsets = {0, 2, 3, 3, 5, 6, 8};
-  SequenceField item;
-  item.name = "item";
-  item.kind = proto::StepFieldConfig::CATEGORICAL;
-  item.keys = {8, 9, 10, 12, 13, 7, 10, 13};
-  history.fields = {item};
-  batch.sequences = {history};
+  batch.sequences = {
+      testing_batch::ItemHistory({0, 2, 3, 3, 5, 6, 8}, {8, 9, 10, 12, 13, 7, 10, 13})};
   batch.numerics = {{"activity", {0.1f, 0.9f, 0.5f, 0.3f, 0.0f, 1.0f}, {1, 1, 1, 1, 0, 1}}};
   return batch;
 }
